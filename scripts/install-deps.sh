@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package csnap needs to build, test and demo.
+# Idempotent and quiet when nothing is missing: both `make demo` and
+# `make check` call it first, so a fresh Debian 12 machine needs nothing else.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config
+  sanlock libsanlock-dev
+  libdevmapper-dev libaio-dev libblkid-dev uuid-dev libinih-dev libsodium-dev
+  libcmocka-dev
+  libnbd-bin python3-libnbd nbdkit fio qemu-utils
+  util-linux e2fsprogs iproute2 procps psmisc
+  cppcheck
+  linux-image-amd64 qemu-system-x86 busybox-static cpio
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing: ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,170 @@
+/*
+ * tests/unit/test_utils.c - crc32c, size/number parsing, config files,
+ * uuid and the error-message convention.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "utils/config.h"
+#include "utils/crc32c.h"
+#include "utils/endian.h"
+#include "utils/err.h"
+#include "utils/uuid.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void test_crc32c_vectors(void **state)
+{
+	unsigned char zeros[32] = { 0 }, ones[32];
+	unsigned char big[4099];
+
+	(void)state;
+	assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(crc32c(0, zeros, 32), 0x8A9136AAu);	/* RFC 3720 B.4 */
+	memset(ones, 0xff, sizeof ones);
+	assert_int_equal(crc32c(0, ones, 32), 0x62A8AB43u);
+	assert_int_equal(crc32c(0, "", 0), 0u);
+	/* incremental == one shot, at every split and odd length */
+	for (size_t i = 0; i < sizeof big; i++)
+		big[i] = (unsigned char)(i * 31 + 7);
+	uint32_t whole = crc32c(0, big, sizeof big);
+	for (size_t split = 0; split <= sizeof big; split += 37)
+		assert_int_equal(crc32c(crc32c(0, big, split), big + split, sizeof big - split), whole);
+}
+
+static void test_parse_size(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(parse_size("4096", &v), 0); assert_int_equal(v, 4096);
+	assert_int_equal(parse_size("64K", &v), 0); assert_int_equal(v, 65536);
+	assert_int_equal(parse_size("1M", &v), 0); assert_int_equal(v, 1 << 20);
+	assert_int_equal(parse_size("2GiB", &v), 0); assert_int_equal(v, 2ULL << 30);
+	assert_int_equal(parse_size("1t", &v), 0); assert_int_equal(v, 1ULL << 40);
+	assert_int_equal(parse_size("", &v), -EINVAL);
+	assert_int_equal(parse_size("-1", &v), -EINVAL);
+	assert_int_equal(parse_size("12Q", &v), -EINVAL);
+	assert_int_equal(parse_size("K", &v), -EINVAL);
+	assert_int_equal(parse_size("99999999999999T", &v), -EINVAL);
+	assert_int_equal(parse_u64("12", 1, 20, &v), 0); assert_int_equal(v, 12);
+	assert_int_equal(parse_u64("21", 1, 20, &v), -EINVAL);
+	assert_int_equal(parse_u64("0", 1, 20, &v), -EINVAL);
+	assert_int_equal(parse_u64("1x", 1, 20, &v), -EINVAL);
+}
+
+static char *write_tmp(const char *text)
+{
+	char *path = strdup("/tmp/csnap-conf-XXXXXX");
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void test_config_good(void **state)
+{
+	struct config *cfg = malloc(sizeof *cfg);
+	char *p = write_tmp(
+		"[global]\nhost_id = 3\nnode_name = n3\naddress = 127.0.0.13\n"
+		"io_timeout = 1\nrun_dir = /tmp/x\n"
+		"[store data]\ndevice = /dev/sdb\norigin = /dev/sda\nserver = yes\n"
+		"export = tcp\nexport_port = 10900\nstore_full = fail\ncache_size = 64M\n"
+		"[store logs]\ndevice = UUID=0b6e6f5c-0000-4000-8000-000000000001\n");
+	(void)state;
+	assert_int_equal(config_load(p, cfg), 0);
+	assert_int_equal(cfg->host_id, 3);
+	assert_string_equal(cfg->node_name, "n3");
+	assert_int_equal(cfg->io_timeout, 1);
+	assert_int_equal(cfg->nstores, 2);
+	assert_true(cfg->stores[0].server);
+	assert_int_equal(cfg->stores[0].export_kind, EXPORT_TCP);
+	assert_int_equal(cfg->stores[0].export_port, 10900);
+	assert_int_equal(cfg->stores[0].store_full, STORE_FULL_FAIL);
+	assert_int_equal(cfg->stores[0].cache_bytes, 64 << 20);
+	assert_string_equal(cfg->stores[1].export_socket, "/tmp/x/logs.sock");
+	assert_string_equal(cfg->stores[1].export_address, "127.0.0.13");
+	assert_non_null(config_find_store(cfg, "logs"));
+	assert_non_null(config_find_store(cfg, "/dev/sdb"));
+	assert_null(config_find_store(cfg, "nope"));
+	unlink(p);
+	free(p);
+	free(cfg);
+}
+
+static void expect_bad(const char *text, const char *needle)
+{
+	struct config *cfg = malloc(sizeof *cfg);
+	char *p = write_tmp(text);
+
+	assert_true(config_load(p, cfg) < 0);
+	if (!strstr(err_get(), needle))
+		fail_msg("error '%s' does not mention '%s'", err_get(), needle);
+	unlink(p);
+	free(p);
+	free(cfg);
+}
+
+static void test_config_bad(void **state)
+{
+	(void)state;
+	expect_bad("[global]\nhost_id = 0\n", "host_id");
+	expect_bad("[global]\nhost_id = 2001\n", "host_id");
+	expect_bad("[global]\nhostid = 1\n", "unknown key 'hostid'");
+	expect_bad("[global]\nhost_id = 1\n[stor x]\ndevice = /a\n", "unknown section");
+	expect_bad("[global]\nhost_id = 1\n[store x]\norigin = /a\n", "device is required");
+	expect_bad("[global]\nhost_id = 1\n[store x]\ndevice = /a\nserver = maybe\n", "server");
+	expect_bad("[global]\nnode_name = a\n", "host_id is required");
+	expect_bad("[global\n", "syntax");
+
+	struct config cfg;
+	assert_true(config_load("/nonexistent/csnap.conf", &cfg) < 0);
+	assert_non_null(strstr(err_get(), "cannot open"));
+}
+
+static void test_uuid_and_err(void **state)
+{
+	struct csnap_uuid a, b;
+	char s[CSNAP_UUID_STR_LEN];
+
+	(void)state;
+	csnap_uuid_generate(&a);
+	assert_false(csnap_uuid_is_null(&a));
+	csnap_uuid_unparse(&a, s);
+	assert_int_equal(strlen(s), 36);
+	assert_int_equal(csnap_uuid_parse(s, &b), 0);
+	assert_true(csnap_uuid_equal(&a, &b));
+	assert_int_equal(csnap_uuid_parse("not-a-uuid", &b), -EINVAL);
+
+	assert_int_equal(err_set(EIO, "block %d bad", 7), -EIO);
+	assert_int_equal(err_prefix(EIO, "store %s", "x"), -EIO);
+	assert_string_equal(err_get(), "store x: block 7 bad");
+	err_clear();
+
+	unsigned char buf[8];
+	put_le32(buf, 0x11223344);
+	assert_int_equal(buf[0], 0x44);
+	assert_int_equal(get_le32(buf), 0x11223344);
+	put_le64(buf, 0x0102030405060708ULL);
+	assert_int_equal(buf[7], 0x01);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_vectors),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_config_good),
+		cmocka_unit_test(test_config_bad),
+		cmocka_unit_test(test_uuid_and_err),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,258 @@
+/*
+ * utils/config.c - see config.h.
+ */
+#include "utils/config.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	default: return -EINVAL;
+	}
+	if (*end && end[1] && strcasecmp(end + 1, "ib") && strcasecmp(end + 1, "b"))
+		return -EINVAL;
+	if (shift && v > (~0ULL >> shift))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+int parse_bool(const char *s, bool *out)
+{
+	if (!strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "on"))
+		*out = true;
+	else if (!strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "off"))
+		*out = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->io_timeout = 10;
+	snprintf(cfg->run_dir, sizeof cfg->run_dir, "/run/csnap");
+	snprintf(cfg->address, sizeof cfg->address, "127.0.0.1");
+	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+struct parse_state {
+	struct config *cfg;
+	const char *path;
+	int bad;
+};
+
+static int copy_str(char *dst, size_t size, const char *v)
+{
+	if (strlen(v) >= size)
+		return -EINVAL;
+	memcpy(dst, v, strlen(v) + 1);
+	return 0;
+}
+
+static int global_key(struct config *cfg, const char *key, const char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "host_id")) {
+		if (parse_u64(v, 1, 2000, &n))
+			return -EINVAL;
+		cfg->host_id = n;
+	} else if (!strcmp(key, "node_name")) {
+		return copy_str(cfg->node_name, sizeof cfg->node_name, v);
+	} else if (!strcmp(key, "address")) {
+		return copy_str(cfg->address, sizeof cfg->address, v);
+	} else if (!strcmp(key, "io_timeout")) {
+		if (parse_u64(v, 1, 300, &n))
+			return -EINVAL;
+		cfg->io_timeout = n;
+	} else if (!strcmp(key, "run_dir")) {
+		return copy_str(cfg->run_dir, sizeof cfg->run_dir, v);
+	} else if (!strcmp(key, "log_level")) {
+		int l = log_level_parse(v);
+		if (l < 0)
+			return -EINVAL;
+		cfg->log_level = l;
+	} else {
+		return -ENOENT;
+	}
+	return 0;
+}
+
+static int store_key(struct config_store *st, const char *key, const char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(key, "device"))
+		return copy_str(st->device, sizeof st->device, v);
+	if (!strcmp(key, "origin"))
+		return copy_str(st->origin, sizeof st->origin, v);
+	if (!strcmp(key, "server"))
+		return parse_bool(v, &st->server);
+	if (!strcmp(key, "server_port")) {
+		if (parse_u64(v, 0, 65535, &n))
+			return -EINVAL;
+		st->server_port = n;
+		return 0;
+	}
+	if (!strcmp(key, "export")) {
+		if (!strcmp(v, "unix"))
+			st->export_kind = EXPORT_UNIX;
+		else if (!strcmp(v, "tcp"))
+			st->export_kind = EXPORT_TCP;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (!strcmp(key, "export_socket"))
+		return copy_str(st->export_socket, sizeof st->export_socket, v);
+	if (!strcmp(key, "export_address"))
+		return copy_str(st->export_address, sizeof st->export_address, v);
+	if (!strcmp(key, "export_port")) {
+		if (parse_u64(v, 1, 65535, &n))
+			return -EINVAL;
+		st->export_port = n;
+		return 0;
+	}
+	if (!strcmp(key, "store_full")) {
+		if (!strcmp(v, "release"))
+			st->store_full = STORE_FULL_RELEASE;
+		else if (!strcmp(v, "fail"))
+			st->store_full = STORE_FULL_FAIL;
+		else
+			return -EINVAL;
+		return 0;
+	}
+	if (!strcmp(key, "cache_size"))
+		return parse_size(v, &st->cache_bytes);
+	return -ENOENT;
+}
+
+/* inih calls this per key; nonzero means "keep going".  We stop at the
+ * first problem ourselves so the message names it exactly.  */
+static int config_ini_line(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse_state *ps = user;
+	struct config *cfg = ps->cfg;
+	int r;
+
+	if (ps->bad)
+		return 1;
+	if (!strcmp(section, "global")) {
+		r = global_key(cfg, key, value);
+	} else if (!strncmp(section, "store ", 6) && section[6]) {
+		const char *name = section + 6;
+		struct config_store *st = NULL;
+
+		for (int i = 0; i < cfg->nstores; i++)
+			if (!strcmp(cfg->stores[i].name, name))
+				st = &cfg->stores[i];
+		if (!st) {
+			if (cfg->nstores == CONFIG_MAX_STORES) {
+				err_set(E2BIG, "%s: more than %d stores", ps->path, CONFIG_MAX_STORES);
+				ps->bad = 1;
+				return 1;
+			}
+			st = &cfg->stores[cfg->nstores++];
+			if (copy_str(st->name, sizeof st->name, name)) {
+				err_set(EINVAL, "%s: store name too long: [%s]", ps->path, section);
+				ps->bad = 1;
+				return 1;
+			}
+		}
+		r = store_key(st, key, value);
+	} else {
+		err_set(EINVAL, "%s: unknown section [%s]", ps->path, section);
+		ps->bad = 1;
+		return 1;
+	}
+	if (r == -ENOENT)
+		err_set(EINVAL, "%s: [%s]: unknown key '%s'", ps->path, section, key);
+	else if (r)
+		err_set(EINVAL, "%s: [%s]: bad value for %s: '%s'", ps->path, section, key, value);
+	if (r)
+		ps->bad = 1;
+	return 1;
+}
+
+int config_load(const char *path, struct config *cfg)
+{
+	struct parse_state ps = { cfg, path, 0 };
+	int r;
+
+	config_defaults(cfg);
+	r = ini_parse(path, config_ini_line, &ps);
+	if (r == -1)
+		return err_set(errno ? errno : ENOENT, "%s: cannot open: %s", path,
+			       strerror(errno ? errno : ENOENT));
+	if (ps.bad)
+		return -EINVAL;
+	if (r > 0)
+		return err_set(EINVAL, "%s:%d: syntax error", path, r);
+	if (!cfg->host_id)
+		return err_set(EINVAL, "%s: [global] host_id is required (1..2000)", path);
+	for (int i = 0; i < cfg->nstores; i++) {
+		struct config_store *st = &cfg->stores[i];
+		if (!st->device[0])
+			return err_set(EINVAL, "%s: [store %s]: device is required", path, st->name);
+		if (!st->export_socket[0] &&
+		    snprintf(st->export_socket, sizeof st->export_socket, "%s/%s.sock",
+			     cfg->run_dir, st->name) >= (int)sizeof st->export_socket)
+			return err_set(ENAMETOOLONG, "%s: [store %s]: export socket path too long",
+				       path, st->name);
+		if (!st->export_address[0])
+			snprintf(st->export_address, sizeof st->export_address, "%s", cfg->address);
+		if (!st->export_port)
+			st->export_port = 10809;
+	}
+	if (!cfg->node_name[0])
+		snprintf(cfg->node_name, sizeof cfg->node_name, "host%u", cfg->host_id);
+	return 0;
+}
+
+const struct config_store *config_find_store(const struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nstores; i++)
+		if (!strcmp(cfg->stores[i].name, name) || !strcmp(cfg->stores[i].device, name))
+			return &cfg->stores[i];
+	return NULL;
+}

@@ -1,0 +1,60 @@
+/*
+ * utils/config.h - csnap.conf, the one configuration file of a node.
+ *
+ * INI format (parsed with libinih): a [global] section for the node and one
+ * [store NAME] section per snapshot store it uses.  See csnap.conf.example
+ * and csnap.conf(5).  Unknown keys are errors, so a typo never silently
+ * falls back to a default.
+ */
+#ifndef CSNAP_UTILS_CONFIG_H
+#define CSNAP_UTILS_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_STORES 64
+#define CONFIG_PATH_MAX   256
+#define CONFIG_NAME_MAX   64
+
+enum export_kind { EXPORT_UNIX = 0, EXPORT_TCP = 1 };
+enum store_full_policy { STORE_FULL_RELEASE = 0, STORE_FULL_FAIL = 1 };
+
+struct config_store {
+	char name[CONFIG_NAME_MAX];
+	char device[CONFIG_PATH_MAX];	/* snapshot store: path or UUID=... */
+	char origin[CONFIG_PATH_MAX];	/* origin volume path */
+	bool server;			/* this node may become master */
+	uint16_t server_port;		/* 0: ephemeral, published in the record */
+	enum export_kind export_kind;
+	char export_socket[CONFIG_PATH_MAX];	/* default RUN_DIR/NAME.sock */
+	char export_address[CONFIG_NAME_MAX];	/* default: global address */
+	uint16_t export_port;			/* default 10809 */
+	enum store_full_policy store_full;
+	uint64_t cache_bytes;		/* server metadata cache bound */
+};
+
+struct config {
+	uint32_t host_id;		/* 1..2000, unique per node */
+	char node_name[CONFIG_NAME_MAX];
+	char address[CONFIG_NAME_MAX];	/* this node's cluster address */
+	uint32_t io_timeout;		/* sanlock io_timeout, seconds */
+	char run_dir[CONFIG_PATH_MAX];
+	int log_level;
+	int nstores;
+	struct config_store stores[CONFIG_MAX_STORES];
+};
+
+/* Fills defaults, then reads PATH.  Returns 0 or -errno with err_set(). */
+int config_load(const char *path, struct config *cfg);
+void config_defaults(struct config *cfg);
+/* Finds a store by section name, device path or "UUID=..." string as
+ * written in the file; NULL if none.  */
+const struct config_store *config_find_store(const struct config *cfg, const char *name);
+
+/* "4096", "64K", "1M", "2G", "1T" -> bytes.  Returns 0 or -EINVAL.  */
+int parse_size(const char *s, uint64_t *out);
+/* Strict decimal unsigned parse with range check.  Returns 0 or -EINVAL. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int parse_bool(const char *s, bool *out);
+
+#endif

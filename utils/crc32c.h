@@ -1,0 +1,15 @@
+/*
+ * utils/crc32c.h - CRC-32C (Castagnoli), the checksum of every csnap
+ * on-disk structure and wire message.  Uses the SSE4.2 instruction when the
+ * CPU has it, a slicing table otherwise; both give identical results.
+ */
+#ifndef CSNAP_UTILS_CRC32C_H
+#define CSNAP_UTILS_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continue a running CRC: start with crc = 0.  */
+uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
+
+#endif
