@@ -12,7 +12,6 @@ PACKAGES=(
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc
   cppcheck
-  linux-image-amd64 qemu-system-x86 busybox-static cpio
 )
 
 missing=()
