@@ -234,13 +234,18 @@ int config_load(const char *path, struct config *cfg)
 		struct config_store *st = &cfg->stores[i];
 		if (!st->device[0])
 			return err_set(EINVAL, "%s: [store %s]: device is required", path, st->name);
-		if (!st->export_socket[0] &&
-		    snprintf(st->export_socket, sizeof st->export_socket, "%s/%s.sock",
-			     cfg->run_dir, st->name) >= (int)sizeof st->export_socket)
-			return err_set(ENAMETOOLONG, "%s: [store %s]: export socket path too long",
-				       path, st->name);
+		char buf[CONFIG_PATH_MAX];
+
+		/* built in a local buffer: st and cfg are one object to gcc */
+		if (!st->export_socket[0]) {
+			if (snprintf(buf, sizeof buf, "%s/%s.sock", cfg->run_dir, st->name)
+			    >= (int)sizeof buf)
+				return err_set(ENAMETOOLONG, "%s: [store %s]: export socket path too long",
+					       path, st->name);
+			memcpy(st->export_socket, buf, sizeof buf);
+		}
 		if (!st->export_address[0])
-			snprintf(st->export_address, sizeof st->export_address, "%s", cfg->address);
+			memcpy(st->export_address, cfg->address, sizeof st->export_address);
 		if (!st->export_port)
 			st->export_port = 10809;
 	}
