@@ -72,6 +72,7 @@ struct io_engine {
 	pthread_cond_t cond;
 	pthread_t worker;
 	bool worker_started, worker_stop;
+	unsigned flush_running;	/* handed to the worker, not yet collected */
 	struct io_list wq, wdone;
 };
 

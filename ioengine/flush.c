@@ -86,6 +86,7 @@ static void flush_run(struct io_engine *eng, struct io_req *flush)
 		eng->worker_started = true;
 	}
 	io_list_push(&eng->wq, flush);
+	eng->flush_running++;
 	pthread_cond_signal(&eng->cond);
 	pthread_mutex_unlock(&eng->lock);
 }
@@ -133,6 +134,8 @@ void io_flush_write_done(struct io_engine *eng, struct io_req *write)
 void io_flush_worker_collect(struct io_engine *eng, struct io_list *out)
 {
 	pthread_mutex_lock(&eng->lock);
+	for (struct io_req *req = eng->wdone.head; req; req = req->qnext)
+		eng->flush_running--;
 	if (eng->wdone.head) {
 		if (out->tail)
 			out->tail->qnext = eng->wdone.head;
