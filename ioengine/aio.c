@@ -465,7 +465,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int io_engine_reap(struct io_engine *eng, int timeout_ms)
+static int reap(struct io_engine *eng, int timeout_ms)
 {
 	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
 	int handled = 0;
@@ -498,7 +498,7 @@ int io_engine_reap(struct io_engine *eng, int timeout_ms)
 		/* Only the kernel can finish something: wait in io_getevents,
 		 * which saves a poll and a wakeup (the eventfd count it leaves
 		 * behind is cleared by the next reap).  */
-		if (eng->inflight && !eng->flush_running) {
+		if (eng->inflight && !eng->flush_running && !eng->done.head) {
 			struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000 };
 			int n = io_getevents(eng->ctx, 1, (long)eng->nevents, eng->events,
 					     wait >= 0 ? &ts : NULL);
@@ -513,4 +513,16 @@ int io_engine_reap(struct io_engine *eng, int timeout_ms)
 		if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
 			return err_set(errno, "ioengine: poll: %s", strerror(errno));
 	}
+}
+
+int io_engine_reap(struct io_engine *eng, int timeout_ms)
+{
+	int r;
+
+	if (eng->reaping)
+		return err_set(EDEADLK, "ioengine: reap called from a completion callback");
+	eng->reaping = true;
+	r = reap(eng, timeout_ms);
+	eng->reaping = false;
+	return r;
 }

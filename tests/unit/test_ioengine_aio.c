@@ -249,6 +249,15 @@ static void test_short_transfers(void **state)
 	io_dev_close(dev);
 }
 
+static struct io_engine *nested_eng;
+static int nested_result;
+
+static void on_done_nested(void *arg, ssize_t result)
+{
+	on_done(arg, result);
+	nested_result = io_engine_reap(nested_eng, 0);
+}
+
 static void test_argument_errors(void **state)
 {
 	struct io_dev *dev = open_new("args", 16 * BLK);
@@ -275,6 +284,13 @@ static void test_argument_errors(void **state)
 	reap_all(eng);
 	assert_int_equal(d.order, 1);
 	assert_int_equal(d.result, 0);
+	/* reaping from a callback is refused, not a corruption */
+	memset(&d, 0, sizeof d);
+	nested_eng = eng;
+	assert_int_equal(io_engine_read(eng, dev, buf, BLK, 0, on_done_nested, &d), 0);
+	reap_all(eng);
+	assert_int_equal(d.result, BLK);
+	assert_int_equal(nested_result, -EDEADLK);
 	/* destroy completes what is still pending */
 	struct done late[3] = { { 0 } };
 	for (int i = 0; i < 3; i++)
@@ -405,6 +421,47 @@ static void test_faults(void **state)
 	io_engine_destroy(eng);
 	io_buf_free(buf);
 	io_buf_free(back);
+	io_dev_close(dev);
+}
+
+/* A request the kernel refuses at io_submit: its callback gets the
+ * errno with a message naming the device, and a flush queued behind it
+ * still completes.  */
+static void test_submit_error(void **state)
+{
+	char path[256];
+	struct io_dev *dev = open_new("suberr", 16 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(BLK);
+	struct done w = { 0 }, ok = { 0 }, f = { 0 };
+	int saved, ro;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/suberr", tmpdir);
+	completions = 0;
+	assert_int_equal(io_engine_create(4, &eng), 0);
+	/* the device now looks writable to ioengine, but its fd is not */
+	saved = dup(dev->fd);
+	ro = open(path, O_RDONLY | O_DIRECT);
+	assert_true(saved >= 0 && ro >= 0);
+	assert_true(dup2(ro, dev->fd) >= 0);
+	assert_int_equal(io_engine_write(eng, dev, buf, BLK, BLK, on_done, &w), 0);
+	assert_int_equal(io_engine_submit(eng), 0);
+	assert_true(dup2(saved, dev->fd) >= 0);
+	assert_int_equal(io_engine_write(eng, dev, buf, BLK, 0, on_done, &ok), 0);
+	assert_int_equal(io_engine_flush(eng, dev, on_done, &f), 0);
+	reap_all(eng);
+	assert_int_equal(w.result, -EBADF);
+	assert_non_null(strstr(w.msg, "submitting write"));
+	assert_non_null(strstr(w.msg, "/suberr"));
+	assert_non_null(strstr(w.msg, "offset 4096"));
+	assert_int_equal(ok.result, BLK);
+	assert_int_equal(f.result, 0);
+	assert_true(f.order > w.order && f.order > ok.order);
+	close(ro);
+	close(saved);
+	io_engine_destroy(eng);
+	io_buf_free(buf);
 	io_dev_close(dev);
 }
 
@@ -579,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_argument_errors),
 		cmocka_unit_test(test_flush_ordering),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_submit_error),
 		cmocka_unit_test(test_epoll),
 		cmocka_unit_test(test_powercut_replay),
 	};
