@@ -152,6 +152,7 @@ static void req_free(struct io_engine *eng, struct io_req *req)
 
 static void all_append(struct io_engine *eng, struct io_req *req)
 {
+	__atomic_add_fetch(&req->dev->async_pending, 1, __ATOMIC_RELAXED);
 	req->prev = eng->all_tail;
 	req->next = NULL;
 	if (eng->all_tail)
@@ -164,6 +165,7 @@ static void all_append(struct io_engine *eng, struct io_req *req)
 
 static void all_remove(struct io_engine *eng, struct io_req *req)
 {
+	__atomic_sub_fetch(&req->dev->async_pending, 1, __ATOMIC_RELAXED);
 	if (req->prev)
 		req->prev->next = req->next;
 	else
