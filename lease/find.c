@@ -106,8 +106,11 @@ int lease_find_master(const struct lease_area *a, struct lease_master_info *out)
 				       "master's liveness cannot be checked (start csnap agent)",
 				       a->lockspace);
 		}
-		if (rv < 0)
+		/* -EAGAIN: joined moments ago, no host status yet.  */
+		if (rv < 0 && rv != -EAGAIN)
 			return lease_sanlock_error(rv, "reading host liveness");
+		if (rv < 0)
+			nhs = 0;
 		v.host_state = LEASE_HOST_UNKNOWN;
 		if (nhs > 0) {
 			v.host_state = (enum lease_host_state)(hs[0].flags & SANLK_HOST_MASK);

@@ -180,7 +180,10 @@ int lease_hosts(const struct lease_area *a, struct lease_host **hosts, int *coun
 	if (rc < 0)
 		goto out;
 	/* Liveness only from a daemon that watches the lockspace.  */
-	joined = sanlock_get_hosts(a->lockspace, 0, &hs, &nhs, 0) == 0;
+	rc = sanlock_get_hosts(a->lockspace, 0, &hs, &nhs, 0);
+	joined = rc == 0 || rc == -EAGAIN;	/* EAGAIN: joined, no status yet */
+	if (rc < 0)
+		nhs = 0;
 	for (uint32_t i = 0; i < LEASE_MAX_HOSTS && (size_t)(i + 1) * a->sector_size <= len; i++) {
 		struct sanlock_leader l;
 		struct lease_host *h;

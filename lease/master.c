@@ -155,10 +155,34 @@ int lease_master_release(struct lease_master *m)
 	return rv < 0 ? lease_sanlock_error(rv, "releasing the master lease") : 0;
 }
 
+/* Our delta lease's renewal time and io_timeout, from disk.  */
+static int own_delta_lease(struct lease_master *m, uint64_t *ts)
+{
+	uint8_t *sec = lease_io_alloc(m->area.sector_size);
+	struct sanlock_leader l;
+	int rc;
+
+	if (!sec)
+		return err_set(ENOMEM, "out of memory");
+	rc = lease_io_read(m->area.path, lease_area_lockspace_offset(&m->area) +
+			   (uint64_t)(m->host_id - 1) * m->area.sector_size, sec,
+			   m->area.sector_size);
+	if (rc == 0 && (lease_leader_decode(sec, &l) < 0 || l.magic != SANLOCK_DELTA_MAGIC ||
+			l.owner_id != m->host_id))
+		rc = err_set(EBADMSG, "our delta lease (host_id %u) is unreadable", m->host_id);
+	if (rc == 0) {
+		*ts = l.timestamp;
+		m->io_timeout = l.io_timeout;
+	}
+	free(sec);
+	return rc;
+}
+
 int lease_master_check(struct lease_master *m)
 {
 	struct sanlk_host *hs = NULL;
 	char *state = NULL;
+	uint64_t ts = 0;
 	int count = 0, n = 0, rv;
 
 	if (lease_fenced()) {
@@ -175,18 +199,29 @@ int lease_master_check(struct lease_master *m)
 		m->held = false;
 		return err_set(ENOLCK, "sanlock no longer lists the master lease as ours");
 	}
+	/* -EAGAIN: the daemon has no host status yet (just joined).  */
 	rv = sanlock_get_hosts(m->area.lockspace, m->host_id, &hs, &n, 0);
-	if (rv < 0 || n < 1)
-		return rv < 0 ? lease_sanlock_error(rv, "reading our delta lease")
-			      : err_set(EIO, "sanlock does not list our own host_id");
-	if (hs[0].io_timeout)
+	if (rv < 0 && rv != -EAGAIN)
+		return lease_sanlock_error(rv, "reading our delta lease");
+	if (rv < 0)
+		n = 0;
+	if (n > 0 && hs[0].io_timeout)
 		m->io_timeout = hs[0].io_timeout;
-	if (hs[0].timestamp && m->io_timeout) {
-		int64_t until = lease_deadline_ns(hs[0].timestamp, m->io_timeout);
+	if (n > 0 && hs[0].timestamp)
+		ts = hs[0].timestamp;
+	free(hs);
+	/* Right after joining the daemon may not report our own renewal yet:
+	 * read it from our delta lease on disk.  */
+	if (!ts || !m->io_timeout) {
+		rv = own_delta_lease(m, &ts);
+		if (rv < 0)
+			return rv;
+	}
+	if (ts && m->io_timeout) {
+		int64_t until = lease_deadline_ns(ts, m->io_timeout);
 		if (until > m->valid_until_ns)
 			m->valid_until_ns = until;
 	}
-	free(hs);
 	return 0;
 }
 
