@@ -50,7 +50,8 @@ unsigned io_dev_align(const struct io_dev *dev);
 bool io_dev_is_direct(const struct io_dev *dev);
 bool io_dev_is_blockdev(const struct io_dev *dev);
 
-/* Synchronous, full-length transfers.  */
+/* Synchronous, full-length transfers: 0 when every byte moved, else a
+ * negative errno (reading past the end of the device is -EIO).  */
 int io_dev_pread(struct io_dev *dev, void *buf, size_t len, uint64_t off);
 int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off);
 /* Durable: everything written before is on stable storage when it returns. */

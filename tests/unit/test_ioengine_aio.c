@@ -1,0 +1,587 @@
+/*
+ * tests/unit/test_ioengine_aio.c - the asynchronous engine on real files:
+ * concurrent verified reads/writes, more requests than the queue depth,
+ * continuation of short transfers, flush ordering, fault injection,
+ * eventfd + epoll, the buffered path (tmpfs) and power-cut replay of a
+ * recorded async workload.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "ioengine/aio.h"
+#include "utils/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/var/tmp/ioengine-aio-XXXXXX";
+
+#define BLK 4096u
+
+/* What a completion saw.  */
+struct done {
+	ssize_t result;
+	int order;		/* completion rank, from 1 */
+	char msg[512];		/* err_get() at a failed completion */
+	struct io_engine *eng;	/* to check the depth bound */
+};
+
+static int completions;
+
+static void on_done(void *arg, ssize_t result)
+{
+	struct done *d = arg;
+
+	assert_int_equal(d->order, 0);	/* exactly one callback per request */
+	d->result = result;
+	d->order = ++completions;
+	if (result < 0)
+		snprintf(d->msg, sizeof d->msg, "%s", err_get());
+	if (d->eng)
+		assert_true(d->eng->inflight <= d->eng->depth);
+}
+
+static void reap_all(struct io_engine *eng)
+{
+	assert_int_equal(io_engine_submit(eng), 0);
+	while (io_engine_pending(eng) > 0)
+		assert_true(io_engine_reap(eng, -1) >= 0);
+}
+
+static uint32_t rnd_state = 12345;
+static uint32_t rnd(void)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return rnd_state >> 8;
+}
+
+static void fill(void *buf, size_t len, unsigned seed)
+{
+	uint32_t *p = buf;
+
+	for (size_t i = 0; i < len / 4; i++)
+		p[i] = seed * 2654435761u + (uint32_t)i;
+}
+
+static struct io_dev *open_path(const char *path, uint64_t size)
+{
+	struct io_dev *dev;
+
+	unlink(path);
+	assert_int_equal(io_dev_open(path, IO_DEV_RDWR | IO_DEV_CREATE, &dev), 0);
+	assert_int_equal(ftruncate(io_dev_fd(dev), (off_t)size), 0);
+	assert_int_equal(io_dev_refresh_size(dev), 0);
+	return dev;
+}
+
+static struct io_dev *open_new(const char *name, uint64_t size)
+{
+	char path[256];
+
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	return open_path(path, size);
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	void *buf;
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	*len = (size_t)st.st_size;
+	buf = malloc(*len + 1);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, *len, 0), (ssize_t)*len);
+	close(fd);
+	return buf;
+}
+
+/* Many concurrent writes then reads and writes mixed, more requests than
+ * the depth, checked against synchronous pread.  */
+static void run_concurrent(struct io_dev *dev, unsigned depth, size_t nblk)
+{
+	struct io_engine *eng;
+	unsigned char *data = io_buf_alloc(nblk * BLK), *back = io_buf_alloc(nblk * BLK);
+	unsigned char *rbuf = io_buf_alloc(nblk * BLK);
+	struct done *d = calloc(nblk * 2, sizeof *d);
+	size_t nd = 0;
+
+	assert_int_equal(io_engine_create(depth, &eng), 0);
+	completions = 0;
+	/* phase 1: every block written once, in random-sized runs */
+	for (size_t b = 0; b < nblk;) {
+		size_t run = 1 + rnd() % 8;
+
+		if (b + run > nblk)
+			run = nblk - b;
+		fill(data + b * BLK, run * BLK, (unsigned)b + 1);
+		d[nd].eng = eng;
+		assert_int_equal(io_engine_write(eng, dev, data + b * BLK, run * BLK, b * BLK,
+						 on_done, &d[nd]), 0);
+		nd++;
+		b += run;
+	}
+	assert_int_equal(io_engine_pending(eng), nd);
+	reap_all(eng);
+	for (size_t i = 0; i < nd; i++)
+		assert_true(d[i].result > 0 && d[i].result % BLK == 0);
+	assert_int_equal(completions, (int)nd);
+	assert_int_equal(io_dev_pread(dev, back, nblk * BLK, 0), 0);
+	assert_memory_equal(back, data, nblk * BLK);
+
+	/* phase 2: reads of odd blocks while even blocks are rewritten */
+	memset(d, 0, nblk * 2 * sizeof *d);
+	completions = 0;
+	nd = 0;
+	for (size_t b = 0; b < nblk; b++) {
+		d[nd].eng = eng;
+		if (b % 2) {
+			assert_int_equal(io_engine_read(eng, dev, rbuf + b * BLK, BLK, b * BLK,
+							on_done, &d[nd]), 0);
+		} else {
+			fill(data + b * BLK, BLK, (unsigned)(b + 7777));
+			assert_int_equal(io_engine_write(eng, dev, data + b * BLK, BLK, b * BLK,
+							 on_done, &d[nd]), 0);
+		}
+		nd++;
+		if (rnd() % 16 == 0)
+			assert_true(io_engine_reap(eng, 0) >= 0);
+	}
+	reap_all(eng);
+	assert_int_equal(completions, (int)nd);
+	for (size_t b = 0; b < nblk; b++) {
+		assert_int_equal(d[b].result, BLK);
+		if (b % 2)
+			assert_memory_equal(rbuf + b * BLK, data + b * BLK, BLK);
+	}
+	assert_int_equal(io_dev_pread(dev, back, nblk * BLK, 0), 0);
+	assert_memory_equal(back, data, nblk * BLK);
+
+	io_engine_destroy(eng);
+	free(d);
+	io_buf_free(data);
+	io_buf_free(back);
+	io_buf_free(rbuf);
+}
+
+static void test_concurrent_direct(void **state)
+{
+	struct io_dev *dev = open_new("conc", 1024 * BLK);
+
+	(void)state;
+	assert_true(io_dev_is_direct(dev));
+	run_concurrent(dev, 32, 1024);
+	run_concurrent(dev, 1, 64);
+	io_dev_close(dev);
+}
+
+/* tmpfs, and a file forced onto the buffered path.  */
+static void test_buffered(void **state)
+{
+	char path[256];
+	struct io_dev *dev;
+
+	(void)state;
+	snprintf(path, sizeof path, "/dev/shm/ioengine-aio-%d", (int)getpid());
+	dev = open_path(path, 256 * BLK);
+	run_concurrent(dev, 16, 256);
+	io_dev_close(dev);
+	unlink(path);
+
+	snprintf(path, sizeof path, "%s/buffered", tmpdir);
+	io_test_refuse_direct_once = true;
+	dev = open_path(path, 256 * BLK);
+	assert_false(io_dev_is_direct(dev));
+	run_concurrent(dev, 16, 256);
+
+	/* unaligned is fine when buffered, and flush works */
+	struct io_engine *eng;
+	struct done d[3] = { { 0 } };
+	char msg[] = "unaligned hello", back[sizeof msg];
+	completions = 0;
+	assert_int_equal(io_engine_create(4, &eng), 0);
+	assert_int_equal(io_engine_write(eng, dev, msg, sizeof msg, 7, on_done, &d[0]), 0);
+	assert_int_equal(io_engine_flush(eng, dev, on_done, &d[1]), 0);
+	assert_int_equal(io_engine_read(eng, dev, back, sizeof back, 7, on_done, &d[2]), 0);
+	reap_all(eng);
+	assert_int_equal(d[0].result, sizeof msg);
+	assert_int_equal(d[1].result, 0);
+	assert_true(d[1].order > d[0].order);
+	io_engine_destroy(eng);
+	io_dev_close(dev);
+}
+
+/* Every kernel submission limited to one block: requests complete only
+ * through the continuation of short transfers.  */
+static void test_short_transfers(void **state)
+{
+	struct io_dev *dev = open_new("short", 64 * BLK);
+
+	(void)state;
+	io_test_async_max_io = BLK;
+	run_concurrent(dev, 8, 64);
+	io_test_async_max_io = 0;
+
+	/* reading across the end: the remainder finds EOF, an error */
+	struct io_engine *eng;
+	struct done d = { 0 };
+	void *buf = io_buf_alloc(4 * BLK);
+	assert_int_equal(io_engine_create(4, &eng), 0);
+	completions = 0;
+	assert_int_equal(io_engine_read(eng, dev, buf, 4 * BLK, 62 * BLK, on_done, &d), 0);
+	reap_all(eng);
+	assert_int_equal(d.result, -EIO);
+	assert_non_null(strstr(d.msg, "end of device"));
+	assert_non_null(strstr(d.msg, "/short"));
+	assert_non_null(strstr(d.msg, "offset 262144"));	/* where it stopped */
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_dev_close(dev);
+}
+
+static void test_argument_errors(void **state)
+{
+	struct io_dev *dev = open_new("args", 16 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(2 * BLK);
+	struct done d = { 0 };
+
+	(void)state;
+	assert_int_equal(io_engine_create(0, &eng), -EINVAL);
+	assert_null(eng);
+	assert_int_equal(io_engine_create(8, &eng), 0);
+	assert_int_equal(io_engine_read(eng, dev, buf + 1, BLK, 0, on_done, &d), -EINVAL);
+	assert_non_null(strstr(err_get(), "misaligned"));
+	assert_int_equal(io_engine_write(eng, dev, buf, 100, 0, on_done, &d), -EINVAL);
+	assert_int_equal(io_engine_write(eng, dev, buf, BLK, 513, on_done, &d), -EINVAL);
+	assert_int_equal(io_engine_pending(eng), 0);
+	/* nothing pending: reap returns at once, whatever the timeout */
+	assert_int_equal(io_engine_reap(eng, 0), 0);
+	assert_int_equal(io_engine_reap(eng, -1), 0);
+	assert_int_equal(io_engine_reap(eng, 5), 0);
+	/* zero length completes with 0 */
+	completions = 0;
+	assert_int_equal(io_engine_read(eng, dev, buf, 0, 0, on_done, &d), 0);
+	reap_all(eng);
+	assert_int_equal(d.order, 1);
+	assert_int_equal(d.result, 0);
+	/* destroy completes what is still pending */
+	struct done late[3] = { { 0 } };
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(io_engine_write(eng, dev, buf, BLK, (uint64_t)i * BLK,
+						 on_done, &late[i]), 0);
+	io_engine_destroy(eng);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(late[i].result, BLK);
+	io_buf_free(buf);
+	io_dev_close(dev);
+}
+
+/* A flush completes after every write queued before it; writes queued
+ * after it are not waited for.  */
+static void test_flush_ordering(void **state)
+{
+	struct io_dev *a = open_new("fa", 256 * BLK), *b = open_new("fb", 16 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(256 * BLK);
+	struct done w[256], f[4], wb = { 0 };
+	struct io_log *log = io_log_new();
+
+	(void)state;
+	memset(w, 0, sizeof w);
+	memset(f, 0, sizeof f);
+	completions = 0;
+	assert_int_equal(io_engine_create(8, &eng), 0);
+	io_dev_set_log(a, log);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(io_engine_write(eng, a, buf + i * BLK, BLK, (uint64_t)i * BLK,
+						 on_done, &w[i]), 0);
+	/* a flush of another device does not wait for a's writes */
+	assert_int_equal(io_engine_flush(eng, b, on_done, &f[0]), 0);
+	assert_int_equal(io_engine_flush(eng, a, on_done, &f[1]), 0);
+	for (int i = 100; i < 200; i++)
+		assert_int_equal(io_engine_write(eng, a, buf + i * BLK, BLK, (uint64_t)i * BLK,
+						 on_done, &w[i]), 0);
+	assert_int_equal(io_engine_write(eng, b, buf, BLK, 0, on_done, &wb), 0);
+	assert_int_equal(io_engine_flush(eng, a, on_done, &f[2]), 0);
+	reap_all(eng);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(w[i].result, BLK);
+		if (i < 100)
+			assert_true(w[i].order < f[1].order);
+		assert_true(w[i].order < f[2].order);
+	}
+	assert_int_equal(f[0].result, 0);
+	assert_int_equal(f[1].result, 0);
+	assert_int_equal(f[2].result, 0);
+	/* the log agrees: 100 writes, then a flush, ... then the last flush */
+	size_t e1 = io_log_flush_end(log, 1);
+	assert_true(e1 >= 101);
+	for (size_t i = 0; i < e1 - 1; i++)
+		assert_int_equal(io_log_get(log, i)->op, IO_LOG_WRITE);
+	assert_int_equal(io_log_flushes(log), 2);
+	assert_int_equal(io_log_flush_end(log, 2), io_log_count(log));
+	assert_int_equal(io_log_count(log), 202);
+
+	/* a write failing ahead of a flush still releases it */
+	memset(w, 0, sizeof w);
+	memset(f, 0, sizeof f);
+	io_dev_inject_fault(a, IO_FAULT_WRITE, 3, 1, EIO);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(io_engine_write(eng, a, buf, BLK, (uint64_t)i * BLK,
+						 on_done, &w[i]), 0);
+	assert_int_equal(io_engine_flush(eng, a, on_done, &f[0]), 0);
+	reap_all(eng);
+	assert_int_equal(w[3].result, -EIO);
+	assert_int_equal(f[0].result, 0);
+	for (int i = 0; i < 10; i++)
+		assert_true(w[i].order < f[0].order);
+
+	io_dev_set_log(a, NULL);
+	io_log_free(log);
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_dev_close(a);
+	io_dev_close(b);
+}
+
+static void test_faults(void **state)
+{
+	struct io_dev *dev = open_new("faults", 16 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(16 * BLK), *back = io_buf_alloc(BLK);
+	struct done d[16], fl = { 0 };
+	char want[64];
+
+	(void)state;
+	memset(d, 0, sizeof d);
+	completions = 0;
+	assert_int_equal(io_engine_create(4, &eng), 0);
+	memset(buf, 0xab, 16 * BLK);
+	io_dev_inject_fault(dev, IO_FAULT_WRITE, 3, 2, ENOSPC);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(io_engine_write(eng, dev, buf + i * BLK, BLK, (uint64_t)i * BLK,
+						 on_done, &d[i]), 0);
+	reap_all(eng);
+	for (int i = 0; i < 8; i++) {
+		if (i == 3 || i == 4) {
+			assert_int_equal(d[i].result, -ENOSPC);
+			assert_non_null(strstr(d[i].msg, "injected"));
+			assert_non_null(strstr(d[i].msg, "/faults"));
+			snprintf(want, sizeof want, "offset %d", i * (int)BLK);
+			assert_non_null(strstr(d[i].msg, want));
+		} else {
+			assert_int_equal(d[i].result, BLK);
+		}
+		/* the faulted writes did not reach the file */
+		assert_int_equal(io_dev_pread(dev, back, BLK, (uint64_t)i * BLK), 0);
+		assert_int_equal(back[0], (i == 3 || i == 4) ? 0 : 0xab);
+	}
+	/* reads and flushes */
+	memset(d, 0, sizeof d);
+	io_dev_inject_fault(dev, IO_FAULT_READ, 1, 1, EIO);
+	io_dev_inject_fault(dev, IO_FAULT_FLUSH, 0, 1, EROFS);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(io_engine_read(eng, dev, buf + i * BLK, BLK, 0, on_done, &d[i]), 0);
+	assert_int_equal(io_engine_flush(eng, dev, on_done, &fl), 0);
+	reap_all(eng);
+	assert_int_equal(d[0].result, BLK);
+	assert_int_equal(d[1].result, -EIO);
+	assert_non_null(strstr(d[1].msg, "read"));
+	assert_int_equal(d[2].result, BLK);
+	assert_int_equal(fl.result, -EROFS);
+	assert_non_null(strstr(fl.msg, "flush"));
+	assert_non_null(strstr(fl.msg, "/faults"));
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_buf_free(back);
+	io_dev_close(dev);
+}
+
+/* Drive the engine only from epoll: the eventfd must say when to reap,
+ * for kernel completions, injected faults and flushes alike.  */
+static void test_epoll(void **state)
+{
+	struct io_dev *dev = open_new("epoll", 64 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(64 * BLK);
+	struct done d[70];
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	(void)state;
+	memset(d, 0, sizeof d);
+	completions = 0;
+	assert_true(ep >= 0);
+	assert_int_equal(io_engine_create(16, &eng), 0);
+	assert_int_equal(epoll_ctl(ep, EPOLL_CTL_ADD, io_engine_eventfd(eng), &ev), 0);
+	assert_int_equal(epoll_wait(ep, &out, 1, 0), 0);	/* idle: not readable */
+
+	io_dev_inject_fault(dev, IO_FAULT_WRITE, 10, 1, EIO);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(io_engine_write(eng, dev, buf + i * BLK, BLK, (uint64_t)i * BLK,
+						 on_done, &d[i]), 0);
+	assert_int_equal(io_engine_flush(eng, dev, on_done, &d[64]), 0);
+	assert_int_equal(io_engine_submit(eng), 0);
+	while (io_engine_pending(eng) > 0) {
+		assert_int_equal(epoll_wait(ep, &out, 1, -1), 1);
+		assert_true(io_engine_reap(eng, 0) >= 0);
+	}
+	assert_int_equal(completions, 65);
+	assert_int_equal(d[10].result, -EIO);
+	assert_int_equal(d[64].result, 0);
+
+	/* an injected fault alone (no kernel I/O) also wakes epoll */
+	memset(d, 0, sizeof d);
+	io_dev_inject_fault(dev, IO_FAULT_READ, 0, 1, EIO);
+	assert_int_equal(io_engine_read(eng, dev, buf, BLK, 0, on_done, &d[0]), 0);
+	assert_int_equal(epoll_wait(ep, &out, 1, -1), 1);
+	assert_int_equal(io_engine_reap(eng, 0), 1);
+	assert_int_equal(d[0].result, -EIO);
+
+	close(ep);
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_dev_close(dev);
+}
+
+struct snap_ctx {
+	struct done d;
+	const char *path;
+	void *img;
+	size_t len;
+};
+
+/* Flush callback: the file as it is now is what must survive a crash. */
+static void on_flush_snapshot(void *arg, ssize_t result)
+{
+	struct snap_ctx *s = arg;
+
+	on_done(&s->d, result);
+	s->img = slurp(s->path, &s->len);
+}
+
+/* Record an async workload, then replay the log onto a copy of the
+ * starting image up to each flush: each must equal the file as it was
+ * when that flush completed.  */
+static void test_powercut_replay(void **state)
+{
+	enum { ROUNDS = 6, NBLK = 128 };
+	char path[256], base[256];
+	struct io_dev *dev, *target;
+	struct io_engine *eng;
+	struct io_log *log = io_log_new();
+	unsigned char *buf = io_buf_alloc(NBLK * BLK * ROUNDS);
+	struct snap_ctx snap[ROUNDS];
+	struct done d[NBLK];
+	size_t len;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/pc", tmpdir);
+	snprintf(base, sizeof base, "%s/pc.base", tmpdir);
+	dev = open_new("pc", NBLK * BLK);
+	fill(buf, NBLK * BLK, 4242);
+	assert_int_equal(io_dev_pwrite(dev, buf, NBLK * BLK, 0), 0);
+	void *img = slurp(path, &len);
+	int fd = open(base, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(pwrite(fd, img, len, 0), (ssize_t)len);
+	close(fd);
+	free(img);
+
+	assert_int_equal(io_engine_create(16, &eng), 0);
+	io_dev_set_log(dev, log);
+	memset(snap, 0, sizeof snap);
+	for (int r = 0; r < ROUNDS; r++) {
+		unsigned char *rb = buf + (size_t)r * NBLK * BLK;
+		bool used[NBLK] = { false };
+		int nw = 20 + (int)(rnd() % 40);
+
+		memset(d, 0, sizeof d);
+		/* distinct blocks within a round, some appending past the end */
+		for (int i = 0; i < nw; i++) {
+			unsigned blk = rnd() % NBLK;
+
+			if (used[blk])
+				continue;
+			used[blk] = true;
+			fill(rb + (size_t)i * BLK, BLK, (unsigned)(r * 1000 + i));
+			uint64_t off = (uint64_t)blk * BLK + (r == 3 ? NBLK * BLK : 0);
+			assert_int_equal(io_engine_write(eng, dev, rb + (size_t)i * BLK, BLK, off,
+							 on_done, &d[i]), 0);
+		}
+		reap_all(eng);
+		snap[r].path = path;
+		assert_int_equal(io_engine_flush(eng, dev, on_flush_snapshot, &snap[r]), 0);
+		reap_all(eng);
+		assert_int_equal(snap[r].d.result, 0);
+	}
+	io_dev_set_log(dev, NULL);
+	assert_int_equal(io_log_flushes(log), ROUNDS);
+
+	for (int k = 1; k <= ROUNDS; k++) {
+		img = slurp(base, &len);
+		char copy[256];
+		snprintf(copy, sizeof copy, "%s/pc.copy", tmpdir);
+		fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		assert_int_equal(pwrite(fd, img, len, 0), (ssize_t)len);
+		close(fd);
+		free(img);
+		assert_int_equal(io_dev_open(copy, IO_DEV_RDWR, &target), 0);
+		assert_int_equal(io_log_replay(log, target, io_log_flush_end(log, (size_t)k)), 0);
+		io_dev_close(target);
+		img = slurp(copy, &len);
+		assert_int_equal(len, snap[k - 1].len);
+		assert_memory_equal(img, snap[k - 1].img, len);
+		free(img);
+		free(snap[k - 1].img);
+	}
+	io_log_free(log);
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_dev_close(dev);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[300];
+
+	(void)state;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_concurrent_direct),
+		cmocka_unit_test(test_buffered),
+		cmocka_unit_test(test_short_transfers),
+		cmocka_unit_test(test_argument_errors),
+		cmocka_unit_test(test_flush_ordering),
+		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_epoll),
+		cmocka_unit_test(test_powercut_replay),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
