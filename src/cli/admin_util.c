@@ -84,6 +84,8 @@ int admin_connect(const struct admin_args *a, struct admin_conn *ac)
 
 	memset(ac, 0, sizeof *ac);
 	config_defaults(&cfg);
+	if (!conf && getenv("CSNAP_CONF"))
+		conf = getenv("CSNAP_CONF");
 	if (conf || access(DEFAULT_CONF, R_OK) == 0) {
 		if (!conf)
 			conf = DEFAULT_CONF;

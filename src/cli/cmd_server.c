@@ -101,6 +101,8 @@ static int cmd_server(int argc, char **argv)
 		return cli_usage("one STORE (a [store NAME] of csnap.conf, or a store path)");
 	const char *arg = argv[optind];
 
+	if (!conf && getenv("CSNAP_CONF"))
+		conf = getenv("CSNAP_CONF");
 	if (conf || access(DEFAULT_CONF, R_OK) == 0) {
 		if (!conf)
 			conf = DEFAULT_CONF;
