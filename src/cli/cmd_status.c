@@ -26,26 +26,25 @@ static int cmd_status(int argc, char **argv)
 	struct proto_msg m, st, sl;
 	proto_msg_init(&m, PROTO_STATUS, 0);
 	r = proto_client_call(ac.c, &m, &st);
-	if (r == 0 && st.status == 0) {
-		proto_msg_init(&m, PROTO_SNAP_LIST, 0);
-		r = proto_client_call(ac.c, &m, &sl);
-		if (r == 0 && sl.status) {
-			cli_error("status: %s", sl.error);
-			proto_msg_free(&sl);
-			proto_msg_free(&st);
-			admin_close(&ac);
-			return 1;
-		}
-	} else if (r == 0) {
+	if (r < 0) {
+		admin_close(&ac);
+		return cli_error("status: %s", err_get());
+	}
+	if (st.status) {
 		cli_error("status: %s", st.error);
 		admin_close(&ac);
 		return 1;
 	}
-	if (r < 0) {
-		if (r == 0)
-			proto_msg_free(&st);
+	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
+	r = proto_client_call(ac.c, &m, &sl);
+	if (r < 0 || sl.status) {
+		if (r < 0)
+			cli_error("status: %s", err_get());
+		else
+			cli_error("status: %s", sl.error);
+		proto_msg_free(&st);
 		admin_close(&ac);
-		return cli_error("status: %s", err_get());
+		return 1;
 	}
 	const struct proto_status *s = &st.u.status;
 	char uuid[CSNAP_UUID_STR_LEN];
