@@ -136,7 +136,8 @@ void conn_close(struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 	if (c->state == CONN_READY)
-		log_info("client %s (%s) disconnected", c->peer, c->name);
+		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+			"client %s (%s) disconnected", c->peer, c->name);
 	dp_conn_gone(s, c);
 	admin_barrier_conn_gone(s, c);
 	c->refs++;
@@ -276,7 +277,8 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 	snprintf(c->name, sizeof c->name, "%s", id->client);
 	c->state = CONN_READY;
 	static const char *kinds[] = { "?", "origin", "snapshot", "admin" };
-	log_info("client %s: %s%s%s host %u (%s)%s", c->peer, kinds[id->volume],
+	/* Admin tools come and go all the time: debug level for them.  */
+	log_msg(id->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "client %s: %s%s%s host %u (%s)%s", c->peer, kinds[id->volume],
 		 id->volume == PROTO_VOL_SNAPSHOT ? " " : "", id->snapshot, id->host_id,
 		 c->name, (m->flags & PROTO_F_RECONNECT) ? ", reconnect" : "");
 	conn_send(c, &ok);

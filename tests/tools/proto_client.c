@@ -17,6 +17,8 @@
  *                                  the new one and re-upload the locks.
  *     badkey                       connect with a wrong secret: exit 0 if refused
  *     raw HEXFILE                  send raw bytes after auth (malformed input)
+ *     leaseinit IO_TIMEOUT         write the store's lease area (until
+ *                                  `csnap lease init` exists)
  * Without --master the master is found through the lease-owner record.
  */
 #include "ioengine/ioengine.h"
@@ -351,6 +353,18 @@ static int do_raw(int argc, char **argv)
 	return 0;
 }
 
+static int do_leaseinit(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	if (locate_read_store(store_path, &loc) < 0)
+		die("read store");
+	if (lease_init(&loc.area, (uint32_t)atoi(argv[0]), false) < 0)
+		die("lease init");
+	printf("lease area initialised\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -386,6 +400,8 @@ int main(int argc, char **argv)
 		r = do_hold(n, a);
 	else if (!strcmp(cmd, "badkey"))
 		r = do_badkey();
+	else if (!strcmp(cmd, "leaseinit"))
+		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))
 		r = do_raw(n, a);
 	if (r == 2)
