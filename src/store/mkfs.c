@@ -49,7 +49,8 @@ static int layout(struct csnap_sb *sb)
 	e->version = CSNAP_ENGINE_VERSION;
 	e->leaf_entry_size = esize;
 	e->journal_start = first;
-	e->journal_blocks = (total - first) / 64;
+	/* ~1/16 of the store up to 64 MiB: big enough for large group commits */
+	e->journal_blocks = (total - first) / 16;
 	if (e->journal_blocks < 64)
 		e->journal_blocks = 64;
 	if (e->journal_blocks > 16384)
