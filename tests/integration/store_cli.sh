@@ -75,7 +75,8 @@ with open(path, 'r+b') as f:
     f.seek(blk * 4096 + off); f.write(bytes([b ^ 0x10]))
 PY
 }
-corrupt 0 200;            expect_fail "flipped bit in primary superblock" "superblock" "$CSNAP" check "$T/c"
+corrupt 0 200;            expect_fail "flipped bit in primary superblock" "problem" "$CSNAP" check "$T/c"
+grep -q "primary copy is invalid" "$T/out" || bad "check names the invalid primary superblock"
 corrupt 16 200;           expect_fail "flipped bit in backup superblock" "problem" "$CSNAP" check "$T/c"
 grep -q "backup copy is invalid" "$T/out" || bad "check names the invalid backup superblock"
 corrupt "$HEADER" 40;     expect_fail "flipped bit in engine header" "checksum" "$CSNAP" check "$T/c"
