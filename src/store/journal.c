@@ -53,7 +53,7 @@ static int jread(struct journal *j, uint64_t pos, void *buf)
 static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 		    uint8_t **images, size_t *n)
 {
-	uint8_t *desc = io_buf_alloc(2 * META_BLOCK_SIZE), *bounce = desc + META_BLOCK_SIZE;
+	uint8_t *desc = io_buf_alloc(2 * META_BLOCK_SIZE), *bounce;
 	uint64_t p = *pos, consumed = 0;
 	size_t cnt = 0, cap = 0;
 	uint8_t *img = NULL;
@@ -61,6 +61,7 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 
 	if (!desc)
 		return -ENOMEM;
+	bounce = desc + META_BLOCK_SIZE;
 	for (uint32_t idx = 0;; idx++) {
 		if (consumed + 1 > j->nblocks || jread(j, p, desc) < 0)
 			goto out;

@@ -92,7 +92,7 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 {
 	struct bm *bm = NULL;
 	struct spacemap *msm = NULL;
-	struct btree t;
+	struct btree t = { 0 };
 	uint8_t *zero = NULL;
 	int ret;
 
