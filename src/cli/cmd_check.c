@@ -18,7 +18,7 @@ static int cmd_check(int argc, char **argv)
 	struct store_open_opts o = { .readonly = true, .cache_bytes = 64u << 20 };
 	struct store *s;
 	if (store_open(argv[1], &o, &s) < 0)
-		return cli_error("check: %s", err_get());
+		return cli_error("%s", err_get());
 	long n = store_check_open(s, stdout);
 	struct store_info info;
 	store_get_info(s, &info);

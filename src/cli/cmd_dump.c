@@ -16,7 +16,7 @@ static int cmd_dump(int argc, char **argv)
 	struct store_open_opts o = { .readonly = true, .cache_bytes = 64u << 20 };
 	struct store *s;
 	if (store_open(argv[1], &o, &s) < 0)
-		return cli_error("dump: %s", err_get());
+		return cli_error("%s", err_get());
 	int ret = store_dump(s, stdout);
 	store_close(s);
 	return ret < 0 ? cli_error("dump %s: %s", argv[1], err_get()) : 0;

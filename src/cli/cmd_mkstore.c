@@ -104,7 +104,7 @@ static int cmd_mkstore(int argc, char **argv)
 	/* the origin: readable, at least a chunk */
 	struct io_dev *origin, *dev;
 	if (io_dev_open(origin_path, IO_DEV_RDONLY, &origin) < 0)
-		return cli_error("origin %s: %s", origin_path, err_get());
+		return cli_error("origin: %s", err_get());
 	uint64_t origin_size = io_dev_size(origin);
 	void *buf = io_buf_alloc(CSNAP_CHUNK_MIN);
 	ret = buf ? io_dev_pread(origin, buf, CSNAP_CHUNK_MIN, 0) : -ENOMEM;
@@ -122,7 +122,7 @@ static int cmd_mkstore(int argc, char **argv)
 	if (sig > 0 && !force)
 		return cli_error("%s holds a %s signature; use --force to overwrite it", store_path, type);
 	if (io_dev_open(store_path, IO_DEV_RDWR | IO_DEV_EXCL, &dev) < 0)
-		return cli_error("store %s: %s", store_path, err_get());
+		return cli_error("store: %s", err_get());
 	struct csnap_sb old;
 	if (csnap_sb_read(dev, &old, NULL) == 0 && !force) {
 		char u[CSNAP_UUID_STR_LEN];
