@@ -127,7 +127,9 @@ retry:;
 				copying = true;
 				if ((e = copy_mark_busy(s, dp_copies, nout)) < 0 ||
 				    (e = copy_start(s, dp_copies, nout)) < 0) {
+					/* do_abort() fails it with EIO.  */
 					srv_abort_txn(s, e);
+					srv_park(s, r);
 					return;
 				}
 			}
@@ -325,7 +327,9 @@ retry:;
 				if ((e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
 				    (!full && (e = copy_start(s, dp_copies, nc)) < 0)) {
 					free(m.u.extents.e);
+					/* do_abort() fails it with EIO.  */
 					srv_abort_txn(s, e);
+					srv_park(s, r);
 					return;
 				}
 			}

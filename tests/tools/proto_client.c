@@ -17,6 +17,7 @@
  *                                  the new one and re-upload the locks.
  *     badkey                       connect with a wrong secret: exit 0 if refused
  *     raw HEXFILE                  send raw bytes after auth (malformed input)
+ *     changed FROM TO              changed-chunk list: "range START COUNT" lines
  *     leaseinit IO_TIMEOUT         write the store's lease area (until
  *                                  `csnap lease init` exists)
  * Without --master the master is found through the lease-owner record.
@@ -353,6 +354,32 @@ static int do_raw(int argc, char **argv)
 	return 0;
 }
 
+static int do_changed(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	uint64_t start = 0;
+	while (start != UINT64_MAX) {
+		struct proto_msg m, rep;
+		proto_msg_init(&m, PROTO_CHANGED, 0);
+		snprintf(m.u.changed.from, sizeof m.u.changed.from, "%s", argv[0]);
+		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", argv[1]);
+		m.u.changed.start = start;
+		m.u.changed.max_ranges = 1;	/* exercise the continuation */
+		call(c, &m, &rep, "changed");
+		for (uint32_t i = 0; i < rep.u.changed_reply.ranges.n; i++)
+			printf("range %llu %u\n", (unsigned long long)rep.u.changed_reply.ranges.r[i].start,
+			       rep.u.changed_reply.ranges.r[i].count);
+		start = rep.u.changed_reply.next;
+		proto_msg_free(&rep);
+	}
+	proto_client_close(c);
+	return 0;
+}
+
 static int do_leaseinit(int argc, char **argv)
 {
 	if (argc != 1)
@@ -400,6 +427,8 @@ int main(int argc, char **argv)
 		r = do_hold(n, a);
 	else if (!strcmp(cmd, "badkey"))
 		r = do_badkey();
+	else if (!strcmp(cmd, "changed"))
+		r = do_changed(n, a);
 	else if (!strcmp(cmd, "leaseinit"))
 		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))
