@@ -35,4 +35,5 @@ rr=$(run "$N" "$N" 16 64 | awk '{print $6}')
 echo "no copy, 16-chunk ranges: $rr chunks/s"
 node_kill_procs 1 TERM
 wait_log 1 server "orderly hand-over done" 30
+grep -o "served.*" "$(node_log 1 server)"
 "$C" check "$CLUSTER_STORE"

@@ -371,17 +371,58 @@ void dp_process(struct srv *s, struct req *r)
 	}
 }
 
-void dp_conn_gone(struct srv *s, struct conn *c)
+static void release_all(struct srv *s, struct chunkset *held)
 {
 	size_t pos = 0;
 	uint64_t key;
 	uint32_t n;
 	bool any = false;
-	while (chunkset_next(&c->locks, &pos, &key, &n)) {
+	while (chunkset_next(held, &pos, &key, &n)) {
 		chunkset_sub(&s->locks, key, n);
 		any = true;
 	}
-	chunkset_clear(&c->locks);
+	chunkset_clear(held);
 	if (any)
 		srv_kick(s);
+}
+
+void dp_conn_gone(struct srv *s, struct conn *c)
+{
+	if (!c->locks.used)
+		return;
+	if (s->stopping || s->fatal || s->o.grace_ms <= 0) {
+		release_all(s, &c->locks);
+		return;
+	}
+	/* The reader may only have lost its connection: it reconnects and
+	 * re-uploads.  Until then (bounded) its locks still hold writers. */
+	struct lock_orphan *o = calloc(1, sizeof *o);
+	if (!o) {
+		release_all(s, &c->locks);
+		return;
+	}
+	o->locks = c->locks;
+	chunkset_init(&c->locks);
+	o->expires_ms = srv_now_ms() + s->o.grace_ms;
+	o->next = s->orphans;
+	s->orphans = o;
+	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
+		 c->peer, o->locks.used, s->o.grace_ms);
+}
+
+void dp_tick(struct srv *s)
+{
+	int64_t now = srv_now_ms();
+	struct lock_orphan **p = &s->orphans;
+	while (*p) {
+		struct lock_orphan *o = *p;
+		if (o->expires_ms > now && !s->stopping) {
+			p = &o->next;
+			continue;
+		}
+		release_all(s, &o->locks);
+		chunkset_free(&o->locks);
+		*p = o->next;
+		free(o);
+	}
 }

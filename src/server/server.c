@@ -443,6 +443,7 @@ static void tick(struct srv *s, unsigned n)
 		s->grace_until_ms = 0;
 		srv_kick(s);
 	}
+	dp_tick(s);
 	admin_tick(s);
 }
 
@@ -501,6 +502,8 @@ static void close_all_conns(struct srv *s)
 {
 	while (s->conns)
 		conn_close(s->conns);
+	s->stopping = true;
+	dp_tick(s);	/* frees kept locks */
 	struct req *r;
 	while ((r = req_list_pop(&s->waiting)))
 		srv_req_done(s, r);
@@ -562,6 +565,9 @@ int server_run(const struct server_opts *o)
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
 
 	r = serve(s);
+	log_info("served %llu requests; %llu chunks copied out; %llu commits",
+		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
+		 (unsigned long long)s->stat_commits);
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);

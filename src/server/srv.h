@@ -148,8 +148,17 @@ void copy_reap(struct srv *s);
 
 /* Handles one request from a READY connection.  Takes ownership of R. */
 void dp_process(struct srv *s, struct req *r);
-/* Connection going away: release its read locks.  */
+/* Connection going away: its read locks are kept for grace_ms (the
+ * client may be reconnecting and will re-upload them), then released. */
 void dp_conn_gone(struct srv *s, struct conn *c);
+/* Timer: release the kept locks of connections that did not come back. */
+void dp_tick(struct srv *s);
+
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
 
 /* ---- admin (admin.c) ---------------------------------------------------- */
 
@@ -203,6 +212,7 @@ struct srv {
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
+	struct lock_orphan *orphans;	/* locks of dropped connections */
 	struct req_list waiting;	/* parked requests */
 	bool kick;			/* reprocess `waiting` this turn */
 	unsigned quiesce;		/* admin ops waiting for no copy in
