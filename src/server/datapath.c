@@ -68,7 +68,7 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 /* -ENOSPC from the engine.  Returns true if the caller should retry now. */
 static bool on_enospc(struct srv *s, struct req *r)
 {
-	if (s->jobs_inflight || s->busy.used) {
+	if (s->jobs_inflight || s->busy.used || store_txn_pending(s->st)) {
 		/* Space may come back with the policy only once the open
 		 * transaction is committed.  */
 		srv_park(s, r);
@@ -94,9 +94,10 @@ static void origin_write(struct srv *s, struct req *r)
 		return;
 	}
 	/* Held back: a snapshot is being created (the answer must take it
-	 * into account), clients may still re-upload read locks (takeover),
-	 * or the open batch is closing.  */
-	if (s->barrier_active || srv_now_ms() < s->grace_until_ms ||
+	 * into account), a deletion is not yet committed (a crash would
+	 * bring the snapshot back), clients may still re-upload read locks
+	 * (takeover), or the open batch is closing.  */
+	if (s->barrier_active || s->txn_unsafe || srv_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;

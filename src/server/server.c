@@ -120,6 +120,7 @@ void srv_kick(struct srv *s)
 void srv_req_done(struct srv *s, struct req *r)
 {
 	(void)s;
+	free(r->reply);
 	proto_msg_free(&r->m);
 	if (r->c)
 		conn_put(r->c);
@@ -156,6 +157,47 @@ void srv_fatal(struct srv *s, int err, const char *why)
 
 /* ---- commit ------------------------------------------------------------ */
 
+/* May we commit?  A late delta-lease renewal (a busy host, slow storage)
+ * is not a lost lease: wait for it rather than fail over.  If the lease is
+ * really gone, sanlock fences us or the inquiry says so.  */
+static int lease_ok(struct srv *s)
+{
+	if (lease_may_commit(&s->lm) == 0)
+		goto ok;
+	int r = lease_master_check(&s->lm);
+	if (r < 0) {
+		srv_fatal(s, r, err_get());
+		return r;
+	}
+	if (lease_may_commit(&s->lm) == 0)
+		goto ok;
+	if (lease_fenced()) {
+		srv_fatal(s, -ENOLCK, "fenced");
+		return -ENOLCK;
+	}
+	if (!s->lease_late)
+		log_warn("master lease renewal is late: holding commits until sanlock renews it");
+	s->lease_late = true;
+	return err_set(EAGAIN, "master lease renewal is late");
+ok:
+	if (s->lease_late)
+		log_info("master lease renewed: commits resume");
+	s->lease_late = false;
+	return 0;
+}
+
+void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m)
+{
+	r->reply = malloc(sizeof *r->reply);
+	if (!r->reply) {
+		conn_reply_error(r->c, &r->m, ENOMEM, "server out of memory");
+		srv_req_done(s, r);
+		return;
+	}
+	*r->reply = *m;
+	req_list_push(&s->after_commit, r);
+}
+
 int srv_commit_now(struct srv *s)
 {
 	int r;
@@ -164,10 +206,8 @@ int srv_commit_now(struct srv *s)
 	if (s->fatal)
 		return err_set(ENOLCK, "server is stopping after a fatal error");
 	if (store_txn_pending(s->st)) {
-		if ((r = lease_may_commit(&s->lm)) < 0) {
-			srv_fatal(s, r, "master lease may have expired: not committing");
+		if ((r = lease_ok(s)) < 0)
 			return r;
-		}
 		if ((r = io_dev_flush(s->sdev)) < 0) {
 			srv_fatal(s, r, err_get());
 			return r;
@@ -178,11 +218,17 @@ int srv_commit_now(struct srv *s)
 		}
 		s->commits++;
 		s->stat_commits++;
+		s->txn_unsafe = false;
 		store_get_info(s->st, &s->info);
 	}
 	if (s->busy.used)
 		chunkset_clear(&s->busy);
 	s->copies_in_batch = 0;
+	struct req *q;
+	while ((q = req_list_pop(&s->after_commit))) {
+		conn_send(q->c, q->reply);
+		srv_req_done(s, q);
+	}
 	srv_kick(s);
 	return 0;
 }
@@ -220,6 +266,7 @@ static void do_abort(struct srv *s)
 	}
 	s->waiting = keep;
 	chunkset_clear(&s->busy);
+	s->txn_unsafe = false;
 	s->copy_failed = false;
 	s->copies_in_batch = 0;
 	srv_kick(s);
@@ -233,7 +280,7 @@ static void commit_step(struct srv *s)
 		do_abort(s);
 		return;
 	}
-	if (store_txn_pending(s->st) || s->busy.used)
+	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
 		srv_commit_now(s);
 }
 
@@ -437,6 +484,9 @@ static void tick(struct srv *s, unsigned n)
 		int r = lease_master_check(&s->lm);
 		if (r < 0)
 			srv_fatal(s, r, err_get());
+		else
+			log_debug("master lease valid for %lld ms more",
+				  (long long)((s->lm.valid_until_ns - (int64_t)srv_now_ms() * 1000000) / 1000000));
 	}
 	if (s->grace_until_ms && srv_now_ms() >= s->grace_until_ms) {
 		log_info("lock re-upload window over: serving origin writes");
@@ -449,7 +499,9 @@ static void tick(struct srv *s, unsigned n)
 
 static bool drained(struct srv *s, int64_t deadline)
 {
-	if (s->jobs_inflight || store_txn_pending(s->st))
+	if (srv_now_ms() >= deadline + 10000)
+		return true;	/* the lease never came back: give up */
+	if (s->jobs_inflight || store_txn_pending(s->st) || s->after_commit.n)
 		return false;
 	if (!s->waiting.n)
 		return true;
@@ -507,6 +559,8 @@ static void close_all_conns(struct srv *s)
 	struct req *r;
 	while ((r = req_list_pop(&s->waiting)))
 		srv_req_done(s, r);
+	while ((r = req_list_pop(&s->after_commit)))
+		srv_req_done(s, r);
 	if (s->barrier_req) {
 		srv_req_done(s, s->barrier_req);
 		s->barrier_req = NULL;
@@ -541,6 +595,8 @@ int server_run(const struct server_opts *o)
 	if (r <= 0)
 		goto out_master;
 	s->epoch = s->lm.lver;
+	if ((r = lease_master_check(&s->lm)) < 0)
+		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",
 		 (unsigned long long)s->lm.lver, s->o.host_id, (unsigned long long)s->lm.generation);
 

@@ -77,6 +77,7 @@ struct req {
 	struct conn *c;		/* its connection (refcounted; may be dead) */
 	struct proto_msg m;
 	bool parked;
+	struct proto_msg *reply;	/* sent after the next commit */
 };
 
 struct req_list {
@@ -214,6 +215,11 @@ struct srv {
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
 	struct lock_orphan *orphans;	/* locks of dropped connections */
 	struct req_list waiting;	/* parked requests */
+	struct req_list after_commit;	/* replies waiting for a commit */
+	bool lease_late;		/* commits held: renewal is late */
+	bool txn_unsafe;		/* the open transaction drops snapshot
+					 * data (delete): answer no origin
+					 * write until it is committed */
 	bool kick;			/* reprocess `waiting` this turn */
 	unsigned quiesce;		/* admin ops waiting for no copy in
 					 * flight: close the batch */
@@ -250,9 +256,14 @@ void srv_fatal(struct srv *s, int err, const char *why);
 /* Discard the open transaction after a failed copy (reopen the engine),
  * failing the requests that waited for it.  */
 void srv_abort_txn(struct srv *s, int err);
-/* Commit now if nothing is in flight (admin ops use it).  Returns 0 or a
- * negative errno.  */
+/* Commit now if nothing is in flight (admin ops use it).  Returns 0 when
+ * committed (or nothing to commit), -EAGAIN when the master lease's
+ * renewal is late so the commit must wait (nothing is lost: it is retried
+ * every loop turn), or another negative errno after srv_fatal().  */
 int srv_commit_now(struct srv *s);
+/* Send M (a reply to R, copied) after the next successful commit, then
+ * finish R.  */
+void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
 /* Connection count by volume kind, for status.  */
 unsigned srv_origin_clients(const struct srv *s);
 
