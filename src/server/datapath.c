@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define DP_PIECE	4096	/* chunks handed to the engine per call */
+#define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
 
 static struct store_copy dp_copies[DP_PIECE];
 static chunk_t dp_chunks[DP_PIECE];
@@ -257,6 +258,13 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 
 static void snap_read_done(struct srv *s, struct req *r)
 {
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
+		total += r->m.u.ranges.r[i].count;
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one release (split it)");
+		return;
+	}
 	if (unlock_ranges(s, r->c, &r->m.u.ranges))
 		srv_kick(s);
 	reply_ok(s, r);
@@ -268,6 +276,10 @@ static void lock_upload(struct srv *s, struct req *r)
 	uint64_t total;
 	if (!ranges_in(rs, r->c->snap_chunks, &total)) {
 		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return;
+	}
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
 		return;
 	}
 	for (uint32_t i = 0; i < rs->n; i++)

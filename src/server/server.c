@@ -494,6 +494,7 @@ static void tick(struct srv *s, unsigned n)
 		srv_kick(s);
 	}
 	dp_tick(s);
+	conn_tick(s);
 	admin_tick(s);
 }
 

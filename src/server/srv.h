@@ -109,6 +109,7 @@ struct conn {
 	bool dead;		/* closed; freed when refs drops to 0 */
 	unsigned refs;		/* requests pointing here */
 	char peer[64];
+	int64_t accepted_ms;	/* handshake must finish in time */
 	/* identity */
 	uint8_t volume;		/* enum proto_volume */
 	uint32_t snap_id;
@@ -134,6 +135,8 @@ void conn_close(struct conn *c);
 void conn_put(struct conn *c);
 /* Write what can be written now for every connection with output.  */
 void conn_flush_all(struct srv *s);
+/* Timer: close connections that did not finish the handshake in time. */
+void conn_tick(struct srv *s);
 
 /* ---- copy-out jobs (copy.c) -------------------------------------------- */
 
