@@ -13,7 +13,7 @@ build=$(cd "${1:-$src/build}" && pwd)
 . "$src/tests/cluster/lib.sh"
 C=$build/csnap
 B=$build/bench/server_owrite
-N=${N:-4000}
+N=${N:-3000}   # 2N copy-outs must fit the store (7599 chunks)
 cluster_start 1 512M
 "$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null
 "$build/tools/proto_client" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit 1 >/dev/null

@@ -62,7 +62,7 @@ static bool snapshot_has_clients(const struct srv *s, uint32_t id)
 /* Park until no copy-out is in flight; closes the batch meanwhile.  */
 static bool need_quiet(struct srv *s, struct req *r)
 {
-	if (!s->jobs_inflight && !s->copy_failed && !s->busy.used)
+	if (!copy_pending(s) && !s->copy_failed && !s->busy.used)
 		return false;
 	s->quiesce++;
 	srv_park(s, r);
@@ -139,7 +139,7 @@ void admin_poll(struct srv *s)
 {
 	if (!s->barrier_active || s->barrier_pending || s->fatal)
 		return;
-	if (s->jobs_inflight || s->copy_failed || s->busy.used)
+	if (copy_pending(s) || s->copy_failed || s->busy.used)
 		return;		/* the batch is closed; commit comes first */
 	struct req *r = s->barrier_req;
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
@@ -411,7 +411,7 @@ void admin_tick(struct srv *s)
 		}
 	}
 	/* Free chunks of deleted snapshots in the background, when quiet. */
-	if (!s->jobs_inflight && !s->busy.used && !s->copy_failed && !s->fatal &&
+	if (!copy_pending(s) && !s->busy.used && !s->copy_failed && !s->fatal &&
 	    s->info.snapshots_deleting) {
 		int more = store_cleanup(s->st, CLEANUP_BUDGET);
 		if (more < 0)

@@ -69,7 +69,7 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 /* -ENOSPC from the engine.  Returns true if the caller should retry now. */
 static bool on_enospc(struct srv *s, struct req *r)
 {
-	if (s->jobs_inflight || s->busy.used || store_txn_pending(s->st)) {
+	if (copy_pending(s) || s->busy.used || store_txn_pending(s->st)) {
 		/* Space may come back with the policy only once the open
 		 * transaction is committed.  */
 		srv_park(s, r);

@@ -201,7 +201,7 @@ void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg
 int srv_commit_now(struct srv *s)
 {
 	int r;
-	if (s->jobs_inflight)
+	if (copy_pending(s))
 		return err_set(EBUSY, "copy-outs in flight");
 	if (s->fatal)
 		return err_set(ENOLCK, "server is stopping after a fatal error");
@@ -274,7 +274,7 @@ static void do_abort(struct srv *s)
 
 static void commit_step(struct srv *s)
 {
-	if (s->jobs_inflight || s->fatal)
+	if (copy_pending(s) || s->fatal)
 		return;
 	if (s->copy_failed) {
 		do_abort(s);
@@ -303,6 +303,7 @@ static void reprocess(struct srv *s)
 			else
 				dp_process(s, r);
 		}
+		copy_flush(s);
 		commit_step(s);
 	}
 }
@@ -502,7 +503,7 @@ static bool drained(struct srv *s, int64_t deadline)
 {
 	if (srv_now_ms() >= deadline + 10000)
 		return true;	/* the lease never came back: give up */
-	if (s->jobs_inflight || store_txn_pending(s->st) || s->after_commit.n)
+	if (copy_pending(s) || store_txn_pending(s->st) || s->after_commit.n)
 		return false;
 	if (!s->waiting.n)
 		return true;
@@ -543,9 +544,11 @@ static int serve(struct srv *s)
 			srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
 		if (s->fatal)
 			break;
+		copy_flush(s);
 		commit_step(s);
 		admin_poll(s);
 		reprocess(s);
+		copy_flush(s);
 		conn_flush_all(s);
 	}
 	return s->fatal ? s->fatal_err : 0;
@@ -622,9 +625,9 @@ int server_run(const struct server_opts *o)
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
 
 	r = serve(s);
-	log_info("served %llu requests; %llu chunks copied out; %llu commits",
+	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
 		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
-		 (unsigned long long)s->stat_commits);
+		 (unsigned long long)s->stat_copy_jobs, (unsigned long long)s->stat_commits);
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);
@@ -632,6 +635,7 @@ int server_run(const struct server_opts *o)
 	}
 	/* Orderly: commit what is done, stop, hand over.  */
 	stop_listening(s);
+	copy_flush(s);
 	while (s->jobs_inflight)
 		if (io_engine_reap(s->eng, 1000) < 0)
 			break;
@@ -672,6 +676,7 @@ out:
 	close(s->epfd);
 	chunkset_free(&s->locks);
 	chunkset_free(&s->busy);
+	free(s->copyq);
 	free(s);
 	return r < 0 ? r : 0;
 }

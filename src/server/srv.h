@@ -140,9 +140,14 @@ void conn_tick(struct srv *s);
 
 /* ---- copy-out jobs (copy.c) -------------------------------------------- */
 
-/* Starts the copies (sorted by origin chunk as the engine gives them).
- * Returns 0 or a negative errno (the caller aborts the transaction).  */
+/* Queues copies; copy_flush() starts them, coalescing neighbours across
+ * all requests of the loop turn.  Returns 0 or -ENOMEM (the caller
+ * aborts the transaction).  */
 int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n);
+/* Start the queued copies as jobs.  */
+void copy_flush(struct srv *s);
+/* Copies queued or in flight (the transaction may not commit).  */
+bool copy_pending(const struct srv *s);
 /* Marks the chunks of COPIES busy until the next commit.  */
 int copy_mark_busy(struct srv *s, const struct store_copy *copies, uint32_t n);
 /* Reap completions (the engine's eventfd fired).  */
@@ -227,6 +232,8 @@ struct srv {
 	unsigned quiesce;		/* admin ops waiting for no copy in
 					 * flight: close the batch */
 	unsigned jobs_inflight;		/* copy jobs not finished */
+	struct store_copy *copyq;	/* copies queued this loop turn */
+	size_t copyq_n, copyq_cap;
 	unsigned copies_in_batch;	/* copy-outs in the open transaction */
 	int64_t batch_start_ms;		/* first copy of the open batch */
 	bool copy_failed;		/* a copy failed: abort the txn */
@@ -241,7 +248,7 @@ struct srv {
 	struct req *barrier_req;	/* the SNAP_CREATE being served */
 
 	/* stats */
-	uint64_t stat_copyouts, stat_queries, stat_commits;
+	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
 };
 
 int64_t srv_now_ms(void);
