@@ -181,7 +181,12 @@ static int evict(struct bm *bm)
 
 	while (bm->count >= bm->capacity && b != &bm->lru) {
 		struct bm_block *prev = b->lru_prev;
-		if (!b->refs && !(b->state & (BM_DIRTY | BM_INSTALLED))) {
+		if (b->referenced) {
+			/* second chance: to the front, unreferenced */
+			b->referenced = false;
+			lru_unlink(b);
+			lru_front(bm, b);
+		} else if (!b->refs && !(b->state & (BM_DIRTY | BM_INSTALLED))) {
 			if (b->state & BM_HOME_PENDING) {
 				if (bm->readonly)
 					goto next;
@@ -245,10 +250,7 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 			return err_set(EIO, "metadata block %llu: unexpected type %#x",
 				       (unsigned long long)blocknr, t);
 		bm->st.hits++;
-		if (bm->lru.lru_next != b) {
-			lru_unlink(b);
-			lru_front(bm, b);
-		}
+		b->referenced = true;
 		b->refs++;
 		*out = b;
 		return 0;

@@ -2,7 +2,8 @@
  * src/store/bm.h - the block manager: a bounded LRU cache of 4 KiB
  * metadata blocks on an io_dev, with checksum/identity validation on read
  * and the bookkeeping the journal needs (dirty and committed-not-home
- * blocks).
+ * blocks).  Replacement is CLOCK (second chance), so a cache hit writes
+ * only the block's own reference bit.
  *
  * Every metadata block starts with struct meta_hdr: crc32c of bytes
  * [4, 4096), a type, its own block number, the sequence of the transaction
@@ -61,6 +62,7 @@ struct bm_block {
 	uint8_t *home_copy;
 	unsigned state;
 	unsigned refs;
+	bool referenced;	/* CLOCK bit: used since the last eviction scan */
 	struct bm_block *hnext, *lru_prev, *lru_next, *list_next;
 };
 

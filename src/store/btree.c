@@ -97,36 +97,65 @@ static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm
 	return 0;
 }
 
+/* First i in [0, n) whose key is >= (strict: >) KEY, or n.  Entries of
+ * size ES from BASE, ascending.  Origin chunk numbers are usually dense,
+ * so the search starts at an interpolated guess and gallops from there:
+ * typically two or three cache lines per node instead of seven.  */
+static uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
+		       uint64_t o, uint64_t s, bool strict)
+{
+#define P(i) (strict ? kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) > 0 \
+		     : kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) >= 0)
+	if (n == 0)
+		return 0;
+	uint64_t o0 = get_le64(base), on = get_le64(base + (size_t)(n - 1) * es);
+	uint32_t g, lo, hi, step = 1;
+	if (o <= o0)
+		g = 0;
+	else if (o >= on)
+		g = n - 1;
+	else
+		g = (uint32_t)((unsigned __int128)(o - o0) * (n - 1) / (on - o0));
+	if (P(g)) {
+		hi = g;
+		while (hi >= step && P(hi - step)) {
+			hi -= step;
+			step <<= 1;
+		}
+		lo = hi >= step ? hi - step + 1 : 0;
+	} else {
+		lo = g + 1;
+		while (lo + step - 1 < n && !P(lo + step - 1)) {
+			lo += step;
+			step <<= 1;
+		}
+		hi = lo + step - 1 < n ? lo + step - 1 : n;
+	}
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (P(mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+#undef P
+}
+
 /* Largest i >= 1 with key_i <= key, else 0.  */
 static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 {
-	uint32_t lo = 1, hi = nnr(d);
+	uint32_t nr = nnr(d);
 
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		uint8_t *e = ient(d, mid);
-		if (kcmp(get_le64(e), get_le64(e + 8), o, s) <= 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo - 1;
+	if (nr <= 1)
+		return 0;
+	return search(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true);
 }
 
 /* First i with key_i >= key.  */
 static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
 {
-	uint32_t lo = 0, hi = nnr(d);
-
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		uint8_t *e = lent(t, d, mid);
-		if (kcmp(get_le64(e), get_le64(e + 8), o, s) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return search(lent(t, d, 0), t->esize, nnr(d), o, s, false);
 }
 
 void btree_cursor_put(struct btree *t, struct btree_cursor *c)
@@ -302,12 +331,13 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 	if (ret < 0)
 		return ret;
 	uint8_t *rd = (*right)->data;
-	uint32_t mid = nr / 2;
+	/* appending at the end (sequential writes): leave the left node full */
+	uint32_t mid = pos == nr ? nr : nr / 2;
 	memcpy(rd + BTREE_NODE_HDR, d + BTREE_NODE_HDR + (size_t)mid * es, (size_t)(nr - mid) * es);
 	set_nr(rd, nr - mid);
 	set_nr(d, mid);
 	struct bm_block *into = b;
-	if (pos > mid) {
+	if (pos > mid || pos == nr) {
 		into = *right;
 		pos -= mid;
 	}

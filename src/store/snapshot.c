@@ -138,7 +138,8 @@ int store_snapshot_list(const struct store *s, struct store_snapshot *out, unsig
 		if (s->st.slot[i].id)
 			public_view(&s->st.slot[i], &all[n++]);
 	qsort(all, n, sizeof *all, by_id);
-	memcpy(out, all, (n < max ? n : max) * sizeof *all);
+	if (out && max && n)
+		memcpy(out, all, (n < max ? n : max) * sizeof *all);
 	free(all);
 	return (int)n;
 }
