@@ -62,8 +62,7 @@ struct bm_block {
 	uint8_t *home_copy;
 	unsigned state;
 	unsigned refs;
-	bool referenced;	/* CLOCK bit: used since the last eviction scan */
-	struct bm_block *hnext, *lru_prev, *lru_next, *list_next;
+	struct bm_block *lru_prev, *lru_next, *list_next;
 };
 
 struct bm_stats {
@@ -85,6 +84,10 @@ void bm_set_committed_seq(struct bm *bm, uint64_t seq);
 /* Pinned access to a validated block of TYPE (0: META_T_LEAF or
  * META_T_INTERNAL).  */
 int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
+/* Unpinned read access for hot lookups: the data of a cached block of
+ * TYPE (0: leaf or internal), or NULL when it is not cached (use bm_get).
+ * Valid only until the next call that may load or evict a block.  */
+const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);

@@ -241,7 +241,16 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
 		return err_set(EIO, "b-tree: invalid height %u", t->height);
 	for (uint32_t d = 0; d < c->depth; d++) {
-		ret = get_node(t, blk, t->height - 1 - d, &b);
+		uint32_t level = t->height - 1 - d;
+		/* hot path: a cached, sane node is read without pinning */
+		uint8_t *nd = (uint8_t *)bm_peek(t->bm, blk, META_T_INTERNAL);
+		if (nd && nlevel(nd) == level && nnr(nd) && nnr(nd) <= BTREE_INT_CAP) {
+			c->path[d] = blk;
+			c->pidx[d] = int_search(nd, o, s);
+			blk = get_le64(ient(nd, c->pidx[d]) + 16);
+			continue;
+		}
+		ret = get_node(t, blk, level, &b);
 		if (ret < 0)
 			return ret;
 		if (nnr(b->data) == 0) {
