@@ -260,10 +260,14 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 	return 0;
 }
 
-/* Tree space a batch of N inserts may need in the worst case.  */
+/* Tree blocks a batch of N inserts may need: a leaf split per insert at
+ * most, internal splits at most one per half-node of new entries per level,
+ * a new root.  (Internal splits of nodes that were already full are not
+ * bounded by this; the tree area's slack - sized for leaves a third full -
+ * covers them in practice.)  */
 static bool meta_room(const struct store *s, uint64_t n)
 {
-	uint64_t need = (n + 1) * (s->tree.height + 1);
+	uint64_t need = n + (s->tree.height + 1) * (n / (BTREE_INT_CAP / 2) + 1) + 1;
 	return sm_free_count(s->msm) >= need;
 }
 
