@@ -477,6 +477,29 @@ void bm_mark_committed(struct bm *bm)
 	bm->ndirty = 0;
 }
 
+int bm_abort(struct bm *bm)
+{
+	for (struct bm_block *b = bm->dirty; b; b = b->list_next)
+		if (b->refs)
+			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->blocknr);
+	struct bm_block *b = bm->dirty, *n;
+	for (; b; b = n) {
+		n = b->list_next;
+		b->list_next = NULL;
+		b->state &= ~BM_DIRTY;
+		if (b->home_copy) {
+			memcpy(b->data, b->home_copy, META_BLOCK_SIZE);
+			io_buf_free(b->home_copy);
+			b->home_copy = NULL;
+		} else if (!(b->state & (BM_HOME_PENDING | BM_INSTALLED))) {
+			drop_entry(bm, b);	/* the disk copy is the committed one */
+		}
+	}
+	bm->dirty = NULL;
+	bm->ndirty = 0;
+	return 0;
+}
+
 int bm_write_home(struct bm *bm)
 {
 	if (bm->readonly || !bm->npending)

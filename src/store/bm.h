@@ -109,6 +109,9 @@ int bm_for_each_dirty(struct bm *bm, uint64_t seq,
 		      int (*fn)(void *arg, struct bm_block *b), void *arg);
 /* The open transaction committed: DIRTY -> HOME_PENDING.  */
 void bm_mark_committed(struct bm *bm);
+/* Abandons the open transaction: dirty blocks go back to their committed
+ * image (dropped, or restored from home_copy).  -EBUSY if one is pinned. */
+int bm_abort(struct bm *bm);
 /* Writes every HOME_PENDING block home (no flush); they become clean.  */
 int bm_write_home(struct bm *bm);
 /* Read-only replay: install a committed image that overrides the home

@@ -9,8 +9,8 @@
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
  *  - a mask bit is set only for live snapshots or ones awaiting cleanup.
- * A failed operation other than -ENOSPC/-EINVAL/-ENOENT may leave the open
- * transaction half done: the caller must then close without committing.
+ * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
+ * the open transaction half done: the caller then calls store_abort().
  */
 #include "src/store/store_int.h"
 
@@ -199,6 +199,34 @@ int store_commit(struct store *s)
 	if (ret >= 0)
 		ret = journal_commit(s->j);
 	return ret;
+}
+
+int store_abort(struct store *s)
+{
+	const struct csnap_sb_engine *e = &s->sb.engine;
+	int ret = bm_abort(s->bm);
+
+	if (ret < 0)
+		return ret;
+	/* reload every in-memory mirror of metadata from the committed blocks */
+	sm_close(s->dsm);
+	sm_close(s->msm);
+	s->dsm = s->msm = NULL;
+	st_free(&s->st);
+	ret = sm_open(s->bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, &s->dsm);
+	if (ret >= 0)
+		ret = sm_open(s->bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, &s->msm);
+	if (ret >= 0)
+		ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
+	if (ret >= 0)
+		ret = store_load_header(s);
+	if (ret < 0)
+		return err_prefix(-ret, "store abort");
+	s->tree.sm = s->msm;
+	s->tree.changed = false;
+	s->header_dirty = false;
+	store_recompute_live(s);
+	return 0;
 }
 
 int store_checkpoint(struct store *s)

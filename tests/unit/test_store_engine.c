@@ -288,6 +288,48 @@ static void test_bad_arguments(void **state)
 	done(s, path);
 }
 
+static void test_abort(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("eng5", 40 << 20, 2048, 8, &path);
+	struct store_copy cp[64];
+	chunk_t dst[64], before[2048], after[2048];
+	struct store_info i0, i1;
+	uint32_t a, b, n;
+
+	TU_OK(store_snapshot_create(s, "a", 0, &a));
+	for (uint64_t c = 0; c < 2048; c += 64)
+		TU_OK(store_origin_write(s, c, 32, cp, &n));
+	TU_OK(store_commit(s));
+	TU_OK(store_snapshot_read(s, a, 0, 2048, before));
+	store_get_info(s, &i0);
+	/* a lot of uncommitted change: splits, a new snapshot, a delete + cleanup */
+	TU_OK(store_snapshot_create(s, "b", 0, &b));
+	for (uint64_t c = 0; c < 2048; c += 64)
+		TU_OK(store_origin_write(s, c, 64, cp, &n));
+	TU_OK(store_snapshot_write(s, a, 100, 64, dst, cp, &n));
+	TU_OK(store_snapshot_delete(s, a));
+	while (store_cleanup(s, 50) > 0)
+		;
+	assert_true(store_txn_pending(s));
+	TU_OK(store_abort(s));
+	assert_false(store_txn_pending(s));
+	store_get_info(s, &i1);
+	assert_int_equal(i1.exceptions, i0.exceptions);
+	assert_int_equal(i1.data_free, i0.data_free);
+	assert_int_equal(i1.meta_free, i0.meta_free);
+	assert_int_equal(i1.snapshots, 1);
+	TU_OK(store_snapshot_read(s, a, 0, 2048, after));
+	assert_memory_equal(before, after, sizeof before);
+	assert_int_equal(store_check_open(s, stderr), 0);
+	/* and the store goes on working */
+	TU_OK(store_origin_write(s, 30, 10, cp, &n));
+	assert_int_equal(n, 8);
+	TU_OK(store_commit(s));
+	done(s, path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -296,6 +338,7 @@ int main(void)
 		cmocka_unit_test(test_delete_cleanup),
 		cmocka_unit_test(test_full_and_victims),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_abort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
