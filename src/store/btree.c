@@ -273,6 +273,27 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 	return next_leaf(t, c);
 }
 
+const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
+			  uint32_t *idx, uint32_t *nr)
+{
+	uint64_t blk = t->root;
+
+	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
+		return NULL;
+	for (uint32_t level = t->height - 1; level > 0; level--) {
+		uint8_t *nd = (uint8_t *)bm_peek(t->bm, blk, META_T_INTERNAL);
+		if (!nd || nlevel(nd) != level || !nnr(nd) || nnr(nd) > BTREE_INT_CAP)
+			return NULL;
+		blk = get_le64(ient(nd, int_search(nd, o, s)) + 16);
+	}
+	uint8_t *lf = (uint8_t *)bm_peek(t->bm, blk, META_T_LEAF);
+	if (!lf || nlevel(lf) != 0 || nnr(lf) > t->leaf_cap)
+		return NULL;
+	*nr = nnr(lf);
+	*idx = leaf_search(t, lf, o, s);
+	return lf;
+}
+
 int btree_next(struct btree *t, struct btree_cursor *c)
 {
 	if (!c->valid)

@@ -481,6 +481,21 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	uint64_t bitm = 1ULL << (slot % 64);
 	for (uint32_t i = 0; i < count; i++)
 		out[i] = STORE_ON_ORIGIN;
+	/* fast path: cached blocks, no pins, as long as the range stays in
+	 * one leaf (the common case) */
+	uint32_t idx, nr;
+	const uint8_t *leaf = btree_peek(&s->tree, first, 0, &idx, &nr);
+	if (leaf) {
+		const uint8_t *e = leaf + BTREE_NODE_HDR + (size_t)idx * s->tree.esize;
+		for (; idx < nr; idx++, e += s->tree.esize) {
+			uint64_t o = be_origin(e);
+			if (o >= first + count)
+				return 0;
+			if (mask_word(e + 16, w) & bitm)
+				out[o - first] = be_store(e);
+		}
+		/* ran off the leaf: the slow path redoes the range */
+	}
 	ret = btree_seek(&s->tree, first, 0, &c);
 	while (ret >= 0 && c.valid) {
 		const uint8_t *e = btree_entry(&s->tree, &c);
