@@ -26,6 +26,8 @@
 struct bm_slot {
 	uint64_t blocknr;
 	uintptr_t b;		/* struct bm_block * | referenced; 0 = empty */
+	uint8_t *data;		/* b->data, so a peek touches only the slot */
+	uint64_t pad;
 };
 
 #define SLOT_REF ((uintptr_t)1)
@@ -77,6 +79,7 @@ static void slot_put(struct bm *bm, struct bm_block *b)
 
 	bm->slots[i].blocknr = b->blocknr;
 	bm->slots[i].b = (uintptr_t)b;
+	bm->slots[i].data = b->data;
 }
 
 /* Linear-probing delete with backward shift (no tombstones).  */
@@ -102,12 +105,26 @@ static void slot_del(struct bm *bm, uint64_t blocknr)
 	}
 }
 
+/* Slot tables are big and probed at random: huge pages where possible. */
+static struct bm_slot *slots_alloc(size_t n)
+{
+	void *p;
+	size_t bytes = n * sizeof(struct bm_slot);
+
+	if (posix_memalign(&p, bytes >= ARENA_BYTES ? ARENA_BYTES : 64, bytes))
+		return NULL;
+	if (bytes >= ARENA_BYTES)
+		madvise(p, bytes, MADV_HUGEPAGE);
+	memset(p, 0, bytes);
+	return p;
+}
+
 static int slots_grow(struct bm *bm)
 {
 	struct bm_slot *old = bm->slots;
 	size_t n = bm->nslots;
 
-	bm->slots = calloc(n * 2, sizeof *bm->slots);
+	bm->slots = slots_alloc(n * 2);
 	if (!bm->slots) {
 		bm->slots = old;
 		return err_set(ENOMEM, "out of memory");
@@ -164,7 +181,7 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 	bm->readonly = readonly;
 	bm->capacity = cache_blocks < 16 ? 16 : cache_blocks;
 	bm->nslots = 1024;
-	bm->slots = calloc(bm->nslots, sizeof *bm->slots);
+	bm->slots = slots_alloc(bm->nslots);
 	if (!bm->slots) {
 		free(bm);
 		return err_set(ENOMEM, "out of memory");
@@ -272,7 +289,7 @@ const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type)
 	if (!bm->slots[i].b)
 		return NULL;
 	bm->slots[i].b |= SLOT_REF;
-	const uint8_t *d = SLOT_PTR(bm->slots[i].b)->data;
+	const uint8_t *d = bm->slots[i].data;
 	uint32_t t = get_le32(d + 4);
 	if (type ? t != type : (t != META_T_LEAF && t != META_T_INTERNAL))
 		return NULL;	/* bm_get() explains */
