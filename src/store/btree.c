@@ -101,21 +101,36 @@ static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm
  * size ES from BASE, ascending.  Origin chunk numbers are usually dense,
  * so the search starts at an interpolated guess and gallops from there:
  * typically two or three cache lines per node instead of seven.  */
-static uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
-		       uint64_t o, uint64_t s, bool strict)
+static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
+			    uint64_t o, uint64_t s, bool strict, const uint64_t *range)
 {
 #define P(i) (strict ? kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) > 0 \
 		     : kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) >= 0)
 	if (n == 0)
 		return 0;
-	uint64_t o0 = get_le64(base), on = get_le64(base + (size_t)(n - 1) * es);
+	/* the guess: from the origin range the parent promised for this node
+	 * when known (no extra cache lines), else from the first and last
+	 * entries */
+	uint64_t o0, on;
+	uint32_t span;
+	if (range && range[1] > range[0]) {
+		o0 = range[0];
+		on = range[1];
+		span = n;
+	} else {
+		o0 = get_le64(base);
+		on = get_le64(base + (size_t)(n - 1) * es);
+		span = n - 1;
+	}
 	uint32_t g, lo, hi, step = 1;
 	if (o <= o0)
 		g = 0;
 	else if (o >= on)
 		g = n - 1;
 	else
-		g = (uint32_t)((unsigned __int128)(o - o0) * (n - 1) / (on - o0));
+		g = (uint32_t)((unsigned __int128)(o - o0) * span / (on - o0));
+	if (g >= n)
+		g = n - 1;
 	if (P(g)) {
 		hi = g;
 		while (hi >= step && P(hi - step)) {
@@ -142,6 +157,12 @@ static uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
 #undef P
 }
 
+static inline uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
+			      uint64_t o, uint64_t s, bool strict)
+{
+	return search_hint(base, es, n, o, s, strict, NULL);
+}
+
 /* Largest i >= 1 with key_i <= key, else 0.  */
 static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 {
@@ -156,6 +177,20 @@ static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
 {
 	return search(lent(t, d, 0), t->esize, nnr(d), o, s, false);
+}
+
+/* The same with the origin range [range[0], range[1]) of the node, and
+ * narrowing RANGE to the chosen child's.  */
+static uint32_t int_search_range(uint8_t *d, uint64_t o, uint64_t s, uint64_t *range)
+{
+	uint32_t nr = nnr(d), i;
+
+	i = nr <= 1 ? 0 : search_hint(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true, range);
+	if (i > 0)
+		range[0] = get_le64(ient(d, i));
+	if (i + 1 < nr)
+		range[1] = get_le64(ient(d, i + 1));
+	return i;
 }
 
 void btree_cursor_put(struct btree *t, struct btree_cursor *c)
@@ -278,19 +313,25 @@ const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 {
 	uint64_t blk = t->root;
 
+	uint64_t range[2] = { 0, 0 };	/* unknown at the root */
+
 	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
 		return NULL;
 	for (uint32_t level = t->height - 1; level > 0; level--) {
 		uint8_t *nd = (uint8_t *)bm_peek(t->bm, blk, META_T_INTERNAL);
 		if (!nd || nlevel(nd) != level || !nnr(nd) || nnr(nd) > BTREE_INT_CAP)
 			return NULL;
-		blk = get_le64(ient(nd, int_search(nd, o, s)) + 16);
+		if (level == t->height - 1)
+			range[1] = UINT64_MAX;	/* root: unbounded above */
+		blk = get_le64(ient(nd, int_search_range(nd, o, s, range)) + 16);
+		if (range[1] == UINT64_MAX)
+			range[0] = range[1] = 0;	/* no usable bound yet */
 	}
 	uint8_t *lf = (uint8_t *)bm_peek(t->bm, blk, META_T_LEAF);
 	if (!lf || nlevel(lf) != 0 || nnr(lf) > t->leaf_cap)
 		return NULL;
 	*nr = nnr(lf);
-	*idx = leaf_search(t, lf, o, s);
+	*idx = search_hint(lent(t, lf, 0), t->esize, *nr, o, s, false, range);
 	return lf;
 }
 
