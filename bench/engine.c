@@ -1,7 +1,7 @@
 /*
  * bench/engine.c - throughput and memory of the exception engine.
  *
- *   build/bench/engine [DIR] [MAX_MILLIONS]
+ *   build/bench/engine [DIR] [MAX_MILLIONS] [MIN_MILLIONS]
  *
  * For 1 M and 10 M exceptions (up to MAX_MILLIONS, default 10), each with
  * 1 and with 256 live snapshots (255 during the inserts and lookups, the
@@ -169,11 +169,12 @@ int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
 	int maxm = argc > 2 ? atoi(argv[2]) : 10;
+	int minm = argc > 3 ? atoi(argv[3]) : 1;	/* e.g. 10: skip the 1 M runs */
 
 	log_init("engine-bench", LOG_LEVEL_WARN);
 	printf("%-12s %-9s %12s %12s %10s %10s %10s\n", "exceptions", "snapshots", "inserts/s",
 	       "lookups/s", "create ms", "commit ms", "RSS MiB");
-	for (int m = 1; m <= maxm; m *= 10) {
+	for (int m = minm; m <= maxm; m *= 10) {
 		struct result r1 = run(dir, (uint64_t)m * 1000000, 1);
 		printf("%-12d %-9d %12.0f %12.0f %10.3f %10.2f %10.1f\n", m * 1000000, 1, r1.ins, r1.look,
 		       r1.create_ms, r1.commit_ms, (double)r1.rss / 1024);

@@ -282,6 +282,17 @@ static struct bm_block *lookup(struct bm *bm, uint64_t blocknr)
 	return SLOT_PTR(bm->slots[i].b);
 }
 
+const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr)
+{
+	size_t i = slot_find(bm, blocknr);
+
+	if (!bm->slots[i].b)
+		return NULL;
+	bm->slots[i].b |= SLOT_REF;
+	bm->st.hits++;
+	return bm->slots[i].data;
+}
+
 const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type)
 {
 	size_t i = slot_find(bm, blocknr);

@@ -88,6 +88,9 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
  * TYPE (0: leaf or internal), or NULL when it is not cached (use bm_get).
  * Valid only until the next call that may load or evict a block.  */
 const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type);
+/* The same without touching the data (the caller checks the type): lets a
+ * caller prefetch several lines of the block at once.  */
+const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
