@@ -104,6 +104,9 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		return err_set(EINVAL, "store size %llu exceeds the device (%llu bytes)",
 			       (unsigned long long)sb->store_size, (unsigned long long)io_dev_size(dev));
 	memset(&sb->engine, 0, sizeof sb->engine);
+	if (sb->store_size <= sb->meta_offset)
+		return err_set(ENOSPC, "store too small: %llu bytes, the lease area alone needs %llu",
+			       (unsigned long long)sb->store_size, (unsigned long long)sb->meta_offset);
 	ret = csnap_sb_decode_check_common(sb);
 	if (ret < 0)
 		return ret;
