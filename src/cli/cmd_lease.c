@@ -42,19 +42,26 @@ int cli_lease_area(const char *store, struct lease_area *a)
 	return rc < 0 ? err_prefix(-rc, "%s: superblock", store) : 0;
 }
 
+/* csnap.conf: CONF, else $CSNAP_CONF, else /etc/csnap/csnap.conf; with
+ * REQUIRED unset, a missing default file just leaves the defaults.  */
+static int load_config(const char *conf, bool required, struct config *cfg)
+{
+	const char *path = conf ? conf : getenv("CSNAP_CONF");
+
+	if (!path && (required || access("/etc/csnap/csnap.conf", R_OK) == 0))
+		path = "/etc/csnap/csnap.conf";
+	config_defaults(cfg);
+	return path ? config_load(path, cfg) : 0;
+}
+
 int cli_lease_io_timeout(const char *conf, uint32_t *io_timeout)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
-	const char *path = conf ? conf : getenv("CSNAP_CONF");
-	int rc = 0;
+	int rc;
 
 	if (!cfg)
 		return err_set(ENOMEM, "out of memory");
-	if (!path && access("/etc/csnap/csnap.conf", R_OK) == 0)
-		path = "/etc/csnap/csnap.conf";
-	config_defaults(cfg);
-	if (path)
-		rc = config_load(path, cfg);
+	rc = load_config(conf, false, cfg);
 	if (rc == 0)
 		*io_timeout = cfg->io_timeout;
 	free(cfg);
@@ -108,6 +115,76 @@ static int cmd_lease_init(int argc, char **argv)
 	printf("lease area of %s initialised (io_timeout %u s)\n", argv[optind], io_timeout);
 	return 0;
 }
+
+/* STORE as given on the command line: a [store NAME] of csnap.conf, its
+ * device, or a path.  */
+static int store_path(const struct config *cfg, const char *arg, const char **path)
+{
+	const struct config_store *st = config_find_store(cfg, arg);
+
+	*path = st ? st->device : arg;
+	if (!strncmp(*path, "UUID=", 5))
+		return err_set(ENOTSUP, "%s: finding a store by UUID= is not supported here yet; "
+			       "give its device path", *path);
+	return 0;
+}
+
+static int cmd_lease_join_leave(int argc, char **argv, bool join)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "force", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config *cfg;
+	struct lease_area a;
+	const char *conf = NULL, *path;
+	bool force = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:f", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': conf = optarg; break;
+		case 'f': force = true; break;
+		default: return cli_usage(NULL);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage("expected one STORE");
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return cli_error("out of memory");
+	rc = load_config(conf, true, cfg);
+	if (rc == 0)
+		rc = store_path(cfg, argv[optind], &path);
+	if (rc == 0)
+		rc = cli_lease_area(path, &a);
+	if (rc == 0 && join) {
+		/* Long enough for sanlock to decide a host_id is in use.  */
+		int timeout_ms = (int)(8 * cfg->io_timeout + 60 + 30) * 1000;
+		rc = lease_join(&a, cfg->host_id, cfg->io_timeout, timeout_ms);
+		if (rc == 0)
+			printf("joined lockspace %s as host_id %u\n", a.lockspace, cfg->host_id);
+	} else if (rc == 0) {
+		rc = lease_leave(&a, cfg->host_id, !force);
+		if (rc == 0)
+			printf("left lockspace %s\n", a.lockspace);
+	}
+	free(cfg);
+	if (rc == -EBUSY && !join)
+		return cli_error("%s (--force leaves anyway: sanlock kills the holders)", err_get());
+	return rc < 0 ? cli_error("%s", err_get()) : 0;
+}
+
+static int cmd_lease_join(int argc, char **argv) { return cmd_lease_join_leave(argc, argv, true); }
+static int cmd_lease_leave(int argc, char **argv) { return cmd_lease_join_leave(argc, argv, false); }
+
+CLI_COMMAND(lease_join, "lease join", "[-c CONF] STORE",
+	    "join the store's lockspace with this node's host_id (the agent does this)",
+	    cmd_lease_join)
+CLI_COMMAND(lease_leave, "lease leave", "[-c CONF] [--force] STORE",
+	    "leave the store's lockspace (refused while leases are held, unless --force)",
+	    cmd_lease_leave)
 
 CLI_COMMAND(lease_init, "lease init", "[--io-timeout S] [--force] [-c CONF] STORE",
 	    "write the store's sanlock lockspace, master lease and owner record", cmd_lease_init)

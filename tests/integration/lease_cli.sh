@@ -52,4 +52,21 @@ assert d["sector_size"] == int(sys.argv[1]), d
   node_run 1 "$T/lease_tool" leave 1 || fail "leave node1"
   node_run 2 "$T/lease_tool" leave 2 || fail "leave node2"
 done
+# join/leave with host_id and io_timeout from the node's csnap.conf (the
+# harness writes one per node; the store is named by its section "s").
+LEASE_UUID=$("$T/lease_mksb" "$CLUSTER_STORE" 512) || fail "mksb"
+export LEASE_UUID LEASE_OFFSET=1048576 LEASE_ALIGN=1048576 LEASE_SECTOR=512
+$CSNAP lease init --force -c "$(node_conf 1)" "$CLUSTER_STORE" | grep -q "io_timeout 1 s" ||
+  fail "lease init did not take io_timeout from csnap.conf"
+out=$(node_run 2 "$CSNAP" lease join -c "$(node_conf 2)" s) || fail "lease join: $out"
+echo "$out" | grep -q "as host_id 2" || fail "lease join: $out"
+node_run 2 "$T/lease_tool" hosts | grep -q '^2 node2 ' || fail "node2 not in the lockspace"
+node_spawn 2 holdcfg "$T/lease_holder" 2 "$(node_addr 2)" 7002 1 >/dev/null
+wait_log 2 holdcfg '^master' 30 || fail "no master on node2"
+out=$(node_run 2 "$CSNAP" lease leave -c "$(node_conf 2)" s 2>&1) && fail "left while holding a lease"
+echo "$out" | grep -q -- "--force" || fail "leave refusal: $out"
+node_run 2 "$CSNAP" lease leave --force -c "$(node_conf 2)" s >/dev/null || fail "leave --force"
+wait_for 10 sh -c "! kill -0 $(tail -1 "$CLUSTER_DIR/node2/pids") 2>/dev/null" ||
+  fail "holder survived leaving the lockspace"
+grep -q '^released' "$(node_log 2 holdcfg)" && fail "holder released after the lockspace was removed"
 echo "PASS"
