@@ -194,10 +194,16 @@ int lease_master_check(struct lease_master *m)
 	}
 	if (!m->held)
 		return err_set(ENOLCK, "not holding the master lease");
+	/* Our registered connection is what holds the lease: if sanlock cannot
+	 * answer on it (daemon gone or connection broken), the daemon has
+	 * released the lease or will never renew it again.  */
 	rv = sanlock_inquire(m->sock, -1, 0, &count, &state);
 	free(state);
-	if (rv < 0)
-		return lease_sanlock_error(rv, "asking sanlock about the master lease");
+	if (rv < 0) {
+		m->held = false;
+		return err_set(ENOLCK, "lost the sanlock connection that holds the master lease "
+			       "(sanlock %d)", rv);
+	}
 	if (count < 1) {
 		m->held = false;
 		return err_set(ENOLCK, "sanlock no longer lists the master lease as ours");

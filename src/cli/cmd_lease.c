@@ -79,6 +79,23 @@ int cli_lease_init_store(const char *store, uint32_t io_timeout, bool force)
 	return rc < 0 ? err_prefix(-rc, "%s: lease init", store) : 0;
 }
 
+int mkstore_init_leases(const char *store_path, const struct csnap_sb *sb)
+{
+	struct csnap_uuid uuid;
+	struct lease_area a;
+	uint32_t io_timeout;
+	int rc;
+
+	memcpy(uuid.b, sb->uuid, sizeof(uuid.b));
+	rc = lease_area_setup(&a, store_path, sb->lease_offset, sb->lease_align,
+			      sb->lease_sector_size, &uuid);
+	if (rc == 0)
+		rc = cli_lease_io_timeout(NULL, &io_timeout);
+	if (rc == 0)
+		rc = lease_init(&a, io_timeout, false);
+	return rc;
+}
+
 static int cmd_lease_init(int argc, char **argv)
 {
 	static const struct option opts[] = {
