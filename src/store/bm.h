@@ -2,7 +2,8 @@
  * src/store/bm.h - the block manager: a bounded LRU cache of 4 KiB
  * metadata blocks on an io_dev, with checksum/identity validation on read
  * and the bookkeeping the journal needs (dirty and committed-not-home
- * blocks).
+ * blocks).  Replacement is CLOCK (second chance), so a cache hit writes
+ * only the block's own reference bit.
  *
  * Every metadata block starts with struct meta_hdr: crc32c of bytes
  * [4, 4096), a type, its own block number, the sequence of the transaction
@@ -61,7 +62,7 @@ struct bm_block {
 	uint8_t *home_copy;
 	unsigned state;
 	unsigned refs;
-	struct bm_block *hnext, *lru_prev, *lru_next, *list_next;
+	struct bm_block *lru_prev, *lru_next, *list_next;
 };
 
 struct bm_stats {
@@ -83,6 +84,10 @@ void bm_set_committed_seq(struct bm *bm, uint64_t seq);
 /* Pinned access to a validated block of TYPE (0: META_T_LEAF or
  * META_T_INTERNAL).  */
 int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
+/* Unpinned read access for hot lookups: the data of a cached block of
+ * TYPE (0: leaf or internal), or NULL when it is not cached (use bm_get).
+ * Valid only until the next call that may load or evict a block.  */
+const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
