@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `csnap lease init` and `csnap lease status` on stores with a real
-# superblock (512 B and 4 KiB lease geometry), against real sanlock daemons;
-# and their one-line errors on bad input.
+# `csnap lease init/status/join/leave` on stores with a real superblock
+# (512 B and 4 KiB lease geometry; and one made by `csnap mkstore`), against
+# real sanlock daemons; and their one-line errors on bad input.
 # san: yes
 set -u
 src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -54,10 +54,13 @@ assert d["sector_size"] == int(sys.argv[1]), d
 done
 # join/leave with host_id and io_timeout from the node's csnap.conf (the
 # harness writes one per node; the store is named by its section "s").
-LEASE_UUID=$("$T/lease_mksb" "$CLUSTER_STORE" 512) || fail "mksb"
+# The store comes from `csnap mkstore`, which writes the lease area too.
+out=$(CSNAP_CONF=$(node_conf 1) $CSNAP mkstore --force "$CLUSTER_STORE" "$CLUSTER_ORIGIN") ||
+  fail "mkstore: $out"
+LEASE_UUID=$(echo "$out" | awk '$1 == "uuid" { print $2 }')
 export LEASE_UUID LEASE_OFFSET=1048576 LEASE_ALIGN=1048576 LEASE_SECTOR=512
-$CSNAP lease init --force -c "$(node_conf 1)" "$CLUSTER_STORE" | grep -q "io_timeout 1 s" ||
-  fail "lease init did not take io_timeout from csnap.conf"
+$CSNAP lease status "$CLUSTER_STORE" | grep -q "^lockspace: csnap-$(echo "$LEASE_UUID" | tr -d -) " ||
+  fail "mkstore did not write the lockspace: $($CSNAP lease status "$CLUSTER_STORE")"
 out=$(node_run 2 "$CSNAP" lease join -c "$(node_conf 2)" s) || fail "lease join: $out"
 echo "$out" | grep -q "as host_id 2" || fail "lease join: $out"
 node_run 2 "$T/lease_tool" hosts | grep -q '^2 node2 ' || fail "node2 not in the lockspace"
