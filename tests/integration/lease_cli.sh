@@ -28,6 +28,8 @@ for sector in 512 4096; do
   out=$($CSNAP lease status "$CLUSTER_STORE") || fail "status before join"
   echo "$out" | grep -q "none has joined" || fail "status before join: $out"
   node_spawn 1 "holder$sector" "$T/lease_holder" 1 "$(node_addr 1)" 7001 1 >/dev/null
+  out=$(node_run 2 "$T/lease_tool" acquire 2 2>&1) && fail "acquired without joining"
+  echo "$out" | grep -q "has not joined lockspace" || fail "acquire before join: $out"
   node_run 2 "$T/lease_tool" join 2 1 >/dev/null || fail "node2 join ($sector)"
   wait_log 1 "holder$sector" '^master' 30 || fail "no master ($sector)"
   st() { node_run 2 "$CSNAP" lease status "$CLUSTER_STORE"; }
