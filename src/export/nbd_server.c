@@ -458,6 +458,12 @@ static void conn_readable(struct nbd_conn *c)
 			n = recv(c->fd, c->in, NBD_STAGE_SIZE, MSG_DONTWAIT);
 			if (n > 0) {
 				c->in_end = (size_t)n;
+				if (n < NBD_STAGE_SIZE) {
+					/* Probably drained: parse, and let epoll say
+					 * when there is more rather than asking.  */
+					conn_parse(c);
+					return;
+				}
 				continue;
 			}
 		}
