@@ -46,7 +46,8 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_ALL) -DCSNAP_VERSION='"$(VERSION)"' $(CFLAGS_WARN) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_ALL) -DCSNAP_VERSION='"$(VERSION)"' $(CFLAGS_WARN) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libcsnap.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -71,10 +72,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libcsnap.a
 # AddressSanitizer + UndefinedBehaviorSanitizer.
 check: deps
 	$(MAKE) all
-	tests/run.sh $(BUILD) all
 	$(MAKE) SAN=1 BUILD=build-san all
-	tests/run.sh build-san san
 	$(MAKE) cppcheck
+	@rm -f $(BUILD)/test-summary build-san/test-summary
+	@rc=0; tests/run.sh $(BUILD) all || rc=1; \
+	 echo "== again under AddressSanitizer + UndefinedBehaviorSanitizer"; \
+	 tests/run.sh build-san san || rc=1; \
+	 cat $(BUILD)/test-summary build-san/test-summary | \
+	   awk '{p+=$$1; f+=$$2; s+=$$3} END {print "== all tests"; print p " passed, " f " failed, " s " skipped"}'; \
+	 exit $$rc
 
 check-unit: all
 	tests/run.sh $(BUILD) unit

@@ -52,4 +52,5 @@ fi
 rm -rf "$logdir"
 [ ${#failed[@]} -eq 0 ] || echo "failed: ${failed[*]}"
 echo "$pass passed, $fail failed, $skip skipped"
+echo "$pass $fail $skip" > "$build/test-summary"
 [ $fail -eq 0 ]
