@@ -1,9 +1,12 @@
 /*
  * src/cli/cmd_export.c - `csnap export`: the data path daemon.
  *
- *   csnap export [-c CONF] STORE
+ *   csnap export [-c CONF] [--socket PATH | --tcp [ADDR:]PORT]
+ *                [--master ADDR:PORT] STORE
  *       serve STORE's origin and every snapshot by name over NBD, as
- *       configured in csnap.conf ([store NAME] export=unix|tcp, ...).
+ *       configured in csnap.conf ([store NAME] export=unix|tcp, ...);
+ *       --socket/--tcp override the configured listener, --master skips
+ *       finding the master through the lease-owner record.
  *   csnap export --file PATH [--name NAME] [--readonly]
  *                [--socket PATH] [--tcp [ADDR:]PORT]
  *       serve a plain file or device as it is (no store, no snapshots).
@@ -140,15 +143,17 @@ static int cmd_export(int argc, char **argv)
 		{ "readonly", no_argument, NULL, 'r' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "tcp", required_argument, NULL, 't' },
+		{ "master", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf = "/etc/csnap/csnap.conf", *file = NULL, *name = "origin";
-	const char *sock = NULL, *tcp = NULL;
+	const char *sock = NULL, *tcp = NULL, *master = NULL;
+	struct export_opts eo;
 	bool readonly = false;
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:f:n:rs:t:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:f:n:rs:t:m:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': conf = optarg; break;
 		case 'f': file = optarg; break;
@@ -156,6 +161,7 @@ static int cmd_export(int argc, char **argv)
 		case 'r': readonly = true; break;
 		case 's': sock = optarg; break;
 		case 't': tcp = optarg; break;
+		case 'm': master = optarg; break;
 		default: return cli_usage(NULL);
 		}
 	}
@@ -166,9 +172,11 @@ static int cmd_export(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage("which store?");
-	return export_run(conf, argv[optind], sock, tcp);
+	eo = (struct export_opts){ .conf = conf, .store = argv[optind], .sock = sock,
+				   .tcp = tcp, .master = master };
+	return export_run(&eo);
 }
 
 CLI_COMMAND(export, "export",
-	    "[-c CONF] STORE | --file PATH [--name NAME] [--readonly] [--socket PATH] [--tcp [ADDR:]PORT]",
+	    "[-c CONF] [--master ADDR:PORT] STORE | --file PATH [--name NAME] [--readonly]; [--socket PATH] [--tcp [ADDR:]PORT]",
 	    "serve the origin and snapshots (or a plain file) over NBD", cmd_export)

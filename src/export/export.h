@@ -6,9 +6,15 @@
 #ifndef CSNAP_EXPORT_EXPORT_H
 #define CSNAP_EXPORT_EXPORT_H
 
-/* Runs until SIGINT/SIGTERM.  CONF: csnap.conf; STORE: a [store NAME]
- * section (or its device).  SOCK / TCP ("[ADDR:]PORT") override the
- * configured listener when not NULL.  Returns an exit status.  */
-int export_run(const char *conf, const char *store, const char *sock, const char *tcp);
+struct export_opts {
+	const char *conf;	/* csnap.conf */
+	const char *store;	/* [store NAME] (or its device as written) */
+	const char *sock;	/* overrides the configured listener ... */
+	const char *tcp;	/* ... "[ADDR:]PORT" */
+	const char *master;	/* "ADDR:PORT": skip the lease lookup (tests) */
+};
+
+/* Runs until SIGINT/SIGTERM.  Returns an exit status.  */
+int export_run(const struct export_opts *o);
 
 #endif
