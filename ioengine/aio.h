@@ -65,6 +65,7 @@ struct io_engine {
 	struct io_list done;			/* finished outside the kernel */
 	struct io_list flush_wait;		/* flushes waiting on writes */
 	unsigned nflush_wait;
+	bool reaping;				/* inside io_engine_reap */
 	struct io_req *free;			/* recycled requests */
 
 	/* flush worker: wq and wdone are guarded by lock */
@@ -72,6 +73,7 @@ struct io_engine {
 	pthread_cond_t cond;
 	pthread_t worker;
 	bool worker_started, worker_stop;
+	unsigned flush_running;	/* handed to the worker, not yet collected */
 	struct io_list wq, wdone;
 };
 

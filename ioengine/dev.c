@@ -203,6 +203,10 @@ void io_dev_close(struct io_dev *dev)
 {
 	if (!dev)
 		return;
+	/* A caller bug that would become a use-after-free: say so loudly. */
+	if (__atomic_load_n(&dev->async_pending, __ATOMIC_RELAXED))
+		log_error("%s: closed with %u asynchronous requests pending",
+			  dev->path, __atomic_load_n(&dev->async_pending, __ATOMIC_RELAXED));
 	if (dev->fd >= 0 && close(dev->fd) < 0)
 		log_warn("%s: close: %s", dev->path, strerror(errno));
 	pthread_mutex_destroy(&dev->lock);

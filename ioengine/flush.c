@@ -11,9 +11,10 @@
  *
  * Invariants:
  *  - flush->writes_ahead counts the writes to its device that were queued
- *    before it and are not yet complete; it is set once when the flush is
- *    queued and only decremented, by completions of exactly those writes
- *    (same device, smaller seq, counted).
+ *    before it and have not yet been handed to their callback; it is set
+ *    once when the flush is queued and only decremented, by the
+ *    completions of exactly those writes (same device, smaller seq,
+ *    counted), each of which happens exactly once.
  *  - The worker owns nothing but wq/wdone (under eng->lock) and the
  *    requests in them; it never runs callbacks.  One fdatasync serves all
  *    flushes of a device that were waiting when it started.
@@ -86,6 +87,7 @@ static void flush_run(struct io_engine *eng, struct io_req *flush)
 		eng->worker_started = true;
 	}
 	io_list_push(&eng->wq, flush);
+	eng->flush_running++;
 	pthread_cond_signal(&eng->cond);
 	pthread_mutex_unlock(&eng->lock);
 }
@@ -95,9 +97,8 @@ void io_flush_queued(struct io_engine *eng, struct io_req *flush)
 	unsigned ahead = 0;
 
 	for (struct io_req *r = eng->all_head; r && r != flush; r = r->next)
-		if (r->type == IO_REQ_WRITE && r->dev == flush->dev && r->counted &&
-		    r->state != IO_REQ_DONE)
-			ahead++;
+		if (r->type == IO_REQ_WRITE && r->dev == flush->dev && r->counted)
+			ahead++;	/* even if done: its completion still comes */
 	flush->writes_ahead = ahead;
 	if (!ahead) {
 		flush_run(eng, flush);
@@ -133,6 +134,8 @@ void io_flush_write_done(struct io_engine *eng, struct io_req *write)
 void io_flush_worker_collect(struct io_engine *eng, struct io_list *out)
 {
 	pthread_mutex_lock(&eng->lock);
+	for (struct io_req *req = eng->wdone.head; req; req = req->qnext)
+		eng->flush_running--;
 	if (eng->wdone.head) {
 		if (out->tail)
 			out->tail->qnext = eng->wdone.head;

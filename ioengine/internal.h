@@ -40,6 +40,7 @@ struct io_dev {
 	pthread_mutex_t lock;
 	struct io_log *log;
 	unsigned nfaults;	/* read without the lock as a fast path */
+	unsigned async_pending;	/* engine requests not yet completed (atomic) */
 	struct io_fault faults[IO_FAULT_MAX];
 };
 

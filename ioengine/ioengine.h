@@ -63,11 +63,19 @@ void io_buf_free(void *buf);
 
 /* ---- asynchronous engine ---------------------------------------------- */
 
-/* Completion: result is the byte count on success or a negative errno.
- * Called from io_engine_reap(), on the thread that reaps.  */
+/* Completion: result is the full byte count on success (0 for a flush) or
+ * a negative errno, with err_get() naming device and offset while the
+ * callback runs.  Called from io_engine_reap(), on the thread that reaps.
+ * A callback may queue new I/O and call io_engine_submit(), but must not
+ * call io_engine_reap() (-EDEADLK) or io_engine_destroy().
+ *
+ * One thread drives an engine; its buffers must stay valid until the
+ * callback.  Misaligned or out-of-range requests are refused at once by
+ * io_engine_read/write (-EINVAL); device errors arrive in the callback.  */
 typedef void (*io_done_fn)(void *arg, ssize_t result);
 
-/* depth: maximum I/Os in flight; more submissions are queued internally.  */
+/* depth: maximum I/Os in flight; more submissions are queued internally.
+ * io_engine_destroy() first completes everything pending (callbacks run). */
 int io_engine_create(unsigned depth, struct io_engine **out);
 void io_engine_destroy(struct io_engine *eng);
 /* An eventfd that becomes readable when completions are ready.  */
@@ -80,13 +88,16 @@ int io_engine_read(struct io_engine *eng, struct io_dev *dev, void *buf,
 int io_engine_write(struct io_engine *eng, struct io_dev *dev, const void *buf,
 		    size_t len, uint64_t off, io_done_fn done, void *arg);
 /* Completes after every write to DEV that completed before it was queued is
- * durable.  */
+ * durable -- and also every write to DEV queued on this engine before it,
+ * even if still in flight (the flush waits for them, then fdatasyncs on a
+ * worker thread).  */
 int io_engine_flush(struct io_engine *eng, struct io_dev *dev,
 		    io_done_fn done, void *arg);
 int io_engine_submit(struct io_engine *eng);
 /* Run completion callbacks.  Waits up to timeout_ms (-1: until at least one
  * completes, 0: poll).  Returns the number of completions handled or a
- * negative errno.  */
+ * negative errno; returns 0 at once if nothing is pending.  Also submits
+ * whatever is queued, so requests beyond the depth need no extra call.  */
 int io_engine_reap(struct io_engine *eng, int timeout_ms);
 /* Requests queued or in flight.  */
 unsigned io_engine_pending(const struct io_engine *eng);
@@ -113,7 +124,7 @@ const struct io_log_entry *io_log_get(const struct io_log *log, size_t i);
 size_t io_log_flush_end(const struct io_log *log, size_t k);
 size_t io_log_flushes(const struct io_log *log);
 /* Apply entries [0, upto) to TARGET (a copy of the device as it was when
- * recording started).  */
+ * recording started).  Flush entries are not replayed as fdatasync.  */
 int io_log_replay(const struct io_log *log, struct io_dev *target, size_t upto);
 
 /* ---- fault injection (tests) ------------------------------------------ */
@@ -121,7 +132,9 @@ int io_log_replay(const struct io_log *log, struct io_dev *target, size_t upto);
 enum io_fault_op { IO_FAULT_READ = 1, IO_FAULT_WRITE = 2, IO_FAULT_FLUSH = 4 };
 
 /* After SKIP more matching operations succeed, fail the next COUNT of them
- * with -errnum (count 0 = forever).  */
+ * with -errnum (count 0 = forever).  A failed operation moves no data and
+ * is not recorded.  Async operations are counted when queued.  Up to 8
+ * rules per device; each counts the operations it matches.  */
 void io_dev_inject_fault(struct io_dev *dev, int ops, unsigned skip,
 			 unsigned count, int errnum);
 void io_dev_clear_faults(struct io_dev *dev);

@@ -355,6 +355,60 @@ static void test_record_replay(void **state)
 	io_dev_close(dev);
 }
 
+/* A real block device: a loop device with 4096-byte logical sectors, if
+ * this machine lets us create one (root, /dev/loop-control).  */
+static char loopdev[64];	/* detached by teardown if a test fails */
+
+static void test_blockdev(void **state)
+{
+	char img[256], cmd[400];
+	struct io_dev *dev, *second;
+	FILE *p;
+
+	(void)state;
+	path_in_tmp(img, sizeof img, "loop.img");
+	snprintf(cmd, sizeof cmd, "truncate -s 8M '%s' && losetup -f --show -b 4096 '%s' 2>/dev/null",
+		 img, img);
+	p = popen(cmd, "r");
+	if (p) {
+		if (!fgets(loopdev, sizeof loopdev, p))
+			loopdev[0] = '\0';
+		pclose(p);
+	}
+	loopdev[strcspn(loopdev, "\n")] = '\0';
+	if (!loopdev[0]) {
+		print_message("skip: cannot create a loop device here\n");
+		skip();
+	}
+
+	assert_int_equal(io_dev_open(loopdev, IO_DEV_RDWR | IO_DEV_EXCL, &dev), 0);
+	assert_true(io_dev_is_blockdev(dev));
+	assert_true(io_dev_is_direct(dev));
+	assert_int_equal(io_dev_align(dev), 4096);
+	assert_int_equal(io_dev_size(dev), 8 << 20);
+	/* exclusive: a second exclusive open is refused */
+	assert_int_equal(io_dev_open(loopdev, IO_DEV_RDWR | IO_DEV_EXCL, &second), -EBUSY);
+	assert_non_null(strstr(err_get(), loopdev));
+
+	unsigned char *w = io_buf_alloc(8192), *r = io_buf_alloc(8192);
+	fill(w, 8192, 5);
+	assert_int_equal(io_dev_pwrite(dev, w, 512, 0), -EINVAL);	/* 512 < sector */
+	assert_non_null(strstr(err_get(), "multiples of 4096"));
+	assert_int_equal(io_dev_pwrite(dev, w, 8192, (8 << 20) - 8192), 0);
+	assert_int_equal(io_dev_flush(dev), 0);
+	assert_int_equal(io_dev_pread(dev, r, 8192, (8 << 20) - 8192), 0);
+	assert_memory_equal(w, r, 8192);
+	assert_true(io_dev_pread(dev, r, 8192, (8 << 20) - 4096) < 0);	/* past the end */
+	assert_int_equal(io_dev_refresh_size(dev), 0);
+	assert_int_equal(io_dev_size(dev), 8 << 20);
+	io_buf_free(w);
+	io_buf_free(r);
+	io_dev_close(dev);
+	snprintf(cmd, sizeof cmd, "losetup -d '%s'", loopdev);
+	assert_int_equal(system(cmd), 0);
+	loopdev[0] = '\0';
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -370,6 +424,11 @@ static int teardown(void **state)
 	char cmd[300];
 
 	(void)state;
+	if (loopdev[0]) {
+		snprintf(cmd, sizeof cmd, "losetup -d '%s'", loopdev);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot detach %s\n", loopdev);
+	}
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
 	return system(cmd) == 0 ? 0 : -1;
 }
@@ -385,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_buffered_fallback),
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_record_replay),
+		cmocka_unit_test(test_blockdev),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
