@@ -102,7 +102,7 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	ret = csnap_sb_read(dev, &s->sb, &s->bad_sb_copies);
 	if (ret < 0)
 		goto fail;
-	if (s->bad_sb_copies)
+	if (s->bad_sb_copies && !s->readonly)	/* check/dump report it themselves */
 		log_warn("%s: %s superblock copy is invalid; using the other one",
 			 io_dev_path(dev), s->bad_sb_copies & 1 ? "primary" : "backup");
 	const struct csnap_sb_engine *e = &s->sb.engine;
@@ -144,7 +144,8 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	*out = s;
 	return 0;
 fail:
-	err_prefix(-ret, "%s", io_dev_path(dev));
+	if (!strstr(err_get(), io_dev_path(dev)))
+		err_prefix(-ret, "%s", io_dev_path(dev));
 	store_close(s);
 	return ret;
 }
@@ -206,6 +207,13 @@ int store_checkpoint(struct store *s)
 }
 
 unsigned store_txn_blocks(const struct store *s) { return (unsigned)bm_dirty_count(s->bm); }
+
+unsigned store_txn_limit(const struct store *s)
+{
+	uint64_t n = s->sb.engine.journal_blocks;
+	/* descriptors take one block per JOURNAL_DESC_ENTRIES, one block spare */
+	return (unsigned)((n - 2) * JOURNAL_DESC_ENTRIES / (JOURNAL_DESC_ENTRIES + 1));
+}
 
 bool store_txn_pending(const struct store *s)
 {

@@ -53,7 +53,7 @@ static int jread(struct journal *j, uint64_t pos, void *buf)
 static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 		    uint8_t **images, size_t *n)
 {
-	uint8_t *desc = io_buf_alloc(META_BLOCK_SIZE);
+	uint8_t *desc = io_buf_alloc(2 * META_BLOCK_SIZE), *bounce;
 	uint64_t p = *pos, consumed = 0;
 	size_t cnt = 0, cap = 0;
 	uint8_t *img = NULL;
@@ -61,6 +61,7 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 
 	if (!desc)
 		return -ENOMEM;
+	bounce = desc + META_BLOCK_SIZE;
 	for (uint32_t idx = 0;; idx++) {
 		if (consumed + 1 > j->nblocks || jread(j, p, desc) < 0)
 			goto out;
@@ -84,8 +85,9 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 		for (uint32_t i = 0; i < nr; i++, p++, consumed++) {
 			const uint8_t *e = desc + JD_ENTRIES + 12 * i;
 			uint8_t *dst = img + (cnt + i) * META_BLOCK_SIZE;
-			if (jread(j, p, dst) < 0)
+			if (jread(j, p, bounce) < 0)	/* O_DIRECT wants aligned memory */
 				goto out;
+			memcpy(dst, bounce, META_BLOCK_SIZE);
 			if (crc32c(0, dst, META_BLOCK_SIZE) != get_le32(e + 8) ||
 			    get_le64(dst + 8) != get_le64(e) || get_le64(dst + 16) != seq)
 				goto out;

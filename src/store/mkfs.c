@@ -49,7 +49,8 @@ static int layout(struct csnap_sb *sb)
 	e->version = CSNAP_ENGINE_VERSION;
 	e->leaf_entry_size = esize;
 	e->journal_start = first;
-	e->journal_blocks = (total - first) / 64;
+	/* ~1/16 of the store up to 64 MiB: big enough for large group commits */
+	e->journal_blocks = (total - first) / 16;
 	if (e->journal_blocks < 64)
 		e->journal_blocks = 64;
 	if (e->journal_blocks > 16384)
@@ -91,7 +92,7 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 {
 	struct bm *bm = NULL;
 	struct spacemap *msm = NULL;
-	struct btree t;
+	struct btree t = { 0 };
 	uint8_t *zero = NULL;
 	int ret;
 

@@ -380,6 +380,9 @@ static void expect_reject_patch(int sample_no, size_t off, const void *bytes, si
 	int r = decode_buf(a.data, a.len, &d);
 	if (getenv("PROTO_TEST_VERBOSE"))
 		fprintf(stderr, "sample %d patch @%zu: %s\n", sample_no, off, err_get());
+	if (r == 0)
+		proto_msg_free(&d);
+	proto_buf_free(&a);
 	if (r != -EBADMSG)
 		fail_msg("sample %d patched at %zu: decode returned %d", sample_no, off, r);
 }
