@@ -146,7 +146,7 @@ static int cmd_export(int argc, char **argv)
 		{ "master", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf = "/etc/csnap/csnap.conf", *file = NULL, *name = "origin";
+	const char *conf = NULL, *file = NULL, *name = "origin";
 	const char *sock = NULL, *tcp = NULL, *master = NULL;
 	struct export_opts eo;
 	bool readonly = false;
@@ -172,6 +172,8 @@ static int cmd_export(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage("which store?");
+	if (!conf)
+		conf = getenv("CSNAP_CONF") ? getenv("CSNAP_CONF") : "/etc/csnap/csnap.conf";
 	eo = (struct export_opts){ .conf = conf, .store = argv[optind], .sock = sock,
 				   .tcp = tcp, .master = master };
 	return export_run(&eo);
