@@ -190,6 +190,8 @@ static void conn_free(struct nbd_conn *c)
 		c->next->prev = c->prev;
 	srv->nconns--;
 	nbd_tx_free_reqs(c);
+	if (c->vol)
+		volume_detach(c->vol);
 	volume_put(c->vol);
 	free(c->in);
 	free(c);

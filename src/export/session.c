@@ -46,7 +46,8 @@ struct session {
 	struct loop_watch watch;
 	struct loop_timer retry;
 	unsigned backoff_ms;
-	bool ever_up;
+	bool want_up;			/* session_start() without session_stop() */
+	bool lost;			/* the last connection broke (not stopped) */
 	uint64_t generation;
 
 	/* connector thread */
@@ -127,7 +128,7 @@ static void *connect_thread(void *arg)
 	rc = proto_client_identify(s->res_pc, s->volume,
 				   s->volume == PROTO_VOL_SNAPSHOT ? s->snapshot : NULL,
 				   t->host_id, t->client_name,
-				   s->ever_up ? PROTO_F_RECONNECT : 0, &s->res_ok);
+				   s->lost ? PROTO_F_RECONNECT : 0, &s->res_ok);
 	if (rc < 0) {
 		s->res_err = rc;
 		/* A reply that refuses (ENOENT: no such snapshot) is final;
@@ -177,6 +178,8 @@ static void retry_fn(void *arg)
 static void schedule_retry(struct session *s)
 {
 	s->state = SESS_IDLE;
+	if (!s->want_up && !s->npending)
+		return;
 	loop_timer_arm(s->lp, &s->retry, s->backoff_ms);
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
@@ -222,8 +225,15 @@ static int put_on_wire(struct session *s, struct sreq *rq)
 static void enqueue(struct session *s, struct sreq *rq)
 {
 	s->npending++;
+	if (s->state == SESS_REFUSED) {
+		s->npending--;
+		rq->done(rq, NULL, -EIO);
+		return;
+	}
 	if (s->state != SESS_UP) {
 		append(&s->queued_tail, rq);
+		if (s->state == SESS_IDLE && !s->retry.armed)
+			start_connect(s);	/* connect on demand */
 		return;
 	}
 	if (put_on_wire(s, rq) < 0) {
@@ -313,6 +323,7 @@ static void sess_fail(struct session *s, const char *why)
 			s->queued_tail = keep_tail;
 		s->queued = keep;
 	}
+	s->lost = true;
 	s->ops->disconnected(s->arg);
 	s->backoff_ms = BACKOFF_MIN_MS;
 	schedule_retry(s);
@@ -321,7 +332,7 @@ static void sess_fail(struct session *s, const char *why)
 static void connected(struct session *s)
 {
 	struct proto_identify_ok ok = s->res_ok;
-	bool again = s->ever_up;
+	bool again = s->lost;
 	int rc;
 
 	s->pc = s->res_pc;
@@ -335,7 +346,7 @@ static void connected(struct session *s)
 		return;
 	}
 	s->state = SESS_UP;
-	s->ever_up = true;
+	s->lost = false;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	if (again && ok.generation != s->generation)
 		log_info("%s: new master at %s (generation %llu)", s->what, s->res_where,
@@ -364,6 +375,17 @@ static void connected(struct session *s)
 	update_events(s);
 }
 
+static void fail_list(struct session *s, struct sreq *list, int err)
+{
+	while (list) {
+		struct sreq *rq = list;
+
+		list = rq->next;
+		s->npending--;
+		rq->done(rq, NULL, err);
+	}
+}
+
 static void thread_done(void *arg, uint32_t events)
 {
 	struct session *s = arg;
@@ -374,14 +396,27 @@ static void thread_done(void *arg, uint32_t events)
 		return;
 	pthread_join(s->thread, NULL);
 	s->thread_live = false;
+	if (!s->want_up && !s->npending) {
+		/* Stopped while connecting.  */
+		if (s->res_pc)
+			proto_client_close(s->res_pc);
+		s->res_pc = NULL;
+		s->state = SESS_IDLE;
+		return;
+	}
 	if (s->res_err == 0) {
 		connected(s);
 		return;
 	}
 	if (s->res_refused) {
+		struct sreq *list = s->queued;
+
 		log_error("%s: %s", s->what, s->res_why);
 		s->state = SESS_REFUSED;
+		s->queued = NULL;
+		s->queued_tail = &s->queued;
 		s->ops->refused(s->arg, s->res_err, s->res_why);
+		fail_list(s, list, -EIO);
 		return;
 	}
 	if (s->backoff_ms >= BACKOFF_MAX_MS)
@@ -490,17 +525,22 @@ int session_create(struct loop *lp, const struct master_target *tgt, uint8_t vol
 
 void session_start(struct session *s)
 {
+	s->want_up = true;
 	start_connect(s);
 }
 
-static void fail_list(struct session *s, struct sreq *list)
+void session_stop(struct session *s)
 {
-	while (list) {
-		struct sreq *rq = list;
-
-		list = rq->next;
-		s->npending--;
-		rq->done(rq, NULL, -ESHUTDOWN);
+	s->want_up = false;
+	if (s->npending)
+		return;		/* stays up until they are answered */
+	loop_timer_cancel(s->lp, &s->retry);
+	if (s->state == SESS_UP) {
+		log_debug("%s: idle, disconnecting from the master", s->what);
+		loop_watch_del(s->lp, &s->watch);
+		proto_client_close(s->pc);
+		s->pc = NULL;
+		s->state = SESS_IDLE;
 	}
 }
 
@@ -526,8 +566,8 @@ void session_destroy(struct session *s)
 	b = s->queued;
 	s->inflight = s->queued = NULL;
 	s->state = SESS_REFUSED;
-	fail_list(s, a);
-	fail_list(s, b);
+	fail_list(s, a, -ESHUTDOWN);
+	fail_list(s, b, -ESHUTDOWN);
 	free(s);
 }
 

@@ -73,7 +73,10 @@ int session_create(struct loop *lp, const struct master_target *tgt, uint8_t vol
 		   struct session **out);
 /* Fails pending requests with -ESHUTDOWN (their done() runs) and frees. */
 void session_destroy(struct session *s);
+/* Keep a connection up (reconnecting as needed) / let it go when nothing
+ * is pending.  Requests sent while stopped connect on demand.  */
 void session_start(struct session *s);
+void session_stop(struct session *s);
 
 void session_send(struct session *s, struct sreq *rq);
 /* Sends a copy of M; no reply is reported and it is not re-sent after a

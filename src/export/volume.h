@@ -47,6 +47,10 @@ struct volume_ops {
 	void (*submit)(struct volume *vol, struct vol_req *req);
 	/* Called when the last reference goes.  */
 	void (*destroy)(struct volume *vol);
+	/* Optional: an NBD connection starts / stops using the volume (a
+	 * backend can hold resources only while somebody uses it).  */
+	void (*attach)(struct volume *vol);
+	void (*detach)(struct volume *vol);
 };
 
 #define VOL_READONLY	0x1
@@ -67,6 +71,18 @@ struct volume {
 static inline void volume_submit(struct volume *vol, struct vol_req *req)
 {
 	vol->ops->submit(vol, req);
+}
+
+static inline void volume_attach(struct volume *vol)
+{
+	if (vol->ops->attach)
+		vol->ops->attach(vol);
+}
+
+static inline void volume_detach(struct volume *vol)
+{
+	if (vol->ops->detach)
+		vol->ops->detach(vol);
 }
 
 static inline struct volume *volume_get(struct volume *vol)

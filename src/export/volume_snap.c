@@ -28,6 +28,7 @@
 
 #include "src/export/chunkmap.h"
 #include "src/export/dio.h"
+#include "src/export/loop.h"
 #include "src/export/session.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -73,8 +74,12 @@ struct snap_vol {
 	csvol_notify_fn ready, gone;
 	void *arg;
 	struct sop *ops;
+	unsigned users;			/* NBD connections using the volume */
+	struct loop_timer idle;		/* let the session go when unused */
 	uint64_t hits, asks;
 };
+
+#define SNAP_IDLE_MS	1000
 
 /* ---- op bookkeeping --------------------------------------------------- */
 
@@ -101,6 +106,8 @@ static void op_finish(struct sop *op)
 	free(op->locked);
 	free(op->loc);
 	free(op);
+	if (!sv->ops && !sv->users)
+		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 	req->done(req, err);
 }
 
@@ -377,6 +384,9 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 		}
 		if (sv->ready)
 			sv->ready(sv->arg, &sv->vol, sv->retired ? -EIO : 0, NULL);
+		/* The size was all we needed until somebody uses it.  */
+		if (!sv->users && !sv->ops)
+			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 		return;
 	}
 	if (!again)
@@ -460,6 +470,35 @@ static void snap_submit(struct volume *vol, struct vol_req *req)
 	req->done(req, -EINVAL);
 }
 
+/* A snapshot with a connection to the master counts as in use there (it
+ * cannot be deleted), so the session lives only while NBD clients use the
+ * volume, plus a moment.  */
+static void idle_fn(void *arg)
+{
+	struct snap_vol *sv = arg;
+
+	if (!sv->users && !sv->ops && sv->sess)
+		session_stop(sv->sess);
+}
+
+static void snap_attach(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	sv->users++;
+	loop_timer_cancel(sv->env.lp, &sv->idle);
+	if (sv->sess && !sv->retired)
+		session_start(sv->sess);
+}
+
+static void snap_detach(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	if (--sv->users == 0 && !sv->ops)
+		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+}
+
 void volume_snap_retire(struct volume *vol)
 {
 	((struct snap_vol *)vol)->retired = true;
@@ -469,6 +508,7 @@ void volume_snap_shutdown(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
+	loop_timer_cancel(sv->env.lp, &sv->idle);
 	session_destroy(sv->sess);
 	sv->sess = NULL;
 }
@@ -479,6 +519,7 @@ static void snap_destroy(struct volume *vol)
 
 	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries", vol->name,
 		  (unsigned long long)sv->hits, (unsigned long long)sv->asks);
+	loop_timer_cancel(sv->env.lp, &sv->idle);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);
 	free(sv);
@@ -487,6 +528,8 @@ static void snap_destroy(struct volume *vol)
 static const struct volume_ops snap_ops = {
 	.submit = snap_submit,
 	.destroy = snap_destroy,
+	.attach = snap_attach,
+	.detach = snap_detach,
 };
 
 int volume_snap_create(const struct csvol_env *env, const char *name,
@@ -511,6 +554,8 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 	snprintf(sv->vol.description, sizeof sv->vol.description, "csnap snapshot %s", name);
 	sv->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
 	sv->vol.refs = 1;
+	sv->idle.fn = idle_fn;
+	sv->idle.arg = sv;
 	rc = chunk_map_init(&sv->map, env->cache_entries);
 	if (rc < 0) {
 		free(sv);
