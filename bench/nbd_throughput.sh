@@ -16,9 +16,11 @@
 #   csnap-file     csnap export --file (the NBD server and dio, no store)
 #   csnap-origin   csnap export of a store's origin, no snapshot
 #   csnap-cow      csnap origin export, first writes after a snapshot
-#                  (every chunk copied out once)
-# The csnap-origin and csnap-cow targets need a working `csnap mkstore`,
-# `csnap server` and `csnap snapshot create`; they are skipped otherwise.
+#                  (a fresh snapshot before each job: every chunk a job
+#                  touches first is copied out once)
+# The csnap-origin and csnap-cow targets run a one-node cluster (real
+# sanlock daemon, tests/cluster/lib.sh) with `csnap server`; they are
+# skipped with a message if sanlock is missing.
 #
 # Output: one line per target and job (IOPS, MiB/s), then the ratio of
 # each csnap target to both nbdkit baselines.  Absolute numbers depend on
@@ -26,18 +28,38 @@
 set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
 csnap=$build/csnap
 size=${SIZE:-1G}
 runtime=${RUNTIME:-10}
 jobs=${JOBS:-"randwrite4k randread4k write1m read1m"}
-dir=$(mktemp -d "${DIR:-/var/tmp}/csnap-bench.XXXXXX")
+cow_jobs=${COW_JOBS:-"randwrite4k write1m"}
+export DIR=${DIR:-/var/tmp}
 pids=()
-cleanup() {
+have_cluster=0
+if command -v sanlock >/dev/null 2>&1; then
+  # A loaded machine delays sanlock's renewals; with the tests' 1 s
+  # io_timeout the master would fence itself mid-run.
+  export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
+  # shellcheck source=../tests/cluster/lib.sh
+  . "$src/tests/cluster/lib.sh"
+  bytes=$(numfmt --from=iec "$size")
+  cluster_start 1 $((bytes + bytes / 2 + (256 << 20)))
+  have_cluster=1
+  dir=$CLUSTER_DIR
+  origin=$CLUSTER_ORIGIN
+  truncate -s "$size" "$origin"
+else
+  dir=$(mktemp -d "$DIR/csnap-bench.XXXXXX")
+  origin=$dir/origin.img
+fi
+cleanup_bench() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$dir"
+  if [ $have_cluster = 1 ]; then cluster_stop; else rm -rf "$dir"; fi
 }
-trap cleanup EXIT
+trap cleanup_bench EXIT
+trap 'exit 130' INT TERM
 
 command -v fio >/dev/null || { echo "fio is required"; exit 1; }
 command -v nbdkit >/dev/null || { echo "nbdkit is required"; exit 1; }
@@ -55,7 +77,6 @@ stop_server() {
 }
 
 # Fully written origin: no holes, so no target pays for block allocation.
-origin=$dir/origin.img
 fio --name=fill --filename="$origin" --size="$size" --rw=write --bs=1M \
     --ioengine=psync --direct=1 --refill_buffers=1 --output=/dev/null
 
@@ -69,10 +90,10 @@ run_job() {
     read1m)      rw=read      bs=1M depth=8 ;;
     *) echo "unknown job $job" >&2; return 1 ;;
   esac
-  fio --name="$job" --ioengine=nbd --uri="$uri" --rw=$rw --bs=$bs --iodepth=$depth \
+  timeout $((runtime * 3 + 120)) fio --name="$job" --ioengine=nbd --uri="$uri" --rw=$rw --bs=$bs --iodepth=$depth \
       --size="$size" --time_based=1 --runtime="$runtime" --ramp_time=1 \
       --refill_buffers=1 --randrepeat=0 --output-format=json --output="$dir/$1-$job.json" \
-      >/dev/null 2>&1
+      ${FIO_EXTRA:-} >/dev/null 2>&1 || { echo "fio $job on $1 failed or hung" >&2; return 1; }
   /usr/bin/python3 - "$dir/$1-$job.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))["jobs"][0]
@@ -83,8 +104,8 @@ EOF
 
 declare -A result
 bench_target() {
-  local target=$1 uri=$2
-  for job in $jobs; do
+  local target=$1 uri=$2 job
+  for job in $3; do
     local r
     r=$(run_job "$target" "$uri" "$job")
     result[$target,$job]=$r
@@ -93,35 +114,47 @@ bench_target() {
 }
 
 targets=${TARGETS:-"nbdkit nbdkit-nocache csnap-file csnap-origin csnap-cow"}
-have_store=0
-if "$csnap" --help 2>/dev/null | grep -q '^  mkstore' &&
-   "$csnap" --help 2>/dev/null | grep -q '^  server' &&
-   [ -x "$CSNAP_BENCH_STORE_SETUP" ] 2>/dev/null; then
-  have_store=1
-fi
+store_up=0
+start_store() {
+  [ $store_up = 1 ] && return 0
+  "$csnap" mkstore --chunk-size 64K "$CLUSTER_STORE" "$origin" >/dev/null
+  "$build/tools/proto_client" "$CLUSTER_STORE" "$origin" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null
+  node_spawn 1 server "$csnap" server s >/dev/null
+  wait_log 1 server 'master for store' 60 || { echo "no master" >&2; exit 1; }
+  node_spawn 1 export "$csnap" export --socket "$dir/csnap.sock" s >/dev/null
+  wait_for_socket "$dir/csnap.sock"
+  sleep 1	# the server's lock re-upload window after takeover
+  store_up=1
+}
 
+nsnap=0
 for t in $targets; do
   sock=$dir/$t.sock
   case $t in
     nbdkit)
       nbdkit -f -U "$sock" file file="$origin" & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
     nbdkit-nocache)
       nbdkit -f -U "$sock" file file="$origin" cache=none & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
     csnap-file)
       "$csnap" export --file "$origin" --socket "$sock" >/dev/null & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock"; stop_server ;;
-    csnap-origin|csnap-cow)
-      if [ $have_store = 0 ]; then
-        echo "$t: skipped (needs CSNAP_BENCH_STORE_SETUP, see bench/README.md)"
-        continue
-      fi
-      # The setup script prints the export URI once the origin is served
-      # (after a snapshot for csnap-cow) and the pid to stop.
-      read -r pid uri < <("$CSNAP_BENCH_STORE_SETUP" "$csnap" "$origin" "$dir/$t" "$t")
-      pids+=($pid)
-      bench_target $t "$uri"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock" "$jobs"; stop_server ;;
+    csnap-origin)
+      [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
+      start_store
+      bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$jobs" ;;
+    csnap-cow)
+      [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
+      start_store
+      for job in $cow_jobs; do
+        nsnap=$((nsnap + 1))
+        node_run 1 "$csnap" snapshot create s "bench$nsnap" >/dev/null
+        # One pass over the volume for sequential writes: all first writes.
+        extra=""
+        [ "$job" = write1m ] && extra="--time_based=0 --ramp_time=0 --io_size=$size"
+        FIO_EXTRA=$extra bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$job"
+      done ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
 done
