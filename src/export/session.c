@@ -357,6 +357,13 @@ static void connected(struct session *s)
 	s->ops->connected(s->arg, &ok, again);
 	if (s->state != SESS_UP)
 		return;
+	if (again && s->queued) {
+		unsigned n = 0;
+
+		for (struct sreq *rq = s->queued; rq; rq = rq->next)
+			n++;
+		log_info("%s: re-sending %u unanswered requests", s->what, n);
+	}
 	while (s->queued) {
 		struct sreq *rq = s->queued;
 

@@ -393,6 +393,16 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 		return;
 	/* Re-upload the read locks still held by requests in flight.  */
 	proto_msg_init(&m, PROTO_LOCK_UPLOAD, 0);
+	{
+		uint64_t n = 0;
+
+		for (struct sop *op = sv->ops; op; op = op->next)
+			for (uint32_t i = 0; i < op->nlocked; i++)
+				n += op->locked[i].count;
+		if (n)
+			log_info("snapshot %s: re-uploading %llu read locks", sv->vol.name,
+				 (unsigned long long)n);
+	}
 	for (struct sop *op = sv->ops; op; op = op->next) {
 		for (uint32_t i = 0; i < op->nlocked; i += PROTO_MAX_RANGES) {
 			m.u.ranges.r = op->locked + i;

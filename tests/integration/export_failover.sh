@@ -86,6 +86,7 @@ wait_for 60 bash -c "[ \$(grep -c '^batches' '$d/workload.log') -ge $((n1 + 2)) 
 touch "$d/stop"
 wait "$wl" || fail "workload found wrong data"
 tail -1 "$d/workload.log"
+grep -E "re-sending|re-uploading|new master|lost the master" "$(node_log 2 export)"
 grep -q 'lost the master' "$(node_log 2 export)" || fail "export never noticed the master change"
 
 qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.after" || fail "read s1"
