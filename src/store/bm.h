@@ -1,0 +1,115 @@
+/*
+ * src/store/bm.h - the block manager: a bounded LRU cache of 4 KiB
+ * metadata blocks on an io_dev, with checksum/identity validation on read
+ * and the bookkeeping the journal needs (dirty and committed-not-home
+ * blocks).
+ *
+ * Every metadata block starts with struct meta_hdr: crc32c of bytes
+ * [4, 4096), a type, its own block number, the sequence of the transaction
+ * that wrote it, and a tag derived from the store uuid.  A block read from
+ * disk is trusted only if all of them match (torn, stale, misdirected and
+ * foreign writes are refused with -EIO / err_set).
+ *
+ * Block states: clean; DIRTY (changed in the open transaction: never
+ * written home before it commits, "no steal"); HOME_PENDING (committed in
+ * the journal, home copy not yet written).  If a HOME_PENDING block is
+ * dirtied again, its committed image is kept aside (home_copy) so a
+ * checkpoint always writes committed data home.  Only clean, unpinned
+ * blocks are evicted (HOME_PENDING ones are first written home).
+ */
+#ifndef CSNAP_STORE_BM_H
+#define CSNAP_STORE_BM_H
+
+#include "utils/endian.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct io_dev;
+struct bm;
+
+#define META_BLOCK_SIZE 4096u
+
+struct meta_hdr {
+	le32 csum;	/* crc32c of bytes 4..4095 */
+	le32 type;	/* META_T_* */
+	le64 blocknr;	/* where this block lives (home location) */
+	le64 seq;	/* transaction that last wrote it */
+	le64 tag;	/* store identity, from the uuid */
+} __attribute__((packed));
+
+#define META_HDR_SIZE sizeof(struct meta_hdr)
+
+enum meta_type {
+	META_T_JDESC	= 0x4a44534e,	/* journal descriptor */
+	META_T_HEADER	= 0x4844534e,	/* engine state */
+	META_T_TABLE	= 0x5442534e,	/* snapshot table */
+	META_T_DBITMAP	= 0x4244534e,	/* data chunk bitmap */
+	META_T_MBITMAP	= 0x424d534e,	/* tree area bitmap */
+	META_T_LEAF	= 0x464c534e,	/* b-tree leaf */
+	META_T_INTERNAL	= 0x4e49534e,	/* b-tree internal node */
+};
+
+#define BM_DIRTY	0x1
+#define BM_HOME_PENDING	0x2
+
+struct bm_block {
+	uint64_t blocknr;
+	uint8_t *data;		/* META_BLOCK_SIZE bytes, 4096-aligned */
+	/* private to bm.c */
+	uint8_t *home_copy;
+	unsigned state;
+	unsigned refs;
+	struct bm_block *hnext, *lru_prev, *lru_next, *list_next;
+};
+
+struct bm_stats {
+	uint64_t hits, misses, reads, home_writes, evictions;
+	size_t cached, capacity;
+};
+
+int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
+	      bool readonly, struct bm **out);
+/* Drops everything (dirty blocks are discarded; the caller checkpoints
+ * first if it wants committed blocks written home).  */
+void bm_destroy(struct bm *bm);
+struct io_dev *bm_dev(const struct bm *bm);
+uint64_t bm_tag(const struct bm *bm);
+
+/* Highest committed sequence: blocks claiming a later one are refused.  */
+void bm_set_committed_seq(struct bm *bm, uint64_t seq);
+
+/* Pinned access to a validated block of TYPE (0: META_T_LEAF or
+ * META_T_INTERNAL).  */
+int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
+/* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
+ * is ignored).  */
+int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
+void bm_put(struct bm *bm, struct bm_block *b);
+/* Must be called before changing a block's data.  */
+void bm_dirty(struct bm *bm, struct bm_block *b);
+static inline uint32_t bm_block_type(const struct bm_block *b)
+{ return get_le32(b->data + 4); }
+
+/* Validates a raw block image (used by bm_get, replay and check).  */
+int bm_validate(const struct bm *bm, const void *data, uint64_t blocknr, uint32_t type);
+/* Stamps header fields and checksum into DATA.  */
+void bm_seal(const struct bm *bm, void *data, uint64_t blocknr, uint32_t type, uint64_t seq);
+
+/* ---- for the journal ---------------------------------------------------- */
+size_t bm_dirty_count(const struct bm *bm);
+/* Seals every dirty block with SEQ and calls FN on each (in list order). */
+int bm_for_each_dirty(struct bm *bm, uint64_t seq,
+		      int (*fn)(void *arg, struct bm_block *b), void *arg);
+/* The open transaction committed: DIRTY -> HOME_PENDING.  */
+void bm_mark_committed(struct bm *bm);
+/* Writes every HOME_PENDING block home (no flush); they become clean.  */
+int bm_write_home(struct bm *bm);
+/* Read-only replay: install a committed image that overrides the home
+ * block (kept in memory, never evicted).  */
+int bm_install(struct bm *bm, uint64_t blocknr, const void *data);
+
+void bm_get_stats(const struct bm *bm, struct bm_stats *out);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * src/store/store.h - the snapshot store engine: the one public interface
+ * of src/store/ for the server, the CLI and tests.
+ *
+ * A store maps every origin chunk to a short list of *exceptions*:
+ * {store chunk, share mask}.  Bit b of a share mask names the snapshot that
+ * owns mask bit b; one copied-out chunk serves every snapshot whose bit is
+ * set, so an origin write costs one copy whatever the number of snapshots.
+ * A snapshot chunk with no exception carrying its bit still reads from the
+ * origin.
+ *
+ * Layering (each with its own header): block manager (bm.h: cached,
+ * checksummed metadata blocks) -> journal (journal.h: transactions, group
+ * commit, replay) -> b-tree (btree.h) -> space maps (spacemap.h) ->
+ * snapshot table (snaptable.h) -> this engine.
+ *
+ * Rules for callers:
+ *  - Single-threaded: one thread owns a struct store.
+ *  - Changes accumulate in the current transaction until store_commit();
+ *    nothing is ever committed behind the caller's back (group commit is
+ *    the caller's choice of when to call store_commit()).  store_close()
+ *    discards uncommitted changes.
+ *  - Copy-out ordering.  store_origin_write() and store_snapshot_write()
+ *    hand out store chunks to fill.  The caller copies the data, makes the
+ *    store device durable (flush), and only then calls store_commit(); and
+ *    only after store_commit() returned 0 may it overwrite the origin chunk
+ *    (or acknowledge the snapshot write).  A crash before the commit loses
+ *    only the uncommitted exceptions; the old mapping is intact.
+ *  - Chunk numbers are origin chunk indexes (byte offset / chunk_size) or
+ *    store chunk indexes (byte offset of the chunk on the store device is
+ *    store_chunk_offset()).  Snapshots are named by their id (never reused).
+ *  - Errors: negative errno with err_set() giving a one-line reason
+ *    (utils/err.h).  -ENOSPC from a write means the store is full: nothing
+ *    was changed by that call; the server applies its policy
+ *    (store_pick_victim() + store_snapshot_delete() + store_cleanup() +
+ *    store_commit(), then retry; or fail the I/O).
+ */
+#ifndef CSNAP_STORE_STORE_H
+#define CSNAP_STORE_STORE_H
+
+#include "src/store/superblock.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct store;
+struct io_dev;
+
+typedef uint64_t chunk_t;
+
+/* A snapshot chunk that still lives on the origin.  */
+#define STORE_ON_ORIGIN		UINT64_MAX
+/* store_changed(): cursor value once the whole origin has been listed.  */
+#define STORE_CHUNK_END		UINT64_MAX
+/* store_changed(): compare a snapshot against the live origin.  */
+#define STORE_ORIGIN_ID		0u
+
+#define STORE_SNAP_NAME_MAX	63	/* bytes, without the NUL */
+
+/* ---- open / close / commit ---------------------------------------------- */
+
+struct store_open_opts {
+	size_t cache_bytes;	/* metadata block cache (LRU); 0 = 64 MiB.  The
+				 * cache may exceed it only by blocks pinned by
+				 * the current transaction. */
+	bool readonly;		/* no writes at all: a journal that needs replay
+				 * is replayed into memory only */
+};
+
+/* Opens the store at PATH (O_DIRECT), validates the superblock, replays the
+ * journal (read-write: to the device; read-only: in memory) and loads the
+ * snapshot table and space map summaries.  */
+int store_open(const char *path, const struct store_open_opts *opts,
+	       struct store **out);
+/* Same on an already open device (tests record its writes).  The device
+ * stays the caller's: store_close() does not close it.  */
+int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
+		   struct store **out);
+/* Discards uncommitted changes, writes committed metadata home (read-write),
+ * frees everything.  NULL is fine.  */
+void store_close(struct store *s);
+
+/* Group commit: makes every change since the last commit durable as one
+ * atomic transaction (journal write + flush).  No-op without changes.  */
+int store_commit(struct store *s);
+/* Writes committed metadata to its home location and empties the journal
+ * (bounded replay time).  store_commit() does it by itself when the journal
+ * fills; servers may call it when idle.  */
+int store_checkpoint(struct store *s);
+/* Metadata blocks changed in the current transaction (commit when large). */
+unsigned store_txn_blocks(const struct store *s);
+/* True when a change is pending (store_commit() has work).  */
+bool store_txn_pending(const struct store *s);
+
+/* The device (for the caller's copy-outs: io_dev_pread/pwrite/flush).  */
+struct io_dev *store_dev(const struct store *s);
+
+/* ---- geometry --------------------------------------------------------- */
+
+struct store_info {
+	struct csnap_sb sb;	/* decoded superblock */
+	uint32_t chunk_size;	/* bytes */
+	uint64_t origin_chunks;	/* chunks of the origin (last may be partial) */
+	uint64_t data_chunks;	/* store chunks for copied-out data */
+	uint64_t data_free;	/* of which free (committed view + this txn) */
+	uint64_t meta_blocks;	/* b-tree node area, 4 KiB blocks */
+	uint64_t meta_free;
+	uint64_t exceptions;	/* exceptions in the tree */
+	uint32_t tree_height;	/* 1 = root is a leaf */
+	uint32_t snapshots;	/* live snapshots */
+	uint32_t snapshots_deleting;	/* deleted, cleanup not finished */
+	uint64_t txn_seq;	/* sequence of the last committed transaction */
+};
+void store_get_info(const struct store *s, struct store_info *out);
+/* Byte offset of store chunk C on the store device.  */
+uint64_t store_chunk_offset(const struct store *s, chunk_t c);
+
+/* ---- data path ---------------------------------------------------------- */
+
+/* A copy the caller must perform before committing.  */
+struct store_copy {
+	chunk_t origin_chunk;	/* chunk being written */
+	chunk_t dst;		/* store chunk to fill */
+	chunk_t src;		/* store chunk to copy from, or STORE_ON_ORIGIN:
+				 * copy origin chunk `origin_chunk` */
+};
+
+/* Origin write of chunks [first, first+count): for every chunk that some
+ * live snapshot still reads from the origin, allocates a store chunk and
+ * records an exception shared by all those snapshots.  Fills out[0..*nout)
+ * (out needs room for `count` entries) with the copies to do (src is always
+ * STORE_ON_ORIGIN).  Chunks not listed may be overwritten at once.
+ * -ENOSPC: store full, nothing changed.  */
+int store_origin_write(struct store *s, chunk_t first, uint32_t count,
+		       struct store_copy *out, uint32_t *nout);
+
+/* Snapshot write of chunks [first, first+count) of snapshot SNAP_ID:
+ * dst[i] receives the store chunk to write chunk first+i to.  When that
+ * chunk is new, a copy is listed in copies[0..*ncopies) (room for `count`)
+ * whose src is the origin or the previously shared store chunk; the caller
+ * needs to do it only for a partial-chunk write.  Chunks the snapshot owns
+ * alone are written in place and listed in no copy.  -ENOSPC: nothing
+ * changed.  */
+int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
+			 uint32_t count, chunk_t *dst,
+			 struct store_copy *copies, uint32_t *ncopies);
+
+/* Snapshot read lookup: out[i] = store chunk holding chunk first+i of the
+ * snapshot, or STORE_ON_ORIGIN.  */
+int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
+			uint32_t count, chunk_t *out);
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+#define STORE_SNAP_LIVE		0x1
+#define STORE_SNAP_DELETING	0x2	/* deleted; its chunks are being freed */
+
+struct store_snapshot {
+	uint32_t id;		/* >= 1, never reused within a store */
+	uint32_t bit;		/* share-mask bit (internal, for dump/check) */
+	uint32_t flags;		/* STORE_SNAP_* */
+	int32_t priority;	/* store-full policy: lower goes first */
+	uint32_t usecount;	/* users holding it (server-maintained) */
+	uint32_t parent_id;	/* 0 = snapshot of the origin (reserved for
+				 * snapshots of snapshots) */
+	uint64_t ctime;		/* creation, seconds since the epoch */
+	uint64_t origin_chunks;	/* origin size at creation, in chunks */
+	char name[STORE_SNAP_NAME_MAX + 1];
+};
+
+/* O(1) in the number of exceptions.  -EEXIST: name taken; -ENOSPC: table
+ * or mask bits full (a deleted snapshot's bit is reusable only after its
+ * cleanup finished: -EBUSY then).  */
+int store_snapshot_create(struct store *s, const char *name, int32_t priority,
+			  uint32_t *id_out);
+/* Marks the snapshot deleted: it disappears from reads at once; its chunks
+ * are freed incrementally by store_cleanup().  */
+int store_snapshot_delete(struct store *s, uint32_t id);
+int store_snapshot_get(const struct store *s, uint32_t id,
+		       struct store_snapshot *out);
+int store_snapshot_find(const struct store *s, const char *name,
+			struct store_snapshot *out);
+/* Copies up to MAX entries (live and deleting), ordered by id; returns the
+ * total number of entries (may exceed MAX).  */
+int store_snapshot_list(const struct store *s, struct store_snapshot *out,
+			unsigned max);
+int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio);
+int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n);
+
+/* Store-full policy helper: the live snapshot with usecount 0 and the
+ * lowest priority, oldest first.  -ENOENT if none.  */
+int store_pick_victim(const struct store *s, uint32_t *id_out);
+
+/* Frees the chunks of deleted snapshots, examining at most BUDGET
+ * exceptions.  Returns 1 if more work remains, 0 when no cleanup is
+ * pending, negative errno on error.  Freed chunks become allocatable after
+ * the next store_commit().  */
+int store_cleanup(struct store *s, unsigned budget);
+
+/* ---- reports ------------------------------------------------------------ */
+
+struct store_usage {
+	uint32_t id;
+	uint64_t unique;	/* chunks only this snapshot uses */
+	uint64_t shared;	/* chunks it shares with other live snapshots */
+};
+/* Usage of every live snapshot (up to MAX, ordered by id); returns the
+ * number of live snapshots.  Walks the whole tree: O(exceptions).  */
+int store_usage(struct store *s, struct store_usage *out, unsigned max);
+
+/* Changed-chunk list: origin chunks whose content differs between snapshot
+ * A and snapshot B (B = STORE_ORIGIN_ID: the live origin), ascending,
+ * starting at *cursor.  Writes up to MAX chunks to out, returns how many,
+ * and sets *cursor to where to continue (STORE_CHUNK_END when done).  */
+int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
+		  chunk_t *out, unsigned max);
+
+/* ---- creation and checking (mkstore / check / dump) ---------------------- */
+
+/* Lays out and writes an empty engine on DEV.  SB carries the fields the
+ * caller decides (uuid, secret, ctime, chunk_size, origin_size, origin_id,
+ * max_snapshots, lease_*, meta_offset, store_size); the engine fills
+ * mask_bits, the engine area and everything from meta_offset on, then
+ * writes both superblock copies and flushes.  */
+int store_format(struct io_dev *dev, struct csnap_sb *sb);
+
+/* Full consistency check of the store at PATH (opened read-only, journal
+ * replayed in memory).  Prints one line per problem to REPORT (may be
+ * NULL).  Returns the number of problems found (0 = clean), or a negative
+ * errno if the store cannot be opened at all (err_get() says why).  */
+long store_check(const char *path, FILE *report);
+long store_check_open(struct store *s, FILE *report);
+
+/* Human-readable superblock, layout, snapshot table and tree statistics. */
+int store_dump(struct store *s, FILE *out);
+
+#endif

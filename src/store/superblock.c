@@ -1,0 +1,280 @@
+/*
+ * src/store/superblock.c - encode, decode, validate, read and write the
+ * superblock and its backup copy.  See superblock.h for the update rule
+ * (primary, flush, backup, flush; readers take the valid copy with the
+ * highest seq).
+ */
+#include "src/store/superblock.h"
+
+#include "ioengine/ioengine.h"
+#include "utils/crc32c.h"
+#include "utils/endian.h"
+#include "utils/err.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Byte offsets of the fields inside engine[].  */
+enum {
+	E_VERSION = 0, E_LEAF_ENTRY = 4, E_JSTART = 8, E_JBLOCKS = 16,
+	E_JTAIL = 24, E_JTAIL_SEQ = 32, E_HEADER = 40, E_TSTART = 48,
+	E_TBLOCKS = 56, E_DBSTART = 64, E_DBBLOCKS = 72, E_MBSTART = 80,
+	E_MBBLOCKS = 88, E_MSTART = 96, E_MBLOCKS = 104, E_DOFF = 112,
+	E_DCHUNKS = 120, E_END = 128,
+};
+
+static uint32_t sb_csum(const void *block)
+{
+	struct csnap_sb_disk tmp;
+
+	memcpy(&tmp, block, sizeof tmp);
+	tmp.csum = 0;
+	return crc32c(0, &tmp, sizeof tmp);
+}
+
+void csnap_sb_encode(const struct csnap_sb *sb, uint64_t blocknr, void *block)
+{
+	struct csnap_sb_disk *d = block;
+	const struct csnap_sb_engine *e = &sb->engine;
+	uint8_t *p = d->engine;
+
+	memset(d, 0, sizeof *d);
+	d->magic = cpu_to_le64(CSNAP_SB_MAGIC);
+	d->version = cpu_to_le32(sb->version);
+	d->blocknr = cpu_to_le64(blocknr);
+	d->seq = cpu_to_le64(sb->seq);
+	memcpy(d->uuid, sb->uuid, sizeof d->uuid);
+	memcpy(d->secret, sb->secret, sizeof d->secret);
+	d->ctime = cpu_to_le64(sb->ctime);
+	d->chunk_size = cpu_to_le32(sb->chunk_size);
+	d->meta_block_size = cpu_to_le32(sb->meta_block_size);
+	d->store_size = cpu_to_le64(sb->store_size);
+	d->origin_size = cpu_to_le64(sb->origin_size);
+	memcpy(d->origin_id, sb->origin_id, strnlen(sb->origin_id, sizeof d->origin_id));
+	d->max_snapshots = cpu_to_le32(sb->max_snapshots);
+	d->mask_bits = cpu_to_le32(sb->mask_bits);
+	d->lease_sector_size = cpu_to_le32(sb->lease_sector_size);
+	d->lease_align = cpu_to_le32(sb->lease_align);
+	d->lease_offset = cpu_to_le64(sb->lease_offset);
+	d->meta_offset = cpu_to_le64(sb->meta_offset);
+	d->flags = cpu_to_le32(sb->flags);
+
+	put_le32(p + E_VERSION, e->version);
+	put_le32(p + E_LEAF_ENTRY, e->leaf_entry_size);
+	put_le64(p + E_JSTART, e->journal_start);
+	put_le64(p + E_JBLOCKS, e->journal_blocks);
+	put_le64(p + E_JTAIL, e->journal_tail);
+	put_le64(p + E_JTAIL_SEQ, e->journal_tail_seq);
+	put_le64(p + E_HEADER, e->header_block);
+	put_le64(p + E_TSTART, e->table_start);
+	put_le64(p + E_TBLOCKS, e->table_blocks);
+	put_le64(p + E_DBSTART, e->dbitmap_start);
+	put_le64(p + E_DBBLOCKS, e->dbitmap_blocks);
+	put_le64(p + E_MBSTART, e->mbitmap_start);
+	put_le64(p + E_MBBLOCKS, e->mbitmap_blocks);
+	put_le64(p + E_MSTART, e->meta_start);
+	put_le64(p + E_MBLOCKS, e->meta_blocks);
+	put_le64(p + E_DOFF, e->data_offset);
+	put_le64(p + E_DCHUNKS, e->data_chunks);
+
+	d->csum = cpu_to_le32(sb_csum(d));
+}
+
+static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+/* Everything a reader relies on, checked once here.  */
+static int sb_sanity(const struct csnap_sb *sb)
+{
+	const struct csnap_sb_engine *e = &sb->engine;
+	uint64_t bs = CSNAP_META_BLOCK_SIZE;
+
+	if (sb->meta_block_size != CSNAP_META_BLOCK_SIZE)
+		return err_set(EINVAL, "metadata block size %u is not %u",
+			       sb->meta_block_size, CSNAP_META_BLOCK_SIZE);
+	if (!is_pow2(sb->chunk_size) || sb->chunk_size < CSNAP_CHUNK_MIN ||
+	    sb->chunk_size > CSNAP_CHUNK_MAX)
+		return err_set(EINVAL, "invalid chunk size %u", sb->chunk_size);
+	if (sb->max_snapshots < 1 || sb->max_snapshots > CSNAP_MAX_SNAPSHOTS_LIMIT)
+		return err_set(EINVAL, "invalid max_snapshots %u", sb->max_snapshots);
+	if (sb->mask_bits && (sb->mask_bits < sb->max_snapshots || sb->mask_bits % 64 ||
+			      sb->mask_bits > CSNAP_MAX_SNAPSHOTS_LIMIT))
+		return err_set(EINVAL, "invalid mask width %u", sb->mask_bits);
+	if (sb->lease_sector_size != 512 && sb->lease_sector_size != 4096)
+		return err_set(EINVAL, "invalid lease sector size %u", sb->lease_sector_size);
+	if (!is_pow2(sb->lease_align) || sb->lease_offset % sb->lease_align ||
+	    sb->lease_offset < CSNAP_SB_BACKUP_OFFSET + bs)
+		return err_set(EINVAL, "invalid lease area (offset %llu, align %u)",
+			       (unsigned long long)sb->lease_offset, sb->lease_align);
+	if (sb->meta_offset < sb->lease_offset + csnap_lease_area_size(sb->lease_align) ||
+	    sb->meta_offset % sb->chunk_size || sb->meta_offset > sb->store_size)
+		return err_set(EINVAL, "invalid metadata offset %llu",
+			       (unsigned long long)sb->meta_offset);
+	if (e->version == 0)	/* engine not laid out yet (mkstore in progress) */
+		return 0;
+	if (e->version != CSNAP_ENGINE_VERSION)
+		return err_set(EINVAL, "unsupported engine version %u", e->version);
+	uint64_t first = sb->meta_offset / bs, last = sb->store_size / bs;
+	const struct { const char *what; uint64_t start, n; } areas[] = {
+		{ "journal", e->journal_start, e->journal_blocks },
+		{ "engine header", e->header_block, 1 },
+		{ "snapshot table", e->table_start, e->table_blocks },
+		{ "data bitmap", e->dbitmap_start, e->dbitmap_blocks },
+		{ "tree bitmap", e->mbitmap_start, e->mbitmap_blocks },
+		{ "tree area", e->meta_start, e->meta_blocks },
+	};
+	for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++)
+		if (areas[i].start < first || areas[i].n == 0 || areas[i].n > last ||
+		    areas[i].start > last - areas[i].n)
+			return err_set(EINVAL, "%s area out of bounds", areas[i].what);
+	if (e->journal_blocks < 8 || e->journal_tail >= e->journal_blocks)
+		return err_set(EINVAL, "invalid journal geometry");
+	if (e->data_offset % sb->chunk_size || e->data_offset < sb->meta_offset ||
+	    e->data_offset > sb->store_size ||
+	    e->data_chunks > (sb->store_size - e->data_offset) / sb->chunk_size)
+		return err_set(EINVAL, "data area out of bounds");
+	if (sb->mask_bits == 0)
+		return err_set(EINVAL, "mask width is zero");
+	if (e->leaf_entry_size != 16 + sb->mask_bits / 8)
+		return err_set(EINVAL, "leaf entry size %u does not match mask width %u",
+			       e->leaf_entry_size, sb->mask_bits);
+	return 0;
+}
+
+int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
+{
+	const struct csnap_sb_disk *d = block;
+	const uint8_t *p = d->engine;
+	struct csnap_sb_engine *e = &out->engine;
+
+	if (le64_to_cpu(d->magic) != CSNAP_SB_MAGIC)
+		return err_set(EINVAL, "no csnap superblock (wrong magic)");
+	if (le32_to_cpu(d->csum) != sb_csum(d))
+		return err_set(EINVAL, "superblock checksum mismatch");
+	if (le64_to_cpu(d->blocknr) != blocknr)
+		return err_set(EINVAL, "superblock claims block %llu, read from %llu",
+			       (unsigned long long)le64_to_cpu(d->blocknr),
+			       (unsigned long long)blocknr);
+	memset(out, 0, sizeof *out);
+	out->version = le32_to_cpu(d->version);
+	if (out->version != CSNAP_FORMAT_VERSION)
+		return err_set(EINVAL, "unsupported format version %u", out->version);
+	out->seq = le64_to_cpu(d->seq);
+	memcpy(out->uuid, d->uuid, sizeof out->uuid);
+	memcpy(out->secret, d->secret, sizeof out->secret);
+	out->ctime = le64_to_cpu(d->ctime);
+	out->chunk_size = le32_to_cpu(d->chunk_size);
+	out->meta_block_size = le32_to_cpu(d->meta_block_size);
+	out->store_size = le64_to_cpu(d->store_size);
+	out->origin_size = le64_to_cpu(d->origin_size);
+	memcpy(out->origin_id, d->origin_id, CSNAP_ORIGIN_ID_LEN);
+	out->origin_id[CSNAP_ORIGIN_ID_LEN] = 0;
+	out->max_snapshots = le32_to_cpu(d->max_snapshots);
+	out->mask_bits = le32_to_cpu(d->mask_bits);
+	out->lease_sector_size = le32_to_cpu(d->lease_sector_size);
+	out->lease_align = le32_to_cpu(d->lease_align);
+	out->lease_offset = le64_to_cpu(d->lease_offset);
+	out->meta_offset = le64_to_cpu(d->meta_offset);
+	out->flags = le32_to_cpu(d->flags);
+
+	e->version = get_le32(p + E_VERSION);
+	e->leaf_entry_size = get_le32(p + E_LEAF_ENTRY);
+	e->journal_start = get_le64(p + E_JSTART);
+	e->journal_blocks = get_le64(p + E_JBLOCKS);
+	e->journal_tail = get_le64(p + E_JTAIL);
+	e->journal_tail_seq = get_le64(p + E_JTAIL_SEQ);
+	e->header_block = get_le64(p + E_HEADER);
+	e->table_start = get_le64(p + E_TSTART);
+	e->table_blocks = get_le64(p + E_TBLOCKS);
+	e->dbitmap_start = get_le64(p + E_DBSTART);
+	e->dbitmap_blocks = get_le64(p + E_DBBLOCKS);
+	e->mbitmap_start = get_le64(p + E_MBSTART);
+	e->mbitmap_blocks = get_le64(p + E_MBBLOCKS);
+	e->meta_start = get_le64(p + E_MSTART);
+	e->meta_blocks = get_le64(p + E_MBLOCKS);
+	e->data_offset = get_le64(p + E_DOFF);
+	e->data_chunks = get_le64(p + E_DCHUNKS);
+	return sb_sanity(out);
+}
+
+int csnap_sb_read(struct io_dev *dev, struct csnap_sb *out, unsigned *bad_copies)
+{
+	static const uint64_t offs[2] = { CSNAP_SB_OFFSET, CSNAP_SB_BACKUP_OFFSET };
+	struct csnap_sb copy[2];
+	char why[2][256];
+	bool ok[2] = { false, false };
+	uint8_t *buf;
+	int ret;
+
+	if (io_dev_size(dev) < CSNAP_SB_BACKUP_OFFSET + CSNAP_META_BLOCK_SIZE)
+		return err_set(EINVAL, "%s: too small to hold a csnap store (%llu bytes)",
+			       io_dev_path(dev), (unsigned long long)io_dev_size(dev));
+	buf = io_buf_alloc(CSNAP_META_BLOCK_SIZE);
+	if (!buf)
+		return -ENOMEM;
+	for (int i = 0; i < 2; i++) {
+		ret = io_dev_pread(dev, buf, CSNAP_META_BLOCK_SIZE, offs[i]);
+		if (ret >= 0)
+			ret = csnap_sb_decode(buf, offs[i] / CSNAP_META_BLOCK_SIZE, &copy[i]);
+		ok[i] = ret >= 0;
+		snprintf(why[i], sizeof why[i], "%s", ok[i] ? "" : err_get());
+	}
+	io_buf_free(buf);
+	if (bad_copies)
+		*bad_copies = (ok[0] ? 0 : 1) | (ok[1] ? 0 : 2);
+	if (!ok[0] && !ok[1]) {
+		if (strstr(why[0], "magic") && strstr(why[1], "magic"))
+			return err_set(EINVAL, "%s: not a csnap store (no superblock magic)",
+				       io_dev_path(dev));
+		return err_set(EINVAL, "%s: %s; backup: %s", io_dev_path(dev), why[0], why[1]);
+	}
+	if (ok[0] && ok[1] && memcmp(copy[0].uuid, copy[1].uuid, 16) != 0)
+		/* A backup left behind by an older store: trust the primary. */
+		ok[1] = false;
+	if (ok[0] && (!ok[1] || copy[0].seq >= copy[1].seq))
+		*out = copy[0];
+	else
+		*out = copy[1];
+	err_clear();
+	return 0;
+}
+
+int csnap_sb_write(struct io_dev *dev, struct csnap_sb *sb)
+{
+	static const uint64_t offs[2] = { CSNAP_SB_OFFSET, CSNAP_SB_BACKUP_OFFSET };
+	uint8_t *buf = io_buf_alloc(CSNAP_META_BLOCK_SIZE);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	sb->seq++;
+	for (int i = 0; i < 2 && ret >= 0; i++) {
+		csnap_sb_encode(sb, offs[i] / CSNAP_META_BLOCK_SIZE, buf);
+		ret = io_dev_pwrite(dev, buf, CSNAP_META_BLOCK_SIZE, offs[i]);
+		if (ret >= 0)
+			ret = io_dev_flush(dev);
+	}
+	io_buf_free(buf);
+	if (ret < 0)
+		return err_prefix(-ret, "writing superblock");
+	return 0;
+}
+
+int csnap_sb_lease_layout(struct csnap_sb *sb, unsigned sector)
+{
+	switch (sector) {
+	case 512:
+		sb->lease_sector_size = 512;
+		sb->lease_align = 1u << 20;
+		sb->lease_offset = 1u << 20;
+		return 0;
+	case 4096:
+		sb->lease_sector_size = 4096;
+		sb->lease_align = 8u << 20;
+		sb->lease_offset = 8u << 20;
+		return 0;
+	default:
+		return err_set(EINVAL, "unsupported logical sector size %u", sector);
+	}
+}
