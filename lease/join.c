@@ -51,7 +51,9 @@ int lease_join_start(const struct lease_area *a, uint32_t host_id, uint32_t io_t
 		return err_set(EINVAL, "host_id %u out of range 1..%d", host_id, LEASE_MAX_HOSTS);
 	lease_fill_lockspace(a, host_id, &ls);
 	rv = sanlock_add_lockspace_timeout(&ls, SANLK_ADD_ASYNC, io_timeout);
-	if (rv == -EEXIST || rv == -EINPROGRESS) {
+	/* sanlock answers -EINVAL when the lockspace is already held with a
+	 * different host_id, -EEXIST/-EINPROGRESS for the same one.  */
+	if (rv == -EEXIST || rv == -EINPROGRESS || rv == -EINVAL) {
 		int64_t have = joined_host_id(a, NULL);
 		if (have < 0)
 			return (int)have;
@@ -59,7 +61,8 @@ int lease_join_start(const struct lease_area *a, uint32_t host_id, uint32_t io_t
 			return err_set(EEXIST, "this node already joined lockspace %s as host_id %lld; "
 				       "a node has one host_id per lockspace (not %u)",
 				       a->lockspace, (long long)have, host_id);
-		return 0;
+		if (have == host_id || rv != -EINVAL)
+			return 0;
 	}
 	if (rv < 0)
 		return lease_sanlock_error(rv, "joining the lockspace");

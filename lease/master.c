@@ -4,8 +4,9 @@
  * have lost it) from writing.
  *
  * Fencing has two independent halves:
- *  - sanlock tells us to go: when our delta lease cannot be renewed (or the
- *    lockspace is removed) the daemon runs our killpath, `kill -SIG <pid>`,
+ *  - sanlock tells us to go: when our delta lease cannot be renewed, or another
+ *    host requests the lease (sanlock_request, graceful), the daemon runs our
+ *    killpath, `kill -SIG <pid>`,
  *    whose handler sets the process-wide fence flag; the daemon escalates to
  *    SIGKILL if we do not exit.
  *  - we stop on our own clock: lease_master_check() records when our delta
@@ -83,11 +84,13 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
 	}
 	if (fence_signal > 0) {
 		const char *kill_path = access("/usr/bin/kill", X_OK) == 0 ? "/usr/bin/kill" : "/bin/kill";
-		char args[16];
+		char args[48];
 		int rv;
 
-		snprintf(args, sizeof(args), "-%d", fence_signal);
-		rv = sanlock_killpath(m->sock, SANLK_KILLPATH_PID, kill_path, args);
+		/* Our pid is in the arguments: sanlock appends the pid
+		 * (SANLK_KILLPATH_PID) only on some of its paths.  */
+		snprintf(args, sizeof(args), "-%d %d", fence_signal, (int)getpid());
+		rv = sanlock_killpath(m->sock, 0, kill_path, args);
 		if (rv < 0) {
 			rc = lease_sanlock_error(rv, "setting the killpath");
 			lease_master_close(m);
