@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,15 +128,48 @@ static int locate(struct agent_store *st)
 	return 0;
 }
 
+/* Our host_id's delta lease as on disk (found: 1, absent: 0, <0 error). */
+static int slot_read(const struct lease_area *area, uint32_t host_id, struct lease_host *out)
+{
+	struct lease_host *hosts;
+	int n, found = 0;
+
+	if (lease_hosts(area, &hosts, &n) < 0)
+		return -1;
+	for (int i = 0; i < n; i++)
+		if (hosts[i].host_id == host_id) {
+			*out = hosts[i];
+			found = 1;
+		}
+	free(hosts);
+	return found;
+}
+
+/*
+ * Joins, and detects early that another live host uses our host_id:
+ * sanlock itself only gives up after the owner would have been declared
+ * dead (8 * io_timeout + 60 s), and never says why.  If the slot was held
+ * when we started and its owner renews it (same generation, new
+ * timestamp; renewals come every 2 * io_timeout) while our add waits, the
+ * host_id is in use: we cancel the add and say so.  A stale slot (this
+ * node crashed earlier) is not renewed, and the join goes on.
+ */
 static int join(struct agent_store *st, const struct lease_area *area)
 {
 	const struct config *cfg = st->ag->cfg;
 	char why[AGENT_WHY_LEN];
+	struct lease_host h0, h;
+	int64_t check_at;
+	bool held;
 	int r;
 
 	snprintf(why, sizeof why, "this node is joining lockspace %s as host_id %u",
 		 area->lockspace, cfg->host_id);
-	set_state(st, STORE_JOINING, why);
+	/* after a failure, the failure stays what clients see until we join */
+	if (st->pub.state != STORE_FAILED)
+		set_state(st, STORE_JOINING, why);
+	held = slot_read(area, cfg->host_id, &h0) == 1 && h0.timestamp != 0;
+	check_at = agent_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
 	r = lease_join_start(area, cfg->host_id, cfg->io_timeout);
 	while (r == 0) {
 		r = lease_join_wait(area, cfg->host_id, 500);
@@ -144,6 +178,20 @@ static int join(struct agent_store *st, const struct lease_area *area)
 		if (should_stop(st))
 			return -ECANCELED;
 		r = 0;
+		if (!held || agent_now_ms() < check_at)
+			continue;
+		if (slot_read(area, cfg->host_id, &h) != 1)
+			continue;
+		if (h.generation == h0.generation && h.timestamp != h0.timestamp &&
+		    h.timestamp != 0) {
+			lease_leave(area, cfg->host_id, false);	/* cancels our add */
+			return err_set(EADDRINUSE, "host_id %u is in use by live host '%s' "
+				       "(generation %llu): give each node its own host_id in "
+				       "csnap.conf", cfg->host_id, h.name,
+				       (unsigned long long)h.generation);
+		}
+		check_at = agent_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
+		h0 = h;
 	}
 	return r;
 }
