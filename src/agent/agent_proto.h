@@ -42,7 +42,7 @@
 #define AGENT_ARG_MAX		256	/* bytes of a STORE argument, NUL included */
 #define AGENT_UUID_LEN		37	/* text uuid and NUL */
 #define AGENT_ADDR_LEN		64
-#define AGENT_WHY_LEN		200
+#define AGENT_WHY_LEN		512
 #define AGENT_NAME_LEN		64
 
 enum agent_verb {

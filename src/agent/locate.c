@@ -214,14 +214,9 @@ static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, stru
 
 int agent_locate_store(const char *device, char *path_out, size_t pathlen, struct csnap_sb *sb)
 {
-	int r;
-
 	if (!strncmp(device, "UUID=", 5))
 		return locate_by_uuid(device + 5, path_out, pathlen, sb);
 	if (snprintf(path_out, pathlen, "%s", device) >= (int)pathlen)
 		return err_set(ENAMETOOLONG, "device path too long: %s", device);
-	r = read_sb(device, sb);
-	if (r < 0)
-		return err_prefix(-r, "%s", device);
-	return 0;
+	return read_sb(device, sb);	/* its messages name the device */
 }

@@ -102,6 +102,24 @@ static bool should_stop(struct agent_store *st)
 	return s;
 }
 
+/* A failure: published, and logged when its reason is new (retries of
+ * the same failure are logged at debug level only).  */
+static void failed(struct agent_store *st)
+{
+	char why[AGENT_WHY_LEN];
+	bool same;
+
+	agent_sanitize(why, sizeof why, err_get());
+	pthread_mutex_lock(&st->lock);
+	same = st->pub.state == STORE_FAILED && !strcmp(st->pub.why, why);
+	pthread_mutex_unlock(&st->lock);
+	if (same)
+		log_debug("store %s: still: %s", st->cs->name, why);
+	else
+		log_error("store %s: %s", st->cs->name, why);
+	set_state(st, STORE_FAILED, why);
+}
+
 static int locate(struct agent_store *st)
 {
 	struct csnap_sb sb;
@@ -292,11 +310,11 @@ static void *store_thread(void *arg)
 		int r;
 
 		if (!st->pub.located) {
-			set_state(st, STORE_OPENING, "looking for the store device");
+			if (st->pub.state != STORE_FAILED)
+				set_state(st, STORE_OPENING, "looking for the store device");
 			r = locate(st);
 			if (r < 0) {
-				log_error("store %s: %s", st->cs->name, err_get());
-				set_state(st, STORE_FAILED, err_get());
+				failed(st);
 				nap(st, backoff, false, 0);
 				backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 				continue;
@@ -311,8 +329,7 @@ static void *store_thread(void *arg)
 			break;
 		joined_once = true;	/* even a failed add may need undoing */
 		if (r < 0) {
-			log_error("store %s: %s", st->cs->name, err_get());
-			set_state(st, STORE_FAILED, err_get());
+			failed(st);
 			nap(st, backoff, false, 0);
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 			continue;

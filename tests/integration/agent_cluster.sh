@@ -126,4 +126,14 @@ for i in $other $H2; do
   [ ! -e "$(sock "$i")" ] || fail "node$i: socket left behind"
 done
 grep -q "^released" "$(node_log "$H2" agent)" || fail "the master did not release orderly"
+kill -TERM "$A3" "$A4"
+wait_for 20 gone "$A3" || fail "node3 agent did not stop"
+wait_for 20 gone "$A4" || fail "node4 agent did not stop"
+grep -q "agent: stopped" "$(node_log 4 agent)" || fail "node4: no orderly stop"
+# (under build-san: every agent and client must have been clean)
+for i in 1 2 3 4; do
+  if grep -El "AddressSanitizer|LeakSanitizer|runtime error" "$(node_dir "$i")"/*.log; then
+    fail "sanitizer report on node$i"
+  fi
+done
 echo "ok"
