@@ -324,10 +324,10 @@ static void *store_thread(void *arg)
 			snprintf(uuid, sizeof uuid, "%s", st->pub.uuid);
 			pthread_mutex_unlock(&st->lock);
 		}
+		joined_once = true;	/* even an unfinished add needs undoing */
 		r = join(st, &area);
 		if (r == -ECANCELED)
 			break;
-		joined_once = true;	/* even a failed add may need undoing */
 		if (r < 0) {
 			failed(st);
 			nap(st, backoff, false, 0);
