@@ -65,7 +65,7 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 static void block_free(struct bm_block *b)
 {
 	io_buf_free(b->data);
-	free(b->home_copy);
+	io_buf_free(b->home_copy);
 	free(b);
 }
 
@@ -167,7 +167,7 @@ static int write_home_one(struct bm *bm, struct bm_block *b)
 	if (ret < 0)
 		return err_prefix(-ret, "writing metadata block %llu", (unsigned long long)b->blocknr);
 	bm->st.home_writes++;
-	free(b->home_copy);
+	io_buf_free(b->home_copy);
 	b->home_copy = NULL;
 	b->state &= ~BM_HOME_PENDING;
 	bm->npending--;
@@ -308,7 +308,7 @@ void bm_dirty(struct bm *bm, struct bm_block *b)
 		return;
 	if ((b->state & BM_HOME_PENDING) && !b->home_copy) {
 		/* keep the committed image for a checkpoint */
-		b->home_copy = malloc(META_BLOCK_SIZE);
+		b->home_copy = io_buf_alloc(META_BLOCK_SIZE);
 		if (b->home_copy)
 			memcpy(b->home_copy, b->data, META_BLOCK_SIZE);
 		else
@@ -342,7 +342,7 @@ void bm_mark_committed(struct bm *bm)
 		n = b->list_next;
 		b->list_next = NULL;
 		b->state &= ~BM_DIRTY;
-		free(b->home_copy);	/* superseded by the newer commit */
+		io_buf_free(b->home_copy);	/* superseded by the newer commit */
 		b->home_copy = NULL;
 		if (!(b->state & BM_HOME_PENDING)) {
 			b->state |= BM_HOME_PENDING;

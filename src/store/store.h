@@ -89,8 +89,11 @@ int store_commit(struct store *s);
  * (bounded replay time).  store_commit() does it by itself when the journal
  * fills; servers may call it when idle.  */
 int store_checkpoint(struct store *s);
-/* Metadata blocks changed in the current transaction (commit when large). */
+/* Metadata blocks changed in the current transaction, and the most one
+ * transaction may hold (the journal's capacity).  Commit well before the
+ * limit (e.g. at half): store_commit() fails with -EFBIG beyond it.  */
 unsigned store_txn_blocks(const struct store *s);
+unsigned store_txn_limit(const struct store *s);
 /* True when a change is pending (store_commit() has work).  */
 bool store_txn_pending(const struct store *s);
 

@@ -142,6 +142,14 @@ static int sb_sanity(const struct csnap_sb *sb)
 	return 0;
 }
 
+int csnap_sb_decode_check_common(const struct csnap_sb *sb)
+{
+	struct csnap_sb tmp = *sb;
+
+	tmp.engine.version = 0;
+	return sb_sanity(&tmp);
+}
+
 int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 {
 	const struct csnap_sb_disk *d = block;

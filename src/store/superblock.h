@@ -74,6 +74,9 @@ void csnap_sb_encode(const struct csnap_sb *sb, uint64_t blocknr, void *block);
  * checksum, blocknr, version, or insane fields) with err_set().  */
 int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out);
 
+/* Sanity of the common (non-engine) fields, as decode checks them.  */
+int csnap_sb_decode_check_common(const struct csnap_sb *sb);
+
 /* Reads both copies, returns the valid one with the highest seq.
  * *bad_copies (may be NULL) gets a bit mask of invalid copies (1 = primary,
  * 2 = backup).  Fails only when neither copy is valid; the message then

@@ -1,0 +1,566 @@
+/*
+ * src/store/btree.c - exception b-tree (see btree.h).
+ *
+ * Invariants: all leaves are at level 0 and at the same depth; entries in
+ * a node are strictly ascending; the keys of child i lie in
+ * [key_i, key_{i+1}) (key_0 only bounds from below what its parent says);
+ * only the root may be empty (an empty tree is one empty leaf).
+ */
+#include "src/store/btree.h"
+
+#include "utils/err.h"
+
+#include <errno.h>
+#include <string.h>
+
+static inline uint32_t nnr(const uint8_t *d) { return get_le32(d + 32); }
+static inline void set_nr(uint8_t *d, uint32_t n) { put_le32(d + 32, n); }
+static inline uint32_t nlevel(const uint8_t *d) { return get_le32(d + 36); }
+static inline uint8_t *ient(uint8_t *d, uint32_t i) { return d + BTREE_NODE_HDR + (size_t)i * BTREE_INT_ESIZE; }
+static inline uint8_t *lent(const struct btree *t, uint8_t *d, uint32_t i)
+{ return d + BTREE_NODE_HDR + (size_t)i * t->esize; }
+
+static inline int kcmp(uint64_t o1, uint64_t s1, uint64_t o2, uint64_t s2)
+{
+	if (o1 != o2)
+		return o1 < o2 ? -1 : 1;
+	return s1 < s2 ? -1 : s1 > s2;
+}
+
+void btree_init(struct btree *t, struct bm *bm, struct spacemap *sm,
+		uint64_t meta_start, uint32_t mask_bytes)
+{
+	memset(t, 0, sizeof *t);
+	t->bm = bm;
+	t->sm = sm;
+	t->meta_start = meta_start;
+	t->mask_bytes = mask_bytes;
+	t->esize = 16 + mask_bytes;
+	t->leaf_cap = (META_BLOCK_SIZE - BTREE_NODE_HDR) / t->esize;
+}
+
+static int alloc_node(struct btree *t, uint32_t level, struct bm_block **out)
+{
+	uint64_t u;
+	int ret = sm_alloc(t->sm, &u);
+
+	if (ret < 0)
+		return ret == -ENOSPC ? err_set(ENOSPC, "metadata area full") : ret;
+	ret = bm_get_new(t->bm, t->meta_start + u, level ? META_T_INTERNAL : META_T_LEAF, out);
+	if (ret < 0)
+		return ret;
+	put_le32((*out)->data + 36, level);
+	t->nodes++;
+	t->changed = true;
+	return 0;
+}
+
+static int free_node(struct btree *t, uint64_t blocknr)
+{
+	t->nodes--;
+	t->changed = true;
+	return sm_free(t->sm, blocknr - t->meta_start);
+}
+
+int btree_create(struct btree *t)
+{
+	struct bm_block *b;
+	int ret = alloc_node(t, 0, &b);
+
+	if (ret < 0)
+		return ret;
+	t->root = b->blocknr;
+	t->height = 1;
+	t->count = 0;
+	bm_put(t->bm, b);
+	return 0;
+}
+
+/* Reads a node expected at LEVEL and checks what search relies on.  */
+static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm_block **out)
+{
+	struct bm_block *b;
+	int ret;
+
+	if (blocknr < t->meta_start || blocknr - t->meta_start >= sm_nbits(t->sm))
+		return err_set(EIO, "b-tree: node pointer %llu outside the tree area",
+			       (unsigned long long)blocknr);
+	ret = bm_get(t->bm, blocknr, level ? META_T_INTERNAL : META_T_LEAF, &b);
+	if (ret < 0)
+		return ret;
+	if (nlevel(b->data) != level || nnr(b->data) > (level ? BTREE_INT_CAP : t->leaf_cap)) {
+		bm_put(t->bm, b);
+		return err_set(EIO, "b-tree: node %llu is corrupt (level %u, %u entries)",
+			       (unsigned long long)blocknr, nlevel(b->data), nnr(b->data));
+	}
+	*out = b;
+	return 0;
+}
+
+/* Largest i >= 1 with key_i <= key, else 0.  */
+static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
+{
+	uint32_t lo = 1, hi = nnr(d);
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		uint8_t *e = ient(d, mid);
+		if (kcmp(get_le64(e), get_le64(e + 8), o, s) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+/* First i with key_i >= key.  */
+static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
+{
+	uint32_t lo = 0, hi = nnr(d);
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		uint8_t *e = lent(t, d, mid);
+		if (kcmp(get_le64(e), get_le64(e + 8), o, s) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void btree_cursor_put(struct btree *t, struct btree_cursor *c)
+{
+	if (c->leaf)
+		bm_put(t->bm, c->leaf);
+	c->leaf = NULL;
+	c->valid = false;
+}
+
+void btree_cursor_dirty(struct btree *t, struct btree_cursor *c)
+{
+	bm_dirty(t->bm, c->leaf);
+}
+
+/* Descend from internal level index D (path[D] set, pidx[D] chosen) to
+ * the leftmost leaf below child pidx[D].  */
+static int descend_left(struct btree *t, struct btree_cursor *c, uint32_t d)
+{
+	struct bm_block *b;
+	int ret = get_node(t, c->path[d], t->height - 1 - d, &b);
+
+	if (ret < 0)
+		return ret;
+	uint64_t child = get_le64(ient(b->data, c->pidx[d]) + 16);
+	bm_put(t->bm, b);
+	for (uint32_t k = d + 1; k < c->depth; k++) {
+		ret = get_node(t, child, t->height - 1 - k, &b);
+		if (ret < 0)
+			return ret;
+		c->path[k] = child;
+		c->pidx[k] = 0;
+		child = get_le64(ient(b->data, 0) + 16);
+		bm_put(t->bm, b);
+	}
+	ret = get_node(t, child, 0, &c->leaf);
+	if (ret < 0)
+		return ret;
+	c->idx = 0;
+	return 0;
+}
+
+static int next_leaf(struct btree *t, struct btree_cursor *c)
+{
+	btree_cursor_put(t, c);
+	for (;;) {
+		int d;
+		for (d = (int)c->depth - 1; d >= 0; d--) {
+			struct bm_block *b;
+			int ret = get_node(t, c->path[d], t->height - 1 - (uint32_t)d, &b);
+			if (ret < 0)
+				return ret;
+			uint32_t nr = nnr(b->data);
+			bm_put(t->bm, b);
+			if (c->pidx[d] + 1 < nr) {
+				c->pidx[d]++;
+				break;
+			}
+		}
+		if (d < 0)
+			return 0;	/* end: c->valid stays false */
+		int ret = descend_left(t, c, (uint32_t)d);
+		if (ret < 0)
+			return ret;
+		if (nnr(c->leaf->data)) {
+			c->valid = true;
+			return 0;
+		}
+		bm_put(t->bm, c->leaf);	/* empty non-root leaf: skip it */
+		c->leaf = NULL;
+	}
+}
+
+int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
+{
+	uint64_t blk = t->root;
+	struct bm_block *b;
+	int ret;
+
+	c->leaf = NULL;
+	c->valid = false;
+	c->depth = t->height - 1;
+	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
+		return err_set(EIO, "b-tree: invalid height %u", t->height);
+	for (uint32_t d = 0; d < c->depth; d++) {
+		ret = get_node(t, blk, t->height - 1 - d, &b);
+		if (ret < 0)
+			return ret;
+		if (nnr(b->data) == 0) {
+			bm_put(t->bm, b);
+			return err_set(EIO, "b-tree: empty internal node %llu", (unsigned long long)blk);
+		}
+		c->path[d] = blk;
+		c->pidx[d] = int_search(b->data, o, s);
+		blk = get_le64(ient(b->data, c->pidx[d]) + 16);
+		bm_put(t->bm, b);
+	}
+	ret = get_node(t, blk, 0, &c->leaf);
+	if (ret < 0)
+		return ret;
+	c->idx = leaf_search(t, c->leaf->data, o, s);
+	if (c->idx < nnr(c->leaf->data)) {
+		c->valid = true;
+		return 0;
+	}
+	return next_leaf(t, c);
+}
+
+int btree_next(struct btree *t, struct btree_cursor *c)
+{
+	if (!c->valid)
+		return 0;
+	if (++c->idx < nnr(c->leaf->data))
+		return 0;
+	c->valid = false;
+	return next_leaf(t, c);
+}
+
+/* Pins the path to the leaf where KEY belongs.  nodes[0] = root.  */
+static int pin_path(struct btree *t, uint64_t o, uint64_t s,
+		    struct bm_block **nodes, uint32_t *idxs)
+{
+	uint64_t blk = t->root;
+
+	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
+		return err_set(EIO, "b-tree: invalid height %u", t->height);
+	for (uint32_t d = 0; d < t->height; d++) {
+		int ret = get_node(t, blk, t->height - 1 - d, &nodes[d]);
+		if (ret < 0) {
+			while (d--)
+				bm_put(t->bm, nodes[d]);
+			return ret;
+		}
+		if (d + 1 < t->height) {
+			if (nnr(nodes[d]->data) == 0) {
+				for (uint32_t k = 0; k <= d; k++)
+					bm_put(t->bm, nodes[k]);
+				return err_set(EIO, "b-tree: empty internal node %llu",
+					       (unsigned long long)blk);
+			}
+			idxs[d] = int_search(nodes[d]->data, o, s);
+			blk = get_le64(ient(nodes[d]->data, idxs[d]) + 16);
+		}
+	}
+	return 0;
+}
+
+static void unpin_path(struct btree *t, struct bm_block **nodes, uint32_t n)
+{
+	for (uint32_t d = 0; d < n; d++)
+		bm_put(t->bm, nodes[d]);
+}
+
+/* Insert raw entry E (size ES) at POS of node D with capacity CAP; if full,
+ * split and return the new right node in *right (pinned).  */
+static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_t cap,
+		       uint32_t pos, const uint8_t *e, struct bm_block **right)
+{
+	uint8_t *d = b->data;
+	uint32_t nr = nnr(d);
+	int ret;
+
+	*right = NULL;
+	bm_dirty(t->bm, b);
+	if (nr < cap) {
+		uint8_t *at = d + BTREE_NODE_HDR + (size_t)pos * es;
+		memmove(at + es, at, (size_t)(nr - pos) * es);
+		memcpy(at, e, es);
+		set_nr(d, nr + 1);
+		return 0;
+	}
+	ret = alloc_node(t, nlevel(d), right);
+	if (ret < 0)
+		return ret;
+	uint8_t *rd = (*right)->data;
+	uint32_t mid = nr / 2;
+	memcpy(rd + BTREE_NODE_HDR, d + BTREE_NODE_HDR + (size_t)mid * es, (size_t)(nr - mid) * es);
+	set_nr(rd, nr - mid);
+	set_nr(d, mid);
+	struct bm_block *into = b;
+	if (pos > mid) {
+		into = *right;
+		pos -= mid;
+	}
+	uint8_t *id = into->data, *at = id + BTREE_NODE_HDR + (size_t)pos * es;
+	uint32_t inr = nnr(id);
+	memmove(at + es, at, (size_t)(inr - pos) * es);
+	memcpy(at, e, es);
+	set_nr(id, inr + 1);
+	return 0;
+}
+
+int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
+{
+	struct bm_block *nodes[BTREE_MAX_DEPTH], *right = NULL;
+	uint32_t idxs[BTREE_MAX_DEPTH];
+	uint8_t e[16 + CSNAP_MAX_MASK_BYTES];
+	int ret = pin_path(t, o, s, nodes, idxs);
+
+	if (ret < 0)
+		return ret;
+	uint32_t h = t->height;
+	struct bm_block *leaf = nodes[h - 1];
+	uint32_t pos = leaf_search(t, leaf->data, o, s);
+	if (pos < nnr(leaf->data)) {
+		uint8_t *x = lent(t, leaf->data, pos);
+		if (get_le64(x) == o && get_le64(x + 8) == s) {
+			unpin_path(t, nodes, h);
+			return err_set(EEXIST, "b-tree: exception %llu/%llu exists",
+				       (unsigned long long)o, (unsigned long long)s);
+		}
+	}
+	put_le64(e, o);
+	put_le64(e + 8, s);
+	memcpy(e + 16, mask, t->mask_bytes);
+	ret = node_insert(t, leaf, t->esize, t->leaf_cap, pos, e, &right);
+	for (int d = (int)h - 2; ret >= 0 && right; d--) {
+		/* push (first key of right, right) into the parent */
+		uint8_t ie[BTREE_INT_ESIZE];
+		uint8_t *first = right->data + BTREE_NODE_HDR;
+		memcpy(ie, first, 16);
+		put_le64(ie + 16, right->blocknr);
+		bm_put(t->bm, right);
+		right = NULL;
+		if (d < 0) {
+			struct bm_block *r;
+			ret = alloc_node(t, h, &r);
+			if (ret < 0)
+				break;
+			uint8_t *rd = r->data;
+			memset(ient(rd, 0), 0, 16);
+			put_le64(ient(rd, 0) + 16, t->root);
+			memcpy(ient(rd, 1), ie, BTREE_INT_ESIZE);
+			set_nr(rd, 2);
+			t->root = r->blocknr;
+			t->height++;
+			bm_put(t->bm, r);
+			break;
+		}
+		ret = node_insert(t, nodes[d], BTREE_INT_ESIZE, BTREE_INT_CAP, idxs[d] + 1, ie, &right);
+	}
+	if (right)
+		bm_put(t->bm, right);
+	unpin_path(t, nodes, h);
+	if (ret >= 0) {
+		t->count++;
+		t->changed = true;
+	}
+	return ret;
+}
+
+static void node_remove(struct btree *t, struct bm_block *b, uint32_t es, uint32_t pos)
+{
+	uint8_t *d = b->data, *at = d + BTREE_NODE_HDR + (size_t)pos * es;
+	uint32_t nr = nnr(d);
+
+	bm_dirty(t->bm, b);
+	memmove(at, at + es, (size_t)(nr - pos - 1) * es);
+	set_nr(d, nr - 1);
+}
+
+/* Leaf L (child idx of parent P) is small: merge it with a sibling when
+ * both fit in half a leaf.  */
+static int try_merge(struct btree *t, struct bm_block *p, uint32_t idx, struct bm_block *l)
+{
+	uint32_t pnr = nnr(p->data);
+
+	if (pnr < 2)
+		return 0;
+	uint32_t li = idx + 1 < pnr ? idx : idx - 1;	/* merge li+1 into li */
+	struct bm_block *a, *b;
+	int ret;
+	if (li == idx) {
+		a = l;
+		ret = get_node(t, get_le64(ient(p->data, li + 1) + 16), 0, &b);
+		if (ret < 0)
+			return ret;
+	} else {
+		b = l;
+		ret = get_node(t, get_le64(ient(p->data, li) + 16), 0, &a);
+		if (ret < 0)
+			return ret;
+	}
+	uint32_t an = nnr(a->data), bn = nnr(b->data);
+	if (an + bn <= t->leaf_cap / 2) {
+		bm_dirty(t->bm, a);
+		memcpy(lent(t, a->data, an), lent(t, b->data, 0), (size_t)bn * t->esize);
+		set_nr(a->data, an + bn);
+		ret = free_node(t, b->blocknr);
+		node_remove(t, p, BTREE_INT_ESIZE, li + 1);
+	}
+	bm_put(t->bm, li == idx ? b : a);
+	return ret;
+}
+
+int btree_delete(struct btree *t, uint64_t o, uint64_t s)
+{
+	struct bm_block *nodes[BTREE_MAX_DEPTH];
+	uint32_t idxs[BTREE_MAX_DEPTH];
+	int ret = pin_path(t, o, s, nodes, idxs);
+
+	if (ret < 0)
+		return ret;
+	uint32_t h = t->height;
+	struct bm_block *leaf = nodes[h - 1];
+	uint32_t pos = leaf_search(t, leaf->data, o, s);
+	uint8_t *x = pos < nnr(leaf->data) ? lent(t, leaf->data, pos) : NULL;
+	if (!x || get_le64(x) != o || get_le64(x + 8) != s) {
+		unpin_path(t, nodes, h);
+		return err_set(ENOENT, "b-tree: exception %llu/%llu not found",
+			       (unsigned long long)o, (unsigned long long)s);
+	}
+	node_remove(t, leaf, t->esize, pos);
+	t->count--;
+	t->changed = true;
+	if (h > 1) {
+		if (nnr(leaf->data) == 0) {
+			/* drop empty nodes upwards */
+			int d = (int)h - 1;
+			while (d > 0 && nnr(nodes[d]->data) == 0) {
+				ret = free_node(t, nodes[d]->blocknr);
+				if (ret < 0)
+					break;
+				node_remove(t, nodes[d - 1], BTREE_INT_ESIZE, idxs[d - 1]);
+				d--;
+			}
+		} else if (nnr(leaf->data) < t->leaf_cap / 4) {
+			ret = try_merge(t, nodes[h - 2], idxs[h - 2], leaf);
+		}
+	}
+	unpin_path(t, nodes, h);
+	/* collapse the root while it is an internal node with <= 1 child */
+	while (ret >= 0 && t->height > 1) {
+		struct bm_block *r;
+		ret = get_node(t, t->root, t->height - 1, &r);
+		if (ret < 0)
+			break;
+		uint32_t nr = nnr(r->data);
+		uint64_t child = nr ? get_le64(ient(r->data, 0) + 16) : 0;
+		bm_put(t->bm, r);
+		if (nr > 1)
+			break;
+		ret = free_node(t, t->root);
+		if (ret < 0)
+			break;
+		if (nr == 0) {
+			ret = btree_create(t);	/* everything went: fresh empty leaf */
+			break;
+		}
+		t->root = child;
+		t->height--;
+	}
+	return ret;
+}
+
+struct verify_ctx {
+	struct btree *t;
+	FILE *report;
+	void (*node)(void *arg, uint64_t blocknr);
+	void (*entry)(void *arg, const uint8_t *e);
+	void *arg;
+	uint64_t count;
+	long problems;
+};
+
+static void vproblem(struct verify_ctx *v, const char *msg, uint64_t blk)
+{
+	v->problems++;
+	if (v->report)
+		fprintf(v->report, "b-tree node %llu: %s\n", (unsigned long long)blk, msg);
+}
+
+static void verify_node(struct verify_ctx *v, uint64_t blk, uint32_t level,
+			bool has_lo, uint64_t lo_o, uint64_t lo_s,
+			bool has_hi, uint64_t hi_o, uint64_t hi_s, bool is_root)
+{
+	struct btree *t = v->t;
+	struct bm_block *b;
+
+	if (get_node(t, blk, level, &b) < 0) {
+		vproblem(v, err_get(), blk);
+		return;
+	}
+	if (v->node)
+		v->node(v->arg, blk);
+	uint8_t *d = b->data;
+	uint32_t nr = nnr(d), es = level ? BTREE_INT_ESIZE : t->esize;
+	if (nr == 0 && !is_root)
+		vproblem(v, "empty non-root node", blk);
+	for (uint32_t i = 0; i < nr; i++) {
+		uint8_t *e = d + BTREE_NODE_HDR + (size_t)i * es;
+		uint64_t o = get_le64(e), s = get_le64(e + 8);
+		if (i > 0) {
+			uint8_t *pe = e - es;
+			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0)
+				vproblem(v, "keys out of order", blk);
+		}
+		if ((level == 0 || i > 0) && has_lo && kcmp(o, s, lo_o, lo_s) < 0)
+			vproblem(v, "key below the parent's bound", blk);
+		if (has_hi && kcmp(o, s, hi_o, hi_s) >= 0)
+			vproblem(v, "key above the parent's bound", blk);
+		if (level == 0) {
+			v->count++;
+			if (v->entry)
+				v->entry(v->arg, e);
+			continue;
+		}
+		bool clo = i > 0 ? true : has_lo;
+		uint64_t co = i > 0 ? o : lo_o, cs = i > 0 ? s : lo_s;
+		bool chi = i + 1 < nr ? true : has_hi;
+		uint64_t ho = i + 1 < nr ? get_le64(e + es) : hi_o;
+		uint64_t hs = i + 1 < nr ? get_le64(e + es + 8) : hi_s;
+		verify_node(v, get_le64(e + 16), level - 1, clo, co, cs, chi, ho, hs, false);
+	}
+	bm_put(t->bm, b);
+}
+
+long btree_verify(struct btree *t, FILE *report,
+		  void (*node)(void *arg, uint64_t blocknr),
+		  void (*entry)(void *arg, const uint8_t *e), void *arg)
+{
+	struct verify_ctx v = { .t = t, .report = report, .node = node, .entry = entry, .arg = arg };
+
+	if (t->height < 1 || t->height > BTREE_MAX_DEPTH) {
+		if (report)
+			fprintf(report, "b-tree: invalid height %u\n", t->height);
+		return 1;
+	}
+	verify_node(&v, t->root, t->height - 1, false, 0, 0, false, 0, 0, true);
+	if (v.count != t->count) {
+		v.problems++;
+		if (report)
+			fprintf(report, "b-tree: holds %llu exceptions, header says %llu\n",
+				(unsigned long long)v.count, (unsigned long long)t->count);
+	}
+	return v.problems;
+}

@@ -1,0 +1,464 @@
+/*
+ * src/store/engine.c - the exception engine: open/close/commit and the
+ * data-path operations (origin write, snapshot write, snapshot read).
+ *
+ * Invariants kept by every operation (verified by store_check):
+ *  - every exception owns a distinct allocated store chunk; the data space
+ *    map's set bits are exactly the exceptions' chunks (plus queued frees
+ *    until the commit that applies them);
+ *  - for each origin chunk, each live snapshot's bit is set in at most one
+ *    exception; no exception has an empty mask;
+ *  - a mask bit is set only for live snapshots or ones awaiting cleanup.
+ * A failed operation other than -ENOSPC/-EINVAL/-ENOENT may leave the open
+ * transaction half done: the caller must then close without committing.
+ */
+#include "src/store/store_int.h"
+
+#include "ioengine/ioengine.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_CACHE (64u << 20)
+
+int store_scratch(struct store *s, size_t words)
+{
+	if (words <= s->scratch_cap)
+		return 0;
+	uint64_t *n = realloc(s->scratch, words * sizeof *n);
+	if (!n)
+		return err_set(ENOMEM, "out of memory");
+	s->scratch = n;
+	s->scratch_cap = words;
+	return 0;
+}
+
+int store_load_header(struct store *s)
+{
+	struct bm_block *b;
+	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
+
+	if (ret < 0)
+		return err_prefix(-ret, "engine header");
+	const uint8_t *d = b->data;
+	s->tree.root = get_le64(d + HDR_ROOT);
+	s->tree.height = get_le32(d + HDR_HEIGHT);
+	s->tree.count = get_le64(d + HDR_COUNT);
+	s->tree.nodes = get_le64(d + HDR_NODES);
+	s->next_id = get_le32(d + HDR_NEXT_ID);
+	s->cleanup_active = get_le32(d + HDR_CLEANUP) != 0;
+	s->cur_o = get_le64(d + HDR_CUR_O);
+	s->cur_s = get_le64(d + HDR_CUR_S);
+	bm_put(s->bm, b);
+	const struct csnap_sb_engine *e = &s->sb.engine;
+	if (s->tree.root < e->meta_start || s->tree.root - e->meta_start >= e->meta_blocks ||
+	    s->tree.height < 1 || s->tree.height > BTREE_MAX_DEPTH ||
+	    s->tree.nodes > e->meta_blocks || s->tree.count > e->data_chunks || s->next_id == 0)
+		return err_set(EIO, "engine header is corrupt (root %llu, height %u)",
+			       (unsigned long long)s->tree.root, s->tree.height);
+	return 0;
+}
+
+int store_save_header(struct store *s)
+{
+	struct bm_block *b;
+	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
+
+	if (ret < 0)
+		return ret;
+	bm_dirty(s->bm, b);
+	uint8_t *d = b->data;
+	put_le64(d + HDR_ROOT, s->tree.root);
+	put_le32(d + HDR_HEIGHT, s->tree.height);
+	put_le64(d + HDR_COUNT, s->tree.count);
+	put_le64(d + HDR_NODES, s->tree.nodes);
+	put_le32(d + HDR_NEXT_ID, s->next_id);
+	put_le32(d + HDR_CLEANUP, s->cleanup_active);
+	put_le64(d + HDR_CUR_O, s->cur_o);
+	put_le64(d + HDR_CUR_S, s->cur_s);
+	bm_put(s->bm, b);
+	s->tree.changed = false;
+	s->header_dirty = false;
+	return 0;
+}
+
+int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
+		   struct store **out)
+{
+	struct store_open_opts defaults = { 0 };
+	struct store *s;
+	int ret;
+
+	if (!opts)
+		opts = &defaults;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return err_set(ENOMEM, "out of memory");
+	s->dev = dev;
+	s->readonly = opts->readonly;
+	ret = csnap_sb_read(dev, &s->sb, &s->bad_sb_copies);
+	if (ret < 0)
+		goto fail;
+	if (s->bad_sb_copies && !s->readonly)	/* check/dump report it themselves */
+		log_warn("%s: %s superblock copy is invalid; using the other one",
+			 io_dev_path(dev), s->bad_sb_copies & 1 ? "primary" : "backup");
+	const struct csnap_sb_engine *e = &s->sb.engine;
+	if (e->version == 0) {
+		ret = err_set(EINVAL, "store was never completely formatted (run mkstore again)");
+		goto fail;
+	}
+	if (io_dev_size(dev) < s->sb.store_size) {
+		ret = err_set(EINVAL, "store is truncated: %llu bytes, superblock says %llu",
+			      (unsigned long long)io_dev_size(dev),
+			      (unsigned long long)s->sb.store_size);
+		goto fail;
+	}
+	s->mask_words = s->sb.mask_bits / 64;
+	s->origin_chunks = (s->sb.origin_size + s->sb.chunk_size - 1) / s->sb.chunk_size;
+	size_t cache = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
+	uint64_t tag = get_le64(s->sb.uuid) ^ get_le64(s->sb.uuid + 8);
+	ret = bm_create(dev, tag, cache / META_BLOCK_SIZE, s->readonly, &s->bm);
+	if (ret < 0)
+		goto fail;
+	ret = journal_open(s->bm, &s->sb, s->readonly, &s->j);
+	if (ret < 0)
+		goto fail;
+	btree_init(&s->tree, s->bm, NULL, e->meta_start, s->sb.mask_bits / 8);
+	ret = store_load_header(s);
+	if (ret < 0)
+		goto fail;
+	ret = sm_open(s->bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, &s->dsm);
+	if (ret < 0)
+		goto fail;
+	ret = sm_open(s->bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, &s->msm);
+	if (ret < 0)
+		goto fail;
+	s->tree.sm = s->msm;
+	ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
+	if (ret < 0)
+		goto fail;
+	store_recompute_live(s);
+	*out = s;
+	return 0;
+fail:
+	if (!strstr(err_get(), io_dev_path(dev)))
+		err_prefix(-ret, "%s", io_dev_path(dev));
+	store_close(s);
+	return ret;
+}
+
+int store_open(const char *path, const struct store_open_opts *opts, struct store **out)
+{
+	struct io_dev *dev;
+	bool ro = opts && opts->readonly;
+	int ret = io_dev_open(path, ro ? IO_DEV_RDONLY : IO_DEV_RDWR, &dev);
+
+	if (ret < 0)
+		return ret;
+	ret = store_open_dev(dev, opts, out);
+	if (ret < 0) {
+		io_dev_close(dev);
+		return ret;
+	}
+	(*out)->own_dev = true;
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->j && !s->readonly && journal_checkpoint(s->j) < 0)
+		log_error("store: checkpoint at close failed: %s (the journal will be replayed)",
+			  err_get());
+	journal_close(s->j);
+	sm_close(s->dsm);
+	sm_close(s->msm);
+	st_free(&s->st);
+	bm_destroy(s->bm);
+	free(s->scratch);
+	if (s->own_dev)
+		io_dev_close(s->dev);
+	free(s);
+}
+
+int store_commit(struct store *s)
+{
+	int ret;
+
+	if (s->readonly)
+		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
+	ret = sm_apply_frees(s->dsm);
+	if (ret >= 0)
+		ret = sm_apply_frees(s->msm);
+	if (ret >= 0 && (s->tree.changed || s->header_dirty))
+		ret = store_save_header(s);
+	if (ret >= 0)
+		ret = journal_commit(s->j);
+	return ret;
+}
+
+int store_checkpoint(struct store *s)
+{
+	return journal_checkpoint(s->j);
+}
+
+unsigned store_txn_blocks(const struct store *s) { return (unsigned)bm_dirty_count(s->bm); }
+
+unsigned store_txn_limit(const struct store *s)
+{
+	uint64_t n = s->sb.engine.journal_blocks;
+	/* descriptors take one block per JOURNAL_DESC_ENTRIES, one block spare */
+	return (unsigned)((n - 2) * JOURNAL_DESC_ENTRIES / (JOURNAL_DESC_ENTRIES + 1));
+}
+
+bool store_txn_pending(const struct store *s)
+{
+	return bm_dirty_count(s->bm) || sm_pending_frees(s->dsm) || sm_pending_frees(s->msm) ||
+	       s->tree.changed || s->header_dirty;
+}
+
+struct io_dev *store_dev(const struct store *s) { return s->dev; }
+
+uint64_t store_chunk_offset(const struct store *s, chunk_t c)
+{
+	return s->sb.engine.data_offset + c * (uint64_t)s->sb.chunk_size;
+}
+
+void store_get_info(const struct store *s, struct store_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->sb = s->sb;
+	out->chunk_size = s->sb.chunk_size;
+	out->origin_chunks = s->origin_chunks;
+	out->data_chunks = s->sb.engine.data_chunks;
+	out->data_free = sm_free_count(s->dsm);
+	out->meta_blocks = s->sb.engine.meta_blocks;
+	out->meta_free = sm_free_count(s->msm);
+	out->exceptions = s->tree.count;
+	out->tree_height = s->tree.height;
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
+			out->snapshots++;
+		else if (s->st.slot[i].id)
+			out->snapshots_deleting++;
+	}
+	out->txn_seq = journal_last_seq(s->j);
+}
+
+static int check_range(const struct store *s, chunk_t first, uint32_t count)
+{
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (first >= s->origin_chunks || count > s->origin_chunks - first)
+		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
+			       (unsigned long long)first, count,
+			       (unsigned long long)s->origin_chunks);
+	return 0;
+}
+
+/* Tree space a batch of N inserts may need in the worst case.  */
+static bool meta_room(const struct store *s, uint64_t n)
+{
+	uint64_t need = (n + 1) * (s->tree.height + 1);
+	return sm_free_count(s->msm) >= need;
+}
+
+int store_origin_write(struct store *s, chunk_t first, uint32_t count,
+		       struct store_copy *out, uint32_t *nout)
+{
+	struct btree_cursor c;
+	uint32_t mw = s->mask_words, n = 0;
+	int ret;
+
+	*nout = 0;
+	ret = check_range(s, first, count);
+	if (ret < 0 || count == 0)
+		return ret;
+	bool any = false;
+	for (uint32_t w = 0; w < mw; w++)
+		any |= s->live[w] != 0;
+	if (!any)
+		return 0;
+	/* pass 1: which chunks still serve some live snapshot from the origin */
+	ret = store_scratch(s, (size_t)count * mw);
+	if (ret < 0)
+		return ret;
+	uint64_t *need = s->scratch;
+	for (uint32_t i = 0; i < count; i++)
+		memcpy(need + (size_t)i * mw, s->live, mw * 8);
+	ret = btree_seek(&s->tree, first, 0, &c);
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		uint64_t o = be_origin(e);
+		if (o >= first + count)
+			break;
+		uint64_t *nm = need + (o - first) * mw;
+		for (uint32_t w = 0; w < mw; w++)
+			nm[w] &= ~mask_word(e + 16, w);
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = 0; i < count; i++) {
+		const uint64_t *nm = need + (size_t)i * mw;
+		bool set = false;
+		for (uint32_t w = 0; w < mw; w++)
+			set |= nm[w] != 0;
+		if (set)
+			out[n++].origin_chunk = first + i;
+	}
+	if (n == 0)
+		return 0;
+	if (sm_free_count(s->dsm) < n)
+		return err_set(ENOSPC, "snapshot store full (%llu free chunks, %u needed)",
+			       (unsigned long long)sm_free_count(s->dsm), n);
+	if (!meta_room(s, n))
+		return err_set(ENOSPC, "snapshot store metadata area full");
+	/* pass 2: allocate and record */
+	uint8_t mask[CSNAP_MAX_MASK_BYTES];
+	for (uint32_t k = 0; k < n; k++) {
+		const uint64_t *nm = need + (out[k].origin_chunk - first) * mw;
+		for (uint32_t w = 0; w < mw; w++)
+			put_le64(mask + 8 * w, nm[w]);
+		uint64_t d;
+		ret = sm_alloc(s->dsm, &d);
+		if (ret >= 0)
+			ret = btree_insert(&s->tree, out[k].origin_chunk, d, mask);
+		if (ret < 0)
+			return err_prefix(-ret, "origin write");
+		out[k].dst = d;
+		out[k].src = STORE_ON_ORIGIN;
+	}
+	*nout = n;
+	return 0;
+}
+
+/* Per chunk of a snapshot write, found in pass 1.  */
+struct sw_plan {
+	chunk_t cur;		/* exception holding the bit, or STORE_ON_ORIGIN */
+	bool exclusive;		/* only live user of `cur` */
+};
+
+int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
+			 uint32_t count, chunk_t *dst,
+			 struct store_copy *copies, uint32_t *ncopies)
+{
+	struct btree_cursor c;
+	uint32_t mw = s->mask_words, nalloc = 0, nc = 0;
+	int slot, ret;
+
+	*ncopies = 0;
+	ret = check_range(s, first, count);
+	if (ret < 0 || count == 0)
+		return ret;
+	slot = store_snap_slot(s, snap_id, true);
+	if (slot < 0)
+		return slot;
+	uint32_t bit = (uint32_t)slot;
+	ret = store_scratch(s, (size_t)count * 2);
+	if (ret < 0)
+		return ret;
+	struct sw_plan *plan = (struct sw_plan *)s->scratch;
+	for (uint32_t i = 0; i < count; i++)
+		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
+	ret = btree_seek(&s->tree, first, 0, &c);
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		uint64_t o = be_origin(e);
+		if (o >= first + count)
+			break;
+		if (mask_test(e + 16, bit)) {
+			bool others = false;
+			for (uint32_t w = 0; w < mw; w++) {
+				uint64_t m = mask_word(e + 16, w) & s->live[w];
+				if (w == bit / 64)
+					m &= ~(1ULL << (bit % 64));
+				others |= m != 0;
+			}
+			plan[o - first] = (struct sw_plan){ be_store(e), !others };
+		}
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	if (ret < 0)
+		return ret;
+	for (uint32_t i = 0; i < count; i++)
+		nalloc += !plan[i].exclusive;
+	if (sm_free_count(s->dsm) < nalloc)
+		return err_set(ENOSPC, "snapshot store full (%llu free chunks, %u needed)",
+			       (unsigned long long)sm_free_count(s->dsm), nalloc);
+	if (!meta_room(s, nalloc))
+		return err_set(ENOSPC, "snapshot store metadata area full");
+	uint8_t mask[CSNAP_MAX_MASK_BYTES];
+	memset(mask, 0, mw * 8);
+	mask[bit / 8] = (uint8_t)(1u << (bit % 8));
+	for (uint32_t i = 0; i < count; i++) {
+		chunk_t oc = first + i;
+		if (plan[i].exclusive) {
+			dst[i] = plan[i].cur;
+			continue;
+		}
+		if (plan[i].cur != STORE_ON_ORIGIN) {
+			/* take our bit off the shared exception */
+			ret = btree_seek(&s->tree, oc, plan[i].cur, &c);
+			if (ret >= 0 && (!c.valid || be_origin(btree_entry(&s->tree, &c)) != oc ||
+					 be_store(btree_entry(&s->tree, &c)) != plan[i].cur))
+				ret = err_set(EIO, "exception %llu/%llu vanished",
+					      (unsigned long long)oc, (unsigned long long)plan[i].cur);
+			if (ret >= 0) {
+				btree_cursor_dirty(&s->tree, &c);
+				uint8_t *m = btree_entry(&s->tree, &c) + 16;
+				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+			}
+			btree_cursor_put(&s->tree, &c);
+			if (ret < 0)
+				return err_prefix(-ret, "snapshot write");
+		}
+		uint64_t d;
+		ret = sm_alloc(s->dsm, &d);
+		if (ret >= 0)
+			ret = btree_insert(&s->tree, oc, d, mask);
+		if (ret < 0)
+			return err_prefix(-ret, "snapshot write");
+		dst[i] = d;
+		copies[nc++] = (struct store_copy){ oc, d, plan[i].cur };
+	}
+	*ncopies = nc;
+	return 0;
+}
+
+int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
+			uint32_t count, chunk_t *out)
+{
+	struct btree_cursor c;
+	int slot, ret;
+
+	if (first >= s->origin_chunks || count > s->origin_chunks - first)
+		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
+			       (unsigned long long)first, count,
+			       (unsigned long long)s->origin_chunks);
+	slot = store_snap_slot(s, snap_id, true);
+	if (slot < 0)
+		return slot;
+	uint32_t w = (uint32_t)slot / 64;
+	uint64_t bitm = 1ULL << (slot % 64);
+	for (uint32_t i = 0; i < count; i++)
+		out[i] = STORE_ON_ORIGIN;
+	ret = btree_seek(&s->tree, first, 0, &c);
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		uint64_t o = be_origin(e);
+		if (o >= first + count)
+			break;
+		if (mask_word(e + 16, w) & bitm)
+			out[o - first] = be_store(e);
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	return ret < 0 ? ret : 0;
+}

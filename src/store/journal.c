@@ -1,0 +1,323 @@
+/*
+ * src/store/journal.c - circular metadata journal: commit, checkpoint,
+ * replay.  See journal.h for the on-disk protocol.
+ *
+ * Invariants: head/tail are indexes into the journal area; `used` blocks
+ * from tail hold transactions not yet known to be home; a commit never
+ * overwrites them (checkpoint first); the superblock tail is moved only
+ * after a flush made the home writes durable.
+ */
+#include "src/store/journal.h"
+
+#include "ioengine/ioengine.h"
+#include "utils/crc32c.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JD_NR		32
+#define JD_FLAGS	36
+#define JD_INDEX	40
+#define JD_ENTRIES	48
+#define JD_LAST		0x1
+
+struct journal {
+	struct bm *bm;
+	struct io_dev *dev;
+	struct csnap_sb *sb;
+	bool readonly;
+	uint64_t start, nblocks;	/* area */
+	uint64_t head, tail, used;
+	uint64_t last_seq;
+	uint64_t replayed;
+	/* staging for one commit */
+	uint8_t *stage;
+	size_t stage_cap, stage_n;
+};
+
+uint64_t journal_last_seq(const struct journal *j) { return j->last_seq; }
+uint64_t journal_replayed(const struct journal *j) { return j->replayed; }
+uint64_t journal_used(const struct journal *j) { return j->used; }
+
+static int jread(struct journal *j, uint64_t pos, void *buf)
+{
+	return io_dev_pread(j->dev, buf, META_BLOCK_SIZE,
+			    (j->start + pos % j->nblocks) * META_BLOCK_SIZE);
+}
+
+/* Reads and verifies one transaction at *pos with sequence seq.  On
+ * success images[] (count *n) holds its blocks and *pos is advanced.  */
+static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
+		    uint8_t **images, size_t *n)
+{
+	uint8_t *desc = io_buf_alloc(2 * META_BLOCK_SIZE), *bounce;
+	uint64_t p = *pos, consumed = 0;
+	size_t cnt = 0, cap = 0;
+	uint8_t *img = NULL;
+	int ret = -EINVAL;
+
+	if (!desc)
+		return -ENOMEM;
+	bounce = desc + META_BLOCK_SIZE;
+	for (uint32_t idx = 0;; idx++) {
+		if (consumed + 1 > j->nblocks || jread(j, p, desc) < 0)
+			goto out;
+		if (bm_validate(j->bm, desc, j->start + p % j->nblocks, META_T_JDESC) < 0 ||
+		    get_le64(desc + 16) != seq || get_le32(desc + JD_INDEX) != idx)
+			goto out;
+		uint32_t nr = get_le32(desc + JD_NR);
+		if (nr == 0 || nr > JOURNAL_DESC_ENTRIES || consumed + 1 + nr > j->nblocks)
+			goto out;
+		if (cnt + nr > cap) {
+			cap = (cnt + nr) * 2;
+			uint8_t *ni = realloc(img, cap * META_BLOCK_SIZE);
+			if (!ni) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			img = ni;
+		}
+		p++;
+		consumed++;
+		for (uint32_t i = 0; i < nr; i++, p++, consumed++) {
+			const uint8_t *e = desc + JD_ENTRIES + 12 * i;
+			uint8_t *dst = img + (cnt + i) * META_BLOCK_SIZE;
+			if (jread(j, p, bounce) < 0)	/* O_DIRECT wants aligned memory */
+				goto out;
+			memcpy(dst, bounce, META_BLOCK_SIZE);
+			if (crc32c(0, dst, META_BLOCK_SIZE) != get_le32(e + 8) ||
+			    get_le64(dst + 8) != get_le64(e) || get_le64(dst + 16) != seq)
+				goto out;
+		}
+		cnt += nr;
+		if (get_le32(desc + JD_FLAGS) & JD_LAST)
+			break;
+	}
+	*images = img;
+	img = NULL;
+	*n = cnt;
+	*pos = p % j->nblocks;
+	ret = 0;
+out:
+	free(img);
+	io_buf_free(desc);
+	return ret;
+}
+
+static int write_sb_tail(struct journal *j)
+{
+	j->sb->engine.journal_tail = j->head;
+	j->sb->engine.journal_tail_seq = j->last_seq + 1;
+	return csnap_sb_write(j->dev, j->sb);
+}
+
+static int replay(struct journal *j)
+{
+	uint64_t pos = j->tail, seq = j->sb->engine.journal_tail_seq;
+	int ret = 0;
+
+	bm_set_committed_seq(j->bm, UINT64_MAX);
+	for (;;) {
+		uint8_t *images = NULL;
+		size_t n = 0;
+		if (read_txn(j, &pos, seq, &images, &n) < 0)
+			break;
+		for (size_t i = 0; i < n && ret >= 0; i++) {
+			uint8_t *im = images + i * META_BLOCK_SIZE;
+			uint64_t home = get_le64(im + 8);
+			if (j->readonly)
+				ret = bm_install(j->bm, home, im);
+			else {
+				/* io_dev_pwrite wants aligned memory */
+				uint8_t *buf = io_buf_alloc(META_BLOCK_SIZE);
+				if (!buf) {
+					ret = -ENOMEM;
+					break;
+				}
+				memcpy(buf, im, META_BLOCK_SIZE);
+				ret = io_dev_pwrite(j->dev, buf, META_BLOCK_SIZE,
+						    home * META_BLOCK_SIZE);
+				io_buf_free(buf);
+			}
+		}
+		free(images);
+		if (ret < 0)
+			return err_prefix(-ret, "journal replay");
+		j->replayed++;
+		seq++;
+		if (j->replayed > j->nblocks)	/* cannot happen with sane seqs */
+			break;
+	}
+	j->last_seq = seq - 1;
+	j->head = pos;
+	bm_set_committed_seq(j->bm, j->last_seq);
+	if (j->replayed && !j->readonly) {
+		ret = io_dev_flush(j->dev);
+		if (ret < 0)
+			return err_prefix(-ret, "journal replay");
+		ret = write_sb_tail(j);
+		if (ret < 0)
+			return ret;
+		j->tail = j->head;
+	}
+	if (j->replayed)
+		log_info("store: replayed %llu journal transaction(s), last %llu",
+			 (unsigned long long)j->replayed, (unsigned long long)j->last_seq);
+	return 0;
+}
+
+int journal_open(struct bm *bm, struct csnap_sb *sb, bool readonly,
+		 struct journal **out)
+{
+	struct journal *j = calloc(1, sizeof *j);
+	int ret;
+
+	if (!j)
+		return err_set(ENOMEM, "out of memory");
+	j->bm = bm;
+	j->dev = bm_dev(bm);
+	j->sb = sb;
+	j->readonly = readonly;
+	j->start = sb->engine.journal_start;
+	j->nblocks = sb->engine.journal_blocks;
+	j->tail = j->head = sb->engine.journal_tail;
+	ret = replay(j);
+	if (ret < 0) {
+		free(j);
+		return ret;
+	}
+	j->used = j->readonly ? 0 : (j->head + j->nblocks - j->tail) % j->nblocks;
+	*out = j;
+	return 0;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	io_buf_free(j->stage);
+	free(j);
+}
+
+int journal_checkpoint(struct journal *j)
+{
+	int ret;
+
+	if (j->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (j->used == 0)
+		return 0;
+	ret = bm_write_home(j->bm);
+	if (ret >= 0)
+		ret = io_dev_flush(j->dev);
+	if (ret >= 0)
+		ret = write_sb_tail(j);
+	if (ret < 0)
+		return err_prefix(-ret, "journal checkpoint");
+	j->tail = j->head;
+	j->used = 0;
+	return 0;
+}
+
+struct stage_ctx {
+	struct journal *j;
+	uint8_t *desc;		/* current descriptor in the stage */
+	uint32_t nr;
+	uint32_t idx;
+};
+
+static int stage_block(void *arg, struct bm_block *b)
+{
+	struct stage_ctx *c = arg;
+	struct journal *j = c->j;
+
+	if (!c->desc || c->nr == JOURNAL_DESC_ENTRIES) {
+		if (c->desc)
+			c->idx++;
+		c->desc = j->stage + j->stage_n++ * META_BLOCK_SIZE;
+		memset(c->desc, 0, META_BLOCK_SIZE);
+		put_le32(c->desc + JD_INDEX, c->idx);
+		c->nr = 0;
+	}
+	uint8_t *e = c->desc + JD_ENTRIES + 12 * c->nr++;
+	put_le64(e, b->blocknr);
+	put_le32(e + 8, crc32c(0, b->data, META_BLOCK_SIZE));
+	put_le32(c->desc + JD_NR, c->nr);
+	memcpy(j->stage + j->stage_n++ * META_BLOCK_SIZE, b->data, META_BLOCK_SIZE);
+	return 0;
+}
+
+int journal_commit(struct journal *j)
+{
+	size_t n = bm_dirty_count(j->bm);
+	size_t ndesc = (n + JOURNAL_DESC_ENTRIES - 1) / JOURNAL_DESC_ENTRIES;
+	size_t total = n + ndesc;
+	uint64_t seq = j->last_seq + 1;
+	int ret;
+
+	if (n == 0)
+		return 0;
+	if (j->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (total > j->nblocks - 1)
+		return err_set(EFBIG, "transaction of %zu blocks exceeds the journal (%llu blocks)",
+			       n, (unsigned long long)j->nblocks);
+	if (total > j->nblocks - j->used) {
+		ret = journal_checkpoint(j);
+		if (ret < 0)
+			return ret;
+	}
+	if (total > j->stage_cap) {
+		io_buf_free(j->stage);
+		j->stage_cap = total * 2;
+		j->stage = io_buf_alloc(j->stage_cap * META_BLOCK_SIZE);
+		if (!j->stage) {
+			j->stage_cap = 0;
+			return err_set(ENOMEM, "out of memory");
+		}
+	}
+	j->stage_n = 0;
+	struct stage_ctx c = { .j = j };
+	ret = bm_for_each_dirty(j->bm, seq, stage_block, &c);
+	if (ret < 0)
+		return ret;
+	/* seal descriptors now that their entries are final */
+	for (size_t i = 0; i < j->stage_n; i++) {
+		uint8_t *blk = j->stage + i * META_BLOCK_SIZE;
+		if (blk == c.desc)
+			put_le32(blk + JD_FLAGS, JD_LAST);
+	}
+	uint64_t pos = j->head;
+	for (size_t i = 0; i < j->stage_n; i++) {
+		uint8_t *blk = j->stage + i * META_BLOCK_SIZE;
+		uint64_t at = j->start + (pos + i) % j->nblocks;
+		/* descriptors are the staged blocks whose type is not yet set */
+		if (get_le32(blk + 4) == 0)
+			bm_seal(j->bm, blk, at, META_T_JDESC, seq);
+	}
+	/* write in at most two pieces (wrap-around) */
+	uint64_t first = j->nblocks - pos;
+	if (first > j->stage_n)
+		first = j->stage_n;
+	ret = io_dev_pwrite(j->dev, j->stage, first * META_BLOCK_SIZE,
+			    (j->start + pos) * META_BLOCK_SIZE);
+	if (ret >= 0 && first < j->stage_n)
+		ret = io_dev_pwrite(j->dev, j->stage + first * META_BLOCK_SIZE,
+				    (j->stage_n - first) * META_BLOCK_SIZE,
+				    j->start * META_BLOCK_SIZE);
+	if (ret >= 0)
+		ret = io_dev_flush(j->dev);
+	if (ret < 0)
+		return err_prefix(-ret, "journal commit %llu", (unsigned long long)seq);
+	bm_mark_committed(j->bm);
+	j->last_seq = seq;
+	bm_set_committed_seq(j->bm, seq);
+	j->head = (pos + j->stage_n) % j->nblocks;
+	j->used += j->stage_n;
+	if (j->used > j->nblocks / 2)
+		return journal_checkpoint(j);
+	return 0;
+}

@@ -1,0 +1,366 @@
+/*
+ * src/store/snapshot.c - snapshot table operations, incremental cleanup of
+ * deleted snapshots, usage and changed-chunk reports.
+ *
+ * Create is O(1) in exceptions: a new snapshot gets a free mask bit, and
+ * no exception carries a free bit, so it reads the origin everywhere.
+ * Delete clears the live bit at once; store_cleanup() then walks the tree
+ * from a persistent cursor, clearing bits of non-live snapshots and
+ * dropping exceptions left with no live user.  Snapshots deleted before a
+ * pass starts are in it (ST_CLEANING); their slots (bits) are freed when
+ * the pass completes.
+ */
+#include "src/store/store_int.h"
+
+#include "utils/err.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void store_recompute_live(struct store *s)
+{
+	memset(s->live, 0, sizeof s->live);
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
+			s->live[i / 64] |= 1ULL << (i % 64);
+}
+
+int store_snap_slot(const struct store *s, uint32_t id, bool live_only)
+{
+	for (uint32_t i = 0; id && i < s->st.nslots; i++)
+		if (s->st.slot[i].id == id) {
+			if (live_only && !(s->st.slot[i].flags & STORE_SNAP_LIVE))
+				break;
+			return (int)i;
+		}
+	return err_set(ENOENT, "no snapshot with id %u", id);
+}
+
+static void public_view(const struct store_snapshot *in, struct store_snapshot *out)
+{
+	*out = *in;
+	if (out->flags & ST_CLEANING)
+		out->flags = STORE_SNAP_DELETING;
+}
+
+int store_snapshot_create(struct store *s, const char *name, int32_t priority,
+			  uint32_t *id_out)
+{
+	size_t len = name ? strlen(name) : 0;
+	int free_slot = -1;
+	bool deleting = false;
+
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (len == 0 || len > STORE_SNAP_NAME_MAX)
+		return err_set(EINVAL, "snapshot name must be 1..%d bytes", STORE_SNAP_NAME_MAX);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)name[i] < 0x21 || name[i] == '/' || (unsigned char)name[i] == 0x7f)
+			return err_set(EINVAL, "snapshot name \"%s\" has a space, '/' or control character", name);
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		const struct store_snapshot *sl = &s->st.slot[i];
+		if ((sl->flags & STORE_SNAP_LIVE) && strcmp(sl->name, name) == 0)
+			return err_set(EEXIST, "snapshot \"%s\" exists", name);
+		if (!sl->id && free_slot < 0)
+			free_slot = (int)i;
+		deleting |= sl->id && !(sl->flags & STORE_SNAP_LIVE);
+	}
+	if (free_slot < 0)
+		return deleting ? err_set(EBUSY, "all %u snapshot slots in use; deleted snapshots are still being cleaned up",
+					  s->st.nslots)
+				: err_set(ENOSPC, "snapshot table full (%u snapshots)", s->st.nslots);
+	struct store_snapshot *sl = &s->st.slot[free_slot];
+	memset(sl, 0, sizeof *sl);
+	sl->id = s->next_id++;
+	sl->bit = (uint32_t)free_slot;
+	sl->flags = STORE_SNAP_LIVE;
+	sl->priority = priority;
+	sl->ctime = (uint64_t)time(NULL);
+	sl->origin_chunks = s->origin_chunks;
+	memcpy(sl->name, name, len);
+	s->header_dirty = true;
+	int ret = st_save(&s->st, (uint32_t)free_slot);
+	if (ret < 0)
+		return ret;
+	store_recompute_live(s);
+	*id_out = sl->id;
+	return 0;
+}
+
+int store_snapshot_delete(struct store *s, uint32_t id)
+{
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	int slot = store_snap_slot(s, id, true);
+	if (slot < 0)
+		return slot;
+	s->st.slot[slot].flags = STORE_SNAP_DELETING;
+	store_recompute_live(s);
+	return st_save(&s->st, (uint32_t)slot);
+}
+
+int store_snapshot_get(const struct store *s, uint32_t id, struct store_snapshot *out)
+{
+	int slot = store_snap_slot(s, id, false);
+
+	if (slot < 0)
+		return slot;
+	public_view(&s->st.slot[slot], out);
+	return 0;
+}
+
+int store_snapshot_find(const struct store *s, const char *name, struct store_snapshot *out)
+{
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if ((s->st.slot[i].flags & STORE_SNAP_LIVE) && strcmp(s->st.slot[i].name, name) == 0) {
+			public_view(&s->st.slot[i], out);
+			return 0;
+		}
+	return err_set(ENOENT, "no snapshot named \"%s\"", name);
+}
+
+static int by_id(const void *a, const void *b)
+{
+	const struct store_snapshot *x = a, *y = b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+int store_snapshot_list(const struct store *s, struct store_snapshot *out, unsigned max)
+{
+	struct store_snapshot *all = calloc(s->st.nslots, sizeof *all);
+	unsigned n = 0;
+
+	if (!all)
+		return err_set(ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if (s->st.slot[i].id)
+			public_view(&s->st.slot[i], &all[n++]);
+	qsort(all, n, sizeof *all, by_id);
+	memcpy(out, all, (n < max ? n : max) * sizeof *all);
+	free(all);
+	return (int)n;
+}
+
+static int set_field(struct store *s, uint32_t id, bool prio, uint32_t v)
+{
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	int slot = store_snap_slot(s, id, true);
+	if (slot < 0)
+		return slot;
+	if (prio)
+		s->st.slot[slot].priority = (int32_t)v;
+	else
+		s->st.slot[slot].usecount = v;
+	return st_save(&s->st, (uint32_t)slot);
+}
+
+int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio)
+{ return set_field(s, id, true, (uint32_t)prio); }
+int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n)
+{ return set_field(s, id, false, n); }
+
+int store_pick_victim(const struct store *s, uint32_t *id_out)
+{
+	const struct store_snapshot *best = NULL;
+
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		const struct store_snapshot *sl = &s->st.slot[i];
+		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount)
+			continue;
+		if (!best || sl->priority < best->priority ||
+		    (sl->priority == best->priority &&
+		     (sl->ctime < best->ctime || (sl->ctime == best->ctime && sl->id < best->id))))
+			best = sl;
+	}
+	if (!best)
+		return err_set(ENOENT, "no unused snapshot to release");
+	*id_out = best->id;
+	return 0;
+}
+
+int store_cleanup(struct store *s, unsigned budget)
+{
+	struct btree_cursor c;
+	uint32_t mw = s->mask_words;
+	int ret;
+
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (!s->cleanup_active) {
+		bool any = false;
+		for (uint32_t i = 0; i < s->st.nslots; i++)
+			if (s->st.slot[i].flags & STORE_SNAP_DELETING) {
+				s->st.slot[i].flags = ST_CLEANING;
+				if ((ret = st_save(&s->st, i)) < 0)
+					return ret;
+				any = true;
+			}
+		if (!any)
+			return 0;
+		s->cleanup_active = true;
+		s->cur_o = s->cur_s = 0;
+		s->header_dirty = true;
+	}
+	if (budget == 0)
+		budget = 1;
+	ret = store_scratch(s, (size_t)budget * 2);
+	if (ret < 0)
+		return ret;
+	uint64_t *drop = s->scratch;	/* (origin, store) pairs to delete */
+	uint32_t ndrop = 0, seen = 0;
+	bool end = false;
+	ret = btree_seek(&s->tree, s->cur_o, s->cur_s, &c);
+	while (ret >= 0) {
+		if (!c.valid) {
+			end = true;
+			break;
+		}
+		if (seen == budget)
+			break;
+		uint8_t *e = btree_entry(&s->tree, &c);
+		bool dead = false, alive = false;
+		for (uint32_t w = 0; w < mw; w++) {
+			uint64_t m = mask_word(e + 16, w);
+			dead |= (m & ~s->live[w]) != 0;
+			alive |= (m & s->live[w]) != 0;
+		}
+		if (dead && alive) {
+			btree_cursor_dirty(&s->tree, &c);
+			for (uint32_t w = 0; w < mw; w++)
+				put_le64(e + 16 + 8 * w, mask_word(e + 16, w) & s->live[w]);
+		} else if (dead) {
+			drop[2 * ndrop] = be_origin(e);
+			drop[2 * ndrop + 1] = be_store(e);
+			ndrop++;
+		}
+		seen++;
+		s->cur_o = be_origin(e);
+		s->cur_s = be_store(e) + 1;
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	for (uint32_t i = 0; ret >= 0 && i < ndrop; i++) {
+		ret = btree_delete(&s->tree, drop[2 * i], drop[2 * i + 1]);
+		if (ret >= 0)
+			ret = sm_free(s->dsm, drop[2 * i + 1]);
+	}
+	if (ret < 0)
+		return err_prefix(-ret, "snapshot cleanup");
+	s->header_dirty = true;
+	if (!end)
+		return 1;
+	/* pass complete: the bits it covered are free for new snapshots */
+	bool more = false;
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (s->st.slot[i].flags & ST_CLEANING) {
+			memset(&s->st.slot[i], 0, sizeof s->st.slot[i]);
+			if ((ret = st_save(&s->st, i)) < 0)
+				return ret;
+		}
+		more |= (s->st.slot[i].flags & STORE_SNAP_DELETING) != 0;
+	}
+	s->cleanup_active = false;
+	s->cur_o = s->cur_s = 0;
+	return more ? 1 : 0;
+}
+
+int store_usage(struct store *s, struct store_usage *out, unsigned max)
+{
+	struct btree_cursor c;
+	uint32_t mw = s->mask_words, nslots = s->st.nslots;
+	uint64_t *uniq = calloc(nslots, sizeof *uniq), *shared = calloc(nslots, sizeof *shared);
+	int ret = 0;
+
+	if (!uniq || !shared) {
+		free(uniq);
+		free(shared);
+		return err_set(ENOMEM, "out of memory");
+	}
+	ret = btree_seek(&s->tree, 0, 0, &c);
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		uint32_t users = 0;
+		for (uint32_t w = 0; w < mw; w++)
+			users += (uint32_t)__builtin_popcountll(mask_word(e + 16, w) & s->live[w]);
+		for (uint32_t w = 0; users && w < mw; w++) {
+			uint64_t m = mask_word(e + 16, w) & s->live[w];
+			while (m) {
+				uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(m);
+				m &= m - 1;
+				if (users == 1)
+					uniq[b]++;
+				else
+					shared[b]++;
+			}
+		}
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	if (ret >= 0) {
+		struct store_snapshot *list = calloc(nslots, sizeof *list);
+		int n = list ? store_snapshot_list(s, list, nslots) : -ENOMEM;
+		unsigned k = 0;
+		for (int i = 0; i < n; i++) {
+			if (!(list[i].flags & STORE_SNAP_LIVE))
+				continue;
+			if (k < max)
+				out[k] = (struct store_usage){ list[i].id, uniq[list[i].bit],
+							       shared[list[i].bit] };
+			k++;
+		}
+		free(list);
+		ret = n < 0 ? n : (int)k;
+	}
+	free(uniq);
+	free(shared);
+	return ret;
+}
+
+int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
+		  chunk_t *out, unsigned max)
+{
+	struct btree_cursor c;
+	int sa = store_snap_slot(s, a, true), sb = -1;
+	unsigned n = 0, examined = 0;
+	int ret;
+
+	if (sa < 0)
+		return sa;
+	if (b != STORE_ORIGIN_ID && (sb = store_snap_slot(s, b, true)) < 0)
+		return sb;
+	if (*cursor == STORE_CHUNK_END || max == 0)
+		return 0;
+	ret = btree_seek(&s->tree, *cursor, 0, &c);
+	chunk_t cur = STORE_CHUNK_END, la = STORE_ON_ORIGIN, lb = STORE_ON_ORIGIN;
+	for (;;) {
+		bool valid = ret >= 0 && c.valid;
+		const uint8_t *e = valid ? btree_entry(&s->tree, &c) : NULL;
+		uint64_t o = valid ? be_origin(e) : STORE_CHUNK_END;
+		if (o != cur) {
+			/* finished chunk `cur` */
+			if (cur != STORE_CHUNK_END && la != lb)
+				out[n++] = cur;
+			if (!valid) {
+				*cursor = STORE_CHUNK_END;
+				break;
+			}
+			if (n == max || examined >= 65536) {
+				*cursor = o;
+				break;
+			}
+			cur = o;
+			la = lb = STORE_ON_ORIGIN;
+		}
+		if (mask_test(e + 16, (uint32_t)sa))
+			la = be_store(e);
+		if (sb >= 0 && mask_test(e + 16, (uint32_t)sb))
+			lb = be_store(e);
+		examined++;
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	return ret < 0 ? ret : (int)n;
+}

@@ -1,0 +1,44 @@
+/*
+ * src/store/snaptable.h - the snapshot table: one 128-byte slot per share
+ * mask bit, in checksummed metadata blocks changed through the journal.
+ * Slot i describes the snapshot owning mask bit i (id 0 = free slot).
+ * The whole table is mirrored in memory (max 1024 slots).
+ *
+ * Slot layout: le32 id, le32 bit, le32 flags, le32 usecount, le64 ctime,
+ * le32 priority, le32 parent_id, le64 origin_chunks, char name[64],
+ * 24 reserved bytes.
+ */
+#ifndef CSNAP_STORE_SNAPTABLE_H
+#define CSNAP_STORE_SNAPTABLE_H
+
+#include "src/store/bm.h"
+#include "src/store/store.h"
+
+#include <stdint.h>
+
+#define ST_HDR_SIZE		64
+#define ST_SLOT_SIZE		128
+#define ST_SLOTS_PER_BLOCK	((META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
+/* internal flag: deleted and part of the running cleanup pass */
+#define ST_CLEANING		0x4
+#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING)
+
+struct snaptable {
+	struct bm *bm;
+	uint64_t start;
+	uint32_t nslots;
+	struct store_snapshot *slot;	/* [nslots], indexed by mask bit */
+};
+
+static inline uint64_t st_blocks_for(uint32_t nslots)
+{ return (nslots + ST_SLOTS_PER_BLOCK - 1) / ST_SLOTS_PER_BLOCK; }
+
+/* Empty table blocks, dirty in the open transaction.  */
+int st_format(struct bm *bm, uint64_t start, uint32_t nslots);
+/* Loads and validates every slot.  */
+int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots);
+void st_free(struct snaptable *st);
+/* Writes slot I (the in-memory copy) into its block.  */
+int st_save(struct snaptable *st, uint32_t i);
+
+#endif

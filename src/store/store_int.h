@@ -1,0 +1,70 @@
+/*
+ * src/store/store_int.h - private state of the engine, shared by its
+ * files (engine.c: open/commit/data path; snapshot.c: snapshots, cleanup,
+ * reports; mkfs.c: format; check.c; dump.c).  Not for use outside
+ * src/store/.
+ *
+ * Engine header block (META_T_HEADER), after the 32-byte meta header:
+ *   32 le64 tree root       40 le32 tree height   44 le32 reserved
+ *   48 le64 exceptions      56 le64 tree nodes    64 le32 next snapshot id
+ *   68 le32 cleanup active  72 le64 cleanup cursor origin
+ *   80 le64 cleanup cursor store chunk
+ */
+#ifndef CSNAP_STORE_STORE_INT_H
+#define CSNAP_STORE_STORE_INT_H
+
+#include "src/store/bm.h"
+#include "src/store/btree.h"
+#include "src/store/journal.h"
+#include "src/store/snaptable.h"
+#include "src/store/spacemap.h"
+#include "src/store/store.h"
+
+#define HDR_ROOT	32
+#define HDR_HEIGHT	40
+#define HDR_COUNT	48
+#define HDR_NODES	56
+#define HDR_NEXT_ID	64
+#define HDR_CLEANUP	68
+#define HDR_CUR_O	72
+#define HDR_CUR_S	80
+
+#define MASK_WORDS_MAX	(CSNAP_MAX_SNAPSHOTS_LIMIT / 64)
+
+struct store {
+	struct io_dev *dev;
+	bool own_dev;
+	bool readonly;
+	unsigned bad_sb_copies;
+	struct csnap_sb sb;
+	struct bm *bm;
+	struct journal *j;
+	struct spacemap *dsm;	/* data chunks */
+	struct spacemap *msm;	/* tree area */
+	struct btree tree;
+	struct snaptable st;
+	uint32_t mask_words;
+	uint64_t origin_chunks;
+	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
+	uint32_t next_id;
+	bool cleanup_active;
+	uint64_t cur_o, cur_s;
+	bool header_dirty;
+	/* scratch for range operations */
+	uint64_t *scratch;
+	size_t scratch_cap;
+};
+
+static inline uint64_t mask_word(const uint8_t *mask, uint32_t w) { return get_le64(mask + 8 * w); }
+static inline bool mask_test(const uint8_t *mask, uint32_t bit)
+{ return (get_le64(mask + 8 * (bit / 64)) >> (bit % 64)) & 1; }
+
+/* engine.c */
+int store_save_header(struct store *s);
+int store_load_header(struct store *s);
+int store_scratch(struct store *s, size_t words);
+/* snapshot.c */
+void store_recompute_live(struct store *s);
+int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * tests/unit/test_store_model.c - randomized model-based test of the
+ * exception engine: 100,000+ random origin writes, snapshot writes,
+ * creates, deletes, cleanups, commits and reopens, checked against an
+ * in-memory model of what the origin and every snapshot must read.
+ *
+ * Data is simulated by version numbers: the test keeps the version held by
+ * every origin chunk and every store chunk and performs the copies the
+ * engine asks for itself, exactly as the server would.  A read is correct
+ * when the version found (through store_snapshot_read) equals the model's.
+ * The store runs near full so the ENOSPC path and the victim policy are
+ * exercised.  store_check must be clean at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "store_testutil.h"
+
+#include <errno.h>
+#include <inttypes.h>
+
+#define ORIGIN_CHUNKS	1024
+#define MAXSNAP		64
+#define CHUNK		4096
+#define MAXRANGE	16
+
+struct model {
+	uint64_t origin[ORIGIN_CHUNKS];
+	uint32_t ids[MAXSNAP];		/* live snapshot ids, 0 = unused */
+	uint64_t snap[MAXSNAP][ORIGIN_CHUNKS];
+	uint64_t *storev;		/* version held by each store chunk */
+	uint64_t nstore;
+	uint64_t ver;
+	unsigned nsnaps;
+};
+
+static struct model M;
+static unsigned long long stat_ops[8];
+
+static int find_idx(uint32_t id)
+{
+	for (int i = 0; i < MAXSNAP; i++)
+		if (M.ids[i] == id)
+			return i;
+	return -1;
+}
+
+static void drain_cleanup(struct store *s)
+{
+	int r;
+	while ((r = store_cleanup(s, 1000)) > 0)
+		;
+	TU_OK(r);
+	TU_OK(store_commit(s));
+}
+
+/* Store-full policy as the server does it: release a victim, free, retry. */
+static bool release_victim(struct store *s)
+{
+	uint32_t id;
+	if (store_pick_victim(s, &id) < 0)
+		return false;
+	TU_OK(store_snapshot_delete(s, id));
+	int i = find_idx(id);
+	assert_true(i >= 0);
+	M.ids[i] = 0;
+	M.nsnaps--;
+	drain_cleanup(s);
+	stat_ops[6]++;
+	return true;
+}
+
+static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
+{
+	struct store_copy cp[MAXRANGE];
+	uint32_t ncp;
+	int r;
+
+	while ((r = store_origin_write(s, first, n, cp, &ncp)) == -ENOSPC)
+		if (!release_victim(s))
+			fail_msg("ENOSPC with no snapshot left to release");
+	TU_OK(r);
+	for (uint32_t i = 0; i < ncp; i++) {
+		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
+		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
+		assert_true(cp[i].dst < M.nstore);
+		M.storev[cp[i].dst] = M.origin[cp[i].origin_chunk];
+	}
+	/* the copies must be durable before the exceptions commit; the
+	 * simulated data needs no flush, the metadata commit is tested */
+	if (ncp && rand() % 8 == 0)
+		TU_OK(store_commit(s));
+	for (uint32_t i = 0; i < n; i++)
+		M.origin[first + i] = ++M.ver;
+}
+
+static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t n)
+{
+	struct store_copy cp[MAXRANGE];
+	chunk_t dst[MAXRANGE];
+	uint32_t ncp;
+	int r;
+
+	while ((r = store_snapshot_write(s, M.ids[idx], first, n, dst, cp, &ncp)) == -ENOSPC) {
+		if (!release_victim(s))
+			fail_msg("ENOSPC with no snapshot left to release");
+		if (!M.ids[idx])
+			return;	/* we released the snapshot being written */
+	}
+	TU_OK(r);
+	for (uint32_t i = 0; i < ncp; i++)
+		M.storev[cp[i].dst] = cp[i].src == STORE_ON_ORIGIN ? M.origin[cp[i].origin_chunk]
+								   : M.storev[cp[i].src];
+	for (uint32_t i = 0; i < n; i++) {
+		assert_true(dst[i] < M.nstore);
+		M.storev[dst[i]] = ++M.ver;
+		M.snap[idx][first + i] = M.ver;
+	}
+}
+
+static void verify_range(struct store *s, int idx, uint64_t first, uint32_t n)
+{
+	chunk_t loc[ORIGIN_CHUNKS];
+
+	TU_OK(store_snapshot_read(s, M.ids[idx], first, n, loc));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.origin[first + i] : M.storev[loc[i]];
+		if (got != M.snap[idx][first + i])
+			fail_msg("snapshot %u chunk %" PRIu64 ": read version %" PRIu64 ", model %" PRIu64,
+				 M.ids[idx], first + i, got, M.snap[idx][first + i]);
+	}
+}
+
+static void verify_all(struct store *s)
+{
+	for (int i = 0; i < MAXSNAP; i++)
+		if (M.ids[i])
+			verify_range(s, i, 0, ORIGIN_CHUNKS);
+}
+
+static int random_live(void)
+{
+	if (!M.nsnaps)
+		return -1;
+	for (;;) {
+		int i = rand() % MAXSNAP;
+		if (M.ids[i])
+			return i;
+	}
+}
+
+static void test_model(void **state)
+{
+	(void)state;
+	unsigned long nops = getenv("STORE_MODEL_OPS") ? strtoul(getenv("STORE_MODEL_OPS"), NULL, 0) : 100000;
+	srand(getenv("STORE_MODEL_SEED") ? (unsigned)atoi(getenv("STORE_MODEL_SEED")) : 12345);
+	char *path = tu_mkstore("model", 24 << 20, CHUNK, (uint64_t)ORIGIN_CHUNKS * CHUNK, MAXSNAP);
+	struct store_open_opts o = { .cache_bytes = 256 * 4096 };	/* small: evictions happen */
+	struct store *s;
+	struct store_info info;
+
+	TU_OK(store_open(path, &o, &s));
+	store_get_info(s, &info);
+	M.nstore = info.data_chunks;
+	M.storev = calloc(M.nstore, sizeof *M.storev);
+	print_message("store: %" PRIu64 " data chunks, %" PRIu64 " tree blocks\n",
+		      info.data_chunks, info.meta_blocks);
+
+	for (unsigned long op = 0; op < nops; op++) {
+		int k = rand() % 100;
+		uint32_t n = 1 + (uint32_t)(rand() % MAXRANGE);
+		uint64_t first = (uint64_t)(rand() % (ORIGIN_CHUNKS - n + 1));
+		if (k < 40) {
+			do_origin_write(s, first, n);
+			stat_ops[0]++;
+		} else if (k < 60) {
+			int i = random_live();
+			if (i >= 0) {
+				do_snapshot_write(s, i, first, n);
+				stat_ops[1]++;
+			}
+		} else if (k < 80) {
+			int i = random_live();
+			if (i >= 0)
+				verify_range(s, i, first, n);
+		} else if (k < 86) {
+			uint32_t id;
+			char name[32];
+			snprintf(name, sizeof name, "s%lu", op);
+			int r = store_snapshot_create(s, name, rand() % 4, &id);
+			if (r == -ENOSPC || r == -EBUSY) {
+				drain_cleanup(s);
+				continue;
+			}
+			TU_OK(r);
+			int i = find_idx(0);
+			assert_true(i >= 0);
+			M.ids[i] = id;
+			memcpy(M.snap[i], M.origin, sizeof M.origin);
+			M.nsnaps++;
+			stat_ops[2]++;
+		} else if (k < 90) {
+			int i = random_live();
+			if (i >= 0) {
+				TU_OK(store_snapshot_delete(s, M.ids[i]));
+				M.ids[i] = 0;
+				M.nsnaps--;
+				stat_ops[3]++;
+			}
+		} else if (k < 95) {
+			int r = store_cleanup(s, 1 + (unsigned)(rand() % 200));
+			TU_OK(r);
+		} else if (k < 99) {
+			TU_OK(store_commit(s));
+		} else {
+			/* commit, close and reopen: everything must persist */
+			TU_OK(store_commit(s));
+			store_close(s);
+			TU_OK(store_open(path, &o, &s));
+			stat_ops[4]++;
+		}
+		if (op % 20000 == 19999)
+			verify_all(s);
+	}
+	TU_OK(store_commit(s));
+	verify_all(s);
+	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
+		      "reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
+		      stat_ops[2], stat_ops[3], stat_ops[4], stat_ops[6]);
+	store_get_info(s, &info);
+	print_message("final: %" PRIu64 " exceptions, tree height %u, %u snapshots\n",
+		      info.exceptions, info.tree_height, info.snapshots);
+	long problems = store_check_open(s, stderr);
+	assert_int_equal(problems, 0);
+	store_close(s);
+	/* and from scratch, read-only, as `csnap check` does */
+	assert_int_equal(store_check(path, stderr), 0);
+	unlink(path);
+	free(path);
+	free(M.storev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_model),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
