@@ -35,7 +35,9 @@
 /* argv and environment are built before fork: after fork in a threaded
  * process the child may only make async-signal-safe calls.  */
 struct spawn {
-	char *argv[8];
+	char *argv[12];
+	char port[8];
+	char path[CONFIG_PATH_MAX];
 	char **envp;
 	char env_store[10][CONFIG_PATH_MAX + 32];
 };
@@ -92,13 +94,30 @@ static int build_spawn(struct agent *ag, struct agent_store *st, const struct st
 		sp->argv[1] = (char *)"-c";
 		sp->argv[2] = (char *)ag->o->server_cmd;
 		sp->argv[3] = NULL;
-	} else {
+	} else if (strncmp(st->cs->device, "UUID=", 5)) {
 		sp->argv[0] = ag->self_exe;
 		sp->argv[1] = (char *)"server";
 		sp->argv[2] = (char *)"-c";
 		sp->argv[3] = (char *)ag->o->conf_path;
 		sp->argv[4] = (char *)st->cs->name;
 		sp->argv[5] = NULL;
+	} else {
+		/* `csnap server` takes device paths, not UUID=: give it the
+		 * device we found and the store's settings explicitly.  */
+		snprintf(sp->port, sizeof sp->port, "%u", st->cs->server_port);
+		snprintf(sp->path, sizeof sp->path, "%s", pub->path);
+		sp->argv[0] = ag->self_exe;
+		sp->argv[1] = (char *)"server";
+		sp->argv[2] = (char *)"-c";
+		sp->argv[3] = (char *)ag->o->conf_path;
+		sp->argv[4] = (char *)"--origin";
+		sp->argv[5] = (char *)st->cs->origin;
+		sp->argv[6] = (char *)"--port";
+		sp->argv[7] = sp->port;
+		sp->argv[8] = (char *)"--store-full";
+		sp->argv[9] = (char *)(st->cs->store_full == STORE_FULL_FAIL ? "fail" : "release");
+		sp->argv[10] = sp->path;
+		sp->argv[11] = NULL;
 	}
 	sp->envp[n] = NULL;
 	return 0;
