@@ -142,8 +142,8 @@ static void run_loop(struct agent *ag)
 		for (int i = 0; i < n; i++) {
 			switch (evs[i].data.u64) {
 			case EV_LISTEN:
-				if (!ag->stopping)
-					agent_accept(ag);
+				/* also while stopping: clients see the hand-over */
+				agent_accept(ag);
 				break;
 			case EV_SIGNAL:
 				on_signals(ag);

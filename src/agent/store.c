@@ -65,6 +65,7 @@ static void set_state(struct agent_store *st, enum store_state s, const char *wh
 	pthread_mutex_lock(&st->lock);
 	st->pub.state = s;
 	agent_sanitize(st->pub.why, sizeof st->pub.why, why ? why : "");
+	memset(&st->pub.view, 0, sizeof st->pub.view);	/* looks start afresh */
 	st->pub.done_seq = st->want_seq;	/* waiting clients get this state */
 	pthread_mutex_unlock(&st->lock);
 	wake_main(st->ag);
