@@ -303,7 +303,7 @@ static void *store_thread(void *arg)
 	struct agent_store *st = arg;
 	const struct config *cfg = st->ag->cfg;
 	int backoff = BACKOFF_MIN_MS;
-	bool joined_once = false;
+	bool joined_once = false, member = false;
 	struct lease_area area;
 	char uuid[AGENT_UUID_LEN];
 
@@ -336,6 +336,7 @@ static void *store_thread(void *arg)
 			continue;
 		}
 		backoff = BACKOFF_MIN_MS;
+		member = true;
 		log_info("store %s: joined lockspace %s as host_id %u", st->cs->name,
 			 area.lockspace, cfg->host_id);
 		set_state(st, STORE_JOINED, "");
@@ -347,7 +348,7 @@ static void *store_thread(void *arg)
 		if (r < 0)
 			log_error("store %s: not leaving lockspace %s: %s", st->cs->name,
 				  area.lockspace, err_get());
-		else
+		else if (member)
 			log_info("store %s: left lockspace %s", st->cs->name, area.lockspace);
 	}
 	set_state(st, STORE_LEFT, "the agent is stopping");
