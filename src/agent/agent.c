@@ -179,7 +179,7 @@ int agent_run(const struct agent_opts *o)
 	if (!oo.poll_ms)
 		oo.poll_ms = 250;
 	if (!oo.stop_timeout_ms)
-		oo.stop_timeout_ms = 30000;
+		oo.stop_timeout_ms = 20000;	/* server drain is 10 s; systemd gives 30 s */
 	ag.o = &oo;
 	ag.poll_ms = oo.poll_ms;
 	ag.pid = getpid();

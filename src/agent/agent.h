@@ -29,7 +29,7 @@ struct agent_opts {
 	 * LEASE_SECTOR, LEASE_UUID in its environment (tests, wrappers).  */
 	const char *server_cmd;
 	int poll_ms;			/* master check interval; 0: 250 */
-	int stop_timeout_ms;		/* SIGTERM -> SIGKILL for servers; 0: 30000 */
+	int stop_timeout_ms;		/* SIGTERM -> SIGKILL for servers; 0: 20000 */
 };
 
 /* Runs until SIGTERM/SIGINT.  0 after an orderly stop; negative errno with
