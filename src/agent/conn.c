@@ -224,8 +224,9 @@ struct agent_store *agent_find_store(struct agent *ag, const char *what)
 
 			agent_store_snapshot(st, &pub);
 			if (pass == 0) {
+				const char *u = strncasecmp(what, "UUID=", 5) ? what : what + 5;
 				if (!strcmp(st->cs->name, what) || !strcmp(st->cs->device, what) ||
-				    (pub.located && (!strcasecmp(pub.uuid, what) ||
+				    (pub.located && (!strcasecmp(pub.uuid, u) ||
 						     !strcmp(pub.path, what))))
 					return st;
 				continue;

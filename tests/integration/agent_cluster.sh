@@ -66,6 +66,7 @@ agree() {
     [ "$(where "$i" s)" = "$1" ] || return 1
     [ "$(where "$i" "$U")" = "$1" ] || return 1
     [ "$(where "$i" "$CLUSTER_STORE")" = "$1" ] || return 1
+    [ "$(where "$i" "UUID=$U")" = "$1" ] || return 1
   done
 }
 wait_for 10 agree "$M1" || fail "nodes disagree: $(for i in 1 2 3; do where "$i" s; done)"
