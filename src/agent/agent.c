@@ -218,13 +218,19 @@ int agent_run(const struct agent_opts *o)
 	for (int i = 0; i < ag.nstores; i++)
 		agent_store_stop(&ag.stores[i]);
 	for (int i = 0; i < ag.nstores; i++)
-		agent_store_join(&ag.stores[i]);
+		agent_store_join(&ag.stores[i], 10000 + 4000 * (int)o->cfg->io_timeout);
 	r = 0;
 	log_info("agent: stopped");
 out:
 	agent_conns_close_all(&ag);
-	if (ag.stores)
-		free(ag.stores);
+	for (int i = 0; ag.stores && i < ag.nstores; i++)
+		if (ag.stores[i].thread_started) {
+			/* A stuck store thread still uses our memory and fds:
+			 * leave without freeing anything, and say it was not clean. */
+			log_error("agent: exiting with a store thread stuck");
+			_exit(1);
+		}
+	free(ag.stores);
 	if (ag.sfd >= 0)
 		close(ag.sfd);
 	if (ag.efd >= 0)

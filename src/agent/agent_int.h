@@ -98,7 +98,7 @@ uint64_t agent_store_want(struct agent_store *st);
 void agent_store_snapshot(struct agent_store *st, struct store_pub *out);
 /* Asks the thread to leave the lockspace and end; then join it.  */
 void agent_store_stop(struct agent_store *st);
-void agent_store_join(struct agent_store *st);
+void agent_store_join(struct agent_store *st, int timeout_ms);
 /* The answer a client gets for a store in state PUB (VALID/NONE/CHANGING).
  * Only for located stores.  */
 void agent_store_answer(const struct agent_store *st, const struct store_pub *pub,

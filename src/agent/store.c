@@ -399,11 +399,23 @@ void agent_store_stop(struct agent_store *st)
 	pthread_mutex_unlock(&st->lock);
 }
 
-void agent_store_join(struct agent_store *st)
+void agent_store_join(struct agent_store *st, int timeout_ms)
 {
+	struct timespec dl;
+	int r;
+
 	if (!st->thread_started)
 		return;
-	pthread_join(st->thread, NULL);
+	/* A thread stuck in I/O on a dead device must not hang the stop
+	 * forever: after the timeout the process exits without it.  */
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	r = pthread_timedjoin_np(st->thread, NULL, &dl);
+	if (r == ETIMEDOUT) {
+		log_error("store %s: still busy after %d ms (stuck I/O on %s?); stopping without it",
+			  st->cs->name, timeout_ms, st->cs->device);
+		return;
+	}
 	st->thread_started = false;
 }
 
