@@ -5,7 +5,8 @@
 # same validated master (its address and ephemeral port); SIGTERM to the
 # master node's agent stops its server first (orderly hand-over), the
 # other node's watcher is told the new master, and only then does the
-# agent leave the lockspace.
+# agent leave the lockspace; an agent killed with SIGKILL still has its
+# server hand over (the server gets SIGTERM when its parent dies).
 # san: yes
 set -u
 src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -46,10 +47,20 @@ l=$(grep -n "left lockspace" "$log" | head -1 | cut -d: -f1)
 [ -n "$s" ] && [ -n "$x" ] && [ -n "$l" ] && [ "$s" -lt "$x" ] && [ "$x" -lt "$l" ] ||
   fail "node1: not stopped in order (server stop, server exit 0, leave)"
 where 2 | grep -q "^MASTER .* host_id=2 " || fail "node2 after hand-over: $(where 2)"
-kill -TERM "$A2"
-wait_for 30 sh -c "! kill -0 $A2 2>/dev/null" || fail "node2's agent did not stop"
+grep -q "agent: stopped" "$(node_log 1 agent)" || fail "node1: no orderly stop"
+
+# An agent killed outright: its server still hands over (PDEATHSIG=SIGTERM).
+A1=$(node_spawn 1 agent "$CSNAP" agent -c "$(node_conf 1)" --poll-ms 200)
+wait_for 30 sh -c "grep -q 'standby for store' $(node_log 1 agent)" || fail "node1's new server is not standby"
+kill -KILL "$A2"
+wait_for 30 sh -c "grep -q 'master lease released: orderly hand-over done' $(node_log 2 agent)" ||
+  fail "node2's server did not hand over when its agent was killed"
+valid1() { where 1 | grep -q "^MASTER .* host_id=1 address=$(node_addr 1) port=[1-9]"; }
+wait_for 30 valid1 || fail "node1 did not take over: $(where 1)"
+kill -TERM "$A1"
+wait_for 30 sh -c "! kill -0 $A1 2>/dev/null" || fail "node1's agent did not stop"
+grep -q "agent: stopped" "$(node_log 1 agent)" || fail "node1: no orderly stop"
 for i in 1 2; do
-  grep -q "agent: stopped" "$(node_log "$i" agent)" || fail "node$i: no orderly stop"
   if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$(node_dir "$i")"/*.log; then
     fail "sanitizer report on node$i"
   fi
