@@ -596,6 +596,8 @@ int server_run(const struct server_opts *o)
 	if ((r = load_superblock(s)) < 0)
 		goto out;
 	r = wait_for_master(s);
+	if (r == 0)
+		log_info("stopped while standby");
 	if (r <= 0)
 		goto out_master;
 	s->epoch = s->lm.lver;
