@@ -351,7 +351,7 @@ static int load_superblock(struct srv *s)
 	r = csnap_sb_read(dev, &sb, NULL);
 	io_dev_close(dev);
 	if (r < 0)
-		return err_prefix(-r, "%s", s->o.store_path);
+		return r;	/* the message names the path */
 	memcpy(s->uuid.b, sb.uuid, 16);
 	memcpy(s->secret, sb.secret, PROTO_SECRET_LEN);
 	s->origin_size = sb.origin_size;
