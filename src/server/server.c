@@ -499,6 +499,29 @@ static void tick(struct srv *s, unsigned n)
 	admin_tick(s);
 }
 
+/* Publishes the lease-owner record.  Like a commit, the write waits for a
+ * late lease renewal (bounded) rather than giving the lease up.  */
+static int publish(struct srv *s)
+{
+	int64_t give_up = srv_now_ms() + 60000;
+	bool said = false;
+	for (;;) {
+		int r = lease_master_publish(&s->lm, s->address, s->port, s->epoch);
+		if (r != -ENOLCK || lease_fenced() || srv_now_ms() >= give_up)
+			return r;
+		if ((r = lease_master_check(&s->lm)) < 0)
+			return r;
+		if (lease_may_commit(&s->lm) == 0)
+			continue;
+		if (!said)
+			log_warn("master lease renewal is late: waiting to publish the record");
+		said = true;
+		struct epoll_event ev;
+		if (epoll_wait(s->epfd, &ev, 1, 250) > 0 && ev.data.ptr == &tag_signal && read_signals(s))
+			return err_set(EINTR, "stopped while waiting to publish");
+	}
+}
+
 static bool drained(struct srv *s, int64_t deadline)
 {
 	if (srv_now_ms() >= deadline + 10000)
@@ -618,7 +641,7 @@ int server_run(const struct server_opts *o)
 
 	if (s->o.grace_ms > 0)
 		s->grace_until_ms = srv_now_ms() + s->o.grace_ms;
-	if ((r = lease_master_publish(&s->lm, s->address, s->port, s->epoch)) < 0) {
+	if ((r = publish(s)) < 0) {
 		err_prefix(-r, "publish lease-owner record");
 		goto out_master;
 	}
