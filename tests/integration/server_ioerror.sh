@@ -38,5 +38,6 @@ pc sread s1 4 1 | grep -q '^chunk 4 0x41 at store$' || fail "s1 chunk 4"
 
 node_kill_procs 1 TERM
 wait_log 1 server 'orderly hand-over done' 30 || fail "no orderly stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"

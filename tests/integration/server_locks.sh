@@ -101,5 +101,6 @@ wait_log 2 server3 'stopped while standby' 30 || fail "standby did not stop"
 
 node_kill_procs 1 TERM
 wait_log 1 server2 'orderly hand-over done' 30 || fail "node1 did not stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"
