@@ -85,9 +85,18 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
 		return rc;
 	}
 	if (fence_signal > 0) {
-		const char *kill_path = access("/usr/bin/kill", X_OK) == 0 ? "/usr/bin/kill" : "/bin/kill";
+		const char *kill_path = access("/usr/bin/kill", X_OK) == 0 ? "/usr/bin/kill" :
+					access("/bin/kill", X_OK) == 0 ? "/bin/kill" : NULL;
 		char args[48];
 		int rv;
+
+		/* Without a killpath sanlock would send SIGTERM, which a server
+		 * takes for an orderly stop: refuse rather than blur the two.  */
+		if (!kill_path) {
+			lease_master_close(m);
+			return err_set(ENOENT, "no kill(1) at /usr/bin/kill or /bin/kill for sanlock's "
+				       "killpath (install procps)");
+		}
 
 		/* Our pid is in the arguments: sanlock appends the pid
 		 * (SANLK_KILLPATH_PID) only on some of its paths.  */

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/cluster/lib.sh - simulated csnap cluster on one machine, for tests.
 #
 # Source it from a bash test.  Each simulated node I (1..N) has:
