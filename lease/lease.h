@@ -139,7 +139,9 @@ struct lease_master {
 /* Registers this process with the local sanlock daemon (the connection
  * whose closing releases the lease) and arranges fencing: sanlock runs
  * `kill -FENCE_SIGNAL <pid>` when it must take the lease away (killpath).
- * Install the handler first with lease_fence_install(FENCE_SIGNAL).  */
+ * Install the handler first with lease_fence_install(FENCE_SIGNAL).
+ * Sets SIGPIPE to ignored if it was at its default (libsanlock would
+ * otherwise die of SIGPIPE when the daemon goes away).  */
 int lease_master_open(struct lease_master *m, const struct lease_area *a,
 		      uint32_t host_id, int fence_signal);
 /* Tries once, never waits for an owner.  0: we are master (m->lver,

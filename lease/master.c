@@ -78,6 +78,12 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
 	rc = lease_daemon_check();
 	if (rc < 0)
 		return rc;
+	/* libsanlock writes to the daemon's socket without MSG_NOSIGNAL: if the
+	 * daemon dies, the default SIGPIPE would kill a master silently instead
+	 * of letting lease_master_check() report the lost lease.  */
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 	m->sock = sanlock_register();
 	if (m->sock < 0) {
 		rc = lease_sanlock_error(m->sock, "registering with the sanlock daemon");

@@ -129,4 +129,11 @@ wait_log "$M" holder2 '^master' 30 || fail "node$M did not take over after fenci
 grep -q '^released' "$(node_log "$K" holder)" && fail "fenced master released in an orderly way"
 wait_for 20 valid_everywhere "$M" || fail "record of node$M not valid after fencing"
 echo "fenced master stopped; node$M took over"
+
+# The master's own sanlock daemon dies: the master notices at once that it
+# lost the connection that holds its lease, and stops.
+node_kill_sanlock "$M"
+wait_log "$M" holder2 '^fenced: lost the sanlock connection' 10 ||
+  fail "master did not notice its sanlock daemon died: $(cat "$(node_log "$M" holder2)")"
+echo "master noticed the loss of its sanlock daemon"
 echo "PASS"
