@@ -150,7 +150,8 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
  * again.  -ENOTCONN: this node has not joined the lockspace.  -ENOLCK:
  * this process is fenced.  */
 int lease_master_acquire(struct lease_master *m);
-/* Orderly release (caller has stopped all writes and cleared the record).  */
+/* Orderly release, after the caller stopped all writes and called
+ * lease_master_unpublish().  */
 int lease_master_release(struct lease_master *m);
 /* Asks sanlock whether we still hold the lease and refreshes
  * valid_until_ns from our delta lease's last renewal.  Once published, it
