@@ -377,9 +377,12 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	if (!sv->identified) {
 		sv->identified = true;
 		sv->vol.size = ok->volume_size;
-		if (ok->chunk_size != sv->env.chunk_size) {
-			log_error("snapshot %s: master says chunk size %u, superblock %u",
-				  sv->vol.name, ok->chunk_size, sv->env.chunk_size);
+		if (ok->chunk_size != sv->env.chunk_size ||
+		    ok->store_data_offset != sv->env.data_offset) {
+			log_error("snapshot %s: master says chunk size %u, data at %llu; the superblock says %u, %llu",
+				  sv->vol.name, ok->chunk_size,
+				  (unsigned long long)ok->store_data_offset, sv->env.chunk_size,
+				  (unsigned long long)sv->env.data_offset);
 			sv->retired = true;
 		}
 		if (sv->ready)

@@ -47,9 +47,11 @@ wait_log 1 server 'master for store' 60 || fail "no master"
 node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
 wait_log 2 server 'standby' 60 || fail "node2 not standby"
 
-sock1=$d/node1.sock sock2=$d/node2.sock
+# node1 overrides the listener; node2 uses csnap.conf (export = unix,
+# socket RUN_DIR/s.sock).
+sock1=$d/node1.sock sock2=$(dirname "$(node_conf 2)")/run/s.sock
 node_spawn 1 export "$C" -v export --socket "$sock1" s >/dev/null
-node_spawn 2 export "$C" -v export --socket "$sock2" s >/dev/null
+node_spawn 2 export "$C" -v export s >/dev/null
 wait_for 20 test -S "$sock1" || fail "node1 export socket"
 wait_for 20 test -S "$sock2" || fail "node2 export socket"
 o1="nbd+unix:///origin?socket=$sock1"
