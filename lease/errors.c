@@ -69,7 +69,7 @@ static const struct sanlock_code codes[] = {
 	{ -EAGAIN, EAGAIN, "the lockspace is being left; retry" },
 	{ -EBUSY, EBUSY, "busy: leases in the lockspace are still held" },
 	{ -ETIMEDOUT, ETIMEDOUT, "timed out" },
-	{ -ENOSPC, ENOSPC, "the sanlock daemon ran out of space for the answer" },
+	{ -ENOSPC, ENOSPC, "lockspace not found on this node, or no room for the answer" },
 	{ -EPERM, EPERM, "permission denied by the sanlock daemon" },
 	{ -EACCES, EACCES, "permission denied by the sanlock daemon" },
 	{ -EINVAL, EINVAL, "the sanlock daemon rejected the request as invalid" },

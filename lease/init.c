@@ -38,7 +38,7 @@ static int check_unused(const struct lease_area *a)
 		if (l.timestamp != 0) {
 			rc = err_set(EBUSY, "host_id %llu (%s) holds a delta lease in lockspace %s "
 				     "(a node is running, or crashed without leaving): stop it "
-				     "or use --force", (unsigned long long)l.owner_id,
+				     "or use --force", (unsigned long long)i + 1,
 				     l.resource_name, l.space_name);
 			goto out;
 		}

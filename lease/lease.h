@@ -138,15 +138,19 @@ struct lease_master {
  * Install the handler first with lease_fence_install(FENCE_SIGNAL).  */
 int lease_master_open(struct lease_master *m, const struct lease_area *a,
 		      uint32_t host_id, int fence_signal);
-/* Tries once.  0: we are master (m->lver, m->generation set).  -EBUSY: a
- * live host holds it.  -EAGAIN: it is free soon (owner failing or being
- * released) or lost a race: try again.  -ENOTCONN: lockspace not joined.  */
+/* Tries once, never waits for an owner.  0: we are master (m->lver,
+ * m->generation, valid_until_ns set).  -EBUSY: a live host holds it.
+ * -EAGAIN: free soon (owner failing or being released) or lost a race: try
+ * again.  -ENOTCONN: this node has not joined the lockspace.  -ENOLCK:
+ * this process is fenced.  */
 int lease_master_acquire(struct lease_master *m);
 /* Orderly release (caller has stopped all writes and cleared the record).  */
 int lease_master_release(struct lease_master *m);
 /* Asks sanlock whether we still hold the lease and refreshes
  * valid_until_ns from our delta lease's last renewal.  0 held; -ENOLCK lost
- * or fenced (with the reason).  Call it periodically (e.g. every second).  */
+ * (fenced, sanlock no longer lists it, or the registered connection to the
+ * daemon broke; m->held is then false).  Other errors: could not check
+ * this time (the deadline still protects).  Call it about every second.  */
 int lease_master_check(struct lease_master *m);
 /* Closes the connection (the daemon releases anything still held).  */
 void lease_master_close(struct lease_master *m);
@@ -162,7 +166,10 @@ void lease_fence_now(void);
 bool lease_fenced(void);
 /* May the master commit now?  0 yes; -ENOLCK if fenced, not held, or the
  * monotonic clock has passed valid_until_ns (the lease may have expired:
- * another host could take it once ours looks dead).  Cheap: no I/O.  */
+ * another host could take it once ours looks dead).  Cheap: no I/O.
+ * valid_until_ns only moves forward in lease_master_check(), so a master
+ * that stops calling it stops being allowed to commit after about
+ * 7 * io_timeout.  */
 int lease_may_commit(const struct lease_master *m);
 /* Deadline from the delta lease renewal time RENEWED_S (owner's monotonic
  * seconds) and IO_TIMEOUT: sanlock starts recovery at renewal + 8*io_timeout;

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <sanlock_admin.h>
 #include <sanlock_resource.h>
+#include <sanlock_rv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,10 @@ int lease_master_acquire(struct lease_master *m)
 		return 0;
 	lease_fill_master(&m->area, rp);
 	rv = sanlock_acquire(m->sock, -1, SANLK_ACQUIRE_OWNER_NOWAIT, 1, &rp, NULL);
+	if (rv == -ENOSPC || rv == SANLK_ACQUIRE_LOCKSPACE)	/* lockspace not found */
+		return err_set(ENOTCONN, "acquiring the master lease: this node has not joined "
+			       "lockspace %s (csnap agent joins it; or csnap lease join)",
+			       m->area.lockspace);
 	if (rv < 0)
 		return lease_sanlock_error(rv, "acquiring the master lease");
 
@@ -194,10 +199,16 @@ int lease_master_check(struct lease_master *m)
 	}
 	if (!m->held)
 		return err_set(ENOLCK, "not holding the master lease");
+	/* Our registered connection is what holds the lease: if sanlock cannot
+	 * answer on it (daemon gone or connection broken), the daemon has
+	 * released the lease or will never renew it again.  */
 	rv = sanlock_inquire(m->sock, -1, 0, &count, &state);
 	free(state);
-	if (rv < 0)
-		return lease_sanlock_error(rv, "asking sanlock about the master lease");
+	if (rv < 0) {
+		m->held = false;
+		return err_set(ENOLCK, "lost the sanlock connection that holds the master lease "
+			       "(sanlock %d)", rv);
+	}
 	if (count < 1) {
 		m->held = false;
 		return err_set(ENOLCK, "sanlock no longer lists the master lease as ours");

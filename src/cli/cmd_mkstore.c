@@ -60,12 +60,6 @@ static int probe_signature(const char *path, char *type, size_t len, char *uuid,
 	return found;
 }
 
-/* Hook for the lease helper: `csnap lease init` writes the sanlock
- * lockspace, the master resource and an empty lease-owner record into the
- * lease area described by SB.  Called after the engine is formatted.  */
-int mkstore_init_leases(const char *store_path, const struct csnap_sb *sb)
-	__attribute__((weak));
-
 static int cmd_mkstore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -160,9 +154,13 @@ static int cmd_mkstore(int argc, char **argv)
 	if (ret < 0)
 		return cli_error("mkstore %s: %s", store_path, err_get());
 
-	/* HOOK(lease): write the sanlock lease area now that the layout is fixed */
-	if (mkstore_init_leases && mkstore_init_leases(store_path, &sb) < 0)
-		return cli_error("mkstore %s: lease area: %s", store_path, err_get());
+	/*
+	 * HOOK(lease): the lease area is laid out (sb.lease_offset,
+	 * sb.lease_align, sb.lease_sector_size, uuid) but still empty.  This
+	 * is where mkstore calls the lease helper's initialisation (what
+	 * `csnap lease init` does: lockspace, master resource, empty owner
+	 * record), returning 1 with cli_error() on failure.
+	 */
 
 	char u[CSNAP_UUID_STR_LEN];
 	csnap_uuid_unparse((const struct csnap_uuid *)sb.uuid, u);

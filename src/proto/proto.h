@@ -148,7 +148,8 @@ struct proto_identify_ok {
 	uint32_t snap_id;		/* snapshot volumes; 0 otherwise */
 	uint64_t origin_size;		/* bytes */
 	uint64_t volume_size;		/* bytes of the identified volume */
-	uint64_t store_data_offset;	/* byte offset of store chunk 0 */
+	uint64_t store_data_offset;	/* byte offset of store chunk 0; store
+					 * chunk X is at offset + X * chunk_size */
 	uint64_t generation;		/* master generation (changes on failover) */
 };
 

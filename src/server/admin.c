@@ -62,7 +62,7 @@ static bool snapshot_has_clients(const struct srv *s, uint32_t id)
 /* Park until no copy-out is in flight; closes the batch meanwhile.  */
 static bool need_quiet(struct srv *s, struct req *r)
 {
-	if (!s->jobs_inflight && !s->copy_failed && !s->busy.used)
+	if (!copy_pending(s) && !s->copy_failed && !s->busy.used)
 		return false;
 	s->quiesce++;
 	srv_park(s, r);
@@ -73,9 +73,11 @@ static bool need_quiet(struct srv *s, struct req *r)
 static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 {
 	int e = srv_commit_now(s);
-	if (e < 0)
+	if (e == -EAGAIN) {
+		srv_reply_after_commit(s, r, m);
+	} else if (e < 0) {
 		reply_err(s, r, -e, err_get());
-	else {
+	} else {
 		conn_send(r->c, m);
 		srv_req_done(s, r);
 	}
@@ -137,7 +139,7 @@ void admin_poll(struct srv *s)
 {
 	if (!s->barrier_active || s->barrier_pending || s->fatal)
 		return;
-	if (s->jobs_inflight || s->copy_failed || s->busy.used)
+	if (copy_pending(s) || s->copy_failed || s->busy.used)
 		return;		/* the batch is closed; commit comes first */
 	struct req *r = s->barrier_req;
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
@@ -150,20 +152,14 @@ void admin_poll(struct srv *s)
 		reply_err(s, r, -e, why);
 		return;
 	}
-	e = srv_commit_now(s);
 	barrier_end(s);
-	if (e < 0) {
-		reply_err(s, r, -e, err_get());
-		return;
-	}
 	struct store_snapshot sn;
 	struct proto_msg m;
 	store_snapshot_get(s->st, id, &sn);
 	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
 	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
 	log_info("snapshot %s created (id %u, priority %d)", sn.name, sn.id, sn.priority);
-	conn_send(r->c, &m);
-	srv_req_done(s, r);
+	commit_and_reply(s, r, &m);
 }
 
 static void snap_create(struct srv *s, struct req *r)
@@ -201,6 +197,7 @@ static void snap_delete(struct srv *s, struct req *r)
 		reply_err(s, r, -e, err_get());
 		return;
 	}
+	s->txn_unsafe = true;
 	log_info("snapshot %s (id %u) deleted", sn.name, sn.id);
 	struct proto_msg m;
 	proto_msg_init(&m, PROTO_SNAP_DELETE | PROTO_REPLY, r->m.id);
@@ -414,12 +411,12 @@ void admin_tick(struct srv *s)
 		}
 	}
 	/* Free chunks of deleted snapshots in the background, when quiet. */
-	if (!s->jobs_inflight && !s->busy.used && !s->copy_failed && !s->fatal &&
+	if (!copy_pending(s) && !s->busy.used && !s->copy_failed && !s->fatal &&
 	    s->info.snapshots_deleting) {
 		int more = store_cleanup(s->st, CLEANUP_BUDGET);
 		if (more < 0)
 			log_error("cleanup of deleted snapshots: %s", err_get());
-		srv_commit_now(s);
+		(void)srv_commit_now(s);	/* -EAGAIN: the loop commits later */
 		store_get_info(s->st, &s->info);
 	}
 }
@@ -442,6 +439,8 @@ int admin_store_full(struct srv *s)
 		if (more < 0)
 			return more;
 		int e = srv_commit_now(s);
+		if (e == -EAGAIN)
+			return 1;	/* retried after the commit */
 		if (e < 0)
 			return e;
 		store_get_info(s->st, &s->info);
@@ -470,6 +469,7 @@ int admin_store_full(struct srv *s)
 	int e = store_snapshot_delete(s->st, id);
 	if (e < 0)
 		return e;
+	s->txn_unsafe = true;
 	int more;
 	do
 		more = store_cleanup(s->st, CLEANUP_BUDGET);
@@ -477,7 +477,7 @@ int admin_store_full(struct srv *s)
 	if (more < 0)
 		return more;
 	e = srv_commit_now(s);
-	if (e < 0)
+	if (e < 0 && e != -EAGAIN)
 		return e;
 	store_get_info(s->st, &s->info);
 	return 1;

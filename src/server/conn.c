@@ -27,6 +27,7 @@
 
 #define CONN_READ_BUDGET	(4u << 20)	/* bytes read per event, fairness */
 #define CONN_OUT_LIMIT		(64u << 20)	/* a client that never reads */
+#define CONN_HANDSHAKE_MS	10000		/* connect to identified */
 
 static void conn_update_events(struct conn *c)
 {
@@ -169,6 +170,7 @@ int conn_accept(struct srv *s)
 		c->s = s;
 		c->fd = fd;
 		c->state = CONN_CHALLENGED;
+		c->accepted_ms = srv_now_ms();
 		proto_buf_init(&c->in);
 		proto_buf_init(&c->out);
 		chunkset_init(&c->locks);
@@ -408,6 +410,19 @@ static void conn_read(struct conn *c)
 	}
 	if (eof && !c->dead)
 		conn_close(c);
+}
+
+void conn_tick(struct srv *s)
+{
+	int64_t now = srv_now_ms();
+	struct conn *c, *next;
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_READY && !c->closing && now - c->accepted_ms > CONN_HANDSHAKE_MS) {
+			log_warn("client %s: no handshake within %d ms; closing", c->peer, CONN_HANDSHAKE_MS);
+			conn_close(c);
+		}
+	}
 }
 
 void conn_on_event(struct conn *c, uint32_t events)

@@ -3,9 +3,10 @@
  * shared store chunk, for snapshot writes) and write them to the store
  * chunks the engine allocated, on the async ioengine.
  *
- * Neighbouring chunks are coalesced: one read covers a run of consecutive
- * source chunks (up to COPY_JOB_BYTES), and consecutive destination chunks
- * within it are written with one write.  Many jobs are in flight at once
+ * Copies are queued during a loop turn and started together at its end,
+ * sorted, so neighbouring chunks are coalesced across requests: one read
+ * covers a run of consecutive source chunks (up to COPY_JOB_BYTES), and
+ * consecutive destination chunks within it are written with one write.  Many jobs are in flight at once
  * (the engine queues beyond its depth).  A job is done when its writes
  * completed; the commit step (server.c) flushes the store device once for
  * all finished jobs and only then commits the engine's transaction.
@@ -132,6 +133,7 @@ static int job_start(struct srv *s, const struct store_copy *c, uint32_t n)
 		off = store_chunk_offset(s->st, c[0].src);
 	}
 	s->jobs_inflight++;
+	s->stat_copy_jobs++;
 	j->pending = 1;
 	if (len == 0) {
 		read_done(j, 0);
@@ -149,31 +151,78 @@ static int job_start(struct srv *s, const struct store_copy *c, uint32_t n)
 
 int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n)
 {
+	if (lease_fenced())
+		return err_set(ENOLCK, "fenced: no more copy-outs");
+	if (s->copyq_n + n > s->copyq_cap) {
+		size_t cap = s->copyq_cap ? s->copyq_cap : 1024;
+		while (cap < s->copyq_n + n)
+			cap *= 2;
+		struct store_copy *q = realloc(s->copyq, cap * sizeof *q);
+		if (!q)
+			return err_set(ENOMEM, "out of memory for the copy queue");
+		s->copyq = q;
+		s->copyq_cap = cap;
+	}
+	memcpy(s->copyq + s->copyq_n, copies, n * sizeof *copies);
+	s->copyq_n += n;
+	if (!s->copies_in_batch)
+		s->batch_start_ms = srv_now_ms();
+	s->copies_in_batch += n;
+	return 0;
+}
+
+bool copy_pending(const struct srv *s)
+{
+	return s->jobs_inflight || s->copyq_n;
+}
+
+/* Origin sources first, by origin chunk; then store sources by chunk.  */
+static int copy_cmp(const void *a, const void *b)
+{
+	const struct store_copy *x = a, *y = b;
+	bool xo = x->src == STORE_ON_ORIGIN, yo = y->src == STORE_ON_ORIGIN;
+	if (xo != yo)
+		return xo ? -1 : 1;
+	uint64_t kx = xo ? x->origin_chunk : x->src, ky = yo ? y->origin_chunk : y->src;
+	return kx < ky ? -1 : kx > ky;
+}
+
+void copy_flush(struct srv *s)
+{
+	if (!s->copyq_n)
+		return;
 	uint32_t max = COPY_JOB_BYTES / s->chunk_size;
 	if (max < 1)
 		max = 1;
-	if (lease_fenced())
-		return err_set(ENOLCK, "fenced: no more copy-outs");
-	for (uint32_t i = 0; i < n;) {
+	struct store_copy *c = s->copyq;
+	size_t n = s->copyq_n;
+	s->copyq_n = 0;
+	qsort(c, n, sizeof *c, copy_cmp);
+	if (lease_fenced()) {
+		s->copy_failed = true;
+		return;
+	}
+	for (size_t i = 0; i < n;) {
 		uint32_t run = 1;
-		bool orig = copies[i].src == STORE_ON_ORIGIN;
+		bool orig = c[i].src == STORE_ON_ORIGIN;
 		while (i + run < n && run < max) {
-			const struct store_copy *a = &copies[i + run - 1], *b = &copies[i + run];
+			const struct store_copy *a = &c[i + run - 1], *b = &c[i + run];
 			if (orig ? (b->src != STORE_ON_ORIGIN || b->origin_chunk != a->origin_chunk + 1)
 				 : (b->src == STORE_ON_ORIGIN || b->src != a->src + 1))
 				break;
 			run++;
 		}
-		int r = job_start(s, copies + i, run);
-		if (r < 0)
-			return r;
-		if (!s->copies_in_batch)
-			s->batch_start_ms = srv_now_ms();
-		s->copies_in_batch += run;
+		if (job_start(s, c + i, run) < 0) {
+			log_error("copy-out: %s", err_get());
+			s->copy_failed = true;
+			break;
+		}
 		i += run;
 	}
-	int r = io_engine_submit(s->eng);
-	return r < 0 ? r : 0;
+	if (io_engine_submit(s->eng) < 0) {
+		log_error("copy-out submit: %s", err_get());
+		s->copy_failed = true;
+	}
 }
 
 int copy_mark_busy(struct srv *s, const struct store_copy *copies, uint32_t n)

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define DP_PIECE	4096	/* chunks handed to the engine per call */
+#define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
 
 static struct store_copy dp_copies[DP_PIECE];
 static chunk_t dp_chunks[DP_PIECE];
@@ -68,7 +69,7 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 /* -ENOSPC from the engine.  Returns true if the caller should retry now. */
 static bool on_enospc(struct srv *s, struct req *r)
 {
-	if (s->jobs_inflight || s->busy.used) {
+	if (copy_pending(s) || s->busy.used || store_txn_pending(s->st)) {
 		/* Space may come back with the policy only once the open
 		 * transaction is committed.  */
 		srv_park(s, r);
@@ -94,9 +95,10 @@ static void origin_write(struct srv *s, struct req *r)
 		return;
 	}
 	/* Held back: a snapshot is being created (the answer must take it
-	 * into account), clients may still re-upload read locks (takeover),
-	 * or the open batch is closing.  */
-	if (s->barrier_active || srv_now_ms() < s->grace_until_ms ||
+	 * into account), a deletion is not yet committed (a crash would
+	 * bring the snapshot back), clients may still re-upload read locks
+	 * (takeover), or the open batch is closing.  */
+	if (s->barrier_active || s->txn_unsafe || srv_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -127,7 +129,9 @@ retry:;
 				copying = true;
 				if ((e = copy_mark_busy(s, dp_copies, nout)) < 0 ||
 				    (e = copy_start(s, dp_copies, nout)) < 0) {
+					/* do_abort() fails it with EIO.  */
 					srv_abort_txn(s, e);
+					srv_park(s, r);
 					return;
 				}
 			}
@@ -254,6 +258,13 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 
 static void snap_read_done(struct srv *s, struct req *r)
 {
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
+		total += r->m.u.ranges.r[i].count;
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one release (split it)");
+		return;
+	}
 	if (unlock_ranges(s, r->c, &r->m.u.ranges))
 		srv_kick(s);
 	reply_ok(s, r);
@@ -265,6 +276,10 @@ static void lock_upload(struct srv *s, struct req *r)
 	uint64_t total;
 	if (!ranges_in(rs, r->c->snap_chunks, &total)) {
 		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return;
+	}
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
 		return;
 	}
 	for (uint32_t i = 0; i < rs->n; i++)
@@ -325,7 +340,9 @@ retry:;
 				if ((e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
 				    (!full && (e = copy_start(s, dp_copies, nc)) < 0)) {
 					free(m.u.extents.e);
+					/* do_abort() fails it with EIO.  */
 					srv_abort_txn(s, e);
+					srv_park(s, r);
 					return;
 				}
 			}
@@ -367,17 +384,58 @@ void dp_process(struct srv *s, struct req *r)
 	}
 }
 
-void dp_conn_gone(struct srv *s, struct conn *c)
+static void release_all(struct srv *s, struct chunkset *held)
 {
 	size_t pos = 0;
 	uint64_t key;
 	uint32_t n;
 	bool any = false;
-	while (chunkset_next(&c->locks, &pos, &key, &n)) {
+	while (chunkset_next(held, &pos, &key, &n)) {
 		chunkset_sub(&s->locks, key, n);
 		any = true;
 	}
-	chunkset_clear(&c->locks);
+	chunkset_clear(held);
 	if (any)
 		srv_kick(s);
+}
+
+void dp_conn_gone(struct srv *s, struct conn *c)
+{
+	if (!c->locks.used)
+		return;
+	if (s->stopping || s->fatal || s->o.grace_ms <= 0) {
+		release_all(s, &c->locks);
+		return;
+	}
+	/* The reader may only have lost its connection: it reconnects and
+	 * re-uploads.  Until then (bounded) its locks still hold writers. */
+	struct lock_orphan *o = calloc(1, sizeof *o);
+	if (!o) {
+		release_all(s, &c->locks);
+		return;
+	}
+	o->locks = c->locks;
+	chunkset_init(&c->locks);
+	o->expires_ms = srv_now_ms() + s->o.grace_ms;
+	o->next = s->orphans;
+	s->orphans = o;
+	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
+		 c->peer, o->locks.used, s->o.grace_ms);
+}
+
+void dp_tick(struct srv *s)
+{
+	int64_t now = srv_now_ms();
+	struct lock_orphan **p = &s->orphans;
+	while (*p) {
+		struct lock_orphan *o = *p;
+		if (o->expires_ms > now && !s->stopping) {
+			p = &o->next;
+			continue;
+		}
+		release_all(s, &o->locks);
+		chunkset_free(&o->locks);
+		*p = o->next;
+		free(o);
+	}
 }

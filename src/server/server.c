@@ -120,6 +120,7 @@ void srv_kick(struct srv *s)
 void srv_req_done(struct srv *s, struct req *r)
 {
 	(void)s;
+	free(r->reply);
 	proto_msg_free(&r->m);
 	if (r->c)
 		conn_put(r->c);
@@ -156,18 +157,57 @@ void srv_fatal(struct srv *s, int err, const char *why)
 
 /* ---- commit ------------------------------------------------------------ */
 
+/* May we commit?  A late delta-lease renewal (a busy host, slow storage)
+ * is not a lost lease: wait for it rather than fail over.  If the lease is
+ * really gone, sanlock fences us or the inquiry says so.  */
+static int lease_ok(struct srv *s)
+{
+	if (lease_may_commit(&s->lm) == 0)
+		goto ok;
+	int r = lease_master_check(&s->lm);
+	if (r < 0) {
+		srv_fatal(s, r, err_get());
+		return r;
+	}
+	if (lease_may_commit(&s->lm) == 0)
+		goto ok;
+	if (lease_fenced()) {
+		srv_fatal(s, -ENOLCK, "fenced");
+		return -ENOLCK;
+	}
+	if (!s->lease_late)
+		log_warn("master lease renewal is late: holding commits until sanlock renews it");
+	s->lease_late = true;
+	return err_set(EAGAIN, "master lease renewal is late");
+ok:
+	if (s->lease_late)
+		log_info("master lease renewed: commits resume");
+	s->lease_late = false;
+	return 0;
+}
+
+void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m)
+{
+	r->reply = malloc(sizeof *r->reply);
+	if (!r->reply) {
+		conn_reply_error(r->c, &r->m, ENOMEM, "server out of memory");
+		srv_req_done(s, r);
+		return;
+	}
+	*r->reply = *m;
+	req_list_push(&s->after_commit, r);
+}
+
 int srv_commit_now(struct srv *s)
 {
 	int r;
-	if (s->jobs_inflight)
+	if (copy_pending(s))
 		return err_set(EBUSY, "copy-outs in flight");
 	if (s->fatal)
 		return err_set(ENOLCK, "server is stopping after a fatal error");
 	if (store_txn_pending(s->st)) {
-		if ((r = lease_may_commit(&s->lm)) < 0) {
-			srv_fatal(s, r, "master lease may have expired: not committing");
+		if ((r = lease_ok(s)) < 0)
 			return r;
-		}
 		if ((r = io_dev_flush(s->sdev)) < 0) {
 			srv_fatal(s, r, err_get());
 			return r;
@@ -178,11 +218,17 @@ int srv_commit_now(struct srv *s)
 		}
 		s->commits++;
 		s->stat_commits++;
+		s->txn_unsafe = false;
 		store_get_info(s->st, &s->info);
 	}
 	if (s->busy.used)
 		chunkset_clear(&s->busy);
 	s->copies_in_batch = 0;
+	struct req *q;
+	while ((q = req_list_pop(&s->after_commit))) {
+		conn_send(q->c, q->reply);
+		srv_req_done(s, q);
+	}
 	srv_kick(s);
 	return 0;
 }
@@ -220,6 +266,7 @@ static void do_abort(struct srv *s)
 	}
 	s->waiting = keep;
 	chunkset_clear(&s->busy);
+	s->txn_unsafe = false;
 	s->copy_failed = false;
 	s->copies_in_batch = 0;
 	srv_kick(s);
@@ -227,13 +274,13 @@ static void do_abort(struct srv *s)
 
 static void commit_step(struct srv *s)
 {
-	if (s->jobs_inflight || s->fatal)
+	if (copy_pending(s) || s->fatal)
 		return;
 	if (s->copy_failed) {
 		do_abort(s);
 		return;
 	}
-	if (store_txn_pending(s->st) || s->busy.used)
+	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
 		srv_commit_now(s);
 }
 
@@ -256,6 +303,7 @@ static void reprocess(struct srv *s)
 			else
 				dp_process(s, r);
 		}
+		copy_flush(s);
 		commit_step(s);
 	}
 }
@@ -437,18 +485,25 @@ static void tick(struct srv *s, unsigned n)
 		int r = lease_master_check(&s->lm);
 		if (r < 0)
 			srv_fatal(s, r, err_get());
+		else
+			log_debug("master lease valid for %lld ms more",
+				  (long long)((s->lm.valid_until_ns - (int64_t)srv_now_ms() * 1000000) / 1000000));
 	}
 	if (s->grace_until_ms && srv_now_ms() >= s->grace_until_ms) {
 		log_info("lock re-upload window over: serving origin writes");
 		s->grace_until_ms = 0;
 		srv_kick(s);
 	}
+	dp_tick(s);
+	conn_tick(s);
 	admin_tick(s);
 }
 
 static bool drained(struct srv *s, int64_t deadline)
 {
-	if (s->jobs_inflight || store_txn_pending(s->st))
+	if (srv_now_ms() >= deadline + 10000)
+		return true;	/* the lease never came back: give up */
+	if (copy_pending(s) || store_txn_pending(s->st) || s->after_commit.n)
 		return false;
 	if (!s->waiting.n)
 		return true;
@@ -489,9 +544,11 @@ static int serve(struct srv *s)
 			srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
 		if (s->fatal)
 			break;
+		copy_flush(s);
 		commit_step(s);
 		admin_poll(s);
 		reprocess(s);
+		copy_flush(s);
 		conn_flush_all(s);
 	}
 	return s->fatal ? s->fatal_err : 0;
@@ -501,8 +558,12 @@ static void close_all_conns(struct srv *s)
 {
 	while (s->conns)
 		conn_close(s->conns);
+	s->stopping = true;
+	dp_tick(s);	/* frees kept locks */
 	struct req *r;
 	while ((r = req_list_pop(&s->waiting)))
+		srv_req_done(s, r);
+	while ((r = req_list_pop(&s->after_commit)))
 		srv_req_done(s, r);
 	if (s->barrier_req) {
 		srv_req_done(s, s->barrier_req);
@@ -538,6 +599,8 @@ int server_run(const struct server_opts *o)
 	if (r <= 0)
 		goto out_master;
 	s->epoch = s->lm.lver;
+	if ((r = lease_master_check(&s->lm)) < 0)
+		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",
 		 (unsigned long long)s->lm.lver, s->o.host_id, (unsigned long long)s->lm.generation);
 
@@ -562,6 +625,9 @@ int server_run(const struct server_opts *o)
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
 
 	r = serve(s);
+	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
+		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
+		 (unsigned long long)s->stat_copy_jobs, (unsigned long long)s->stat_commits);
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);
@@ -569,6 +635,7 @@ int server_run(const struct server_opts *o)
 	}
 	/* Orderly: commit what is done, stop, hand over.  */
 	stop_listening(s);
+	copy_flush(s);
 	while (s->jobs_inflight)
 		if (io_engine_reap(s->eng, 1000) < 0)
 			break;
@@ -609,6 +676,7 @@ out:
 	close(s->epfd);
 	chunkset_free(&s->locks);
 	chunkset_free(&s->busy);
+	free(s->copyq);
 	free(s);
 	return r < 0 ? r : 0;
 }

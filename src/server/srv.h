@@ -77,6 +77,7 @@ struct req {
 	struct conn *c;		/* its connection (refcounted; may be dead) */
 	struct proto_msg m;
 	bool parked;
+	struct proto_msg *reply;	/* sent after the next commit */
 };
 
 struct req_list {
@@ -108,6 +109,7 @@ struct conn {
 	bool dead;		/* closed; freed when refs drops to 0 */
 	unsigned refs;		/* requests pointing here */
 	char peer[64];
+	int64_t accepted_ms;	/* handshake must finish in time */
 	/* identity */
 	uint8_t volume;		/* enum proto_volume */
 	uint32_t snap_id;
@@ -133,12 +135,19 @@ void conn_close(struct conn *c);
 void conn_put(struct conn *c);
 /* Write what can be written now for every connection with output.  */
 void conn_flush_all(struct srv *s);
+/* Timer: close connections that did not finish the handshake in time. */
+void conn_tick(struct srv *s);
 
 /* ---- copy-out jobs (copy.c) -------------------------------------------- */
 
-/* Starts the copies (sorted by origin chunk as the engine gives them).
- * Returns 0 or a negative errno (the caller aborts the transaction).  */
+/* Queues copies; copy_flush() starts them, coalescing neighbours across
+ * all requests of the loop turn.  Returns 0 or -ENOMEM (the caller
+ * aborts the transaction).  */
 int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n);
+/* Start the queued copies as jobs.  */
+void copy_flush(struct srv *s);
+/* Copies queued or in flight (the transaction may not commit).  */
+bool copy_pending(const struct srv *s);
 /* Marks the chunks of COPIES busy until the next commit.  */
 int copy_mark_busy(struct srv *s, const struct store_copy *copies, uint32_t n);
 /* Reap completions (the engine's eventfd fired).  */
@@ -148,8 +157,17 @@ void copy_reap(struct srv *s);
 
 /* Handles one request from a READY connection.  Takes ownership of R. */
 void dp_process(struct srv *s, struct req *r);
-/* Connection going away: release its read locks.  */
+/* Connection going away: its read locks are kept for grace_ms (the
+ * client may be reconnecting and will re-upload them), then released. */
 void dp_conn_gone(struct srv *s, struct conn *c);
+/* Timer: release the kept locks of connections that did not come back. */
+void dp_tick(struct srv *s);
+
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
 
 /* ---- admin (admin.c) ---------------------------------------------------- */
 
@@ -203,11 +221,19 @@ struct srv {
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
+	struct lock_orphan *orphans;	/* locks of dropped connections */
 	struct req_list waiting;	/* parked requests */
+	struct req_list after_commit;	/* replies waiting for a commit */
+	bool lease_late;		/* commits held: renewal is late */
+	bool txn_unsafe;		/* the open transaction drops snapshot
+					 * data (delete): answer no origin
+					 * write until it is committed */
 	bool kick;			/* reprocess `waiting` this turn */
 	unsigned quiesce;		/* admin ops waiting for no copy in
 					 * flight: close the batch */
 	unsigned jobs_inflight;		/* copy jobs not finished */
+	struct store_copy *copyq;	/* copies queued this loop turn */
+	size_t copyq_n, copyq_cap;
 	unsigned copies_in_batch;	/* copy-outs in the open transaction */
 	int64_t batch_start_ms;		/* first copy of the open batch */
 	bool copy_failed;		/* a copy failed: abort the txn */
@@ -222,7 +248,7 @@ struct srv {
 	struct req *barrier_req;	/* the SNAP_CREATE being served */
 
 	/* stats */
-	uint64_t stat_copyouts, stat_queries, stat_commits;
+	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
 };
 
 int64_t srv_now_ms(void);
@@ -240,9 +266,14 @@ void srv_fatal(struct srv *s, int err, const char *why);
 /* Discard the open transaction after a failed copy (reopen the engine),
  * failing the requests that waited for it.  */
 void srv_abort_txn(struct srv *s, int err);
-/* Commit now if nothing is in flight (admin ops use it).  Returns 0 or a
- * negative errno.  */
+/* Commit now if nothing is in flight (admin ops use it).  Returns 0 when
+ * committed (or nothing to commit), -EAGAIN when the master lease's
+ * renewal is late so the commit must wait (nothing is lost: it is retried
+ * every loop turn), or another negative errno after srv_fatal().  */
 int srv_commit_now(struct srv *s);
+/* Send M (a reply to R, copied) after the next successful commit, then
+ * finish R.  */
+void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
 /* Connection count by volume kind, for status.  */
 unsigned srv_origin_clients(const struct srv *s);
 

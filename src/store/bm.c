@@ -16,8 +16,32 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define BM_INSTALLED 0x4
+
+/* Open-addressed table slot: the block number inline (one cache line
+ * holds four) and the block pointer whose low bit is the CLOCK reference
+ * bit, so a cache hit touches neither the block struct nor a chain.  */
+struct bm_slot {
+	uint64_t blocknr;
+	uintptr_t b;		/* struct bm_block * | referenced; 0 = empty */
+	uint8_t *data;		/* b->data, so a peek touches only the slot */
+	uint64_t pad;
+};
+
+#define SLOT_REF ((uintptr_t)1)
+#define SLOT_PTR(v) ((struct bm_block *)((v) & ~SLOT_REF))
+
+/* Data buffers come from 2 MiB arenas (huge pages where the kernel gives
+ * them: fewer TLB misses on random lookups) and are recycled through a
+ * free list; memory stays bounded by the cache capacity.  */
+#define ARENA_BYTES (2u << 20)
+
+struct arena {
+	struct arena *next;
+	uint8_t *mem;
+};
 
 struct bm {
 	struct io_dev *dev;
@@ -25,17 +49,124 @@ struct bm {
 	bool readonly;
 	uint64_t committed_seq;
 	size_t capacity, count;
-	struct bm_block **buckets;
-	size_t nbuckets;		/* power of two */
+	struct bm_slot *slots;
+	size_t nslots;			/* power of two, > 2 * count */
 	struct bm_block lru;		/* sentinel: lru.lru_next = most recent */
 	struct bm_block *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
+	struct arena *arenas;
+	void *free_bufs;		/* free data buffers, linked through word 0 */
 	struct bm_stats st;
 };
 
 static size_t hash_idx(const struct bm *bm, uint64_t blocknr)
 {
-	return (size_t)((blocknr * 0x9E3779B97F4A7C15ULL) >> 20) & (bm->nbuckets - 1);
+	return (size_t)((blocknr * 0x9E3779B97F4A7C15ULL) >> 17) & (bm->nslots - 1);
+}
+
+static size_t slot_find(const struct bm *bm, uint64_t blocknr)
+{
+	size_t i = hash_idx(bm, blocknr);
+
+	while (bm->slots[i].b && bm->slots[i].blocknr != blocknr)
+		i = (i + 1) & (bm->nslots - 1);
+	return i;	/* the block's slot, or the empty slot ending the probe */
+}
+
+static void slot_put(struct bm *bm, struct bm_block *b)
+{
+	size_t i = slot_find(bm, b->blocknr);
+
+	bm->slots[i].blocknr = b->blocknr;
+	bm->slots[i].b = (uintptr_t)b;
+	bm->slots[i].data = b->data;
+}
+
+/* Linear-probing delete with backward shift (no tombstones).  */
+static void slot_del(struct bm *bm, uint64_t blocknr)
+{
+	size_t mask = bm->nslots - 1, i = slot_find(bm, blocknr), j = i;
+
+	if (!bm->slots[i].b)
+		return;
+	for (;;) {
+		bm->slots[i].b = 0;
+		for (;;) {
+			j = (j + 1) & mask;
+			if (!bm->slots[j].b)
+				return;
+			size_t home = hash_idx(bm, bm->slots[j].blocknr);
+			/* can slot j's entry move to the hole at i? */
+			if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
+				break;
+		}
+		bm->slots[i] = bm->slots[j];
+		i = j;
+	}
+}
+
+/* Slot tables are big and probed at random: huge pages where possible. */
+static struct bm_slot *slots_alloc(size_t n)
+{
+	void *p;
+	size_t bytes = n * sizeof(struct bm_slot);
+
+	if (posix_memalign(&p, bytes >= ARENA_BYTES ? ARENA_BYTES : 64, bytes))
+		return NULL;
+	if (bytes >= ARENA_BYTES)
+		madvise(p, bytes, MADV_HUGEPAGE);
+	memset(p, 0, bytes);
+	return p;
+}
+
+static int slots_grow(struct bm *bm)
+{
+	struct bm_slot *old = bm->slots;
+	size_t n = bm->nslots;
+
+	bm->slots = slots_alloc(n * 2);
+	if (!bm->slots) {
+		bm->slots = old;
+		return err_set(ENOMEM, "out of memory");
+	}
+	bm->nslots = n * 2;
+	for (size_t i = 0; i < n; i++)
+		if (old[i].b) {
+			size_t k = slot_find(bm, old[i].blocknr);
+			bm->slots[k] = old[i];
+		}
+	free(old);
+	return 0;
+}
+
+static uint8_t *buf_get(struct bm *bm)
+{
+	if (!bm->free_bufs) {
+		struct arena *a = calloc(1, sizeof *a);
+		if (!a)
+			return NULL;
+		if (posix_memalign((void **)&a->mem, ARENA_BYTES, ARENA_BYTES)) {
+			free(a);
+			return NULL;
+		}
+		madvise(a->mem, ARENA_BYTES, MADV_HUGEPAGE);	/* a hint; failure is fine */
+		for (size_t off = 0; off < ARENA_BYTES; off += META_BLOCK_SIZE) {
+			*(void **)(a->mem + off) = bm->free_bufs;
+			bm->free_bufs = a->mem + off;
+		}
+		a->next = bm->arenas;
+		bm->arenas = a;
+	}
+	uint8_t *p = bm->free_bufs;
+	bm->free_bufs = *(void **)p;
+	memset(p, 0, META_BLOCK_SIZE);
+	return p;
+}
+
+static void buf_put(struct bm *bm, uint8_t *p)
+{
+	*(void **)p = bm->free_bufs;
+	bm->free_bufs = p;
 }
 
 int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
@@ -49,11 +180,9 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 	bm->tag = tag;
 	bm->readonly = readonly;
 	bm->capacity = cache_blocks < 16 ? 16 : cache_blocks;
-	bm->nbuckets = 1024;
-	while (bm->nbuckets < bm->capacity * 2)
-		bm->nbuckets <<= 1;
-	bm->buckets = calloc(bm->nbuckets, sizeof *bm->buckets);
-	if (!bm->buckets) {
+	bm->nslots = 1024;
+	bm->slots = slots_alloc(bm->nslots);
+	if (!bm->slots) {
 		free(bm);
 		return err_set(ENOMEM, "out of memory");
 	}
@@ -62,9 +191,9 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 	return 0;
 }
 
-static void block_free(struct bm_block *b)
+static void block_free(struct bm *bm, struct bm_block *b)
 {
-	io_buf_free(b->data);
+	buf_put(bm, b->data);
 	io_buf_free(b->home_copy);
 	free(b);
 }
@@ -73,14 +202,19 @@ void bm_destroy(struct bm *bm)
 {
 	if (!bm)
 		return;
-	for (size_t i = 0; i < bm->nbuckets; i++) {
-		struct bm_block *b = bm->buckets[i], *n;
-		for (; b; b = n) {
-			n = b->hnext;
-			block_free(b);
+	for (size_t i = 0; i < bm->nslots; i++)
+		if (bm->slots[i].b) {
+			struct bm_block *b = SLOT_PTR(bm->slots[i].b);
+			io_buf_free(b->home_copy);
+			free(b);
 		}
+	while (bm->arenas) {
+		struct arena *a = bm->arenas;
+		bm->arenas = a->next;
+		free(a->mem);
+		free(a);
 	}
-	free(bm->buckets);
+	free(bm->slots);
 	free(bm);
 }
 
@@ -140,20 +274,38 @@ static void lru_front(struct bm *bm, struct bm_block *b)
 
 static struct bm_block *lookup(struct bm *bm, uint64_t blocknr)
 {
-	struct bm_block *b = bm->buckets[hash_idx(bm, blocknr)];
+	size_t i = slot_find(bm, blocknr);
 
-	while (b && b->blocknr != blocknr)
-		b = b->hnext;
-	return b;
+	if (!bm->slots[i].b)
+		return NULL;
+	bm->slots[i].b |= SLOT_REF;
+	return SLOT_PTR(bm->slots[i].b);
 }
 
-static void unhash(struct bm *bm, struct bm_block *b)
+const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr)
 {
-	struct bm_block **pp = &bm->buckets[hash_idx(bm, b->blocknr)];
+	size_t i = slot_find(bm, blocknr);
 
-	while (*pp != b)
-		pp = &(*pp)->hnext;
-	*pp = b->hnext;
+	if (!bm->slots[i].b)
+		return NULL;
+	bm->slots[i].b |= SLOT_REF;
+	bm->st.hits++;
+	return bm->slots[i].data;
+}
+
+const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type)
+{
+	size_t i = slot_find(bm, blocknr);
+
+	if (!bm->slots[i].b)
+		return NULL;
+	bm->slots[i].b |= SLOT_REF;
+	const uint8_t *d = bm->slots[i].data;
+	uint32_t t = get_le32(d + 4);
+	if (type ? t != type : (t != META_T_LEAF && t != META_T_INTERNAL))
+		return NULL;	/* bm_get() explains */
+	bm->st.hits++;
+	return d;
 }
 
 static int write_home_one(struct bm *bm, struct bm_block *b)
@@ -174,28 +326,32 @@ static int write_home_one(struct bm *bm, struct bm_block *b)
 	return 0;
 }
 
-/* Make room for one more block if the cache is full.  */
+/* Make room for one more block if the cache is full: CLOCK over the
+ * LRU list (referenced blocks get a second chance at the front).  */
 static int evict(struct bm *bm)
 {
 	struct bm_block *b = bm->lru.lru_prev;
 
 	while (bm->count >= bm->capacity && b != &bm->lru) {
 		struct bm_block *prev = b->lru_prev;
-		if (!b->refs && !(b->state & (BM_DIRTY | BM_INSTALLED))) {
+		size_t si = slot_find(bm, b->blocknr);
+		if (bm->slots[si].b & SLOT_REF) {
+			bm->slots[si].b &= ~SLOT_REF;
+			lru_unlink(b);
+			lru_front(bm, b);
+		} else if (!b->refs && !(b->state & (BM_DIRTY | BM_INSTALLED)) &&
+			   !((b->state & BM_HOME_PENDING) && bm->readonly)) {
 			if (b->state & BM_HOME_PENDING) {
-				if (bm->readonly)
-					goto next;
 				int ret = write_home_one(bm, b);
 				if (ret < 0)
 					return ret;
 			}
 			lru_unlink(b);
-			unhash(bm, b);
-			block_free(b);
+			slot_del(bm, b->blocknr);
+			block_free(bm, b);
 			bm->count--;
 			bm->st.evictions++;
 		}
-next:
 		b = prev;
 	}
 	return 0;
@@ -208,18 +364,18 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_block **out)
 
 	if (ret < 0)
 		return ret;
+	if ((bm->count + 1) * 2 > bm->nslots && (ret = slots_grow(bm)) < 0)
+		return ret;
 	b = calloc(1, sizeof *b);
 	if (!b)
 		return err_set(ENOMEM, "out of memory");
-	b->data = io_buf_alloc(META_BLOCK_SIZE);
+	b->data = buf_get(bm);
 	if (!b->data) {
 		free(b);
 		return err_set(ENOMEM, "out of memory");
 	}
 	b->blocknr = blocknr;
-	size_t h = hash_idx(bm, blocknr);
-	b->hnext = bm->buckets[h];
-	bm->buckets[h] = b;
+	slot_put(bm, b);
 	lru_front(bm, b);
 	bm->count++;
 	*out = b;
@@ -229,8 +385,8 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_block **out)
 static void drop_entry(struct bm *bm, struct bm_block *b)
 {
 	lru_unlink(b);
-	unhash(bm, b);
-	block_free(b);
+	slot_del(bm, b->blocknr);
+	block_free(bm, b);
 	bm->count--;
 }
 
@@ -245,10 +401,6 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 			return err_set(EIO, "metadata block %llu: unexpected type %#x",
 				       (unsigned long long)blocknr, t);
 		bm->st.hits++;
-		if (bm->lru.lru_next != b) {
-			lru_unlink(b);
-			lru_front(bm, b);
-		}
 		b->refs++;
 		*out = b;
 		return 0;
@@ -353,17 +505,39 @@ void bm_mark_committed(struct bm *bm)
 	bm->ndirty = 0;
 }
 
+int bm_abort(struct bm *bm)
+{
+	for (struct bm_block *b = bm->dirty; b; b = b->list_next)
+		if (b->refs)
+			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->blocknr);
+	struct bm_block *b = bm->dirty, *n;
+	for (; b; b = n) {
+		n = b->list_next;
+		b->list_next = NULL;
+		b->state &= ~BM_DIRTY;
+		if (b->home_copy) {
+			memcpy(b->data, b->home_copy, META_BLOCK_SIZE);
+			io_buf_free(b->home_copy);
+			b->home_copy = NULL;
+		} else if (!(b->state & (BM_HOME_PENDING | BM_INSTALLED))) {
+			drop_entry(bm, b);	/* the disk copy is the committed one */
+		}
+	}
+	bm->dirty = NULL;
+	bm->ndirty = 0;
+	return 0;
+}
+
 int bm_write_home(struct bm *bm)
 {
 	if (bm->readonly || !bm->npending)
 		return 0;
-	for (size_t i = 0; i < bm->nbuckets; i++)
-		for (struct bm_block *b = bm->buckets[i]; b; b = b->hnext)
-			if (b->state & BM_HOME_PENDING) {
-				int ret = write_home_one(bm, b);
-				if (ret < 0)
-					return ret;
-			}
+	for (struct bm_block *b = bm->lru.lru_next; b != &bm->lru; b = b->lru_next)
+		if (b->state & BM_HOME_PENDING) {
+			int ret = write_home_one(bm, b);
+			if (ret < 0)
+				return ret;
+		}
 	return 0;
 }
 

@@ -2,7 +2,8 @@
  * src/store/bm.h - the block manager: a bounded LRU cache of 4 KiB
  * metadata blocks on an io_dev, with checksum/identity validation on read
  * and the bookkeeping the journal needs (dirty and committed-not-home
- * blocks).
+ * blocks).  Replacement is CLOCK (second chance), so a cache hit writes
+ * only the block's own reference bit.
  *
  * Every metadata block starts with struct meta_hdr: crc32c of bytes
  * [4, 4096), a type, its own block number, the sequence of the transaction
@@ -61,7 +62,7 @@ struct bm_block {
 	uint8_t *home_copy;
 	unsigned state;
 	unsigned refs;
-	struct bm_block *hnext, *lru_prev, *lru_next, *list_next;
+	struct bm_block *lru_prev, *lru_next, *list_next;
 };
 
 struct bm_stats {
@@ -83,6 +84,13 @@ void bm_set_committed_seq(struct bm *bm, uint64_t seq);
 /* Pinned access to a validated block of TYPE (0: META_T_LEAF or
  * META_T_INTERNAL).  */
 int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
+/* Unpinned read access for hot lookups: the data of a cached block of
+ * TYPE (0: leaf or internal), or NULL when it is not cached (use bm_get).
+ * Valid only until the next call that may load or evict a block.  */
+const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type);
+/* The same without touching the data (the caller checks the type): lets a
+ * caller prefetch several lines of the block at once.  */
+const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
@@ -104,6 +112,9 @@ int bm_for_each_dirty(struct bm *bm, uint64_t seq,
 		      int (*fn)(void *arg, struct bm_block *b), void *arg);
 /* The open transaction committed: DIRTY -> HOME_PENDING.  */
 void bm_mark_committed(struct bm *bm);
+/* Abandons the open transaction: dirty blocks go back to their committed
+ * image (dropped, or restored from home_copy).  -EBUSY if one is pinned. */
+int bm_abort(struct bm *bm);
 /* Writes every HOME_PENDING block home (no flush); they become clean.  */
 int bm_write_home(struct bm *bm);
 /* Read-only replay: install a committed image that overrides the home

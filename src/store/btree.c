@@ -97,36 +97,100 @@ static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm
 	return 0;
 }
 
+/* First i in [0, n) whose key is >= (strict: >) KEY, or n.  Entries of
+ * size ES from BASE, ascending.  Origin chunk numbers are usually dense,
+ * so the search starts at an interpolated guess and gallops from there:
+ * typically two or three cache lines per node instead of seven.  */
+static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
+			    uint64_t o, uint64_t s, bool strict, const uint64_t *range)
+{
+#define P(i) (strict ? kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) > 0 \
+		     : kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) >= 0)
+	if (n == 0)
+		return 0;
+	/* the guess: from the origin range the parent promised for this node
+	 * when known (no extra cache lines), else from the first and last
+	 * entries */
+	uint64_t o0, on;
+	uint32_t span;
+	if (range && range[1] > range[0]) {
+		o0 = range[0];
+		on = range[1];
+		span = n;
+	} else {
+		o0 = get_le64(base);
+		on = get_le64(base + (size_t)(n - 1) * es);
+		span = n - 1;
+	}
+	uint32_t g, lo, hi, step = 1;
+	if (o <= o0)
+		g = 0;
+	else if (o >= on)
+		g = n - 1;
+	else
+		g = (uint32_t)((unsigned __int128)(o - o0) * span / (on - o0));
+	if (g >= n)
+		g = n - 1;
+	if (P(g)) {
+		hi = g;
+		while (hi >= step && P(hi - step)) {
+			hi -= step;
+			step <<= 1;
+		}
+		lo = hi >= step ? hi - step + 1 : 0;
+	} else {
+		lo = g + 1;
+		while (lo + step - 1 < n && !P(lo + step - 1)) {
+			lo += step;
+			step <<= 1;
+		}
+		hi = lo + step - 1 < n ? lo + step - 1 : n;
+	}
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (P(mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+#undef P
+}
+
+static inline uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
+			      uint64_t o, uint64_t s, bool strict)
+{
+	return search_hint(base, es, n, o, s, strict, NULL);
+}
+
 /* Largest i >= 1 with key_i <= key, else 0.  */
 static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 {
-	uint32_t lo = 1, hi = nnr(d);
+	uint32_t nr = nnr(d);
 
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		uint8_t *e = ient(d, mid);
-		if (kcmp(get_le64(e), get_le64(e + 8), o, s) <= 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo - 1;
+	if (nr <= 1)
+		return 0;
+	return search(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true);
 }
 
 /* First i with key_i >= key.  */
 static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
 {
-	uint32_t lo = 0, hi = nnr(d);
+	return search(lent(t, d, 0), t->esize, nnr(d), o, s, false);
+}
 
-	while (lo < hi) {
-		uint32_t mid = (lo + hi) / 2;
-		uint8_t *e = lent(t, d, mid);
-		if (kcmp(get_le64(e), get_le64(e + 8), o, s) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+/* The same with the origin range [range[0], range[1]) of the node, and
+ * narrowing RANGE to the chosen child's.  */
+static uint32_t int_search_range(uint8_t *d, uint64_t o, uint64_t s, uint64_t *range)
+{
+	uint32_t nr = nnr(d), i;
+
+	i = nr <= 1 ? 0 : search_hint(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true, range);
+	if (i > 0)
+		range[0] = get_le64(ient(d, i));
+	if (i + 1 < nr)
+		range[1] = get_le64(ient(d, i + 1));
+	return i;
 }
 
 void btree_cursor_put(struct btree *t, struct btree_cursor *c)
@@ -212,7 +276,16 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
 		return err_set(EIO, "b-tree: invalid height %u", t->height);
 	for (uint32_t d = 0; d < c->depth; d++) {
-		ret = get_node(t, blk, t->height - 1 - d, &b);
+		uint32_t level = t->height - 1 - d;
+		/* hot path: a cached, sane node is read without pinning */
+		uint8_t *nd = (uint8_t *)bm_peek(t->bm, blk, META_T_INTERNAL);
+		if (nd && nlevel(nd) == level && nnr(nd) && nnr(nd) <= BTREE_INT_CAP) {
+			c->path[d] = blk;
+			c->pidx[d] = int_search(nd, o, s);
+			blk = get_le64(ient(nd, c->pidx[d]) + 16);
+			continue;
+		}
+		ret = get_node(t, blk, level, &b);
 		if (ret < 0)
 			return ret;
 		if (nnr(b->data) == 0) {
@@ -233,6 +306,54 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 		return 0;
 	}
 	return next_leaf(t, c);
+}
+
+static inline uint32_t bm_block_type_raw(const uint8_t *d) { return get_le32(d + 4); }
+
+/* Start loading the line the interpolated search will probe first,
+ * guessing the node is full, while the header line (entry count) loads:
+ * two cache misses overlap instead of following one another.  */
+static inline void prefetch_guess(const uint8_t *d, uint32_t es, uint32_t cap,
+				  uint64_t o, const uint64_t *range)
+{
+	if (range[1] > range[0] && o >= range[0] && o < range[1]) {
+		uint32_t g = (uint32_t)((unsigned __int128)(o - range[0]) * cap / (range[1] - range[0]));
+		__builtin_prefetch(d + BTREE_NODE_HDR + (size_t)g * es);
+	}
+}
+
+const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
+			  uint32_t *idx, uint32_t *nr)
+{
+	uint64_t blk = t->root;
+
+	uint64_t range[2] = { 0, 0 };	/* unknown at the root */
+
+	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
+		return NULL;
+	for (uint32_t level = t->height - 1; level > 0; level--) {
+		uint8_t *nd = (uint8_t *)bm_peek_raw(t->bm, blk);
+		if (!nd)
+			return NULL;
+		prefetch_guess(nd, BTREE_INT_ESIZE, BTREE_INT_CAP, o, range);
+		if (bm_block_type_raw(nd) != META_T_INTERNAL || nlevel(nd) != level ||
+		    !nnr(nd) || nnr(nd) > BTREE_INT_CAP)
+			return NULL;
+		if (level == t->height - 1)
+			range[1] = UINT64_MAX;	/* root: unbounded above */
+		blk = get_le64(ient(nd, int_search_range(nd, o, s, range)) + 16);
+		if (range[1] == UINT64_MAX)
+			range[0] = range[1] = 0;	/* no usable bound yet */
+	}
+	uint8_t *lf = (uint8_t *)bm_peek_raw(t->bm, blk);
+	if (!lf)
+		return NULL;
+	prefetch_guess(lf, t->esize, t->leaf_cap, o, range);
+	if (bm_block_type_raw(lf) != META_T_LEAF || nlevel(lf) != 0 || nnr(lf) > t->leaf_cap)
+		return NULL;
+	*nr = nnr(lf);
+	*idx = search_hint(lent(t, lf, 0), t->esize, *nr, o, s, false, range);
+	return lf;
 }
 
 int btree_next(struct btree *t, struct btree_cursor *c)
@@ -302,12 +423,13 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 	if (ret < 0)
 		return ret;
 	uint8_t *rd = (*right)->data;
-	uint32_t mid = nr / 2;
+	/* appending at the end (sequential writes): leave the left node full */
+	uint32_t mid = pos == nr ? nr : nr / 2;
 	memcpy(rd + BTREE_NODE_HDR, d + BTREE_NODE_HDR + (size_t)mid * es, (size_t)(nr - mid) * es);
 	set_nr(rd, nr - mid);
 	set_nr(d, mid);
 	struct bm_block *into = b;
-	if (pos > mid) {
+	if (pos > mid || pos == nr) {
 		into = *right;
 		pos -= mid;
 	}

@@ -68,6 +68,12 @@ int btree_create(struct btree *t);
  * the end of the tree.  Release with btree_cursor_put().  */
 int btree_seek(struct btree *t, uint64_t origin, uint64_t store, struct btree_cursor *c);
 int btree_next(struct btree *t, struct btree_cursor *c);
+/* Lookup fast path through cached blocks only, pinning nothing: the leaf
+ * where (origin, store) belongs and in *idx the first entry >= it (*nr
+ * entries).  NULL when some block on the way is not cached (use
+ * btree_seek).  Valid only until the next call that may load a block.  */
+const uint8_t *btree_peek(struct btree *t, uint64_t origin, uint64_t store,
+			  uint32_t *idx, uint32_t *nr);
 void btree_cursor_put(struct btree *t, struct btree_cursor *c);
 static inline uint8_t *btree_entry(const struct btree *t, const struct btree_cursor *c)
 { return c->leaf->data + BTREE_NODE_HDR + (size_t)c->idx * t->esize; }

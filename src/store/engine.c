@@ -9,8 +9,8 @@
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
  *  - a mask bit is set only for live snapshots or ones awaiting cleanup.
- * A failed operation other than -ENOSPC/-EINVAL/-ENOENT may leave the open
- * transaction half done: the caller must then close without committing.
+ * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
+ * the open transaction half done: the caller then calls store_abort().
  */
 #include "src/store/store_int.h"
 
@@ -201,6 +201,34 @@ int store_commit(struct store *s)
 	return ret;
 }
 
+int store_abort(struct store *s)
+{
+	const struct csnap_sb_engine *e = &s->sb.engine;
+	int ret = bm_abort(s->bm);
+
+	if (ret < 0)
+		return ret;
+	/* reload every in-memory mirror of metadata from the committed blocks */
+	sm_close(s->dsm);
+	sm_close(s->msm);
+	s->dsm = s->msm = NULL;
+	st_free(&s->st);
+	ret = sm_open(s->bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, &s->dsm);
+	if (ret >= 0)
+		ret = sm_open(s->bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, &s->msm);
+	if (ret >= 0)
+		ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
+	if (ret >= 0)
+		ret = store_load_header(s);
+	if (ret < 0)
+		return err_prefix(-ret, "store abort");
+	s->tree.sm = s->msm;
+	s->tree.changed = false;
+	s->header_dirty = false;
+	store_recompute_live(s);
+	return 0;
+}
+
 int store_checkpoint(struct store *s)
 {
 	return journal_checkpoint(s->j);
@@ -260,10 +288,14 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 	return 0;
 }
 
-/* Tree space a batch of N inserts may need in the worst case.  */
+/* Tree blocks a batch of N inserts may need: a leaf split per insert at
+ * most, internal splits at most one per half-node of new entries per level,
+ * a new root.  (Internal splits of nodes that were already full are not
+ * bounded by this; the tree area's slack - sized for leaves a third full -
+ * covers them in practice.)  */
 static bool meta_room(const struct store *s, uint64_t n)
 {
-	uint64_t need = (n + 1) * (s->tree.height + 1);
+	uint64_t need = n + (s->tree.height + 1) * (n / (BTREE_INT_CAP / 2) + 1) + 1;
 	return sm_free_count(s->msm) >= need;
 }
 
@@ -449,6 +481,21 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	uint64_t bitm = 1ULL << (slot % 64);
 	for (uint32_t i = 0; i < count; i++)
 		out[i] = STORE_ON_ORIGIN;
+	/* fast path: cached blocks, no pins, as long as the range stays in
+	 * one leaf (the common case) */
+	uint32_t idx, nr;
+	const uint8_t *leaf = btree_peek(&s->tree, first, 0, &idx, &nr);
+	if (leaf) {
+		const uint8_t *e = leaf + BTREE_NODE_HDR + (size_t)idx * s->tree.esize;
+		for (; idx < nr; idx++, e += s->tree.esize) {
+			uint64_t o = be_origin(e);
+			if (o >= first + count)
+				return 0;
+			if (mask_word(e + 16, w) & bitm)
+				out[o - first] = be_store(e);
+		}
+		/* ran off the leaf: the slow path redoes the range */
+	}
 	ret = btree_seek(&s->tree, first, 0, &c);
 	while (ret >= 0 && c.valid) {
 		const uint8_t *e = btree_entry(&s->tree, &c);

@@ -272,7 +272,7 @@ int journal_commit(struct journal *j)
 	}
 	if (total > j->stage_cap) {
 		io_buf_free(j->stage);
-		j->stage_cap = total * 2;
+		j->stage_cap = total + total / 4 < j->nblocks ? total + total / 4 : j->nblocks;
 		j->stage = io_buf_alloc(j->stage_cap * META_BLOCK_SIZE);
 		if (!j->stage) {
 			j->stage_cap = 0;

@@ -68,7 +68,7 @@ static int layout(struct csnap_sb *sb)
 	uint64_t n = (total - fixed_end) * 1024 / per;
 	for (;;) {
 		uint64_t leaves = div_up(n * 3, leaf_cap) + 1;
-		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH;
+		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH + 64;
 		e->dbitmap_start = fixed_end;
 		e->dbitmap_blocks = sm_blocks_for(n ? n : 1);
 		e->mbitmap_start = e->dbitmap_start + e->dbitmap_blocks;
@@ -104,6 +104,9 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		return err_set(EINVAL, "store size %llu exceeds the device (%llu bytes)",
 			       (unsigned long long)sb->store_size, (unsigned long long)io_dev_size(dev));
 	memset(&sb->engine, 0, sizeof sb->engine);
+	if (sb->store_size <= sb->meta_offset)
+		return err_set(ENOSPC, "store too small: %llu bytes, the lease area alone needs %llu",
+			       (unsigned long long)sb->store_size, (unsigned long long)sb->meta_offset);
 	ret = csnap_sb_decode_check_common(sb);
 	if (ret < 0)
 		return ret;

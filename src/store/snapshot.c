@@ -19,18 +19,33 @@
 #include <string.h>
 #include <time.h>
 
+#define IDTAB_N (sizeof ((struct store *)0)->idtab / sizeof ((struct store *)0)->idtab[0])
+
+static size_t id_hash(uint32_t id) { return (id * 2654435761u) & (IDTAB_N - 1); }
+
+/* Rebuilds the live mask and the id -> slot table after any table change. */
 void store_recompute_live(struct store *s)
 {
 	memset(s->live, 0, sizeof s->live);
-	for (uint32_t i = 0; i < s->st.nslots; i++)
+	memset(s->idtab, 0, sizeof s->idtab);
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
 			s->live[i / 64] |= 1ULL << (i % 64);
+		if (s->st.slot[i].id) {
+			size_t h = id_hash(s->st.slot[i].id);
+			while (s->idtab[h].id)
+				h = (h + 1) & (IDTAB_N - 1);
+			s->idtab[h].id = s->st.slot[i].id;
+			s->idtab[h].slot = i;
+		}
+	}
 }
 
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only)
 {
-	for (uint32_t i = 0; id && i < s->st.nslots; i++)
-		if (s->st.slot[i].id == id) {
+	for (size_t h = id_hash(id); id && s->idtab[h].id; h = (h + 1) & (IDTAB_N - 1))
+		if (s->idtab[h].id == id) {
+			uint32_t i = s->idtab[h].slot;
 			if (live_only && !(s->st.slot[i].flags & STORE_SNAP_LIVE))
 				break;
 			return (int)i;
@@ -138,7 +153,8 @@ int store_snapshot_list(const struct store *s, struct store_snapshot *out, unsig
 		if (s->st.slot[i].id)
 			public_view(&s->st.slot[i], &all[n++]);
 	qsort(all, n, sizeof *all, by_id);
-	memcpy(out, all, (n < max ? n : max) * sizeof *all);
+	if (out && max && n)
+		memcpy(out, all, (n < max ? n : max) * sizeof *all);
 	free(all);
 	return (int)n;
 }
@@ -264,6 +280,7 @@ int store_cleanup(struct store *s, unsigned budget)
 	}
 	s->cleanup_active = false;
 	s->cur_o = s->cur_s = 0;
+	store_recompute_live(s);
 	return more ? 1 : 0;
 }
 

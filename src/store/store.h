@@ -26,6 +26,11 @@
  *    only after store_commit() returned 0 may it overwrite the origin chunk
  *    (or acknowledge the snapshot write).  A crash before the commit loses
  *    only the uncommitted exceptions; the old mapping is intact.
+ *  - Lookups see the open transaction at once: a store chunk handed out
+ *    for a copy-out is returned by store_snapshot_read() before the copy
+ *    is done, so the caller holds reads of such chunks until its copy
+ *    completes.  If a copy fails, store_abort() drops the whole open
+ *    transaction.
  *  - Chunk numbers are origin chunk indexes (byte offset / chunk_size) or
  *    store chunk indexes (byte offset of the chunk on the store device is
  *    store_chunk_offset()).  Snapshots are named by their id (never reused).
@@ -85,6 +90,10 @@ void store_close(struct store *s);
 /* Group commit: makes every change since the last commit durable as one
  * atomic transaction (journal write + flush).  No-op without changes.  */
 int store_commit(struct store *s);
+/* Abandons every change since the last commit (e.g. a copy-out failed):
+ * the store is back at the last committed state.  Chunks handed out by
+ * the abandoned operations must not be used.  */
+int store_abort(struct store *s);
 /* Writes committed metadata to its home location and empties the journal
  * (bounded replay time).  store_commit() does it by itself when the journal
  * fills; servers may call it when idle.  */

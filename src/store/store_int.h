@@ -46,6 +46,7 @@ struct store {
 	uint32_t mask_words;
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
+	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	uint32_t next_id;
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;

@@ -7,8 +7,10 @@
 #   - its own process group for everything node_spawn starts
 # and all nodes share one file-backed store ($CLUSTER_STORE) and origin
 # ($CLUSTER_ORIGIN) on ext4 under /var/tmp (O_DIRECT works there).
-# cluster_start installs an EXIT trap that tears everything down, also when
-# a test fails; call cluster_stop yourself to tear down early.
+# cluster_start installs an EXIT trap (and makes INT/TERM exit) that tears
+# everything down, also when a test fails; call cluster_stop yourself to
+# tear down early, and from your own EXIT trap if you replace it.
+# CLUSTER_KEEP=1 keeps the directory (logs, store) for inspection.
 #
 #   cluster_start N [STORE_SIZE]  start N nodes (STORE_SIZE for truncate, default 64M)
 #   node_run I CMD...             run CMD as node I (its SANLOCK_RUN_DIR, CSNAP_CONF, ...)
@@ -37,6 +39,9 @@ CLUSTER_N=0
 cluster_require() {
   if ! command -v sanlock >/dev/null 2>&1; then
     echo "SKIP: sanlock is not installed"; exit 77
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "SKIP: the simulated nodes' sanlock daemons need root"; exit 77
   fi
 }
 
@@ -122,7 +127,10 @@ cluster_start() {
   truncate -s "$size" "$CLUSTER_STORE"
   truncate -s "$size" "$CLUSTER_ORIGIN"
   export CLUSTER_DIR CLUSTER_N CLUSTER_STORE CLUSTER_ORIGIN CLUSTER_IO_TIMEOUT
+  # Tear down on any exit; make INT/TERM exit (so the EXIT trap runs).
   trap cluster_stop EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   for i in $(seq 1 "$n"); do
     mkdir -p "$(node_dir "$i")/run"
     : >"$(node_dir "$i")/pids"

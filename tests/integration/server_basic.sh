@@ -64,6 +64,11 @@ pc 2 swrite s2 10 1 0x55 | grep -q 'swrite done' || fail "snapshot write"
 pc 2 sread s2 10 1 | grep -q '^chunk 10 0x55 at store$' || fail "s2 chunk 10 after write"
 pc 2 sread s1 10 1 | grep -q '^chunk 10 0x41 at origin$' || fail "s1 chunk 10 must be untouched"
 
+# Changed-chunk list between s1 and s2 (paged one range at a time):
+# chunks 3-4 (old data in s1, newer in s2) and 10 (written in s2).
+ch=$(pc 1 changed s1 s2 | tr '\n' ' ')
+[ "$ch" = "range 3 2 range 10 1 " ] || fail "changed s1 s2: [$ch]"
+
 # List and status.
 cs 2 snapshot list s | grep -q '^2 .*s2' || fail "list: $(cs 2 snapshot list s)"
 cs 1 status s | grep -q '^snapshots    2 of' || fail "status: $(cs 1 status s)"

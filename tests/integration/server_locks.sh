@@ -26,7 +26,7 @@ field() { awk -v k="$2" '$1 == k { print $2 }' "$(node_log "$1" "$3")" | tail -1
 
 node_spawn 1 server "$C" server --grace-ms 1000 s >/dev/null
 wait_log 1 server 'master for store' 60 || fail "node1 did not become master"
-node_spawn 2 server "$C" server --grace-ms 1000 s >/dev/null
+node_spawn 2 server "$C" server --grace-ms 1000 --barrier-timeout-ms 1500 s >/dev/null
 wait_log 2 server 'standby' 60 || fail "node2 is not standby"
 cs 1 snapshot create s s1 >/dev/null || fail "create s1"
 
@@ -69,6 +69,16 @@ wait_log 1 write2 '^owrite done' 30 || fail "origin write not answered after the
 [ "$(field 1 replied write2)" -gt "$(field 2 released hold2)" ] || fail "reply came before the release"
 pc 2 sread s1 30 1 | grep -q '^chunk 30 0x41 at store$' || fail "s1 chunk 30 must be copied out"
 echo "re-uploaded lock honoured by the new master"
+
+# --- 3. a client that never acks a barrier is cut off; the snapshot is made
+pcspawn 1 idle oidle "$CLUSTER_DIR/idle-stop"
+wait_log 1 idle '^idle' 30 || fail "idle origin client did not connect"
+cs 1 snapshot create s s3 >/dev/null || fail "create s3 with a silent origin client"
+wait_log 1 idle '^barrier .* ignored' 10 || fail "idle client got no barrier"
+wait_log 1 idle '^cut off' 10 || fail "silent client was not cut off"
+wait_log 2 server 'did not acknowledge snapshot barrier' 10 || fail "cut-off not logged"
+cs 1 snapshot list s | grep -q ' s3 ' || fail "s3 missing"
+echo "silent origin client cut off, snapshot created"
 
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "node2 did not stop"

@@ -9,7 +9,8 @@
  *   LEASE_PATH=... LEASE_UUID=... lease_holder HOST_ID ADDRESS PORT [IO_TIMEOUT]
  *
  * Prints one line per event on stdout: "joined <ms>", "master lver=N
- * gen=G <ms since start>", "released", "fenced".
+ * gen=G <ms since start> at=<wall ms>", "released at=<wall ms>", "fenced".
+ * Standbys retry every LEASE_POLL_MS (default 100) milliseconds.
  */
 #include "tests/tools/lease_common.h"
 
@@ -26,6 +27,15 @@ static void on_term(int signo)
 	stop = 1;
 }
 
+/* Wall-clock ms, comparable with `date +%s%N` in scripts.  */
+static long long wall_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 static long ms_since(const struct timespec *t0)
 {
 	struct timespec t;
@@ -40,7 +50,7 @@ int main(int argc, char **argv)
 	struct lease_master m;
 	struct timespec t0;
 	uint32_t host_id, io_timeout;
-	int rc;
+	int rc, poll_ms;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 4 || area_from_env(&a) < 0) {
@@ -49,6 +59,9 @@ int main(int argc, char **argv)
 	}
 	host_id = (uint32_t)atoi(argv[1]);
 	io_timeout = argc > 4 ? (uint32_t)atoi(argv[4]) : 1;
+	poll_ms = getenv("LEASE_POLL_MS") ? atoi(getenv("LEASE_POLL_MS")) : 100;
+	if (poll_ms < 1)
+		poll_ms = 1;
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
 	if (lease_fence_install(SIGUSR1) < 0)
@@ -76,15 +89,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "lease_holder: %s\n", err_get());
 			return 1;
 		}
-		usleep(100 * 1000);
+		usleep(poll_ms * 1000);
 	}
 	rc = lease_master_publish(&m, argv[2], (uint16_t)atoi(argv[3]), m.lver);
 	if (rc < 0) {
 		fprintf(stderr, "lease_holder: publish: %s\n", err_get());
 		return 1;
 	}
-	printf("master lver=%llu gen=%llu %ld\n", (unsigned long long)m.lver,
-	       (unsigned long long)m.generation, ms_since(&t0));
+	printf("master lver=%llu gen=%llu %ld at=%lld\n", (unsigned long long)m.lver,
+	       (unsigned long long)m.generation, ms_since(&t0), wall_ms());
 	while (!stop) {
 		if (lease_fenced() || lease_master_check(&m) < 0 || lease_may_commit(&m) < 0) {
 			/* No more writes of any kind: not even clearing the record.  */
@@ -97,7 +110,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lease_holder: release: %s\n", err_get());
 		return 1;
 	}
-	printf("released\n");
+	printf("released at=%lld\n", wall_ms());
 	lease_master_close(&m);
 	return 0;
 }

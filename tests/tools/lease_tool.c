@@ -10,6 +10,7 @@
  *   lease_tool hosts                  "HOST_ID NAME STATE GEN" per line
  *   lease_tool record                 the raw record: "HOST LVER GEN ADDR PORT"
  *   lease_tool write-record HOST LVER GEN ADDR PORT   (forges a record)
+ *   lease_tool acquire HOST_ID        one attempt at the master lease, then exit
  */
 #include "tests/tools/lease_common.h"
 
@@ -86,6 +87,15 @@ int main(int argc, char **argv)
 		snprintf(r.address, sizeof(r.address), "%s", argv[5]);
 		r.port = (uint16_t)atoi(argv[6]);
 		return lease_record_write(&a, &r) < 0 ? fail("write-record") : 0;
+	}
+	if (!strcmp(op, "acquire") && argc >= 3) {
+		struct lease_master m;
+		if (lease_master_open(&m, &a, (uint32_t)atoi(argv[2]), 0) < 0 ||
+		    lease_master_acquire(&m) < 0)
+			return fail("acquire");
+		printf("acquired lver %llu\n", (unsigned long long)m.lver);
+		lease_master_close(&m);
+		return 0;
 	}
 	fprintf(stderr, "lease_tool: unknown operation or missing arguments: %s\n", op);
 	return 2;

@@ -17,6 +17,11 @@
  *                                  the new one and re-upload the locks.
  *     badkey                       connect with a wrong secret: exit 0 if refused
  *     raw HEXFILE                  send raw bytes after auth (malformed input)
+ *     swpart SNAP CHUNK BYTE       snapshot write of the first 4 KiB of a chunk
+ *                                  (the server fills the rest with old data)
+ *     oidle FILE                   origin client that never acks barriers;
+ *                                  prints "cut off" if the server drops it
+ *     changed FROM TO              changed-chunk list: "range START COUNT" lines
  *     leaseinit IO_TIMEOUT         write the store's lease area (until
  *                                  `csnap lease init` exists)
  * Without --master the master is found through the lease-owner record.
@@ -218,6 +223,67 @@ static int do_swrite(int argc, char **argv)
 	return 0;
 }
 
+static int do_swpart(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	uint64_t chunk = strtoull(argv[1], NULL, 0);
+	int byte = (int)strtol(argv[2], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
+	if (!c)
+		die("connect");
+	struct io_dev *s;
+	if (io_dev_open(store_path, IO_DEV_RDWR, &s) < 0)
+		die("open store");
+	struct proto_msg m, rep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
+	ranges1(&m, &r, chunk, 1);
+	call(c, &m, &rep, "snapshot write query");
+	if (rep.u.extents.n != 1 || rep.u.extents.e[0].where != PROTO_AT_STORE)
+		die("unexpected snapshot write reply");
+	fill(s, store_off(rep.u.extents.e[0].store_chunk), 4096, byte);
+	printf("swpart done\n");
+	proto_msg_free(&rep);
+	io_dev_close(s);
+	proto_client_close(c);
+	return 0;
+}
+
+static void ignore_barrier(void *arg, struct proto_client *c, const struct proto_msg *req)
+{
+	(void)arg; (void)c;
+	printf("barrier %llu ignored\n", (unsigned long long)req->id);
+}
+
+static int do_oidle(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	proto_client_set_handler(c, ignore_barrier, NULL);
+	printf("idle\n");
+	while (access(argv[0], F_OK) != 0) {
+		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		struct proto_msg any;
+		int e = proto_client_recv(c, &any, false);
+		if (e == 1) {
+			if (!(any.type & PROTO_REPLY))
+				ignore_barrier(NULL, c, &any);
+			proto_msg_free(&any);
+		} else if (e < 0) {
+			printf("cut off\n");
+			break;
+		}
+	}
+	proto_client_close(c);
+	return 0;
+}
+
 /* Locks on chunks the server said are on the origin.  */
 static struct proto_range held[4096];
 static uint32_t nheld;
@@ -353,6 +419,32 @@ static int do_raw(int argc, char **argv)
 	return 0;
 }
 
+static int do_changed(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	uint64_t start = 0;
+	while (start != UINT64_MAX) {
+		struct proto_msg m, rep;
+		proto_msg_init(&m, PROTO_CHANGED, 0);
+		snprintf(m.u.changed.from, sizeof m.u.changed.from, "%s", argv[0]);
+		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", argv[1]);
+		m.u.changed.start = start;
+		m.u.changed.max_ranges = 1;	/* exercise the continuation */
+		call(c, &m, &rep, "changed");
+		for (uint32_t i = 0; i < rep.u.changed_reply.ranges.n; i++)
+			printf("range %llu %u\n", (unsigned long long)rep.u.changed_reply.ranges.r[i].start,
+			       rep.u.changed_reply.ranges.r[i].count);
+		start = rep.u.changed_reply.next;
+		proto_msg_free(&rep);
+	}
+	proto_client_close(c);
+	return 0;
+}
+
 static int do_leaseinit(int argc, char **argv)
 {
 	if (argc != 1)
@@ -400,6 +492,12 @@ int main(int argc, char **argv)
 		r = do_hold(n, a);
 	else if (!strcmp(cmd, "badkey"))
 		r = do_badkey();
+	else if (!strcmp(cmd, "swpart"))
+		r = do_swpart(n, a);
+	else if (!strcmp(cmd, "oidle"))
+		r = do_oidle(n, a);
+	else if (!strcmp(cmd, "changed"))
+		r = do_changed(n, a);
 	else if (!strcmp(cmd, "leaseinit"))
 		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))

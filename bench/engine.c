@@ -1,0 +1,189 @@
+/*
+ * bench/engine.c - throughput and memory of the exception engine.
+ *
+ *   build/bench/engine [DIR] [MAX_MILLIONS] [MIN_MILLIONS]
+ *
+ * For 1 M and 10 M exceptions (up to MAX_MILLIONS, default 10), each with
+ * 1 and with 256 live snapshots (255 during the inserts and lookups, the
+ * 256th is the timed create), on a sparse store file in DIR (default
+ * /var/tmp; needs ~50 GB of sparse space, writes ~1-2 GB of metadata):
+ *   inserts/s   origin writes of 64-chunk ranges that each record one new
+ *               exception per chunk (the first-write path), with group
+ *               commits as the server would do them;
+ *   lookups/s   single-chunk snapshot-read lookups at random chunks, per
+ *               second of this thread's CPU time (the machine is shared);
+ *   create ms   time to create one more snapshot (in memory), and
+ *   commit ms   the commit that makes it durable (journal write + flush);
+ *   RSS         resident memory of the process after the run (the
+ *               metadata cache is 1 GiB).
+ * Metadata only: no data chunk is copied (that is the server's I/O).
+ * A program, not a test: it prints figures and ratios, asserts nothing.
+ */
+#include "ioengine/ioengine.h"
+#include "src/store/store.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHUNK 4096u
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of this thread: lookups are CPU-bound, and the build machine
+ * is shared, so per-core throughput is measured on CPU time.  */
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &v) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "engine bench: %s: %s\n", what, err_get());
+	exit(1);
+}
+
+struct result { double ins, look, create_ms, commit_ms; long rss; };
+
+static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/csnap-bench-engine-%d", dir, (int)getpid());
+	uint64_t origin_chunks = nexc + 1024;
+	/* data + worst-case tree area + journal + lease area, sparse */
+	uint64_t store_size = (origin_chunks + 4096) * CHUNK + origin_chunks / 20 * 4096 + (256ull << 20);
+	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)store_size) < 0) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+	struct io_dev *dev;
+	if (io_dev_open(path, IO_DEV_RDWR, &dev) < 0)
+		die("open");
+	struct csnap_sb sb;
+	memset(&sb, 0, sizeof sb);
+	for (int i = 0; i < 16; i++)
+		sb.uuid[i] = (uint8_t)(i * 7 + 1);
+	sb.chunk_size = CHUNK;
+	sb.store_size = store_size;
+	sb.origin_size = origin_chunks * CHUNK;
+	strcpy(sb.origin_id, "bench");
+	sb.max_snapshots = 256;
+	csnap_sb_lease_layout(&sb, 512);
+	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
+	if (store_format(dev, &sb) < 0)
+		die("format");
+	io_dev_close(dev);
+
+	struct store_open_opts o = { .cache_bytes = 1ull << 30 };
+	struct store *s;
+	if (store_open(path, &o, &s) < 0)
+		die("store_open");
+	uint32_t ids[256];
+	/* with a full table the last snapshot is the one whose creation is
+	 * timed below (a free slot is needed) */
+	unsigned pre = nsnap == 256 ? 255 : nsnap;
+	for (unsigned i = 0; i < pre; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "s%u", i);
+		if (store_snapshot_create(s, name, 0, &ids[i]) < 0)
+			die("create");
+	}
+	if (store_commit(s) < 0)
+		die("commit");
+
+	struct store_copy cp[64];
+	uint32_t ncp;
+	unsigned limit = store_txn_limit(s) / 2;
+	double t0 = now();
+	for (uint64_t c = 0; c < nexc; c += 64) {
+		uint32_t n = nexc - c < 64 ? (uint32_t)(nexc - c) : 64;
+		if (store_origin_write(s, c, n, cp, &ncp) < 0 || ncp != n)
+			die("origin write");
+		if (store_txn_blocks(s) > limit && store_commit(s) < 0)
+			die("commit");
+	}
+	if (store_commit(s) < 0)
+		die("commit");
+	double t_ins = now() - t0;
+
+	uint64_t nlook = 4000000;
+	uint64_t x = 88172645463325252ull, hits = 0;
+	chunk_t out;
+	t0 = cpu_now();
+	for (uint64_t i = 0; i < nlook; i++) {
+		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+		if (store_snapshot_read(s, ids[i % pre], x % origin_chunks, 1, &out) < 0)
+			die("lookup");
+		hits += out != STORE_ON_ORIGIN;
+	}
+	double t_look = cpu_now() - t0;
+	if (hits < nlook * 9 / 10)
+		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook);
+
+	/* one more snapshot while the store holds nexc exceptions */
+	uint32_t id;
+	t0 = now();
+	if (store_snapshot_create(s, "extra", 0, &id) < 0)
+		die("create");
+	double t_create = now() - t0;
+	t0 = now();
+	if (store_commit(s) < 0)
+		die("commit");
+	double t_commit = now() - t0;
+
+	struct result r = { (double)nexc / t_ins, (double)nlook / t_look, t_create * 1e3, t_commit * 1e3, rss_kib() };
+	store_close(s);
+	unlink(path);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	const char *dir = argc > 1 ? argv[1] : "/var/tmp";
+	int maxm = argc > 2 ? atoi(argv[2]) : 10;
+	int minm = argc > 3 ? atoi(argv[3]) : 1;	/* e.g. 10: skip the 1 M runs */
+
+	log_init("engine-bench", LOG_LEVEL_WARN);
+	printf("%-12s %-9s %12s %12s %10s %10s %10s\n", "exceptions", "snapshots", "inserts/s",
+	       "lookups/s", "create ms", "commit ms", "RSS MiB");
+	for (int m = minm; m <= maxm; m *= 10) {
+		struct result r1 = run(dir, (uint64_t)m * 1000000, 1);
+		printf("%-12d %-9d %12.0f %12.0f %10.3f %10.2f %10.1f\n", m * 1000000, 1, r1.ins, r1.look,
+		       r1.create_ms, r1.commit_ms, (double)r1.rss / 1024);
+		fflush(stdout);
+		struct result r2 = run(dir, (uint64_t)m * 1000000, 256);
+		printf("%-12d %-9d %12.0f %12.0f %10.3f %10.2f %10.1f\n", m * 1000000, 256, r2.ins, r2.look,
+		       r2.create_ms, r2.commit_ms, (double)r2.rss / 1024);
+		printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f\n", r2.ins / r1.ins);
+		fflush(stdout);
+	}
+	return 0;
+}

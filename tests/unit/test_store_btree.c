@@ -1,0 +1,187 @@
+/*
+ * tests/unit/test_store_btree.c - the exception b-tree against a sorted
+ * model: random inserts (deep trees, splits at every level), duplicate
+ * refusal, seeks, full scans, random deletes with merges and root
+ * collapse, and btree_verify after each phase - also after the blocks
+ * were written home and read back through a small cache.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "store_testutil.h"
+#include "src/store/btree.h"
+
+#include <errno.h>
+
+#define NKEYS 60000
+#define MASKB 8
+
+struct key { uint64_t o, s; };
+static struct key keys[NKEYS];
+static bool present[NKEYS];
+
+static int noop(void *a, struct bm_block *b) { (void)a; (void)b; return 0; }
+static int home(void *arg)
+{
+	struct bm *bm = arg;
+	TU_OK(bm_for_each_dirty(bm, 0, noop, NULL));
+	bm_mark_committed(bm);
+	return bm_write_home(bm);
+}
+
+static int kcmp(const void *a, const void *b)
+{
+	const struct key *x = a, *y = b;
+	if (x->o != y->o)
+		return x->o < y->o ? -1 : 1;
+	return (x->s > y->s) - (x->s < y->s);
+}
+
+/* The tree holds exactly the present keys, in order, with their masks. */
+static void scan_equals_model(struct btree *t)
+{
+	struct btree_cursor c;
+	size_t i = 0;
+
+	TU_OK(btree_seek(t, 0, 0, &c));
+	while (c.valid) {
+		while (i < NKEYS && !present[i])
+			i++;
+		assert_true(i < NKEYS);
+		uint8_t *e = btree_entry(t, &c);
+		assert_int_equal(be_origin(e), keys[i].o);
+		assert_int_equal(be_store(e), keys[i].s);
+		assert_int_equal(get_le64(e + 16), keys[i].o ^ keys[i].s);
+		i++;
+		TU_OK(btree_next(t, &c));
+	}
+	btree_cursor_put(t, &c);
+	while (i < NKEYS && !present[i])
+		i++;
+	assert_int_equal(i, NKEYS);
+	assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
+}
+
+static void test_btree_model(void **state)
+{
+	(void)state;
+	srand(4242);
+	const uint64_t meta_start = 16, meta_blocks = 8000;
+	char *path = tu_tmpfile("bt", (meta_start + meta_blocks) * 4096);
+	struct io_dev *dev;
+	struct bm *bm;
+	struct spacemap *sm;
+	struct btree t;
+
+	/* origin chunks clustered (many exceptions per chunk), store unique */
+	for (size_t i = 0; i < NKEYS; i++)
+		keys[i] = (struct key){ (uint64_t)(rand() % 9000), i * 7 + 3 };
+	qsort(keys, NKEYS, sizeof keys[0], kcmp);
+
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	TU_OK(bm_create(dev, 5, 100000, false, &bm));
+	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
+	TU_OK(home(bm));
+	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
+	btree_init(&t, bm, sm, meta_start, MASKB);
+	TU_OK(btree_create(&t));
+
+	/* insert in random order */
+	size_t *perm = malloc(NKEYS * sizeof *perm);
+	for (size_t i = 0; i < NKEYS; i++)
+		perm[i] = i;
+	for (size_t i = NKEYS - 1; i > 0; i--) {
+		size_t j = (size_t)rand() % (i + 1), x = perm[i];
+		perm[i] = perm[j];
+		perm[j] = x;
+	}
+	for (size_t k = 0; k < NKEYS; k++) {
+		size_t i = perm[k];
+		uint8_t mask[MASKB];
+		put_le64(mask, keys[i].o ^ keys[i].s);
+		TU_OK(btree_insert(&t, keys[i].o, keys[i].s, mask));
+		present[i] = true;
+		if (k % 20000 == 0)
+			assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+	}
+	uint8_t m0[MASKB] = { 0 };
+	assert_int_equal(btree_insert(&t, keys[10].o, keys[10].s, m0), -EEXIST);
+	assert_int_equal(t.count, NKEYS);
+	assert_true(t.height >= 3);
+	scan_equals_model(&t);
+
+	/* seeks land on the first key >= the probe */
+	for (int n = 0; n < 2000; n++) {
+		struct btree_cursor c;
+		uint64_t o = (uint64_t)(rand() % 9100);
+		TU_OK(btree_seek(&t, o, 0, &c));
+		struct key probe = { o, 0 };
+		size_t lo = 0, hi = NKEYS;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (kcmp(&keys[mid], &probe) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == NKEYS)
+			assert_false(c.valid);
+		else {
+			assert_true(c.valid);
+			assert_int_equal(be_store(btree_entry(&t, &c)), keys[lo].s);
+		}
+		btree_cursor_put(&t, &c);
+	}
+
+	/* through the disk and a small cache */
+	TU_OK(sm_apply_frees(sm));
+	TU_OK(home(bm));
+	sm_close(sm);
+	bm_destroy(bm);
+	TU_OK(bm_create(dev, 5, 64, false, &bm));
+	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
+	t.bm = bm;
+	t.sm = sm;
+	scan_equals_model(&t);
+
+	/* delete three quarters in random order (merges), then all */
+	for (size_t k = 0; k < NKEYS; k++) {
+		size_t i = perm[k];
+		if (k < NKEYS * 3 / 4 || rand() % 2) {
+			TU_OK(btree_delete(&t, keys[i].o, keys[i].s));
+			present[i] = false;
+		}
+		if (k % 15000 == 0)
+			assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+	}
+	assert_int_equal(btree_delete(&t, keys[perm[0]].o, keys[perm[0]].s), -ENOENT);
+	scan_equals_model(&t);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (present[i]) {
+			TU_OK(btree_delete(&t, keys[i].o, keys[i].s));
+			present[i] = false;
+		}
+	scan_equals_model(&t);
+	assert_int_equal(t.height, 1);
+	assert_int_equal(t.count, 0);
+	assert_int_equal(t.nodes, 1);
+	TU_OK(sm_apply_frees(sm));
+	assert_int_equal(sm_free_count(sm), meta_blocks - 1);	/* every node came back */
+
+	free(perm);
+	sm_close(sm);
+	bm_destroy(bm);
+	io_dev_close(dev);
+	unlink(path);
+	free(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_btree_model),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
