@@ -16,7 +16,7 @@ B=$build/bench/server_owrite
 N=${N:-3000}   # 2N copy-outs must fit the store (7599 chunks)
 cluster_start 1 512M
 "$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null
-"$build/tools/proto_client" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit 1 >/dev/null
+"$C" lease init --io-timeout 1 "$CLUSTER_STORE" >/dev/null
 node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
 wait_log 1 server 'master for store' 60
 cs() { node_run 1 "$C" "$@" >/dev/null; }

@@ -22,7 +22,7 @@ RANDOM=${SEED:-4242}
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
 "$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null || fail "lease init"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
 pc() { node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
 cs() { node_run 1 "$C" "$@"; }
 node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
