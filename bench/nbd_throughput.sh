@@ -118,7 +118,7 @@ store_up=0
 start_store() {
   [ $store_up = 1 ] && return 0
   "$csnap" mkstore --chunk-size 64K "$CLUSTER_STORE" "$origin" >/dev/null
-  "$build/tools/proto_client" "$CLUSTER_STORE" "$origin" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null
+  "$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
   node_spawn 1 server "$csnap" server s >/dev/null
   wait_log 1 server 'master for store' 60 || { echo "no master" >&2; exit 1; }
   node_spawn 1 export "$csnap" export --socket "$dir/csnap.sock" s >/dev/null

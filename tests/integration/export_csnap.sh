@@ -17,13 +17,11 @@ src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${CSNAP_BUILD:-$src/build}
 . "$src/tests/cluster/lib.sh"
 C=$build/csnap
-PC=$build/tools/proto_client
 py=/usr/bin/python3
 for t in nbdinfo nbdcopy fio qemu-img; do
   command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 $py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
-[ -x "$PC" ] || { echo "SKIP: tests/tools/proto_client not built"; exit 77; }
 
 fail() {
   echo "FAIL: $*"
@@ -39,7 +37,7 @@ cluster_start 2 512M
 truncate -s 128M "$CLUSTER_ORIGIN"
 head -c 128M /dev/urandom >"$CLUSTER_ORIGIN"
 "$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null || fail "lease init"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
 d=$CLUSTER_DIR
 
 node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
