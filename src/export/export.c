@@ -12,6 +12,8 @@
  */
 #include "src/export/export.h"
 
+#include "src/agent/agent.h"
+#include "src/agent/agent_client.h"
 #include "src/export/csvol.h"
 #include "src/export/dio.h"
 #include "src/export/loop.h"
@@ -49,6 +51,7 @@ struct exporter {
 	struct loop *lp;
 	struct nbd_server *srv;
 	struct io_dev *origin_dev, *store_dev;
+	char store_path[LEASE_PATH_LEN];
 	struct dio *origin_dio, *store_dio;
 	struct master_target tgt;
 	struct csvol_env env;
@@ -270,17 +273,18 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	unsigned shift = 0;
 	int rc;
 
-	if (!strncmp(st->device, "UUID=", 5))
-		return err_set(ENOTSUP, "[store %s]: device=UUID=... is not supported by export yet; give a path",
-			       st->name);
 	if (!st->origin[0])
 		return err_set(EINVAL, "[store %s]: no origin configured", st->name);
-	rc = io_dev_open(st->device, IO_DEV_RDWR, &ex->store_dev);
+	/* A path, or UUID=<uuid> found by reading superblocks.  */
+	rc = agent_locate_store(st->device, ex->store_path, sizeof ex->store_path, &sb);
 	if (rc < 0)
-		return err_prefix(-rc, "store %s", st->device);
+		return err_prefix(-rc, "[store %s]", st->name);
+	rc = io_dev_open(ex->store_path, IO_DEV_RDWR, &ex->store_dev);
+	if (rc < 0)
+		return err_prefix(-rc, "store %s", ex->store_path);
 	rc = csnap_sb_read(ex->store_dev, &sb, NULL);
 	if (rc < 0)
-		return err_prefix(-rc, "store %s", st->device);
+		return err_prefix(-rc, "store %s", ex->store_path);
 	rc = io_dev_open(st->origin, IO_DEV_RDWR, &ex->origin_dev);
 	if (rc < 0)
 		return err_prefix(-rc, "origin %s", st->origin);
@@ -295,7 +299,7 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		return rc;
 
 	struct master_target *t = &ex->tgt;
-	snprintf(t->store_path, sizeof t->store_path, "%s", st->device);
+	snprintf(t->store_path, sizeof t->store_path, "%s", ex->store_path);
 	memcpy(t->uuid.b, sb.uuid, sizeof t->uuid.b);
 	memcpy(t->secret, sb.secret, sizeof t->secret);
 	t->host_id = (uint16_t)ex->cfg.host_id;
@@ -308,10 +312,12 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		if (rc < 0)
 			return rc;
 	} else {
-		rc = lease_area_setup(&t->area, st->device, sb.lease_offset, sb.lease_align,
+		rc = lease_area_setup(&t->area, ex->store_path, sb.lease_offset, sb.lease_align,
 				      sb.lease_sector_size, &t->uuid);
 		if (rc < 0)
 			return rc;
+		if (agent_socket_path(ex->cfg.run_dir, t->agent_socket, sizeof t->agent_socket) < 0)
+			t->agent_socket[0] = 0;
 	}
 
 	ex->env = (struct csvol_env){
@@ -322,8 +328,9 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	};
 	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
 	    io_dev_size(ex->store_dev))
-		return err_set(EINVAL, "store %s: data area beyond the end of the device", st->device);
-	log_info("export: store %s: chunk size %u, origin %s (%llu bytes)", st->device,
+		return err_set(EINVAL, "store %s: data area beyond the end of the device",
+			       ex->store_path);
+	log_info("export: store %s: chunk size %u, origin %s (%llu bytes)", ex->store_path,
 		 sb.chunk_size, st->origin, (unsigned long long)sb.origin_size);
 	return 0;
 }
