@@ -9,6 +9,9 @@
  * every second; new ones are exported when their own session has
  * identified them (that is where their size comes from), deleted ones are
  * withdrawn and any connection still using one gets EIO.
+ *
+ * export_run_file() is the same daemon for a plain file (`--file`): one
+ * volume_file, no store, no master.
  */
 #include "src/export/export.h"
 
@@ -364,7 +367,8 @@ static int listen_all(struct exporter *ex, const struct export_opts *o)
 	return 0;
 }
 
-static int watch_signals(struct exporter *ex)
+/* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
+static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *arg)
 {
 	sigset_t set;
 
@@ -373,10 +377,10 @@ static int watch_signals(struct exporter *ex)
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ex->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (ex->sigfd < 0)
+	*fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (*fd < 0)
 		return err_set(errno, "signalfd: %s", strerror(errno));
-	return loop_watch_add(ex->lp, &ex->sig_watch, ex->sigfd, EPOLLIN, on_signal, ex);
+	return loop_watch_add(lp, w, *fd, EPOLLIN, on_signal, arg);
 }
 
 static void teardown(struct exporter *ex)
@@ -427,7 +431,7 @@ int export_run(const struct export_opts *o)
 		goto out;
 	}
 	if ((rc = loop_create(512, &ex->lp)) < 0 ||
-	    (rc = watch_signals(ex)) < 0 ||
+	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
 	    (rc = open_store(ex, o)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
@@ -445,6 +449,46 @@ int export_run(const struct export_opts *o)
 out:
 	if (rc < 0)
 		fprintf(stderr, "csnap: export: %s\n", err_get());
+	teardown(ex);
+	free(ex);
+	return rc < 0 ? 1 : 0;
+}
+
+/* ---- --file ----------------------------------------------------------- */
+
+int export_run_file(const struct export_file_opts *o)
+{
+	struct exporter *ex = calloc(1, sizeof *ex);
+	struct volume *vol = NULL;
+	char addr[CONFIG_NAME_MAX];
+	uint16_t port = 0;
+	int rc;
+
+	if (!ex) {
+		fprintf(stderr, "csnap: export: out of memory\n");
+		return 1;
+	}
+	ex->sigfd = -1;
+	if ((rc = o->tcp ? parse_hostport(o->tcp, addr, sizeof addr, &port) : 0) < 0 ||
+	    (rc = loop_create(256, &ex->lp)) < 0 ||
+	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
+	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
+	    (rc = volume_file_open(ex->lp, o->name, o->path, o->readonly, &vol)) < 0 ||
+	    (rc = nbd_server_add(ex->srv, vol)) < 0 ||
+	    (o->sock && (rc = nbd_server_listen_unix(ex->srv, o->sock)) < 0) ||
+	    (o->tcp && (rc = nbd_server_listen_tcp(ex->srv, addr, port)) < 0))
+		goto out;
+	if (o->tcp)
+		printf("tcp port %u\n", nbd_server_tcp_port(ex->srv));
+	if (o->sock)
+		printf("unix socket %s\n", o->sock);
+	fflush(stdout);
+	log_info("export: serving %s as \"%s\"", o->path, o->name);
+	rc = loop_run(ex->lp);
+out:
+	if (rc < 0)
+		fprintf(stderr, "csnap: export: %s\n", err_get());
+	volume_put(vol);
 	teardown(ex);
 	free(ex);
 	return rc < 0 ? 1 : 0;
