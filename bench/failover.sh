@@ -72,7 +72,7 @@ taken_at() {
 took_over() { [ -n "$(taken_at "$1")" ]; }
 
 for kind in kill orderly; do
-  for r in $(seq 1 "$rounds"); do
+  for _ in $(seq 1 "$rounds"); do
     for i in 1 2 3; do node_kill_procs "$i" KILL; done
     spawn_all
     wait_for 30 has_master || { echo "no master" >&2; exit 1; }

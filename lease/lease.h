@@ -130,12 +130,18 @@ struct lease_master {
 	uint64_t lver;			/* of our ownership, when held */
 	uint64_t generation;		/* our host generation, when held */
 	int64_t valid_until_ns;		/* CLOCK_MONOTONIC; see lease_master_check */
+	bool published;			/* our record is (to be) on disk: */
+	char pub_address[LEASE_ADDR_LEN];
+	uint16_t pub_port;
+	uint64_t pub_epoch;
 };
 
 /* Registers this process with the local sanlock daemon (the connection
  * whose closing releases the lease) and arranges fencing: sanlock runs
  * `kill -FENCE_SIGNAL <pid>` when it must take the lease away (killpath).
- * Install the handler first with lease_fence_install(FENCE_SIGNAL).  */
+ * Install the handler first with lease_fence_install(FENCE_SIGNAL).
+ * Sets SIGPIPE to ignored if it was at its default (libsanlock would
+ * otherwise die of SIGPIPE when the daemon goes away).  */
 int lease_master_open(struct lease_master *m, const struct lease_area *a,
 		      uint32_t host_id, int fence_signal);
 /* Tries once, never waits for an owner.  0: we are master (m->lver,
@@ -144,10 +150,14 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
  * again.  -ENOTCONN: this node has not joined the lockspace.  -ENOLCK:
  * this process is fenced.  */
 int lease_master_acquire(struct lease_master *m);
-/* Orderly release (caller has stopped all writes and cleared the record).  */
+/* Orderly release, after the caller stopped all writes and called
+ * lease_master_unpublish().  */
 int lease_master_release(struct lease_master *m);
 /* Asks sanlock whether we still hold the lease and refreshes
- * valid_until_ns from our delta lease's last renewal.  0 held; -ENOLCK lost
+ * valid_until_ns from our delta lease's last renewal.  Once published, it
+ * also re-reads the lease-owner record and writes ours again if someone
+ * overwrote it (e.g. a previous master that was paused just before writing
+ * its own record).  0 held; -ENOLCK lost
  * (fenced, sanlock no longer lists it, or the registered connection to the
  * daemon broke; m->held is then false).  Other errors: could not check
  * this time (the deadline still protects).  Call it about every second.  */
@@ -204,12 +214,15 @@ int lease_record_decode(const uint8_t *buf, uint64_t offset, struct lease_record
 /* O_DIRECT|O_DSYNC write/read of the record sector.  */
 int lease_record_write(const struct lease_area *a, const struct lease_record *r);
 int lease_record_read(const struct lease_area *a, struct lease_record *r);
-/* Writes an empty record (orderly shutdown, lease init).  */
+/* Writes an empty record (lease init).  */
 int lease_record_clear(const struct lease_area *a);
 /* The new master's publish: a record from m (lver, host, generation) and
  * ADDRESS/PORT/EPOCH, written and read back.  Requires m->held.  */
 int lease_master_publish(struct lease_master *m, const char *address,
 			 uint16_t port, uint64_t epoch);
+/* Orderly shutdown, before lease_master_release(): clears the record (if it
+ * is still ours) and stops lease_master_check() from re-publishing.  */
+int lease_master_unpublish(struct lease_master *m);
 
 /* ---- Finding the master ------------------------------------------------ */
 

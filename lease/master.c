@@ -17,6 +17,7 @@
  */
 #include "lease/lease_internal.h"
 #include "utils/err.h"
+#include "utils/log.h"
 
 #include <errno.h>
 #include <sanlock_admin.h>
@@ -77,6 +78,12 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
 	rc = lease_daemon_check();
 	if (rc < 0)
 		return rc;
+	/* libsanlock writes to the daemon's socket without MSG_NOSIGNAL: if the
+	 * daemon dies, the default SIGPIPE would kill a master silently instead
+	 * of letting lease_master_check() report the lost lease.  */
+	struct sigaction old;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+		signal(SIGPIPE, SIG_IGN);
 	m->sock = sanlock_register();
 	if (m->sock < 0) {
 		rc = lease_sanlock_error(m->sock, "registering with the sanlock daemon");
@@ -84,9 +91,18 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
 		return rc;
 	}
 	if (fence_signal > 0) {
-		const char *kill_path = access("/usr/bin/kill", X_OK) == 0 ? "/usr/bin/kill" : "/bin/kill";
+		const char *kill_path = access("/usr/bin/kill", X_OK) == 0 ? "/usr/bin/kill" :
+					access("/bin/kill", X_OK) == 0 ? "/bin/kill" : NULL;
 		char args[48];
 		int rv;
+
+		/* Without a killpath sanlock would send SIGTERM, which a server
+		 * takes for an orderly stop: refuse rather than blur the two.  */
+		if (!kill_path) {
+			lease_master_close(m);
+			return err_set(ENOENT, "no kill(1) at /usr/bin/kill or /bin/kill for sanlock's "
+				       "killpath (install procps)");
+		}
 
 		/* Our pid is in the arguments: sanlock appends the pid
 		 * (SANLK_KILLPATH_PID) only on some of its paths.  */
@@ -157,6 +173,7 @@ int lease_master_release(struct lease_master *m)
 	if (!m->held)
 		return 0;
 	m->held = false;
+	m->published = false;
 	m->valid_until_ns = 0;
 	lease_fill_master(&m->area, rp);
 	rv = sanlock_release(m->sock, -1, 0, 1, &rp);
@@ -184,6 +201,24 @@ static int own_delta_lease(struct lease_master *m, uint64_t *ts)
 	}
 	free(sec);
 	return rc;
+}
+
+static bool record_is_ours(const struct lease_master *m, const struct lease_record *r)
+{
+	return r->lver == m->lver && r->host_id == m->host_id &&
+	       r->generation == m->generation && r->port == m->pub_port &&
+	       r->epoch == m->pub_epoch && strcmp(r->address, m->pub_address) == 0;
+}
+
+static int republish_if_overwritten(struct lease_master *m)
+{
+	struct lease_record r;
+
+	if (lease_record_read(&m->area, &r) == 0 && record_is_ours(m, &r))
+		return 0;
+	log_warn("lease-owner record of %s is not ours (overwritten?): writing it again",
+		 m->area.lockspace);
+	return lease_master_publish(m, m->pub_address, m->pub_port, m->pub_epoch);
 }
 
 int lease_master_check(struct lease_master *m)
@@ -236,7 +271,7 @@ int lease_master_check(struct lease_master *m)
 		if (until > m->valid_until_ns)
 			m->valid_until_ns = until;
 	}
-	return 0;
+	return m->published ? republish_if_overwritten(m) : 0;
 }
 
 int lease_may_commit(const struct lease_master *m)
@@ -279,18 +314,35 @@ int lease_master_publish(struct lease_master *m, const char *address, uint16_t p
 	r.generation = m->generation;
 	r.epoch = epoch;
 	r.port = port;
-	if (!address || strlen(address) >= sizeof(r.address))
-		return err_set(EINVAL, "bad master address");
+	if (!address || !*address || strlen(address) >= sizeof(r.address) || !port)
+		return err_set(EINVAL, "bad master address or port");
 	snprintf(r.address, sizeof(r.address), "%s", address);
 	if (lease_record_read(&m->area, &back) == 0)
 		r.write_seq = back.write_seq + 1;
 	rc = lease_record_write(&m->area, &r);
 	if (rc < 0)
 		return rc;
+	m->published = true;
+	memcpy(m->pub_address, r.address, sizeof(m->pub_address));	/* address may be it */
+	m->pub_port = port;
+	m->pub_epoch = epoch;
 	rc = lease_record_read(&m->area, &back);
 	if (rc < 0)
 		return err_prefix(-rc, "reading back the lease-owner record");
-	if (back.lver != r.lver || back.host_id != r.host_id || back.port != r.port)
+	if (!record_is_ours(m, &back))
 		return err_set(EIO, "lease-owner record read back differs from what was written");
 	return 0;
+}
+
+int lease_master_unpublish(struct lease_master *m)
+{
+	struct lease_record r;
+
+	if (!m->published)
+		return 0;
+	m->published = false;
+	/* Only our own record: never wipe a successor's.  */
+	if (!m->held || lease_record_read(&m->area, &r) < 0 || !record_is_ours(m, &r))
+		return 0;
+	return lease_record_clear(&m->area);
 }

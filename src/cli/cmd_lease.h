@@ -21,7 +21,7 @@ int cli_lease_init_store(const char *store, uint32_t io_timeout, bool force);
 int cli_lease_io_timeout(const char *conf, uint32_t *io_timeout);
 
 /* The hook `csnap mkstore` calls once the superblock is written (declared
- * weak in cmd_mkstore.c): lease init with io_timeout from csnap.conf
+ * in cmd_mkstore.c): lease init with io_timeout from csnap.conf
  * ($CSNAP_CONF or /etc/csnap/csnap.conf, else the default), never forced.  */
 struct csnap_sb;
 int mkstore_init_leases(const char *store_path, const struct csnap_sb *sb);

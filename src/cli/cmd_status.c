@@ -79,7 +79,7 @@ static int cmd_status(int argc, char **argv)
 	} else {
 		printf("store        %s\n", uuid);
 		printf("chunk size   %u\n", s->chunk_size);
-		printf("store        %llu chunks, %llu free (%.1f%% used)\n",
+		printf("space        %llu chunks, %llu free (%.1f%% used)\n",
 		       (unsigned long long)s->store_chunks, (unsigned long long)s->free_chunks,
 		       s->store_chunks ? 100.0 * (double)(s->store_chunks - s->free_chunks) / (double)s->store_chunks : 0.0);
 		printf("origin size  %llu bytes\n", (unsigned long long)s->origin_size);

@@ -24,7 +24,7 @@ int locate_read_store(const char *store_path, struct locate_result *out)
 	r = csnap_sb_read(dev, &sb, NULL);
 	io_dev_close(dev);
 	if (r < 0)
-		return err_prefix(-r, "%s", store_path);
+		return r;	/* the message names the path */
 	memset(out, 0, sizeof *out);
 	memcpy(out->uuid.b, sb.uuid, 16);
 	memcpy(out->secret, sb.secret, PROTO_SECRET_LEN);

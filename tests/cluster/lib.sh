@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/cluster/lib.sh - simulated csnap cluster on one machine, for tests.
 #
 # Source it from a bash test.  Each simulated node I (1..N) has:
@@ -17,7 +18,9 @@
 #   node_spawn I NAME CMD...      start CMD in the background as node I; output to
 #                                 $(node_log I NAME); prints the pid
 #   node_log I NAME               path of that output
-#   node_kill_procs I [SIG]       kill the processes node_spawn started on node I
+#   node_kill_procs I [SIG]       signal (default KILL) the process groups node_spawn
+#                                 started on node I (recorded as "pid starttime" in
+#                                 $CLUSTER_DIR/nodeI/pids; a recycled pid is never hit)
 #   node_kill_sanlock I           SIGKILL node I's sanlock daemon (its leases stop renewing)
 #   node_kill I                   the whole node: its processes and its sanlock daemon
 #   node_addr I                   127.0.0.(10+I)
@@ -98,7 +101,7 @@ node_spawn() {
   env $(_node_env "$i") setsid "$@" >"$log" 2>&1 </dev/null &
   local pid=$!
   disown "$pid"
-  echo "$pid" >>"$(node_dir "$i")/pids"
+  echo "$pid $(_starttime "$pid")" >>"$(node_dir "$i")/pids"
   echo "$pid"
 }
 
@@ -109,7 +112,7 @@ _start_sanlock() {
   SANLOCK_PRIVILEGED=0 SANLOCK_RUN_DIR="$d/sanlock" setsid \
     sanlock daemon -D -w 0 -l 0 -h 0 -U root -G root -e "node$i" \
     >"$d/sanlock.log" 2>&1 </dev/null &
-  echo $! >"$d/sanlock.pid"
+  echo "$! $(_starttime $!)" >"$d/sanlock.pid"
   disown $!
 }
 
@@ -146,17 +149,39 @@ cluster_start() {
   done
 }
 
+# Start time of PID (field 22 of /proc/PID/stat), "" if it is gone.
+_starttime() {
+  local st
+  st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  st=${st##*) }
+  # shellcheck disable=SC2086
+  set -- $st
+  echo "${20}"
+}
+
+# Signals the process group that node_spawn/_start_sanlock made (every
+# process we start is a group leader: setsid).  Pids wrap around quickly
+# (pid_max is often 32768) and other tests run beside us, so a recorded pid
+# may belong to someone else by now: signal the group only if its leader is
+# still the process we started (same start time), or if the leader is gone
+# (then the group id cannot have been reused while any member lives, and an
+# empty group just gives ESRCH).  Never signal a bare pid.
 _kill_group() {
-  local pid=$1 sig=${2:-KILL}
-  kill -"$sig" -- "-$pid" 2>/dev/null || kill -"$sig" "$pid" 2>/dev/null
+  local pid=$1 start=$2 sig=${3:-KILL} now
+  now=$(_starttime "$pid")
+  if [ -n "$now" ] && [ "$now" != "$start" ]; then
+    return 0
+  fi
+  kill -"$sig" -- "-$pid" 2>/dev/null
   return 0
 }
 
 node_kill_procs() {
   local i=$1 sig=${2:-KILL} pid
   [ -f "$(node_dir "$i")/pids" ] || return 0
-  while read -r pid; do
-    [ -n "$pid" ] && _kill_group "$pid" "$sig"
+  local start
+  while read -r pid start; do
+    [ -n "$pid" ] && _kill_group "$pid" "$start" "$sig"
   done <"$(node_dir "$i")/pids"
   [ "$sig" = KILL ] && : >"$(node_dir "$i")/pids"
   return 0
@@ -165,7 +190,8 @@ node_kill_procs() {
 node_kill_sanlock() {
   local i=$1 f
   f="$(node_dir "$i")/sanlock.pid"
-  [ -f "$f" ] && _kill_group "$(cat "$f")" KILL
+  # shellcheck disable=SC2046
+  [ -f "$f" ] && _kill_group $(cat "$f") KILL
   rm -f "$f"
 }
 

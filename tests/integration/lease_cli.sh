@@ -66,12 +66,12 @@ $CSNAP lease status "$CLUSTER_STORE" | grep -q "^lockspace: csnap-$(echo "$LEASE
 out=$(node_run 2 "$CSNAP" lease join -c "$(node_conf 2)" s) || fail "lease join: $out"
 echo "$out" | grep -q "as host_id 2" || fail "lease join: $out"
 node_run 2 "$T/lease_tool" hosts | grep -q '^2 node2 ' || fail "node2 not in the lockspace"
-node_spawn 2 holdcfg "$T/lease_holder" 2 "$(node_addr 2)" 7002 1 >/dev/null
+hpid=$(node_spawn 2 holdcfg "$T/lease_holder" 2 "$(node_addr 2)" 7002 1)
 wait_log 2 holdcfg '^master' 30 || fail "no master on node2"
 out=$(node_run 2 "$CSNAP" lease leave -c "$(node_conf 2)" s 2>&1) && fail "left while holding a lease"
 echo "$out" | grep -q -- "--force" || fail "leave refusal: $out"
 node_run 2 "$CSNAP" lease leave --force -c "$(node_conf 2)" s >/dev/null || fail "leave --force"
-wait_for 10 sh -c "! kill -0 $(tail -1 "$CLUSTER_DIR/node2/pids") 2>/dev/null" ||
+wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" ||
   fail "holder survived leaving the lockspace"
 grep -q '^released' "$(node_log 2 holdcfg)" && fail "holder released after the lockspace was removed"
 echo "PASS"

@@ -91,6 +91,8 @@ never_valid() {
     echo "$out" | grep -q "$2" || fail "$1 record on node$i: unexpected '$out'"
   done
 }
+# Pause the master (it would repair its record) while forging records.
+node_kill_procs "$N" STOP
 "$T/lease_tool" write-record "$M" "$L1" "$GEN" "$(node_addr "$M")" "700$M"
 never_valid stale "stale lease-owner record (lver $L1"
 "$T/lease_tool" write-record "$M" "$L2" "$GEN" "$(node_addr "$M")" "700$M"
@@ -99,10 +101,12 @@ never_valid "wrong-host" "names host_id $M"
 never_valid "wrong-generation" "generation $((GEN + 1))"
 "$T/lease_tool" write-record "$N" $((L2 + 1)) "$GEN" "$(node_addr "$N")" "700$N"
 never_valid "future-lver" "unconfirmed"
-# The true record is trusted again (the checks above are not "never valid").
-"$T/lease_tool" write-record "$N" "$L2" "$GEN" "$(node_addr "$N")" "700$N"
-valid_everywhere "$N" || fail "restored record not trusted"
-echo "stale and mismatching records rejected"
+# Resumed, the master notices its record is not its own and writes it
+# again; then it is trusted (the checks above are not "never valid").
+node_kill_procs "$N" CONT
+wait_for 20 valid_everywhere "$N" || fail "master did not repair its record"
+grep -q "not ours" "$(node_log "$N" holder)" || fail "master did not say it repaired its record"
+echo "stale and mismatching records rejected; the master repaired its record"
 
 # Orderly release: the standby takes over.
 K=$(for i in 1 2 3; do [ "$i" != "$M" ] && [ "$i" != "$N" ] && echo "$i"; done)
@@ -125,4 +129,11 @@ wait_log "$M" holder2 '^master' 30 || fail "node$M did not take over after fenci
 grep -q '^released' "$(node_log "$K" holder)" && fail "fenced master released in an orderly way"
 wait_for 20 valid_everywhere "$M" || fail "record of node$M not valid after fencing"
 echo "fenced master stopped; node$M took over"
+
+# The master's own sanlock daemon dies: the master notices at once that it
+# lost the connection that holds its lease, and stops.
+node_kill_sanlock "$M"
+wait_log "$M" holder2 '^fenced: lost the sanlock connection' 10 ||
+  fail "master did not notice its sanlock daemon died: $(cat "$(node_log "$M" holder2)")"
+echo "master noticed the loss of its sanlock daemon"
 echo "PASS"

@@ -100,5 +100,6 @@ pc 1 sread s2 3 1 | grep -q '^chunk 3 0x43 at store$' || fail "s2 chunk 3 after 
 
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "node2 did not stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"

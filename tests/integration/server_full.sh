@@ -66,5 +66,6 @@ pc sread keep "$A" 1 | grep -q "^chunk $A 0x41 at store$" || fail "keep lost chu
 
 node_kill_procs 1 TERM
 wait_log 1 server2 'orderly hand-over done' 30 || fail "no orderly stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"

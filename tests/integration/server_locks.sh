@@ -80,7 +80,27 @@ wait_log 2 server 'did not acknowledge snapshot barrier' 10 || fail "cut-off not
 cs 1 snapshot list s | grep -q ' s3 ' || fail "s3 missing"
 echo "silent origin client cut off, snapshot created"
 
+# --- 4. fencing: sanlock's killpath signal stops the master at once ------
+node_spawn 1 server2 "$C" server --grace-ms 500 s >/dev/null
+wait_log 1 server2 'standby' 60 || fail "node1 is not standby"
+pid2=$(sed -n 's/^csnap server\[\([0-9]*\)\]: info: master for store.*/\1/p' "$(node_log 2 server)" | tail -1)
+[ -n "$pid2" ] || fail "no pid for node2's server"
+kill -USR1 "$pid2"              # what sanlock's killpath does to a lease holder
+wait_log 2 server 'stopping at once, no further writes: .*fenced' 10 || fail "node2 did not stop on the fence signal"
+grep -q 'orderly hand-over done' "$(node_log 2 server)" && fail "a fenced server must not do the orderly hand-over"
+wait_log 1 server2 'master for store' 60 || fail "node1 did not take over after the fence"
+pc 1 sread s1 30 1 | grep -q '^chunk 30 0x41 at store$' || fail "s1 chunk 30 after the fence"
+pc 1 sread s1 21 1 | grep -q '^chunk 21 0x41 at store$' || fail "s1 chunk 21 after the fence"
+echo "fenced master stopped at once, node1 took over"
+
+# A standby stops cleanly on SIGTERM.
+node_spawn 2 server3 "$C" server s >/dev/null
+wait_log 2 server3 'standby' 60 || fail "node2 is not standby"
 node_kill_procs 2 TERM
-wait_log 2 server 'orderly hand-over done' 30 || fail "node2 did not stop"
+wait_log 2 server3 'stopped while standby' 30 || fail "standby did not stop"
+
+node_kill_procs 1 TERM
+wait_log 1 server2 'orderly hand-over done' 30 || fail "node1 did not stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"

@@ -91,5 +91,6 @@ verify
 echo "$STEPS random steps, ${#SNAPS[@]} live snapshots, failover: $failed_over; contents match the model"
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "no orderly stop"
+if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
 "$C" check "$CLUSTER_STORE" || fail "csnap check"
 echo "PASS"

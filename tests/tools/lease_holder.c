@@ -106,7 +106,7 @@ int main(int argc, char **argv)
 		}
 		usleep(100 * 1000);
 	}
-	if (lease_record_clear(&a) < 0 || lease_master_release(&m) < 0) {
+	if (lease_master_unpublish(&m) < 0 || lease_master_release(&m) < 0) {
 		fprintf(stderr, "lease_holder: release: %s\n", err_get());
 		return 1;
 	}

@@ -22,6 +22,8 @@
  *     oidle FILE                   origin client that never acks barriers;
  *                                  prints "cut off" if the server drops it
  *     changed FROM TO              changed-chunk list: "range START COUNT" lines
+ *     leaseinit IO_TIMEOUT         write the store's lease area (kept for
+ *                                  other tests; same as `csnap lease init`)
  * Without --master the master is found through the lease-owner record.
  */
 #include "ioengine/ioengine.h"
@@ -443,6 +445,18 @@ static int do_changed(int argc, char **argv)
 	return 0;
 }
 
+static int do_leaseinit(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	if (locate_read_store(store_path, &loc) < 0)
+		die("read store");
+	if (lease_init(&loc.area, (uint32_t)atoi(argv[0]), false) < 0)
+		die("lease init");
+	printf("lease area initialised\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -484,6 +498,8 @@ int main(int argc, char **argv)
 		r = do_oidle(n, a);
 	else if (!strcmp(cmd, "changed"))
 		r = do_changed(n, a);
+	else if (!strcmp(cmd, "leaseinit"))
+		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))
 		r = do_raw(n, a);
 	if (r == 2)
