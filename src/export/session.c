@@ -4,7 +4,7 @@
  * re-send after a master change.  See session.h.
  *
  * States: IDLE -> CONNECTING (thread running) -> UP -> (error) -> IDLE
- * with a retry timer (backoff 100 ms doubling to 2 s).  The thread touches
+ * with a retry timer (backoff 100 ms doubling to 1 s).  The thread touches
  * only its own result fields until it signals the eventfd; the loop joins
  * it before reading them.
  */
@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #define BACKOFF_MIN_MS	100
-#define BACKOFF_MAX_MS	2000
+#define BACKOFF_MAX_MS	1000	/* well inside the master's lock re-upload grace (5 s) */
 
 enum sess_state { SESS_IDLE, SESS_CONNECTING, SESS_UP, SESS_REFUSED };
 
