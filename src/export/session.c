@@ -59,6 +59,7 @@ struct session {
 	int res_err;			/* 0, or -errno */
 	bool res_refused;		/* identify failed: do not retry */
 	char res_why[256];
+	char last_why[256];		/* last reason logged */
 	struct proto_client *res_pc;
 	struct proto_identify_ok res_ok;
 	char res_where[128];
@@ -395,6 +396,7 @@ static void connected(struct session *s)
 	}
 	s->state = SESS_UP;
 	s->lost = false;
+	s->last_why[0] = 0;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	if (again && ok.generation != s->generation)
 		log_info("%s: new master at %s (generation %llu)", s->what, s->res_where,
@@ -474,10 +476,13 @@ static void thread_done(void *arg, uint32_t events)
 		fail_list(s, list, -EIO);
 		return;
 	}
-	if (s->backoff_ms >= BACKOFF_MAX_MS)
+	/* Say why once per reason, not once per retry.  */
+	if (strcmp(s->last_why, s->res_why)) {
 		log_info("%s: %s", s->what, s->res_why);
-	else
+		snprintf(s->last_why, sizeof s->last_why, "%s", s->res_why);
+	} else {
 		log_debug("%s: %s", s->what, s->res_why);
+	}
 	schedule_retry(s);
 }
 
