@@ -4,6 +4,7 @@
 #
 #   bench/nbd_throughput.sh [BUILD_DIR]
 #   env: SIZE (default 1G), RUNTIME seconds per job (default 10),
+#        REPEAT rounds, targets interleaved, medians reported (default 1),
 #        DIR scratch directory on a file system with O_DIRECT (/var/tmp),
 #        JOBS (default "randwrite4k randread4k write1m read1m"),
 #        TARGETS (default: every target whose prerequisites exist)
@@ -32,6 +33,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 csnap=$build/csnap
 size=${SIZE:-1G}
 runtime=${RUNTIME:-10}
+repeat=${REPEAT:-1}
 jobs=${JOBS:-"randwrite4k randread4k write1m read1m"}
 cow_jobs=${COW_JOBS:-"randwrite4k write1m"}
 export DIR=${DIR:-/var/tmp}
@@ -102,15 +104,21 @@ print("%.0f %.1f" % (io["iops"], io["bw_bytes"] / 1048576))
 EOF
 }
 
+# result[TARGET,JOB]: "iops mibps" per round, rounds separated by ";".
 declare -A result
 bench_target() {
   local target=$1 uri=$2 job
   for job in $3; do
     local r
     r=$(run_job "$target" "$uri" "$job")
-    result[$target,$job]=$r
-    printf '%-15s %-12s %10s IOPS %9s MiB/s\n' "$target" "$job" $r
+    result[$target,$job]+="$r;"
+    printf 'round %d  %-15s %-12s %10s IOPS %9s MiB/s\n' "$round" "$target" "$job" $r
   done
+}
+# median FIELD(1 iops, 2 MiB/s) of a result entry
+median() {
+  tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | sort -n |
+    awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
 targets=${TARGETS:-"nbdkit nbdkit-nocache csnap-file csnap-origin csnap-cow"}
@@ -118,7 +126,7 @@ store_up=0
 start_store() {
   [ $store_up = 1 ] && return 0
   "$csnap" mkstore --chunk-size 64K "$CLUSTER_STORE" "$origin" >/dev/null
-  "$build/tools/proto_client" "$CLUSTER_STORE" "$origin" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null
+  "$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
   node_spawn 1 server "$csnap" server s >/dev/null
   wait_log 1 server 'master for store' 60 || { echo "no master" >&2; exit 1; }
   node_spawn 1 export "$csnap" export --socket "$dir/csnap.sock" s >/dev/null
@@ -128,8 +136,10 @@ start_store() {
 }
 
 nsnap=0
+for round in $(seq "$repeat"); do
 for t in $targets; do
   sock=$dir/$t.sock
+  rm -f "$sock"	# nbdkit leaves its socket behind
   case $t in
     nbdkit)
       nbdkit -f -U "$sock" file file="$origin" & pids+=($!)
@@ -158,6 +168,17 @@ for t in $targets; do
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
 done
+done
+
+echo
+echo "medians over $repeat round(s):"
+for t in $targets; do
+  for job in $jobs; do
+    [ -n "${result[$t,$job]:-}" ] || continue
+    printf '%-15s %-12s %10.0f IOPS %9.1f MiB/s\n' "$t" "$job" \
+      "$(median "${result[$t,$job]}" 1)" "$(median "${result[$t,$job]}" 2)"
+  done
+done
 
 echo
 echo "ratios (csnap / nbdkit, same client, same file):"
@@ -168,7 +189,7 @@ for t in $targets; do
     line=$(printf '%-15s %-12s' "$t" "$job")
     for base in nbdkit nbdkit-nocache; do
       [ -n "${result[$base,$job]:-}" ] || continue
-      line+=$(awk -v a="${result[$t,$job]%% *}" -v b="${result[$base,$job]%% *}" -v n="$base" \
+      line+=$(awk -v a="$(median "${result[$t,$job]}" 1)" -v b="$(median "${result[$base,$job]}" 1)" -v n="$base" \
               'BEGIN { printf "  vs %s %.2f", n, (b > 0 ? a / b : 0) }')
     done
     echo "$line"

@@ -9,9 +9,14 @@
  * every second; new ones are exported when their own session has
  * identified them (that is where their size comes from), deleted ones are
  * withdrawn and any connection still using one gets EIO.
+ *
+ * export_run_file() is the same daemon for a plain file (`--file`): one
+ * volume_file, no store, no master.
  */
 #include "src/export/export.h"
 
+#include "src/agent/agent.h"
+#include "src/agent/agent_client.h"
 #include "src/export/csvol.h"
 #include "src/export/dio.h"
 #include "src/export/loop.h"
@@ -49,6 +54,7 @@ struct exporter {
 	struct loop *lp;
 	struct nbd_server *srv;
 	struct io_dev *origin_dev, *store_dev;
+	char store_path[LEASE_PATH_LEN];
 	struct dio *origin_dio, *store_dio;
 	struct master_target tgt;
 	struct csvol_env env;
@@ -270,17 +276,18 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	unsigned shift = 0;
 	int rc;
 
-	if (!strncmp(st->device, "UUID=", 5))
-		return err_set(ENOTSUP, "[store %s]: device=UUID=... is not supported by export yet; give a path",
-			       st->name);
 	if (!st->origin[0])
 		return err_set(EINVAL, "[store %s]: no origin configured", st->name);
-	rc = io_dev_open(st->device, IO_DEV_RDWR, &ex->store_dev);
+	/* A path, or UUID=<uuid> found by reading superblocks.  */
+	rc = agent_locate_store(st->device, ex->store_path, sizeof ex->store_path, &sb);
 	if (rc < 0)
-		return err_prefix(-rc, "store %s", st->device);
+		return err_prefix(-rc, "[store %s]", st->name);
+	rc = io_dev_open(ex->store_path, IO_DEV_RDWR, &ex->store_dev);
+	if (rc < 0)
+		return err_prefix(-rc, "store %s", ex->store_path);
 	rc = csnap_sb_read(ex->store_dev, &sb, NULL);
 	if (rc < 0)
-		return err_prefix(-rc, "store %s", st->device);
+		return err_prefix(-rc, "store %s", ex->store_path);
 	rc = io_dev_open(st->origin, IO_DEV_RDWR, &ex->origin_dev);
 	if (rc < 0)
 		return err_prefix(-rc, "origin %s", st->origin);
@@ -295,7 +302,7 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		return rc;
 
 	struct master_target *t = &ex->tgt;
-	snprintf(t->store_path, sizeof t->store_path, "%s", st->device);
+	snprintf(t->store_path, sizeof t->store_path, "%s", ex->store_path);
 	memcpy(t->uuid.b, sb.uuid, sizeof t->uuid.b);
 	memcpy(t->secret, sb.secret, sizeof t->secret);
 	t->host_id = (uint16_t)ex->cfg.host_id;
@@ -308,10 +315,12 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		if (rc < 0)
 			return rc;
 	} else {
-		rc = lease_area_setup(&t->area, st->device, sb.lease_offset, sb.lease_align,
+		rc = lease_area_setup(&t->area, ex->store_path, sb.lease_offset, sb.lease_align,
 				      sb.lease_sector_size, &t->uuid);
 		if (rc < 0)
 			return rc;
+		if (agent_socket_path(ex->cfg.run_dir, t->agent_socket, sizeof t->agent_socket) < 0)
+			t->agent_socket[0] = 0;
 	}
 
 	ex->env = (struct csvol_env){
@@ -322,8 +331,9 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	};
 	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
 	    io_dev_size(ex->store_dev))
-		return err_set(EINVAL, "store %s: data area beyond the end of the device", st->device);
-	log_info("export: store %s: chunk size %u, origin %s (%llu bytes)", st->device,
+		return err_set(EINVAL, "store %s: data area beyond the end of the device",
+			       ex->store_path);
+	log_info("export: store %s: chunk size %u, origin %s (%llu bytes)", ex->store_path,
 		 sb.chunk_size, st->origin, (unsigned long long)sb.origin_size);
 	return 0;
 }
@@ -357,7 +367,8 @@ static int listen_all(struct exporter *ex, const struct export_opts *o)
 	return 0;
 }
 
-static int watch_signals(struct exporter *ex)
+/* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
+static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *arg)
 {
 	sigset_t set;
 
@@ -366,10 +377,10 @@ static int watch_signals(struct exporter *ex)
 	sigaddset(&set, SIGTERM);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	ex->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (ex->sigfd < 0)
+	*fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (*fd < 0)
 		return err_set(errno, "signalfd: %s", strerror(errno));
-	return loop_watch_add(ex->lp, &ex->sig_watch, ex->sigfd, EPOLLIN, on_signal, ex);
+	return loop_watch_add(lp, w, *fd, EPOLLIN, on_signal, arg);
 }
 
 static void teardown(struct exporter *ex)
@@ -420,7 +431,7 @@ int export_run(const struct export_opts *o)
 		goto out;
 	}
 	if ((rc = loop_create(512, &ex->lp)) < 0 ||
-	    (rc = watch_signals(ex)) < 0 ||
+	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
 	    (rc = open_store(ex, o)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
@@ -438,6 +449,46 @@ int export_run(const struct export_opts *o)
 out:
 	if (rc < 0)
 		fprintf(stderr, "csnap: export: %s\n", err_get());
+	teardown(ex);
+	free(ex);
+	return rc < 0 ? 1 : 0;
+}
+
+/* ---- --file ----------------------------------------------------------- */
+
+int export_run_file(const struct export_file_opts *o)
+{
+	struct exporter *ex = calloc(1, sizeof *ex);
+	struct volume *vol = NULL;
+	char addr[CONFIG_NAME_MAX];
+	uint16_t port = 0;
+	int rc;
+
+	if (!ex) {
+		fprintf(stderr, "csnap: export: out of memory\n");
+		return 1;
+	}
+	ex->sigfd = -1;
+	if ((rc = o->tcp ? parse_hostport(o->tcp, addr, sizeof addr, &port) : 0) < 0 ||
+	    (rc = loop_create(256, &ex->lp)) < 0 ||
+	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
+	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
+	    (rc = volume_file_open(ex->lp, o->name, o->path, o->readonly, &vol)) < 0 ||
+	    (rc = nbd_server_add(ex->srv, vol)) < 0 ||
+	    (o->sock && (rc = nbd_server_listen_unix(ex->srv, o->sock)) < 0) ||
+	    (o->tcp && (rc = nbd_server_listen_tcp(ex->srv, addr, port)) < 0))
+		goto out;
+	if (o->tcp)
+		printf("tcp port %u\n", nbd_server_tcp_port(ex->srv));
+	if (o->sock)
+		printf("unix socket %s\n", o->sock);
+	fflush(stdout);
+	log_info("export: serving %s as \"%s\"", o->path, o->name);
+	rc = loop_run(ex->lp);
+out:
+	if (rc < 0)
+		fprintf(stderr, "csnap: export: %s\n", err_get());
+	volume_put(vol);
 	teardown(ex);
 	free(ex);
 	return rc < 0 ? 1 : 0;

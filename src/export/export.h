@@ -6,6 +6,8 @@
 #ifndef CSNAP_EXPORT_EXPORT_H
 #define CSNAP_EXPORT_EXPORT_H
 
+#include <stdbool.h>
+
 struct export_opts {
 	const char *conf;	/* csnap.conf */
 	const char *store;	/* [store NAME] (or its device as written) */
@@ -16,5 +18,16 @@ struct export_opts {
 
 /* Runs until SIGINT/SIGTERM.  Returns an exit status.  */
 int export_run(const struct export_opts *o);
+
+/* A plain file or device, no store: `csnap export --file`.  */
+struct export_file_opts {
+	const char *path;
+	const char *name;	/* export name */
+	bool readonly;
+	const char *sock;	/* at least one of sock, tcp */
+	const char *tcp;
+};
+
+int export_run_file(const struct export_file_opts *o);
 
 #endif

@@ -27,6 +27,7 @@
 #define NBD_MAX_INFLIGHT_BYTES	(64u * 1024 * 1024)
 #define NBD_MAX_OPTIONS		256		/* before transmission */
 #define NBD_MAX_OPT_LEN		(NBD_MAX_STRING + 1024)
+#define NBD_HANDSHAKE_MS	30000		/* greeting to NBD_OPT_GO */
 
 struct nbd_conn;
 
@@ -66,6 +67,7 @@ struct nbd_conn {
 	struct loop *lp;
 	struct loop_watch watch;
 	struct loop_deferred kick;	/* flush output, resume input */
+	struct loop_timer hs_timer;	/* handshake must finish in time */
 	int fd;
 	char peer[80];
 	enum nbd_conn_state state;

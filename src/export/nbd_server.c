@@ -189,6 +189,7 @@ static void conn_free(struct nbd_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	loop_timer_cancel(c->lp, &c->hs_timer);
 	nbd_tx_free_reqs(c);
 	if (c->vol)
 		volume_detach(c->vol);
@@ -251,6 +252,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 	else
 		log_debug("nbd %s: connection closed", c->peer);
 	c->dead = true;
+	loop_timer_cancel(c->lp, &c->hs_timer);
 	loop_watch_del(c->lp, &c->watch);
 	close(c->fd);
 	c->fd = -1;
@@ -505,6 +507,14 @@ static void conn_event(void *arg, uint32_t events)
 		nbd_conn_kick(c);
 }
 
+static void hs_timeout(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	if (!c->dead && !c->vol)
+		nbd_conn_kill(c, "handshake not finished in time");
+}
+
 static void accept_event(void *arg, uint32_t events)
 {
 	struct listener *l = arg;
@@ -545,6 +555,8 @@ static void accept_event(void *arg, uint32_t events)
 		c->out_tail = &c->out_head;
 		c->kick.fn = conn_kick_fn;
 		c->kick.arg = c;
+		c->hs_timer.fn = hs_timeout;
+		c->hs_timer.arg = c;
 		if (l->is_unix) {
 			snprintf(c->peer, sizeof c->peer, "unix#%llu", ++srv->serial);
 		} else {
@@ -569,6 +581,7 @@ static void accept_event(void *arg, uint32_t events)
 			continue;
 		}
 		log_debug("nbd %s: connected", c->peer);
+		loop_timer_arm(srv->lp, &c->hs_timer, NBD_HANDSHAKE_MS);
 		nbd_hs_greet(c);
 	}
 }

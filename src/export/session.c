@@ -4,12 +4,13 @@
  * re-send after a master change.  See session.h.
  *
  * States: IDLE -> CONNECTING (thread running) -> UP -> (error) -> IDLE
- * with a retry timer (backoff 100 ms doubling to 2 s).  The thread touches
+ * with a retry timer (backoff 100 ms doubling to 1 s).  The thread touches
  * only its own result fields until it signals the eventfd; the loop joins
  * it before reading them.
  */
 #include "src/export/session.h"
 
+#include "src/agent/agent_client.h"
 #include "src/export/loop.h"
 #include "src/proto/client.h"
 #include "utils/err.h"
@@ -28,7 +29,7 @@
 #include <unistd.h>
 
 #define BACKOFF_MIN_MS	100
-#define BACKOFF_MAX_MS	2000
+#define BACKOFF_MAX_MS	1000	/* well inside the master's lock re-upload grace (5 s) */
 
 enum sess_state { SESS_IDLE, SESS_CONNECTING, SESS_UP, SESS_REFUSED };
 
@@ -58,9 +59,10 @@ struct session {
 	int res_err;			/* 0, or -errno */
 	bool res_refused;		/* identify failed: do not retry */
 	char res_why[256];
+	char last_why[256];		/* last reason logged */
 	struct proto_client *res_pc;
 	struct proto_identify_ok res_ok;
-	char res_where[96];
+	char res_where[128];
 
 	struct sreq *inflight, **inflight_tail;	/* sent on this connection */
 	struct sreq *queued, **queued_tail;	/* waiting for a connection */
@@ -86,17 +88,62 @@ static void tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Where the master is, according to this node's agent.  -ENOENT: no agent
+ * here (then the caller reads the lease-owner record itself); other
+ * errors are in res_err / res_why.  */
+static int ask_agent(struct session *s, char *address, size_t addrlen, uint16_t *port)
+{
+	const struct master_target *t = s->tgt;
+	struct agent_client *ac;
+	struct agent_master m;
+	char uuid[CSNAP_UUID_STR_LEN];
+	int rc;
+
+	if (!t->agent_socket[0])
+		return -ENOENT;
+	rc = agent_client_connect(t->agent_socket, 1000, &ac);
+	if (rc == -ENOENT || rc == -ECONNREFUSED)
+		return -ENOENT;
+	if (rc < 0) {
+		s->res_err = rc;
+		snprintf(s->res_why, sizeof s->res_why, "asking the agent: %s", err_get());
+		return rc;
+	}
+	csnap_uuid_unparse(&t->uuid, uuid);
+	rc = agent_client_where(ac, uuid, &m, 5000);
+	agent_client_close(ac);
+	if (rc < 0) {
+		s->res_err = rc;
+		snprintf(s->res_why, sizeof s->res_why, "asking the agent: %s", err_get());
+		return rc;
+	}
+	if (m.state != AGENT_MASTER_VALID) {
+		s->res_err = -EAGAIN;
+		snprintf(s->res_why, sizeof s->res_why, "no master yet (agent: %s: %s)",
+			 agent_master_state_name(m.state), m.why);
+		return -EAGAIN;
+	}
+	snprintf(address, addrlen, "%s", m.address);
+	*port = m.port;
+	return 0;
+}
+
 static void *connect_thread(void *arg)
 {
 	struct session *s = arg;
 	const struct master_target *t = s->tgt;
 	char address[LEASE_ADDR_LEN];
 	uint16_t port;
+	bool via_agent = false;
 	int rc;
 
 	if (t->fixed_address[0]) {
 		snprintf(address, sizeof address, "%s", t->fixed_address);
 		port = t->fixed_port;
+	} else if ((rc = ask_agent(s, address, sizeof address, &port)) != -ENOENT) {
+		if (rc < 0)
+			goto out;
+		via_agent = true;
 	} else {
 		struct lease_master_info mi;
 
@@ -115,7 +162,9 @@ static void *connect_thread(void *arg)
 		snprintf(address, sizeof address, "%s", mi.address);
 		port = mi.port;
 	}
-	snprintf(s->res_where, sizeof s->res_where, "%s:%u", address, port);
+	snprintf(s->res_where, sizeof s->res_where, "%s:%u%s", address, port,
+		 t->fixed_address[0] ? "" : via_agent ? " (told by the agent)"
+						      : " (from the lease-owner record)");
 	rc = proto_client_connect(address, port, &t->uuid, t->secret, t->connect_timeout_ms,
 				  &s->res_pc);
 	if (rc < 0) {
@@ -347,6 +396,7 @@ static void connected(struct session *s)
 	}
 	s->state = SESS_UP;
 	s->lost = false;
+	s->last_why[0] = 0;
 	s->backoff_ms = BACKOFF_MIN_MS;
 	if (again && ok.generation != s->generation)
 		log_info("%s: new master at %s (generation %llu)", s->what, s->res_where,
@@ -426,10 +476,13 @@ static void thread_done(void *arg, uint32_t events)
 		fail_list(s, list, -EIO);
 		return;
 	}
-	if (s->backoff_ms >= BACKOFF_MAX_MS)
+	/* Say why once per reason, not once per retry.  */
+	if (strcmp(s->last_why, s->res_why)) {
 		log_info("%s: %s", s->what, s->res_why);
-	else
+		snprintf(s->last_why, sizeof s->last_why, "%s", s->res_why);
+	} else {
 		log_debug("%s: %s", s->what, s->res_why);
+	}
 	schedule_retry(s);
 }
 

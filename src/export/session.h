@@ -2,8 +2,9 @@
  * src/export/session.h - one volume's conversation with the store's
  * master, surviving master changes.
  *
- * A session finds the master (lease-owner record validated against
- * sanlock, or a fixed address for tests), connects, authenticates with
+ * A session finds the master (asking this node's agent if it runs, else
+ * reading the lease-owner record and validating it against sanlock; or a
+ * fixed address for tests), connects, authenticates with
  * the store secret and identifies its volume, all on a helper thread so
  * the event loop never waits for the network.  Then requests go out
  * non-blocking and replies come back through callbacks on the loop.
@@ -37,8 +38,9 @@ struct master_target {
 	struct csnap_uuid uuid;
 	uint8_t secret[PROTO_SECRET_LEN];
 	struct lease_area area;
-	char fixed_address[64];		/* non-empty: skip the lease lookup */
+	char fixed_address[64];		/* non-empty: skip the lookup */
 	uint16_t fixed_port;
+	char agent_socket[108];		/* this node's agent; empty: none */
 	uint16_t host_id;
 	char client_name[PROTO_STR_MAX + 1];
 	int connect_timeout_ms;

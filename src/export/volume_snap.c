@@ -238,10 +238,14 @@ static int apply_extents(struct sop *op, const struct proto_extents *ex, bool wr
 					return -ENOMEM;
 				op->loc[i] = LOC_ORIGIN;
 			} else if (e->where == PROTO_AT_STORE && loc_valid(sv, e->store_chunk + j)) {
-				uint64_t l = (e->store_chunk + j) | (write ? LOC_UNIQUE : 0);
+				uint64_t l = (e->store_chunk + j) | (write ? LOC_UNIQUE : 0), old;
 
 				op->loc[i] = l;
-				chunk_map_put(&sv->map, e->start + j, l);
+				/* A unique location is final: an older read answer
+				 * arriving after a write's must not replace it.  */
+				if (write || !chunk_map_get(&sv->map, e->start + j, &old) ||
+				    !(old & LOC_UNIQUE))
+					chunk_map_put(&sv->map, e->start + j, l);
 			} else {
 				return err_set(EPROTO, "bad location for chunk %llu",
 					       (unsigned long long)(e->start + j));
@@ -377,9 +381,12 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	if (!sv->identified) {
 		sv->identified = true;
 		sv->vol.size = ok->volume_size;
-		if (ok->chunk_size != sv->env.chunk_size) {
-			log_error("snapshot %s: master says chunk size %u, superblock %u",
-				  sv->vol.name, ok->chunk_size, sv->env.chunk_size);
+		if (ok->chunk_size != sv->env.chunk_size ||
+		    ok->store_data_offset != sv->env.data_offset) {
+			log_error("snapshot %s: master says chunk size %u, data at %llu; the superblock says %u, %llu",
+				  sv->vol.name, ok->chunk_size,
+				  (unsigned long long)ok->store_data_offset, sv->env.chunk_size,
+				  (unsigned long long)sv->env.data_offset);
 			sv->retired = true;
 		}
 		if (sv->ready)

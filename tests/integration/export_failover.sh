@@ -16,11 +16,9 @@ src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${CSNAP_BUILD:-$src/build}
 . "$src/tests/cluster/lib.sh"
 C=$build/csnap
-PC=$build/tools/proto_client
 py=/usr/bin/python3
 $py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
 command -v qemu-img >/dev/null || { echo "SKIP: qemu-img not installed"; exit 77; }
-[ -x "$PC" ] || { echo "SKIP: tests/tools/proto_client not built"; exit 77; }
 
 fail() {
   echo "FAIL: $*"
@@ -37,7 +35,7 @@ cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
 "$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null || fail "lease init"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
 d=$CLUSTER_DIR
 
 node_spawn 1 server "$C" server --grace-ms 1000 s >/dev/null
