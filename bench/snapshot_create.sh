@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# bench/snapshot_create.sh - how long `csnap snapshot create` takes against
+# a running master whose store holds ~1 M exceptions, and the engine-level
+# figure (store_snapshot_create + its commit) on the same store.
+#
+#   bench/snapshot_create.sh [BUILD_DIR]
+#   env: NEXC exceptions to fill (default 1000000), FILL_SNAPS snapshots
+#        spread over the fill (default 16), N timed creates (default 21),
+#        DIR scratch dir (/var/tmp), CHUNK store chunk size (default 4K)
+#
+# Steps: one-node cluster (tests/cluster/lib.sh: its own sanlock daemon);
+# `csnap mkstore` on sparse files; build/bench/store_fill fills the
+# metadata (NEXC exceptions, no data copied) and times the engine-level
+# create; `csnap lease init`; `csnap server`; then N times `csnap snapshot
+# create` (end to end: a new CLI process finds the master through the
+# lease-owner record validated against sanlock, connects, the master runs
+# the snapshot barrier with its clients - here one `csnap export` of the
+# origin - creates, commits and replies).  Reported: median and max of
+# the N creates, the same for `csnap snapshot list` (CLI start, master
+# lookup, one round trip: the floor under any admin command), and the
+# create on an empty store for comparison (ratio full / empty).
+set -euo pipefail
+
+build=$(cd "${1:-build}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+csnap=$build/csnap
+fill=$build/bench/store_fill
+nexc=${NEXC:-1000000}
+fillsnaps=${FILL_SNAPS:-16}
+n=${N:-21}
+chunk=${CHUNK:-4K}
+export DIR=${DIR:-/var/tmp}
+[ -x "$fill" ] || { echo "snapshot_create: $fill missing (make)" >&2; exit 1; }
+[ $((fillsnaps + n + 10)) -le 1024 ] || { echo "snapshot_create: too many snapshots" >&2; exit 2; }
+
+export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
+# shellcheck source=../tests/cluster/lib.sh
+. "$src/tests/cluster/lib.sh"
+cb=$(numfmt --from=iec "$chunk")
+origin_bytes=$(( (nexc + 4096) * cb ))
+store_bytes=$(( (nexc + 8192) * cb + nexc / 20 * 4096 + (512 << 20) ))
+cluster_start 1 "$store_bytes"
+truncate -s "$origin_bytes" "$CLUSTER_ORIGIN"
+dir=$CLUSTER_DIR
+
+# stats FILE -> "median max" (ms, from microseconds, one per line)
+stats() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f %.1f", v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'; }
+# timed FILE CMD...: append the wall time of CMD in microseconds to FILE
+timed() {
+  local f=$1 t0 t1; shift
+  t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 )) >>"$f"
+}
+cs() { node_run 1 "$csnap" "$@"; }
+
+# run_creates TAG: server + export up, N creates and N lists, server down.
+run_creates() {
+  local tag=$1 sock=$dir/csnap.sock i
+  rm -f "$sock" "$dir/$tag.create" "$dir/$tag.list"
+  node_spawn 1 server "$csnap" server --grace-ms 0 s >/dev/null
+  wait_log 1 server 'master for store' 120 || { echo "no master" >&2; exit 1; }
+  # One origin client, so every create runs the barrier with a client.
+  node_spawn 1 export "$csnap" export --socket "$sock" s >/dev/null
+  wait_for 30 test -S "$sock" || { echo "no export socket" >&2; exit 1; }
+  cs snapshot create s "warmup-$tag" >/dev/null	# first connection, caches
+  for i in $(seq "$n"); do
+    timed "$dir/$tag.create" cs snapshot create s "$tag$i"
+    timed "$dir/$tag.list" cs snapshot list s
+  done
+  node_kill_procs 1 TERM || true	# (|| : lib.sh's kill may hit a gone group)
+  wait_log 1 server 'orderly hand-over done' 60 || true
+  node_kill_procs 1 KILL || true
+}
+
+"$csnap" mkstore --chunk-size "$chunk" --max-snapshots 1024 "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null
+"$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
+run_creates empty
+echo "filling the store with $nexc exceptions over $fillsnaps snapshots..."
+"$fill" "$CLUSTER_STORE" "$nexc" "$fillsnaps" "$n"
+run_creates full
+
+read -r em ex <<<"$(stats "$dir/empty.create")"
+read -r fm fx <<<"$(stats "$dir/full.create")"
+read -r lm lx <<<"$(stats "$dir/full.list")"
+echo
+echo "csnap snapshot create, end to end, median of $n (max):"
+printf '  store with 0 exceptions:        %7.1f ms (%.1f)\n' "$em" "$ex"
+printf '  store with %-8s exceptions: %7.1f ms (%.1f)\n' "$nexc" "$fm" "$fx"
+printf '  csnap snapshot list (floor):    %7.1f ms (%.1f)\n' "$lm" "$lx"
+awk -v a="$fm" -v b="$em" -v l="$lm" 'BEGIN {
+  printf "  full / empty: %.2f; create minus list: %.1f ms\n", (b > 0 ? a / b : 0), a - l }'
+node_run 1 "$csnap" check "$CLUSTER_STORE" >/dev/null && echo "csnap check: clean"
