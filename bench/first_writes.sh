@@ -133,7 +133,11 @@ snap_ms=()
 csnap_round() {
   local sock=$dir/csnap.sock uri i t0 t1
   uri="nbd+unix:///origin?socket=$sock"
+  # A new store file per round: the previous round's lockspace may still
+  # be registered with the node's sanlock daemon on the old path.
   rm -f "$CLUSTER_STORE" "$sock"
+  CLUSTER_STORE=$dir/store-$round.img
+  node_write_conf 1
   truncate -s $((3 * bytes + (512 << 20))) "$CLUSTER_STORE"
   "$csnap" mkstore --chunk-size 64K --max-snapshots "$nsnap" "$CLUSTER_STORE" "$origin" >/dev/null
   "$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
