@@ -39,6 +39,8 @@
 
 #include "utils/uuid.h"
 
+#include <errno.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +79,14 @@ enum proto_type {
 	PROTO_TYPE_MAX		= 15,
 };
 #define PROTO_REPLY		0x8000
+
+/* Reply statuses with a meaning of their own (all are errno values).
+ * PROTO_STATUS_LOCK_STALE: LOCK_UPLOAD refused because a chunk it names
+ * has been copied out for the snapshot since the lock was granted (so an
+ * origin write to it may have been answered): the server took none of the
+ * message's locks; the client must restart the reads that held them from
+ * scratch (a new SNAP_READ), discarding what they read from the origin. */
+#define PROTO_STATUS_LOCK_STALE	ESTALE
 
 /* Header flags.  */
 #define PROTO_F_FULL_CHUNKS	0x0001	/* SNAP_WRITE: client overwrites the

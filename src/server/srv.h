@@ -249,6 +249,7 @@ struct srv {
 
 	/* stats */
 	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
+	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
 };
 
 int64_t srv_now_ms(void);
