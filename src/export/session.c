@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,11 +287,49 @@ static void enqueue(struct session *s, struct sreq *rq)
 		return;
 	}
 	if (put_on_wire(s, rq) < 0) {
-		append(&s->queued_tail, rq);
-		sess_fail(s, err_get());
+		char why[256];
+
+		snprintf(why, sizeof why, "%s", err_get());
+		if (rq->oneway) {
+			/* Meant for this connection only.  */
+			s->npending--;
+			rq->done(rq, NULL, -ECONNRESET);
+		} else {
+			append(&s->queued_tail, rq);
+		}
+		sess_fail(s, why);
 		return;
 	}
 	update_events(s);
+}
+
+void session_send_once(struct session *s, struct sreq *rq)
+{
+	if (s->state != SESS_UP) {
+		rq->done(rq, NULL, -ENOTCONN);
+		return;
+	}
+	rq->oneway = true;
+	enqueue(s, rq);
+}
+
+bool session_check(struct session *s)
+{
+	struct pollfd p;
+
+	if (s->state != SESS_UP)
+		return false;
+	p.fd = proto_client_fd(s->pc);
+	p.events = POLLIN | POLLRDHUP;
+	p.revents = 0;
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+		/* Take the replies sent before the close, then notice it. */
+		sess_io(s, EPOLLIN);
+		if (s->state == SESS_UP)
+			sess_fail(s, "the master closed the connection");
+		return false;
+	}
+	return s->state == SESS_UP;
 }
 
 void session_send(struct session *s, struct sreq *rq)
