@@ -60,7 +60,8 @@ void server_opts_defaults(struct server_opts *o)
 	o->address = "127.0.0.1";
 	o->node_name = "";
 	o->store_full = STORE_FULL_RELEASE;
-	o->grace_ms = 5000;
+	o->grace_ms = 300;
+	o->standby_retry_ms = 50;
 	o->barrier_timeout_ms = 30000;
 	o->drain_timeout_ms = 10000;
 	o->copy_depth = 64;
@@ -370,7 +371,7 @@ static int load_superblock(struct srv *s)
 static int wait_for_master(struct srv *s)
 {
 	int r;
-	bool said = false;
+	int said = 0;		/* last reason logged */
 
 	if (s->o.join) {
 		r = lease_joined(&s->area, s->o.host_id);
@@ -391,13 +392,16 @@ static int wait_for_master(struct srv *s)
 			return 1;
 		if (r != -EBUSY && r != -EAGAIN && r != -ENOTCONN)
 			return r;
-		if (!said || r == -ENOTCONN) {
+		if (said != r) {
 			log_info("standby for store %s: %s", s->area.lockspace,
 				 r == -ENOTCONN ? "lockspace not joined yet" : "master lease held elsewhere");
-			said = true;
+			said = r;
 		}
+		/* Acquiring against a live owner is cheap (sanlock answers
+		 * at once), and the retry interval is most of the time an
+		 * orderly hand-over takes.  */
 		struct epoll_event ev;
-		int n = epoll_wait(s->epfd, &ev, 1, 1000);
+		int n = epoll_wait(s->epfd, &ev, 1, s->o.standby_retry_ms > 0 ? s->o.standby_retry_ms : 50);
 		if (n > 0 && ev.data.ptr == &tag_signal && read_signals(s))
 			return 0;
 		if (lease_fenced())
@@ -480,6 +484,26 @@ static void stop_listening(struct srv *s)
 	}
 }
 
+/* End of the lock re-upload window after a takeover (checked every loop
+ * turn: origin writes wait for it).  */
+static void grace_check(struct srv *s)
+{
+	if (s->grace_until_ms && srv_now_ms() >= s->grace_until_ms) {
+		log_info("lock re-upload window over: serving origin writes");
+		s->grace_until_ms = 0;
+		srv_kick(s);
+	}
+}
+
+/* epoll timeout: the tick, or sooner if the re-upload window ends.  */
+static int loop_timeout(const struct srv *s)
+{
+	if (!s->grace_until_ms)
+		return TICK_MS;
+	int64_t left = s->grace_until_ms - srv_now_ms();
+	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
+}
+
 static void tick(struct srv *s, unsigned n)
 {
 	uint64_t exp;
@@ -493,11 +517,7 @@ static void tick(struct srv *s, unsigned n)
 			log_debug("master lease valid for %lld ms more",
 				  (long long)((s->lm.valid_until_ns - (int64_t)srv_now_ms() * 1000000) / 1000000));
 	}
-	if (s->grace_until_ms && srv_now_ms() >= s->grace_until_ms) {
-		log_info("lock re-upload window over: serving origin writes");
-		s->grace_until_ms = 0;
-		srv_kick(s);
-	}
+	grace_check(s);
 	dp_tick(s);
 	conn_tick(s);
 	admin_tick(s);
@@ -546,7 +566,7 @@ static int serve(struct srv *s)
 	while (!s->fatal) {
 		if (s->stopping && drained(s, drain_deadline))
 			break;
-		int n = epoll_wait(s->epfd, evs, 64, TICK_MS);
+		int n = epoll_wait(s->epfd, evs, 64, loop_timeout(s));
 		if (n < 0 && errno != EINTR)
 			return err_set(errno, "epoll_wait: %s", strerror(errno));
 		for (int i = 0; i < n && !s->fatal; i++) {
@@ -571,6 +591,7 @@ static int serve(struct srv *s)
 			srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
 		if (s->fatal)
 			break;
+		grace_check(s);
 		copy_flush(s);
 		commit_step(s);
 		admin_poll(s);
@@ -643,12 +664,16 @@ int server_run(const struct server_opts *o)
 	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &tag_timer };
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd, &ev);
 
-	if (s->o.grace_ms > 0)
-		s->grace_until_ms = srv_now_ms() + s->o.grace_ms;
+	/* Clients can come back only once the record is published: the
+	 * re-upload window starts then (origin writes wait for it; until
+	 * the record is out nobody can send one).  */
+	s->grace_until_ms = s->o.grace_ms > 0 ? INT64_MAX : 0;
 	if ((r = publish(s)) < 0) {
 		err_prefix(-r, "publish lease-owner record");
 		goto out_master;
 	}
+	if (s->o.grace_ms > 0)
+		s->grace_until_ms = srv_now_ms() + s->o.grace_ms;
 	log_info("master for store %s at %s port %u (epoch %llu); %u data chunks, %llu free",
 		 s->area.lockspace, s->address, s->port, (unsigned long long)s->epoch,
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
