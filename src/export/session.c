@@ -30,12 +30,13 @@
 #include <unistd.h>
 
 /* After losing the master the first look is immediate; then the new one
- * is looked for every 20 ms doubling to 250 ms: a hand-over takes about
- * 100 ms, and each look is cheap (one agent question or one record read).
+ * is looked for every 20 ms for about a second, then doubling to 250 ms:
+ * a hand-over takes 0.1-0.5 s, and each look is cheap (one agent question or one record read).
  * Reads whose locks are re-uploaded after the master's grace period are
  * restarted if needed, so the retry period is about latency only.  */
 #define BACKOFF_MIN_MS	20
 #define BACKOFF_MAX_MS	250
+#define BACKOFF_FAST_LOOKS	50	/* ~1-2 s of looks every 20 ms */
 
 enum sess_state { SESS_IDLE, SESS_CONNECTING, SESS_UP, SESS_REFUSED };
 
@@ -53,6 +54,7 @@ struct session {
 	struct loop_watch watch;
 	struct loop_timer retry;
 	unsigned backoff_ms;
+	unsigned looks;			/* failed looks since the last loss */
 	bool want_up;			/* session_start() without session_stop() */
 	bool lost;			/* the last connection broke (not stopped) */
 	uint64_t generation;
@@ -236,7 +238,11 @@ static void schedule_retry(struct session *s)
 	if (!s->want_up && !s->npending)
 		return;
 	loop_timer_arm(s->lp, &s->retry, s->backoff_ms);
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+	/* Every BACKOFF_MIN_MS for the first looks (a hand-over is due any
+	 * moment), then slower.  */
+	if (++s->looks >= BACKOFF_FAST_LOOKS)
+		s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+								   : s->backoff_ms * 2;
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -419,6 +425,7 @@ static void sess_fail(struct session *s, const char *why)
 	s->lost = true;
 	s->ops->disconnected(s->arg);
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->looks = 0;
 	/* Look for the new master at once (the connector thread).  */
 	if (s->want_up || s->npending)
 		start_connect(s);
@@ -446,6 +453,7 @@ static void connected(struct session *s)
 	s->lost = false;
 	s->last_why[0] = 0;
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->looks = 0;
 	if (again && ok.generation != s->generation)
 		log_info("%s: new master at %s (generation %llu)", s->what, s->res_where,
 			 (unsigned long long)ok.generation);

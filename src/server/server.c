@@ -60,7 +60,7 @@ void server_opts_defaults(struct server_opts *o)
 	o->address = "127.0.0.1";
 	o->node_name = "";
 	o->store_full = STORE_FULL_RELEASE;
-	o->grace_ms = 300;
+	o->grace_ms = 100;
 	o->standby_retry_ms = 50;
 	o->barrier_timeout_ms = 30000;
 	o->drain_timeout_ms = 10000;
@@ -504,6 +504,26 @@ static int loop_timeout(const struct srv *s)
 	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
 }
 
+/* Between transactions, write committed metadata home and empty the
+ * journal, so a master that dies replays only what it committed since
+ * the last tick: takeover time stays short (a journal of a few thousand
+ * transactions took ~0.6 s to replay).  Like a commit, only while the
+ * lease certainly holds.  */
+static void checkpoint_step(struct srv *s)
+{
+	if (s->commits == s->ckpt_commits || s->fatal || s->stopping || copy_pending(s) ||
+	    store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
+		return;
+	if (lease_ok(s) < 0)
+		return;
+	int r = store_checkpoint(s->st);
+	if (r < 0) {
+		srv_fatal(s, r, err_get());
+		return;
+	}
+	s->ckpt_commits = s->commits;
+}
+
 static void tick(struct srv *s, unsigned n)
 {
 	uint64_t exp;
@@ -518,6 +538,7 @@ static void tick(struct srv *s, unsigned n)
 				  (long long)((s->lm.valid_until_ns - (int64_t)srv_now_ms() * 1000000) / 1000000));
 	}
 	grace_check(s);
+	checkpoint_step(s);
 	dp_tick(s);
 	conn_tick(s);
 	admin_tick(s);

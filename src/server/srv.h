@@ -238,6 +238,7 @@ struct srv {
 	int64_t batch_start_ms;		/* first copy of the open batch */
 	bool copy_failed;		/* a copy failed: abort the txn */
 	uint64_t commits;		/* commit counter */
+	uint64_t ckpt_commits;		/* `commits` at the last checkpoint */
 	int64_t grace_until_ms;		/* lock re-upload window */
 
 	/* barrier (snapshot creation) */
