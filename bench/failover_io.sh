@@ -13,8 +13,8 @@
 #   crash     (--crash, once) the master's whole node dies: sanlock
 #             daemon, agent, server.  The lease frees ~8 * io_timeout + 60 s
 #             later (sanlock's host-dead time); reported as the stall and
-#             as the time from the lease being acquired by the next master
-#             to the next completed write.
+#             as the time from the next master acquiring the lease (its
+#             log line) to the next completed write.
 # The stall is the longest gap between completed writes from 0.5 s
 # before the event to 10 s after it (the client's view: NBD writes
 # waiting).  Steady-state gaps are printed for comparison.
@@ -100,7 +100,9 @@ if [ $crash = 1 ]; then
   t=$(date +%s.%N)
   node_kill "$m"
   nm=$(wait_master "$m") || die "no new master after the crash"
-  ta=$(date +%s.%N)
+  # When the next master got the lease (its log line, CSNAP_LOG_TIME).
+  acq=$(grep -h 'master lease acquired' "$(node_log "$nm" agent)" | tail -1 | awk '{ print $1 }')
+  ta=$(date -d "$acq" +%s.%N 2>/dev/null) || ta=$(date +%s.%N)
   echo "crash $t $m $nm $ta" >>"$events"
   sleep 4
 fi
