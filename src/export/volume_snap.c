@@ -27,9 +27,13 @@
  *  - A location from the master is checked against the store's data area
  *    before any I/O uses it: a bad answer fails the request, it never
  *    writes somewhere else.
- *  - Known limitation: locations learnt from SNAP_READ are cached, so a
- *    snapshot written on another node at the same time can be read stale
- *    here (writes from one node at a time are exact).
+ *  - Cached locations are right while connected: when another client's
+ *    write moves a chunk, the master sends INVALIDATE (after any answer
+ *    that carried the old location) and answers that writer only after
+ *    we acknowledged, so a read that starts after that write completed
+ *    never uses the old location.  Invalidations may be missed while
+ *    not connected, so the cache is emptied whenever the connection is
+ *    lost or let go.
  */
 #include "src/export/csvol.h"
 
@@ -48,6 +52,7 @@
 #define LOC_UNIQUE	(1ULL << 63)	/* cache flag: chunk is ours alone */
 #define LOC_UNKNOWN	UINT64_MAX
 #define LOC_ORIGIN	(UINT64_MAX - 1)
+#define LOC_GONE	(LOC_UNIQUE - 1)	/* cache entry invalidated: a miss */
 
 struct snap_vol;
 struct sop;
@@ -97,7 +102,7 @@ struct snap_vol {
 	struct sop *ops;
 	unsigned users;			/* NBD connections using the volume */
 	struct loop_timer idle;		/* let the session go when unused */
-	uint64_t hits, asks, restarts;
+	uint64_t hits, asks, restarts, invalidated;
 };
 
 #define SNAP_IDLE_MS	1000
@@ -415,7 +420,8 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 	for (uint64_t i = 0; i < op->nchunks; i++) {
 		uint64_t chunk = op->c0 + i, l;
 
-		if (chunk_map_get(&sv->map, chunk, &l) && (!write || (l & LOC_UNIQUE))) {
+		if (chunk_map_get(&sv->map, chunk, &l) && l != LOC_GONE &&
+		    (!write || (l & LOC_UNIQUE))) {
 			op->loc[i] = l;
 			sv->hits++;
 			continue;
@@ -556,11 +562,13 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	}
 }
 
-/* Whatever the lost master granted must now be confirmed by the next. */
+/* Whatever the lost master granted must now be confirmed by the next;
+ * invalidations sent meanwhile never reach us: forget every location.  */
 static void on_disconnected(void *arg)
 {
 	struct snap_vol *sv = arg;
 
+	chunk_map_clear(&sv->map);
 	for (struct sop *op = sv->ops; op; op = op->next) {
 		if (op->stale)
 			op->held_from = op->nlocked;	/* restarting: nothing to keep */
@@ -569,12 +577,38 @@ static void on_disconnected(void *arg)
 	}
 }
 
+/* Another client's write moved these chunks: forget where they were.  */
+static void invalidate(struct snap_vol *sv, const struct proto_ranges *rs)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < rs->n; i++)
+		total += rs->r[i].count;
+	if (total > PROTO_MAX_RANGES) {
+		chunk_map_clear(&sv->map);
+		return;
+	}
+	for (uint32_t i = 0; i < rs->n; i++)
+		for (uint32_t k = 0; k < rs->r[i].count; k++) {
+			uint64_t l;
+
+			if (chunk_map_get(&sv->map, rs->r[i].start + k, &l))
+				chunk_map_put(&sv->map, rs->r[i].start + k, LOC_GONE);
+		}
+	sv->invalidated += total;
+}
+
 static void on_server_request(void *arg, const struct proto_msg *req)
 {
 	struct snap_vol *sv = arg;
 	struct proto_msg m;
 
-	proto_msg_error(&m, req, EOPNOTSUPP, "snapshot export: unexpected request");
+	if (req->type == PROTO_INVALIDATE) {
+		invalidate(sv, &req->u.ranges);
+		proto_msg_init(&m, PROTO_INVALIDATE | PROTO_REPLY, req->id);
+	} else {
+		proto_msg_error(&m, req, EOPNOTSUPP, "snapshot export: unexpected request");
+	}
 	session_reply(sv->sess, &m);
 }
 
@@ -639,8 +673,11 @@ static void idle_fn(void *arg)
 {
 	struct snap_vol *sv = arg;
 
-	if (!sv->users && !sv->ops && sv->sess)
+	if (!sv->users && !sv->ops && sv->sess) {
 		session_stop(sv->sess);
+		/* Not connected: invalidations would not reach us.  */
+		chunk_map_clear(&sv->map);
+	}
 }
 
 static void snap_attach(struct volume *vol)
@@ -680,9 +717,9 @@ static void snap_destroy(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
-	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries, %llu reads restarted",
+	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries, %llu reads restarted, %llu chunks invalidated",
 		  vol->name, (unsigned long long)sv->hits, (unsigned long long)sv->asks,
-		  (unsigned long long)sv->restarts);
+		  (unsigned long long)sv->restarts, (unsigned long long)sv->invalidated);
 	loop_timer_cancel(sv->env.lp, &sv->idle);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);

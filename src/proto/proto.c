@@ -236,7 +236,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_IDENTIFY] = "identify", [PROTO_ORIGIN_WRITE] = "origin-write",
 		[PROTO_SNAP_READ] = "snap-read", [PROTO_SNAP_READ_DONE] = "snap-read-done",
 		[PROTO_SNAP_WRITE] = "snap-write", [PROTO_LOCK_UPLOAD] = "lock-upload",
-		[PROTO_BARRIER] = "barrier", [PROTO_SNAP_CREATE] = "snap-create",
+		[PROTO_BARRIER] = "barrier", [PROTO_INVALIDATE] = "invalidate", [PROTO_SNAP_CREATE] = "snap-create",
 		[PROTO_SNAP_DELETE] = "snap-delete", [PROTO_SNAP_LIST] = "snap-list",
 		[PROTO_SNAP_SET] = "snap-set", [PROTO_STATUS] = "status",
 		[PROTO_CHANGED] = "changed",
@@ -341,6 +341,7 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (reply)
 			return 0;
 		/* fallthrough */
@@ -658,6 +659,7 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (reply)
 			return;
 		/* fallthrough */
@@ -865,6 +867,7 @@ void proto_msg_free(struct proto_msg *m)
 		return;
 	switch (t) {
 	case PROTO_ORIGIN_WRITE: case PROTO_SNAP_READ_DONE: case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (!reply) { free(m->u.ranges.r); m->u.ranges.r = NULL; m->u.ranges.n = 0; }
 		break;
 	case PROTO_SNAP_READ: case PROTO_SNAP_WRITE:

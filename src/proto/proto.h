@@ -16,7 +16,8 @@
  *   payload, `len` bytes, layout per type (see proto.c).
  *
  * Requests go client -> server, except PROTO_BARRIER, which the server
- * sends to origin clients (its ids are the server's own).  Every reply
+ * sends to origin clients, and PROTO_INVALIDATE, which it sends to
+ * snapshot clients (their ids are the server's own).  Every reply
  * starts with le32 status (0 or a positive errno); a failed reply carries a
  * one-line reason string instead of a body.
  *
@@ -76,7 +77,9 @@ enum proto_type {
 	PROTO_SNAP_SET		= 13,	/* admin: priority, use count */
 	PROTO_STATUS		= 14,	/* admin */
 	PROTO_CHANGED		= 15,	/* admin: chunks changed between snaps */
-	PROTO_TYPE_MAX		= 15,
+	PROTO_INVALIDATE	= 16,	/* S->snapshot: forget the cached
+					 * locations of these chunks, ack */
+	PROTO_TYPE_MAX		= 16,
 };
 #define PROTO_REPLY		0x8000
 

@@ -376,7 +376,13 @@ retry:;
 			}
 			if (nc) {
 				changed = true;
-				if ((e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
+				/* Chunks leaving a shared store chunk: other
+				 * clients may have cached that location.  */
+				for (uint32_t j = 0; j < nc && e >= 0; j++)
+					if (dp_copies[j].src != STORE_ON_ORIGIN)
+						e = inval_note(r, dp_copies[j].origin_chunk);
+				if (e < 0 ||
+				    (e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
 				    (!full && (e = copy_start(s, dp_copies, nc)) < 0)) {
 					free(m.u.extents.e);
 					/* do_abort() fails it with EIO.  */
@@ -397,6 +403,13 @@ retry:;
 	}
 	if (changed) {
 		/* New chunks: answer once they are committed (and filled). */
+		free(m.u.extents.e);
+		srv_park(s, r);
+		return;
+	}
+	/* Committed.  Other clients of the snapshot forget the old
+	 * locations of moved chunks before the writer hears back.  */
+	if (r->inval_waiting || (r->nmoved && !r->inval_sent && inval_send(s, r))) {
 		free(m.u.extents.e);
 		srv_park(s, r);
 		return;

@@ -124,7 +124,7 @@ void srv_kick(struct srv *s)
 
 void srv_req_done(struct srv *s, struct req *r)
 {
-	(void)s;
+	inval_req_gone(s, r);
 	free(r->reply);
 	proto_msg_free(&r->m);
 	if (r->c)
@@ -540,6 +540,7 @@ static void tick(struct srv *s, unsigned n)
 	grace_check(s);
 	checkpoint_step(s);
 	dp_tick(s);
+	inval_tick(s);
 	conn_tick(s);
 	admin_tick(s);
 }

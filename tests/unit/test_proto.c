@@ -43,7 +43,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 29
+#define NSAMPLES 31
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -175,6 +175,14 @@ static void sample(int i, struct proto_msg *m)
 		m->type = PROTO_ORIGIN_WRITE | PROTO_REPLY;
 		m->status = ENOSPC;
 		strcpy(m->error, "store full: no snapshot can be released");
+		break;
+	case 29:
+		m->type = PROTO_INVALIDATE;
+		m->u.ranges.n = 3;
+		m->u.ranges.r = sample_ranges;
+		break;
+	case 30:
+		m->type = PROTO_INVALIDATE | PROTO_REPLY;
 		break;
 	}
 }
