@@ -325,6 +325,13 @@ static int do_hold(int argc, char **argv)
 		struct proto_msg any;
 		int e = proto_client_recv(c, &any, false);
 		if (e == 1) {
+			if (!(any.type & PROTO_REPLY)) {
+				/* INVALIDATE: no cache here, acknowledge.  */
+				struct proto_msg ack;
+				proto_msg_init(&ack, (uint16_t)(any.type | PROTO_REPLY), any.id);
+				if (proto_client_reply(c, &ack) < 0 || proto_client_flush(c, true) < 0)
+					die("acknowledge");
+			}
 			proto_msg_free(&any);
 			continue;
 		}
