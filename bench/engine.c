@@ -10,8 +10,9 @@
  *   inserts/s   origin writes of 64-chunk ranges that each record one new
  *               exception per chunk (the first-write path), with group
  *               commits as the server would do them;
- *   lookups/s   single-chunk snapshot-read lookups at random chunks, per
- *               second of this thread's CPU time (the machine is shared);
+ *   lookups/s   single-chunk snapshot-read lookups at random copied-out
+ *               chunks, per second of this thread's CPU time, best of 5
+ *               rounds of 1 M (the build machine is shared);
  *   create ms   time to create one more snapshot (in memory), and
  *   commit ms   the commit that makes it durable (journal write + flush);
  *   RSS         resident memory of the process after the run (the
@@ -134,19 +135,26 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 		die("commit");
 	double t_ins = now() - t0;
 
-	uint64_t nlook = 4000000;
-	uint64_t x = 88172645463325252ull, hits = 0;
+	/* best of 5 rounds of 1 M lookups: the build machine is shared and
+	 * other processes' bursts only ever slow a round down */
+	uint64_t nlook = 1000000, x = 88172645463325252ull, hits = 0;
+	double best = 1e9;
 	chunk_t out;
-	t0 = cpu_now();
-	for (uint64_t i = 0; i < nlook; i++) {
-		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-		if (store_snapshot_read(s, ids[i % pre], x % origin_chunks, 1, &out) < 0)
-			die("lookup");
-		hits += out != STORE_ON_ORIGIN;
+	for (int round = 0; round < 5; round++) {
+		t0 = cpu_now();
+		for (uint64_t i = 0; i < nlook; i++) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			if (store_snapshot_read(s, ids[i % pre], x % nexc, 1, &out) < 0)
+				die("lookup");
+			hits += out != STORE_ON_ORIGIN;
+		}
+		double t = cpu_now() - t0;
+		if (t < best)
+			best = t;
 	}
-	double t_look = cpu_now() - t0;
-	if (hits < nlook * 9 / 10)
-		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook);
+	double t_look = best;
+	if (hits < nlook * 5 * 9 / 10)
+		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook * 5);
 
 	/* one more snapshot while the store holds nexc exceptions */
 	uint32_t id;
