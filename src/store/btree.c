@@ -2,8 +2,10 @@
  * src/store/btree.c - exception b-tree (see btree.h).
  *
  * Invariants: all leaves are at level 0 and at the same depth; entries in
- * a node are strictly ascending; the keys of child i lie in
- * [key_i, key_{i+1}) (key_0 only bounds from below what its parent says);
+ * a node are strictly ascending, except an internal node's key_0, which is
+ * never used (child 0 takes every key below key_1, so key_0 goes stale
+ * when child 0 receives smaller keys); the keys of child i lie in
+ * [key_i, key_{i+1}) for i >= 1 and below key_1 for child 0;
  * only the root may be empty (an empty tree is one empty leaf).
  */
 #include "src/store/btree.h"
@@ -670,14 +672,21 @@ static void verify_node(struct verify_ctx *v, uint64_t blk, uint32_t level,
 	for (uint32_t i = 0; i < nr; i++) {
 		uint8_t *e = d + BTREE_NODE_HDR + (size_t)i * es;
 		uint64_t o = get_le64(e), s = get_le64(e + 8);
-		if (i > 0) {
+		/* an internal node's first key is not used in search and may be
+		 * stale (larger than the second) after inserts into child 0 */
+		if (i > (level ? 1u : 0u)) {
 			uint8_t *pe = e - es;
-			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0)
-				vproblem(v, "keys out of order", blk);
+			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0) {
+				char msg[160];
+				snprintf(msg, sizeof msg, "keys out of order at entry %u of %u: %llu/%llu after %llu/%llu",
+					 i, nr, (unsigned long long)o, (unsigned long long)s,
+					 (unsigned long long)get_le64(pe), (unsigned long long)get_le64(pe + 8));
+				vproblem(v, msg, blk);
+			}
 		}
 		if ((level == 0 || i > 0) && has_lo && kcmp(o, s, lo_o, lo_s) < 0)
 			vproblem(v, "key below the parent's bound", blk);
-		if (has_hi && kcmp(o, s, hi_o, hi_s) >= 0)
+		if ((level == 0 || i > 0) && has_hi && kcmp(o, s, hi_o, hi_s) >= 0)
 			vproblem(v, "key above the parent's bound", blk);
 		if (level == 0) {
 			v->count++;
