@@ -51,7 +51,8 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/libcsnap.a: $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/csnap: $(CLI_OBJS) $(BUILD)/libcsnap.a
 	$(CC) $(LDSAN) -o $@ $(CLI_OBJS) $(BUILD)/libcsnap.a $(LDLIBS)

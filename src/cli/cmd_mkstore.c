@@ -12,6 +12,7 @@
  * lease area on a chunk boundary, and formats the engine.
  */
 #include "src/cli/cli.h"
+#include "src/cli/cmd_lease.h"
 
 #include "ioengine/ioengine.h"
 #include "src/store/store.h"
@@ -25,6 +26,7 @@
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -58,6 +60,34 @@ static int probe_signature(const char *path, char *type, size_t len, char *uuid,
 	}
 	blkid_free_probe(pr);
 	return found;
+}
+
+/* An existing store's lease area: refuse (-EBUSY) when any host holds its
+ * delta lease or never released it (it may have crashed while using the
+ * store: `csnap lease init --force` clears that deliberately).  */
+static int refuse_if_leases_held(const char *path, const struct csnap_sb *old)
+{
+	struct lease_area a;
+	struct lease_host *hosts = NULL;
+	int n = 0, rc;
+
+	rc = lease_area_setup(&a, path, old->lease_offset, old->lease_align,
+			      old->lease_sector_size, (const struct csnap_uuid *)old->uuid);
+	if (rc == 0)
+		rc = lease_hosts(&a, &hosts, &n);
+	if (rc < 0)
+		return 0;	/* no readable lease area: nothing to protect */
+	for (int i = 0; i < n; i++) {
+		if (hosts[i].timestamp) {
+			rc = err_set(EBUSY, "%s: host_id %u (%s) holds or did not release its lease "
+				     "in this store; stop csnap there first, or clear the leases "
+				     "with `csnap lease init --force`", path, hosts[i].host_id,
+				     hosts[i].name[0] ? hosts[i].name : "?");
+			break;
+		}
+	}
+	free(hosts);
+	return rc < 0 ? rc : 0;
 }
 
 static int cmd_mkstore(int argc, char **argv)
@@ -118,12 +148,20 @@ static int cmd_mkstore(int argc, char **argv)
 	if (io_dev_open(store_path, IO_DEV_RDWR | IO_DEV_EXCL, &dev) < 0)
 		return cli_error("store: %s", err_get());
 	struct csnap_sb old;
-	if (csnap_sb_read(dev, &old, NULL) == 0 && !force) {
+	if (csnap_sb_read(dev, &old, NULL) == 0) {
 		char u[CSNAP_UUID_STR_LEN];
 		csnap_uuid_unparse((const struct csnap_uuid *)old.uuid, u);
-		io_dev_close(dev);
-		return cli_error("%s already holds a csnap store (uuid %s); use --force to overwrite it",
-				 store_path, u);
+		if (!force) {
+			io_dev_close(dev);
+			return cli_error("%s already holds a csnap store (uuid %s); use --force to overwrite it",
+					 store_path, u);
+		}
+		/* Even --force never formats a store some host still uses:
+		 * check its leases before anything is written.  */
+		if (refuse_if_leases_held(store_path, &old) < 0) {
+			io_dev_close(dev);
+			return cli_error("%s", err_get());
+		}
 	}
 
 	struct csnap_sb sb;
@@ -154,13 +192,8 @@ static int cmd_mkstore(int argc, char **argv)
 	if (ret < 0)
 		return cli_error("mkstore %s: %s", store_path, err_get());
 
-	/*
-	 * HOOK(lease): the lease area is laid out (sb.lease_offset,
-	 * sb.lease_align, sb.lease_sector_size, uuid) but still empty.  This
-	 * is where mkstore calls the lease helper's initialisation (what
-	 * `csnap lease init` does: lockspace, master resource, empty owner
-	 * record), returning 1 with cli_error() on failure.
-	 */
+	if (mkstore_init_leases(store_path, &sb) < 0)
+		return cli_error("mkstore %s: lease area: %s", store_path, err_get());
 
 	char u[CSNAP_UUID_STR_LEN];
 	csnap_uuid_unparse((const struct csnap_uuid *)sb.uuid, u);

@@ -1,0 +1,242 @@
+/*
+ * src/agent/agent.c - the agent's main thread: start-up (node lock,
+ * socket, one thread per store), the epoll loop (clients, signals, store
+ * threads' news, server children) and the orderly stop.
+ *
+ * Stop order (SIGTERM/SIGINT), so that a master on this node hands over
+ * cleanly and nobody is fenced needlessly:
+ *   1. SIGTERM the local servers; keep serving clients (they see the
+ *      hand-over) until the servers exited (SIGKILL at the stop timeout);
+ *   2. the store threads leave their lockspaces (only now: a server still
+ *      holding the master lease would be killed by sanlock otherwise);
+ *   3. close the clients, remove the socket, drop the node lock.
+ */
+#include "src/agent/agent_int.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+enum { EV_LISTEN = 1, EV_SIGNAL = 2, EV_STORES = 3 };
+
+static int setup(struct agent *ag)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t mask;
+	ssize_t n;
+
+	ag->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ag->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ag->epfd < 0 || ag->efd < 0)
+		return err_set(errno, "epoll/eventfd: %s", strerror(errno));
+	/* Blocked before any thread starts, so only the signalfd sees them. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGCHLD);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ag->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ag->sfd < 0)
+		return err_set(errno, "signalfd: %s", strerror(errno));
+	ev.data.u64 = EV_SIGNAL;
+	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->sfd, &ev) < 0)
+		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	ev.data.u64 = EV_STORES;
+	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->efd, &ev) < 0)
+		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	n = readlink("/proc/self/exe", ag->self_exe, sizeof ag->self_exe - 1);
+	if (n <= 0)
+		return err_set(errno, "cannot find my own executable: %s", strerror(errno));
+	ag->self_exe[n] = 0;
+	return 0;
+}
+
+static void begin_stop(struct agent *ag, int signo)
+{
+	if (ag->stopping) {
+		log_info("agent: %s again; still stopping", strsignal(signo));
+		return;
+	}
+	ag->stopping = true;
+	ag->stop_deadline_ms = agent_now_ms() + ag->o->stop_timeout_ms;
+	log_info("agent: %s: stopping (servers first, then leaving lockspaces)",
+		 strsignal(signo));
+	agent_servers_stop(ag);
+}
+
+static void on_signals(struct agent *ag)
+{
+	struct signalfd_siginfo si;
+
+	while (read(ag->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			begin_stop(ag, (int)si.ssi_signo);
+			break;
+		case SIGCHLD:
+			agent_servers_reaped(ag);
+			break;
+		case SIGHUP:
+			log_info("agent: SIGHUP ignored (restart the agent to reload csnap.conf)");
+			break;
+		}
+	}
+}
+
+static void on_stores(struct agent *ag)
+{
+	uint64_t v;
+
+	if (read(ag->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+		log_warn("agent: eventfd: %s", strerror(errno));
+	for (int i = 0; i < ag->nstores; i++) {
+		struct agent_store *st = &ag->stores[i];
+		struct store_pub pub;
+
+		agent_store_snapshot(st, &pub);
+		if (pub.state != st->last_state) {
+			log_debug("store %s: %s -> %s", st->cs->name,
+				  agent_store_state_name(st->last_state),
+				  agent_store_state_name(pub.state));
+			st->last_state = pub.state;
+		}
+		agent_conns_store_changed(ag, st, &pub);
+	}
+}
+
+static int loop_timeout(const struct agent *ag)
+{
+	int64_t now = agent_now_ms(), next = agent_servers_next_ms(ag);
+	int64_t t = 1000;	/* a heartbeat: also bounds any missed wake-up */
+
+	if (ag->stopping)
+		t = 50;
+	if (next >= 0 && next - now < t)
+		t = next > now ? next - now : 0;
+	return (int)t;
+}
+
+static void run_loop(struct agent *ag)
+{
+	struct epoll_event evs[64];
+	bool killed = false;
+
+	for (;;) {
+		int n = epoll_wait(ag->epfd, evs, 64, loop_timeout(ag));
+
+		if (n < 0 && errno != EINTR) {
+			log_error("agent: epoll_wait: %s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			switch (evs[i].data.u64) {
+			case EV_LISTEN:
+				/* also while stopping: clients see the hand-over */
+				agent_accept(ag);
+				break;
+			case EV_SIGNAL:
+				on_signals(ag);
+				break;
+			case EV_STORES:
+				on_stores(ag);
+				break;
+			default:
+				agent_conn_event(ag, evs[i].data.ptr, evs[i].events);
+				break;
+			}
+		}
+		agent_conns_reap(ag);
+		agent_servers_reaped(ag);	/* also catches a SIGCHLD we coalesced */
+		agent_servers_tick(ag);
+		if (ag->stopping) {
+			if (!agent_servers_running(ag))
+				break;
+			if (!killed && agent_now_ms() >= ag->stop_deadline_ms) {
+				agent_servers_kill(ag);
+				killed = true;
+			}
+		}
+	}
+}
+
+int agent_run(const struct agent_opts *o)
+{
+	struct agent ag = { .o = o, .cfg = o->cfg, .efd = -1, .epfd = -1, .lfd = -1, .sfd = -1 };
+	struct agent_opts oo = *o;
+	int lockfd, r;
+
+	if (!oo.poll_ms)
+		oo.poll_ms = 250;
+	if (!oo.stop_timeout_ms)
+		oo.stop_timeout_ms = 20000;	/* server drain is 10 s; systemd gives 30 s */
+	ag.o = &oo;
+	ag.poll_ms = oo.poll_ms;
+	ag.pid = getpid();
+	lockfd = agent_lock(o->cfg->run_dir);
+	if (lockfd < 0)
+		return lockfd;
+	r = setup(&ag);
+	if (r == 0)
+		r = agent_listen(&ag);
+	if (r < 0)
+		goto out;
+	ag.nstores = o->cfg->nstores;
+	ag.stores = calloc((size_t)(ag.nstores ? ag.nstores : 1), sizeof *ag.stores);
+	if (!ag.stores) {
+		r = err_set(ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!ag.nstores)
+		log_warn("agent: no [store NAME] sections in the configuration");
+	log_info("agent: node %s host_id %u, %d store(s), socket %s", o->cfg->node_name,
+		 o->cfg->host_id, ag.nstores, ag.sock_path);
+	for (int i = 0; i < ag.nstores; i++) {
+		struct agent_store *st = &ag.stores[i];
+		st->ag = &ag;
+		st->index = i;
+		st->cs = &o->cfg->stores[i];
+		r = agent_store_start(st);
+		if (r < 0) {
+			log_error("%s", err_get());
+			begin_stop(&ag, SIGTERM);
+			break;
+		}
+	}
+	if (!ag.stopping)
+		run_loop(&ag);
+	for (int i = 0; i < ag.nstores; i++)
+		agent_store_stop(&ag.stores[i]);
+	for (int i = 0; i < ag.nstores; i++)
+		agent_store_join(&ag.stores[i], 10000 + 4000 * (int)o->cfg->io_timeout);
+	r = 0;
+	log_info("agent: stopped");
+out:
+	agent_conns_close_all(&ag);
+	for (int i = 0; ag.stores && i < ag.nstores; i++)
+		if (ag.stores[i].thread_started) {
+			/* A stuck store thread still uses our memory and fds:
+			 * leave without freeing anything, and say it was not clean. */
+			log_error("agent: exiting with a store thread stuck");
+			_exit(1);
+		}
+	free(ag.stores);
+	if (ag.sfd >= 0)
+		close(ag.sfd);
+	if (ag.efd >= 0)
+		close(ag.efd);
+	if (ag.epfd >= 0)
+		close(ag.epfd);
+	close(lockfd);
+	return r;
+}

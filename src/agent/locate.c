@@ -1,0 +1,222 @@
+/*
+ * src/agent/locate.c - finding a store's device and reading its superblock.
+ *
+ * A store is configured by path or as UUID=<store uuid>.  libblkid cannot
+ * know our format, so for UUID= we read the superblock of each candidate
+ * ourselves: the entries of $CSNAP_SCAN (colon-separated files or
+ * directories; for tests and unusual setups), the entries of /dev/disk/by-id, and the
+ * block devices listed in /proc/partitions.  Candidates are opened
+ * read-only with O_DIRECT and only the two superblock copies are read.
+ *
+ * Correctness over convenience: if the uuid is found on more than one
+ * distinct device (same st_rdev/inode counts once), we accept the single
+ * device-mapper device among them (multipath over its paths) and refuse
+ * anything else as ambiguous, asking for a path in csnap.conf.
+ */
+#include "src/agent/agent.h"
+#include "ioengine/ioengine.h"
+#include "src/store/superblock.h"
+#include "utils/err.h"
+#include "utils/log.h"
+#include "utils/uuid.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define MAX_MATCHES 8
+
+static int read_sb(const char *path, struct csnap_sb *sb)
+{
+	struct io_dev *dev;
+	int r = io_dev_open(path, IO_DEV_RDONLY, &dev);
+
+	if (r < 0)
+		return r;
+	r = csnap_sb_read(dev, sb, NULL);
+	io_dev_close(dev);
+	return r;
+}
+
+struct match {
+	char path[CONFIG_PATH_MAX];
+	dev_t dev;		/* st_rdev of a block device, else st_dev */
+	ino_t ino;		/* 0 for block devices */
+	bool is_dm;
+	struct csnap_sb sb;
+};
+
+struct scan {
+	struct csnap_uuid want;
+	struct match m[MAX_MATCHES];
+	int n;
+	int distinct;
+	int candidates;
+};
+
+static bool same_object(const struct match *a, const struct stat *st)
+{
+	if (S_ISBLK(st->st_mode))
+		return a->ino == 0 && a->dev == st->st_rdev;
+	return a->ino == st->st_ino && a->dev == st->st_dev;
+}
+
+static bool is_dm_device(const struct stat *st)
+{
+	char link[64], target[256];
+	ssize_t n;
+
+	if (!S_ISBLK(st->st_mode))
+		return false;
+	snprintf(link, sizeof link, "/sys/dev/block/%u:%u", major(st->st_rdev), minor(st->st_rdev));
+	n = readlink(link, target, sizeof target - 1);
+	if (n <= 0)
+		return false;
+	target[n] = 0;
+	const char *base = strrchr(target, '/');
+	return base && !strncmp(base + 1, "dm-", 3);
+}
+
+static void try_candidate(struct scan *s, const char *path)
+{
+	struct stat st;
+	struct csnap_sb sb;
+
+	if (stat(path, &st) < 0 || (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)))
+		return;
+	if (S_ISREG(st.st_mode) && st.st_size < 128 * 1024)
+		return;
+	for (int i = 0; i < s->n; i++)
+		if (same_object(&s->m[i], &st))
+			return;		/* another name of a device we matched */
+	s->candidates++;
+	if (read_sb(path, &sb) < 0 || memcmp(sb.uuid, s->want.b, 16)) {
+		err_clear();
+		return;
+	}
+	s->distinct++;
+	if (s->n == MAX_MATCHES)
+		return;
+	struct match *m = &s->m[s->n++];
+	snprintf(m->path, sizeof m->path, "%s", path);
+	m->dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
+	m->ino = S_ISBLK(st.st_mode) ? 0 : st.st_ino;
+	m->is_dm = is_dm_device(&st);
+	m->sb = sb;
+}
+
+static void scan_dir(struct scan *s, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[CONFIG_PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+			continue;
+		try_candidate(s, path);
+	}
+	closedir(d);
+}
+
+static void scan_path_entry(struct scan *s, const char *p)
+{
+	struct stat st;
+
+	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+		scan_dir(s, p);
+	else
+		try_candidate(s, p);
+}
+
+static void scan_partitions(struct scan *s)
+{
+	FILE *f = fopen("/proc/partitions", "re");
+	char line[256], name[128], path[CONFIG_PATH_MAX];
+	unsigned maj, min;
+	unsigned long long blocks;
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof line, f)) {
+		if (sscanf(line, " %u %u %llu %127s", &maj, &min, &blocks, name) != 4 || !blocks)
+			continue;
+		snprintf(path, sizeof path, "/dev/%s", name);
+		try_candidate(s, path);
+	}
+	fclose(f);
+}
+
+static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, struct csnap_sb *sb)
+{
+	struct scan *s = calloc(1, sizeof *s);
+	const char *env = getenv("CSNAP_SCAN");
+	int r;
+
+	if (!s)
+		return err_set(ENOMEM, "out of memory");
+	if (csnap_uuid_parse(text, &s->want) < 0) {
+		free(s);
+		return err_set(EINVAL, "UUID=%s: not a uuid", text);
+	}
+	if (env && *env) {
+		char *copy = strdup(env), *save = NULL;
+		for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p;
+		     p = strtok_r(NULL, ":", &save))
+			scan_path_entry(s, p);
+		free(copy);
+	}
+	scan_dir(s, "/dev/disk/by-id");
+	scan_partitions(s);
+
+	const struct match *pick = NULL;
+	if (s->distinct == 1) {
+		pick = &s->m[0];
+	} else if (s->distinct > 1) {
+		int dms = 0;
+		for (int i = 0; i < s->n; i++)
+			if (s->m[i].is_dm) {
+				dms++;
+				pick = &s->m[i];
+			}
+		if (dms != 1 || s->distinct > s->n)
+			pick = NULL;
+	}
+	if (pick) {
+		if (snprintf(path_out, pathlen, "%s", pick->path) >= (int)pathlen)
+			r = err_set(ENAMETOOLONG, "device path too long: %s", pick->path);
+		else {
+			*sb = pick->sb;
+			log_debug("UUID=%s is %s", text, pick->path);
+			r = 0;
+		}
+	} else if (s->distinct == 0) {
+		r = err_set(ENOENT, "no device with csnap store UUID=%s (read %d candidate "
+			    "devices from /dev/disk/by-id and /proc/partitions%s)", text,
+			    s->candidates, env && *env ? " and $CSNAP_SCAN" : "");
+	} else {
+		r = err_set(EEXIST, "store UUID=%s is on %d devices (%s, %s%s): ambiguous, "
+			    "name the device path in csnap.conf", text, s->distinct, s->m[0].path,
+			    s->m[1].path, s->distinct > 2 ? ", ..." : "");
+	}
+	free(s);
+	return r;
+}
+
+int agent_locate_store(const char *device, char *path_out, size_t pathlen, struct csnap_sb *sb)
+{
+	if (!strncmp(device, "UUID=", 5))
+		return locate_by_uuid(device + 5, path_out, pathlen, sb);
+	if (snprintf(path_out, pathlen, "%s", device) >= (int)pathlen)
+		return err_set(ENAMETOOLONG, "device path too long: %s", device);
+	return read_sb(device, sb);	/* its messages name the device */
+}

@@ -1,0 +1,52 @@
+/*
+ * src/cli/admin_util.h - shared parts of the admin commands that talk to a
+ * store's master (snapshot *, status): argument parsing, finding and
+ * connecting to the master, printing snapshot tables.
+ */
+#ifndef CSNAP_CLI_ADMIN_UTIL_H
+#define CSNAP_CLI_ADMIN_UTIL_H
+
+#include "src/proto/client.h"
+#include "src/server/locate.h"
+#include "utils/err.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct admin_args {
+	const char *args[4];	/* positional: STORE [NAME] */
+	int nargs;
+	bool json;
+	const char *conf;	/* -c CONF */
+	char master_addr[64];	/* --master ADDR:PORT, "" = look up */
+	uint16_t master_port;
+	int timeout_ms;		/* --timeout SECONDS */
+	bool usecount_set;	/* --use / --unuse */
+	int32_t usecount_delta;
+};
+
+/* Parses options and exactly NARGS positionals.  INTOPT names one extra
+ * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit
+ * code (usage printed).  */
+int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
+		const char *intopt, int64_t *intval);
+
+struct admin_conn {
+	struct proto_client *c;
+	struct locate_result loc;
+	struct proto_identify_ok id;
+	uint32_t chunk_size;
+};
+
+/* Resolves STORE (config name or path), finds the master and identifies as
+ * an admin client.  Prints the error and returns 1 on failure.  */
+int admin_connect(const struct admin_args *a, struct admin_conn *ac);
+void admin_close(struct admin_conn *ac);
+
+void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
+			   bool json, FILE *f);
+/* A JSON string literal (quotes and escapes).  */
+void admin_json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * src/cli/cmd_lease.c - `csnap lease init` and `csnap lease status`.
+ *
+ * Both find the lease area through the store's superblock (lease_offset,
+ * lease_align, lease_sector_size, uuid), so the CLI never guesses offsets.
+ * status reads sanlock's records straight from the store and asks the local
+ * sanlock daemon about liveness; on a node that has not joined the store's
+ * lockspace it says so instead of guessing who is alive.
+ */
+#include "src/cli/cli.h"
+#include "src/cli/cmd_lease.h"
+#include "ioengine/ioengine.h"
+#include "src/store/superblock.h"
+#include "utils/config.h"
+#include "utils/err.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_lease_area(const char *store, struct lease_area *a)
+{
+	struct io_dev *dev = NULL;
+	struct csnap_sb sb;
+	struct csnap_uuid uuid;
+	int rc;
+
+	rc = io_dev_open(store, IO_DEV_RDONLY, &dev);
+	if (rc < 0)
+		return rc;
+	rc = csnap_sb_read(dev, &sb, NULL);
+	io_dev_close(dev);
+	if (rc < 0)
+		return err_prefix(-rc, "%s", store);
+	memcpy(uuid.b, sb.uuid, sizeof(uuid.b));
+	rc = lease_area_setup(a, store, sb.lease_offset, sb.lease_align,
+			      sb.lease_sector_size, &uuid);
+	return rc < 0 ? err_prefix(-rc, "%s: superblock", store) : 0;
+}
+
+/* csnap.conf: CONF, else $CSNAP_CONF, else /etc/csnap/csnap.conf; with
+ * REQUIRED unset, a missing default file just leaves the defaults.  */
+static int load_config(const char *conf, bool required, struct config *cfg)
+{
+	const char *path = conf ? conf : getenv("CSNAP_CONF");
+
+	if (!path && (required || access("/etc/csnap/csnap.conf", R_OK) == 0))
+		path = "/etc/csnap/csnap.conf";
+	config_defaults(cfg);
+	return path ? config_load(path, cfg) : 0;
+}
+
+int cli_lease_io_timeout(const char *conf, uint32_t *io_timeout)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+	int rc;
+
+	if (!cfg)
+		return err_set(ENOMEM, "out of memory");
+	rc = load_config(conf, false, cfg);
+	if (rc == 0)
+		*io_timeout = cfg->io_timeout;
+	free(cfg);
+	return rc;
+}
+
+int cli_lease_init_store(const char *store, uint32_t io_timeout, bool force)
+{
+	struct lease_area a;
+	int rc = cli_lease_area(store, &a);
+
+	if (rc < 0)
+		return rc;
+	rc = lease_init(&a, io_timeout, force);
+	return rc < 0 ? err_prefix(-rc, "%s: lease init", store) : 0;
+}
+
+int mkstore_init_leases(const char *store_path, const struct csnap_sb *sb)
+{
+	struct csnap_uuid uuid;
+	struct lease_area a;
+	uint32_t io_timeout;
+	int rc;
+
+	memcpy(uuid.b, sb->uuid, sizeof(uuid.b));
+	rc = lease_area_setup(&a, store_path, sb->lease_offset, sb->lease_align,
+			      sb->lease_sector_size, &uuid);
+	if (rc == 0)
+		rc = cli_lease_io_timeout(NULL, &io_timeout);
+	if (rc == 0)
+		rc = lease_init(&a, io_timeout, false);
+	return rc;
+}
+
+static int cmd_lease_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "io-timeout", required_argument, NULL, 't' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "config", required_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *conf = NULL;
+	uint64_t t = 0;
+	uint32_t io_timeout;
+	bool force = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "t:fc:", opts, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (parse_u64(optarg, 1, 300, &t) < 0)
+				return cli_usage("--io-timeout: seconds, 1..300");
+			break;
+		case 'f': force = true; break;
+		case 'c': conf = optarg; break;
+		default: return cli_usage(NULL);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage("expected one STORE");
+	if (t)
+		io_timeout = (uint32_t)t;
+	else if (cli_lease_io_timeout(conf, &io_timeout) < 0)
+		return cli_error("%s", err_get());
+	if (cli_lease_init_store(argv[optind], io_timeout, force) < 0)
+		return cli_error("%s", err_get());
+	printf("lease area of %s initialised (io_timeout %u s)\n", argv[optind], io_timeout);
+	return 0;
+}
+
+/* STORE as given on the command line: a [store NAME] of csnap.conf, its
+ * device, or a path.  */
+static int store_path(const struct config *cfg, const char *arg, const char **path)
+{
+	const struct config_store *st = config_find_store(cfg, arg);
+
+	*path = st ? st->device : arg;
+	if (!strncmp(*path, "UUID=", 5))
+		return err_set(ENOTSUP, "%s: finding a store by UUID= is not supported here yet; "
+			       "give its device path", *path);
+	return 0;
+}
+
+static int cmd_lease_join_leave(int argc, char **argv, bool join)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "force", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config *cfg;
+	struct lease_area a;
+	const char *conf = NULL, *path;
+	bool force = false;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "c:f", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': conf = optarg; break;
+		case 'f': force = true; break;
+		default: return cli_usage(NULL);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage("expected one STORE");
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return cli_error("out of memory");
+	rc = load_config(conf, true, cfg);
+	if (rc == 0)
+		rc = store_path(cfg, argv[optind], &path);
+	if (rc == 0)
+		rc = cli_lease_area(path, &a);
+	if (rc == 0 && join) {
+		/* Long enough for sanlock to decide a host_id is in use.  */
+		int timeout_ms = (int)(8 * cfg->io_timeout + 60 + 30) * 1000;
+		rc = lease_join(&a, cfg->host_id, cfg->io_timeout, timeout_ms);
+		if (rc == 0)
+			printf("joined lockspace %s as host_id %u\n", a.lockspace, cfg->host_id);
+	} else if (rc == 0) {
+		rc = lease_leave(&a, cfg->host_id, !force);
+		if (rc == 0)
+			printf("left lockspace %s\n", a.lockspace);
+	}
+	free(cfg);
+	if (rc == -EBUSY && !join)
+		return cli_error("%s (--force leaves anyway: sanlock kills the holders)", err_get());
+	return rc < 0 ? cli_error("%s", err_get()) : 0;
+}
+
+static int cmd_lease_join(int argc, char **argv) { return cmd_lease_join_leave(argc, argv, true); }
+static int cmd_lease_leave(int argc, char **argv) { return cmd_lease_join_leave(argc, argv, false); }
+
+CLI_COMMAND(lease_join, "lease join", "[-c CONF] STORE",
+	    "join the store's lockspace with this node's host_id (the agent does this)",
+	    cmd_lease_join)
+CLI_COMMAND(lease_leave, "lease leave", "[-c CONF] [--force] STORE",
+	    "leave the store's lockspace (refused while leases are held, unless --force)",
+	    cmd_lease_leave)
+
+CLI_COMMAND(lease_init, "lease init", "[--io-timeout S] [--force] [-c CONF] STORE",
+	    "write the store's sanlock lockspace, master lease and owner record", cmd_lease_init)
+
+/* JSON string: quotes, backslashes and control characters escaped.  */
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static const char *host_name(const struct lease_host *h, int n, uint64_t id)
+{
+	for (int i = 0; i < n; i++)
+		if (h[i].host_id == id)
+			return h[i].name;
+	return "";
+}
+
+static int cmd_lease_status(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lease_area a;
+	struct lease_host *hosts = NULL;
+	struct lease_master_info mi;
+	struct lease_record rec;
+	bool json = false;
+	int nhosts = 0, c, rec_rc, find_rc;
+	char rec_err[200] = "";
+	char find_err[200] = "";
+
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+		if (c != 'j')
+			return cli_usage(NULL);
+		json = true;
+	}
+	if (optind != argc - 1)
+		return cli_usage("expected one STORE");
+	if (cli_lease_area(argv[optind], &a) < 0 || lease_hosts(&a, &hosts, &nhosts) < 0)
+		return cli_error("%s", err_get());
+	rec_rc = lease_record_read(&a, &rec);
+	if (rec_rc < 0)
+		snprintf(rec_err, sizeof(rec_err), "%s", err_get());
+	find_rc = lease_find_master(&a, &mi);
+	if (find_rc < 0)
+		snprintf(find_err, sizeof(find_err), "%s", err_get());
+
+	if (json) {
+		printf("{\"store\":");
+		json_str(a.path);
+		printf(",\"lockspace\":");
+		json_str(a.lockspace);
+		printf(",\"lease_offset\":%" PRIu64 ",\"lease_align\":%u,\"sector_size\":%u,\"hosts\":[",
+		       a.offset, a.align, a.sector_size);
+		for (int i = 0; i < nhosts; i++) {
+			printf("%s{\"host_id\":%u,\"name\":", i ? "," : "", hosts[i].host_id);
+			json_str(hosts[i].name);
+			printf(",\"state\":\"%s\",\"generation\":%" PRIu64 "}",
+			       lease_host_state_name(hosts[i].state), hosts[i].generation);
+		}
+		printf("],\"master\":");
+		if (find_rc < 0) {
+			printf("{\"state\":\"unknown\",\"why\":");
+			json_str(find_err);
+		} else {
+			printf("{\"state\":\"%s\"", mi.state == LEASE_MASTER_VALID ? "valid" :
+			       mi.state == LEASE_MASTER_NONE ? "none" : "changing");
+			if (mi.host_id) {
+				printf(",\"host_id\":%" PRIu64 ",\"name\":", mi.host_id);
+				json_str(host_name(hosts, nhosts, mi.host_id));
+				printf(",\"lver\":%" PRIu64 ",\"generation\":%" PRIu64, mi.lver,
+				       mi.generation);
+			}
+			if (mi.state == LEASE_MASTER_VALID) {
+				printf(",\"address\":");
+				json_str(mi.address);
+				printf(",\"port\":%u,\"epoch\":%" PRIu64, mi.port, mi.epoch);
+			}
+			printf(",\"why\":");
+			json_str(mi.why);
+		}
+		printf("},\"record\":");
+		if (rec_rc < 0) {
+			printf("{\"error\":");
+			json_str(rec_err);
+			printf("}");
+		} else {
+			printf("{\"host_id\":%" PRIu64 ",\"lver\":%" PRIu64 ",\"generation\":%" PRIu64
+			       ",\"address\":", rec.host_id, rec.lver, rec.generation);
+			json_str(rec.address);
+			printf(",\"port\":%u,\"epoch\":%" PRIu64 "}", rec.port, rec.epoch);
+		}
+		printf("}\n");
+	} else {
+		printf("store:     %s\n", a.path);
+		printf("lockspace: %s (lease area at %" PRIu64 ", align %u, sector %u)\n",
+		       a.lockspace, a.offset, a.align, a.sector_size);
+		printf("hosts:%s\n", nhosts ? "" : "     none has joined yet");
+		for (int i = 0; i < nhosts; i++)
+			printf("  %4u  %-20s %-8s generation %" PRIu64 "\n", hosts[i].host_id,
+			       hosts[i].name, lease_host_state_name(hosts[i].state),
+			       hosts[i].generation);
+		if (find_rc < 0)
+			printf("master:    unknown: %s\n", find_err);
+		else if (mi.state == LEASE_MASTER_VALID)
+			printf("master:    host_id %" PRIu64 " (%s) at %s port %u, lver %" PRIu64
+			       ", epoch %" PRIu64 "\n", mi.host_id,
+			       host_name(hosts, nhosts, mi.host_id), mi.address, mi.port, mi.lver,
+			       mi.epoch);
+		else
+			printf("master:    %s: %s\n", lease_master_state_name(mi.state), mi.why);
+		if (rec_rc < 0)
+			printf("record:    unreadable: %s\n", rec_err);
+		else if (lease_record_is_empty(&rec))
+			printf("record:    empty\n");
+		else
+			printf("record:    host_id %" PRIu64 " lver %" PRIu64 " generation %" PRIu64
+			       " at %s port %u, epoch %" PRIu64 " (%s)\n", rec.host_id, rec.lver,
+			       rec.generation, rec.address, rec.port, rec.epoch,
+			       find_rc == 0 && mi.state == LEASE_MASTER_VALID ? "valid" :
+			       find_rc < 0 ? "cannot be verified here" : "not trusted");
+	}
+	free(hosts);
+	return 0;
+}
+
+CLI_COMMAND(lease_status, "lease status", "STORE [--json]",
+	    "show the store's lockspace, hosts, master and lease-owner record", cmd_lease_status)

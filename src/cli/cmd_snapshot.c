@@ -1,0 +1,148 @@
+/*
+ * src/cli/cmd_snapshot.c - `csnap snapshot create|delete|list|set`: admin
+ * requests sent to the store's master, found through the lease-owner
+ * record (or given with --master ADDR:PORT).
+ */
+#include "src/cli/cli.h"
+#include "src/cli/admin_util.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int call_simple(struct admin_conn *ac, struct proto_msg *req, struct proto_msg *rep,
+		       const char *what)
+{
+	int r = proto_client_call(ac->c, req, rep);
+	if (r < 0)
+		return cli_error("%s: %s", what, err_get());
+	if (rep->status) {
+		cli_error("%s: %s", what, rep->error[0] ? rep->error : strerror((int)rep->status));
+		proto_msg_free(rep);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	struct admin_args a;
+	int64_t prio = 0;
+	int r = admin_parse(argc, argv, 2, &a, "priority", &prio);
+	if (r)
+		return r;
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_CREATE, 0);
+	if (!proto_name_valid(a.args[1])) {
+		admin_close(&ac);
+		return cli_usage("invalid snapshot name '%s' (1-%d of A-Z a-z 0-9 . _ + : @ -)",
+				 a.args[1], PROTO_NAME_MAX);
+	}
+	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "%s", a.args[1]);
+	m.u.snap_create.priority = (int32_t)prio;
+	r = call_simple(&ac, &m, &rep, "snapshot create");
+	if (!r) {
+		if (a.json)
+			printf("{\"id\": %u, \"name\": \"%s\", \"priority\": %d}\n",
+			       rep.u.snapinfo.id, rep.u.snapinfo.name, rep.u.snapinfo.priority);
+		else
+			printf("created snapshot %s (id %u)\n", rep.u.snapinfo.name, rep.u.snapinfo.id);
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
+static int cmd_delete(int argc, char **argv)
+{
+	struct admin_args a;
+	int r = admin_parse(argc, argv, 2, &a, NULL, NULL);
+	if (r)
+		return r;
+	if (!proto_name_valid(a.args[1]))
+		return cli_usage("invalid snapshot name '%s'", a.args[1]);
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_DELETE, 0);
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", a.args[1]);
+	r = call_simple(&ac, &m, &rep, "snapshot delete");
+	if (!r) {
+		if (!a.json)
+			printf("deleted snapshot %s\n", a.args[1]);
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
+static int cmd_set(int argc, char **argv)
+{
+	struct admin_args a;
+	int64_t prio = INT64_MIN;
+	int r = admin_parse(argc, argv, 2, &a, "priority", &prio);
+	if (r)
+		return r;
+	if (!proto_name_valid(a.args[1]))
+		return cli_usage("invalid snapshot name '%s'", a.args[1]);
+	if (prio == INT64_MIN && !a.usecount_set)
+		return cli_usage("nothing to set (--priority P, --use / --unuse)");
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_SET, 0);
+	snprintf(m.u.snap_set.name, sizeof m.u.snap_set.name, "%s", a.args[1]);
+	if (prio != INT64_MIN) {
+		m.u.snap_set.mask |= PROTO_SET_PRIORITY;
+		m.u.snap_set.priority = (int32_t)prio;
+	}
+	if (a.usecount_set) {
+		m.u.snap_set.mask |= PROTO_SET_USECOUNT;
+		m.u.snap_set.usecount_delta = a.usecount_delta;
+	}
+	r = call_simple(&ac, &m, &rep, "snapshot set");
+	if (!r) {
+		printf("snapshot %s: priority %d, use count %u\n", rep.u.snapinfo.name,
+		       rep.u.snapinfo.priority, rep.u.snapinfo.usecount);
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	struct admin_args a;
+	int r = admin_parse(argc, argv, 1, &a, NULL, NULL);
+	if (r)
+		return r;
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
+	r = call_simple(&ac, &m, &rep, "snapshot list");
+	if (!r) {
+		admin_print_snapshots(&rep.u.snap_list, ac.chunk_size, a.json, stdout);
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
+CLI_COMMAND(snap_create, "snapshot create", "STORE NAME [--priority P] [--master ADDR:PORT]",
+	    "create a snapshot of the origin (cluster-wide barrier)", cmd_create)
+CLI_COMMAND(snap_delete, "snapshot delete", "STORE NAME [--master ADDR:PORT]",
+	    "delete a snapshot", cmd_delete)
+CLI_COMMAND(snap_list, "snapshot list", "STORE [--json] [--master ADDR:PORT]",
+	    "list snapshots with their usage", cmd_list)
+CLI_COMMAND(snap_set, "snapshot set", "STORE NAME [--priority P] [--use|--unuse]",
+	    "set a snapshot's priority or use count", cmd_set)

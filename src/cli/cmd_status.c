@@ -1,0 +1,106 @@
+/*
+ * src/cli/cmd_status.c - `csnap status STORE [--json]`: the store as its
+ * master sees it: size, free space, chunk size, per-snapshot unique and
+ * shared usage, the master's host and address, connected clients.
+ */
+#include "src/cli/cli.h"
+#include "src/cli/admin_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char *volume_name(uint8_t v)
+{
+	return v == PROTO_VOL_ORIGIN ? "origin" : v == PROTO_VOL_SNAPSHOT ? "snapshot" : "admin";
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct admin_args a;
+	int r = admin_parse(argc, argv, 1, &a, NULL, NULL);
+	if (r)
+		return r;
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, st, sl;
+	proto_msg_init(&m, PROTO_STATUS, 0);
+	r = proto_client_call(ac.c, &m, &st);
+	if (r < 0) {
+		admin_close(&ac);
+		return cli_error("status: %s", err_get());
+	}
+	if (st.status) {
+		cli_error("status: %s", st.error);
+		admin_close(&ac);
+		return 1;
+	}
+	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
+	r = proto_client_call(ac.c, &m, &sl);
+	if (r < 0 || sl.status) {
+		if (r < 0)
+			cli_error("status: %s", err_get());
+		else
+			cli_error("status: %s", sl.error);
+		proto_msg_free(&st);
+		admin_close(&ac);
+		return 1;
+	}
+	const struct proto_status *s = &st.u.status;
+	char uuid[CSNAP_UUID_STR_LEN];
+	csnap_uuid_unparse(&s->store, uuid);
+	uint64_t cs = s->chunk_size;
+	if (a.json) {
+		printf("{\"store\": \"%s\", \"chunk_size\": %u, \"store_chunks\": %llu, "
+		       "\"free_chunks\": %llu, \"store_bytes\": %llu, \"free_bytes\": %llu, "
+		       "\"origin_size\": %llu, \"snapshots\": %u, \"max_snapshots\": %u,\n",
+		       uuid, s->chunk_size, (unsigned long long)s->store_chunks,
+		       (unsigned long long)s->free_chunks, (unsigned long long)(s->store_chunks * cs),
+		       (unsigned long long)(s->free_chunks * cs), (unsigned long long)s->origin_size,
+		       s->nsnapshots, s->max_snapshots);
+		printf(" \"master\": {\"host_id\": %u, \"node\": ", s->master_host_id);
+		admin_json_str(stdout, s->master_node);
+		printf(", \"address\": ");
+		admin_json_str(stdout, s->master_address);
+		printf(", \"port\": %u, \"epoch\": %llu},\n \"clients\": [", s->master_port,
+		       (unsigned long long)s->generation);
+		for (uint32_t i = 0; i < s->nclients; i++) {
+			const struct proto_client_info *c = &s->clients[i];
+			printf("%s\n  {\"host_id\": %u, \"volume\": \"%s\", \"snapshot_id\": %u, \"name\": ",
+			       i ? "," : "", c->host_id, volume_name(c->volume), c->snap_id);
+			admin_json_str(stdout, c->name);
+			printf(", \"peer\": ");
+			admin_json_str(stdout, c->peer);
+			printf("}");
+		}
+		printf("%s],\n \"snapshot_list\": ", s->nclients ? "\n " : "");
+		admin_print_snapshots(&sl.u.snap_list, s->chunk_size, true, stdout);
+		printf("}\n");
+	} else {
+		printf("store        %s\n", uuid);
+		printf("chunk size   %u\n", s->chunk_size);
+		printf("store        %llu chunks, %llu free (%.1f%% used)\n",
+		       (unsigned long long)s->store_chunks, (unsigned long long)s->free_chunks,
+		       s->store_chunks ? 100.0 * (double)(s->store_chunks - s->free_chunks) / (double)s->store_chunks : 0.0);
+		printf("origin size  %llu bytes\n", (unsigned long long)s->origin_size);
+		printf("master       host %u (%s) at %s port %u, epoch %llu\n", s->master_host_id,
+		       s->master_node, s->master_address, s->master_port,
+		       (unsigned long long)s->generation);
+		printf("snapshots    %u of %u\n", s->nsnapshots, s->max_snapshots);
+		if (sl.u.snap_list.n)
+			admin_print_snapshots(&sl.u.snap_list, s->chunk_size, false, stdout);
+		printf("clients      %u\n", s->nclients);
+		for (uint32_t i = 0; i < s->nclients; i++) {
+			const struct proto_client_info *c = &s->clients[i];
+			printf("  host %-4u %-8s %-22s %s\n", c->host_id, volume_name(c->volume),
+			       c->peer, c->name);
+		}
+	}
+	proto_msg_free(&sl);
+	proto_msg_free(&st);
+	admin_close(&ac);
+	return 0;
+}
+
+CLI_COMMAND(status, "status", "STORE [--json] [--master ADDR:PORT]",
+	    "show the store, its snapshots, master and clients", cmd_status)

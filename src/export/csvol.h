@@ -1,0 +1,57 @@
+/*
+ * src/export/csvol.h - csnap's volumes: the origin and its snapshots, as
+ * seen by the data path (volume_origin.c, volume_snap.c).
+ *
+ * Both read and write the shared devices directly and ask the master only
+ * metadata questions over their own session:
+ *  - origin: before writing chunks not known to be unique, ORIGIN_WRITE
+ *    (the master copies them out to the store first); unique chunks are
+ *    remembered until the next snapshot barrier or master change.
+ *  - snapshot: SNAP_READ says where each chunk is (store chunk, or still
+ *    on the origin, read-locked until SNAP_READ_DONE); SNAP_WRITE gives
+ *    chunks unique to the snapshot.  Locations are cached.
+ */
+#ifndef CSNAP_EXPORT_CSVOL_H
+#define CSNAP_EXPORT_CSVOL_H
+
+#include "src/export/volume.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dio;
+struct loop;
+struct master_target;
+
+/* What a store's volumes share.  */
+struct csvol_env {
+	struct loop *lp;
+	const struct master_target *tgt;
+	struct dio *origin;		/* origin device */
+	struct dio *store;		/* snapshot store device */
+	uint32_t chunk_size;		/* bytes, power of two */
+	unsigned chunk_shift;
+	uint64_t origin_size;		/* bytes */
+	uint64_t data_offset;		/* store byte offset of store chunk 0 */
+	uint64_t store_chunks;		/* data chunks in the store (bounds check) */
+	size_t cache_entries;		/* per snapshot location cache bound */
+};
+
+int volume_origin_create(const struct csvol_env *env, struct volume **out);
+
+/* Before the NBD server goes away: end the volume's session, failing the
+ * requests that wait for the master (so nothing waits forever).  */
+void volume_origin_shutdown(struct volume *vol);
+void volume_snap_shutdown(struct volume *vol);
+
+/* Snapshot volumes learn their size when their session identifies:
+ * READY runs then (the volume can be exported); GONE runs if the master
+ * refuses it (the snapshot was deleted).  */
+typedef void (*csvol_notify_fn)(void *arg, struct volume *vol, int err, const char *why);
+int volume_snap_create(const struct csvol_env *env, const char *name,
+		       csvol_notify_fn ready, csvol_notify_fn gone, void *arg,
+		       struct volume **out);
+/* Stop using the snapshot (deleted): new requests fail with EIO.  */
+void volume_snap_retire(struct volume *vol);
+
+#endif

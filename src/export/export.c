@@ -1,0 +1,444 @@
+/*
+ * src/export/export.c - the `csnap export` daemon for one store: opens the
+ * origin and store devices, reads the store's identity from its
+ * superblock (uuid, secret, lease area, chunk size, data area), exports
+ * the origin at once and every snapshot as the master lists it, and runs
+ * the event loop until SIGINT/SIGTERM.
+ *
+ * The set of snapshots follows the master: an admin session lists them
+ * every second; new ones are exported when their own session has
+ * identified them (that is where their size comes from), deleted ones are
+ * withdrawn and any connection still using one gets EIO.
+ */
+#include "src/export/export.h"
+
+#include "src/export/csvol.h"
+#include "src/export/dio.h"
+#include "src/export/loop.h"
+#include "src/export/nbd_server.h"
+#include "src/export/session.h"
+#include "ioengine/ioengine.h"
+#include "src/store/superblock.h"
+#include "utils/config.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define LIST_INTERVAL_MS	1000
+#define SNAP_CACHE_ENTRIES	(256 * 1024)
+
+struct snapent {
+	char name[PROTO_NAME_MAX + 1];
+	struct volume *vol;		/* our reference */
+	bool exported;
+	bool seen;
+	struct exporter *ex;
+};
+
+struct exporter {
+	struct config cfg;
+	const struct config_store *st;
+	struct loop *lp;
+	struct nbd_server *srv;
+	struct io_dev *origin_dev, *store_dev;
+	struct dio *origin_dio, *store_dio;
+	struct master_target tgt;
+	struct csvol_env env;
+	struct volume *origin;
+	struct session *admin;
+	struct sreq list_rq;
+	bool list_inflight;
+	struct loop_timer poll;
+	struct snapent **snaps;
+	unsigned nsnaps, capsnaps;
+	struct loop_watch sig_watch;
+	int sigfd;
+};
+
+/* ---- snapshots -------------------------------------------------------- */
+
+static void snap_ready(void *arg, struct volume *vol, int err, const char *why)
+{
+	struct snapent *se = arg;
+
+	(void)why;
+	if (err < 0 || se->exported)
+		return;
+	if (nbd_server_add(se->ex->srv, vol) < 0) {
+		log_warn("export: snapshot %s: %s", se->name, err_get());
+		return;
+	}
+	se->exported = true;
+	log_info("export: snapshot %s exported (%llu bytes)", se->name,
+		 (unsigned long long)vol->size);
+}
+
+static void snap_gone(void *arg, struct volume *vol, int err, const char *why)
+{
+	struct snapent *se = arg;
+
+	(void)vol; (void)err;
+	log_info("export: snapshot %s no longer available: %s", se->name, why);
+	if (se->exported) {
+		nbd_server_remove(se->ex->srv, se->name);
+		se->exported = false;
+	}
+}
+
+static void snap_drop(struct exporter *ex, unsigned i)
+{
+	struct snapent *se = ex->snaps[i];
+
+	log_info("export: snapshot %s deleted; withdrawing it", se->name);
+	if (se->exported)
+		nbd_server_remove(ex->srv, se->name);
+	volume_snap_retire(se->vol);
+	volume_snap_shutdown(se->vol);
+	volume_put(se->vol);
+	free(se);
+	ex->snaps[i] = ex->snaps[--ex->nsnaps];
+}
+
+static void snap_add(struct exporter *ex, const char *name)
+{
+	struct snapent *se;
+
+	if (!strcmp(name, "origin")) {
+		log_warn("export: a snapshot named \"origin\" cannot be exported under that name");
+		return;
+	}
+	if (ex->nsnaps == ex->capsnaps) {
+		unsigned cap = ex->capsnaps ? ex->capsnaps * 2 : 16;
+		struct snapent **n = realloc(ex->snaps, cap * sizeof *n);
+
+		if (!n)
+			return;
+		ex->snaps = n;
+		ex->capsnaps = cap;
+	}
+	se = calloc(1, sizeof *se);
+	if (!se)
+		return;
+	snprintf(se->name, sizeof se->name, "%s", name);
+	se->ex = ex;
+	se->seen = true;
+	if (volume_snap_create(&ex->env, name, snap_ready, snap_gone, se, &se->vol) < 0) {
+		log_warn("export: snapshot %s: %s", name, err_get());
+		free(se);
+		return;
+	}
+	ex->snaps[ex->nsnaps++] = se;
+}
+
+static void list_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct exporter *ex = rq->arg;
+
+	ex->list_inflight = false;
+	if (err < 0)
+		return;
+	if (reply->status) {
+		log_warn("export: listing snapshots: %s", reply->error);
+		return;
+	}
+	for (unsigned i = 0; i < ex->nsnaps; i++)
+		ex->snaps[i]->seen = false;
+	for (uint32_t k = 0; k < reply->u.snap_list.n; k++) {
+		const struct proto_snapinfo *si = &reply->u.snap_list.s[k];
+		bool found = false;
+
+		if (si->flags & PROTO_SNAP_BUSY)
+			continue;
+		for (unsigned i = 0; i < ex->nsnaps; i++) {
+			if (!strcmp(ex->snaps[i]->name, si->name)) {
+				ex->snaps[i]->seen = true;
+				found = true;
+				break;
+			}
+		}
+		if (!found)
+			snap_add(ex, si->name);
+	}
+	for (unsigned i = 0; i < ex->nsnaps;) {
+		if (!ex->snaps[i]->seen)
+			snap_drop(ex, i);
+		else
+			i++;
+	}
+}
+
+static void list_now(struct exporter *ex)
+{
+	if (ex->list_inflight || !session_up(ex->admin))
+		return;
+	memset(&ex->list_rq, 0, sizeof ex->list_rq);
+	proto_msg_init(&ex->list_rq.msg, PROTO_SNAP_LIST, 0);
+	ex->list_rq.done = list_done;
+	ex->list_rq.arg = ex;
+	ex->list_inflight = true;
+	session_send(ex->admin, &ex->list_rq);
+}
+
+static void poll_fn(void *arg)
+{
+	struct exporter *ex = arg;
+
+	list_now(ex);
+	loop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
+}
+
+static void admin_connected(void *arg, const struct proto_identify_ok *ok, bool again)
+{
+	(void)ok; (void)again;
+	list_now(arg);
+}
+
+static void admin_disconnected(void *arg)
+{
+	(void)arg;
+}
+
+static void admin_request(void *arg, const struct proto_msg *req)
+{
+	struct exporter *ex = arg;
+	struct proto_msg m;
+
+	proto_msg_error(&m, req, EOPNOTSUPP, "export admin session: unexpected request");
+	session_reply(ex->admin, &m);
+}
+
+static void admin_refused(void *arg, int err, const char *why)
+{
+	(void)arg; (void)err;
+	log_error("export: the master refused the admin session: %s; snapshots will not be exported",
+		  why);
+}
+
+static const struct session_ops admin_ops = {
+	.connected = admin_connected,
+	.disconnected = admin_disconnected,
+	.server_request = admin_request,
+	.refused = admin_refused,
+};
+
+/* ---- setup ------------------------------------------------------------ */
+
+static void on_signal(void *arg, uint32_t events)
+{
+	struct exporter *ex = arg;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(ex->sigfd, &si, sizeof si) == sizeof si)
+		log_info("export: signal %u, shutting down", si.ssi_signo);
+	loop_stop(ex->lp);
+}
+
+static int parse_hostport(const char *s, char *addr, size_t addrlen, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	uint64_t p;
+
+	addr[0] = 0;
+	if (colon) {
+		size_t n = (size_t)(colon - s);
+
+		if (n >= addrlen)
+			return err_set(EINVAL, "address too long: %s", s);
+		memcpy(addr, s, n);
+		addr[n] = 0;
+		s = colon + 1;
+	}
+	if (parse_u64(s, 0, 65535, &p) < 0)
+		return err_set(EINVAL, "bad port in '%s'", s);
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int open_store(struct exporter *ex, const struct export_opts *o)
+{
+	const struct config_store *st = ex->st;
+	struct csnap_sb sb;
+	unsigned shift = 0;
+	int rc;
+
+	if (!strncmp(st->device, "UUID=", 5))
+		return err_set(ENOTSUP, "[store %s]: device=UUID=... is not supported by export yet; give a path",
+			       st->name);
+	if (!st->origin[0])
+		return err_set(EINVAL, "[store %s]: no origin configured", st->name);
+	rc = io_dev_open(st->device, IO_DEV_RDWR, &ex->store_dev);
+	if (rc < 0)
+		return err_prefix(-rc, "store %s", st->device);
+	rc = csnap_sb_read(ex->store_dev, &sb, NULL);
+	if (rc < 0)
+		return err_prefix(-rc, "store %s", st->device);
+	rc = io_dev_open(st->origin, IO_DEV_RDWR, &ex->origin_dev);
+	if (rc < 0)
+		return err_prefix(-rc, "origin %s", st->origin);
+	if (io_dev_size(ex->origin_dev) < sb.origin_size)
+		return err_set(EINVAL, "origin %s is %llu bytes, the store expects %llu", st->origin,
+			       (unsigned long long)io_dev_size(ex->origin_dev),
+			       (unsigned long long)sb.origin_size);
+	while ((1u << shift) < sb.chunk_size)
+		shift++;
+	if ((rc = dio_create(loop_io(ex->lp), ex->origin_dev, &ex->origin_dio)) < 0 ||
+	    (rc = dio_create(loop_io(ex->lp), ex->store_dev, &ex->store_dio)) < 0)
+		return rc;
+
+	struct master_target *t = &ex->tgt;
+	snprintf(t->store_path, sizeof t->store_path, "%s", st->device);
+	memcpy(t->uuid.b, sb.uuid, sizeof t->uuid.b);
+	memcpy(t->secret, sb.secret, sizeof t->secret);
+	t->host_id = (uint16_t)ex->cfg.host_id;
+	t->connect_timeout_ms = 5000;
+	snprintf(t->client_name, sizeof t->client_name, "%s/export",
+		 ex->cfg.node_name[0] ? ex->cfg.node_name : "node");
+	if (o->master) {
+		rc = parse_hostport(o->master, t->fixed_address, sizeof t->fixed_address,
+				    &t->fixed_port);
+		if (rc < 0)
+			return rc;
+	} else {
+		rc = lease_area_setup(&t->area, st->device, sb.lease_offset, sb.lease_align,
+				      sb.lease_sector_size, &t->uuid);
+		if (rc < 0)
+			return rc;
+	}
+
+	ex->env = (struct csvol_env){
+		.lp = ex->lp, .tgt = t, .origin = ex->origin_dio, .store = ex->store_dio,
+		.chunk_size = sb.chunk_size, .chunk_shift = shift, .origin_size = sb.origin_size,
+		.data_offset = sb.engine.data_offset, .store_chunks = sb.engine.data_chunks,
+		.cache_entries = SNAP_CACHE_ENTRIES,
+	};
+	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
+	    io_dev_size(ex->store_dev))
+		return err_set(EINVAL, "store %s: data area beyond the end of the device", st->device);
+	log_info("export: store %s: chunk size %u, origin %s (%llu bytes)", st->device,
+		 sb.chunk_size, st->origin, (unsigned long long)sb.origin_size);
+	return 0;
+}
+
+static int listen_all(struct exporter *ex, const struct export_opts *o)
+{
+	const struct config_store *st = ex->st;
+	char addr[CONFIG_NAME_MAX];
+	uint16_t port;
+	int rc;
+
+	if (o->sock || o->tcp) {
+		if (o->sock && (rc = nbd_server_listen_unix(ex->srv, o->sock)) < 0)
+			return rc;
+		if (o->tcp) {
+			if ((rc = parse_hostport(o->tcp, addr, sizeof addr, &port)) < 0 ||
+			    (rc = nbd_server_listen_tcp(ex->srv, addr, port)) < 0)
+				return rc;
+			printf("tcp port %u\n", nbd_server_tcp_port(ex->srv));
+		}
+	} else if (st->export_kind == EXPORT_TCP) {
+		if ((rc = nbd_server_listen_tcp(ex->srv, st->export_address, st->export_port)) < 0)
+			return rc;
+		printf("tcp port %u\n", nbd_server_tcp_port(ex->srv));
+	} else {
+		if ((rc = nbd_server_listen_unix(ex->srv, st->export_socket)) < 0)
+			return rc;
+		printf("unix socket %s\n", st->export_socket);
+	}
+	fflush(stdout);
+	return 0;
+}
+
+static int watch_signals(struct exporter *ex)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ex->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (ex->sigfd < 0)
+		return err_set(errno, "signalfd: %s", strerror(errno));
+	return loop_watch_add(ex->lp, &ex->sig_watch, ex->sigfd, EPOLLIN, on_signal, ex);
+}
+
+static void teardown(struct exporter *ex)
+{
+	/* Requests waiting for the master fail first, so the NBD server can
+	 * drain its connections; then the volumes go.  */
+	if (ex->origin)
+		volume_origin_shutdown(ex->origin);
+	for (unsigned i = 0; i < ex->nsnaps; i++)
+		volume_snap_shutdown(ex->snaps[i]->vol);
+	if (ex->admin)
+		session_destroy(ex->admin);
+	nbd_server_destroy(ex->srv);
+	volume_put(ex->origin);
+	for (unsigned i = 0; i < ex->nsnaps; i++) {
+		volume_put(ex->snaps[i]->vol);
+		free(ex->snaps[i]);
+	}
+	free(ex->snaps);
+	if (ex->sigfd >= 0) {
+		loop_watch_del(ex->lp, &ex->sig_watch);
+		close(ex->sigfd);
+	}
+	if (ex->lp)
+		loop_timer_cancel(ex->lp, &ex->poll);
+	loop_destroy(ex->lp);
+	dio_destroy(ex->origin_dio);
+	dio_destroy(ex->store_dio);
+	io_dev_close(ex->origin_dev);
+	io_dev_close(ex->store_dev);
+}
+
+int export_run(const struct export_opts *o)
+{
+	struct exporter *ex = calloc(1, sizeof *ex);
+	int rc;
+
+	if (!ex) {
+		fprintf(stderr, "csnap: export: out of memory\n");
+		return 1;
+	}
+	ex->sigfd = -1;
+	rc = config_load(o->conf, &ex->cfg);
+	if (rc < 0)
+		goto out;
+	if (!(ex->st = config_find_store(&ex->cfg, o->store))) {
+		rc = err_set(ENOENT, "%s: no [store %s]", o->conf, o->store);
+		goto out;
+	}
+	if ((rc = loop_create(512, &ex->lp)) < 0 ||
+	    (rc = watch_signals(ex)) < 0 ||
+	    (rc = open_store(ex, o)) < 0 ||
+	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
+	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
+	    (rc = nbd_server_add(ex->srv, ex->origin)) < 0 ||
+	    (rc = session_create(ex->lp, &ex->tgt, PROTO_VOL_ADMIN, NULL, &admin_ops, ex,
+				 &ex->admin)) < 0 ||
+	    (rc = listen_all(ex, o)) < 0)
+		goto out;
+	session_start(ex->admin);
+	ex->poll.fn = poll_fn;
+	ex->poll.arg = ex;
+	loop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
+	log_info("export: serving store %s", ex->st->name);
+	rc = loop_run(ex->lp);
+out:
+	if (rc < 0)
+		fprintf(stderr, "csnap: export: %s\n", err_get());
+	teardown(ex);
+	free(ex);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,315 @@
+/*
+ * src/export/nbd_handshake.c - the fixed newstyle handshake: greeting,
+ * client flags, and option haggling up to NBD_OPT_GO or
+ * NBD_OPT_EXPORT_NAME.
+ *
+ * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO.  Everything else
+ * (TLS, structured replies, meta contexts, extended headers) gets
+ * NBD_REP_ERR_UNSUP, which every client handles by falling back.
+ * Violations a reply cannot express (bad magic, unknown client flags, an
+ * unknown name with EXPORT_NAME, too many options) end the connection.
+ */
+#include "src/export/nbd_conn.h"
+#include "src/export/nbd_server.h"
+
+#include "utils/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint16_t tx_flags(const struct volume *vol)
+{
+	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_CAN_MULTI_CONN;
+
+	if (vol->flags & VOL_READONLY)
+		f |= NBD_FLAG_READ_ONLY;
+	else
+		f |= NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM | NBD_FLAG_SEND_WRITE_ZEROES;
+	return f;
+}
+
+void nbd_hs_greet(struct nbd_conn *c)
+{
+	uint8_t g[18];
+
+	nbd_put64(g, NBD_MAGIC);
+	nbd_put64(g + 8, NBD_IHAVEOPT);
+	nbd_put16(g + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	c->state = NBD_ST_CLIENT_FLAGS;
+	c->hdr_want = 4;
+	nbd_conn_send_copy(c, g, sizeof g);
+}
+
+void nbd_hs_client_flags(struct nbd_conn *c)
+{
+	uint32_t flags = nbd_get32(c->hdr);
+
+	if (flags & ~(uint32_t)(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
+		nbd_conn_kill(c, "client sent unknown handshake flags");
+		return;
+	}
+	c->fixed_newstyle = flags & NBD_FLAG_C_FIXED_NEWSTYLE;
+	c->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
+	c->state = NBD_ST_OPT_HEADER;
+	c->hdr_want = 16;
+}
+
+static void reply(struct nbd_conn *c, uint32_t type, const void *data, size_t len)
+{
+	uint8_t buf[20 + NBD_MAX_STRING + 64];
+
+	if (len > sizeof buf - 20) {
+		nbd_conn_kill(c, "option reply too long");
+		return;
+	}
+	nbd_put64(buf, NBD_REP_MAGIC);
+	nbd_put32(buf + 8, c->opt);
+	nbd_put32(buf + 12, type);
+	nbd_put32(buf + 16, (uint32_t)len);
+	if (len)
+		memcpy(buf + 20, data, len);
+	nbd_conn_send_copy(c, buf, 20 + len);
+}
+
+static void reply_err(struct nbd_conn *c, uint32_t type, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void reply_err(struct nbd_conn *c, uint32_t type, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof msg)
+		n = sizeof msg - 1;
+	log_debug("nbd %s: option %u refused: %s", c->peer, c->opt, msg);
+	reply(c, type, msg, (size_t)n);
+}
+
+static void next_option(struct nbd_conn *c)
+{
+	free(c->opt_data);
+	c->opt_data = NULL;
+	if (c->state == NBD_ST_OPT_DATA)
+		c->state = NBD_ST_OPT_HEADER;
+	c->hdr_want = 16;
+}
+
+static void enter_transmission(struct nbd_conn *c, struct volume *vol)
+{
+	c->vol = volume_get(vol);
+	volume_attach(vol);
+	c->state = NBD_ST_TX_HEADER;
+	c->hdr_want = NBD_REQUEST_SIZE;
+	log_debug("nbd %s: serving export %s", c->peer, vol->name);
+}
+
+/* A printable copy of a client-supplied name for messages.  */
+static void safe_name(char *dst, size_t dstlen, const uint8_t *src, size_t len)
+{
+	size_t i, n = len < dstlen - 1 ? len : dstlen - 1;
+
+	for (i = 0; i < n; i++)
+		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? (char)src[i] : '?';
+	dst[i] = 0;
+}
+
+static void opt_export_name(struct nbd_conn *c)
+{
+	char name[NBD_MAX_STRING + 1];
+	struct volume *vol;
+	uint8_t r[8 + 2 + 124];
+
+	if (memchr(c->opt_data, 0, c->opt_len)) {
+		nbd_conn_kill(c, "export name contains NUL");
+		return;
+	}
+	memcpy(name, c->opt_data, c->opt_len);
+	name[c->opt_len] = 0;
+	vol = nbd_server_lookup(c->srv, name);
+	if (!vol) {
+		char shown[80];
+
+		safe_name(shown, sizeof shown, c->opt_data, c->opt_len);
+		nbd_conn_kill(c, "client asked for unknown export (NBD_OPT_EXPORT_NAME)");
+		log_info("nbd: unknown export \"%s\"", shown);
+		return;
+	}
+	memset(r, 0, sizeof r);
+	nbd_put64(r, vol->size);
+	nbd_put16(r + 8, tx_flags(vol));
+	if (nbd_conn_send_copy(c, r, c->no_zeroes ? 10 : sizeof r) < 0)
+		return;
+	next_option(c);
+	enter_transmission(c, vol);
+}
+
+static void list_one(struct nbd_conn *c, struct volume *vol)
+{
+	uint8_t buf[4 + 2 * VOL_NAME_MAX];
+	size_t nl = strlen(vol->name), dl = strlen(vol->description);
+
+	nbd_put32(buf, (uint32_t)nl);
+	memcpy(buf + 4, vol->name, nl);
+	memcpy(buf + 4 + nl, vol->description, dl);
+	reply(c, NBD_REP_SERVER, buf, 4 + nl + dl);
+}
+
+static void opt_list(struct nbd_conn *c)
+{
+	if (c->opt_len) {
+		reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+		return;
+	}
+	nbd_server_each(c->srv, list_one, c);
+	reply(c, NBD_REP_ACK, NULL, 0);
+}
+
+static void info_string(struct nbd_conn *c, uint16_t type, const char *s)
+{
+	uint8_t buf[2 + VOL_NAME_MAX];
+	size_t n = strlen(s);
+
+	nbd_put16(buf, type);
+	memcpy(buf + 2, s, n);
+	reply(c, NBD_REP_INFO, buf, 2 + n);
+}
+
+static void opt_info_go(struct nbd_conn *c)
+{
+	const uint8_t *d = c->opt_data;
+	char name[NBD_MAX_STRING + 1];
+	uint32_t namelen;
+	uint16_t nreq;
+	struct volume *vol;
+	uint8_t buf[14];
+
+	if (c->opt_len < 6 || (namelen = nbd_get32(d)) > c->opt_len - 6) {
+		reply_err(c, NBD_REP_ERR_INVALID, "malformed NBD_OPT_INFO/GO");
+		return;
+	}
+	nreq = nbd_get16(d + 4 + namelen);
+	if (c->opt_len != 4 + namelen + 2 + 2u * nreq) {
+		reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_INFO/GO length does not match its contents");
+		return;
+	}
+	if (memchr(d + 4, 0, namelen)) {
+		reply_err(c, NBD_REP_ERR_INVALID, "export name contains NUL");
+		return;
+	}
+	memcpy(name, d + 4, namelen);
+	name[namelen] = 0;
+	vol = nbd_server_lookup(c->srv, name);
+	if (!vol) {
+		char shown[80];
+
+		safe_name(shown, sizeof shown, d + 4, namelen);
+		reply_err(c, NBD_REP_ERR_UNKNOWN, "no export named \"%s\"", shown);
+		return;
+	}
+	for (unsigned i = 0; i < nreq; i++) {
+		uint16_t type = nbd_get16(d + 4 + namelen + 2 + 2 * i);
+
+		if (type == NBD_INFO_NAME)
+			info_string(c, NBD_INFO_NAME, vol->name);
+		else if (type == NBD_INFO_DESCRIPTION && vol->description[0])
+			info_string(c, NBD_INFO_DESCRIPTION, vol->description);
+		/* others: ignored, as the protocol asks */
+	}
+	/* Block sizes are sent unasked: any client may use them, and ours
+	 * are the protocol's defaults except for the preferred size.  */
+	nbd_put16(buf, NBD_INFO_BLOCK_SIZE);
+	nbd_put32(buf + 2, 1);
+	nbd_put32(buf + 6, vol->pref_block ? vol->pref_block : 4096);
+	nbd_put32(buf + 10, NBD_SERVER_MAX_PAYLOAD);
+	reply(c, NBD_REP_INFO, buf, 14);
+	nbd_put16(buf, NBD_INFO_EXPORT);
+	nbd_put64(buf + 2, vol->size);
+	nbd_put16(buf + 10, tx_flags(vol));
+	reply(c, NBD_REP_INFO, buf, 12);
+	reply(c, NBD_REP_ACK, NULL, 0);
+	if (c->opt == NBD_OPT_GO && !c->dead) {
+		next_option(c);
+		enter_transmission(c, vol);
+	}
+}
+
+void nbd_hs_option_header(struct nbd_conn *c)
+{
+	if (nbd_get64(c->hdr) != NBD_IHAVEOPT) {
+		nbd_conn_kill(c, "bad option magic");
+		return;
+	}
+	c->opt = nbd_get32(c->hdr + 8);
+	c->opt_len = nbd_get32(c->hdr + 12);
+	c->opt_have = 0;
+	if (++c->nopts > NBD_MAX_OPTIONS) {
+		nbd_conn_kill(c, "too many options");
+		return;
+	}
+	if (c->opt_len > NBD_MAX_OPT_LEN) {
+		if (c->opt == NBD_OPT_EXPORT_NAME) {
+			nbd_conn_kill(c, "export name too long");
+			return;
+		}
+		/* Read and drop the data, then refuse (opt_data NULL).  */
+		c->opt_data = NULL;
+	} else {
+		c->opt_data = malloc(c->opt_len ? c->opt_len : 1);
+		if (!c->opt_data) {
+			nbd_conn_kill(c, "out of memory");
+			return;
+		}
+	}
+	c->state = NBD_ST_OPT_DATA;
+	if (c->opt_len == 0)
+		nbd_hs_option_data(c);
+}
+
+void nbd_hs_option_data(struct nbd_conn *c)
+{
+	if (!c->opt_data) {
+		reply_err(c, NBD_REP_ERR_TOO_BIG, "option data too long");
+		next_option(c);
+		return;
+	}
+	if (!c->fixed_newstyle && c->opt != NBD_OPT_EXPORT_NAME) {
+		/* Old newstyle clients cannot take error replies.  */
+		nbd_conn_kill(c, "option needs the fixed newstyle handshake");
+		return;
+	}
+	switch (c->opt) {
+	case NBD_OPT_EXPORT_NAME:
+		if (c->opt_len > NBD_MAX_STRING) {
+			nbd_conn_kill(c, "export name too long");
+			return;
+		}
+		opt_export_name(c);
+		return;
+	case NBD_OPT_ABORT:
+		reply(c, NBD_REP_ACK, NULL, 0);
+		next_option(c);
+		nbd_conn_drain(c);
+		return;
+	case NBD_OPT_LIST:
+		opt_list(c);
+		break;
+	case NBD_OPT_INFO:
+	case NBD_OPT_GO:
+		opt_info_go(c);
+		if (c->state == NBD_ST_TX_HEADER || c->dead)
+			return;
+		break;
+	default:
+		reply_err(c, NBD_REP_ERR_UNSUP, "option %u not supported", c->opt);
+		break;
+	}
+	next_option(c);
+}

@@ -1,0 +1,746 @@
+/*
+ * src/export/nbd_server.c - listeners, connections and their socket I/O,
+ * the table of exports, and the payload buffer cache.  The protocol
+ * itself is in nbd_handshake.c and nbd_transmit.c.
+ *
+ * Input: each readable event drains the socket into a staging buffer and
+ * parses it in place; large write payloads are received straight into
+ * their request buffer.  Flow control: a connection with too many
+ * requests (or bytes) in flight stops reading until replies go out.
+ * Output: replies are queued and sent with one sendmsg() per batch of the
+ * event loop.
+ */
+#include "src/export/nbd_server.h"
+
+#include "src/export/nbd_conn.h"
+#include "ioengine/ioengine.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define NBD_MAX_LISTENERS	8
+#define NBD_MAX_CONNS		1024
+#define BUF_CLASSES		14		/* 4 KiB .. 32 MiB */
+#define BUF_MIN_SHIFT		12
+
+struct listener {
+	struct nbd_server *srv;
+	struct loop_watch watch;
+	int fd;
+	bool is_unix;
+	char path[108];
+	uint16_t port;
+};
+
+struct cached_buf {
+	struct cached_buf *next;
+};
+
+struct nbd_server {
+	struct loop *lp;
+	struct listener listeners[NBD_MAX_LISTENERS];
+	unsigned nlisteners;
+	struct volume **vols;
+	unsigned nvols, capvols;
+	struct nbd_conn *conns;
+	unsigned nconns;
+	unsigned long long serial;	/* connections accepted so far */
+	struct cached_buf *bufs[BUF_CLASSES];
+	unsigned nbufs[BUF_CLASSES];
+};
+
+static void conn_readable(struct nbd_conn *c);
+static void conn_flush(struct nbd_conn *c);
+
+/* ---- buffer cache ----------------------------------------------------- */
+
+static unsigned buf_class(size_t len)
+{
+	unsigned k = 0;
+
+	while (((size_t)1 << (k + BUF_MIN_SHIFT)) < len)
+		k++;
+	return k;
+}
+
+static unsigned buf_keep(unsigned k)
+{
+	return k <= 8 ? 64 : 4;		/* up to 1 MiB: many; above: few */
+}
+
+void *nbd_buf_get(struct nbd_server *srv, size_t len, size_t *cap)
+{
+	unsigned k = buf_class(len ? len : 1);
+	struct cached_buf *b;
+
+	*cap = (size_t)1 << (k + BUF_MIN_SHIFT);
+	if (k < BUF_CLASSES && (b = srv->bufs[k])) {
+		srv->bufs[k] = b->next;
+		srv->nbufs[k]--;
+		return b;
+	}
+	return io_buf_alloc(*cap);
+}
+
+void nbd_buf_put(struct nbd_server *srv, void *buf, size_t cap)
+{
+	unsigned k = buf_class(cap);
+
+	if (!buf)
+		return;
+	if (k < BUF_CLASSES && srv->nbufs[k] < buf_keep(k)) {
+		struct cached_buf *b = buf;
+
+		b->next = srv->bufs[k];
+		srv->bufs[k] = b;
+		srv->nbufs[k]++;
+		return;
+	}
+	io_buf_free(buf);
+}
+
+/* ---- exports ---------------------------------------------------------- */
+
+struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name)
+{
+	if (!name[0])
+		return srv->nvols ? srv->vols[0] : NULL;
+	for (unsigned i = 0; i < srv->nvols; i++)
+		if (!strcmp(srv->vols[i]->name, name))
+			return srv->vols[i];
+	return NULL;
+}
+
+struct volume *nbd_server_find(struct nbd_server *srv, const char *name)
+{
+	return nbd_server_lookup(srv, name);
+}
+
+void nbd_server_each(struct nbd_server *srv,
+		     void (*fn)(struct nbd_conn *c, struct volume *vol), struct nbd_conn *c)
+{
+	for (unsigned i = 0; i < srv->nvols && !c->dead; i++)
+		fn(c, srv->vols[i]);
+}
+
+int nbd_server_add(struct nbd_server *srv, struct volume *vol)
+{
+	if (!vol->name[0])
+		return err_set(EINVAL, "export name must not be empty");
+	if (nbd_server_lookup(srv, vol->name))
+		return err_set(EEXIST, "export %s already exists", vol->name);
+	if (srv->nvols == srv->capvols) {
+		unsigned cap = srv->capvols ? srv->capvols * 2 : 8;
+		struct volume **v = realloc(srv->vols, cap * sizeof *v);
+
+		if (!v)
+			return err_set(ENOMEM, "out of memory");
+		srv->vols = v;
+		srv->capvols = cap;
+	}
+	srv->vols[srv->nvols++] = volume_get(vol);
+	return 0;
+}
+
+int nbd_server_remove(struct nbd_server *srv, const char *name)
+{
+	for (unsigned i = 0; i < srv->nvols; i++) {
+		if (!strcmp(srv->vols[i]->name, name)) {
+			struct volume *vol = srv->vols[i];
+
+			memmove(&srv->vols[i], &srv->vols[i + 1],
+				(srv->nvols - i - 1) * sizeof *srv->vols);
+			srv->nvols--;
+			volume_put(vol);
+			return 0;
+		}
+	}
+	return err_set(ENOENT, "no export named %s", name);
+}
+
+unsigned nbd_server_connections(const struct nbd_server *srv)
+{
+	return srv->nconns;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+static void conn_free(struct nbd_conn *c)
+{
+	struct nbd_server *srv = c->srv;
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->nconns--;
+	nbd_tx_free_reqs(c);
+	if (c->vol)
+		volume_detach(c->vol);
+	volume_put(c->vol);
+	free(c->in);
+	free(c);
+}
+
+static void conn_update_events(struct nbd_conn *c)
+{
+	uint32_t ev = 0;
+
+	if (c->dead)
+		return;
+	if (!c->paused && c->state != NBD_ST_DRAIN)
+		ev |= EPOLLIN;
+	if (c->out_head)
+		ev |= EPOLLOUT;
+	if (loop_watch_mod(c->lp, &c->watch, ev) < 0)
+		nbd_conn_kill(c, err_get());
+}
+
+static void conn_kick_fn(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	if (c->dead) {
+		if (c->inflight == 0)
+			conn_free(c);
+		return;
+	}
+	conn_flush(c);
+	if (c->dead)
+		return;
+	if (c->paused && c->inflight < NBD_MAX_INFLIGHT &&
+	    c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES) {
+		c->paused = false;
+		conn_readable(c);
+		if (c->dead)
+			return;
+	}
+	if (c->state == NBD_ST_DRAIN && !c->out_head && c->inflight == 0) {
+		nbd_conn_kill(c, NULL);
+		return;
+	}
+	conn_update_events(c);
+}
+
+void nbd_conn_kick(struct nbd_conn *c)
+{
+	loop_defer(c->lp, &c->kick);
+}
+
+void nbd_conn_kill(struct nbd_conn *c, const char *why)
+{
+	if (c->dead)
+		return;
+	if (why)
+		log_warn("nbd %s: closing connection: %s", c->peer, why);
+	else
+		log_debug("nbd %s: connection closed", c->peer);
+	c->dead = true;
+	loop_watch_del(c->lp, &c->watch);
+	close(c->fd);
+	c->fd = -1;
+	while (c->out_head) {
+		struct nbd_out *o = c->out_head;
+
+		c->out_head = o->next;
+		o->sent(c, o);
+	}
+	c->out_tail = &c->out_head;
+	free(c->opt_data);
+	c->opt_data = NULL;
+	if (c->cur) {
+		struct nbd_req *r = c->cur;
+
+		c->cur = NULL;
+		nbd_tx_release(c, r);
+	}
+	nbd_conn_kick(c);	/* frees C once nothing is in flight */
+}
+
+void nbd_conn_drain(struct nbd_conn *c)
+{
+	c->state = NBD_ST_DRAIN;
+	nbd_conn_kick(c);
+}
+
+void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
+{
+	if (c->dead) {
+		o->sent(c, o);
+		return;
+	}
+	o->next = NULL;
+	*c->out_tail = o;
+	c->out_tail = &o->next;
+	nbd_conn_kick(c);
+}
+
+static void copy_sent(struct nbd_conn *c, struct nbd_out *o)
+{
+	(void)c;
+	free(o);
+}
+
+int nbd_conn_send_copy(struct nbd_conn *c, const void *data, size_t len)
+{
+	struct nbd_out *o = malloc(sizeof *o + len);
+
+	if (!o) {
+		nbd_conn_kill(c, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(o + 1, data, len);
+	o->iov[0].iov_base = o + 1;
+	o->iov[0].iov_len = len;
+	o->niov = 1;
+	o->sent = copy_sent;
+	nbd_conn_queue(c, o);
+	return 0;
+}
+
+static void conn_flush(struct nbd_conn *c)
+{
+	while (c->out_head && !c->dead) {
+		struct iovec iov[64];
+		struct msghdr msg = { .msg_iov = iov };
+		size_t skip = c->out_sent;
+		ssize_t n;
+
+		for (struct nbd_out *o = c->out_head; o && msg.msg_iovlen < 63; o = o->next) {
+			for (unsigned i = 0; i < o->niov; i++) {
+				if (skip >= o->iov[i].iov_len) {
+					skip -= o->iov[i].iov_len;
+					continue;
+				}
+				iov[msg.msg_iovlen].iov_base = (char *)o->iov[i].iov_base + skip;
+				iov[msg.msg_iovlen].iov_len = o->iov[i].iov_len - skip;
+				msg.msg_iovlen++;
+				skip = 0;
+			}
+		}
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EPIPE || errno == ECONNRESET)
+				nbd_conn_kill(c, NULL);	/* the client went away */
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				nbd_conn_kill(c, strerror(errno));
+			return;
+		}
+		c->out_sent += (size_t)n;
+		while (c->out_head) {
+			struct nbd_out *o = c->out_head;
+			size_t len = 0;
+
+			for (unsigned i = 0; i < o->niov; i++)
+				len += o->iov[i].iov_len;
+			if (c->out_sent < len)
+				break;
+			c->out_sent -= len;
+			c->out_head = o->next;
+			if (!c->out_head)
+				c->out_tail = &c->out_head;
+			o->sent(c, o);
+		}
+	}
+}
+
+/* Moves up to WANT - *HAVE staged bytes into DST.  */
+static size_t take(struct nbd_conn *c, void *dst, size_t want, size_t *have)
+{
+	size_t n = c->in_end - c->in_pos;
+
+	if (n > want - *have)
+		n = want - *have;
+	memcpy((uint8_t *)dst + *have, c->in + c->in_pos, n);
+	c->in_pos += n;
+	*have += n;
+	return n;
+}
+
+static bool over_limits(const struct nbd_conn *c)
+{
+	return c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES;
+}
+
+/* Parses staged input until it runs out or the connection must wait.  */
+static void conn_parse(struct nbd_conn *c)
+{
+	while (!c->dead && !c->paused) {
+		switch (c->state) {
+		case NBD_ST_CLIENT_FLAGS:
+		case NBD_ST_OPT_HEADER:
+		case NBD_ST_TX_HEADER:
+			if (c->state == NBD_ST_TX_HEADER && c->hdr_have == 0 && over_limits(c)) {
+				c->paused = true;
+				conn_update_events(c);
+				return;
+			}
+			if (c->in_pos == c->in_end)
+				return;
+			take(c, c->hdr, c->hdr_want, &c->hdr_have);
+			if (c->hdr_have < c->hdr_want)
+				return;
+			c->hdr_have = 0;
+			if (c->state == NBD_ST_CLIENT_FLAGS)
+				nbd_hs_client_flags(c);
+			else if (c->state == NBD_ST_OPT_HEADER)
+				nbd_hs_option_header(c);
+			else
+				nbd_tx_header(c);
+			break;
+		case NBD_ST_OPT_DATA:
+			if (c->in_pos == c->in_end)
+				return;
+			if (!c->opt_data) {	/* oversized: drop it */
+				size_t n = c->in_end - c->in_pos;
+
+				if (n > c->opt_len - c->opt_have)
+					n = c->opt_len - c->opt_have;
+				c->in_pos += n;
+				c->opt_have += n;
+			} else {
+				take(c, c->opt_data, c->opt_len, &c->opt_have);
+			}
+			if (c->opt_have < c->opt_len)
+				return;
+			nbd_hs_option_data(c);
+			break;
+		case NBD_ST_TX_PAYLOAD:
+			if (c->in_pos == c->in_end)
+				return;
+			take(c, c->cur->vr.buf, c->cur->vr.len, &c->pay_have);
+			if (c->pay_have < c->cur->vr.len)
+				return;
+			nbd_tx_payload_done(c);
+			break;
+		case NBD_ST_DRAIN:
+			c->in_pos = c->in_end;
+			return;
+		}
+	}
+}
+
+static void conn_readable(struct nbd_conn *c)
+{
+	for (int rounds = 0; rounds < 32; rounds++) {
+		ssize_t n;
+
+		conn_parse(c);
+		if (c->dead || c->paused || c->state == NBD_ST_DRAIN)
+			return;
+		c->in_pos = c->in_end = 0;
+		if (c->state == NBD_ST_TX_PAYLOAD &&
+		    c->cur->vr.len - c->pay_have >= NBD_STAGE_SIZE) {
+			n = recv(c->fd, (uint8_t *)c->cur->vr.buf + c->pay_have,
+				 c->cur->vr.len - c->pay_have, MSG_DONTWAIT);
+			if (n > 0) {
+				c->pay_have += (size_t)n;
+				if (c->pay_have == c->cur->vr.len)
+					nbd_tx_payload_done(c);
+				continue;
+			}
+		} else {
+			n = recv(c->fd, c->in, NBD_STAGE_SIZE, MSG_DONTWAIT);
+			if (n > 0) {
+				c->in_end = (size_t)n;
+				if (n < NBD_STAGE_SIZE) {
+					/* Probably drained: parse, and let epoll say
+					 * when there is more rather than asking.  */
+					conn_parse(c);
+					return;
+				}
+				continue;
+			}
+		}
+		if (n == 0) {
+			/* The client closed its side: finish what it asked.  */
+			if (c->hdr_have || c->state == NBD_ST_OPT_DATA ||
+			    c->state == NBD_ST_TX_PAYLOAD)
+				log_info("nbd %s: client closed the connection mid-message", c->peer);
+			else
+				log_debug("nbd %s: client closed the connection", c->peer);
+			nbd_conn_drain(c);
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == ECONNRESET)
+			nbd_conn_kill(c, NULL);
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			nbd_conn_kill(c, strerror(errno));
+		return;
+	}
+}
+
+static void conn_event(void *arg, uint32_t events)
+{
+	struct nbd_conn *c = arg;
+
+	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN)) {
+		nbd_conn_kill(c, NULL);
+		return;
+	}
+	if (events & EPOLLOUT)
+		conn_flush(c);
+	if (!c->dead && events & EPOLLIN)
+		conn_readable(c);
+	if (!c->dead)
+		nbd_conn_kick(c);
+}
+
+static void accept_event(void *arg, uint32_t events)
+{
+	struct listener *l = arg;
+	struct nbd_server *srv = l->srv;
+
+	(void)events;
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof ss;
+		struct nbd_conn *c;
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("nbd: accept: %s", strerror(errno));
+			return;
+		}
+		if (srv->nconns >= NBD_MAX_CONNS) {
+			log_warn("nbd: refusing connection: %u connections open", srv->nconns);
+			close(fd);
+			continue;
+		}
+		c = calloc(1, sizeof *c);
+		if (c)
+			c->in = malloc(NBD_STAGE_SIZE);
+		if (!c || !c->in) {
+			log_warn("nbd: refusing connection: out of memory");
+			if (c)
+				free(c);
+			close(fd);
+			continue;
+		}
+		c->srv = srv;
+		c->lp = srv->lp;
+		c->fd = fd;
+		c->out_tail = &c->out_head;
+		c->kick.fn = conn_kick_fn;
+		c->kick.arg = c;
+		if (l->is_unix) {
+			snprintf(c->peer, sizeof c->peer, "unix#%llu", ++srv->serial);
+		} else {
+			char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
+			int one = 1;
+
+			getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, port, sizeof port,
+				    NI_NUMERICHOST | NI_NUMERICSERV);
+			snprintf(c->peer, sizeof c->peer, "%s:%s", host, port);
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		}
+		c->next = srv->conns;
+		if (srv->conns)
+			srv->conns->prev = c;
+		srv->conns = c;
+		srv->nconns++;
+		if (loop_watch_add(srv->lp, &c->watch, fd, EPOLLIN, conn_event, c) < 0) {
+			log_warn("nbd: %s", err_get());
+			c->dead = true;
+			close(fd);
+			conn_free(c);
+			continue;
+		}
+		log_debug("nbd %s: connected", c->peer);
+		nbd_hs_greet(c);
+	}
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+static int add_listener(struct nbd_server *srv, int fd, bool is_unix, const char *path,
+			uint16_t port)
+{
+	struct listener *l;
+	int rc;
+
+	if (srv->nlisteners == NBD_MAX_LISTENERS) {
+		close(fd);
+		return err_set(EMFILE, "too many listeners");
+	}
+	l = &srv->listeners[srv->nlisteners];
+	memset(l, 0, sizeof *l);
+	l->srv = srv;
+	l->fd = fd;
+	l->is_unix = is_unix;
+	l->port = port;
+	if (path)
+		snprintf(l->path, sizeof l->path, "%s", path);
+	rc = loop_watch_add(srv->lp, &l->watch, fd, EPOLLIN, accept_event, l);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	srv->nlisteners++;
+	return 0;
+}
+
+int nbd_server_listen_unix(struct nbd_server *srv, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof sa.sun_path)
+		return err_set(ENAMETOOLONG, "unix socket path too long: %s", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(errno, "socket: %s", strerror(errno));
+	if (lstat(path, &st) == 0) {
+		/* A socket left by a dead export is replaced; a live one or
+		 * anything that is not a socket is not ours to remove.  */
+		int probe;
+
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return err_set(EEXIST, "%s exists and is not a socket", path);
+		}
+		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
+			close(probe);
+			close(fd);
+			return err_set(EADDRINUSE, "%s: another export is listening there", path);
+		}
+		if (probe >= 0)
+			close(probe);
+		unlink(path);
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0) {
+		rc = err_set(errno, "listen on %s: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	return add_listener(srv, fd, true, path, 0);
+}
+
+int nbd_server_listen_tcp(struct nbd_server *srv, const char *address, uint16_t port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char portstr[8];
+	int fd, rc, one = 1;
+
+	snprintf(portstr, sizeof portstr, "%u", port);
+	rc = getaddrinfo(address && address[0] ? address : NULL, portstr, &hints, &res);
+	if (rc)
+		return err_set(EINVAL, "address %s: %s", address ? address : "*", gai_strerror(rc));
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = err_set(errno, "socket: %s", strerror(errno));
+		freeaddrinfo(res);
+		return rc;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		rc = err_set(errno, "listen on %s port %u: %s", address && address[0] ? address : "*",
+			     port, strerror(errno));
+		close(fd);
+		freeaddrinfo(res);
+		return rc;
+	}
+	freeaddrinfo(res);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	return add_listener(srv, fd, false, NULL, port);
+}
+
+uint16_t nbd_server_tcp_port(const struct nbd_server *srv)
+{
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		if (!srv->listeners[i].is_unix)
+			return srv->listeners[i].port;
+	return 0;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+int nbd_server_create(struct loop *lp, struct nbd_server **out)
+{
+	struct nbd_server *srv = calloc(1, sizeof *srv);
+
+	if (!srv)
+		return err_set(ENOMEM, "out of memory");
+	srv->lp = lp;
+	*out = srv;
+	return 0;
+}
+
+void nbd_server_destroy(struct nbd_server *srv)
+{
+	if (!srv)
+		return;
+	for (unsigned i = 0; i < srv->nlisteners; i++) {
+		struct listener *l = &srv->listeners[i];
+
+		loop_watch_del(srv->lp, &l->watch);
+		close(l->fd);
+		if (l->is_unix)
+			unlink(l->path);
+	}
+	for (struct nbd_conn *c = srv->conns; c; c = c->next)
+		nbd_conn_kill(c, NULL);
+	/* Volume requests still in flight hold their connections: let the
+	 * loop's I/O finish, which frees them.  */
+	while (srv->conns) {
+		struct nbd_conn *c = srv->conns;
+
+		if (c->inflight) {
+			if (io_engine_pending(loop_io(srv->lp)) == 0) {
+				log_error("nbd: %u requests stuck on %s at shutdown", c->inflight,
+					  c->peer);
+				break;
+			}
+			io_engine_submit(loop_io(srv->lp));
+			io_engine_reap(loop_io(srv->lp), 100);
+			continue;
+		}
+		conn_free(c);
+	}
+	while (srv->nvols)
+		volume_put(srv->vols[--srv->nvols]);
+	free(srv->vols);
+	for (unsigned k = 0; k < BUF_CLASSES; k++) {
+		while (srv->bufs[k]) {
+			struct cached_buf *b = srv->bufs[k];
+
+			srv->bufs[k] = b->next;
+			io_buf_free(b);
+		}
+	}
+	free(srv);
+}

@@ -1,0 +1,47 @@
+/*
+ * src/export/nbd_server.h - an NBD server (fixed newstyle handshake,
+ * simple replies) serving a changing set of volumes on unix and TCP
+ * sockets, driven by the export event loop.
+ *
+ * Invariants:
+ *  - The set of exports can change while clients are connected (snapshots
+ *    come and go); a connection keeps its volume referenced until it ends,
+ *    so removing an export never frees a volume under a connection.
+ *  - Every input from a client is validated; a malformed message ends that
+ *    connection (or gets an NBD error reply where the protocol allows one)
+ *    and never affects other connections.
+ */
+#ifndef CSNAP_EXPORT_NBD_SERVER_H
+#define CSNAP_EXPORT_NBD_SERVER_H
+
+#include <stdint.h>
+
+struct loop;
+struct nbd_server;
+struct volume;
+
+/* Largest READ/WRITE payload accepted (advertised as the maximum block
+ * size).  */
+#define NBD_SERVER_MAX_PAYLOAD	(32u * 1024 * 1024)
+
+int nbd_server_create(struct loop *lp, struct nbd_server **out);
+/* Closes listeners and connections; waits for their I/O to finish.  */
+void nbd_server_destroy(struct nbd_server *srv);
+
+/* Listen on a unix socket (a stale socket file is replaced) or on TCP
+ * (port 0: ephemeral; nbd_server_tcp_port() tells which).  */
+int nbd_server_listen_unix(struct nbd_server *srv, const char *path);
+int nbd_server_listen_tcp(struct nbd_server *srv, const char *address, uint16_t port);
+uint16_t nbd_server_tcp_port(const struct nbd_server *srv);
+
+/* Export VOL under vol->name (takes a reference).  The first volume added
+ * is also the default export (the empty name).  -EEXIST if taken.  */
+int nbd_server_add(struct nbd_server *srv, struct volume *vol);
+/* Stop listing NAME; connections already using it keep it.  */
+int nbd_server_remove(struct nbd_server *srv, const char *name);
+struct volume *nbd_server_find(struct nbd_server *srv, const char *name);
+
+/* Connections currently open (tests, status).  */
+unsigned nbd_server_connections(const struct nbd_server *srv);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * src/export/volume_origin.c - the origin volume of a csnap store.
+ *
+ * Reads go straight to the origin device.  A write may change a chunk that
+ * a snapshot still shares, so before writing chunks not known to be
+ * unique it asks the master (ORIGIN_WRITE); the master copies them out,
+ * commits, and answers; then the write goes to the origin.  The answer is
+ * remembered in a bitmap so later writes to those chunks ask nobody.
+ *
+ * Invariants:
+ *  - A chunk is in the bitmap only between an ORIGIN_WRITE answer and the
+ *    next snapshot barrier or loss of the master.
+ *  - A barrier is acknowledged only once every write admitted before it
+ *    (bitmap hit or answered query) has reached the device, so the
+ *    snapshot sees either all of a write or, if the client was never
+ *    answered, possibly none of it - never a write made after it.
+ *  - Concurrent writes needing the same chunks share one query when an
+ *    outstanding query already covers them.
+ */
+#include "src/export/csvol.h"
+
+#include "src/export/chunkmap.h"
+#include "src/export/dio.h"
+#include "src/export/session.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct oquery;
+
+struct owrite {
+	struct vol_req *req;
+	struct origin_vol *ov;
+	struct owrite *next;		/* waiters of one query */
+};
+
+struct oquery {
+	struct sreq rq;
+	struct proto_range range;
+	struct owrite *waiters;
+	struct oquery *next, **pprev;
+};
+
+struct origin_vol {
+	struct volume vol;
+	struct csvol_env env;
+	struct session *sess;
+	struct chunk_bitmap unique;
+	struct oquery *queries;		/* outstanding ORIGIN_WRITE queries */
+	unsigned admitted;		/* writes past the check, not yet done */
+	bool barrier_pending;
+	uint64_t barrier_id;
+	uint64_t queries_sent, bitmap_hits;
+};
+
+/* ---- barrier ---------------------------------------------------------- */
+
+static void maybe_ack_barrier(struct origin_vol *ov)
+{
+	struct proto_msg m;
+
+	if (!ov->barrier_pending || ov->admitted)
+		return;
+	ov->barrier_pending = false;
+	proto_msg_init(&m, PROTO_BARRIER | PROTO_REPLY, ov->barrier_id);
+	if (ov->sess)
+		session_reply(ov->sess, &m);
+	log_debug("origin: barrier %llu acknowledged", (unsigned long long)ov->barrier_id);
+}
+
+static void on_server_request(void *arg, const struct proto_msg *req)
+{
+	struct origin_vol *ov = arg;
+
+	if (req->type != PROTO_BARRIER) {
+		struct proto_msg m;
+
+		proto_msg_error(&m, req, EOPNOTSUPP, "origin export: unexpected request");
+		session_reply(ov->sess, &m);
+		return;
+	}
+	/* From now on every write asks; the master holds those answers
+	 * until the snapshot exists.  */
+	chunk_bitmap_clear_all(&ov->unique);
+	ov->barrier_pending = true;
+	ov->barrier_id = req->id;
+	log_debug("origin: barrier %llu, %u writes to drain", (unsigned long long)req->id,
+		  ov->admitted);
+	maybe_ack_barrier(ov);
+}
+
+static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
+{
+	struct origin_vol *ov = arg;
+
+	(void)again;
+	if (ok->chunk_size != ov->env.chunk_size || ok->origin_size != ov->vol.size)
+		log_warn("origin: master reports chunk size %u, origin size %llu; the superblock said %u, %llu",
+			 ok->chunk_size, (unsigned long long)ok->origin_size, ov->env.chunk_size,
+			 (unsigned long long)ov->vol.size);
+}
+
+static void on_disconnected(void *arg)
+{
+	struct origin_vol *ov = arg;
+
+	/* A new master may create snapshots before it knows about us: what
+	 * the old one said about uniqueness no longer holds.  A barrier the
+	 * old master sent can no longer be answered.  */
+	chunk_bitmap_clear_all(&ov->unique);
+	ov->barrier_pending = false;
+}
+
+static void on_refused(void *arg, int err, const char *why)
+{
+	(void)arg; (void)err;
+	log_error("origin: the master refused this export: %s", why);
+}
+
+static const struct session_ops origin_session_ops = {
+	.connected = on_connected,
+	.disconnected = on_disconnected,
+	.server_request = on_server_request,
+	.refused = on_refused,
+};
+
+/* ---- writes ----------------------------------------------------------- */
+
+static void write_done(void *arg, int err)
+{
+	struct owrite *w = arg;
+	struct origin_vol *ov = w->ov;
+	struct vol_req *req = w->req;
+
+	free(w);
+	ov->admitted--;
+	maybe_ack_barrier(ov);
+	req->done(req, err);
+}
+
+static void admitted_write(struct origin_vol *ov, struct owrite *w)
+{
+	struct vol_req *req = w->req;
+	unsigned fl = req->flags & VOL_REQ_FUA ? DIO_FUA : 0;
+
+	ov->admitted++;
+	if (req->op == VOL_ZEROES)
+		dio_zero(ov->env.origin, req->len, req->off, fl, write_done, w);
+	else
+		dio_write(ov->env.origin, req->buf, req->len, req->off, fl, write_done, w);
+}
+
+static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct oquery *q = (struct oquery *)rq;
+	struct origin_vol *ov = rq->arg;
+	struct owrite *w = q->waiters;
+
+	*q->pprev = q->next;
+	if (q->next)
+		q->next->pprev = q->pprev;
+	if (!err && reply->status) {
+		err = -(int)reply->status;
+		log_warn("origin: write to chunks %llu+%u refused: %s",
+			 (unsigned long long)q->range.start, q->range.count, reply->error);
+	}
+	if (!err)
+		chunk_bitmap_set(&ov->unique, q->range.start, q->range.count);
+	free(q);
+	while (w) {
+		struct owrite *next = w->next;
+
+		if (err) {
+			struct vol_req *req = w->req;
+
+			free(w);
+			req->done(req, err == -ENOSPC ? -ENOSPC : -EIO);
+		} else {
+			admitted_write(ov, w);
+		}
+		w = next;
+	}
+}
+
+static void origin_write(struct origin_vol *ov, struct vol_req *req)
+{
+	uint64_t c0 = req->off >> ov->env.chunk_shift;
+	uint64_t c1 = (req->off + req->len - 1) >> ov->env.chunk_shift;
+	uint64_t m0 = UINT64_MAX, m1 = 0;
+	struct owrite *w = malloc(sizeof *w);
+	struct oquery *q;
+
+	if (!w) {
+		req->done(req, -ENOMEM);
+		return;
+	}
+	w->req = req;
+	w->ov = ov;
+	w->next = NULL;
+	for (uint64_t c = c0; c <= c1; c++) {
+		if (!chunk_bitmap_test(&ov->unique, c)) {
+			if (m0 == UINT64_MAX)
+				m0 = c;
+			m1 = c;
+		}
+	}
+	if (m0 == UINT64_MAX) {
+		ov->bitmap_hits++;
+		admitted_write(ov, w);
+		return;
+	}
+	for (q = ov->queries; q; q = q->next) {
+		if (q->range.start <= m0 && m1 < q->range.start + q->range.count) {
+			w->next = q->waiters;
+			q->waiters = w;
+			return;
+		}
+	}
+	q = calloc(1, sizeof *q);
+	if (!q) {
+		free(w);
+		req->done(req, -ENOMEM);
+		return;
+	}
+	q->range.start = m0;
+	q->range.count = (uint32_t)(m1 - m0 + 1);
+	q->waiters = w;
+	q->next = ov->queries;
+	q->pprev = &ov->queries;
+	if (ov->queries)
+		ov->queries->pprev = &q->next;
+	ov->queries = q;
+	proto_msg_init(&q->rq.msg, PROTO_ORIGIN_WRITE, 0);
+	q->rq.msg.u.ranges.n = 1;
+	q->rq.msg.u.ranges.r = &q->range;
+	q->rq.done = query_done;
+	q->rq.arg = ov;
+	ov->queries_sent++;
+	session_send(ov->sess, &q->rq);
+}
+
+/* ---- volume ----------------------------------------------------------- */
+
+static void req_done(void *arg, int err)
+{
+	struct vol_req *req = arg;
+
+	req->done(req, err);
+}
+
+static void origin_submit(struct volume *vol, struct vol_req *req)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+
+	switch (req->op) {
+	case VOL_READ:
+		dio_read(ov->env.origin, req->buf, req->len, req->off, req_done, req);
+		return;
+	case VOL_WRITE:
+	case VOL_ZEROES:
+		if (!ov->sess) {
+			req->done(req, -ESHUTDOWN);
+			return;
+		}
+		origin_write(ov, req);
+		return;
+	case VOL_FLUSH:
+		/* Copy-outs were committed before their queries were
+		 * answered: only our own writes need to reach the disk.  */
+		dio_flush(ov->env.origin, req_done, req);
+		return;
+	case VOL_TRIM:
+		/* Advisory; discarding a chunk a snapshot shares would need a
+		 * copy-out first, which would cost more than it saves.  */
+		if (req->flags & VOL_REQ_FUA)
+			dio_flush(ov->env.origin, req_done, req);
+		else
+			req->done(req, 0);
+		return;
+	}
+	req->done(req, -EINVAL);
+}
+
+void volume_origin_shutdown(struct volume *vol)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+
+	session_destroy(ov->sess);
+	ov->sess = NULL;
+}
+
+static void origin_destroy(struct volume *vol)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+
+	log_info("origin: %llu writes asked the master, %llu went straight to the disk",
+		 (unsigned long long)ov->queries_sent, (unsigned long long)ov->bitmap_hits);
+	session_destroy(ov->sess);
+	chunk_bitmap_free(&ov->unique);
+	free(ov);
+}
+
+static const struct volume_ops origin_ops = {
+	.submit = origin_submit,
+	.destroy = origin_destroy,
+};
+
+int volume_origin_create(const struct csvol_env *env, struct volume **out)
+{
+	struct origin_vol *ov = calloc(1, sizeof *ov);
+	int rc;
+
+	if (!ov)
+		return err_set(ENOMEM, "out of memory");
+	ov->env = *env;
+	ov->vol.ops = &origin_ops;
+	snprintf(ov->vol.name, sizeof ov->vol.name, "origin");
+	snprintf(ov->vol.description, sizeof ov->vol.description, "csnap origin");
+	ov->vol.size = env->origin_size;
+	ov->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
+	ov->vol.refs = 1;
+	rc = chunk_bitmap_init(&ov->unique, (env->origin_size + env->chunk_size - 1) >> env->chunk_shift);
+	if (rc < 0) {
+		free(ov);
+		return rc;
+	}
+	rc = session_create(env->lp, env->tgt, PROTO_VOL_ORIGIN, NULL, &origin_session_ops, ov,
+			    &ov->sess);
+	if (rc < 0) {
+		chunk_bitmap_free(&ov->unique);
+		free(ov);
+		return rc;
+	}
+	session_start(ov->sess);
+	*out = &ov->vol;
+	return 0;
+}

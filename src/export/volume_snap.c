@@ -1,0 +1,584 @@
+/*
+ * src/export/volume_snap.c - a snapshot volume of a csnap store.
+ *
+ * Each chunk of a snapshot lives either in a store chunk or, if the origin
+ * has not changed it since the snapshot, still on the origin.
+ *  - Read: chunks whose store location is cached are read from the store;
+ *    the others are asked for (SNAP_READ).  A chunk answered "on the
+ *    origin" is read-locked for us: the master lets no origin write touch
+ *    it until we send SNAP_READ_DONE after our read completed.
+ *  - Write: the chunk must be unique to this snapshot; SNAP_WRITE makes it
+ *    so (the master allocates a store chunk and copies the old contents
+ *    in, then commits) and answers with its location, which never changes
+ *    afterwards, so it is cached as "unique".
+ *
+ * Invariants:
+ *  - Every read lock we hold belongs to a request still in flight (struct
+ *    sop on sv->ops) and is given back exactly once, after its data was
+ *    read; after a master change the locks still held are re-uploaded
+ *    (LOCK_UPLOAD) before any query is re-sent.
+ *  - A location from the master is checked against the store's data area
+ *    before any I/O uses it: a bad answer fails the request, it never
+ *    writes somewhere else.
+ *  - Known limitation: locations learnt from SNAP_READ are cached, so a
+ *    snapshot written on another node at the same time can be read stale
+ *    here (writes from one node at a time are exact).
+ */
+#include "src/export/csvol.h"
+
+#include "src/export/chunkmap.h"
+#include "src/export/dio.h"
+#include "src/export/loop.h"
+#include "src/export/session.h"
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOC_UNIQUE	(1ULL << 63)	/* cache flag: chunk is ours alone */
+#define LOC_UNKNOWN	UINT64_MAX
+#define LOC_ORIGIN	(UINT64_MAX - 1)
+
+struct snap_vol;
+struct sop;
+
+struct squery {
+	struct sreq rq;
+	struct sop *op;
+	uint32_t n;
+	struct proto_range r[];
+};
+
+struct sop {
+	struct snap_vol *sv;
+	struct vol_req *req;
+	uint64_t c0, nchunks;
+	uint64_t *loc;
+	unsigned queries;		/* outstanding */
+	unsigned ios;			/* outstanding device I/Os */
+	int err;
+	struct proto_range *locked;	/* AT_ORIGIN chunks we hold */
+	uint32_t nlocked, caplocked;
+	struct sop *next, **pprev;
+};
+
+struct snap_vol {
+	struct volume vol;
+	struct csvol_env env;
+	struct session *sess;
+	struct chunk_map map;
+	bool identified, retired;
+	csvol_notify_fn ready, gone;
+	void *arg;
+	struct sop *ops;
+	unsigned users;			/* NBD connections using the volume */
+	struct loop_timer idle;		/* let the session go when unused */
+	uint64_t hits, asks;
+};
+
+#define SNAP_IDLE_MS	1000
+
+/* ---- op bookkeeping --------------------------------------------------- */
+
+static void op_finish(struct sop *op)
+{
+	struct snap_vol *sv = op->sv;
+	struct vol_req *req = op->req;
+	int err = op->err;
+
+	if (op->nlocked && sv->sess) {
+		struct proto_msg m;
+
+		proto_msg_init(&m, PROTO_SNAP_READ_DONE, 0);
+		for (uint32_t i = 0; i < op->nlocked; i += PROTO_MAX_RANGES) {
+			m.u.ranges.r = op->locked + i;
+			m.u.ranges.n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i
+									   : PROTO_MAX_RANGES;
+			session_send_oneway(sv->sess, &m);
+		}
+	}
+	*op->pprev = op->next;
+	if (op->next)
+		op->next->pprev = op->pprev;
+	free(op->locked);
+	free(op->loc);
+	free(op);
+	if (!sv->ops && !sv->users)
+		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+	req->done(req, err);
+}
+
+static int lock_add(struct sop *op, uint64_t chunk)
+{
+	if (op->nlocked) {
+		struct proto_range *last = &op->locked[op->nlocked - 1];
+
+		if (last->start + last->count == chunk && last->count < UINT32_MAX) {
+			last->count++;
+			return 0;
+		}
+	}
+	if (op->nlocked == op->caplocked) {
+		uint32_t cap = op->caplocked ? op->caplocked * 2 : 4;
+		struct proto_range *r = realloc(op->locked, cap * sizeof *r);
+
+		if (!r)
+			return -ENOMEM;
+		op->locked = r;
+		op->caplocked = cap;
+	}
+	op->locked[op->nlocked++] = (struct proto_range){ .start = chunk, .count = 1 };
+	return 0;
+}
+
+/* ---- device I/O ------------------------------------------------------- */
+
+static void io_done(void *arg, int err)
+{
+	struct sop *op = arg;
+
+	if (err && !op->err)
+		op->err = err;
+	if (--op->ios == 0)
+		op_finish(op);
+}
+
+static bool loc_valid(const struct snap_vol *sv, uint64_t sc)
+{
+	return sc < sv->env.store_chunks;
+}
+
+/* Walks the request chunk by chunk, merging pieces that are contiguous on
+ * the same device, and starts one dio per piece.  */
+static void start_io(struct sop *op)
+{
+	struct snap_vol *sv = op->sv;
+	struct vol_req *req = op->req;
+	uint64_t cs = sv->env.chunk_size;
+	struct dio *pdev = NULL;
+	uint64_t poff = 0, pbuf = 0, plen = 0;
+	uint64_t pos = 0;
+	unsigned fl = req->flags & VOL_REQ_FUA ? DIO_FUA : 0;
+
+	op->ios = 1;	/* held while issuing */
+	for (uint64_t i = 0; i < op->nchunks && !op->err; i++) {
+		uint64_t chunk = op->c0 + i;
+		uint64_t vstart = req->off + pos;
+		uint64_t in = vstart - (chunk << sv->env.chunk_shift);
+		uint64_t len = cs - in < req->len - pos ? cs - in : req->len - pos;
+		uint64_t l = op->loc[i] & ~LOC_UNIQUE;
+		struct dio *dev;
+		uint64_t doff;
+
+		if (op->loc[i] == LOC_ORIGIN) {
+			dev = sv->env.origin;
+			doff = vstart;
+		} else if (op->loc[i] != LOC_UNKNOWN && loc_valid(sv, l)) {
+			dev = sv->env.store;
+			doff = sv->env.data_offset + (l << sv->env.chunk_shift) + in;
+		} else {
+			log_error("snapshot %s: no valid location for chunk %llu", sv->vol.name,
+				  (unsigned long long)chunk);
+			op->err = -EIO;
+			break;
+		}
+		if (pdev == dev && poff + plen == doff) {
+			plen += len;
+		} else {
+			if (plen) {
+				op->ios++;
+				if (req->op == VOL_READ)
+					dio_read(pdev, (char *)req->buf + pbuf, plen, poff, io_done, op);
+				else if (req->op == VOL_ZEROES)
+					dio_zero(pdev, plen, poff, fl, io_done, op);
+				else
+					dio_write(pdev, (char *)req->buf + pbuf, plen, poff, fl,
+						  io_done, op);
+			}
+			pdev = dev;
+			poff = doff;
+			pbuf = pos;
+			plen = len;
+		}
+		pos += len;
+	}
+	if (plen && !op->err) {
+		op->ios++;
+		if (req->op == VOL_READ)
+			dio_read(pdev, (char *)req->buf + pbuf, plen, poff, io_done, op);
+		else if (req->op == VOL_ZEROES)
+			dio_zero(pdev, plen, poff, fl, io_done, op);
+		else
+			dio_write(pdev, (char *)req->buf + pbuf, plen, poff, fl, io_done, op);
+	}
+	io_done(op, 0);
+}
+
+/* ---- queries ---------------------------------------------------------- */
+
+static int apply_extents(struct sop *op, const struct proto_extents *ex, bool write)
+{
+	struct snap_vol *sv = op->sv;
+
+	for (uint32_t k = 0; k < ex->n; k++) {
+		const struct proto_extent *e = &ex->e[k];
+
+		if (e->start < op->c0 || e->count > op->nchunks ||
+		    e->start - op->c0 > op->nchunks - e->count)
+			return err_set(EPROTO, "answer for chunks %llu+%u outside the request",
+				       (unsigned long long)e->start, e->count);
+		for (uint32_t j = 0; j < e->count; j++) {
+			uint64_t i = e->start - op->c0 + j;
+
+			if (e->where == PROTO_AT_ORIGIN && !write) {
+				if (lock_add(op, e->start + j) < 0)
+					return -ENOMEM;
+				op->loc[i] = LOC_ORIGIN;
+			} else if (e->where == PROTO_AT_STORE && loc_valid(sv, e->store_chunk + j)) {
+				uint64_t l = (e->store_chunk + j) | (write ? LOC_UNIQUE : 0);
+
+				op->loc[i] = l;
+				chunk_map_put(&sv->map, e->start + j, l);
+			} else {
+				return err_set(EPROTO, "bad location for chunk %llu",
+					       (unsigned long long)(e->start + j));
+			}
+		}
+	}
+	return 0;
+}
+
+static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct squery *q = (struct squery *)rq;
+	struct sop *op = q->op;
+	struct snap_vol *sv = op->sv;
+	bool write = rq->msg.type == PROTO_SNAP_WRITE;
+
+	if (!err && reply->status) {
+		log_warn("snapshot %s: %s refused: %s", sv->vol.name, write ? "write" : "read",
+			 reply->error);
+		err = reply->status == ENOSPC ? -ENOSPC : -EIO;
+	} else if (!err && apply_extents(op, &reply->u.extents, write) < 0) {
+		log_error("snapshot %s: bad answer from the master: %s", sv->vol.name, err_get());
+		err = -EIO;
+	}
+	free(q);
+	if (err && !op->err)
+		op->err = err == -ENOSPC ? -ENOSPC : -EIO;
+	if (--op->queries)
+		return;
+	/* Every chunk must have its answer before I/O starts.  */
+	for (uint64_t i = 0; i < op->nchunks && !op->err; i++) {
+		if (op->loc[i] == LOC_UNKNOWN)
+			op->err = -EIO;
+	}
+	if (op->err) {
+		op_finish(op);
+		return;
+	}
+	start_io(op);
+}
+
+static int send_query(struct sop *op, uint16_t type, struct proto_range *r, uint32_t n)
+{
+	struct squery *q = calloc(1, sizeof *q + n * sizeof *r);
+
+	if (!q)
+		return -ENOMEM;
+	q->op = op;
+	q->n = n;
+	memcpy(q->r, r, n * sizeof *r);
+	proto_msg_init(&q->rq.msg, type, 0);
+	q->rq.msg.u.ranges.n = n;
+	q->rq.msg.u.ranges.r = q->r;
+	q->rq.done = query_done;
+	op->queries++;
+	op->sv->asks++;
+	session_send(op->sv->sess, &q->rq);
+	return 0;
+}
+
+/* Looks up every chunk; asks the master for the missing ones in messages
+ * of at most PROTO_MAX_RANGES chunks.  */
+static void snap_rw(struct snap_vol *sv, struct vol_req *req)
+{
+	bool write = req->op != VOL_READ;
+	uint16_t type = write ? PROTO_SNAP_WRITE : PROTO_SNAP_READ;
+	struct sop *op = calloc(1, sizeof *op);
+	struct proto_range *runs = NULL;
+	uint32_t nruns = 0, chunks_in_msg = 0;
+
+	if (!op) {
+		req->done(req, -ENOMEM);
+		return;
+	}
+	op->sv = sv;
+	op->req = req;
+	op->c0 = req->off >> sv->env.chunk_shift;
+	op->nchunks = ((req->off + req->len - 1) >> sv->env.chunk_shift) - op->c0 + 1;
+	op->loc = malloc(op->nchunks * sizeof *op->loc);
+	runs = malloc(op->nchunks * sizeof *runs);
+	if (!op->loc || !runs) {
+		free(op->loc);
+		free(runs);
+		free(op);
+		req->done(req, -ENOMEM);
+		return;
+	}
+	op->next = sv->ops;
+	op->pprev = &sv->ops;
+	if (sv->ops)
+		sv->ops->pprev = &op->next;
+	sv->ops = op;
+	op->queries = 1;	/* held while asking */
+	for (uint64_t i = 0; i < op->nchunks; i++) {
+		uint64_t chunk = op->c0 + i, l;
+
+		if (chunk_map_get(&sv->map, chunk, &l) && (!write || (l & LOC_UNIQUE))) {
+			op->loc[i] = l;
+			sv->hits++;
+			continue;
+		}
+		op->loc[i] = LOC_UNKNOWN;
+		if (nruns && runs[nruns - 1].start + runs[nruns - 1].count == chunk)
+			runs[nruns - 1].count++;
+		else
+			runs[nruns++] = (struct proto_range){ .start = chunk, .count = 1 };
+		if (++chunks_in_msg == PROTO_MAX_RANGES) {
+			if (send_query(op, type, runs, nruns) < 0)
+				op->err = -ENOMEM;
+			nruns = 0;
+			chunks_in_msg = 0;
+		}
+	}
+	if (nruns && send_query(op, type, runs, nruns) < 0)
+		op->err = -ENOMEM;
+	free(runs);
+	/* Drop the hold: completes at once if nothing was asked.  */
+	if (--op->queries == 0) {
+		if (op->err)
+			op_finish(op);
+		else
+			start_io(op);
+	}
+}
+
+/* ---- session callbacks ------------------------------------------------ */
+
+static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
+{
+	struct snap_vol *sv = arg;
+	struct proto_msg m;
+
+	if (!sv->identified) {
+		sv->identified = true;
+		sv->vol.size = ok->volume_size;
+		if (ok->chunk_size != sv->env.chunk_size) {
+			log_error("snapshot %s: master says chunk size %u, superblock %u",
+				  sv->vol.name, ok->chunk_size, sv->env.chunk_size);
+			sv->retired = true;
+		}
+		if (sv->ready)
+			sv->ready(sv->arg, &sv->vol, sv->retired ? -EIO : 0, NULL);
+		/* The size was all we needed until somebody uses it.  */
+		if (!sv->users && !sv->ops)
+			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+		return;
+	}
+	if (!again)
+		return;
+	/* Re-upload the read locks still held by requests in flight.  */
+	proto_msg_init(&m, PROTO_LOCK_UPLOAD, 0);
+	{
+		uint64_t n = 0;
+
+		for (struct sop *op = sv->ops; op; op = op->next)
+			for (uint32_t i = 0; i < op->nlocked; i++)
+				n += op->locked[i].count;
+		if (n)
+			log_info("snapshot %s: re-uploading %llu read locks", sv->vol.name,
+				 (unsigned long long)n);
+	}
+	for (struct sop *op = sv->ops; op; op = op->next) {
+		for (uint32_t i = 0; i < op->nlocked; i += PROTO_MAX_RANGES) {
+			m.u.ranges.r = op->locked + i;
+			m.u.ranges.n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i
+									  : PROTO_MAX_RANGES;
+			session_send_oneway(sv->sess, &m);
+		}
+	}
+}
+
+static void on_disconnected(void *arg)
+{
+	(void)arg;	/* locations of a snapshot never move under us */
+}
+
+static void on_server_request(void *arg, const struct proto_msg *req)
+{
+	struct snap_vol *sv = arg;
+	struct proto_msg m;
+
+	proto_msg_error(&m, req, EOPNOTSUPP, "snapshot export: unexpected request");
+	session_reply(sv->sess, &m);
+}
+
+static void on_refused(void *arg, int err, const char *why)
+{
+	struct snap_vol *sv = arg;
+
+	sv->retired = true;
+	if (sv->gone)
+		sv->gone(sv->arg, &sv->vol, err, why);
+}
+
+static const struct session_ops snap_session_ops = {
+	.connected = on_connected,
+	.disconnected = on_disconnected,
+	.server_request = on_server_request,
+	.refused = on_refused,
+};
+
+/* ---- volume ----------------------------------------------------------- */
+
+static void req_done(void *arg, int err)
+{
+	struct vol_req *req = arg;
+
+	req->done(req, err);
+}
+
+static void snap_submit(struct volume *vol, struct vol_req *req)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	if (sv->retired || !sv->sess) {
+		req->done(req, -EIO);
+		return;
+	}
+	switch (req->op) {
+	case VOL_READ:
+	case VOL_WRITE:
+	case VOL_ZEROES:
+		snap_rw(sv, req);
+		return;
+	case VOL_FLUSH:
+		/* Allocations were committed before SNAP_WRITE was answered. */
+		dio_flush(sv->env.store, req_done, req);
+		return;
+	case VOL_TRIM:
+		if (req->flags & VOL_REQ_FUA)
+			dio_flush(sv->env.store, req_done, req);
+		else
+			req->done(req, 0);
+		return;
+	}
+	req->done(req, -EINVAL);
+}
+
+/* A snapshot with a connection to the master counts as in use there (it
+ * cannot be deleted), so the session lives only while NBD clients use the
+ * volume, plus a moment.  */
+static void idle_fn(void *arg)
+{
+	struct snap_vol *sv = arg;
+
+	if (!sv->users && !sv->ops && sv->sess)
+		session_stop(sv->sess);
+}
+
+static void snap_attach(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	sv->users++;
+	loop_timer_cancel(sv->env.lp, &sv->idle);
+	if (sv->sess && !sv->retired)
+		session_start(sv->sess);
+}
+
+static void snap_detach(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	if (--sv->users == 0 && !sv->ops)
+		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+}
+
+void volume_snap_retire(struct volume *vol)
+{
+	((struct snap_vol *)vol)->retired = true;
+}
+
+void volume_snap_shutdown(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	loop_timer_cancel(sv->env.lp, &sv->idle);
+	session_destroy(sv->sess);
+	sv->sess = NULL;
+}
+
+static void snap_destroy(struct volume *vol)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries", vol->name,
+		  (unsigned long long)sv->hits, (unsigned long long)sv->asks);
+	loop_timer_cancel(sv->env.lp, &sv->idle);
+	session_destroy(sv->sess);
+	chunk_map_free(&sv->map);
+	free(sv);
+}
+
+static const struct volume_ops snap_ops = {
+	.submit = snap_submit,
+	.destroy = snap_destroy,
+	.attach = snap_attach,
+	.detach = snap_detach,
+};
+
+int volume_snap_create(const struct csvol_env *env, const char *name,
+		       csvol_notify_fn ready, csvol_notify_fn gone, void *arg,
+		       struct volume **out)
+{
+	struct snap_vol *sv = calloc(1, sizeof *sv);
+	int rc;
+
+	if (!sv)
+		return err_set(ENOMEM, "out of memory");
+	if (strlen(name) >= sizeof sv->vol.name) {
+		free(sv);
+		return err_set(ENAMETOOLONG, "snapshot name too long");
+	}
+	sv->env = *env;
+	sv->ready = ready;
+	sv->gone = gone;
+	sv->arg = arg;
+	sv->vol.ops = &snap_ops;
+	snprintf(sv->vol.name, sizeof sv->vol.name, "%s", name);
+	snprintf(sv->vol.description, sizeof sv->vol.description, "csnap snapshot %s", name);
+	sv->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
+	sv->vol.refs = 1;
+	sv->idle.fn = idle_fn;
+	sv->idle.arg = sv;
+	rc = chunk_map_init(&sv->map, env->cache_entries);
+	if (rc < 0) {
+		free(sv);
+		return rc;
+	}
+	rc = session_create(env->lp, env->tgt, PROTO_VOL_SNAPSHOT, name, &snap_session_ops, sv,
+			    &sv->sess);
+	if (rc < 0) {
+		chunk_map_free(&sv->map);
+		free(sv);
+		return rc;
+	}
+	session_start(sv->sess);
+	*out = &sv->vol;
+	return 0;
+}

@@ -1,0 +1,484 @@
+/*
+ * src/server/admin.c - administrative requests: snapshot create (with the
+ * cluster-wide barrier), delete, list, priority / use count, status,
+ * changed-chunk lists; background cleanup of deleted snapshots; the
+ * store-full policy.
+ *
+ * Snapshot creation barrier: the master sends BARRIER to every origin
+ * client; each drains the origin writes it already started and forgets
+ * which chunks it knew to be unshared, then acks.  Meanwhile origin-write
+ * queries are held.  When all acked (or were cut off at the timeout) and
+ * no copy-out is in flight, the snapshot is created and committed; held
+ * queries are then answered against the new snapshot.  So no origin write
+ * can slip past a snapshot uncopied.
+ *
+ * Changes that need a quiet store (delete, set) wait until no copy-out is
+ * in flight, then change the engine and commit at once.
+ */
+#include "src/server/srv.h"
+
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CLEANUP_BUDGET	65536
+
+static void reply_err(struct srv *s, struct req *r, int err, const char *why)
+{
+	conn_reply_error(r->c, &r->m, err, why);
+	srv_req_done(s, r);
+}
+
+static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
+			  const struct store_usage *u, struct proto_snapinfo *out)
+{
+	(void)s;
+	memset(out, 0, sizeof *out);
+	out->id = sn->id;
+	out->flags = (sn->flags & STORE_SNAP_DELETING) ? PROTO_SNAP_BUSY : 0;
+	snprintf(out->name, sizeof out->name, "%s", sn->name);
+	out->ctime = sn->ctime;
+	out->priority = sn->priority;
+	out->usecount = sn->usecount;
+	if (u) {
+		out->unique_chunks = u->unique;
+		out->shared_chunks = u->shared;
+	}
+}
+
+static bool snapshot_has_clients(const struct srv *s, uint32_t id)
+{
+	for (const struct conn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT && c->snap_id == id)
+			return true;
+	return false;
+}
+
+/* Park until no copy-out is in flight; closes the batch meanwhile.  */
+static bool need_quiet(struct srv *s, struct req *r)
+{
+	if (!copy_pending(s) && !s->copy_failed && !s->busy.used)
+		return false;
+	s->quiesce++;
+	srv_park(s, r);
+	return true;
+}
+
+/* Commit, then reply with M (or the error).  */
+static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
+{
+	int e = srv_commit_now(s);
+	if (e == -EAGAIN) {
+		srv_reply_after_commit(s, r, m);
+	} else if (e < 0) {
+		reply_err(s, r, -e, err_get());
+	} else {
+		conn_send(r->c, m);
+		srv_req_done(s, r);
+	}
+}
+
+/* ---- create + barrier ---------------------------------------------------- */
+
+static void barrier_start(struct srv *s, struct req *r)
+{
+	s->barrier_active = true;
+	s->barrier_req = r;
+	s->barrier_seq++;
+	s->barrier_pending = 0;
+	s->barrier_deadline_ms = srv_now_ms() + s->o.barrier_timeout_ms;
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_BARRIER, s->barrier_seq);
+	m.u.barrier.seq = s->barrier_seq;
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead)
+			continue;
+		c->barrier_seq = s->barrier_seq;
+		s->barrier_pending++;
+		conn_send(c, &m);
+	}
+	log_info("snapshot %s: barrier %llu sent to %u origin client(s)",
+		 r->m.u.snap_create.name, (unsigned long long)s->barrier_seq, s->barrier_pending);
+}
+
+static void barrier_end(struct srv *s)
+{
+	s->barrier_active = false;
+	s->barrier_req = NULL;
+	for (struct conn *c = s->conns; c; c = c->next)
+		c->barrier_seq = 0;
+	srv_kick(s);
+}
+
+void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq)
+{
+	if (!s->barrier_active || c->barrier_seq != seq || seq != s->barrier_seq)
+		return;		/* late ack of a barrier that was cut off */
+	c->barrier_seq = 0;
+	s->barrier_pending--;
+}
+
+void admin_barrier_conn_gone(struct srv *s, struct conn *c)
+{
+	if (s->barrier_active && c->barrier_seq == s->barrier_seq && c->barrier_seq) {
+		c->barrier_seq = 0;
+		s->barrier_pending--;
+	}
+	if (s->barrier_req && s->barrier_req->c == c) {
+		/* The admin went away: still finish the snapshot (it was asked
+		 * for), just drop the reply.  */
+	}
+}
+
+void admin_poll(struct srv *s)
+{
+	if (!s->barrier_active || s->barrier_pending || s->fatal)
+		return;
+	if (copy_pending(s) || s->copy_failed || s->busy.used)
+		return;		/* the batch is closed; commit comes first */
+	struct req *r = s->barrier_req;
+	const struct proto_snap_create *sc = &r->m.u.snap_create;
+	uint32_t id;
+	int e = store_snapshot_create(s->st, sc->name, sc->priority, &id);
+	if (e < 0) {
+		char why[300];
+		snprintf(why, sizeof why, "%s", err_get());
+		barrier_end(s);
+		reply_err(s, r, -e, why);
+		return;
+	}
+	barrier_end(s);
+	struct store_snapshot sn;
+	struct proto_msg m;
+	store_snapshot_get(s->st, id, &sn);
+	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	log_info("snapshot %s created (id %u, priority %d)", sn.name, sn.id, sn.priority);
+	commit_and_reply(s, r, &m);
+}
+
+static void snap_create(struct srv *s, struct req *r)
+{
+	struct store_snapshot sn;
+	if (store_snapshot_find(s->st, r->m.u.snap_create.name, &sn) == 0) {
+		reply_err(s, r, EEXIST, "a snapshot with that name exists");
+		return;
+	}
+	if (s->barrier_active) {
+		srv_park(s, r);
+		return;
+	}
+	barrier_start(s, r);
+}
+
+/* ---- delete, set --------------------------------------------------------- */
+
+static void snap_delete(struct srv *s, struct req *r)
+{
+	struct store_snapshot sn;
+	const char *name = r->m.u.snap_name.name;
+	if (store_snapshot_find(s->st, name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	if (snapshot_has_clients(s, sn.id)) {
+		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
+		return;
+	}
+	if (need_quiet(s, r))
+		return;
+	int e = store_snapshot_delete(s->st, sn.id);
+	if (e < 0) {
+		reply_err(s, r, -e, err_get());
+		return;
+	}
+	s->txn_unsafe = true;
+	log_info("snapshot %s (id %u) deleted", sn.name, sn.id);
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_SNAP_DELETE | PROTO_REPLY, r->m.id);
+	commit_and_reply(s, r, &m);
+}
+
+static void snap_set(struct srv *s, struct req *r)
+{
+	const struct proto_snap_set *ss = &r->m.u.snap_set;
+	struct store_snapshot sn;
+	if (store_snapshot_find(s->st, ss->name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	if (need_quiet(s, r))
+		return;
+	int e = 0;
+	if (ss->mask & PROTO_SET_PRIORITY)
+		e = store_snapshot_set_priority(s->st, sn.id, ss->priority);
+	if (e == 0 && (ss->mask & PROTO_SET_USECOUNT)) {
+		int64_t n = (int64_t)sn.usecount + ss->usecount_delta;
+		if (n < 0)
+			n = 0;
+		if (n > UINT32_MAX)
+			n = UINT32_MAX;
+		e = store_snapshot_set_usecount(s->st, sn.id, (uint32_t)n);
+	}
+	if (e < 0) {
+		reply_err(s, r, -e, err_get());
+		return;
+	}
+	store_snapshot_get(s->st, sn.id, &sn);
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_SNAP_SET | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	commit_and_reply(s, r, &m);
+}
+
+/* ---- list, status, changed ----------------------------------------------- */
+
+static void snap_list(struct srv *s, struct req *r)
+{
+	unsigned max = PROTO_MAX_SNAPSHOTS;
+	struct store_snapshot *sn = calloc(max, sizeof *sn);
+	struct store_usage *u = calloc(max, sizeof *u);
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_SNAP_LIST | PROTO_REPLY, r->m.id);
+	m.u.snap_list.s = calloc(max, sizeof *m.u.snap_list.s);
+	if (!sn || !u || !m.u.snap_list.s) {
+		free(sn);
+		free(u);
+		free(m.u.snap_list.s);
+		reply_err(s, r, ENOMEM, "server out of memory");
+		return;
+	}
+	int n = store_snapshot_list(s->st, sn, max);
+	int nu = n < 0 ? n : store_usage(s->st, u, max);
+	if (n < 0 || nu < 0) {
+		reply_err(s, r, EIO, err_get());
+	} else {
+		if ((unsigned)n > max)
+			n = (int)max;
+		for (int i = 0; i < n; i++) {
+			if (!(sn[i].flags & STORE_SNAP_LIVE))
+				continue;
+			const struct store_usage *uu = NULL;
+			for (int k = 0; k < nu && k < (int)max; k++)
+				if (u[k].id == sn[i].id)
+					uu = &u[k];
+			fill_snapinfo(s, &sn[i], uu, &m.u.snap_list.s[m.u.snap_list.n++]);
+		}
+		conn_send(r->c, &m);
+		srv_req_done(s, r);
+	}
+	free(sn);
+	free(u);
+	free(m.u.snap_list.s);
+}
+
+static void status(struct srv *s, struct req *r)
+{
+	struct proto_msg m;
+	struct proto_status *st = &m.u.status;
+	proto_msg_init(&m, PROTO_STATUS | PROTO_REPLY, r->m.id);
+	store_get_info(s->st, &s->info);
+	st->store = s->uuid;
+	st->chunk_size = s->chunk_size;
+	st->max_snapshots = s->info.sb.max_snapshots;
+	st->nsnapshots = s->info.snapshots;
+	st->store_chunks = s->info.data_chunks;
+	st->free_chunks = s->info.data_free <= s->info.data_chunks ? s->info.data_free : s->info.data_chunks;
+	st->origin_size = s->origin_size;
+	st->master_host_id = (uint16_t)s->o.host_id;
+	st->master_port = s->port;
+	st->generation = s->epoch;
+	snprintf(st->master_address, sizeof st->master_address, "%s", s->address);
+	snprintf(st->master_node, sizeof st->master_node, "%s", s->o.node_name ? s->o.node_name : "");
+	unsigned n = 0;
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_READY)
+			n++;
+	if (n > PROTO_MAX_CLIENTS)
+		n = PROTO_MAX_CLIENTS;
+	st->clients = calloc(n ? n : 1, sizeof *st->clients);
+	if (!st->clients) {
+		reply_err(s, r, ENOMEM, "server out of memory");
+		return;
+	}
+	for (struct conn *c = s->conns; c && st->nclients < n; c = c->next) {
+		if (c->state != CONN_READY)
+			continue;
+		struct proto_client_info *ci = &st->clients[st->nclients++];
+		ci->host_id = c->host_id;
+		ci->volume = c->volume;
+		ci->snap_id = c->snap_id;
+		snprintf(ci->name, sizeof ci->name, "%s", c->name);
+		snprintf(ci->peer, sizeof ci->peer, "%s", c->peer);
+	}
+	conn_send(r->c, &m);
+	free(st->clients);
+	srv_req_done(s, r);
+}
+
+static void changed(struct srv *s, struct req *r)
+{
+	const struct proto_changed *q = &r->m.u.changed;
+	struct store_snapshot a, b;
+	if (store_snapshot_find(s->st, q->from, &a) < 0 || store_snapshot_find(s->st, q->to, &b) < 0) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_CHANGED | PROTO_REPLY, r->m.id);
+	struct proto_ranges *rs = &m.u.changed_reply.ranges;
+	rs->r = calloc(q->max_ranges, sizeof *rs->r);
+	chunk_t *buf = calloc(4096, sizeof *buf);
+	if (!rs->r || !buf) {
+		free(rs->r);
+		free(buf);
+		reply_err(s, r, ENOMEM, "server out of memory");
+		return;
+	}
+	chunk_t cursor = q->start;
+	uint64_t next = STORE_CHUNK_END;
+	while (cursor != STORE_CHUNK_END) {
+		int n = store_changed(s->st, a.id, b.id, &cursor, buf, 4096);
+		if (n < 0) {
+			free(rs->r);
+			free(buf);
+			reply_err(s, r, EIO, err_get());
+			return;
+		}
+		int i;
+		for (i = 0; i < n; i++) {
+			struct proto_range *last = rs->n ? &rs->r[rs->n - 1] : NULL;
+			if (last && last->start + last->count == buf[i] && last->count < UINT32_MAX) {
+				last->count++;
+				continue;
+			}
+			if (rs->n == q->max_ranges)
+				break;
+			rs->r[rs->n++] = (struct proto_range){ buf[i], 1 };
+		}
+		if (i < n) {
+			next = buf[i];
+			break;
+		}
+		if (n == 0 && cursor != STORE_CHUNK_END)
+			continue;
+	}
+	m.u.changed_reply.next = next;
+	conn_send(r->c, &m);
+	free(rs->r);
+	free(buf);
+	srv_req_done(s, r);
+}
+
+void admin_process(struct srv *s, struct req *r)
+{
+	if (!r->c || r->c->dead) {
+		/* A create whose barrier already started is owned by it.  */
+		srv_req_done(s, r);
+		return;
+	}
+	switch (r->m.type) {
+	case PROTO_SNAP_CREATE:	snap_create(s, r); break;
+	case PROTO_SNAP_DELETE:	snap_delete(s, r); break;
+	case PROTO_SNAP_SET:	snap_set(s, r); break;
+	case PROTO_SNAP_LIST:	snap_list(s, r); break;
+	case PROTO_STATUS:	status(s, r); break;
+	case PROTO_CHANGED:	changed(s, r); break;
+	default:
+		reply_err(s, r, EOPNOTSUPP, "not an admin request");
+	}
+}
+
+/* ---- timer: barrier timeout, cleanup -------------------------------------- */
+
+void admin_tick(struct srv *s)
+{
+	if (s->barrier_active && s->barrier_pending && srv_now_ms() >= s->barrier_deadline_ms) {
+		struct conn *c, *next;
+		for (c = s->conns; c; c = next) {
+			next = c->next;
+			if (c->barrier_seq == s->barrier_seq && c->barrier_seq) {
+				log_warn("client %s did not acknowledge snapshot barrier %llu in %d ms: "
+					 "disconnecting it (it must reconnect and drop its cache)",
+					 c->peer, (unsigned long long)s->barrier_seq, s->o.barrier_timeout_ms);
+				conn_close(c);
+			}
+		}
+	}
+	/* Free chunks of deleted snapshots in the background, when quiet. */
+	if (!copy_pending(s) && !s->busy.used && !s->copy_failed && !s->fatal &&
+	    s->info.snapshots_deleting) {
+		int more = store_cleanup(s->st, CLEANUP_BUDGET);
+		if (more < 0)
+			log_error("cleanup of deleted snapshots: %s", err_get());
+		(void)srv_commit_now(s);	/* -EAGAIN: the loop commits later */
+		store_get_info(s->st, &s->info);
+	}
+}
+
+/* ---- store full ------------------------------------------------------------ */
+
+int admin_store_full(struct srv *s)
+{
+	if (s->o.store_full == STORE_FULL_FAIL) {
+		log_warn("snapshot store full: failing the write with ENOSPC (store_full = fail)");
+		return 0;
+	}
+	/* First finish freeing what deleted snapshots left behind.  */
+	store_get_info(s->st, &s->info);
+	if (s->info.snapshots_deleting) {
+		int more;
+		do
+			more = store_cleanup(s->st, CLEANUP_BUDGET);
+		while (more > 0);
+		if (more < 0)
+			return more;
+		int e = srv_commit_now(s);
+		if (e == -EAGAIN)
+			return 1;	/* retried after the commit */
+		if (e < 0)
+			return e;
+		store_get_info(s->st, &s->info);
+		if (s->info.data_free > 0)
+			return 1;
+	}
+	uint32_t id;
+	struct store_snapshot sn;
+	if (store_pick_victim(s->st, &id) < 0 || store_snapshot_get(s->st, id, &sn) < 0) {
+		log_error("SNAPSHOT STORE FULL and no snapshot may be released "
+			  "(all in use): origin writes fail with ENOSPC");
+		return 0;
+	}
+	if (snapshot_has_clients(s, id)) {
+		log_error("SNAPSHOT STORE FULL: the release candidate %s is open by clients; "
+			  "origin writes fail with ENOSPC", sn.name);
+		return 0;
+	}
+	char when[32] = "?";
+	time_t t = (time_t)sn.ctime;
+	struct tm tm;
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_error("SNAPSHOT STORE FULL: releasing snapshot %s (id %u, priority %d, created %s) "
+		  "to make room for origin writes", sn.name, sn.id, sn.priority, when);
+	int e = store_snapshot_delete(s->st, id);
+	if (e < 0)
+		return e;
+	s->txn_unsafe = true;
+	int more;
+	do
+		more = store_cleanup(s->st, CLEANUP_BUDGET);
+	while (more > 0);
+	if (more < 0)
+		return more;
+	e = srv_commit_now(s);
+	if (e < 0 && e != -EAGAIN)
+		return e;
+	store_get_info(s->st, &s->info);
+	return 1;
+}

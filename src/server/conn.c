@@ -1,0 +1,436 @@
+/*
+ * src/server/conn.c - client connections of the master: accept, the
+ * handshake (challenge, HMAC authentication, identify), message framing and
+ * dispatch, buffered non-blocking output.
+ *
+ * Invariants: a connection that sends anything malformed or out of order
+ * is closed with a logged reason; nothing it sent is acted on after that,
+ * and no other connection is affected.  Requests that are parked keep a
+ * reference (refs) so the struct outlives its socket; their replies are
+ * then dropped.
+ */
+#include "src/server/srv.h"
+
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define CONN_READ_BUDGET	(4u << 20)	/* bytes read per event, fairness */
+#define CONN_OUT_LIMIT		(64u << 20)	/* a client that never reads */
+#define CONN_HANDSHAKE_MS	10000		/* connect to identified */
+
+static void conn_update_events(struct conn *c)
+{
+	if (c->dead)
+		return;
+	bool want = c->out.off < c->out.len;
+	if (want == c->want_out)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
+	epoll_ctl(c->s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	c->want_out = want;
+}
+
+static void conn_write(struct conn *c)
+{
+	while (!c->dead && c->out.off < c->out.len) {
+		ssize_t n = send(c->fd, c->out.data + c->out.off, c->out.len - c->out.off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			c->out.off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		log_info("client %s: send failed: %s; closing", c->peer,
+			 n < 0 ? strerror(errno) : "short write");
+		conn_close(c);
+		return;
+	}
+	if (c->out.off == c->out.len) {
+		c->out.off = c->out.len = 0;
+		if (c->closing) {
+			conn_close(c);
+			return;
+		}
+	}
+	conn_update_events(c);
+}
+
+void conn_flush_all(struct srv *s)
+{
+	struct conn *c, *next;
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->out.off < c->out.len)
+			conn_write(c);
+	}
+}
+
+void conn_send(struct conn *c, const struct proto_msg *m)
+{
+	if (!c || c->dead)
+		return;
+	int r = proto_encode(m, &c->out);
+	if (r < 0) {
+		/* Our own bug: never send what the peer would reject.  */
+		log_error("client %s: cannot encode %s: %s", c->peer, proto_type_name(m->type), err_get());
+		conn_close(c);
+		return;
+	}
+	if (c->out.len - c->out.off > CONN_OUT_LIMIT) {
+		log_warn("client %s: not reading its replies (%zu bytes queued); closing",
+			 c->peer, c->out.len - c->out.off);
+		conn_close(c);
+	}
+}
+
+void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum, const char *why)
+{
+	struct proto_msg m;
+	proto_msg_error(&m, req, (uint32_t)(errnum < 0 ? -errnum : errnum), why);
+	conn_send(c, &m);
+}
+
+void conn_fail(struct conn *c, const char *why)
+{
+	log_warn("client %s: protocol error: %s; closing the connection", c->peer, why);
+	conn_close(c);
+}
+
+void conn_put(struct conn *c)
+{
+	if (--c->refs == 0 && c->dead) {
+		proto_buf_free(&c->in);
+		proto_buf_free(&c->out);
+		chunkset_free(&c->locks);
+		free(c);
+	}
+}
+
+void conn_close(struct conn *c)
+{
+	struct srv *s = c->s;
+	if (c->dead)
+		return;
+	c->dead = true;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+	if (c->state == CONN_READY)
+		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
+			"client %s (%s) disconnected", c->peer, c->name);
+	dp_conn_gone(s, c);
+	admin_barrier_conn_gone(s, c);
+	c->refs++;
+	conn_put(c);	/* frees now unless requests still point here */
+}
+
+int conn_accept(struct srv *s)
+{
+	for (;;) {
+		struct sockaddr_storage sa;
+		socklen_t sl = sizeof sa;
+		int fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				return 0;
+			if (errno == ECONNABORTED)
+				continue;
+			log_warn("accept: %s", strerror(errno));
+			return 0;	/* EMFILE etc.: try again later */
+		}
+		struct conn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(fd);
+			log_error("out of memory for a connection");
+			return 0;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->s = s;
+		c->fd = fd;
+		c->state = CONN_CHALLENGED;
+		c->accepted_ms = srv_now_ms();
+		proto_buf_init(&c->in);
+		proto_buf_init(&c->out);
+		chunkset_init(&c->locks);
+		char host[INET6_ADDRSTRLEN] = "?";
+		uint16_t port = 0;
+		if (sa.ss_family == AF_INET) {
+			struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+			inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+			port = ntohs(in->sin_port);
+			snprintf(c->peer, sizeof c->peer, "%s:%u", host, port);
+		} else if (sa.ss_family == AF_INET6) {
+			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+			inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+			port = ntohs(in6->sin6_port);
+			snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
+		}
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			log_error("epoll_ctl: %s", strerror(errno));
+			close(fd);
+			chunkset_free(&c->locks);
+			free(c);
+			continue;
+		}
+		c->refs = 0;
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		s->conns = c;
+		s->nconns++;
+
+		struct proto_msg m;
+		proto_msg_init(&m, PROTO_CHALLENGE, 0);
+		m.u.challenge.version_min = PROTO_VERSION_MIN;
+		m.u.challenge.version_max = PROTO_VERSION;
+		m.u.challenge.store = s->uuid;
+		proto_random(c->nonce, sizeof c->nonce);
+		memcpy(m.u.challenge.nonce, c->nonce, sizeof c->nonce);
+		conn_send(c, &m);
+		log_debug("client %s: connected", c->peer);
+	}
+}
+
+static void on_auth(struct conn *c, struct proto_msg *m)
+{
+	struct srv *s = c->s;
+	if (m->type != PROTO_AUTH) {
+		conn_fail(c, "expected auth");
+		return;
+	}
+	uint16_t v = m->u.auth.version;
+	if (v < PROTO_VERSION_MIN || v > PROTO_VERSION ||
+	    !proto_auth_verify(s->secret, 'C', v, c->nonce, m->u.auth.nonce, m->u.auth.mac)) {
+		log_warn("client %s: authentication failed (wrong store secret or version %u); "
+			 "refusing", c->peer, v);
+		conn_reply_error(c, m, EACCES, "authentication failed");
+		c->closing = true;
+		return;
+	}
+	struct proto_msg ok;
+	proto_msg_init(&ok, PROTO_AUTH | PROTO_REPLY, m->id);
+	proto_auth_mac(s->secret, 'S', v, c->nonce, m->u.auth.nonce, ok.u.auth_ok.mac);
+	conn_send(c, &ok);
+	c->state = CONN_AUTHED;
+}
+
+static void on_identify(struct conn *c, struct proto_msg *m)
+{
+	struct srv *s = c->s;
+	struct proto_identify *id = &m->u.identify;
+	if (m->type != PROTO_IDENTIFY) {
+		conn_fail(c, "expected identify");
+		return;
+	}
+	if (!csnap_uuid_equal(&id->store, &s->uuid)) {
+		conn_reply_error(c, m, ESTALE, "this server serves another store");
+		c->closing = true;
+		return;
+	}
+	struct proto_msg ok;
+	proto_msg_init(&ok, PROTO_IDENTIFY | PROTO_REPLY, m->id);
+	ok.u.identify_ok.chunk_size = s->chunk_size;
+	ok.u.identify_ok.origin_size = s->origin_size;
+	ok.u.identify_ok.volume_size = s->origin_size;
+	ok.u.identify_ok.store_data_offset = store_chunk_offset(s->st, 0);
+	ok.u.identify_ok.generation = s->epoch;
+	c->snap_chunks = s->info.origin_chunks;
+	if (id->volume == PROTO_VOL_SNAPSHOT) {
+		struct store_snapshot snap;
+		if (store_snapshot_find(s->st, id->snapshot, &snap) < 0 ||
+		    !(snap.flags & STORE_SNAP_LIVE)) {
+			char why[128];
+			snprintf(why, sizeof why, "no snapshot named %s", id->snapshot);
+			conn_reply_error(c, m, ENOENT, why);
+			c->closing = true;
+			return;
+		}
+		c->snap_id = snap.id;
+		c->snap_chunks = snap.origin_chunks;
+		ok.u.identify_ok.snap_id = snap.id;
+		uint64_t sz = snap.origin_chunks * s->chunk_size;
+		ok.u.identify_ok.volume_size = sz < s->origin_size ? sz : s->origin_size;
+	}
+	c->volume = id->volume;
+	c->host_id = id->host_id;
+	snprintf(c->name, sizeof c->name, "%s", id->client);
+	c->state = CONN_READY;
+	static const char *kinds[] = { "?", "origin", "snapshot", "admin" };
+	/* Admin tools come and go all the time: debug level for them.  */
+	log_msg(id->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "client %s: %s%s%s host %u (%s)%s", c->peer, kinds[id->volume],
+		 id->volume == PROTO_VOL_SNAPSHOT ? " " : "", id->snapshot, id->host_id,
+		 c->name, (m->flags & PROTO_F_RECONNECT) ? ", reconnect" : "");
+	conn_send(c, &ok);
+}
+
+static bool allowed(uint8_t volume, uint16_t type)
+{
+	switch (type) {
+	case PROTO_ORIGIN_WRITE:
+		return volume == PROTO_VOL_ORIGIN;
+	case PROTO_SNAP_READ: case PROTO_SNAP_READ_DONE:
+	case PROTO_SNAP_WRITE: case PROTO_LOCK_UPLOAD:
+		return volume == PROTO_VOL_SNAPSHOT;
+	case PROTO_SNAP_CREATE: case PROTO_SNAP_DELETE: case PROTO_SNAP_LIST:
+	case PROTO_SNAP_SET: case PROTO_STATUS: case PROTO_CHANGED:
+		return true;	/* admin requests from any authenticated client */
+	default:
+		return false;
+	}
+}
+
+static void on_ready(struct conn *c, struct proto_msg *m)
+{
+	struct srv *s = c->s;
+	if (m->type & PROTO_REPLY) {
+		if (m->type == (PROTO_BARRIER | PROTO_REPLY) && c->volume == PROTO_VOL_ORIGIN) {
+			admin_barrier_ack(s, c, m->id);
+			proto_msg_free(m);
+			return;
+		}
+		proto_msg_free(m);
+		conn_fail(c, "unexpected reply");
+		return;
+	}
+	if (m->type == PROTO_CHALLENGE || m->type == PROTO_AUTH ||
+	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER) {
+		char why[64];
+		snprintf(why, sizeof why, "unexpected %s", proto_type_name(m->type));
+		proto_msg_free(m);
+		conn_fail(c, why);
+		return;
+	}
+	if (!allowed(c->volume, m->type)) {
+		conn_reply_error(c, m, EPERM, "request not allowed on this volume");
+		proto_msg_free(m);
+		return;
+	}
+	struct req *r = calloc(1, sizeof *r);
+	if (!r) {
+		conn_reply_error(c, m, ENOMEM, "server out of memory");
+		proto_msg_free(m);
+		return;
+	}
+	r->c = c;
+	c->refs++;
+	r->m = *m;
+	s->stat_queries++;
+	if (m->type >= PROTO_SNAP_CREATE)
+		admin_process(s, r);
+	else
+		dp_process(s, r);
+}
+
+static void on_message(struct conn *c, struct proto_msg *m)
+{
+	switch (c->state) {
+	case CONN_CHALLENGED:
+		on_auth(c, m);
+		proto_msg_free(m);
+		break;
+	case CONN_AUTHED:
+		on_identify(c, m);
+		proto_msg_free(m);
+		break;
+	case CONN_READY:
+		on_ready(c, m);
+		break;
+	}
+}
+
+static void conn_read(struct conn *c)
+{
+	size_t budget = CONN_READ_BUDGET;
+	bool eof = false;
+
+	while (budget && !c->dead) {
+		if (proto_buf_reserve(&c->in, 65536) < 0) {
+			log_error("client %s: out of memory", c->peer);
+			conn_close(c);
+			return;
+		}
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+		if (n > 0) {
+			c->in.len += (size_t)n;
+			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+		} else if (n == 0) {
+			eof = true;
+			break;
+		} else if (errno == EINTR) {
+			continue;
+		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			break;
+		} else {
+			log_info("client %s: receive failed: %s", c->peer, strerror(errno));
+			conn_close(c);
+			return;
+		}
+		/* Decode as we go so a fast sender cannot make us buffer much. */
+		for (;;) {
+			if (c->dead || c->closing)
+				break;
+			struct proto_msg m;
+			int r = proto_take(&c->in, &m);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				conn_fail(c, err_get());
+				return;
+			}
+			on_message(c, &m);
+		}
+		if (c->dead)
+			return;
+		proto_buf_compact(&c->in);
+		if (c->closing)
+			break;
+	}
+	if (eof && !c->dead)
+		conn_close(c);
+}
+
+void conn_tick(struct srv *s)
+{
+	int64_t now = srv_now_ms();
+	struct conn *c, *next;
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state != CONN_READY && !c->closing && now - c->accepted_ms > CONN_HANDSHAKE_MS) {
+			log_warn("client %s: no handshake within %d ms; closing", c->peer, CONN_HANDSHAKE_MS);
+			conn_close(c);
+		}
+	}
+}
+
+void conn_on_event(struct conn *c, uint32_t events)
+{
+	c->refs++;	/* keep alive across callbacks that may close it */
+	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		conn_read(c);
+	if (!c->dead && (events & EPOLLOUT))
+		conn_write(c);
+	conn_put(c);
+}

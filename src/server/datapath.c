@@ -1,0 +1,441 @@
+/*
+ * src/server/datapath.c - the requests of the data path: origin-write
+ * queries (copy-out before the origin may change), snapshot reads (store
+ * chunk, or origin + read lock), lock release, snapshot writes (a store
+ * chunk unique to the snapshot) and re-upload of read locks after a master
+ * change.
+ *
+ * Every handler is idempotent given the committed store state (see srv.h):
+ * it either replies or parks the request to be processed again.
+ *
+ * An origin-write reply means "these chunks are no longer shared with any
+ * snapshot and nobody reads them from the origin": the client may write
+ * them and remember that until the next snapshot barrier.  It is sent only
+ * after the copy-outs are durable and committed and the chunks' read locks
+ * are released.
+ */
+#include "src/server/srv.h"
+
+#include "utils/err.h"
+#include "utils/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DP_PIECE	4096	/* chunks handed to the engine per call */
+#define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
+
+static struct store_copy dp_copies[DP_PIECE];
+static chunk_t dp_chunks[DP_PIECE];
+
+static bool ranges_in(const struct proto_ranges *rs, uint64_t limit, uint64_t *total)
+{
+	uint64_t t = 0;
+	for (uint32_t i = 0; i < rs->n; i++) {
+		if (rs->r[i].start >= limit || rs->r[i].count > limit - rs->r[i].start)
+			return false;
+		t += rs->r[i].count;
+	}
+	*total = t;
+	return true;
+}
+
+static bool ranges_busy(const struct chunkset *cs, const struct proto_ranges *rs)
+{
+	if (!cs->used)
+		return false;
+	for (uint32_t i = 0; i < rs->n; i++)
+		if (chunkset_any(cs, rs->r[i].start, rs->r[i].count))
+			return true;
+	return false;
+}
+
+static void reply_ok(struct srv *s, struct req *r)
+{
+	struct proto_msg m;
+	proto_msg_init(&m, (uint16_t)(r->m.type | PROTO_REPLY), r->m.id);
+	conn_send(r->c, &m);
+	srv_req_done(s, r);
+}
+
+static void reply_err(struct srv *s, struct req *r, int err, const char *why)
+{
+	conn_reply_error(r->c, &r->m, err, why);
+	srv_req_done(s, r);
+}
+
+/* -ENOSPC from the engine.  Returns true if the caller should retry now. */
+static bool on_enospc(struct srv *s, struct req *r)
+{
+	if (copy_pending(s) || s->busy.used || store_txn_pending(s->st)) {
+		/* Space may come back with the policy only once the open
+		 * transaction is committed.  */
+		srv_park(s, r);
+		return false;
+	}
+	int p = admin_store_full(s);
+	if (p == 1)
+		return true;
+	if (p == 0)
+		reply_err(s, r, ENOSPC, "snapshot store is full");
+	else
+		reply_err(s, r, -p, err_get());
+	return false;
+}
+
+static void origin_write(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	uint64_t total;
+
+	if (!ranges_in(rs, s->info.origin_chunks, &total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the origin");
+		return;
+	}
+	/* Held back: a snapshot is being created (the answer must take it
+	 * into account), a deletion is not yet committed (a crash would
+	 * bring the snapshot back), clients may still re-upload read locks
+	 * (takeover), or the open batch is closing.  */
+	if (s->barrier_active || s->txn_unsafe || srv_now_ms() < s->grace_until_ms ||
+	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
+		srv_park(s, r);
+		return;
+	}
+retry:;
+	bool copying = false;
+	for (uint32_t i = 0; i < rs->n; i++) {
+		uint64_t first = rs->r[i].start, left = rs->r[i].count;
+		while (left) {
+			uint32_t n = left > DP_PIECE ? DP_PIECE : (uint32_t)left, nout = 0;
+			if (copying && !srv_batch_open(s))
+				goto park;
+			int e = store_origin_write(s->st, first, n, dp_copies, &nout);
+			if (e == -ENOSPC) {
+				if (copying)
+					goto park;
+				if (on_enospc(s, r))
+					goto retry;
+				return;
+			}
+			if (e < 0) {
+				log_error("origin write query: %s", err_get());
+				srv_fatal(s, e, err_get());
+				reply_err(s, r, EIO, "metadata error");
+				return;
+			}
+			if (nout) {
+				copying = true;
+				if ((e = copy_mark_busy(s, dp_copies, nout)) < 0 ||
+				    (e = copy_start(s, dp_copies, nout)) < 0) {
+					/* do_abort() fails it with EIO.  */
+					srv_abort_txn(s, e);
+					srv_park(s, r);
+					return;
+				}
+			}
+			first += n;
+			left -= n;
+		}
+	}
+	if (copying)
+		goto park;
+	/* Nothing to copy.  Readers that were told "on the origin" hold the
+	 * origin write back until they are done.  */
+	if (ranges_busy(&s->locks, rs))
+		goto park;
+	reply_ok(s, r);
+	return;
+park:
+	srv_park(s, r);
+}
+
+/* Appends [chunk, +1) at WHERE/store to the extent list, merging.  */
+static int extent_add(struct proto_extents *es, uint32_t *cap, uint64_t chunk,
+		      uint8_t where, uint64_t store)
+{
+	if (es->n) {
+		struct proto_extent *e = &es->e[es->n - 1];
+		if (e->where == where && e->start + e->count == chunk &&
+		    (where == PROTO_AT_ORIGIN || e->store_chunk + e->count == store)) {
+			e->count++;
+			return 0;
+		}
+	}
+	if (es->n == *cap) {
+		uint32_t nc = *cap ? *cap * 2 : 16;
+		struct proto_extent *ne = realloc(es->e, nc * sizeof *ne);
+		if (!ne)
+			return -ENOMEM;
+		es->e = ne;
+		*cap = nc;
+	}
+	es->e[es->n++] = (struct proto_extent){
+		.start = chunk, .count = 1, .where = where,
+		.store_chunk = where == PROTO_AT_STORE ? store : 0,
+	};
+	return 0;
+}
+
+static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
+{
+	if (chunkset_add(&c->locks, chunk, 1) == 0 && chunkset_add(&s->locks, chunk, 1) < 0)
+		chunkset_sub(&c->locks, chunk, 1);
+}
+
+static void snap_read(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	struct conn *c = r->c;
+	uint64_t total;
+
+	if (!ranges_in(rs, c->snap_chunks, &total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return;
+	}
+	if (total > PROTO_MAX_RANGES) {
+		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
+		return;
+	}
+	/* A chunk with an uncommitted change: its old location is still
+	 * right, but simpler and as fast to answer after the commit.  */
+	if (ranges_busy(&s->busy, rs)) {
+		srv_park(s, r);
+		return;
+	}
+	struct proto_msg m;
+	uint32_t cap = 0;
+	proto_msg_init(&m, PROTO_SNAP_READ | PROTO_REPLY, r->m.id);
+	for (uint32_t i = 0; i < rs->n; i++) {
+		uint64_t first = rs->r[i].start;
+		uint32_t n = rs->r[i].count;	/* <= PROTO_MAX_RANGES <= DP_PIECE * 2 */
+		while (n) {
+			uint32_t k = n > DP_PIECE ? DP_PIECE : n;
+			int e = store_snapshot_read(s->st, c->snap_id, first, k, dp_chunks);
+			if (e < 0) {
+				free(m.u.extents.e);
+				reply_err(s, r, EIO, err_get());
+				return;
+			}
+			for (uint32_t j = 0; j < k; j++) {
+				bool on_origin = dp_chunks[j] == STORE_ON_ORIGIN;
+				if (on_origin)
+					lock_chunk(s, c, first + j);
+				if (extent_add(&m.u.extents, &cap, first + j,
+					       on_origin ? PROTO_AT_ORIGIN : PROTO_AT_STORE,
+					       dp_chunks[j]) < 0) {
+					free(m.u.extents.e);
+					reply_err(s, r, ENOMEM, "server out of memory");
+					return;
+				}
+			}
+			first += k;
+			n -= k;
+		}
+	}
+	conn_send(c, &m);
+	free(m.u.extents.e);
+	srv_req_done(s, r);
+}
+
+/* Releases up to the locks C holds on the ranges.  Returns chunks freed. */
+static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_ranges *rs)
+{
+	uint64_t freed = 0;
+	for (uint32_t i = 0; i < rs->n && c->locks.used; i++) {
+		for (uint64_t k = 0; k < rs->r[i].count && c->locks.used; k++) {
+			uint64_t chunk = rs->r[i].start + k;
+			uint32_t t = chunkset_sub(&c->locks, chunk, 1);
+			if (t) {
+				chunkset_sub(&s->locks, chunk, t);
+				freed += t;
+			}
+		}
+	}
+	return freed;
+}
+
+static void snap_read_done(struct srv *s, struct req *r)
+{
+	uint64_t total = 0;
+	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
+		total += r->m.u.ranges.r[i].count;
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one release (split it)");
+		return;
+	}
+	if (unlock_ranges(s, r->c, &r->m.u.ranges))
+		srv_kick(s);
+	reply_ok(s, r);
+}
+
+static void lock_upload(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	uint64_t total;
+	if (!ranges_in(rs, r->c->snap_chunks, &total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return;
+	}
+	if (total > DP_MAX_LOCKS) {
+		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
+		return;
+	}
+	for (uint32_t i = 0; i < rs->n; i++)
+		for (uint64_t k = 0; k < rs->r[i].count; k++)
+			lock_chunk(s, r->c, rs->r[i].start + k);
+	log_info("client %s: re-uploaded %llu read locks", r->c->peer, (unsigned long long)total);
+	reply_ok(s, r);
+}
+
+static void snap_write(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	struct conn *c = r->c;
+	bool full = r->m.flags & PROTO_F_FULL_CHUNKS;
+	uint64_t total;
+
+	if (!ranges_in(rs, c->snap_chunks, &total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return;
+	}
+	if (total > PROTO_MAX_RANGES) {
+		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
+		return;
+	}
+	if (ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
+		srv_park(s, r);
+		return;
+	}
+retry:;
+	struct proto_msg m;
+	uint32_t cap = 0;
+	bool changed = false;
+	proto_msg_init(&m, PROTO_SNAP_WRITE | PROTO_REPLY, r->m.id);
+	for (uint32_t i = 0; i < rs->n; i++) {
+		uint64_t first = rs->r[i].start;
+		uint32_t n = rs->r[i].count;
+		while (n) {
+			uint32_t k = n > DP_PIECE ? DP_PIECE : n, nc = 0;
+			int e = store_snapshot_write(s->st, c->snap_id, first, k, dp_chunks,
+						     dp_copies, &nc);
+			if (e == -ENOSPC) {
+				free(m.u.extents.e);
+				if (changed) {
+					srv_park(s, r);
+					return;
+				}
+				if (on_enospc(s, r))
+					goto retry;
+				return;
+			}
+			if (e < 0) {
+				free(m.u.extents.e);
+				reply_err(s, r, EIO, err_get());
+				return;
+			}
+			if (nc) {
+				changed = true;
+				if ((e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
+				    (!full && (e = copy_start(s, dp_copies, nc)) < 0)) {
+					free(m.u.extents.e);
+					/* do_abort() fails it with EIO.  */
+					srv_abort_txn(s, e);
+					srv_park(s, r);
+					return;
+				}
+			}
+			for (uint32_t j = 0; j < k; j++)
+				if (extent_add(&m.u.extents, &cap, first + j, PROTO_AT_STORE, dp_chunks[j]) < 0) {
+					free(m.u.extents.e);
+					reply_err(s, r, ENOMEM, "server out of memory");
+					return;
+				}
+			first += k;
+			n -= k;
+		}
+	}
+	if (changed) {
+		/* New chunks: answer once they are committed (and filled). */
+		free(m.u.extents.e);
+		srv_park(s, r);
+		return;
+	}
+	conn_send(c, &m);
+	free(m.u.extents.e);
+	srv_req_done(s, r);
+}
+
+void dp_process(struct srv *s, struct req *r)
+{
+	if (!r->c || r->c->dead) {
+		srv_req_done(s, r);
+		return;
+	}
+	switch (r->m.type) {
+	case PROTO_ORIGIN_WRITE:	origin_write(s, r); break;
+	case PROTO_SNAP_READ:		snap_read(s, r); break;
+	case PROTO_SNAP_READ_DONE:	snap_read_done(s, r); break;
+	case PROTO_LOCK_UPLOAD:		lock_upload(s, r); break;
+	case PROTO_SNAP_WRITE:		snap_write(s, r); break;
+	default:
+		reply_err(s, r, EOPNOTSUPP, "not a data path request");
+	}
+}
+
+static void release_all(struct srv *s, struct chunkset *held)
+{
+	size_t pos = 0;
+	uint64_t key;
+	uint32_t n;
+	bool any = false;
+	while (chunkset_next(held, &pos, &key, &n)) {
+		chunkset_sub(&s->locks, key, n);
+		any = true;
+	}
+	chunkset_clear(held);
+	if (any)
+		srv_kick(s);
+}
+
+void dp_conn_gone(struct srv *s, struct conn *c)
+{
+	if (!c->locks.used)
+		return;
+	if (s->stopping || s->fatal || s->o.grace_ms <= 0) {
+		release_all(s, &c->locks);
+		return;
+	}
+	/* The reader may only have lost its connection: it reconnects and
+	 * re-uploads.  Until then (bounded) its locks still hold writers. */
+	struct lock_orphan *o = calloc(1, sizeof *o);
+	if (!o) {
+		release_all(s, &c->locks);
+		return;
+	}
+	o->locks = c->locks;
+	chunkset_init(&c->locks);
+	o->expires_ms = srv_now_ms() + s->o.grace_ms;
+	o->next = s->orphans;
+	s->orphans = o;
+	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
+		 c->peer, o->locks.used, s->o.grace_ms);
+}
+
+void dp_tick(struct srv *s)
+{
+	int64_t now = srv_now_ms();
+	struct lock_orphan **p = &s->orphans;
+	while (*p) {
+		struct lock_orphan *o = *p;
+		if (o->expires_ms > now && !s->stopping) {
+			p = &o->next;
+			continue;
+		}
+		release_all(s, &o->locks);
+		chunkset_free(&o->locks);
+		*p = o->next;
+		free(o);
+	}
+}

@@ -1,0 +1,280 @@
+/*
+ * src/server/srv.h - internal state of the metadata server, shared by its
+ * files:
+ *   server.c    election, start-up, the epoll loop, group commit, shutdown
+ *   conn.c      sockets, handshake + authentication, framing, dispatch
+ *   datapath.c  origin writes (copy-out), snapshot reads/writes, read locks
+ *   copy.c      copy-out jobs on the async ioengine
+ *   admin.c     snapshot create (barrier) / delete / list / set, status,
+ *               changed-chunk lists, the store-full policy
+ *   chunkset.c  hash multiset of chunk numbers (locks, busy chunks)
+ *
+ * Single-threaded: everything runs on the loop thread.
+ *
+ * Request model: a request is processed by a function that is idempotent
+ * given the committed store state.  When it cannot finish now (a chunk is
+ * busy with an uncommitted copy-out, a read lock holds it, a barrier or
+ * the takeover grace period is on, the batch is closed) it parks the
+ * request on a wait list and returns; the request is processed again from
+ * the start when the reason goes away.  So correctness never depends on
+ * remembering partial progress.
+ *
+ * Copy-out ordering (store.h rules): the engine records exceptions in the
+ * open transaction; their data is copied by copy jobs; the store device is
+ * flushed and the transaction committed only when no copy job is in flight;
+ * replies that allow origin writes are sent only after that commit.  Chunks
+ * with uncommitted exceptions are "busy": every request touching them waits
+ * for the commit.
+ */
+#ifndef CSNAP_SERVER_SRV_H
+#define CSNAP_SERVER_SRV_H
+
+#include "src/server/server.h"
+#include "src/proto/proto.h"
+#include "src/store/store.h"
+#include "lease/lease.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct io_dev;
+struct io_engine;
+struct srv;
+
+/* ---- chunk multiset (chunkset.c) --------------------------------------- */
+
+struct chunkset {
+	uint64_t *keys;
+	uint32_t *counts;	/* 0 = empty slot */
+	size_t cap;		/* power of two */
+	size_t used;		/* slots with count > 0 */
+	size_t tomb;		/* deleted slots (count 0, key ~0) */
+	uint64_t total;		/* sum of counts */
+};
+
+void chunkset_init(struct chunkset *cs);
+void chunkset_free(struct chunkset *cs);
+void chunkset_clear(struct chunkset *cs);
+/* Adds n to key's count.  0 or -ENOMEM.  */
+int chunkset_add(struct chunkset *cs, uint64_t key, uint32_t n);
+/* Subtracts up to n from key's count; returns how much was subtracted. */
+uint32_t chunkset_sub(struct chunkset *cs, uint64_t key, uint32_t n);
+uint32_t chunkset_get(const struct chunkset *cs, uint64_t key);
+/* Any key in [start, start+count) present?  */
+bool chunkset_any(const struct chunkset *cs, uint64_t start, uint64_t count);
+/* Iterate: pass *pos = 0 first; returns false at the end.  */
+bool chunkset_next(const struct chunkset *cs, size_t *pos, uint64_t *key, uint32_t *count);
+
+/* ---- requests ---------------------------------------------------------- */
+
+struct conn;
+
+/* A parked request is processed again from the start whenever the state
+ * that held it back may have changed (a commit, a lock release, the end of
+ * a barrier or of the grace period): srv_kick().  */
+struct req {
+	struct req *next, *prev;
+	struct conn *c;		/* its connection (refcounted; may be dead) */
+	struct proto_msg m;
+	bool parked;
+	struct proto_msg *reply;	/* sent after the next commit */
+};
+
+struct req_list {
+	struct req *head, *tail;
+	unsigned n;
+};
+
+void req_list_push(struct req_list *l, struct req *r);
+void req_list_remove(struct req_list *l, struct req *r);
+struct req *req_list_pop(struct req_list *l);
+
+/* ---- connections (conn.c) ----------------------------------------------- */
+
+enum conn_state {
+	CONN_CHALLENGED = 1,	/* challenge sent, waiting for AUTH */
+	CONN_AUTHED,		/* waiting for IDENTIFY */
+	CONN_READY,
+};
+
+struct conn {
+	struct conn *next, *prev;
+	struct srv *s;
+	int fd;
+	enum conn_state state;
+	uint8_t nonce[PROTO_NONCE_LEN];
+	struct proto_buf in, out;
+	bool want_out;		/* EPOLLOUT armed */
+	bool closing;		/* close once `out` drains */
+	bool dead;		/* closed; freed when refs drops to 0 */
+	unsigned refs;		/* requests pointing here */
+	char peer[64];
+	int64_t accepted_ms;	/* handshake must finish in time */
+	/* identity */
+	uint8_t volume;		/* enum proto_volume */
+	uint32_t snap_id;
+	uint64_t snap_chunks;	/* snapshot volume size in chunks */
+	uint16_t host_id;
+	char name[PROTO_STR_MAX + 1];
+	/* read locks this connection holds (snapshot volumes) */
+	struct chunkset locks;
+	/* barrier */
+	uint64_t barrier_seq;	/* ack pending for this seq, 0 none */
+};
+
+int conn_accept(struct srv *s);
+void conn_on_event(struct conn *c, uint32_t events);
+/* Queue a message for sending (best effort on dead connections).  */
+void conn_send(struct conn *c, const struct proto_msg *m);
+/* Queue a reply to REQ: status errnum (0 = success, body in *m).  */
+void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
+		      const char *why);
+/* Protocol error: log the reason and close this connection only.  */
+void conn_fail(struct conn *c, const char *why);
+void conn_close(struct conn *c);
+void conn_put(struct conn *c);
+/* Write what can be written now for every connection with output.  */
+void conn_flush_all(struct srv *s);
+/* Timer: close connections that did not finish the handshake in time. */
+void conn_tick(struct srv *s);
+
+/* ---- copy-out jobs (copy.c) -------------------------------------------- */
+
+/* Queues copies; copy_flush() starts them, coalescing neighbours across
+ * all requests of the loop turn.  Returns 0 or -ENOMEM (the caller
+ * aborts the transaction).  */
+int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n);
+/* Start the queued copies as jobs.  */
+void copy_flush(struct srv *s);
+/* Copies queued or in flight (the transaction may not commit).  */
+bool copy_pending(const struct srv *s);
+/* Marks the chunks of COPIES busy until the next commit.  */
+int copy_mark_busy(struct srv *s, const struct store_copy *copies, uint32_t n);
+/* Reap completions (the engine's eventfd fired).  */
+void copy_reap(struct srv *s);
+
+/* ---- data path (datapath.c) -------------------------------------------- */
+
+/* Handles one request from a READY connection.  Takes ownership of R. */
+void dp_process(struct srv *s, struct req *r);
+/* Connection going away: its read locks are kept for grace_ms (the
+ * client may be reconnecting and will re-upload them), then released. */
+void dp_conn_gone(struct srv *s, struct conn *c);
+/* Timer: release the kept locks of connections that did not come back. */
+void dp_tick(struct srv *s);
+
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
+
+/* ---- admin (admin.c) ---------------------------------------------------- */
+
+void admin_process(struct srv *s, struct req *r);
+/* Barrier ack from an origin connection.  */
+void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
+/* Connection closed while a barrier waited for it.  */
+void admin_barrier_conn_gone(struct srv *s, struct conn *c);
+/* Timer tick: barrier timeouts, background cleanup.  */
+void admin_tick(struct srv *s);
+/* End of a loop turn, after the commit step: finish a barrier whose acks
+ * are all in once nothing is in flight.  */
+void admin_poll(struct srv *s);
+/* -ENOSPC met: apply the store-full policy.  Returns 1 if space was made
+ * (retry), 0 if the policy says fail, negative errno on error.  Call only
+ * with no copy in flight (nothing uncommitted that needs data).  */
+int admin_store_full(struct srv *s);
+
+/* ---- the server --------------------------------------------------------- */
+
+struct srv {
+	struct server_opts o;
+	char address[64];
+	uint16_t port;
+	uint64_t epoch;
+
+	/* store */
+	struct store *st;
+	struct store_info info;		/* geometry (refreshed after commits) */
+	struct io_dev *sdev;		/* the engine's device */
+	struct io_dev *odev;		/* origin, read-only */
+	uint64_t origin_size;
+	uint32_t chunk_size;
+	struct csnap_uuid uuid;
+	uint8_t secret[PROTO_SECRET_LEN];
+
+	/* leases */
+	struct lease_area area;
+	struct lease_master lm;
+
+	/* loop */
+	int epfd, lfd, sigfd, timerfd, iofd;
+	struct io_engine *eng;
+	bool stopping;			/* SIGTERM: drain and hand over */
+	bool fatal;			/* fenced or store failure: stop now */
+	int fatal_err;
+
+	struct conn *conns;
+	unsigned nconns;
+
+	/* data path state */
+	struct chunkset locks;		/* read lock counts, all connections */
+	struct chunkset busy;		/* chunks with uncommitted copy-outs */
+	struct lock_orphan *orphans;	/* locks of dropped connections */
+	struct req_list waiting;	/* parked requests */
+	struct req_list after_commit;	/* replies waiting for a commit */
+	bool lease_late;		/* commits held: renewal is late */
+	bool txn_unsafe;		/* the open transaction drops snapshot
+					 * data (delete): answer no origin
+					 * write until it is committed */
+	bool kick;			/* reprocess `waiting` this turn */
+	unsigned quiesce;		/* admin ops waiting for no copy in
+					 * flight: close the batch */
+	unsigned jobs_inflight;		/* copy jobs not finished */
+	struct store_copy *copyq;	/* copies queued this loop turn */
+	size_t copyq_n, copyq_cap;
+	unsigned copies_in_batch;	/* copy-outs in the open transaction */
+	int64_t batch_start_ms;		/* first copy of the open batch */
+	bool copy_failed;		/* a copy failed: abort the txn */
+	uint64_t commits;		/* commit counter */
+	int64_t grace_until_ms;		/* lock re-upload window */
+
+	/* barrier (snapshot creation) */
+	bool barrier_active;
+	uint64_t barrier_seq;
+	unsigned barrier_pending;
+	int64_t barrier_deadline_ms;
+	struct req *barrier_req;	/* the SNAP_CREATE being served */
+
+	/* stats */
+	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
+};
+
+int64_t srv_now_ms(void);
+/* New copies may join the open transaction?  (Closes after a while so a
+ * steady stream of copy-outs cannot postpone the commit forever.)  */
+bool srv_batch_open(struct srv *s);
+/* Park R until the next srv_kick().  */
+void srv_park(struct srv *s, struct req *r);
+/* Something changed: reprocess parked requests at the end of this turn. */
+void srv_kick(struct srv *s);
+/* Frees a finished request (and drops its connection reference).  */
+void srv_req_done(struct srv *s, struct req *r);
+/* Fatal: fenced or the store failed; stop without further writes.  */
+void srv_fatal(struct srv *s, int err, const char *why);
+/* Discard the open transaction after a failed copy (reopen the engine),
+ * failing the requests that waited for it.  */
+void srv_abort_txn(struct srv *s, int err);
+/* Commit now if nothing is in flight (admin ops use it).  Returns 0 when
+ * committed (or nothing to commit), -EAGAIN when the master lease's
+ * renewal is late so the commit must wait (nothing is lost: it is retried
+ * every loop turn), or another negative errno after srv_fatal().  */
+int srv_commit_now(struct srv *s);
+/* Send M (a reply to R, copied) after the next successful commit, then
+ * finish R.  */
+void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
+/* Connection count by volume kind, for status.  */
+unsigned srv_origin_clients(const struct srv *s);
+
+#endif

@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""Hostile and malformed NBD clients against a csnap export.
+
+usage: export_badclient.py SOCKET EXPORT RO_SOCKET RO_EXPORT
+
+Speaks the protocol by hand over the unix socket: bad magics, unknown
+flags, oversized options and payloads, out-of-range and unknown commands,
+clients vanishing mid-message.  Each case checks the server's documented
+answer (an NBD error reply, or closing that connection), and a healthy
+libnbd connection opened at the start must keep working throughout.
+"""
+import os
+import socket
+import struct
+import sys
+
+import nbd
+
+sock_path, export = sys.argv[1], sys.argv[2].encode()
+ro_sock_path, ro_export = sys.argv[3], sys.argv[4].encode()
+
+NBDMAGIC = 0x4E42444D41474943
+IHAVEOPT = 0x49484156454F5054
+REPMAGIC = 0x0003E889045565A9
+REQ_MAGIC = 0x25609513
+REPLY_MAGIC = 0x67446698
+OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
+OPT_STRUCTURED_REPLY, OPT_STARTTLS = 8, 5
+REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
+ERR = 1 << 31
+REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG = ERR | 1, ERR | 3, ERR | 6, ERR | 9
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_CACHE, CMD_ZEROES, CMD_BLOCK_STATUS = range(8)
+EPERM, EINVAL, ENOSPC = 1, 22, 28
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if cond:
+        print("ok:", what)
+    else:
+        failures += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+def recvall(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError("server closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def closed_by_server(s):
+    """True if the server closes the connection (EOF or reset) within 5 s."""
+    s.settimeout(5)
+    try:
+        while True:
+            if not s.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def connect(client_flags=3, path=None):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path or sock_path)
+    s.settimeout(10)
+    magic, opt, flags = struct.unpack(">QQH", recvall(s, 18))
+    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
+    s.sendall(struct.pack(">I", client_flags))
+    return s
+
+
+def send_opt(s, opt, data=b"", length=None):
+    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data) if length is None else length) + data)
+
+
+def read_reply(s):
+    magic, opt, rtype, length = struct.unpack(">QIII", recvall(s, 20))
+    assert magic == REPMAGIC, "bad reply magic"
+    return opt, rtype, recvall(s, length)
+
+
+def go(s, name):
+    send_opt(s, OPT_GO, struct.pack(">I", len(name)) + name + struct.pack(">H", 0))
+    info = {}
+    while True:
+        opt, rtype, data = read_reply(s)
+        if rtype == REP_INFO:
+            info[struct.unpack(">H", data[:2])[0]] = data[2:]
+        else:
+            return rtype, info
+
+
+def request(s, cmd, off, length, flags=0, cookie=7, payload=b""):
+    s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, flags, cmd, cookie, off, length) + payload)
+
+
+def reply(s, datalen=0):
+    magic, err, cookie = struct.unpack(">IIQ", recvall(s, 16))
+    assert magic == REPLY_MAGIC
+    data = recvall(s, datalen) if err == 0 and datalen else b""
+    return err, cookie, data
+
+
+# A healthy client that must be unaffected by everything below.
+good = nbd.NBD()
+good.connect_unix(sock_path)
+size = good.get_size()
+good.pwrite(b"healthy!" * 512, 0)
+
+# --- handshake -------------------------------------------------------------
+s = connect(client_flags=0x80)
+check(closed_by_server(s), "unknown client flags close the connection")
+
+s = connect()
+s.sendall(struct.pack(">QII", 0x1234, OPT_LIST, 0))
+check(closed_by_server(s), "bad option magic closes the connection")
+
+s = connect()
+send_opt(s, OPT_LIST)
+names = []
+while True:
+    opt, rtype, data = read_reply(s)
+    if rtype != REP_SERVER:
+        break
+    n = struct.unpack(">I", data[:4])[0]
+    names.append(data[4:4 + n])
+check(rtype == REP_ACK and export in names, "NBD_OPT_LIST lists the export")
+send_opt(s, OPT_LIST, b"x")
+check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_LIST with data: ERR_INVALID")
+send_opt(s, OPT_STRUCTURED_REPLY)
+check(read_reply(s)[1] == REP_ERR_UNSUP, "structured replies: ERR_UNSUP")
+send_opt(s, OPT_STARTTLS)
+check(read_reply(s)[1] == REP_ERR_UNSUP, "STARTTLS: ERR_UNSUP")
+send_opt(s, 4242)
+check(read_reply(s)[1] == REP_ERR_UNSUP, "unknown option: ERR_UNSUP")
+send_opt(s, OPT_GO, struct.pack(">I", 3) + b"nope" + struct.pack(">H", 0))
+check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_GO with inconsistent lengths: ERR_INVALID")
+send_opt(s, OPT_GO, struct.pack(">I", 1000) + b"x")
+check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_GO name longer than the option: ERR_INVALID")
+rtype, _ = go(s, b"no-such-export")
+check(rtype == REP_ERR_UNKNOWN, "NBD_OPT_GO to an unknown export: ERR_UNKNOWN")
+big = os.urandom(1 << 20)
+send_opt(s, 4243, big)
+check(read_reply(s)[1] == REP_ERR_TOO_BIG, "1 MiB option payload: ERR_TOO_BIG, then the session goes on")
+send_opt(s, OPT_INFO, struct.pack(">I", len(export)) + export + struct.pack(">HH", 1, 3))
+info = {}
+while True:
+    opt, rtype, data = read_reply(s)
+    if rtype != REP_INFO:
+        break
+    info[struct.unpack(">H", data[:2])[0]] = data[2:]
+check(rtype == REP_ACK and struct.unpack(">Q", info[0][:8])[0] == size, "NBD_OPT_INFO reports the size")
+rtype, info = go(s, export)
+check(rtype == REP_ACK, "NBD_OPT_GO after all that")
+
+# --- transmission ----------------------------------------------------------
+request(s, CMD_READ, 0, 4096, cookie=1)
+err, cookie, data = reply(s, 4096)
+check(err == 0 and cookie == 1 and data[:8] == b"healthy!", "read works")
+request(s, CMD_READ, size - 10, 20, cookie=2)
+check(reply(s) [:2] == (EINVAL, 2), "read past the end: EINVAL")
+request(s, CMD_READ, 2 ** 64 - 512, 1024, cookie=3)
+check(reply(s)[:2] == (EINVAL, 3), "read with offset+length overflowing 64 bits: EINVAL")
+request(s, CMD_READ, 0, 64 << 20, cookie=4)
+check(reply(s)[:2] == (EINVAL, 4), "read larger than the maximum payload: EINVAL")
+request(s, CMD_READ, 0, 0, cookie=5)
+check(reply(s)[:2] == (EINVAL, 5), "zero-length read: EINVAL")
+request(s, CMD_WRITE, size - 2, 4, cookie=6, payload=b"abcd")
+check(reply(s)[:2] == (ENOSPC, 6), "write past the end: ENOSPC (payload consumed)")
+request(s, 99, 0, 0, cookie=7)
+check(reply(s)[:2] == (EINVAL, 7), "unknown command: EINVAL")
+request(s, CMD_CACHE, 0, 4096, cookie=8)
+check(reply(s)[:2] == (EINVAL, 8), "NBD_CMD_CACHE (not offered): EINVAL")
+request(s, CMD_BLOCK_STATUS, 0, 4096, cookie=9)
+check(reply(s)[:2] == (EINVAL, 9), "NBD_CMD_BLOCK_STATUS without meta context: EINVAL")
+request(s, CMD_READ, 0, 512, flags=0x100, cookie=10)
+check(reply(s)[:2] == (EINVAL, 10), "unknown command flag: EINVAL")
+request(s, CMD_ZEROES, 0, 512, flags=16, cookie=11)
+check(reply(s)[:2] == (EINVAL, 11), "FAST_ZERO (not offered): EINVAL")
+request(s, CMD_FLUSH, 0, 512, cookie=12)
+check(reply(s)[:2] == (EINVAL, 12), "flush with a length: EINVAL")
+request(s, CMD_WRITE, 4096 + 3, 5, cookie=13, payload=b"12345")
+request(s, CMD_READ, 4096, 16, cookie=14)
+request(s, CMD_FLUSH, 0, 0, cookie=15)
+got = {}
+# Replies may come in any order: read them by cookie.
+pending = {13: 0, 14: 16, 15: 0}
+while pending:
+    magic, err, cookie = struct.unpack(">IIQ", recvall(s, 16))
+    check(magic == REPLY_MAGIC and cookie in pending, "reply with a known cookie (%d)" % cookie)
+    data = recvall(s, pending[cookie]) if err == 0 and pending[cookie] else b""
+    got[cookie] = (err, data)
+    del pending[cookie]
+check(got[13][0] == 0 and got[15][0] == 0, "unaligned write and flush succeed")
+check(got[14][0] == 0, "read concurrent with the write succeeds")
+request(s, CMD_READ, 4096, 16, cookie=17)
+err, cookie, data = reply(s, 16)
+check(err == 0 and data[3:8] == b"12345", "unaligned write reads back")
+request(s, CMD_WRITE, 0, 33 << 20, cookie=16)
+check(closed_by_server(s), "write payload above the maximum closes the connection")
+
+s = connect()
+go(s, export)
+request(s, CMD_WRITE, 0, 1 << 20, cookie=1, payload=b"x" * 1000)
+s.close()   # vanish mid-payload
+s = connect()
+go(s, export)
+s.sendall(struct.pack(">IHHQQI", 0xDEADBEEF, 0, CMD_READ, 1, 0, 512))
+check(closed_by_server(s), "bad request magic closes the connection")
+
+s = connect()
+go(s, export)
+s.sendall(struct.pack(">IHH", REQ_MAGIC, 0, CMD_READ))  # half a header
+s.close()
+
+s = connect(path=ro_sock_path)
+rtype, info = go(s, ro_export)
+flags = struct.unpack(">H", info[0][8:10])[0]
+check(rtype == REP_ACK and flags & 2, "read-only export is flagged read-only")
+request(s, CMD_WRITE, 0, 4, cookie=1, payload=b"nope")
+check(reply(s)[:2] == (EPERM, 1), "write to a read-only export: EPERM")
+request(s, CMD_ZEROES, 0, 4, cookie=2)
+check(reply(s)[:2] == (EPERM, 2), "zeroes on a read-only export: EPERM")
+request(s, CMD_DISC, 0, 0)
+check(closed_by_server(s), "NBD_CMD_DISC closes the connection")
+
+s = connect(client_flags=2)  # no FIXED_NEWSTYLE: only EXPORT_NAME allowed
+send_opt(s, OPT_EXPORT_NAME, export)
+hdr = recvall(s, 10)
+check(struct.unpack(">Q", hdr[:8])[0] == size, "NBD_OPT_EXPORT_NAME (old newstyle client) works")
+request(s, CMD_DISC, 0, 0)
+
+s = connect()
+send_opt(s, OPT_EXPORT_NAME, b"no-such-export")
+check(closed_by_server(s), "NBD_OPT_EXPORT_NAME to an unknown export closes the connection")
+
+s = connect()
+send_opt(s, OPT_ABORT)
+check(read_reply(s)[1] == REP_ACK and closed_by_server(s), "NBD_OPT_ABORT: ACK, then close")
+
+# Many connections that just go away.
+for _ in range(50):
+    s = connect()
+    s.close()
+
+check(good.pread(8, 0) == b"healthy!", "the healthy connection still reads")
+good.pwrite(b"still ok", 8)
+good.flush()
+check(good.pread(16, 0) == b"healthy!still ok", "the healthy connection still writes")
+good.shutdown()
+print("%d failures" % failures)
+sys.exit(1 if failures else 0)

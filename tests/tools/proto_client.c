@@ -1,0 +1,508 @@
+/*
+ * tests/tools/proto_client.c - a test client of the csnap server that does
+ * what a real export does on the data path: asks before origin writes and
+ * then writes the origin itself, reads snapshot chunks from the store or
+ * (read-locked) from the origin, writes snapshot chunks into the store
+ * chunks the server hands out, holds read locks and re-uploads them to a
+ * new master after failover.
+ *
+ *   proto_client [--master ADDR:PORT] STORE ORIGIN CMD ARGS...
+ *     owrite CHUNK COUNT BYTE      query, then fill the origin chunks with BYTE
+ *     oquery CHUNK COUNT           query only; prints "replied <realtime ns>"
+ *     sread SNAP CHUNK COUNT       prints "chunk N BYTE at store|origin" per chunk
+ *     swrite SNAP CHUNK COUNT BYTE snapshot write of whole chunks
+ *     hold SNAP CHUNK COUNT FILE   read-lock the chunks; when FILE exists,
+ *                                  release and print "released <ns>".  If the
+ *                                  master goes away meanwhile: reconnect to
+ *                                  the new one and re-upload the locks.
+ *     badkey                       connect with a wrong secret: exit 0 if refused
+ *     raw HEXFILE                  send raw bytes after auth (malformed input)
+ *     swpart SNAP CHUNK BYTE       snapshot write of the first 4 KiB of a chunk
+ *                                  (the server fills the rest with old data)
+ *     oidle FILE                   origin client that never acks barriers;
+ *                                  prints "cut off" if the server drops it
+ *     changed FROM TO              changed-chunk list: "range START COUNT" lines
+ *     leaseinit IO_TIMEOUT         write the store's lease area (until
+ *                                  `csnap lease init` exists)
+ * Without --master the master is found through the lease-owner record.
+ */
+#include "ioengine/ioengine.h"
+#include "src/proto/client.h"
+#include "src/server/locate.h"
+#include "utils/err.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *master_addr;
+static uint16_t master_port;
+static const char *store_path, *origin_path;
+static struct locate_result loc;
+static struct proto_identify_ok ident;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "proto_client: %s: %s\n", what, err_get());
+	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct proto_client *connect_as(uint8_t volume, const char *snap, uint16_t flags, int timeout_ms)
+{
+	struct locate_opts lo = { .store_path = store_path, .address = master_addr,
+				  .port = master_port, .timeout_ms = timeout_ms };
+	struct proto_client *c;
+	if (locate_connect(&lo, &loc, &c) < 0)
+		return NULL;
+	if (proto_client_identify(c, volume, snap, 0, "proto_client", flags, &ident) < 0) {
+		proto_client_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void call(struct proto_client *c, struct proto_msg *m, struct proto_msg *rep, const char *what)
+{
+	if (proto_client_call(c, m, rep) < 0)
+		die(what);
+	if (rep->status) {
+		fprintf(stderr, "proto_client: %s: server says: %s (%s)\n", what, rep->error,
+			strerror((int)rep->status));
+		exit(2);
+	}
+}
+
+static uint64_t store_off(uint64_t chunk)
+{
+	return ident.store_data_offset + chunk * ident.chunk_size;
+}
+
+static void fill(struct io_dev *d, uint64_t off, size_t len, int byte)
+{
+	void *buf = io_buf_alloc(len);
+	if (!buf)
+		die("alloc");
+	memset(buf, byte, len);
+	if (io_dev_pwrite(d, buf, len, off) < 0 || io_dev_flush(d) < 0)
+		die("write");
+	io_buf_free(buf);
+}
+
+/* "0x41" if every byte of the chunk is the same, else "mixed".  */
+static void describe(struct io_dev *d, uint64_t off, char *out, size_t n)
+{
+	size_t len = ident.chunk_size;
+	uint8_t *buf = io_buf_alloc(len);
+	if (!buf || io_dev_pread(d, buf, len, off) < 0)
+		die("read");
+	size_t i;
+	for (i = 1; i < len && buf[i] == buf[0]; i++)
+		;
+	if (i == len)
+		snprintf(out, n, "0x%02x", buf[0]);
+	else
+		snprintf(out, n, "mixed");
+	io_buf_free(buf);
+}
+
+static void ranges1(struct proto_msg *m, struct proto_range *r, uint64_t chunk, uint32_t count)
+{
+	r->start = chunk;
+	r->count = count;
+	m->u.ranges.n = 1;
+	m->u.ranges.r = r;
+}
+
+static int do_owrite(int argc, char **argv, bool write_data)
+{
+	if (argc != (write_data ? 3 : 2))
+		return 2;
+	uint64_t chunk = strtoull(argv[0], NULL, 0);
+	uint32_t count = (uint32_t)strtoul(argv[1], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	struct proto_msg m, rep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_ORIGIN_WRITE, 0);
+	ranges1(&m, &r, chunk, count);
+	printf("sent %llu\n", (unsigned long long)now_ns());
+	fflush(stdout);
+	call(c, &m, &rep, "origin write query");
+	printf("replied %llu\n", (unsigned long long)now_ns());
+	if (write_data) {
+		struct io_dev *o;
+		if (io_dev_open(origin_path, IO_DEV_RDWR, &o) < 0)
+			die("open origin");
+		fill(o, chunk * ident.chunk_size, (size_t)count * ident.chunk_size,
+		     (int)strtol(argv[2], NULL, 0));
+		io_dev_close(o);
+		printf("owrite done\n");
+	}
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_sread(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	uint64_t chunk = strtoull(argv[1], NULL, 0);
+	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
+	if (!c)
+		die("connect");
+	struct io_dev *o, *s;
+	if (io_dev_open(origin_path, IO_DEV_RDONLY, &o) < 0 || io_dev_open(store_path, IO_DEV_RDONLY, &s) < 0)
+		die("open devices");
+	struct proto_msg m, rep, done, drep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_SNAP_READ, 0);
+	ranges1(&m, &r, chunk, count);
+	call(c, &m, &rep, "snapshot read query");
+	for (uint32_t i = 0; i < rep.u.extents.n; i++) {
+		const struct proto_extent *e = &rep.u.extents.e[i];
+		for (uint32_t k = 0; k < e->count; k++) {
+			char what[16];
+			bool st = e->where == PROTO_AT_STORE;
+			describe(st ? s : o, st ? store_off(e->store_chunk + k)
+					       : (e->start + k) * ident.chunk_size, what, sizeof what);
+			printf("chunk %llu %s at %s\n", (unsigned long long)(e->start + k), what,
+			       st ? "store" : "origin");
+		}
+	}
+	proto_msg_init(&done, PROTO_SNAP_READ_DONE, 0);
+	ranges1(&done, &r, chunk, count);
+	call(c, &done, &drep, "release");
+	proto_msg_free(&rep);
+	io_dev_close(o);
+	io_dev_close(s);
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_swrite(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	uint64_t chunk = strtoull(argv[1], NULL, 0);
+	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
+	int byte = (int)strtol(argv[3], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
+	if (!c)
+		die("connect");
+	struct io_dev *s;
+	if (io_dev_open(store_path, IO_DEV_RDWR, &s) < 0)
+		die("open store");
+	struct proto_msg m, rep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
+	m.flags = PROTO_F_FULL_CHUNKS;
+	ranges1(&m, &r, chunk, count);
+	call(c, &m, &rep, "snapshot write query");
+	for (uint32_t i = 0; i < rep.u.extents.n; i++) {
+		const struct proto_extent *e = &rep.u.extents.e[i];
+		fill(s, store_off(e->store_chunk), (size_t)e->count * ident.chunk_size, byte);
+	}
+	printf("swrite done\n");
+	proto_msg_free(&rep);
+	io_dev_close(s);
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_swpart(int argc, char **argv)
+{
+	if (argc != 3)
+		return 2;
+	uint64_t chunk = strtoull(argv[1], NULL, 0);
+	int byte = (int)strtol(argv[2], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
+	if (!c)
+		die("connect");
+	struct io_dev *s;
+	if (io_dev_open(store_path, IO_DEV_RDWR, &s) < 0)
+		die("open store");
+	struct proto_msg m, rep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
+	ranges1(&m, &r, chunk, 1);
+	call(c, &m, &rep, "snapshot write query");
+	if (rep.u.extents.n != 1 || rep.u.extents.e[0].where != PROTO_AT_STORE)
+		die("unexpected snapshot write reply");
+	fill(s, store_off(rep.u.extents.e[0].store_chunk), 4096, byte);
+	printf("swpart done\n");
+	proto_msg_free(&rep);
+	io_dev_close(s);
+	proto_client_close(c);
+	return 0;
+}
+
+static void ignore_barrier(void *arg, struct proto_client *c, const struct proto_msg *req)
+{
+	(void)arg; (void)c;
+	printf("barrier %llu ignored\n", (unsigned long long)req->id);
+}
+
+static int do_oidle(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	proto_client_set_handler(c, ignore_barrier, NULL);
+	printf("idle\n");
+	while (access(argv[0], F_OK) != 0) {
+		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		struct proto_msg any;
+		int e = proto_client_recv(c, &any, false);
+		if (e == 1) {
+			if (!(any.type & PROTO_REPLY))
+				ignore_barrier(NULL, c, &any);
+			proto_msg_free(&any);
+		} else if (e < 0) {
+			printf("cut off\n");
+			break;
+		}
+	}
+	proto_client_close(c);
+	return 0;
+}
+
+/* Locks on chunks the server said are on the origin.  */
+static struct proto_range held[4096];
+static uint32_t nheld;
+
+static int do_hold(int argc, char **argv)
+{
+	if (argc != 4)
+		return 2;
+	const char *snap = argv[0], *trigger = argv[3];
+	uint64_t chunk = strtoull(argv[1], NULL, 0);
+	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
+	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, snap, 0, 30000);
+	if (!c)
+		die("connect");
+	struct proto_msg m, rep;
+	struct proto_range r;
+	proto_msg_init(&m, PROTO_SNAP_READ, 0);
+	ranges1(&m, &r, chunk, count);
+	call(c, &m, &rep, "snapshot read query");
+	uint64_t nlocked = 0;
+	for (uint32_t i = 0; i < rep.u.extents.n && nheld < 4096; i++)
+		if (rep.u.extents.e[i].where == PROTO_AT_ORIGIN) {
+			held[nheld].start = rep.u.extents.e[i].start;
+			held[nheld++].count = rep.u.extents.e[i].count;
+			nlocked += rep.u.extents.e[i].count;
+		}
+	proto_msg_free(&rep);
+	printf("locked %llu\n", (unsigned long long)nlocked);
+	fflush(stdout);
+	while (access(trigger, F_OK) != 0) {
+		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		struct proto_msg any;
+		int e = proto_client_recv(c, &any, false);
+		if (e == 1) {
+			proto_msg_free(&any);
+			continue;
+		}
+		if (e == 0)
+			continue;
+		/* Master gone: find the new one, re-identify, re-upload.  */
+		printf("disconnected\n");
+		fflush(stdout);
+		proto_client_close(c);
+		for (;;) {
+			c = connect_as(PROTO_VOL_SNAPSHOT, snap, PROTO_F_RECONNECT, 120000);
+			if (c)
+				break;
+			fprintf(stderr, "proto_client: reconnect: %s\n", err_get());
+			sleep(1);
+		}
+		proto_msg_init(&m, PROTO_LOCK_UPLOAD, 0);
+		m.u.ranges.n = nheld;
+		m.u.ranges.r = held;
+		call(c, &m, &rep, "lock upload");
+		printf("reuploaded %llu\n", (unsigned long long)nlocked);
+		fflush(stdout);
+	}
+	proto_msg_init(&m, PROTO_SNAP_READ_DONE, 0);
+	m.u.ranges.n = nheld;
+	m.u.ranges.r = held;
+	uint64_t t = now_ns();
+	if (proto_client_send(c, &m) < 0 || proto_client_flush(c, true) < 0)
+		die("release");
+	printf("released %llu\n", (unsigned long long)t);
+	fflush(stdout);
+	call_wait:;
+	struct proto_msg drep;
+	int e = proto_client_recv(c, &drep, true);
+	if (e == 1) {
+		if (drep.id != m.id) {
+			proto_msg_free(&drep);
+			goto call_wait;
+		}
+		proto_msg_free(&drep);
+	}
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_badkey(void)
+{
+	if (locate_read_store(store_path, &loc) < 0)
+		die("read store");
+	struct locate_opts lo = { .store_path = store_path, .address = master_addr,
+				  .port = master_port, .timeout_ms = 30000 };
+	struct proto_client *c;
+	/* Find the master the normal way, then connect again with a bad key. */
+	if (locate_connect(&lo, &loc, &c) < 0)
+		die("connect with the right key");
+	proto_client_close(c);
+	loc.secret[0] ^= 0x5a;
+	int r = proto_client_connect(loc.address, loc.port, &loc.uuid, loc.secret, 10000, &c);
+	if (r == 0) {
+		printf("accepted\n");
+		proto_client_close(c);
+		return 1;
+	}
+	printf("refused: %s\n", err_get());
+	return 0;
+}
+
+/* Authenticates properly, then sends the bytes of HEXFILE (whitespace
+ * separated hex) and reports whether the server closed the connection.  */
+static int do_raw(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	FILE *f = fopen(argv[0], "r");
+	if (!f)
+		die("open hex file");
+	uint8_t buf[4096];
+	size_t n = 0;
+	unsigned v;
+	while (n < sizeof buf && fscanf(f, "%2x", &v) == 1)
+		buf[n++] = (uint8_t)v;
+	fclose(f);
+	if (send(proto_client_fd(c), buf, n, MSG_NOSIGNAL) != (ssize_t)n)
+		die("send");
+	struct proto_msg m;
+	int r = proto_client_recv(c, &m, true);
+	if (r == 1) {
+		printf("reply status %u\n", m.status);
+		proto_msg_free(&m);
+	} else {
+		printf("closed: %s\n", err_get());
+	}
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_changed(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	uint64_t start = 0;
+	while (start != UINT64_MAX) {
+		struct proto_msg m, rep;
+		proto_msg_init(&m, PROTO_CHANGED, 0);
+		snprintf(m.u.changed.from, sizeof m.u.changed.from, "%s", argv[0]);
+		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", argv[1]);
+		m.u.changed.start = start;
+		m.u.changed.max_ranges = 1;	/* exercise the continuation */
+		call(c, &m, &rep, "changed");
+		for (uint32_t i = 0; i < rep.u.changed_reply.ranges.n; i++)
+			printf("range %llu %u\n", (unsigned long long)rep.u.changed_reply.ranges.r[i].start,
+			       rep.u.changed_reply.ranges.r[i].count);
+		start = rep.u.changed_reply.next;
+		proto_msg_free(&rep);
+	}
+	proto_client_close(c);
+	return 0;
+}
+
+static int do_leaseinit(int argc, char **argv)
+{
+	if (argc != 1)
+		return 2;
+	if (locate_read_store(store_path, &loc) < 0)
+		die("read store");
+	if (lease_init(&loc.area, (uint32_t)atoi(argv[0]), false) < 0)
+		die("lease init");
+	printf("lease area initialised\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	int i = 1;
+	if (argc > 2 && !strcmp(argv[1], "--master")) {
+		char *colon = strrchr(argv[2], ':');
+		if (!colon)
+			return 2;
+		*colon = '\0';
+		master_addr = argv[2];
+		master_port = (uint16_t)atoi(colon + 1);
+		i = 3;
+	}
+	if (argc - i < 3) {
+		fprintf(stderr, "usage: proto_client [--master ADDR:PORT] STORE ORIGIN CMD ARGS...\n");
+		return 2;
+	}
+	store_path = argv[i];
+	origin_path = argv[i + 1];
+	const char *cmd = argv[i + 2];
+	int n = argc - i - 3;
+	char **a = argv + i + 3;
+	int r = 2;
+	if (!strcmp(cmd, "owrite"))
+		r = do_owrite(n, a, true);
+	else if (!strcmp(cmd, "oquery"))
+		r = do_owrite(n, a, false);
+	else if (!strcmp(cmd, "sread"))
+		r = do_sread(n, a);
+	else if (!strcmp(cmd, "swrite"))
+		r = do_swrite(n, a);
+	else if (!strcmp(cmd, "hold"))
+		r = do_hold(n, a);
+	else if (!strcmp(cmd, "badkey"))
+		r = do_badkey();
+	else if (!strcmp(cmd, "swpart"))
+		r = do_swpart(n, a);
+	else if (!strcmp(cmd, "oidle"))
+		r = do_oidle(n, a);
+	else if (!strcmp(cmd, "changed"))
+		r = do_changed(n, a);
+	else if (!strcmp(cmd, "leaseinit"))
+		r = do_leaseinit(n, a);
+	else if (!strcmp(cmd, "raw"))
+		r = do_raw(n, a);
+	if (r == 2)
+		fprintf(stderr, "proto_client: bad command or arguments\n");
+	return r;
+}
