@@ -323,7 +323,7 @@ static inline void prefetch_guess(const uint8_t *d, uint32_t es, uint32_t cap,
 		uint32_t g = (uint32_t)((unsigned __int128)(o - range[0]) * cap / (range[1] - range[0]));
 		const uint8_t *e = d + BTREE_NODE_HDR + (size_t)g * es;
 		__builtin_prefetch(e);
-		__builtin_prefetch(e + 15);		/* the key may straddle a line */
+		__builtin_prefetch(e + es - 1);	/* the entry may straddle a line */
 		if (g)
 			__builtin_prefetch(e - es);	/* the search checks the entry before */
 	}
