@@ -11,6 +11,7 @@
 # acknowledged before the snapshot began, or from a write started before it
 # ended), the origin must hold exactly the last acknowledged write of every
 # block, and `csnap check` must be clean.
+# san: yes
 set -u
 src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${CSNAP_BUILD:-$src/build}
