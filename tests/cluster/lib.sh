@@ -172,7 +172,7 @@ _kill_group() {
   if [ -n "$now" ] && [ "$now" != "$start" ]; then
     return 0
   fi
-  kill -"$sig" -- "-$pid" 2>/dev/null
+  kill -"$sig" -- "-$pid" 2>/dev/null || true   # already gone (errexit callers)
   return 0
 }
 
