@@ -30,7 +30,9 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 	};
 	int c;
 	uint64_t n;
+	bool opt_last = nargs & ADMIN_OPTIONAL_LAST;
 
+	nargs &= ~ADMIN_OPTIONAL_LAST;
 	memset(a, 0, sizeof *a);
 	a->timeout_ms = 30000;
 	optind = 1;
@@ -68,11 +70,13 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 			return cli_usage(NULL);
 		}
 	}
-	if (argc - optind != nargs)
-		return cli_usage("expected %d argument%s", nargs, nargs == 1 ? "" : "s");
-	for (int i = 0; i < nargs; i++)
+	int have = argc - optind;
+	if (have != nargs && !(opt_last && have == nargs - 1))
+		return cli_usage("expected %s%d argument%s", opt_last ? "up to " : "", nargs,
+				 nargs == 1 ? "" : "s");
+	for (int i = 0; i < have; i++)
 		a->args[i] = argv[optind + i];
-	a->nargs = nargs;
+	a->nargs = have;
 	return 0;
 }
 

@@ -26,6 +26,10 @@ struct admin_args {
 	int32_t usecount_delta;
 };
 
+/* NARGS | ADMIN_OPTIONAL_LAST: the last positional may be left out
+ * (a->nargs says how many were given).  */
+#define ADMIN_OPTIONAL_LAST	0x100
+
 /* Parses options and exactly NARGS positionals.  INTOPT names one extra
  * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit
  * code (usage printed).  */

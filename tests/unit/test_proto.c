@@ -43,7 +43,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 29
+#define NSAMPLES 30
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -175,6 +175,12 @@ static void sample(int i, struct proto_msg *m)
 		m->type = PROTO_ORIGIN_WRITE | PROTO_REPLY;
 		m->status = ENOSPC;
 		strcpy(m->error, "store full: no snapshot can be released");
+		break;
+	case 29:	/* changed against the live origin: empty "to" */
+		m->type = PROTO_CHANGED;
+		strcpy(m->u.changed.from, "nightly");
+		m->u.changed.start = 0;
+		m->u.changed.max_ranges = PROTO_MAX_RANGES;
 		break;
 	}
 }
