@@ -7,7 +7,8 @@
  * or LVM signature or that already holds a csnap store; always refuses an
  * ORIGIN that cannot be read or is smaller than one chunk.  Records the
  * origin's size and identity (src/store/origin_id.h; a file origin gets
- * the xattr user.csnap.store) for servers, exports and check to verify.  Generates the
+ * the xattr user.csnap.store) for servers, exports and check to verify;
+ * refuses (unless --force) an origin already marked by another store.  Generates the
  * store uuid and a random 32-byte cluster secret (libsodium), derives the
  * lease area from the store's logical sector size (512 B: 1 MiB aligned
  * at 1 MiB; 4 KiB: 8 MiB at 8 MiB), puts the engine metadata after the
@@ -163,6 +164,17 @@ static int cmd_mkstore(int argc, char **argv)
 			io_dev_close(dev);
 			return cli_error("%s", err_get());
 		}
+	}
+
+	/* An origin already marked by another store: making a second store
+	 * for it would make the first one's servers refuse it.  */
+	char mark[CSNAP_ORIGIN_ID_LEN + 1];
+	origin_id_of_kind(origin_path, "mark", mark, sizeof mark);
+	if (mark[0] && !force) {
+		io_dev_close(dev);
+		return cli_error("origin %s is marked as the origin of store %s (xattr %s); "
+				 "use --force to make a new store for it", origin_path, mark + 5,
+				 ORIGIN_ID_XATTR);
 	}
 
 	struct csnap_sb sb;

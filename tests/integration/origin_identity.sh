@@ -6,7 +6,8 @@
 # master lease) and `csnap export` refuse any other device with a one-line
 # reason naming both identities, and accept the right one.  Covered: file
 # origins (xattr mark), loop devices over them (mark on the backing file),
-# an origin of another size, one marked by another store, a copy of the
+# an origin of another size, one marked by another store (mkstore refuses
+# to make a second store for it without --force), a copy of the
 # right file, sysfs wwids (a fake sysfs tree over real loop devices, via
 # $CSNAP_SYSFS: whole disk, partition, an id too long for the superblock),
 # and the server and export of a real cluster (real sanlock).
@@ -68,6 +69,9 @@ out=$("$C" mkstore "$d/other-store.img" "$d/blank.img") || fail "mkstore other: 
 other=$(echo "$out" | awk '/uuid/ {print $2}')
 refused "another store's origin" "it has id mark:$other, the store was made for mark:$uuid" \
   "$C" check "$CLUSTER_STORE" "$d/blank.img"
+truncate -s 64M "$d/third-store.img"
+refused "a second store for a marked origin (no --force)" "origin $d/blank.img is marked as the origin of store $other" \
+  "$C" mkstore "$d/third-store.img" "$d/blank.img"
 refused "a missing origin" "origin: .*No such file" "$C" check "$CLUSTER_STORE" "$d/none.img"
 
 if command -v losetup >/dev/null && l=$(losetup -f --show "$CLUSTER_ORIGIN" 2>/dev/null); then
