@@ -143,7 +143,7 @@ void admin_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void fmt_bytes(char *buf, size_t n, uint64_t bytes)
+void admin_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 {
 	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
 	double v = (double)bytes;
@@ -186,8 +186,8 @@ void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 		struct tm tm;
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-		fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
-		fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
+		admin_fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
+		admin_fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
 		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s\n", s->id, s->name, when,
 			s->priority, s->usecount, ub, sb);
 	}

@@ -103,5 +103,9 @@ out=$(cs snapshot changed s s1 s2 s3 2>&1) && fail "extra argument accepted"
 out=$(cs snapshot changed s 'bad/name' 2>&1) && fail "bad name accepted"
 echo "$out" | grep -q "invalid snapshot name" || fail "bad name: $out"
 echo "ok  errors"
+out=$(cs status s) || fail "status: $out"
+echo "$out" | grep -q "^origin size  $OSIZE bytes (6.0 MiB)$" || fail "status origin size: $out"
+echo "$out" | grep -Eq "^space        [0-9]+ chunks \([0-9.]+ MiB\), [0-9]+ free \([0-9.]+ MiB, [0-9.]+% used\)$" ||
+  fail "status space: $out"
 "$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "check"
 echo PASS
