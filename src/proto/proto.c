@@ -462,7 +462,9 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			enc_ranges(w, &m->u.changed_reply.ranges);
 			return 0;
 		}
-		if (!proto_name_valid(m->u.changed.from) || !proto_name_valid(m->u.changed.to))
+		/* to = "": compare against the live origin */
+		if (!proto_name_valid(m->u.changed.from) ||
+		    (m->u.changed.to[0] && !proto_name_valid(m->u.changed.to)))
 			return err_set(EINVAL, "invalid snapshot name");
 		if (m->u.changed.max_ranges < 1 || m->u.changed.max_ranges > PROTO_MAX_RANGES)
 			return err_set(EINVAL, "max_ranges out of range");
@@ -780,7 +782,9 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			return;
 		}
 		rd_name(r, m->u.changed.from, "from snapshot");
-		rd_name(r, m->u.changed.to, "to snapshot");
+		rd_str(r, m->u.changed.to, PROTO_NAME_MAX, "to snapshot");
+		if (!r->bad && m->u.changed.to[0] && !proto_name_valid(m->u.changed.to))
+			rd_fail(r, "to snapshot");
 		m->u.changed.start = rd_u64(r, "start chunk");
 		m->u.changed.max_ranges = rd_u32(r, "max ranges");
 		if (!r->bad && (m->u.changed.max_ranges < 1 || m->u.changed.max_ranges > PROTO_MAX_RANGES))

@@ -240,7 +240,7 @@ struct proto_status {			/* STATUS reply */
 
 struct proto_changed {			/* CHANGED request */
 	char from[PROTO_NAME_MAX + 1];
-	char to[PROTO_NAME_MAX + 1];
+	char to[PROTO_NAME_MAX + 1];	/* "": the live origin */
 	uint64_t start;			/* first chunk to consider */
 	uint32_t max_ranges;		/* at most this many ranges back */
 };

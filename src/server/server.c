@@ -3,7 +3,9 @@
  * and orderly shutdown of the metadata server.
  *
  * Life of a server process:
- *   standby   read the superblock, join the lockspace if asked, register
+ *   standby   read the superblock, verify the origin (size and identity,
+ *             else exit: a misconfigured node never becomes master), join
+ *             the lockspace if asked, register
  *             with sanlock and try the master lease every second;
  *   master    open the store engine (journal replay), listen, publish the
  *             lease-owner record, serve; a grace period lets clients of
@@ -24,6 +26,7 @@
 #include "src/server/srv.h"
 
 #include "ioengine/ioengine.h"
+#include "src/store/origin_id.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -357,6 +360,14 @@ static int load_superblock(struct srv *s)
 	io_dev_close(dev);
 	if (r < 0)
 		return r;	/* the message names the path */
+	/* A node pointed at the wrong origin must never become master:
+	 * refuse before competing for the lease (and again at takeover).  */
+	if ((r = io_dev_open(s->o.origin_path, IO_DEV_RDONLY, &dev)) < 0)
+		return err_prefix(-r, "open origin");
+	r = origin_id_verify(s->o.origin_path, io_dev_size(dev), &sb);
+	io_dev_close(dev);
+	if (r < 0)
+		return r;
 	memcpy(s->uuid.b, sb.uuid, 16);
 	memcpy(s->secret, sb.secret, PROTO_SECRET_LEN);
 	s->origin_size = sb.origin_size;
@@ -424,10 +435,10 @@ static int open_store(struct srv *s)
 	r = io_dev_open(s->o.origin_path, IO_DEV_RDONLY, &s->odev);
 	if (r < 0)
 		return err_prefix(-r, "open origin");
-	if (io_dev_size(s->odev) < s->origin_size)
-		return err_set(EINVAL, "origin %s is %llu bytes, the store expects %llu",
-			       s->o.origin_path, (unsigned long long)io_dev_size(s->odev),
-			       (unsigned long long)s->origin_size);
+	/* Again at takeover: the device behind the path may have changed
+	 * while we were standby.  */
+	if ((r = origin_id_verify(s->o.origin_path, io_dev_size(s->odev), &s->info.sb)) < 0)
+		return r;
 	r = io_engine_create(s->o.copy_depth ? s->o.copy_depth : 64, &s->eng);
 	if (r < 0)
 		return r;

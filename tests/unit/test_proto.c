@@ -43,7 +43,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 31
+#define NSAMPLES 32
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -176,12 +176,18 @@ static void sample(int i, struct proto_msg *m)
 		m->status = ENOSPC;
 		strcpy(m->error, "store full: no snapshot can be released");
 		break;
-	case 29:
+	case 29:	/* changed against the live origin: empty "to" */
+		m->type = PROTO_CHANGED;
+		strcpy(m->u.changed.from, "nightly");
+		m->u.changed.start = 0;
+		m->u.changed.max_ranges = PROTO_MAX_RANGES;
+		break;
+	case 30:
 		m->type = PROTO_INVALIDATE;
 		m->u.ranges.n = 3;
 		m->u.ranges.r = sample_ranges;
 		break;
-	case 30:
+	case 31:
 		m->type = PROTO_INVALIDATE | PROTO_REPLY;
 		break;
 	}
