@@ -9,9 +9,11 @@
  * /var/tmp; needs ~50 GB of sparse space, writes ~1-2 GB of metadata):
  *   inserts/s   origin writes of 64-chunk ranges that each record one new
  *               exception per chunk (the first-write path), with group
- *               commits as the server would do them;
- *   lookups/s   single-chunk snapshot-read lookups at random chunks, per
- *               second of this thread's CPU time (the machine is shared);
+ *               commits as the server would do them, per wall second and
+ *               per second of this thread's CPU time (ins/cpu-s);
+ *   lookups/s   single-chunk snapshot-read lookups at random copied-out
+ *               chunks, per second of this thread's CPU time, best of 5
+ *               rounds of 1 M (the build machine is shared);
  *   create ms   time to create one more snapshot (in memory), and
  *   commit ms   the commit that makes it durable (journal write + flush);
  *   RSS         resident memory of the process after the run (the
@@ -69,7 +71,7 @@ static void die(const char *what)
 	exit(1);
 }
 
-struct result { double ins, look, create_ms, commit_ms; long rss; };
+struct result { double ins, ins_cpu, look, create_ms, commit_ms; long rss; };
 
 static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 {
@@ -122,7 +124,7 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	struct store_copy cp[64];
 	uint32_t ncp;
 	unsigned limit = store_txn_limit(s) / 2;
-	double t0 = now();
+	double t0 = now(), c0 = cpu_now();
 	for (uint64_t c = 0; c < nexc; c += 64) {
 		uint32_t n = nexc - c < 64 ? (uint32_t)(nexc - c) : 64;
 		if (store_origin_write(s, c, n, cp, &ncp) < 0 || ncp != n)
@@ -132,21 +134,28 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	}
 	if (store_commit(s) < 0)
 		die("commit");
-	double t_ins = now() - t0;
+	double t_ins = now() - t0, c_ins = cpu_now() - c0;
 
-	uint64_t nlook = 4000000;
-	uint64_t x = 88172645463325252ull, hits = 0;
+	/* best of 5 rounds of 1 M lookups: the build machine is shared and
+	 * other processes' bursts only ever slow a round down */
+	uint64_t nlook = 1000000, x = 88172645463325252ull, hits = 0;
+	double best = 1e9;
 	chunk_t out;
-	t0 = cpu_now();
-	for (uint64_t i = 0; i < nlook; i++) {
-		x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-		if (store_snapshot_read(s, ids[i % pre], x % origin_chunks, 1, &out) < 0)
-			die("lookup");
-		hits += out != STORE_ON_ORIGIN;
+	for (int round = 0; round < 5; round++) {
+		t0 = cpu_now();
+		for (uint64_t i = 0; i < nlook; i++) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			if (store_snapshot_read(s, ids[i % pre], x % nexc, 1, &out) < 0)
+				die("lookup");
+			hits += out != STORE_ON_ORIGIN;
+		}
+		double t = cpu_now() - t0;
+		if (t < best)
+			best = t;
 	}
-	double t_look = cpu_now() - t0;
-	if (hits < nlook * 9 / 10)
-		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook);
+	double t_look = best;
+	if (hits < nlook * 5 * 9 / 10)
+		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook * 5);
 
 	/* one more snapshot while the store holds nexc exceptions */
 	uint32_t id;
@@ -159,7 +168,7 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 		die("commit");
 	double t_commit = now() - t0;
 
-	struct result r = { (double)nexc / t_ins, (double)nlook / t_look, t_create * 1e3, t_commit * 1e3, rss_kib() };
+	struct result r = { (double)nexc / t_ins, (double)nexc / c_ins, (double)nlook / t_look, t_create * 1e3, t_commit * 1e3, rss_kib() };
 	store_close(s);
 	unlink(path);
 	return r;
@@ -172,17 +181,18 @@ int main(int argc, char **argv)
 	int minm = argc > 3 ? atoi(argv[3]) : 1;	/* e.g. 10: skip the 1 M runs */
 
 	log_init("engine-bench", LOG_LEVEL_WARN);
-	printf("%-12s %-9s %12s %12s %10s %10s %10s\n", "exceptions", "snapshots", "inserts/s",
-	       "lookups/s", "create ms", "commit ms", "RSS MiB");
+	printf("%-12s %-9s %12s %12s %12s %10s %10s %8s\n", "exceptions", "snapshots", "inserts/s",
+	       "ins/cpu-s", "lookups/s", "create ms", "commit ms", "RSS MiB");
 	for (int m = minm; m <= maxm; m *= 10) {
 		struct result r1 = run(dir, (uint64_t)m * 1000000, 1);
-		printf("%-12d %-9d %12.0f %12.0f %10.3f %10.2f %10.1f\n", m * 1000000, 1, r1.ins, r1.look,
-		       r1.create_ms, r1.commit_ms, (double)r1.rss / 1024);
+		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %8.1f\n", m * 1000000, 1, r1.ins,
+		       r1.ins_cpu, r1.look, r1.create_ms, r1.commit_ms, (double)r1.rss / 1024);
 		fflush(stdout);
 		struct result r2 = run(dir, (uint64_t)m * 1000000, 256);
-		printf("%-12d %-9d %12.0f %12.0f %10.3f %10.2f %10.1f\n", m * 1000000, 256, r2.ins, r2.look,
-		       r2.create_ms, r2.commit_ms, (double)r2.rss / 1024);
-		printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f\n", r2.ins / r1.ins);
+		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %8.1f\n", m * 1000000, 256, r2.ins,
+		       r2.ins_cpu, r2.look, r2.create_ms, r2.commit_ms, (double)r2.rss / 1024);
+		printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f wall, %.2f cpu\n",
+		       r2.ins / r1.ins, r2.ins_cpu / r1.ins_cpu);
 		fflush(stdout);
 	}
 	return 0;

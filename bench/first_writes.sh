@@ -152,7 +152,7 @@ csnap_round() {
     t0=$(date +%s%N); cs snapshot create s "b$i"; t1=$(date +%s%N)
     snap_ms+=($(( (t1 - t0) / 1000 )))
   done
-  note csnap "$nsnap" "$(run_pass csnap$nsnap "$uri" "$dir/pass2.log")"
+  note csnap "$nsnap" "$(run_pass "csnap$nsnap" "$uri" "$dir/pass2.log")"
   # Orderly stop (the server drains, commits and releases its lease).
   node_kill_procs 1 TERM || true	# (|| : lib.sh's kill may hit a gone group)
   wait_log 1 server 'orderly hand-over done' 60 || true

@@ -21,7 +21,11 @@ run_one() {
   local name=$1; shift
   local log=$logdir/$(echo "$name" | tr '/' '_').log
   local t0=$SECONDS
-  "$@" >"$log" 2>&1
+  # each test runs in its own scratch directory, so files a tool drops in
+  # its working directory (fio's verify state, ...) never land in the tree
+  local work=$logdir/work.$pass.$fail.$skip
+  mkdir -p "$work"
+  (cd "$work" && "$@") >"$log" 2>&1
   local rc=$?
   local dt=$((SECONDS - t0))
   if [ $rc -eq 0 ]; then

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -46,6 +47,15 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
+static int log_want_time(void)
+{
+	static int want = -1;	/* a benign race: every thread finds the same */
+
+	if (want < 0)
+		want = getenv("CSNAP_LOG_TIME") != NULL;
+	return want;
+}
+
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];
@@ -58,8 +68,20 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		vsyslog(prio[level], fmt, ap);
 		return;
 	}
-	n = snprintf(line, sizeof line, "%s[%d]: %s: ", log_prog, (int)getpid(),
-		     level_names[level]);
+	n = 0;
+	if (log_want_time()) {
+		/* CSNAP_LOG_TIME set: wall-clock ms, to line up the logs of
+		 * several processes (failover timing).  */
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		localtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld ", tm.tm_hour, tm.tm_min,
+			     tm.tm_sec, ts.tv_nsec / 1000000);
+	}
+	n += snprintf(line + n, sizeof line - n, "%s[%d]: %s: ", log_prog, (int)getpid(),
+		      level_names[level]);
 	if (n < 0)
 		return;
 	n += vsnprintf(line + n, sizeof line - n, fmt, ap);

@@ -30,7 +30,9 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 	};
 	int c;
 	uint64_t n;
+	bool opt_last = nargs & ADMIN_OPTIONAL_LAST;
 
+	nargs &= ~ADMIN_OPTIONAL_LAST;
 	memset(a, 0, sizeof *a);
 	a->timeout_ms = 30000;
 	optind = 1;
@@ -68,11 +70,13 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 			return cli_usage(NULL);
 		}
 	}
-	if (argc - optind != nargs)
-		return cli_usage("expected %d argument%s", nargs, nargs == 1 ? "" : "s");
-	for (int i = 0; i < nargs; i++)
+	int have = argc - optind;
+	if (have != nargs && !(opt_last && have == nargs - 1))
+		return cli_usage("expected %s%d argument%s", opt_last ? "up to " : "", nargs,
+				 nargs == 1 ? "" : "s");
+	for (int i = 0; i < have; i++)
 		a->args[i] = argv[optind + i];
-	a->nargs = nargs;
+	a->nargs = have;
 	return 0;
 }
 
@@ -139,7 +143,7 @@ void admin_json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static void fmt_bytes(char *buf, size_t n, uint64_t bytes)
+void admin_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 {
 	static const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
 	double v = (double)bytes;
@@ -182,8 +186,8 @@ void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 		struct tm tm;
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-		fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
-		fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
+		admin_fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
+		admin_fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
 		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s\n", s->id, s->name, when,
 			s->priority, s->usecount, ub, sb);
 	}

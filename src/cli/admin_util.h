@@ -26,6 +26,10 @@ struct admin_args {
 	int32_t usecount_delta;
 };
 
+/* NARGS | ADMIN_OPTIONAL_LAST: the last positional may be left out
+ * (a->nargs says how many were given).  */
+#define ADMIN_OPTIONAL_LAST	0x100
+
 /* Parses options and exactly NARGS positionals.  INTOPT names one extra
  * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit
  * code (usage printed).  */
@@ -46,6 +50,8 @@ void admin_close(struct admin_conn *ac);
 
 void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 			   bool json, FILE *f);
+/* BYTES for people: "512 B", "1.5 GiB".  */
+void admin_fmt_bytes(char *buf, size_t n, uint64_t bytes);
 /* A JSON string literal (quotes and escapes).  */
 void admin_json_str(FILE *f, const char *s);
 

@@ -1,10 +1,14 @@
 /*
- * src/cli/cmd_check.c - `csnap check STORE`: full consistency check.
- * Read-only (a journal that needs replay is replayed in memory).  Prints
- * each problem on stdout; exit 0 only when the store is clean.
+ * src/cli/cmd_check.c - `csnap check STORE [ORIGIN]`: full consistency
+ * check.  Read-only (a journal that needs replay is replayed in memory).
+ * Prints each problem on stdout; with ORIGIN also verifies that it is the
+ * origin the store was made for (size and identity, src/store/origin_id.h).
+ * Exit 0 only when the store is clean and the origin (if given) matches.
  */
 #include "src/cli/cli.h"
 
+#include "ioengine/ioengine.h"
+#include "src/store/origin_id.h"
 #include "src/store/store.h"
 #include "utils/err.h"
 
@@ -13,8 +17,8 @@
 
 static int cmd_check(int argc, char **argv)
 {
-	if (argc != 2)
-		return cli_usage("need STORE");
+	if (argc != 2 && argc != 3)
+		return cli_usage("need STORE [ORIGIN]");
 	struct store_open_opts o = { .readonly = true, .cache_bytes = 64u << 20 };
 	struct store *s;
 	if (store_open(argv[1], &o, &s) < 0)
@@ -25,11 +29,28 @@ static int cmd_check(int argc, char **argv)
 	store_close(s);
 	if (n < 0)
 		return cli_error("check %s: %s", argv[1], err_get());
+	int bad_origin = 0;
+	if (argc == 3) {
+		struct io_dev *od;
+		if (io_dev_open(argv[2], IO_DEV_RDONLY, &od) < 0) {
+			bad_origin = cli_error("origin: %s", err_get());
+		} else {
+			if (origin_id_verify(argv[2], io_dev_size(od), &info.sb) < 0)
+				bad_origin = cli_error("%s", err_get());
+			else
+				printf("%s: the store's origin (%" PRIu64 " bytes, id %s)\n", argv[2],
+				       info.sb.origin_size, info.sb.origin_id);
+			io_dev_close(od);
+		}
+	}
 	if (n > 0)
 		return cli_error("check %s: %ld problem%s found", argv[1], n, n == 1 ? "" : "s");
+	if (bad_origin)
+		return bad_origin;
 	printf("%s: clean (%" PRIu64 " exceptions, %u snapshots, %" PRIu64 "/%" PRIu64 " chunks free)\n",
 	       argv[1], info.exceptions, info.snapshots, info.data_free, info.data_chunks);
 	return 0;
 }
 
-CLI_COMMAND(check, "check", "STORE", "check a snapshot store for consistency", cmd_check)
+CLI_COMMAND(check, "check", "STORE [ORIGIN]",
+	    "check a snapshot store for consistency (and that ORIGIN is its origin)", cmd_check)

@@ -5,7 +5,10 @@
  *
  * Refuses (unless --force) a STORE where libblkid finds a filesystem, RAID
  * or LVM signature or that already holds a csnap store; always refuses an
- * ORIGIN that cannot be read or is smaller than one chunk.  Generates the
+ * ORIGIN that cannot be read or is smaller than one chunk.  Records the
+ * origin's size and identity (src/store/origin_id.h; a file origin gets
+ * the xattr user.csnap.store) for servers, exports and check to verify;
+ * refuses (unless --force) an origin already marked by another store.  Generates the
  * store uuid and a random 32-byte cluster secret (libsodium), derives the
  * lease area from the store's logical sector size (512 B: 1 MiB aligned
  * at 1 MiB; 4 KiB: 8 MiB at 8 MiB), puts the engine metadata after the
@@ -15,6 +18,7 @@
 #include "src/cli/cmd_lease.h"
 
 #include "ioengine/ioengine.h"
+#include "src/store/origin_id.h"
 #include "src/store/store.h"
 #include "utils/config.h"
 #include "utils/err.h"
@@ -32,7 +36,7 @@
 
 /* libblkid's verdict on PATH: 1 and *type set if a signature was found,
  * 0 if none, negative if it could not probe.  */
-static int probe_signature(const char *path, char *type, size_t len, char *uuid, size_t ulen)
+static int probe_signature(const char *path, char *type, size_t len)
 {
 	blkid_probe pr = blkid_new_probe_from_filename(path);
 	const char *v;
@@ -52,8 +56,6 @@ static int probe_signature(const char *path, char *type, size_t len, char *uuid,
 			snprintf(type, len, "%s partition table", v);
 		else
 			snprintf(type, len, "unknown");
-		if (uuid && blkid_probe_lookup_value(pr, "UUID", &v, NULL) == 0)
-			snprintf(uuid, ulen, "%s", v);
 	} else if (r == -2) {
 		found = 1;
 		snprintf(type, len, "several (ambiguous)");
@@ -141,8 +143,8 @@ static int cmd_mkstore(int argc, char **argv)
 		return cli_error("origin %s: unreadable: %s", origin_path, err_get());
 
 	/* the store: nothing on it we would destroy */
-	char type[64] = "", ouuid[64] = "";
-	int sig = probe_signature(store_path, type, sizeof type, NULL, 0);
+	char type[64] = "";
+	int sig = probe_signature(store_path, type, sizeof type);
 	if (sig > 0 && !force)
 		return cli_error("%s holds a %s signature; use --force to overwrite it", store_path, type);
 	if (io_dev_open(store_path, IO_DEV_RDWR | IO_DEV_EXCL, &dev) < 0)
@@ -164,6 +166,17 @@ static int cmd_mkstore(int argc, char **argv)
 		}
 	}
 
+	/* An origin already marked by another store: making a second store
+	 * for it would make the first one's servers refuse it.  */
+	char mark[CSNAP_ORIGIN_ID_LEN + 1];
+	origin_id_of_kind(origin_path, "mark", mark, sizeof mark);
+	if (mark[0] && !force) {
+		io_dev_close(dev);
+		return cli_error("origin %s is marked as the origin of store %s (xattr %s); "
+				 "use --force to make a new store for it", origin_path, mark + 5,
+				 ORIGIN_ID_XATTR);
+	}
+
 	struct csnap_sb sb;
 	memset(&sb, 0, sizeof sb);
 	csnap_uuid_generate((struct csnap_uuid *)sb.uuid);
@@ -176,10 +189,11 @@ static int cmd_mkstore(int argc, char **argv)
 	sb.chunk_size = (uint32_t)chunk;
 	sb.store_size = io_dev_size(dev) / CSNAP_META_BLOCK_SIZE * CSNAP_META_BLOCK_SIZE;
 	sb.origin_size = origin_size;
-	if (probe_signature(origin_path, type, sizeof type, ouuid, sizeof ouuid) > 0 && ouuid[0])
-		snprintf(sb.origin_id, sizeof sb.origin_id, "%s", ouuid);
-	else
-		snprintf(sb.origin_id, sizeof sb.origin_id, "size:%" PRIu64, origin_size);
+	bool weak_id;
+	if (origin_id_record(origin_path, origin_size, sb.uuid, sb.origin_id, &weak_id) < 0) {
+		io_dev_close(dev);
+		return cli_error("%s", err_get());
+	}
 	sb.max_snapshots = (uint32_t)maxsnap;
 	if (csnap_sb_lease_layout(&sb, io_dev_align(dev) > 512 ? 4096 : 512) < 0) {
 		io_dev_close(dev);
@@ -202,6 +216,10 @@ static int cmd_mkstore(int argc, char **argv)
 	printf("  chunk size %u, %" PRIu64 " data chunks, up to %u snapshots\n",
 	       sb.chunk_size, sb.engine.data_chunks, sb.max_snapshots);
 	printf("  origin %s (%" PRIu64 " bytes, id %s)\n", origin_path, origin_size, sb.origin_id);
+	if (weak_id)
+		fprintf(stderr, "csnap: warning: origin %s has no stable identity (no dm uuid, wwid, serial "
+			"or partition uuid; no xattr support for a file): only its size will be checked\n",
+			origin_path);
 	return 0;
 }
 

@@ -79,10 +79,14 @@ static int cmd_status(int argc, char **argv)
 	} else {
 		printf("store        %s\n", uuid);
 		printf("chunk size   %u\n", s->chunk_size);
-		printf("space        %llu chunks, %llu free (%.1f%% used)\n",
-		       (unsigned long long)s->store_chunks, (unsigned long long)s->free_chunks,
+		char total[32], free_b[32], osz[32];
+		admin_fmt_bytes(total, sizeof total, s->store_chunks * s->chunk_size);
+		admin_fmt_bytes(free_b, sizeof free_b, s->free_chunks * s->chunk_size);
+		admin_fmt_bytes(osz, sizeof osz, s->origin_size);
+		printf("space        %llu chunks (%s), %llu free (%s, %.1f%% used)\n",
+		       (unsigned long long)s->store_chunks, total, (unsigned long long)s->free_chunks, free_b,
 		       s->store_chunks ? 100.0 * (double)(s->store_chunks - s->free_chunks) / (double)s->store_chunks : 0.0);
-		printf("origin size  %llu bytes\n", (unsigned long long)s->origin_size);
+		printf("origin size  %llu bytes (%s)\n", (unsigned long long)s->origin_size, osz);
 		printf("master       host %u (%s) at %s port %u, epoch %llu\n", s->master_host_id,
 		       s->master_node, s->master_address, s->master_port,
 		       (unsigned long long)s->generation);

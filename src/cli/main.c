@@ -61,11 +61,8 @@ static void print_help(FILE *f)
 		"sanlock leases on the snapshot store.\n"
 		"\n"
 		"commands:\n");
-	for (const struct cli_command *c = commands; c; c = c->next) {
-		char head[96];
-		snprintf(head, sizeof head, "%s %s", c->name, c->synopsis);
-		fprintf(f, "  %-44s %s\n", head, c->summary);
-	}
+	for (const struct cli_command *c = commands; c; c = c->next)
+		fprintf(f, "  %s %s\n      %s\n", c->name, c->synopsis, c->summary);
 	fprintf(f, "\nSee csnap(8) for details.\n");
 }
 

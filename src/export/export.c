@@ -23,6 +23,7 @@
 #include "src/export/nbd_server.h"
 #include "src/export/session.h"
 #include "ioengine/ioengine.h"
+#include "src/store/origin_id.h"
 #include "src/store/superblock.h"
 #include "utils/config.h"
 #include "utils/err.h"
@@ -291,10 +292,9 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	rc = io_dev_open(st->origin, IO_DEV_RDWR, &ex->origin_dev);
 	if (rc < 0)
 		return err_prefix(-rc, "origin %s", st->origin);
-	if (io_dev_size(ex->origin_dev) < sb.origin_size)
-		return err_set(EINVAL, "origin %s is %llu bytes, the store expects %llu", st->origin,
-			       (unsigned long long)io_dev_size(ex->origin_dev),
-			       (unsigned long long)sb.origin_size);
+	/* Writes to the wrong origin would bypass copy-out for the right one. */
+	if ((rc = origin_id_verify(st->origin, io_dev_size(ex->origin_dev), &sb)) < 0)
+		return rc;
 	while ((1u << shift) < sb.chunk_size)
 		shift++;
 	if ((rc = dio_create(loop_io(ex->lp), ex->origin_dev, &ex->origin_dio)) < 0 ||

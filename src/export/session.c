@@ -4,7 +4,7 @@
  * re-send after a master change.  See session.h.
  *
  * States: IDLE -> CONNECTING (thread running) -> UP -> (error) -> IDLE
- * with a retry timer (backoff 100 ms doubling to 1 s).  The thread touches
+ * with a retry timer (at once after a loss, then 20 ms doubling to 250 ms).  The thread touches
  * only its own result fields until it signals the eventfd; the loop joins
  * it before reading them.
  */
@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +29,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define BACKOFF_MIN_MS	100
-#define BACKOFF_MAX_MS	1000	/* well inside the master's lock re-upload grace (5 s) */
+/* After losing the master the first look is immediate; then the new one
+ * is looked for every 20 ms for about a second, then doubling to 250 ms:
+ * a hand-over takes 0.1-0.5 s, and each look is cheap (one agent question or one record read).
+ * Reads whose locks are re-uploaded after the master's grace period are
+ * restarted if needed, so the retry period is about latency only.  */
+#define BACKOFF_MIN_MS	20
+#define BACKOFF_MAX_MS	250
+#define BACKOFF_FAST_LOOKS	50	/* ~1-2 s of looks every 20 ms */
 
 enum sess_state { SESS_IDLE, SESS_CONNECTING, SESS_UP, SESS_REFUSED };
 
@@ -47,6 +54,7 @@ struct session {
 	struct loop_watch watch;
 	struct loop_timer retry;
 	unsigned backoff_ms;
+	unsigned looks;			/* failed looks since the last loss */
 	bool want_up;			/* session_start() without session_stop() */
 	bool lost;			/* the last connection broke (not stopped) */
 	uint64_t generation;
@@ -230,7 +238,11 @@ static void schedule_retry(struct session *s)
 	if (!s->want_up && !s->npending)
 		return;
 	loop_timer_arm(s->lp, &s->retry, s->backoff_ms);
-	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+	/* Every BACKOFF_MIN_MS for the first looks (a hand-over is due any
+	 * moment), then slower.  */
+	if (++s->looks >= BACKOFF_FAST_LOOKS)
+		s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+								   : s->backoff_ms * 2;
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -286,11 +298,49 @@ static void enqueue(struct session *s, struct sreq *rq)
 		return;
 	}
 	if (put_on_wire(s, rq) < 0) {
-		append(&s->queued_tail, rq);
-		sess_fail(s, err_get());
+		char why[256];
+
+		snprintf(why, sizeof why, "%s", err_get());
+		if (rq->oneway) {
+			/* Meant for this connection only.  */
+			s->npending--;
+			rq->done(rq, NULL, -ECONNRESET);
+		} else {
+			append(&s->queued_tail, rq);
+		}
+		sess_fail(s, why);
 		return;
 	}
 	update_events(s);
+}
+
+void session_send_once(struct session *s, struct sreq *rq)
+{
+	if (s->state != SESS_UP) {
+		rq->done(rq, NULL, -ENOTCONN);
+		return;
+	}
+	rq->oneway = true;
+	enqueue(s, rq);
+}
+
+bool session_check(struct session *s)
+{
+	struct pollfd p;
+
+	if (s->state != SESS_UP)
+		return false;
+	p.fd = proto_client_fd(s->pc);
+	p.events = POLLIN | POLLRDHUP;
+	p.revents = 0;
+	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+		/* Take the replies sent before the close, then notice it. */
+		sess_io(s, EPOLLIN);
+		if (s->state == SESS_UP)
+			sess_fail(s, "the master closed the connection");
+		return false;
+	}
+	return s->state == SESS_UP;
 }
 
 void session_send(struct session *s, struct sreq *rq)
@@ -375,7 +425,12 @@ static void sess_fail(struct session *s, const char *why)
 	s->lost = true;
 	s->ops->disconnected(s->arg);
 	s->backoff_ms = BACKOFF_MIN_MS;
-	schedule_retry(s);
+	s->looks = 0;
+	/* Look for the new master at once (the connector thread).  */
+	if (s->want_up || s->npending)
+		start_connect(s);
+	else
+		s->state = SESS_IDLE;
 }
 
 static void connected(struct session *s)
@@ -398,6 +453,7 @@ static void connected(struct session *s)
 	s->lost = false;
 	s->last_why[0] = 0;
 	s->backoff_ms = BACKOFF_MIN_MS;
+	s->looks = 0;
 	if (again && ok.generation != s->generation)
 		log_info("%s: new master at %s (generation %llu)", s->what, s->res_where,
 			 (unsigned long long)ok.generation);

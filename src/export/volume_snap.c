@@ -16,13 +16,24 @@
  *  - Every read lock we hold belongs to a request still in flight (struct
  *    sop on sv->ops) and is given back exactly once, after its data was
  *    read; after a master change the locks still held are re-uploaded
- *    (LOCK_UPLOAD) before any query is re-sent.
+ *    (LOCK_UPLOAD, one message per request) before any query is re-sent.
+ *  - A read that read the origin under a lock completes only if the lock
+ *    was held without a gap until the data was read: either the connection
+ *    that granted it was still up when the read finished, or the new
+ *    master accepted the re-upload.  A re-upload refused as stale
+ *    (PROTO_STATUS_LOCK_STALE: the chunk was copied out meanwhile, so the
+ *    origin may hold newer data) restarts the read from scratch; it then
+ *    finds the chunk in the store.
  *  - A location from the master is checked against the store's data area
  *    before any I/O uses it: a bad answer fails the request, it never
  *    writes somewhere else.
- *  - Known limitation: locations learnt from SNAP_READ are cached, so a
- *    snapshot written on another node at the same time can be read stale
- *    here (writes from one node at a time are exact).
+ *  - Cached locations are right while connected: when another client's
+ *    write moves a chunk, the master sends INVALIDATE (after any answer
+ *    that carried the old location) and answers that writer only after
+ *    we acknowledged, so a read that starts after that write completed
+ *    never uses the old location.  Invalidations may be missed while
+ *    not connected, so the cache is emptied whenever the connection is
+ *    lost or let go.
  */
 #include "src/export/csvol.h"
 
@@ -41,6 +52,7 @@
 #define LOC_UNIQUE	(1ULL << 63)	/* cache flag: chunk is ours alone */
 #define LOC_UNKNOWN	UINT64_MAX
 #define LOC_ORIGIN	(UINT64_MAX - 1)
+#define LOC_GONE	(LOC_UNIQUE - 1)	/* cache entry invalidated: a miss */
 
 struct snap_vol;
 struct sop;
@@ -62,7 +74,21 @@ struct sop {
 	int err;
 	struct proto_range *locked;	/* AT_ORIGIN chunks we hold */
 	uint32_t nlocked, caplocked;
+	uint32_t held_from;		/* locked[0..held_from) are not held
+					 * by the master (refused: stale) */
+	unsigned uploads;		/* LOCK_UPLOADs awaiting their answer */
+	bool unconfirmed;		/* the master changed since the locks
+					 * were granted; no answer yet */
+	bool stale;			/* a re-upload was refused: restart */
+	bool ended;			/* I/O over, waiting for the verdict */
 	struct sop *next, **pprev;
+};
+
+struct supload {
+	struct sreq rq;
+	struct sop *op;
+	uint32_t upto;			/* covers locked[held_from..upto) */
+	struct proto_range r[];
 };
 
 struct snap_vol {
@@ -76,24 +102,25 @@ struct snap_vol {
 	struct sop *ops;
 	unsigned users;			/* NBD connections using the volume */
 	struct loop_timer idle;		/* let the session go when unused */
-	uint64_t hits, asks;
+	uint64_t hits, asks, restarts, invalidated;
 };
 
 #define SNAP_IDLE_MS	1000
 
 /* ---- op bookkeeping --------------------------------------------------- */
 
-static void op_finish(struct sop *op)
+static void snap_rw(struct snap_vol *sv, struct vol_req *req);
+
+/* Gives back the locks the master holds for OP and forgets OP.  */
+static void op_release(struct sop *op)
 {
 	struct snap_vol *sv = op->sv;
-	struct vol_req *req = op->req;
-	int err = op->err;
 
-	if (op->nlocked && sv->sess) {
+	if (op->nlocked > op->held_from && sv->sess) {
 		struct proto_msg m;
 
 		proto_msg_init(&m, PROTO_SNAP_READ_DONE, 0);
-		for (uint32_t i = 0; i < op->nlocked; i += PROTO_MAX_RANGES) {
+		for (uint32_t i = op->held_from; i < op->nlocked; i += PROTO_MAX_RANGES) {
 			m.u.ranges.r = op->locked + i;
 			m.u.ranges.n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i
 									   : PROTO_MAX_RANGES;
@@ -106,9 +133,60 @@ static void op_finish(struct sop *op)
 	free(op->locked);
 	free(op->loc);
 	free(op);
+}
+
+/* The request's I/O is over (or it failed before I/O).  Completes it,
+ * unless its read locks still need the master's word: then it waits for
+ * the answer to the re-upload (which calls here again), and if the new
+ * master refused them it is started again from scratch.  */
+static void op_end(struct sop *op)
+{
+	struct snap_vol *sv = op->sv;
+	struct vol_req *req = op->req;
+	int err = op->err;
+
+	op->ended = true;
+	if (op->uploads || op->unconfirmed)
+		return;
+	/* Locks held, no master change seen: make sure the connection that
+	 * granted them did not close while the read ran (an event the loop
+	 * may not have processed yet).  If it did, the locks are re-uploaded
+	 * on the next connection and the answer decides.  */
+	if (!op->stale && op->nlocked > op->held_from && sv->sess && !sv->retired &&
+	    !session_check(sv->sess) && (op->uploads || op->unconfirmed))
+		return;
+	if (op->stale && sv->sess && !sv->retired) {
+		sv->restarts++;
+		log_info("snapshot %s: read of %llu chunk(s) at chunk %llu restarted: the new master refused its stale read locks",
+			 sv->vol.name, (unsigned long long)op->nchunks, (unsigned long long)op->c0);
+		op_release(op);
+		snap_rw(sv, req);
+		return;
+	}
+	if (op->stale)
+		err = -EIO;
+	op_release(op);
 	if (!sv->ops && !sv->users)
 		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 	req->done(req, err);
+}
+
+/* The session is gone for good: requests waiting for a lock verdict
+ * can never get one.  */
+static void fail_waiting(struct snap_vol *sv)
+{
+	struct sop *op = sv->ops, *next;
+
+	for (; op; op = next) {
+		next = op->next;
+		if (!op->unconfirmed)
+			continue;
+		op->unconfirmed = false;
+		if (!op->err)
+			op->err = -EIO;
+		if (op->ended)
+			op_end(op);
+	}
 }
 
 static int lock_add(struct sop *op, uint64_t chunk)
@@ -143,7 +221,7 @@ static void io_done(void *arg, int err)
 	if (err && !op->err)
 		op->err = err;
 	if (--op->ios == 0)
-		op_finish(op);
+		op_end(op);
 }
 
 static bool loc_valid(const struct snap_vol *sv, uint64_t sc)
@@ -280,8 +358,8 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 		if (op->loc[i] == LOC_UNKNOWN)
 			op->err = -EIO;
 	}
-	if (op->err) {
-		op_finish(op);
+	if (op->err || op->stale) {
+		op_end(op);
 		return;
 	}
 	start_io(op);
@@ -342,7 +420,8 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 	for (uint64_t i = 0; i < op->nchunks; i++) {
 		uint64_t chunk = op->c0 + i, l;
 
-		if (chunk_map_get(&sv->map, chunk, &l) && (!write || (l & LOC_UNIQUE))) {
+		if (chunk_map_get(&sv->map, chunk, &l) && l != LOC_GONE &&
+		    (!write || (l & LOC_UNIQUE))) {
 			op->loc[i] = l;
 			sv->hits++;
 			continue;
@@ -365,7 +444,7 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 	/* Drop the hold: completes at once if nothing was asked.  */
 	if (--op->queries == 0) {
 		if (op->err)
-			op_finish(op);
+			op_end(op);
 		else
 			start_io(op);
 	}
@@ -373,10 +452,69 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 
 /* ---- session callbacks ------------------------------------------------ */
 
+static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct supload *u = (struct supload *)rq;
+	struct sop *op = u->op;
+	struct snap_vol *sv = op->sv;
+	uint32_t upto = u->upto;
+
+	free(u);
+	op->uploads--;
+	if (err == -ENOTCONN || err == -ECONNRESET)
+		return;		/* still unconfirmed: the next connection asks */
+	op->unconfirmed = false;
+	if (err) {
+		if (!op->err)
+			op->err = -EIO;
+	} else if (reply->status) {
+		/* The master holds none of these locks.  */
+		if (reply->status == PROTO_STATUS_LOCK_STALE)
+			log_info("snapshot %s: %s", sv->vol.name, reply->error);
+		else
+			log_warn("snapshot %s: read lock re-upload refused: %s", sv->vol.name,
+				 reply->error);
+		op->stale = true;
+		op->held_from = upto;
+	}
+	if (op->ended && !op->uploads)
+		op_end(op);
+}
+
+static void upload_locks(struct snap_vol *sv, struct sop *op)
+{
+	uint32_t n = op->nlocked - op->held_from;
+	struct supload *u;
+
+	if (n > PROTO_MAX_RANGES) {
+		/* Cannot happen (a request spans at most 8193 chunks, half of
+		 * them runs at most); restarting is always safe.  */
+		op->stale = true;
+		op->held_from = op->nlocked;
+		op->unconfirmed = false;
+		return;
+	}
+	u = calloc(1, sizeof *u + n * sizeof *u->r);
+	if (!u) {
+		op->stale = true;
+		op->held_from = op->nlocked;
+		op->unconfirmed = false;
+		return;
+	}
+	u->op = op;
+	u->upto = op->nlocked;
+	memcpy(u->r, op->locked + op->held_from, n * sizeof *u->r);
+	proto_msg_init(&u->rq.msg, PROTO_LOCK_UPLOAD, 0);
+	u->rq.msg.u.ranges.n = n;
+	u->rq.msg.u.ranges.r = u->r;
+	u->rq.done = upload_done;
+	op->uploads++;
+	session_send_once(sv->sess, &u->rq);
+}
+
 static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
 {
 	struct snap_vol *sv = arg;
-	struct proto_msg m;
 
 	if (!sv->identified) {
 		sv->identified = true;
@@ -398,31 +536,66 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	}
 	if (!again)
 		return;
-	/* Re-upload the read locks still held by requests in flight.  */
-	proto_msg_init(&m, PROTO_LOCK_UPLOAD, 0);
+	/* Re-upload the read locks still held by requests in flight, one
+	 * message per request, so a refusal names the request to restart. */
 	{
 		uint64_t n = 0;
 
 		for (struct sop *op = sv->ops; op; op = op->next)
-			for (uint32_t i = 0; i < op->nlocked; i++)
+			for (uint32_t i = op->held_from; i < op->nlocked; i++)
 				n += op->locked[i].count;
 		if (n)
 			log_info("snapshot %s: re-uploading %llu read locks", sv->vol.name,
 				 (unsigned long long)n);
 	}
-	for (struct sop *op = sv->ops; op; op = op->next) {
-		for (uint32_t i = 0; i < op->nlocked; i += PROTO_MAX_RANGES) {
-			m.u.ranges.r = op->locked + i;
-			m.u.ranges.n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i
-									  : PROTO_MAX_RANGES;
-			session_send_oneway(sv->sess, &m);
+	for (struct sop *op = sv->ops, *next; op; op = next) {
+		next = op->next;
+		if (!op->unconfirmed)
+			continue;
+		if (op->nlocked == op->held_from) {
+			op->unconfirmed = false;
+			if (op->ended && !op->uploads)
+				op_end(op);
+			continue;
 		}
+		upload_locks(sv, op);
 	}
 }
 
+/* Whatever the lost master granted must now be confirmed by the next;
+ * invalidations sent meanwhile never reach us: forget every location.  */
 static void on_disconnected(void *arg)
 {
-	(void)arg;	/* locations of a snapshot never move under us */
+	struct snap_vol *sv = arg;
+
+	chunk_map_clear(&sv->map);
+	for (struct sop *op = sv->ops; op; op = op->next) {
+		if (op->stale)
+			op->held_from = op->nlocked;	/* restarting: nothing to keep */
+		else if (op->nlocked > op->held_from)
+			op->unconfirmed = true;
+	}
+}
+
+/* Another client's write moved these chunks: forget where they were.  */
+static void invalidate(struct snap_vol *sv, const struct proto_ranges *rs)
+{
+	uint64_t total = 0;
+
+	for (uint32_t i = 0; i < rs->n; i++)
+		total += rs->r[i].count;
+	if (total > PROTO_MAX_RANGES) {
+		chunk_map_clear(&sv->map);
+		return;
+	}
+	for (uint32_t i = 0; i < rs->n; i++)
+		for (uint32_t k = 0; k < rs->r[i].count; k++) {
+			uint64_t l;
+
+			if (chunk_map_get(&sv->map, rs->r[i].start + k, &l))
+				chunk_map_put(&sv->map, rs->r[i].start + k, LOC_GONE);
+		}
+	sv->invalidated += total;
 }
 
 static void on_server_request(void *arg, const struct proto_msg *req)
@@ -430,7 +603,12 @@ static void on_server_request(void *arg, const struct proto_msg *req)
 	struct snap_vol *sv = arg;
 	struct proto_msg m;
 
-	proto_msg_error(&m, req, EOPNOTSUPP, "snapshot export: unexpected request");
+	if (req->type == PROTO_INVALIDATE) {
+		invalidate(sv, &req->u.ranges);
+		proto_msg_init(&m, PROTO_INVALIDATE | PROTO_REPLY, req->id);
+	} else {
+		proto_msg_error(&m, req, EOPNOTSUPP, "snapshot export: unexpected request");
+	}
 	session_reply(sv->sess, &m);
 }
 
@@ -439,6 +617,7 @@ static void on_refused(void *arg, int err, const char *why)
 	struct snap_vol *sv = arg;
 
 	sv->retired = true;
+	fail_waiting(sv);
 	if (sv->gone)
 		sv->gone(sv->arg, &sv->vol, err, why);
 }
@@ -494,8 +673,11 @@ static void idle_fn(void *arg)
 {
 	struct snap_vol *sv = arg;
 
-	if (!sv->users && !sv->ops && sv->sess)
+	if (!sv->users && !sv->ops && sv->sess) {
 		session_stop(sv->sess);
+		/* Not connected: invalidations would not reach us.  */
+		chunk_map_clear(&sv->map);
+	}
 }
 
 static void snap_attach(struct volume *vol)
@@ -528,14 +710,16 @@ void volume_snap_shutdown(struct volume *vol)
 	loop_timer_cancel(sv->env.lp, &sv->idle);
 	session_destroy(sv->sess);
 	sv->sess = NULL;
+	fail_waiting(sv);
 }
 
 static void snap_destroy(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
-	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries", vol->name,
-		  (unsigned long long)sv->hits, (unsigned long long)sv->asks);
+	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries, %llu reads restarted, %llu chunks invalidated",
+		  vol->name, (unsigned long long)sv->hits, (unsigned long long)sv->asks,
+		  (unsigned long long)sv->restarts, (unsigned long long)sv->invalidated);
 	loop_timer_cancel(sv->env.lp, &sv->idle);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);

@@ -236,7 +236,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_IDENTIFY] = "identify", [PROTO_ORIGIN_WRITE] = "origin-write",
 		[PROTO_SNAP_READ] = "snap-read", [PROTO_SNAP_READ_DONE] = "snap-read-done",
 		[PROTO_SNAP_WRITE] = "snap-write", [PROTO_LOCK_UPLOAD] = "lock-upload",
-		[PROTO_BARRIER] = "barrier", [PROTO_SNAP_CREATE] = "snap-create",
+		[PROTO_BARRIER] = "barrier", [PROTO_INVALIDATE] = "invalidate", [PROTO_SNAP_CREATE] = "snap-create",
 		[PROTO_SNAP_DELETE] = "snap-delete", [PROTO_SNAP_LIST] = "snap-list",
 		[PROTO_SNAP_SET] = "snap-set", [PROTO_STATUS] = "status",
 		[PROTO_CHANGED] = "changed",
@@ -341,6 +341,7 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (reply)
 			return 0;
 		/* fallthrough */
@@ -461,7 +462,9 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			enc_ranges(w, &m->u.changed_reply.ranges);
 			return 0;
 		}
-		if (!proto_name_valid(m->u.changed.from) || !proto_name_valid(m->u.changed.to))
+		/* to = "": compare against the live origin */
+		if (!proto_name_valid(m->u.changed.from) ||
+		    (m->u.changed.to[0] && !proto_name_valid(m->u.changed.to)))
 			return err_set(EINVAL, "invalid snapshot name");
 		if (m->u.changed.max_ranges < 1 || m->u.changed.max_ranges > PROTO_MAX_RANGES)
 			return err_set(EINVAL, "max_ranges out of range");
@@ -658,6 +661,7 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (reply)
 			return;
 		/* fallthrough */
@@ -778,7 +782,9 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			return;
 		}
 		rd_name(r, m->u.changed.from, "from snapshot");
-		rd_name(r, m->u.changed.to, "to snapshot");
+		rd_str(r, m->u.changed.to, PROTO_NAME_MAX, "to snapshot");
+		if (!r->bad && m->u.changed.to[0] && !proto_name_valid(m->u.changed.to))
+			rd_fail(r, "to snapshot");
 		m->u.changed.start = rd_u64(r, "start chunk");
 		m->u.changed.max_ranges = rd_u32(r, "max ranges");
 		if (!r->bad && (m->u.changed.max_ranges < 1 || m->u.changed.max_ranges > PROTO_MAX_RANGES))
@@ -865,6 +871,7 @@ void proto_msg_free(struct proto_msg *m)
 		return;
 	switch (t) {
 	case PROTO_ORIGIN_WRITE: case PROTO_SNAP_READ_DONE: case PROTO_LOCK_UPLOAD:
+	case PROTO_INVALIDATE:
 		if (!reply) { free(m->u.ranges.r); m->u.ranges.r = NULL; m->u.ranges.n = 0; }
 		break;
 	case PROTO_SNAP_READ: case PROTO_SNAP_WRITE:

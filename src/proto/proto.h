@@ -16,7 +16,8 @@
  *   payload, `len` bytes, layout per type (see proto.c).
  *
  * Requests go client -> server, except PROTO_BARRIER, which the server
- * sends to origin clients (its ids are the server's own).  Every reply
+ * sends to origin clients, and PROTO_INVALIDATE, which it sends to
+ * snapshot clients (their ids are the server's own).  Every reply
  * starts with le32 status (0 or a positive errno); a failed reply carries a
  * one-line reason string instead of a body.
  *
@@ -38,6 +39,8 @@
 #define CSNAP_PROTO_H
 
 #include "utils/uuid.h"
+
+#include <errno.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -74,9 +77,19 @@ enum proto_type {
 	PROTO_SNAP_SET		= 13,	/* admin: priority, use count */
 	PROTO_STATUS		= 14,	/* admin */
 	PROTO_CHANGED		= 15,	/* admin: chunks changed between snaps */
-	PROTO_TYPE_MAX		= 15,
+	PROTO_INVALIDATE	= 16,	/* S->snapshot: forget the cached
+					 * locations of these chunks, ack */
+	PROTO_TYPE_MAX		= 16,
 };
 #define PROTO_REPLY		0x8000
+
+/* Reply statuses with a meaning of their own (all are errno values).
+ * PROTO_STATUS_LOCK_STALE: LOCK_UPLOAD refused because a chunk it names
+ * has been copied out for the snapshot since the lock was granted (so an
+ * origin write to it may have been answered): the server took none of the
+ * message's locks; the client must restart the reads that held them from
+ * scratch (a new SNAP_READ), discarding what they read from the origin. */
+#define PROTO_STATUS_LOCK_STALE	ESTALE
 
 /* Header flags.  */
 #define PROTO_F_FULL_CHUNKS	0x0001	/* SNAP_WRITE: client overwrites the
@@ -227,7 +240,7 @@ struct proto_status {			/* STATUS reply */
 
 struct proto_changed {			/* CHANGED request */
 	char from[PROTO_NAME_MAX + 1];
-	char to[PROTO_NAME_MAX + 1];
+	char to[PROTO_NAME_MAX + 1];	/* "": the live origin */
 	uint64_t start;			/* first chunk to consider */
 	uint32_t max_ranges;		/* at most this many ranges back */
 };

@@ -325,7 +325,13 @@ static void changed(struct srv *s, struct req *r)
 {
 	const struct proto_changed *q = &r->m.u.changed;
 	struct store_snapshot a, b;
-	if (store_snapshot_find(s->st, q->from, &a) < 0 || store_snapshot_find(s->st, q->to, &b) < 0) {
+	if (store_snapshot_find(s->st, q->from, &a) < 0) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	if (!q->to[0])
+		b.id = STORE_ORIGIN_ID;		/* against the live origin */
+	else if (store_snapshot_find(s->st, q->to, &b) < 0) {
 		reply_err(s, r, ENOENT, "no such snapshot");
 		return;
 	}

@@ -140,6 +140,7 @@ void conn_close(struct conn *c)
 		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 			"client %s (%s) disconnected", c->peer, c->name);
 	dp_conn_gone(s, c);
+	inval_conn_gone(s, c);
 	admin_barrier_conn_gone(s, c);
 	c->refs++;
 	conn_put(c);	/* frees now unless requests still point here */
@@ -311,12 +312,17 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 			proto_msg_free(m);
 			return;
 		}
+		if (m->type == (PROTO_INVALIDATE | PROTO_REPLY) && c->volume == PROTO_VOL_SNAPSHOT) {
+			inval_ack(s, c, m->id);
+			proto_msg_free(m);
+			return;
+		}
 		proto_msg_free(m);
 		conn_fail(c, "unexpected reply");
 		return;
 	}
 	if (m->type == PROTO_CHALLENGE || m->type == PROTO_AUTH ||
-	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER) {
+	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE) {
 		char why[64];
 		snprintf(why, sizeof why, "unexpected %s", proto_type_name(m->type));
 		proto_msg_free(m);

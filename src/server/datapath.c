@@ -270,11 +270,23 @@ static void snap_read_done(struct srv *s, struct req *r)
 	reply_ok(s, r);
 }
 
+/* Re-upload of read locks after a master change (or a dropped
+ * connection).  A lock was granted while its chunk was still on the
+ * origin for the snapshot; exceptions of a live snapshot are never
+ * removed, and an origin write to a chunk the snapshot reads from the
+ * origin is answered only after its copy-out (an exception for the
+ * snapshot) is committed.  So "the chunk is still on the origin for this
+ * snapshot now" is exactly "no origin write to it can have been answered
+ * since the lock was granted", and the lock may be taken over.  If any
+ * chunk of the message has an exception (committed or being copied), the
+ * whole message is refused with PROTO_STATUS_LOCK_STALE and none of its
+ * locks is taken: the client restarts those reads.  */
 static void lock_upload(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
+	struct conn *c = r->c;
 	uint64_t total;
-	if (!ranges_in(rs, r->c->snap_chunks, &total)) {
+	if (!ranges_in(rs, c->snap_chunks, &total)) {
 		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
 		return;
 	}
@@ -282,10 +294,37 @@ static void lock_upload(struct srv *s, struct req *r)
 		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
 		return;
 	}
+	for (uint32_t i = 0; i < rs->n; i++) {
+		uint64_t first = rs->r[i].start;
+		uint32_t n = rs->r[i].count;
+		while (n) {
+			uint32_t k = n > DP_PIECE ? DP_PIECE : n;
+			int e = store_snapshot_read(s->st, c->snap_id, first, k, dp_chunks);
+			if (e < 0) {
+				reply_err(s, r, EIO, err_get());
+				return;
+			}
+			for (uint32_t j = 0; j < k; j++) {
+				if (dp_chunks[j] == STORE_ON_ORIGIN)
+					continue;
+				char why[128];
+				snprintf(why, sizeof why, "read lock on chunk %llu is stale: "
+					 "the chunk was copied out since it was granted",
+					 (unsigned long long)(first + j));
+				log_info("client %s: refused %llu re-uploaded read locks (%s)",
+					 c->peer, (unsigned long long)total, why);
+				s->stat_locks_refused++;
+				reply_err(s, r, PROTO_STATUS_LOCK_STALE, why);
+				return;
+			}
+			first += k;
+			n -= k;
+		}
+	}
 	for (uint32_t i = 0; i < rs->n; i++)
 		for (uint64_t k = 0; k < rs->r[i].count; k++)
-			lock_chunk(s, r->c, rs->r[i].start + k);
-	log_info("client %s: re-uploaded %llu read locks", r->c->peer, (unsigned long long)total);
+			lock_chunk(s, c, rs->r[i].start + k);
+	log_info("client %s: re-uploaded %llu read locks", c->peer, (unsigned long long)total);
 	reply_ok(s, r);
 }
 
@@ -337,7 +376,13 @@ retry:;
 			}
 			if (nc) {
 				changed = true;
-				if ((e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
+				/* Chunks leaving a shared store chunk: other
+				 * clients may have cached that location.  */
+				for (uint32_t j = 0; j < nc && e >= 0; j++)
+					if (dp_copies[j].src != STORE_ON_ORIGIN)
+						e = inval_note(r, dp_copies[j].origin_chunk);
+				if (e < 0 ||
+				    (e = copy_mark_busy(s, dp_copies, nc)) < 0 ||
 				    (!full && (e = copy_start(s, dp_copies, nc)) < 0)) {
 					free(m.u.extents.e);
 					/* do_abort() fails it with EIO.  */
@@ -358,6 +403,13 @@ retry:;
 	}
 	if (changed) {
 		/* New chunks: answer once they are committed (and filled). */
+		free(m.u.extents.e);
+		srv_park(s, r);
+		return;
+	}
+	/* Committed.  Other clients of the snapshot forget the old
+	 * locations of moved chunks before the writer hears back.  */
+	if (r->inval_waiting || (r->nmoved && !r->inval_sent && inval_send(s, r))) {
 		free(m.u.extents.e);
 		srv_park(s, r);
 		return;

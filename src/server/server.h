@@ -29,7 +29,10 @@ struct server_opts {
 	enum store_full_policy store_full;
 	int grace_ms;			/* after takeover: time for clients to
 					 * re-upload read locks before origin
-					 * writes are served */
+					 * writes are served (later uploads of
+					 * chunks copied out meanwhile are
+					 * refused as stale) */
+	int standby_retry_ms;		/* standby: master lease retry period */
 	int barrier_timeout_ms;		/* origin clients that do not ack a
 					 * snapshot barrier in time are cut off */
 	int drain_timeout_ms;		/* SIGTERM: bound on finishing work */

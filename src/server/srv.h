@@ -8,6 +8,8 @@
  *   admin.c     snapshot create (barrier) / delete / list / set, status,
  *               changed-chunk lists, the store-full policy
  *   chunkset.c  hash multiset of chunk numbers (locks, busy chunks)
+ *   invalidate.c  telling a snapshot's other clients that a snapshot
+ *               write moved chunks (before the writer is answered)
  *
  * Single-threaded: everything runs on the loop thread.
  *
@@ -78,6 +80,13 @@ struct req {
 	struct proto_msg m;
 	bool parked;
 	struct proto_msg *reply;	/* sent after the next commit */
+	/* SNAP_WRITE: chunks it moved to a new store chunk; the other
+	 * clients of the snapshot must forget their old location before it
+	 * is answered (invalidate.c).  */
+	struct proto_range *moved;
+	uint32_t nmoved, capmoved;
+	bool inval_sent;
+	unsigned inval_waiting;		/* acks still awaited */
 };
 
 struct req_list {
@@ -169,6 +178,28 @@ struct lock_orphan {
 	int64_t expires_ms;
 };
 
+/* ---- chunk invalidation (invalidate.c) ----------------------------------- */
+
+struct inval_wait {
+	struct inval_wait *next;
+	struct conn *c;			/* asked to forget */
+	uint64_t id;			/* our INVALIDATE's id */
+	struct req *r;			/* the SNAP_WRITE waiting for the ack */
+	int64_t deadline_ms;
+};
+
+/* Remembers that R's snapshot write moved CHUNK.  0 or -ENOMEM.  */
+int inval_note(struct req *r, uint64_t chunk);
+/* Sends INVALIDATE for R's moved chunks to every other connection of its
+ * snapshot; returns how many acks R now waits for (0: answer at once).
+ * Connections that do not ack within --barrier-timeout-ms are cut off. */
+unsigned inval_send(struct srv *s, struct req *r);
+void inval_ack(struct srv *s, struct conn *c, uint64_t id);
+void inval_conn_gone(struct srv *s, struct conn *c);
+/* R is finished (answered or failed): forget its waits.  */
+void inval_req_gone(struct srv *s, struct req *r);
+void inval_tick(struct srv *s);
+
 /* ---- admin (admin.c) ---------------------------------------------------- */
 
 void admin_process(struct srv *s, struct req *r);
@@ -238,6 +269,7 @@ struct srv {
 	int64_t batch_start_ms;		/* first copy of the open batch */
 	bool copy_failed;		/* a copy failed: abort the txn */
 	uint64_t commits;		/* commit counter */
+	uint64_t ckpt_commits;		/* `commits` at the last checkpoint */
 	int64_t grace_until_ms;		/* lock re-upload window */
 
 	/* barrier (snapshot creation) */
@@ -247,8 +279,14 @@ struct srv {
 	int64_t barrier_deadline_ms;
 	struct req *barrier_req;	/* the SNAP_CREATE being served */
 
+	/* snapshot writes waiting for other clients to drop old locations */
+	struct inval_wait *invals;
+	uint64_t inval_seq;
+	uint64_t stat_invalidations;
+
 	/* stats */
 	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
+	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
 };
 
 int64_t srv_now_ms(void);

@@ -38,9 +38,16 @@ struct bm_slot {
  * free list; memory stays bounded by the cache capacity.  */
 #define ARENA_BYTES (2u << 20)
 
+#define ARENA_BUFS (ARENA_BYTES / META_BLOCK_SIZE)
+
+/* Per buffer of an arena: a CLOCK reference bit (set by lookups that
+ * reach a block without its slot) and the owner's auxiliary pointer
+ * (bm_aux), both found from the data pointer alone.  */
 struct arena {
 	struct arena *next;
 	uint8_t *mem;
+	uint64_t ref[ARENA_BUFS / 64];
+	void *aux[ARENA_BUFS];
 };
 
 struct bm {
@@ -55,6 +62,9 @@ struct bm {
 	struct bm_block *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
 	struct arena *arenas;
+	struct arena **amap;		/* open addressing on mem >> 21 */
+	size_t amap_n;			/* power of two, > 2 * arenas */
+	size_t narenas;
 	void *free_bufs;		/* free data buffers, linked through word 0 */
 	struct bm_stats st;
 };
@@ -139,6 +149,84 @@ static int slots_grow(struct bm *bm)
 	return 0;
 }
 
+static size_t amap_idx(const struct bm *bm, uintptr_t key)
+{
+	return (size_t)(key * 0x9E3779B97F4A7C15ULL >> 20) & (bm->amap_n - 1);
+}
+
+static struct arena *arena_of(const struct bm *bm, const void *p)
+{
+	uintptr_t key = (uintptr_t)p >> 21;
+
+	for (size_t i = amap_idx(bm, key);; i = (i + 1) & (bm->amap_n - 1)) {
+		struct arena *a = bm->amap[i];
+		if (!a || (uintptr_t)a->mem >> 21 == key)
+			return a;
+	}
+}
+
+static int amap_add(struct bm *bm, struct arena *a)
+{
+	if ((bm->narenas + 1) * 2 > bm->amap_n) {
+		size_t n = bm->amap_n ? bm->amap_n * 2 : 64;
+		struct arena **m = calloc(n, sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		free(bm->amap);
+		bm->amap = m;
+		bm->amap_n = n;
+		for (struct arena *x = bm->arenas; x; x = x->next)
+			for (size_t i = amap_idx(bm, (uintptr_t)x->mem >> 21);; i = (i + 1) & (n - 1))
+				if (!m[i]) {
+					m[i] = x;
+					break;
+				}
+	}
+	for (size_t i = amap_idx(bm, (uintptr_t)a->mem >> 21);; i = (i + 1) & (bm->amap_n - 1))
+		if (!bm->amap[i]) {
+			bm->amap[i] = a;
+			break;
+		}
+	bm->narenas++;
+	return 0;
+}
+
+static inline size_t buf_index(const struct arena *a, const void *p)
+{
+	return (size_t)((const uint8_t *)p - a->mem) / META_BLOCK_SIZE;
+}
+
+void bm_touch(struct bm *bm, const uint8_t *data)
+{
+	struct arena *a = arena_of(bm, data);
+	size_t i = buf_index(a, data);
+
+	a->ref[i / 64] |= 1ULL << (i % 64);
+}
+
+static bool ref_test_clear(struct bm *bm, const uint8_t *data)
+{
+	struct arena *a = arena_of(bm, data);
+	size_t i = buf_index(a, data);
+	bool was = (a->ref[i / 64] >> (i % 64)) & 1;
+
+	a->ref[i / 64] &= ~(1ULL << (i % 64));
+	return was;
+}
+
+void **bm_aux(struct bm *bm, const uint8_t *data)
+{
+	struct arena *a = arena_of(bm, data);
+	return &a->aux[buf_index(a, data)];
+}
+
+void bm_aux_clear(struct bm *bm, const uint8_t *data)
+{
+	void **aux = bm_aux(bm, data);
+	free(*aux);
+	*aux = NULL;
+}
+
 static uint8_t *buf_get(struct bm *bm)
 {
 	if (!bm->free_bufs) {
@@ -146,6 +234,11 @@ static uint8_t *buf_get(struct bm *bm)
 		if (!a)
 			return NULL;
 		if (posix_memalign((void **)&a->mem, ARENA_BYTES, ARENA_BYTES)) {
+			free(a);
+			return NULL;
+		}
+		if (amap_add(bm, a) < 0) {
+			free(a->mem);
 			free(a);
 			return NULL;
 		}
@@ -165,6 +258,11 @@ static uint8_t *buf_get(struct bm *bm)
 
 static void buf_put(struct bm *bm, uint8_t *p)
 {
+	/* a stale pointer to a free buffer must not pass for any block:
+	 * clear the header's block number (bytes 8..15) */
+	memset(p + 8, 0, 8);
+	bm_aux_clear(bm, p);
+	ref_test_clear(bm, p);
 	*(void **)p = bm->free_bufs;
 	bm->free_bufs = p;
 }
@@ -211,9 +309,12 @@ void bm_destroy(struct bm *bm)
 	while (bm->arenas) {
 		struct arena *a = bm->arenas;
 		bm->arenas = a->next;
+		for (size_t i = 0; i < ARENA_BUFS; i++)
+			free(a->aux[i]);
 		free(a->mem);
 		free(a);
 	}
+	free(bm->amap);
 	free(bm->slots);
 	free(bm);
 }
@@ -335,7 +436,8 @@ static int evict(struct bm *bm)
 	while (bm->count >= bm->capacity && b != &bm->lru) {
 		struct bm_block *prev = b->lru_prev;
 		size_t si = slot_find(bm, b->blocknr);
-		if (bm->slots[si].b & SLOT_REF) {
+		bool ref = ref_test_clear(bm, b->data);
+		if ((bm->slots[si].b & SLOT_REF) || ref) {
 			bm->slots[si].b &= ~SLOT_REF;
 			lru_unlink(b);
 			lru_front(bm, b);
@@ -440,6 +542,7 @@ int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block *
 			       (unsigned long long)blocknr);
 	b->refs = 1;
 	bm_dirty(bm, b);
+	bm_aux_clear(bm, b->data);
 	memset(b->data, 0, META_BLOCK_SIZE);
 	put_le32(b->data + 4, type);
 	put_le64(b->data + 8, blocknr);
@@ -515,6 +618,7 @@ int bm_abort(struct bm *bm)
 		n = b->list_next;
 		b->list_next = NULL;
 		b->state &= ~BM_DIRTY;
+		bm_aux_clear(bm, b->data);
 		if (b->home_copy) {
 			memcpy(b->data, b->home_copy, META_BLOCK_SIZE);
 			io_buf_free(b->home_copy);
@@ -551,6 +655,7 @@ int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 		if (ret < 0)
 			return ret;
 	}
+	bm_aux_clear(bm, b->data);
 	memcpy(b->data, data, META_BLOCK_SIZE);
 	b->state |= BM_INSTALLED;
 	return 0;

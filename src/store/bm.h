@@ -91,6 +91,17 @@ const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type);
 /* The same without touching the data (the caller checks the type): lets a
  * caller prefetch several lines of the block at once.  */
 const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr);
+/* Lookups that reach a block's data without its slot mark it used for
+ * the replacement policy with this.  */
+void bm_touch(struct bm *bm, const uint8_t *data);
+/* One pointer of caller data attached to the cached copy of a block
+ * (the b-tree keeps its children's data pointers there).  bm free()s it
+ * whenever the block's content is replaced or the block leaves the cache;
+ * the owner calls bm_aux_clear() when it changes the block itself.  A data
+ * pointer kept across calls is valid only if the block header at it still
+ * names the expected block number (freed buffers have it zeroed).  */
+void **bm_aux(struct bm *bm, const uint8_t *data);
+void bm_aux_clear(struct bm *bm, const uint8_t *data);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);

@@ -2,8 +2,10 @@
  * src/store/btree.c - exception b-tree (see btree.h).
  *
  * Invariants: all leaves are at level 0 and at the same depth; entries in
- * a node are strictly ascending; the keys of child i lie in
- * [key_i, key_{i+1}) (key_0 only bounds from below what its parent says);
+ * a node are strictly ascending, except an internal node's key_0, which is
+ * never used (child 0 takes every key below key_1, so key_0 goes stale
+ * when child 0 receives smaller keys); the keys of child i lie in
+ * [key_i, key_{i+1}) for i >= 1 and below key_1 for child 0;
  * only the root may be empty (an empty tree is one empty leaf).
  */
 #include "src/store/btree.h"
@@ -11,6 +13,7 @@
 #include "utils/err.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static inline uint32_t nnr(const uint8_t *d) { return get_le32(d + 32); }
@@ -318,7 +321,11 @@ static inline void prefetch_guess(const uint8_t *d, uint32_t es, uint32_t cap,
 {
 	if (range[1] > range[0] && o >= range[0] && o < range[1]) {
 		uint32_t g = (uint32_t)((unsigned __int128)(o - range[0]) * cap / (range[1] - range[0]));
-		__builtin_prefetch(d + BTREE_NODE_HDR + (size_t)g * es);
+		const uint8_t *e = d + BTREE_NODE_HDR + (size_t)g * es;
+		__builtin_prefetch(e);
+		__builtin_prefetch(e + es - 1);	/* the entry may straddle a line */
+		if (g)
+			__builtin_prefetch(e - es);	/* the search checks the entry before */
 	}
 }
 
@@ -331,24 +338,46 @@ const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 
 	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
 		return NULL;
+	uint8_t *nd = (uint8_t *)bm_peek_raw(t->bm, blk);
+	if (!nd)
+		return NULL;
 	for (uint32_t level = t->height - 1; level > 0; level--) {
-		uint8_t *nd = (uint8_t *)bm_peek_raw(t->bm, blk);
-		if (!nd)
-			return NULL;
-		prefetch_guess(nd, BTREE_INT_ESIZE, BTREE_INT_CAP, o, range);
 		if (bm_block_type_raw(nd) != META_T_INTERNAL || nlevel(nd) != level ||
 		    !nnr(nd) || nnr(nd) > BTREE_INT_CAP)
 			return NULL;
 		if (level == t->height - 1)
 			range[1] = UINT64_MAX;	/* root: unbounded above */
-		blk = get_le64(ient(nd, int_search_range(nd, o, s, range)) + 16);
+		uint32_t i = int_search_range(nd, o, s, range);
 		if (range[1] == UINT64_MAX)
 			range[0] = range[1] = 0;	/* no usable bound yet */
+		blk = get_le64(ient(nd, i) + 16);
+		/* the child's data straight from this node's pointer cache,
+		 * skipping the block table; verified by the block number in
+		 * the child's header (freed buffers have it zeroed) */
+		void **aux = bm_aux(t->bm, nd);
+		uint8_t **kids = *aux, *cd = kids ? kids[i] : NULL;
+		if (cd) {
+			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
+				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
+			if (get_le64(cd + 8) == blk)
+				bm_touch(t->bm, cd);
+			else
+				cd = NULL;
+		}
+		if (!cd) {
+			cd = (uint8_t *)bm_peek_raw(t->bm, blk);
+			if (!cd)
+				return NULL;
+			if (!kids)
+				*aux = kids = calloc(BTREE_INT_CAP, sizeof *kids);
+			if (kids)
+				kids[i] = cd;
+			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
+				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
+		}
+		nd = cd;
 	}
-	uint8_t *lf = (uint8_t *)bm_peek_raw(t->bm, blk);
-	if (!lf)
-		return NULL;
-	prefetch_guess(lf, t->esize, t->leaf_cap, o, range);
+	uint8_t *lf = nd;
 	if (bm_block_type_raw(lf) != META_T_LEAF || nlevel(lf) != 0 || nnr(lf) > t->leaf_cap)
 		return NULL;
 	*nr = nnr(lf);
@@ -412,6 +441,7 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 
 	*right = NULL;
 	bm_dirty(t->bm, b);
+	bm_aux_clear(t->bm, d);		/* child pointers shift */
 	if (nr < cap) {
 		uint8_t *at = d + BTREE_NODE_HDR + (size_t)pos * es;
 		memmove(at + es, at, (size_t)(nr - pos) * es);
@@ -506,6 +536,7 @@ static void node_remove(struct btree *t, struct bm_block *b, uint32_t es, uint32
 	uint32_t nr = nnr(d);
 
 	bm_dirty(t->bm, b);
+	bm_aux_clear(t->bm, d);
 	memmove(at, at + es, (size_t)(nr - pos - 1) * es);
 	set_nr(d, nr - 1);
 }
@@ -641,14 +672,21 @@ static void verify_node(struct verify_ctx *v, uint64_t blk, uint32_t level,
 	for (uint32_t i = 0; i < nr; i++) {
 		uint8_t *e = d + BTREE_NODE_HDR + (size_t)i * es;
 		uint64_t o = get_le64(e), s = get_le64(e + 8);
-		if (i > 0) {
+		/* an internal node's first key is not used in search and may be
+		 * stale (larger than the second) after inserts into child 0 */
+		if (i > (level ? 1u : 0u)) {
 			uint8_t *pe = e - es;
-			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0)
-				vproblem(v, "keys out of order", blk);
+			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0) {
+				char msg[160];
+				snprintf(msg, sizeof msg, "keys out of order at entry %u of %u: %llu/%llu after %llu/%llu",
+					 i, nr, (unsigned long long)o, (unsigned long long)s,
+					 (unsigned long long)get_le64(pe), (unsigned long long)get_le64(pe + 8));
+				vproblem(v, msg, blk);
+			}
 		}
 		if ((level == 0 || i > 0) && has_lo && kcmp(o, s, lo_o, lo_s) < 0)
 			vproblem(v, "key below the parent's bound", blk);
-		if (has_hi && kcmp(o, s, hi_o, hi_s) >= 0)
+		if ((level == 0 || i > 0) && has_hi && kcmp(o, s, hi_o, hi_s) >= 0)
 			vproblem(v, "key above the parent's bound", blk);
 		if (level == 0) {
 			v->count++;

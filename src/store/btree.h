@@ -7,7 +7,8 @@
  * so a range of origin chunks is one descent plus a forward scan.  Leaf
  * entries are {le64 origin, le64 store, mask[mask_bytes]}; internal entries
  * {le64 origin, le64 store, le64 child}, where an entry's key is a lower
- * bound of its child's keys (the first entry's key is not used in search).
+ * bound of its child's keys (the first entry's key is not used at all and
+ * may be stale).
  *
  * Node layout: struct meta_hdr (32 bytes), le32 nr at 32, le32 level at 36
  * (0 = leaf), entries from byte 48.  Nodes change in place through the

@@ -68,7 +68,7 @@ static int layout(struct csnap_sb *sb)
 	uint64_t n = (total - fixed_end) * 1024 / per;
 	for (;;) {
 		uint64_t leaves = div_up(n * 3, leaf_cap) + 1;
-		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH + 64;
+		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH + leaves / 8;
 		e->dbitmap_start = fixed_end;
 		e->dbitmap_blocks = sm_blocks_for(n ? n : 1);
 		e->mbitmap_start = e->dbitmap_start + e->dbitmap_blocks;

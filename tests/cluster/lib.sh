@@ -172,7 +172,7 @@ _kill_group() {
   if [ -n "$now" ] && [ "$now" != "$start" ]; then
     return 0
   fi
-  kill -"$sig" -- "-$pid" 2>/dev/null
+  kill -"$sig" -- "-$pid" 2>/dev/null || true   # already gone (errexit callers)
   return 0
 }
 
@@ -215,8 +215,9 @@ wait_log() { wait_for "$4" _log_has "$1" "$2" "$3"; }
 cluster_stop() {
   local i
   [ -n "$CLUSTER_DIR" ] && [ -d "$CLUSTER_DIR" ] || return 0
-  for i in $(seq 1 "$CLUSTER_N"); do node_kill_procs "$i" KILL; done
-  for i in $(seq 1 "$CLUSTER_N"); do node_kill_sanlock "$i"; done
+  # never fails: it also runs from EXIT traps of scripts under set -e
+  for i in $(seq 1 "$CLUSTER_N"); do node_kill_procs "$i" KILL || true; done
+  for i in $(seq 1 "$CLUSTER_N"); do node_kill_sanlock "$i" || true; done
   # Wait for the daemons to be gone before removing their run dirs.
   sleep 0.2
   if [ -n "${CLUSTER_KEEP:-}" ]; then

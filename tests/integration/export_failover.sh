@@ -38,9 +38,9 @@ head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
 "$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
 d=$CLUSTER_DIR
 
-node_spawn 1 server "$C" server --grace-ms 1000 s >/dev/null
+node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
 wait_log 1 server 'master for store' 60 || fail "no master"
-node_spawn 2 server "$C" server --grace-ms 1000 s >/dev/null
+node_spawn 2 server "$C" server --grace-ms 0 s >/dev/null
 wait_log 2 server 'standby' 60 || fail "node2 not standby"
 
 sock=$d/node2.sock
@@ -70,7 +70,7 @@ node_run 2 "$C" snapshot create s s2 >/dev/null || fail "create s2 on node2"
 wait_for 20 listed s2 || fail "s2 not exported"
 
 echo "== node1 back as standby; orderly hand-over from node2"
-node_spawn 1 server "$C" server --grace-ms 1000 s >/dev/null
+node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
 wait_log 1 server 'standby' 60 || fail "node1 not standby"
 # Only node2's server: the export there must keep running.
 for pid in $(cat "$(node_dir 2)/pids"); do

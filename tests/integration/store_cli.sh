@@ -53,7 +53,8 @@ else
 fi
 expect_fail "check of a non-store" "not a csnap store" "$CSNAP" check "$T/origin"
 truncate -s 3M "$T/small"
-expect_fail "store too small" "too small" "$CSNAP" mkstore "$T/small" "$T/origin"
+# --force: $T/origin is marked as the origin of $T/store by now
+expect_fail "store too small" "too small" "$CSNAP" mkstore --force "$T/small" "$T/origin"
 
 # a store with some metadata in it
 expect_ok "mkstore for corruption tests" "$CSNAP" mkstore --force --chunk-size 4K "$T/store" "$T/origin"

@@ -15,6 +15,11 @@
  *                                  release and print "released <ns>".  If the
  *                                  master goes away meanwhile: reconnect to
  *                                  the new one and re-upload the locks.
+ *     hold SNAP CHUNK COUNT FILE GATE  the same, but after losing the master
+ *                                  reconnect only once GATE exists.  A
+ *                                  re-upload refused as stale prints
+ *                                  "refused stale: REASON", then restarts the
+ *                                  read: "restarted" + the sread lines, exit 0
  *     badkey                       connect with a wrong secret: exit 0 if refused
  *     raw HEXFILE                  send raw bytes after auth (malformed input)
  *     swpart SNAP CHUNK BYTE       snapshot write of the first 4 KiB of a chunk
@@ -290,9 +295,9 @@ static uint32_t nheld;
 
 static int do_hold(int argc, char **argv)
 {
-	if (argc != 4)
+	if (argc != 4 && argc != 5)
 		return 2;
-	const char *snap = argv[0], *trigger = argv[3];
+	const char *snap = argv[0], *trigger = argv[3], *gate = argc == 5 ? argv[4] : NULL;
 	uint64_t chunk = strtoull(argv[1], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
 	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, snap, 0, 30000);
@@ -320,6 +325,13 @@ static int do_hold(int argc, char **argv)
 		struct proto_msg any;
 		int e = proto_client_recv(c, &any, false);
 		if (e == 1) {
+			if (!(any.type & PROTO_REPLY)) {
+				/* INVALIDATE: no cache here, acknowledge.  */
+				struct proto_msg ack;
+				proto_msg_init(&ack, (uint16_t)(any.type | PROTO_REPLY), any.id);
+				if (proto_client_reply(c, &ack) < 0 || proto_client_flush(c, true) < 0)
+					die("acknowledge");
+			}
 			proto_msg_free(&any);
 			continue;
 		}
@@ -329,6 +341,8 @@ static int do_hold(int argc, char **argv)
 		printf("disconnected\n");
 		fflush(stdout);
 		proto_client_close(c);
+		while (gate && access(gate, F_OK) != 0)
+			usleep(20000);
 		for (;;) {
 			c = connect_as(PROTO_VOL_SNAPSHOT, snap, PROTO_F_RECONNECT, 120000);
 			if (c)
@@ -339,7 +353,28 @@ static int do_hold(int argc, char **argv)
 		proto_msg_init(&m, PROTO_LOCK_UPLOAD, 0);
 		m.u.ranges.n = nheld;
 		m.u.ranges.r = held;
-		call(c, &m, &rep, "lock upload");
+		if (proto_client_call(c, &m, &rep) < 0)
+			die("lock upload");
+		if (rep.status == PROTO_STATUS_LOCK_STALE) {
+			/* None of the locks is held: what was read from the
+			 * origin may be new data.  Read again from scratch. */
+			printf("refused stale: %s\n", rep.error);
+			proto_msg_free(&rep);
+			proto_client_close(c);
+			printf("restarted\n");
+			fflush(stdout);
+			char a0[32], a1[32], a2[32];
+			snprintf(a0, sizeof a0, "%s", snap);
+			snprintf(a1, sizeof a1, "%llu", (unsigned long long)chunk);
+			snprintf(a2, sizeof a2, "%u", count);
+			char *av[] = { a0, a1, a2 };
+			return do_sread(3, av);
+		}
+		if (rep.status) {
+			fprintf(stderr, "proto_client: lock upload: refused: %s\n", rep.error);
+			exit(1);
+		}
+		proto_msg_free(&rep);
 		printf("reuploaded %llu\n", (unsigned long long)nlocked);
 		fflush(stdout);
 	}

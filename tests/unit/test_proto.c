@@ -43,7 +43,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 29
+#define NSAMPLES 32
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -176,6 +176,20 @@ static void sample(int i, struct proto_msg *m)
 		m->status = ENOSPC;
 		strcpy(m->error, "store full: no snapshot can be released");
 		break;
+	case 29:	/* changed against the live origin: empty "to" */
+		m->type = PROTO_CHANGED;
+		strcpy(m->u.changed.from, "nightly");
+		m->u.changed.start = 0;
+		m->u.changed.max_ranges = PROTO_MAX_RANGES;
+		break;
+	case 30:
+		m->type = PROTO_INVALIDATE;
+		m->u.ranges.n = 3;
+		m->u.ranges.r = sample_ranges;
+		break;
+	case 31:
+		m->type = PROTO_INVALIDATE | PROTO_REPLY;
+		break;
 	}
 }
 
@@ -262,6 +276,41 @@ static void test_fields(void **state)
 	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
 	assert_int_equal(d.u.snap_list.s[1].priority, -3);
 	assert_string_equal(d.u.snap_list.s[0].name, "daily-2026.11.24");
+	proto_msg_free(&d);
+	proto_buf_free(&a);
+}
+
+/* A refused lock re-upload is told apart from any other failure: it
+ * decodes with PROTO_STATUS_LOCK_STALE, a value no other server reply
+ * uses, and keeps its reason.  */
+static void test_lock_stale_status(void **state)
+{
+	struct proto_msg req, m, d;
+	struct proto_range r = { .start = 5, .count = 2 };
+	struct proto_buf a;
+	(void)state;
+
+	assert_int_not_equal(PROTO_STATUS_LOCK_STALE, EIO);
+	assert_int_not_equal(PROTO_STATUS_LOCK_STALE, EINVAL);
+	assert_int_not_equal(PROTO_STATUS_LOCK_STALE, E2BIG);
+	assert_int_not_equal(PROTO_STATUS_LOCK_STALE, ENOSPC);
+	assert_true(PROTO_STATUS_LOCK_STALE > 0 && PROTO_STATUS_LOCK_STALE <= 4095);
+	proto_msg_init(&req, PROTO_LOCK_UPLOAD, 77);
+	req.u.ranges.n = 1;
+	req.u.ranges.r = &r;
+	encode_ok(&req, &a);
+	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
+	assert_int_equal(d.u.ranges.n, 1);
+	proto_msg_free(&d);
+	proto_buf_free(&a);
+
+	proto_msg_error(&m, &req, PROTO_STATUS_LOCK_STALE, "read lock on chunk 5 is stale");
+	encode_ok(&m, &a);
+	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
+	assert_int_equal(d.type, PROTO_LOCK_UPLOAD | PROTO_REPLY);
+	assert_int_equal(d.id, 77);
+	assert_int_equal(d.status, PROTO_STATUS_LOCK_STALE);
+	assert_string_equal(d.error, "read lock on chunk 5 is stale");
 	proto_msg_free(&d);
 	proto_buf_free(&a);
 }
@@ -766,6 +815,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_all),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_lock_stale_status),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_header_rejects),
 		cmocka_unit_test(test_out_of_range),

@@ -155,6 +155,7 @@ static void test_model(void **state)
 {
 	(void)state;
 	unsigned long nops = getenv("STORE_MODEL_OPS") ? strtoul(getenv("STORE_MODEL_OPS"), NULL, 0) : 100000;
+	unsigned long check_every = getenv("STORE_MODEL_CHECK_EVERY") ? strtoul(getenv("STORE_MODEL_CHECK_EVERY"), NULL, 0) : 0;
 	srand(getenv("STORE_MODEL_SEED") ? (unsigned)atoi(getenv("STORE_MODEL_SEED")) : 12345);
 	char *path = tu_mkstore("model", 24 << 20, CHUNK, (uint64_t)ORIGIN_CHUNKS * CHUNK, MAXSNAP);
 	struct store_open_opts o = { .cache_bytes = 256 * 4096 };	/* small: evictions happen */
@@ -223,6 +224,19 @@ static void test_model(void **state)
 		}
 		if (op % 20000 == 19999)
 			verify_all(s);
+		if (check_every && op % check_every == 0) {
+			/* the in-memory state, without a commit that would change
+			 * what the run does next */
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *f = open_memstream(&buf, &len);
+			long p = store_check_open(s, f);
+			fclose(f);
+			/* queued frees make the bitmaps differ until the commit */
+			if (p > 0 && (strstr(buf, "b-tree") || strstr(buf, "twice") || strstr(buf, "mask")))
+				fail_msg("inconsistent after op %lu (kind %d, %ld problems, pending %d): %s", op, k, p, store_txn_pending(s), buf);
+			free(buf);
+		}
 	}
 	TU_OK(store_commit(s));
 	verify_all(s);
