@@ -188,6 +188,7 @@ static void list_now(struct exporter *ex)
 		return;
 	memset(&ex->list_rq, 0, sizeof ex->list_rq);
 	proto_msg_init(&ex->list_rq.msg, PROTO_SNAP_LIST, 0);
+	ex->list_rq.msg.flags = PROTO_F_NO_USAGE;	/* names only: no tree walk */
 	ex->list_rq.done = list_done;
 	ex->list_rq.arg = ex;
 	ex->list_inflight = true;

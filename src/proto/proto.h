@@ -96,6 +96,9 @@ enum proto_type {
 					 * whole chunks, no old data needed */
 #define PROTO_F_RECONNECT	0x0001	/* IDENTIFY: re-identify after the
 					 * master changed (locks follow) */
+#define PROTO_F_NO_USAGE	0x0001	/* SNAP_LIST: names, ids and flags only;
+					 * skip the per-snapshot usage, which
+					 * walks every exception */
 #define PROTO_F_MASK		0x0001
 
 /* IDENTIFY volume kinds.  */

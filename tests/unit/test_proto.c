@@ -121,6 +121,7 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 20:
 		m->type = PROTO_SNAP_LIST;
+		m->flags = PROTO_F_NO_USAGE;
 		break;
 	case 21:
 		m->type = PROTO_SNAP_LIST | PROTO_REPLY;
