@@ -31,18 +31,6 @@
 
 #define MAX_MATCHES 8
 
-static int read_sb(const char *path, struct csnap_sb *sb)
-{
-	struct io_dev *dev;
-	int r = io_dev_open(path, IO_DEV_RDONLY, &dev);
-
-	if (r < 0)
-		return r;
-	r = csnap_sb_read(dev, sb, NULL);
-	io_dev_close(dev);
-	return r;
-}
-
 struct match {
 	char path[CONFIG_PATH_MAX];
 	dev_t dev;		/* st_rdev of a block device, else st_dev */
@@ -95,7 +83,7 @@ static void try_candidate(struct scan *s, const char *path)
 		if (same_object(&s->m[i], &st))
 			return;		/* another name of a device we matched */
 	s->candidates++;
-	if (read_sb(path, &sb) < 0 || memcmp(sb.uuid, s->want.b, 16)) {
+	if (csnap_sb_read_path(path, &sb) < 0 || memcmp(sb.uuid, s->want.b, 16)) {
 		err_clear();
 		return;
 	}
@@ -218,5 +206,5 @@ int agent_locate_store(const char *device, char *path_out, size_t pathlen, struc
 		return locate_by_uuid(device + 5, path_out, pathlen, sb);
 	if (snprintf(path_out, pathlen, "%s", device) >= (int)pathlen)
 		return err_set(ENAMETOOLONG, "device path too long: %s", device);
-	return read_sb(device, sb);	/* its messages name the device */
+	return csnap_sb_read_path(device, sb);	/* its messages name the device */
 }

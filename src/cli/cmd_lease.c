@@ -9,7 +9,6 @@
  */
 #include "src/cli/cli.h"
 #include "src/cli/cmd_lease.h"
-#include "ioengine/ioengine.h"
 #include "src/store/superblock.h"
 #include "utils/config.h"
 #include "utils/err.h"
@@ -24,16 +23,11 @@
 
 int cli_lease_area(const char *store, struct lease_area *a)
 {
-	struct io_dev *dev = NULL;
 	struct csnap_sb sb;
 	struct csnap_uuid uuid;
 	int rc;
 
-	rc = io_dev_open(store, IO_DEV_RDONLY, &dev);
-	if (rc < 0)
-		return rc;
-	rc = csnap_sb_read(dev, &sb, NULL);
-	io_dev_close(dev);
+	rc = csnap_sb_read_path(store, &sb);
 	if (rc < 0)
 		return err_prefix(-rc, "%s", store);
 	memcpy(uuid.b, sb.uuid, sizeof(uuid.b));

@@ -3,7 +3,6 @@
  */
 #include "src/server/locate.h"
 
-#include "ioengine/ioengine.h"
 #include "lease/lease.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
@@ -16,13 +15,8 @@
 
 int locate_read_store(const char *store_path, struct locate_result *out)
 {
-	struct io_dev *dev;
 	struct csnap_sb sb;
-	int r = io_dev_open(store_path, IO_DEV_RDONLY, &dev);
-	if (r < 0)
-		return r;
-	r = csnap_sb_read(dev, &sb, NULL);
-	io_dev_close(dev);
+	int r = csnap_sb_read_path(store_path, &sb);
 	if (r < 0)
 		return r;	/* the message names the path */
 	memset(out, 0, sizeof *out);

@@ -353,11 +353,7 @@ static int load_superblock(struct srv *s)
 {
 	struct io_dev *dev;
 	struct csnap_sb sb;
-	int r = io_dev_open(s->o.store_path, IO_DEV_RDONLY, &dev);
-	if (r < 0)
-		return r;
-	r = csnap_sb_read(dev, &sb, NULL);
-	io_dev_close(dev);
+	int r = csnap_sb_read_path(s->o.store_path, &sb);
 	if (r < 0)
 		return r;	/* the message names the path */
 	/* A node pointed at the wrong origin must never become master:

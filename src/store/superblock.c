@@ -206,6 +206,18 @@ int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 	return sb_sanity(out);
 }
 
+int csnap_sb_read_path(const char *path, struct csnap_sb *out)
+{
+	struct io_dev *dev;
+	int r = io_dev_open(path, IO_DEV_RDONLY, &dev);
+
+	if (r < 0)
+		return r;
+	r = csnap_sb_read(dev, out, NULL);
+	io_dev_close(dev);
+	return r;
+}
+
 int csnap_sb_read(struct io_dev *dev, struct csnap_sb *out, unsigned *bad_copies)
 {
 	static const uint64_t offs[2] = { CSNAP_SB_OFFSET, CSNAP_SB_BACKUP_OFFSET };

@@ -82,6 +82,8 @@ int csnap_sb_decode_check_common(const struct csnap_sb *sb);
  * 2 = backup).  Fails only when neither copy is valid; the message then
  * gives the primary copy's reason.  */
 int csnap_sb_read(struct io_dev *dev, struct csnap_sb *out, unsigned *bad_copies);
+/* The same for a store named by path: opens it read-only, reads, closes.  */
+int csnap_sb_read_path(const char *path, struct csnap_sb *out);
 /* Bumps sb->seq and durably writes both copies (primary, flush, backup,
  * flush).  */
 int csnap_sb_write(struct io_dev *dev, struct csnap_sb *sb);
