@@ -6,7 +6,8 @@
 #   tests/unit/test_*.c       -> $(BUILD)/tests/test_*   (cmocka, one per file)
 #   tests/tools/*.c           -> $(BUILD)/tools/*        (helpers for tests)
 #   bench/*.c                 -> $(BUILD)/bench/*
-# `make SAN=1 BUILD=build-san` builds the same with ASan + UBSan.
+# `make SAN=1 BUILD=build-san` builds the same with ASan + UBSan and the
+# CSNAP_ASSERT invariant checks on; `make DEBUG=1` turns on the checks alone.
 
 BUILD   ?= build
 CC      ?= gcc
@@ -16,9 +17,15 @@ CFLAGS_WARN := -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                -Wformat=2 -Wno-format-truncation -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 CPPFLAGS_ALL := -D_GNU_SOURCE -I. $(CPPFLAGS)
+# CSNAP_DEBUG turns on CSNAP_ASSERT (utils/assert.h): always in the
+# sanitizer build, and with `make DEBUG=1`.
 ifeq ($(SAN),1)
 CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDSAN   := -fsanitize=address,undefined
+DEBUG   := 1
+endif
+ifeq ($(DEBUG),1)
+CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
 LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -linih -lsodium -ldevmapper -lpthread -lrt
 

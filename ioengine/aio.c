@@ -25,6 +25,7 @@
  */
 #include "ioengine/aio.h"
 #include "utils/err.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -459,17 +460,9 @@ static int reap_done(struct io_engine *eng)
 	return handled;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int reap(struct io_engine *eng, int timeout_ms)
 {
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+	int64_t deadline = timeout_ms > 0 ? csnap_now_ms() + timeout_ms : 0;
 	int handled = 0;
 
 	for (;;) {
@@ -491,7 +484,7 @@ static int reap(struct io_engine *eng, int timeout_ms)
 
 		int wait = -1;
 		if (timeout_ms > 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - csnap_now_ms();
 
 			if (left <= 0)
 				return 0;

@@ -8,6 +8,7 @@
  */
 #include "lease/lease_internal.h"
 #include "utils/err.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <sanlock_admin.h>
@@ -104,17 +105,9 @@ int lease_joined(const struct lease_area *a, uint32_t host_id)
 	return lease_sanlock_error(rv, "asking about the lockspace");
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int lease_join_wait(const struct lease_area *a, uint32_t host_id, int timeout_ms)
 {
-	int64_t end = now_ms() + timeout_ms;
+	int64_t end = csnap_now_ms() + timeout_ms;
 
 	for (;;) {
 		int rv = lease_joined(a, host_id);
@@ -124,7 +117,7 @@ int lease_join_wait(const struct lease_area *a, uint32_t host_id, int timeout_ms
 			return join_failed(a, host_id);
 		if (rv != -EINPROGRESS)
 			return rv;
-		if (now_ms() >= end)
+		if (csnap_now_ms() >= end)
 			return err_set(ETIMEDOUT, "joining lockspace %s as host_id %u: not done after "
 				       "%d ms", a->lockspace, host_id, timeout_ms);
 		usleep(50 * 1000);

@@ -14,6 +14,7 @@
 #include "src/agent/agent_int.h"
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -68,7 +69,7 @@ static void begin_stop(struct agent *ag, int signo)
 		return;
 	}
 	ag->stopping = true;
-	ag->stop_deadline_ms = agent_now_ms() + ag->o->stop_timeout_ms;
+	ag->stop_deadline_ms = csnap_now_ms() + ag->o->stop_timeout_ms;
 	log_info("agent: %s: stopping (servers first, then leaving lockspaces)",
 		 strsignal(signo));
 	agent_servers_stop(ag);
@@ -117,7 +118,7 @@ static void on_stores(struct agent *ag)
 
 static int loop_timeout(const struct agent *ag)
 {
-	int64_t now = agent_now_ms(), next = agent_servers_next_ms(ag);
+	int64_t now = csnap_now_ms(), next = agent_servers_next_ms(ag);
 	int64_t t = 1000;	/* a heartbeat: also bounds any missed wake-up */
 
 	if (ag->stopping)
@@ -162,7 +163,7 @@ static void run_loop(struct agent *ag)
 		if (ag->stopping) {
 			if (!agent_servers_running(ag))
 				break;
-			if (!killed && agent_now_ms() >= ag->stop_deadline_ms) {
+			if (!killed && csnap_now_ms() >= ag->stop_deadline_ms) {
 				agent_servers_kill(ag);
 				killed = true;
 			}

@@ -7,6 +7,7 @@
  */
 #include "src/agent/agent_client.h"
 #include "utils/err.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -40,17 +41,9 @@ int agent_socket_path(const char *run_dir, char *out, size_t outlen)
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static int64_t deadline_of(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return timeout_ms < 0 ? -1 : csnap_now_ms() + timeout_ms;
 }
 
 /* Takes one complete line out of the input buffer, if there is one. */
@@ -88,7 +81,7 @@ static int raw_line(struct agent_client *c, char *line, size_t len, int64_t dead
 			return err_set(ENOTCONN, "connection to the agent is closed");
 		int wait = -1;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - csnap_now_ms();
 			wait = left > 0 ? (int)left : 0;
 		}
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };

@@ -15,6 +15,7 @@
 #include "src/agent/agent.h"
 #include "src/agent/agent_proto.h"
 #include "utils/config.h"
+#include "utils/clock.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -89,7 +90,6 @@ struct agent {
 	pid_t pid;
 };
 
-int64_t agent_now_ms(void);
 
 /* store.c: the per-store thread.  */
 int agent_store_start(struct agent_store *st);

@@ -15,6 +15,7 @@
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/uuid.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -36,14 +37,6 @@ const char *agent_store_state_name(enum store_state s)
 	case STORE_LEFT: return "left";
 	}
 	return "?";
-}
-
-int64_t agent_now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static void wake_main(struct agent *ag)
@@ -188,7 +181,7 @@ static int join(struct agent_store *st, const struct lease_area *area)
 	if (st->pub.state != STORE_FAILED)
 		set_state(st, STORE_JOINING, why);
 	held = slot_read(area, cfg->host_id, &h0) == 1 && h0.timestamp != 0;
-	check_at = agent_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
+	check_at = csnap_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
 	r = lease_join_start(area, cfg->host_id, cfg->io_timeout);
 	while (r == 0) {
 		r = lease_join_wait(area, cfg->host_id, 500);
@@ -197,7 +190,7 @@ static int join(struct agent_store *st, const struct lease_area *area)
 		if (should_stop(st))
 			return -ECANCELED;
 		r = 0;
-		if (!held || agent_now_ms() < check_at)
+		if (!held || csnap_now_ms() < check_at)
 			continue;
 		if (slot_read(area, cfg->host_id, &h) != 1)
 			continue;
@@ -209,7 +202,7 @@ static int join(struct agent_store *st, const struct lease_area *area)
 				       "csnap.conf", cfg->host_id, h.name,
 				       (unsigned long long)h.generation);
 		}
-		check_at = agent_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
+		check_at = csnap_now_ms() + (2 * (int64_t)cfg->io_timeout + 1) * 1000;
 		h0 = h;
 	}
 	return r;

@@ -17,6 +17,7 @@
 #include "src/agent/agent_int.h"
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -149,10 +150,10 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 	}
 	if (pid < 0) {
 		log_error("store %s: cannot start the server: %s", st->cs->name, strerror(errno));
-		st->server_restart_ms = agent_now_ms() + RESTART_MIN_MS;
+		st->server_restart_ms = csnap_now_ms() + RESTART_MIN_MS;
 	} else {
 		st->server_pid = pid;
-		st->server_started_ms = agent_now_ms();
+		st->server_started_ms = csnap_now_ms();
 		log_info("store %s: started standby server (pid %ld)", st->cs->name, (long)pid);
 	}
 	if (sp)
@@ -162,7 +163,7 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 
 void agent_servers_tick(struct agent *ag)
 {
-	int64_t now = agent_now_ms();
+	int64_t now = csnap_now_ms();
 
 	if (ag->stopping)
 		return;
@@ -227,7 +228,7 @@ void agent_servers_reaped(struct agent *ag)
 			log_info("store %s: server (pid %ld) %s", st->cs->name, (long)pid, how);
 			continue;
 		}
-		int64_t now = agent_now_ms();
+		int64_t now = csnap_now_ms();
 		if (now - st->server_started_ms >= GOOD_RUN_MS || !st->server_backoff_ms)
 			st->server_backoff_ms = RESTART_MIN_MS;
 		else if (st->server_backoff_ms < RESTART_MAX_MS)

@@ -9,6 +9,7 @@
 #include "src/proto/client.h"
 
 #include "utils/err.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -40,19 +41,12 @@ struct proto_client {
 	int dead;		/* negative errno once the connection failed */
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short ev, int64_t deadline)
 {
 	for (;;) {
 		int t = -1;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - csnap_now_ms();
 			if (left <= 0)
 				return err_set(ETIMEDOUT, "timed out waiting for the server");
 			t = (int)(left > 60000 ? 60000 : left);
@@ -325,7 +319,7 @@ int proto_client_connect(const char *address, uint16_t port, const struct csnap_
 			 const uint8_t secret[PROTO_SECRET_LEN], int timeout_ms,
 			 struct proto_client **out)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : csnap_now_ms() + timeout_ms;
 	struct proto_client *c = calloc(1, sizeof *c);
 	struct proto_msg m, reply;
 	int r;

@@ -19,6 +19,7 @@
 
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -91,7 +92,7 @@ static void barrier_start(struct srv *s, struct req *r)
 	s->barrier_req = r;
 	s->barrier_seq++;
 	s->barrier_pending = 0;
-	s->barrier_deadline_ms = srv_now_ms() + s->o.barrier_timeout_ms;
+	s->barrier_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
 	struct proto_msg m;
 	proto_msg_init(&m, PROTO_BARRIER, s->barrier_seq);
 	m.u.barrier.seq = s->barrier_seq;
@@ -406,7 +407,7 @@ void admin_process(struct srv *s, struct req *r)
 
 void admin_tick(struct srv *s)
 {
-	if (s->barrier_active && s->barrier_pending && srv_now_ms() >= s->barrier_deadline_ms) {
+	if (s->barrier_active && s->barrier_pending && csnap_now_ms() >= s->barrier_deadline_ms) {
 		struct conn *c, *next;
 		for (c = s->conns; c; c = next) {
 			next = c->next;

@@ -13,6 +13,7 @@
 
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -171,7 +172,7 @@ int conn_accept(struct srv *s)
 		c->s = s;
 		c->fd = fd;
 		c->state = CONN_CHALLENGED;
-		c->accepted_ms = srv_now_ms();
+		c->accepted_ms = csnap_now_ms();
 		proto_buf_init(&c->in);
 		proto_buf_init(&c->out);
 		chunkset_init(&c->locks);
@@ -420,7 +421,7 @@ static void conn_read(struct conn *c)
 
 void conn_tick(struct srv *s)
 {
-	int64_t now = srv_now_ms();
+	int64_t now = csnap_now_ms();
 	struct conn *c, *next;
 	for (c = s->conns; c; c = next) {
 		next = c->next;

@@ -19,6 +19,7 @@
 #include "ioengine/ioengine.h"
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -166,7 +167,7 @@ int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n)
 	memcpy(s->copyq + s->copyq_n, copies, n * sizeof *copies);
 	s->copyq_n += n;
 	if (!s->copies_in_batch)
-		s->batch_start_ms = srv_now_ms();
+		s->batch_start_ms = csnap_now_ms();
 	s->copies_in_batch += n;
 	return 0;
 }

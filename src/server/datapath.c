@@ -18,6 +18,7 @@
 
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -98,7 +99,7 @@ static void origin_write(struct srv *s, struct req *r)
 	 * into account), a deletion is not yet committed (a crash would
 	 * bring the snapshot back), clients may still re-upload read locks
 	 * (takeover), or the open batch is closing.  */
-	if (s->barrier_active || s->txn_unsafe || srv_now_ms() < s->grace_until_ms ||
+	if (s->barrier_active || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -468,7 +469,7 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 	}
 	o->locks = c->locks;
 	chunkset_init(&c->locks);
-	o->expires_ms = srv_now_ms() + s->o.grace_ms;
+	o->expires_ms = csnap_now_ms() + s->o.grace_ms;
 	o->next = s->orphans;
 	s->orphans = o;
 	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
@@ -477,7 +478,7 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 
 void dp_tick(struct srv *s)
 {
-	int64_t now = srv_now_ms();
+	int64_t now = csnap_now_ms();
 	struct lock_orphan **p = &s->orphans;
 	while (*p) {
 		struct lock_orphan *o = *p;

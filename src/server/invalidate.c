@@ -20,6 +20,7 @@
 #include "src/server/srv.h"
 
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -50,7 +51,7 @@ int inval_note(struct req *r, uint64_t chunk)
 unsigned inval_send(struct srv *s, struct req *r)
 {
 	struct conn *w = r->c;
-	int64_t deadline = srv_now_ms() + (s->o.barrier_timeout_ms > 0 ? s->o.barrier_timeout_ms : 30000);
+	int64_t deadline = csnap_now_ms() + (s->o.barrier_timeout_ms > 0 ? s->o.barrier_timeout_ms : 30000);
 
 	r->inval_sent = true;
 	for (struct conn *x = s->conns; x; x = x->next) {
@@ -128,7 +129,7 @@ void inval_req_gone(struct srv *s, struct req *r)
 
 void inval_tick(struct srv *s)
 {
-	int64_t now = srv_now_ms();
+	int64_t now = csnap_now_ms();
 	for (;;) {
 		struct inval_wait *iw = s->invals;
 		while (iw && iw->deadline_ms > now)

@@ -6,6 +6,7 @@
 #include "lease/lease.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,13 +27,6 @@ int locate_read_store(const char *store_path, struct locate_result *out)
 				sb.lease_sector_size, &out->uuid);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int locate_connect(const struct locate_opts *o, struct locate_result *res,
 		   struct proto_client **out)
 {
@@ -45,7 +39,7 @@ int locate_connect(const struct locate_opts *o, struct locate_result *res,
 		return proto_client_connect(res->address, res->port, &res->uuid, res->secret,
 					    o->timeout_ms < 0 ? 10000 : o->timeout_ms, out);
 	}
-	int64_t deadline = now_ms() + (o->timeout_ms < 0 ? 0 : o->timeout_ms);
+	int64_t deadline = csnap_now_ms() + (o->timeout_ms < 0 ? 0 : o->timeout_ms);
 	for (;;) {
 		struct lease_master_info mi;
 		r = lease_find_master(&res->area, &mi);
@@ -58,13 +52,13 @@ int locate_connect(const struct locate_opts *o, struct locate_result *res,
 			r = proto_client_connect(res->address, res->port, &res->uuid, res->secret,
 						 10000, out);
 			/* A master that just stopped: look again.  */
-			if (r == -ECONNREFUSED && now_ms() < deadline) {
+			if (r == -ECONNREFUSED && csnap_now_ms() < deadline) {
 				usleep(200000);
 				continue;
 			}
 			return r;
 		}
-		if (now_ms() >= deadline)
+		if (csnap_now_ms() >= deadline)
 			return err_set(EHOSTUNREACH, "no master for store %s: %s", o->store_path,
 				       mi.why[0] ? mi.why : lease_master_state_name(mi.state));
 		usleep(200000);

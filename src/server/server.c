@@ -30,6 +30,7 @@
 #include "src/store/superblock.h"
 #include "utils/err.h"
 #include "utils/log.h"
+#include "utils/clock.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -69,13 +70,6 @@ void server_opts_defaults(struct server_opts *o)
 	o->drain_timeout_ms = 10000;
 	o->copy_depth = 64;
 	o->join = true;
-}
-
-int64_t srv_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- request lists ----------------------------------------------------- */
@@ -142,7 +136,7 @@ bool srv_batch_open(struct srv *s)
 	if (!s->copies_in_batch)
 		return true;
 	return s->copies_in_batch < BATCH_MAX_COPIES &&
-	       srv_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
+	       csnap_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
 }
 
 unsigned srv_origin_clients(const struct srv *s)
@@ -495,7 +489,7 @@ static void stop_listening(struct srv *s)
  * turn: origin writes wait for it).  */
 static void grace_check(struct srv *s)
 {
-	if (s->grace_until_ms && srv_now_ms() >= s->grace_until_ms) {
+	if (s->grace_until_ms && csnap_now_ms() >= s->grace_until_ms) {
 		log_info("lock re-upload window over: serving origin writes");
 		s->grace_until_ms = 0;
 		srv_kick(s);
@@ -507,7 +501,7 @@ static int loop_timeout(const struct srv *s)
 {
 	if (!s->grace_until_ms)
 		return TICK_MS;
-	int64_t left = s->grace_until_ms - srv_now_ms();
+	int64_t left = s->grace_until_ms - csnap_now_ms();
 	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
 }
 
@@ -542,7 +536,7 @@ static void tick(struct srv *s, unsigned n)
 			srv_fatal(s, r, err_get());
 		else
 			log_debug("master lease valid for %lld ms more",
-				  (long long)((s->lm.valid_until_ns - (int64_t)srv_now_ms() * 1000000) / 1000000));
+				  (long long)((s->lm.valid_until_ns - (int64_t)csnap_now_ms() * 1000000) / 1000000));
 	}
 	grace_check(s);
 	checkpoint_step(s);
@@ -556,11 +550,11 @@ static void tick(struct srv *s, unsigned n)
  * late lease renewal (bounded) rather than giving the lease up.  */
 static int publish(struct srv *s)
 {
-	int64_t give_up = srv_now_ms() + 60000;
+	int64_t give_up = csnap_now_ms() + 60000;
 	bool said = false;
 	for (;;) {
 		int r = lease_master_publish(&s->lm, s->address, s->port, s->epoch);
-		if (r != -ENOLCK || lease_fenced() || srv_now_ms() >= give_up)
+		if (r != -ENOLCK || lease_fenced() || csnap_now_ms() >= give_up)
 			return r;
 		if ((r = lease_master_check(&s->lm)) < 0)
 			return r;
@@ -577,13 +571,13 @@ static int publish(struct srv *s)
 
 static bool drained(struct srv *s, int64_t deadline)
 {
-	if (srv_now_ms() >= deadline + 10000)
+	if (csnap_now_ms() >= deadline + 10000)
 		return true;	/* the lease never came back: give up */
 	if (copy_pending(s) || store_txn_pending(s->st) || s->after_commit.n)
 		return false;
 	if (!s->waiting.n)
 		return true;
-	return srv_now_ms() >= deadline;
+	return csnap_now_ms() >= deadline;
 }
 
 static int serve(struct srv *s)
@@ -605,7 +599,7 @@ static int serve(struct srv *s)
 			} else if (p == &tag_signal) {
 				if (read_signals(s) && !s->stopping) {
 					s->stopping = true;
-					drain_deadline = srv_now_ms() + s->o.drain_timeout_ms;
+					drain_deadline = csnap_now_ms() + s->o.drain_timeout_ms;
 					stop_listening(s);
 				}
 			} else if (p == &tag_timer) {
@@ -702,7 +696,7 @@ int server_run(const struct server_opts *o)
 		goto out_master;
 	}
 	if (s->o.grace_ms > 0)
-		s->grace_until_ms = srv_now_ms() + s->o.grace_ms;
+		s->grace_until_ms = csnap_now_ms() + s->o.grace_ms;
 	log_info("master for store %s at %s port %u (epoch %llu); %u data chunks, %llu free",
 		 s->area.lockspace, s->address, s->port, (unsigned long long)s->epoch,
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);

@@ -35,6 +35,7 @@
 #include "src/proto/proto.h"
 #include "src/store/store.h"
 #include "lease/lease.h"
+#include "utils/clock.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -289,7 +290,6 @@ struct srv {
 	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
 };
 
-int64_t srv_now_ms(void);
 /* New copies may join the open transaction?  (Closes after a while so a
  * steady stream of copy-outs cannot postpone the commit forever.)  */
 bool srv_batch_open(struct srv *s);
