@@ -77,7 +77,7 @@ wait $w2 || fail "writer 2: $(tail -2 "$d/writer2.out")"
 echo "writes: node1 $(wc -l <"$d/w1.log"), node2 $(wc -l <"$d/w2.log")"
 
 while read -r name t0 t1; do
-  wait_for 20 bash -c "nbdinfo --list 'nbd+unix://?socket=$(sock 3)' | grep -q 'export=\"$name\"'" ||
+  wait_for 20 bash -c "nbdinfo --list 'nbd+unix://?socket=$(export_sock 3)' | grep -q 'export=\"$name\"'" ||
     fail "node3 does not export $name"
   out=$($py "$blocks_py" verify "$(uri 3 "$name")" $BLOCKS "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
     fail "snapshot $name: $out"
