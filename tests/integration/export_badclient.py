@@ -147,6 +147,14 @@ send_opt(s, OPT_GO, struct.pack(">I", 1000) + b"x")
 check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_GO name longer than the option: ERR_INVALID")
 rtype, _ = go(s, b"no-such-export")
 check(rtype == REP_ERR_UNKNOWN, "NBD_OPT_GO to an unknown export: ERR_UNKNOWN")
+# Names above the protocol's 4096-byte string limit (issue 10: a 5,000-byte
+# name overflowed a stack buffer).  4096 itself is legal and just unknown.
+for opt in (OPT_INFO, OPT_GO):
+    for n, want, what in ((4096, REP_ERR_UNKNOWN, "4096-byte name: ERR_UNKNOWN"),
+                          (4097, REP_ERR_TOO_BIG, "4097-byte name: ERR_TOO_BIG"),
+                          (5000, REP_ERR_TOO_BIG, "5000-byte name: ERR_TOO_BIG")):
+        send_opt(s, opt, struct.pack(">I", n) + b"n" * n + struct.pack(">H", 0))
+        check(read_reply(s)[1] == want, "%s %s" % ("NBD_OPT_INFO" if opt == OPT_INFO else "NBD_OPT_GO", what))
 big = os.urandom(1 << 20)
 send_opt(s, 4243, big)
 check(read_reply(s)[1] == REP_ERR_TOO_BIG, "1 MiB option payload: ERR_TOO_BIG, then the session goes on")
@@ -241,6 +249,10 @@ request(s, CMD_DISC, 0, 0)
 s = connect()
 send_opt(s, OPT_EXPORT_NAME, b"no-such-export")
 check(closed_by_server(s), "NBD_OPT_EXPORT_NAME to an unknown export closes the connection")
+
+s = connect()
+send_opt(s, OPT_EXPORT_NAME, b"n" * 5000)
+check(closed_by_server(s), "NBD_OPT_EXPORT_NAME with a 5000-byte name closes the connection")
 
 s = connect()
 send_opt(s, OPT_ABORT)
