@@ -235,15 +235,24 @@ static void opt_info_go(struct nbd_conn *c)
 		reply_err(c, NBD_REP_ERR_UNKNOWN, "no export named \"%s\"", shown);
 		return;
 	}
+	/* Each kind of information is sent once however often it is asked
+	 * for: the replies to one option stay small (a client repeating
+	 * NBD_INFO_NAME 2,500 times made the export queue 700 KB each).  */
+	bool want_name = false, want_desc = false;
+
 	for (unsigned i = 0; i < nreq; i++) {
 		uint16_t type = nbd_get16(d + 4 + namelen + 2 + 2 * i);
 
 		if (type == NBD_INFO_NAME)
-			info_string(c, NBD_INFO_NAME, vol->name);
-		else if (type == NBD_INFO_DESCRIPTION && vol->description[0])
-			info_string(c, NBD_INFO_DESCRIPTION, vol->description);
+			want_name = true;
+		else if (type == NBD_INFO_DESCRIPTION)
+			want_desc = true;
 		/* others: ignored, as the protocol asks */
 	}
+	if (want_name)
+		info_string(c, NBD_INFO_NAME, vol->name);
+	if (want_desc && vol->description[0])
+		info_string(c, NBD_INFO_DESCRIPTION, vol->description);
 	/* Block sizes are sent unasked: any client may use them, and ours
 	 * are the protocol's defaults except for the preferred size.  */
 	nbd_put16(buf, NBD_INFO_BLOCK_SIZE);

@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 import nbd
 
@@ -257,6 +258,37 @@ check(closed_by_server(s), "NBD_OPT_EXPORT_NAME with a 5000-byte name closes the
 s = connect()
 send_opt(s, OPT_ABORT)
 check(read_reply(s)[1] == REP_ACK and closed_by_server(s), "NBD_OPT_ABORT: ACK, then close")
+
+# Option haggling from clients that never read (issue 10: each reply was
+# queued, +138 MiB for two clients).  Each sends 255 NBD_OPT_INFO asking
+# 2,000 times for the name and description; the export's resident memory
+# must stay bounded.  SO_PEERCRED names the export's process.
+def export_rss_kib(s):
+    pid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+hogs = [connect() for _ in range(4)]
+rss0 = export_rss_kib(hogs[0])
+data = struct.pack(">I", len(export)) + export + struct.pack(">H", 2000) + struct.pack(">HH", 1, 2) * 1000
+for h in hogs:
+    h.setblocking(False)
+    buf = (struct.pack(">QII", IHAVEOPT, OPT_INFO, len(data)) + data) * 255
+    sent, t0 = 0, time.monotonic()
+    # Until the export stops reading (socket buffers full) or all is sent.
+    while sent < len(buf) and time.monotonic() - t0 < 3:
+        try:
+            sent += h.send(buf[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+time.sleep(0.5)
+grew = export_rss_kib(hogs[0]) - rss0
+check(grew < 16 * 1024, "4 clients haggling without reading: export grew %d KiB (< 16 MiB)" % grew)
+for h in hogs:
+    h.close()
 
 # Many connections that just go away.
 for _ in range(50):
