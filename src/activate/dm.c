@@ -91,8 +91,8 @@ int act_dm_available(void)
 	if (!dm_in_kernel())
 		modprobe_quiet("dm-mod");
 	if (!dm_in_kernel())
-		return err_set(ENODEV, "this kernel has no device-mapper (no \"device-mapper\" in "
-			       "/proc/misc, and `modprobe dm-mod` did not add it)");
+		return err_set(ENODEV, "device-mapper missing: no \"device-mapper\" in /proc/misc "
+			       "(`modprobe dm-mod` did not add it)");
 	/* libdevmapper creates /dev/mapper/control from /proc/misc if needed */
 	dm_last[0] = 0;
 	if (!dm_driver_version(version, sizeof version))

@@ -144,6 +144,29 @@ bool act_dm_uuid_is_csnap(const char *dmuuid, const struct csnap_uuid *store)
 	return !strncmp(dmuuid + pl, hex, 32);
 }
 
+int act_dm_uuid_store(const char *dmuuid, struct csnap_uuid *store)
+{
+	const char *hex = dmuuid + strlen(ACT_UUID_PREFIX);
+
+	if (!act_dm_uuid_is_csnap(dmuuid, NULL))
+		return -EINVAL;
+	for (int i = 0; i < 16; i++) {
+		unsigned v = 0;
+		for (int j = 0; j < 2; j++) {
+			char c = hex[2 * i + j];
+			v <<= 4;
+			if (c >= '0' && c <= '9')
+				v |= (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v |= (unsigned)(c - 'a' + 10);
+			else
+				return -EINVAL;
+		}
+		store->b[i] = (uint8_t)v;
+	}
+	return 0;
+}
+
 int act_backend_id(const struct csnap_uuid *store, const char *volume, char *out, size_t n)
 {
 	char u[CSNAP_UUID_STR_LEN];

@@ -57,6 +57,8 @@ int act_dm_name_split(const char *dmname, char *store, size_t sn, char *volume, 
 /* True if DMUUID is a csnap volume's uuid of STORE (any volume when
  * STORE is NULL).  */
 bool act_dm_uuid_is_csnap(const char *dmuuid, const struct csnap_uuid *store);
+/* The store uuid inside a csnap dm uuid: 0 or -EINVAL.  */
+int act_dm_uuid_store(const char *dmuuid, struct csnap_uuid *store);
 /* Splits a backend identifier; 0 or -EINVAL.  */
 int act_backend_split(const char *backend, struct csnap_uuid *store, char *volume, size_t vn);
 

@@ -70,10 +70,42 @@ static void nest_end(struct nlreq *r, struct nlattr *a)
 	a->nla_type |= NLA_F_NESTED;
 }
 
+/* The id of the "nbd_mc_group" multicast group in a
+ * CTRL_ATTR_MCAST_GROUPS nest, or 0.  */
+static uint32_t find_mcgrp(const char *p, int left)
+{
+	while (left >= NLA_HDRLEN) {
+		const struct nlattr *grp = (const struct nlattr *)p;
+		if (grp->nla_len < NLA_HDRLEN || grp->nla_len > left)
+			return 0;
+		const char *q = p + NLA_HDRLEN;
+		int ql = grp->nla_len - NLA_HDRLEN;
+		uint32_t id = 0;
+		bool ours = false;
+		while (ql >= NLA_HDRLEN) {
+			const struct nlattr *a = (const struct nlattr *)q;
+			if (a->nla_len < NLA_HDRLEN || a->nla_len > ql)
+				break;
+			if (a->nla_type == CTRL_ATTR_MCAST_GRP_ID && a->nla_len >= NLA_HDRLEN + 4)
+				memcpy(&id, q + NLA_HDRLEN, 4);
+			if (a->nla_type == CTRL_ATTR_MCAST_GRP_NAME &&
+			    !strncmp(q + NLA_HDRLEN, NBD_GENL_MCAST_GROUP_NAME, a->nla_len - NLA_HDRLEN))
+				ours = true;
+			ql -= NLA_ALIGN(a->nla_len);
+			q += NLA_ALIGN(a->nla_len);
+		}
+		if (ours)
+			return id;
+		left -= NLA_ALIGN(grp->nla_len);
+		p += NLA_ALIGN(grp->nla_len);
+	}
+	return 0;
+}
+
 /* Sends R on a fresh socket and reads until the ACK.  A reply carrying
  * attribute WANT_ATTR (u32 or u16) stores it in *OUT.  Returns 0 or the
  * kernel's -errno.  */
-static int nl_call(struct nlreq *r, uint16_t want_attr, uint32_t *out)
+static int nl_call(struct nlreq *r, uint16_t want_attr, uint32_t *out, uint32_t *mcgrp)
 {
 	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
 	char *buf;
@@ -122,6 +154,8 @@ static int nl_call(struct nlreq *r, uint16_t want_attr, uint32_t *out)
 				if (a->nla_len < NLA_HDRLEN || a->nla_len > left)
 					break;
 				uint16_t t = a->nla_type & NLA_TYPE_MASK;
+				if (mcgrp && t == CTRL_ATTR_MCAST_GROUPS)
+					*mcgrp = find_mcgrp(p + NLA_HDRLEN, a->nla_len - NLA_HDRLEN);
 				if (out && t == want_attr) {
 					if (a->nla_len >= NLA_HDRLEN + 4)
 						memcpy(out, p + NLA_HDRLEN, 4);
@@ -149,7 +183,7 @@ static int family_id_once(uint16_t *id)
 
 	req_init(&r, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
 	put_attr(&r, CTRL_ATTR_FAMILY_NAME, NBD_GENL_FAMILY_NAME, sizeof NBD_GENL_FAMILY_NAME);
-	rc = nl_call(&r, CTRL_ATTR_FAMILY_ID, &v);
+	rc = nl_call(&r, CTRL_ATTR_FAMILY_ID, &v, NULL);
 	if (rc < 0)
 		return rc;
 	if (!v)
@@ -185,8 +219,8 @@ static int family_id(uint16_t *id)
 	try_modprobe("nbd");
 	if (family_id_once(id) == 0)
 		return 0;
-	return err_set(ENOENT, "this kernel has no nbd driver (no generic netlink family \"nbd\", "
-		       "and `modprobe nbd` did not add it)");
+	return err_set(ENOENT, "nbd driver missing: this kernel has no generic netlink family "
+		       "\"nbd\" (`modprobe nbd` did not add it)");
 }
 
 int nbdnl_available(void)
@@ -220,9 +254,11 @@ int nbdnl_connect(const struct nbdnl_connect *c)
 	put_u64(&r, NBD_ATTR_BLOCK_SIZE_BYTES, c->block_size);
 	put_u64(&r, NBD_ATTR_SERVER_FLAGS, c->server_flags);
 	put_u64(&r, NBD_ATTR_DEAD_CONN_TIMEOUT, c->dead_conn_timeout);
+	if (c->timeout)
+		put_u64(&r, NBD_ATTR_TIMEOUT, c->timeout);
 	put_attr(&r, NBD_ATTR_BACKEND_IDENTIFIER, c->backend, strlen(c->backend) + 1);
 	put_socket(&r, c->fd);
-	rc = nl_call(&r, NBD_ATTR_INDEX, &index);
+	rc = nl_call(&r, NBD_ATTR_INDEX, &index, NULL);
 	if (rc < 0)
 		return err_set(-rc, "nbd connect: %s", strerror(-rc));
 	if (index == UINT32_MAX || index > INT32_MAX)
@@ -243,7 +279,7 @@ int nbdnl_reconfigure(int index, int fd, const char *backend)
 	if (backend)
 		put_attr(&r, NBD_ATTR_BACKEND_IDENTIFIER, backend, strlen(backend) + 1);
 	put_socket(&r, fd);
-	rc = nl_call(&r, 0, NULL);
+	rc = nl_call(&r, 0, NULL, NULL);
 	if (rc < 0)
 		return err_set(-rc, "nbd%d reconfigure: %s", index, strerror(-rc));
 	return 0;
@@ -259,7 +295,7 @@ int nbdnl_disconnect(int index)
 		return rc;
 	req_init(&r, fam, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
 	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
-	rc = nl_call(&r, 0, NULL);
+	rc = nl_call(&r, 0, NULL, NULL);
 	if (rc < 0)
 		return err_set(-rc, "nbd%d disconnect: %s", index, strerror(-rc));
 	return 0;
@@ -334,4 +370,66 @@ int nbd_devno(int index, unsigned *major, unsigned *minor)
 	if (sscanf(buf, "%u:%u", major, minor) != 2)
 		return -EINVAL;
 	return 0;
+}
+
+int nbdnl_monitor_open(void)
+{
+	struct nlreq r;
+	uint32_t fam = 0, grp = 0;
+	int rc, fd;
+
+	req_init(&r, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1);
+	put_attr(&r, CTRL_ATTR_FAMILY_NAME, NBD_GENL_FAMILY_NAME, sizeof NBD_GENL_FAMILY_NAME);
+	rc = nl_call(&r, CTRL_ATTR_FAMILY_ID, &fam, &grp);
+	if (rc < 0)
+		return rc;
+	if (!fam || !grp)
+		return -ENOENT;
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_GENERIC);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &grp, sizeof grp) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int nbdnl_monitor_read(int fd)
+{
+	char *buf = malloc(NL_BUF);
+	ssize_t n;
+	int index = -EAGAIN;
+
+	if (!buf)
+		return -ENOMEM;
+	n = recv(fd, buf, NL_BUF, 0);
+	if (n < 0) {
+		index = -errno;
+		free(buf);
+		return index;
+	}
+	for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+	     h = NLMSG_NEXT(h, n)) {
+		const struct genlmsghdr *g = NLMSG_DATA(h);
+		if (h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN || g->cmd != NBD_CMD_LINK_DEAD)
+			continue;
+		char *p = (char *)NLMSG_DATA(h) + GENL_HDRLEN;
+		int left = (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
+		while (left >= NLA_HDRLEN) {
+			const struct nlattr *a = (const struct nlattr *)p;
+			if (a->nla_len < NLA_HDRLEN || a->nla_len > left)
+				break;
+			if ((a->nla_type & NLA_TYPE_MASK) == NBD_ATTR_INDEX && a->nla_len >= NLA_HDRLEN + 4) {
+				uint32_t v;
+				memcpy(&v, p + NLA_HDRLEN, 4);
+				index = (int)v;
+			}
+			left -= NLA_ALIGN(a->nla_len);
+			p += NLA_ALIGN(a->nla_len);
+		}
+	}
+	free(buf);
+	return index;
 }

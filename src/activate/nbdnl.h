@@ -19,6 +19,8 @@ struct nbdnl_connect {
 	uint64_t server_flags;	/* transmission flags from the handshake */
 	uint64_t block_size;	/* 512 or 4096 */
 	uint64_t dead_conn_timeout;	/* seconds I/O waits for a RECONFIGURE */
+	uint64_t timeout;	/* seconds before a request is retried on a
+				 * new connection (0: never) */
 	const char *backend;	/* NBD_ATTR_BACKEND_IDENTIFIER */
 };
 
@@ -34,6 +36,14 @@ int nbdnl_reconfigure(int index, int fd, const char *backend);
 /* DISCONNECT device INDEX: the kernel sends NBD_CMD_DISC and drops its
  * socket.  */
 int nbdnl_disconnect(int index);
+
+/* A socket subscribed to the family's multicast group ("nbd_mc_group"),
+ * non-blocking; -errno when there is no nbd family (yet).  */
+int nbdnl_monitor_open(void);
+/* Reads what is queued on a monitor socket: the index of a device whose
+ * connection died (NBD_CMD_LINK_DEAD), -EAGAIN for nothing relevant, or
+ * another -errno.  */
+int nbdnl_monitor_read(int fd);
 
 /* Index of the configured nbd device whose backend is BACKEND, or -ENOENT. */
 int nbd_find_backend(const char *backend);

@@ -142,6 +142,13 @@ static void test_dm_uuid(void **state)
 	other.b[15] ^= 1;
 	assert_int_equal(act_dm_uuid(&u, 7, out, sizeof out), 0);
 	assert_false(act_dm_uuid_is_csnap(out, &other));
+	struct csnap_uuid back;
+	assert_int_equal(act_dm_uuid_store(out, &back), 0);
+	assert_true(csnap_uuid_equal(&back, &u));
+	assert_int_equal(act_dm_uuid_store("CSNAP-" UUIDHEX "-origin", &back), 0);
+	assert_true(csnap_uuid_equal(&back, &u));
+	assert_int_equal(act_dm_uuid_store("CSNAP-0F8E1A2B3C4D4E5F8A9B0C1D2E3F4A5B-1", &back), -EINVAL);
+	assert_int_equal(act_dm_uuid_store("LVM-" UUIDHEX "-1", &back), -EINVAL);
 	assert_false(act_dm_uuid_is_csnap("LVM-abc", NULL));
 	assert_false(act_dm_uuid_is_csnap("CSNAP-" UUIDHEX, NULL));
 	assert_false(act_dm_uuid_is_csnap(NULL, NULL));
