@@ -9,6 +9,7 @@
  * CLI_COMMAND() in its own file: help, dispatch and completion follow.
  */
 #include "src/cli/cli.h"
+#include "utils/fdlimit.h"
 #include "utils/log.h"
 
 #include <stdarg.h>
@@ -222,6 +223,9 @@ int main(int argc, char **argv)
 	int best_words;
 
 	log_init("csnap", LOG_LEVEL_WARN);
+	/* Servers must not run out of descriptors at the default soft
+	 * limit (1024) while the administrator allows more.  */
+	fd_limit_raise();
 	argc--, argv++;
 	while (argc && argv[0][0] == '-') {
 		if (is_help(argv[0])) {

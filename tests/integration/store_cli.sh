@@ -6,7 +6,8 @@
 . "$(dirname "$0")/../functions.sh"
 POP=$T/store_populate
 W=$(mktemp -d /var/tmp/store-it-XXXXXX)
-trap 'rm -rf "$W"' EXIT
+LOOP=
+trap '[ -n "$LOOP" ] && losetup -d "$LOOP"; rm -rf "$W"' EXIT
 fails=0
 pass() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
@@ -53,6 +54,29 @@ expect_fail "check of a non-store" "not a csnap store" "$C" check "$W/origin"
 truncate -s 3M "$W/small"
 # --force: $W/origin is marked as the origin of $W/store by now
 expect_fail "store too small" "too small" "$C" mkstore --force "$W/small" "$W/origin"
+
+# A STORE that is its own ORIGIN under another name is refused, even with
+# --force, and the origin is left untouched; check refuses the pair too.
+head -c 8M /dev/urandom >"$W/o8"
+sum8=$(sha256sum <"$W/o8")
+ln -s "$W/o8" "$W/o8-symlink"
+ln "$W/o8" "$W/o8-hardlink"
+expect_fail "mkstore: store is the origin" "same file" "$C" mkstore --force "$W/o8" "$W/o8"
+expect_fail "mkstore: store is a symlink to the origin" "same file" "$C" mkstore --force "$W/o8-symlink" "$W/o8"
+expect_fail "mkstore: store is a hard link to the origin" "same file" "$C" mkstore --force "$W/o8-hardlink" "$W/o8"
+expect_fail "mkstore: relative store, absolute origin" "same file" \
+  sh -c 'cd "$1" && "$2" mkstore --force o8 "$1/o8"' sh "$W" "$(realpath "$C")"
+if LOOP=$(losetup -f --show "$W/o8"); then
+  expect_fail "mkstore: store is a loop device over the origin" "backing file" "$C" mkstore --force "$LOOP" "$W/o8"
+  expect_fail "mkstore: origin is a loop device over the store" "backing file" "$C" mkstore --force "$W/o8" "$LOOP"
+  expect_fail "check: store is a loop device over the origin" "overlap" "$C" check "$LOOP" "$W/o8"
+  losetup -d "$LOOP"; LOOP=
+else
+  bad "losetup -f --show (needed for the loop-device case)"
+fi
+expect_fail "check: store is the origin" "overlap" "$C" check "$W/o8" "$W/o8"
+expect_fail "check: store is a symlink to the origin" "overlap" "$C" check "$W/o8-symlink" "$W/o8"
+[ "$(sha256sum <"$W/o8")" = "$sum8" ] && pass "origin untouched by the refused mkstores" || bad "origin changed"
 
 # a store with some metadata in it
 expect_ok "mkstore for corruption tests" "$C" mkstore --force --chunk-size 4K "$W/store" "$W/origin"
