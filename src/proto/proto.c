@@ -717,7 +717,8 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 				rd_fail(r, "too many snapshots");
 				return;
 			}
-			m->u.snap_list.s = rd_array(r, n, sizeof *m->u.snap_list.s, 44, "truncated snapshot list");
+			/* A snapinfo is 43 bytes on the wire with a one-byte name.  */
+			m->u.snap_list.s = rd_array(r, n, sizeof *m->u.snap_list.s, 43, "truncated snapshot list");
 			if (r->bad)
 				return;
 			m->u.snap_list.n = n;
