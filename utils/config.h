@@ -31,7 +31,10 @@ struct config_store {
 	uint16_t export_port;			/* default 10809 */
 	enum store_full_policy store_full;
 	uint64_t cache_bytes;		/* server metadata cache bound */
+	uint32_t heartbeat_ms;		/* agent kills a master silent this
+					 * long (0: never); default 5000 */
 };
+#define CONFIG_HEARTBEAT_DEFAULT_MS	5000
 
 struct config {
 	uint32_t host_id;		/* 1..2000, unique per node */
