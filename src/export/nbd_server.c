@@ -6,15 +6,24 @@
  * Input: each readable event drains the socket into a staging buffer and
  * parses it in place; large write payloads are received straight into
  * their request buffer.  Flow control: a connection with too many
- * requests (or bytes) in flight stops reading until replies go out.
+ * requests (or bytes) in flight, or during the handshake too much output
+ * queued, stops reading until replies go out.
  * Output: replies are queued and sent with one sendmsg() per batch of the
  * event loop.
+ *
+ * Peers cannot exhaust descriptors: connections are capped below the
+ * descriptor limit, the oldest one still in the handshake is shed when too
+ * many wait, accept() failing for want of a descriptor sheds a connection
+ * with a reserved one or backs off (never spins), and what peers can make
+ * us log is rate-limited.
  */
 #include "src/export/nbd_server.h"
 
 #include "src/export/nbd_conn.h"
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/err.h"
+#include "utils/fdlimit.h"
 #include "utils/log.h"
 
 #include <arpa/inet.h>
@@ -32,7 +41,11 @@
 #include <unistd.h>
 
 #define NBD_MAX_LISTENERS	8
-#define NBD_MAX_CONNS		1024
+#define NBD_MAX_CONNS		1024	/* if descriptors allow (fd_conn_cap) */
+/* Connections still in the handshake: at this many a new one sheds the
+ * oldest, so idle peers cannot keep real clients out.  */
+#define NBD_MAX_HANDSHAKING	256
+#define NBD_ACCEPT_BACKOFF_MS	250	/* after a descriptor shortage */
 #define BUF_CLASSES		14		/* 4 KiB .. 32 MiB */
 #define BUF_MIN_SHIFT		12
 
@@ -55,8 +68,12 @@ struct nbd_server {
 	unsigned nlisteners;
 	struct volume **vols;
 	unsigned nvols, capvols;
-	struct nbd_conn *conns;
+	struct nbd_conn *conns;		/* newest first */
 	unsigned nconns;
+	unsigned max_conns;		/* below the descriptor limit */
+	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
+	struct loop_timer accept_timer;	/* listeners unwatched until then */
+	struct log_limit peer_log;	/* what peers can make us log at will */
 	unsigned long long serial;	/* connections accepted so far */
 	struct cached_buf *bufs[BUF_CLASSES];
 	unsigned nbufs[BUF_CLASSES];
@@ -64,6 +81,7 @@ struct nbd_server {
 
 static void conn_readable(struct nbd_conn *c);
 static void conn_flush(struct nbd_conn *c);
+static bool over_limits(const struct nbd_conn *c);
 
 /* ---- buffer cache ----------------------------------------------------- */
 
@@ -224,8 +242,7 @@ static void conn_kick_fn(void *arg)
 	conn_flush(c);
 	if (c->dead)
 		return;
-	if (c->paused && c->inflight < NBD_MAX_INFLIGHT &&
-	    c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES) {
+	if (c->paused && !over_limits(c)) {
 		c->paused = false;
 		conn_readable(c);
 		if (c->dead)
@@ -247,7 +264,11 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 {
 	if (c->dead)
 		return;
-	if (why)
+	/* Before NBD_OPT_GO anyone can connect: rate-limited.  */
+	if (why && !c->vol)
+		log_limited(&c->srv->peer_log, LOG_LEVEL_WARN, "nbd %s: closing connection: %s",
+			    c->peer, why);
+	else if (why)
 		log_warn("nbd %s: closing connection: %s", c->peer, why);
 	else
 		log_debug("nbd %s: connection closed", c->peer);
@@ -263,6 +284,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		o->sent(c, o);
 	}
 	c->out_tail = &c->out_head;
+	c->out_queued = 0;
 	free(c->opt_data);
 	c->opt_data = NULL;
 	if (c->cur) {
@@ -280,12 +302,22 @@ void nbd_conn_drain(struct nbd_conn *c)
 	nbd_conn_kick(c);
 }
 
+static size_t out_len(const struct nbd_out *o)
+{
+	size_t len = 0;
+
+	for (unsigned i = 0; i < o->niov; i++)
+		len += o->iov[i].iov_len;
+	return len;
+}
+
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
 {
 	if (c->dead) {
 		o->sent(c, o);
 		return;
 	}
+	c->out_queued += out_len(o);
 	o->next = NULL;
 	*c->out_tail = o;
 	c->out_tail = &o->next;
@@ -348,13 +380,13 @@ static void conn_flush(struct nbd_conn *c)
 		c->out_sent += (size_t)n;
 		while (c->out_head) {
 			struct nbd_out *o = c->out_head;
-			size_t len = 0;
+			size_t len = out_len(o);
 
-			for (unsigned i = 0; i < o->niov; i++)
-				len += o->iov[i].iov_len;
 			if (c->out_sent < len)
 				break;
 			c->out_sent -= len;
+			CSNAP_ASSERT(c->out_queued >= len);	/* counted when queued */
+			c->out_queued -= len;
 			c->out_head = o->next;
 			if (!c->out_head)
 				c->out_tail = &c->out_head;
@@ -376,9 +408,15 @@ static size_t take(struct nbd_conn *c, void *dst, size_t want, size_t *have)
 	return n;
 }
 
+/* Should the connection stop reading until output drains?  Every state
+ * has a bound, so a client that sends and never reads holds a bounded
+ * amount of memory.  */
 static bool over_limits(const struct nbd_conn *c)
 {
-	return c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES;
+	if (c->state == NBD_ST_TX_HEADER || c->state == NBD_ST_TX_PAYLOAD)
+		return c->inflight >= NBD_MAX_INFLIGHT ||
+		       c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES;
+	return c->out_queued >= NBD_MAX_HS_OUT;
 }
 
 /* Parses staged input until it runs out or the connection must wait.  */
@@ -389,7 +427,7 @@ static void conn_parse(struct nbd_conn *c)
 		case NBD_ST_CLIENT_FLAGS:
 		case NBD_ST_OPT_HEADER:
 		case NBD_ST_TX_HEADER:
-			if (c->state == NBD_ST_TX_HEADER && c->hdr_have == 0 && over_limits(c)) {
+			if (c->hdr_have == 0 && over_limits(c)) {
 				c->paused = true;
 				conn_update_events(c);
 				return;
@@ -515,6 +553,73 @@ static void hs_timeout(void *arg)
 		nbd_conn_kill(c, "handshake not finished in time");
 }
 
+static void accept_event(void *arg, uint32_t events);
+
+/* Back off after a descriptor shortage: watch the listeners again.  */
+static void accept_resume(void *arg)
+{
+	struct nbd_server *srv = arg;
+
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		if (loop_watch_mod(srv->lp, &srv->listeners[i].watch, EPOLLIN) < 0)
+			log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: %s", err_get());
+	if (srv->fdres.spare < 0)
+		fd_reserve_open(&srv->fdres);
+}
+
+/* Accept on L failed with ERR: shed a connection with the reserve, or
+ * stop watching the listeners for a while.  Never returns to a readable
+ * listener without progress: that spun the loop at 100% CPU.  True:
+ * accept again.  */
+static bool accept_failed(struct nbd_server *srv, struct listener *l, int err)
+{
+	if (fd_reserve_shed(&srv->fdres, l->fd, err)) {
+		log_limited(&srv->peer_log, LOG_LEVEL_WARN,
+			    "nbd: accept: %s: closed a new connection (%u open, limit %u)",
+			    strerror(err), srv->nconns, srv->max_conns);
+		return true;
+	}
+	log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: accept: %s: not accepting for %d ms",
+		    strerror(err), NBD_ACCEPT_BACKOFF_MS);
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		loop_watch_mod(srv->lp, &srv->listeners[i].watch, 0);
+	loop_timer_arm(srv->lp, &srv->accept_timer, NBD_ACCEPT_BACKOFF_MS);
+	return false;
+}
+
+/* Room for one more connection: sheds the oldest connection still in the
+ * handshake when over a limit.  False: refuse the new one.  */
+static bool make_room(struct nbd_server *srv)
+{
+	unsigned max_hs = srv->max_conns / 2 < NBD_MAX_HANDSHAKING ? srv->max_conns / 2
+								   : NBD_MAX_HANDSHAKING;
+	struct nbd_conn *old = NULL;
+	unsigned hs = 0, live = 0;
+
+	/* Dead connections waiting for their I/O hold no descriptor.  */
+	for (struct nbd_conn *c = srv->conns; c; c = c->next) {
+		if (c->dead)
+			continue;
+		live++;
+		if (!c->vol) {
+			hs++;
+			old = c;	/* newest first: the last is the oldest */
+		}
+	}
+	if (live < srv->max_conns && hs < (max_hs ? max_hs : 1))
+		return true;
+	if (!old) {
+		log_limited(&srv->peer_log, LOG_LEVEL_WARN,
+			    "nbd: refusing connection: %u connections open (limit %u)", srv->nconns,
+			    srv->max_conns);
+		return false;
+	}
+	/* Its descriptor is closed now; the struct goes at the end of the
+	 * loop turn.  */
+	nbd_conn_kill(old, "handshake not finished and too many connections wait");
+	return true;
+}
+
 static void accept_event(void *arg, uint32_t events)
 {
 	struct listener *l = arg;
@@ -528,14 +633,15 @@ static void accept_event(void *arg, uint32_t events)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("nbd: accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (accept_failed(srv, l, errno))
+				continue;
 			return;
 		}
-		if (srv->nconns >= NBD_MAX_CONNS) {
-			log_warn("nbd: refusing connection: %u connections open", srv->nconns);
+		if (!make_room(srv)) {
 			close(fd);
 			continue;
 		}
@@ -543,7 +649,7 @@ static void accept_event(void *arg, uint32_t events)
 		if (c)
 			c->in = malloc(NBD_STAGE_SIZE);
 		if (!c || !c->in) {
-			log_warn("nbd: refusing connection: out of memory");
+			log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: refusing connection: out of memory");
 			if (c)
 				free(c);
 			close(fd);
@@ -709,6 +815,12 @@ int nbd_server_create(struct loop *lp, struct nbd_server **out)
 	if (!srv)
 		return err_set(ENOMEM, "out of memory");
 	srv->lp = lp;
+	srv->max_conns = fd_conn_cap(NBD_MAX_CONNS);
+	if (fd_reserve_open(&srv->fdres) < 0)
+		log_warn("nbd: cannot keep a spare descriptor: %s", strerror(errno));
+	srv->accept_timer.fn = accept_resume;
+	srv->accept_timer.arg = srv;
+	log_debug("nbd: accepting up to %u connections", srv->max_conns);
 	*out = srv;
 	return 0;
 }
@@ -717,6 +829,8 @@ void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
 		return;
+	loop_timer_cancel(srv->lp, &srv->accept_timer);
+	fd_reserve_close(&srv->fdres);
 	for (unsigned i = 0; i < srv->nlisteners; i++) {
 		struct listener *l = &srv->listeners[i];
 

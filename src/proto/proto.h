@@ -59,6 +59,11 @@
 #define PROTO_MAX_RANGES	8192	/* ranges (or extents) in one message */
 #define PROTO_MAX_SNAPSHOTS	1024	/* entries in one SNAP_LIST reply */
 #define PROTO_MAX_CLIENTS	4096	/* entries in one STATUS reply */
+/* The largest AUTH or IDENTIFY request payload (IDENTIFY: store uuid,
+ * volume kind, host id, snapshot name and client name with their 16-bit
+ * lengths): all a peer may send before it is identified, so a server
+ * looks at the header first and buffers no more than this.  */
+#define PROTO_HANDSHAKE_MAX_PAYLOAD	(16 + 1 + 2 + 2 + PROTO_NAME_MAX + 2 + PROTO_STR_MAX)
 
 /* Message types.  */
 enum proto_type {

@@ -160,6 +160,24 @@ void srv_fatal(struct srv *s, int err, const char *why)
 
 /* ---- commit ------------------------------------------------------------ */
 
+/* Asks sanlock about our lease.  A shortage of our own (no descriptor or
+ * memory to open a socket to sanlock, say because peers hold them all)
+ * says nothing about the lease: it is not taken for a lost lease.  The
+ * lease's validity then simply is not extended, so commits wait (see
+ * lease_ok) until a check succeeds.  Other failures: < 0.  */
+static int lease_check(struct srv *s)
+{
+	static struct log_limit said;
+	int r = lease_master_check(&s->lm);
+	if (r < 0 && fd_shortage(-r) && !lease_fenced()) {
+		log_limited(&said, LOG_LEVEL_WARN,
+			    "cannot check the master lease now (%s): commits wait for the next check",
+			    err_get());
+		return 0;
+	}
+	return r;
+}
+
 /* May we commit?  A late delta-lease renewal (a busy host, slow storage)
  * is not a lost lease: wait for it rather than fail over.  If the lease is
  * really gone, sanlock fences us or the inquiry says so.  */
@@ -167,7 +185,7 @@ static int lease_ok(struct srv *s)
 {
 	if (lease_may_commit(&s->lm) == 0)
 		goto ok;
-	int r = lease_master_check(&s->lm);
+	int r = lease_check(s);
 	if (r < 0) {
 		srv_fatal(s, r, err_get());
 		return r;
@@ -474,6 +492,8 @@ static int start_listening(struct srv *s)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0)
 		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	s->listen_tag = &tag_listen;
+	conn_listen_init(s);
 	return 0;
 }
 
@@ -483,6 +503,7 @@ static void stop_listening(struct srv *s)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 		close(s->lfd);
 		s->lfd = -1;
+		conn_listen_done(s);
 	}
 }
 
@@ -532,7 +553,7 @@ static void tick(struct srv *s, unsigned n)
 	while (read(s->timerfd, &exp, sizeof exp) == sizeof exp)
 		;
 	if (n % 4 == 0 && !s->fatal) {
-		int r = lease_master_check(&s->lm);
+		int r = lease_check(s);
 		if (r < 0)
 			srv_fatal(s, r, err_get());
 		else
@@ -632,6 +653,7 @@ static void close_all_conns(struct srv *s)
 {
 	while (s->conns)
 		conn_close(s->conns);
+	conn_reap(s);
 	s->stopping = true;
 	dp_tick(s);	/* frees kept locks */
 	struct req *r;
@@ -655,6 +677,7 @@ int server_run(const struct server_opts *o)
 	s->o = *o;
 	s->lfd = s->sigfd = s->timerfd = s->iofd = -1;
 	s->lm.sock = -1;
+	s->fdres.spare = -1;
 	chunkset_init(&s->locks);
 	chunkset_init(&s->busy);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);

@@ -36,6 +36,8 @@
 #include "src/store/store.h"
 #include "lease/lease.h"
 #include "utils/clock.h"
+#include "utils/fdlimit.h"
+#include "utils/log.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -109,6 +111,7 @@ enum conn_state {
 
 struct conn {
 	struct conn *next, *prev;
+	struct conn *grave_next;	/* srv.graveyard, once closed */
 	struct srv *s;
 	int fd;
 	enum conn_state state;
@@ -132,6 +135,9 @@ struct conn {
 	uint64_t barrier_seq;	/* ack pending for this seq, 0 none */
 };
 
+/* Listening starts / stops: connection cap and descriptor reserve.  */
+void conn_listen_init(struct srv *s);
+void conn_listen_done(struct srv *s);
 int conn_accept(struct srv *s);
 void conn_on_event(struct conn *c, uint32_t events);
 /* Queue a message for sending (best effort on dead connections).  */
@@ -143,8 +149,11 @@ void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
 void conn_fail(struct conn *c, const char *why);
 void conn_close(struct conn *c);
 void conn_put(struct conn *c);
-/* Write what can be written now for every connection with output.  */
+/* Write what can be written now for every connection with output; at
+ * the end of a loop turn (frees the connections closed during it).  */
 void conn_flush_all(struct srv *s);
+/* Frees closed connections (no event of this loop turn may follow). */
+void conn_reap(struct srv *s);
 /* Timer: close connections that did not finish the handshake in time. */
 void conn_tick(struct srv *s);
 
@@ -247,8 +256,15 @@ struct srv {
 	bool fatal;			/* fenced or store failure: stop now */
 	int fatal_err;
 
-	struct conn *conns;
+	struct conn *conns;		/* newest first */
 	unsigned nconns;
+	unsigned nunident;		/* of which not yet identified */
+	unsigned max_conns;		/* below the descriptor limit */
+	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
+	bool accept_paused;		/* listener unwatched until the tick */
+	void *listen_tag;		/* the listener's epoll data.ptr */
+	struct conn *graveyard;		/* closed during this loop turn */
+	struct log_limit peer_log;	/* what peers can make us log at will */
 
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */

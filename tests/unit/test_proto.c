@@ -811,6 +811,35 @@ static void test_client_handshake(void **state)
 	close(s.lfd);
 }
 
+/* PROTO_HANDSHAKE_MAX_PAYLOAD is what a server buffers before a peer is
+ * identified: the largest AUTH and IDENTIFY must fit exactly.  */
+static void test_handshake_max(void **state)
+{
+	struct proto_buf b;
+	struct proto_msg m;
+	struct proto_hdr h;
+
+	(void)state;
+	proto_buf_init(&b);
+	proto_msg_init(&m, PROTO_IDENTIFY, 1);
+	m.u.identify.volume = PROTO_VOL_SNAPSHOT;
+	m.u.identify.host_id = 2000;
+	memset(m.u.identify.snapshot, 'a', PROTO_NAME_MAX);
+	m.u.identify.snapshot[PROTO_NAME_MAX] = 0;
+	memset(m.u.identify.client, 'c', PROTO_STR_MAX);
+	m.u.identify.client[PROTO_STR_MAX] = 0;
+	assert_int_equal(proto_encode(&m, &b), 0);
+	assert_int_equal(proto_decode_hdr(b.data, &h), 0);
+	assert_int_equal(h.len, PROTO_HANDSHAKE_MAX_PAYLOAD);
+	b.len = b.off = 0;
+	proto_msg_init(&m, PROTO_AUTH, 2);
+	m.u.auth.version = PROTO_VERSION;
+	assert_int_equal(proto_encode(&m, &b), 0);
+	assert_int_equal(proto_decode_hdr(b.data, &h), 0);
+	assert_true(h.len <= PROTO_HANDSHAKE_MAX_PAYLOAD);
+	proto_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +854,7 @@ int main(void)
 		cmocka_unit_test(test_random_decode),
 		cmocka_unit_test(test_auth_mac),
 		cmocka_unit_test(test_client_handshake),
+		cmocka_unit_test(test_handshake_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
