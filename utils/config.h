@@ -33,6 +33,12 @@ struct config_store {
 	uint64_t cache_bytes;		/* server metadata cache bound */
 	uint32_t heartbeat_ms;		/* agent kills a master silent this
 					 * long (0: never); default 5000 */
+	char activate[CONFIG_PATH_MAX];	/* volumes `csnap activate STORE`
+					 * makes, blank-separated (default
+					 * "origin") */
+	uint32_t nbd_timeout;		/* kernel nbd request timeout, s
+					 * (default 8 x io_timeout + 120) */
+	uint32_t nbd_dead_timeout;	/* s I/O waits for a restarted export */
 };
 #define CONFIG_HEARTBEAT_DEFAULT_MS	5000
 

@@ -15,6 +15,8 @@
  */
 #include "src/export/export.h"
 
+#include "src/activate/keeper.h"
+
 #include "src/agent/agent.h"
 #include "src/agent/agent_client.h"
 #include "src/export/csvol.h"
@@ -68,6 +70,7 @@ struct exporter {
 	unsigned nsnaps, capsnaps;
 	struct loop_watch sig_watch;
 	int sigfd;
+	struct act_keeper *keeper;	/* re-attaches activated volumes */
 };
 
 /* ---- snapshots -------------------------------------------------------- */
@@ -368,6 +371,32 @@ static int listen_all(struct exporter *ex, const struct export_opts *o)
 	return 0;
 }
 
+/* Kernel nbd devices of this store (csnap activate) talk to this export:
+ * after a restart the keeper re-attaches them through our own listener.  */
+static int start_keeper(struct exporter *ex, const struct export_opts *o)
+{
+	char addr[CONFIG_NAME_MAX];
+	uint16_t port = 0;
+	int rc;
+
+	if (o->sock) {
+		return act_keeper_start(&ex->tgt.uuid, o->sock, 0, ex->st->nbd_dead_timeout,
+					&ex->keeper);
+	} else if (o->tcp) {
+		if ((rc = parse_hostport(o->tcp, addr, sizeof addr, &port)) < 0)
+			return rc;
+	} else if (ex->st->export_kind == EXPORT_TCP) {
+		snprintf(addr, sizeof addr, "%s", ex->st->export_address);
+	} else {
+		return act_keeper_start(&ex->tgt.uuid, ex->st->export_socket, 0,
+					ex->st->nbd_dead_timeout, &ex->keeper);
+	}
+	if (!addr[0] || !strcmp(addr, "0.0.0.0") || !strcmp(addr, "::"))
+		snprintf(addr, sizeof addr, "%s", "127.0.0.1");
+	return act_keeper_start(&ex->tgt.uuid, addr, nbd_server_tcp_port(ex->srv),
+				ex->st->nbd_dead_timeout, &ex->keeper);
+}
+
 /* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
 static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *arg)
 {
@@ -386,6 +415,7 @@ static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *a
 
 static void teardown(struct exporter *ex)
 {
+	act_keeper_stop(ex->keeper);
 	/* Requests waiting for the master fail first, so the NBD server can
 	 * drain its connections; then the volumes go.  */
 	if (ex->origin)
@@ -439,7 +469,8 @@ int export_run(const struct export_opts *o)
 	    (rc = nbd_server_add(ex->srv, ex->origin)) < 0 ||
 	    (rc = session_create(ex->lp, &ex->tgt, PROTO_VOL_ADMIN, NULL, &admin_ops, ex,
 				 &ex->admin)) < 0 ||
-	    (rc = listen_all(ex, o)) < 0)
+	    (rc = listen_all(ex, o)) < 0 ||
+	    (rc = start_keeper(ex, o)) < 0)
 		goto out;
 	session_start(ex->admin);
 	ex->poll.fn = poll_fn;

@@ -432,10 +432,18 @@ void admin_tick(struct srv *s)
 
 /* ---- store full ------------------------------------------------------------ */
 
-int admin_store_full(struct srv *s)
+static bool victim_in_use(void *arg, uint32_t id)
 {
+	return snapshot_has_clients(arg, id);
+}
+
+int admin_store_full(struct srv *s, bool meta)
+{
+	const char *what = meta ? "SNAPSHOT STORE METADATA AREA FULL" : "SNAPSHOT STORE FULL";
+
 	if (s->o.store_full == STORE_FULL_FAIL) {
-		log_warn("snapshot store full: failing the write with ENOSPC (store_full = fail)");
+		log_warn("snapshot store %s: failing the write with ENOSPC (store_full = fail)",
+			 meta ? "metadata area full" : "full");
 		return 0;
 	}
 	/* First finish freeing what deleted snapshots left behind.  */
@@ -456,16 +464,14 @@ int admin_store_full(struct srv *s)
 		if (s->info.data_free > 0)
 			return 1;
 	}
+	/* Lowest priority, oldest first, skipping snapshots in use (use
+	 * count, or an NBD client on them through some export).  */
 	uint32_t id;
 	struct store_snapshot sn;
-	if (store_pick_victim(s->st, &id) < 0 || store_snapshot_get(s->st, id, &sn) < 0) {
-		log_error("SNAPSHOT STORE FULL and no snapshot may be released "
-			  "(all in use): origin writes fail with ENOSPC");
-		return 0;
-	}
-	if (snapshot_has_clients(s, id)) {
-		log_error("SNAPSHOT STORE FULL: the release candidate %s is open by clients; "
-			  "origin writes fail with ENOSPC", sn.name);
+	if (store_pick_victim(s->st, victim_in_use, s, &id) < 0 ||
+	    store_snapshot_get(s->st, id, &sn) < 0) {
+		log_error("%s and no snapshot may be released (all in use): "
+			  "origin writes fail with ENOSPC", what);
 		return 0;
 	}
 	char when[32] = "?";
@@ -473,8 +479,8 @@ int admin_store_full(struct srv *s)
 	struct tm tm;
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_error("SNAPSHOT STORE FULL: releasing snapshot %s (id %u, priority %d, created %s) "
-		  "to make room for origin writes", sn.name, sn.id, sn.priority, when);
+	log_error("%s: releasing snapshot %s (id %u, priority %d, created %s) "
+		  "to make room for origin writes", what, sn.name, sn.id, sn.priority, when);
 	int e = store_snapshot_delete(s->st, id);
 	if (e < 0)
 		return e;

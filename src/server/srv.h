@@ -225,7 +225,7 @@ void admin_poll(struct srv *s);
 /* -ENOSPC met: apply the store-full policy.  Returns 1 if space was made
  * (retry), 0 if the policy says fail, negative errno on error.  Call only
  * with no copy in flight (nothing uncommitted that needs data).  */
-int admin_store_full(struct srv *s);
+int admin_store_full(struct srv *s, bool meta);
 
 /* ---- the server --------------------------------------------------------- */
 
