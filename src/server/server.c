@@ -734,8 +734,10 @@ int server_run(const struct server_opts *o)
 	s->epoch = s->lm.lver;
 	/* A previous master may have granted origin clients up to
 	 * PROTO_GRANT_MS (all before its lease ended, which is before we got
-	 * it): no snapshot commit until those grants have certainly run out. */
-	s->grant_horizon_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
+	 * it): no snapshot commit until those grants have certainly run out.
+	 * Lease version 1 is the first master the store ever had.  */
+	if (s->lm.lver > 1)
+		s->grant_horizon_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
 	if ((r = lease_master_check(&s->lm)) < 0)
 		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",
