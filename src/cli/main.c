@@ -3,6 +3,7 @@
  * subcommands that registered themselves (see cli.h).
  */
 #include "src/cli/cli.h"
+#include "utils/escape.h"
 #include "utils/fdlimit.h"
 #include "utils/log.h"
 
@@ -25,15 +26,23 @@ void cli_register(struct cli_command *cmd)
 	*p = cmd;
 }
 
+/* "csnap: MESSAGE" on one line: control characters that came in with a
+ * name or path are escaped (utils/escape.h).  */
+static void print_error(const char *fmt, va_list ap)
+{
+	char msg[2048], esc[2048];
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "csnap: %s\n", str_escape(esc, sizeof esc, msg));
+}
+
 int cli_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("csnap: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
@@ -42,11 +51,9 @@ int cli_usage(const char *fmt, ...)
 	va_list ap;
 
 	if (fmt && *fmt) {
-		fputs("csnap: ", stderr);
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		print_error(fmt, ap);
 		va_end(ap);
-		fputc('\n', stderr);
 	}
 	if (running)
 		fprintf(stderr, "usage: csnap %s %s\n", running->name, running->synopsis);
@@ -105,7 +112,7 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[0], "--quiet") || !strcmp(argv[0], "-q")) {
 			log_set_level(LOG_LEVEL_ERROR);
 		} else {
-			fprintf(stderr, "csnap: unknown option '%s'\n", argv[0]);
+			cli_error("unknown option '%s'", argv[0]);
 			print_help(stderr);
 			return 2;
 		}
@@ -127,7 +134,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!best) {
-		fprintf(stderr, "csnap: unknown command '%s' (try csnap --help)\n", argv[0]);
+		cli_error("unknown command '%s' (try csnap --help)", argv[0]);
 		return 2;
 	}
 	running = best;

@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_utils.c - crc32c, size/number parsing, config files,
- * uuid and the error-message convention.
+ * uuid, the error-message convention, escaping of user strings for
+ * messages, and the snapshot-name rule.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,9 @@
 #include "utils/crc32c.h"
 #include "utils/endian.h"
 #include "utils/err.h"
+#include "utils/escape.h"
+#include "utils/log.h"
+#include "utils/snapname.h"
 #include "utils/uuid.h"
 
 #include <errno.h>
@@ -157,6 +161,71 @@ static void test_uuid_and_err(void **state)
 	assert_int_equal(buf[7], 0x01);
 }
 
+/* Issue 10: a name with a newline turned one error line into two.  */
+static void test_escape(void **state)
+{
+	char b[16];
+
+	(void)state;
+	assert_string_equal(ESC("plain-name_1"), "plain-name_1");
+	assert_string_equal(ESC("a\nb"), "a\\nb");
+	assert_string_equal(ESC("\r\t\x1b[2J\x7f"), "\\r\\t\\x1b[2J\\x7f");
+	assert_string_equal(ESC("caf\xc3\xa9"), "caf\xc3\xa9");	/* UTF-8 kept */
+	assert_string_equal(ESC(""), "");
+	/* Cut at a whole escape, marked, always terminated.  */
+	assert_string_equal(str_escape(b, sizeof b, "0123456789abcdef"), "0123456789ab...");
+	assert_string_equal(str_escape(b, sizeof b, "0123456789\n\n\n"), "0123456789\\n...");
+	assert_string_equal(str_escape(b, sizeof b, "012345678901234"), "012345678901234");
+	assert_string_equal(str_escape_n(b, 3, "abcdef", 6), "");
+	assert_string_equal(str_escape_n(b, sizeof b, "a\0b", 3), "a\\x00b");
+
+	/* The log writes one line whatever the message holds.  */
+	int p[2], saved = dup(2);
+	char out[256];
+	assert_int_equal(pipe(p), 0);
+	dup2(p[1], 2);
+	log_init("t", LOG_LEVEL_INFO);
+	log_info("name %s", "x\ny");
+	dup2(saved, 2);
+	close(saved);
+	close(p[1]);
+	ssize_t n = read(p[0], out, sizeof out - 1);
+	close(p[0]);
+	assert_true(n > 0);
+	out[n] = 0;
+	assert_non_null(strstr(out, "name x\\ny\n"));
+	assert_ptr_equal(strchr(out, '\n'), out + n - 1);
+}
+
+/* One rule for names (issue 10: "origin" was accepted, and could never
+ * be exported under that name).  */
+static void test_snap_names(void **state)
+{
+	char longest[SNAP_NAME_MAX + 2];
+
+	(void)state;
+	assert_int_equal(snap_name_check("daily-2026.11.30"), 0);
+	assert_int_equal(snap_name_check("b@x:y+z_"), 0);
+	assert_int_equal(snap_name_check("Origin"), 0);
+	assert_int_equal(snap_name_check("origin"), -EINVAL);
+	assert_non_null(strstr(err_get(), "reserved"));
+	assert_true(snap_name_valid("origin"));	/* old stores: still listable */
+	assert_int_equal(snap_name_check(""), -EINVAL);
+	assert_int_equal(snap_name_check(".hidden"), -EINVAL);
+	assert_int_equal(snap_name_check("-opt"), -EINVAL);
+	assert_int_equal(snap_name_check("a b"), -EINVAL);
+	assert_int_equal(snap_name_check("a/b"), -EINVAL);
+	assert_int_equal(snap_name_check("a\nb"), -EINVAL);
+	assert_null(strchr(err_get(), '\n'));
+	assert_non_null(strstr(err_get(), "\"a\\nb\""));
+	memset(longest, 'x', sizeof longest);
+	longest[SNAP_NAME_MAX] = 0;
+	assert_int_equal(snap_name_check(longest), 0);
+	longest[SNAP_NAME_MAX] = 'x';
+	longest[SNAP_NAME_MAX + 1] = 0;
+	assert_int_equal(snap_name_check(longest), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +234,8 @@ int main(void)
 		cmocka_unit_test(test_config_good),
 		cmocka_unit_test(test_config_bad),
 		cmocka_unit_test(test_uuid_and_err),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_snap_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
