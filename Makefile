@@ -44,7 +44,7 @@ BENCHES  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-.PHONY: all deps check check-unit check-integration check-san demo bench clean cppcheck
+.PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck
 
 all: $(BUILD)/csnap $(TESTS) $(TOOLS) $(BENCHES)
 
@@ -95,6 +95,11 @@ check-unit: all
 
 check-integration: all
 	tests/run.sh $(BUILD) integration
+
+# csnap activate on real nbd and device-mapper: a Debian kernel booted
+# under qemu with a two-node cluster inside (tests/kernel/).
+check-kernel: all
+	tests/kernel/run.sh $(BUILD)
 
 check-san:
 	$(MAKE) SAN=1 BUILD=build-san all
