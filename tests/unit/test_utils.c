@@ -18,6 +18,7 @@
 #include "utils/uuid.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,10 +129,50 @@ static void test_config_bad(void **state)
 	expect_bad("[global]\nhost_id = 1\n[store x]\ndevice = /a\nserver = maybe\n", "server");
 	expect_bad("[global]\nnode_name = a\n", "host_id is required");
 	expect_bad("[global\n", "syntax");
+	expect_bad("[global]\nhost_id\n", ":2: syntax error");
+	expect_bad("[global]\n\nhost_id\n", ":3: syntax error");
+	/* Repeats are refused with both line numbers (issue 10: the last
+	 * one used to win silently).  */
+	expect_bad("[global]\nhost_id = 1\nnode_name = a\nhost_id = 2\n",
+		   ":4: [global]: host_id is set again (first at line 2)");
+	expect_bad("[global]\nhost_id = 1\n[global]\nnode_name = a\n",
+		   ":3: section [global] appears again (first at line 1)");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\n[store t]\ndevice = /c\n"
+		   "[store s]\ndevice = /b\n", ":7: section [store s] appears again (first at line 3)");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\norigin = /o\ndevice = /a\n",
+		   ":6: [store s]: device is set again (first at line 4)");
+	expect_bad("host_id = 1\n", "outside");
 
-	struct config cfg;
-	assert_true(config_load("/nonexistent/csnap.conf", &cfg) < 0);
+	struct config *cfg = malloc(sizeof *cfg);
+	assert_true(config_load("/nonexistent/csnap.conf", cfg) < 0);
 	assert_non_null(strstr(err_get(), "cannot open"));
+
+	/* Long lines: paths up to PATH_MAX - 1 (lines of 200+ characters
+	 * were a syntax error), one byte more is refused by name.  */
+	char *path = malloc(PATH_MAX + 1), *text = malloc(3 * PATH_MAX);
+	memset(path, 'd', PATH_MAX);
+	path[0] = '/';
+	path[PATH_MAX - 1] = 0;
+	snprintf(text, 3 * PATH_MAX, "; comment\n[global]\nhost_id = 1 ; inline comment\n"
+		 "[store s]\ndevice = %s\norigin=%s\n", path, path);
+	char *p = write_tmp(text);
+	assert_int_equal(config_load(p, cfg), 0);
+	assert_int_equal(cfg->host_id, 1);
+	assert_int_equal(strlen(cfg->stores[0].device), PATH_MAX - 1);
+	assert_string_equal(cfg->stores[0].origin, path);
+	unlink(p);
+	free(p);
+	path[PATH_MAX - 1] = 'd';
+	path[PATH_MAX] = 0;
+	snprintf(text, 3 * PATH_MAX, "[global]\nhost_id = 1\n[store s]\ndevice = %s\n", path);
+	p = write_tmp(text);
+	assert_true(config_load(p, cfg) < 0);
+	assert_non_null(strstr(err_get(), ":4: [store s]: device is too long"));
+	unlink(p);
+	free(p);
+	free(path);
+	free(text);
+	free(cfg);
 }
 
 static void test_uuid_and_err(void **state)
