@@ -168,6 +168,12 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 	}
 	if (!strcmp(key, "cache_size"))
 		return parse_size(v, &st->cache_bytes);
+	if (!strcmp(key, "heartbeat_timeout")) {
+		if (parse_u64(v, 0, 3600, &n))
+			return -EINVAL;
+		st->heartbeat_ms = (uint32_t)n * 1000;
+		return 0;
+	}
 	if (!strcmp(key, "activate"))
 		return copy_str(st->activate, sizeof st->activate, v);
 	if (!strcmp(key, "nbd_timeout")) {
@@ -246,6 +252,7 @@ static int config_section(struct parse_state *ps, const char *section, int line)
 	if (cfg->nstores == CONFIG_MAX_STORES)
 		return err_set(E2BIG, "%s:%d: more than %d stores", ps->path, line, CONFIG_MAX_STORES);
 	struct config_store *st = &cfg->stores[cfg->nstores++];
+	st->heartbeat_ms = CONFIG_HEARTBEAT_DEFAULT_MS;
 	if (copy_str(st->name, sizeof st->name, section + 6))
 		return err_set(EINVAL, "%s:%d: store name too long: [%s]", ps->path, line, section);
 	return 0;
