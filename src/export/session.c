@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +57,8 @@ struct session {
 	unsigned looks;			/* failed looks since the last loss */
 	bool want_up;			/* session_start() without session_stop() */
 	bool lost;			/* the last connection broke (not stopped) */
+	bool passive;			/* identify with PROTO_F_PASSIVE from now on */
+	bool conn_passive;		/* the connection (being) made did */
 	uint64_t generation;
 
 	/* connector thread */
@@ -186,7 +187,8 @@ static void *connect_thread(void *arg)
 	rc = proto_client_identify(s->res_pc, s->volume,
 				   s->volume == PROTO_VOL_SNAPSHOT ? s->snapshot : NULL,
 				   t->host_id, t->client_name,
-				   s->lost ? PROTO_F_RECONNECT : 0, &s->res_ok);
+				   (s->lost ? PROTO_F_RECONNECT : 0) |
+				   (s->conn_passive ? PROTO_F_PASSIVE : 0), &s->res_ok);
 	if (rc < 0) {
 		s->res_err = rc;
 		/* A reply that refuses (ENOENT: no such snapshot) is final;
@@ -218,6 +220,7 @@ static void start_connect(struct session *s)
 	s->res_refused = false;
 	s->res_why[0] = 0;
 	s->res_pc = NULL;
+	s->conn_passive = s->passive;	/* read by the thread */
 	rc = pthread_create(&s->thread, NULL, connect_thread, s);
 	if (rc) {
 		log_error("%s: cannot start connector thread: %s", s->what, strerror(rc));
@@ -328,25 +331,6 @@ void session_send_once(struct session *s, struct sreq *rq)
 	}
 	rq->oneway = true;
 	enqueue(s, rq);
-}
-
-bool session_check(struct session *s)
-{
-	struct pollfd p;
-
-	if (s->state != SESS_UP)
-		return false;
-	p.fd = proto_client_fd(s->pc);
-	p.events = POLLIN | POLLRDHUP;
-	p.revents = 0;
-	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-		/* Take the replies sent before the close, then notice it. */
-		sess_io(s, EPOLLIN);
-		if (s->state == SESS_UP)
-			sess_fail(s, "the master closed the connection");
-		return false;
-	}
-	return s->state == SESS_UP;
 }
 
 void session_send(struct session *s, struct sreq *rq)
@@ -649,6 +633,13 @@ void session_start(struct session *s)
 {
 	s->want_up = true;
 	start_connect(s);
+}
+
+void session_set_passive(struct session *s, bool passive) { s->passive = passive; }
+
+bool session_is_passive(const struct session *s)
+{
+	return s->conn_passive && (s->state == SESS_UP || s->state == SESS_CONNECTING);
 }
 
 void session_stop(struct session *s)

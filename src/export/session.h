@@ -82,6 +82,11 @@ void session_destroy(struct session *s);
  * is pending.  Requests sent while stopped connect on demand.  */
 void session_start(struct session *s);
 void session_stop(struct session *s);
+/* Snapshot sessions: identify with PROTO_F_PASSIVE (no user yet) from the
+ * next connection on.  session_is_passive(): the current connection (up
+ * or being made) did.  */
+void session_set_passive(struct session *s, bool passive);
+bool session_is_passive(const struct session *s);
 
 void session_send(struct session *s, struct sreq *rq);
 /* Sends a copy of M; no reply is reported and it is not re-sent after a
@@ -92,10 +97,6 @@ void session_send_oneway(struct session *s, const struct proto_msg *m);
  * connection breaks first, -ESHUTDOWN); it is never re-sent.  For
  * requests that belong to one connection (LOCK_UPLOAD).  */
 void session_send_once(struct session *s, struct sreq *rq);
-/* Is the connection still up?  Notices a master that has closed it even
- * if the loop has not yet processed that event (then the session fails
- * over at once, running ops->disconnected()).  */
-bool session_check(struct session *s);
 void session_reply(struct session *s, const struct proto_msg *m);
 bool session_up(const struct session *s);
 /* Requests waiting for a reply or for a connection.  */

@@ -60,10 +60,14 @@ static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
 	}
 }
 
+/* In use by a client: a snapshot connection that is not passive (an
+ * export opening every new snapshot to learn its size does not count
+ * until it sends a data request for an NBD client).  */
 static bool snapshot_has_clients(const struct srv *s, uint32_t id)
 {
 	for (const struct conn *c = s->conns; c; c = c->next)
-		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT && c->snap_id == id)
+		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT &&
+		    c->snap_id == id && !c->passive)
 			return true;
 	return false;
 }
@@ -295,6 +299,14 @@ static void snap_delete(struct srv *s, struct req *r)
 	}
 	if (snapshot_has_clients(s, sn.id)) {
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
+		return;
+	}
+	/* A client cut off a moment ago may not know it yet and still write
+	 * to chunks of the snapshot it cached: they must not be freed (and
+	 * reused) before its grant has run out.  */
+	if (srv_snap_grants_until(s, sn.id) > csnap_now_ms()) {
+		s->ghost_wait = true;
+		srv_park(s, r);
 		return;
 	}
 	if (need_quiet(s, r))
@@ -541,7 +553,8 @@ void admin_tick(struct srv *s)
 
 static bool victim_in_use(void *arg, uint32_t id)
 {
-	return snapshot_has_clients(arg, id);
+	/* Also a snapshot whose cut-off clients may still hold a grant.  */
+	return snapshot_has_clients(arg, id) || srv_snap_grants_until(arg, id) > csnap_now_ms();
 }
 
 int admin_store_full(struct srv *s, bool meta)
