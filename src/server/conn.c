@@ -125,6 +125,12 @@ void conn_send(struct conn *c, const struct proto_msg *m)
 		conn_close(c);
 		return;
 	}
+	/* Every successful reply renews the client's grant (proto.h): note
+	 * when, so we know when it has certainly run out.  The client counts
+	 * from when it sent the request, which is before now.  */
+	if ((m->type & PROTO_REPLY) && !m->status && c->state == CONN_READY &&
+	    c->volume != PROTO_VOL_ADMIN)
+		c->granted_ms = csnap_now_ms();
 	if (c->out.len - c->out.off > CONN_OUT_LIMIT) {
 		log_warn("client %s: not reading its replies (%zu bytes queued); closing",
 			 c->peer, c->out.len - c->out.off);
@@ -179,6 +185,11 @@ void conn_close(struct conn *c)
 	if (c->state == CONN_READY)
 		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 			"client %s (%s) disconnected", c->peer, c->name);
+	/* Until its grant runs out the client may still write chunks it
+	 * knows to be unique (it may not know it was cut off): no snapshot
+	 * commit before that.  */
+	if (c->state == CONN_READY && c->volume == PROTO_VOL_ORIGIN && c->granted_ms)
+		srv_grant_gone(s, c->granted_ms);
 	dp_conn_gone(s, c);
 	inval_conn_gone(s, c);
 	admin_barrier_conn_gone(s, c);
@@ -415,6 +426,8 @@ static bool allowed(uint8_t volume, uint16_t type)
 	case PROTO_SNAP_READ: case PROTO_SNAP_READ_DONE:
 	case PROTO_SNAP_WRITE: case PROTO_LOCK_UPLOAD:
 		return volume == PROTO_VOL_SNAPSHOT;
+	case PROTO_PING:
+		return volume != PROTO_VOL_ADMIN;
 	case PROTO_SNAP_CREATE: case PROTO_SNAP_DELETE: case PROTO_SNAP_LIST:
 	case PROTO_SNAP_SET: case PROTO_STATUS: case PROTO_CHANGED:
 		return true;	/* admin requests from any authenticated client */
@@ -437,12 +450,20 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 			proto_msg_free(m);
 			return;
 		}
+		if (m->type == (PROTO_SNAP_ADDED | PROTO_REPLY) && c->volume == PROTO_VOL_ORIGIN) {
+			if (m->status)
+				log_warn("client %s: cannot serve the new snapshot: %s", c->peer, m->error);
+			admin_added_ack(s, c, m->id);
+			proto_msg_free(m);
+			return;
+		}
 		proto_msg_free(m);
 		conn_fail(c, "unexpected reply");
 		return;
 	}
 	if (m->type == PROTO_CHALLENGE || m->type == PROTO_AUTH ||
-	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE) {
+	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE ||
+	    m->type == PROTO_SNAP_ADDED) {
 		char why[64];
 		snprintf(why, sizeof why, "unexpected %s", proto_type_name(m->type));
 		proto_msg_free(m);
@@ -451,6 +472,18 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 	}
 	if (!allowed(c->volume, m->type)) {
 		conn_reply_error(c, m, EPERM, "request not allowed on this volume");
+		proto_msg_free(m);
+		return;
+	}
+	if (m->type == PROTO_PING) {
+		/* Renews the grant: only while the lease is certainly ours. */
+		if (srv_may_grant(s)) {
+			struct proto_msg ok;
+			proto_msg_init(&ok, PROTO_PING | PROTO_REPLY, m->id);
+			conn_send(c, &ok);
+		} else {
+			conn_reply_error(c, m, EAGAIN, "master lease renewal is late: no grant");
+		}
 		proto_msg_free(m);
 		return;
 	}

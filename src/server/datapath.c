@@ -10,7 +10,8 @@
  *
  * An origin-write reply means "these chunks are no longer shared with any
  * snapshot and nobody reads them from the origin": the client may write
- * them and remember that until the next snapshot barrier.  It is sent only
+ * them and remember that until the next snapshot barrier, while its grant
+ * lasts (proto.h).  It is sent only
  * after the copy-outs are durable and committed and the chunks' read locks
  * are released.
  */
@@ -168,6 +169,10 @@ retry:;
 	/* Nothing to copy.  Readers that were told "on the origin" hold the
 	 * origin write back until they are done.  */
 	if (ranges_busy(&s->locks, rs))
+		goto park;
+	/* The answer renews the client's grant (proto.h): only while our
+	 * lease is certainly valid; the tick retries once it is renewed.  */
+	if (!srv_may_grant(s))
 		goto park;
 	reply_ok(s, r);
 	return;

@@ -24,6 +24,7 @@
  * requests and writes the replies.
  */
 #include "src/server/srv.h"
+#include "src/server/heartbeat.h"
 
 #include "ioengine/ioengine.h"
 #include "src/store/origin_id.h"
@@ -55,7 +56,7 @@
 static struct store *volatile fenced_store;
 
 /* epoll tags for the non-connection fds */
-static char tag_listen, tag_signal, tag_timer, tag_io;
+static char tag_listen, tag_signal, tag_timer, tag_io, tag_hb;
 
 void server_opts_defaults(struct server_opts *o)
 {
@@ -137,6 +138,22 @@ bool srv_batch_open(struct srv *s)
 		return true;
 	return s->copies_in_batch < BATCH_MAX_COPIES &&
 	       csnap_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
+}
+
+void srv_grant_gone(struct srv *s, int64_t granted_ms)
+{
+	int64_t until = granted_ms + PROTO_GRANT_WAIT_MS;
+
+	if (until > s->grant_horizon_ms)
+		s->grant_horizon_ms = until;
+}
+
+bool srv_may_grant(struct srv *s)
+{
+	if (lease_may_commit(&s->lm) == 0)
+		return true;
+	s->grant_held = true;
+	return false;
 }
 
 unsigned srv_origin_clients(const struct srv *s)
@@ -517,12 +534,20 @@ static void grace_check(struct srv *s)
 	}
 }
 
-/* epoll timeout: the tick, or sooner if the re-upload window ends.  */
+/* epoll timeout: the tick, or sooner if the re-upload window ends or a
+ * snapshot waits only for grants to expire.  */
 static int loop_timeout(const struct srv *s)
 {
-	if (!s->grace_until_ms)
+	int64_t due = 0;
+
+	if (s->grace_until_ms)
+		due = s->grace_until_ms;
+	if (s->barrier_active && !s->barrier_pending && s->grant_horizon_ms &&
+	    (!due || s->grant_horizon_ms < due))
+		due = s->grant_horizon_ms;
+	if (!due)
 		return TICK_MS;
-	int64_t left = s->grace_until_ms - csnap_now_ms();
+	int64_t left = due - csnap_now_ms();
 	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
 }
 
@@ -560,6 +585,11 @@ static void tick(struct srv *s, unsigned n)
 				  (long long)((s->lm.valid_until_ns - (int64_t)csnap_now_ms() * 1000000) / 1000000));
 	}
 	grace_check(s);
+	/* Replies held back while the lease renewal was late.  */
+	if (s->grant_held && lease_may_commit(&s->lm) == 0) {
+		s->grant_held = false;
+		srv_kick(s);
+	}
 	checkpoint_step(s);
 	dp_tick(s);
 	inval_tick(s);
@@ -627,6 +657,8 @@ static int serve(struct srv *s)
 				tick(s, ++ticks);
 			} else if (p == &tag_io) {
 				copy_reap(s);
+			} else if (p == &tag_hb) {
+				hb_event();
 			} else {
 				conn_on_event(p, evs[i].events);
 			}
@@ -662,6 +694,10 @@ static void close_all_conns(struct srv *s)
 		srv_req_done(s, s->barrier_req);
 		s->barrier_req = NULL;
 	}
+	if (s->added_req) {
+		srv_req_done(s, s->added_req);
+		s->added_req = NULL;
+	}
 }
 
 int server_run(const struct server_opts *o)
@@ -686,6 +722,7 @@ int server_run(const struct server_opts *o)
 		goto out;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_signal };
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
+	hb_init(s->epfd, &tag_hb);
 
 	if ((r = load_superblock(s)) < 0)
 		goto out;
@@ -695,6 +732,12 @@ int server_run(const struct server_opts *o)
 	if (r <= 0)
 		goto out_master;
 	s->epoch = s->lm.lver;
+	/* A previous master may have granted origin clients up to
+	 * PROTO_GRANT_MS (all before its lease ended, which is before we got
+	 * it): no snapshot commit until those grants have certainly run out.
+	 * Lease version 1 is the first master the store ever had.  */
+	if (s->lm.lver > 1)
+		s->grant_horizon_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
 	if ((r = lease_master_check(&s->lm)) < 0)
 		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",
@@ -724,7 +767,9 @@ int server_run(const struct server_opts *o)
 		 s->area.lockspace, s->address, s->port, (unsigned long long)s->epoch,
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
 
+	hb_serving(s->epoch);
 	r = serve(s);
+	hb_stopping();
 	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
 		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
 		 (unsigned long long)s->stat_copy_jobs, (unsigned long long)s->stat_commits);

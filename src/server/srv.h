@@ -133,6 +133,10 @@ struct conn {
 	struct chunkset locks;
 	/* barrier */
 	uint64_t barrier_seq;	/* ack pending for this seq, 0 none */
+	uint64_t added_id;	/* SNAP_ADDED ack pending for this id, 0 none */
+	/* grant (proto.h): when we last queued a successful reply for it;
+	 * the client's grant ends before granted_ms + PROTO_GRANT_WAIT_MS */
+	int64_t granted_ms;
 };
 
 /* Listening starts / stops: connection cap and descriptor reserve.  */
@@ -217,6 +221,8 @@ void admin_process(struct srv *s, struct req *r);
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
 /* Connection closed while a barrier waited for it.  */
 void admin_barrier_conn_gone(struct srv *s, struct conn *c);
+/* SNAP_ADDED ack from an origin connection.  */
+void admin_added_ack(struct srv *s, struct conn *c, uint64_t id);
 /* Timer tick: barrier timeouts, background cleanup.  */
 void admin_tick(struct srv *s);
 /* End of a loop turn, after the commit step: finish a barrier whose acks
@@ -295,6 +301,20 @@ struct srv {
 	unsigned barrier_pending;
 	int64_t barrier_deadline_ms;
 	struct req *barrier_req;	/* the SNAP_CREATE being served */
+	/* Grants (proto.h, docs/RELIABILITY.md): no snapshot is committed
+	 * before grant_horizon_ms, the time by which every grant of an
+	 * origin connection that closed (or of a previous master) has
+	 * certainly expired.  */
+	int64_t grant_horizon_ms;
+	bool grant_wait_logged;
+	bool grant_held;		/* a reply waits for the lease: kick */
+	/* After the commit: every origin client is told of the new
+	 * snapshot and serves it before the creator hears back.  */
+	struct req *added_req;		/* the SNAP_CREATE, reply in added_reply */
+	struct proto_msg added_reply;
+	uint64_t added_seq;
+	unsigned added_pending;
+	int64_t added_deadline_ms;
 
 	/* snapshot writes waiting for other clients to drop old locations */
 	struct inval_wait *invals;
@@ -328,6 +348,13 @@ int srv_commit_now(struct srv *s);
 /* Send M (a reply to R, copied) after the next successful commit, then
  * finish R.  */
 void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
+/* An origin connection with a grant closed: no snapshot commit before
+ * its grant has certainly expired.  */
+void srv_grant_gone(struct srv *s, int64_t granted_ms);
+/* May we send a reply that renews a grant?  Only while the master lease is
+ * certainly ours (else a zombie master could extend grants past the
+ * moment a new master takes over).  Sets grant_held when not.  */
+bool srv_may_grant(struct srv *s);
 /* Connection count by volume kind, for status.  */
 unsigned srv_origin_clients(const struct srv *s);
 
