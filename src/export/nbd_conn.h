@@ -28,6 +28,11 @@
 #define NBD_MAX_OPTIONS		256		/* before transmission */
 #define NBD_MAX_OPT_LEN		(NBD_MAX_STRING + 1024)
 #define NBD_HANDSHAKE_MS	30000		/* greeting to NBD_OPT_GO */
+/* Output queued during the handshake before the connection stops reading
+ * options: a client that asks and never reads holds at most this (plus
+ * one option's replies).  In transmission the in-flight limits above
+ * bound the queue, since a request lives until its reply is sent.  */
+#define NBD_MAX_HS_OUT		(64u * 1024)
 
 struct nbd_conn;
 
@@ -93,6 +98,7 @@ struct nbd_conn {
 	/* output */
 	struct nbd_out *out_head, **out_tail;
 	size_t out_sent;		/* bytes of out_head already sent */
+	size_t out_queued;		/* bytes of the queued messages */
 
 	struct volume *vol;		/* after NBD_OPT_GO / EXPORT_NAME */
 	unsigned inflight;

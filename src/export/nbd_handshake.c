@@ -8,10 +8,15 @@
  * NBD_REP_ERR_UNSUP, which every client handles by falling back.
  * Violations a reply cannot express (bad magic, unknown client flags, an
  * unknown name with EXPORT_NAME, too many options) end the connection.
+ *
+ * Every length comes from the client: each is checked against the buffer
+ * it is copied into before the copy (names: NBD_MAX_STRING, options:
+ * NBD_MAX_OPT_LEN, replies: the size of reply()'s buffer).
  */
 #include "src/export/nbd_conn.h"
 #include "src/export/nbd_server.h"
 
+#include "utils/assert.h"
 #include "utils/log.h"
 
 #include <stdarg.h>
@@ -128,6 +133,9 @@ static void opt_export_name(struct nbd_conn *c)
 	struct volume *vol;
 	uint8_t r[8 + 2 + 124];
 
+	/* nbd_hs_option_data() refused longer names (this option has no
+	 * error reply).  */
+	CSNAP_ASSERT(c->opt_len < sizeof name);
 	if (memchr(c->opt_data, 0, c->opt_len)) {
 		nbd_conn_kill(c, "export name contains NUL");
 		return;
@@ -155,8 +163,10 @@ static void opt_export_name(struct nbd_conn *c)
 static void list_one(struct nbd_conn *c, struct volume *vol)
 {
 	uint8_t buf[4 + 2 * VOL_NAME_MAX];
-	size_t nl = strlen(vol->name), dl = strlen(vol->description);
+	size_t nl = strnlen(vol->name, VOL_NAME_MAX), dl = strnlen(vol->description, VOL_NAME_MAX);
 
+	/* Both are NUL-terminated arrays of VOL_NAME_MAX (volume.h).  */
+	CSNAP_ASSERT(nl < VOL_NAME_MAX && dl < VOL_NAME_MAX);
 	nbd_put32(buf, (uint32_t)nl);
 	memcpy(buf + 4, vol->name, nl);
 	memcpy(buf + 4 + nl, vol->description, dl);
@@ -176,8 +186,10 @@ static void opt_list(struct nbd_conn *c)
 static void info_string(struct nbd_conn *c, uint16_t type, const char *s)
 {
 	uint8_t buf[2 + VOL_NAME_MAX];
-	size_t n = strlen(s);
+	size_t n = strnlen(s, VOL_NAME_MAX);
 
+	/* S is a volume's name or description: under VOL_NAME_MAX.  */
+	CSNAP_ASSERT(n < VOL_NAME_MAX);
 	nbd_put16(buf, type);
 	memcpy(buf + 2, s, n);
 	reply(c, NBD_REP_INFO, buf, 2 + n);
@@ -201,10 +213,18 @@ static void opt_info_go(struct nbd_conn *c)
 		reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_INFO/GO length does not match its contents");
 		return;
 	}
+	/* The protocol caps strings at NBD_MAX_STRING and allows
+	 * NBD_REP_ERR_TOO_BIG above it; the option itself may be longer
+	 * (NBD_MAX_OPT_LEN), so this check is what bounds the copy.  */
+	if (namelen > NBD_MAX_STRING) {
+		reply_err(c, NBD_REP_ERR_TOO_BIG, "export name longer than %u bytes", NBD_MAX_STRING);
+		return;
+	}
 	if (memchr(d + 4, 0, namelen)) {
 		reply_err(c, NBD_REP_ERR_INVALID, "export name contains NUL");
 		return;
 	}
+	CSNAP_ASSERT(namelen < sizeof name);
 	memcpy(name, d + 4, namelen);
 	name[namelen] = 0;
 	vol = nbd_server_lookup(c->srv, name);
@@ -215,15 +235,24 @@ static void opt_info_go(struct nbd_conn *c)
 		reply_err(c, NBD_REP_ERR_UNKNOWN, "no export named \"%s\"", shown);
 		return;
 	}
+	/* Each kind of information is sent once however often it is asked
+	 * for: the replies to one option stay small (a client repeating
+	 * NBD_INFO_NAME 2,500 times made the export queue 700 KB each).  */
+	bool want_name = false, want_desc = false;
+
 	for (unsigned i = 0; i < nreq; i++) {
 		uint16_t type = nbd_get16(d + 4 + namelen + 2 + 2 * i);
 
 		if (type == NBD_INFO_NAME)
-			info_string(c, NBD_INFO_NAME, vol->name);
-		else if (type == NBD_INFO_DESCRIPTION && vol->description[0])
-			info_string(c, NBD_INFO_DESCRIPTION, vol->description);
+			want_name = true;
+		else if (type == NBD_INFO_DESCRIPTION)
+			want_desc = true;
 		/* others: ignored, as the protocol asks */
 	}
+	if (want_name)
+		info_string(c, NBD_INFO_NAME, vol->name);
+	if (want_desc && vol->description[0])
+		info_string(c, NBD_INFO_DESCRIPTION, vol->description);
 	/* Block sizes are sent unasked: any client may use them, and ours
 	 * are the protocol's defaults except for the preferred size.  */
 	nbd_put16(buf, NBD_INFO_BLOCK_SIZE);

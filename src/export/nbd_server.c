@@ -6,7 +6,8 @@
  * Input: each readable event drains the socket into a staging buffer and
  * parses it in place; large write payloads are received straight into
  * their request buffer.  Flow control: a connection with too many
- * requests (or bytes) in flight stops reading until replies go out.
+ * requests (or bytes) in flight, or during the handshake too much output
+ * queued, stops reading until replies go out.
  * Output: replies are queued and sent with one sendmsg() per batch of the
  * event loop.
  */
@@ -14,6 +15,7 @@
 
 #include "src/export/nbd_conn.h"
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -64,6 +66,7 @@ struct nbd_server {
 
 static void conn_readable(struct nbd_conn *c);
 static void conn_flush(struct nbd_conn *c);
+static bool over_limits(const struct nbd_conn *c);
 
 /* ---- buffer cache ----------------------------------------------------- */
 
@@ -224,8 +227,7 @@ static void conn_kick_fn(void *arg)
 	conn_flush(c);
 	if (c->dead)
 		return;
-	if (c->paused && c->inflight < NBD_MAX_INFLIGHT &&
-	    c->inflight_bytes < NBD_MAX_INFLIGHT_BYTES) {
+	if (c->paused && !over_limits(c)) {
 		c->paused = false;
 		conn_readable(c);
 		if (c->dead)
@@ -263,6 +265,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		o->sent(c, o);
 	}
 	c->out_tail = &c->out_head;
+	c->out_queued = 0;
 	free(c->opt_data);
 	c->opt_data = NULL;
 	if (c->cur) {
@@ -280,12 +283,22 @@ void nbd_conn_drain(struct nbd_conn *c)
 	nbd_conn_kick(c);
 }
 
+static size_t out_len(const struct nbd_out *o)
+{
+	size_t len = 0;
+
+	for (unsigned i = 0; i < o->niov; i++)
+		len += o->iov[i].iov_len;
+	return len;
+}
+
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
 {
 	if (c->dead) {
 		o->sent(c, o);
 		return;
 	}
+	c->out_queued += out_len(o);
 	o->next = NULL;
 	*c->out_tail = o;
 	c->out_tail = &o->next;
@@ -348,13 +361,13 @@ static void conn_flush(struct nbd_conn *c)
 		c->out_sent += (size_t)n;
 		while (c->out_head) {
 			struct nbd_out *o = c->out_head;
-			size_t len = 0;
+			size_t len = out_len(o);
 
-			for (unsigned i = 0; i < o->niov; i++)
-				len += o->iov[i].iov_len;
 			if (c->out_sent < len)
 				break;
 			c->out_sent -= len;
+			CSNAP_ASSERT(c->out_queued >= len);	/* counted when queued */
+			c->out_queued -= len;
 			c->out_head = o->next;
 			if (!c->out_head)
 				c->out_tail = &c->out_head;
@@ -376,9 +389,15 @@ static size_t take(struct nbd_conn *c, void *dst, size_t want, size_t *have)
 	return n;
 }
 
+/* Should the connection stop reading until output drains?  Every state
+ * has a bound, so a client that sends and never reads holds a bounded
+ * amount of memory.  */
 static bool over_limits(const struct nbd_conn *c)
 {
-	return c->inflight >= NBD_MAX_INFLIGHT || c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES;
+	if (c->state == NBD_ST_TX_HEADER || c->state == NBD_ST_TX_PAYLOAD)
+		return c->inflight >= NBD_MAX_INFLIGHT ||
+		       c->inflight_bytes >= NBD_MAX_INFLIGHT_BYTES;
+	return c->out_queued >= NBD_MAX_HS_OUT;
 }
 
 /* Parses staged input until it runs out or the connection must wait.  */
@@ -389,7 +408,7 @@ static void conn_parse(struct nbd_conn *c)
 		case NBD_ST_CLIENT_FLAGS:
 		case NBD_ST_OPT_HEADER:
 		case NBD_ST_TX_HEADER:
-			if (c->state == NBD_ST_TX_HEADER && c->hdr_have == 0 && over_limits(c)) {
+			if (c->hdr_have == 0 && over_limits(c)) {
 				c->paused = true;
 				conn_update_events(c);
 				return;

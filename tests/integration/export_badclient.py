@@ -13,6 +13,7 @@ import os
 import socket
 import struct
 import sys
+import time
 
 import nbd
 
@@ -147,6 +148,14 @@ send_opt(s, OPT_GO, struct.pack(">I", 1000) + b"x")
 check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_GO name longer than the option: ERR_INVALID")
 rtype, _ = go(s, b"no-such-export")
 check(rtype == REP_ERR_UNKNOWN, "NBD_OPT_GO to an unknown export: ERR_UNKNOWN")
+# Names above the protocol's 4096-byte string limit (issue 10: a 5,000-byte
+# name overflowed a stack buffer).  4096 itself is legal and just unknown.
+for opt in (OPT_INFO, OPT_GO):
+    for n, want, what in ((4096, REP_ERR_UNKNOWN, "4096-byte name: ERR_UNKNOWN"),
+                          (4097, REP_ERR_TOO_BIG, "4097-byte name: ERR_TOO_BIG"),
+                          (5000, REP_ERR_TOO_BIG, "5000-byte name: ERR_TOO_BIG")):
+        send_opt(s, opt, struct.pack(">I", n) + b"n" * n + struct.pack(">H", 0))
+        check(read_reply(s)[1] == want, "%s %s" % ("NBD_OPT_INFO" if opt == OPT_INFO else "NBD_OPT_GO", what))
 big = os.urandom(1 << 20)
 send_opt(s, 4243, big)
 check(read_reply(s)[1] == REP_ERR_TOO_BIG, "1 MiB option payload: ERR_TOO_BIG, then the session goes on")
@@ -243,8 +252,43 @@ send_opt(s, OPT_EXPORT_NAME, b"no-such-export")
 check(closed_by_server(s), "NBD_OPT_EXPORT_NAME to an unknown export closes the connection")
 
 s = connect()
+send_opt(s, OPT_EXPORT_NAME, b"n" * 5000)
+check(closed_by_server(s), "NBD_OPT_EXPORT_NAME with a 5000-byte name closes the connection")
+
+s = connect()
 send_opt(s, OPT_ABORT)
 check(read_reply(s)[1] == REP_ACK and closed_by_server(s), "NBD_OPT_ABORT: ACK, then close")
+
+# Option haggling from clients that never read (issue 10: each reply was
+# queued, +138 MiB for two clients).  Each sends 255 NBD_OPT_INFO asking
+# 2,000 times for the name and description; the export's resident memory
+# must stay bounded.  SO_PEERCRED names the export's process.
+def export_rss_kib(s):
+    pid = struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0]
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+
+hogs = [connect() for _ in range(4)]
+rss0 = export_rss_kib(hogs[0])
+data = struct.pack(">I", len(export)) + export + struct.pack(">H", 2000) + struct.pack(">HH", 1, 2) * 1000
+for h in hogs:
+    h.setblocking(False)
+    buf = (struct.pack(">QII", IHAVEOPT, OPT_INFO, len(data)) + data) * 255
+    sent, t0 = 0, time.monotonic()
+    # Until the export stops reading (socket buffers full) or all is sent.
+    while sent < len(buf) and time.monotonic() - t0 < 3:
+        try:
+            sent += h.send(buf[sent:])
+        except BlockingIOError:
+            time.sleep(0.01)
+time.sleep(0.5)
+grew = export_rss_kib(hogs[0]) - rss0
+check(grew < 16 * 1024, "4 clients haggling without reading: export grew %d KiB (< 16 MiB)" % grew)
+for h in hogs:
+    h.close()
 
 # Many connections that just go away.
 for _ in range(50):
