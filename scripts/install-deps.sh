@@ -12,6 +12,7 @@ PACKAGES=(
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc
   cppcheck
+  clang libclang-rt-dev
 )
 
 missing=()

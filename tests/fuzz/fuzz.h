@@ -16,10 +16,15 @@
 
 #include "utils/log.h"
 
+#include <errno.h>
+#include <glob.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -40,6 +45,27 @@ static inline void fuzz_log_setup(const char *prog)
 	int l = lvl ? log_level_parse(lvl) : -1;
 
 	log_init(prog, (enum log_level)l);
+}
+
+/* A scratch path DIR/PREFIX-PID for this process.  A crash ends a
+ * fuzzer without its atexit() cleanup, so first remove what processes
+ * that no longer exist left there.  */
+static inline void fuzz_scratch_path(char *out, size_t len, const char *dir, const char *prefix)
+{
+	char pat[256];
+	glob_t g;
+
+	snprintf(pat, sizeof pat, "%s/%s-*", dir, prefix);
+	if (glob(pat, 0, NULL, &g) == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			long pid = strtol(g.gl_pathv[i] + strlen(pat) - 1, NULL, 10);
+
+			if (pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+				unlink(g.gl_pathv[i]);
+		}
+		globfree(&g);
+	}
+	snprintf(out, len, "%s/%s-%d", dir, prefix, (int)getpid());
 }
 
 /* Reads fuzz input as a stream of little-endian fields; past the end

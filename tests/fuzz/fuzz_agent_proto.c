@@ -7,6 +7,9 @@
  * most the agent buffers).  Every parser sees it; what a parser accepts
  * must hold its documented bounds, and a master line that parses and
  * formats again must parse to the same answer (what a watcher compares).
+ *
+ * CSNAP_FUZZ_SEEDS=DIR writes seed lines (every request verb, and the
+ * master, NONE, ERR and greeting lines the agent formats) and exits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -15,11 +18,55 @@
 #include <errno.h>
 #include <string.h>
 
+static void seed(const char *dir, int i, const char *line)
+{
+	char path[512];
+	FILE *f;
+	size_t n = strcspn(line, "\n");
+
+	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
+	f = fopen(path, "w");
+	if (!f || fwrite(line, 1, n, f) != n || fclose(f))
+		exit(1);
+}
+
+static void make_seeds(const char *dir)
+{
+	static const char *const req[] = {
+		"PING", "WHERE store1", "watch 0123abcd-0000-4000-8000-0123456789ab",
+		"UNWATCH /dev/vg/snapstore", "STORES", "QUIT\r",
+	};
+	struct agent_master m = { .state = AGENT_MASTER_VALID,
+				  .uuid = "0123abcd-0000-4000-8000-0123456789ab", .host_id = 2,
+				  .generation = 4, .lver = 7, .epoch = 1, .address = "127.0.0.12",
+				  .port = 4000 };
+	char line[AGENT_LINE_MAX];
+	int i = 0;
+
+	for (size_t k = 0; k < sizeof req / sizeof req[0]; k++)
+		seed(dir, i++, req[k]);
+	if (agent_format_master(&m, true, line, sizeof line) < 0)
+		exit(1);
+	seed(dir, i++, line);
+	m.state = AGENT_MASTER_CHANGING;
+	strcpy(m.why, "lease-owner record unreadable");
+	if (agent_format_master(&m, false, line, sizeof line) < 0)
+		exit(1);
+	seed(dir, i++, line);
+	agent_format_error(line, sizeof line, "unknown store %s", "x");
+	seed(dir, i++, line);
+	agent_format_greeting("node1", 3, line, sizeof line);
+	seed(dir, i++, line);
+	exit(0);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_log_setup("fuzz_agent_proto");
+	if (getenv("CSNAP_FUZZ_SEEDS"))
+		make_seeds(getenv("CSNAP_FUZZ_SEEDS"));
 	return 0;
 }
 

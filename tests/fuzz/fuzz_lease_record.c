@@ -8,6 +8,9 @@
  * an input whose byte 12 (the low crc byte) is 0xff keeps its own.
  * Bytes after the sector describe sanlock's view of the master lease, fed
  * with the decoded record to the trust rule lease_validate().
+ *
+ * CSNAP_FUZZ_SEEDS=DIR writes seed inputs (an empty record, a master's
+ * record, each with a matching sanlock view) and exits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -20,11 +23,47 @@
 
 #define OFFSET (2u << 20)	/* any offset: the record names its own */
 
+static void make_seeds(const char *dir)
+{
+	struct lease_record r = { .lver = 3, .host_id = 2, .generation = 5, .epoch = 9,
+				  .write_seq = 1, .port = 4000, .address = "127.0.0.12",
+				  .lockspace = "csnap-0123456789abcdef0123456789abcdef" };
+	uint8_t b[LEASE_RECORD_SIZE + 34];
+
+	for (int i = 0; i < 2; i++) {
+		char path[512];
+		FILE *f;
+
+		if (i == 0)
+			r.host_id = r.lver = r.generation = r.port = 0, r.address[0] = 0;
+		else
+			r.host_id = 2, r.lver = 3, r.generation = 5, r.port = 4000,
+			strcpy(r.address, "127.0.0.12");
+		if (lease_record_encode(&r, OFFSET, b) < 0)
+			exit(1);
+		/* the view: owned, lver, host_id, generation, state LIVE, host gen */
+		memset(b + LEASE_RECORD_SIZE, 0, sizeof b - LEASE_RECORD_SIZE);
+		b[LEASE_RECORD_SIZE] = 1;
+		put_le64(b + LEASE_RECORD_SIZE + 1, 3);
+		put_le64(b + LEASE_RECORD_SIZE + 9, 2);
+		put_le64(b + LEASE_RECORD_SIZE + 17, 5);
+		b[LEASE_RECORD_SIZE + 25] = LEASE_HOST_LIVE;
+		put_le64(b + LEASE_RECORD_SIZE + 26, 5);
+		snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
+		f = fopen(path, "w");
+		if (!f || fwrite(b, 1, sizeof b, f) != sizeof b || fclose(f))
+			exit(1);
+	}
+	exit(0);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	fuzz_log_setup("fuzz_lease_record");
+	if (getenv("CSNAP_FUZZ_SEEDS"))
+		make_seeds(getenv("CSNAP_FUZZ_SEEDS"));
 	return 0;
 }
 

@@ -322,7 +322,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	fuzz_log_setup("fuzz_nbd");
 	if (getenv("CSNAP_FUZZ_SEEDS"))
 		make_seeds(getenv("CSNAP_FUZZ_SEEDS"));
-	snprintf(sock_path, sizeof sock_path, "/tmp/csnap-fuzz-nbd-%d.sock", (int)getpid());
+	fuzz_scratch_path(sock_path, sizeof sock_path, "/tmp", "csnap-fuzz-nbd");
 	if (loop_create(64, &lp) < 0 || nbd_server_create(lp, &srv) < 0 ||
 	    nbd_server_listen_unix(srv, sock_path) < 0) {
 		fprintf(stderr, "fuzz_nbd: %s\n", err_get());

@@ -128,7 +128,7 @@ static inline void fi_build(struct fimg *f)
 	struct csnap_sb *sb = &f->sb;
 	const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-	snprintf(f->path, sizeof f->path, "%s/csnap-fuzz-store-%d", dir, (int)getpid());
+	fuzz_scratch_path(f->path, sizeof f->path, dir, "csnap-fuzz-store");
 	f->store_size = 8u << 20;
 	f->fd = open(f->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (f->fd < 0 || ftruncate(f->fd, (off_t)f->store_size) < 0)
