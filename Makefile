@@ -58,7 +58,7 @@ FUZZERS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-.PHONY: all deps check check-unit check-integration check-san demo bench clean cppcheck \
+.PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck \
         fuzz fuzz-build fuzz-targets
 
 all: $(BUILD)/csnap $(TESTS) $(TOOLS) $(BENCHES)
@@ -130,6 +130,11 @@ check-unit: all
 
 check-integration: all fuzz-build
 	tests/run.sh $(BUILD) integration
+
+# csnap activate on real nbd and device-mapper: a Debian kernel booted
+# under qemu with a two-node cluster inside (tests/kernel/).
+check-kernel: all
+	tests/kernel/run.sh $(BUILD)
 
 check-san:
 	$(MAKE) SAN=1 BUILD=build-san all

@@ -220,7 +220,8 @@ void io_req_finish_later(struct io_engine *eng, struct io_req *req, ssize_t resu
 /* ---- queueing and submission ------------------------------------------ */
 
 static int queue_rw(struct io_engine *eng, struct io_dev *dev, enum io_req_type type,
-		    void *buf, size_t len, uint64_t off, io_done_fn done, void *arg)
+		    void *buf, size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
+		    io_done_fn done, void *arg)
 {
 	bool write = type == IO_REQ_WRITE;
 	struct io_req *req;
@@ -241,6 +242,8 @@ static int queue_rw(struct io_engine *eng, struct io_dev *dev, enum io_req_type 
 	req->off = off;
 	req->fn = done;
 	req->arg = arg;
+	req->gate = gate;
+	req->gate_arg = gate_arg;
 	req->seq = ++eng->seq;
 	all_append(eng, req);
 
@@ -261,14 +264,21 @@ static int queue_rw(struct io_engine *eng, struct io_dev *dev, enum io_req_type 
 int io_engine_read(struct io_engine *eng, struct io_dev *dev, void *buf,
 		   size_t len, uint64_t off, io_done_fn done, void *arg)
 {
-	return queue_rw(eng, dev, IO_REQ_READ, buf, len, off, done, arg);
+	return queue_rw(eng, dev, IO_REQ_READ, buf, len, off, NULL, NULL, done, arg);
 }
 
 int io_engine_write(struct io_engine *eng, struct io_dev *dev, const void *buf,
 		    size_t len, uint64_t off, io_done_fn done, void *arg)
 {
 	/* The buffer is only read from; the cast keeps one request type.  */
-	return queue_rw(eng, dev, IO_REQ_WRITE, (void *)buf, len, off, done, arg);
+	return queue_rw(eng, dev, IO_REQ_WRITE, (void *)buf, len, off, NULL, NULL, done, arg);
+}
+
+int io_engine_write_gated(struct io_engine *eng, struct io_dev *dev, const void *buf,
+			  size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
+			  io_done_fn done, void *arg)
+{
+	return queue_rw(eng, dev, IO_REQ_WRITE, (void *)buf, len, off, gate, gate_arg, done, arg);
 }
 
 int io_engine_flush(struct io_engine *eng, struct io_dev *dev,
@@ -324,9 +334,17 @@ void io_engine_pump(struct io_engine *eng)
 		while (n < room && eng->queue.head) {
 			struct io_req *req = list_pop(&eng->queue);
 
+			/* Last moment before the kernel has it.  */
+			if (req->gate && !req->gate(req->gate_arg)) {
+				req->gated = true;
+				io_req_finish_later(eng, req, -EKEYEXPIRED);
+				continue;
+			}
 			prep_iocb(eng, req);
 			eng->iocbs[n++] = &req->iocb;
 		}
+		if (n == 0)
+			continue;
 		do
 			r = io_submit(eng->ctx, (long)n, eng->iocbs);
 		while (r == -EINTR);
@@ -369,6 +387,10 @@ static int describe_error(struct io_req *req)
 		return io_fault_err(dev, what[req->type], req->len, req->off, e);
 	if (req->type == IO_REQ_FLUSH)
 		return err_set(e, "%s: flush: %s", dev->path, strerror(e));
+	if (req->gated)
+		return err_set(e, "%s: write of %zu bytes at offset %" PRIu64 " not issued: "
+			       "its permission expired", dev->path, req->len - req->done,
+			       req->off + req->done);
 	return err_set(e, "%s: %s%s of %zu bytes at offset %" PRIu64 ": %s",
 		       dev->path, req->submit_err ? "submitting " : "async ",
 		       what[req->type], req->len - req->done, req->off + req->done,

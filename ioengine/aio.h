@@ -35,10 +35,13 @@ struct io_req {
 	ssize_t result;
 	io_done_fn fn;
 	void *arg;
+	io_gate_fn gate;	/* write: may it still go?  Asked right before
+				 * each io_submit of it */
+	void *gate_arg;
 	uint64_t seq;		/* queue order */
 	unsigned writes_ahead;	/* flush: pending writes to dev queued before */
 	bool counted;		/* write: went to the kernel queue (a flush may wait) */
-	bool fault, submit_err, eof;	/* how it failed, for the message */
+	bool fault, submit_err, eof, gated;	/* how it failed, for the message */
 	struct io_req *prev, *next;	/* eng->all */
 	struct io_req *qnext;		/* queue, done, flush-wait or worker list */
 };

@@ -91,6 +91,17 @@ int io_engine_write(struct io_engine *eng, struct io_dev *dev, const void *buf,
  * durable -- and also every write to DEV queued on this engine before it,
  * even if still in flight (the flush waits for them, then fdatasyncs on a
  * worker thread).  */
+/* A write with a gate: GATE(GATE_ARG) is asked immediately before the
+ * write is handed to the kernel (the io_submit that carries it, and again
+ * before the rest of a short write is resubmitted); false fails the write
+ * with -EKEYEXPIRED without moving its (remaining) bytes.  For writes
+ * whose permission expires with time (the export's origin-write grant,
+ * docs/RELIABILITY.md): the check is made at the moment of issue, not
+ * when the write was queued, so time spent queued or stopped counts.  */
+typedef bool (*io_gate_fn)(void *arg);
+int io_engine_write_gated(struct io_engine *eng, struct io_dev *dev, const void *buf,
+			  size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
+			  io_done_fn done, void *arg);
 int io_engine_flush(struct io_engine *eng, struct io_dev *dev,
 		    io_done_fn done, void *arg);
 int io_engine_submit(struct io_engine *eng);

@@ -19,6 +19,18 @@ static inline int64_t csnap_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* CLOCK_BOOTTIME: the monotonic clock that also counts time the machine
+ * was suspended.  Only for a permission that must run out in real time
+ * on the side that holds it (an export's grant, docs/RELIABILITY.md): a
+ * suspend must not stretch it.  The side that waits for it to run out
+ * uses csnap_now_ns(), which a suspend can only make it wait longer. */
+static inline int64_t csnap_boot_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static inline int64_t csnap_now_ms(void)
 {
 	return csnap_now_ns() / 1000000;

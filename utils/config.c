@@ -164,6 +164,20 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 	}
 	if (!strcmp(key, "cache_size"))
 		return parse_size(v, &st->cache_bytes);
+	if (!strcmp(key, "activate"))
+		return copy_str(st->activate, sizeof st->activate, v);
+	if (!strcmp(key, "nbd_timeout")) {
+		if (parse_u64(v, 1, 86400, &n))
+			return -EINVAL;
+		st->nbd_timeout = (uint32_t)n;
+		return 0;
+	}
+	if (!strcmp(key, "nbd_dead_timeout")) {
+		if (parse_u64(v, 1, 86400, &n))
+			return -EINVAL;
+		st->nbd_dead_timeout = (uint32_t)n;
+		return 0;
+	}
 	return -ENOENT;
 }
 
@@ -248,6 +262,15 @@ int config_load(const char *path, struct config *cfg)
 			memcpy(st->export_address, cfg->address, sizeof st->export_address);
 		if (!st->export_port)
 			st->export_port = 10809;
+		if (!st->activate[0])
+			snprintf(st->activate, sizeof st->activate, "origin");
+		/* longer than a whole-node master hand-over (sanlock's host-dead
+		 * time, 8 x io_timeout + 60 s): a request is re-sent on a new
+		 * connection only when its old one cannot still execute it */
+		if (!st->nbd_timeout)
+			st->nbd_timeout = 8 * cfg->io_timeout + 120;
+		if (!st->nbd_dead_timeout)
+			st->nbd_dead_timeout = 120;
 	}
 	if (!cfg->node_name[0])
 		snprintf(cfg->node_name, sizeof cfg->node_name, "host%u", cfg->host_id);

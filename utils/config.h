@@ -31,6 +31,12 @@ struct config_store {
 	uint16_t export_port;			/* default 10809 */
 	enum store_full_policy store_full;
 	uint64_t cache_bytes;		/* server metadata cache bound */
+	char activate[CONFIG_PATH_MAX];	/* volumes `csnap activate STORE`
+					 * makes, blank-separated (default
+					 * "origin") */
+	uint32_t nbd_timeout;		/* kernel nbd request timeout, s
+					 * (default 8 x io_timeout + 120) */
+	uint32_t nbd_dead_timeout;	/* s I/O waits for a restarted export */
 };
 
 struct config {

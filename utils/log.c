@@ -6,6 +6,8 @@
  */
 #include "utils/log.h"
 
+#include "utils/clock.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +101,31 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(level, fmt, ap);
 	va_end(ap);
+}
+
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+{
+	long long now = csnap_now_ms();
+	char msg[1024];
+	va_list ap;
+
+	if ((int)level > log_level_now)
+		return;
+	if (now - l->window_start_ms >= LOG_LIMIT_WINDOW_MS) {
+		l->window_start_ms = now;
+		l->logged = 0;
+	}
+	if (l->logged >= LOG_LIMIT_BURST) {
+		l->dropped++;
+		return;
+	}
+	l->logged++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (l->dropped)
+		log_msg(level, "%s (%u similar messages not logged)", msg, l->dropped);
+	else
+		log_msg(level, "%s", msg);
+	l->dropped = 0;
 }

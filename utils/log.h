@@ -31,6 +31,20 @@ void log_msg(enum log_level level, const char *fmt, ...)
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* Messages a peer can cause at will (refused connections, accept
+ * failures): at most LOG_LIMIT_BURST per LOG_LIMIT_WINDOW_MS for one
+ * struct log_limit; the next one logged after a pause says how many were
+ * dropped.  Zero-initialize.  Single-threaded users only.  */
+#define LOG_LIMIT_BURST		10
+#define LOG_LIMIT_WINDOW_MS	10000
+struct log_limit {
+	long long window_start_ms;
+	unsigned logged;	/* in this window */
+	unsigned dropped;	/* since the last message logged */
+};
+void log_limited(struct log_limit *l, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -3,12 +3,15 @@
  * check.  Read-only (a journal that needs replay is replayed in memory).
  * Prints each problem on stdout; with ORIGIN also verifies that it is the
  * origin the store was made for (size and identity, src/store/origin_id.h).
+ * A STORE that is ORIGIN (or lies on or under it, src/store/overlap.h) is
+ * refused before anything is read.
  * Exit 0 only when the store is clean and the origin (if given) matches.
  */
 #include "src/cli/cli.h"
 
 #include "ioengine/ioengine.h"
 #include "src/store/origin_id.h"
+#include "src/store/overlap.h"
 #include "src/store/store.h"
 #include "utils/err.h"
 
@@ -19,6 +22,14 @@ static int cmd_check(int argc, char **argv)
 {
 	if (argc != 2 && argc != 3)
 		return cli_usage("need STORE [ORIGIN]");
+	if (argc == 3) {
+		char why[512];
+		int r = storage_overlap(argv[1], argv[2], why, sizeof why);
+		if (r < 0)
+			return cli_error("%s", err_get());
+		if (r > 0)
+			return cli_error("store and origin overlap: %s", why);
+	}
 	struct store_open_opts o = { .readonly = true, .cache_bytes = 64u << 20 };
 	struct store *s;
 	if (store_open(argv[1], &o, &s) < 0)

@@ -3,6 +3,8 @@
  *
  *   csnap mkstore [--chunk-size SIZE] [--max-snapshots N] [--force] STORE ORIGIN
  *
+ * Always refuses a STORE that is its ORIGIN under another name or lies on
+ * or under it (src/store/overlap.h: links, loop devices, dm slaves).
  * Refuses (unless --force) a STORE where libblkid finds a filesystem, RAID
  * or LVM signature or that already holds a csnap store; always refuses an
  * ORIGIN that cannot be read or is smaller than one chunk.  Records the
@@ -19,6 +21,7 @@
 
 #include "ioengine/ioengine.h"
 #include "src/store/origin_id.h"
+#include "src/store/overlap.h"
 #include "src/store/store.h"
 #include "utils/config.h"
 #include "utils/err.h"
@@ -141,6 +144,15 @@ static int cmd_mkstore(int argc, char **argv)
 				 origin_path, origin_size, chunk);
 	if (ret < 0)
 		return cli_error("origin %s: unreadable: %s", origin_path, err_get());
+
+	/* formatting a store on (or under) its own origin destroys the
+	 * origin; --force does not change that */
+	char why[512];
+	ret = storage_overlap(store_path, origin_path, why, sizeof why);
+	if (ret < 0)
+		return cli_error("%s", err_get());
+	if (ret > 0)
+		return cli_error("refusing to make a store on its own origin: %s", why);
 
 	/* the store: nothing on it we would destroy */
 	char type[64] = "";

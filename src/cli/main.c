@@ -3,6 +3,7 @@
  * subcommands that registered themselves (see cli.h).
  */
 #include "src/cli/cli.h"
+#include "utils/fdlimit.h"
 #include "utils/log.h"
 
 #include <stdarg.h>
@@ -88,6 +89,9 @@ int main(int argc, char **argv)
 	int best_words = 0;
 
 	log_init("csnap", LOG_LEVEL_WARN);
+	/* Servers must not run out of descriptors at the default soft
+	 * limit (1024) while the administrator allows more.  */
+	fd_limit_raise();
 	argc--, argv++;
 	while (argc && argv[0][0] == '-') {
 		if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {

@@ -35,6 +35,10 @@ struct csvol_env {
 	uint64_t data_offset;		/* store byte offset of store chunk 0 */
 	uint64_t store_chunks;		/* data chunks in the store (bounds check) */
 	size_t cache_entries;		/* per snapshot location cache bound */
+	/* The master created a snapshot (SNAP_ADDED on the origin session):
+	 * serve it now.  Returns 0 or a negative errno.  Optional.  */
+	int (*snap_added)(void *arg, const char *name);
+	void *snap_arg;
 };
 
 int volume_origin_create(const struct csvol_env *env, struct volume **out);
@@ -51,6 +55,9 @@ typedef void (*csvol_notify_fn)(void *arg, struct volume *vol, int err, const ch
 int volume_snap_create(const struct csvol_env *env, const char *name,
 		       csvol_notify_fn ready, csvol_notify_fn gone, void *arg,
 		       struct volume **out);
+/* The size a new snapshot has (the master just created it from the
+ * origin): it can be served before its session has identified it.  */
+void volume_snap_set_size(struct volume *vol, uint64_t size);
 /* Stop using the snapshot (deleted): new requests fail with EIO.  */
 void volume_snap_retire(struct volume *vol);
 

@@ -44,6 +44,8 @@ struct dio_op {
 	uint64_t off, len;
 	dio_done_fn done;
 	void *arg;
+	io_gate_fn gate;		/* writes: asked right before issue */
+	void *gate_arg;
 	int err;
 	unsigned pending;		/* sub-I/Os outstanding */
 	/* sector lock */
@@ -290,8 +292,8 @@ static void write_issue(struct dio_op *op)
 	const void *src = op->bounce ? op->bounce : op->src;
 	int rc;
 
-	rc = io_engine_write(d->eng, d->dev, src, op->lk_end - op->lk_start,
-			     op->lk_start, write_done, op);
+	rc = io_engine_write_gated(d->eng, d->dev, src, op->lk_end - op->lk_start,
+				   op->lk_start, op->gate, op->gate_arg, write_done, op);
 	if (rc < 0)
 		write_finish(op, rc);
 }
@@ -372,8 +374,9 @@ static void write_queue(struct dio_op *op)
 	lock_or_wait(op);
 }
 
-void dio_write(struct dio *d, const void *buf, size_t len, uint64_t off,
-	       unsigned flags, dio_done_fn done, void *arg)
+void dio_write_gated(struct dio *d, const void *buf, size_t len, uint64_t off,
+		     unsigned flags, io_gate_fn gate, void *gate_arg,
+		     dio_done_fn done, void *arg)
 {
 	struct dio_op *op = op_new(d, DIO_OP_WRITE, done, arg);
 
@@ -385,7 +388,15 @@ void dio_write(struct dio *d, const void *buf, size_t len, uint64_t off,
 	op->off = off;
 	op->len = len;
 	op->flags = flags;
+	op->gate = gate;
+	op->gate_arg = gate_arg;
 	write_queue(op);
+}
+
+void dio_write(struct dio *d, const void *buf, size_t len, uint64_t off,
+	       unsigned flags, dio_done_fn done, void *arg)
+{
+	dio_write_gated(d, buf, len, off, flags, NULL, NULL, done, arg);
 }
 
 /* ---- zeroes ----------------------------------------------------------- */
@@ -424,7 +435,8 @@ static void zero_next(struct dio_op *z)
 			n -= n % d->align;
 		z->pending++;
 		z->zpos += n;
-		dio_write(d, d->zero, n, z->zpos - n, 0, zero_piece_done, z);
+		dio_write_gated(d, d->zero, n, z->zpos - n, 0, z->gate, z->gate_arg,
+				zero_piece_done, z);
 	}
 	z->issuing = false;
 	if (z->pending)
@@ -441,6 +453,12 @@ static void zero_next(struct dio_op *z)
 void dio_zero(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
 	      dio_done_fn done, void *arg)
 {
+	dio_zero_gated(d, len, off, flags, NULL, NULL, done, arg);
+}
+
+void dio_zero_gated(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
+		    io_gate_fn gate, void *gate_arg, dio_done_fn done, void *arg)
+{
 	struct dio_op *z;
 
 	if (!d->zero && !(d->zero = io_buf_alloc(DIO_ZERO_BUF))) {
@@ -456,6 +474,8 @@ void dio_zero(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
 	z->len = len;
 	z->zpos = off;
 	z->flags = flags;
+	z->gate = gate;
+	z->gate_arg = gate_arg;
 	zero_next(z);
 }
 

@@ -24,6 +24,8 @@
 #ifndef CSNAP_EXPORT_DIO_H
 #define CSNAP_EXPORT_DIO_H
 
+#include "ioengine/ioengine.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +51,15 @@ void dio_write(struct dio *d, const void *buf, size_t len, uint64_t off,
 /* Writes zeroes (no holes: the bytes read back as zero afterwards).  */
 void dio_zero(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
 	      dio_done_fn done, void *arg);
+/* The same with a gate (ioengine.h io_engine_write_gated): every device
+ * write they make asks GATE(GATE_ARG) right before it is handed to the
+ * kernel; a refusal fails the request with -EKEYEXPIRED.  Bytes of the
+ * request already written stay written (as with any failed write).  */
+void dio_write_gated(struct dio *d, const void *buf, size_t len, uint64_t off,
+		     unsigned flags, io_gate_fn gate, void *gate_arg,
+		     dio_done_fn done, void *arg);
+void dio_zero_gated(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
+		    io_gate_fn gate, void *gate_arg, dio_done_fn done, void *arg);
 /* Every write that completed before this call is durable on completion. */
 void dio_flush(struct dio *d, dio_done_fn done, void *arg);
 /* Requests started and not yet completed.  */

@@ -5,8 +5,11 @@
  * the origin at once and every snapshot as the master lists it, and runs
  * the event loop until SIGINT/SIGTERM.
  *
- * The set of snapshots follows the master: an admin session lists them
- * every second; new ones are exported when their own session has
+ * The set of snapshots follows the master: a new snapshot is announced on
+ * the origin session (SNAP_ADDED) and exported before we acknowledge, so
+ * it is served here when `snapshot create` returns; an admin session also
+ * lists them every second (snapshots that appeared while we were not
+ * connected); ones it finds are exported when their own session has
  * identified them (that is where their size comes from), deleted ones are
  * withdrawn and any connection still using one gets EIO.
  *
@@ -14,6 +17,8 @@
  * volume_file, no store, no master.
  */
 #include "src/export/export.h"
+
+#include "src/activate/keeper.h"
 
 #include "src/agent/agent.h"
 #include "src/agent/agent_client.h"
@@ -46,6 +51,7 @@ struct snapent {
 	struct volume *vol;		/* our reference */
 	bool exported;
 	bool seen;
+	uint64_t announced;		/* announce_seq when SNAP_ADDED named it */
 	struct exporter *ex;
 };
 
@@ -63,11 +69,14 @@ struct exporter {
 	struct session *admin;
 	struct sreq list_rq;
 	bool list_inflight;
+	uint64_t announce_seq;		/* SNAP_ADDED announcements taken */
+	uint64_t list_seq;		/* announce_seq when the list was asked */
 	struct loop_timer poll;
 	struct snapent **snaps;
 	unsigned nsnaps, capsnaps;
 	struct loop_watch sig_watch;
 	int sigfd;
+	struct act_keeper *keeper;	/* re-attaches activated volumes */
 };
 
 /* ---- snapshots -------------------------------------------------------- */
@@ -114,35 +123,70 @@ static void snap_drop(struct exporter *ex, unsigned i)
 	ex->snaps[i] = ex->snaps[--ex->nsnaps];
 }
 
-static void snap_add(struct exporter *ex, const char *name)
+static struct snapent *snap_add(struct exporter *ex, const char *name)
 {
 	struct snapent *se;
 
 	if (!strcmp(name, "origin")) {
 		log_warn("export: a snapshot named \"origin\" cannot be exported under that name");
-		return;
+		err_set(EINVAL, "a snapshot named \"origin\" cannot be exported under that name");
+		return NULL;
 	}
 	if (ex->nsnaps == ex->capsnaps) {
 		unsigned cap = ex->capsnaps ? ex->capsnaps * 2 : 16;
 		struct snapent **n = realloc(ex->snaps, cap * sizeof *n);
 
-		if (!n)
-			return;
+		if (!n) {
+			err_set(ENOMEM, "out of memory");
+			return NULL;
+		}
 		ex->snaps = n;
 		ex->capsnaps = cap;
 	}
 	se = calloc(1, sizeof *se);
-	if (!se)
-		return;
+	if (!se) {
+		err_set(ENOMEM, "out of memory");
+		return NULL;
+	}
 	snprintf(se->name, sizeof se->name, "%s", name);
 	se->ex = ex;
 	se->seen = true;
 	if (volume_snap_create(&ex->env, name, snap_ready, snap_gone, se, &se->vol) < 0) {
 		log_warn("export: snapshot %s: %s", name, err_get());
 		free(se);
-		return;
+		return NULL;
 	}
 	ex->snaps[ex->nsnaps++] = se;
+	return se;
+}
+
+/* The master created NAME and waits for us to serve it before it answers
+ * the creator (SNAP_ADDED on the origin session).  A new snapshot is the
+ * origin as it was: its size is the origin's, so it is exported at once;
+ * its session identifies it in the background.  */
+static int on_snap_added(void *arg, const char *name)
+{
+	struct exporter *ex = arg;
+	struct snapent *se = NULL;
+
+	for (unsigned i = 0; i < ex->nsnaps && !se; i++)
+		if (!strcmp(ex->snaps[i]->name, name))
+			se = ex->snaps[i];
+	if (!se && !(se = snap_add(ex, name)))
+		return -EIO;
+	/* A list asked for before this announcement may not name it yet. */
+	se->announced = ++ex->announce_seq;
+	if (se->exported)
+		return 0;
+	volume_snap_set_size(se->vol, ex->env.origin_size);
+	if (nbd_server_add(ex->srv, se->vol) < 0) {
+		log_warn("export: snapshot %s: %s", name, err_get());
+		return -EIO;
+	}
+	se->exported = true;
+	log_info("export: snapshot %s exported (%llu bytes; announced by the master)", name,
+		 (unsigned long long)ex->env.origin_size);
+	return 0;
 }
 
 static void list_done(struct sreq *rq, const struct proto_msg *reply, int err)
@@ -175,7 +219,7 @@ static void list_done(struct sreq *rq, const struct proto_msg *reply, int err)
 			snap_add(ex, si->name);
 	}
 	for (unsigned i = 0; i < ex->nsnaps;) {
-		if (!ex->snaps[i]->seen)
+		if (!ex->snaps[i]->seen && ex->snaps[i]->announced <= ex->list_seq)
 			snap_drop(ex, i);
 		else
 			i++;
@@ -192,6 +236,7 @@ static void list_now(struct exporter *ex)
 	ex->list_rq.done = list_done;
 	ex->list_rq.arg = ex;
 	ex->list_inflight = true;
+	ex->list_seq = ex->announce_seq;
 	session_send(ex->admin, &ex->list_rq);
 }
 
@@ -329,6 +374,7 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		.chunk_size = sb.chunk_size, .chunk_shift = shift, .origin_size = sb.origin_size,
 		.data_offset = sb.engine.data_offset, .store_chunks = sb.engine.data_chunks,
 		.cache_entries = SNAP_CACHE_ENTRIES,
+		.snap_added = on_snap_added, .snap_arg = ex,
 	};
 	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
 	    io_dev_size(ex->store_dev))
@@ -368,6 +414,32 @@ static int listen_all(struct exporter *ex, const struct export_opts *o)
 	return 0;
 }
 
+/* Kernel nbd devices of this store (csnap activate) talk to this export:
+ * after a restart the keeper re-attaches them through our own listener.  */
+static int start_keeper(struct exporter *ex, const struct export_opts *o)
+{
+	char addr[CONFIG_NAME_MAX];
+	uint16_t port = 0;
+	int rc;
+
+	if (o->sock) {
+		return act_keeper_start(&ex->tgt.uuid, o->sock, 0, ex->st->nbd_dead_timeout,
+					&ex->keeper);
+	} else if (o->tcp) {
+		if ((rc = parse_hostport(o->tcp, addr, sizeof addr, &port)) < 0)
+			return rc;
+	} else if (ex->st->export_kind == EXPORT_TCP) {
+		snprintf(addr, sizeof addr, "%s", ex->st->export_address);
+	} else {
+		return act_keeper_start(&ex->tgt.uuid, ex->st->export_socket, 0,
+					ex->st->nbd_dead_timeout, &ex->keeper);
+	}
+	if (!addr[0] || !strcmp(addr, "0.0.0.0") || !strcmp(addr, "::"))
+		snprintf(addr, sizeof addr, "%s", "127.0.0.1");
+	return act_keeper_start(&ex->tgt.uuid, addr, nbd_server_tcp_port(ex->srv),
+				ex->st->nbd_dead_timeout, &ex->keeper);
+}
+
 /* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
 static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *arg)
 {
@@ -386,6 +458,7 @@ static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *a
 
 static void teardown(struct exporter *ex)
 {
+	act_keeper_stop(ex->keeper);
 	/* Requests waiting for the master fail first, so the NBD server can
 	 * drain its connections; then the volumes go.  */
 	if (ex->origin)
@@ -439,7 +512,8 @@ int export_run(const struct export_opts *o)
 	    (rc = nbd_server_add(ex->srv, ex->origin)) < 0 ||
 	    (rc = session_create(ex->lp, &ex->tgt, PROTO_VOL_ADMIN, NULL, &admin_ops, ex,
 				 &ex->admin)) < 0 ||
-	    (rc = listen_all(ex, o)) < 0)
+	    (rc = listen_all(ex, o)) < 0 ||
+	    (rc = start_keeper(ex, o)) < 0)
 		goto out;
 	session_start(ex->admin);
 	ex->poll.fn = poll_fn;

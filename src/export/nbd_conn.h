@@ -27,7 +27,7 @@
 #define NBD_MAX_INFLIGHT_BYTES	(64u * 1024 * 1024)
 #define NBD_MAX_OPTIONS		256		/* before transmission */
 #define NBD_MAX_OPT_LEN		(NBD_MAX_STRING + 1024)
-#define NBD_HANDSHAKE_MS	30000		/* greeting to NBD_OPT_GO */
+#define NBD_HANDSHAKE_MS	10000		/* greeting to NBD_OPT_GO */
 /* Output queued during the handshake before the connection stops reading
  * options: a client that asks and never reads holds at most this (plus
  * one option's replies).  In transmission the in-flight limits above

@@ -10,6 +10,12 @@
  * queued, stops reading until replies go out.
  * Output: replies are queued and sent with one sendmsg() per batch of the
  * event loop.
+ *
+ * Peers cannot exhaust descriptors: connections are capped below the
+ * descriptor limit, the oldest one still in the handshake is shed when too
+ * many wait, accept() failing for want of a descriptor sheds a connection
+ * with a reserved one or backs off (never spins), and what peers can make
+ * us log is rate-limited.
  */
 #include "src/export/nbd_server.h"
 
@@ -17,6 +23,7 @@
 #include "ioengine/ioengine.h"
 #include "utils/assert.h"
 #include "utils/err.h"
+#include "utils/fdlimit.h"
 #include "utils/log.h"
 
 #include <arpa/inet.h>
@@ -34,7 +41,11 @@
 #include <unistd.h>
 
 #define NBD_MAX_LISTENERS	8
-#define NBD_MAX_CONNS		1024
+#define NBD_MAX_CONNS		1024	/* if descriptors allow (fd_conn_cap) */
+/* Connections still in the handshake: at this many a new one sheds the
+ * oldest, so idle peers cannot keep real clients out.  */
+#define NBD_MAX_HANDSHAKING	256
+#define NBD_ACCEPT_BACKOFF_MS	250	/* after a descriptor shortage */
 #define BUF_CLASSES		14		/* 4 KiB .. 32 MiB */
 #define BUF_MIN_SHIFT		12
 
@@ -57,8 +68,12 @@ struct nbd_server {
 	unsigned nlisteners;
 	struct volume **vols;
 	unsigned nvols, capvols;
-	struct nbd_conn *conns;
+	struct nbd_conn *conns;		/* newest first */
 	unsigned nconns;
+	unsigned max_conns;		/* below the descriptor limit */
+	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
+	struct loop_timer accept_timer;	/* listeners unwatched until then */
+	struct log_limit peer_log;	/* what peers can make us log at will */
 	unsigned long long serial;	/* connections accepted so far */
 	struct cached_buf *bufs[BUF_CLASSES];
 	unsigned nbufs[BUF_CLASSES];
@@ -249,7 +264,11 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 {
 	if (c->dead)
 		return;
-	if (why)
+	/* Before NBD_OPT_GO anyone can connect: rate-limited.  */
+	if (why && !c->vol)
+		log_limited(&c->srv->peer_log, LOG_LEVEL_WARN, "nbd %s: closing connection: %s",
+			    c->peer, why);
+	else if (why)
 		log_warn("nbd %s: closing connection: %s", c->peer, why);
 	else
 		log_debug("nbd %s: connection closed", c->peer);
@@ -543,6 +562,73 @@ static void hs_timeout(void *arg)
 		nbd_conn_kill(c, "handshake not finished in time");
 }
 
+static void accept_event(void *arg, uint32_t events);
+
+/* Back off after a descriptor shortage: watch the listeners again.  */
+static void accept_resume(void *arg)
+{
+	struct nbd_server *srv = arg;
+
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		if (loop_watch_mod(srv->lp, &srv->listeners[i].watch, EPOLLIN) < 0)
+			log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: %s", err_get());
+	if (srv->fdres.spare < 0)
+		fd_reserve_open(&srv->fdres);
+}
+
+/* Accept on L failed with ERR: shed a connection with the reserve, or
+ * stop watching the listeners for a while.  Never returns to a readable
+ * listener without progress: that spun the loop at 100% CPU.  True:
+ * accept again.  */
+static bool accept_failed(struct nbd_server *srv, struct listener *l, int err)
+{
+	if (fd_reserve_shed(&srv->fdres, l->fd, err)) {
+		log_limited(&srv->peer_log, LOG_LEVEL_WARN,
+			    "nbd: accept: %s: closed a new connection (%u open, limit %u)",
+			    strerror(err), srv->nconns, srv->max_conns);
+		return true;
+	}
+	log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: accept: %s: not accepting for %d ms",
+		    strerror(err), NBD_ACCEPT_BACKOFF_MS);
+	for (unsigned i = 0; i < srv->nlisteners; i++)
+		loop_watch_mod(srv->lp, &srv->listeners[i].watch, 0);
+	loop_timer_arm(srv->lp, &srv->accept_timer, NBD_ACCEPT_BACKOFF_MS);
+	return false;
+}
+
+/* Room for one more connection: sheds the oldest connection still in the
+ * handshake when over a limit.  False: refuse the new one.  */
+static bool make_room(struct nbd_server *srv)
+{
+	unsigned max_hs = srv->max_conns / 2 < NBD_MAX_HANDSHAKING ? srv->max_conns / 2
+								   : NBD_MAX_HANDSHAKING;
+	struct nbd_conn *old = NULL;
+	unsigned hs = 0, live = 0;
+
+	/* Dead connections waiting for their I/O hold no descriptor.  */
+	for (struct nbd_conn *c = srv->conns; c; c = c->next) {
+		if (c->dead)
+			continue;
+		live++;
+		if (!c->vol) {
+			hs++;
+			old = c;	/* newest first: the last is the oldest */
+		}
+	}
+	if (live < srv->max_conns && hs < (max_hs ? max_hs : 1))
+		return true;
+	if (!old) {
+		log_limited(&srv->peer_log, LOG_LEVEL_WARN,
+			    "nbd: refusing connection: %u connections open (limit %u)", srv->nconns,
+			    srv->max_conns);
+		return false;
+	}
+	/* Its descriptor is closed now; the struct goes at the end of the
+	 * loop turn.  */
+	nbd_conn_kill(old, "handshake not finished and too many connections wait");
+	return true;
+}
+
 static void accept_event(void *arg, uint32_t events)
 {
 	struct listener *l = arg;
@@ -556,14 +642,15 @@ static void accept_event(void *arg, uint32_t events)
 		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EINTR)
+			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				log_warn("nbd: accept: %s", strerror(errno));
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (accept_failed(srv, l, errno))
+				continue;
 			return;
 		}
-		if (srv->nconns >= NBD_MAX_CONNS) {
-			log_warn("nbd: refusing connection: %u connections open", srv->nconns);
+		if (!make_room(srv)) {
 			close(fd);
 			continue;
 		}
@@ -571,7 +658,7 @@ static void accept_event(void *arg, uint32_t events)
 		if (c)
 			c->in = malloc(NBD_STAGE_SIZE);
 		if (!c || !c->in) {
-			log_warn("nbd: refusing connection: out of memory");
+			log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: refusing connection: out of memory");
 			if (c)
 				free(c);
 			close(fd);
@@ -737,6 +824,12 @@ int nbd_server_create(struct loop *lp, struct nbd_server **out)
 	if (!srv)
 		return err_set(ENOMEM, "out of memory");
 	srv->lp = lp;
+	srv->max_conns = fd_conn_cap(NBD_MAX_CONNS);
+	if (fd_reserve_open(&srv->fdres) < 0)
+		log_warn("nbd: cannot keep a spare descriptor: %s", strerror(errno));
+	srv->accept_timer.fn = accept_resume;
+	srv->accept_timer.arg = srv;
+	log_debug("nbd: accepting up to %u connections", srv->max_conns);
 	*out = srv;
 	return 0;
 }
@@ -745,6 +838,8 @@ void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
 		return;
+	loop_timer_cancel(srv->lp, &srv->accept_timer);
+	fd_reserve_close(&srv->fdres);
 	for (unsigned i = 0; i < srv->nlisteners; i++) {
 		struct listener *l = &srv->listeners[i];
 

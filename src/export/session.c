@@ -13,6 +13,7 @@
 #include "src/agent/agent_client.h"
 #include "src/export/loop.h"
 #include "src/proto/client.h"
+#include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -275,7 +276,12 @@ static void update_events(struct session *s)
 
 static int put_on_wire(struct session *s, struct sreq *rq)
 {
-	int rc = proto_client_send(s->pc, &rq->msg);
+	int rc;
+
+	/* Before the bytes leave: a grant counted from here ends no later
+	 * than the master believes (proto.h).  */
+	rq->sent_ns = csnap_boot_ns();
+	rc = proto_client_send(s->pc, &rq->msg);
 
 	if (rc < 0)
 		return rc;

@@ -53,6 +53,9 @@ struct sreq {
 	struct proto_msg msg;		/* type, flags, body; owned by the caller */
 	sreq_done_fn done;		/* reply (status may be non-zero) or err < 0 */
 	void *arg;
+	/* set by the session when the request goes on the wire (csnap_boot_ns):
+	 * a grant in its reply counts from then (proto.h) */
+	int64_t sent_ns;
 	/* session private */
 	struct sreq *next;
 	bool oneway;

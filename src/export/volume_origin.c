@@ -10,6 +10,15 @@
  * Invariants:
  *  - A chunk is in the bitmap only between an ORIGIN_WRITE answer and the
  *    next snapshot barrier or loss of the master.
+ *  - The bitmap (and an ORIGIN_WRITE answer) is used only while the grant
+ *    of the current connection lasts (proto.h; docs/RELIABILITY.md "A
+ *    paused or partitioned export"): every successful reply extends it to
+ *    PROTO_GRANT_MS after the request was SENT (boot clock), PING renews
+ *    it every PROTO_PING_MS, losing the connection ends it.  It is checked
+ *    immediately before the write is handed to the kernel (an ioengine
+ *    gate), not when the request arrived: a write that waited, or an
+ *    export that was stopped, past the grant is not issued; it asks the
+ *    master again (who may have taken a snapshot meanwhile).
  *  - A barrier is acknowledged only once every write admitted before it
  *    (bitmap hit or answered query) has reached the device, so the
  *    snapshot sees either all of a write or, if the client was never
@@ -21,7 +30,9 @@
 
 #include "src/export/chunkmap.h"
 #include "src/export/dio.h"
+#include "src/export/loop.h"
 #include "src/export/session.h"
+#include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -36,6 +47,7 @@ struct owrite {
 	struct vol_req *req;
 	struct origin_vol *ov;
 	struct owrite *next;		/* waiters of one query */
+	uint64_t epoch;			/* connection it was admitted under */
 };
 
 struct oquery {
@@ -54,8 +66,64 @@ struct origin_vol {
 	unsigned admitted;		/* writes past the check, not yet done */
 	bool barrier_pending;
 	uint64_t barrier_id;
-	uint64_t queries_sent, bitmap_hits;
+	/* grant: the bitmap and admitted writes count only while it lasts */
+	int64_t grant_until_ns;		/* csnap_boot_ns(); 0: none */
+	uint64_t epoch;			/* connection number: grants die with it */
+	struct sreq ping;
+	bool ping_inflight;
+	struct loop_timer ping_timer;
+	uint64_t queries_sent, bitmap_hits, grant_refused;
 };
+
+/* ---- grant ------------------------------------------------------------ */
+
+static bool grant_valid(const struct origin_vol *ov)
+{
+	return csnap_boot_ns() < ov->grant_until_ns;
+}
+
+/* A successful reply to a request sent at SENT_NS (on the current
+ * connection: replies come only on the one their request went out on).  */
+static void grant_renew(struct origin_vol *ov, int64_t sent_ns)
+{
+	int64_t until = sent_ns + (int64_t)PROTO_GRANT_MS * 1000000;
+
+	if (until > ov->grant_until_ns)
+		ov->grant_until_ns = until;
+}
+
+/* ioengine gate: asked right before the write goes to the kernel.  */
+static bool write_gate(void *arg)
+{
+	struct owrite *w = arg;
+
+	return w->epoch == w->ov->epoch && grant_valid(w->ov);
+}
+
+static void ping_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct origin_vol *ov = rq->arg;
+
+	ov->ping_inflight = false;
+	if (!err && !reply->status)
+		grant_renew(ov, rq->sent_ns);
+}
+
+static void ping_fn(void *arg)
+{
+	struct origin_vol *ov = arg;
+
+	if (ov->sess && session_up(ov->sess) && !ov->ping_inflight) {
+		memset(&ov->ping, 0, sizeof ov->ping);
+		proto_msg_init(&ov->ping.msg, PROTO_PING, 0);
+		ov->ping.done = ping_done;
+		ov->ping.arg = ov;
+		ov->ping_inflight = true;
+		session_send_once(ov->sess, &ov->ping);
+	}
+	if (ov->sess)
+		loop_timer_arm(ov->env.lp, &ov->ping_timer, PROTO_PING_MS);
+}
 
 /* ---- barrier ---------------------------------------------------------- */
 
@@ -76,6 +144,19 @@ static void on_server_request(void *arg, const struct proto_msg *req)
 {
 	struct origin_vol *ov = arg;
 
+	if (req->type == PROTO_SNAP_ADDED) {
+		/* Serve it before the master answers its creator.  */
+		struct proto_msg m;
+		int rc = ov->env.snap_added ? ov->env.snap_added(ov->env.snap_arg,
+								 req->u.snapinfo.name) : 0;
+
+		if (rc < 0)
+			proto_msg_error(&m, req, (uint32_t)-rc, err_get());
+		else
+			proto_msg_init(&m, PROTO_SNAP_ADDED | PROTO_REPLY, req->id);
+		session_reply(ov->sess, &m);
+		return;
+	}
 	if (req->type != PROTO_BARRIER) {
 		struct proto_msg m;
 
@@ -109,9 +190,12 @@ static void on_disconnected(void *arg)
 	struct origin_vol *ov = arg;
 
 	/* A new master may create snapshots before it knows about us: what
-	 * the old one said about uniqueness no longer holds.  A barrier the
-	 * old master sent can no longer be answered.  */
+	 * the old one said about uniqueness no longer holds, nor does its
+	 * grant (writes admitted under it are not issued: write_gate).  A
+	 * barrier the old master sent can no longer be answered.  */
 	chunk_bitmap_clear_all(&ov->unique);
+	ov->grant_until_ns = 0;
+	ov->epoch++;
 	ov->barrier_pending = false;
 }
 
@@ -130,6 +214,8 @@ static const struct session_ops origin_session_ops = {
 
 /* ---- writes ----------------------------------------------------------- */
 
+static void origin_write(struct origin_vol *ov, struct vol_req *req);
+
 static void write_done(void *arg, int err)
 {
 	struct owrite *w = arg;
@@ -139,6 +225,21 @@ static void write_done(void *arg, int err)
 	free(w);
 	ov->admitted--;
 	maybe_ack_barrier(ov);
+	if (err == -EKEYEXPIRED) {
+		/* The grant ran out (or the connection changed) before the
+		 * write could be issued: nothing of it went to the kernel
+		 * after that.  Ask again.  */
+		if (!ov->grant_refused++ || ov->grant_refused % 1000 == 0)
+			log_info("origin: a write at %llu waited past this export's grant: "
+				 "asking the master again (%llu so far)",
+				 (unsigned long long)req->off, (unsigned long long)ov->grant_refused);
+		if (!ov->sess) {
+			req->done(req, -ESHUTDOWN);
+			return;
+		}
+		origin_write(ov, req);
+		return;
+	}
 	req->done(req, err);
 }
 
@@ -148,10 +249,12 @@ static void admitted_write(struct origin_vol *ov, struct owrite *w)
 	unsigned fl = req->flags & VOL_REQ_FUA ? DIO_FUA : 0;
 
 	ov->admitted++;
+	w->epoch = ov->epoch;
 	if (req->op == VOL_ZEROES)
-		dio_zero(ov->env.origin, req->len, req->off, fl, write_done, w);
+		dio_zero_gated(ov->env.origin, req->len, req->off, fl, write_gate, w, write_done, w);
 	else
-		dio_write(ov->env.origin, req->buf, req->len, req->off, fl, write_done, w);
+		dio_write_gated(ov->env.origin, req->buf, req->len, req->off, fl, write_gate, w,
+				write_done, w);
 }
 
 static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
@@ -168,8 +271,10 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 		log_warn("origin: write to chunks %llu+%u refused: %s",
 			 (unsigned long long)q->range.start, q->range.count, reply->error);
 	}
-	if (!err)
+	if (!err) {
+		grant_renew(ov, rq->sent_ns);
 		chunk_bitmap_set(&ov->unique, q->range.start, q->range.count);
+	}
 	free(q);
 	while (w) {
 		struct owrite *next = w->next;
@@ -201,6 +306,16 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 	w->req = req;
 	w->ov = ov;
 	w->next = NULL;
+	/* What we remember counts only under a grant; once it has run out
+	 * the master may have taken a snapshot without us (we may have been
+	 * stopped, or cut off without knowing it): forget and ask.  */
+	if (ov->unique.nset && !grant_valid(ov)) {
+		log_info("origin: no grant from the master (it ran out %lld ms ago): "
+			 "forgetting %llu unique chunks",
+			 ov->grant_until_ns ? (long long)((csnap_boot_ns() - ov->grant_until_ns) / 1000000) : 0LL,
+			 (unsigned long long)ov->unique.nset);
+		chunk_bitmap_clear_all(&ov->unique);
+	}
 	for (uint64_t c = c0; c <= c1; c++) {
 		if (!chunk_bitmap_test(&ov->unique, c)) {
 			if (m0 == UINT64_MAX)
@@ -289,6 +404,7 @@ void volume_origin_shutdown(struct volume *vol)
 {
 	struct origin_vol *ov = (struct origin_vol *)vol;
 
+	loop_timer_cancel(ov->env.lp, &ov->ping_timer);
 	session_destroy(ov->sess);
 	ov->sess = NULL;
 }
@@ -297,8 +413,11 @@ static void origin_destroy(struct volume *vol)
 {
 	struct origin_vol *ov = (struct origin_vol *)vol;
 
-	log_info("origin: %llu writes asked the master, %llu went straight to the disk",
-		 (unsigned long long)ov->queries_sent, (unsigned long long)ov->bitmap_hits);
+	log_info("origin: %llu writes asked the master, %llu went straight to the disk, "
+		 "%llu waited past the grant and asked again",
+		 (unsigned long long)ov->queries_sent, (unsigned long long)ov->bitmap_hits,
+		 (unsigned long long)ov->grant_refused);
+	loop_timer_cancel(ov->env.lp, &ov->ping_timer);
 	session_destroy(ov->sess);
 	chunk_bitmap_free(&ov->unique);
 	free(ov);
@@ -336,6 +455,9 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 		return rc;
 	}
 	session_start(ov->sess);
+	ov->ping_timer.fn = ping_fn;
+	ov->ping_timer.arg = ov;
+	loop_timer_arm(env->lp, &ov->ping_timer, PROTO_PING_MS);
 	*out = &ov->vol;
 	return 0;
 }

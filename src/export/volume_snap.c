@@ -518,6 +518,10 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 
 	if (!sv->identified) {
 		sv->identified = true;
+		if (sv->vol.size && sv->vol.size != ok->volume_size)
+			log_warn("snapshot %s: served as %llu bytes, the master says %llu",
+				 sv->vol.name, (unsigned long long)sv->vol.size,
+				 (unsigned long long)ok->volume_size);
 		sv->vol.size = ok->volume_size;
 		if (ok->chunk_size != sv->env.chunk_size ||
 		    ok->store_data_offset != sv->env.data_offset) {
@@ -696,6 +700,14 @@ static void snap_detach(struct volume *vol)
 
 	if (--sv->users == 0 && !sv->ops)
 		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+}
+
+void volume_snap_set_size(struct volume *vol, uint64_t size)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	if (!sv->identified)
+		sv->vol.size = size;
 }
 
 void volume_snap_retire(struct volume *vol)

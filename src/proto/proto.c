@@ -240,7 +240,8 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_BARRIER] = "barrier", [PROTO_INVALIDATE] = "invalidate", [PROTO_SNAP_CREATE] = "snap-create",
 		[PROTO_SNAP_DELETE] = "snap-delete", [PROTO_SNAP_LIST] = "snap-list",
 		[PROTO_SNAP_SET] = "snap-set", [PROTO_STATUS] = "status",
-		[PROTO_CHANGED] = "changed",
+		[PROTO_CHANGED] = "changed", [PROTO_PING] = "ping",
+		[PROTO_SNAP_ADDED] = "snap-added",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -285,6 +286,8 @@ static int check_snapinfo(const struct proto_snapinfo *s)
 {
 	if (!proto_name_valid(s->name))
 		return err_set(EINVAL, "invalid snapshot name");
+	if (s->flags & ~(uint32_t)PROTO_SNAP_BUSY)
+		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
 	return 0;
 }
 
@@ -372,6 +375,15 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_BARRIER:
 		if (!reply)
 			wr_u64(w, m->u.barrier.seq);
+		return 0;
+	case PROTO_PING:
+		return 0;
+	case PROTO_SNAP_ADDED:
+		if (reply)
+			return 0;
+		if ((r = check_snapinfo(&m->u.snapinfo)) < 0)
+			return r;
+		enc_snapinfo(w, &m->u.snapinfo);
 		return 0;
 	case PROTO_SNAP_CREATE:
 		if (reply) {
@@ -698,6 +710,12 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 		if (!reply)
 			m->u.barrier.seq = rd_u64(r, "barrier sequence");
 		return;
+	case PROTO_PING:
+		return;
+	case PROTO_SNAP_ADDED:
+		if (!reply)
+			dec_snapinfo(r, &m->u.snapinfo);
+		return;
 	case PROTO_SNAP_CREATE:
 		if (reply) {
 			dec_snapinfo(r, &m->u.snapinfo);
@@ -717,7 +735,8 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 				rd_fail(r, "too many snapshots");
 				return;
 			}
-			m->u.snap_list.s = rd_array(r, n, sizeof *m->u.snap_list.s, 44, "truncated snapshot list");
+			/* A snapinfo is 43 bytes on the wire with a one-byte name.  */
+			m->u.snap_list.s = rd_array(r, n, sizeof *m->u.snap_list.s, 43, "truncated snapshot list");
 			if (r->bad)
 				return;
 			m->u.snap_list.n = n;

@@ -15,9 +15,9 @@
  *     le32 reserved must be zero
  *   payload, `len` bytes, layout per type (see proto.c).
  *
- * Requests go client -> server, except PROTO_BARRIER, which the server
- * sends to origin clients, and PROTO_INVALIDATE, which it sends to
- * snapshot clients (their ids are the server's own).  Every reply
+ * Requests go client -> server, except PROTO_BARRIER and PROTO_SNAP_ADDED,
+ * which the server sends to origin clients, and PROTO_INVALIDATE, which it
+ * sends to snapshot clients (their ids are the server's own).  Every reply
  * starts with le32 status (0 or a positive errno); a failed reply carries a
  * one-line reason string instead of a body.
  *
@@ -59,6 +59,11 @@
 #define PROTO_MAX_RANGES	8192	/* ranges (or extents) in one message */
 #define PROTO_MAX_SNAPSHOTS	1024	/* entries in one SNAP_LIST reply */
 #define PROTO_MAX_CLIENTS	4096	/* entries in one STATUS reply */
+/* The largest AUTH or IDENTIFY request payload (IDENTIFY: store uuid,
+ * volume kind, host id, snapshot name and client name with their 16-bit
+ * lengths): all a peer may send before it is identified, so a server
+ * looks at the header first and buffers no more than this.  */
+#define PROTO_HANDSHAKE_MAX_PAYLOAD	(16 + 1 + 2 + 2 + PROTO_NAME_MAX + 2 + PROTO_STR_MAX)
 
 /* Message types.  */
 enum proto_type {
@@ -79,9 +84,35 @@ enum proto_type {
 	PROTO_CHANGED		= 15,	/* admin: chunks changed between snaps */
 	PROTO_INVALIDATE	= 16,	/* S->snapshot: forget the cached
 					 * locations of these chunks, ack */
-	PROTO_TYPE_MAX		= 16,
+	PROTO_PING		= 17,	/* origin/snapshot: renew my grant */
+	PROTO_SNAP_ADDED	= 18,	/* S->origin: a snapshot was created
+					 * (committed): serve it, then ack */
+	PROTO_TYPE_MAX		= 18,
 };
 #define PROTO_REPLY		0x8000
+
+/*
+ * Grants (docs/RELIABILITY.md, "A paused or partitioned export").  What an
+ * origin client remembers without asking - the chunks an ORIGIN_WRITE
+ * answer made unique - it may use only while it holds a grant: every
+ * successful reply on its connection (ORIGIN_WRITE, PING, ...) grants it
+ * PROTO_GRANT_MS, counted on the CLIENT's clock from the moment it SENT
+ * the request that reply answers (so the client's grant always ends
+ * before the master's view of it), checked immediately before each write
+ * it issues on that authority, and lost with the connection.  The master
+ * sends such replies only while its own lease is certainly valid, and:
+ *  - commits a snapshot whose barrier a client did not acknowledge only
+ *    after that client's connection is closed and PROTO_GRANT_WAIT_MS has
+ *    passed on its own clock since the last reply it queued for it;
+ *  - after taking over, waits PROTO_GRANT_WAIT_MS before committing any
+ *    snapshot (grants of a previous master).
+ * PROTO_GRANT_WAIT_MS = grant + 1/8 for clock rates (monotonic clocks
+ * drift by well under 0.1 %) + 250 ms for scheduling.  Clients renew with
+ * PING every PROTO_GRANT_MS / 4.
+ */
+#define PROTO_GRANT_MS		2000
+#define PROTO_GRANT_WAIT_MS	(PROTO_GRANT_MS + PROTO_GRANT_MS / 8 + 250)
+#define PROTO_PING_MS		(PROTO_GRANT_MS / 4)
 
 /* Reply statuses with a meaning of their own (all are errno values).
  * PROTO_STATUS_LOCK_STALE: LOCK_UPLOAD refused because a chunk it names
@@ -277,7 +308,8 @@ struct proto_msg {
 		struct proto_snap_create snap_create;
 		struct proto_snap_name snap_name;
 		struct proto_snap_set snap_set;
-		struct proto_snapinfo snapinfo;	/* CREATE / SET replies */
+		struct proto_snapinfo snapinfo;	/* CREATE / SET replies,
+						 * SNAP_ADDED requests */
 		struct proto_snap_list snap_list;
 		struct proto_status status;
 		struct proto_changed changed;

@@ -10,7 +10,15 @@
  * queries are held.  When all acked (or were cut off at the timeout) and
  * no copy-out is in flight, the snapshot is created and committed; held
  * queries are then answered against the new snapshot.  So no origin write
- * can slip past a snapshot uncopied.
+ * can slip past a snapshot uncopied.  A client cut off at the timeout (or
+ * gone) may not know it yet and still write chunks it was told were
+ * unique: the snapshot is committed only after its grant has certainly
+ * run out (proto.h, docs/RELIABILITY.md).
+ *
+ * After the commit every origin client (one per export) is sent
+ * SNAP_ADDED and serves the snapshot before it acknowledges; the creator
+ * is answered when all did (or the barrier timeout passed), so a snapshot
+ * can be opened on every node as soon as `snapshot create` returns.
  *
  * Changes that need a quiet store (delete, set) wait until no copy-out is
  * in flight, then change the engine and commit at once.
@@ -86,6 +94,8 @@ static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 
 /* ---- create + barrier ---------------------------------------------------- */
 
+static void added_conn_gone(struct srv *s, struct conn *c);
+
 static void barrier_start(struct srv *s, struct req *r)
 {
 	s->barrier_active = true;
@@ -134,6 +144,79 @@ void admin_barrier_conn_gone(struct srv *s, struct conn *c)
 		/* The admin went away: still finish the snapshot (it was asked
 		 * for), just drop the reply.  */
 	}
+	added_conn_gone(s, c);
+}
+
+/* ---- after the commit: every export serves the new snapshot ------------- */
+
+static void added_finish(struct srv *s)
+{
+	struct req *r = s->added_req;
+
+	s->added_req = NULL;
+	s->added_pending = 0;
+	for (struct conn *c = s->conns; c; c = c->next)
+		c->added_id = 0;
+	conn_send(r->c, &s->added_reply);
+	srv_req_done(s, r);
+	srv_kick(s);		/* creates parked behind this one */
+}
+
+/* The snapshot of R is committed: tell every origin client (each is an
+ * export) and answer the creator with REPLY once all have acknowledged,
+ * i.e. serve it, so `snapshot create` returning means it can be opened on
+ * every node.  An export that does not answer within the barrier timeout
+ * is not waited for longer (it lists the snapshot within a second).  */
+static void added_start(struct srv *s, struct req *r, const struct proto_msg *reply)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, PROTO_SNAP_ADDED, ++s->added_seq);
+	m.u.snapinfo = reply->u.snapinfo;
+	s->added_req = r;
+	s->added_reply = *reply;
+	s->added_pending = 0;
+	s->added_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead ||
+		    c->closing)
+			continue;
+		c->added_id = m.id;
+		s->added_pending++;
+		conn_send(c, &m);
+	}
+	if (!s->added_pending)
+		added_finish(s);
+}
+
+void admin_added_ack(struct srv *s, struct conn *c, uint64_t id)
+{
+	if (!s->added_req || !c->added_id || c->added_id != id)
+		return;		/* late: it was not waited for */
+	c->added_id = 0;
+	if (--s->added_pending == 0)
+		added_finish(s);
+}
+
+static void added_conn_gone(struct srv *s, struct conn *c)
+{
+	if (s->added_req && c->added_id) {
+		c->added_id = 0;
+		if (--s->added_pending == 0)
+			added_finish(s);
+	}
+}
+
+static void added_tick(struct srv *s)
+{
+	if (!s->added_req || csnap_now_ms() < s->added_deadline_ms)
+		return;
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (c->added_id)
+			log_warn("client %s (%s) did not confirm serving snapshot %s in %d ms",
+				 c->peer, c->name, s->added_reply.u.snapinfo.name,
+				 s->o.barrier_timeout_ms);
+	added_finish(s);
 }
 
 void admin_poll(struct srv *s)
@@ -142,6 +225,21 @@ void admin_poll(struct srv *s)
 		return;
 	if (copy_pending(s) || s->copy_failed || s->busy.used)
 		return;		/* the batch is closed; commit comes first */
+	/* A client that did not acknowledge the barrier was cut off, and
+	 * one that went away may not know yet; either may still write
+	 * chunks it knows to be unique until its grant runs out.  So may
+	 * the clients of a previous master.  No snapshot before then.  */
+	int64_t now = csnap_now_ms();
+	if (now < s->grant_horizon_ms) {
+		if (!s->grant_wait_logged)
+			log_info("snapshot %s: waiting %lld ms for the grants of departed origin "
+				 "clients (or of the previous master) to run out",
+				 s->barrier_req->m.u.snap_create.name,
+				 (long long)(s->grant_horizon_ms - now));
+		s->grant_wait_logged = true;
+		return;
+	}
+	s->grant_wait_logged = false;
 	struct req *r = s->barrier_req;
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
 	uint32_t id;
@@ -160,7 +258,15 @@ void admin_poll(struct srv *s)
 	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
 	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
 	log_info("snapshot %s created (id %u, priority %d)", sn.name, sn.id, sn.priority);
-	commit_and_reply(s, r, &m);
+	int e2 = srv_commit_now(s);
+	if (e2 == -EAGAIN) {
+		/* Committed later; the exports list it within a second.  */
+		srv_reply_after_commit(s, r, &m);
+	} else if (e2 < 0) {
+		reply_err(s, r, -e2, err_get());
+	} else {
+		added_start(s, r, &m);
+	}
 }
 
 static void snap_create(struct srv *s, struct req *r)
@@ -170,7 +276,7 @@ static void snap_create(struct srv *s, struct req *r)
 		reply_err(s, r, EEXIST, "a snapshot with that name exists");
 		return;
 	}
-	if (s->barrier_active) {
+	if (s->barrier_active || s->added_req) {
 		srv_park(s, r);
 		return;
 	}
@@ -407,6 +513,7 @@ void admin_process(struct srv *s, struct req *r)
 
 void admin_tick(struct srv *s)
 {
+	added_tick(s);
 	if (s->barrier_active && s->barrier_pending && csnap_now_ms() >= s->barrier_deadline_ms) {
 		struct conn *c, *next;
 		for (c = s->conns; c; c = next) {
@@ -432,10 +539,18 @@ void admin_tick(struct srv *s)
 
 /* ---- store full ------------------------------------------------------------ */
 
-int admin_store_full(struct srv *s)
+static bool victim_in_use(void *arg, uint32_t id)
 {
+	return snapshot_has_clients(arg, id);
+}
+
+int admin_store_full(struct srv *s, bool meta)
+{
+	const char *what = meta ? "SNAPSHOT STORE METADATA AREA FULL" : "SNAPSHOT STORE FULL";
+
 	if (s->o.store_full == STORE_FULL_FAIL) {
-		log_warn("snapshot store full: failing the write with ENOSPC (store_full = fail)");
+		log_warn("snapshot store %s: failing the write with ENOSPC (store_full = fail)",
+			 meta ? "metadata area full" : "full");
 		return 0;
 	}
 	/* First finish freeing what deleted snapshots left behind.  */
@@ -456,16 +571,14 @@ int admin_store_full(struct srv *s)
 		if (s->info.data_free > 0)
 			return 1;
 	}
+	/* Lowest priority, oldest first, skipping snapshots in use (use
+	 * count, or an NBD client on them through some export).  */
 	uint32_t id;
 	struct store_snapshot sn;
-	if (store_pick_victim(s->st, &id) < 0 || store_snapshot_get(s->st, id, &sn) < 0) {
-		log_error("SNAPSHOT STORE FULL and no snapshot may be released "
-			  "(all in use): origin writes fail with ENOSPC");
-		return 0;
-	}
-	if (snapshot_has_clients(s, id)) {
-		log_error("SNAPSHOT STORE FULL: the release candidate %s is open by clients; "
-			  "origin writes fail with ENOSPC", sn.name);
+	if (store_pick_victim(s->st, victim_in_use, s, &id) < 0 ||
+	    store_snapshot_get(s->st, id, &sn) < 0) {
+		log_error("%s and no snapshot may be released (all in use): "
+			  "origin writes fail with ENOSPC", what);
 		return 0;
 	}
 	char when[32] = "?";
@@ -473,8 +586,8 @@ int admin_store_full(struct srv *s)
 	struct tm tm;
 	if (gmtime_r(&t, &tm))
 		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_error("SNAPSHOT STORE FULL: releasing snapshot %s (id %u, priority %d, created %s) "
-		  "to make room for origin writes", sn.name, sn.id, sn.priority, when);
+	log_error("%s: releasing snapshot %s (id %u, priority %d, created %s) "
+		  "to make room for origin writes", what, sn.name, sn.id, sn.priority, when);
 	int e = store_snapshot_delete(s->st, id);
 	if (e < 0)
 		return e;

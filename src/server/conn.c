@@ -5,12 +5,18 @@
  *
  * Invariants: a connection that sends anything malformed or out of order
  * is closed with a logged reason; nothing it sent is acted on after that,
- * and no other connection is affected.  Requests that are parked keep a
+ * and no other connection is affected.  Peers cannot exhaust descriptors
+ * or memory: connections are capped below the descriptor limit, the
+ * oldest unidentified one is shed when too many wait, a handshake must
+ * finish within CONN_HANDSHAKE_MS, nothing larger than a handshake
+ * message is buffered before identification, and what peers can make us
+ * log is rate-limited.  Requests that are parked keep a
  * reference (refs) so the struct outlives its socket; their replies are
  * then dropped.
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -28,7 +34,23 @@
 
 #define CONN_READ_BUDGET	(4u << 20)	/* bytes read per event, fairness */
 #define CONN_OUT_LIMIT		(64u << 20)	/* a client that never reads */
-#define CONN_HANDSHAKE_MS	10000		/* connect to identified */
+#define CONN_HANDSHAKE_MS	5000		/* connect to identified */
+#define CONN_MAX		4096		/* connections, if descriptors allow */
+/* Connections not yet identified: at this many, a new one sheds the
+ * oldest, so idle or slow peers can neither fill the connection table
+ * nor keep a real client out for longer than its own handshake.  */
+#define CONN_MAX_UNIDENT	256
+
+/* Until a peer is identified, anyone may be behind it: what it makes us
+ * log is rate-limited (a flood of bad connections must not flood the
+ * log).  */
+#define conn_log(c, level, ...)							\
+	do {									\
+		if ((c)->state != CONN_READY)					\
+			log_limited(&(c)->s->peer_log, (level), __VA_ARGS__);	\
+		else								\
+			log_msg((level), __VA_ARGS__);				\
+	} while (0)
 
 static void conn_update_events(struct conn *c)
 {
@@ -55,7 +77,7 @@ static void conn_write(struct conn *c)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		log_info("client %s: send failed: %s; closing", c->peer,
+		conn_log(c, LOG_LEVEL_INFO, "client %s: send failed: %s; closing", c->peer,
 			 n < 0 ? strerror(errno) : "short write");
 		conn_close(c);
 		return;
@@ -70,9 +92,21 @@ static void conn_write(struct conn *c)
 	conn_update_events(c);
 }
 
+void conn_reap(struct srv *s)
+{
+	while (s->graveyard) {
+		struct conn *c = s->graveyard;
+
+		s->graveyard = c->grave_next;
+		conn_put(c);
+	}
+}
+
 void conn_flush_all(struct srv *s)
 {
 	struct conn *c, *next;
+
+	conn_reap(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		if (c->out.off < c->out.len)
@@ -91,6 +125,12 @@ void conn_send(struct conn *c, const struct proto_msg *m)
 		conn_close(c);
 		return;
 	}
+	/* Every successful reply renews the client's grant (proto.h): note
+	 * when, so we know when it has certainly run out.  The client counts
+	 * from when it sent the request, which is before now.  */
+	if ((m->type & PROTO_REPLY) && !m->status && c->state == CONN_READY &&
+	    c->volume != PROTO_VOL_ADMIN)
+		c->granted_ms = csnap_now_ms();
 	if (c->out.len - c->out.off > CONN_OUT_LIMIT) {
 		log_warn("client %s: not reading its replies (%zu bytes queued); closing",
 			 c->peer, c->out.len - c->out.off);
@@ -107,7 +147,8 @@ void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum, c
 
 void conn_fail(struct conn *c, const char *why)
 {
-	log_warn("client %s: protocol error: %s; closing the connection", c->peer, why);
+	conn_log(c, LOG_LEVEL_WARN, "client %s: protocol error: %s; closing the connection",
+		 c->peer, why);
 	conn_close(c);
 }
 
@@ -137,14 +178,95 @@ void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->nconns--;
+	if (c->state != CONN_READY) {
+		CSNAP_ASSERT(s->nunident > 0);	/* counted at accept */
+		s->nunident--;
+	}
 	if (c->state == CONN_READY)
 		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 			"client %s (%s) disconnected", c->peer, c->name);
+	/* Until its grant runs out the client may still write chunks it
+	 * knows to be unique (it may not know it was cut off): no snapshot
+	 * commit before that.  */
+	if (c->state == CONN_READY && c->volume == PROTO_VOL_ORIGIN && c->granted_ms)
+		srv_grant_gone(s, c->granted_ms);
 	dp_conn_gone(s, c);
 	inval_conn_gone(s, c);
 	admin_barrier_conn_gone(s, c);
+	/* Freed at the end of the loop turn: an event of this turn may still
+	 * name C (its pointer is the epoll data), and is then skipped as
+	 * dead.  The graveyard holds a reference until then.  */
 	c->refs++;
-	conn_put(c);	/* frees now unless requests still point here */
+	c->grave_next = s->graveyard;
+	s->graveyard = c;
+}
+
+void conn_listen_init(struct srv *s)
+{
+	s->max_conns = fd_conn_cap(CONN_MAX);
+	if (fd_reserve_open(&s->fdres) < 0)
+		log_warn("cannot keep a spare descriptor: %s", strerror(errno));
+	s->accept_paused = false;
+	log_debug("accepting up to %u connections (%u not yet identified)", s->max_conns,
+		  s->max_conns / 2 < CONN_MAX_UNIDENT ? s->max_conns / 2 : CONN_MAX_UNIDENT);
+}
+
+void conn_listen_done(struct srv *s)
+{
+	fd_reserve_close(&s->fdres);
+}
+
+/* The connection that has waited longest for its handshake, or NULL.  */
+static struct conn *oldest_unident(struct srv *s)
+{
+	struct conn *old = NULL;
+
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (c->state != CONN_READY)
+			old = c;	/* the list is newest first */
+	return old;
+}
+
+/* Room for one more connection: shed the oldest unidentified one when
+ * over a limit.  False: refuse the new one.  */
+static bool make_room(struct srv *s)
+{
+	unsigned max_unident = s->max_conns / 2 < CONN_MAX_UNIDENT ? s->max_conns / 2
+								   : CONN_MAX_UNIDENT;
+
+	if (s->nconns < s->max_conns && s->nunident < (max_unident ? max_unident : 1))
+		return true;
+	struct conn *old = oldest_unident(s);
+	if (!old) {
+		log_limited(&s->peer_log, LOG_LEVEL_WARN,
+			    "refusing a connection: %u connections open (limit %u)", s->nconns,
+			    s->max_conns);
+		return false;
+	}
+	log_limited(&s->peer_log, LOG_LEVEL_WARN,
+		    "client %s: closing: not identified after %lld ms and %u connections wait "
+		    "(limit %u)", old->peer, (long long)(csnap_now_ms() - old->accepted_ms),
+		    s->nunident, max_unident);
+	conn_close(old);
+	return true;
+}
+
+/* Accept failed with ERR: take it from the reserve, or stop watching the
+ * listener until the next tick.  Never returns to a readable listener
+ * without progress: that would spin the loop.  */
+static bool accept_failed(struct srv *s, int err)
+{
+	if (fd_reserve_shed(&s->fdres, s->lfd, err)) {
+		log_limited(&s->peer_log, LOG_LEVEL_WARN,
+			    "accept: %s: closed a new connection (%u open, limit %u)",
+			    strerror(err), s->nconns, s->max_conns);
+		return true;
+	}
+	log_limited(&s->peer_log, LOG_LEVEL_WARN, "accept: %s: not accepting for %d ms",
+		    strerror(err), 250);
+	s->accept_paused = true;
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+	return false;
 }
 
 int conn_accept(struct srv *s)
@@ -158,13 +280,18 @@ int conn_accept(struct srv *s)
 				return 0;
 			if (errno == ECONNABORTED)
 				continue;
-			log_warn("accept: %s", strerror(errno));
-			return 0;	/* EMFILE etc.: try again later */
+			if (accept_failed(s, errno))
+				continue;
+			return 0;
+		}
+		if (!make_room(s)) {
+			close(fd);
+			continue;
 		}
 		struct conn *c = calloc(1, sizeof *c);
 		if (!c) {
 			close(fd);
-			log_error("out of memory for a connection");
+			log_limited(&s->peer_log, LOG_LEVEL_ERROR, "out of memory for a connection");
 			return 0;
 		}
 		int one = 1;
@@ -203,6 +330,7 @@ int conn_accept(struct srv *s)
 			s->conns->prev = c;
 		s->conns = c;
 		s->nconns++;
+		s->nunident++;
 
 		struct proto_msg m;
 		proto_msg_init(&m, PROTO_CHALLENGE, 0);
@@ -226,8 +354,8 @@ static void on_auth(struct conn *c, struct proto_msg *m)
 	uint16_t v = m->u.auth.version;
 	if (v < PROTO_VERSION_MIN || v > PROTO_VERSION ||
 	    !proto_auth_verify(s->secret, 'C', v, c->nonce, m->u.auth.nonce, m->u.auth.mac)) {
-		log_warn("client %s: authentication failed (wrong store secret or version %u); "
-			 "refusing", c->peer, v);
+		conn_log(c, LOG_LEVEL_WARN, "client %s: authentication failed (wrong store secret "
+			 "or version %u); refusing", c->peer, v);
 		conn_reply_error(c, m, EACCES, "authentication failed");
 		c->closing = true;
 		return;
@@ -280,6 +408,8 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 	c->host_id = id->host_id;
 	snprintf(c->name, sizeof c->name, "%s", id->client);
 	c->state = CONN_READY;
+	CSNAP_ASSERT(s->nunident > 0);	/* C was counted at accept */
+	s->nunident--;
 	static const char *kinds[] = { "?", "origin", "snapshot", "admin" };
 	/* Admin tools come and go all the time: debug level for them.  */
 	log_msg(id->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "client %s: %s%s%s host %u (%s)%s", c->peer, kinds[id->volume],
@@ -296,6 +426,8 @@ static bool allowed(uint8_t volume, uint16_t type)
 	case PROTO_SNAP_READ: case PROTO_SNAP_READ_DONE:
 	case PROTO_SNAP_WRITE: case PROTO_LOCK_UPLOAD:
 		return volume == PROTO_VOL_SNAPSHOT;
+	case PROTO_PING:
+		return volume != PROTO_VOL_ADMIN;
 	case PROTO_SNAP_CREATE: case PROTO_SNAP_DELETE: case PROTO_SNAP_LIST:
 	case PROTO_SNAP_SET: case PROTO_STATUS: case PROTO_CHANGED:
 		return true;	/* admin requests from any authenticated client */
@@ -318,12 +450,20 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 			proto_msg_free(m);
 			return;
 		}
+		if (m->type == (PROTO_SNAP_ADDED | PROTO_REPLY) && c->volume == PROTO_VOL_ORIGIN) {
+			if (m->status)
+				log_warn("client %s: cannot serve the new snapshot: %s", c->peer, m->error);
+			admin_added_ack(s, c, m->id);
+			proto_msg_free(m);
+			return;
+		}
 		proto_msg_free(m);
 		conn_fail(c, "unexpected reply");
 		return;
 	}
 	if (m->type == PROTO_CHALLENGE || m->type == PROTO_AUTH ||
-	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE) {
+	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE ||
+	    m->type == PROTO_SNAP_ADDED) {
 		char why[64];
 		snprintf(why, sizeof why, "unexpected %s", proto_type_name(m->type));
 		proto_msg_free(m);
@@ -332,6 +472,18 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 	}
 	if (!allowed(c->volume, m->type)) {
 		conn_reply_error(c, m, EPERM, "request not allowed on this volume");
+		proto_msg_free(m);
+		return;
+	}
+	if (m->type == PROTO_PING) {
+		/* Renews the grant: only while the lease is certainly ours. */
+		if (srv_may_grant(s)) {
+			struct proto_msg ok;
+			proto_msg_init(&ok, PROTO_PING | PROTO_REPLY, m->id);
+			conn_send(c, &ok);
+		} else {
+			conn_reply_error(c, m, EAGAIN, "master lease renewal is late: no grant");
+		}
 		proto_msg_free(m);
 		return;
 	}
@@ -368,18 +520,59 @@ static void on_message(struct conn *c, struct proto_msg *m)
 	}
 }
 
+/* Before a connection is identified only AUTH, then IDENTIFY, may come,
+ * and both are small: the header is checked as soon as it is in, before
+ * the payload is waited for, so an unauthenticated peer never makes us
+ * buffer more than one handshake message (a header announcing 1 MiB used
+ * to be buffered whole: 200 connections, +200 MiB).  */
+#define CONN_HANDSHAKE_MAX_MSG	(PROTO_HDR_SIZE + PROTO_HANDSHAKE_MAX_PAYLOAD)
+
+static int handshake_hdr_check(const struct conn *c)
+{
+	struct proto_hdr h;
+	uint16_t want = c->state == CONN_CHALLENGED ? PROTO_AUTH : PROTO_IDENTIFY;
+
+	if (c->in.len - c->in.off < PROTO_HDR_SIZE)
+		return 0;
+	if (proto_decode_hdr(c->in.data + c->in.off, &h) < 0)
+		return -EBADMSG;
+	if (h.type != want)
+		return err_set(EPROTO, "expected %s, got %s", proto_type_name(want),
+			       proto_type_name(h.type & (uint16_t)~PROTO_REPLY));
+	if (h.len > PROTO_HANDSHAKE_MAX_PAYLOAD)
+		return err_set(EMSGSIZE, "%s of %u bytes exceeds the handshake limit of %u",
+			       proto_type_name(want), h.len, PROTO_HANDSHAKE_MAX_PAYLOAD);
+	return 0;
+}
+
+/* How much one recv() may add to the input buffer.  */
+static size_t read_room(const struct conn *c)
+{
+	size_t held = c->in.len - c->in.off;
+
+	if (c->state == CONN_READY)
+		return 65536;
+	/* A whole handshake message that is held has been taken already.  */
+	return held < CONN_HANDSHAKE_MAX_MSG ? CONN_HANDSHAKE_MAX_MSG - held : 0;
+}
+
 static void conn_read(struct conn *c)
 {
 	size_t budget = CONN_READ_BUDGET;
 	bool eof = false;
 
 	while (budget && !c->dead) {
-		if (proto_buf_reserve(&c->in, 65536) < 0) {
+		size_t room = read_room(c);
+		if (room == 0)
+			break;
+		if (proto_buf_reserve(&c->in, room) < 0) {
 			log_error("client %s: out of memory", c->peer);
 			conn_close(c);
 			return;
 		}
-		ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+		if (c->state == CONN_READY)
+			room = c->in.cap - c->in.len;
+		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
 		if (n > 0) {
 			c->in.len += (size_t)n;
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
@@ -391,7 +584,8 @@ static void conn_read(struct conn *c)
 		} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
 			break;
 		} else {
-			log_info("client %s: receive failed: %s", c->peer, strerror(errno));
+			conn_log(c, LOG_LEVEL_INFO, "client %s: receive failed: %s", c->peer,
+				 strerror(errno));
 			conn_close(c);
 			return;
 		}
@@ -400,6 +594,10 @@ static void conn_read(struct conn *c)
 			if (c->dead || c->closing)
 				break;
 			struct proto_msg m;
+			if (c->state != CONN_READY && handshake_hdr_check(c) < 0) {
+				conn_fail(c, err_get());
+				return;
+			}
 			int r = proto_take(&c->in, &m);
 			if (r == 0)
 				break;
@@ -426,9 +624,19 @@ void conn_tick(struct srv *s)
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		if (c->state != CONN_READY && !c->closing && now - c->accepted_ms > CONN_HANDSHAKE_MS) {
-			log_warn("client %s: no handshake within %d ms; closing", c->peer, CONN_HANDSHAKE_MS);
+			log_limited(&s->peer_log, LOG_LEVEL_WARN,
+				    "client %s: no handshake within %d ms; closing", c->peer,
+				    CONN_HANDSHAKE_MS);
 			conn_close(c);
 		}
+	}
+	/* Back off after a descriptor shortage: watch the listener again.  */
+	if (s->accept_paused && s->lfd >= 0) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s->listen_tag };
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) == 0)
+			s->accept_paused = false;
+		if (s->fdres.spare < 0)
+			fd_reserve_open(&s->fdres);
 	}
 }
 

@@ -10,7 +10,8 @@
  *
  * An origin-write reply means "these chunks are no longer shared with any
  * snapshot and nobody reads them from the origin": the client may write
- * them and remember that until the next snapshot barrier.  It is sent only
+ * them and remember that until the next snapshot barrier, while its grant
+ * lasts (proto.h).  It is sent only
  * after the copy-outs are durable and committed and the chunks' read locks
  * are released.
  */
@@ -67,23 +68,40 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 	srv_req_done(s, r);
 }
 
-/* -ENOSPC from the engine.  Returns true if the caller should retry now. */
-static bool on_enospc(struct srv *s, struct req *r)
+/* -ENOSPC from the engine for a piece of N chunks, nothing changed.
+ * Returns 1 to retry the request now, 2 to retry the piece in halves, 0
+ * when the request was parked or answered.  Only a full data area (or a
+ * tree area that cannot take even one chunk) is "store full" and goes to
+ * the policy, which may release snapshots; a request that merely might
+ * not fit the tree area or the open transaction is split or waits for the
+ * commit instead.  */
+static int on_enospc(struct srv *s, struct req *r, uint32_t n)
 {
-	if (copy_pending(s) || s->busy.used || store_txn_pending(s->st)) {
-		/* Space may come back with the policy only once the open
-		 * transaction is committed.  */
+	enum store_short why = store_enospc_kind(s->st);
+	bool pending = copy_pending(s) || s->busy.used || store_txn_pending(s->st);
+
+	if (why != STORE_SHORT_DATA && !pending && n > 1)
+		return 2;
+	if (pending) {
+		/* Space may come back with the policy or the commit only
+		 * once the open transaction is committed.  */
 		srv_park(s, r);
-		return false;
+		return 0;
 	}
-	int p = admin_store_full(s);
+	if (why == STORE_SHORT_TXN) {	/* one chunk larger than the journal: cannot be */
+		log_error("origin/snapshot write: %s", err_get());
+		reply_err(s, r, ENOSPC, err_get());
+		return 0;
+	}
+	int p = admin_store_full(s, why == STORE_SHORT_META);
 	if (p == 1)
-		return true;
+		return 1;
 	if (p == 0)
-		reply_err(s, r, ENOSPC, "snapshot store is full");
+		reply_err(s, r, ENOSPC, why == STORE_SHORT_META ?
+			  "snapshot store metadata area is full" : "snapshot store is full");
 	else
 		reply_err(s, r, -p, err_get());
-	return false;
+	return 0;
 }
 
 static void origin_write(struct srv *s, struct req *r)
@@ -104,19 +122,25 @@ static void origin_write(struct srv *s, struct req *r)
 		srv_park(s, r);
 		return;
 	}
+	uint32_t piece = DP_PIECE;
 retry:;
 	bool copying = false;
 	for (uint32_t i = 0; i < rs->n; i++) {
 		uint64_t first = rs->r[i].start, left = rs->r[i].count;
 		while (left) {
-			uint32_t n = left > DP_PIECE ? DP_PIECE : (uint32_t)left, nout = 0;
+			uint32_t n = left > piece ? piece : (uint32_t)left, nout = 0;
 			if (copying && !srv_batch_open(s))
 				goto park;
 			int e = store_origin_write(s->st, first, n, dp_copies, &nout);
 			if (e == -ENOSPC) {
 				if (copying)
-					goto park;
-				if (on_enospc(s, r))
+					goto park;	/* the commit makes room */
+				int how = on_enospc(s, r, n);
+				if (how == 2) {
+					piece = n / 2;
+					continue;
+				}
+				if (how == 1)
 					goto retry;
 				return;
 			}
@@ -145,6 +169,10 @@ retry:;
 	/* Nothing to copy.  Readers that were told "on the origin" hold the
 	 * origin write back until they are done.  */
 	if (ranges_busy(&s->locks, rs))
+		goto park;
+	/* The answer renews the client's grant (proto.h): only while our
+	 * lease is certainly valid; the tick retries once it is renewed.  */
+	if (!srv_may_grant(s))
 		goto park;
 	reply_ok(s, r);
 	return;
@@ -348,6 +376,7 @@ static void snap_write(struct srv *s, struct req *r)
 		srv_park(s, r);
 		return;
 	}
+	uint32_t piece = DP_PIECE;
 retry:;
 	struct proto_msg m;
 	uint32_t cap = 0;
@@ -357,16 +386,22 @@ retry:;
 		uint64_t first = rs->r[i].start;
 		uint32_t n = rs->r[i].count;
 		while (n) {
-			uint32_t k = n > DP_PIECE ? DP_PIECE : n, nc = 0;
+			uint32_t k = n > piece ? piece : n, nc = 0;
 			int e = store_snapshot_write(s->st, c->snap_id, first, k, dp_chunks,
 						     dp_copies, &nc);
 			if (e == -ENOSPC) {
-				free(m.u.extents.e);
 				if (changed) {
+					free(m.u.extents.e);
 					srv_park(s, r);
 					return;
 				}
-				if (on_enospc(s, r))
+				int how = on_enospc(s, r, k);
+				if (how == 2) {
+					piece = k / 2;
+					continue;
+				}
+				free(m.u.extents.e);
+				if (how == 1)
 					goto retry;
 				return;
 			}

@@ -139,6 +139,22 @@ bool srv_batch_open(struct srv *s)
 	       csnap_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
 }
 
+void srv_grant_gone(struct srv *s, int64_t granted_ms)
+{
+	int64_t until = granted_ms + PROTO_GRANT_WAIT_MS;
+
+	if (until > s->grant_horizon_ms)
+		s->grant_horizon_ms = until;
+}
+
+bool srv_may_grant(struct srv *s)
+{
+	if (lease_may_commit(&s->lm) == 0)
+		return true;
+	s->grant_held = true;
+	return false;
+}
+
 unsigned srv_origin_clients(const struct srv *s)
 {
 	unsigned n = 0;
@@ -159,6 +175,24 @@ void srv_fatal(struct srv *s, int err, const char *why)
 
 /* ---- commit ------------------------------------------------------------ */
 
+/* Asks sanlock about our lease.  A shortage of our own (no descriptor or
+ * memory to open a socket to sanlock, say because peers hold them all)
+ * says nothing about the lease: it is not taken for a lost lease.  The
+ * lease's validity then simply is not extended, so commits wait (see
+ * lease_ok) until a check succeeds.  Other failures: < 0.  */
+static int lease_check(struct srv *s)
+{
+	static struct log_limit said;
+	int r = lease_master_check(&s->lm);
+	if (r < 0 && fd_shortage(-r) && !lease_fenced()) {
+		log_limited(&said, LOG_LEVEL_WARN,
+			    "cannot check the master lease now (%s): commits wait for the next check",
+			    err_get());
+		return 0;
+	}
+	return r;
+}
+
 /* May we commit?  A late delta-lease renewal (a busy host, slow storage)
  * is not a lost lease: wait for it rather than fail over.  If the lease is
  * really gone, sanlock fences us or the inquiry says so.  */
@@ -166,7 +200,7 @@ static int lease_ok(struct srv *s)
 {
 	if (lease_may_commit(&s->lm) == 0)
 		goto ok;
-	int r = lease_master_check(&s->lm);
+	int r = lease_check(s);
 	if (r < 0) {
 		srv_fatal(s, r, err_get());
 		return r;
@@ -473,6 +507,8 @@ static int start_listening(struct srv *s)
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0)
 		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	s->listen_tag = &tag_listen;
+	conn_listen_init(s);
 	return 0;
 }
 
@@ -482,6 +518,7 @@ static void stop_listening(struct srv *s)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
 		close(s->lfd);
 		s->lfd = -1;
+		conn_listen_done(s);
 	}
 }
 
@@ -496,12 +533,20 @@ static void grace_check(struct srv *s)
 	}
 }
 
-/* epoll timeout: the tick, or sooner if the re-upload window ends.  */
+/* epoll timeout: the tick, or sooner if the re-upload window ends or a
+ * snapshot waits only for grants to expire.  */
 static int loop_timeout(const struct srv *s)
 {
-	if (!s->grace_until_ms)
+	int64_t due = 0;
+
+	if (s->grace_until_ms)
+		due = s->grace_until_ms;
+	if (s->barrier_active && !s->barrier_pending && s->grant_horizon_ms &&
+	    (!due || s->grant_horizon_ms < due))
+		due = s->grant_horizon_ms;
+	if (!due)
 		return TICK_MS;
-	int64_t left = s->grace_until_ms - csnap_now_ms();
+	int64_t left = due - csnap_now_ms();
 	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
 }
 
@@ -531,7 +576,7 @@ static void tick(struct srv *s, unsigned n)
 	while (read(s->timerfd, &exp, sizeof exp) == sizeof exp)
 		;
 	if (n % 4 == 0 && !s->fatal) {
-		int r = lease_master_check(&s->lm);
+		int r = lease_check(s);
 		if (r < 0)
 			srv_fatal(s, r, err_get());
 		else
@@ -539,6 +584,11 @@ static void tick(struct srv *s, unsigned n)
 				  (long long)((s->lm.valid_until_ns - (int64_t)csnap_now_ms() * 1000000) / 1000000));
 	}
 	grace_check(s);
+	/* Replies held back while the lease renewal was late.  */
+	if (s->grant_held && lease_may_commit(&s->lm) == 0) {
+		s->grant_held = false;
+		srv_kick(s);
+	}
 	checkpoint_step(s);
 	dp_tick(s);
 	inval_tick(s);
@@ -629,6 +679,7 @@ static void close_all_conns(struct srv *s)
 {
 	while (s->conns)
 		conn_close(s->conns);
+	conn_reap(s);
 	s->stopping = true;
 	dp_tick(s);	/* frees kept locks */
 	struct req *r;
@@ -639,6 +690,10 @@ static void close_all_conns(struct srv *s)
 	if (s->barrier_req) {
 		srv_req_done(s, s->barrier_req);
 		s->barrier_req = NULL;
+	}
+	if (s->added_req) {
+		srv_req_done(s, s->added_req);
+		s->added_req = NULL;
 	}
 }
 
@@ -652,6 +707,7 @@ int server_run(const struct server_opts *o)
 	s->o = *o;
 	s->lfd = s->sigfd = s->timerfd = s->iofd = -1;
 	s->lm.sock = -1;
+	s->fdres.spare = -1;
 	chunkset_init(&s->locks);
 	chunkset_init(&s->busy);
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -672,6 +728,12 @@ int server_run(const struct server_opts *o)
 	if (r <= 0)
 		goto out_master;
 	s->epoch = s->lm.lver;
+	/* A previous master may have granted origin clients up to
+	 * PROTO_GRANT_MS (all before its lease ended, which is before we got
+	 * it): no snapshot commit until those grants have certainly run out.
+	 * Lease version 1 is the first master the store ever had.  */
+	if (s->lm.lver > 1)
+		s->grant_horizon_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
 	if ((r = lease_master_check(&s->lm)) < 0)
 		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",

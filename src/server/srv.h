@@ -36,6 +36,8 @@
 #include "src/store/store.h"
 #include "lease/lease.h"
 #include "utils/clock.h"
+#include "utils/fdlimit.h"
+#include "utils/log.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -109,6 +111,7 @@ enum conn_state {
 
 struct conn {
 	struct conn *next, *prev;
+	struct conn *grave_next;	/* srv.graveyard, once closed */
 	struct srv *s;
 	int fd;
 	enum conn_state state;
@@ -130,8 +133,15 @@ struct conn {
 	struct chunkset locks;
 	/* barrier */
 	uint64_t barrier_seq;	/* ack pending for this seq, 0 none */
+	uint64_t added_id;	/* SNAP_ADDED ack pending for this id, 0 none */
+	/* grant (proto.h): when we last queued a successful reply for it;
+	 * the client's grant ends before granted_ms + PROTO_GRANT_WAIT_MS */
+	int64_t granted_ms;
 };
 
+/* Listening starts / stops: connection cap and descriptor reserve.  */
+void conn_listen_init(struct srv *s);
+void conn_listen_done(struct srv *s);
 int conn_accept(struct srv *s);
 void conn_on_event(struct conn *c, uint32_t events);
 /* Queue a message for sending (best effort on dead connections).  */
@@ -143,8 +153,11 @@ void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
 void conn_fail(struct conn *c, const char *why);
 void conn_close(struct conn *c);
 void conn_put(struct conn *c);
-/* Write what can be written now for every connection with output.  */
+/* Write what can be written now for every connection with output; at
+ * the end of a loop turn (frees the connections closed during it).  */
 void conn_flush_all(struct srv *s);
+/* Frees closed connections (no event of this loop turn may follow). */
+void conn_reap(struct srv *s);
 /* Timer: close connections that did not finish the handshake in time. */
 void conn_tick(struct srv *s);
 
@@ -208,6 +221,8 @@ void admin_process(struct srv *s, struct req *r);
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
 /* Connection closed while a barrier waited for it.  */
 void admin_barrier_conn_gone(struct srv *s, struct conn *c);
+/* SNAP_ADDED ack from an origin connection.  */
+void admin_added_ack(struct srv *s, struct conn *c, uint64_t id);
 /* Timer tick: barrier timeouts, background cleanup.  */
 void admin_tick(struct srv *s);
 /* End of a loop turn, after the commit step: finish a barrier whose acks
@@ -216,7 +231,7 @@ void admin_poll(struct srv *s);
 /* -ENOSPC met: apply the store-full policy.  Returns 1 if space was made
  * (retry), 0 if the policy says fail, negative errno on error.  Call only
  * with no copy in flight (nothing uncommitted that needs data).  */
-int admin_store_full(struct srv *s);
+int admin_store_full(struct srv *s, bool meta);
 
 /* ---- the server --------------------------------------------------------- */
 
@@ -247,8 +262,15 @@ struct srv {
 	bool fatal;			/* fenced or store failure: stop now */
 	int fatal_err;
 
-	struct conn *conns;
+	struct conn *conns;		/* newest first */
 	unsigned nconns;
+	unsigned nunident;		/* of which not yet identified */
+	unsigned max_conns;		/* below the descriptor limit */
+	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
+	bool accept_paused;		/* listener unwatched until the tick */
+	void *listen_tag;		/* the listener's epoll data.ptr */
+	struct conn *graveyard;		/* closed during this loop turn */
+	struct log_limit peer_log;	/* what peers can make us log at will */
 
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
@@ -279,6 +301,20 @@ struct srv {
 	unsigned barrier_pending;
 	int64_t barrier_deadline_ms;
 	struct req *barrier_req;	/* the SNAP_CREATE being served */
+	/* Grants (proto.h, docs/RELIABILITY.md): no snapshot is committed
+	 * before grant_horizon_ms, the time by which every grant of an
+	 * origin connection that closed (or of a previous master) has
+	 * certainly expired.  */
+	int64_t grant_horizon_ms;
+	bool grant_wait_logged;
+	bool grant_held;		/* a reply waits for the lease: kick */
+	/* After the commit: every origin client is told of the new
+	 * snapshot and serves it before the creator hears back.  */
+	struct req *added_req;		/* the SNAP_CREATE, reply in added_reply */
+	struct proto_msg added_reply;
+	uint64_t added_seq;
+	unsigned added_pending;
+	int64_t added_deadline_ms;
 
 	/* snapshot writes waiting for other clients to drop old locations */
 	struct inval_wait *invals;
@@ -312,6 +348,13 @@ int srv_commit_now(struct srv *s);
 /* Send M (a reply to R, copied) after the next successful commit, then
  * finish R.  */
 void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
+/* An origin connection with a grant closed: no snapshot commit before
+ * its grant has certainly expired.  */
+void srv_grant_gone(struct srv *s, int64_t granted_ms);
+/* May we send a reply that renews a grant?  Only while the master lease is
+ * certainly ours (else a zombie master could extend grants past the
+ * moment a new master takes over).  Sets grant_held when not.  */
+bool srv_may_grant(struct srv *s);
 /* Connection count by volume kind, for status.  */
 unsigned srv_origin_clients(const struct srv *s);
 

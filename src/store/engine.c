@@ -15,6 +15,7 @@
 #include "src/store/store_int.h"
 
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -288,15 +289,77 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 	return 0;
 }
 
-/* Tree blocks a batch of N inserts may need: a leaf split per insert at
- * most, internal splits at most one per half-node of new entries per level,
- * a new root.  (Internal splits of nodes that were already full are not
- * bounded by this; the tree area's slack - sized for leaves a third full -
- * covers them in practice.)  */
-static bool meta_room(const struct store *s, uint64_t n)
+enum store_short store_enospc_kind(const struct store *s) { return s->short_kind; }
+
+/*
+ * Worst-case tree blocks for COUNT inserts in ascending key order (both
+ * data-path operations insert in origin-chunk order) that land in at most
+ * TOUCHED existing leaves.  Per level: each touched existing node may
+ * split on its first insert (it may be full); after a split both halves
+ * hold at most ceil(cap/2)+1 entries (an append split leaves a one-entry
+ * right node and a full left one that later, larger keys never reach), so
+ * any further split of the nodes this batch fills takes at least
+ * cap/2 - 1 more inserts.  Each split inserts one entry one level up,
+ * into at most as many existing parents as there were touched children;
+ * above the root, each level costs a new root.
+ */
+uint64_t store_tree_need(const struct store *s, uint64_t count, uint64_t touched)
 {
-	uint64_t need = n + (s->tree.height + 1) * (n / (BTREE_INT_CAP / 2) + 1) + 1;
-	return sm_free_count(s->msm) >= need;
+	uint64_t need = 0, ins = count, t = touched;
+	uint32_t cap = s->tree.leaf_cap;
+
+	for (uint32_t lvl = 0; ins && lvl < BTREE_MAX_DEPTH; lvl++) {
+		uint64_t q = cap / 2 - 1, splits;
+		if (lvl < s->tree.height) {
+			splits = (t < ins ? t : ins) + ins / q;
+			if (splits > ins)
+				splits = ins;
+		} else {
+			need++;			/* new root, starts with 2 entries */
+			splits = ins / q;
+		}
+		need += splits;
+		t = t < splits ? t : splits;
+		ins = splits;
+		cap = BTREE_INT_CAP;
+	}
+	return need;
+}
+
+/* Room for N new exceptions whose inserts touch at most LEAVES existing
+ * leaves: data chunks, tree blocks (worst case, store_tree_need) and the
+ * journal room of the open transaction (every block this may dirty).
+ * Sets *TREE_NEED for the caller's assertion.  */
+static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_need)
+{
+	const struct csnap_sb_engine *e = &s->sb.engine;
+	uint64_t dfree = sm_free_count(s->dsm), mfree = sm_free_count(s->msm);
+
+	if (dfree < n) {
+		s->short_kind = STORE_SHORT_DATA;
+		return err_set(ENOSPC, "snapshot store full: data area has %llu free chunks, %llu needed",
+			       (unsigned long long)dfree, (unsigned long long)n);
+	}
+	uint64_t need = store_tree_need(s, n, leaves);
+	*tree_need = need;
+	if (mfree < need) {
+		s->short_kind = STORE_SHORT_META;
+		return err_set(ENOSPC, "snapshot store metadata area full: %llu free tree blocks, "
+			       "up to %llu needed for %llu chunks", (unsigned long long)mfree,
+			       (unsigned long long)need, (unsigned long long)n);
+	}
+	uint64_t touched = leaves * s->tree.height;
+	if (touched > s->tree.nodes)
+		touched = s->tree.nodes;
+	uint64_t dirty = bm_dirty_count(s->bm) + need + touched + 1 /* header */ +
+		(n < e->dbitmap_blocks ? n : e->dbitmap_blocks) +
+		(need < e->mbitmap_blocks ? need : e->mbitmap_blocks);
+	if (dirty > store_txn_limit(s)) {
+		s->short_kind = STORE_SHORT_TXN;
+		return err_set(ENOSPC, "transaction too large for the journal: up to %llu blocks, "
+			       "limit %u", (unsigned long long)dirty, store_txn_limit(s));
+	}
+	return 0;
 }
 
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
@@ -319,12 +382,16 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	ret = store_scratch(s, (size_t)count * mw);
 	if (ret < 0)
 		return ret;
-	uint64_t *need = s->scratch;
+	uint64_t *need = s->scratch, leaves = 1, last_leaf = 0;
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->live, mw * 8);
 	ret = btree_seek(&s->tree, first, 0, &c);
 	while (ret >= 0 && c.valid) {
 		const uint8_t *e = btree_entry(&s->tree, &c);
+		if (c.leaf->blocknr != last_leaf) {	/* the leaves this range spans */
+			leaves++;
+			last_leaf = c.leaf->blocknr;
+		}
 		uint64_t o = be_origin(e);
 		if (o >= first + count)
 			break;
@@ -346,11 +413,12 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	}
 	if (n == 0)
 		return 0;
-	if (sm_free_count(s->dsm) < n)
-		return err_set(ENOSPC, "snapshot store full (%llu free chunks, %u needed)",
-			       (unsigned long long)sm_free_count(s->dsm), n);
-	if (!meta_room(s, n))
-		return err_set(ENOSPC, "snapshot store metadata area full");
+	uint64_t tree_need = 0;
+	ret = room(s, n, leaves, &tree_need);
+	if (ret < 0)
+		return ret;
+	uint64_t mfree0 = sm_free_count(s->msm);	/* for the assertion below */
+	(void)mfree0;
 	/* pass 2: allocate and record */
 	uint8_t mask[CSNAP_MAX_MASK_BYTES];
 	for (uint32_t k = 0; k < n; k++) {
@@ -366,6 +434,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		out[k].dst = d;
 		out[k].src = STORE_ON_ORIGIN;
 	}
+	/* store_tree_need() is a true bound: no request runs out half done */
+	CSNAP_ASSERT(mfree0 - sm_free_count(s->msm) <= tree_need);
 	*nout = n;
 	return 0;
 }
@@ -396,11 +466,16 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	if (ret < 0)
 		return ret;
 	struct sw_plan *plan = (struct sw_plan *)s->scratch;
+	uint64_t leaves = 1, last_leaf = 0;
 	for (uint32_t i = 0; i < count; i++)
 		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
 	ret = btree_seek(&s->tree, first, 0, &c);
 	while (ret >= 0 && c.valid) {
 		const uint8_t *e = btree_entry(&s->tree, &c);
+		if (c.leaf->blocknr != last_leaf) {
+			leaves++;
+			last_leaf = c.leaf->blocknr;
+		}
 		uint64_t o = be_origin(e);
 		if (o >= first + count)
 			break;
@@ -421,11 +496,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 		return ret;
 	for (uint32_t i = 0; i < count; i++)
 		nalloc += !plan[i].exclusive;
-	if (sm_free_count(s->dsm) < nalloc)
-		return err_set(ENOSPC, "snapshot store full (%llu free chunks, %u needed)",
-			       (unsigned long long)sm_free_count(s->dsm), nalloc);
-	if (!meta_room(s, nalloc))
-		return err_set(ENOSPC, "snapshot store metadata area full");
+	uint64_t tree_need = 0;
+	if (nalloc && (ret = room(s, nalloc, leaves, &tree_need)) < 0)
+		return ret;
+	uint64_t mfree0 = sm_free_count(s->msm);	/* for the assertion below */
+	(void)mfree0;
 	uint8_t mask[CSNAP_MAX_MASK_BYTES];
 	memset(mask, 0, mw * 8);
 	mask[bit / 8] = (uint8_t)(1u << (bit % 8));
@@ -460,6 +535,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 		dst[i] = d;
 		copies[nc++] = (struct store_copy){ oc, d, plan[i].cur };
 	}
+	CSNAP_ASSERT(mfree0 - sm_free_count(s->msm) <= tree_need);
 	*ncopies = nc;
 	return 0;
 }

@@ -178,13 +178,14 @@ int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio)
 int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n)
 { return set_field(s, id, false, n); }
 
-int store_pick_victim(const struct store *s, uint32_t *id_out)
+int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t id),
+		      void *arg, uint32_t *id_out)
 {
 	const struct store_snapshot *best = NULL;
 
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		const struct store_snapshot *sl = &s->st.slot[i];
-		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount)
+		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount || (in_use && in_use(arg, sl->id)))
 			continue;
 		if (!best || sl->priority < best->priority ||
 		    (sl->priority == best->priority &&

@@ -35,10 +35,13 @@
  *    store chunk indexes (byte offset of the chunk on the store device is
  *    store_chunk_offset()).  Snapshots are named by their id (never reused).
  *  - Errors: negative errno with err_set() giving a one-line reason
- *    (utils/err.h).  -ENOSPC from a write means the store is full: nothing
- *    was changed by that call; the server applies its policy
- *    (store_pick_victim() + store_snapshot_delete() + store_cleanup() +
- *    store_commit(), then retry; or fail the I/O).
+ *    (utils/err.h).  -ENOSPC from a write means nothing was changed by
+ *    that call; store_enospc_kind() says why.  Only STORE_SHORT_DATA (and
+ *    STORE_SHORT_META for a single chunk) means the store is full: the
+ *    server then applies its policy (store_pick_victim() +
+ *    store_snapshot_delete() + store_cleanup() + store_commit(), then
+ *    retry; or fail the I/O).  The other kinds ask for a commit or a
+ *    smaller request.
  */
 #ifndef CSNAP_STORE_STORE_H
 #define CSNAP_STORE_STORE_H
@@ -103,6 +106,22 @@ int store_checkpoint(struct store *s);
  * limit (e.g. at half): store_commit() fails with -EFBIG beyond it.  */
 unsigned store_txn_blocks(const struct store *s);
 unsigned store_txn_limit(const struct store *s);
+
+/* Why the last data-path call failed with -ENOSPC.  */
+enum store_short {
+	STORE_SHORT_NONE = 0,
+	STORE_SHORT_DATA,	/* not enough free data chunks: the store is full */
+	STORE_SHORT_META,	/* the b-tree area might not hold the worst case
+				 * of this request: retry it in smaller pieces;
+				 * for one chunk, the tree area is full */
+	STORE_SHORT_TXN,	/* the request might not fit in what is left of
+				 * the open transaction's journal room: commit,
+				 * then retry (in smaller pieces if alone) */
+};
+enum store_short store_enospc_kind(const struct store *s);
+/* Worst-case b-tree blocks that COUNT ascending inserts allocate when they
+ * land in at most TOUCHED existing leaves (exposed for the unit tests).  */
+uint64_t store_tree_need(const struct store *s, uint64_t count, uint64_t touched);
 /* True when a change is pending (store_commit() has work).  */
 bool store_txn_pending(const struct store *s);
 
@@ -201,9 +220,11 @@ int store_snapshot_list(const struct store *s, struct store_snapshot *out,
 int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio);
 int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n);
 
-/* Store-full policy helper: the live snapshot with usecount 0 and the
- * lowest priority, oldest first.  -ENOENT if none.  */
-int store_pick_victim(const struct store *s, uint32_t *id_out);
+/* Store-full policy helper: the live snapshot with usecount 0, for which
+ * IN_USE (may be NULL) is false, with the lowest priority, oldest first.
+ * -ENOENT if none.  */
+int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t id),
+		      void *arg, uint32_t *id_out);
 
 /* Frees the chunks of deleted snapshots, examining at most BUDGET
  * exceptions.  Returns 1 if more work remains, 0 when no cleanup is

@@ -51,6 +51,7 @@ struct store {
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
 	bool header_dirty;
+	enum store_short short_kind;	/* reason of the last -ENOSPC */
 	/* scratch for range operations */
 	uint64_t *scratch;
 	size_t scratch_cap;

@@ -8,7 +8,8 @@ B=${CSNAP_BUILD:-build}
 CSNAP=$B/csnap
 POP=$B/tools/store_populate
 T=$(mktemp -d /var/tmp/store-it-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+LOOP=
+trap '[ -n "$LOOP" ] && losetup -d "$LOOP"; rm -rf "$T"' EXIT
 fails=0
 pass() { echo "ok   $*"; }
 bad() { echo "FAIL $*"; fails=$((fails + 1)); }
@@ -55,6 +56,29 @@ expect_fail "check of a non-store" "not a csnap store" "$CSNAP" check "$T/origin
 truncate -s 3M "$T/small"
 # --force: $T/origin is marked as the origin of $T/store by now
 expect_fail "store too small" "too small" "$CSNAP" mkstore --force "$T/small" "$T/origin"
+
+# A STORE that is its own ORIGIN under another name is refused, even with
+# --force, and the origin is left untouched; check refuses the pair too.
+head -c 8M /dev/urandom >"$T/o8"
+sum8=$(sha256sum <"$T/o8")
+ln -s "$T/o8" "$T/o8-symlink"
+ln "$T/o8" "$T/o8-hardlink"
+expect_fail "mkstore: store is the origin" "same file" "$CSNAP" mkstore --force "$T/o8" "$T/o8"
+expect_fail "mkstore: store is a symlink to the origin" "same file" "$CSNAP" mkstore --force "$T/o8-symlink" "$T/o8"
+expect_fail "mkstore: store is a hard link to the origin" "same file" "$CSNAP" mkstore --force "$T/o8-hardlink" "$T/o8"
+expect_fail "mkstore: relative store, absolute origin" "same file" \
+  sh -c 'cd "$1" && "$2" mkstore --force o8 "$1/o8"' sh "$T" "$(realpath "$CSNAP")"
+if LOOP=$(losetup -f --show "$T/o8"); then
+  expect_fail "mkstore: store is a loop device over the origin" "backing file" "$CSNAP" mkstore --force "$LOOP" "$T/o8"
+  expect_fail "mkstore: origin is a loop device over the store" "backing file" "$CSNAP" mkstore --force "$T/o8" "$LOOP"
+  expect_fail "check: store is a loop device over the origin" "overlap" "$CSNAP" check "$LOOP" "$T/o8"
+  losetup -d "$LOOP"; LOOP=
+else
+  bad "losetup -f --show (needed for the loop-device case)"
+fi
+expect_fail "check: store is the origin" "overlap" "$CSNAP" check "$T/o8" "$T/o8"
+expect_fail "check: store is a symlink to the origin" "overlap" "$CSNAP" check "$T/o8-symlink" "$T/o8"
+[ "$(sha256sum <"$T/o8")" = "$sum8" ] && pass "origin untouched by the refused mkstores" || bad "origin changed"
 
 # a store with some metadata in it
 expect_ok "mkstore for corruption tests" "$CSNAP" mkstore --force --chunk-size 4K "$T/store" "$T/origin"

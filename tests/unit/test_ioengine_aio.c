@@ -2,8 +2,8 @@
  * tests/unit/test_ioengine_aio.c - the asynchronous engine on real files:
  * concurrent verified reads/writes, more requests than the queue depth,
  * continuation of short transfers, flush ordering, fault injection,
- * eventfd + epoll, the buffered path (tmpfs) and power-cut replay of a
- * recorded async workload.
+ * eventfd + epoll, the buffered path (tmpfs), write gates (asked at
+ * submission) and power-cut replay of a recorded async workload.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -246,6 +246,83 @@ static void test_short_transfers(void **state)
 	assert_non_null(strstr(d.msg, "offset 262144"));	/* where it stopped */
 	io_engine_destroy(eng);
 	io_buf_free(buf);
+	io_dev_close(dev);
+}
+
+/* Gated writes: the gate is asked when the write goes to the kernel, not
+ * when it is queued; a refusal writes nothing (more) and fails the write
+ * with EKEYEXPIRED; a short write's remainder asks again.  */
+struct gate { int allow_calls; int calls; };
+
+static bool gate_fn(void *arg)
+{
+	struct gate *g = arg;
+
+	return g->calls++ < g->allow_calls;
+}
+
+static void test_gate(void **state)
+{
+	struct io_dev *dev = open_new("gate", 16 * BLK);
+	struct io_engine *eng;
+	unsigned char *buf = io_buf_alloc(4 * BLK), *back = io_buf_alloc(4 * BLK);
+	unsigned char zero[BLK] = { 0 };
+
+	(void)state;
+	assert_int_equal(io_engine_create(4, &eng), 0);
+	memset(buf, 0xab, 4 * BLK);
+
+	/* Open when queued, closed when submitted: refused, nothing written. */
+	struct gate g = { .allow_calls = 0 };
+	struct done d = { 0 };
+	completions = 0;
+	assert_int_equal(io_engine_write_gated(eng, dev, buf, BLK, 0, gate_fn, &g, on_done, &d), 0);
+	assert_int_equal(g.calls, 0);		/* not asked at queueing */
+	reap_all(eng);
+	assert_int_equal(g.calls, 1);
+	assert_int_equal(d.result, -EKEYEXPIRED);
+	assert_non_null(strstr(d.msg, "not issued"));
+	assert_int_equal(io_dev_pread(dev, back, BLK, 0), 0);
+	assert_memory_equal(back, zero, BLK);
+
+	/* Allowed at submission: written.  */
+	g = (struct gate){ .allow_calls = 1 };
+	d = (struct done){ 0 };
+	assert_int_equal(io_engine_write_gated(eng, dev, buf, BLK, BLK, gate_fn, &g, on_done, &d), 0);
+	reap_all(eng);
+	assert_int_equal(d.result, BLK);
+	assert_int_equal(io_dev_pread(dev, back, BLK, BLK), 0);
+	assert_memory_equal(back, buf, BLK);
+
+	/* A short write: its first piece goes, the gate closes, the rest
+	 * is not issued.  */
+	io_test_async_max_io = BLK;
+	g = (struct gate){ .allow_calls = 1 };
+	d = (struct done){ 0 };
+	assert_int_equal(io_engine_write_gated(eng, dev, buf, 4 * BLK, 4 * BLK, gate_fn, &g,
+					       on_done, &d), 0);
+	reap_all(eng);
+	io_test_async_max_io = 0;
+	assert_int_equal(g.calls, 2);
+	assert_int_equal(d.result, -EKEYEXPIRED);
+	assert_int_equal(io_dev_pread(dev, back, 4 * BLK, 4 * BLK), 0);
+	assert_memory_equal(back, buf, BLK);
+	for (int k = 1; k < 4; k++)
+		assert_memory_equal(back + k * BLK, zero, BLK);
+
+	/* Ungated requests of the same batch are not affected.  */
+	g = (struct gate){ .allow_calls = 0 };
+	struct done d1 = { 0 }, d2 = { 0 };
+	assert_int_equal(io_engine_write_gated(eng, dev, buf, BLK, 8 * BLK, gate_fn, &g,
+					       on_done, &d1), 0);
+	assert_int_equal(io_engine_write(eng, dev, buf, BLK, 9 * BLK, on_done, &d2), 0);
+	reap_all(eng);
+	assert_int_equal(d1.result, -EKEYEXPIRED);
+	assert_int_equal(d2.result, BLK);
+
+	io_engine_destroy(eng);
+	io_buf_free(buf);
+	io_buf_free(back);
 	io_dev_close(dev);
 }
 
@@ -700,6 +777,7 @@ int main(void)
 		cmocka_unit_test(test_concurrent_direct),
 		cmocka_unit_test(test_buffered),
 		cmocka_unit_test(test_short_transfers),
+		cmocka_unit_test(test_gate),
 		cmocka_unit_test(test_argument_errors),
 		cmocka_unit_test(test_flush_ordering),
 		cmocka_unit_test(test_faults),

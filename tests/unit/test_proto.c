@@ -34,16 +34,17 @@ static struct proto_extent sample_extents[3] = {
 	{ 1, 7, PROTO_AT_ORIGIN, 0 },
 	{ 1ULL << 40, 3, PROTO_AT_STORE, 1ULL << 33 },
 };
-static struct proto_snapinfo sample_snaps[2] = {
+static struct proto_snapinfo sample_snaps[3] = {
 	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50 },
 	{ 7, PROTO_SNAP_BUSY, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40 },
+	{ 2, 0, "X", 1764000001, 0, 0, 0, 0 },
 };
 static struct proto_client_info sample_clients[2] = {
 	{ 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" },
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 32
+#define NSAMPLES 37
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -191,6 +192,24 @@ static void sample(int i, struct proto_msg *m)
 	case 31:
 		m->type = PROTO_INVALIDATE | PROTO_REPLY;
 		break;
+	case 32:
+		m->type = PROTO_PING;
+		break;
+	case 33:
+		m->type = PROTO_PING | PROTO_REPLY;
+		break;
+	case 34:	/* the shortest snapinfo: a one-character name */
+		m->type = PROTO_SNAP_ADDED;
+		m->u.snapinfo = sample_snaps[2];
+		break;
+	case 35:
+		m->type = PROTO_SNAP_ADDED | PROTO_REPLY;
+		break;
+	case 36:
+		m->type = PROTO_SNAP_LIST | PROTO_REPLY;
+		m->u.snap_list.n = 1;
+		m->u.snap_list.s = &sample_snaps[2];
+		break;
 	}
 }
 
@@ -277,6 +296,26 @@ static void test_fields(void **state)
 	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
 	assert_int_equal(d.u.snap_list.s[1].priority, -3);
 	assert_string_equal(d.u.snap_list.s[0].name, "daily-2026.11.24");
+	proto_msg_free(&d);
+	proto_buf_free(&a);
+
+	/* A one-character name is valid everywhere a name is (it was once
+	 * refused in a list as "truncated").  */
+	sample(36, &m);
+	encode_ok(&m, &a);
+	assert_int_equal(a.len, PROTO_HDR_SIZE + 4 + 4 + 43);	/* status, count, entry */
+	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
+	assert_int_equal(d.u.snap_list.n, 1);
+	assert_string_equal(d.u.snap_list.s[0].name, "X");
+	proto_msg_free(&d);
+	proto_buf_free(&a);
+
+	sample(34, &m);
+	encode_ok(&m, &a);
+	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
+	assert_int_equal(d.type, PROTO_SNAP_ADDED);
+	assert_int_equal(d.u.snapinfo.id, 2);
+	assert_string_equal(d.u.snapinfo.name, "X");
 	proto_msg_free(&d);
 	proto_buf_free(&a);
 }
@@ -497,6 +536,14 @@ static void test_out_of_range(void **state)
 	/* snapinfo: unknown flags */
 	put_le32(b4, 0x80);
 	expect_reject_patch(18, P + 4 + 4, b4, 4);
+	/* snap-added: unknown flags; a name that is not a snapshot name */
+	expect_reject_patch(34, P + 4, b4, 4);
+	b1 = '.';
+	expect_reject_patch(34, P + 4 + 4 + 2, &b1, 1);
+	/* snap-list reply with a one-character name: the count may not
+	 * claim a second entry the payload does not hold */
+	put_le32(b4, 2);
+	expect_reject_patch(36, P + 4, b4, 4);
 }
 
 /* The encoder refuses what the decoder would refuse.  */
@@ -524,6 +571,16 @@ static void test_encode_rejects(void **state)
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(3, &m);
 	m.u.identify.volume = 9;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	/* snapinfo: what the decoder would refuse is never sent */
+	sample(34, &m);
+	m.u.snapinfo.flags = 0x80;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(34, &m);
+	strcpy(m.u.snapinfo.name, "-x");
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(32, &m);
+	m.flags = PROTO_F_RECONNECT;	/* PING takes no flags */
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	proto_msg_init(&m, 99, 1);
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
@@ -811,6 +868,35 @@ static void test_client_handshake(void **state)
 	close(s.lfd);
 }
 
+/* PROTO_HANDSHAKE_MAX_PAYLOAD is what a server buffers before a peer is
+ * identified: the largest AUTH and IDENTIFY must fit exactly.  */
+static void test_handshake_max(void **state)
+{
+	struct proto_buf b;
+	struct proto_msg m;
+	struct proto_hdr h;
+
+	(void)state;
+	proto_buf_init(&b);
+	proto_msg_init(&m, PROTO_IDENTIFY, 1);
+	m.u.identify.volume = PROTO_VOL_SNAPSHOT;
+	m.u.identify.host_id = 2000;
+	memset(m.u.identify.snapshot, 'a', PROTO_NAME_MAX);
+	m.u.identify.snapshot[PROTO_NAME_MAX] = 0;
+	memset(m.u.identify.client, 'c', PROTO_STR_MAX);
+	m.u.identify.client[PROTO_STR_MAX] = 0;
+	assert_int_equal(proto_encode(&m, &b), 0);
+	assert_int_equal(proto_decode_hdr(b.data, &h), 0);
+	assert_int_equal(h.len, PROTO_HANDSHAKE_MAX_PAYLOAD);
+	b.len = b.off = 0;
+	proto_msg_init(&m, PROTO_AUTH, 2);
+	m.u.auth.version = PROTO_VERSION;
+	assert_int_equal(proto_encode(&m, &b), 0);
+	assert_int_equal(proto_decode_hdr(b.data, &h), 0);
+	assert_true(h.len <= PROTO_HANDSHAKE_MAX_PAYLOAD);
+	proto_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -825,6 +911,7 @@ int main(void)
 		cmocka_unit_test(test_random_decode),
 		cmocka_unit_test(test_auth_mac),
 		cmocka_unit_test(test_client_handshake),
+		cmocka_unit_test(test_handshake_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

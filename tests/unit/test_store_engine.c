@@ -191,6 +191,8 @@ static void test_delete_cleanup(void **state)
 	done(s, path);
 }
 
+static bool in_use_one(void *arg, uint32_t id) { return id == *(uint32_t *)arg; }
+
 static void test_full_and_victims(void **state)
 {
 	(void)state;
@@ -205,13 +207,20 @@ static void test_full_and_victims(void **state)
 	TU_OK(store_snapshot_create(s, "c", 1, &c));
 	TU_OK(store_snapshot_set_usecount(s, b, 1));
 	/* lowest priority unused first: c (b is in use) */
-	TU_OK(store_pick_victim(s, &v));
+	TU_OK(store_pick_victim(s, NULL, NULL, &v));
 	assert_int_equal(v, c);
 	TU_OK(store_snapshot_set_usecount(s, b, 0));
-	TU_OK(store_pick_victim(s, &v));
+	TU_OK(store_pick_victim(s, NULL, NULL, &v));
 	assert_int_equal(v, b);	/* same priority: oldest */
 	TU_OK(store_snapshot_set_priority(s, b, 9));
-	TU_OK(store_pick_victim(s, &v));
+	TU_OK(store_pick_victim(s, NULL, NULL, &v));
+	assert_int_equal(v, c);
+	/* the first candidate in use (a client on it): the next one, not none */
+	uint32_t busy = c;
+	TU_OK(store_pick_victim(s, in_use_one, &busy, &v));
+	assert_int_equal(v, a);
+	busy = 0;
+	TU_OK(store_pick_victim(s, in_use_one, &busy, &v));
 	assert_int_equal(v, c);
 
 	store_get_info(s, &info);
@@ -239,7 +248,7 @@ static void test_full_and_victims(void **state)
 	TU_OK(store_commit(s));
 	assert_int_equal(store_check_open(s, stderr), 0);
 	/* the policy: release the victim, clean up, commit, retry */
-	TU_OK(store_pick_victim(s, &v));
+	TU_OK(store_pick_victim(s, NULL, NULL, &v));
 	TU_OK(store_snapshot_delete(s, v));
 	while ((r = store_cleanup(s, 100)) > 0)
 		;
@@ -253,6 +262,90 @@ static void test_full_and_victims(void **state)
 	TU_OK(store_commit(s));
 	store_get_info(s, &after);
 	assert_int_equal(after.data_free, info.data_free);
+	done(s, path);
+}
+
+/* Issue 9, defect 2: a 128 MiB store's tree area is ~110 blocks; the old
+ * room estimate wanted one block per chunk and refused an 8 MiB origin
+ * write after one snapshot ("metadata area full") on an empty store.  With
+ * an honest worst case, whole large requests fit; data space runs out
+ * first and says so.  */
+static void large_writes(uint32_t chunk, uint32_t piece, uint64_t total)
+{
+	char *path = tu_mkstore("room", 128 << 20, chunk, 64 << 20, 256);
+	struct store *s;
+	struct store_info i0, i1;
+	uint32_t id, n, nsnap = 0;
+	char name[16];
+	struct store_copy *cp = calloc(piece, sizeof *cp);
+
+	TU_OK(store_open(path, NULL, &s));
+	store_get_info(s, &i0);
+	assert_true(i0.meta_blocks < i0.data_chunks);	/* far fewer than one per chunk */
+	/* one snapshot, then TOTAL bytes written from chunk 0, PIECE chunks a
+	 * call (the server's piece), a new snapshot before each piece */
+	for (uint64_t c = 0; c < total / chunk; c += piece) {
+		snprintf(name, sizeof name, "s%u", nsnap++);
+		TU_OK(store_snapshot_create(s, name, 0, &id));
+		uint64_t mfree = 0;
+		store_get_info(s, &i1);
+		mfree = i1.meta_free;
+		TU_OK(store_origin_write(s, c, piece, cp, &n));
+		assert_int_equal(n, piece);
+		store_get_info(s, &i1);
+		/* the estimate bounds what the request really took */
+		assert_true(mfree - i1.meta_free <= store_tree_need(s, piece, 2));
+		TU_OK(store_commit(s));
+	}
+	store_get_info(s, &i1);
+	assert_int_equal(i1.exceptions, total / chunk);
+	assert_int_equal(i1.snapshots, nsnap);
+	/* then snapshot after snapshot over the whole origin until the store
+	 * is full: data space, not the tree area, is what runs out, and the
+	 * error says so */
+	uint64_t ochunks = (64u << 20) / chunk;
+	int r = 0;
+	for (int round = 0; r == 0 && round < 64; round++) {
+		snprintf(name, sizeof name, "f%d", round);
+		TU_OK(store_snapshot_create(s, name, 0, &id));
+		for (uint64_t c = 0; c < ochunks && r == 0; c += piece) {
+			r = store_origin_write(s, c, piece, cp, &n);
+			if (r == 0)
+				TU_OK(store_commit(s));
+		}
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_int_equal(store_enospc_kind(s), STORE_SHORT_DATA);
+	assert_non_null(strstr(err_get(), "data area"));
+	store_get_info(s, &i1);
+	assert_true(i1.data_free < piece);
+	TU_OK(store_commit(s));
+	free(cp);
+	done(s, path);
+}
+
+static void test_room_estimate(void **state)
+{
+	(void)state;
+	large_writes(64 << 10, 128, 8 << 20);	/* one 8 MiB write */
+	large_writes(64 << 10, 256, 32 << 20);	/* 16 MiB writes */
+	large_writes(4 << 10, 4096, 32 << 20);	/* 4 KiB chunks, 16 MiB pieces */
+}
+
+/* The bound is a bound: no request runs the tree area out halfway.  */
+static void test_tree_need_bounds(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("need", 16 << 20, 2048, 64, &path);
+	assert_int_equal(store_tree_need(s, 0, 1), 0);
+	/* one insert into an empty tree: at most a split and a new root */
+	assert_true(store_tree_need(s, 1, 1) <= 2);
+	/* grows with the request, not one block per chunk */
+	assert_true(store_tree_need(s, 4096, 1) < 4096 / 20);
+	assert_true(store_tree_need(s, 4096, 1) >= 4096 / 84);
+	/* every touched full leaf may split */
+	assert_true(store_tree_need(s, 100, 100) >= 100);
 	done(s, path);
 }
 
@@ -343,6 +436,8 @@ int main(void)
 		cmocka_unit_test(test_delete_cleanup),
 		cmocka_unit_test(test_full_and_victims),
 		cmocka_unit_test(test_bad_arguments),
+		cmocka_unit_test(test_room_estimate),
+		cmocka_unit_test(test_tree_need_bounds),
 		cmocka_unit_test(test_abort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

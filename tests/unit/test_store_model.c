@@ -60,7 +60,7 @@ static void drain_cleanup(struct store *s)
 static bool release_victim(struct store *s)
 {
 	uint32_t id;
-	if (store_pick_victim(s, &id) < 0)
+	if (store_pick_victim(s, NULL, NULL, &id) < 0)
 		return false;
 	TU_OK(store_snapshot_delete(s, id));
 	int i = find_idx(id);

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/integration/hostile_conns.sh - connection floods against the master
+# and an export running with a low descriptor limit (256), as anyone who
+# reaches their ports could do (issue 10, defects 2, 3 and 5):
+#  - 2,000 idle TCP connections to the master: it stays master (no
+#    failover, no "stopping"), a real client (csnap status, a snapshot
+#    create) is still served, the master does not spin, and its log grows
+#    by a bounded amount (it used to log thousands of EMFILE lines a
+#    second, then take its own EMFILE on the sanlock socket for a lost
+#    lease and stop);
+#  - 100 unauthenticated connections each announcing and sending a 1 MiB
+#    message: the master's memory stays bounded (it buffered them whole);
+#  - 2,000 idle connections to an export's TCP port: it does not spin
+#    (it burnt 100% CPU on a listener that stayed readable), its log stays
+#    bounded, and nbdinfo still gets an answer.
+# san: yes
+set -u
+src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${CSNAP_BUILD:-$src/build}
+. "$src/tests/cluster/lib.sh"
+C=$build/csnap
+py=/usr/bin/python3
+H=$src/tests/integration/hostile_conns.py
+command -v prlimit >/dev/null || { echo "SKIP: prlimit not installed"; exit 77; }
+command -v nbdinfo >/dev/null || { echo "SKIP: nbdinfo not installed"; exit 77; }
+cluster_require
+fail() { echo "FAIL: $*"; tail -30 "$(node_log 1 server)" 2>/dev/null; exit 1; }
+# The attacking client needs descriptors of its own.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+size() { stat -c %s "$1"; }
+HOLD=3
+
+cluster_start 1 64M
+"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+cs() { node_run 1 "$C" "$@"; }
+
+pid=$(node_spawn 1 server prlimit --nofile=256:256 "$C" server --grace-ms 300 s)
+wait_log 1 server 'master for store' 60 || fail "no master"
+port=$(cs status s --json | sed -n 's/.*"port": \([0-9]*\).*/\1/p' | head -1)
+[ -n "$port" ] || fail "no master port in status"
+log=$(node_log 1 server)
+
+echo "== master: 2000 idle connections with a 256-descriptor limit"
+before=$(size "$log")
+$py "$H" idle "$(node_addr 1)" "$port" 2000 $HOLD "$pid" >"$CLUSTER_DIR/idle.out" &
+hp=$!
+wait_for 30 grep -q opened "$CLUSTER_DIR/idle.out" || fail "attacker did not start"
+out=$(cs status s 2>&1) || fail "status during the flood: $out"
+cs snapshot create s during-flood >/dev/null 2>&1 || fail "snapshot create during the flood"
+wait $hp || fail "attacker failed"
+cat "$CLUSTER_DIR/idle.out"
+cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/idle.out")
+[ "$cpu" -lt $((HOLD * 400)) ] || fail "master used ${cpu} ms of CPU in ${HOLD} s of idle connections (spinning?)"
+sleep 6	# past the handshake deadline: the idle ones are closed
+kill -0 "$pid" 2>/dev/null || fail "master exited"
+grep -q 'stopping at once' "$log" && fail "master stopped"
+cs status s --json | grep -q '"host_id": 1,' || fail "node1 is no longer master"
+cs snapshot list s | grep -q during-flood || fail "snapshot made during the flood is missing"
+grew=$(( $(size "$log") - before ))
+echo "master log grew by $grew bytes"
+[ "$grew" -lt 65536 ] || fail "master log grew by $grew bytes"
+
+echo "== master: 100 unauthenticated 1 MiB messages"
+out=$($py "$H" bigmsg "$(node_addr 1)" "$port" 100 "$pid") || fail "bigmsg: $out"
+echo "$out"
+kib=$(echo "$out" | sed -n 's/^rss_growth_kib //p')
+[ "$kib" -lt 32768 ] || fail "master grew by $kib KiB for unauthenticated messages"
+echo "$out" | grep -qx 'closed 100' || fail "oversized handshake messages not refused at once"
+cs status s >/dev/null 2>&1 || fail "status after the big messages"
+
+echo "== export: 2000 idle connections with a 256-descriptor limit"
+truncate -s 16M "$CLUSTER_DIR/vol.img"
+prlimit --nofile=256:256 "$C" export --file "$CLUSTER_DIR/vol.img" --tcp 127.0.0.1:0 \
+  >"$CLUSTER_DIR/export.out" 2>"$CLUSTER_DIR/export.err" </dev/null &
+epid=$!
+trap 'kill $epid 2>/dev/null; cluster_stop' EXIT
+wait_for 30 grep -q 'tcp port' "$CLUSTER_DIR/export.out" || fail "export did not start"
+eport=$(awk '/tcp port/ {print $3}' "$CLUSTER_DIR/export.out")
+before=$(size "$CLUSTER_DIR/export.err")
+$py "$H" idle 127.0.0.1 "$eport" 2000 $HOLD "$epid" >"$CLUSTER_DIR/eidle.out" &
+hp=$!
+wait_for 30 grep -q opened "$CLUSTER_DIR/eidle.out" || fail "attacker did not start"
+nbdinfo --size "nbd://127.0.0.1:$eport/origin" | grep -qx 16777216 || fail "nbdinfo during the flood"
+wait $hp || fail "attacker failed"
+cat "$CLUSTER_DIR/eidle.out"
+cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/eidle.out")
+[ "$cpu" -lt $((HOLD * 400)) ] || fail "export used ${cpu} ms of CPU in ${HOLD} s of idle connections (spinning?)"
+kill -0 $epid 2>/dev/null || fail "export exited"
+nbdinfo --size "nbd://127.0.0.1:$eport/origin" | grep -qx 16777216 || fail "nbdinfo after the flood"
+grew=$(( $(size "$CLUSTER_DIR/export.err") - before ))
+echo "export log grew by $grew bytes"
+[ "$grew" -lt 65536 ] || fail "export log grew by $grew bytes"
+kill -TERM $epid; wait $epid || fail "export exit status"
+
+node_kill_procs 1 TERM
+wait_log 1 server 'orderly hand-over done' 30 || fail "master did not stop cleanly"
+if grep -E 'Sanitizer|runtime error' "$log" "$CLUSTER_DIR/export.err"; then fail "sanitizer report"; fi
+echo "PASS"

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# tests/kernel/guest.sh - runs INSIDE the kernel test VM (tests/kernel/
+# run.sh): csnap volumes as kernel block devices on real nbd and
+# device-mapper, with a two-node csnap cluster (tests/cluster/lib.sh: a
+# sanlock daemon per node on the guest's loopback).  Store and origin are
+# loop devices (O_DIRECT works on them; tmpfs has none in this kernel).
+# Each check prints PASS/FAIL/SKIP; the last line is
+# "N passed, N failed, N skipped".
+set -u
+src=$CSNAP_SRC
+C=$CSNAP_BUILD/csnap
+. "$src/tests/cluster/lib.sh"
+pass=0 failn=0 skip=0
+ok()   { pass=$((pass + 1)); echo "PASS $*"; }
+bad()  { failn=$((failn + 1)); echo "FAIL $*"; }
+skp()  { skip=$((skip + 1)); echo "SKIP $*"; }
+info() { echo "INFO $*"; }
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+finish() {
+  trap - EXIT
+  cluster_stop >/dev/null 2>&1
+  echo "$pass passed, $failn failed, $skip skipped"
+  exit 0
+}
+logs() {
+  for i in 1 2; do for n in server export; do
+    f=$(node_log $i $n); [ -f "$f" ] && { echo "--- node$i $n"; tail -15 "$f"; }
+  done; done
+  dmesg | tail -20
+}
+abort() { bad "$*"; logs; finish; }
+
+n1() { node_run 1 "$@"; }
+act() { n1 "$C" activate --wait 30 "$@"; }
+deact() { n1 "$C" deactivate "$@"; }
+is_blk() { [ -b "$1" ]; }
+io_errors() { dmesg | grep -cE 'I/O error|blk_update_request|Buffer I/O|EXT4-fs error' || true; }
+
+# udevd, if it starts here, makes /dev/csnap and by-uuid links from the rules
+udev=0
+if systemd-udevd --daemon >/dev/null 2>&1 && sleep 1 && [ -e /run/udev/control ]; then
+  udev=1
+  info "udevd running"
+else
+  info "udevd did not start: csnap makes the /dev/csnap links itself"
+fi
+
+cluster_start 2 128M || abort "cluster_start"
+trap finish EXIT
+store=$(losetup -f --show "$CLUSTER_STORE") && origin=$(losetup -f --show "$CLUSTER_ORIGIN") ||
+  abort "losetup"
+CLUSTER_STORE=$store CLUSTER_ORIGIN=$origin
+for i in 1 2; do
+  node_write_conf $i
+  # requests re-sent 8 s after their connection died (export killed below)
+  printf 'nbd_timeout = 8\nnbd_dead_timeout = 60\nactivate = origin\n' >>"$(node_conf $i)"
+done
+"$C" mkstore --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$store" >/dev/null || abort "lease init"
+srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
+wait_log 1 server 'master for store' 60 || abort "no master"
+srv2=$(node_spawn 2 server "$C" server --grace-ms 300 s)
+wait_log 2 server 'standby' 60 || abort "node2 not standby"
+exp1=$(node_spawn 1 export "$C" -v export s)
+node_spawn 2 export "$C" -v export s >/dev/null
+sock1=$(node_dir 1)/run/s.sock
+wait_for 30 test -S "$sock1" || abort "node1 export socket"
+
+echo "== activate the origin"
+out=$(act s 2>&1); rc=$?
+info "$out"
+check "activate s (origin): exit 0" [ $rc -eq 0 ]
+check "/dev/csnap/s/origin is a block device" is_blk /dev/csnap/s/origin
+check "/dev/mapper/csnap-s-origin exists" is_blk /dev/mapper/csnap-s-origin
+uuid=$("$C" dump "$store" 2>/dev/null | awk '/uuid/ {print $NF; exit}' | tr -d -)
+dmu=$(dmsetup info -c --noheadings -o uuid csnap-s-origin 2>/dev/null)
+check "dm uuid is CSNAP-<store uuid>-origin ($dmu)" [ "$dmu" = "CSNAP-$uuid-origin" ]
+tbl=$(dmsetup table csnap-s-origin 2>/dev/null)
+check "dm-linear over an nbd device: $tbl" sh -c "echo '$tbl' | grep -Eq '^0 262144 linear 43:[0-9]+ 0$'"
+nbd=$(for b in /sys/block/nbd*/backend; do grep -q ':origin$' "$b" 2>/dev/null && echo "$b"; done | head -1)
+check "nbd backend identifier csnap:<uuid>:origin ($nbd)" sh -c "grep -q '^csnap:.*:origin$' '$nbd'"
+out=$(act s 2>&1); rc=$?
+check "activate again: no-op, exit 0" sh -c "[ $rc -eq 0 ] && echo '$out' | grep -q already-active"
+
+echo "== filesystem on the origin"
+check "mkfs.ext4" mke2fs -q -F -t ext4 /dev/csnap/s/origin
+mkdir -p /mnt/o /mnt/s
+check "mount origin" mount -t ext4 /dev/csnap/s/origin /mnt/o
+for f in 1 2 3; do head -c $((f * 300000)) /dev/urandom >/mnt/o/file$f; done
+mkdir -p /mnt/o/dir && echo "before snapshot" >/mnt/o/dir/note
+(cd /mnt/o && md5sum file1 file2 file3 dir/note) >/tmp/sums.before
+sync
+
+echo "== snapshot while mounted (fsfreeze)"
+fsfreeze -f /mnt/o && n1 "$C" snapshot create s snap1 >/dev/null; rc=$?
+fsfreeze -u /mnt/o
+check "snapshot create under fsfreeze" [ $rc -eq 0 ]
+head -c 500000 /dev/urandom >/mnt/o/file2; echo "after snapshot" >/mnt/o/dir/note; rm /mnt/o/file3
+sync
+out=$(act s snap1 2>&1); rc=$?
+info "$out"
+check "activate s snap1" [ $rc -eq 0 ]
+check "/dev/csnap/s/snap1 is a block device" is_blk /dev/csnap/s/snap1
+sid=$(dmsetup info -c --noheadings -o uuid csnap-s-snap1 2>/dev/null)
+check "snapshot dm uuid ends in its id, not its name ($sid)" sh -c "echo '$sid' | grep -Eq '^CSNAP-$uuid-[0-9]+$'"
+check "mount snapshot read-only" mount -t ext4 -o ro,noload /dev/csnap/s/snap1 /mnt/s
+check "snapshot has the files as they were" sh -c "cd /mnt/s && md5sum -c /tmp/sums.before >/dev/null"
+umount /mnt/s
+check "mount snapshot read-write" mount -t ext4 /dev/csnap/s/snap1 /mnt/s
+echo "written in the snapshot" >/mnt/s/snapfile
+check "snapshot still has the old files (rw)" sh -c "cd /mnt/s && md5sum -c /tmp/sums.before >/dev/null"
+umount /mnt/s
+check "origin unchanged by the snapshot write" [ ! -e /mnt/o/snapfile ]
+check "origin has its new content" grep -q "after snapshot" /mnt/o/dir/note
+if [ $udev = 1 ]; then
+  fsu=$(blkid -o value -s UUID /dev/csnap/s/origin)
+  check "by-uuid points at the origin, not the snapshot" \
+    sh -c "[ \"\$(readlink -f /dev/disk/by-uuid/$fsu)\" = \"\$(readlink -f /dev/mapper/csnap-s-origin)\" ]"
+else
+  skp "by-uuid link (no udevd in this VM)"
+fi
+
+echo "== deactivate refuses an open volume"
+out=$(deact s origin 2>&1); rc=$?
+info "$out"
+check "deactivate mounted origin: refused (exit 1)" [ $rc -eq 1 ]
+check "refusal says it is open" sh -c "echo '$out' | grep -q 'is open'"
+check "origin still there and mounted" sh -c "[ -b /dev/csnap/s/origin ] && grep -q /mnt/o /proc/mounts"
+check "origin still readable" sh -c "cd /mnt/o && cat file1 file2 >/dev/null"
+
+echo "== kill the export under fio verify"
+e0=$(io_errors)
+fio --name=v --filename=/mnt/o/fio.dat --size=24M --bs=4k --rw=randwrite --direct=1 \
+    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+    --output=/tmp/fio.out >/dev/null 2>&1 &
+fpid=$!
+sleep 3
+kill -9 "$exp1"; info "export of node1 killed (pid $exp1)"
+sleep 2
+exp1=$(node_spawn 1 export "$C" -v export s)
+wait "$fpid"; frc=$?
+check "fio verify through an export restart: exit 0" [ $frc -eq 0 ]
+check "fio verify found no error" sh -c "! grep -qiE 'verify.*(bad|fail)|err=' /tmp/fio.out || grep -q 'err= 0' /tmp/fio.out"
+check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
+check "new export re-attached the device" wait_log 1 export 're-attached' 20
+[ $frc -eq 0 ] || { cat /tmp/fio.out | tail -20; logs; }
+
+echo "== master killed while the filesystem is in use"
+e0=$(io_errors)
+fio --name=m --filename=/mnt/o/fio2.dat --size=16M --bs=4k --rw=randwrite --direct=1 \
+    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+    --output=/tmp/fio2.out >/dev/null 2>&1 &
+fpid=$!
+sleep 2
+kill -9 "$srv1"; info "master server of node1 killed"
+wait_log 2 server 'master for store' 60 && ok "node2 took over" || bad "node2 took over"
+wait "$fpid"; frc=$?
+check "fio verify across the master hand-over: exit 0" [ $frc -eq 0 ]
+check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
+srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
+
+echo "== deactivate after umount"
+umount /mnt/o
+out=$(deact s origin 2>&1); rc=$?
+info "$out"
+check "deactivate s origin: exit 0" [ $rc -eq 0 ]
+check "/dev/csnap/s/origin gone" [ ! -e /dev/csnap/s/origin ]
+check "dm device gone" sh -c "! dmsetup info csnap-s-origin >/dev/null 2>&1"
+check "nbd device disconnected" sh -c "! grep -qs ':origin$' /sys/block/nbd*/backend"
+
+echo "== --all both ways"
+sed -i 's/^activate = origin$/activate = origin snap1/' "$(node_conf 1)"
+out=$(act --all 2>&1); rc=$?
+info "$out"
+check "activate --all: exit 0" [ $rc -eq 0 ]
+check "--all: origin and snap1 active" sh -c "[ -b /dev/csnap/s/origin ] && [ -b /dev/csnap/s/snap1 ]"
+check "origin content survived deactivate/activate" sh -c \
+  "mount -t ext4 -o ro /dev/csnap/s/origin /mnt/o && grep -q 'after snapshot' /mnt/o/dir/note; r=\$?; umount /mnt/o; exit \$r"
+out=$(deact --all 2>&1); rc=$?
+info "$out"
+check "deactivate --all: exit 0" [ $rc -eq 0 ]
+check "--all: nothing left (dm)" sh -c "! dmsetup ls 2>/dev/null | grep -q csnap-"
+check "--all: nothing left (nbd)" sh -c "! grep -qs '^csnap:' /sys/block/nbd*/backend"
+check "--all: /dev/csnap gone" [ ! -e /dev/csnap/s ]
+finish
