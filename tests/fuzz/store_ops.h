@@ -81,7 +81,7 @@ static inline void fo_run(struct store *s, struct fuzz_in *in)
 			break;
 		case 10:
 			(void)store_snapshot_set_priority(s, fo_snap(s, in), (int32_t)first);
-			(void)store_pick_victim(s, &id);
+			(void)store_pick_victim(s, NULL, NULL, &id);
 			break;
 		case 11:
 			store_get_info(s, &info);
