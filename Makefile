@@ -113,14 +113,16 @@ fuzz: deps fuzz-build
 	@bash tests/fuzz/run.sh long $(FUZZ_TIME) $(FUZZ_TARGETS)
 
 # The README's test command: everything, then everything again under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# AddressSanitizer + UndefinedBehaviorSanitizer.  deps installed every
+# tool the tests use, so CSNAP_DEPS_INSTALLED=1 makes a missing one a
+# failure instead of a skip (tests/functions.sh: requires).
 check: deps
 	$(MAKE) all
 	$(MAKE) SAN=1 BUILD=build-san all
 	$(MAKE) fuzz-build
 	$(MAKE) cppcheck
 	@rm -f $(BUILD)/test-summary build-san/test-summary
-	@rc=0; tests/run.sh $(BUILD) all || rc=1; \
+	@export CSNAP_DEPS_INSTALLED=1; rc=0; tests/run.sh $(BUILD) all || rc=1; \
 	 echo "== again under AddressSanitizer + UndefinedBehaviorSanitizer"; \
 	 tests/run.sh build-san san || rc=1; \
 	 cat $(BUILD)/test-summary build-san/test-summary | \

@@ -5,8 +5,9 @@
 #       integration  scripts tests/integration/*.sh
 #       all          both
 #       san          unit, plus integration scripts that contain "# san: yes"
-# Integration scripts get CSNAP_BUILD (absolute) and CSNAP_SRC; exit 77 = skip
-# (the script prints why).  Logs of failed tests are printed in full.
+# Integration scripts get CSNAP_BUILD (absolute) and CSNAP_SRC and start with
+# tests/functions.sh; exit 77 = skip (the script prints why; only for a
+# missing dependency, and never under CI=true or CSNAP_DEPS_INSTALLED=1).  Logs of failed tests are printed in full.
 set -u
 build=$(cd "${1:-build}" && pwd)
 mode=${2:-all}

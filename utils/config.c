@@ -164,6 +164,12 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 	}
 	if (!strcmp(key, "cache_size"))
 		return parse_size(v, &st->cache_bytes);
+	if (!strcmp(key, "heartbeat_timeout")) {
+		if (parse_u64(v, 0, 3600, &n))
+			return -EINVAL;
+		st->heartbeat_ms = (uint32_t)n * 1000;
+		return 0;
+	}
 	if (!strcmp(key, "activate"))
 		return copy_str(st->activate, sizeof st->activate, v);
 	if (!strcmp(key, "nbd_timeout")) {
@@ -207,6 +213,7 @@ static int config_ini_line(void *user, const char *section, const char *key, con
 				return 1;
 			}
 			st = &cfg->stores[cfg->nstores++];
+			st->heartbeat_ms = CONFIG_HEARTBEAT_DEFAULT_MS;
 			if (copy_str(st->name, sizeof st->name, name)) {
 				err_set(EINVAL, "%s: store name too long: [%s]", ps->path, section);
 				ps->bad = 1;

@@ -31,6 +31,8 @@ struct config_store {
 	uint16_t export_port;			/* default 10809 */
 	enum store_full_policy store_full;
 	uint64_t cache_bytes;		/* server metadata cache bound */
+	uint32_t heartbeat_ms;		/* agent kills a master silent this
+					 * long (0: never); default 5000 */
 	char activate[CONFIG_PATH_MAX];	/* volumes `csnap activate STORE`
 					 * makes, blank-separated (default
 					 * "origin") */
@@ -38,6 +40,7 @@ struct config_store {
 					 * (default 8 x io_timeout + 120) */
 	uint32_t nbd_dead_timeout;	/* s I/O waits for a restarted export */
 };
+#define CONFIG_HEARTBEAT_DEFAULT_MS	5000
 
 struct config {
 	uint32_t host_id;		/* 1..2000, unique per node */

@@ -153,7 +153,11 @@ static void run_loop(struct agent *ag)
 				on_stores(ag);
 				break;
 			default:
-				agent_conn_event(ag, evs[i].data.ptr, evs[i].events);
+				if (evs[i].data.u64 >= AGENT_EV_HB_BASE &&
+				    evs[i].data.u64 < AGENT_EV_HB_BASE + (uint64_t)ag->nstores)
+					agent_hb_tick(ag, &ag->stores[evs[i].data.u64 - AGENT_EV_HB_BASE]);
+				else
+					agent_conn_event(ag, evs[i].data.ptr, evs[i].events);
 				break;
 			}
 		}
@@ -207,6 +211,7 @@ int agent_run(const struct agent_opts *o)
 		st->ag = &ag;
 		st->index = i;
 		st->cs = &o->cfg->stores[i];
+		st->hb_fd = -1;
 		r = agent_store_start(st);
 		if (r < 0) {
 			log_error("%s", err_get());

@@ -65,7 +65,18 @@ struct agent_store {
 	int64_t server_started_ms;
 	int64_t server_restart_ms;	/* when to (re)start; 0: now if joined */
 	int server_backoff_ms;
+	unsigned server_fast_fails;	/* exits in a row soon after start */
 	unsigned server_restarts;
+	/* liveness channel of the running server (supervise.c) */
+	int hb_fd;			/* -1: none */
+	bool hb_serving;		/* said SERVING: heartbeat it */
+	bool hb_served;			/* this run reached SERVING */
+	uint64_t hb_seq;		/* last PING sent */
+	int64_t hb_ping_ms;		/* when the unanswered PING went; 0 none */
+	int64_t hb_next_ms;		/* next PING due */
+	int64_t hb_stopping_ms;		/* said STOPPING at; 0 not */
+	bool hb_killed;			/* this run was killed for not answering */
+	unsigned hb_kills;		/* killed for not answering, in all */
 	enum store_state last_state;	/* for logging transitions */
 };
 
@@ -111,6 +122,14 @@ int agent_servers_stop(struct agent *ag);		/* SIGTERM; returns how many */
 int agent_servers_running(const struct agent *ag);
 void agent_servers_kill(struct agent *ag);		/* SIGKILL the rest */
 int64_t agent_servers_next_ms(const struct agent *ag);	/* next due time, -1 none */
+
+/* heartbeat.c: liveness of the local masters.  The channel fd of store I
+ * is in the epoll set with data.u64 = AGENT_EV_HB_BASE + I (connections
+ * use pointers, which are never that small).  */
+#define AGENT_EV_HB_BASE	16
+void agent_hb_tick(struct agent *ag, struct agent_store *st);	/* read, ping, kill */
+int64_t agent_hb_next_ms(const struct agent *ag, const struct agent_store *st);
+void agent_hb_close(struct agent_store *st);
 
 /* conn.c: clients on the unix socket.  */
 int agent_listen(struct agent *ag);

@@ -1,12 +1,25 @@
 /*
  * src/agent/supervise.c - the local standby server of each store this
  * node serves (server = yes).  Started once the node has joined the
- * store's lockspace; restarted with backoff (1 s doubling to 30 s, reset
- * after 60 s of good running) when it exits; stopped with SIGTERM (an
- * orderly hand-over: the server drains, clears the lease-owner record and
- * releases the master lease) and only after that, SIGKILL at the stop
- * timeout.  Children get PR_SET_PDEATHSIG=SIGTERM, so a server never
- * outlives an agent that was killed outright.
+ * store's lockspace; stopped with SIGTERM (an orderly hand-over: the
+ * server drains, clears the lease-owner record and releases the master
+ * lease) and only after that, SIGKILL at the stop timeout.  Children get
+ * PR_SET_PDEATHSIG=SIGTERM, so a server never outlives an agent that was
+ * killed outright.
+ *
+ * Restart: a server that exits is restarted at once, so every serving
+ * node keeps a standby ready however often masters are killed or hand
+ * over.  Only a server failing fast in a loop (FAST_FAILS_MAX exits in a
+ * row, each within FAST_EXIT_MS of its start and before it served) is
+ * backed off, 1 s doubling to 30 s: a misconfigured node must not spin.
+ *
+ * Frozen masters: each server gets one end of a SOCK_SEQPACKET pair
+ * ($CSNAP_AGENT_FD, src/server/heartbeat.c).  Once it says SERVING, its
+ * main loop must answer every PING within heartbeat_timeout (csnap.conf);
+ * otherwise (stopped, deadlocked, hung) it gets SIGKILL, which frees the
+ * master lease for a standby elsewhere.  Only one PING is outstanding and
+ * the deadline is checked after reading the channel, so an agent that was
+ * itself not scheduled for a while never kills a server that answered.
  *
  * Runs in the main thread only (fork and waitpid there; SIGCHLD comes
  * through the signalfd).  Stopping is asynchronous: agent_servers_stop()
@@ -15,6 +28,7 @@
  * when agent_servers_kill() sends SIGKILL.
  */
 #include "src/agent/agent_int.h"
+#include "src/server/heartbeat.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -25,13 +39,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define RESTART_MIN_MS	1000
 #define RESTART_MAX_MS	30000
-#define GOOD_RUN_MS	60000
+#define FAST_EXIT_MS	5000
+#define FAST_FAILS_MAX	3
+#define HB_CHILD_FD	3
 
 /* argv and environment are built before fork: after fork in a threaded
  * process the child may only make async-signal-safe calls.  */
@@ -40,7 +59,7 @@ struct spawn {
 	char port[8];
 	char path[CONFIG_PATH_MAX];
 	char **envp;
-	char env_store[10][CONFIG_PATH_MAX + 32];
+	char env_store[11][CONFIG_PATH_MAX + 32];
 };
 
 static int add_env(struct spawn *sp, int *n, int slot, const char *key, const char *fmt, ...)
@@ -61,7 +80,7 @@ static bool ours(const char *e)
 {
 	static const char *const keys[] = { "CSNAP_STORE=", "CSNAP_STORE_DEVICE=",
 		"CSNAP_STORE_UUID=", "CSNAP_CONF=", "LEASE_PATH=", "LEASE_OFFSET=",
-		"LEASE_ALIGN=", "LEASE_SECTOR=", "LEASE_UUID=" };
+		"LEASE_ALIGN=", "LEASE_SECTOR=", "LEASE_UUID=", CSNAP_AGENT_FD_ENV "=" };
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (!strncmp(e, keys[i], strlen(keys[i])))
 			return true;
@@ -75,7 +94,7 @@ static int build_spawn(struct agent *ag, struct agent_store *st, const struct st
 
 	for (char **e = environ; *e; e++)
 		env_n++;
-	sp->envp = calloc((size_t)env_n + 12, sizeof *sp->envp);
+	sp->envp = calloc((size_t)env_n + 13, sizeof *sp->envp);
 	if (!sp->envp)
 		return -ENOMEM;
 	for (char **e = environ; *e; e++)
@@ -85,6 +104,8 @@ static int build_spawn(struct agent *ag, struct agent_store *st, const struct st
 	add_env(sp, &n, 1, "CSNAP_STORE_DEVICE", "%s", pub->path);
 	add_env(sp, &n, 2, "CSNAP_STORE_UUID", "%s", pub->uuid);
 	add_env(sp, &n, 3, "CSNAP_CONF", "%s", ag->o->conf_path ? ag->o->conf_path : "");
+	if (st->cs->heartbeat_ms)
+		add_env(sp, &n, 9, CSNAP_AGENT_FD_ENV, "%d", HB_CHILD_FD);
 	if (ag->o->server_cmd) {
 		add_env(sp, &n, 4, "LEASE_PATH", "%s", pub->area.path);
 		add_env(sp, &n, 5, "LEASE_OFFSET", "%llu", (unsigned long long)pub->area.offset);
@@ -128,7 +149,16 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 {
 	struct spawn *sp = calloc(1, sizeof *sp);
 	pid_t pid = -1;
+	int hb[2] = { -1, -1 };
 
+	if (st->cs->heartbeat_ms &&
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, hb) < 0) {
+		log_error("store %s: cannot start the server: socketpair: %s", st->cs->name,
+			  strerror(errno));
+		st->server_restart_ms = csnap_now_ms() + RESTART_MIN_MS;
+		free(sp);
+		return;
+	}
 	if (sp && build_spawn(ag, st, pub, sp) == 0)
 		pid = fork();
 	else
@@ -137,6 +167,10 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 		sigset_t none;
 		static const char msg[] = "csnap agent: cannot execute the server\n";
 
+		/* The server's end at a fixed number, open across exec.  */
+		if (hb[1] >= 0 && (hb[1] == HB_CHILD_FD ? fcntl(hb[1], F_SETFD, 0)
+					: dup2(hb[1], HB_CHILD_FD)) < 0)
+			_exit(127);
 		sigemptyset(&none);
 		signal(SIGPIPE, SIG_DFL);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -148,12 +182,25 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 			_exit(127);
 		_exit(127);
 	}
+	if (hb[1] >= 0)
+		close(hb[1]);
 	if (pid < 0) {
 		log_error("store %s: cannot start the server: %s", st->cs->name, strerror(errno));
 		st->server_restart_ms = csnap_now_ms() + RESTART_MIN_MS;
+		if (hb[0] >= 0)
+			close(hb[0]);
 	} else {
 		st->server_pid = pid;
 		st->server_started_ms = csnap_now_ms();
+		st->hb_fd = hb[0];
+		st->hb_serving = st->hb_served = st->hb_killed = false;
+		st->hb_ping_ms = st->hb_stopping_ms = 0;
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = AGENT_EV_HB_BASE + (uint64_t)st->index };
+		if (st->hb_fd >= 0 && epoll_ctl(ag->epfd, EPOLL_CTL_ADD, st->hb_fd, &ev) < 0) {
+			log_warn("store %s: heartbeat channel: epoll_ctl: %s; heartbeats off",
+				 st->cs->name, strerror(errno));
+			agent_hb_close(st);
+		}
 		log_info("store %s: started standby server (pid %ld)", st->cs->name, (long)pid);
 	}
 	if (sp)
@@ -171,6 +218,7 @@ void agent_servers_tick(struct agent *ag)
 		struct agent_store *st = &ag->stores[i];
 		struct store_pub pub;
 
+		agent_hb_tick(ag, st);
 		if (!st->cs->server || st->server_pid || now < st->server_restart_ms)
 			continue;
 		agent_store_snapshot(st, &pub);
@@ -185,9 +233,12 @@ int64_t agent_servers_next_ms(const struct agent *ag)
 
 	for (int i = 0; i < ag->nstores; i++) {
 		const struct agent_store *st = &ag->stores[i];
+		int64_t hb = agent_hb_next_ms(ag, st);
 		if (st->cs->server && !st->server_pid && st->server_restart_ms &&
 		    (next < 0 || st->server_restart_ms < next))
 			next = st->server_restart_ms;
+		if (hb >= 0 && (next < 0 || hb < next))
+			next = hb;
 	}
 	return next;
 }
@@ -224,20 +275,39 @@ void agent_servers_reaped(struct agent *ag)
 			continue;
 		describe(status, how, sizeof how);
 		st->server_pid = 0;
+		bool served = st->hb_served, killed = st->hb_killed;
+		agent_hb_close(st);
+		st->hb_killed = false;
 		if (ag->stopping) {
 			log_info("store %s: server (pid %ld) %s", st->cs->name, (long)pid, how);
 			continue;
 		}
+		/* Restart at once unless it fails fast in a loop: a master
+		 * killed or handed over must leave a standby here.  */
 		int64_t now = csnap_now_ms();
-		if (now - st->server_started_ms >= GOOD_RUN_MS || !st->server_backoff_ms)
-			st->server_backoff_ms = RESTART_MIN_MS;
-		else if (st->server_backoff_ms < RESTART_MAX_MS)
-			st->server_backoff_ms = st->server_backoff_ms * 2 > RESTART_MAX_MS ?
-						RESTART_MAX_MS : st->server_backoff_ms * 2;
+		if (!served && now - st->server_started_ms < FAST_EXIT_MS)
+			st->server_fast_fails++;
+		else
+			st->server_fast_fails = 0;
+		if (st->server_fast_fails < FAST_FAILS_MAX) {
+			/* Killed for not answering: this node may be the
+			 * trouble (hung storage), so let a standby elsewhere
+			 * take the lease first.  */
+			st->server_backoff_ms = killed ? RESTART_MIN_MS : 0;
+		} else {
+			unsigned k = st->server_fast_fails - FAST_FAILS_MAX;
+			st->server_backoff_ms = k >= 5 ? RESTART_MAX_MS : RESTART_MIN_MS << k;
+			if (st->server_backoff_ms > RESTART_MAX_MS)
+				st->server_backoff_ms = RESTART_MAX_MS;
+		}
 		st->server_restart_ms = now + st->server_backoff_ms;
 		st->server_restarts++;
-		log_warn("store %s: server (pid %ld) %s; restarting in %d ms", st->cs->name,
-			 (long)pid, how, st->server_backoff_ms);
+		if (st->server_backoff_ms && !killed)
+			log_warn("store %s: server (pid %ld) %s; %u fast failures in a row: restarting in %d ms",
+				 st->cs->name, (long)pid, how, st->server_fast_fails, st->server_backoff_ms);
+		else
+			log_warn("store %s: server (pid %ld) %s; restarting it %s", st->cs->name,
+				 (long)pid, how, killed ? "in 1 s (a standby elsewhere goes first)" : "now");
 	}
 }
 

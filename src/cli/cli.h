@@ -3,8 +3,12 @@
  *
  * Each subcommand lives in its own src/cli/cmd_*.c and registers itself
  * with CLI_COMMAND(); main.c dispatches on the first one or two words
- * ("mkstore", "lease init", "snapshot create", "server", ...).  So adding a
- * command never touches a shared table.
+ * ("mkstore", "lease init", "snapshot create", "server", ...).  The
+ * registered commands are the one table: dispatch, `csnap --help`, `csnap
+ * NAME --help`, group listings ("csnap snapshot") and the bash completion
+ * (`csnap --command-table`) all read it, so adding a command is one
+ * CLI_COMMAND() in its own file.  The synopsis names every long option
+ * (completion offers those).
  *
  * Conventions for commands: return an exit status (0 success, 1 failure,
  * 2 usage error); print errors as one line through cli_error() ("csnap:

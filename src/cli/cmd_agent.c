@@ -90,7 +90,7 @@ static int cmd_agent(int argc, char **argv)
 	return r < 0 ? 1 : 0;
 }
 
-CLI_COMMAND(agent, "agent", "[-c CONF] [--server-cmd CMD] [--poll-ms MS]",
+CLI_COMMAND(agent, "agent", "[-c CONF] [--server-cmd CMD] [--poll-ms MS] [--stop-timeout-ms MS]",
 	    "run the node agent (lockspaces, local server, master lookups)", cmd_agent)
 
 /* Opens the agent of CONF's run_dir.  */

@@ -158,5 +158,6 @@ static int cmd_server(int argc, char **argv)
 
 CLI_COMMAND(server, "server",
 	    "[-c CONF] [--origin PATH] [--host-id N] [--address A] [--port P] "
-	    "[--store-full release|fail] [--grace-ms MS] [--no-join] STORE",
+	    "[--node-name NAME] [--io-timeout S] [--store-full release|fail] [--grace-ms MS] "
+	    "[--barrier-timeout-ms MS] [--no-join] [--debug] STORE",
 	    "run the store's metadata server (standby until master)", cmd_server)

@@ -1,12 +1,19 @@
 /*
- * src/cli/main.c - the `csnap` binary: global options and dispatch to the
- * subcommands that registered themselves (see cli.h).
+ * src/cli/main.c - the `csnap` binary: global options, dispatch, help and
+ * the completion table, all from one table: the commands that registered
+ * themselves (cli.h).  A multi-word name ("snapshot create") makes its
+ * first word a group: `csnap GROUP` alone or with --help lists the group's
+ * subcommands; every command answers --help (anywhere before "--") with its
+ * usage and summary on stdout and exit 0; `csnap --command-table` prints
+ * the table for contrib/csnap.bash-completion.  Adding a command is one
+ * CLI_COMMAND() in its own file: help, dispatch and completion follow.
  */
 #include "src/cli/cli.h"
 #include "utils/fdlimit.h"
 #include "utils/log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,18 +60,91 @@ int cli_usage(const char *fmt, ...)
 	return 2;
 }
 
+/* The space between a command's name and its synopsis, if it has one.  */
+static const char *sep(const struct cli_command *c)
+{
+	return *c->synopsis ? " " : "";
+}
+
 static void print_help(FILE *f)
 {
 	fprintf(f,
 		"usage: csnap [--verbose|--quiet] COMMAND [ARGS...]\n"
+		"       csnap COMMAND --help\n"
 		"\n"
 		"csnap: cluster snapshots of a shared block device, coordinated by\n"
 		"sanlock leases on the snapshot store.\n"
 		"\n"
 		"commands:\n");
 	for (const struct cli_command *c = commands; c; c = c->next)
-		fprintf(f, "  %s %s\n      %s\n", c->name, c->synopsis, c->summary);
+		fprintf(f, "  %s%s%s\n      %s\n", c->name, sep(c), c->synopsis, c->summary);
 	fprintf(f, "\nSee csnap(8) for details.\n");
+}
+
+/* Length of NAME's first word.  */
+static size_t first_word_len(const char *name)
+{
+	return strcspn(name, " ");
+}
+
+/* Is C a subcommand of GROUP ("snapshot create" of "snapshot")?  */
+static bool in_group(const struct cli_command *c, const char *group)
+{
+	size_t n = strlen(group);
+
+	return first_word_len(c->name) == n && c->name[n] == ' ' && !strncmp(c->name, group, n);
+}
+
+static bool is_group(const char *word)
+{
+	for (const struct cli_command *c = commands; c; c = c->next)
+		if (in_group(c, word))
+			return true;
+	return false;
+}
+
+/* The subcommands of GROUP, as help lists them.  */
+static void print_subcommands(FILE *f, const char *group)
+{
+	fprintf(f, "\nsubcommands:\n");
+	for (const struct cli_command *c = commands; c; c = c->next)
+		if (in_group(c, group))
+			fprintf(f, "  %s%s%s\n      %s\n", c->name + strlen(group) + 1,
+				sep(c), c->synopsis, c->summary);
+}
+
+static void print_group_help(FILE *f, const char *group)
+{
+	fprintf(f, "usage: csnap %s SUBCOMMAND [ARGS...]\n", group);
+	print_subcommands(f, group);
+}
+
+/* A command's own help; a command that is also a group ("agent") lists its
+ * subcommands too.  */
+static void print_command_help(FILE *f, const struct cli_command *c)
+{
+	fprintf(f, "usage: csnap %s%s%s\n  %s\n", c->name, sep(c), c->synopsis, c->summary);
+	if (!strchr(c->name, ' ') && is_group(c->name))
+		print_subcommands(f, c->name);
+}
+
+/* For the bash completion (contrib/csnap.bash-completion): one line per
+ * command, its name, a tab, and the long options its synopsis names.  */
+static void print_command_table(void)
+{
+	for (const struct cli_command *c = commands; c; c = c->next) {
+		const char *p = c->synopsis;
+
+		printf("%s\t--help", c->name);
+		while ((p = strstr(p, "--"))) {
+			size_t n = 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+
+			if (n > 2)
+				printf(" %.*s", (int)n, p);
+			p += n;
+		}
+		printf("\n");
+	}
 }
 
 /* Words of a command name: "lease init" matches argv "lease" "init".  */
@@ -83,10 +163,64 @@ static int command_matches(const struct cli_command *c, int argc, char **argv)
 	return words;
 }
 
-int main(int argc, char **argv)
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+/* Does the command line ask for help ("--help" or "-h" before any "--")?  */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+		if (is_help(argv[i]))
+			return true;
+	return false;
+}
+
+/* The command ARGV names, and how many of its words it took; NULL if none. */
+static const struct cli_command *find_command(int argc, char **argv, int *words)
 {
 	const struct cli_command *best = NULL;
-	int best_words = 0;
+
+	*words = 0;
+	for (const struct cli_command *c = commands; c; c = c->next) {
+		int w = command_matches(c, argc, argv);
+
+		if (w > *words) {
+			best = c;
+			*words = w;
+		}
+	}
+	return best;
+}
+
+/* `csnap help [COMMAND...]`.  */
+static int help_command(int argc, char **argv)
+{
+	const struct cli_command *c;
+	int words;
+
+	if (!argc) {
+		print_help(stdout);
+		return 0;
+	}
+	c = find_command(argc, argv, &words);
+	if (c && words == argc) {
+		print_command_help(stdout, c);
+		return 0;
+	}
+	if (argc == 1 && is_group(argv[0])) {
+		print_group_help(stdout, argv[0]);
+		return 0;
+	}
+	fprintf(stderr, "csnap: no command '%s' (try csnap --help)\n", argv[0]);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const struct cli_command *best;
+	int best_words;
 
 	log_init("csnap", LOG_LEVEL_WARN);
 	/* Servers must not run out of descriptors at the default soft
@@ -94,7 +228,7 @@ int main(int argc, char **argv)
 	fd_limit_raise();
 	argc--, argv++;
 	while (argc && argv[0][0] == '-') {
-		if (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+		if (is_help(argv[0])) {
 			print_help(stdout);
 			return 0;
 		} else if (!strcmp(argv[0], "--version") || !strcmp(argv[0], "-V")) {
@@ -104,6 +238,9 @@ int main(int argc, char **argv)
 			log_set_level(log_get_level() == LOG_LEVEL_INFO ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 		} else if (!strcmp(argv[0], "--quiet") || !strcmp(argv[0], "-q")) {
 			log_set_level(LOG_LEVEL_ERROR);
+		} else if (!strcmp(argv[0], "--command-table")) {
+			print_command_table();
+			return 0;
 		} else {
 			fprintf(stderr, "csnap: unknown option '%s'\n", argv[0]);
 			print_help(stderr);
@@ -115,20 +252,27 @@ int main(int argc, char **argv)
 		print_help(stderr);
 		return 2;
 	}
-	if (!strcmp(argv[0], "help")) {
-		print_help(stdout);
-		return 0;
-	}
-	for (const struct cli_command *c = commands; c; c = c->next) {
-		int w = command_matches(c, argc, argv);
-		if (w > best_words) {
-			best = c;
-			best_words = w;
+	if (!strcmp(argv[0], "help"))
+		return help_command(argc - 1, argv + 1);
+	best = find_command(argc, argv, &best_words);
+	if (!best && is_group(argv[0])) {
+		/* "csnap snapshot", "csnap snapshot --help", "csnap snapshot nosuch" */
+		if (argc > 1 && is_help(argv[1])) {
+			print_group_help(stdout, argv[0]);
+			return 0;
 		}
+		if (argc > 1)
+			fprintf(stderr, "csnap: unknown %s subcommand '%s'\n", argv[0], argv[1]);
+		print_group_help(stderr, argv[0]);
+		return 2;
 	}
 	if (!best) {
 		fprintf(stderr, "csnap: unknown command '%s' (try csnap --help)\n", argv[0]);
 		return 2;
+	}
+	if (wants_help(argc - best_words, argv + best_words)) {
+		print_command_help(stdout, best);
+		return 0;
 	}
 	running = best;
 	/* The command sees argv[0] = its last word, so getopt works as usual. */

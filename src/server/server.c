@@ -24,6 +24,7 @@
  * requests and writes the replies.
  */
 #include "src/server/srv.h"
+#include "src/server/heartbeat.h"
 
 #include "ioengine/ioengine.h"
 #include "src/store/origin_id.h"
@@ -55,7 +56,7 @@
 static struct store *volatile fenced_store;
 
 /* epoll tags for the non-connection fds */
-static char tag_listen, tag_signal, tag_timer, tag_io;
+static char tag_listen, tag_signal, tag_timer, tag_io, tag_hb;
 
 void server_opts_defaults(struct server_opts *o)
 {
@@ -656,6 +657,8 @@ static int serve(struct srv *s)
 				tick(s, ++ticks);
 			} else if (p == &tag_io) {
 				copy_reap(s);
+			} else if (p == &tag_hb) {
+				hb_event();
 			} else {
 				conn_on_event(p, evs[i].events);
 			}
@@ -719,6 +722,7 @@ int server_run(const struct server_opts *o)
 		goto out;
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_signal };
 	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
+	hb_init(s->epfd, &tag_hb);
 
 	if ((r = load_superblock(s)) < 0)
 		goto out;
@@ -763,7 +767,9 @@ int server_run(const struct server_opts *o)
 		 s->area.lockspace, s->address, s->port, (unsigned long long)s->epoch,
 		 (unsigned)s->info.data_chunks, (unsigned long long)s->info.data_free);
 
+	hb_serving(s->epoch);
 	r = serve(s);
+	hb_stopping();
 	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
 		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
 		 (unsigned long long)s->stat_copy_jobs, (unsigned long long)s->stat_commits);

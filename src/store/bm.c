@@ -1,37 +1,62 @@
 /*
  * src/store/bm.c - block manager: LRU cache of validated metadata blocks.
  *
- * Invariants: a DIRTY block is never written home before bm_mark_committed()
- * (the journal holds it first); DIRTY and pinned blocks are never evicted;
- * a HOME_PENDING block is written home before it is evicted; installed
- * (read-only replay) blocks stay in memory until bm_destroy().
+ * Invariants (CSNAP_ASSERT checks them in the debug build): a DIRTY block is
+ * never written home before bm_mark_committed() (the journal holds it
+ * first); only pinned blocks of a writable store are dirtied; every pin is
+ * released once; DIRTY and pinned blocks are never evicted or dropped; a
+ * HOME_PENDING block is written home before it is evicted, and its
+ * committed image is kept aside while it is dirty again; the dirty list
+ * holds exactly ndirty blocks; installed (read-only replay) blocks stay in
+ * memory until bm_destroy().  struct bm_entry (callers see only the struct
+ * bm_block in it) and the child-pointer cache are private to this file.
  */
 #include "src/store/bm.h"
 
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/crc32c.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
-#define BM_INSTALLED 0x4
+/* Block states (the header explains DIRTY and HOME_PENDING).  */
+#define BM_DIRTY	0x1
+#define BM_HOME_PENDING	0x2
+#define BM_INSTALLED	0x4
+
+/* A cached block: what callers see (struct bm_block) and bm's own
+ * bookkeeping around it.  */
+struct bm_entry {
+	struct bm_block pub;
+	uint8_t *home_copy;	/* committed image while HOME_PENDING and DIRTY */
+	unsigned state;		/* BM_* */
+	unsigned refs;		/* pins (bm_get/bm_get_new minus bm_put) */
+	struct bm_entry *lru_prev, *lru_next, *list_next;
+};
+
+static struct bm_entry *entry_of(const struct bm_block *b)
+{
+	return (struct bm_entry *)((char *)b - offsetof(struct bm_entry, pub));
+}
 
 /* Open-addressed table slot: the block number inline (one cache line
  * holds four) and the block pointer whose low bit is the CLOCK reference
  * bit, so a cache hit touches neither the block struct nor a chain.  */
 struct bm_slot {
 	uint64_t blocknr;
-	uintptr_t b;		/* struct bm_block * | referenced; 0 = empty */
-	uint8_t *data;		/* b->data, so a peek touches only the slot */
+	uintptr_t b;		/* struct bm_entry * | referenced; 0 = empty */
+	uint8_t *data;		/* b->pub.data, so a peek touches only the slot */
 	uint64_t pad;
 };
 
 #define SLOT_REF ((uintptr_t)1)
-#define SLOT_PTR(v) ((struct bm_block *)((v) & ~SLOT_REF))
+#define SLOT_PTR(v) ((struct bm_entry *)((v) & ~SLOT_REF))
 
 /* Data buffers come from 2 MiB arenas (huge pages where the kernel gives
  * them: fewer TLB misses on random lookups) and are recycled through a
@@ -41,13 +66,16 @@ struct bm_slot {
 #define ARENA_BUFS (ARENA_BYTES / META_BLOCK_SIZE)
 
 /* Per buffer of an arena: a CLOCK reference bit (set by lookups that
- * reach a block without its slot) and the owner's auxiliary pointer
- * (bm_aux), both found from the data pointer alone.  */
+ * reach a block without its slot) and the child-pointer cache of the block
+ * in it (bm_child_*), both found from the data pointer alone.  Arena
+ * memory is never given back before bm_destroy(): a stale data pointer
+ * still points at readable memory, which is what makes that cache safe
+ * to read before it is confirmed.  */
 struct arena {
 	struct arena *next;
 	uint8_t *mem;
 	uint64_t ref[ARENA_BUFS / 64];
-	void *aux[ARENA_BUFS];
+	const uint8_t **kids[ARENA_BUFS];	/* bm_child_*: NULL or n pointers */
 };
 
 struct bm {
@@ -58,8 +86,8 @@ struct bm {
 	size_t capacity, count;
 	struct bm_slot *slots;
 	size_t nslots;			/* power of two, > 2 * count */
-	struct bm_block lru;		/* sentinel: lru.lru_next = most recent */
-	struct bm_block *dirty;		/* list of DIRTY blocks */
+	struct bm_entry lru;		/* sentinel: lru.lru_next = most recent */
+	struct bm_entry *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
 	struct arena *arenas;
 	struct arena **amap;		/* open addressing on mem >> 21 */
@@ -83,13 +111,13 @@ static size_t slot_find(const struct bm *bm, uint64_t blocknr)
 	return i;	/* the block's slot, or the empty slot ending the probe */
 }
 
-static void slot_put(struct bm *bm, struct bm_block *b)
+static void slot_put(struct bm *bm, struct bm_entry *b)
 {
-	size_t i = slot_find(bm, b->blocknr);
+	size_t i = slot_find(bm, b->pub.blocknr);
 
-	bm->slots[i].blocknr = b->blocknr;
+	bm->slots[i].blocknr = b->pub.blocknr;
 	bm->slots[i].b = (uintptr_t)b;
-	bm->slots[i].data = b->data;
+	bm->slots[i].data = b->pub.data;
 }
 
 /* Linear-probing delete with backward shift (no tombstones).  */
@@ -214,17 +242,49 @@ static bool ref_test_clear(struct bm *bm, const uint8_t *data)
 	return was;
 }
 
-void **bm_aux(struct bm *bm, const uint8_t *data)
+static const uint8_t ***kids_slot(struct bm *bm, const uint8_t *data)
 {
 	struct arena *a = arena_of(bm, data);
-	return &a->aux[buf_index(a, data)];
+
+	return &a->kids[buf_index(a, data)];
 }
 
-void bm_aux_clear(struct bm *bm, const uint8_t *data)
+void bm_child_forget(struct bm *bm, const uint8_t *parent)
 {
-	void **aux = bm_aux(bm, data);
-	free(*aux);
-	*aux = NULL;
+	const uint8_t ***k = kids_slot(bm, parent);
+
+	free(*k);
+	*k = NULL;
+}
+
+const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
+{
+	const uint8_t **k = *kids_slot(bm, parent);
+
+	return k ? k[i] : NULL;
+}
+
+bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
+{
+	/* block 0 never holds a cacheable node: a freed buffer's zeroed
+	 * block number can never confirm */
+	CSNAP_ASSERT(blocknr != 0);
+	if (get_le64(data + 8) != blocknr)
+		return false;
+	bm_touch(bm, data);
+	return true;
+}
+
+void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+		       const uint8_t *child)
+{
+	const uint8_t ***k = kids_slot(bm, parent);
+
+	CSNAP_ASSERT(i < n);
+	if (!*k)
+		*k = calloc(n, sizeof **k);
+	if (*k)		/* (no memory: no cache, lookups take the block table) */
+		(*k)[i] = child;
 }
 
 static uint8_t *buf_get(struct bm *bm)
@@ -261,7 +321,7 @@ static void buf_put(struct bm *bm, uint8_t *p)
 	/* a stale pointer to a free buffer must not pass for any block:
 	 * clear the header's block number (bytes 8..15) */
 	memset(p + 8, 0, 8);
-	bm_aux_clear(bm, p);
+	bm_child_forget(bm, p);
 	ref_test_clear(bm, p);
 	*(void **)p = bm->free_bufs;
 	bm->free_bufs = p;
@@ -289,9 +349,9 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 	return 0;
 }
 
-static void block_free(struct bm *bm, struct bm_block *b)
+static void block_free(struct bm *bm, struct bm_entry *b)
 {
-	buf_put(bm, b->data);
+	buf_put(bm, b->pub.data);
 	io_buf_free(b->home_copy);
 	free(b);
 }
@@ -302,7 +362,7 @@ void bm_destroy(struct bm *bm)
 		return;
 	for (size_t i = 0; i < bm->nslots; i++)
 		if (bm->slots[i].b) {
-			struct bm_block *b = SLOT_PTR(bm->slots[i].b);
+			struct bm_entry *b = SLOT_PTR(bm->slots[i].b);
 			io_buf_free(b->home_copy);
 			free(b);
 		}
@@ -310,7 +370,7 @@ void bm_destroy(struct bm *bm)
 		struct arena *a = bm->arenas;
 		bm->arenas = a->next;
 		for (size_t i = 0; i < ARENA_BUFS; i++)
-			free(a->aux[i]);
+			free(a->kids[i]);
 		free(a->mem);
 		free(a);
 	}
@@ -359,13 +419,13 @@ int bm_validate(const struct bm *bm, const void *data, uint64_t blocknr, uint32_
 	return 0;
 }
 
-static void lru_unlink(struct bm_block *b)
+static void lru_unlink(struct bm_entry *b)
 {
 	b->lru_prev->lru_next = b->lru_next;
 	b->lru_next->lru_prev = b->lru_prev;
 }
 
-static void lru_front(struct bm *bm, struct bm_block *b)
+static void lru_front(struct bm *bm, struct bm_entry *b)
 {
 	b->lru_next = bm->lru.lru_next;
 	b->lru_prev = &bm->lru;
@@ -373,7 +433,7 @@ static void lru_front(struct bm *bm, struct bm_block *b)
 	bm->lru.lru_next = b;
 }
 
-static struct bm_block *lookup(struct bm *bm, uint64_t blocknr)
+static struct bm_entry *lookup(struct bm *bm, uint64_t blocknr)
 {
 	size_t i = slot_find(bm, blocknr);
 
@@ -409,16 +469,20 @@ const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type)
 	return d;
 }
 
-static int write_home_one(struct bm *bm, struct bm_block *b)
+static int write_home_one(struct bm *bm, struct bm_entry *b)
 {
-	const uint8_t *img = b->home_copy ? b->home_copy : b->data;
+	const uint8_t *img = b->home_copy ? b->home_copy : b->pub.data;
 	int ret;
+
+	CSNAP_ASSERT(b->state & BM_HOME_PENDING);
+	/* no steal: an image changed by the open transaction never goes home */
+	CSNAP_ASSERT(!(b->state & BM_DIRTY) || b->home_copy);
 
 	if (bm->readonly)
 		return 0;
-	ret = io_dev_pwrite(bm->dev, img, META_BLOCK_SIZE, b->blocknr * META_BLOCK_SIZE);
+	ret = io_dev_pwrite(bm->dev, img, META_BLOCK_SIZE, b->pub.blocknr * META_BLOCK_SIZE);
 	if (ret < 0)
-		return err_prefix(-ret, "writing metadata block %llu", (unsigned long long)b->blocknr);
+		return err_prefix(-ret, "writing metadata block %llu", (unsigned long long)b->pub.blocknr);
 	bm->st.home_writes++;
 	io_buf_free(b->home_copy);
 	b->home_copy = NULL;
@@ -427,16 +491,18 @@ static int write_home_one(struct bm *bm, struct bm_block *b)
 	return 0;
 }
 
+static void drop_entry(struct bm *bm, struct bm_entry *b);
+
 /* Make room for one more block if the cache is full: CLOCK over the
  * LRU list (referenced blocks get a second chance at the front).  */
 static int evict(struct bm *bm)
 {
-	struct bm_block *b = bm->lru.lru_prev;
+	struct bm_entry *b = bm->lru.lru_prev;
 
 	while (bm->count >= bm->capacity && b != &bm->lru) {
-		struct bm_block *prev = b->lru_prev;
-		size_t si = slot_find(bm, b->blocknr);
-		bool ref = ref_test_clear(bm, b->data);
+		struct bm_entry *prev = b->lru_prev;
+		size_t si = slot_find(bm, b->pub.blocknr);
+		bool ref = ref_test_clear(bm, b->pub.data);
 		if ((bm->slots[si].b & SLOT_REF) || ref) {
 			bm->slots[si].b &= ~SLOT_REF;
 			lru_unlink(b);
@@ -448,10 +514,7 @@ static int evict(struct bm *bm)
 				if (ret < 0)
 					return ret;
 			}
-			lru_unlink(b);
-			slot_del(bm, b->blocknr);
-			block_free(bm, b);
-			bm->count--;
+			drop_entry(bm, b);
 			bm->st.evictions++;
 		}
 		b = prev;
@@ -459,9 +522,9 @@ static int evict(struct bm *bm)
 	return 0;
 }
 
-static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_block **out)
+static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
 {
-	struct bm_block *b;
+	struct bm_entry *b;
 	int ret = evict(bm);
 
 	if (ret < 0)
@@ -471,65 +534,70 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_block **out)
 	b = calloc(1, sizeof *b);
 	if (!b)
 		return err_set(ENOMEM, "out of memory");
-	b->data = buf_get(bm);
-	if (!b->data) {
+	b->pub.data = buf_get(bm);
+	if (!b->pub.data) {
 		free(b);
 		return err_set(ENOMEM, "out of memory");
 	}
-	b->blocknr = blocknr;
+	b->pub.blocknr = blocknr;
 	slot_put(bm, b);
 	lru_front(bm, b);
 	bm->count++;
+	/* open addressing stays at most half full: probes end quickly */
+	CSNAP_ASSERT(bm->count * 2 <= bm->nslots);
 	*out = b;
 	return 0;
 }
 
-static void drop_entry(struct bm *bm, struct bm_block *b)
+static void drop_entry(struct bm *bm, struct bm_entry *b)
 {
+	/* dropping a pinned block, or a committed image not yet home, would
+	 * lose data; a dirty block is dropped only once it left the list */
+	CSNAP_ASSERT(!b->refs && !(b->state & (BM_HOME_PENDING | BM_DIRTY)));
 	lru_unlink(b);
-	slot_del(bm, b->blocknr);
+	slot_del(bm, b->pub.blocknr);
 	block_free(bm, b);
 	bm->count--;
 }
 
 int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out)
 {
-	struct bm_block *b = lookup(bm, blocknr);
+	struct bm_entry *b = lookup(bm, blocknr);
 	int ret;
 
 	if (b) {
-		uint32_t t = bm_block_type(b);
+		uint32_t t = bm_block_type(&b->pub);
 		if (type ? t != type : (t != META_T_LEAF && t != META_T_INTERNAL))
 			return err_set(EIO, "metadata block %llu: unexpected type %#x",
 				       (unsigned long long)blocknr, t);
 		bm->st.hits++;
 		b->refs++;
-		*out = b;
+		*out = &b->pub;
 		return 0;
 	}
 	bm->st.misses++;
 	ret = new_entry(bm, blocknr, &b);
 	if (ret < 0)
 		return ret;
-	ret = io_dev_pread(bm->dev, b->data, META_BLOCK_SIZE, blocknr * META_BLOCK_SIZE);
+	ret = io_dev_pread(bm->dev, b->pub.data, META_BLOCK_SIZE, blocknr * META_BLOCK_SIZE);
 	bm->st.reads++;
 	if (ret < 0) {
 		drop_entry(bm, b);
 		return err_prefix(-ret, "reading metadata block %llu", (unsigned long long)blocknr);
 	}
-	ret = bm_validate(bm, b->data, blocknr, type);
+	ret = bm_validate(bm, b->pub.data, blocknr, type);
 	if (ret < 0) {
 		drop_entry(bm, b);
 		return ret;
 	}
 	b->refs = 1;
-	*out = b;
+	*out = &b->pub;
 	return 0;
 }
 
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out)
 {
-	struct bm_block *b = lookup(bm, blocknr);
+	struct bm_entry *b = lookup(bm, blocknr);
 	int ret;
 
 	if (!b) {
@@ -541,36 +609,51 @@ int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block *
 		return err_set(EBUSY, "metadata block %llu reused while in use",
 			       (unsigned long long)blocknr);
 	b->refs = 1;
-	bm_dirty(bm, b);
-	bm_aux_clear(bm, b->data);
-	memset(b->data, 0, META_BLOCK_SIZE);
-	put_le32(b->data + 4, type);
-	put_le64(b->data + 8, blocknr);
-	*out = b;
+	bm_dirty(bm, &b->pub);
+	bm_child_forget(bm, b->pub.data);
+	memset(b->pub.data, 0, META_BLOCK_SIZE);
+	put_le32(b->pub.data + 4, type);
+	put_le64(b->pub.data + 8, blocknr);
+	*out = &b->pub;
 	return 0;
 }
 
-void bm_put(struct bm *bm, struct bm_block *b)
+void bm_put(struct bm *bm, struct bm_block *pb)
 {
 	(void)bm;
-	if (b)
+	if (pb) {
+		struct bm_entry *b = entry_of(pb);
+
+		CSNAP_ASSERT(b->refs > 0);	/* one bm_put per bm_get/bm_get_new */
 		b->refs--;
+	}
 }
 
-void bm_dirty(struct bm *bm, struct bm_block *b)
+bool bm_block_dirty(const struct bm_block *pb)
 {
+	return entry_of(pb)->state & BM_DIRTY;
+}
+
+void bm_dirty(struct bm *bm, struct bm_block *pb)
+{
+	struct bm_entry *b = entry_of(pb);
+
+	/* only a pinned block of a writable store is changed */
+	CSNAP_ASSERT(!bm->readonly && b->refs > 0);
 	if (b->state & BM_DIRTY)
 		return;
 	if ((b->state & BM_HOME_PENDING) && !b->home_copy) {
 		/* keep the committed image for a checkpoint */
 		b->home_copy = io_buf_alloc(META_BLOCK_SIZE);
 		if (b->home_copy)
-			memcpy(b->home_copy, b->data, META_BLOCK_SIZE);
+			memcpy(b->home_copy, b->pub.data, META_BLOCK_SIZE);
 		else
 			log_error("bm: out of memory; writing block %llu home early",
-				  (unsigned long long)b->blocknr),
+				  (unsigned long long)b->pub.blocknr),
 			write_home_one(bm, b);
 	}
+	/* a committed image not yet home is kept aside (or is home now) */
+	CSNAP_ASSERT(!(b->state & BM_HOME_PENDING) || b->home_copy);
 	b->state |= BM_DIRTY;
 	b->list_next = bm->dirty;
 	bm->dirty = b;
@@ -580,9 +663,10 @@ void bm_dirty(struct bm *bm, struct bm_block *b)
 int bm_for_each_dirty(struct bm *bm, uint64_t seq,
 		      int (*fn)(void *arg, struct bm_block *b), void *arg)
 {
-	for (struct bm_block *b = bm->dirty; b; b = b->list_next) {
-		bm_seal(bm, b->data, b->blocknr, bm_block_type(b), seq);
-		int ret = fn(arg, b);
+	for (struct bm_entry *b = bm->dirty; b; b = b->list_next) {
+		CSNAP_ASSERT(b->state & BM_DIRTY);
+		bm_seal(bm, b->pub.data, b->pub.blocknr, bm_block_type(&b->pub), seq);
+		int ret = fn(arg, &b->pub);
 		if (ret < 0)
 			return ret;
 	}
@@ -591,9 +675,12 @@ int bm_for_each_dirty(struct bm *bm, uint64_t seq,
 
 void bm_mark_committed(struct bm *bm)
 {
-	struct bm_block *b, *n;
+	struct bm_entry *b, *n;
 
+	size_t seen = 0;	/* (for the assertion below) */
 	for (b = bm->dirty; b; b = n) {
+		seen++;
+		CSNAP_ASSERT(b->state & BM_DIRTY);
 		n = b->list_next;
 		b->list_next = NULL;
 		b->state &= ~BM_DIRTY;
@@ -604,23 +691,24 @@ void bm_mark_committed(struct bm *bm)
 			bm->npending++;
 		}
 	}
+	CSNAP_ASSERT(seen == bm->ndirty);	/* the list holds every dirty block */
 	bm->dirty = NULL;
 	bm->ndirty = 0;
 }
 
 int bm_abort(struct bm *bm)
 {
-	for (struct bm_block *b = bm->dirty; b; b = b->list_next)
+	for (struct bm_entry *b = bm->dirty; b; b = b->list_next)
 		if (b->refs)
-			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->blocknr);
-	struct bm_block *b = bm->dirty, *n;
+			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->pub.blocknr);
+	struct bm_entry *b = bm->dirty, *n;
 	for (; b; b = n) {
 		n = b->list_next;
 		b->list_next = NULL;
 		b->state &= ~BM_DIRTY;
-		bm_aux_clear(bm, b->data);
+		bm_child_forget(bm, b->pub.data);
 		if (b->home_copy) {
-			memcpy(b->data, b->home_copy, META_BLOCK_SIZE);
+			memcpy(b->pub.data, b->home_copy, META_BLOCK_SIZE);
 			io_buf_free(b->home_copy);
 			b->home_copy = NULL;
 		} else if (!(b->state & (BM_HOME_PENDING | BM_INSTALLED))) {
@@ -636,18 +724,19 @@ int bm_write_home(struct bm *bm)
 {
 	if (bm->readonly || !bm->npending)
 		return 0;
-	for (struct bm_block *b = bm->lru.lru_next; b != &bm->lru; b = b->lru_next)
+	for (struct bm_entry *b = bm->lru.lru_next; b != &bm->lru; b = b->lru_next)
 		if (b->state & BM_HOME_PENDING) {
 			int ret = write_home_one(bm, b);
 			if (ret < 0)
 				return ret;
 		}
+	CSNAP_ASSERT(bm->npending == 0);	/* every pending block is on the LRU list */
 	return 0;
 }
 
 int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 {
-	struct bm_block *b = lookup(bm, blocknr);
+	struct bm_entry *b = lookup(bm, blocknr);
 	int ret;
 
 	if (!b) {
@@ -655,8 +744,8 @@ int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 		if (ret < 0)
 			return ret;
 	}
-	bm_aux_clear(bm, b->data);
-	memcpy(b->data, data, META_BLOCK_SIZE);
+	bm_child_forget(bm, b->pub.data);
+	memcpy(b->pub.data, data, META_BLOCK_SIZE);
 	b->state |= BM_INSTALLED;
 	return 0;
 }

@@ -52,17 +52,11 @@ enum meta_type {
 	META_T_INTERNAL	= 0x4e49534e,	/* b-tree internal node */
 };
 
-#define BM_DIRTY	0x1
-#define BM_HOME_PENDING	0x2
-
+/* A pinned cached block as callers see it (bm.c keeps its state, pin
+ * count and list links in a private struct around it).  */
 struct bm_block {
 	uint64_t blocknr;
 	uint8_t *data;		/* META_BLOCK_SIZE bytes, 4096-aligned */
-	/* private to bm.c */
-	uint8_t *home_copy;
-	unsigned state;
-	unsigned refs;
-	struct bm_block *lru_prev, *lru_next, *list_next;
 };
 
 struct bm_stats {
@@ -94,20 +88,30 @@ const uint8_t *bm_peek_raw(struct bm *bm, uint64_t blocknr);
 /* Lookups that reach a block's data without its slot mark it used for
  * the replacement policy with this.  */
 void bm_touch(struct bm *bm, const uint8_t *data);
-/* One pointer of caller data attached to the cached copy of a block
- * (the b-tree keeps its children's data pointers there).  bm free()s it
- * whenever the block's content is replaced or the block leaves the cache;
- * the owner calls bm_aux_clear() when it changes the block itself.  A data
- * pointer kept across calls is valid only if the block header at it still
- * names the expected block number (freed buffers have it zeroed).  */
-void **bm_aux(struct bm *bm, const uint8_t *data);
-void bm_aux_clear(struct bm *bm, const uint8_t *data);
+/* Child-pointer cache for hot lookups (the b-tree's interior nodes): the
+ * cached data of a parent block can remember where each of its children's
+ * data is cached, skipping the block table on the next descent.
+ * bm_child_guess() returns the remembered pointer of child I (or NULL): it
+ * always points at readable memory but may hold another block by now, so
+ * a caller may prefetch through it and must bm_child_confirm() it (its
+ * header names BLOCKNR; marks it used) before reading more.
+ * bm_child_remember() records child I (of at most N) of PARENT;
+ * bm_child_forget() drops PARENT's record: bm does so whenever the
+ * parent's content is replaced or leaves the cache, the owner whenever it
+ * changes the parent itself (its children move).  */
+const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i);
+bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr);
+void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+		       const uint8_t *child);
+void bm_child_forget(struct bm *bm, const uint8_t *parent);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out);
 void bm_put(struct bm *bm, struct bm_block *b);
-/* Must be called before changing a block's data.  */
+/* Must be called before changing a block's data (the block is pinned).  */
 void bm_dirty(struct bm *bm, struct bm_block *b);
+/* Changed in the open transaction (bm_dirty since the last commit)?  */
+bool bm_block_dirty(const struct bm_block *b);
 static inline uint32_t bm_block_type(const struct bm_block *b)
 { return get_le32(b->data + 4); }
 

@@ -10,6 +10,7 @@
  */
 #include "src/store/btree.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -28,6 +29,23 @@ static inline int kcmp(uint64_t o1, uint64_t s1, uint64_t o2, uint64_t s2)
 	if (o1 != o2)
 		return o1 < o2 ? -1 : 1;
 	return s1 < s2 ? -1 : s1 > s2;
+}
+
+/* Debug check for the results of insert and delete: the entries around
+ * POS of node D (NR entries of size ES) are in strictly increasing key
+ * order.  An internal node's first key is not used, so it is skipped.  */
+static bool ordered_at(const uint8_t *d, uint32_t es, uint32_t nr, uint32_t pos)
+{
+	uint32_t lo = pos ? pos - 1 : 0, hi = pos + 1 < nr ? pos + 1 : nr ? nr - 1 : 0;
+
+	if (nlevel(d) && lo == 0)
+		lo = 1;
+	for (uint32_t k = lo; k < hi; k++) {
+		const uint8_t *a = d + BTREE_NODE_HDR + (size_t)k * es, *b = a + es;
+		if (kcmp(get_le64(a), get_le64(a + 8), get_le64(b), get_le64(b + 8)) >= 0)
+			return false;
+	}
+	return true;
 }
 
 void btree_init(struct btree *t, struct bm *bm, struct spacemap *sm,
@@ -352,26 +370,20 @@ const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 			range[0] = range[1] = 0;	/* no usable bound yet */
 		blk = get_le64(ient(nd, i) + 16);
 		/* the child's data straight from this node's pointer cache,
-		 * skipping the block table; verified by the block number in
-		 * the child's header (freed buffers have it zeroed) */
-		void **aux = bm_aux(t->bm, nd);
-		uint8_t **kids = *aux, *cd = kids ? kids[i] : NULL;
+		 * skipping the block table (bm_child_*): prefetch through the
+		 * guess while its header, which confirms it, loads */
+		uint8_t *cd = (uint8_t *)bm_child_guess(t->bm, nd, i);
 		if (cd) {
 			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
 				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
-			if (get_le64(cd + 8) == blk)
-				bm_touch(t->bm, cd);
-			else
+			if (!bm_child_confirm(t->bm, cd, blk))
 				cd = NULL;
 		}
 		if (!cd) {
 			cd = (uint8_t *)bm_peek_raw(t->bm, blk);
 			if (!cd)
 				return NULL;
-			if (!kids)
-				*aux = kids = calloc(BTREE_INT_CAP, sizeof *kids);
-			if (kids)
-				kids[i] = cd;
+			bm_child_remember(t->bm, nd, i, BTREE_INT_CAP, cd);
 			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
 				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
 		}
@@ -441,12 +453,13 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 
 	*right = NULL;
 	bm_dirty(t->bm, b);
-	bm_aux_clear(t->bm, d);		/* child pointers shift */
+	bm_child_forget(t->bm, d);		/* child pointers shift */
 	if (nr < cap) {
 		uint8_t *at = d + BTREE_NODE_HDR + (size_t)pos * es;
 		memmove(at + es, at, (size_t)(nr - pos) * es);
 		memcpy(at, e, es);
 		set_nr(d, nr + 1);
+		CSNAP_ASSERT(ordered_at(d, es, nr + 1, pos));
 		return 0;
 	}
 	ret = alloc_node(t, nlevel(d), right);
@@ -468,6 +481,14 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 	memmove(at + es, at, (size_t)(inr - pos) * es);
 	memcpy(at, e, es);
 	set_nr(id, inr + 1);
+	/* a split: both halves changed in this transaction, every entry kept,
+	 * the new entry in order, all of the right half above the left */
+	CSNAP_ASSERT(bm_block_dirty(b) && bm_block_dirty(*right));
+	CSNAP_ASSERT(nnr(d) + nnr(rd) == nr + 1 && nnr(d) <= cap && nnr(rd) <= cap);
+	CSNAP_ASSERT(ordered_at(id, es, inr + 1, pos));
+	CSNAP_ASSERT(!nnr(d) || kcmp(get_le64(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es),
+				     get_le64(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es + 8),
+				     get_le64(rd + BTREE_NODE_HDR), get_le64(rd + BTREE_NODE_HDR + 8)) < 0);
 	return 0;
 }
 
@@ -527,6 +548,7 @@ int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
 		t->count++;
 		t->changed = true;
 	}
+	CSNAP_ASSERT(t->height <= BTREE_MAX_DEPTH);
 	return ret;
 }
 
@@ -535,10 +557,12 @@ static void node_remove(struct btree *t, struct bm_block *b, uint32_t es, uint32
 	uint8_t *d = b->data, *at = d + BTREE_NODE_HDR + (size_t)pos * es;
 	uint32_t nr = nnr(d);
 
+	CSNAP_ASSERT(pos < nr);
 	bm_dirty(t->bm, b);
-	bm_aux_clear(t->bm, d);
+	bm_child_forget(t->bm, d);
 	memmove(at, at + es, (size_t)(nr - pos - 1) * es);
 	set_nr(d, nr - 1);
+	CSNAP_ASSERT(nr - 1 == 0 || ordered_at(d, es, nr - 1, pos < nr - 1 ? pos : pos - 1));
 }
 
 /* Leaf L (child idx of parent P) is small: merge it with a sibling when
@@ -568,6 +592,8 @@ static int try_merge(struct btree *t, struct bm_block *p, uint32_t idx, struct b
 		bm_dirty(t->bm, a);
 		memcpy(lent(t, a->data, an), lent(t, b->data, 0), (size_t)bn * t->esize);
 		set_nr(a->data, an + bn);
+		/* the right sibling's keys all follow the left one's */
+		CSNAP_ASSERT(!an || !bn || ordered_at(a->data, t->esize, an + bn, an));
 		ret = free_node(t, b->blocknr);
 		node_remove(t, p, BTREE_INT_ESIZE, li + 1);
 	}
@@ -621,7 +647,7 @@ int btree_delete(struct btree *t, uint64_t o, uint64_t s)
 		uint64_t child = nr ? get_le64(ient(r->data, 0) + 16) : 0;
 		bm_put(t->bm, r);
 		if (nr > 1)
-			break;
+			break;	/* the result: a leaf root, or an internal one with >= 2 children */
 		ret = free_node(t, t->root);
 		if (ret < 0)
 			break;

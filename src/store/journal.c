@@ -2,14 +2,16 @@
  * src/store/journal.c - circular metadata journal: commit, checkpoint,
  * replay.  See journal.h for the on-disk protocol.
  *
- * Invariants: head/tail are indexes into the journal area; `used` blocks
- * from tail hold transactions not yet known to be home; a commit never
- * overwrites them (checkpoint first); the superblock tail is moved only
- * after a flush made the home writes durable.
+ * Invariants (checked by CSNAP_ASSERT in the debug build): head/tail are
+ * indexes into the journal area; `used` blocks from tail hold transactions
+ * not yet known to be home and end at head; a commit never overwrites them
+ * (checkpoint first); commit sequences follow on one by one; the
+ * superblock tail is moved only after a flush made the home writes durable.
  */
 #include "src/store/journal.h"
 
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/crc32c.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -37,6 +39,13 @@ struct journal {
 	uint8_t *stage;
 	size_t stage_cap, stage_n;
 };
+
+/* head, tail and used agree (a read-only journal does not track used).  */
+static bool positions_ok(const struct journal *j)
+{
+	return j->head < j->nblocks && j->tail < j->nblocks && j->used <= j->nblocks &&
+	       (j->readonly || (j->tail + j->used) % j->nblocks == j->head);
+}
 
 uint64_t journal_last_seq(const struct journal *j) { return j->last_seq; }
 uint64_t journal_replayed(const struct journal *j) { return j->replayed; }
@@ -206,6 +215,7 @@ int journal_open(struct bm *bm, struct csnap_sb *sb, bool readonly,
 		return ret;
 	}
 	j->used = j->readonly ? 0 : (j->head + j->nblocks - j->tail) % j->nblocks;
+	CSNAP_ASSERT(positions_ok(j));
 	*out = j;
 	return 0;
 }
@@ -235,6 +245,7 @@ int journal_checkpoint(struct journal *j)
 		return err_prefix(-ret, "journal checkpoint");
 	j->tail = j->head;
 	j->used = 0;
+	CSNAP_ASSERT(j->sb->engine.journal_tail == j->tail && positions_ok(j));
 	return 0;
 }
 
@@ -300,6 +311,10 @@ int journal_commit(struct journal *j)
 	ret = bm_for_each_dirty(j->bm, seq, stage_block, &c);
 	if (ret < 0)
 		return ret;
+	/* every dirty block and its descriptors staged; room for them all
+	 * without overwriting a transaction that is not home yet */
+	CSNAP_ASSERT(j->stage_n == total && j->stage_n <= j->stage_cap);
+	CSNAP_ASSERT(j->used + j->stage_n <= j->nblocks);
 	/* seal descriptors now that their entries are final */
 	for (size_t i = 0; i < j->stage_n; i++) {
 		uint8_t *blk = j->stage + i * META_BLOCK_SIZE;
@@ -329,10 +344,12 @@ int journal_commit(struct journal *j)
 	if (ret < 0)
 		return err_prefix(-ret, "journal commit %llu", (unsigned long long)seq);
 	bm_mark_committed(j->bm);
+	CSNAP_ASSERT(seq == j->last_seq + 1 && bm_dirty_count(j->bm) == 0);
 	j->last_seq = seq;
 	bm_set_committed_seq(j->bm, seq);
 	j->head = (pos + j->stage_n) % j->nblocks;
 	j->used += j->stage_n;
+	CSNAP_ASSERT(positions_ok(j));
 	if (j->used > j->nblocks / 2)
 		return journal_checkpoint(j);
 	return 0;

@@ -3,10 +3,12 @@
  *
  * Invariants: free[i] equals the number of clear bits of bitmap block i
  * within range; bits past nbits are always set; a queued free keeps its
- * bit set until sm_apply_frees().
+ * bit set until sm_apply_frees().  CSNAP_ASSERT checks the counts against
+ * each bit changed and that no unit past nbits is handed out.
  */
 #include "src/store/spacemap.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -110,6 +112,8 @@ static int set_bit(struct spacemap *sm, uint64_t unit, bool on)
 		return err_set(EEXIST, "space map: unit %llu already %s",
 			       (unsigned long long)unit, on ? "in use" : "free");
 	}
+	/* the counts match the bits: a set bit was counted free, a clear one used */
+	CSNAP_ASSERT(on ? sm->free[blk] > 0 && sm->total_free > 0 : sm->free[blk] < SM_BITS_PER_BLOCK);
 	bm_dirty(sm->bm, b);
 	if (on)
 		*byte |= m;
@@ -183,6 +187,7 @@ int sm_alloc(struct spacemap *sm, uint64_t *out)
 		if (bit < 0)
 			continue;	/* free ones are before the hint: next round */
 		uint64_t unit = blk * SM_BITS_PER_BLOCK + (uint64_t)bit;
+		CSNAP_ASSERT(unit < sm->nbits);	/* bits past nbits are always set */
 		ret = set_bit(sm, unit, true);
 		if (ret < 0)
 			return ret;

@@ -33,19 +33,48 @@
 #
 # Variables: CLUSTER_DIR, CLUSTER_N, CLUSTER_STORE, CLUSTER_ORIGIN,
 # CLUSTER_IO_TIMEOUT (default 1: hosts are dead ~68 s after they stop).
-# Tests that need real sanlock call cluster_require first (exit 77 = skip).
+# Tests that need real sanlock call cluster_require first (cluster_start
+# does): like `requires` below, a missing sanlock or root is a skip (exit
+# 77) on a developer's machine and a failure where every dependency must be
+# there (CI=true, or CSNAP_DEPS_INSTALLED=1 which `make check` sets after
+# scripts/install-deps.sh ran).
+#
+#   requires TOOL...              each TOOL must be a command on PATH
+#   requires_run WHAT CMD...      CMD must succeed (WHAT names the need in the message)
+#   requires_root                 the test must run as root
 
 CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-1}
 CLUSTER_DIR=
 CLUSTER_N=0
 
+# A dependency is missing: skip, unless the environment promises every
+# dependency (then the test must fail: a skip would hide that it never ran).
+_missing() {
+  if [ "${CI:-}" = true ] || [ "${CSNAP_DEPS_INSTALLED:-}" = 1 ]; then
+    echo "FAIL: $* (scripts/install-deps.sh should have provided it)"; exit 1
+  fi
+  echo "SKIP: $*"; exit 77
+}
+
+requires() {
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null 2>&1 || _missing "$t is not installed"
+  done
+}
+
+requires_run() {
+  local what=$1; shift
+  "$@" </dev/null >/dev/null 2>&1 || _missing "$what is not available ('$*' failed)"
+}
+
+requires_root() {
+  [ "$(id -u)" = 0 ] || _missing "this test needs root (the simulated nodes' sanlock daemons)"
+}
+
 cluster_require() {
-  if ! command -v sanlock >/dev/null 2>&1; then
-    echo "SKIP: sanlock is not installed"; exit 77
-  fi
-  if [ "$(id -u)" != 0 ]; then
-    echo "SKIP: the simulated nodes' sanlock daemons need root"; exit 77
-  fi
+  requires sanlock
+  requires_root
 }
 
 new_uuid() { cat /proc/sys/kernel/random/uuid; }

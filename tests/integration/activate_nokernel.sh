@@ -5,11 +5,7 @@
 # the store; usage errors exit 2.  Activation itself is tested for real in
 # the VM of `make check-kernel` (tests/kernel/).
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-C=$build/csnap
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 have_dm=0 have_nbd=0
 grep -q ' device-mapper$' /proc/misc 2>/dev/null && have_dm=1

@@ -12,14 +12,8 @@
 # lockspace is left, socket removed) and with no standby left watchers are
 # told "NONE".
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-T=$build/tools
-CSNAP=$build/csnap
-fail() { echo "FAIL: $*"; for i in 1 2 3 4; do echo "--- node$i agent log"; cat "$(node_log "$i" agent)" 2>/dev/null | tail -30; done; exit 1; }
-command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the client tests"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires python3
 
 cluster_start 4
 U=$(new_uuid)
@@ -29,7 +23,7 @@ sed -i 's/^host_id = 4/host_id = 1/' "$(node_conf 4)"
 
 start_agent() {
   local i=$1
-  node_spawn "$i" agent "$CSNAP" agent -c "$(node_conf "$i")" --poll-ms 200 --stop-timeout-ms 10000 \
+  node_spawn "$i" agent "$C" agent -c "$(node_conf "$i")" --poll-ms 200 --stop-timeout-ms 10000 \
     --server-cmd "exec $T/lease_holder $i $(node_addr "$i") 700$i $CLUSTER_IO_TIMEOUT"
 }
 A1=$(start_agent 1); A2=$(start_agent 2); A3=$(start_agent 3)
@@ -37,12 +31,12 @@ sock() { echo "$(node_dir "$1")/run/agent.sock"; }
 for i in 1 2 3; do wait_for 10 test -S "$(sock "$i")" || fail "node$i: no agent socket"; done
 
 # --- one agent per node
-out=$(node_run 1 "$CSNAP" agent -c "$(node_conf 1)" 2>&1) && fail "a second agent started on node1"
+out=$(node_run 1 "$C" agent -c "$(node_conf 1)" 2>&1) && fail "a second agent started on node1"
 echo "$out" | grep -q "another csnap agent (pid $A1) is already running" ||
   fail "second agent: unclear refusal: $out"
 
 # --- everyone joins (node 4 cannot: host_id 1 is node1's)
-status() { node_run "$1" "$CSNAP" agent status; }
+status() { node_run "$1" "$C" agent status; }
 joined() { status "$1" | grep -q "^STORE name=s .*state=joined"; }
 for i in 1 2 3; do wait_for 30 joined "$i" || fail "node$i did not join: $(status "$i")"; done
 status 3 | grep -q "server=no" || fail "node3 should not run a server: $(status 3)"
@@ -50,7 +44,7 @@ status 3 | grep -q "server=no" || fail "node3 should not run a server: $(status 
 A4=$(start_agent 4)
 
 # --- the same validated master everywhere, however the store is named
-where() { node_run "$1" "$CSNAP" agent where --timeout-ms 5000 "$2"; }
+where() { node_run "$1" "$C" agent where --timeout-ms 5000 "$2"; }
 valid() { where "$1" s | grep -q '^MASTER '; }
 wait_for 30 valid 3 || fail "no master seen from node3: $(where 3 s)"
 M1=$(where 3 s)
@@ -80,8 +74,8 @@ kill -0 "$A4" || fail "agent of node4 died on the conflict"
 
 # --- watchers (node 3 uses the store; the standby node serves it)
 S=$((3 - H1))   # the standby
-node_spawn 3 watch "$CSNAP" agent where --watch s >/dev/null
-node_spawn "$S" watch "$CSNAP" agent where --watch s >/dev/null
+node_spawn 3 watch "$C" agent where --watch s >/dev/null
+node_spawn "$S" watch "$C" agent where --watch s >/dev/null
 wait_log 3 watch "^MASTER $U host_id=$H1 " 10 || fail "watcher on node3: no initial state"
 wait_log "$S" watch "^MASTER $U host_id=$H1 " 10 || fail "watcher on node$S: no initial state"
 
@@ -132,9 +126,5 @@ wait_for 20 gone "$A3" || fail "node3 agent did not stop"
 wait_for 20 gone "$A4" || fail "node4 agent did not stop"
 grep -q "agent: stopped" "$(node_log 4 agent)" || fail "node4: no orderly stop"
 # (under build-san: every agent and client must have been clean)
-for i in 1 2 3 4; do
-  if grep -El "AddressSanitizer|LeakSanitizer|runtime error" "$(node_dir "$i")"/*.log; then
-    fail "sanitizer report on node$i"
-  fi
-done
+no_sanitizer_reports
 echo "ok"

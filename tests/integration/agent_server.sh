@@ -8,33 +8,25 @@
 # agent leave the lockspace; an agent killed with SIGKILL still has its
 # server hand over (the server gets SIGTERM when its parent dies).
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-CSNAP=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for i in 1 2; do echo "--- node$i agent log"; tail -40 "$(node_log "$i" agent)" 2>/dev/null; done; exit 1; }
-[ -x "$PC" ] && "$CSNAP" --help | grep -q '^  mkstore' || { echo "SKIP: needs csnap mkstore/server (branch server)"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
-"$CSNAP" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" leaseinit "$CLUSTER_IO_TIMEOUT" >/dev/null || fail "lease init"
+store_init
 
-A1=$(node_spawn 1 agent "$CSNAP" agent -c "$(node_conf 1)" --poll-ms 200)
+A1=$(node_spawn 1 agent "$C" agent -c "$(node_conf 1)" --poll-ms 200)
 wait_for 30 sh -c "grep -q 'master for store' $(node_log 1 agent)" || fail "node1's server did not become master"
-A2=$(node_spawn 2 agent "$CSNAP" agent -c "$(node_conf 2)" --poll-ms 200)
+A2=$(node_spawn 2 agent "$C" agent -c "$(node_conf 2)" --poll-ms 200)
 wait_for 30 sh -c "grep -q 'standby for store' $(node_log 2 agent)" || fail "node2's server is not standby"
 
-where() { node_run "$1" "$CSNAP" agent where s; }
+where() { node_run "$1" "$C" agent where s; }
 valid() { where "$1" | grep -q "^MASTER .* host_id=1 address=$(node_addr 1) port=[1-9]"; }
 wait_for 20 valid 1 || fail "node1: $(where 1)"
 wait_for 20 valid 2 || fail "node2: $(where 2)"
 [ "$(where 1)" = "$(where 2)" ] || fail "nodes disagree: $(where 1) / $(where 2)"
 echo "master: $(where 1)"
-node_run 2 "$CSNAP" agent status | grep -q "state=joined server=running" || fail "node2: $(node_run 2 "$CSNAP" agent status)"
+node_run 2 "$C" agent status | grep -q "state=joined server=running" || fail "node2: $(node_run 2 "$C" agent status)"
 
-node_spawn 2 watch "$CSNAP" agent where --watch s >/dev/null
+node_spawn 2 watch "$C" agent where --watch s >/dev/null
 wait_log 2 watch "^MASTER .* host_id=1 " 10 || fail "watcher: no initial state"
 kill -TERM "$A1"
 wait_log 2 watch "^MASTER .* host_id=2 address=$(node_addr 2) port=[1-9]" 30 ||
@@ -50,7 +42,7 @@ where 2 | grep -q "^MASTER .* host_id=2 " || fail "node2 after hand-over: $(wher
 grep -q "agent: stopped" "$(node_log 1 agent)" || fail "node1: no orderly stop"
 
 # An agent killed outright: its server still hands over (PDEATHSIG=SIGTERM).
-A1=$(node_spawn 1 agent "$CSNAP" agent -c "$(node_conf 1)" --poll-ms 200)
+A1=$(node_spawn 1 agent "$C" agent -c "$(node_conf 1)" --poll-ms 200)
 wait_for 30 sh -c "grep -q 'standby for store' $(node_log 1 agent)" || fail "node1's new server is not standby"
 kill -KILL "$A2"
 wait_for 30 sh -c "grep -q 'master lease released: orderly hand-over done' $(node_log 2 agent)" ||
@@ -60,9 +52,5 @@ wait_for 30 valid1 || fail "node1 did not take over: $(where 1)"
 kill -TERM "$A1"
 wait_for 30 sh -c "! kill -0 $A1 2>/dev/null" || fail "node1's agent did not stop"
 grep -q "agent: stopped" "$(node_log 1 agent)" || fail "node1: no orderly stop"
-for i in 1 2; do
-  if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$(node_dir "$i")"/*.log; then
-    fail "sanitizer report on node$i"
-  fi
-done
+no_sanitizer_reports
 echo ok

@@ -6,13 +6,7 @@
 # a path holding no store.  Each gets the right state and a clear reason;
 # the found ones are joined and answer WHERE by name, uuid and device.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-T=$build/tools
-CSNAP=$build/csnap
-fail() { echo "FAIL: $*"; cat "$(node_log 1 agent)" 2>/dev/null | tail -30; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 1
 scan=$CLUSTER_DIR/scan
@@ -53,8 +47,8 @@ device = $CLUSTER_DIR/empty.img
 CONF
 [ -n "$LOOP" ] && printf '[store sd]\ndevice = UUID=%s\n' "$U4" >>"$conf"
 
-A=$(node_spawn 1 agent env CSNAP_SCAN="$scan" "$CSNAP" agent -c "$conf" --poll-ms 200)
-status() { node_run 1 "$CSNAP" agent status -c "$conf"; }
+A=$(node_spawn 1 agent env CSNAP_SCAN="$scan" "$C" agent -c "$conf" --poll-ms 200)
+status() { node_run 1 "$C" agent status -c "$conf"; }
 line() { status | grep "^STORE name=$1 "; }
 has() { line "$1" | grep -Eq "$2"; }
 wait_for 30 has sa "state=joined" || fail "sa not joined: $(line sa)"
@@ -65,20 +59,18 @@ wait_for 10 has se "state=failed .*not a csnap store" || fail "se: $(line se)"
 if [ -n "$LOOP" ]; then
   wait_for 30 has sd "state=joined" || fail "sd not joined: $(line sd)"
   has sd "device=$LOOP " || fail "sd: wrong device: $(line sd)"
-  node_run 1 "$CSNAP" agent where -c "$conf" "$U4" | grep -q "^NONE $U4 " || fail "where sd"
+  node_run 1 "$C" agent where -c "$conf" "$U4" | grep -q "^NONE $U4 " || fail "where sd"
 fi
 for name in sa "$U1" "$scan/a.img" "UUID=$U1"; do
-  out=$(node_run 1 "$CSNAP" agent where -c "$conf" "$name")
+  out=$(node_run 1 "$C" agent where -c "$conf" "$name")
   [ $? = 3 ] || fail "where $name: exit status (want 3 = NONE): $out"
   echo "$out" | grep -q "^NONE $U1 the master lease is free" || fail "where $name: $out"
 done
-out=$(node_run 1 "$CSNAP" agent where -c "$conf" sb 2>&1)
+out=$(node_run 1 "$C" agent where -c "$conf" sb 2>&1)
 [ $? = 1 ] || fail "where on a failed store should fail: $out"
 echo "$out" | grep -q "store sb is not available on this node yet: .*ambiguous" || fail "where sb: $out"
 kill -TERM "$A"
 wait_for 20 sh -c '! kill -0 $0 2>/dev/null' "$A" || fail "agent did not stop"
 grep -q "agent: stopped" "$(node_log 1 agent)" || fail "no orderly stop"
-if grep -E "AddressSanitizer|LeakSanitizer|runtime error" "$(node_log 1 agent)"; then
-  fail "sanitizer report"
-fi
+no_sanitizer_reports
 echo ok

@@ -12,44 +12,28 @@
 # ended), the origin must hold exactly the last acknowledged write of every
 # block, and `csnap check` must be clean.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
+. "$(dirname "$0")/../functions.sh"
 blocks_py=$src/tests/integration/cluster_blocks.py
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
+requires_run python3-libnbd "$py" -c 'import nbd'
 
 BLOCKS=16384          # 64 MiB origin of 4 KiB blocks
 HALF=$((BLOCKS / 2))
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2 3; do
-    for n in agent export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -20 "$(node_log $i $n)"; }
-    done
-  done
-  for w in 1 2; do [ -f "$d/writer$w.out" ] && { echo "--- writer$w"; tail -5 "$d/writer$w.out"; }; done
-  exit 1
-}
 mono() { $py -c 'import time; print(f"{time.monotonic():.6f}")'; }
-sock() { echo "$(node_dir "$1")/run/s.sock"; }
-uri() { echo "nbd+unix:///$2?socket=$(sock "$1")"; }
+uri() { echo "nbd+unix:///$2?socket=$(export_sock "$1")"; }
 where() { node_run 3 "$C" agent where s 2>/dev/null; }
 field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p"; }
 
 cluster_start 3 256M
 d=$CLUSTER_DIR
+FAIL_LOGS=("$d/writer1.out" "$d/writer2.out")
 $py "$blocks_py" init "$CLUSTER_ORIGIN" $BLOCKS || fail "init origin"
 node_run 1 "$C" mkstore --chunk-size 16K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
 
 for i in 1 2 3; do node_spawn "$i" agent "$C" agent >/dev/null; done
-wait_for 60 bash -c "[ -n \"\$(env SANLOCK_RUN_DIR=$(node_dir 3)/sanlock CSNAP_CONF=$(node_conf 3) $C agent where s 2>/dev/null | grep ^MASTER)\" ]" ||
-  fail "no master"
-for i in 1 2 3; do node_spawn "$i" export "$C" export s >/dev/null; done
-for i in 1 2 3; do wait_for 30 test -S "$(sock $i)" || fail "node$i export socket"; done
+has_master() { where | grep -q '^MASTER'; }
+wait_for 60 has_master || fail "no master"
+for i in 1 2 3; do start_export "$i" "$(export_sock "$i")" s; done
 
 $py "$blocks_py" write "$(uri 1 origin)" 0 $HALF 1 "$d/stop" "$d/w1.log" >"$d/writer1.out" 2>&1 &
 w1=$!
@@ -93,7 +77,7 @@ wait $w2 || fail "writer 2: $(tail -2 "$d/writer2.out")"
 echo "writes: node1 $(wc -l <"$d/w1.log"), node2 $(wc -l <"$d/w2.log")"
 
 while read -r name t0 t1; do
-  wait_for 20 bash -c "nbdinfo --list 'nbd+unix://?socket=$(sock 3)' | grep -q 'export=\"$name\"'" ||
+  wait_for 20 bash -c "nbdinfo --list 'nbd+unix://?socket=$(export_sock 3)' | grep -q 'export=\"$name\"'" ||
     fail "node3 does not export $name"
   out=$($py "$blocks_py" verify "$(uri 3 "$name")" $BLOCKS "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
     fail "snapshot $name: $out"
@@ -110,8 +94,6 @@ echo "origin: $out"
 
 for i in 1 2 3; do node_kill_procs "$i" TERM; done
 sleep 2
-for i in 1 2 3; do
-  grep -lE 'AddressSanitizer|runtime error|LeakSanitizer' "$(node_dir $i)"/*.log && fail "sanitizer report on node$i"
-done
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo PASS

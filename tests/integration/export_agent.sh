@@ -11,31 +11,14 @@
 # master's node stops its agent (orderly hand-over), the other node's
 # export follows the master and keeps every acknowledged write.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-for t in nbdinfo nbdcopy qemu-img; do
-  command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
-"$C" --help | grep -q '^  agent' || { echo "SKIP: csnap agent not built"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires nbdinfo nbdcopy qemu-img
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in agent export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
-    done
-  done
-  exit 1
-}
 
 cluster_start 2 256M
 head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
 truncate -s 64M "$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 uuid=$("$C" dump "$CLUSTER_STORE" | awk '/uuid/ {print $2; exit}')
 [ -n "$uuid" ] || fail "no uuid in csnap dump"
 d=$CLUSTER_DIR
@@ -47,11 +30,9 @@ export CSNAP_SCAN=$d
 node_spawn 1 agent "$C" agent -c "$(node_conf 1)" --poll-ms 200 >/dev/null
 wait_for 60 node_run 1 "$C" status "$CLUSTER_STORE" >/dev/null 2>&1 || fail "no master via node1's agent"
 node_spawn 2 agent "$C" agent -c "$(node_conf 2)" --poll-ms 200 >/dev/null
-sock1=$d/node1/run/s.sock sock2=$d/node2/run/s.sock
-node_spawn 1 export "$C" -v export -c "$(node_conf 1)" s >/dev/null
-node_spawn 2 export "$C" -v export -c "$(node_conf 2)" s >/dev/null
-wait_for 30 test -S "$sock1" || fail "node1 export socket"
-wait_for 30 test -S "$sock2" || fail "node2 export socket"
+sock1=$(export_sock 1) sock2=$(export_sock 2)
+start_export 1 "$sock1" -c "$(node_conf 1)" s
+start_export 2 "$sock2" -c "$(node_conf 2)" s
 wait_log 2 export 'origin: connected to master .*told by the agent' 60 || fail "node2 export found no master through its agent"
 
 o1="nbd+unix:///origin?socket=$sock1" o2="nbd+unix:///origin?socket=$sock2"
@@ -84,8 +65,5 @@ qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$d/node$other/run/s.sock" 
 cmp "$d/s1b.img" "$d/r1" || fail "s1 changed"
 node_kill_procs "$other" TERM
 sleep 1
-for i in 1 2; do
-  grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$(node_log $i export)" &&
-    fail "sanitizer report in node$i export"
-done
+no_sanitizer_reports "$(node_log 1 export)" "$(node_log 2 export)"
 echo "PASS"

@@ -12,46 +12,25 @@
 # node's export sees the same data; a deleted snapshot is withdrawn;
 # `csnap check` is clean at the end.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
-for t in nbdinfo nbdcopy fio qemu-img; do
-  command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires nbdinfo nbdcopy fio qemu-img
+requires_run python3-libnbd "$py" -c 'import nbd'
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in server export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
-    done
-  done
-  exit 1
-}
 
 cluster_start 2 512M
 truncate -s 128M "$CLUSTER_ORIGIN"
 head -c 128M /dev/urandom >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
 
-node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
-node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 not standby"
+start_master 1 --grace-ms 300
+start_standby 2 --grace-ms 300
 
 # node1 overrides the listener; node2 uses csnap.conf (export = unix,
 # socket RUN_DIR/s.sock).
-sock1=$d/node1.sock sock2=$(dirname "$(node_conf 2)")/run/s.sock
-node_spawn 1 export "$C" -v export --socket "$sock1" s >/dev/null
-node_spawn 2 export "$C" -v export s >/dev/null
-wait_for 20 test -S "$sock1" || fail "node1 export socket"
-wait_for 20 test -S "$sock2" || fail "node2 export socket"
+sock1=$d/node1.sock sock2=$(export_sock 2)
+start_export 1 "$sock1" --socket "$sock1" s
+start_export 2 "$sock2" s
 o1="nbd+unix:///origin?socket=$sock1"
 o2="nbd+unix:///origin?socket=$sock2"
 listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
@@ -129,10 +108,6 @@ node_kill_procs 1 TERM
 node_kill_procs 2 TERM
 wait_log 1 export 'shutting down' 20 || fail "node1 export did not stop"
 sleep 1
-for i in 1 2; do
-  if grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$(node_log $i export)"; then
-    fail "sanitizer report in node$i export"
-  fi
-done
-"$C" check "$CLUSTER_STORE" >/dev/null || fail "csnap check"
+no_sanitizer_reports "$(node_log 1 export)" "$(node_log 2 export)"
+check_store
 echo "PASS"

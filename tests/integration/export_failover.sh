@@ -11,41 +11,22 @@
 # against a model, s1 against its content at snapshot time), and the
 # export must have reconnected and re-sent its queries.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
-command -v qemu-img >/dev/null || { echo "SKIP: qemu-img not installed"; exit 77; }
-
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in server export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -30 "$(node_log $i $n)"; }
-    done
-  done
-  [ -f "${d:-/nonexistent}/workload.log" ] && { echo "--- workload"; tail -20 "$d/workload.log"; }
-  exit 1
-}
+. "$(dirname "$0")/../functions.sh"
+requires_run python3-libnbd "$py" -c 'import nbd'
+requires qemu-img
 
 cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
+FAIL_LOGS=("$d/workload.log")
 
-node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
-node_spawn 2 server "$C" server --grace-ms 0 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 not standby"
+start_master 1 --grace-ms 0
+start_standby 2 --grace-ms 0
 
 sock=$d/node2.sock
-node_spawn 2 export "$C" -v export --socket "$sock" s >/dev/null
-wait_for 20 test -S "$sock" || fail "export socket"
+start_export 2 "$sock" --socket "$sock" s
 listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
 
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
@@ -70,8 +51,7 @@ node_run 2 "$C" snapshot create s s2 >/dev/null || fail "create s2 on node2"
 wait_for 20 listed s2 || fail "s2 not exported"
 
 echo "== node1 back as standby; orderly hand-over from node2"
-node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
-wait_log 1 server 'standby' 60 || fail "node1 not standby"
+start_standby 1 --grace-ms 0
 # Only node2's server: the export there must keep running.
 for pid in $(cat "$(node_dir 2)/pids"); do
   if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q ' server '; then kill -TERM "$pid"; fi
@@ -92,6 +72,6 @@ cmp "$d/s1.after" "$d/s1.ref" || fail "s1 changed"
 node_kill_procs 2 TERM
 node_kill_procs 1 TERM
 sleep 1
-grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$(node_log 2 export)" && fail "sanitizer report"
-"$C" check "$CLUSTER_STORE" >/dev/null || fail "csnap check"
+no_sanitizer_reports "$(node_log 2 export)"
+check_store
 echo "PASS"

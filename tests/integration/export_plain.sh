@@ -4,16 +4,12 @@
 # nbdinfo, nbdcopy, fio's nbd engine with verification, qemu-img, and
 # libnbd from Python for concurrent unaligned I/O and hostile clients.
 # san: yes
-set -euo pipefail
-
-csnap=$CSNAP_BUILD/csnap
-here=$CSNAP_SRC/tests/integration
-py=/usr/bin/python3
-for t in nbdinfo nbdcopy fio qemu-img; do
-  command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
-done
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
-fio --enghelp 2>/dev/null | grep -qw nbd || { echo "SKIP: fio has no nbd engine"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+set -eo pipefail
+here=$src/tests/integration
+requires nbdinfo nbdcopy fio qemu-img
+requires_run python3-libnbd "$py" -c 'import nbd'
+requires_run "fio's nbd engine" sh -c 'fio --enghelp | grep -qw nbd'
 
 dir=$(mktemp -d /var/tmp/csnap-export-plain.XXXXXX)
 pids=()
@@ -24,26 +20,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# start_export LOG ARGS... : starts csnap export in the background.
-start_export() {
+# spawn_export LOG ARGS... : starts csnap export in the background (no
+# cluster: a plain file), its stderr shown by fail.
+spawn_export() {
   local log=$1; shift
-  "$csnap" -v export "$@" >"$log.out" 2>"$log.err" &
+  "$C" -v export "$@" >"$log.out" 2>"$log.err" &
   pids+=($!)
+  FAIL_LOGS+=("$log.err")
 }
-
-wait_for_socket() {
-  for _ in $(seq 100); do
-    [ -S "$1" ] && return 0
-    sleep 0.1
-  done
-  echo "FAIL: no socket at $1"; cat "$dir"/*.err; exit 1
-}
+wait_for_socket() { wait_for 10 test -S "$1" || fail "no socket at $1"; }
 
 truncate -s 96M "$dir/origin.img"
 head -c 96M /dev/urandom >"$dir/random.img"
 sock=$dir/origin.sock
 uri="nbd+unix:///origin?socket=$sock"
-start_export "$dir/main" --file "$dir/origin.img" --socket "$sock"
+spawn_export "$dir/main" --file "$dir/origin.img" --socket "$sock"
 wait_for_socket "$sock"
 
 echo "== nbdinfo --list"
@@ -76,9 +67,11 @@ rw=randwrite
 bsrange=512-256k
 blockalign=512
 EOF
-fio "$dir/verify.fio" >"$dir/fio.log" 2>&1 || { cat "$dir/fio.log"; exit 1; }
+FAIL_LOGS+=("$dir/fio.log")
+fio "$dir/verify.fio" >"$dir/fio.log" 2>&1 || fail "fio with verification"
 grep -E 'err= *0' "$dir/fio.log" | head -2
-! grep -qiE 'verify: bad|crc32c: verify failed|fio: pid=.*err=' "$dir/fio.log"
+# (`! grep` would not stop a set -e script: test it explicitly)
+if grep -qiE 'verify: bad|crc32c: verify failed|fio: pid=.*err=' "$dir/fio.log"; then fail "fio verify"; fi
 
 echo "== qemu-img convert of the export equals the file"
 qemu-img convert -f raw -O raw "$uri" "$dir/qemu.img"
@@ -88,12 +81,12 @@ echo "== concurrent unaligned writes, zeroes and reads vs a model"
 $py "$here/export_stress.py" "$uri" $((32 << 20)) 1 80
 
 echo "== malformed and hostile clients"
-start_export "$dir/ro" --file "$dir/random.img" --readonly --name snap-ro --socket "$dir/ro.sock"
+spawn_export "$dir/ro" --file "$dir/random.img" --readonly --name snap-ro --socket "$dir/ro.sock"
 wait_for_socket "$dir/ro.sock"
 $py "$here/export_badclient.py" "$sock" origin "$dir/ro.sock" snap-ro
 
 echo "== TCP listener"
-start_export "$dir/tcp" --file "$dir/origin.img" --tcp 127.0.0.1:0
+spawn_export "$dir/tcp" --file "$dir/origin.img" --tcp 127.0.0.1:0
 for _ in $(seq 100); do grep -q 'tcp port' "$dir/tcp.out" && break; sleep 0.1; done
 port=$(awk '/tcp port/ {print $3}' "$dir/tcp.out")
 [ -n "$port" ]
@@ -105,9 +98,10 @@ echo "== orderly shutdown on SIGTERM"
 for i in "${!pids[@]}"; do
   kill -TERM "${pids[$i]}"
   rc=0; wait "${pids[$i]}" || rc=$?
-  [ $rc -eq 0 ] || { echo "FAIL: export exited with $rc"; cat "$dir"/*.err; exit 1; }
+  [ $rc -eq 0 ] || fail "export exited with $rc"
 done
 pids=()
-[ ! -e "$sock" ] || { echo "FAIL: socket left behind"; exit 1; }
-if grep -E 'ERROR|AddressSanitizer|runtime error' "$dir"/*.err; then exit 1; fi
+[ ! -e "$sock" ] || fail "socket left behind"
+no_sanitizer_reports "$dir"/*.err
+if grep -E 'ERROR' "$dir"/*.err; then fail "an export logged an error"; fi
 echo "PASS"

@@ -14,30 +14,21 @@
 #    (it burnt 100% CPU on a listener that stayed readable), its log stays
 #    bounded, and nbdinfo still gets an answer.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
+. "$(dirname "$0")/../functions.sh"
 H=$src/tests/integration/hostile_conns.py
-command -v prlimit >/dev/null || { echo "SKIP: prlimit not installed"; exit 77; }
-command -v nbdinfo >/dev/null || { echo "SKIP: nbdinfo not installed"; exit 77; }
-cluster_require
-fail() { echo "FAIL: $*"; tail -30 "$(node_log 1 server)" 2>/dev/null; exit 1; }
+requires prlimit nbdinfo
 # The attacking client needs descriptors of its own.
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 size() { stat -c %s "$1"; }
 HOLD=3
 
 cluster_start 1 64M
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-cs() { node_run 1 "$C" "$@"; }
+FAIL_LOGS=("$CLUSTER_DIR/export.err")
+store_init
 
 pid=$(node_spawn 1 server prlimit --nofile=256:256 "$C" server --grace-ms 300 s)
 wait_log 1 server 'master for store' 60 || fail "no master"
-port=$(cs status s --json | sed -n 's/.*"port": \([0-9]*\).*/\1/p' | head -1)
+port=$(cs 1 status s --json | sed -n 's/.*"port": \([0-9]*\).*/\1/p' | head -1)
 [ -n "$port" ] || fail "no master port in status"
 log=$(node_log 1 server)
 
@@ -46,8 +37,8 @@ before=$(size "$log")
 $py "$H" idle "$(node_addr 1)" "$port" 2000 $HOLD "$pid" >"$CLUSTER_DIR/idle.out" &
 hp=$!
 wait_for 30 grep -q opened "$CLUSTER_DIR/idle.out" || fail "attacker did not start"
-out=$(cs status s 2>&1) || fail "status during the flood: $out"
-cs snapshot create s during-flood >/dev/null 2>&1 || fail "snapshot create during the flood"
+out=$(cs 1 status s 2>&1) || fail "status during the flood: $out"
+cs 1 snapshot create s during-flood >/dev/null 2>&1 || fail "snapshot create during the flood"
 wait $hp || fail "attacker failed"
 cat "$CLUSTER_DIR/idle.out"
 cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/idle.out")
@@ -55,8 +46,8 @@ cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/idle.out")
 sleep 6	# past the handshake deadline: the idle ones are closed
 kill -0 "$pid" 2>/dev/null || fail "master exited"
 grep -q 'stopping at once' "$log" && fail "master stopped"
-cs status s --json | grep -q '"host_id": 1,' || fail "node1 is no longer master"
-cs snapshot list s | grep -q during-flood || fail "snapshot made during the flood is missing"
+cs 1 status s --json | grep -q '"host_id": 1,' || fail "node1 is no longer master"
+cs 1 snapshot list s | grep -q during-flood || fail "snapshot made during the flood is missing"
 grew=$(( $(size "$log") - before ))
 echo "master log grew by $grew bytes"
 [ "$grew" -lt 65536 ] || fail "master log grew by $grew bytes"
@@ -67,7 +58,7 @@ echo "$out"
 kib=$(echo "$out" | sed -n 's/^rss_growth_kib //p')
 [ "$kib" -lt 32768 ] || fail "master grew by $kib KiB for unauthenticated messages"
 echo "$out" | grep -qx 'closed 100' || fail "oversized handshake messages not refused at once"
-cs status s >/dev/null 2>&1 || fail "status after the big messages"
+cs 1 status s >/dev/null 2>&1 || fail "status after the big messages"
 
 echo "== export: 2000 idle connections with a 256-descriptor limit"
 truncate -s 16M "$CLUSTER_DIR/vol.img"
@@ -95,5 +86,5 @@ kill -TERM $epid; wait $epid || fail "export exit status"
 
 node_kill_procs 1 TERM
 wait_log 1 server 'orderly hand-over done' 30 || fail "master did not stop cleanly"
-if grep -E 'Sanitizer|runtime error' "$log" "$CLUSTER_DIR/export.err"; then fail "sanitizer report"; fi
+no_sanitizer_reports "$log" "$CLUSTER_DIR/export.err"
 echo "PASS"

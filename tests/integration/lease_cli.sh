@@ -3,40 +3,34 @@
 # (512 B and 4 KiB lease geometry; and one made by `csnap mkstore`), against
 # real sanlock daemons; and their one-line errors on bad input.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-T=$build/tools
-CSNAP=$build/csnap
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
 # Bad input: clear one-line errors, right exit codes.
-out=$($CSNAP lease init "$CLUSTER_DIR/missing.img" 2>&1); rc=$?
+out=$("$C" lease init "$CLUSTER_DIR/missing.img" 2>&1); rc=$?
 [ $rc -eq 1 ] && [ "$(echo "$out" | wc -l)" -eq 1 ] || fail "missing store: rc=$rc '$out'"
-out=$($CSNAP lease init "$CLUSTER_ORIGIN" 2>&1); rc=$?
+out=$("$C" lease init "$CLUSTER_ORIGIN" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "superblock" || fail "no superblock: rc=$rc '$out'"
-$CSNAP lease init --io-timeout 0 "$CLUSTER_STORE" 2>/dev/null; [ $? -eq 2 ] || fail "bad --io-timeout accepted"
-$CSNAP lease status 2>/dev/null; [ $? -eq 2 ] || fail "status without STORE accepted"
+"$C" lease init --io-timeout 0 "$CLUSTER_STORE" 2>/dev/null; [ $? -eq 2 ] || fail "bad --io-timeout accepted"
+"$C" lease status 2>/dev/null; [ $? -eq 2 ] || fail "status without STORE accepted"
 
 for sector in 512 4096; do
   LEASE_UUID=$("$T/lease_mksb" "$CLUSTER_STORE" "$sector") || fail "mksb $sector"
   if [ "$sector" = 512 ]; then align=1048576; else align=8388608; fi
   export LEASE_PATH=$CLUSTER_STORE LEASE_UUID LEASE_OFFSET=$align LEASE_ALIGN=$align LEASE_SECTOR=$sector
-  $CSNAP lease init --force --io-timeout 1 "$CLUSTER_STORE" >/dev/null || fail "lease init ($sector)"
-  out=$($CSNAP lease status "$CLUSTER_STORE") || fail "status before join"
+  "$C" lease init --force --io-timeout 1 "$CLUSTER_STORE" >/dev/null || fail "lease init ($sector)"
+  out=$("$C" lease status "$CLUSTER_STORE") || fail "status before join"
   echo "$out" | grep -q "none has joined" || fail "status before join: $out"
   node_spawn 1 "holder$sector" "$T/lease_holder" 1 "$(node_addr 1)" 7001 1 >/dev/null
   out=$(node_run 2 "$T/lease_tool" acquire 2 2>&1) && fail "acquired without joining"
   echo "$out" | grep -q "has not joined lockspace" || fail "acquire before join: $out"
   node_run 2 "$T/lease_tool" join 2 1 >/dev/null || fail "node2 join ($sector)"
   wait_log 1 "holder$sector" '^master' 30 || fail "no master ($sector)"
-  st() { node_run 2 "$CSNAP" lease status "$CLUSTER_STORE"; }
+  st() { node_run 2 "$C" lease status "$CLUSTER_STORE"; }
   valid() { st | grep -q "^master: *host_id 1 (node1) at 127.0.0.11 port 7001"; }
   wait_for 20 valid || fail "status ($sector): $(st)"
   st | grep -q "record: .*(valid)" || fail "record not valid in status: $(st)"
-  js=$(node_run 2 "$CSNAP" lease status --json "$CLUSTER_STORE") || fail "status --json"
+  js=$(node_run 2 "$C" lease status --json "$CLUSTER_STORE") || fail "status --json"
   echo "$js" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -47,7 +41,7 @@ assert all(h["state"] == "live" for h in d["hosts"]), d
 assert d["sector_size"] == int(sys.argv[1]), d
 ' "$sector" || fail "status --json ($sector): $js"
   # Live hosts: init refuses without --force.
-  out=$($CSNAP lease init "$CLUSTER_STORE" 2>&1) && fail "init under live hosts ($sector)"
+  out=$("$C" lease init "$CLUSTER_STORE" 2>&1) && fail "init under live hosts ($sector)"
   echo "$out" | grep -q "use --force" || fail "init refusal: $out"
   echo "sector $sector: $(st | grep '^master')"
   node_kill_procs 1 KILL
@@ -57,20 +51,20 @@ done
 # join/leave with host_id and io_timeout from the node's csnap.conf (the
 # harness writes one per node; the store is named by its section "s").
 # The store comes from `csnap mkstore`, which writes the lease area too.
-out=$(CSNAP_CONF=$(node_conf 1) $CSNAP mkstore --force "$CLUSTER_STORE" "$CLUSTER_ORIGIN") ||
+out=$(CSNAP_CONF=$(node_conf 1) "$C" mkstore --force "$CLUSTER_STORE" "$CLUSTER_ORIGIN") ||
   fail "mkstore: $out"
 LEASE_UUID=$(echo "$out" | awk '$1 == "uuid" { print $2 }')
 export LEASE_UUID LEASE_OFFSET=1048576 LEASE_ALIGN=1048576 LEASE_SECTOR=512
-$CSNAP lease status "$CLUSTER_STORE" | grep -q "^lockspace: csnap-$(echo "$LEASE_UUID" | tr -d -) " ||
-  fail "mkstore did not write the lockspace: $($CSNAP lease status "$CLUSTER_STORE")"
-out=$(node_run 2 "$CSNAP" lease join -c "$(node_conf 2)" s) || fail "lease join: $out"
+"$C" lease status "$CLUSTER_STORE" | grep -q "^lockspace: csnap-$(echo "$LEASE_UUID" | tr -d -) " ||
+  fail "mkstore did not write the lockspace: $("$C" lease status "$CLUSTER_STORE")"
+out=$(node_run 2 "$C" lease join -c "$(node_conf 2)" s) || fail "lease join: $out"
 echo "$out" | grep -q "as host_id 2" || fail "lease join: $out"
 node_run 2 "$T/lease_tool" hosts | grep -q '^2 node2 ' || fail "node2 not in the lockspace"
 hpid=$(node_spawn 2 holdcfg "$T/lease_holder" 2 "$(node_addr 2)" 7002 1)
 wait_log 2 holdcfg '^master' 30 || fail "no master on node2"
-out=$(node_run 2 "$CSNAP" lease leave -c "$(node_conf 2)" s 2>&1) && fail "left while holding a lease"
+out=$(node_run 2 "$C" lease leave -c "$(node_conf 2)" s 2>&1) && fail "left while holding a lease"
 echo "$out" | grep -q -- "--force" || fail "leave refusal: $out"
-node_run 2 "$CSNAP" lease leave --force -c "$(node_conf 2)" s >/dev/null || fail "leave --force"
+node_run 2 "$C" lease leave --force -c "$(node_conf 2)" s >/dev/null || fail "leave --force"
 wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" ||
   fail "holder survived leaving the lockspace"
 grep -q '^released' "$(node_log 2 holdcfg)" && fail "holder released after the lockspace was removed"

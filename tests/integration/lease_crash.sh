@@ -6,12 +6,7 @@
 # before; meanwhile readers see "master changing".  In parallel, a fourth
 # node trying to join with a live node's host_id must fail with a clear
 # message (sanlock needs the same host-dead time to decide that).
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-T=$build/tools
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 4
 export LEASE_PATH=$CLUSTER_STORE LEASE_UUID

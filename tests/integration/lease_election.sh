@@ -8,12 +8,7 @@
 # over; a master that sanlock tells to go (killpath) stops and hands over.
 # The crash (whole node) case is in lease_crash.sh.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-T=$build/tools
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 3
 export LEASE_PATH=$CLUSTER_STORE LEASE_UUID

@@ -12,21 +12,8 @@
 # $CSNAP_SYSFS: whole disk, partition, an id too long for the superblock),
 # and the server and export of a real cluster (real sanlock).
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
+. "$(dirname "$0")/../functions.sh"
 loops=()
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in server export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -15 "$(node_log $i $n)"; }
-    done
-  done
-  exit 1
-}
 cleanup() {
   for l in "${loops[@]}"; do losetup -d "$l" 2>/dev/null; done
   cluster_stop
@@ -136,8 +123,7 @@ grep -q "not this store's origin: it has id none .*the store was made for mark:$
   fail "server: no clear reason: $(cat "$(node_log 1 server)")"
 grep -q "master for store" "$(node_log 1 server)" && fail "server with the wrong origin became master"
 echo "ok  refused by the server: $(grep -o "origin .*" "$(node_log 1 server)" | head -1)"
-node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 2 server 'master for store' 60 || fail "node2 (right origin) did not become master"
+start_master 2 --grace-ms 300
 echo "ok  accepted by the server"
 
 sed -i "s|^origin = .*|origin = $d/blank.img|" "$(node_conf 1)"
@@ -145,8 +131,7 @@ out=$(node_run 1 timeout 30 "$C" export --socket "$d/e1.sock" s 2>&1) && fail "e
 echo "$out" | grep -q "origin $d/blank.img is not this store's origin: it has id mark:$other" ||
   fail "export: no clear reason: $out"
 echo "ok  refused by the export: $(echo "$out" | tail -1)"
-node_spawn 2 export "$C" export --socket "$d/e2.sock" s >/dev/null
-wait_for 20 test -S "$d/e2.sock" || fail "export with the right origin did not start"
+start_export 2 "$d/e2.sock" --socket "$d/e2.sock" s
 echo "ok  accepted by the export"
 "$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "check at the end"
 echo "PASS"

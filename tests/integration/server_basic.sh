@@ -8,26 +8,14 @@
 # malformed input closes only that connection; SIGTERM hands over to the
 # standby in an orderly way; `csnap check` is clean at the end.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for i in 1 2; do echo "--- node$i server log"; cat "$(node_log $i server)" 2>/dev/null | tail -30; done; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 
-pc() { local i=$1; shift; node_run "$i" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
-cs() { local i=$1; shift; node_run "$i" "$C" "$@"; }
-
-node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "node1 did not become master"
-node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 is not standby"
+start_master 1 --grace-ms 300
+start_standby 2 --grace-ms 300
 echo "node1 master, node2 standby"
 
 # Status from both nodes names node1 as master.
@@ -100,6 +88,6 @@ pc 1 sread s2 3 1 | grep -q '^chunk 3 0x43 at store$' || fail "s2 chunk 3 after 
 
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "node2 did not stop"
-if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

@@ -12,65 +12,56 @@
 #    unused candidate is released instead of failing the write with ENOSPC.
 # Then `csnap check` is clean and the kept snapshots read what they held.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for f in "$CLUSTER_DIR"/node*/server*.log; do [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; }; done; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 1 128M
 truncate -s 64M "$CLUSTER_ORIGIN"
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-D=$("$C" mkstore "$CLUSTER_STORE" "$CLUSTER_ORIGIN" | sed -n 's/.*, \([0-9]*\) data chunks.*/\1/p')
+store_init
+D=$(sed -n 's/.*, \([0-9]*\) data chunks.*/\1/p' "$CLUSTER_DIR/mkstore.out")
 O=1024	# origin chunks
 # Part B needs the store to fill up during its second whole-origin write.
 [ -n "$D" ] && [ "$D" -gt $((384 + O + 10)) ] && [ "$D" -lt $((384 + 2 * O - 2)) ] ||
   fail "mkstore: unexpected data chunk count [$D]"
 echo "store of $D data chunks"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-pc() { node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
-cs() { node_run 1 "$C" "$@"; }
-names() { cs snapshot list s --json | sed -n 's/.*"name": "\([^"]*\)".*/\1/p' | tr '\n' ' '; }
-free_chunks() { cs status s --json | sed -n 's/.*"free_chunks": \([0-9]*\),.*/\1/p'; }
+names() { cs 1 snapshot list s --json | sed -n 's/.*"name": "\([^"]*\)".*/\1/p' | tr '\n' ' '; }
+free_chunks() { cs 1 status s --json | sed -n 's/.*"free_chunks": \([0-9]*\),.*/\1/p'; }
 released() { grep -c 'releasing snapshot' "$CLUSTER_DIR"/node1/server*.log; }
 
-node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
+start_master 1 --grace-ms 0
 
 echo "== defect 2: 8 MiB and 16 MiB origin writes on an almost empty store"
-cs snapshot create s s1 --priority 9 >/dev/null || fail "create s1"
-out=$(pc owrite 0 128 0x61 2>&1) || fail "one 8 MiB origin write after one snapshot: $out"
-cs snapshot create s s2 --priority 9 >/dev/null || fail "create s2"
-cs snapshot create s s3 --priority 9 >/dev/null || fail "create s3"
-out=$(pc owrite 128 256 0x62 2>&1) || fail "one 16 MiB origin write: $out"
+cs 1 snapshot create s s1 --priority 9 >/dev/null || fail "create s1"
+out=$(pc 1 owrite 0 128 0x61 2>&1) || fail "one 8 MiB origin write after one snapshot: $out"
+cs 1 snapshot create s s2 --priority 9 >/dev/null || fail "create s2"
+cs 1 snapshot create s s3 --priority 9 >/dev/null || fail "create s3"
+out=$(pc 1 owrite 128 256 0x62 2>&1) || fail "one 16 MiB origin write: $out"
 [ "$(names)" = "s1 s2 s3 " ] || fail "snapshots released on an almost empty store: [$(names)]"
 [ "$(released)" = 0 ] || fail "release logged on an almost empty store"
 [ "$(free_chunks)" = $((D - 384)) ] || fail "free chunks $(free_chunks), expected $((D - 384))"
 
 echo "== defect 3: the first candidate has a client, the next one is released"
-cs snapshot create s old --priority 0 >/dev/null || fail "create old"
+cs 1 snapshot create s old --priority 0 >/dev/null || fail "create old"
 rel=$CLUSTER_DIR/release-old
 node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" hold old $((O - 1)) 1 "$rel" >"$CLUSTER_DIR/hold.out" 2>&1 &
 hold=$!
 wait_for 20 grep -q '^locked' "$CLUSTER_DIR/hold.out" || fail "hold old: $(cat "$CLUSTER_DIR/hold.out")"
-out=$(pc owrite 0 $((O - 1)) 0x63 2>&1) || fail "whole-origin write for old: $out"
-cs snapshot create s u1 --priority 0 >/dev/null || fail "create u1"
+out=$(pc 1 owrite 0 $((O - 1)) 0x63 2>&1) || fail "whole-origin write for old: $out"
+cs 1 snapshot create s u1 --priority 0 >/dev/null || fail "create u1"
 # Needs O-1 more chunks, about 385 are free: the store is full.  "old"
 # (oldest, same priority) has a client: u1 must go, and the write succeed.
-out=$(pc owrite 0 $((O - 1)) 0x64 2>&1) || fail "write on a full store whose first candidate is in use: $out"
+out=$(pc 1 owrite 0 $((O - 1)) 0x64 2>&1) || fail "write on a full store whose first candidate is in use: $out"
 wait_log 1 server 'SNAPSHOT STORE FULL: releasing snapshot u1 ' 10 || fail "u1 not released"
 [ "$(names)" = "s1 s2 s3 old " ] || fail "after release: [$(names)]"
 touch "$rel"
 wait "$hold" || fail "hold old: $(cat "$CLUSTER_DIR/hold.out")"
-pc sread old 5 1 | grep -q '^chunk 5 0x61 at store$' || fail "old lost chunk 5"
-pc sread old 500 1 | grep -q '^chunk 500 0x41 at store$' || fail "old lost chunk 500"
-pc sread s1 5 1 | grep -q '^chunk 5 0x41 at store$' || fail "s1 lost chunk 5"
-pc sread s2 200 1 | grep -q '^chunk 200 0x41 at store$' || fail "s2 lost chunk 200"
+pc 1 sread old 5 1 | grep -q '^chunk 5 0x61 at store$' || fail "old lost chunk 5"
+pc 1 sread old 500 1 | grep -q '^chunk 500 0x41 at store$' || fail "old lost chunk 500"
+pc 1 sread s1 5 1 | grep -q '^chunk 5 0x41 at store$' || fail "s1 lost chunk 5"
+pc 1 sread s2 200 1 | grep -q '^chunk 200 0x41 at store$' || fail "s2 lost chunk 200"
 
 node_kill_procs 1 TERM
 wait_log 1 server 'orderly hand-over done' 30 || fail "no orderly stop"
-if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

@@ -7,34 +7,22 @@
 # over, the reader re-uploads its lock to it and the new master honours it
 # (the origin write waits for the release again); `csnap check` is clean.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for f in "$CLUSTER_DIR"/node*/*.log; do echo "--- $f"; tail -25 "$f"; done; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-pc() { local i=$1; shift; node_run "$i" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
-cs() { local i=$1; shift; node_run "$i" "$C" "$@"; }
-pcspawn() { local i=$1 name=$2; shift 2; node_spawn "$i" "$name" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@" >/dev/null; }
+store_init
 field() { awk -v k="$2" '$1 == k { print $2 }' "$(node_log "$1" "$3")" | tail -1; }
 
-node_spawn 1 server "$C" server --grace-ms 1000 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "node1 did not become master"
-node_spawn 2 server "$C" server --grace-ms 1000 --barrier-timeout-ms 1500 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 is not standby"
+start_master 1 --grace-ms 1000
+start_standby 2 --grace-ms 1000 --barrier-timeout-ms 1500
 cs 1 snapshot create s s1 >/dev/null || fail "create s1"
 
 # --- 1. a read lock holds back an origin write -----------------------------
 T1=$CLUSTER_DIR/release1
-pcspawn 2 hold1 hold s1 20 2 "$T1"
+pc_spawn 2 hold1 hold s1 20 2 "$T1"
 wait_log 2 hold1 '^locked 2$' 30 || fail "reader did not lock chunks 20-21"
-pcspawn 1 write1 owrite 21 1 0x62
+pc_spawn 1 write1 owrite 21 1 0x62
 wait_log 1 write1 '^sent' 30 || fail "writer did not send"
 # While the writer waits, a snapshot barrier with it connected completes.
 cs 2 snapshot create s s2 >/dev/null || fail "create s2 while an origin write waits"
@@ -53,13 +41,13 @@ echo "read lock held the origin write back until release"
 
 # --- 2. failover: the new master honours re-uploaded locks ------------------
 T2=$CLUSTER_DIR/release2
-pcspawn 2 hold2 hold s1 30 1 "$T2"
+pc_spawn 2 hold2 hold s1 30 1 "$T2"
 wait_log 2 hold2 '^locked 1$' 30 || fail "reader did not lock chunk 30"
 node_kill_procs 1 KILL          # the master process dies (its node stays up)
 wait_log 2 server 'master for store' 60 || fail "node2 did not take over"
 wait_log 2 hold2 '^reuploaded 1$' 60 || fail "reader did not re-upload its lock"
 wait_log 2 server 're-uploaded 1 read locks' 10 || fail "new master did not log the upload"
-pcspawn 1 write2 owrite 30 1 0x63
+pc_spawn 1 write2 owrite 30 1 0x63
 wait_log 1 write2 '^sent' 60 || fail "writer did not send"
 sleep 2   # past the grace period: only the lock holds the write back now
 grep -q '^replied' "$(node_log 1 write2)" && fail "new master ignored the re-uploaded lock"
@@ -71,7 +59,7 @@ pc 2 sread s1 30 1 | grep -q '^chunk 30 0x41 at store$' || fail "s1 chunk 30 mus
 echo "re-uploaded lock honoured by the new master"
 
 # --- 3. a client that never acks a barrier is cut off; the snapshot is made
-pcspawn 1 idle oidle "$CLUSTER_DIR/idle-stop"
+pc_spawn 1 idle oidle "$CLUSTER_DIR/idle-stop"
 wait_log 1 idle '^idle' 30 || fail "idle origin client did not connect"
 cs 1 snapshot create s s3 >/dev/null || fail "create s3 with a silent origin client"
 wait_log 1 idle '^barrier .* ignored' 10 || fail "idle client got no barrier"
@@ -81,8 +69,7 @@ cs 1 snapshot list s | grep -q ' s3 ' || fail "s3 missing"
 echo "silent origin client cut off, snapshot created"
 
 # --- 4. fencing: sanlock's killpath signal stops the master at once ------
-node_spawn 1 server2 "$C" server --grace-ms 500 s >/dev/null
-wait_log 1 server2 'standby' 60 || fail "node1 is not standby"
+start_standby 1 --log server2 --grace-ms 500
 pid2=$(sed -n 's/^csnap server\[\([0-9]*\)\]: info: master for store.*/\1/p' "$(node_log 2 server)" | tail -1)
 [ -n "$pid2" ] || fail "no pid for node2's server"
 kill -USR1 "$pid2"              # what sanlock's killpath does to a lease holder
@@ -94,13 +81,12 @@ pc 1 sread s1 21 1 | grep -q '^chunk 21 0x41 at store$' || fail "s1 chunk 21 aft
 echo "fenced master stopped at once, node1 took over"
 
 # A standby stops cleanly on SIGTERM.
-node_spawn 2 server3 "$C" server s >/dev/null
-wait_log 2 server3 'standby' 60 || fail "node2 is not standby"
+start_standby 2 --log server3
 node_kill_procs 2 TERM
 wait_log 2 server3 'stopped while standby' 30 || fail "standby did not stop"
 
 node_kill_procs 1 TERM
 wait_log 1 server2 'orderly hand-over done' 30 || fail "node1 did not stop"
-if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

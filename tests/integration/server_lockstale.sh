@@ -10,31 +10,20 @@
 #  - the lock on chunk 41 (no copy-out since) is accepted and holds back a
 #    later origin write to chunk 41 until it is released.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for f in "$CLUSTER_DIR"/node*/*.log; do echo "--- $f"; tail -25 "$f"; done; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-pc() { local i=$1; shift; node_run "$i" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
-pcspawn() { local i=$1 name=$2; shift 2; node_spawn "$i" "$name" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@" >/dev/null; }
+store_init
 field() { awk -v k="$2" '$1 == k { print $2 }' "$(node_log "$1" "$3")" | tail -1; }
 
-node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "node1 did not become master"
-node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 is not standby"
+start_master 1 --grace-ms 300
+start_standby 2 --grace-ms 300
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 
 D=$CLUSTER_DIR
-pcspawn 2 holdA hold s1 40 1 "$D/releaseA" "$D/gate"
-pcspawn 2 holdB hold s1 41 1 "$D/releaseB" "$D/gate"
+pc_spawn 2 holdA hold s1 40 1 "$D/releaseA" "$D/gate"
+pc_spawn 2 holdB hold s1 41 1 "$D/releaseB" "$D/gate"
 wait_log 2 holdA '^locked 1$' 30 || fail "reader A did not lock chunk 40"
 wait_log 2 holdB '^locked 1$' 30 || fail "reader B did not lock chunk 41"
 
@@ -56,7 +45,7 @@ wait_log 2 holdB '^reuploaded 1$' 30 || fail "lock on chunk 41 (not copied out) 
 echo "stale lock refused, read restarted from the store; fresh lock accepted"
 
 # The accepted lock holds origin writes to chunk 41 back until released.
-pcspawn 1 write41 owrite 41 1 0x65
+pc_spawn 1 write41 owrite 41 1 0x65
 wait_log 1 write41 '^sent' 30 || fail "writer did not send"
 sleep 1
 grep -q '^replied' "$(node_log 1 write41)" && fail "origin write answered while chunk 41 was read-locked"
@@ -71,6 +60,6 @@ echo "re-uploaded lock honoured"
 
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "node2 did not stop"
-if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

@@ -7,13 +7,7 @@
 # steps, every live snapshot's chunks and the origin are read back through
 # the data path and compared with the model.  Ends with `csnap check`.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; for f in "$CLUSTER_DIR"/node*/server*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 K=24          # chunks under test
 STEPS=${STEPS:-120}
@@ -21,14 +15,9 @@ RANDOM=${SEED:-4242}
 
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-pc() { node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
-cs() { node_run 1 "$C" "$@"; }
-node_spawn 1 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
-node_spawn 2 server "$C" server --grace-ms 300 s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 not standby"
+store_init
+start_master 1 --grace-ms 300
+start_standby 2 --grace-ms 300
 
 declare -A O S
 declare -a SNAPS=()
@@ -41,7 +30,7 @@ verify() {
   local s c line want
   for s in "${SNAPS[@]}"; do
     local out
-    out=$(pc sread "$s" 0 "$K") || fail "sread $s"
+    out=$(pc 1 sread "$s" 0 "$K") || fail "sread $s"
     for ((c = 0; c < K; c++)); do
       want=${S[$s,$c]}
       line=$(echo "$out" | awk -v c="$c" '$1 == "chunk" && $2 == c { print $3 }')
@@ -60,24 +49,24 @@ for ((step = 1; step <= STEPS; step++)); do
   if [ $r -lt 55 ]; then                                  # origin write
     c=$((RANDOM % K)); n=$((1 + RANDOM % 3)); [ $((c + n)) -gt $K ] && n=$((K - c))
     b=$(newbyte)
-    pc owrite "$c" "$n" "$b" >/dev/null || fail "step $step: owrite $c $n"
+    pc 1 owrite "$c" "$n" "$b" >/dev/null || fail "step $step: owrite $c $n"
     for ((k = c; k < c + n; k++)); do O[$k]=$b; done
   elif [ $r -lt 70 ] && [ ${#SNAPS[@]} -lt 8 ]; then       # create
     nsnap=$((nsnap + 1)); s="r$nsnap"
-    cs snapshot create s "$s" --priority $((RANDOM % 5)) >/dev/null || fail "step $step: create $s"
+    cs 1 snapshot create s "$s" --priority $((RANDOM % 5)) >/dev/null || fail "step $step: create $s"
     SNAPS+=("$s")
     for ((k = 0; k < K; k++)); do S[$s,$k]=${O[$k]}; done
   elif [ $r -lt 78 ] && [ ${#SNAPS[@]} -gt 0 ]; then       # delete
     i=$((RANDOM % ${#SNAPS[@]})); s=${SNAPS[$i]}
-    cs snapshot delete s "$s" >/dev/null || fail "step $step: delete $s"
+    cs 1 snapshot delete s "$s" >/dev/null || fail "step $step: delete $s"
     SNAPS=("${SNAPS[@]:0:$i}" "${SNAPS[@]:$((i + 1))}")
   elif [ $r -lt 90 ] && [ ${#SNAPS[@]} -gt 0 ]; then       # whole-chunk snapshot write
     s=${SNAPS[$((RANDOM % ${#SNAPS[@]}))]}; c=$((RANDOM % K)); b=$(newbyte)
-    pc swrite "$s" "$c" 1 "$b" >/dev/null || fail "step $step: swrite $s $c"
+    pc 1 swrite "$s" "$c" 1 "$b" >/dev/null || fail "step $step: swrite $s $c"
     S[$s,$c]=$b
   elif [ ${#SNAPS[@]} -gt 0 ]; then                        # partial snapshot write
     s=${SNAPS[$((RANDOM % ${#SNAPS[@]}))]}; c=$((RANDOM % K)); b=$(newbyte)
-    pc swpart "$s" "$c" "$b" >/dev/null || fail "step $step: swpart $s $c"
+    pc 1 swpart "$s" "$c" "$b" >/dev/null || fail "step $step: swpart $s $c"
     [ "${S[$s,$c]}" = "$b" ] || S[$s,$c]=mixed
   fi
   if [ $((step % 15)) -eq 0 ]; then verify; fi
@@ -91,6 +80,6 @@ verify
 echo "$STEPS random steps, ${#SNAPS[@]} live snapshots, failover: $failed_over; contents match the model"
 node_kill_procs 2 TERM
 wait_log 2 server 'orderly hand-over done' 30 || fail "no orderly stop"
-if grep -l -E 'Sanitizer|runtime error' "$CLUSTER_DIR"/node*/*.log; then fail "sanitizer report in a log"; fi
-"$C" check "$CLUSTER_STORE" || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

@@ -7,25 +7,15 @@
 # s2->origin, s1->s1, in text and --json, including the byte offsets and
 # the last range clipped to an origin that is not a whole number of chunks.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-fail() { echo "FAIL: $*"; tail -20 "$(node_log 1 server)" 2>/dev/null; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 
 CS=65536
 NCHUNKS=97				# the last one partial
 OSIZE=$(( (NCHUNKS - 1) * CS + 12288 ))
 cluster_start 1 64M
 head -c "$OSIZE" /dev/urandom >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
-node_spawn 1 server "$C" server --grace-ms 0 s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
-cs() { node_run 1 "$C" "$@"; }
-pc() { node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }
+store_init
+start_master 1 --grace-ms 0
 
 RANDOM=4242
 declare -A o1 o2 w1 w2	# chunks: origin writes after s1 / after s2; snapshot writes
@@ -33,21 +23,21 @@ declare -A o1 o2 w1 w2	# chunks: origin writes after s1 / after s2; snapshot wri
 rand_range() { S=$((RANDOM % (NCHUNKS - 1))); N=$((1 + RANDOM % 6)); [ $((S + N)) -lt "$NCHUNKS" ] || N=$((NCHUNKS - 1 - S)); }
 mark() { local -n set=$1; local i; for ((i = $2; i < $2 + $3; i++)); do set[$i]=1; done; }
 
-cs snapshot create s s1 >/dev/null || fail "create s1"
+cs 1 snapshot create s s1 >/dev/null || fail "create s1"
 for k in $(seq 1 12); do
-  rand_range; pc owrite "$S" "$N" $((k + 16)) >/dev/null || fail "owrite $S $N"; mark o1 "$S" "$N"
+  rand_range; pc 1 owrite "$S" "$N" $((k + 16)) >/dev/null || fail "owrite $S $N"; mark o1 "$S" "$N"
 done
-cs snapshot create s s2 >/dev/null || fail "create s2"
+cs 1 snapshot create s s2 >/dev/null || fail "create s2"
 for k in $(seq 1 10); do
-  rand_range; pc owrite "$S" "$N" $((k + 64)) >/dev/null || fail "owrite $S $N"; mark o2 "$S" "$N"
+  rand_range; pc 1 owrite "$S" "$N" $((k + 64)) >/dev/null || fail "owrite $S $N"; mark o2 "$S" "$N"
 done
 for k in $(seq 1 4); do
-  rand_range; pc swrite s1 "$S" "$N" $((k + 128)) >/dev/null || fail "swrite s1"; mark w1 "$S" "$N"
-  rand_range; pc swrite s2 "$S" "$N" $((k + 160)) >/dev/null || fail "swrite s2"; mark w2 "$S" "$N"
+  rand_range; pc 1 swrite s1 "$S" "$N" $((k + 128)) >/dev/null || fail "swrite s1"; mark w1 "$S" "$N"
+  rand_range; pc 1 swrite s2 "$S" "$N" $((k + 160)) >/dev/null || fail "swrite s2"; mark w2 "$S" "$N"
 done
 # The partial last chunk, through a snapshot write (an origin write by
 # proto_client would extend the origin file).
-pc swrite s2 $((NCHUNKS - 1)) 1 0x77 >/dev/null || fail "swrite last chunk"; mark w2 $((NCHUNKS - 1)) 1
+pc 1 swrite s2 $((NCHUNKS - 1)) 1 0x77 >/dev/null || fail "swrite last chunk"; mark w2 $((NCHUNKS - 1)) 1
 
 # expected SETS...: "start count offset length" lines of the union of SETS
 expected() {
@@ -71,11 +61,11 @@ check() {	# check WHAT "CHANGED ARGS" SETS...
   local want got gotj out
   want=$(expected "$@")
   # shellcheck disable=SC2086
-  out=$(cs snapshot changed s $args) || fail "$what: $out"
+  out=$(cs 1 snapshot changed s $args) || fail "$what: $out"
   got=$(echo "$out" | awk 'NF == 4 && $1 ~ /^[0-9]+$/ {print $1, $2, $3, $4}')
   [ "$got" = "$want" ] || fail "$what: got [$got] want [$want]; output: $out"
   # shellcheck disable=SC2086
-  gotj=$(cs snapshot changed s $args --json | python3 -c '
+  gotj=$(cs 1 snapshot changed s $args --json | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
 assert j["chunk_size"] == '$CS', j
@@ -92,18 +82,18 @@ check "s2 -> s1" "s2 s1" o1 w1 w2
 check "s1 -> origin" "s1" o1 o2 w1
 check "s2 -> origin" "s2" o2 w2
 check "s1 -> s1" "s1 s1"
-cs snapshot changed s s1 | tail -1 | grep -q "changed between s1 and the origin" || fail "summary wording"
+cs 1 snapshot changed s s1 | tail -1 | grep -q "changed between s1 and the origin" || fail "summary wording"
 # the partial last chunk is clipped to the origin's size
-cs snapshot changed s s2 --json | grep -q "\"offset\": $(((NCHUNKS - 1) * CS)), \"length\": 12288}" ||
-  fail "last chunk not clipped: $(cs snapshot changed s s2 --json)"
+cs 1 snapshot changed s s2 --json | grep -q "\"offset\": $(((NCHUNKS - 1) * CS)), \"length\": 12288}" ||
+  fail "last chunk not clipped: $(cs 1 snapshot changed s s2 --json)"
 
-out=$(cs snapshot changed s nosuch 2>&1) && fail "unknown snapshot accepted"
+out=$(cs 1 snapshot changed s nosuch 2>&1) && fail "unknown snapshot accepted"
 echo "$out" | grep -q "no such snapshot" || fail "unknown snapshot: $out"
-out=$(cs snapshot changed s s1 s2 s3 2>&1) && fail "extra argument accepted"
-out=$(cs snapshot changed s 'bad/name' 2>&1) && fail "bad name accepted"
+out=$(cs 1 snapshot changed s s1 s2 s3 2>&1) && fail "extra argument accepted"
+out=$(cs 1 snapshot changed s 'bad/name' 2>&1) && fail "bad name accepted"
 echo "$out" | grep -q "invalid snapshot name" || fail "bad name: $out"
 echo "ok  errors"
-out=$(cs status s) || fail "status: $out"
+out=$(cs 1 status s) || fail "status: $out"
 echo "$out" | grep -q "^origin size  $OSIZE bytes (6.0 MiB)$" || fail "status origin size: $out"
 echo "$out" | grep -Eq "^space        [0-9]+ chunks \([0-9.]+ MiB\), [0-9]+ free \([0-9.]+ MiB, [0-9.]+% used\)$" ||
   fail "status space: $out"

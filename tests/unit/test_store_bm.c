@@ -1,7 +1,9 @@
 /*
  * tests/unit/test_store_bm.c - block manager: validation of every header
  * field, bounded cache with eviction, pins, no-steal for dirty blocks and
- * the committed image kept for checkpoints.
+ * the committed image kept for checkpoints, the child-pointer cache (a
+ * stale pointer never confirms), and (debug build) that a broken pin count
+ * stops the program at once.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,9 @@
 #include "src/store/bm.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int noop(void *a, struct bm_block *b) { (void)a; (void)b; return 0; }
 
@@ -142,11 +147,88 @@ static void test_eviction_and_no_steal(void **state)
 	free(path);
 }
 
+static void test_child_cache(void **state)
+{
+	(void)state;
+	char *path = tu_tmpfile("bm", 1 << 20);
+	struct io_dev *dev;
+	struct bm *bm;
+	struct bm_block *p, *c;
+
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	TU_OK(bm_create(dev, 1, 16, false, &bm));
+	TU_OK(bm_get_new(bm, 10, META_T_INTERNAL, &p));
+	TU_OK(bm_get_new(bm, 11, META_T_LEAF, &c));
+	assert_null(bm_child_guess(bm, p->data, 3));
+	bm_child_remember(bm, p->data, 3, 8, c->data);
+	assert_ptr_equal(bm_child_guess(bm, p->data, 3), c->data);
+	assert_null(bm_child_guess(bm, p->data, 2));
+	assert_true(bm_child_confirm(bm, c->data, 11));
+	assert_false(bm_child_confirm(bm, c->data, 12));	/* not that block */
+	bm_child_forget(bm, p->data);
+	assert_null(bm_child_guess(bm, p->data, 3));
+	bm_child_remember(bm, p->data, 3, 8, c->data);
+	bm_put(bm, c);
+	commit_home(bm, 1);
+	/* the child leaves the cache: the remembered pointer stays readable
+	 * but no longer confirms (its buffer's block number is cleared or
+	 * names another block) */
+	for (uint64_t i = 0; i < 40; i++) {
+		struct bm_block *b;
+		TU_OK(bm_get_new(bm, 100 + i, META_T_LEAF, &b));
+		bm_put(bm, b);
+		commit_home(bm, 2 + i);
+	}
+	const uint8_t *g = bm_child_guess(bm, p->data, 3);
+	assert_non_null(g);
+	assert_false(bm_child_confirm(bm, g, 11));
+	bm_put(bm, p);
+	bm_destroy(bm);
+	io_dev_close(dev);
+	unlink(path);
+	free(path);
+}
+
+#ifdef CSNAP_DEBUG
+/* CSNAP_ASSERT is on in this build: a second bm_put of one pin aborts
+ * (in a child process) instead of corrupting the pin count.  */
+static void test_assert_stops_double_put(void **state)
+{
+	(void)state;
+	char *path = tu_tmpfile("bm", 1 << 20);
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct io_dev *dev;
+		struct bm *bm;
+		struct bm_block *b;
+		if (io_dev_open(path, IO_DEV_RDWR, &dev) < 0 ||
+		    bm_create(dev, 1, 16, false, &bm) < 0 ||
+		    bm_get_new(bm, 10, META_T_LEAF, &b) < 0)
+			_exit(3);
+		bm_put(bm, b);
+		bm_put(bm, b);		/* the broken invariant */
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	unlink(path);
+	free(path);
+}
+#endif
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_eviction_and_no_steal),
+		cmocka_unit_test(test_child_cache),
+#ifdef CSNAP_DEBUG
+		cmocka_unit_test(test_assert_stops_double_put),
+#endif
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# tests/integration/agent_frozen.sh - a frozen master is replaced (issue 9,
+# defect 4), with real agents, servers, sanlock and a libnbd client.
+#
+# Two nodes run `csnap agent` (heartbeat_timeout = 2); node1's server is
+# master, node2 runs the export and a checked libnbd workload (origin
+# writes needing copy-outs for snapshot s1, snapshot reads).  SIGSTOP of
+# node1's server: sanlock keeps its lease alive, so only node1's agent can
+# notice (the stopped loop answers no heartbeat) and SIGKILL it.  Checks:
+# node2 becomes master within a bound, node1's agent says why it killed
+# its server and starts a new standby, the workload goes on and finds every
+# acknowledged write and the snapshot intact; the busy but healthy node2
+# master is never killed.  Prints the takeover time and longest stall.
+# san: yes
+set -u
+src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${CSNAP_BUILD:-$src/build}
+. "$src/tests/cluster/lib.sh"
+C=$build/csnap
+py=/usr/bin/python3
+$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
+command -v qemu-img >/dev/null || { echo "SKIP: qemu-img not installed"; exit 77; }
+
+fail() {
+  echo "FAIL: $*"
+  for i in 1 2; do
+    for n in agent export; do
+      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
+    done
+  done
+  [ -f "${d:-/nonexistent}/workload.log" ] && { echo "--- workload"; tail -5 "$d/workload.log"; }
+  [ -n "${frozen:-}" ] && kill -CONT "$frozen" 2>/dev/null
+  exit 1
+}
+
+cluster_start 2 256M
+truncate -s 64M "$CLUSTER_ORIGIN"
+head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
+"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
+"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+d=$CLUSTER_DIR
+for i in 1 2; do echo "heartbeat_timeout = 2" >>"$(node_conf $i)"; done
+
+node_spawn 1 agent "$C" agent --poll-ms 100 >/dev/null
+wait_log 1 agent 'master for store' 60 || fail "node1's server did not become master"
+node_spawn 2 agent "$C" agent --poll-ms 100 >/dev/null
+wait_log 2 agent 'standby for store' 60 || fail "node2's server is not standby"
+wait_log 1 agent 'is master.*heartbeat every' 20 || fail "node1's agent does not heartbeat its master"
+
+sock=$d/node2.sock
+node_spawn 2 export "$C" -v export --socket "$sock" s >/dev/null
+wait_for 20 test -S "$sock" || fail "export socket"
+listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
+node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
+wait_for 20 listed s1 || fail "s1 not exported"
+qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.ref" || fail "reference"
+
+$py "$src/tests/integration/export_workload.py" "nbd+unix:///origin?socket=$sock" \
+  "nbd+unix:///s1?socket=$sock" "$d/s1.ref" "$d/stop" 7 >"$d/workload.log" 2>&1 &
+wl=$!
+wait_for 60 grep -q 'batches 50' "$d/workload.log" || fail "workload does not progress"
+
+frozen=$(node_run 1 "$C" agent status | sed -n 's/.* server_pid=\([0-9]*\) .*/\1/p')
+[ -n "$frozen" ] && [ "$frozen" -gt 0 ] || fail "no server pid on node1: $(node_run 1 "$C" agent status)"
+echo "== SIGSTOP node1's master server (pid $frozen)"
+t0=$(now_ms)
+kill -STOP "$frozen"
+master2() { node_run 2 "$C" agent where s | grep -q "^MASTER .* host_id=2 "; }
+wait_for 30 master2 || fail "node2 did not take over from the frozen master"
+t1=$(now_ms)
+echo "takeover $((t1 - t0)) ms after SIGSTOP (heartbeat_timeout 2 s)"
+grep -q "server (pid $frozen) is master but its main loop has not answered" "$(node_log 1 agent)" ||
+  fail "node1's agent did not say why it killed its server"
+wait_for 10 sh -c "! kill -0 $frozen 2>/dev/null" || fail "the frozen server is still there"
+wait_log 1 agent 'killed by signal 9.*restarting it in 1 s' 10 || fail "node1 does not restart its server"
+newpid() { node_run 1 "$C" agent status | grep -Eq "server=running server_pid=[1-9][0-9]* " &&
+  ! node_run 1 "$C" agent status | grep -q "server_pid=$1 "; }
+wait_for 20 newpid "$frozen" || fail "node1 has no standby again: $(node_run 1 "$C" agent status)"
+frozen=
+
+n0=$(grep -c '^batches' "$d/workload.log")
+wait_for 60 bash -c "[ \$(grep -c '^batches' '$d/workload.log') -ge $((n0 + 2)) ]" ||
+  fail "workload stalled after the takeover"
+touch "$d/stop"
+wait "$wl" || fail "workload found wrong data"
+tail -1 "$d/workload.log"
+qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.after" || fail "read s1"
+cmp -s "$d/s1.after" "$d/s1.ref" || fail "s1 changed"
+grep -q "killing it" "$(node_log 2 agent)" && fail "node2's healthy master was killed"
+node_kill_procs 2 TERM
+node_kill_procs 1 TERM
+sleep 2
+grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$d"/node*/*.log && fail "sanitizer report"
+echo "PASS"
