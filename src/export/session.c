@@ -58,6 +58,8 @@ struct session {
 	unsigned looks;			/* failed looks since the last loss */
 	bool want_up;			/* session_start() without session_stop() */
 	bool lost;			/* the last connection broke (not stopped) */
+	bool passive;			/* identify with PROTO_F_PASSIVE from now on */
+	bool conn_passive;		/* the connection (being) made did */
 	uint64_t generation;
 
 	/* connector thread */
@@ -186,7 +188,8 @@ static void *connect_thread(void *arg)
 	rc = proto_client_identify(s->res_pc, s->volume,
 				   s->volume == PROTO_VOL_SNAPSHOT ? s->snapshot : NULL,
 				   t->host_id, t->client_name,
-				   s->lost ? PROTO_F_RECONNECT : 0, &s->res_ok);
+				   (s->lost ? PROTO_F_RECONNECT : 0) |
+				   (s->conn_passive ? PROTO_F_PASSIVE : 0), &s->res_ok);
 	if (rc < 0) {
 		s->res_err = rc;
 		/* A reply that refuses (ENOENT: no such snapshot) is final;
@@ -218,6 +221,7 @@ static void start_connect(struct session *s)
 	s->res_refused = false;
 	s->res_why[0] = 0;
 	s->res_pc = NULL;
+	s->conn_passive = s->passive;	/* read by the thread */
 	rc = pthread_create(&s->thread, NULL, connect_thread, s);
 	if (rc) {
 		log_error("%s: cannot start connector thread: %s", s->what, strerror(rc));
@@ -649,6 +653,13 @@ void session_start(struct session *s)
 {
 	s->want_up = true;
 	start_connect(s);
+}
+
+void session_set_passive(struct session *s, bool passive) { s->passive = passive; }
+
+bool session_is_passive(const struct session *s)
+{
+	return s->conn_passive && (s->state == SESS_UP || s->state == SESS_CONNECTING);
 }
 
 void session_stop(struct session *s)

@@ -82,6 +82,11 @@ void session_destroy(struct session *s);
  * is pending.  Requests sent while stopped connect on demand.  */
 void session_start(struct session *s);
 void session_stop(struct session *s);
+/* Snapshot sessions: identify with PROTO_F_PASSIVE (no user yet) from the
+ * next connection on.  session_is_passive(): the current connection (up
+ * or being made) did.  */
+void session_set_passive(struct session *s, bool passive);
+bool session_is_passive(const struct session *s);
 
 void session_send(struct session *s, struct sreq *rq);
 /* Sends a copy of M; no reply is reported and it is not re-sent after a

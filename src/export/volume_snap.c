@@ -512,6 +512,8 @@ static void upload_locks(struct snap_vol *sv, struct sop *op)
 	session_send_once(sv->sess, &u->rq);
 }
 
+static void unpassive(struct snap_vol *sv);
+
 static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
 {
 	struct snap_vol *sv = arg;
@@ -538,8 +540,10 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 		return;
 	}
-	if (!again)
+	if (!again) {
+		unpassive(sv);	/* a user came while we connected passively */
 		return;
+	}
 	/* Re-upload the read locks still held by requests in flight, one
 	 * message per request, so a refusal names the request to restart. */
 	{
@@ -684,22 +688,42 @@ static void idle_fn(void *arg)
 	}
 }
 
+/* A connection identified as passive while the volume now has users:
+ * make a new one that says so (the master then counts the snapshot as in
+ * use and never releases it).  Requests already waiting on it are data
+ * requests, which mark it in use on their own.  */
+static void unpassive(struct snap_vol *sv)
+{
+	if (sv->users && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
+	    session_up(sv->sess) && !session_pending(sv->sess)) {
+		session_stop(sv->sess);
+		session_start(sv->sess);
+	}
+}
+
 static void snap_attach(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
 	sv->users++;
 	loop_timer_cancel(sv->env.lp, &sv->idle);
-	if (sv->sess && !sv->retired)
+	if (sv->sess && !sv->retired) {
+		session_set_passive(sv->sess, false);
+		unpassive(sv);
 		session_start(sv->sess);
+	}
 }
 
 static void snap_detach(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
-	if (--sv->users == 0 && !sv->ops)
-		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+	if (--sv->users == 0) {
+		if (sv->sess)
+			session_set_passive(sv->sess, true);
+		if (!sv->ops)
+			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+	}
 }
 
 void volume_snap_set_size(struct volume *vol, uint64_t size)
@@ -781,6 +805,9 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 		free(sv);
 		return rc;
 	}
+	/* Only the size is needed until an NBD client comes: that does not
+	 * make the snapshot "in use" for the master's store-full policy.  */
+	session_set_passive(sv->sess, true);
 	session_start(sv->sess);
 	*out = &sv->vol;
 	return 0;

@@ -224,7 +224,7 @@ static uint16_t flags_allowed(uint16_t type)
 {
 	switch (type) {
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
-	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT;
+	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
 	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE;
 	default:		return 0;
 	}

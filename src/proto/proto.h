@@ -127,10 +127,14 @@ enum proto_type {
 					 * whole chunks, no old data needed */
 #define PROTO_F_RECONNECT	0x0001	/* IDENTIFY: re-identify after the
 					 * master changed (locks follow) */
+#define PROTO_F_PASSIVE		0x0002	/* IDENTIFY (snapshot): no user yet;
+					 * the export only learns the size.
+					 * The snapshot counts as in use only
+					 * once a data request comes on it */
 #define PROTO_F_NO_USAGE	0x0001	/* SNAP_LIST: names, ids and flags only;
 					 * skip the per-snapshot usage, which
 					 * walks every exception */
-#define PROTO_F_MASK		0x0001
+#define PROTO_F_MASK		0x0003
 
 /* IDENTIFY volume kinds.  */
 enum proto_volume {

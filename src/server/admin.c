@@ -60,10 +60,14 @@ static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
 	}
 }
 
+/* In use by a client: a snapshot connection that is not passive (an
+ * export opening every new snapshot to learn its size does not count
+ * until it sends a data request for an NBD client).  */
 static bool snapshot_has_clients(const struct srv *s, uint32_t id)
 {
 	for (const struct conn *c = s->conns; c; c = c->next)
-		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT && c->snap_id == id)
+		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT &&
+		    c->snap_id == id && !c->passive)
 			return true;
 	return false;
 }

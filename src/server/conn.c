@@ -399,6 +399,7 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 			return;
 		}
 		c->snap_id = snap.id;
+		c->passive = (m->flags & PROTO_F_PASSIVE) != 0;
 		c->snap_chunks = snap.origin_chunks;
 		ok.u.identify_ok.snap_id = snap.id;
 		uint64_t sz = snap.origin_chunks * s->chunk_size;
@@ -412,9 +413,10 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 	s->nunident--;
 	static const char *kinds[] = { "?", "origin", "snapshot", "admin" };
 	/* Admin tools come and go all the time: debug level for them.  */
-	log_msg(id->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "client %s: %s%s%s host %u (%s)%s", c->peer, kinds[id->volume],
+	log_msg(id->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "client %s: %s%s%s host %u (%s)%s%s", c->peer, kinds[id->volume],
 		 id->volume == PROTO_VOL_SNAPSHOT ? " " : "", id->snapshot, id->host_id,
-		 c->name, (m->flags & PROTO_F_RECONNECT) ? ", reconnect" : "");
+		 c->name, (m->flags & PROTO_F_RECONNECT) ? ", reconnect" : "",
+		 c->passive ? ", passive (no user yet)" : "");
 	conn_send(c, &ok);
 }
 
@@ -497,6 +499,8 @@ static void on_ready(struct conn *c, struct proto_msg *m)
 	c->refs++;
 	r->m = *m;
 	s->stat_queries++;
+	if (m->type < PROTO_SNAP_CREATE)
+		c->passive = false;	/* a data request: an NBD client uses it */
 	if (m->type >= PROTO_SNAP_CREATE)
 		admin_process(s, r);
 	else

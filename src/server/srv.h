@@ -126,6 +126,8 @@ struct conn {
 	/* identity */
 	uint8_t volume;		/* enum proto_volume */
 	uint32_t snap_id;
+	bool passive;		/* snapshot opened with PROTO_F_PASSIVE and no
+				 * data request since: not "in use" */
 	uint64_t snap_chunks;	/* snapshot volume size in chunks */
 	uint16_t host_id;
 	char name[PROTO_STR_MAX + 1];

@@ -8,11 +8,16 @@
 #    an almost empty store.  Here an 8 MiB and a 16 MiB write (one request
 #    each) succeed, no snapshot is released, the space used is exactly the
 #    chunks copied.
-#  - defect 3: when the first release candidate has a client, the next
-#    unused candidate is released instead of failing the write with ENOSPC.
+#  - defect 3: when the first release candidate has an NBD client (through
+#    a real export), the next candidate is released instead of failing the
+#    write with ENOSPC; that candidate, a snapshot the export opened by
+#    itself a moment ago (PROTO_F_PASSIVE, no NBD client), does not count
+#    as in use.
 # Then `csnap check` is clean and the kept snapshots read what they held.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
+requires nbdinfo
+requires_run python3-libnbd "$py" -c 'import nbd'
 
 cluster_start 1 128M
 truncate -s 64M "$CLUSTER_ORIGIN"
@@ -40,21 +45,43 @@ out=$(pc 1 owrite 128 256 0x62 2>&1) || fail "one 16 MiB origin write: $out"
 [ "$(released)" = 0 ] || fail "release logged on an almost empty store"
 [ "$(free_chunks)" = $((D - 384)) ] || fail "free chunks $(free_chunks), expected $((D - 384))"
 
-echo "== defect 3: the first candidate has a client, the next one is released"
+echo "== defect 3: the first candidate has an NBD client; a new one the export merely opened does not count"
+sock=$CLUSTER_DIR/node1.sock
+start_export 1 "$sock" --socket "$sock" s
+epid=$(sed -n '$p' "$CLUSTER_DIR/node1/pids" | cut -d' ' -f1)
+listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
 cs 1 snapshot create s old --priority 0 >/dev/null || fail "create old"
+wait_for 20 listed old || fail "old not exported"
 rel=$CLUSTER_DIR/release-old
-node_run 1 "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" hold old $((O - 1)) 1 "$rel" >"$CLUSTER_DIR/hold.out" 2>&1 &
+# A real NBD client on "old": reads a block, stays connected until $rel.
+"$py" -c '
+import nbd, os, sys, time
+h = nbd.NBD(); h.connect_uri(sys.argv[1])
+assert h.pread(4096, 5 * 65536) == b"a" * 4096
+print("connected", flush=True)
+while not os.path.exists(sys.argv[2]): time.sleep(0.05)
+assert h.pread(4096, 5 * 65536) == b"a" * 4096
+h.shutdown()
+' "nbd+unix:///old?socket=$sock" "$rel" >"$CLUSTER_DIR/hold.out" 2>&1 &
 hold=$!
-wait_for 20 grep -q '^locked' "$CLUSTER_DIR/hold.out" || fail "hold old: $(cat "$CLUSTER_DIR/hold.out")"
+FAIL_LOGS+=("$CLUSTER_DIR/hold.out")
+wait_for 20 grep -q '^connected' "$CLUSTER_DIR/hold.out" || fail "NBD client on old"
 out=$(pc 1 owrite 0 $((O - 1)) 0x63 2>&1) || fail "whole-origin write for old: $out"
 cs 1 snapshot create s u1 --priority 0 >/dev/null || fail "create u1"
+# The export opens every new snapshot at once (to learn its size) and
+# lets it go a second later: freeze it while it holds u1 open, so the
+# store fills up exactly then.
+wait_log 1 server 'client .*: snapshot u1 host 1 .*passive' 20 || fail "export did not open u1 (passively)"
+kill -STOP "$epid"
 # Needs O-1 more chunks, about 385 are free: the store is full.  "old"
-# (oldest, same priority) has a client: u1 must go, and the write succeed.
-out=$(pc 1 owrite 0 $((O - 1)) 0x64 2>&1) || fail "write on a full store whose first candidate is in use: $out"
+# (oldest, same priority) has an NBD client: u1 must go, and the write
+# succeed.
+out=$(pc 1 owrite 0 $((O - 1)) 0x64 2>&1) || { kill -CONT "$epid"; fail "write on a full store whose first candidate is in use: $out"; }
+kill -CONT "$epid"
 wait_log 1 server 'SNAPSHOT STORE FULL: releasing snapshot u1 ' 10 || fail "u1 not released"
 [ "$(names)" = "s1 s2 s3 old " ] || fail "after release: [$(names)]"
 touch "$rel"
-wait "$hold" || fail "hold old: $(cat "$CLUSTER_DIR/hold.out")"
+wait "$hold" || fail "NBD client on old failed"
 pc 1 sread old 5 1 | grep -q '^chunk 5 0x61 at store$' || fail "old lost chunk 5"
 pc 1 sread old 500 1 | grep -q '^chunk 500 0x41 at store$' || fail "old lost chunk 500"
 pc 1 sread s1 5 1 | grep -q '^chunk 5 0x41 at store$' || fail "s1 lost chunk 5"
