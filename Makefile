@@ -41,7 +41,7 @@ endif
 ifeq ($(DEBUG),1)
 CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
-LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -linih -lsodium -ldevmapper -lpthread -lrt
+LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -ldevmapper -lpthread -lrt
 
 LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))

@@ -274,6 +274,13 @@ int io_engine_write(struct io_engine *eng, struct io_dev *dev, const void *buf,
 	return queue_rw(eng, dev, IO_REQ_WRITE, (void *)buf, len, off, NULL, NULL, done, arg);
 }
 
+int io_engine_read_gated(struct io_engine *eng, struct io_dev *dev, void *buf,
+			 size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
+			 io_done_fn done, void *arg)
+{
+	return queue_rw(eng, dev, IO_REQ_READ, buf, len, off, gate, gate_arg, done, arg);
+}
+
 int io_engine_write_gated(struct io_engine *eng, struct io_dev *dev, const void *buf,
 			  size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
 			  io_done_fn done, void *arg)
@@ -388,9 +395,9 @@ static int describe_error(struct io_req *req)
 	if (req->type == IO_REQ_FLUSH)
 		return err_set(e, "%s: flush: %s", dev->path, strerror(e));
 	if (req->gated)
-		return err_set(e, "%s: write of %zu bytes at offset %" PRIu64 " not issued: "
-			       "its permission expired", dev->path, req->len - req->done,
-			       req->off + req->done);
+		return err_set(e, "%s: %s of %zu bytes at offset %" PRIu64 " not issued: "
+			       "its permission expired", dev->path, what[req->type],
+			       req->len - req->done, req->off + req->done);
 	return err_set(e, "%s: %s%s of %zu bytes at offset %" PRIu64 ": %s",
 		       dev->path, req->submit_err ? "submitting " : "async ",
 		       what[req->type], req->len - req->done, req->off + req->done,

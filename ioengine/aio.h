@@ -35,7 +35,7 @@ struct io_req {
 	ssize_t result;
 	io_done_fn fn;
 	void *arg;
-	io_gate_fn gate;	/* write: may it still go?  Asked right before
+	io_gate_fn gate;	/* may it still go?  Asked right before
 				 * each io_submit of it */
 	void *gate_arg;
 	uint64_t seq;		/* queue order */

@@ -102,6 +102,11 @@ typedef bool (*io_gate_fn)(void *arg);
 int io_engine_write_gated(struct io_engine *eng, struct io_dev *dev, const void *buf,
 			  size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
 			  io_done_fn done, void *arg);
+/* The same for a read (whose result is trusted only while a permission
+ * lasts: a snapshot location an export cached).  */
+int io_engine_read_gated(struct io_engine *eng, struct io_dev *dev, void *buf,
+			 size_t len, uint64_t off, io_gate_fn gate, void *gate_arg,
+			 io_done_fn done, void *arg);
 int io_engine_flush(struct io_engine *eng, struct io_dev *dev,
 		    io_done_fn done, void *arg);
 int io_engine_submit(struct io_engine *eng);

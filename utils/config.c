@@ -2,11 +2,12 @@
  * utils/config.c - see config.h.
  */
 #include "utils/config.h"
+#include "utils/assert.h"
+#include "utils/inifile.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,16 +76,19 @@ void config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LEVEL_INFO;
 }
 
+struct seen;
+
 struct parse_state {
 	struct config *cfg;
 	const char *path;
-	int bad;
+	struct seen *seen;
+	size_t nseen, capseen;
 };
 
 static int copy_str(char *dst, size_t size, const char *v)
 {
 	if (strlen(v) >= size)
-		return -EINVAL;
+		return -ENAMETOOLONG;
 	memcpy(dst, v, strlen(v) + 1);
 	return 0;
 }
@@ -187,68 +191,116 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 	return -ENOENT;
 }
 
-/* inih calls this per key; nonzero means "keep going".  We stop at the
- * first problem ourselves so the message names it exactly.  */
-static int config_ini_line(void *user, const char *section, const char *key, const char *value)
+/* Where each section and key was set, to refuse a repeat with both line
+ * numbers (a repeated key used to win silently: two host_id lines, two
+ * [store s] sections with different devices).  */
+struct seen {
+	char section[CONFIG_NAME_MAX + 8];
+	char key[32];			/* "" for the section header */
+	int line;
+};
+
+static int seen_check(struct parse_state *ps, const char *section, const char *key, int line)
+{
+	for (size_t i = 0; i < ps->nseen; i++) {
+		const struct seen *e = &ps->seen[i];
+
+		if (strcmp(e->section, section) || strcmp(e->key, key))
+			continue;
+		if (!*key)
+			return err_set(EINVAL, "%s:%d: section [%s] appears again (first at line %d)",
+				       ps->path, line, section, e->line);
+		return err_set(EINVAL, "%s:%d: [%s]: %s is set again (first at line %d)", ps->path,
+			       line, section, key, e->line);
+	}
+	if (ps->nseen == ps->capseen) {
+		size_t cap = ps->capseen ? 2 * ps->capseen : 32;
+		struct seen *n = realloc(ps->seen, cap * sizeof *n);
+
+		if (!n)
+			return err_set(ENOMEM, "out of memory");
+		ps->seen = n;
+		ps->capseen = cap;
+	}
+	struct seen *e = &ps->seen[ps->nseen++];
+	snprintf(e->section, sizeof e->section, "%s", section);
+	snprintf(e->key, sizeof e->key, "%s", key);
+	e->line = line;
+	return 0;
+}
+
+static struct config_store *find_store_section(struct config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->nstores; i++)
+		if (!strcmp(cfg->stores[i].name, name))
+			return &cfg->stores[i];
+	return NULL;
+}
+
+/* A section header: known kind, not seen before.  */
+static int config_section(struct parse_state *ps, const char *section, int line)
+{
+	struct config *cfg = ps->cfg;
+
+	if (strcmp(section, "global") && (strncmp(section, "store ", 6) || !section[6]))
+		return err_set(EINVAL, "%s:%d: unknown section [%s]", ps->path, line, section);
+	if (strlen(section) >= sizeof ps->seen[0].section)
+		return err_set(EINVAL, "%s:%d: store name too long: [%s]", ps->path, line, section);
+	int r = seen_check(ps, section, "", line);
+	if (r < 0 || strncmp(section, "store ", 6))
+		return r;
+	if (cfg->nstores == CONFIG_MAX_STORES)
+		return err_set(E2BIG, "%s:%d: more than %d stores", ps->path, line, CONFIG_MAX_STORES);
+	struct config_store *st = &cfg->stores[cfg->nstores++];
+	st->heartbeat_ms = CONFIG_HEARTBEAT_DEFAULT_MS;
+	if (copy_str(st->name, sizeof st->name, section + 6))
+		return err_set(EINVAL, "%s:%d: store name too long: [%s]", ps->path, line, section);
+	return 0;
+}
+
+/* ini_read() calls this per header and key; the first problem stops the
+ * read, so the message names it exactly.  */
+static int config_ini_line(void *user, const char *section, const char *key, const char *value,
+			   int line)
 {
 	struct parse_state *ps = user;
 	struct config *cfg = ps->cfg;
 	int r;
 
-	if (ps->bad)
-		return 1;
+	if (!key)
+		return config_section(ps, section, line);
 	if (!strcmp(section, "global")) {
 		r = global_key(cfg, key, value);
 	} else if (!strncmp(section, "store ", 6) && section[6]) {
-		const char *name = section + 6;
-		struct config_store *st = NULL;
+		struct config_store *st = find_store_section(cfg, section + 6);
 
-		for (int i = 0; i < cfg->nstores; i++)
-			if (!strcmp(cfg->stores[i].name, name))
-				st = &cfg->stores[i];
-		if (!st) {
-			if (cfg->nstores == CONFIG_MAX_STORES) {
-				err_set(E2BIG, "%s: more than %d stores", ps->path, CONFIG_MAX_STORES);
-				ps->bad = 1;
-				return 1;
-			}
-			st = &cfg->stores[cfg->nstores++];
-			st->heartbeat_ms = CONFIG_HEARTBEAT_DEFAULT_MS;
-			if (copy_str(st->name, sizeof st->name, name)) {
-				err_set(EINVAL, "%s: store name too long: [%s]", ps->path, section);
-				ps->bad = 1;
-				return 1;
-			}
-		}
-		r = store_key(st, key, value);
+		CSNAP_ASSERT(st);	/* config_section() added it */
+		r = st ? store_key(st, key, value) : -ENOENT;
 	} else {
-		err_set(EINVAL, "%s: unknown section [%s]", ps->path, section);
-		ps->bad = 1;
-		return 1;
+		return err_set(EINVAL, "%s:%d: key %s outside a [global] or [store NAME] section",
+			       ps->path, line, key);
 	}
 	if (r == -ENOENT)
-		err_set(EINVAL, "%s: [%s]: unknown key '%s'", ps->path, section, key);
-	else if (r)
-		err_set(EINVAL, "%s: [%s]: bad value for %s: '%s'", ps->path, section, key, value);
+		return err_set(EINVAL, "%s:%d: [%s]: unknown key '%s'", ps->path, line, section, key);
+	if (r == -ENAMETOOLONG)
+		return err_set(EINVAL, "%s:%d: [%s]: %s is too long (%zu bytes)", ps->path, line,
+			       section, key, strlen(value));
 	if (r)
-		ps->bad = 1;
-	return 1;
+		return err_set(EINVAL, "%s:%d: [%s]: bad value for %s: '%s'", ps->path, line, section,
+			       key, value);
+	return seen_check(ps, section, key, line);
 }
 
 int config_load(const char *path, struct config *cfg)
 {
-	struct parse_state ps = { cfg, path, 0 };
+	struct parse_state ps = { .cfg = cfg, .path = path };
 	int r;
 
 	config_defaults(cfg);
-	r = ini_parse(path, config_ini_line, &ps);
-	if (r == -1)
-		return err_set(errno ? errno : ENOENT, "%s: cannot open: %s", path,
-			       strerror(errno ? errno : ENOENT));
-	if (ps.bad)
-		return -EINVAL;
-	if (r > 0)
-		return err_set(EINVAL, "%s:%d: syntax error", path, r);
+	r = ini_read(path, config_ini_line, &ps);
+	free(ps.seen);
+	if (r < 0)
+		return r;
 	if (!cfg->host_id)
 		return err_set(EINVAL, "%s: [global] host_id is required (1..2000)", path);
 	for (int i = 0; i < cfg->nstores; i++) {

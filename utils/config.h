@@ -1,19 +1,21 @@
 /*
  * utils/config.h - csnap.conf, the one configuration file of a node.
  *
- * INI format (parsed with libinih): a [global] section for the node and one
+ * INI format (utils/inifile.h): a [global] section for the node and one
  * [store NAME] section per snapshot store it uses.  See csnap.conf.example
  * and csnap.conf(5).  Unknown keys are errors, so a typo never silently
- * falls back to a default.
+ * falls back to a default, and so are a repeated key or section (both
+ * line numbers are given), so two settings never silently become one.
  */
 #ifndef CSNAP_UTILS_CONFIG_H
 #define CSNAP_UTILS_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #define CONFIG_MAX_STORES 64
-#define CONFIG_PATH_MAX   256
+#define CONFIG_PATH_MAX   PATH_MAX	/* device and origin paths, ... */
 #define CONFIG_NAME_MAX   64
 
 enum export_kind { EXPORT_UNIX = 0, EXPORT_TCP = 1 };

@@ -3,10 +3,13 @@
  *
  * Each message is formatted into one buffer and written with a single
  * write(2) so lines from concurrent threads and processes never interleave.
+ * Control characters in a message are escaped (utils/escape.h): a message
+ * is always exactly one line.
  */
 #include "utils/log.h"
 
 #include "utils/clock.h"
+#include "utils/escape.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -60,14 +63,19 @@ static int log_want_time(void)
 
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	int n;
 
 	if ((int)level > log_level_now)
 		return;
+	/* One line whatever the arguments hold (names, paths, peers' text):
+	 * control characters are escaped here, for every caller.  */
+	n = vsnprintf(msg, sizeof msg, fmt, ap);
+	if (n < 0)
+		return;
 	if (log_syslog) {
 		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
-		vsyslog(prio[level], fmt, ap);
+		syslog(prio[level], "%s", str_escape(line, sizeof line, msg));
 		return;
 	}
 	n = 0;
@@ -86,9 +94,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		      level_names[level]);
 	if (n < 0)
 		return;
-	n += vsnprintf(line + n, sizeof line - n, fmt, ap);
-	if (n > (int)sizeof line - 2)
-		n = sizeof line - 2;
+	str_escape(line + n, sizeof line - n - 1, msg);
+	n += (int)strlen(line + n);
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, n) < 0)
 		return;

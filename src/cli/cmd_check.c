@@ -14,6 +14,7 @@
 #include "src/store/overlap.h"
 #include "src/store/store.h"
 #include "utils/err.h"
+#include "utils/escape.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -49,7 +50,7 @@ static int cmd_check(int argc, char **argv)
 			if (origin_id_verify(argv[2], io_dev_size(od), &info.sb) < 0)
 				bad_origin = cli_error("%s", err_get());
 			else
-				printf("%s: the store's origin (%" PRIu64 " bytes, id %s)\n", argv[2],
+				printf("%s: the store's origin (%" PRIu64 " bytes, id %s)\n", ESC(argv[2]),
 				       info.sb.origin_size, info.sb.origin_id);
 			io_dev_close(od);
 		}
@@ -59,7 +60,7 @@ static int cmd_check(int argc, char **argv)
 	if (bad_origin)
 		return bad_origin;
 	printf("%s: clean (%" PRIu64 " exceptions, %u snapshots, %" PRIu64 "/%" PRIu64 " chunks free)\n",
-	       argv[1], info.exceptions, info.snapshots, info.data_free, info.data_chunks);
+	       ESC(argv[1]), info.exceptions, info.snapshots, info.data_free, info.data_chunks);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "src/store/superblock.h"
 #include "utils/config.h"
 #include "utils/err.h"
+#include "utils/escape.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -123,7 +124,7 @@ static int cmd_lease_init(int argc, char **argv)
 		return cli_error("%s", err_get());
 	if (cli_lease_init_store(argv[optind], io_timeout, force) < 0)
 		return cli_error("%s", err_get());
-	printf("lease area of %s initialised (io_timeout %u s)\n", argv[optind], io_timeout);
+	printf("lease area of %s initialised (io_timeout %u s)\n", ESC(argv[optind]), io_timeout);
 	return 0;
 }
 
@@ -302,7 +303,7 @@ static int cmd_lease_status(int argc, char **argv)
 		}
 		printf("}\n");
 	} else {
-		printf("store:     %s\n", a.path);
+		printf("store:     %s\n", ESC(a.path));
 		printf("lockspace: %s (lease area at %" PRIu64 ", align %u, sector %u)\n",
 		       a.lockspace, a.offset, a.align, a.sector_size);
 		printf("hosts:%s\n", nhosts ? "" : "     none has joined yet");

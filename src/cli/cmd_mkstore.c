@@ -25,6 +25,7 @@
 #include "src/store/store.h"
 #include "utils/config.h"
 #include "utils/err.h"
+#include "utils/escape.h"
 #include "utils/uuid.h"
 
 #include <blkid/blkid.h>
@@ -223,15 +224,15 @@ static int cmd_mkstore(int argc, char **argv)
 
 	char u[CSNAP_UUID_STR_LEN];
 	csnap_uuid_unparse((const struct csnap_uuid *)sb.uuid, u);
-	printf("store %s\n", store_path);
+	printf("store %s\n", ESC(store_path));
 	printf("  uuid %s\n", u);
 	printf("  chunk size %u, %" PRIu64 " data chunks, up to %u snapshots\n",
 	       sb.chunk_size, sb.engine.data_chunks, sb.max_snapshots);
-	printf("  origin %s (%" PRIu64 " bytes, id %s)\n", origin_path, origin_size, sb.origin_id);
+	printf("  origin %s (%" PRIu64 " bytes, id %s)\n", ESC(origin_path), origin_size, sb.origin_id);
 	if (weak_id)
 		fprintf(stderr, "csnap: warning: origin %s has no stable identity (no dm uuid, wwid, serial "
 			"or partition uuid; no xattr support for a file): only its size will be checked\n",
-			origin_path);
+			ESC(origin_path));
 	return 0;
 }
 

@@ -38,7 +38,7 @@ static int cmd_server(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *conf = NULL;
-	struct config cfg;
+	static struct config cfg;	/* large (PATH_MAX paths): off the stack */
 	struct server_opts o;
 	uint64_t n;
 	char origin[CONFIG_PATH_MAX] = "", store[CONFIG_PATH_MAX] = "";

@@ -9,6 +9,7 @@
  * CLI_COMMAND() in its own file: help, dispatch and completion follow.
  */
 #include "src/cli/cli.h"
+#include "utils/escape.h"
 #include "utils/fdlimit.h"
 #include "utils/log.h"
 
@@ -32,15 +33,23 @@ void cli_register(struct cli_command *cmd)
 	*p = cmd;
 }
 
+/* "csnap: MESSAGE" on one line: control characters that came in with a
+ * name or path are escaped (utils/escape.h).  */
+static void print_error(const char *fmt, va_list ap)
+{
+	char msg[2048], esc[2048];
+
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	fprintf(stderr, "csnap: %s\n", str_escape(esc, sizeof esc, msg));
+}
+
 int cli_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("csnap: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	print_error(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
@@ -49,11 +58,9 @@ int cli_usage(const char *fmt, ...)
 	va_list ap;
 
 	if (fmt && *fmt) {
-		fputs("csnap: ", stderr);
 		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
+		print_error(fmt, ap);
 		va_end(ap);
-		fputc('\n', stderr);
 	}
 	if (running)
 		fprintf(stderr, "usage: csnap %s %s\n", running->name, running->synopsis);
@@ -242,7 +249,7 @@ int main(int argc, char **argv)
 			print_command_table();
 			return 0;
 		} else {
-			fprintf(stderr, "csnap: unknown option '%s'\n", argv[0]);
+			cli_error("unknown option '%s'", argv[0]);
 			print_help(stderr);
 			return 2;
 		}
@@ -267,7 +274,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!best) {
-		fprintf(stderr, "csnap: unknown command '%s' (try csnap --help)\n", argv[0]);
+		cli_error("unknown command '%s' (try csnap --help)", argv[0]);
 		return 2;
 	}
 	if (wants_help(argc - best_words, argv + best_words)) {

@@ -152,6 +152,12 @@ static void read_done(void *arg, ssize_t res)
 void dio_read(struct dio *d, void *buf, size_t len, uint64_t off,
 	      dio_done_fn done, void *arg)
 {
+	dio_read_gated(d, buf, len, off, NULL, NULL, done, arg);
+}
+
+void dio_read_gated(struct dio *d, void *buf, size_t len, uint64_t off,
+		    io_gate_fn gate, void *gate_arg, dio_done_fn done, void *arg)
+{
 	struct dio_op *op = op_new(d, DIO_OP_READ, done, arg);
 	unsigned a = d->align;
 	int rc;
@@ -164,7 +170,8 @@ void dio_read(struct dio *d, void *buf, size_t len, uint64_t off,
 	op->off = off;
 	op->len = len;
 	if (off % a == 0 && len % a == 0 && (uintptr_t)buf % a == 0) {
-		rc = io_engine_read(d->eng, d->dev, buf, len, off, read_done, op);
+		rc = io_engine_read_gated(d->eng, d->dev, buf, len, off, gate, gate_arg,
+					  read_done, op);
 	} else {
 		uint64_t s = down(off, a), e = up(off + len, a);
 
@@ -174,7 +181,8 @@ void dio_read(struct dio *d, void *buf, size_t len, uint64_t off,
 			op_finish(op, -ENOMEM);
 			return;
 		}
-		rc = io_engine_read(d->eng, d->dev, op->bounce, e - s, s, read_done, op);
+		rc = io_engine_read_gated(d->eng, d->dev, op->bounce, e - s, s, gate, gate_arg,
+					  read_done, op);
 	}
 	if (rc < 0)
 		op_finish(op, rc);

@@ -52,9 +52,11 @@ void dio_write(struct dio *d, const void *buf, size_t len, uint64_t off,
 void dio_zero(struct dio *d, uint64_t len, uint64_t off, unsigned flags,
 	      dio_done_fn done, void *arg);
 /* The same with a gate (ioengine.h io_engine_write_gated): every device
- * write they make asks GATE(GATE_ARG) right before it is handed to the
+ * read or write they make asks GATE(GATE_ARG) right before it is handed to the
  * kernel; a refusal fails the request with -EKEYEXPIRED.  Bytes of the
  * request already written stay written (as with any failed write).  */
+void dio_read_gated(struct dio *d, void *buf, size_t len, uint64_t off,
+		    io_gate_fn gate, void *gate_arg, dio_done_fn done, void *arg);
 void dio_write_gated(struct dio *d, const void *buf, size_t len, uint64_t off,
 		     unsigned flags, io_gate_fn gate, void *gate_arg,
 		     dio_done_fn done, void *arg);

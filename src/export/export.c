@@ -32,7 +32,9 @@
 #include "src/store/superblock.h"
 #include "utils/config.h"
 #include "utils/err.h"
+#include "utils/escape.h"
 #include "utils/log.h"
+#include "utils/snapname.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -48,7 +50,7 @@
 
 struct snapent {
 	char name[PROTO_NAME_MAX + 1];
-	struct volume *vol;		/* our reference */
+	struct volume *vol;		/* our reference; NULL: not servable */
 	bool exported;
 	bool seen;
 	uint64_t announced;		/* announce_seq when SNAP_ADDED named it */
@@ -113,12 +115,14 @@ static void snap_drop(struct exporter *ex, unsigned i)
 {
 	struct snapent *se = ex->snaps[i];
 
-	log_info("export: snapshot %s deleted; withdrawing it", se->name);
-	if (se->exported)
-		nbd_server_remove(ex->srv, se->name);
-	volume_snap_retire(se->vol);
-	volume_snap_shutdown(se->vol);
-	volume_put(se->vol);
+	if (se->vol) {
+		log_info("export: snapshot %s deleted; withdrawing it", se->name);
+		if (se->exported)
+			nbd_server_remove(ex->srv, se->name);
+		volume_snap_retire(se->vol);
+		volume_snap_shutdown(se->vol);
+		volume_put(se->vol);
+	}
 	free(se);
 	ex->snaps[i] = ex->snaps[--ex->nsnaps];
 }
@@ -126,12 +130,11 @@ static void snap_drop(struct exporter *ex, unsigned i)
 static struct snapent *snap_add(struct exporter *ex, const char *name)
 {
 	struct snapent *se;
+	/* Creation refuses reserved names; an older store may still hold
+	 * one.  It is remembered without a volume, so it is reported once
+	 * rather than at every poll.  */
+	bool servable = !snap_name_reserved(name);
 
-	if (!strcmp(name, "origin")) {
-		log_warn("export: a snapshot named \"origin\" cannot be exported under that name");
-		err_set(EINVAL, "a snapshot named \"origin\" cannot be exported under that name");
-		return NULL;
-	}
 	if (ex->nsnaps == ex->capsnaps) {
 		unsigned cap = ex->capsnaps ? ex->capsnaps * 2 : 16;
 		struct snapent **n = realloc(ex->snaps, cap * sizeof *n);
@@ -151,6 +154,12 @@ static struct snapent *snap_add(struct exporter *ex, const char *name)
 	snprintf(se->name, sizeof se->name, "%s", name);
 	se->ex = ex;
 	se->seen = true;
+	if (!servable) {
+		log_warn("export: snapshot \"%s\" is not exported: its name is reserved "
+			 "(rename it: csnap snapshot create, copy, delete)", name);
+		ex->snaps[ex->nsnaps++] = se;
+		return se;
+	}
 	if (volume_snap_create(&ex->env, name, snap_ready, snap_gone, se, &se->vol) < 0) {
 		log_warn("export: snapshot %s: %s", name, err_get());
 		free(se);
@@ -174,6 +183,8 @@ static int on_snap_added(void *arg, const char *name)
 			se = ex->snaps[i];
 	if (!se && !(se = snap_add(ex, name)))
 		return -EIO;
+	if (!se->vol)	/* a reserved name: never servable */
+		return err_set(EINVAL, "snapshot name \"%s\" is reserved", name);
 	/* A list asked for before this announcement may not name it yet. */
 	se->announced = ++ex->announce_seq;
 	if (se->exported)
@@ -464,7 +475,8 @@ static void teardown(struct exporter *ex)
 	if (ex->origin)
 		volume_origin_shutdown(ex->origin);
 	for (unsigned i = 0; i < ex->nsnaps; i++)
-		volume_snap_shutdown(ex->snaps[i]->vol);
+		if (ex->snaps[i]->vol)
+			volume_snap_shutdown(ex->snaps[i]->vol);
 	if (ex->admin)
 		session_destroy(ex->admin);
 	nbd_server_destroy(ex->srv);
@@ -523,7 +535,7 @@ int export_run(const struct export_opts *o)
 	rc = loop_run(ex->lp);
 out:
 	if (rc < 0)
-		fprintf(stderr, "csnap: export: %s\n", err_get());
+		fprintf(stderr, "csnap: export: %s\n", ESC(err_get()));
 	teardown(ex);
 	free(ex);
 	return rc < 0 ? 1 : 0;
@@ -562,7 +574,7 @@ int export_run_file(const struct export_file_opts *o)
 	rc = loop_run(ex->lp);
 out:
 	if (rc < 0)
-		fprintf(stderr, "csnap: export: %s\n", err_get());
+		fprintf(stderr, "csnap: export: %s\n", ESC(err_get()));
 	volume_put(vol);
 	teardown(ex);
 	free(ex);

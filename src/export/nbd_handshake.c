@@ -17,6 +17,7 @@
 #include "src/export/nbd_server.h"
 
 #include "utils/assert.h"
+#include "utils/escape.h"
 #include "utils/log.h"
 
 #include <stdarg.h>
@@ -117,16 +118,6 @@ static void enter_transmission(struct nbd_conn *c, struct volume *vol)
 	log_debug("nbd %s: serving export %s", c->peer, vol->name);
 }
 
-/* A printable copy of a client-supplied name for messages.  */
-static void safe_name(char *dst, size_t dstlen, const uint8_t *src, size_t len)
-{
-	size_t i, n = len < dstlen - 1 ? len : dstlen - 1;
-
-	for (i = 0; i < n; i++)
-		dst[i] = src[i] >= 0x20 && src[i] < 0x7f ? (char)src[i] : '?';
-	dst[i] = 0;
-}
-
 static void opt_export_name(struct nbd_conn *c)
 {
 	char name[NBD_MAX_STRING + 1];
@@ -146,7 +137,7 @@ static void opt_export_name(struct nbd_conn *c)
 	if (!vol) {
 		char shown[80];
 
-		safe_name(shown, sizeof shown, c->opt_data, c->opt_len);
+		str_escape_n(shown, sizeof shown, (const char *)c->opt_data, c->opt_len);
 		nbd_conn_kill(c, "client asked for unknown export (NBD_OPT_EXPORT_NAME)");
 		log_info("nbd: unknown export \"%s\"", shown);
 		return;
@@ -231,7 +222,7 @@ static void opt_info_go(struct nbd_conn *c)
 	if (!vol) {
 		char shown[80];
 
-		safe_name(shown, sizeof shown, d + 4, namelen);
+		str_escape_n(shown, sizeof shown, (const char *)d + 4, namelen);
 		reply_err(c, NBD_REP_ERR_UNKNOWN, "no export named \"%s\"", shown);
 		return;
 	}

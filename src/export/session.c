@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -332,25 +331,6 @@ void session_send_once(struct session *s, struct sreq *rq)
 	}
 	rq->oneway = true;
 	enqueue(s, rq);
-}
-
-bool session_check(struct session *s)
-{
-	struct pollfd p;
-
-	if (s->state != SESS_UP)
-		return false;
-	p.fd = proto_client_fd(s->pc);
-	p.events = POLLIN | POLLRDHUP;
-	p.revents = 0;
-	if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-		/* Take the replies sent before the close, then notice it. */
-		sess_io(s, EPOLLIN);
-		if (s->state == SESS_UP)
-			sess_fail(s, "the master closed the connection");
-		return false;
-	}
-	return s->state == SESS_UP;
 }
 
 void session_send(struct session *s, struct sreq *rq)

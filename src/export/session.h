@@ -97,10 +97,6 @@ void session_send_oneway(struct session *s, const struct proto_msg *m);
  * connection breaks first, -ESHUTDOWN); it is never re-sent.  For
  * requests that belong to one connection (LOCK_UPLOAD).  */
 void session_send_once(struct session *s, struct sreq *rq);
-/* Is the connection still up?  Notices a master that has closed it even
- * if the loop has not yet processed that event (then the session fails
- * over at once, running ops->disconnected()).  */
-bool session_check(struct session *s);
 void session_reply(struct session *s, const struct proto_msg *m);
 bool session_up(const struct session *s);
 /* Requests waiting for a reply or for a connection.  */

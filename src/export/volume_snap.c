@@ -34,6 +34,22 @@
  *    never uses the old location.  Invalidations may be missed while
  *    not connected, so the cache is emptied whenever the connection is
  *    lost or let go.
+ *  - Cached locations and answers are used only under a grant from the
+ *    current connection (proto.h; docs/RELIABILITY.md): every successful
+ *    reply grants PROTO_GRANT_MS from when its request was sent, PING
+ *    renews it, the connection's end ends it.  Every device read or write
+ *    of a request asks for it right before it goes to the kernel (an
+ *    ioengine gate); refused, the request starts again from scratch.  An
+ *    export that was stopped or cut off cannot use a location the master
+ *    has since moved (it waits for cut-off clients' grants before
+ *    answering the writer that moved it, and before deleting).
+ *  - Data read from the origin under read locks is returned only after
+ *    the master acknowledged their release (SNAP_READ_DONE) on the
+ *    connection that holds them: it held them throughout, and it was the
+ *    master throughout (it answers only while its lease is valid).  If
+ *    that connection breaks first, the locks are re-uploaded and the new
+ *    master decides (accepted: confirmed on the new connection; stale:
+ *    the read restarts).
  */
 #include "src/export/csvol.h"
 
@@ -41,6 +57,7 @@
 #include "src/export/dio.h"
 #include "src/export/loop.h"
 #include "src/export/session.h"
+#include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -80,7 +97,11 @@ struct sop {
 	bool unconfirmed;		/* the master changed since the locks
 					 * were granted; no answer yet */
 	bool stale;			/* a re-upload was refused: restart */
+	bool expired;			/* an I/O was not issued: no grant */
 	bool ended;			/* I/O over, waiting for the verdict */
+	unsigned releasing;		/* SNAP_READ_DONEs awaiting their ack */
+	bool release_failed;		/* one of them got no ack */
+	uint64_t epoch;			/* connection its answers came on */
 	struct sop *next, **pprev;
 };
 
@@ -102,10 +123,79 @@ struct snap_vol {
 	struct sop *ops;
 	unsigned users;			/* NBD connections using the volume */
 	struct loop_timer idle;		/* let the session go when unused */
-	uint64_t hits, asks, restarts, invalidated;
+	/* grant: the cache and answers count only while it lasts */
+	int64_t grant_until_ns;		/* csnap_boot_ns(); 0: none */
+	uint64_t epoch;			/* connection number */
+	struct sreq ping;
+	bool ping_inflight;
+	struct loop_timer ping_timer;
+	uint64_t hits, asks, restarts, invalidated, expired;
+};
+
+struct srelease {
+	struct sreq rq;
+	struct sop *op;
+	struct proto_range r[];
 };
 
 #define SNAP_IDLE_MS	1000
+
+/* ---- grant ------------------------------------------------------------ */
+
+static bool grant_valid(const struct snap_vol *sv)
+{
+	return csnap_boot_ns() < sv->grant_until_ns;
+}
+
+static void grant_renew(struct snap_vol *sv, int64_t sent_ns)
+{
+	int64_t until = sent_ns + (int64_t)PROTO_GRANT_MS * 1000000;
+
+	if (until > sv->grant_until_ns)
+		sv->grant_until_ns = until;
+}
+
+/* The connection is gone or let go: nothing it said counts any more.  */
+static void grant_drop(struct snap_vol *sv)
+{
+	sv->grant_until_ns = 0;
+	sv->epoch++;
+	chunk_map_clear(&sv->map);
+}
+
+/* ioengine gate for every device I/O of an op.  */
+static bool op_gate(void *arg)
+{
+	struct sop *op = arg;
+
+	return op->epoch == op->sv->epoch && grant_valid(op->sv);
+}
+
+static void ping_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct snap_vol *sv = rq->arg;
+
+	sv->ping_inflight = false;
+	if (!err && !reply->status)
+		grant_renew(sv, rq->sent_ns);
+}
+
+static void ping_fn(void *arg)
+{
+	struct snap_vol *sv = arg;
+
+	if (!sv->sess || !session_up(sv->sess))
+		return;		/* on_connected arms it again */
+	if (!sv->ping_inflight) {
+		memset(&sv->ping, 0, sizeof sv->ping);
+		proto_msg_init(&sv->ping.msg, PROTO_PING, 0);
+		sv->ping.done = ping_done;
+		sv->ping.arg = sv;
+		sv->ping_inflight = true;
+		session_send_once(sv->sess, &sv->ping);
+	}
+	loop_timer_arm(sv->env.lp, &sv->ping_timer, PROTO_PING_MS);
+}
 
 /* ---- op bookkeeping --------------------------------------------------- */
 
@@ -135,6 +225,75 @@ static void op_release(struct sop *op)
 	free(op);
 }
 
+static void op_end(struct sop *op);
+
+static void release_done(struct sreq *rq, const struct proto_msg *reply, int err)
+{
+	struct srelease *u = (struct srelease *)rq;
+	struct sop *op = u->op;
+	struct snap_vol *sv = op->sv;
+	int64_t sent_ns = rq->sent_ns;
+
+	free(u);
+	if (err) {
+		/* No ack: the locks may have been dropped with the connection;
+		 * the next one re-uploads them and its answer decides.  */
+		op->release_failed = true;
+	} else if (reply->status) {
+		log_warn("snapshot %s: read lock release refused: %s", sv->vol.name, reply->error);
+		op->stale = true;	/* start again; nothing is lost */
+	} else {
+		grant_renew(sv, sent_ns);
+	}
+	if (--op->releasing)
+		return;
+	if (op->release_failed) {
+		op->release_failed = false;
+		if (!op->stale)
+			op->unconfirmed = true;
+	} else if (!op->stale) {
+		op->held_from = op->nlocked;	/* released, and held until then */
+	}
+	if (op->ended && !op->unconfirmed && !op->uploads)
+		op_end(op);
+}
+
+/* Sends SNAP_READ_DONE for the locks OP holds, on the current connection
+ * only, and waits for the acks (release_done).  */
+static void release_confirm(struct sop *op)
+{
+	struct snap_vol *sv = op->sv;
+
+	op->releasing++;	/* held while sending: acks may come at once */
+	for (uint32_t i = op->held_from; i < op->nlocked; i += PROTO_MAX_RANGES) {
+		uint32_t n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i : PROTO_MAX_RANGES;
+		struct srelease *u = calloc(1, sizeof *u + n * sizeof *u->r);
+
+		if (!u) {
+			op->release_failed = true;
+			break;
+		}
+		u->op = op;
+		memcpy(u->r, op->locked + i, n * sizeof *u->r);
+		proto_msg_init(&u->rq.msg, PROTO_SNAP_READ_DONE, 0);
+		u->rq.msg.u.ranges.n = n;
+		u->rq.msg.u.ranges.r = u->r;
+		u->rq.done = release_done;
+		op->releasing++;
+		session_send_once(sv->sess, &u->rq);
+	}
+	if (--op->releasing)
+		return;
+	/* Every ack (or failure) came at once.  */
+	if (op->release_failed) {
+		op->release_failed = false;
+		if (!op->stale)
+			op->unconfirmed = true;
+	} else if (!op->stale) {
+		op->held_from = op->nlocked;
+	}
+}
+
 /* The request's I/O is over (or it failed before I/O).  Completes it,
  * unless its read locks still need the master's word: then it waits for
  * the answer to the re-upload (which calls here again), and if the new
@@ -146,15 +305,19 @@ static void op_end(struct sop *op)
 	int err = op->err;
 
 	op->ended = true;
-	if (op->uploads || op->unconfirmed)
+	if (op->uploads || op->unconfirmed || op->releasing)
 		return;
-	/* Locks held, no master change seen: make sure the connection that
-	 * granted them did not close while the read ran (an event the loop
-	 * may not have processed yet).  If it did, the locks are re-uploaded
-	 * on the next connection and the answer decides.  */
-	if (!op->stale && op->nlocked > op->held_from && sv->sess && !sv->retired &&
-	    !session_check(sv->sess) && (op->uploads || op->unconfirmed))
+	if (op->expired && !op->stale && sv->sess && !sv->retired) {
+		/* An I/O was not issued: the grant ran out while it waited (or
+		 * the connection changed).  Ask again from scratch.  */
+		if (!sv->expired++ || sv->expired % 1000 == 0)
+			log_info("snapshot %s: a request at chunk %llu waited past this export's grant: "
+				 "asking the master again (%llu so far)", sv->vol.name,
+				 (unsigned long long)op->c0, (unsigned long long)sv->expired);
+		op_release(op);
+		snap_rw(sv, req);
 		return;
+	}
 	if (op->stale && sv->sess && !sv->retired) {
 		sv->restarts++;
 		log_info("snapshot %s: read of %llu chunk(s) at chunk %llu restarted: the new master refused its stale read locks",
@@ -162,6 +325,15 @@ static void op_end(struct sop *op)
 		op_release(op);
 		snap_rw(sv, req);
 		return;
+	}
+	if (op->expired)
+		err = -EIO;
+	/* Origin data read under locks counts once the master that holds
+	 * them acknowledges their release on the same connection.  */
+	if (!op->stale && !err && op->nlocked > op->held_from && sv->sess && !sv->retired) {
+		release_confirm(op);
+		if (op->releasing || op->unconfirmed || op->uploads)
+			return;
 	}
 	if (op->stale)
 		err = -EIO;
@@ -218,7 +390,9 @@ static void io_done(void *arg, int err)
 {
 	struct sop *op = arg;
 
-	if (err && !op->err)
+	if (err == -EKEYEXPIRED)
+		op->expired = true;
+	else if (err && !op->err)
 		op->err = err;
 	if (--op->ios == 0)
 		op_end(op);
@@ -269,12 +443,13 @@ static void start_io(struct sop *op)
 			if (plen) {
 				op->ios++;
 				if (req->op == VOL_READ)
-					dio_read(pdev, (char *)req->buf + pbuf, plen, poff, io_done, op);
+					dio_read_gated(pdev, (char *)req->buf + pbuf, plen, poff,
+						       op_gate, op, io_done, op);
 				else if (req->op == VOL_ZEROES)
-					dio_zero(pdev, plen, poff, fl, io_done, op);
+					dio_zero_gated(pdev, plen, poff, fl, op_gate, op, io_done, op);
 				else
-					dio_write(pdev, (char *)req->buf + pbuf, plen, poff, fl,
-						  io_done, op);
+					dio_write_gated(pdev, (char *)req->buf + pbuf, plen, poff, fl,
+							op_gate, op, io_done, op);
 			}
 			pdev = dev;
 			poff = doff;
@@ -286,11 +461,13 @@ static void start_io(struct sop *op)
 	if (plen && !op->err) {
 		op->ios++;
 		if (req->op == VOL_READ)
-			dio_read(pdev, (char *)req->buf + pbuf, plen, poff, io_done, op);
+			dio_read_gated(pdev, (char *)req->buf + pbuf, plen, poff, op_gate, op,
+				       io_done, op);
 		else if (req->op == VOL_ZEROES)
-			dio_zero(pdev, plen, poff, fl, io_done, op);
+			dio_zero_gated(pdev, plen, poff, fl, op_gate, op, io_done, op);
 		else
-			dio_write(pdev, (char *)req->buf + pbuf, plen, poff, fl, io_done, op);
+			dio_write_gated(pdev, (char *)req->buf + pbuf, plen, poff, fl, op_gate, op,
+					io_done, op);
 	}
 	io_done(op, 0);
 }
@@ -340,6 +517,8 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	struct snap_vol *sv = op->sv;
 	bool write = rq->msg.type == PROTO_SNAP_WRITE;
 
+	if (!err && !reply->status)
+		grant_renew(sv, rq->sent_ns);
 	if (!err && reply->status) {
 		log_warn("snapshot %s: %s refused: %s", sv->vol.name, write ? "write" : "read",
 			 reply->error);
@@ -398,8 +577,13 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 		req->done(req, -ENOMEM);
 		return;
 	}
+	/* Cached locations count only under a grant (the master may have
+	 * moved chunks, or deleted the snapshot, after waiting ours out).  */
+	if (sv->map.used && !grant_valid(sv))
+		chunk_map_clear(&sv->map);
 	op->sv = sv;
 	op->req = req;
+	op->epoch = sv->epoch;
 	op->c0 = req->off >> sv->env.chunk_shift;
 	op->nchunks = ((req->off + req->len - 1) >> sv->env.chunk_shift) - op->c0 + 1;
 	op->loc = malloc(op->nchunks * sizeof *op->loc);
@@ -458,12 +642,15 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	struct sop *op = u->op;
 	struct snap_vol *sv = op->sv;
 	uint32_t upto = u->upto;
+	int64_t sent_ns = rq->sent_ns;
 
 	free(u);
 	op->uploads--;
 	if (err == -ENOTCONN || err == -ECONNRESET)
 		return;		/* still unconfirmed: the next connection asks */
 	op->unconfirmed = false;
+	if (!err && !reply->status)
+		grant_renew(sv, sent_ns);
 	if (err) {
 		if (!op->err)
 			op->err = -EIO;
@@ -517,6 +704,8 @@ static void unpassive(struct snap_vol *sv);
 static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
 {
 	struct snap_vol *sv = arg;
+
+	loop_timer_arm(sv->env.lp, &sv->ping_timer, PROTO_PING_MS);
 
 	if (!sv->identified) {
 		sv->identified = true;
@@ -576,7 +765,7 @@ static void on_disconnected(void *arg)
 {
 	struct snap_vol *sv = arg;
 
-	chunk_map_clear(&sv->map);
+	grant_drop(sv);
 	for (struct sop *op = sv->ops; op; op = op->next) {
 		if (op->stale)
 			op->held_from = op->nlocked;	/* restarting: nothing to keep */
@@ -682,9 +871,15 @@ static void idle_fn(void *arg)
 	struct snap_vol *sv = arg;
 
 	if (!sv->users && !sv->ops && sv->sess) {
+		if (sv->ping_inflight) {
+			/* session_stop() would keep the connection for it.  */
+			loop_timer_arm(sv->env.lp, &sv->idle, 100);
+			return;
+		}
+		loop_timer_cancel(sv->env.lp, &sv->ping_timer);
 		session_stop(sv->sess);
 		/* Not connected: invalidations would not reach us.  */
-		chunk_map_clear(&sv->map);
+		grant_drop(sv);
 	}
 }
 
@@ -744,6 +939,7 @@ void volume_snap_shutdown(struct volume *vol)
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
 	loop_timer_cancel(sv->env.lp, &sv->idle);
+	loop_timer_cancel(sv->env.lp, &sv->ping_timer);
 	session_destroy(sv->sess);
 	sv->sess = NULL;
 	fail_waiting(sv);
@@ -757,6 +953,7 @@ static void snap_destroy(struct volume *vol)
 		  vol->name, (unsigned long long)sv->hits, (unsigned long long)sv->asks,
 		  (unsigned long long)sv->restarts, (unsigned long long)sv->invalidated);
 	loop_timer_cancel(sv->env.lp, &sv->idle);
+	loop_timer_cancel(sv->env.lp, &sv->ping_timer);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);
 	free(sv);
@@ -793,6 +990,8 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 	sv->vol.refs = 1;
 	sv->idle.fn = idle_fn;
 	sv->idle.arg = sv;
+	sv->ping_timer.fn = ping_fn;
+	sv->ping_timer.arg = sv;
 	rc = chunk_map_init(&sv->map, env->cache_entries);
 	if (rc < 0) {
 		free(sv);

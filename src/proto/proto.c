@@ -13,6 +13,7 @@
 #include "utils/crc32c.h"
 #include "utils/endian.h"
 #include "utils/err.h"
+#include "utils/snapname.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -185,16 +186,7 @@ static void rd_str(struct rd *r, char *dst, size_t max, const char *what)
 
 bool proto_name_valid(const char *name)
 {
-	size_t n = strnlen(name, PROTO_NAME_MAX + 1);
-	if (n == 0 || n > PROTO_NAME_MAX || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || strchr("._+:@-", c)))
-			return false;
-	}
-	return true;
+	return snap_name_valid(name);
 }
 
 static bool range_ok(const struct proto_range *x)

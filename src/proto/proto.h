@@ -46,6 +46,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "utils/snapname.h"
+
 #define PROTO_MAGIC		0x3143505250534e43ULL	/* "CNSPRPC1" */
 #define PROTO_VERSION		1
 #define PROTO_VERSION_MIN	1
@@ -54,7 +56,7 @@
 #define PROTO_NONCE_LEN		32
 #define PROTO_MAC_LEN		32
 #define PROTO_SECRET_LEN	32
-#define PROTO_NAME_MAX		63	/* snapshot names, bytes */
+#define PROTO_NAME_MAX		SNAP_NAME_MAX	/* snapshot names, bytes */
 #define PROTO_STR_MAX		255	/* other strings (addresses, reasons) */
 #define PROTO_MAX_RANGES	8192	/* ranges (or extents) in one message */
 #define PROTO_MAX_SNAPSHOTS	1024	/* entries in one SNAP_LIST reply */
@@ -378,8 +380,9 @@ void proto_msg_init(struct proto_msg *m, uint16_t type, uint64_t id);
 void proto_msg_error(struct proto_msg *m, const struct proto_msg *req,
 		     uint32_t errnum, const char *reason);
 
-/* Names: 1..PROTO_NAME_MAX bytes of [A-Za-z0-9._+:@-], not starting with
- * '.' or '-'.  */
+/* Snapshot names on the wire: snap_name_valid() (utils/snapname.h).  A
+ * well-formed but reserved name still decodes (an old store may hold
+ * one: it must stay listable and deletable); creation refuses it.  */
 bool proto_name_valid(const char *name);
 const char *proto_type_name(uint16_t type);
 

@@ -301,6 +301,14 @@ static void snap_delete(struct srv *s, struct req *r)
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
 		return;
 	}
+	/* A client cut off a moment ago may not know it yet and still write
+	 * to chunks of the snapshot it cached: they must not be freed (and
+	 * reused) before its grant has run out.  */
+	if (srv_snap_grants_until(s, sn.id) > csnap_now_ms()) {
+		s->ghost_wait = true;
+		srv_park(s, r);
+		return;
+	}
 	if (need_quiet(s, r))
 		return;
 	int e = store_snapshot_delete(s->st, sn.id);
@@ -545,7 +553,8 @@ void admin_tick(struct srv *s)
 
 static bool victim_in_use(void *arg, uint32_t id)
 {
-	return snapshot_has_clients(arg, id);
+	/* Also a snapshot whose cut-off clients may still hold a grant.  */
+	return snapshot_has_clients(arg, id) || srv_snap_grants_until(arg, id) > csnap_now_ms();
 }
 
 int admin_store_full(struct srv *s, bool meta)

@@ -188,8 +188,7 @@ void conn_close(struct conn *c)
 	/* Until its grant runs out the client may still write chunks it
 	 * knows to be unique (it may not know it was cut off): no snapshot
 	 * commit before that.  */
-	if (c->state == CONN_READY && c->volume == PROTO_VOL_ORIGIN && c->granted_ms)
-		srv_grant_gone(s, c->granted_ms);
+	srv_grant_gone(s, c);
 	dp_conn_gone(s, c);
 	inval_conn_gone(s, c);
 	admin_barrier_conn_gone(s, c);
@@ -617,8 +616,10 @@ static void conn_read(struct conn *c)
 		if (c->closing)
 			break;
 	}
-	if (eof && !c->dead)
+	if (eof && !c->dead) {
+		c->eof = true;	/* the client closed it: see srv_grant_gone */
 		conn_close(c);
+	}
 }
 
 void conn_tick(struct srv *s)

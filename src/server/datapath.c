@@ -450,6 +450,14 @@ retry:;
 		srv_park(s, r);
 		return;
 	}
+	/* Clients that were cut off (or of a previous master) may not have
+	 * heard: they could use an old location until their grant runs out. */
+	if (r->nmoved && srv_snap_grants_until(s, c->snap_id) > csnap_now_ms()) {
+		free(m.u.extents.e);
+		s->ghost_wait = true;
+		srv_park(s, r);
+		return;
+	}
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
@@ -459,6 +467,13 @@ void dp_process(struct srv *s, struct req *r)
 {
 	if (!r->c || r->c->dead) {
 		srv_req_done(s, r);
+		return;
+	}
+	/* A snapshot answer renews the client's grant (proto.h): only while
+	 * our lease is certainly valid (origin writes check it last, after
+	 * their copy-outs).  */
+	if (r->m.type != PROTO_ORIGIN_WRITE && !srv_may_grant(s)) {
+		srv_park(s, r);
 		return;
 	}
 	switch (r->m.type) {

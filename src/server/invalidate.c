@@ -8,7 +8,9 @@
  * may hold the old location.  Before the writer is answered, the server
  * sends those connections INVALIDATE with the moved chunks and waits for
  * each to acknowledge (it has forgotten them) or to be cut off after
- * --barrier-timeout-ms.  The INVALIDATE goes out on the same connection
+ * --barrier-timeout-ms; a client cut off (or lost) may not know it and
+ * use its cache until its grant runs out, so the writer is answered only
+ * after that (datapath.c, srv_snap_grants_until).  The INVALIDATE goes out on the same connection
  * after any SNAP_READ answer that carried the old location, so the client
  * drops it after learning it.  Hence a read that starts after the write
  * was acknowledged never uses the old location.

@@ -140,12 +140,61 @@ bool srv_batch_open(struct srv *s)
 	       csnap_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
 }
 
-void srv_grant_gone(struct srv *s, int64_t granted_ms)
+void srv_grant_gone(struct srv *s, const struct conn *c)
 {
-	int64_t until = granted_ms + PROTO_GRANT_WAIT_MS;
+	int64_t until = c->granted_ms + PROTO_GRANT_WAIT_MS;
 
-	if (until > s->grant_horizon_ms)
-		s->grant_horizon_ms = until;
+	if (c->state != CONN_READY || !c->granted_ms)
+		return;
+	if (c->volume == PROTO_VOL_ORIGIN) {
+		if (until > s->grant_horizon_ms)
+			s->grant_horizon_ms = until;
+		return;
+	}
+	if (c->volume != PROTO_VOL_SNAPSHOT || c->eof || until <= csnap_now_ms())
+		return;
+	struct grant_ghost *g = calloc(1, sizeof *g);
+	if (!g) {
+		/* Cannot tell which snapshot: treat them all alike.  */
+		if (until > s->takeover_grants_ms)
+			s->takeover_grants_ms = until;
+		return;
+	}
+	g->snap_id = c->snap_id;
+	g->until_ms = until;
+	g->next = s->ghosts;
+	s->ghosts = g;
+}
+
+int64_t srv_snap_grants_until(const struct srv *s, uint32_t snap_id)
+{
+	int64_t until = s->takeover_grants_ms;
+
+	for (const struct grant_ghost *g = s->ghosts; g; g = g->next)
+		if (g->snap_id == snap_id && g->until_ms > until)
+			until = g->until_ms;
+	return until;
+}
+
+void srv_ghost_tick(struct srv *s)
+{
+	int64_t now = csnap_now_ms();
+	struct grant_ghost **p = &s->ghosts;
+
+	while (*p) {
+		struct grant_ghost *g = *p;
+
+		if (g->until_ms > now && !s->stopping) {
+			p = &g->next;
+			continue;
+		}
+		*p = g->next;
+		free(g);
+	}
+	if (s->ghost_wait) {
+		s->ghost_wait = false;
+		srv_kick(s);
+	}
 }
 
 bool srv_may_grant(struct srv *s)
@@ -591,6 +640,7 @@ static void tick(struct srv *s, unsigned n)
 		srv_kick(s);
 	}
 	checkpoint_step(s);
+	srv_ghost_tick(s);
 	dp_tick(s);
 	inval_tick(s);
 	conn_tick(s);
@@ -698,6 +748,7 @@ static void close_all_conns(struct srv *s)
 		srv_req_done(s, s->added_req);
 		s->added_req = NULL;
 	}
+	srv_ghost_tick(s);	/* stopping: frees them all */
 }
 
 int server_run(const struct server_opts *o)
@@ -737,7 +788,7 @@ int server_run(const struct server_opts *o)
 	 * it): no snapshot commit until those grants have certainly run out.
 	 * Lease version 1 is the first master the store ever had.  */
 	if (s->lm.lver > 1)
-		s->grant_horizon_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
+		s->grant_horizon_ms = s->takeover_grants_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
 	if ((r = lease_master_check(&s->lm)) < 0)
 		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",

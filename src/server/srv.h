@@ -139,6 +139,7 @@ struct conn {
 	/* grant (proto.h): when we last queued a successful reply for it;
 	 * the client's grant ends before granted_ms + PROTO_GRANT_WAIT_MS */
 	int64_t granted_ms;
+	bool eof;		/* the client closed it (not cut off, not an error) */
 };
 
 /* Listening starts / stops: connection cap and descriptor reserve.  */
@@ -235,6 +236,14 @@ void admin_poll(struct srv *s);
  * with no copy in flight (nothing uncommitted that needs data).  */
 int admin_store_full(struct srv *s, bool meta);
 
+/* A snapshot connection that went away while its client may still hold a
+ * grant: it may still use locations it cached until `until_ms`.  */
+struct grant_ghost {
+	struct grant_ghost *next;
+	uint32_t snap_id;
+	int64_t until_ms;
+};
+
 /* ---- the server --------------------------------------------------------- */
 
 struct srv {
@@ -308,6 +317,9 @@ struct srv {
 	 * origin connection that closed (or of a previous master) has
 	 * certainly expired.  */
 	int64_t grant_horizon_ms;
+	int64_t takeover_grants_ms;	/* grants of a previous master end */
+	struct grant_ghost *ghosts;	/* closed snapshot connections */
+	bool ghost_wait;		/* a request waits for a ghost to go */
 	bool grant_wait_logged;
 	bool grant_held;		/* a reply waits for the lease: kick */
 	/* After the commit: every origin client is told of the new
@@ -350,9 +362,19 @@ int srv_commit_now(struct srv *s);
 /* Send M (a reply to R, copied) after the next successful commit, then
  * finish R.  */
 void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);
-/* An origin connection with a grant closed: no snapshot commit before
- * its grant has certainly expired.  */
-void srv_grant_gone(struct srv *s, int64_t granted_ms);
+/* A connection goes away while its client may still hold a grant (it
+ * may not know it was cut off).  Origin: no snapshot commit before that
+ * grant has certainly expired.  Snapshot, unless the client closed it
+ * itself (it forgets everything first): until then the snapshot counts as
+ * in use and a write that moved chunks it may have cached is not answered
+ * (srv_snap_grants_until).  */
+void srv_grant_gone(struct srv *s, const struct conn *c);
+/* When every grant a client of snapshot SNAP_ID may still hold from a
+ * closed connection (or from a previous master) has certainly run out;
+ * in the past if none.  */
+int64_t srv_snap_grants_until(const struct srv *s, uint32_t snap_id);
+/* Timer: forget ghosts that ran out; kick requests waiting for them.  */
+void srv_ghost_tick(struct srv *s);
 /* May we send a reply that renews a grant?  Only while the master lease is
  * certainly ours (else a zombie master could extend grants past the
  * moment a new master takes over).  Sets grant_held when not.  */

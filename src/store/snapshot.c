@@ -13,6 +13,8 @@
 #include "src/store/store_int.h"
 
 #include "utils/err.h"
+#include "utils/escape.h"
+#include "utils/snapname.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -69,11 +71,10 @@ int store_snapshot_create(struct store *s, const char *name, int32_t priority,
 
 	if (s->readonly)
 		return err_set(EROFS, "store opened read-only");
-	if (len == 0 || len > STORE_SNAP_NAME_MAX)
-		return err_set(EINVAL, "snapshot name must be 1..%d bytes", STORE_SNAP_NAME_MAX);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)name[i] < 0x21 || name[i] == '/' || (unsigned char)name[i] == 0x7f)
-			return err_set(EINVAL, "snapshot name \"%s\" has a space, '/' or control character", name);
+	/* The same rule as the CLI and the server (utils/snapname.h): no
+	 * name that an export could not serve gets into the table.  */
+	if (!name || snap_name_check(name) < 0)
+		return name ? -EINVAL : err_set(EINVAL, "no snapshot name");
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		const struct store_snapshot *sl = &s->st.slot[i];
 		if ((sl->flags & STORE_SNAP_LIVE) && strcmp(sl->name, name) == 0)

@@ -47,6 +47,7 @@
 #define CSNAP_STORE_STORE_H
 
 #include "src/store/superblock.h"
+#include "utils/snapname.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -65,7 +66,7 @@ typedef uint64_t chunk_t;
 /* store_changed(): compare a snapshot against the live origin.  */
 #define STORE_ORIGIN_ID		0u
 
-#define STORE_SNAP_NAME_MAX	63	/* bytes, without the NUL */
+#define STORE_SNAP_NAME_MAX	SNAP_NAME_MAX	/* bytes, without the NUL (utils/snapname.h) */
 
 /* ---- open / close / commit ---------------------------------------------- */
 

@@ -16,7 +16,11 @@
 # from before W at R (W refused, or written only after a copy-out), the
 # origin must hold W if W was acknowledged, and `csnap check` must be
 # clean.  Before the fix the export wrote W straight to the origin from
-# its unique-chunk memory and X held W.
+# its unique-chunk memory and X held W.  Round 3 does the same to the
+# snapshot-location cache: node2's export, stopped while it caches where
+# X's chunk C3 is, must not read the old place after node1's write moved
+# it (the master cut node2 off when it did not acknowledge the
+# invalidation).
 # san: yes
 set -u
 src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -29,7 +33,7 @@ $py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; 
 fail() {
   echo "FAIL: $*"
   for i in 1 2; do
-    for n in server server2 export client; do
+    for n in server export client reader; do
       [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
     done
   done
@@ -48,7 +52,7 @@ node_spawn 1 server "$C" server --barrier-timeout-ms 1000 s >/dev/null
 wait_log 1 server 'standby' 60 || fail "node1 not standby"
 sock1=$d/node1.sock sock2=$d/node2.sock
 exp1=$(node_spawn 1 export "$C" -v export --socket "$sock1" s)
-node_spawn 2 export "$C" -v export --socket "$sock2" s >/dev/null
+exp2=$(node_spawn 2 export "$C" -v export --socket "$sock2" s)
 wait_for 20 test -S "$sock1" || fail "node1 export socket"
 wait_for 20 test -S "$sock2" || fail "node2 export socket"
 listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
@@ -148,8 +152,56 @@ round 1 X barriertimeout
 grep -q 'did not acknowledge snapshot barrier' "$(node_log 2 server)" ||
   fail "round 1: the barrier did not time out (the export was not stopped?)"
 round 2 Y killmaster
-
 wait_log 1 client "^round 2 W (ok|error)" 5 || fail "client"
+
+# Round 3: the snapshot-location cache.  Chunk C3 is copied out once for
+# X and Y (shared store chunk).  node2's export reads X at C3 (caches the
+# shared location) and is stopped; its reader queues another read; node1
+# writes into X at C3, which moves X's chunk: the master's invalidation to
+# node2 times out after 1 s and cuts it off.  When node2 continues, the
+# queued read must see node1's write, not the old location.
+C3=$((40 * 1048576))
+$py - "nbd+unix:///origin?socket=$sock1" $C3 <<'PY' || fail "round 3: origin write"
+import nbd, sys
+h = nbd.NBD(); h.connect_uri(sys.argv[1]); h.pwrite(b'T' * 65536, int(sys.argv[2])); h.flush()
+PY
+cat >"$d/reader.py" <<'PY'
+import nbd, os, sys, time
+uri, off, d = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+h = nbd.NBD(); h.connect_uri(uri)
+print("first", "".join(sorted(set(h.pread(65536, off).decode()))), flush=True)
+while not os.path.exists(os.path.join(d, "stopped3")):
+    time.sleep(0.02)
+buf = nbd.Buffer(4096)
+c = h.aio_pread(buf, off)
+for _ in range(5):
+    h.poll(0)
+print("queued", flush=True)
+deadline = time.monotonic() + 40
+try:
+    while not h.aio_command_completed(c) and time.monotonic() < deadline:
+        h.poll(100)
+    print("second", "".join(sorted(set(buf.to_bytearray().decode()))), flush=True)
+except nbd.Error as e:
+    print("second error", e, flush=True)
+PY
+node_spawn 2 reader $py "$d/reader.py" "nbd+unix:///X?socket=$sock2" $C3 "$d" >/dev/null
+wait_log 2 reader '^first' 30 || fail "round 3: node2 did not read X"
+grep -q '^first O$' "$(node_log 2 reader)" || fail "round 3: X at C3 is not the old data: $(cat "$(node_log 2 reader)")"
+kill -STOP "$exp2"
+touch "$d/stopped3"
+wait_log 2 reader '^queued' 30 || fail "round 3: read not queued"
+t0=$(now_ms)
+$py - "nbd+unix:///X?socket=$sock1" $C3 <<'PY' || fail "round 3: snapshot write on node1"
+import nbd, sys
+h = nbd.NBD(); h.connect_uri(sys.argv[1]); h.pwrite(b'N' * 4096, int(sys.argv[2])); h.flush()
+PY
+echo "round 3: the write into X that moved the chunk took $(( $(now_ms) - t0 )) ms (node2 stopped)"
+kill -CONT "$exp2"
+wait_log 2 reader '^second' 60 || fail "round 3: node2's read never finished"
+grep -q '^second N$' "$(node_log 2 reader)" ||
+  fail "round 3: node2 read X at C3 from a location it cached before it was stopped: $(grep '^second' "$(node_log 2 reader)")"
+echo "round 3: node2 read node1's write after it continued (its cached location was not used)"
 node_kill_procs 1 TERM
 node_kill_procs 2 TERM
 sleep 1

@@ -10,6 +10,9 @@
 #    lease and stop);
 #  - 100 unauthenticated connections each announcing and sending a 1 MiB
 #    message: the master's memory stays bounded (it buffered them whole);
+#  - snapshot names: "origin" (the origin's export name) is refused at
+#    create, and a name with control characters is shown escaped, the
+#    error on one line (defects 6 and 8);
 #  - 2,000 idle connections to an export's TCP port: it does not spin
 #    (it burnt 100% CPU on a listener that stayed readable), its log stays
 #    bounded, and nbdinfo still gets an answer.
@@ -51,6 +54,17 @@ cs 1 snapshot list s | grep -q during-flood || fail "snapshot made during the fl
 grew=$(( $(size "$log") - before ))
 echo "master log grew by $grew bytes"
 [ "$grew" -lt 65536 ] || fail "master log grew by $grew bytes"
+
+echo "== reserved and unprintable snapshot names"
+out=$(cs 1 snapshot create s origin 2>&1) && fail "a snapshot named origin was created"
+echo "$out" | grep -q 'reserved' || fail "origin refused without the reason: $out"
+out=$(cs 1 snapshot create s $'a\nb' 2>&1) && fail "a name with a newline was accepted"
+echo "$out"
+[ "$(echo "$out" | grep -c '')" -eq 2 ] || fail "the error is not one line (+ usage): $out"
+echo "$out" | grep -qF 'a\nb' || fail "the name is not shown escaped: $out"
+out=$(cs 1 snapshot delete s $'x\ry\x1b' 2>&1) && fail "delete of an invalid name"
+echo "$out" | grep -qF 'x\ry\x1b' || fail "the name is not shown escaped: $out"
+cs 1 snapshot list s | grep -q origin && fail "origin listed"
 
 echo "== master: 100 unauthenticated 1 MiB messages"
 out=$($py "$H" bigmsg "$(node_addr 1)" "$port" 100 "$pid") || fail "bigmsg: $out"

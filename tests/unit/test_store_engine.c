@@ -366,6 +366,11 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(store_snapshot_create(s, "", 0, &id), -EINVAL);
 	assert_int_equal(store_snapshot_create(s, "a b", 0, &id), -EINVAL);
 	assert_int_equal(store_snapshot_create(s, "a/b", 0, &id), -EINVAL);
+	/* Reserved: the origin's export name (issue 10).  The server
+	 * creates snapshots through here, so a raw client is refused too. */
+	assert_int_equal(store_snapshot_create(s, "origin", 0, &id), -EINVAL);
+	assert_int_equal(store_snapshot_create(s, "a\nb", 0, &id), -EINVAL);
+	assert_null(strchr(err_get(), '\n'));
 	memset(longname, 'x', sizeof longname - 1);
 	longname[sizeof longname - 1] = 0;
 	assert_int_equal(store_snapshot_create(s, longname, 0, &id), -EINVAL);

@@ -1,6 +1,7 @@
 /*
  * tests/unit/test_utils.c - crc32c, size/number parsing, config files,
- * uuid and the error-message convention.
+ * uuid, the error-message convention, escaping of user strings for
+ * messages, and the snapshot-name rule.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,9 +12,13 @@
 #include "utils/crc32c.h"
 #include "utils/endian.h"
 #include "utils/err.h"
+#include "utils/escape.h"
+#include "utils/log.h"
+#include "utils/snapname.h"
 #include "utils/uuid.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,10 +129,50 @@ static void test_config_bad(void **state)
 	expect_bad("[global]\nhost_id = 1\n[store x]\ndevice = /a\nserver = maybe\n", "server");
 	expect_bad("[global]\nnode_name = a\n", "host_id is required");
 	expect_bad("[global\n", "syntax");
+	expect_bad("[global]\nhost_id\n", ":2: syntax error");
+	expect_bad("[global]\n\nhost_id\n", ":3: syntax error");
+	/* Repeats are refused with both line numbers (issue 10: the last
+	 * one used to win silently).  */
+	expect_bad("[global]\nhost_id = 1\nnode_name = a\nhost_id = 2\n",
+		   ":4: [global]: host_id is set again (first at line 2)");
+	expect_bad("[global]\nhost_id = 1\n[global]\nnode_name = a\n",
+		   ":3: section [global] appears again (first at line 1)");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\n[store t]\ndevice = /c\n"
+		   "[store s]\ndevice = /b\n", ":7: section [store s] appears again (first at line 3)");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\norigin = /o\ndevice = /a\n",
+		   ":6: [store s]: device is set again (first at line 4)");
+	expect_bad("host_id = 1\n", "outside");
 
-	struct config cfg;
-	assert_true(config_load("/nonexistent/csnap.conf", &cfg) < 0);
+	struct config *cfg = malloc(sizeof *cfg);
+	assert_true(config_load("/nonexistent/csnap.conf", cfg) < 0);
 	assert_non_null(strstr(err_get(), "cannot open"));
+
+	/* Long lines: paths up to PATH_MAX - 1 (lines of 200+ characters
+	 * were a syntax error), one byte more is refused by name.  */
+	char *path = malloc(PATH_MAX + 1), *text = malloc(3 * PATH_MAX);
+	memset(path, 'd', PATH_MAX);
+	path[0] = '/';
+	path[PATH_MAX - 1] = 0;
+	snprintf(text, 3 * PATH_MAX, "; comment\n[global]\nhost_id = 1 ; inline comment\n"
+		 "[store s]\ndevice = %s\norigin=%s\n", path, path);
+	char *p = write_tmp(text);
+	assert_int_equal(config_load(p, cfg), 0);
+	assert_int_equal(cfg->host_id, 1);
+	assert_int_equal(strlen(cfg->stores[0].device), PATH_MAX - 1);
+	assert_string_equal(cfg->stores[0].origin, path);
+	unlink(p);
+	free(p);
+	path[PATH_MAX - 1] = 'd';
+	path[PATH_MAX] = 0;
+	snprintf(text, 3 * PATH_MAX, "[global]\nhost_id = 1\n[store s]\ndevice = %s\n", path);
+	p = write_tmp(text);
+	assert_true(config_load(p, cfg) < 0);
+	assert_non_null(strstr(err_get(), ":4: [store s]: device is too long"));
+	unlink(p);
+	free(p);
+	free(path);
+	free(text);
+	free(cfg);
 }
 
 static void test_uuid_and_err(void **state)
@@ -157,6 +202,71 @@ static void test_uuid_and_err(void **state)
 	assert_int_equal(buf[7], 0x01);
 }
 
+/* Issue 10: a name with a newline turned one error line into two.  */
+static void test_escape(void **state)
+{
+	char b[16];
+
+	(void)state;
+	assert_string_equal(ESC("plain-name_1"), "plain-name_1");
+	assert_string_equal(ESC("a\nb"), "a\\nb");
+	assert_string_equal(ESC("\r\t\x1b[2J\x7f"), "\\r\\t\\x1b[2J\\x7f");
+	assert_string_equal(ESC("caf\xc3\xa9"), "caf\xc3\xa9");	/* UTF-8 kept */
+	assert_string_equal(ESC(""), "");
+	/* Cut at a whole escape, marked, always terminated.  */
+	assert_string_equal(str_escape(b, sizeof b, "0123456789abcdef"), "0123456789ab...");
+	assert_string_equal(str_escape(b, sizeof b, "0123456789\n\n\n"), "0123456789\\n...");
+	assert_string_equal(str_escape(b, sizeof b, "012345678901234"), "012345678901234");
+	assert_string_equal(str_escape_n(b, 3, "abcdef", 6), "");
+	assert_string_equal(str_escape_n(b, sizeof b, "a\0b", 3), "a\\x00b");
+
+	/* The log writes one line whatever the message holds.  */
+	int p[2], saved = dup(2);
+	char out[256];
+	assert_int_equal(pipe(p), 0);
+	dup2(p[1], 2);
+	log_init("t", LOG_LEVEL_INFO);
+	log_info("name %s", "x\ny");
+	dup2(saved, 2);
+	close(saved);
+	close(p[1]);
+	ssize_t n = read(p[0], out, sizeof out - 1);
+	close(p[0]);
+	assert_true(n > 0);
+	out[n] = 0;
+	assert_non_null(strstr(out, "name x\\ny\n"));
+	assert_ptr_equal(strchr(out, '\n'), out + n - 1);
+}
+
+/* One rule for names (issue 10: "origin" was accepted, and could never
+ * be exported under that name).  */
+static void test_snap_names(void **state)
+{
+	char longest[SNAP_NAME_MAX + 2];
+
+	(void)state;
+	assert_int_equal(snap_name_check("daily-2026.11.30"), 0);
+	assert_int_equal(snap_name_check("b@x:y+z_"), 0);
+	assert_int_equal(snap_name_check("Origin"), 0);
+	assert_int_equal(snap_name_check("origin"), -EINVAL);
+	assert_non_null(strstr(err_get(), "reserved"));
+	assert_true(snap_name_valid("origin"));	/* old stores: still listable */
+	assert_int_equal(snap_name_check(""), -EINVAL);
+	assert_int_equal(snap_name_check(".hidden"), -EINVAL);
+	assert_int_equal(snap_name_check("-opt"), -EINVAL);
+	assert_int_equal(snap_name_check("a b"), -EINVAL);
+	assert_int_equal(snap_name_check("a/b"), -EINVAL);
+	assert_int_equal(snap_name_check("a\nb"), -EINVAL);
+	assert_null(strchr(err_get(), '\n'));
+	assert_non_null(strstr(err_get(), "\"a\\nb\""));
+	memset(longest, 'x', sizeof longest);
+	longest[SNAP_NAME_MAX] = 0;
+	assert_int_equal(snap_name_check(longest), 0);
+	longest[SNAP_NAME_MAX] = 'x';
+	longest[SNAP_NAME_MAX + 1] = 0;
+	assert_int_equal(snap_name_check(longest), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +275,8 @@ int main(void)
 		cmocka_unit_test(test_config_good),
 		cmocka_unit_test(test_config_bad),
 		cmocka_unit_test(test_uuid_and_err),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_snap_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
