@@ -60,8 +60,8 @@ FUZZERS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-.PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck \
-        fuzz fuzz-build fuzz-targets
+.PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck install
+.PHONY: fuzz fuzz-build fuzz-targets
 
 all: $(BUILD)/csnap $(TESTS) $(TOOLS) $(BENCHES)
 
@@ -121,11 +121,13 @@ check: deps
 	$(MAKE) SAN=1 BUILD=build-san all
 	$(MAKE) fuzz-build
 	$(MAKE) cppcheck
-	@rm -f $(BUILD)/test-summary build-san/test-summary
+	@rm -f $(BUILD)/test-summary build-san/test-summary $(BUILD)/kernel-summary
 	@export CSNAP_DEPS_INSTALLED=1; rc=0; tests/run.sh $(BUILD) all || rc=1; \
 	 echo "== again under AddressSanitizer + UndefinedBehaviorSanitizer"; \
 	 tests/run.sh build-san san || rc=1; \
-	 cat $(BUILD)/test-summary build-san/test-summary | \
+	 echo "== activation on real nbd and device-mapper: a Debian kernel under qemu"; \
+	 tests/kernel/run.sh $(BUILD) || rc=1; \
+	 cat $(BUILD)/test-summary build-san/test-summary $(BUILD)/kernel-summary | \
 	   awk '{p+=$$1; f+=$$2; s+=$$3} END {print "== all tests"; print p " passed, " f " failed, " s " skipped"}'; \
 	 exit $$rc
 
@@ -154,6 +156,29 @@ demo: deps
 
 bench: all
 	@echo "benchmarks: see bench/README.md"
+
+# `make install [PREFIX=/usr] [DESTDIR=...]`: the binary, man pages, udev
+# rules, systemd units and bash completion; unit and rule files name the
+# installed binary.
+PREFIX      ?= /usr
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+UDEVDIR     ?= $(PREFIX)/lib/udev/rules.d
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+DOCDIR      ?= $(PREFIX)/share/doc/csnap
+
+install: $(BUILD)/csnap
+	install -D -m 0755 $(BUILD)/csnap $(DESTDIR)$(SBINDIR)/csnap
+	install -D -m 0644 man/csnap.8 $(DESTDIR)$(MANDIR)/man8/csnap.8
+	install -D -m 0644 man/csnap.conf.5 $(DESTDIR)$(MANDIR)/man5/csnap.conf.5
+	install -d $(DESTDIR)$(UDEVDIR) $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/sbin/csnap|$(SBINDIR)/csnap|g' contrib/11-dm-csnap.rules > $(DESTDIR)$(UDEVDIR)/11-dm-csnap.rules
+	for u in contrib/*.service; do \
+	  sed 's|/usr/sbin/csnap|$(SBINDIR)/csnap|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
+	done
+	install -D -m 0644 contrib/csnap.bash-completion $(DESTDIR)$(BASHCOMPDIR)/csnap
+	install -D -m 0644 csnap.conf.example $(DESTDIR)$(DOCDIR)/csnap.conf.example
 
 clean:
 	rm -rf build build-san build-fuzz

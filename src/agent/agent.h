@@ -45,6 +45,12 @@ int agent_run(const struct agent_opts *o);
  * devices (ambiguous), other -errno from reading, all with err_set().  */
 int agent_locate_store(const char *device, char *path_out, size_t pathlen,
 		       struct csnap_sb *sb);
+/* Every csnap store on this node's devices (the same candidates as
+ * UUID=): FN gets each readable superblock under each name it was found
+ * by; the caller folds aliases (ST's st_rdev / inode).  */
+struct stat;
+void agent_scan_stores(void (*fn)(const char *path, const struct stat *st,
+				  const struct csnap_sb *sb, void *arg), void *arg);
 
 /* Takes the node's agent lock RUN_DIR/agent.lock (creating RUN_DIR).
  * Returns the fd to keep open, or -EBUSY "another csnap agent (pid N) ..."

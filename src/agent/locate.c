@@ -8,12 +8,15 @@
  * block devices listed in /proc/partitions.  Candidates are opened
  * read-only with O_DIRECT and only the two superblock copies are read.
  *
+ * csnap's own volumes (activated nbd and dm devices) are never read.
+ *
  * Correctness over convenience: if the uuid is found on more than one
  * distinct device (same st_rdev/inode counts once), we accept the single
  * device-mapper device among them (multipath over its paths) and refuse
  * anything else as ambiguous, asking for a path in csnap.conf.
  */
 #include "src/agent/agent.h"
+#include "src/activate/sysdev.h"
 #include "ioengine/ioengine.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
@@ -41,6 +44,9 @@ struct match {
 
 struct scan {
 	struct csnap_uuid want;
+	/* agent_scan_stores(): every store, handed to FN (want unused) */
+	void (*fn)(const char *path, const struct stat *st, const struct csnap_sb *sb, void *arg);
+	void *arg;
 	struct match m[MAX_MATCHES];
 	int n;
 	int distinct;
@@ -82,11 +88,21 @@ static void try_candidate(struct scan *s, const char *path)
 	for (int i = 0; i < s->n; i++)
 		if (same_object(&s->m[i], &st))
 			return;		/* another name of a device we matched */
+	/* never read csnap's own volumes: a volume whose export is
+	 * restarting blocks its readers, and this export may be the one */
+	if (S_ISBLK(st.st_mode) && act_is_csnap_volume(st.st_rdev))
+		return;
 	s->candidates++;
-	if (csnap_sb_read_path(path, &sb) < 0 || memcmp(sb.uuid, s->want.b, 16)) {
+	if (csnap_sb_read_path(path, &sb) < 0) {
 		err_clear();
 		return;
 	}
+	if (s->fn) {
+		s->fn(path, &st, &sb, s->arg);
+		return;
+	}
+	if (memcmp(sb.uuid, s->want.b, 16))
+		return;
 	s->distinct++;
 	if (s->n == MAX_MATCHES)
 		return;
@@ -198,6 +214,28 @@ static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, stru
 	}
 	free(s);
 	return r;
+}
+
+void agent_scan_stores(void (*fn)(const char *path, const struct stat *st,
+				  const struct csnap_sb *sb, void *arg), void *arg)
+{
+	struct scan *s = calloc(1, sizeof *s);
+	const char *env = getenv("CSNAP_SCAN");
+
+	if (!s)
+		return;
+	s->fn = fn;
+	s->arg = arg;
+	if (env && *env) {
+		char *copy = strdup(env), *save = NULL;
+		for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p;
+		     p = strtok_r(NULL, ":", &save))
+			scan_path_entry(s, p);
+		free(copy);
+	}
+	scan_dir(s, "/dev/disk/by-id");
+	scan_partitions(s);
+	free(s);
 }
 
 int agent_locate_store(const char *device, char *path_out, size_t pathlen, struct csnap_sb *sb)

@@ -3,6 +3,7 @@
  */
 #include "src/cli/admin_util.h"
 #include "src/cli/cli.h"
+#include "utils/clock.h"
 #include "utils/config.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #define DEFAULT_CONF "/etc/csnap/csnap.conf"
+#define CALL_MIN_MS	120000
 
 int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 		const char *intopt, int64_t *intval)
@@ -80,13 +82,38 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 	return 0;
 }
 
-int admin_connect(const struct admin_args *a, struct admin_conn *ac)
+/* Failures that a master change explains: the old master is gone or
+ * going, the new one not there yet, or this node's view of the lease is
+ * being rebuilt (its sanlock daemon was frozen and rejoins).  Anything
+ * else (bad store path, wrong secret, refused request) is final.  */
+static bool transient(int err)
+{
+	switch (-err) {
+	case ECONNREFUSED: case ECONNRESET: case ECONNABORTED: case EPIPE:
+	case ENOTCONN: case EHOSTUNREACH: case ENETUNREACH: case ETIMEDOUT:
+	case EAGAIN: case ESHUTDOWN: case EINPROGRESS:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Says once per distinct reason what we wait for (stderr).  */
+static void say_wait(void *arg, const char *why)
+{
+	struct admin_conn *ac = arg;
+	if (!strcmp(ac->said, why))
+		return;
+	snprintf(ac->said, sizeof ac->said, "%s", why);
+	fprintf(stderr, "csnap: %s: waiting for the master of store %s (%s); up to %d s more\n",
+		ac->what, ac->name, why, (int)((ac->deadline_ms - csnap_now_ms() + 999) / 1000));
+}
+
+static int connect_once(const struct admin_args *a, struct admin_conn *ac, int timeout_ms)
 {
 	static struct config cfg;	/* large: keep it off the stack */
-	char store[CONFIG_PATH_MAX];
 	const char *conf = a->conf;
 
-	memset(ac, 0, sizeof *ac);
 	config_defaults(&cfg);
 	if (!conf && getenv("CSNAP_CONF"))
 		conf = getenv("CSNAP_CONF");
@@ -94,20 +121,22 @@ int admin_connect(const struct admin_args *a, struct admin_conn *ac)
 		if (!conf)
 			conf = DEFAULT_CONF;
 		if (config_load(conf, &cfg) < 0)
-			return cli_error("%s", err_get());
+			return -EINVAL;	/* final: the message is set */
 	}
 	const struct config_store *cs = config_find_store(&cfg, a->args[0]);
-	snprintf(store, sizeof store, "%s", cs ? cs->device : a->args[0]);
+	snprintf(ac->store, sizeof ac->store, "%s", cs ? cs->device : a->args[0]);
 
 	struct locate_opts lo = {
-		.store_path = store,
+		.store_path = ac->store,
 		.address = a->master_addr[0] ? a->master_addr : NULL,
 		.port = a->master_port,
-		.timeout_ms = a->timeout_ms,
+		.timeout_ms = timeout_ms,
+		.on_wait = say_wait,
+		.wait_arg = ac,
 	};
 	int r = locate_connect(&lo, &ac->loc, &ac->c);
 	if (r < 0)
-		return cli_error("%s", err_get());
+		return r;
 	char name[96];
 	char host[64] = "?";
 	gethostname(host, sizeof host - 1);
@@ -116,10 +145,66 @@ int admin_connect(const struct admin_args *a, struct admin_conn *ac)
 	if (r < 0) {
 		proto_client_close(ac->c);
 		ac->c = NULL;
-		return cli_error("%s", err_get());
+		return r;
 	}
 	ac->chunk_size = ac->id.chunk_size;
 	return 0;
+}
+
+/* Connects, waiting while the master changes, until ac->deadline_ms.  */
+static int connect_retry(const struct admin_args *a, struct admin_conn *ac)
+{
+	for (;;) {
+		int64_t left = ac->deadline_ms - csnap_now_ms();
+		int r = connect_once(a, ac, left > 0 ? (int)left : 0);
+		if (r == 0 || !transient(r) || csnap_now_ms() >= ac->deadline_ms)
+			return r;
+		say_wait(ac, err_get());
+		usleep(200000);
+	}
+}
+
+int admin_connect(const struct admin_args *a, struct admin_conn *ac)
+{
+	memset(ac, 0, sizeof *ac);
+	ac->what = "admin";
+	ac->name = a->args[0];
+	ac->deadline_ms = csnap_now_ms() + a->timeout_ms;
+	if (connect_retry(a, ac) < 0)
+		return cli_error("%s", err_get());
+	return 0;
+}
+
+int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
+	       struct proto_msg *rep, const char *what, bool retry_sent)
+{
+	ac->what = what;
+	ac->said[0] = '\0';
+	for (;;) {
+		int r = ac->c ? 0 : connect_retry(a, ac);
+		if (r < 0)
+			return cli_error("%s: %s", what, err_get());
+		/* A request in the master's hands may take long (a create
+		 * waits for every origin client's barrier acknowledgement, up
+		 * to the server's --barrier-timeout-ms, 30 s): wait for it at
+		 * least CALL_MIN_MS.  A master that dies or is killed for not
+		 * answering its agent breaks the connection sooner.  */
+		int64_t left = ac->deadline_ms - csnap_now_ms();
+		r = proto_client_call_timeout(ac->c, req, rep,
+					      left > CALL_MIN_MS ? (int)left : CALL_MIN_MS);
+		if (r == 0)
+			return 0;
+		proto_client_close(ac->c);
+		ac->c = NULL;
+		if (!transient(r) || csnap_now_ms() >= ac->deadline_ms)
+			return cli_error("%s: %s", what, err_get());
+		if (!retry_sent)
+			return cli_error("%s: %s: the master changed while the request was in flight; "
+					 "it may or may not have been done (check with `csnap snapshot list`)",
+					 what, err_get());
+		ac->retried = true;
+		say_wait(ac, err_get());
+	}
 }
 
 void admin_close(struct admin_conn *ac)

@@ -37,15 +37,32 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 		const char *intopt, int64_t *intval);
 
 struct admin_conn {
-	struct proto_client *c;
+	struct proto_client *c;		/* NULL after a lost connection */
 	struct locate_result loc;
 	struct proto_identify_ok id;
 	uint32_t chunk_size;
+	char store[256];		/* the store's path */
+	const char *name;		/* STORE as the user gave it */
+	int64_t deadline_ms;		/* --timeout from admin_connect */
+	const char *what;		/* for messages: "snapshot create" */
+	char said[200];			/* last wait reason printed */
+	bool retried;			/* admin_call sent its request again */
 };
 
 /* Resolves STORE (config name or path), finds the master and identifies as
- * an admin client.  Prints the error and returns 1 on failure.  */
+ * an admin client, waiting up to --timeout while the master changes (a
+ * line on stderr says for what).  Prints the error and returns 1 on
+ * failure.  */
 int admin_connect(const struct admin_args *a, struct admin_conn *ac);
+/* Sends REQ and waits for its reply (0: a reply came, check its status;
+ * 1: error printed).  A lost connection (master killed or handing over)
+ * is followed by finding the new master and, if RETRY_SENT (the request is
+ * safe to repeat: read-only, or idempotent like a create with a request
+ * id), sending REQ again, all within the --timeout of admin_connect; then
+ * ac->retried is set.  Without RETRY_SENT a request that was sent is not
+ * repeated: the error says its outcome is unknown.  */
+int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
+	       struct proto_msg *rep, const char *what, bool retry_sent);
 void admin_close(struct admin_conn *ac);
 
 void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,

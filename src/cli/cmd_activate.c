@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,6 +66,37 @@ static int store_uuid(const struct config_store *st, struct csnap_uuid *u)
 		return cli_error("store %s: %s", st->name, err_get());
 	memcpy(u->b, sb.uuid, sizeof u->b);
 	return 0;
+}
+
+/* STORE as given: a [store NAME], its device as written, or any path or
+ * UUID=<uuid> of the same store (the config entry whose superblock uuid
+ * matches): one store is one device stack whatever it is called.  */
+static const struct config_store *find_store(const struct config *cfg, const char *arg)
+{
+	const struct config_store *st = config_find_store(cfg, arg);
+	char path[CONFIG_PATH_MAX];
+	struct csnap_sb want, sb;
+
+	if (st)
+		return st;
+	if (!strncasecmp(arg, "LABEL=", 6)) {
+		cli_error("%s: stores carry no label yet; use the csnap.conf name, UUID= or a path", arg);
+		return NULL;
+	}
+	if (!strchr(arg, '/') && strncasecmp(arg, "UUID=", 5)) {
+		cli_error("%s: no [store %s] in csnap.conf", arg, arg);
+		return NULL;
+	}
+	if (agent_locate_store(arg, path, sizeof path, &want) < 0) {
+		cli_error("%s: %s", arg, err_get());
+		return NULL;
+	}
+	for (int i = 0; i < cfg->nstores; i++)
+		if (agent_locate_store(cfg->stores[i].device, path, sizeof path, &sb) == 0 &&
+		    !memcmp(sb.uuid, want.uuid, sizeof sb.uuid))
+			return &cfg->stores[i];
+	cli_error("%s: store found, but no [store NAME] of csnap.conf uses it", arg);
+	return NULL;
 }
 
 /* With systemd, an export that is not running is started (its unit
@@ -213,10 +245,9 @@ static int cmd_activate(int argc, char **argv)
 		for (int i = 0; i < cfg->nstores; i++)
 			rc |= activate_store(conf, &cfg->stores[i], NULL, 0, (int)wait_s);
 	} else {
-		const struct config_store *st = config_find_store(cfg, argv[optind]);
+		const struct config_store *st = find_store(cfg, argv[optind]);
 		if (!st)
-			rc = cli_error("activate: %s: no [store %s] in %s", argv[optind], argv[optind],
-				       conf_path(conf));
+			rc = 1;
 		else
 			rc = activate_store(conf, st, argv + optind + 1, argc - optind - 1, (int)wait_s);
 	}
@@ -331,11 +362,10 @@ static int cmd_deactivate(int argc, char **argv)
 
 		if (load_config(conf, &cfg))
 			return 1;
-		st = config_find_store(cfg, argv[optind]);
+		st = find_store(cfg, argv[optind]);
 		if (!st) {
 			free(cfg);
-			return cli_error("deactivate: %s: no [store %s] in %s", argv[optind],
-					 argv[optind], conf_path(conf));
+			return 1;
 		}
 		if (store_uuid(st, &uuid)) {
 			free(cfg);

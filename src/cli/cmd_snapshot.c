@@ -7,24 +7,35 @@
 #include "src/cli/admin_util.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static int call_simple(struct admin_conn *ac, struct proto_msg *req, struct proto_msg *rep,
-		       const char *what)
+/* One request through admin_call (see admin_util.h for RETRY_SENT).  */
+static int call_simple(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
+		       struct proto_msg *rep, const char *what, bool retry_sent)
 {
-	int r = proto_client_call(ac->c, req, rep);
-	if (r < 0)
-		return cli_error("%s: %s", what, err_get());
+	if (admin_call(a, ac, req, rep, what, retry_sent))
+		return 1;
 	if (rep->status) {
 		cli_error("%s: %s", what, rep->error[0] ? rep->error : strerror((int)rep->status));
 		proto_msg_free(rep);
 		return 1;
 	}
 	return 0;
+}
+
+static void new_request_id(uint8_t id[PROTO_REQ_ID_LEN])
+{
+	static const uint8_t zero[PROTO_REQ_ID_LEN];
+	if (sodium_init() < 0)
+		abort();	/* cannot happen on Linux (getrandom) */
+	do
+		randombytes_buf(id, PROTO_REQ_ID_LEN);
+	while (!memcmp(id, zero, sizeof zero));
 }
 
 static int cmd_create(int argc, char **argv)
@@ -45,7 +56,11 @@ static int cmd_create(int argc, char **argv)
 	proto_msg_init(&m, PROTO_SNAP_CREATE, 0);
 	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "%s", a.args[1]);
 	m.u.snap_create.priority = (int32_t)prio;
-	r = call_simple(&ac, &m, &rep, "snapshot create");
+	/* One random id for every attempt of this create: a retry after a
+	 * lost connection finds the snapshot its first attempt made.  */
+	m.flags |= PROTO_F_REQ_ID;
+	new_request_id(m.u.snap_create.req_id);
+	r = call_simple(&a, &ac, &m, &rep, "snapshot create", true);
 	if (!r) {
 		if (a.json)
 			printf("{\"id\": %u, \"name\": \"%s\", \"priority\": %d}\n",
@@ -72,12 +87,22 @@ static int cmd_delete(int argc, char **argv)
 	struct proto_msg m, rep;
 	proto_msg_init(&m, PROTO_SNAP_DELETE, 0);
 	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", a.args[1]);
-	r = call_simple(&ac, &m, &rep, "snapshot delete");
-	if (!r) {
-		if (!a.json)
-			printf("deleted snapshot %s\n", a.args[1]);
-		proto_msg_free(&rep);
+	if (admin_call(&a, &ac, &m, &rep, "snapshot delete", true)) {
+		admin_close(&ac);
+		return 1;
 	}
+	if (rep.status == ENOENT && ac.retried) {
+		/* The attempt before the master changed deleted it.  */
+		rep.status = 0;
+	}
+	r = 0;
+	if (rep.status) {
+		cli_error("snapshot delete: %s", rep.error[0] ? rep.error : strerror((int)rep.status));
+		r = 1;
+	} else if (!a.json) {
+		printf("deleted snapshot %s\n", a.args[1]);
+	}
+	proto_msg_free(&rep);
 	admin_close(&ac);
 	return r;
 }
@@ -107,7 +132,9 @@ static int cmd_set(int argc, char **argv)
 		m.u.snap_set.mask |= PROTO_SET_USECOUNT;
 		m.u.snap_set.usecount_delta = a.usecount_delta;
 	}
-	r = call_simple(&ac, &m, &rep, "snapshot set");
+	/* A priority is set, not added: safe to repeat; a use count change
+	 * is a delta and is never sent twice.  */
+	r = call_simple(&a, &ac, &m, &rep, "snapshot set", !a.usecount_set);
 	if (!r) {
 		printf("snapshot %s: priority %d, use count %u\n", rep.u.snapinfo.name,
 		       rep.u.snapinfo.priority, rep.u.snapinfo.usecount);
@@ -128,7 +155,7 @@ static int cmd_list(int argc, char **argv)
 		return 1;
 	struct proto_msg m, rep;
 	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
-	r = call_simple(&ac, &m, &rep, "snapshot list");
+	r = call_simple(&a, &ac, &m, &rep, "snapshot list", true);
 	if (!r) {
 		admin_print_snapshots(&rep.u.snap_list, ac.chunk_size, a.json, stdout);
 		proto_msg_free(&rep);

@@ -25,10 +25,9 @@ static int cmd_status(int argc, char **argv)
 		return 1;
 	struct proto_msg m, st, sl;
 	proto_msg_init(&m, PROTO_STATUS, 0);
-	r = proto_client_call(ac.c, &m, &st);
-	if (r < 0) {
+	if (admin_call(&a, &ac, &m, &st, "status", true)) {
 		admin_close(&ac);
-		return cli_error("status: %s", err_get());
+		return 1;
 	}
 	if (st.status) {
 		cli_error("status: %s", st.error);
@@ -36,11 +35,9 @@ static int cmd_status(int argc, char **argv)
 		return 1;
 	}
 	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
-	r = proto_client_call(ac.c, &m, &sl);
-	if (r < 0 || sl.status) {
-		if (r < 0)
-			cli_error("status: %s", err_get());
-		else
+	r = admin_call(&a, &ac, &m, &sl, "status", true);
+	if (r || sl.status) {
+		if (!r)
 			cli_error("status: %s", sl.error);
 		proto_msg_free(&st);
 		admin_close(&ac);

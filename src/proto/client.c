@@ -269,6 +269,12 @@ int proto_client_call(struct proto_client *c, struct proto_msg *req, struct prot
 	return call_deadline(c, req, reply, -1);
 }
 
+int proto_client_call_timeout(struct proto_client *c, struct proto_msg *req,
+			      struct proto_msg *reply, int timeout_ms)
+{
+	return call_deadline(c, req, reply, timeout_ms < 0 ? -1 : csnap_now_ms() + timeout_ms);
+}
+
 static int tcp_connect(const char *address, uint16_t port, int64_t deadline, int *out)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;

@@ -57,6 +57,9 @@ uint16_t proto_client_version(const struct proto_client *c);
  * failed one: check reply->status.  */
 int proto_client_call(struct proto_client *c, struct proto_msg *req,
 		      struct proto_msg *reply);
+/* The same, giving up after TIMEOUT_MS (-1: never) with -ETIMEDOUT.  */
+int proto_client_call_timeout(struct proto_client *c, struct proto_msg *req,
+			      struct proto_msg *reply, int timeout_ms);
 
 /* Handler for server-initiated requests met inside blocking calls.  It must
  * answer with proto_client_reply() (now or later).  */

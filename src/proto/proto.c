@@ -218,6 +218,7 @@ static uint16_t flags_allowed(uint16_t type)
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
 	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
 	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE;
+	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID;
 	default:		return 0;
 	}
 }
@@ -388,6 +389,12 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			return err_set(EINVAL, "invalid snapshot name");
 		wr_str(w, m->u.snap_create.name);
 		wr_u32(w, (uint32_t)m->u.snap_create.priority);
+		if (m->flags & PROTO_F_REQ_ID) {
+			static const uint8_t zero[PROTO_REQ_ID_LEN];
+			if (!memcmp(m->u.snap_create.req_id, zero, sizeof zero))
+				return err_set(EINVAL, "request id is all zero");
+			wr_bytes(w, m->u.snap_create.req_id, PROTO_REQ_ID_LEN);
+		}
 		return 0;
 	case PROTO_SNAP_DELETE:
 		if (reply)
@@ -715,6 +722,12 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 		}
 		rd_name(r, m->u.snap_create.name, "snapshot name");
 		m->u.snap_create.priority = (int32_t)rd_u32(r, "priority");
+		if (m->flags & PROTO_F_REQ_ID) {
+			static const uint8_t zero[PROTO_REQ_ID_LEN];
+			rd_bytes(r, m->u.snap_create.req_id, PROTO_REQ_ID_LEN, "request id");
+			if (!r->bad && !memcmp(m->u.snap_create.req_id, zero, sizeof zero))
+				rd_fail(r, "request id is all zero");
+		}
 		return;
 	case PROTO_SNAP_DELETE:
 		if (!reply)

@@ -136,6 +136,9 @@ enum proto_type {
 #define PROTO_F_NO_USAGE	0x0001	/* SNAP_LIST: names, ids and flags only;
 					 * skip the per-snapshot usage, which
 					 * walks every exception */
+#define PROTO_F_REQ_ID		0x0001	/* SNAP_CREATE: carries a request id
+					 * (a retry of the same create finds
+					 * its snapshot instead of EEXIST) */
 #define PROTO_F_MASK		0x0003
 
 /* IDENTIFY volume kinds.  */
@@ -221,9 +224,13 @@ struct proto_barrier {
 	uint64_t seq;			/* increasing per master */
 };
 
+#define PROTO_REQ_ID_LEN	16
 struct proto_snap_create {
 	char name[PROTO_NAME_MAX + 1];
 	int32_t priority;
+	uint8_t req_id[PROTO_REQ_ID_LEN];	/* with PROTO_F_REQ_ID: random,
+						 * the same for every retry of
+						 * one create; never all zero */
 };
 
 struct proto_snap_name {		/* SNAP_DELETE */

@@ -247,7 +247,8 @@ void admin_poll(struct srv *s)
 	struct req *r = s->barrier_req;
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
 	uint32_t id;
-	int e = store_snapshot_create(s->st, sc->name, sc->priority, &id);
+	int e = store_snapshot_create_req(s->st, sc->name, sc->priority,
+					  r->m.flags & PROTO_F_REQ_ID ? sc->req_id : NULL, &id);
 	if (e < 0) {
 		char why[300];
 		snprintf(why, sizeof why, "%s", err_get());
@@ -273,11 +274,36 @@ void admin_poll(struct srv *s)
 	}
 }
 
+_Static_assert(PROTO_REQ_ID_LEN == STORE_REQ_ID_LEN, "request id sizes");
+
+/* Is SN the snapshot that an earlier attempt of request R created?  An
+ * admin whose connection broke (master killed, network) retries with the
+ * same request id: it must learn that its create was done, not get EEXIST
+ * nor a second snapshot.  */
+static bool same_request(const struct store_snapshot *sn, const struct req *r)
+{
+	return (r->m.flags & PROTO_F_REQ_ID) && (sn->flags & STORE_SNAP_LIVE) &&
+	       !memcmp(sn->req_id, r->m.u.snap_create.req_id, PROTO_REQ_ID_LEN);
+}
+
 static void snap_create(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	if (store_snapshot_find(s->st, r->m.u.snap_create.name, &sn) == 0) {
-		reply_err(s, r, EEXIST, "a snapshot with that name exists");
+		if (!same_request(&sn, r)) {
+			reply_err(s, r, EEXIST, "a snapshot with that name exists");
+			return;
+		}
+		if (s->barrier_active || s->added_req) {
+			srv_park(s, r);		/* answered as the first attempt would be */
+			return;
+		}
+		struct proto_msg m;
+		log_info("snapshot %s: create retried with the same request id: done already (id %u)",
+			 sn.name, sn.id);
+		proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
+		fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+		commit_and_reply(s, r, &m);
 		return;
 	}
 	if (s->barrier_active || s->added_req) {

@@ -53,6 +53,8 @@ int locate_connect(const struct locate_opts *o, struct locate_result *res,
 						 10000, out);
 			/* A master that just stopped: look again.  */
 			if (r == -ECONNREFUSED && csnap_now_ms() < deadline) {
+				if (o->on_wait)
+					o->on_wait(o->wait_arg, err_get());
 				usleep(200000);
 				continue;
 			}
@@ -61,6 +63,8 @@ int locate_connect(const struct locate_opts *o, struct locate_result *res,
 		if (csnap_now_ms() >= deadline)
 			return err_set(EHOSTUNREACH, "no master for store %s: %s", o->store_path,
 				       mi.why[0] ? mi.why : lease_master_state_name(mi.state));
+		if (o->on_wait)
+			o->on_wait(o->wait_arg, mi.why[0] ? mi.why : lease_master_state_name(mi.state));
 		usleep(200000);
 	}
 }

@@ -23,6 +23,9 @@ struct locate_opts {
 	const char *address;	/* NULL: look the master up */
 	uint16_t port;
 	int timeout_ms;		/* waiting for a master while it changes */
+	/* Called (if set) each time the lookup waits: WHY says for what.  */
+	void (*on_wait)(void *arg, const char *why);
+	void *wait_arg;
 };
 
 struct locate_result {

@@ -65,6 +65,12 @@ static void public_view(const struct store_snapshot *in, struct store_snapshot *
 int store_snapshot_create(struct store *s, const char *name, int32_t priority,
 			  uint32_t *id_out)
 {
+	return store_snapshot_create_req(s, name, priority, NULL, id_out);
+}
+
+int store_snapshot_create_req(struct store *s, const char *name, int32_t priority,
+			      const uint8_t *req_id, uint32_t *id_out)
+{
 	size_t len = name ? strlen(name) : 0;
 	int free_slot = -1;
 	bool deleting = false;
@@ -96,6 +102,8 @@ int store_snapshot_create(struct store *s, const char *name, int32_t priority,
 	sl->ctime = (uint64_t)time(NULL);
 	sl->origin_chunks = s->origin_chunks;
 	memcpy(sl->name, name, len);
+	if (req_id)
+		memcpy(sl->req_id, req_id, STORE_REQ_ID_LEN);
 	s->header_dirty = true;
 	int ret = st_save(&s->st, (uint32_t)free_slot);
 	if (ret < 0)

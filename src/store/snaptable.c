@@ -33,6 +33,7 @@ static void decode(const uint8_t *p, struct store_snapshot *s)
 	s->origin_chunks = get_le64(p + 32);
 	memcpy(s->name, p + 40, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
+	memcpy(s->req_id, p + 104, STORE_REQ_ID_LEN);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -49,6 +50,7 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	put_le32(p + 28, s->parent_id);
 	put_le64(p + 32, s->origin_chunks);
 	memcpy(p + 40, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
+	memcpy(p + 104, s->req_id, STORE_REQ_ID_LEN);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)

@@ -6,7 +6,8 @@
  *
  * Slot layout: le32 id, le32 bit, le32 flags, le32 usecount, le64 ctime,
  * le32 priority, le32 parent_id, le64 origin_chunks, char name[64],
- * 24 reserved bytes.
+ * u8 req_id[16] (the admin request that created it, zero if none; older
+ * stores have zero there), 8 reserved bytes.
  */
 #ifndef CSNAP_STORE_SNAPTABLE_H
 #define CSNAP_STORE_SNAPTABLE_H

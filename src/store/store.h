@@ -67,6 +67,7 @@ typedef uint64_t chunk_t;
 #define STORE_ORIGIN_ID		0u
 
 #define STORE_SNAP_NAME_MAX	SNAP_NAME_MAX	/* bytes, without the NUL (utils/snapname.h) */
+#define STORE_REQ_ID_LEN	16	/* admin request id kept per snapshot */
 
 /* ---- open / close / commit ---------------------------------------------- */
 
@@ -200,6 +201,8 @@ struct store_snapshot {
 	uint64_t ctime;		/* creation, seconds since the epoch */
 	uint64_t origin_chunks;	/* origin size at creation, in chunks */
 	char name[STORE_SNAP_NAME_MAX + 1];
+	uint8_t req_id[STORE_REQ_ID_LEN];	/* the create request that made
+						 * it (all zero: none given) */
 };
 
 /* O(1) in the number of exceptions.  -EEXIST: name taken; -ENOSPC: table
@@ -207,6 +210,11 @@ struct store_snapshot {
  * cleanup finished: -EBUSY then).  */
 int store_snapshot_create(struct store *s, const char *name, int32_t priority,
 			  uint32_t *id_out);
+/* The same, recording REQ_ID (STORE_REQ_ID_LEN bytes, NULL: none) with the
+ * snapshot, so that a retried create can tell its own snapshot from
+ * someone else's of the same name.  */
+int store_snapshot_create_req(struct store *s, const char *name, int32_t priority,
+			      const uint8_t *req_id, uint32_t *id_out);
 /* Marks the snapshot deleted: it disappears from reads at once; its chunks
  * are freed incrementally by store_cleanup().  */
 int store_snapshot_delete(struct store *s, uint32_t id);

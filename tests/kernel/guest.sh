@@ -9,15 +9,20 @@
 set -u
 src=$CSNAP_SRC
 C=$CSNAP_BUILD/csnap
+# emulation on a shared machine: lease renewals must not miss their window
+export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-3}
 . "$src/tests/cluster/lib.sh"
 pass=0 failn=0 skip=0
 ok()   { pass=$((pass + 1)); echo "PASS $*"; }
 bad()  { failn=$((failn + 1)); echo "FAIL $*"; }
 skp()  { skip=$((skip + 1)); echo "SKIP $*"; }
 info() { echo "INFO $*"; }
+T0=$(date +%s)
+section() { echo "== $* (at $(( $(date +%s) - T0 )) s)"; }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 finish() {
   trap - EXIT
+  section "end"
   cluster_stop >/dev/null 2>&1
   echo "$pass passed, $failn failed, $skip skipped"
   exit 0
@@ -66,7 +71,7 @@ node_spawn 2 export "$C" -v export s >/dev/null
 sock1=$(node_dir 1)/run/s.sock
 wait_for 30 test -S "$sock1" || abort "node1 export socket"
 
-echo "== activate the origin"
+section "activate the origin"
 out=$(act s 2>&1); rc=$?
 info "$out"
 check "activate s (origin): exit 0" [ $rc -eq 0 ]
@@ -82,7 +87,21 @@ check "nbd backend identifier csnap:<uuid>:origin ($nbd)" sh -c "grep -q '^csnap
 out=$(act s 2>&1); rc=$?
 check "activate again: no-op, exit 0" sh -c "[ $rc -eq 0 ] && echo '$out' | grep -q already-active"
 
-echo "== filesystem on the origin"
+section "scan and store aliases"
+uuidd=$("$C" dump "$store" 2>/dev/null | awk '/uuid/ {print $NF; exit}')
+out=$(timeout 20 "$C" scan -c "$(node_conf 1)" 2>&1); rc=$?
+info "$(echo "$out" | tail -n +2)"
+check "scan lists the store on $store as s (not reading csnap's own volumes)" \
+  sh -c "[ $rc -eq 0 ] && echo '$out' | grep -Eq '^$store +$uuidd +s '"
+check "scan lists only real stores" [ "$(echo "$out" | grep -c "$uuidd")" -eq 1 ]
+out=$(act "UUID=$uuidd" origin 2>&1)
+check "activate UUID=<store uuid>: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
+out=$(act "$store" origin 2>&1)
+check "activate by device path: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
+check "one dm device for the origin whatever the store was called" \
+  [ "$(dmsetup ls | grep -c '^csnap-s-origin')" -eq 1 ]
+
+section "filesystem on the origin"
 check "mkfs.ext4" mke2fs -q -F -t ext4 /dev/csnap/s/origin
 mkdir -p /mnt/o /mnt/s
 check "mount origin" mount -t ext4 /dev/csnap/s/origin /mnt/o
@@ -91,7 +110,7 @@ mkdir -p /mnt/o/dir && echo "before snapshot" >/mnt/o/dir/note
 (cd /mnt/o && md5sum file1 file2 file3 dir/note) >/tmp/sums.before
 sync
 
-echo "== snapshot while mounted (fsfreeze)"
+section "snapshot while mounted (fsfreeze)"
 fsfreeze -f /mnt/o && n1 "$C" snapshot create s snap1 >/dev/null; rc=$?
 fsfreeze -u /mnt/o
 check "snapshot create under fsfreeze" [ $rc -eq 0 ]
@@ -120,7 +139,7 @@ else
   skp "by-uuid link (no udevd in this VM)"
 fi
 
-echo "== deactivate refuses an open volume"
+section "deactivate refuses an open volume"
 out=$(deact s origin 2>&1); rc=$?
 info "$out"
 check "deactivate mounted origin: refused (exit 1)" [ $rc -eq 1 ]
@@ -128,13 +147,14 @@ check "refusal says it is open" sh -c "echo '$out' | grep -q 'is open'"
 check "origin still there and mounted" sh -c "[ -b /dev/csnap/s/origin ] && grep -q /mnt/o /proc/mounts"
 check "origin still readable" sh -c "cd /mnt/o && cat file1 file2 >/dev/null"
 
-echo "== kill the export under fio verify"
+section "kill the export under fio verify"
 e0=$(io_errors)
-fio --name=v --filename=/mnt/o/fio.dat --size=24M --bs=4k --rw=randwrite --direct=1 \
-    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+fio --name=v --filename=/mnt/o/fio.dat --size=8M --bs=4k --rw=randwrite --direct=1 \
+    --ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
     --output=/tmp/fio.out >/dev/null 2>&1 &
 fpid=$!
 sleep 3
+check "fio still running when the export is killed" kill -0 "$fpid"
 kill -9 "$exp1"; info "export of node1 killed (pid $exp1)"
 sleep 2
 exp1=$(node_spawn 1 export "$C" -v export s)
@@ -143,15 +163,17 @@ check "fio verify through an export restart: exit 0" [ $frc -eq 0 ]
 check "fio verify found no error" sh -c "! grep -qiE 'verify.*(bad|fail)|err=' /tmp/fio.out || grep -q 'err= 0' /tmp/fio.out"
 check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
 check "new export re-attached the device" wait_log 1 export 're-attached' 20
-[ $frc -eq 0 ] || { cat /tmp/fio.out | tail -20; logs; }
+[ $frc -eq 0 ] || { tail -20 /tmp/fio.out; logs; }
+dmesg | grep -E 'nbd|block nbd' | tail -5 | while read -r l; do info "kernel: $l"; done
 
-echo "== master killed while the filesystem is in use"
+section "master killed while the filesystem is in use"
 e0=$(io_errors)
-fio --name=m --filename=/mnt/o/fio2.dat --size=16M --bs=4k --rw=randwrite --direct=1 \
-    --ioengine=psync --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+fio --name=m --filename=/mnt/o/fio2.dat --size=8M --bs=4k --rw=randwrite --direct=1 \
+    --ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
     --output=/tmp/fio2.out >/dev/null 2>&1 &
 fpid=$!
 sleep 2
+check "fio still running when the master is killed" kill -0 "$fpid"
 kill -9 "$srv1"; info "master server of node1 killed"
 wait_log 2 server 'master for store' 60 && ok "node2 took over" || bad "node2 took over"
 wait "$fpid"; frc=$?
@@ -159,7 +181,7 @@ check "fio verify across the master hand-over: exit 0" [ $frc -eq 0 ]
 check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
 srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
 
-echo "== deactivate after umount"
+section "deactivate after umount"
 umount /mnt/o
 out=$(deact s origin 2>&1); rc=$?
 info "$out"
@@ -168,7 +190,7 @@ check "/dev/csnap/s/origin gone" [ ! -e /dev/csnap/s/origin ]
 check "dm device gone" sh -c "! dmsetup info csnap-s-origin >/dev/null 2>&1"
 check "nbd device disconnected" sh -c "! grep -qs ':origin$' /sys/block/nbd*/backend"
 
-echo "== --all both ways"
+section "--all both ways"
 sed -i 's/^activate = origin$/activate = origin snap1/' "$(node_conf 1)"
 out=$(act --all 2>&1); rc=$?
 info "$out"

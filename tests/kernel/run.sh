@@ -20,7 +20,7 @@ if ! bash "$src/tests/kernel/vm-build.sh" "$build" "$W"; then
   exit 1
 fi
 t0=$SECONDS
-timeout "${VM_TIMEOUT:-600}" qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot \
+timeout "${VM_TIMEOUT:-900}" qemu-system-x86_64 -m 2048 -smp 2 -nographic -no-reboot \
   -kernel "$W/kernel" -initrd "$W/initrd.gz" \
   -append "console=ttyS0 quiet panic=-1 loglevel=4" >"$W/vm.log" 2>&1
 rc=$?

@@ -27,6 +27,10 @@
  *     oidle FILE                   origin client that never acks barriers;
  *                                  prints "cut off" if the server drops it
  *     changed FROM TO              changed-chunk list: "range START COUNT" lines
+ *     screate NAME REQID           SNAP_CREATE as admin with request id REQID
+ *                                  (a decimal number, not 0, put in the 16
+ *                                  bytes); prints "created NAME id N", or
+ *                                  "refused ERRNO-TEXT" and exits 3
  *     leaseinit IO_TIMEOUT         write the store's lease area (kept for
  *                                  other tests; same as `csnap lease init`)
  * Without --master the master is found through the lease-owner record.
@@ -289,6 +293,36 @@ static int do_oidle(int argc, char **argv)
 	return 0;
 }
 
+static int do_screate(int argc, char **argv)
+{
+	if (argc != 2)
+		return 2;
+	unsigned long long rid = strtoull(argv[1], NULL, 10);
+	if (!rid || !proto_name_valid(argv[0]))
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
+	if (!c)
+		die("connect");
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_CREATE, 0);
+	m.flags = PROTO_F_REQ_ID;
+	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "%s", argv[0]);
+	for (int i = 0; i < 8; i++)
+		m.u.snap_create.req_id[i] = (uint8_t)(rid >> (8 * i));
+	if (proto_client_call(c, &m, &rep) < 0)
+		die("snapshot create");
+	if (rep.status) {
+		printf("refused %s\n", strerror((int)rep.status));
+		proto_msg_free(&rep);
+		proto_client_close(c);
+		return 3;
+	}
+	printf("created %s id %u\n", rep.u.snapinfo.name, rep.u.snapinfo.id);
+	proto_msg_free(&rep);
+	proto_client_close(c);
+	return 0;
+}
+
 /* Locks on chunks the server said are on the origin.  */
 static struct proto_range held[4096];
 static uint32_t nheld;
@@ -533,6 +567,8 @@ int main(int argc, char **argv)
 		r = do_oidle(n, a);
 	else if (!strcmp(cmd, "changed"))
 		r = do_changed(n, a);
+	else if (!strcmp(cmd, "screate"))
+		r = do_screate(n, a);
 	else if (!strcmp(cmd, "leaseinit"))
 		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))

@@ -109,8 +109,10 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 17:
 		m->type = PROTO_SNAP_CREATE;
+		m->flags = PROTO_F_REQ_ID;
 		strcpy(m->u.snap_create.name, "nightly");
 		m->u.snap_create.priority = -7;
+		memset(m->u.snap_create.req_id, 0x3c, PROTO_REQ_ID_LEN);
 		break;
 	case 18:
 		m->type = PROTO_SNAP_CREATE | PROTO_REPLY;
@@ -567,7 +569,10 @@ static void test_encode_rejects(void **state)
 	strcpy(m.u.snap_create.name, "a/b");
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(17, &m);
-	m.flags = PROTO_F_FULL_CHUNKS;
+	m.flags = 0x0002;		/* no such flag on SNAP_CREATE */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(17, &m);
+	memset(m.u.snap_create.req_id, 0, PROTO_REQ_ID_LEN);	/* a request id is never zero */
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(3, &m);
 	m.u.identify.volume = 9;
