@@ -84,6 +84,15 @@ tbl=$(dmsetup table csnap-s-origin 2>/dev/null)
 check "dm-linear over an nbd device: $tbl" sh -c "echo '$tbl' | grep -Eq '^0 262144 linear 43:[0-9]+ 0$'"
 nbd=$(for b in /sys/block/nbd*/backend; do grep -q ':origin$' "$b" 2>/dev/null && echo "$b"; done | head -1)
 check "nbd backend identifier csnap:<uuid>:origin ($nbd)" sh -c "grep -q '^csnap:.*:origin$' '$nbd'"
+if [ $udev = 1 ]; then
+  check "udev made the /dev/csnap link (11-dm-csnap.rules): $(readlink /dev/csnap/s/origin)" \
+    sh -c "readlink /dev/csnap/s/origin | grep -q '^\.\./\.\./dm-[0-9]*$'"
+  nb=$(basename "$(dirname "$nbd")")
+  check "raw $nb marked SYSTEMD_READY=0 by the rules" \
+    sh -c "udevadm info --query=property /dev/$nb | grep -qx SYSTEMD_READY=0"
+  check "udevadm test: the rules give the dm device the link" \
+    sh -c "udevadm test /sys/class/block/\$(basename \$(readlink -f /dev/mapper/csnap-s-origin)) 2>&1 | grep -q 'csnap/s/origin'"
+fi
 out=$(act s 2>&1); rc=$?
 check "activate again: no-op, exit 0" sh -c "[ $rc -eq 0 ] && echo '$out' | grep -q already-active"
 
@@ -133,6 +142,7 @@ check "origin unchanged by the snapshot write" [ ! -e /mnt/o/snapfile ]
 check "origin has its new content" grep -q "after snapshot" /mnt/o/dir/note
 if [ $udev = 1 ]; then
   fsu=$(blkid -o value -s UUID /dev/csnap/s/origin)
+  check "no by-uuid link to a raw nbd device" sh -c "! ls -l /dev/disk/by-uuid/ | grep -q nbd"
   check "by-uuid points at the origin, not the snapshot" \
     sh -c "[ \"\$(readlink -f /dev/disk/by-uuid/$fsu)\" = \"\$(readlink -f /dev/mapper/csnap-s-origin)\" ]"
 else
