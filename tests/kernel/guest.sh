@@ -60,7 +60,7 @@ for i in 1 2; do
   # requests re-sent 8 s after their connection died (export killed below)
   printf 'nbd_timeout = 8\nnbd_dead_timeout = 60\nactivate = origin\n' >>"$(node_conf $i)"
 done
-"$C" mkstore --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
+"$C" mkstore --name shared --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
 "$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$store" >/dev/null || abort "lease init"
 srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
 wait_log 1 server 'master for store' 60 || abort "no master"
@@ -101,10 +101,12 @@ uuidd=$("$C" dump "$store" 2>/dev/null | awk '/uuid/ {print $NF; exit}')
 out=$(timeout 20 "$C" scan -c "$(node_conf 1)" 2>&1); rc=$?
 info "$(echo "$out" | tail -n +2)"
 check "scan lists the store on $store as s (not reading csnap's own volumes)" \
-  sh -c "[ $rc -eq 0 ] && echo '$out' | grep -Eq '^$store +$uuidd +s '"
+  sh -c "[ $rc -eq 0 ] && echo '$out' | grep -Eq '^$store +$uuidd +shared +s '"
 check "scan lists only real stores" [ "$(echo "$out" | grep -c "$uuidd")" -eq 1 ]
 out=$(act "UUID=$uuidd" origin 2>&1)
 check "activate UUID=<store uuid>: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
+out=$(act LABEL=shared origin 2>&1)
+check "activate LABEL=<store label>: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
 out=$(act "$store" origin 2>&1)
 check "activate by device path: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
 check "one dm device for the origin whatever the store was called" \
