@@ -100,6 +100,16 @@ struct lease_host {
  * malloc'd; caller frees.  */
 int lease_hosts(const struct lease_area *a, struct lease_host **hosts, int *count);
 
+/* ---- Checking the area on disk (lease/check.c) ------------------------- */
+
+/* Reads the whole lease area and calls PROBLEM with one line per damaged
+ * record (delta lease sectors, the master lease's leader, request record
+ * and host blocks, the lease-owner record: magic, sanlock checksum,
+ * lockspace and resource names).  Returns the number of problems, or
+ * -errno if the area cannot be read.  */
+long lease_check_area(const struct lease_area *a, void (*problem)(void *arg, const char *msg),
+		 void *arg);
+
 /* ---- Joining the lockspace (the node's delta lease) ------------------- */
 
 /* Asks the local daemon to join with HOST_ID (async; returns at once).

@@ -180,6 +180,7 @@ int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_m
 {
 	ac->what = what;
 	ac->said[0] = '\0';
+	ac->deadline_ms = csnap_now_ms() + a->timeout_ms;	/* per request */
 	for (;;) {
 		int r = ac->c ? 0 : connect_retry(a, ac);
 		if (r < 0)

@@ -43,7 +43,8 @@ struct admin_conn {
 	uint32_t chunk_size;
 	char store[256];		/* the store's path */
 	const char *name;		/* STORE as the user gave it */
-	int64_t deadline_ms;		/* --timeout from admin_connect */
+	int64_t deadline_ms;		/* --timeout from admin_connect or
+					 * the start of admin_call */
 	const char *what;		/* for messages: "snapshot create" */
 	char said[200];			/* last wait reason printed */
 	bool retried;			/* admin_call sent its request again */
@@ -58,7 +59,7 @@ int admin_connect(const struct admin_args *a, struct admin_conn *ac);
  * 1: error printed).  A lost connection (master killed or handing over)
  * is followed by finding the new master and, if RETRY_SENT (the request is
  * safe to repeat: read-only, or idempotent like a create with a request
- * id), sending REQ again, all within the --timeout of admin_connect; then
+ * id), sending REQ again, all within --timeout from the call; then
  * ac->retried is set.  Without RETRY_SENT a request that was sent is not
  * repeated: the error says its outcome is unknown.  */
 int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,

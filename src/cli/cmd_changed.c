@@ -93,8 +93,10 @@ static int cmd_changed(int argc, char **argv)
 		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", to ? to : "");
 		m.u.changed.start = next;
 		m.u.changed.max_ranges = PROTO_MAX_RANGES;
-		if (proto_client_call(ac.c, &m, &rep) < 0) {
-			r = cli_error("snapshot changed: %s", err_get());
+		/* Read-only and cursor-driven: safe to resend after a master
+		 * change.  */
+		if (admin_call(&a, &ac, &m, &rep, "snapshot changed", true)) {
+			r = 1;
 			break;
 		}
 		if (rep.status) {

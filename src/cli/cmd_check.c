@@ -8,6 +8,7 @@
  * Exit 0 only when the store is clean and the origin (if given) matches.
  */
 #include "src/cli/cli.h"
+#include "src/cli/cmd_lease.h"
 
 #include "ioengine/ioengine.h"
 #include "src/store/origin_id.h"
@@ -18,6 +19,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+
+static void print_line(void *arg, const char *msg) { fprintf(arg, "%s\n", msg); }
 
 static int cmd_check(int argc, char **argv)
 {
@@ -41,6 +44,15 @@ static int cmd_check(int argc, char **argv)
 	store_close(s);
 	if (n < 0)
 		return cli_error("check %s: %s", argv[1], err_get());
+	/* the sanlock lease area: damage there is as fatal as in the engine
+	 * (no master can be elected, liveness is unknown) */
+	struct lease_area la;
+	long ln = cli_lease_area(argv[1], &la);
+	if (ln >= 0)
+		ln = lease_check_area(&la, print_line, stdout);
+	if (ln < 0)
+		printf("lease area: cannot be checked: %s\n", err_get());
+	n += ln < 0 ? 1 : ln;
 	int bad_origin = 0;
 	if (argc == 3) {
 		struct io_dev *od;

@@ -225,6 +225,25 @@ static const char *host_name(const struct lease_host *h, int n, uint64_t id)
 	return "";
 }
 
+/* Problems lease_check_area() found, kept for the report.  */
+struct problems {
+	char **line;
+	int n;
+};
+
+static void keep_problem(void *arg, const char *msg)
+{
+	struct problems *p = arg;
+	char **nl = realloc(p->line, sizeof *nl * (size_t)(p->n + 1));
+
+	if (nl && (nl[p->n] = strdup(msg))) {
+		p->line = nl;
+		p->n++;
+	} else if (nl) {
+		p->line = nl;
+	}
+}
+
 static int cmd_lease_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -255,6 +274,11 @@ static int cmd_lease_status(int argc, char **argv)
 	find_rc = lease_find_master(&a, &mi);
 	if (find_rc < 0)
 		snprintf(find_err, sizeof(find_err), "%s", err_get());
+	/* damage in the area: named, and the exit status says so */
+	struct problems pr = { NULL, 0 };
+	long np = lease_check_area(&a, keep_problem, &pr);
+	if (np < 0)
+		keep_problem(&pr, err_get());
 
 	if (json) {
 		printf("{\"store\":");
@@ -301,7 +325,12 @@ static int cmd_lease_status(int argc, char **argv)
 			json_str(rec.address);
 			printf(",\"port\":%u,\"epoch\":%" PRIu64 "}", rec.port, rec.epoch);
 		}
-		printf("}\n");
+		printf(",\"problems\":[");
+		for (int i = 0; i < pr.n; i++) {
+			printf("%s", i ? "," : "");
+			json_str(pr.line[i]);
+		}
+		printf("]}\n");
 	} else {
 		printf("store:     %s\n", ESC(a.path));
 		printf("lockspace: %s (lease area at %" PRIu64 ", align %u, sector %u)\n",
@@ -330,8 +359,22 @@ static int cmd_lease_status(int argc, char **argv)
 			       rec.generation, rec.address, rec.port, rec.epoch,
 			       find_rc == 0 && mi.state == LEASE_MASTER_VALID ? "valid" :
 			       find_rc < 0 ? "cannot be verified here" : "not trusted");
+		if (pr.n) {
+			printf("lease area: DAMAGED, %d problem%s:\n", pr.n, pr.n == 1 ? "" : "s");
+			for (int i = 0; i < pr.n; i++)
+				printf("  %s\n", pr.line[i]);
+		} else {
+			printf("lease area: intact (every sanlock record verifies)\n");
+		}
 	}
 	free(hosts);
+	int bad = pr.n;
+	for (int i = 0; i < pr.n; i++)
+		free(pr.line[i]);
+	free(pr.line);
+	if (bad)
+		return cli_error("%s: lease area damaged (%d problem%s)", a.path, bad,
+				 bad == 1 ? "" : "s");
 	return 0;
 }
 

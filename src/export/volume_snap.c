@@ -892,6 +892,7 @@ static void unpassive(struct snap_vol *sv)
 	if (sv->users && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
 	    session_up(sv->sess) && !session_pending(sv->sess)) {
 		session_stop(sv->sess);
+		grant_drop(sv);		/* nothing of that connection counts */
 		session_start(sv->sess);
 	}
 }

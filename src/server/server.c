@@ -151,7 +151,9 @@ void srv_grant_gone(struct srv *s, const struct conn *c)
 			s->grant_horizon_ms = until;
 		return;
 	}
-	if (c->volume != PROTO_VOL_SNAPSHOT || c->eof || until <= csnap_now_ms())
+	/* A passive connection never carried a data request: nothing was
+	 * cached from it.  */
+	if (c->volume != PROTO_VOL_SNAPSHOT || c->eof || c->passive || until <= csnap_now_ms())
 		return;
 	struct grant_ghost *g = calloc(1, sizeof *g);
 	if (!g) {

@@ -68,4 +68,33 @@ node_run 2 "$C" lease leave --force -c "$(node_conf 2)" s >/dev/null || fail "le
 wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" ||
   fail "holder survived leaving the lockspace"
 grep -q '^released' "$(node_log 2 holdcfg)" && fail "holder released after the lockspace was removed"
+
+# Damage to the lease area is reported (issue 9, defect 9): before it, the
+# area written by sanlock (delta leases, the master lease with host 2's
+# block from its acquisition) verifies.
+base=1048576
+[ "$(dd if="$CLUSTER_STORE" bs=512 skip=$((2 * base / 512 + 3)) count=1 status=none | tr -d '\0' | wc -c)" -gt 0 ] ||
+  fail "host 2's block of the master lease was never written (nothing to verify)"
+out=$("$C" check "$CLUSTER_STORE") || fail "check of an intact lease area: $out"
+out=$("$C" lease status "$CLUSTER_STORE") || fail "lease status of an intact area: $out"
+echo "$out" | grep -q '^lease area: intact' || fail "lease status: $out"
+poke() { printf '\377' | dd of="$CLUSTER_STORE" bs=1 seek="$1" conv=notrunc status=none; }
+# expect_damage WHAT PATTERN: check and lease status both exit 1 naming it
+expect_damage() {
+  local out rc
+  out=$("$C" check "$CLUSTER_STORE" 2>&1); rc=$?
+  [ $rc -eq 1 ] && echo "$out" | grep -q "$2" || fail "check after $1: rc=$rc '$out'"
+  out=$("$C" lease status "$CLUSTER_STORE" 2>&1); rc=$?
+  [ $rc -eq 1 ] && echo "$out" | grep -q "$2" && echo "$out" | grep -q "lease area damaged" ||
+    fail "lease status after $1: rc=$rc '$out'"
+  echo "$1: $(echo "$out" | grep -m1 "$2")"
+}
+poke $((base + 512 + 100))	# host_id 2's delta lease
+expect_damage "a corrupted delta lease" "delta lease of host_id 2 (offset $((base + 512))): sanlock checksum mismatch"
+dd if=/dev/zero of="$CLUSTER_STORE" bs=512 seek=$((base / 512 + 9)) count=4 conv=notrunc status=none
+expect_damage "zeroed delta leases" "delta leases of host_ids 10-13 .*zeroed"
+poke $((2 * base + 100))	# the master lease's leader record
+expect_damage "a corrupted master lease" "master lease leader record (offset $((2 * base))): sanlock checksum mismatch"
+poke $((2 * base + 3 * 512 + 8))	# host_id 2's block of the master lease
+expect_damage "a corrupted master lease block" "master lease block of host_id 2 "
 echo "PASS"
