@@ -17,7 +17,7 @@
  *
  * After the commit every origin client (one per export) is sent
  * SNAP_ADDED and serves the snapshot before it acknowledges; the creator
- * is answered when all did (or the barrier timeout passed), so a snapshot
+ * is answered when all did (or 5 s passed), so a snapshot
  * can be opened on every node as soon as `snapshot create` returns.
  *
  * Changes that need a quiet store (delete, set) wait until no copy-out is
@@ -36,6 +36,10 @@
 #include <time.h>
 
 #define CLEANUP_BUDGET	65536
+/* SNAP_ADDED: an export answers in milliseconds (it only adds a name); one
+ * that has not within this is not waited for (it lists the snapshot within
+ * a second once it recovers).  */
+#define ADDED_WAIT_MS	5000
 
 static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 {
@@ -169,7 +173,7 @@ static void added_finish(struct srv *s)
 /* The snapshot of R is committed: tell every origin client (each is an
  * export) and answer the creator with REPLY once all have acknowledged,
  * i.e. serve it, so `snapshot create` returning means it can be opened on
- * every node.  An export that does not answer within the barrier timeout
+ * every node.  An export that does not answer within ADDED_WAIT_MS
  * is not waited for longer (it lists the snapshot within a second).  */
 static void added_start(struct srv *s, struct req *r, const struct proto_msg *reply)
 {
@@ -180,7 +184,8 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 	s->added_req = r;
 	s->added_reply = *reply;
 	s->added_pending = 0;
-	s->added_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
+	s->added_deadline_ms = csnap_now_ms() + (s->o.barrier_timeout_ms < ADDED_WAIT_MS ?
+						 s->o.barrier_timeout_ms : ADDED_WAIT_MS);
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead ||
 		    c->closing)
@@ -217,9 +222,8 @@ static void added_tick(struct srv *s)
 		return;
 	for (struct conn *c = s->conns; c; c = c->next)
 		if (c->added_id)
-			log_warn("client %s (%s) did not confirm serving snapshot %s in %d ms",
-				 c->peer, c->name, s->added_reply.u.snapinfo.name,
-				 s->o.barrier_timeout_ms);
+			log_warn("client %s (%s) did not confirm serving snapshot %s in time",
+				 c->peer, c->name, s->added_reply.u.snapinfo.name);
 	added_finish(s);
 }
 

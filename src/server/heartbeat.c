@@ -9,7 +9,10 @@
  * so a PONG proves the loop turns: a stopped, deadlocked or I/O-hung master
  * does not answer and its agent kills it, which frees the master lease.
  * Start-up work that may legitimately take long (journal replay) happens
- * before SERVING, when the agent does not heartbeat.
+ * before SERVING, when the agent does not heartbeat.  Long synchronous
+ * work inside the loop (a usage walk over millions of exceptions, a big
+ * commit) answers too, through the store engine's progress pulses
+ * (utils/progress.h): the master is busy, not frozen.
  *
  * Invariant: all writes are non-blocking and best effort; the agent's end
  * going away (agent restarted) only disables the channel, never stops
@@ -18,6 +21,7 @@
 #include "src/server/heartbeat.h"
 
 #include "utils/log.h"
+#include "utils/progress.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -41,6 +45,7 @@ static void hb_close(void)
 	if (hb_polled)
 		epoll_ctl(hb_epfd, EPOLL_CTL_DEL, hb_fd, NULL);
 	hb_polled = false;
+	csnap_progress_hook = NULL;
 	close(hb_fd);
 	hb_fd = -1;
 }
@@ -95,6 +100,7 @@ void hb_serving(uint64_t epoch)
 			return;
 		}
 		hb_polled = true;
+		csnap_progress_hook = hb_event;	/* also from long work */
 	}
 	snprintf(msg, sizeof msg, "SERVING %llu", (unsigned long long)epoch);
 	hb_send(msg);

@@ -17,6 +17,7 @@
 #include "utils/assert.h"
 #include "utils/crc32c.h"
 #include "utils/err.h"
+#include "utils/progress.h"
 #include "utils/log.h"
 
 #include <errno.h>
@@ -480,6 +481,7 @@ static int write_home_one(struct bm *bm, struct bm_entry *b)
 
 	if (bm->readonly)
 		return 0;
+	csnap_progress();
 	ret = io_dev_pwrite(bm->dev, img, META_BLOCK_SIZE, b->pub.blocknr * META_BLOCK_SIZE);
 	if (ret < 0)
 		return err_prefix(-ret, "writing metadata block %llu", (unsigned long long)b->pub.blocknr);
@@ -579,6 +581,7 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 	ret = new_entry(bm, blocknr, &b);
 	if (ret < 0)
 		return ret;
+	csnap_progress();
 	ret = io_dev_pread(bm->dev, b->pub.data, META_BLOCK_SIZE, blocknr * META_BLOCK_SIZE);
 	bm->st.reads++;
 	if (ret < 0) {

@@ -12,6 +12,7 @@
 
 #include "utils/assert.h"
 #include "utils/err.h"
+#include "utils/progress.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -399,6 +400,7 @@ const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 
 int btree_next(struct btree *t, struct btree_cursor *c)
 {
+	csnap_progress();	/* long walks: the master keeps answering */
 	if (!c->valid)
 		return 0;
 	if (++c->idx < nnr(c->leaf->data))

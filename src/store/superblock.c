@@ -128,6 +128,17 @@ static int sb_sanity(const struct csnap_sb *sb)
 		if (areas[i].start < first || areas[i].n == 0 || areas[i].n > last ||
 		    areas[i].start > last - areas[i].n)
 			return err_set(EINVAL, "%s area out of bounds", areas[i].what);
+	/* The engine writes each area believing it owns it: areas that
+	 * overlap each other or the data chunks would overwrite each other. */
+	for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+		for (size_t k = i + 1; k < sizeof areas / sizeof areas[0]; k++)
+			if (areas[i].start < areas[k].start + areas[k].n &&
+			    areas[k].start < areas[i].start + areas[i].n)
+				return err_set(EINVAL, "%s and %s areas overlap", areas[i].what,
+					       areas[k].what);
+		if (e->data_offset / bs < areas[i].start + areas[i].n && e->data_chunks)
+			return err_set(EINVAL, "data area overlaps the %s area", areas[i].what);
+	}
 	if (e->journal_blocks < 8 || e->journal_tail >= e->journal_blocks)
 		return err_set(EINVAL, "invalid journal geometry");
 	if (e->data_offset % sb->chunk_size || e->data_offset < sb->meta_offset ||

@@ -12,8 +12,10 @@
 
 #include "store_testutil.h"
 #include "utils/log.h"
+#include "utils/progress.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 #define CH 4096
 
@@ -128,6 +130,11 @@ static void test_shared_copy(void **state)
 	assert_int_equal(ch[0], 10);
 	cur = 0;
 	assert_int_equal(store_changed(s, a, c, &cur, ch, 16), 1);
+	/* a cursor past the last exception: nothing more, and done (this
+	 * dereferenced a NULL entry, found by fuzz_store_meta) */
+	cur = 1000;
+	assert_int_equal(store_changed(s, a, STORE_ORIGIN_ID, &cur, ch, 16), 0);
+	assert_int_equal(cur, STORE_CHUNK_END);
 	done(s, path);
 }
 
@@ -428,6 +435,58 @@ static void test_abort(void **state)
 	done(s, path);
 }
 
+static int pulses;
+static void count_pulse(void) { pulses++; }
+
+/* Long walks pulse (utils/progress.h), so a watched master busy with one
+ * keeps answering its agent's heartbeat.  */
+static void test_progress_pulses(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("eng8", 16 << 20, 2048, 8, &path);
+	struct store_copy cp[64];
+	struct store_usage u[8];
+	uint32_t a, n;
+
+	TU_OK(store_snapshot_create(s, "a", 0, &a));
+	for (chunk_t c0 = 0; c0 < 2048; c0 += 64)
+		TU_OK(store_origin_write(s, c0, 64, cp, &n));
+	TU_OK(store_commit(s));
+	csnap_progress_hook = count_pulse;
+	pulses = 0;
+	usleep((CSNAP_PROGRESS_MS + 20) * 1000);
+	assert_true(store_usage(s, u, 8) >= 1);	/* walks 2048 exceptions */
+	csnap_progress_hook = NULL;
+	assert_true(pulses >= 1);
+	assert_int_equal(u[0].unique, 2048);
+	done(s, path);
+}
+
+/* A create's request id is kept with the snapshot, across reopening.  */
+static void test_request_id(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("eng9", 16 << 20, 64, 8, &path);
+	uint8_t rid[STORE_REQ_ID_LEN], zero[STORE_REQ_ID_LEN] = { 0 };
+	struct store_snapshot sn;
+	uint32_t a, b;
+
+	memset(rid, 0xa7, sizeof rid);
+	TU_OK(store_snapshot_create_req(s, "a", 0, rid, &a));
+	TU_OK(store_snapshot_create(s, "b", 0, &b));
+	TU_OK(store_commit(s));
+	store_close(s);
+	TU_OK(store_open(path, NULL, &s));
+	TU_OK(store_snapshot_find(s, "a", &sn));
+	assert_int_equal(sn.id, a);
+	assert_memory_equal(sn.req_id, rid, sizeof rid);
+	TU_OK(store_snapshot_find(s, "b", &sn));
+	assert_memory_equal(sn.req_id, zero, sizeof zero);
+	done(s, path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -439,6 +498,8 @@ int main(void)
 		cmocka_unit_test(test_room_estimate),
 		cmocka_unit_test(test_tree_need_bounds),
 		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_progress_pulses),
+		cmocka_unit_test(test_request_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
