@@ -58,6 +58,8 @@ struct csnap_sb {
 	uint64_t store_size;
 	uint64_t origin_size;
 	char origin_id[CSNAP_ORIGIN_ID_LEN + 1];	/* NUL-terminated */
+	char label[CSNAP_LABEL_LEN];	/* store name, "" if none; a valid
+					 * snapshot-style name (utils/snapname.h) */
 	uint32_t max_snapshots;
 	uint32_t mask_bits;
 	uint32_t lease_sector_size;
