@@ -8,6 +8,8 @@
 #   bench/*.c                 -> $(BUILD)/bench/*
 # `make SAN=1 BUILD=build-san` builds the same with ASan + UBSan and the
 # CSNAP_ASSERT invariant checks on; `make DEBUG=1` turns on the checks alone.
+#   tests/fuzz/fuzz_*.c       -> build-fuzz/fuzz/fuzz_*  (libFuzzer, clang,
+#                                ASan + UBSan; `make fuzz`, docs/fuzzing.md)
 
 BUILD   ?= build
 CC      ?= gcc
@@ -24,6 +26,18 @@ CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sani
 LDSAN   := -fsanitize=address,undefined
 DEBUG   := 1
 endif
+# FUZZ=1 (set by `make fuzz-build`): clang, coverage instrumentation for
+# libFuzzer, ASan + UBSan, invariant checks on.
+ifeq ($(FUZZ),1)
+CC      := clang
+CFLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+           -fno-sanitize-recover=undefined
+# gcc's -Werror build is the warning gate; clang's different opinions
+# (e.g. -Wformat-nonliteral through va_list) must not break this one
+CFLAGS_WARN := $(filter-out -Werror,$(CFLAGS_WARN)) -Wno-unknown-warning-option
+LDSAN   := -fsanitize=address,undefined
+DEBUG   := 1
+endif
 ifeq ($(DEBUG),1)
 CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
@@ -35,16 +49,19 @@ CLI_SRCS := $(wildcard src/cli/*.c)
 TEST_SRCS  := $(wildcard tests/unit/test_*.c)
 TOOL_SRCS  := $(wildcard tests/tools/*.c)
 BENCH_SRCS := $(wildcard bench/*.c)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 BENCHES  := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+FUZZERS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 .PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck install
+.PHONY: fuzz fuzz-build fuzz-targets
 
 all: $(BUILD)/csnap $(TESTS) $(TOOLS) $(BENCHES)
 
@@ -76,6 +93,25 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libcsnap.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDSAN) -o $@ $< $(BUILD)/libcsnap.a $(LDLIBS) -lm
 
+# Fuzz targets (docs/fuzzing.md): libFuzzer supplies main().
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libcsnap.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) -fsanitize=fuzzer,address,undefined -o $@ $< $(BUILD)/libcsnap.a $(LDLIBS)
+
+.SECONDARY: $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o)
+fuzz-targets: $(FUZZERS)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 BUILD=build-fuzz fuzz-targets
+
+# `make fuzz FUZZ_TIME=3600`: every target for FUZZ_TIME seconds in turn,
+# FUZZ_TARGETS to pick some (names without the fuzz_ prefix).
+FUZZ_TIME ?= 60
+FUZZ_TARGETS ?= $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+fuzz: deps fuzz-build
+	@bash tests/fuzz/run.sh long $(FUZZ_TIME) $(FUZZ_TARGETS)
+
 # The README's test command: everything, then everything again under
 # AddressSanitizer + UndefinedBehaviorSanitizer.  deps installed every
 # tool the tests use, so CSNAP_DEPS_INSTALLED=1 makes a missing one a
@@ -83,6 +119,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libcsnap.a
 check: deps
 	$(MAKE) all
 	$(MAKE) SAN=1 BUILD=build-san all
+	$(MAKE) fuzz-build
 	$(MAKE) cppcheck
 	@rm -f $(BUILD)/test-summary build-san/test-summary $(BUILD)/kernel-summary
 	@export CSNAP_DEPS_INSTALLED=1; rc=0; tests/run.sh $(BUILD) all || rc=1; \
@@ -97,7 +134,7 @@ check: deps
 check-unit: all
 	tests/run.sh $(BUILD) unit
 
-check-integration: all
+check-integration: all fuzz-build
 	tests/run.sh $(BUILD) integration
 
 # csnap activate on real nbd and device-mapper: a Debian kernel booted
@@ -144,6 +181,6 @@ install: $(BUILD)/csnap
 	install -D -m 0644 csnap.conf.example $(DESTDIR)$(DOCDIR)/csnap.conf.example
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -12,6 +12,8 @@ PACKAGES=(
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc
   cppcheck
+  # make fuzz / the fuzz targets in make check: clang and its libFuzzer
+  clang libclang-rt-dev
   # make check-kernel: a Debian kernel (nbd, device-mapper) booted under qemu
   # with a busybox initramfs carrying csnap and its test tools
   linux-image-amd64 qemu-system-x86 busybox-static

@@ -233,35 +233,45 @@ static int next_timeout(const struct loop *lp)
 	return (int)(lp->timers->due_ms - now > 60000 ? 60000 : lp->timers->due_ms - now);
 }
 
-int loop_run(struct loop *lp)
+int loop_run_once(struct loop *lp, int max_wait_ms)
 {
 	struct epoll_event evs[LOOP_MAX_EVENTS];
+	int n, rc, wait = next_timeout(lp);
 
+	if (max_wait_ms >= 0 && (wait < 0 || wait > max_wait_ms))
+		wait = max_wait_ms;
+	n = epoll_wait(lp->epfd, evs, LOOP_MAX_EVENTS, wait);
+	if (n < 0) {
+		if (errno == EINTR)
+			return 0;
+		return err_set(errno, "epoll_wait: %s", strerror(errno));
+	}
+	lp->in_batch = true;
+	lp->ndeleted = 0;
+	for (int i = 0; i < n; i++) {
+		struct loop_watch *w = evs[i].data.ptr;
+
+		if (!w->active || deleted_in_batch(lp, w))
+			continue;
+		w->fn(w->arg, evs[i].events);
+	}
+	lp->in_batch = false;
+	lp->ndeleted = 0;
+	run_timers(lp);
+	run_deferred(lp);
+	rc = io_engine_submit(lp->io);
+	if (rc < 0)
+		log_error("export: submitting I/O: %s", err_get());
+	return 0;
+}
+
+int loop_run(struct loop *lp)
+{
 	while (!lp->stop) {
-		int n, rc;
+		int rc = loop_run_once(lp, -1);
 
-		n = epoll_wait(lp->epfd, evs, LOOP_MAX_EVENTS, next_timeout(lp));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return err_set(errno, "epoll_wait: %s", strerror(errno));
-		}
-		lp->in_batch = true;
-		lp->ndeleted = 0;
-		for (int i = 0; i < n; i++) {
-			struct loop_watch *w = evs[i].data.ptr;
-
-			if (!w->active || deleted_in_batch(lp, w))
-				continue;
-			w->fn(w->arg, evs[i].events);
-		}
-		lp->in_batch = false;
-		lp->ndeleted = 0;
-		run_timers(lp);
-		run_deferred(lp);
-		rc = io_engine_submit(lp->io);
 		if (rc < 0)
-			log_error("export: submitting I/O: %s", err_get());
+			return rc;
 	}
 	return 0;
 }

@@ -69,6 +69,10 @@ uint64_t loop_now_ms(void);
 
 /* Runs until loop_stop() or a fatal error (returns -errno).  */
 int loop_run(struct loop *lp);
+/* One iteration (wait at most MAX_WAIT_MS, -1: until the next timer or
+ * event; then dispatch, timers, deferred work, I/O submission).  For a
+ * caller that drives the loop itself: the NBD fuzz target.  */
+int loop_run_once(struct loop *lp, int max_wait_ms);
 void loop_stop(struct loop *lp);
 bool loop_stopping(const struct loop *lp);
 

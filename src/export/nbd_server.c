@@ -298,6 +298,15 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 
 void nbd_conn_drain(struct nbd_conn *c)
 {
+	/* A write whose payload was still arriving never will: it gets no
+	 * reply, and it must not count as in flight, or the connection (its
+	 * socket and up to a 32 MiB buffer) would wait for it forever.  */
+	if (c->cur) {
+		struct nbd_req *r = c->cur;
+
+		c->cur = NULL;
+		nbd_tx_release(c, r);
+	}
 	c->state = NBD_ST_DRAIN;
 	nbd_conn_kick(c);
 }

@@ -57,6 +57,21 @@ static int jread(struct journal *j, uint64_t pos, void *buf)
 			    (j->start + pos % j->nblocks) * META_BLOCK_SIZE);
 }
 
+/* A block image in the log is a sealed metadata block of this store
+ * whose home is in the engine's metadata after the journal: anything
+ * else would make the read-write replay write home what no reader
+ * accepts (or write outside the metadata), while a read-only replay
+ * installs it in memory; so it ends the log like any other mismatch.  */
+static bool image_ok(const struct journal *j, const uint8_t *im)
+{
+	const struct csnap_sb_engine *e = &j->sb->engine;
+	uint64_t home = get_le64(im + 8);
+
+	return get_le32(im) == crc32c(0, im + 4, META_BLOCK_SIZE - 4) &&
+	       get_le64(im + 24) == bm_tag(j->bm) &&
+	       home >= e->header_block && home < e->meta_start + e->meta_blocks;
+}
+
 /* Reads and verifies one transaction at *pos with sequence seq.  On
  * success images[] (count *n) holds its blocks and *pos is advanced.  */
 static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
@@ -98,7 +113,8 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 				goto out;
 			memcpy(dst, bounce, META_BLOCK_SIZE);
 			if (crc32c(0, dst, META_BLOCK_SIZE) != get_le32(e + 8) ||
-			    get_le64(dst + 8) != get_le64(e) || get_le64(dst + 16) != seq)
+			    get_le64(dst + 8) != get_le64(e) || get_le64(dst + 16) != seq ||
+			    !image_ok(j, dst))
 				goto out;
 		}
 		cnt += nr;

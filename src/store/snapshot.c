@@ -366,7 +366,9 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 		bool valid = ret >= 0 && c.valid;
 		const uint8_t *e = valid ? btree_entry(&s->tree, &c) : NULL;
 		uint64_t o = valid ? be_origin(e) : STORE_CHUNK_END;
-		if (o != cur) {
+		/* !valid also when the very first seek finds nothing (cursor
+		 * past the last exception): then cur == o == END */
+		if (o != cur || !valid) {
 			/* finished chunk `cur` */
 			if (cur != STORE_CHUNK_END && la != lb)
 				out[n++] = cur;

@@ -2,7 +2,8 @@
  * tests/unit/test_export_dio.c - the export data path's building blocks
  * on a real O_DIRECT file with the real async ioengine: dio's
  * read-modify-write and sector locks under concurrent unaligned writes,
- * zeroing, failure propagation (injected faults) without leaked locks;
+ * zeroing, failure propagation (injected faults) without leaked locks,
+ * gated writes (refused at issue, nothing written, lock released);
  * and the chunk bitmap / location map caches.
  */
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include "src/export/chunkmap.h"
 #include "src/export/dio.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +186,62 @@ static void test_failure_releases_lock(void **state)
 	check_all(e);
 }
 
+static bool gate_closed(void *arg)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	return false;
+}
+
+static bool gate_open(void *arg)
+{
+	int *calls = arg;
+
+	(*calls)++;
+	return true;
+}
+
+/* Gated writes (the export's grant): a closed gate fails an unaligned
+ * write after its edge reads, writes nothing, releases its lock; gated
+ * zeroing stops at its first piece; an open gate changes nothing.  */
+static void test_gate(void **state)
+{
+	struct env *e = *state;
+	struct done bad = { 0 }, good = { 0 }, z = { 0 }, ok = { 0 };
+	unsigned char a[100], b[100], c[5000];
+	int closed_calls = 0, open_calls = 0;
+
+	memset(a, 0xaa, sizeof a);
+	memset(b, 0xbb, sizeof b);
+	memset(c, 0xcc, sizeof c);
+	dio_write_gated(e->d, a, sizeof a, 8192 + 10, 0, gate_closed, &closed_calls,
+			on_done, &bad);				/* RMW, refused */
+	dio_write(e->d, b, sizeof b, 8192 + 200, 0, on_done, &good);	/* same sector */
+	drain(e);
+	assert_int_equal(bad.calls, 1);
+	assert_int_equal(bad.err, -EKEYEXPIRED);
+	assert_int_equal(closed_calls, 1);
+	assert_int_equal(good.calls, 1);
+	assert_int_equal(good.err, 0);
+	memcpy(e->model + 8192 + 200, b, sizeof b);
+
+	closed_calls = 0;
+	dio_zero_gated(e->d, 300000, 12288 + 7, 0, gate_closed, &closed_calls,
+		       on_done, &z);
+	drain(e);
+	assert_int_equal(z.calls, 1);
+	assert_int_equal(z.err, -EKEYEXPIRED);
+	assert_true(closed_calls >= 1);
+
+	dio_write_gated(e->d, c, sizeof c, 20000, DIO_FUA, gate_open, &open_calls, on_done, &ok);
+	drain(e);
+	assert_int_equal(ok.err, 0);
+	assert_int_equal(open_calls, 1);
+	memcpy(e->model + 20000, c, sizeof c);
+	check_all(e);
+}
+
 static void test_bitmap(void **state)
 {
 	struct chunk_bitmap b;
@@ -239,6 +297,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_adjacent_unaligned_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unaligned_reads_and_zero, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_releases_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gate, setup, teardown),
 		cmocka_unit_test(test_bitmap),
 		cmocka_unit_test(test_map),
 	};

@@ -130,6 +130,11 @@ static void test_shared_copy(void **state)
 	assert_int_equal(ch[0], 10);
 	cur = 0;
 	assert_int_equal(store_changed(s, a, c, &cur, ch, 16), 1);
+	/* a cursor past the last exception: nothing more, and done (this
+	 * dereferenced a NULL entry, found by fuzz_store_meta) */
+	cur = 1000;
+	assert_int_equal(store_changed(s, a, STORE_ORIGIN_ID, &cur, ch, 16), 0);
+	assert_int_equal(cur, STORE_CHUNK_END);
 	done(s, path);
 }
 

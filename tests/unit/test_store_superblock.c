@@ -57,6 +57,32 @@ static void test_roundtrip(void **state)
 	assert_non_null(strstr(err_get(), "chunk size"));
 }
 
+/* Checksummed geometry whose areas overlap (the engine would write one
+ * over the other) is refused.  */
+static void test_overlapping_areas(void **state)
+{
+	(void)state;
+	char *path = tu_mkstore("sbov", 16 << 20, 4096, 1 << 24, 16);
+	struct csnap_sb sb, bad, out;
+	uint8_t blk[4096];
+
+	TU_OK(csnap_sb_read_path(path, &sb));
+	csnap_sb_encode(&sb, 0, blk);
+	TU_OK(csnap_sb_decode(blk, 0, &out));
+	bad = sb;	/* data chunks on top of the journal */
+	bad.engine.data_offset = sb.meta_offset;
+	csnap_sb_encode(&bad, 0, blk);
+	assert_int_equal(csnap_sb_decode(blk, 0, &out), -EINVAL);
+	assert_non_null(strstr(err_get(), "data area overlaps the journal"));
+	bad = sb;	/* the snapshot table inside the journal */
+	bad.engine.table_start = sb.engine.journal_start + 1;
+	csnap_sb_encode(&bad, 0, blk);
+	assert_int_equal(csnap_sb_decode(blk, 0, &out), -EINVAL);
+	assert_non_null(strstr(err_get(), "overlap"));
+	unlink(path);
+	free(path);
+}
+
 static void test_backup_copy(void **state)
 {
 	(void)state;
@@ -114,6 +140,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_backup_copy),
+		cmocka_unit_test(test_overlapping_areas),
 		cmocka_unit_test(test_lease_layout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

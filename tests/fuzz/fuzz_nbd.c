@@ -1,0 +1,371 @@
+/*
+ * tests/fuzz/fuzz_nbd.c - the NBD server (src/export/nbd_*.c) as a client
+ * on the network sees it: the fixed newstyle handshake, option haggling
+ * and transmission requests, through the real connection state machine,
+ * socket I/O, flow control and event loop.
+ *
+ * One NBD server, created once, listens on a unix socket and exports two
+ * in-memory volumes: "disk" (rw, DISK_SIZE, the default export; requests
+ * touching its last 512 bytes fail with EIO) and "ro" (read-only).  Each
+ * input is one client connection: the harness connects, sends the input
+ * (in pieces of PIECE bytes, running the loop between pieces, when the
+ * first byte is nonzero), half-closes, reads and drops all output, and
+ * drives the loop until the server has closed the connection and freed
+ * it.  A connection not over within 10 s is a hang.
+ * The volumes check the contract every request must meet (volume.h):
+ * within the volume, len > 0 except flush, no write to "ro".
+ *
+ * Input: byte 0 = piece size / 8 (0: all at once), then the client's
+ * bytes from the first one after the server's greeting (client flags).
+ *
+ * CSNAP_FUZZ_SEEDS=DIR writes seed inputs (GO + requests, EXPORT_NAME,
+ * LIST/INFO/ABORT) and exits.
+ */
+#include "tests/fuzz/fuzz.h"
+
+#include "src/export/loop.h"
+#include "src/export/nbd.h"
+#include "src/export/nbd_server.h"
+#include "src/export/volume.h"
+#include "utils/err.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DISK_SIZE	(1u << 20)
+#define RO_SIZE		(64u * 1024)
+#define HANG_MS		10000
+
+/* ---- in-memory volumes, completing at the end of the loop batch ---- */
+
+struct memvol {
+	struct volume vol;
+	uint8_t *data;
+	struct vol_req *pending[1024];
+	unsigned npending;
+	struct loop_deferred done;
+};
+
+static void memvol_complete(void *arg)
+{
+	struct memvol *m = arg;
+
+	while (m->npending) {
+		struct vol_req *req = m->pending[0];
+		int err = 0;
+
+		memmove(m->pending, m->pending + 1, --m->npending * sizeof *m->pending);
+		if (req->op != VOL_FLUSH && !(m->vol.flags & VOL_READONLY) &&
+		    req->off + req->len > m->vol.size - 512)
+			err = -EIO;
+		else if (req->op == VOL_READ)
+			memcpy(req->buf, m->data + req->off, req->len);
+		else if (req->op == VOL_WRITE)
+			memcpy(m->data + req->off, req->buf, req->len);
+		else if (req->op == VOL_ZEROES || req->op == VOL_TRIM)
+			memset(m->data + req->off, 0, req->len);
+		req->done(req, err);
+	}
+}
+
+static struct loop *lp;
+
+static void memvol_submit(struct volume *vol, struct vol_req *req)
+{
+	struct memvol *m = (struct memvol *)vol;
+
+	FUZZ_CHECK(req->op == VOL_FLUSH || req->len > 0, "empty request op %d", req->op);
+	FUZZ_CHECK(req->off <= vol->size && req->len <= vol->size - req->off,
+		   "request beyond the volume: %llu+%u", (unsigned long long)req->off, req->len);
+	FUZZ_CHECK(!(vol->flags & VOL_READONLY) || req->op == VOL_READ || req->op == VOL_FLUSH,
+		   "write-like op %d on a read-only volume", req->op);
+	FUZZ_CHECK(req->op == VOL_FLUSH || req->op == VOL_TRIM || req->op == VOL_ZEROES ||
+		   req->buf, "no buffer");
+	FUZZ_CHECK(m->npending < 1024, "more requests in flight than flow control allows");
+	m->pending[m->npending++] = req;
+	loop_defer(lp, &m->done);
+}
+
+static void memvol_destroy(struct volume *vol)
+{
+	struct memvol *m = (struct memvol *)vol;
+
+	free(m->data);
+	free(m);
+}
+
+static const struct volume_ops memvol_ops = { .submit = memvol_submit, .destroy = memvol_destroy };
+
+static struct volume *memvol_new(const char *name, uint64_t size, unsigned flags)
+{
+	struct memvol *m = calloc(1, sizeof *m);
+
+	if (!m || !(m->data = calloc(1, size)))
+		abort();
+	m->vol.ops = &memvol_ops;
+	snprintf(m->vol.name, sizeof m->vol.name, "%s", name);
+	snprintf(m->vol.description, sizeof m->vol.description, "fuzz volume %s", name);
+	m->vol.size = size;
+	m->vol.flags = flags;
+	m->vol.refs = 1;
+	m->done.fn = memvol_complete;
+	m->done.arg = m;
+	return &m->vol;
+}
+
+/* ---- the client side ------------------------------------------------ */
+
+static struct nbd_server *srv;
+static char sock_path[108];
+
+struct client {
+	struct loop_watch w;
+	int fd;
+	const uint8_t *out;	/* still to send */
+	size_t out_len;
+	size_t piece;		/* 0: everything we have */
+	bool sent_all;		/* and half-closed */
+	bool eof;		/* the server closed */
+	size_t received;
+};
+
+static void client_event(void *arg, uint32_t events)
+{
+	struct client *c = arg;
+	uint8_t buf[65536];
+
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		for (;;) {
+			ssize_t n = recv(c->fd, buf, sizeof buf, MSG_DONTWAIT);
+
+			if (n > 0) {
+				c->received += (size_t)n;
+				continue;
+			}
+			if (n == 0 || (errno != EAGAIN && errno != EINTR))
+				c->eof = true;
+			break;
+		}
+	}
+	if (c->eof) {
+		loop_watch_del(lp, &c->w);
+		return;
+	}
+	if (!c->sent_all && events & EPOLLOUT) {
+		size_t k = c->piece && c->piece < c->out_len ? c->piece : c->out_len;
+		ssize_t n = k ? send(c->fd, c->out, k, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+
+		if (n > 0) {
+			c->out += n;
+			c->out_len -= (size_t)n;
+		} else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			c->out_len = 0;		/* the server is gone: stop sending */
+		}
+		if (!c->out_len) {
+			shutdown(c->fd, SHUT_WR);
+			c->sent_all = true;
+			loop_watch_mod(lp, &c->w, EPOLLIN);
+		}
+	}
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void cleanup(void)
+{
+	unlink(sock_path);
+}
+
+/* ---- seeds ------------------------------------------------------------ */
+
+struct seed {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void put(struct seed *s, const void *p, size_t n)
+{
+	if (n)
+		memcpy(s->b + s->n, p, n);
+	s->n += n;
+}
+
+static void put32(struct seed *s, uint32_t v)
+{
+	uint8_t b[4];
+
+	nbd_put32(b, v);
+	put(s, b, 4);
+}
+
+static void option(struct seed *s, uint32_t opt, const void *data, uint32_t len)
+{
+	uint8_t h[16];
+
+	nbd_put64(h, NBD_IHAVEOPT);
+	nbd_put32(h + 8, opt);
+	nbd_put32(h + 12, len);
+	put(s, h, 16);
+	put(s, data, len);
+}
+
+static void go(struct seed *s, uint32_t opt, const char *name)
+{
+	uint8_t d[64];
+	uint32_t nl = (uint32_t)strlen(name);
+
+	nbd_put32(d, nl);
+	memcpy(d + 4, name, nl);
+	nbd_put16(d + 4 + nl, 2);
+	nbd_put16(d + 6 + nl, NBD_INFO_NAME);
+	nbd_put16(d + 8 + nl, NBD_INFO_DESCRIPTION);
+	option(s, opt, d, nl + 10);
+}
+
+static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint32_t len)
+{
+	uint8_t r[NBD_REQUEST_SIZE];
+
+	nbd_put32(r, NBD_REQUEST_MAGIC);
+	nbd_put16(r + 4, flags);
+	nbd_put16(r + 6, cmd);
+	nbd_put64(r + 8, 0x1122334455667788ULL + s->n);
+	nbd_put64(r + 16, off);
+	nbd_put32(r + 24, len);
+	put(s, r, sizeof r);
+	if (cmd == NBD_CMD_WRITE) {
+		memset(s->b + s->n, 0xab, len);
+		s->n += len;
+	}
+}
+
+static void save(const char *dir, int i, const struct seed *s)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
+	f = fopen(path, "w");
+	if (!f || fwrite(s->b, 1, s->n, f) != s->n || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static void make_seeds(const char *dir)
+{
+	struct seed s;
+	int i = 0;
+
+	/* GO on the default export, then one request of each kind */
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	go(&s, NBD_OPT_GO, "");
+	request(&s, 0, NBD_CMD_WRITE, 4096, 512);
+	request(&s, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE, 8192, 100);
+	request(&s, 0, NBD_CMD_READ, 4000, 200);
+	request(&s, 0, NBD_CMD_FLUSH, 0, 0);
+	request(&s, 0, NBD_CMD_TRIM, 0, 65536);
+	request(&s, 0, NBD_CMD_WRITE_ZEROES, 1000, 3000);
+	request(&s, 0, NBD_CMD_DISC, 0, 0);
+	save(dir, i++, &s);
+	/* the same, sent in 8-byte pieces, on the read-only export */
+	memset(&s, 0, sizeof s);
+	put(&s, "\1", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE);
+	go(&s, NBD_OPT_INFO, "ro");
+	go(&s, NBD_OPT_GO, "ro");
+	request(&s, 0, NBD_CMD_READ, 0, 4096);
+	request(&s, 0, NBD_CMD_WRITE, 0, 16);
+	request(&s, 0, NBD_CMD_READ, RO_SIZE - 1, 2);
+	save(dir, i++, &s);
+	/* old-style EXPORT_NAME */
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, 0);
+	option(&s, NBD_OPT_EXPORT_NAME, "disk", 4);
+	request(&s, 0, NBD_CMD_READ, DISK_SIZE - 4096, 4096);
+	save(dir, i++, &s);
+	/* LIST, an unsupported option, an unknown name, ABORT */
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE);
+	option(&s, NBD_OPT_LIST, NULL, 0);
+	option(&s, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	go(&s, NBD_OPT_INFO, "nosuch");
+	option(&s, NBD_OPT_ABORT, NULL, 0);
+	save(dir, i++, &s);
+	exit(0);
+}
+
+/* ---- libFuzzer ---------------------------------------------------------- */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct volume *disk, *ro;
+
+	(void)argc;
+	(void)argv;
+	fuzz_log_setup("fuzz_nbd");
+	if (getenv("CSNAP_FUZZ_SEEDS"))
+		make_seeds(getenv("CSNAP_FUZZ_SEEDS"));
+	fuzz_scratch_path(sock_path, sizeof sock_path, "/tmp", "csnap-fuzz-nbd");
+	if (loop_create(64, &lp) < 0 || nbd_server_create(lp, &srv) < 0 ||
+	    nbd_server_listen_unix(srv, sock_path) < 0) {
+		fprintf(stderr, "fuzz_nbd: %s\n", err_get());
+		abort();
+	}
+	atexit(cleanup);
+	disk = memvol_new("disk", DISK_SIZE, 0);
+	ro = memvol_new("ro", RO_SIZE, VOL_READONLY);
+	if (nbd_server_add(srv, disk) < 0 || nbd_server_add(srv, ro) < 0)
+		abort();
+	volume_put(disk);
+	volume_put(ro);
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct client c = { .fd = -1 };
+	uint64_t t0;
+
+	if (size < 1)
+		return 0;
+	c.piece = (size_t)data[0] * 8;
+	c.out = data + 1;
+	c.out_len = size - 1;
+	strcpy(sa.sun_path, sock_path);
+	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		perror("fuzz_nbd: connect");
+		abort();
+	}
+	if (loop_watch_add(lp, &c.w, c.fd, EPOLLIN | EPOLLOUT, client_event, &c) < 0)
+		abort();
+	t0 = now_ms();
+	while (!c.eof || nbd_server_connections(srv)) {
+		if (loop_run_once(lp, 100) < 0)
+			abort();
+		FUZZ_CHECK(now_ms() - t0 < HANG_MS,
+			   "connection not over after %d ms (%zu bytes unsent, "
+			   "%u connections)", HANG_MS, c.out_len, nbd_server_connections(srv));
+	}
+	loop_watch_del(lp, &c.w);
+	close(c.fd);
+	return 0;
+}

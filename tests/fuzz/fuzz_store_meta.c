@@ -1,0 +1,144 @@
+/*
+ * tests/fuzz/fuzz_store_meta.c - every metadata block decoder of the
+ * snapshot store (src/store): superblock copies, engine header, snapshot
+ * table, data and tree-area bitmaps, b-tree leaves and internal nodes,
+ * journal descriptors and images; through the real entry points: open
+ * (validation, journal replay), the engine calls the server makes, and
+ * check.
+ *
+ * Input: byte 0 flags (bit 0: keep patched bytes raw, no checksum
+ * repair; bit 1: open read-only), byte 1 the number of patches (mod 32),
+ * then per patch le16 block index (mod the image's metadata blocks: 0 and
+ * 1 are the superblock copies), le16 offset, u8 length - 1 (mod 64) and
+ * the bytes; the rest is a program of store operations (store_ops.h).
+ * The image is store_image.h's.
+ *
+ * CSNAP_FUZZ_SEEDS=DIR writes seed inputs (one patch into each kind of
+ * block, plus a patch-free run of every operation) and exits.
+ */
+#include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/store_image.h"
+#include "tests/fuzz/store_ops.h"
+
+#include "src/store/btree.h"
+#include "src/store/snaptable.h"
+
+static struct fimg img;
+
+static void cleanup(void)
+{
+	fi_cleanup(&img);
+}
+
+static void seed(const char *dir, int i, const uint8_t *b, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
+	f = fopen(path, "w");
+	if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
+static const uint8_t ops[] = {
+	0, 10, 0, 3,		/* origin write 10..13 */
+	2, 40, 0, 7, 0,		/* read snapshot #0 40..47 */
+	1, 3, 0, 1, 1,		/* write snapshot #1 chunk 3..4 */
+	3, 9, 0, 0,		/* create */
+	4, 0, 0, 0, 2,		/* delete snapshot #2 */
+	5, 0, 0, 9,		/* cleanup */
+	6, 0, 0, 0,		/* commit */
+	7, 0, 0, 0,		/* usage */
+	8, 0, 0, 1, 0,		/* changed #0 vs origin */
+	10, 1, 0, 0, 1,		/* priority, victim */
+	9, 0, 0, 1,		/* checkpoint */
+	11, 0, 0, 0,		/* info, check */
+};
+
+static void make_seeds(const char *dir)
+{
+	const struct csnap_sb_engine *e = &img.sb.engine;
+	struct { uint64_t blocknr; uint16_t off; uint8_t byte; } p[] = {
+		{ 0, 0, 0 },					/* none: ops only */
+		{ 0, 104, 0x10 },				/* sb: chunk_size */
+		{ 16, 200, 1 },					/* backup sb */
+		{ e->header_block, 40, 3 },			/* tree height */
+		{ e->header_block, 64, 1 },			/* next id */
+		{ e->table_start, ST_HDR_SIZE + 4, 9 },		/* slot 0: bit */
+		{ e->table_start, ST_HDR_SIZE + 128 + 8, 3 },	/* slot 1: flags */
+		{ e->dbitmap_start, 64, 0xff },			/* data bitmap */
+		{ e->mbitmap_start, 64, 0 },			/* tree bitmap */
+		{ e->meta_start, 32, 0xff },			/* a node's nr */
+		{ e->meta_start + 1, 36, 1 },			/* a node's level */
+		{ e->meta_start + 2, 56, 0x40 },		/* an entry */
+		{ e->journal_start + e->journal_tail, 32, 2 },	/* descriptor nr */
+		{ e->journal_start + e->journal_tail + 1, 48, 1 },	/* image */
+	};
+	uint8_t b[256];
+
+	for (size_t i = 0; i < sizeof p / sizeof p[0]; i++) {
+		size_t n = 0;
+		uint64_t idx = p[i].blocknr == 0 ? 0 : p[i].blocknr == 16 ? 1 :
+			       p[i].blocknr - img.meta_first + 2;
+
+		b[n++] = 0;
+		b[n++] = i ? 1 : 0;
+		if (i) {
+			b[n++] = (uint8_t)idx;
+			b[n++] = (uint8_t)(idx >> 8);
+			b[n++] = (uint8_t)p[i].off;
+			b[n++] = (uint8_t)(p[i].off >> 8);
+			b[n++] = 0;
+			b[n++] = p[i].byte;
+		}
+		memcpy(b + n, ops, sizeof ops);
+		n += sizeof ops;
+		seed(dir, (int)i, b, n);
+	}
+	exit(0);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_log_setup("fuzz_store_meta");
+	fi_build(&img);
+	atexit(cleanup);
+	if (getenv("CSNAP_FUZZ_SEEDS"))
+		make_seeds(getenv("CSNAP_FUZZ_SEEDS"));
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_in in = { data, size };
+	struct store_open_opts o = { .cache_bytes = 1 << 20 };
+	uint8_t flags = fuzz_u8(&in), np = fuzz_u8(&in) % 32;
+	struct store *s;
+
+	fi_reset(&img);
+	for (uint8_t k = 0; k < np; k++) {
+		uint64_t i = fuzz_u16(&in) % fi_nblocks(&img);
+		uint16_t off = fuzz_u16(&in);
+		uint8_t bytes[64];
+		size_t len = fuzz_bytes(&in, bytes, 1 + fuzz_u8(&in) % 64);
+
+		fi_patch(&img, i, off, bytes, len);
+	}
+	if (!(flags & 1))
+		fi_fix(&img);
+	fi_write(&img);
+	o.readonly = flags & 2;
+	if (store_open(img.path, &o, &s) == 0) {
+		fo_run(s, &in);
+		store_close(s);
+	} else {
+		FUZZ_CHECK(err_get()[0] && !strchr(err_get(), '\n'), "refusal without a reason");
+	}
+	fi_check_untouched(&img);
+	return 0;
+}

@@ -1,0 +1,94 @@
+/*
+ * tests/fuzz/store_ops.h - drives an open store with operations decoded
+ * from fuzz input (the store fuzz targets run them on images whose
+ * metadata an input patched): every public engine call the server makes,
+ * on chunks and snapshots the input picks.  Errors are expected (the
+ * metadata may be refused at any point); crashes, sanitizer reports and
+ * broken invariants (CSNAP_ASSERT) are not.
+ */
+#ifndef CSNAP_TESTS_FUZZ_STORE_OPS_H
+#define CSNAP_TESTS_FUZZ_STORE_OPS_H
+
+#include "tests/fuzz/fuzz.h"
+#include "tests/fuzz/store_image.h"
+
+#define FO_MAX_OPS	24
+#define FO_MAX_COUNT	16
+
+static inline uint32_t fo_snap(struct store *s, struct fuzz_in *in)
+{
+	struct store_snapshot list[FI_MAXSNAP * 2];
+	int n = store_snapshot_list(s, list, FI_MAXSNAP * 2);
+	uint8_t k = fuzz_u8(in);
+
+	if (n <= 0)
+		return k;
+	if (n > (int)(FI_MAXSNAP * 2))
+		n = FI_MAXSNAP * 2;
+	return k < 0xf0 ? list[k % n].id : k;	/* mostly a real id */
+}
+
+static inline void fo_run(struct store *s, struct fuzz_in *in)
+{
+	struct store_copy cp[FO_MAX_COUNT];
+	chunk_t dst[FO_MAX_COUNT], out[FO_MAX_COUNT];
+	struct store_usage use[FI_MAXSNAP];
+	struct store_info info;
+	uint32_t n, id;
+
+	for (int k = 0; k < FO_MAX_OPS && in->n; k++) {
+		uint8_t op = fuzz_u8(in) % 12;
+		chunk_t first = fuzz_u16(in) % (FI_OCHUNKS + 4);
+		uint32_t count = 1 + fuzz_u8(in) % FO_MAX_COUNT;
+		char name[16];
+
+		switch (op) {
+		case 0:
+			(void)store_origin_write(s, first, count, cp, &n);
+			break;
+		case 1:
+			(void)store_snapshot_write(s, fo_snap(s, in), first, count, dst, cp, &n);
+			break;
+		case 2:
+			(void)store_snapshot_read(s, fo_snap(s, in), first, count, out);
+			break;
+		case 3:
+			snprintf(name, sizeof name, "f%u", (unsigned)first);
+			(void)store_snapshot_create(s, name, (int32_t)count - 8, &id);
+			break;
+		case 4:
+			(void)store_snapshot_delete(s, fo_snap(s, in));
+			break;
+		case 5:
+			(void)store_cleanup(s, count * 8);
+			break;
+		case 6:
+			(void)store_commit(s);
+			break;
+		case 7:
+			(void)store_usage(s, use, FI_MAXSNAP);
+			break;
+		case 8: {
+			chunk_t cur = first;
+
+			id = fo_snap(s, in);
+			(void)store_changed(s, id, count & 1 ? STORE_ORIGIN_ID : fo_snap(s, in),
+					    &cur, out, FO_MAX_COUNT);
+			break;
+		}
+		case 9:
+			(void)(count & 1 ? store_checkpoint(s) : store_abort(s));
+			break;
+		case 10:
+			(void)store_snapshot_set_priority(s, fo_snap(s, in), (int32_t)first);
+			(void)store_pick_victim(s, NULL, NULL, &id);
+			break;
+		case 11:
+			store_get_info(s, &info);
+			(void)store_check_open(s, NULL);
+			break;
+		}
+	}
+}
+
+#endif

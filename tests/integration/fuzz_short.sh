@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# tests/integration/fuzz_short.sh - a short, deterministic run of every
+# libFuzzer target (tests/fuzz/, docs/fuzzing.md): each replays its
+# regression inputs (tests/fuzz/regress/TARGET: inputs that once crashed
+# or hung csnap) and its seeds, then fuzzes a fixed number of runs from a
+# fixed seed, capped in time.  The targets are built with clang, ASan and
+# UBSan (build-fuzz/, `make fuzz-build`, which `make check` runs first);
+# so this script runs in the plain pass only.  Fails on any crash,
+# sanitizer report, leak, hang or broken harness check, printing the
+# failing input.
+set -u
+SRC=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+# make check built them already; this only catches a stale or missing build
+if ! make -C "$SRC" -s fuzz-build >/dev/null; then
+  echo "FAIL make fuzz-build (clang and libclang-rt-dev: scripts/install-deps.sh)"
+  exit 1
+fi
+exec bash "$SRC/tests/fuzz/run.sh" short
