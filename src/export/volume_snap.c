@@ -50,6 +50,9 @@
  *    that connection breaks first, the locks are re-uploaded and the new
  *    master decides (accepted: confirmed on the new connection; stale:
  *    the read restarts).
+ *  - Per request, locked[0..held_from) are the locks the master does not
+ *    hold and held_from <= nlocked <= caplocked; `uploads` counts the
+ *    re-uploads awaiting an answer (CSNAP_ASSERT checks both).
  */
 #include "src/export/csvol.h"
 
@@ -57,6 +60,7 @@
 #include "src/export/dio.h"
 #include "src/export/loop.h"
 #include "src/export/session.h"
+#include "utils/assert.h"
 #include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -381,6 +385,7 @@ static int lock_add(struct sop *op, uint64_t chunk)
 		op->caplocked = cap;
 	}
 	op->locked[op->nlocked++] = (struct proto_range){ .start = chunk, .count = 1 };
+	CSNAP_ASSERT(op->held_from <= op->nlocked && op->nlocked <= op->caplocked);
 	return 0;
 }
 
@@ -645,6 +650,7 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	int64_t sent_ns = rq->sent_ns;
 
 	free(u);
+	CSNAP_ASSERT(op->uploads > 0);		/* counted in upload_locks */
 	op->uploads--;
 	if (err == -ENOTCONN || err == -ECONNRESET)
 		return;		/* still unconfirmed: the next connection asks */
@@ -663,6 +669,7 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 				 reply->error);
 		op->stale = true;
 		op->held_from = upto;
+		CSNAP_ASSERT(op->held_from <= op->nlocked);	/* locks are only added */
 	}
 	if (op->ended && !op->uploads)
 		op_end(op);
@@ -672,6 +679,8 @@ static void upload_locks(struct snap_vol *sv, struct sop *op)
 {
 	uint32_t n = op->nlocked - op->held_from;
 	struct supload *u;
+
+	CSNAP_ASSERT(op->held_from <= op->nlocked);
 
 	if (n > PROTO_MAX_RANGES) {
 		/* Cannot happen (a request spans at most 8193 chunks, half of
