@@ -135,9 +135,9 @@ static int store_path(const struct config *cfg, const char *arg, const char **pa
 	const struct config_store *st = config_find_store(cfg, arg);
 
 	*path = st ? st->device : arg;
-	if (!strncmp(*path, "UUID=", 5))
-		return err_set(ENOTSUP, "%s: finding a store by UUID= is not supported here yet; "
-			       "give its device path", *path);
+	if (!strncmp(*path, "UUID=", 5) || !strncmp(*path, "LABEL=", 6))
+		return err_set(ENOTSUP, "%s: finding a store by UUID= or LABEL= is not supported "
+			       "here yet; give its device path", *path);
 	return 0;
 }
 
