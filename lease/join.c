@@ -155,6 +155,8 @@ const char *lease_host_state_name(enum lease_host_state s)
 	case LEASE_HOST_FAIL: return "failing";
 	case LEASE_HOST_DEAD: return "dead";
 	case LEASE_HOST_NOT_JOINED: return "held";
+	case LEASE_HOST_RENEWING: return "renewing";
+	case LEASE_HOST_STALE: return "not-renewing";
 	}
 	return "?";
 }

@@ -83,6 +83,8 @@ enum lease_host_state {
 	LEASE_HOST_DEAD = 5,	/* gone for good: its leases are free */
 	LEASE_HOST_NOT_JOINED = 6,	/* held on disk; liveness not known because
 					 * this node has not joined the lockspace */
+	LEASE_HOST_RENEWING = 7,	/* seen renewing on disk (lease_hosts_watch) */
+	LEASE_HOST_STALE = 8,		/* held on disk, not renewed while watched */
 };
 const char *lease_host_state_name(enum lease_host_state s);
 
@@ -99,6 +101,28 @@ struct lease_host {
  * liveness from the local daemon when this node has joined.  *hosts is
  * malloc'd; caller frees.  */
 int lease_hosts(const struct lease_area *a, struct lease_host **hosts, int *count);
+
+/* ---- Liveness and mastership from the disk alone (lease/watch.c) ------- */
+
+/* How long lease_hosts_watch() needs for these hosts (3 x the largest
+ * io_timeout + 1 s), 0 if no host needs watching.  */
+int lease_watch_ms(const struct lease_host *h, int n);
+/* Hosts the local daemon cannot vouch for (NOT_JOINED, UNKNOWN) but that
+ * hold their delta lease: re-reads the delta leases for up to WAIT_MS and
+ * sets RENEWING (timestamp moved), FREE (released meanwhile) or STALE
+ * (unchanged the whole time).  */
+int lease_hosts_watch(const struct lease_area *a, struct lease_host *h, int n, int wait_ms);
+
+struct lease_master_disk {
+	bool held;		/* the leader names an owner and is not released */
+	uint64_t host_id, generation, lver;
+	int64_t held_for_s;	/* owner's delta timestamp - acquisition time
+				 * (same host's clock); -1 if not known */
+};
+/* The master lease's leader record as on disk; H, N (from lease_hosts)
+ * give the owner's last renewal for held_for_s.  */
+int lease_master_disk(const struct lease_area *a, const struct lease_host *h, int n,
+		      struct lease_master_disk *out);
 
 /* ---- Checking the area on disk (lease/check.c) ------------------------- */
 

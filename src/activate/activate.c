@@ -165,8 +165,8 @@ int act_up(const struct act_vol *v, struct act_made *m)
 	    (rc = act_dm_uuid(&v->uuid, v->id, uuid, sizeof uuid)) < 0 ||
 	    (rc = act_backend_id(&v->uuid, v->volume, backend, sizeof backend)) < 0)
 		return err_set(-rc, "store %s volume %s: %s", v->store, v->volume,
-			       rc == -EINVAL ? "names may hold only A-Z a-z 0-9 + _ . - "
-			       "(not first)" : "name too long for device-mapper");
+			       rc == -EINVAL ? "not a valid name (1-63 of A-Z a-z 0-9 . _ + : @ -, "
+			       "not starting with . or -)" : "names too long for device-mapper");
 	act_link_path(v->store, v->volume, m->link, sizeof m->link);
 
 	if ((rc = act_dm_info(m->dm_name, &info)) < 0)

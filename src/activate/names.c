@@ -6,21 +6,17 @@
  */
 #include "src/activate/names.h"
 
+#include "utils/snapname.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+/* One rule for every name csnap shows (utils/snapname.h): a snapshot that
+ * can be created can be activated.  */
 bool act_name_valid(const char *name)
 {
-	if (!name || !*name || name[0] == '-' || !strcmp(name, ".") || !strcmp(name, ".."))
-		return false;
-	for (const char *p = name; *p; p++) {
-		char c = *p;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '+' || c == '_' || c == '.' || c == '-'))
-			return false;
-	}
-	return true;
+	return name && snap_name_valid(name);
 }
 
 /* Appends S with its hyphens doubled at *POS; false when it does not fit. */

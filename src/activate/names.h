@@ -14,8 +14,9 @@
  *              the export finds its devices again by it after a restart.
  *   table      "0 <sectors> linear <major>:<minor> 0".
  *
- * Names allowed for stores and volumes: [A-Za-z0-9+_.-], not starting with
- * '-', not "." or "..": they become path components under /dev/csnap.
+ * Names allowed for stores and volumes: those of utils/snapname.h
+ * (A-Z a-z 0-9 . _ + : @ -, not starting with '.' or '-'): they become
+ * path components under /dev/csnap.
  */
 #ifndef CSNAP_ACTIVATE_NAMES_H
 #define CSNAP_ACTIVATE_NAMES_H

@@ -26,8 +26,6 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-enum { EV_LISTEN = 1, EV_SIGNAL = 2, EV_STORES = 3 };
-
 static int setup(struct agent *ag)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -162,6 +160,7 @@ static void run_loop(struct agent *ag)
 			}
 		}
 		agent_conns_reap(ag);
+		agent_accept_resume(ag);
 		agent_servers_reaped(ag);	/* also catches a SIGCHLD we coalesced */
 		agent_servers_tick(ag);
 		if (ag->stopping) {
@@ -177,7 +176,8 @@ static void run_loop(struct agent *ag)
 
 int agent_run(const struct agent_opts *o)
 {
-	struct agent ag = { .o = o, .cfg = o->cfg, .efd = -1, .epfd = -1, .lfd = -1, .sfd = -1 };
+	struct agent ag = { .o = o, .cfg = o->cfg, .efd = -1, .epfd = -1, .lfd = -1, .sfd = -1,
+			    .fdres = { .spare = -1 } };
 	struct agent_opts oo = *o;
 	int lockfd, r;
 

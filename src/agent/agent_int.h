@@ -16,6 +16,8 @@
 #include "src/agent/agent_proto.h"
 #include "utils/config.h"
 #include "utils/clock.h"
+#include "utils/fdlimit.h"
+#include "utils/log.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -96,6 +98,10 @@ struct agent {
 	struct agent_store *stores;
 	struct agent_conn *conns;
 	int nconns;
+	int max_conns;			/* below the descriptor limit */
+	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
+	bool accept_paused;		/* listener unwatched until the loop turn ends */
+	struct log_limit peer_log;	/* what clients can make us log at will */
 	bool stopping;
 	int64_t stop_deadline_ms;
 	pid_t pid;
@@ -127,6 +133,8 @@ int64_t agent_servers_next_ms(const struct agent *ag);	/* next due time, -1 none
  * is in the epoll set with data.u64 = AGENT_EV_HB_BASE + I (connections
  * use pointers, which are never that small).  */
 #define AGENT_EV_HB_BASE	16
+/* epoll data of the agent's own descriptors (below AGENT_EV_HB_BASE).  */
+enum { EV_LISTEN = 1, EV_SIGNAL = 2, EV_STORES = 3 };
 void agent_hb_tick(struct agent *ag, struct agent_store *st);	/* read, ping, kill */
 int64_t agent_hb_next_ms(const struct agent *ag, const struct agent_store *st);
 void agent_hb_close(struct agent_store *st);
@@ -134,6 +142,9 @@ void agent_hb_close(struct agent_store *st);
 /* conn.c: clients on the unix socket.  */
 int agent_listen(struct agent *ag);
 void agent_accept(struct agent *ag);
+/* At the end of a loop turn: watch the listener again after accept()
+ * ran out of descriptors.  */
+void agent_accept_resume(struct agent *ag);
 void agent_conn_event(struct agent *ag, struct agent_conn *c, uint32_t events);
 /* A store published: push notices, answer pending WHEREs.  */
 void agent_conns_store_changed(struct agent *ag, struct agent_store *st,

@@ -26,7 +26,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MAX_CONNS	1024
+#define MAX_CONNS	1024	/* if descriptors allow (fd_conn_cap) */
 #define OUT_MAX		(64 * 1024)
 
 struct agent_conn {
@@ -51,7 +51,7 @@ _Static_assert(CONFIG_MAX_STORES <= 64, "watch mask is one uint64_t");
 int agent_listen(struct agent *ag)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 1 };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_LISTEN };
 	int fd, r;
 
 	r = agent_socket_path(ag->cfg->run_dir, ag->sock_path, sizeof ag->sock_path);
@@ -74,7 +74,40 @@ int agent_listen(struct agent *ag)
 	ag->lfd = fd;
 	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	ag->max_conns = (int)fd_conn_cap(MAX_CONNS);
+	if (fd_reserve_open(&ag->fdres) < 0)
+		log_warn("agent: cannot keep a spare descriptor: %s", strerror(errno));
 	return 0;
+}
+
+/* Accept failed with ERR: take a connection with the spare descriptor
+ * and close it, or stop watching the listener until the loop turn ends
+ * (agent_accept_resume): a listener left readable would spin the loop.
+ * True: accept again.  */
+static bool accept_failed(struct agent *ag, int err)
+{
+	if (fd_reserve_shed(&ag->fdres, ag->lfd, err)) {
+		log_limited(&ag->peer_log, LOG_LEVEL_WARN,
+			    "agent: accept: %s: closed a new client (%d open)", strerror(err),
+			    ag->nconns);
+		return true;
+	}
+	log_limited(&ag->peer_log, LOG_LEVEL_WARN, "agent: accept: %s", strerror(err));
+	if (fd_shortage(err) && epoll_ctl(ag->epfd, EPOLL_CTL_DEL, ag->lfd, NULL) == 0)
+		ag->accept_paused = true;
+	return false;
+}
+
+void agent_accept_resume(struct agent *ag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_LISTEN };
+
+	if (!ag->accept_paused || ag->lfd < 0)
+		return;
+	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->lfd, &ev) == 0)
+		ag->accept_paused = false;
+	if (ag->fdres.spare < 0)
+		fd_reserve_open(&ag->fdres);
 }
 
 /* One thing at a time per client: while output is queued we only wait to
@@ -176,14 +209,17 @@ void agent_accept(struct agent *ag)
 		char line[AGENT_LINE_MAX];
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("agent: accept: %s", strerror(errno));
-			if (errno == EINTR)
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (accept_failed(ag, errno))
 				continue;
 			return;
 		}
-		if (ag->nconns >= MAX_CONNS) {
-			int n = agent_format_error(line, sizeof line, "too many clients (%d)", MAX_CONNS);
+		if (ag->nconns >= ag->max_conns) {
+			int n = agent_format_error(line, sizeof line, "too many clients (%d)",
+						   ag->max_conns);
 			if (n > 0 && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				log_debug("agent: refusing client: %s", strerror(errno));
 			close(fd);
@@ -520,5 +556,6 @@ void agent_conns_close_all(struct agent *ag)
 		close(ag->lfd);
 		ag->lfd = -1;
 		unlink(ag->sock_path);
+		fd_reserve_close(&ag->fdres);
 	}
 }

@@ -1,7 +1,8 @@
 /*
  * src/agent/locate.c - finding a store's device and reading its superblock.
  *
- * A store is configured by path or as UUID=<store uuid>.  libblkid cannot
+ * A store is configured by path, as UUID=<store uuid> or as LABEL=<name>
+ * (mkstore --name).  libblkid cannot
  * know our format, so for UUID= we read the superblock of each candidate
  * ourselves: the entries of $CSNAP_SCAN (colon-separated files or
  * directories; for tests and unusual setups), the entries of /dev/disk/by-id, and the
@@ -216,6 +217,7 @@ static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, stru
 	return r;
 }
 
+
 void agent_scan_stores(void (*fn)(const char *path, const struct stat *st,
 				  const struct csnap_sb *sb, void *arg), void *arg)
 {
@@ -238,10 +240,56 @@ void agent_scan_stores(void (*fn)(const char *path, const struct stat *st,
 	free(s);
 }
 
+struct by_label {
+	const char *label;
+	struct csnap_uuid u[2];
+	int n;
+};
+
+static void label_cb(const char *path, const struct stat *st, const struct csnap_sb *sb, void *arg)
+{
+	struct by_label *bl = arg;
+
+	(void)path; (void)st;
+	if (strcmp(sb->label, bl->label))
+		return;
+	for (int i = 0; i < bl->n; i++)
+		if (!memcmp(bl->u[i].b, sb->uuid, 16))
+			return;
+	if (bl->n < 2)
+		memcpy(bl->u[bl->n].b, sb->uuid, 16);
+	bl->n++;
+}
+
+/* LABEL=<name>: the one store carrying that name, then found as UUID= is
+ * (so multipath and aliases are treated alike).  Two stores with one name
+ * are refused: a name must never pick a store by chance.  */
+static int locate_by_label(const char *label, char *path_out, size_t pathlen, struct csnap_sb *sb)
+{
+	struct by_label bl = { .label = label };
+	char a[CSNAP_UUID_STR_LEN], b[CSNAP_UUID_STR_LEN];
+
+	if (!label[0])
+		return err_set(EINVAL, "LABEL= needs a name");
+	agent_scan_stores(label_cb, &bl);
+	if (bl.n == 0)
+		return err_set(ENOENT, "no csnap store named LABEL=%s on this node's devices", label);
+	if (bl.n > 1) {
+		csnap_uuid_unparse(&bl.u[0], a);
+		csnap_uuid_unparse(&bl.u[1], b);
+		return err_set(EEXIST, "%d stores are named LABEL=%s (UUID=%s, UUID=%s%s): "
+			       "ambiguous, use UUID=", bl.n, label, a, b, bl.n > 2 ? ", ..." : "");
+	}
+	csnap_uuid_unparse(&bl.u[0], a);
+	return locate_by_uuid(a, path_out, pathlen, sb);
+}
+
 int agent_locate_store(const char *device, char *path_out, size_t pathlen, struct csnap_sb *sb)
 {
 	if (!strncmp(device, "UUID=", 5))
 		return locate_by_uuid(device + 5, path_out, pathlen, sb);
+	if (!strncmp(device, "LABEL=", 6))
+		return locate_by_label(device + 6, path_out, pathlen, sb);
 	if (snprintf(path_out, pathlen, "%s", device) >= (int)pathlen)
 		return err_set(ENAMETOOLONG, "device path too long: %s", device);
 	return csnap_sb_read_path(device, sb);	/* its messages name the device */

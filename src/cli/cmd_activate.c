@@ -68,8 +68,8 @@ static int store_uuid(const struct config_store *st, struct csnap_uuid *u)
 	return 0;
 }
 
-/* STORE as given: a [store NAME], its device as written, or any path or
- * UUID=<uuid> of the same store (the config entry whose superblock uuid
+/* STORE as given: a [store NAME], its device as written, or any path,
+ * UUID=<uuid> or LABEL=<name> of the same store (the config entry whose superblock uuid
  * matches): one store is one device stack whatever it is called.  */
 static const struct config_store *find_store(const struct config *cfg, const char *arg)
 {
@@ -79,11 +79,7 @@ static const struct config_store *find_store(const struct config *cfg, const cha
 
 	if (st)
 		return st;
-	if (!strncasecmp(arg, "LABEL=", 6)) {
-		cli_error("%s: stores carry no label yet; use the csnap.conf name, UUID= or a path", arg);
-		return NULL;
-	}
-	if (!strchr(arg, '/') && strncasecmp(arg, "UUID=", 5)) {
+	if (!strchr(arg, '/') && strncmp(arg, "UUID=", 5) && strncmp(arg, "LABEL=", 6)) {
 		cli_error("%s: no [store %s] in csnap.conf", arg, arg);
 		return NULL;
 	}

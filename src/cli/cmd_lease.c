@@ -135,9 +135,9 @@ static int store_path(const struct config *cfg, const char *arg, const char **pa
 	const struct config_store *st = config_find_store(cfg, arg);
 
 	*path = st ? st->device : arg;
-	if (!strncmp(*path, "UUID=", 5))
-		return err_set(ENOTSUP, "%s: finding a store by UUID= is not supported here yet; "
-			       "give its device path", *path);
+	if (!strncmp(*path, "UUID=", 5) || !strncmp(*path, "LABEL=", 6))
+		return err_set(ENOTSUP, "%s: finding a store by UUID= or LABEL= is not supported "
+			       "here yet; give its device path", *path);
 	return 0;
 }
 
@@ -225,6 +225,56 @@ static const char *host_name(const struct lease_host *h, int n, uint64_t id)
 	return "";
 }
 
+/* What an operator should know about host H, given the master lease on
+ * disk (MD) and the verdict on the master (MI, when FIND_RC is 0).  */
+static const char *host_role(const struct lease_host *h, const struct lease_master_disk *md,
+			     int find_rc, const struct lease_master_info *mi)
+{
+	if (md->held && h->host_id == md->host_id && h->generation == md->generation) {
+		if (find_rc == 0 && mi->state == LEASE_MASTER_VALID)
+			return "master, serving";
+		return "holds the master lease (see master: for why it is not serving)";
+	}
+	switch (h->state) {
+	case LEASE_HOST_LIVE:
+	case LEASE_HOST_RENEWING:
+		return "not master: a standby, or no csnap server running there";
+	case LEASE_HOST_STALE:
+		return "not renewing its delta lease: node down, its sanlock daemon stopped, "
+		       "or it lost access to the store";
+	case LEASE_HOST_FAIL:
+		return "stopped renewing: sanlock is recovering its leases";
+	case LEASE_HOST_DEAD:
+		return "dead: its leases are free";
+	case LEASE_HOST_FREE:
+		return "left the lockspace (agent stopped)";
+	case LEASE_HOST_UNKNOWN:
+		return "just joined: not watched long enough";
+	default:
+		return "liveness not known (not watched)";
+	}
+}
+
+/* The master as the disk alone tells it: the record checked against the
+ * master lease's leader and the owner's delta lease (watched).  */
+static enum lease_master_state master_from_disk(const struct lease_master_disk *md,
+						const struct lease_host *h, int n,
+						const struct lease_record *rec, int rec_rc,
+						char *why, size_t len)
+{
+	struct lease_owner_view v = {
+		.owned = md->held, .lver = md->lver, .host_id = md->host_id,
+		.generation = md->generation, .host_state = LEASE_HOST_FREE,
+	};
+	for (int i = 0; i < n; i++)
+		if (h[i].host_id == md->host_id) {
+			v.host_state = h[i].state == LEASE_HOST_RENEWING ? LEASE_HOST_LIVE :
+				       h[i].state == LEASE_HOST_STALE ? LEASE_HOST_FAIL : h[i].state;
+			v.host_generation = h[i].generation;
+		}
+	return lease_validate(rec, rec_rc, &v, why, len);
+}
+
 /* Problems lease_check_area() found, kept for the report.  */
 struct problems {
 	char **line;
@@ -248,32 +298,70 @@ static int cmd_lease_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct lease_area a;
 	struct lease_host *hosts = NULL;
 	struct lease_master_info mi;
+	struct lease_master_disk md;
 	struct lease_record rec;
 	bool json = false;
-	int nhosts = 0, c, rec_rc, find_rc;
+	int nhosts = 0, c, rec_rc, find_rc, md_rc, watch_s = -1;
 	char rec_err[200] = "";
 	char find_err[200] = "";
+	char md_err[200] = "";
+	uint64_t w;
 
-	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
-		if (c != 'j')
-			return cli_usage(NULL);
-		json = true;
+	while ((c = getopt_long(argc, argv, "jw:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = true; break;
+		case 'w':
+			if (parse_u64(optarg, 0, 600, &w) < 0)
+				return cli_usage("--watch: seconds, 0..600");
+			watch_s = (int)w;
+			break;
+		default: return cli_usage(NULL);
+		}
 	}
 	if (optind != argc - 1)
 		return cli_usage("expected one STORE");
 	if (cli_lease_area(argv[optind], &a) < 0 || lease_hosts(&a, &hosts, &nhosts) < 0)
 		return cli_error("%s", err_get());
+	/* Hosts the local daemon cannot vouch for: watch their delta leases
+	 * on disk (a node that has not joined sees every host this way).  */
+	int wait_ms = watch_s >= 0 ? watch_s * 1000 : lease_watch_ms(hosts, nhosts);
+	if (wait_ms > 0 && lease_watch_ms(hosts, nhosts) > 0) {
+		fprintf(stderr, "csnap: watching the hosts' delta leases on disk for up to %d s "
+			"(this node's sanlock cannot tell their liveness)\n", (wait_ms + 999) / 1000);
+		if (lease_hosts_watch(&a, hosts, nhosts, wait_ms) < 0)
+			fprintf(stderr, "csnap: watching the delta leases: %s\n", err_get());
+	}
+	md_rc = lease_master_disk(&a, hosts, nhosts, &md);
+	if (md_rc < 0)
+		snprintf(md_err, sizeof(md_err), "%s", err_get());
 	rec_rc = lease_record_read(&a, &rec);
 	if (rec_rc < 0)
 		snprintf(rec_err, sizeof(rec_err), "%s", err_get());
 	find_rc = lease_find_master(&a, &mi);
 	if (find_rc < 0)
 		snprintf(find_err, sizeof(find_err), "%s", err_get());
+	/* No local daemon to ask: the disk's verdict (record vs. lease vs.
+	 * the owner's renewals) instead of "unknown".  */
+	bool from_disk = find_rc < 0 && md_rc == 0;
+	if (from_disk) {
+		memset(&mi, 0, sizeof mi);
+		mi.state = master_from_disk(&md, hosts, nhosts, &rec, rec_rc, mi.why, sizeof mi.why);
+		mi.host_id = md.held ? md.host_id : 0;
+		mi.generation = md.generation;
+		mi.lver = md.lver;
+		if (mi.state == LEASE_MASTER_VALID) {
+			snprintf(mi.address, sizeof mi.address, "%s", rec.address);
+			mi.port = rec.port;
+			mi.epoch = rec.epoch;
+		}
+	}
+	bool have_master = find_rc == 0 || from_disk;
 	/* damage in the area: named, and the exit status says so */
 	struct problems pr = { NULL, 0 };
 	long np = lease_check_area(&a, keep_problem, &pr);
@@ -290,11 +378,23 @@ static int cmd_lease_status(int argc, char **argv)
 		for (int i = 0; i < nhosts; i++) {
 			printf("%s{\"host_id\":%u,\"name\":", i ? "," : "", hosts[i].host_id);
 			json_str(hosts[i].name);
-			printf(",\"state\":\"%s\",\"generation\":%" PRIu64 "}",
+			printf(",\"state\":\"%s\",\"generation\":%" PRIu64 ",\"role\":",
 			       lease_host_state_name(hosts[i].state), hosts[i].generation);
+			json_str(md_rc == 0 ? host_role(&hosts[i], &md, have_master ? 0 : -1, &mi) : "?");
+			printf("}");
 		}
-		printf("],\"master\":");
-		if (find_rc < 0) {
+		printf("],\"master_lease\":");
+		if (md_rc < 0) {
+			printf("{\"error\":");
+			json_str(md_err);
+			printf("}");
+		} else {
+			printf("{\"held\":%s,\"host_id\":%" PRIu64 ",\"generation\":%" PRIu64
+			       ",\"lver\":%" PRIu64 ",\"held_for_s\":%lld}", md.held ? "true" : "false",
+			       md.host_id, md.generation, md.lver, (long long)md.held_for_s);
+		}
+		printf(",\"master\":");
+		if (!have_master) {
 			printf("{\"state\":\"unknown\",\"why\":");
 			json_str(find_err);
 		} else {
@@ -313,6 +413,7 @@ static int cmd_lease_status(int argc, char **argv)
 			}
 			printf(",\"why\":");
 			json_str(mi.why);
+			printf(",\"verified_by\":\"%s\"", from_disk ? "disk" : "sanlock");
 		}
 		printf("},\"record\":");
 		if (rec_rc < 0) {
@@ -337,18 +438,34 @@ static int cmd_lease_status(int argc, char **argv)
 		       a.lockspace, a.offset, a.align, a.sector_size);
 		printf("hosts:%s\n", nhosts ? "" : "     none has joined yet");
 		for (int i = 0; i < nhosts; i++)
-			printf("  %4u  %-20s %-8s generation %" PRIu64 "\n", hosts[i].host_id,
+			printf("  %4u  %-20s %-12s generation %-4" PRIu64 " %s\n", hosts[i].host_id,
 			       hosts[i].name, lease_host_state_name(hosts[i].state),
-			       hosts[i].generation);
-		if (find_rc < 0)
+			       hosts[i].generation,
+			       md_rc == 0 ? host_role(&hosts[i], &md, have_master ? 0 : -1, &mi) : "");
+		if (md_rc < 0)
+			printf("master lease: unreadable: %s\n", md_err);
+		else if (md.held && md.held_for_s >= 0)
+			printf("master lease: held by host_id %" PRIu64 " (%s) generation %" PRIu64
+			       ", lver %" PRIu64 ", for about %lld s\n", md.host_id,
+			       host_name(hosts, nhosts, md.host_id), md.generation, md.lver,
+			       (long long)md.held_for_s);
+		else if (md.held)
+			printf("master lease: held by host_id %" PRIu64 " (%s) generation %" PRIu64
+			       ", lver %" PRIu64 "\n", md.host_id, host_name(hosts, nhosts, md.host_id),
+			       md.generation, md.lver);
+		else
+			printf("master lease: free (lver %" PRIu64 "%s)\n", md.lver,
+			       md.lver ? ", released" : ", never taken");
+		const char *how = from_disk ? " (from disk: this node's sanlock has not joined)" : "";
+		if (!have_master)
 			printf("master:    unknown: %s\n", find_err);
 		else if (mi.state == LEASE_MASTER_VALID)
 			printf("master:    host_id %" PRIu64 " (%s) at %s port %u, lver %" PRIu64
-			       ", epoch %" PRIu64 "\n", mi.host_id,
+			       ", epoch %" PRIu64 "%s\n", mi.host_id,
 			       host_name(hosts, nhosts, mi.host_id), mi.address, mi.port, mi.lver,
-			       mi.epoch);
+			       mi.epoch, how);
 		else
-			printf("master:    %s: %s\n", lease_master_state_name(mi.state), mi.why);
+			printf("master:    %s: %s%s\n", lease_master_state_name(mi.state), mi.why, how);
 		if (rec_rc < 0)
 			printf("record:    unreadable: %s\n", rec_err);
 		else if (lease_record_is_empty(&rec))
@@ -357,8 +474,8 @@ static int cmd_lease_status(int argc, char **argv)
 			printf("record:    host_id %" PRIu64 " lver %" PRIu64 " generation %" PRIu64
 			       " at %s port %u, epoch %" PRIu64 " (%s)\n", rec.host_id, rec.lver,
 			       rec.generation, rec.address, rec.port, rec.epoch,
-			       find_rc == 0 && mi.state == LEASE_MASTER_VALID ? "valid" :
-			       find_rc < 0 ? "cannot be verified here" : "not trusted");
+			       have_master && mi.state == LEASE_MASTER_VALID ? "valid" :
+			       !have_master ? "cannot be verified here" : "not trusted");
 		if (pr.n) {
 			printf("lease area: DAMAGED, %d problem%s:\n", pr.n, pr.n == 1 ? "" : "s");
 			for (int i = 0; i < pr.n; i++)
@@ -378,5 +495,5 @@ static int cmd_lease_status(int argc, char **argv)
 	return 0;
 }
 
-CLI_COMMAND(lease_status, "lease status", "STORE [--json]",
+CLI_COMMAND(lease_status, "lease status", "STORE [--json] [--watch SECONDS]",
 	    "show the store's lockspace, hosts, master and lease-owner record", cmd_lease_status)

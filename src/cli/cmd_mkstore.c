@@ -17,6 +17,7 @@
  * lease area on a chunk boundary, and formats the engine.
  */
 #include "src/cli/cli.h"
+#include "utils/snapname.h"
 #include "src/cli/cmd_lease.h"
 
 #include "ioengine/ioengine.h"
@@ -102,8 +103,10 @@ static int cmd_mkstore(int argc, char **argv)
 		{ "chunk-size", required_argument, NULL, 'c' },
 		{ "max-snapshots", required_argument, NULL, 'n' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "name", required_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *label = "";
 	uint64_t chunk = CSNAP_CHUNK_DEFAULT, maxsnap = CSNAP_MAX_SNAPSHOTS_DEFAULT;
 	bool force = false;
 	int c, ret;
@@ -122,6 +125,12 @@ static int cmd_mkstore(int argc, char **argv)
 			break;
 		case 'f':
 			force = true;
+			break;
+		case 'N':
+			if (strlen(optarg) >= CSNAP_LABEL_LEN || !snap_name_valid(optarg))
+				return cli_usage("--name takes 1-%d of A-Z a-z 0-9 . _ + : @ -, "
+						 "not starting with . or -", CSNAP_LABEL_LEN - 1);
+			label = optarg;
 			break;
 		default:
 			return cli_usage(NULL);
@@ -199,6 +208,7 @@ static int cmd_mkstore(int argc, char **argv)
 	}
 	randombytes_buf(sb.secret, sizeof sb.secret);
 	sb.ctime = (uint64_t)time(NULL);
+	snprintf(sb.label, sizeof sb.label, "%s", label);
 	sb.chunk_size = (uint32_t)chunk;
 	sb.store_size = io_dev_size(dev) / CSNAP_META_BLOCK_SIZE * CSNAP_META_BLOCK_SIZE;
 	sb.origin_size = origin_size;
@@ -226,6 +236,8 @@ static int cmd_mkstore(int argc, char **argv)
 	csnap_uuid_unparse((const struct csnap_uuid *)sb.uuid, u);
 	printf("store %s\n", ESC(store_path));
 	printf("  uuid %s\n", u);
+	if (label[0])
+		printf("  name %s\n", label);
 	printf("  chunk size %u, %" PRIu64 " data chunks, up to %u snapshots\n",
 	       sb.chunk_size, sb.engine.data_chunks, sb.max_snapshots);
 	printf("  origin %s (%" PRIu64 " bytes, id %s)\n", ESC(origin_path), origin_size, sb.origin_id);
@@ -236,5 +248,5 @@ static int cmd_mkstore(int argc, char **argv)
 	return 0;
 }
 
-CLI_COMMAND(mkstore, "mkstore", "[--chunk-size SIZE] [--max-snapshots N] [--force] STORE ORIGIN",
+CLI_COMMAND(mkstore, "mkstore", "[--chunk-size SIZE] [--max-snapshots N] [--name NAME] [--force] STORE ORIGIN",
 	    "create a snapshot store for ORIGIN on STORE", cmd_mkstore)

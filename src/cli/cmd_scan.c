@@ -77,6 +77,9 @@ static const char *conf_name(const struct config *cfg, const struct found *f)
 		if (!strncasecmp(d, "UUID=", 5)) {
 			if (!strcasecmp(d + 5, u))
 				return cfg->stores[i].name;
+		} else if (!strncmp(d, "LABEL=", 6)) {
+			if (f->sb.label[0] && !strcmp(d + 6, f->sb.label))
+				return cfg->stores[i].name;
 		} else if (stat(d, &st) == 0) {
 			dev_t dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
 			ino_t ino = S_ISBLK(st.st_mode) ? 0 : st.st_ino;
@@ -128,7 +131,8 @@ static int cmd_scan(int argc, char **argv)
 	if (json)
 		printf("[");
 	else
-		printf("%-24s %-36s %-12s %-24s %s\n", "DEVICE", "UUID", "NAME", "ORIGIN", "SIZE");
+		printf("%-24s %-36s %-12s %-12s %-24s %s\n", "DEVICE", "UUID", "LABEL", "CONF",
+		       "ORIGIN", "SIZE");
 	for (int i = 0; i < o->n; i++) {
 		const struct found *f = &o->f[i];
 		char u[CSNAP_UUID_STR_LEN], size[32];
@@ -137,7 +141,9 @@ static int cmd_scan(int argc, char **argv)
 		if (json) {
 			printf("%s\n  {\"device\": ", i ? "," : "");
 			admin_json_str(stdout, f->path);
-			printf(", \"uuid\": \"%s\", \"name\": ", u);
+			printf(", \"uuid\": \"%s\", \"label\": ", u);
+			admin_json_str(stdout, f->sb.label);
+			printf(", \"name\": ");
 			admin_json_str(stdout, conf_name(cfg, f));
 			printf(", \"origin\": ");
 			admin_json_str(stdout, f->sb.origin_id);
@@ -146,7 +152,8 @@ static int cmd_scan(int argc, char **argv)
 			       (unsigned long long)f->sb.store_size, f->sb.chunk_size);
 		} else {
 			admin_fmt_bytes(size, sizeof size, f->sb.store_size);
-			printf("%-24s %-36s %-12s %-24s %s\n", f->path, u, conf_name(cfg, f),
+			printf("%-24s %-36s %-12s %-12s %-24s %s\n", f->path, u,
+			       f->sb.label[0] ? f->sb.label : "-", conf_name(cfg, f),
 			       f->sb.origin_id[0] ? f->sb.origin_id : "-", size);
 		}
 	}

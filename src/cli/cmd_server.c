@@ -122,8 +122,8 @@ static int cmd_server(int argc, char **argv)
 	} else {
 		snprintf(store, sizeof store, "%s", arg);
 	}
-	if (!strncmp(store, "UUID=", 5))
-		return cli_error("store %s: give the device path (UUID= is resolved by csnap activate)", store);
+	if (!strncmp(store, "UUID=", 5) || !strncmp(store, "LABEL=", 6))
+		return cli_error("store %s: give the device path (UUID= and LABEL= are resolved by the agent)", store);
 	o.host_id = cfg.host_id;
 	o.io_timeout = cfg.io_timeout;
 	if (!address[0] && cfg.address[0])

@@ -48,6 +48,7 @@ int store_dump(struct store *s, FILE *out)
 	csnap_uuid_unparse((const struct csnap_uuid *)sb->uuid, uuid);
 	fprintf(out, "superblock:\n");
 	fprintf(out, "  uuid              %s\n", uuid);
+	fprintf(out, "  label             %s\n", sb->label[0] ? sb->label : "(none)");
 	fprintf(out, "  format version    %u (engine %u)\n", sb->version, e->version);
 	fprintf(out, "  sequence          %" PRIu64 "%s\n", sb->seq,
 		s->bad_sb_copies ? "  (one copy INVALID)" : "");

@@ -44,6 +44,7 @@
 
 #define CSNAP_SECRET_LEN	32
 #define CSNAP_ORIGIN_ID_LEN	64
+#define CSNAP_LABEL_LEN		32	/* bytes on disk; a label is at most 31 */
 
 /* Lease area: three regions of `align` bytes each.  */
 #define CSNAP_LEASE_REGIONS	3
@@ -74,7 +75,12 @@ struct csnap_sb_disk {
 	le32 flags;
 	le32 pad0;
 	uint8_t engine[3840];	/* engine-owned layout description */
-	uint8_t reserved[4096 - 3840 - 216];
+	char label[CSNAP_LABEL_LEN];	/* the store's name (mkstore --name),
+					 * NUL-padded; all zero: unnamed.  Was
+					 * reserved (written as zeroes) before,
+					 * so older stores read as unnamed and
+					 * the format version is unchanged */
+	uint8_t reserved[4096 - 3840 - 216 - CSNAP_LABEL_LEN];
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct csnap_sb_disk) == CSNAP_META_BLOCK_SIZE,

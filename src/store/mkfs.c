@@ -127,8 +127,7 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		return err_prefix(-ret, "clearing old superblocks");
 
 	const struct csnap_sb_engine *e = &sb->engine;
-	uint64_t tag = get_le64(sb->uuid) ^ get_le64(sb->uuid + 8);
-	ret = bm_create(dev, tag, 4096, false, &bm);
+	ret = bm_create(dev, csnap_sb_tag(sb), 4096, false, &bm);
 	if (ret < 0)
 		return ret;
 	ret = st_format(bm, e->table_start, sb->max_snapshots);
@@ -148,10 +147,10 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		struct bm_block *h;
 		ret = bm_get_new(bm, e->header_block, META_T_HEADER, &h);
 		if (ret >= 0) {
-			put_le64(h->data + HDR_ROOT, t.root);
-			put_le32(h->data + HDR_HEIGHT, t.height);
-			put_le64(h->data + HDR_NODES, t.nodes);
-			put_le32(h->data + HDR_NEXT_ID, 1);
+			struct store_header hdr = {
+				.root = t.root, .height = t.height, .nodes = t.nodes, .next_id = 1,
+			};
+			store_header_encode(h->data, &hdr);
 			bm_put(bm, h);
 		}
 	}

@@ -3,31 +3,18 @@
  * files (engine.c: open/commit/data path; snapshot.c: snapshots, cleanup,
  * reports; mkfs.c: format; check.c; dump.c).  Not for use outside
  * src/store/.
- *
- * Engine header block (META_T_HEADER), after the 32-byte meta header:
- *   32 le64 tree root       40 le32 tree height   44 le32 reserved
- *   48 le64 exceptions      56 le64 tree nodes    64 le32 next snapshot id
- *   68 le32 cleanup active  72 le64 cleanup cursor origin
- *   80 le64 cleanup cursor store chunk
+ * The engine header block's layout and codec are in header.h.
  */
 #ifndef CSNAP_STORE_STORE_INT_H
 #define CSNAP_STORE_STORE_INT_H
 
 #include "src/store/bm.h"
 #include "src/store/btree.h"
+#include "src/store/header.h"
 #include "src/store/journal.h"
 #include "src/store/snaptable.h"
 #include "src/store/spacemap.h"
 #include "src/store/store.h"
-
-#define HDR_ROOT	32
-#define HDR_HEIGHT	40
-#define HDR_COUNT	48
-#define HDR_NODES	56
-#define HDR_NEXT_ID	64
-#define HDR_CLEANUP	68
-#define HDR_CUR_O	72
-#define HDR_CUR_S	80
 
 #define MASK_WORDS_MAX	(CSNAP_MAX_SNAPSHOTS_LIMIT / 64)
 

@@ -5,6 +5,7 @@
  * highest seq).
  */
 #include "src/store/superblock.h"
+#include "utils/snapname.h"
 
 #include "ioengine/ioengine.h"
 #include "utils/crc32c.h"
@@ -53,6 +54,7 @@ void csnap_sb_encode(const struct csnap_sb *sb, uint64_t blocknr, void *block)
 	d->store_size = cpu_to_le64(sb->store_size);
 	d->origin_size = cpu_to_le64(sb->origin_size);
 	memcpy(d->origin_id, sb->origin_id, strnlen(sb->origin_id, sizeof d->origin_id));
+	memcpy(d->label, sb->label, strnlen(sb->label, sizeof d->label - 1));
 	d->max_snapshots = cpu_to_le32(sb->max_snapshots);
 	d->mask_bits = cpu_to_le32(sb->mask_bits);
 	d->lease_sector_size = cpu_to_le32(sb->lease_sector_size);
@@ -98,6 +100,9 @@ static int sb_sanity(const struct csnap_sb *sb)
 		return err_set(EINVAL, "invalid chunk size %u", sb->chunk_size);
 	if (sb->max_snapshots < 1 || sb->max_snapshots > CSNAP_MAX_SNAPSHOTS_LIMIT)
 		return err_set(EINVAL, "invalid max_snapshots %u", sb->max_snapshots);
+	if (sb->label[0] && (strnlen(sb->label, CSNAP_LABEL_LEN) == CSNAP_LABEL_LEN ||
+			     !snap_name_valid(sb->label)))
+		return err_set(EINVAL, "invalid store label");
 	if (sb->mask_bits && (sb->mask_bits < sb->max_snapshots || sb->mask_bits % 64 ||
 			      sb->mask_bits > CSNAP_MAX_SNAPSHOTS_LIMIT))
 		return err_set(EINVAL, "invalid mask width %u", sb->mask_bits);
@@ -189,6 +194,14 @@ int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 	out->origin_size = le64_to_cpu(d->origin_size);
 	memcpy(out->origin_id, d->origin_id, CSNAP_ORIGIN_ID_LEN);
 	out->origin_id[CSNAP_ORIGIN_ID_LEN] = 0;
+	/* a label is a name, NUL-padded to the end of its field */
+	memcpy(out->label, d->label, CSNAP_LABEL_LEN);
+	if (out->label[CSNAP_LABEL_LEN - 1])
+		return err_set(EINVAL, "superblock label not terminated");
+	for (size_t i = strlen(out->label); i < CSNAP_LABEL_LEN; i++)
+		if (out->label[i])
+			return err_set(EINVAL, "superblock label has bytes after its end");
+
 	out->max_snapshots = le32_to_cpu(d->max_snapshots);
 	out->mask_bits = le32_to_cpu(d->mask_bits);
 	out->lease_sector_size = le32_to_cpu(d->lease_sector_size);

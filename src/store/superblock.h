@@ -16,6 +16,7 @@
 #define CSNAP_STORE_SUPERBLOCK_H
 
 #include "src/store/format.h"
+#include "utils/endian.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,6 +59,8 @@ struct csnap_sb {
 	uint64_t store_size;
 	uint64_t origin_size;
 	char origin_id[CSNAP_ORIGIN_ID_LEN + 1];	/* NUL-terminated */
+	char label[CSNAP_LABEL_LEN];	/* store name, "" if none; a valid
+					 * snapshot-style name (utils/snapname.h) */
 	uint32_t max_snapshots;
 	uint32_t mask_bits;
 	uint32_t lease_sector_size;
@@ -87,6 +90,13 @@ int csnap_sb_read_path(const char *path, struct csnap_sb *out);
 /* Bumps sb->seq and durably writes both copies (primary, flush, backup,
  * flush).  */
 int csnap_sb_write(struct io_dev *dev, struct csnap_sb *sb);
+
+/* The tag every metadata block of this store carries (bm.h: meta_hdr.tag),
+ * derived from the store uuid.  Defined once, here.  */
+static inline uint64_t csnap_sb_tag(const struct csnap_sb *sb)
+{
+	return get_le64(sb->uuid) ^ get_le64(sb->uuid + 8);
+}
 
 /* Lease area geometry for a store device with logical sector size SECTOR
  * (512 or 4096): fills lease_sector_size, lease_align, lease_offset.  */

@@ -12,25 +12,12 @@
 # fails fast in a loop is still backed off.  Prints every failover time and
 # the longest.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
+. "$(dirname "$0")/../functions.sh"
 N=3
 LIMIT_MS=2000
 
-fail() {
-  echo "FAIL: $*"
-  for i in $(seq 1 $N); do
-    echo "--- node$i agent"; tail -15 "$(node_log "$i" agent)" 2>/dev/null
-  done
-  exit 1
-}
-
 cluster_start $N 64M
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 declare -a A
 for i in $(seq 1 $N); do A[$i]=$(node_spawn "$i" agent "$C" agent --poll-ms 100); done
 wait_log 1 agent 'master for store|standby for store' 60 || fail "node1 has no server"
@@ -96,5 +83,5 @@ wait_for 30 sh -c "! kill -0 ${A[1]} 2>/dev/null" || fail "node1's agent did not
 node_spawn 1 agent2 "$C" agent --poll-ms 100 --server-cmd 'exit 3' >/dev/null
 wait_log 1 agent2 'fast failures in a row: restarting in 1000 ms' 30 ||
   fail "a server failing fast is not backed off: $(tail -5 "$(node_log 1 agent2)")"
-grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$CLUSTER_DIR"/node*/*.log && fail "sanitizer report"
+no_sanitizer_reports
 echo "PASS"

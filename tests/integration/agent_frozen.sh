@@ -12,33 +12,17 @@
 # acknowledged write and the snapshot intact; the busy but healthy node2
 # master is never killed.  Prints the takeover time and longest stall.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
-command -v qemu-img >/dev/null || { echo "SKIP: qemu-img not installed"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires_run python3-libnbd "$py" -c 'import nbd'
+requires qemu-img
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in agent export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
-    done
-  done
-  [ -f "${d:-/nonexistent}/workload.log" ] && { echo "--- workload"; tail -5 "$d/workload.log"; }
-  [ -n "${frozen:-}" ] && kill -CONT "$frozen" 2>/dev/null
-  exit 1
-}
 
 cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
+FAIL_LOGS=("$d/workload.log")
 for i in 1 2; do echo "heartbeat_timeout = 2" >>"$(node_conf $i)"; done
 
 node_spawn 1 agent "$C" agent --poll-ms 100 >/dev/null
@@ -48,8 +32,7 @@ wait_log 2 agent 'standby for store' 60 || fail "node2's server is not standby"
 wait_log 1 agent 'is master.*heartbeat every' 20 || fail "node1's agent does not heartbeat its master"
 
 sock=$d/node2.sock
-node_spawn 2 export "$C" -v export --socket "$sock" s >/dev/null
-wait_for 20 test -S "$sock" || fail "export socket"
+start_export 2 "$sock" --socket "$sock" s
 listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 wait_for 20 listed s1 || fail "s1 not exported"
@@ -90,5 +73,5 @@ grep -q "killing it" "$(node_log 2 agent)" && fail "node2's healthy master was k
 node_kill_procs 2 TERM
 node_kill_procs 1 TERM
 sleep 2
-grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$d"/node*/*.log && fail "sanitizer report"
+no_sanitizer_reports
 echo "PASS"

@@ -22,34 +22,18 @@
 # it (the master cut node2 off when it did not acknowledge the
 # invalidation).
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires_run python3-libnbd "$py" -c 'import nbd'
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in server export client reader; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -25 "$(node_log $i $n)"; }
-    done
-  done
-  exit 1
-}
 
 cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 tr '\0' 'O' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
 srv2=$(node_spawn 2 server "$C" server --barrier-timeout-ms 1000 s)
 wait_log 2 server 'master for store' 60 || fail "no master"
-node_spawn 1 server "$C" server --barrier-timeout-ms 1000 s >/dev/null
-wait_log 1 server 'standby' 60 || fail "node1 not standby"
+start_standby 1 --barrier-timeout-ms 1000
 sock1=$d/node1.sock sock2=$d/node2.sock
 exp1=$(node_spawn 1 export "$C" -v export --socket "$sock1" s)
 exp2=$(node_spawn 2 export "$C" -v export --socket "$sock2" s)
@@ -205,6 +189,6 @@ echo "round 3: node2 read node1's write after it continued (its cached location 
 node_kill_procs 1 TERM
 node_kill_procs 2 TERM
 sleep 1
-if grep -l -E 'AddressSanitizer|runtime error|LeakSanitizer' "$d"/node*/*.log; then fail "sanitizer report"; fi
-"$C" check "$CLUSTER_STORE" >/dev/null || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

@@ -10,38 +10,19 @@
 # marker through node1's origin, create snapshot nK from node2 (the
 # standby's node), and at once open nK on both exports and read the marker.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-py=/usr/bin/python3
-$py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires_run python3-libnbd "$py" -c 'import nbd'
 
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do
-    for n in server export; do
-      [ -f "$(node_log $i $n)" ] && { echo "--- node$i $n"; tail -20 "$(node_log $i $n)"; }
-    done
-  done
-  exit 1
-}
 
 cluster_start 2 128M
 truncate -s 32M "$CLUSTER_ORIGIN"
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
-node_spawn 1 server "$C" server s >/dev/null
-wait_log 1 server 'master for store' 60 || fail "no master"
-node_spawn 2 server "$C" server s >/dev/null
-wait_log 2 server 'standby' 60 || fail "node2 not standby"
+start_master 1
+start_standby 2
 sock1=$d/node1.sock sock2=$d/node2.sock
-node_spawn 1 export "$C" -v export --socket "$sock1" s >/dev/null
-node_spawn 2 export "$C" -v export --socket "$sock2" s >/dev/null
-wait_for 20 test -S "$sock1" || fail "node1 export socket"
-wait_for 20 test -S "$sock2" || fail "node2 export socket"
+start_export 1 "$sock1" --socket "$sock1" s
+start_export 2 "$sock2" --socket "$sock2" s
 # Both exports' origin sessions are up (they are the ones told).
 wait_for 20 bash -c "[ \$(grep -c 'origin host' '$(node_log 1 server)') -ge 2 ]" ||
   fail "exports not connected to the master"
@@ -76,6 +57,6 @@ echo "each new snapshot was served by both exports when create returned"
 node_kill_procs 1 TERM
 node_kill_procs 2 TERM
 sleep 1
-if grep -l -E 'AddressSanitizer|runtime error|LeakSanitizer' "$d"/node*/*.log; then fail "sanitizer report"; fi
-"$C" check "$CLUSTER_STORE" >/dev/null || fail "csnap check"
+no_sanitizer_reports
+check_store
 echo "PASS"

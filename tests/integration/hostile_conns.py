@@ -3,7 +3,7 @@
 tests/integration/hostile_conns.sh.
 
 usage: hostile_conns.py idle HOST PORT N SECONDS PID
-         Opens N TCP connections that send nothing (non-blocking connects,
+         Opens N TCP connections (HOST a path: unix ones) that send nothing (non-blocking connects,
          so a full accept queue does not stop us), holds them SECONDS, and
          prints how many were opened and the CPU time PID used meanwhile:
            opened N
@@ -42,10 +42,11 @@ def rss_kib(pid):
 def idle(host, port, n, seconds, pid):
     socks = []
     for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        unix = host.startswith("/")
+        s = socket.socket(socket.AF_UNIX if unix else socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         try:
-            s.connect((host, port))
+            s.connect(host if unix else (host, port))
         except BlockingIOError:
             pass
         except OSError as e:

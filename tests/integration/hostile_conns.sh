@@ -15,7 +15,10 @@
 #    error on one line (defects 6 and 8);
 #  - 2,000 idle connections to an export's TCP port: it does not spin
 #    (it burnt 100% CPU on a listener that stayed readable), its log stays
-#    bounded, and nbdinfo still gets an answer.
+#    bounded, and nbdinfo still gets an answer;
+#  - 2,000 idle clients on the agent's unix socket (the same mistake: its
+#    1,024-client cap was above a 256 limit): no spin, bounded log, and
+#    the agent answers once they are gone.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 H=$src/tests/integration/hostile_conns.py
@@ -100,5 +103,24 @@ kill -TERM $epid; wait $epid || fail "export exit status"
 
 node_kill_procs 1 TERM
 wait_log 1 server 'orderly hand-over done' 30 || fail "master did not stop cleanly"
-no_sanitizer_reports "$log" "$CLUSTER_DIR/export.err"
+
+echo "== agent: 2000 idle clients on its socket with a 256-descriptor limit"
+conf=$(node_conf 1)
+apid=$(node_spawn 1 agent prlimit --nofile=256:256 "$C" agent -c "$conf" --poll-ms 200)
+alog=$(node_log 1 agent)
+wait_for 60 node_run 1 "$C" agent status -c "$conf" || fail "agent did not start"
+before=$(size "$alog")
+$py "$H" idle "$(node_dir 1)/run/agent.sock" 0 2000 $HOLD "$apid" >"$CLUSTER_DIR/aidle.out" ||
+  fail "attacker failed"
+cat "$CLUSTER_DIR/aidle.out"
+cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/aidle.out")
+[ "$cpu" -lt $((HOLD * 400)) ] || fail "agent used ${cpu} ms of CPU in ${HOLD} s of idle clients (spinning?)"
+kill -0 "$apid" 2>/dev/null || fail "agent exited"
+wait_for 10 node_run 1 "$C" agent status -c "$conf" || fail "agent status after the flood"
+grew=$(( $(size "$alog") - before ))
+echo "agent log grew by $grew bytes"
+[ "$grew" -lt 65536 ] || fail "agent log grew by $grew bytes"
+node_kill_procs 1 TERM
+wait_log 1 agent 'agent: stopped' 60 || fail "agent did not stop"
+no_sanitizer_reports "$log" "$alog" "$CLUSTER_DIR/export.err"
 echo "PASS"

@@ -69,6 +69,39 @@ wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" ||
   fail "holder survived leaving the lockspace"
 grep -q '^released' "$(node_log 2 holdcfg)" && fail "holder released after the lockspace was removed"
 
+# Liveness from any node that can read the store (issue 9, defect 10): a
+# process outside every node (no sanlock daemon of its own) sees which
+# hosts renew their delta leases, who holds the master lease and since
+# when, and that the master serves; a host whose sanlock stops is "not
+# renewing".
+node_run 1 "$C" lease join -c "$(node_conf 1)" s >/dev/null & j1=$!
+node_run 2 "$C" lease join -c "$(node_conf 2)" s >/dev/null || fail "node2 join"
+wait $j1 || fail "node1 join"
+node_spawn 1 holdlive "$T/lease_holder" 1 "$(node_addr 1)" 7001 1 >/dev/null
+wait_log 1 holdlive '^master' 30 || fail "no master on node1"
+out=$(SANLOCK_RUN_DIR=$CLUSTER_DIR/nosanlock "$C" lease status "$CLUSTER_STORE" 2>&1) || fail "status from outside: $out"
+echo "$out"
+echo "$out" | grep -Eq '^ +1 +node1 +renewing .*master, serving' || fail "node1 not seen renewing as the master"
+echo "$out" | grep -Eq '^ +2 +node2 +renewing .*not master' || fail "node2 not seen renewing"
+echo "$out" | grep -Eq '^master lease: held by host_id 1 \(node1\) generation [0-9]+, lver [0-9]+, for about [0-9]+ s' ||
+  fail "master lease holder not shown"
+echo "$out" | grep -q '^master: *host_id 1 (node1) at 127.0.0.11 port 7001, .*(from disk' || fail "master not shown"
+js=$(SANLOCK_RUN_DIR=$CLUSTER_DIR/nosanlock "$C" lease status --json "$CLUSTER_STORE" 2>/dev/null) || fail "status --json from outside"
+echo "$js" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+st = {h["name"]: h["state"] for h in d["hosts"]}
+assert st == {"node1": "renewing", "node2": "renewing"}, d
+assert d["master_lease"]["held"] and d["master_lease"]["host_id"] == 1, d
+assert d["master"]["state"] == "valid" and d["master"]["verified_by"] == "disk", d
+' || fail "status --json from outside: $js"
+node_kill_sanlock 2
+out=$(SANLOCK_RUN_DIR=$CLUSTER_DIR/nosanlock "$C" lease status "$CLUSTER_STORE" 2>&1) || fail "status from outside: $out"
+echo "$out" | grep -Eq '^ +2 +node2 +not-renewing .*node down' || fail "node2 still renewing after its sanlock died: $out"
+echo "$out" | grep -Eq '^ +1 +node1 +renewing ' || fail "node1 not renewing: $out"
+node_kill_procs 1 KILL
+node_run 1 "$T/lease_tool" leave 1 || fail "leave node1"
+
 # Damage to the lease area is reported (issue 9, defect 9): before it, the
 # area written by sanlock (delta leases, the master lease with host 2's
 # block from its acquisition) verifies.
@@ -76,7 +109,7 @@ base=1048576
 [ "$(dd if="$CLUSTER_STORE" bs=512 skip=$((2 * base / 512 + 3)) count=1 status=none | tr -d '\0' | wc -c)" -gt 0 ] ||
   fail "host 2's block of the master lease was never written (nothing to verify)"
 out=$("$C" check "$CLUSTER_STORE") || fail "check of an intact lease area: $out"
-out=$("$C" lease status "$CLUSTER_STORE") || fail "lease status of an intact area: $out"
+out=$("$C" lease status --watch 0 "$CLUSTER_STORE") || fail "lease status of an intact area: $out"
 echo "$out" | grep -q '^lease area: intact' || fail "lease status: $out"
 poke() { printf '\377' | dd of="$CLUSTER_STORE" bs=1 seek="$1" conv=notrunc status=none; }
 # expect_damage WHAT PATTERN: check and lease status both exit 1 naming it
@@ -84,7 +117,7 @@ expect_damage() {
   local out rc
   out=$("$C" check "$CLUSTER_STORE" 2>&1); rc=$?
   [ $rc -eq 1 ] && echo "$out" | grep -q "$2" || fail "check after $1: rc=$rc '$out'"
-  out=$("$C" lease status "$CLUSTER_STORE" 2>&1); rc=$?
+  out=$("$C" lease status --watch 0 "$CLUSTER_STORE" 2>&1); rc=$?
   [ $rc -eq 1 ] && echo "$out" | grep -q "$2" && echo "$out" | grep -q "lease area damaged" ||
     fail "lease status after $1: rc=$rc '$out'"
   echo "$1: $(echo "$out" | grep -m1 "$2")"

@@ -60,7 +60,7 @@ for i in 1 2; do
   # requests re-sent 8 s after their connection died (export killed below)
   printf 'nbd_timeout = 8\nnbd_dead_timeout = 60\nactivate = origin\n' >>"$(node_conf $i)"
 done
-"$C" mkstore --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
+"$C" mkstore --name shared --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
 "$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$store" >/dev/null || abort "lease init"
 srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
 wait_log 1 server 'master for store' 60 || abort "no master"
@@ -84,6 +84,15 @@ tbl=$(dmsetup table csnap-s-origin 2>/dev/null)
 check "dm-linear over an nbd device: $tbl" sh -c "echo '$tbl' | grep -Eq '^0 262144 linear 43:[0-9]+ 0$'"
 nbd=$(for b in /sys/block/nbd*/backend; do grep -q ':origin$' "$b" 2>/dev/null && echo "$b"; done | head -1)
 check "nbd backend identifier csnap:<uuid>:origin ($nbd)" sh -c "grep -q '^csnap:.*:origin$' '$nbd'"
+if [ $udev = 1 ]; then
+  check "udev made the /dev/csnap link (11-dm-csnap.rules): $(readlink /dev/csnap/s/origin)" \
+    sh -c "readlink /dev/csnap/s/origin | grep -q '^\.\./\.\./dm-[0-9]*$'"
+  nb=$(basename "$(dirname "$nbd")")
+  check "raw $nb marked SYSTEMD_READY=0 by the rules" \
+    sh -c "udevadm info --query=property /dev/$nb | grep -qx SYSTEMD_READY=0"
+  check "udevadm test: the rules give the dm device the link" \
+    sh -c "udevadm test /sys/class/block/\$(basename \$(readlink -f /dev/mapper/csnap-s-origin)) 2>&1 | grep -q 'csnap/s/origin'"
+fi
 out=$(act s 2>&1); rc=$?
 check "activate again: no-op, exit 0" sh -c "[ $rc -eq 0 ] && echo '$out' | grep -q already-active"
 
@@ -92,10 +101,12 @@ uuidd=$("$C" dump "$store" 2>/dev/null | awk '/uuid/ {print $NF; exit}')
 out=$(timeout 20 "$C" scan -c "$(node_conf 1)" 2>&1); rc=$?
 info "$(echo "$out" | tail -n +2)"
 check "scan lists the store on $store as s (not reading csnap's own volumes)" \
-  sh -c "[ $rc -eq 0 ] && echo '$out' | grep -Eq '^$store +$uuidd +s '"
+  sh -c "[ $rc -eq 0 ] && echo '$out' | grep -Eq '^$store +$uuidd +shared +s '"
 check "scan lists only real stores" [ "$(echo "$out" | grep -c "$uuidd")" -eq 1 ]
 out=$(act "UUID=$uuidd" origin 2>&1)
 check "activate UUID=<store uuid>: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
+out=$(act LABEL=shared origin 2>&1)
+check "activate LABEL=<store label>: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
 out=$(act "$store" origin 2>&1)
 check "activate by device path: the same volume, already active" sh -c "echo '$out' | grep -q already-active"
 check "one dm device for the origin whatever the store was called" \
@@ -133,6 +144,7 @@ check "origin unchanged by the snapshot write" [ ! -e /mnt/o/snapfile ]
 check "origin has its new content" grep -q "after snapshot" /mnt/o/dir/note
 if [ $udev = 1 ]; then
   fsu=$(blkid -o value -s UUID /dev/csnap/s/origin)
+  check "no by-uuid link to a raw nbd device" sh -c "! ls -l /dev/disk/by-uuid/ | grep -q nbd"
   check "by-uuid points at the origin, not the snapshot" \
     sh -c "[ \"\$(readlink -f /dev/disk/by-uuid/$fsu)\" = \"\$(readlink -f /dev/mapper/csnap-s-origin)\" ]"
 else

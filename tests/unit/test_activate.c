@@ -38,10 +38,11 @@ static void test_name_valid(void **state)
 	assert_false(act_name_valid("-a"));
 	assert_false(act_name_valid("."));
 	assert_false(act_name_valid(".."));
-	assert_true(act_name_valid("..."));
+	assert_false(act_name_valid("..."));
+	assert_false(act_name_valid(".hidden"));
+	assert_true(act_name_valid("mon@host:1"));
 	assert_false(act_name_valid("a/b"));
 	assert_false(act_name_valid("a b"));
-	assert_false(act_name_valid("a:b"));
 	assert_false(act_name_valid("é"));
 }
 
@@ -78,27 +79,30 @@ static void test_dm_name(void **state)
 
 static void test_dm_name_limits(void **state)
 {
-	char out[ACT_DM_NAME_MAX], vol[200];
+	char out[ACT_DM_NAME_MAX], store[64], vol[64], s2[ACT_DM_NAME_MAX], v2[ACT_DM_NAME_MAX];
 	(void)state;
 
-	/* "csnap-s-" is 8 bytes: a 119-character volume fills 127 + NUL */
-	memset(vol, 'v', 119);
-	vol[119] = 0;
-	assert_int_equal(act_dm_name("s", vol, out, sizeof out), 0);
+	/* "csnap-" + store (1 + 28 doubled hyphens = 57) + "-" + 63-byte
+	 * volume = 127 bytes: exactly fits with the NUL */
+	store[0] = 'a';
+	memset(store + 1, '-', 28);
+	store[29] = 0;
+	memset(vol, 'v', 63);
+	vol[63] = 0;
+	assert_int_equal(act_dm_name(store, vol, out, sizeof out), 0);
 	assert_int_equal(strlen(out), 127);
-	vol[119] = 'v';
-	vol[120] = 0;
-	assert_int_equal(act_dm_name("s", vol, out, sizeof out), -ENAMETOOLONG);
+	assert_int_equal(act_dm_name_split(out, s2, sizeof s2, v2, sizeof v2), 0);
+	assert_string_equal(s2, store);
+	assert_string_equal(v2, vol);
+	/* a hyphen counts twice: one more does not fit */
+	vol[62] = '-';
+	assert_int_equal(act_dm_name(store, vol, out, sizeof out), -ENAMETOOLONG);
 	assert_string_equal(out, "");
-	/* a hyphen counts twice */
-	memset(vol, 'v', 118);
-	vol[117] = '-';
-	vol[118] = 0;
-	assert_int_equal(act_dm_name("s", vol, out, sizeof out), 0);
-	assert_int_equal(strlen(out), 127);
-	vol[118] = 'v';
-	vol[119] = 0;
-	assert_int_equal(act_dm_name("s", vol, out, sizeof out), -ENAMETOOLONG);
+	/* longer than a name may be at all */
+	char big[80];
+	memset(big, 'v', 64);
+	big[64] = 0;
+	assert_int_equal(act_dm_name("s", big, out, sizeof out), -EINVAL);
 	/* tiny buffers */
 	assert_int_equal(act_dm_name("s", "v", out, 6), -ENAMETOOLONG);
 	assert_int_equal(act_dm_name("s", "v", out, 9), -ENAMETOOLONG);
@@ -174,7 +178,11 @@ static void test_backend(void **state)
 	assert_int_equal(act_backend_split("csnap:0f8e:origin", &back, vol, sizeof vol), -EINVAL);
 	assert_int_equal(act_backend_split("csnap:" UUIDS ":a/b", &back, vol, sizeof vol), -EINVAL);
 	assert_int_equal(act_backend_split("csnap:" UUIDS ":origin", &back, vol, 6), -EINVAL);
-	assert_int_equal(act_backend_id(&u, "a:b", out, sizeof out), -EINVAL);
+	assert_int_equal(act_backend_id(&u, "a/b", out, sizeof out), -EINVAL);
+	/* a ':' in the volume name: the uuid has a fixed length */
+	assert_int_equal(act_backend_id(&u, "a:b", out, sizeof out), 0);
+	assert_int_equal(act_backend_split(out, &back, vol, sizeof vol), 0);
+	assert_string_equal(vol, "a:b");
 	assert_int_equal(act_backend_id(&u, "origin", out, 20), -ENAMETOOLONG);
 }
 

@@ -1,0 +1,49 @@
+/*
+ * src/store/header.h - the engine header block (META_T_HEADER): the
+ * b-tree's root and counts, the next snapshot id and the cleanup cursor.
+ * One encoder and one decoder for it; mkfs writes the first one with
+ * store_header_encode().
+ *
+ * Layout, after the 32-byte meta header (bm.h):
+ *   32 le64 tree root       40 le32 tree height   44 le32 reserved
+ *   48 le64 exceptions      56 le64 tree nodes    64 le32 next snapshot id
+ *   68 le32 cleanup active  72 le64 cleanup cursor origin
+ *   80 le64 cleanup cursor store chunk
+ *
+ * Invariant: decode(encode(h)) == h for every field; reserved bytes are
+ * written as zero.
+ */
+#ifndef CSNAP_STORE_HEADER_H
+#define CSNAP_STORE_HEADER_H
+
+#include "src/store/superblock.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HDR_ROOT	32
+#define HDR_HEIGHT	40
+#define HDR_COUNT	48
+#define HDR_NODES	56
+#define HDR_NEXT_ID	64
+#define HDR_CLEANUP	68
+#define HDR_CUR_O	72
+#define HDR_CUR_S	80
+
+struct store_header {
+	uint64_t root;		/* tree root block */
+	uint32_t height;	/* tree levels, 1 = the root is a leaf */
+	uint64_t count;		/* exceptions */
+	uint64_t nodes;		/* tree blocks in use */
+	uint32_t next_id;	/* next snapshot id (never 0) */
+	bool cleanup_active;
+	uint64_t cur_o, cur_s;	/* cleanup cursor */
+};
+
+/* Writes H into the header block's data D (the meta header is bm's).  */
+void store_header_encode(uint8_t *d, const struct store_header *h);
+void store_header_decode(const uint8_t *d, struct store_header *h);
+/* 0 if H fits the layout E describes, else -EIO with a one-line reason. */
+int store_header_check(const struct store_header *h, const struct csnap_sb_engine *e);
+
+#endif
