@@ -112,6 +112,21 @@ check "activate by device path: the same volume, already active" sh -c "echo '$o
 check "one dm device for the origin whatever the store was called" \
   [ "$(dmsetup ls | grep -c '^csnap-s-origin')" -eq 1 ]
 
+if [ $udev = 1 ]; then
+  # the autoactivation rule reads /etc/csnap/csnap.conf, as on a real node
+  mkdir -p /etc/csnap && cp "$(node_conf 1)" /etc/csnap/csnap.conf
+  lb=$(basename "$store")
+  check "udevadm test: the store's device wants csnap-activate@s.service" \
+    sh -c "udevadm test --action=add /sys/class/block/$lb 2>&1 | grep -q 'SYSTEMD_WANTS=csnap-activate@s.service'"
+  lo=$(basename "$origin")
+  check "udevadm test: the origin's device wants nothing" \
+    sh -c "! udevadm test --action=add /sys/class/block/$lo 2>&1 | grep -q 'SYSTEMD_WANTS=csnap'"
+  printf 'autoactivate = no\n' >>/etc/csnap/csnap.conf
+  check "udevadm test: autoactivate = no opts out" \
+    sh -c "! udevadm test --action=add /sys/class/block/$lb 2>&1 | grep -q 'SYSTEMD_WANTS=csnap'"
+  rm -f /etc/csnap/csnap.conf
+fi
+
 section "filesystem on the origin"
 check "mkfs.ext4" mke2fs -q -F -t ext4 /dev/csnap/s/origin
 mkdir -p /mnt/o /mnt/s
