@@ -173,7 +173,9 @@ install: $(BUILD)/csnap
 	install -D -m 0644 man/csnap.8 $(DESTDIR)$(MANDIR)/man8/csnap.8
 	install -D -m 0644 man/csnap.conf.5 $(DESTDIR)$(MANDIR)/man5/csnap.conf.5
 	install -d $(DESTDIR)$(UDEVDIR) $(DESTDIR)$(UNITDIR)
-	sed 's|/usr/sbin/csnap|$(SBINDIR)/csnap|g' contrib/11-dm-csnap.rules > $(DESTDIR)$(UDEVDIR)/11-dm-csnap.rules
+	for r in contrib/*.rules; do \
+	  sed 's|/usr/sbin/csnap|$(SBINDIR)/csnap|g' $$r > $(DESTDIR)$(UDEVDIR)/$$(basename $$r) || exit 1; \
+	done
 	for u in contrib/*.service; do \
 	  sed 's|/usr/sbin/csnap|$(SBINDIR)/csnap|g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u) || exit 1; \
 	done

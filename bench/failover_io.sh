@@ -64,6 +64,8 @@ sleep 3
 
 master_host() { node_run 3 "$C" status "$CLUSTER_STORE" --json 2>/dev/null |
   sed -n 's/.*"master": {"host_id": \([0-9]*\).*/\1/p'; }
+master_epoch() { node_run 3 "$C" status "$CLUSTER_STORE" --json 2>/dev/null |
+  sed -n 's/.*"master": {"host_id": .*"epoch": \([0-9]*\)}.*/\1/p'; }
 # The server the agent of node I runs (a child of that agent).
 server_pid() {
   local i=$1 apid
@@ -72,11 +74,14 @@ server_pid() {
     tr '\0' ' ' <"/proc/$p/cmdline" | grep -q ' server ' && { echo "$p"; return; }
   done
 }
-wait_master() {  # a master other than $1 with a valid record
-  local t
+# A new master (epoch other than $1; on any node: the agent restarts a
+# killed server at once, and that one may win the lease) with a valid
+# record; prints its host.
+wait_master() {
+  local t e
   for t in $(seq 1 1500); do
-    m=$(master_host)
-    [ -n "$m" ] && [ "$m" != "$1" ] && { echo "$m"; return 0; }
+    e=$(master_epoch)
+    [ -n "$e" ] && [ "$e" != "$1" ] && { master_host; return 0; }
     sleep 0.1
   done
   return 1
@@ -87,19 +92,21 @@ events=$d/events
 for r in $(seq 1 "$rounds"); do
   for kind in orderly kill; do
     m=$(master_host); [ -n "$m" ] || die "no master"
+    ep=$(master_epoch)
     pid=$(server_pid "$m"); [ -n "$pid" ] || die "no server pid on node $m"
     t=$(date +%s.%N)
     if [ $kind = orderly ]; then kill -TERM "$pid"; else kill -KILL "$pid"; fi
-    nm=$(wait_master "$m") || die "no new master after $kind"
+    nm=$(wait_master "$ep") || die "no new master after $kind"
     echo "$kind $t $m $nm" >>"$events"
     sleep 4      # the agent restarts the old server as a standby meanwhile
   done
 done
 if [ $crash = 1 ]; then
   m=$(master_host)
+  ep=$(master_epoch)
   t=$(date +%s.%N)
   node_kill "$m"
-  nm=$(wait_master "$m") || die "no new master after the crash"
+  nm=$(wait_master "$ep") || die "no new master after the crash"
   # When the next master got the lease (its log line, CSNAP_LOG_TIME).
   acq=$(grep -h 'master lease acquired' "$(node_log "$nm" agent)" | tail -1 | awk '{ print $1 }')
   ta=$(date -d "$acq" +%s.%N 2>/dev/null) || ta=$(date +%s.%N)

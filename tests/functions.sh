@@ -13,7 +13,8 @@
 #
 #   fail MSG...                   print "FAIL: MSG", the logs (dump_logs), exit 1
 #   dump_logs                     the tail of every node's logs and of each file
-#                                 in the array FAIL_LOGS (a script adds its own)
+#                                 in the array FAIL_LOGS (a script adds its own;
+#                                 an entry may be a glob, expanded when dumping)
 #   store_init [MKSTORE_OPT...]   csnap mkstore (default --chunk-size 64K) of
 #                                 $CLUSTER_STORE for $CLUSTER_ORIGIN, its output
 #                                 kept in $CLUSTER_DIR/mkstore.out, then
@@ -51,8 +52,12 @@ FAIL_TAIL=${FAIL_TAIL:-30}
 [ -x "$C" ] || { echo "FAIL: $C is not built (make all)"; exit 1; }
 
 dump_logs() {
-  local f
-  for f in ${CLUSTER_DIR:+"$CLUSTER_DIR"/node*/*.log} "${FAIL_LOGS[@]}"; do
+  local f pat extra=()
+  for pat in "${FAIL_LOGS[@]}"; do
+    # shellcheck disable=SC2206
+    extra+=($pat)
+  done
+  for f in ${CLUSTER_DIR:+"$CLUSTER_DIR"/node*/*.log} "${extra[@]}"; do
     [ -s "$f" ] || continue
     case $f in */sanlock.log) continue ;; esac
     echo "--- $f"

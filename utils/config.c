@@ -176,6 +176,10 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 	}
 	if (!strcmp(key, "activate"))
 		return copy_str(st->activate, sizeof st->activate, v);
+	if (!strcmp(key, "autoactivate")) {
+		st->autoactivate_set = true;
+		return parse_bool(v, &st->autoactivate);
+	}
 	if (!strcmp(key, "nbd_timeout")) {
 		if (parse_u64(v, 1, 86400, &n))
 			return -EINVAL;
@@ -323,6 +327,8 @@ int config_load(const char *path, struct config *cfg)
 			st->export_port = 10809;
 		if (!st->activate[0])
 			snprintf(st->activate, sizeof st->activate, "origin");
+		if (!st->autoactivate_set)
+			st->autoactivate = true;
 		/* longer than a whole-node master hand-over (sanlock's host-dead
 		 * time, 8 x io_timeout + 60 s): a request is re-sent on a new
 		 * connection only when its old one cannot still execute it */

@@ -41,6 +41,10 @@ struct config_store {
 	uint32_t nbd_timeout;		/* kernel nbd request timeout, s
 					 * (default 8 x io_timeout + 120) */
 	uint32_t nbd_dead_timeout;	/* s I/O waits for a restarted export */
+	bool autoactivate;		/* udev starts csnap-activate@NAME when
+					 * the store's device appears (default
+					 * yes) */
+	bool autoactivate_set;
 };
 #define CONFIG_HEARTBEAT_DEFAULT_MS	5000
 

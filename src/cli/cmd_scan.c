@@ -12,6 +12,7 @@
  */
 #include "src/cli/cli.h"
 
+#include "src/activate/sysdev.h"
 #include "src/agent/agent.h"
 #include "src/cli/admin_util.h"
 #include "src/store/superblock.h"
@@ -90,14 +91,46 @@ static const char *conf_name(const struct config *cfg, const struct found *f)
 	return "-";
 }
 
+/* `csnap scan --udev DEVNODE`, for contrib/69-csnap-autoactivate.rules:
+ * udev environment lines for a device holding a csnap store, nothing (exit
+ * 0) for any other device.  Never reads csnap's own volumes.  */
+static int scan_udev(const struct config *cfg, const char *devnode)
+{
+	struct found f;
+	struct stat st;
+	char u[CSNAP_UUID_STR_LEN];
+	const char *name;
+
+	if (stat(devnode, &st) < 0 || !S_ISBLK(st.st_mode) || act_is_csnap_volume(st.st_rdev))
+		return 0;
+	memset(&f, 0, sizeof f);
+	if (csnap_sb_read_path(devnode, &f.sb) < 0)
+		return 0;
+	snprintf(f.path, sizeof f.path, "%s", devnode);
+	f.dev = st.st_rdev;
+	csnap_uuid_unparse((const struct csnap_uuid *)f.sb.uuid, u);
+	printf("CSNAP_STORE_UUID=%s\n", u);
+	if (f.sb.label[0])
+		printf("CSNAP_STORE_LABEL=%s\n", f.sb.label);
+	name = conf_name(cfg, &f);
+	if (strcmp(name, "-")) {
+		const struct config_store *cs = config_find_store(cfg, name);
+		printf("CSNAP_STORE_NAME=%s\n", name);
+		if (cs && cs->autoactivate)
+			printf("CSNAP_AUTOACTIVATE=1\n");
+	}
+	return 0;
+}
+
 static int cmd_scan(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "udev", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf = NULL;
+	const char *conf = NULL, *udev = NULL;
 	struct config *cfg = NULL;
 	struct scan_out *o;
 	bool json = false;
@@ -108,6 +141,7 @@ static int cmd_scan(int argc, char **argv)
 		switch (c) {
 		case 'c': conf = optarg; break;
 		case 'j': json = true; break;
+		case 'u': udev = optarg; break;
 		default: return cli_usage(NULL);
 		}
 	}
@@ -121,6 +155,11 @@ static int cmd_scan(int argc, char **argv)
 			free(cfg);
 			return cli_error("%s", err_get());
 		}
+	}
+	if (udev) {
+		int rc = scan_udev(cfg, udev);
+		free(cfg);
+		return rc;
 	}
 	o = calloc(1, sizeof *o);
 	if (!o) {
@@ -164,6 +203,6 @@ static int cmd_scan(int argc, char **argv)
 	return 0;
 }
 
-CLI_COMMAND(scan, "scan", "[-c CONF] [--json]",
+CLI_COMMAND(scan, "scan", "[-c CONF] [--json] | --udev DEVNODE",
 	    "list the csnap stores on this node's block devices (uuid, name, origin, size)",
 	    cmd_scan)

@@ -14,24 +14,12 @@
 #     again gets the same snapshot (also from a new master after a kill,
 #     from the store), another request id gets EEXIST.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-. "$src/tests/cluster/lib.sh"
-C=$build/csnap
-PC=$build/tools/proto_client
-
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2; do echo "--- node$i agent"; tail -20 "$(node_log "$i" agent)" 2>/dev/null; done
-  for f in "$CLUSTER_DIR"/create.*; do [ -f "$f" ] && { echo "--- $f"; cat "$f"; }; done
-  exit 1
-}
+. "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
-"$C" mkstore --chunk-size 64K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null || fail "lease init"
+store_init
 d=$CLUSTER_DIR
+FAIL_LOGS=("$d/create.*")
 
 node_spawn 1 agent "$C" agent --poll-ms 100 >/dev/null
 wait_log 1 agent 'master for store' 60 || fail "node1's server did not become master"
@@ -91,5 +79,5 @@ after=$(sc r1 777) || fail "retry of r1 on the new master: $after"
 n=$(node_run 2 "$C" snapshot list s --json | grep -c '"name": "r1"')
 [ "$n" -eq 1 ] || fail "r1 listed $n times"
 
-grep -E 'AddressSanitizer|runtime error|LeakSanitizer' "$d"/node*/*.log "$d"/create.* && fail "sanitizer report"
+no_sanitizer_reports "$d"/node*/*.log "$d"/create.*
 echo "PASS"

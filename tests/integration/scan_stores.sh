@@ -7,12 +7,9 @@
 # are not listed; --json parses; LABEL= finds the one store of that name
 # and refuses a name two stores carry; bad --name values are usage errors.
 # san: yes
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-C=$build/csnap
-fail() { echo "FAIL: $*"; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "SKIP: loop devices need root"; exit 77; }
+. "$(dirname "$0")/../functions.sh"
+requires losetup
+requires_root
 
 w=$(mktemp -d /var/tmp/csnap-scan.XXXXXX)
 # loop devices are found again by their backing files ($(lo ...) runs in

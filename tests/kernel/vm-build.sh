@@ -55,7 +55,9 @@ mkdir -p "$R/lib/udev/rules.d" "$R/etc/udev"
 for r in 50-udev-default 55-dm 60-block 60-persistent-storage 60-persistent-storage-dm 95-dm-notify; do
   [ -f "/lib/udev/rules.d/$r.rules" ] && cp "/lib/udev/rules.d/$r.rules" "$R/lib/udev/rules.d/"
 done
-sed 's|/usr/sbin/csnap|/bin/csnap|g' "$src/contrib/11-dm-csnap.rules" >"$R/lib/udev/rules.d/11-dm-csnap.rules"
+for r in "$src"/contrib/*.rules; do
+  sed 's|/usr/sbin/csnap|/bin/csnap|g' "$r" >"$R/lib/udev/rules.d/$(basename "$r")"
+done
 ln -s /bin/dmsetup "$R/sbin/dmsetup"
 for h in /lib/udev/ata_id /lib/udev/scsi_id; do [ -x "$h" ] && cp "$h" "$R/lib/udev/"; done
 
