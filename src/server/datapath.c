@@ -80,8 +80,10 @@ static int on_enospc(struct srv *s, struct req *r, uint32_t n)
 	enum store_short why = store_enospc_kind(s->st);
 	bool pending = copy_pending(s) || s->busy.used || store_txn_pending(s->st);
 
-	if (why != STORE_SHORT_DATA && !pending && n > 1)
+	if (why != STORE_SHORT_DATA && !pending && n > 1) {
+		log_info("%u chunks in one transaction: %s; splitting the request", n, err_get());
 		return 2;
+	}
 	if (pending) {
 		/* Space may come back with the policy or the commit only
 		 * once the open transaction is committed.  */

@@ -334,6 +334,41 @@ static void test_room_estimate(void **state)
 	large_writes(4 << 10, 4096, 32 << 20);	/* 4 KiB chunks, 16 MiB pieces */
 }
 
+/* A request whose worst case does not fit the journal is refused as
+ * STORE_SHORT_TXN before it changes anything (committing it would fail
+ * with EFBIG); its halves fit.  1024 snapshots: 28 entries per leaf.  */
+static void test_txn_room(void **state)
+{
+	(void)state;
+	char *path = tu_mkstore("txn", 16 << 20, 4096, 16 << 20, 1024);
+	struct store *s;
+	struct store_info i0, i1;
+	uint32_t id, n;
+
+	TU_OK(store_open(path, NULL, &s));
+	store_get_info(s, &i0);
+	uint32_t big = (uint32_t)(i0.data_chunks - 64);
+	struct store_copy *cp = calloc(big, sizeof *cp);
+	TU_OK(store_snapshot_create(s, "a", 0, &id));
+	TU_OK(store_commit(s));
+	assert_true(store_tree_need(s, big, 1) > store_txn_limit(s));	/* the premise */
+	assert_int_equal(store_origin_write(s, 0, big, cp, &n), -ENOSPC);
+	assert_int_equal(store_enospc_kind(s), STORE_SHORT_TXN);
+	assert_non_null(strstr(err_get(), "journal"));
+	store_get_info(s, &i1);
+	assert_int_equal(i1.exceptions, 0);	/* nothing changed */
+	assert_int_equal(i1.data_free, i0.data_free);
+	TU_OK(store_origin_write(s, 0, big / 2, cp, &n));
+	assert_int_equal(n, big / 2);
+	TU_OK(store_commit(s));
+	TU_OK(store_origin_write(s, big / 2, big - big / 2, cp, &n));
+	TU_OK(store_commit(s));
+	store_get_info(s, &i1);
+	assert_int_equal(i1.exceptions, big);
+	free(cp);
+	done(s, path);
+}
+
 /* The bound is a bound: no request runs the tree area out halfway.  */
 static void test_tree_need_bounds(void **state)
 {
@@ -497,6 +532,7 @@ int main(void)
 		cmocka_unit_test(test_bad_arguments),
 		cmocka_unit_test(test_room_estimate),
 		cmocka_unit_test(test_tree_need_bounds),
+		cmocka_unit_test(test_txn_room),
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_progress_pulses),
 		cmocka_unit_test(test_request_id),
