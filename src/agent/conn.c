@@ -298,10 +298,11 @@ static void send_stores(struct agent *ag, struct agent_conn *c)
 			server = "stopped";
 		agent_sanitize(why, sizeof why, pub.why);
 		snprintf(line, sizeof line, "STORE name=%s uuid=%s device=%s state=%s server=%s "
-			 "server_pid=%ld restarts=%u why=%s\n", st->cs->name,
+			 "server_pid=%ld restarts=%u master=%s frozen_kills=%u why=%s\n", st->cs->name,
 			 pub.located ? pub.uuid : "-", pub.located ? pub.path : st->cs->device,
 			 agent_store_state_name(pub.state), server, (long)st->server_pid,
-			 st->server_restarts, why[0] ? why : "-");
+			 st->server_restarts, st->hb_serving ? "yes" : "no", st->hb_kills,
+			 why[0] ? why : "-");
 		/* names and paths with spaces are legal in csnap.conf; keep the
 		 * line one line and let why= run to its end.  */
 		conn_puts(ag, c, line);

@@ -59,6 +59,10 @@ wait_log 1 agent 'killed by signal 9.*restarting it in 1 s' 10 || fail "node1 do
 newpid() { node_run 1 "$C" agent status | grep -Eq "server=running server_pid=[1-9][0-9]* " &&
   ! node_run 1 "$C" agent status | grep -q "server_pid=$1 "; }
 wait_for 20 newpid "$frozen" || fail "node1 has no standby again: $(node_run 1 "$C" agent status)"
+node_run 1 "$C" agent status | grep -q " master=no frozen_kills=1 " ||
+  fail "node1's agent status does not count the kill: $(node_run 1 "$C" agent status)"
+hb2() { node_run 2 "$C" agent status | grep -q " master=yes frozen_kills=0 "; }
+wait_for 10 hb2 || fail "node2's agent does not heartbeat its master: $(node_run 2 "$C" agent status)"
 frozen=
 
 n0=$(grep -c '^batches' "$d/workload.log")

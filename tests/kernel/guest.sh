@@ -62,10 +62,12 @@ for i in 1 2; do
 done
 "$C" mkstore --name shared --chunk-size 64K "$store" "$origin" >/dev/null || abort "mkstore"
 "$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$store" >/dev/null || abort "lease init"
-srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
-wait_log 1 server 'master for store' 60 || abort "no master"
+# node2 is the master: the volumes are used on node1, so the master killed
+# below is on another node than the filesystem
 srv2=$(node_spawn 2 server "$C" server --grace-ms 300 s)
-wait_log 2 server 'standby' 60 || abort "node2 not standby"
+wait_log 2 server 'master for store' 60 || abort "no master"
+srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
+wait_log 1 server 'standby' 60 || abort "node1 not standby"
 exp1=$(node_spawn 1 export "$C" -v export s)
 node_spawn 2 export "$C" -v export s >/dev/null
 sock1=$(node_dir 1)/run/s.sock
@@ -193,7 +195,7 @@ check "new export re-attached the device" wait_log 1 export 're-attached' 20
 [ $frc -eq 0 ] || { tail -20 /tmp/fio.out; logs; }
 dmesg | grep -E 'nbd|block nbd' | tail -5 | while read -r l; do info "kernel: $l"; done
 
-section "master killed while the filesystem is in use"
+section "master (node2) killed while the filesystem is in use on node1"
 e0=$(io_errors)
 fio --name=m --filename=/mnt/o/fio2.dat --size=8M --bs=4k --rw=randwrite --direct=1 \
     --ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
@@ -201,12 +203,12 @@ fio --name=m --filename=/mnt/o/fio2.dat --size=8M --bs=4k --rw=randwrite --direc
 fpid=$!
 sleep 2
 check "fio still running when the master is killed" kill -0 "$fpid"
-kill -9 "$srv1"; info "master server of node1 killed"
-wait_log 2 server 'master for store' 60 && ok "node2 took over" || bad "node2 took over"
+kill -9 "$srv2"; info "master server of node2 killed"
+wait_log 1 server 'master for store' 60 && ok "node1 took over" || bad "node1 took over"
 wait "$fpid"; frc=$?
 check "fio verify across the master hand-over: exit 0" [ $frc -eq 0 ]
 check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
-srv1=$(node_spawn 1 server "$C" server --grace-ms 300 s)
+srv2=$(node_spawn 2 server "$C" server --grace-ms 300 s)
 
 section "deactivate after umount"
 umount /mnt/o
@@ -231,4 +233,17 @@ check "deactivate --all: exit 0" [ $rc -eq 0 ]
 check "--all: nothing left (dm)" sh -c "! dmsetup ls 2>/dev/null | grep -q csnap-"
 check "--all: nothing left (nbd)" sh -c "! grep -qs '^csnap:' /sys/block/nbd*/backend"
 check "--all: /dev/csnap gone" [ ! -e /dev/csnap/s ]
+
+section "deactivate --force on a mounted volume"
+act s origin >/dev/null 2>&1 && mount -t ext4 -o ro /dev/csnap/s/origin /mnt/o ||
+  bad "activate and mount for --force"
+out=$(deact --force s origin 2>&1); rc=$?
+info "$out"
+check "deactivate --force of the mounted origin: exit 0" [ $rc -eq 0 ]
+check "--force: nbd device disconnected" sh -c "! grep -qs ':origin$' /sys/block/nbd*/backend"
+check "--force: reads now fail instead of hanging" \
+  sh -c "! timeout 30 dd if=/dev/mapper/csnap-s-origin of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null"
+timeout 30 umount /mnt/o
+check "--force: the dm device goes with the last close" wait_for 30 sh -c "! dmsetup info csnap-s-origin >/dev/null 2>&1"
+check "--force: nothing left" sh -c "[ ! -e /dev/csnap/s/origin ] && ! dmsetup ls | grep -q csnap-"
 finish

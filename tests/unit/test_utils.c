@@ -13,15 +13,20 @@
 #include "utils/endian.h"
 #include "utils/err.h"
 #include "utils/escape.h"
+#include "utils/fdlimit.h"
 #include "utils/log.h"
 #include "utils/snapname.h"
 #include "utils/uuid.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void test_crc32c_vectors(void **state)
@@ -267,6 +272,89 @@ static void test_snap_names(void **state)
 	assert_int_equal(snap_name_check(longest), -EINVAL);
 }
 
+/* accept() out of descriptors: the reserve takes the pending connection
+ * and closes it (progress, no spin), and is open again afterwards.  */
+static void test_fd_reserve(void **state)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t sl = sizeof sa;
+	struct fd_reserve r;
+	struct rlimit old, low;
+	int lfd, cl[2], next;
+	char c;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	for (int i = 0; i < 2; i++) {
+		cl[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_int_equal(connect(cl[i], (struct sockaddr *)&sa, sizeof sa), 0);
+	}
+	assert_int_equal(fd_reserve_open(&r), 0);
+	/* Soft limit = the lowest free descriptor: nothing more can open. */
+	next = open("/dev/null", O_RDONLY);
+	assert_true(next > r.spare);
+	close(next);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)next;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	assert_int_equal(accept4(lfd, NULL, NULL, SOCK_CLOEXEC), -1);
+	assert_int_equal(errno, EMFILE);
+	assert_true(fd_reserve_shed(&r, lfd, EMFILE));
+	assert_true(r.spare >= 0);			/* taken back */
+	assert_true(fd_reserve_shed(&r, lfd, EMFILE));	/* the second one */
+	assert_false(fd_reserve_shed(&r, lfd, EMFILE));	/* none pending */
+	assert_false(fd_reserve_shed(&r, lfd, ECONNRESET));	/* not a shortage */
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(recv(cl[i], &c, 1, 0), 0);	/* closed by the server */
+		close(cl[i]);
+	}
+	/* The connection cap stays FD_HEADROOM below the limit.  */
+	if (old.rlim_cur > 2 * FD_HEADROOM && old.rlim_cur - FD_HEADROOM < (1u << 30))
+		assert_int_equal(fd_conn_cap(1u << 30), (unsigned)old.rlim_cur - FD_HEADROOM);
+	assert_int_equal(fd_conn_cap(10), 10);
+	fd_reserve_close(&r);
+	assert_int_equal(r.spare, -1);
+	close(lfd);
+}
+
+/* Peer-triggered messages: a burst, then silence, then a count.  */
+static void test_log_limited(void **state)
+{
+	struct log_limit l = { 0 };
+	int p[2], saved = dup(2);
+	char out[8192];
+	ssize_t n;
+
+	(void)state;
+	assert_int_equal(pipe(p), 0);
+	dup2(p[1], 2);
+	log_init("t", LOG_LEVEL_INFO);
+	for (int i = 0; i < 1000; i++)
+		log_limited(&l, LOG_LEVEL_WARN, "refused %d", i);
+	l.window_start_ms -= LOG_LIMIT_WINDOW_MS;	/* the window has passed */
+	log_limited(&l, LOG_LEVEL_WARN, "refused again");
+	dup2(saved, 2);
+	close(saved);
+	close(p[1]);
+	n = read(p[0], out, sizeof out - 1);
+	close(p[0]);
+	assert_true(n > 0);
+	out[n] = 0;
+	int lines = 0;
+	for (char *q = out; (q = strchr(q, '\n')); q++)
+		lines++;
+	assert_int_equal(lines, LOG_LIMIT_BURST + 1);
+	assert_non_null(strstr(out, "refused 9\n"));
+	assert_null(strstr(out, "refused 10\n"));
+	assert_non_null(strstr(out, "refused again (990 similar messages not logged)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +365,8 @@ int main(void)
 		cmocka_unit_test(test_uuid_and_err),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_snap_names),
+		cmocka_unit_test(test_fd_reserve),
+		cmocka_unit_test(test_log_limited),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
