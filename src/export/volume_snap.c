@@ -545,11 +545,12 @@ static void idle_fn(void *arg)
 
 /* A connection identified as passive while the volume now has users:
  * make a new one that says so (the master then counts the snapshot as in
- * use and never releases it).  Requests already waiting on it are data
- * requests, which mark it in use on their own.  */
+ * use and never releases it).  Requests already waiting on it (or ops in
+ * flight, which sent or will send some) are data requests, which mark it
+ * in use on their own.  */
 static void unpassive(struct snap_vol *sv)
 {
-	if (sv->users && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
+	if (sv->users && !sv->ops && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
 	    session_up(sv->sess) && !session_pending(sv->sess)) {
 		session_stop(sv->sess);
 		grant_lost(sv);		/* nothing of that connection counts */
