@@ -50,6 +50,9 @@
  *    that connection breaks first, the locks are re-uploaded and the new
  *    master decides (accepted: confirmed on the new connection; stale:
  *    the read restarts).
+ *  - Per request, locked[0..held_from) are the locks the master does not
+ *    hold and held_from <= nlocked <= caplocked; `uploads` counts the
+ *    re-uploads awaiting an answer (snap_locks.c: CSNAP_ASSERT checks both).
  */
 #include "src/export/csvol.h"
 
