@@ -10,6 +10,7 @@
 
 #include "src/export/loop.h"
 #include "src/export/session.h"
+#include "utils/assert.h"
 #include "utils/log.h"
 
 #include <errno.h>
@@ -145,6 +146,7 @@ int snap_lock_add(struct sop *op, uint64_t chunk)
 		op->caplocked = cap;
 	}
 	op->locked[op->nlocked++] = (struct proto_range){ .start = chunk, .count = 1 };
+	CSNAP_ASSERT(op->held_from <= op->nlocked && op->nlocked <= op->caplocked);
 	return 0;
 }
 
@@ -157,6 +159,7 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	int64_t sent_ns = rq->sent_ns;
 
 	free(u);
+	CSNAP_ASSERT(op->uploads > 0);		/* counted in upload_locks */
 	op->uploads--;
 	if (err == -ENOTCONN || err == -ECONNRESET)
 		return;		/* still unconfirmed: the next connection asks */
@@ -175,6 +178,7 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 				 reply->error);
 		op->stale = true;
 		op->held_from = upto;
+		CSNAP_ASSERT(op->held_from <= op->nlocked);	/* locks are only added */
 	}
 	if (op->ended && !op->uploads)
 		snap_op_end(op);
@@ -182,6 +186,7 @@ static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 
 static void upload_locks(struct snap_vol *sv, struct sop *op)
 {
+	CSNAP_ASSERT(op->held_from <= op->nlocked);
 	uint32_t n = op->nlocked - op->held_from;
 	struct supload *u;
 

@@ -50,6 +50,9 @@
  *    that connection breaks first, the locks are re-uploaded and the new
  *    master decides (accepted: confirmed on the new connection; stale:
  *    the read restarts).
+ *  - Per request, locked[0..held_from) are the locks the master does not
+ *    hold and held_from <= nlocked <= caplocked; `uploads` counts the
+ *    re-uploads awaiting an answer (snap_locks.c: CSNAP_ASSERT checks both).
  */
 #include "src/export/csvol.h"
 
@@ -545,11 +548,12 @@ static void idle_fn(void *arg)
 
 /* A connection identified as passive while the volume now has users:
  * make a new one that says so (the master then counts the snapshot as in
- * use and never releases it).  Requests already waiting on it are data
- * requests, which mark it in use on their own.  */
+ * use and never releases it).  Requests already waiting on it (or ops in
+ * flight, which sent or will send some) are data requests, which mark it
+ * in use on their own.  */
 static void unpassive(struct snap_vol *sv)
 {
-	if (sv->users && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
+	if (sv->users && !sv->ops && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
 	    session_up(sv->sess) && !session_pending(sv->sess)) {
 		session_stop(sv->sess);
 		grant_lost(sv);		/* nothing of that connection counts */

@@ -3,10 +3,7 @@
 # DESTDIR puts the binary, man pages, udev rules, systemd units, bash
 # completion and the example configuration in place, and every rule and
 # unit names the installed binary (no /usr/sbin left when PREFIX differs).
-set -u
-src=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-build=${CSNAP_BUILD:-$src/build}
-fail() { echo "FAIL: $*"; exit 1; }
+. "$(dirname "$0")/../functions.sh"
 d=$(mktemp -d /tmp/csnap-install.XXXXXX)
 trap 'rm -rf "$d"' EXIT
 
