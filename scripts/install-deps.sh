@@ -17,6 +17,7 @@ PACKAGES=(
   # make check-kernel: a Debian kernel (nbd, device-mapper) booted under qemu
   # with a busybox initramfs carrying csnap and its test tools
   linux-image-amd64 qemu-system-x86 busybox-static
+  udev dmsetup kmod cpio mount
 )
 
 missing=()

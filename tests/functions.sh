@@ -31,6 +31,8 @@
 #   cs I ARG...                   csnap ARG... as node I
 #   pc I ARG...                   proto_client STORE ORIGIN ARG... as node I
 #   pc_spawn I NAME ARG...        the same in the background, log NAME
+#   log_value I NAME KEY          the value after KEY in the last "KEY VALUE" line
+#                                 of node I's log NAME (tools print timestamps so)
 #   no_sanitizer_reports [FILE...]  fail if a sanitizer reported in FILEs
 #                                 (default: every node's logs)
 #   check_store [ORIGIN]          `csnap check` of $CLUSTER_STORE must be clean
@@ -104,6 +106,8 @@ pc_spawn() {
   local i=$1 name=$2; shift 2
   node_spawn "$i" "$name" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@" >/dev/null
 }
+
+log_value() { awk -v k="$3" '$1 == k { print $2 }' "$(node_log "$1" "$2")" | tail -1; }
 
 no_sanitizer_reports() {
   [ $# -gt 0 ] || set -- "$CLUSTER_DIR"/node*/*.log

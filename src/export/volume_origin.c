@@ -30,9 +30,9 @@
 
 #include "src/export/chunkmap.h"
 #include "src/export/dio.h"
+#include "src/export/grant.h"
 #include "src/export/loop.h"
 #include "src/export/session.h"
-#include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -66,63 +66,17 @@ struct origin_vol {
 	unsigned admitted;		/* writes past the check, not yet done */
 	bool barrier_pending;
 	uint64_t barrier_id;
-	/* grant: the bitmap and admitted writes count only while it lasts */
-	int64_t grant_until_ns;		/* csnap_boot_ns(); 0: none */
-	uint64_t epoch;			/* connection number: grants die with it */
-	struct sreq ping;
-	bool ping_inflight;
-	struct loop_timer ping_timer;
+	struct grant grant;		/* the bitmap and admitted writes count
+					 * only while it lasts (grant.h) */
 	uint64_t queries_sent, bitmap_hits, grant_refused;
 };
-
-/* ---- grant ------------------------------------------------------------ */
-
-static bool grant_valid(const struct origin_vol *ov)
-{
-	return csnap_boot_ns() < ov->grant_until_ns;
-}
-
-/* A successful reply to a request sent at SENT_NS (on the current
- * connection: replies come only on the one their request went out on).  */
-static void grant_renew(struct origin_vol *ov, int64_t sent_ns)
-{
-	int64_t until = sent_ns + (int64_t)PROTO_GRANT_MS * 1000000;
-
-	if (until > ov->grant_until_ns)
-		ov->grant_until_ns = until;
-}
 
 /* ioengine gate: asked right before the write goes to the kernel.  */
 static bool write_gate(void *arg)
 {
 	struct owrite *w = arg;
 
-	return w->epoch == w->ov->epoch && grant_valid(w->ov);
-}
-
-static void ping_done(struct sreq *rq, const struct proto_msg *reply, int err)
-{
-	struct origin_vol *ov = rq->arg;
-
-	ov->ping_inflight = false;
-	if (!err && !reply->status)
-		grant_renew(ov, rq->sent_ns);
-}
-
-static void ping_fn(void *arg)
-{
-	struct origin_vol *ov = arg;
-
-	if (ov->sess && session_up(ov->sess) && !ov->ping_inflight) {
-		memset(&ov->ping, 0, sizeof ov->ping);
-		proto_msg_init(&ov->ping.msg, PROTO_PING, 0);
-		ov->ping.done = ping_done;
-		ov->ping.arg = ov;
-		ov->ping_inflight = true;
-		session_send_once(ov->sess, &ov->ping);
-	}
-	if (ov->sess)
-		loop_timer_arm(ov->env.lp, &ov->ping_timer, PROTO_PING_MS);
+	return grant_gate_ok(&w->ov->grant, w->epoch);
 }
 
 /* ---- barrier ---------------------------------------------------------- */
@@ -179,6 +133,7 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	struct origin_vol *ov = arg;
 
 	(void)again;
+	grant_ping_start(&ov->grant);
 	if (ok->chunk_size != ov->env.chunk_size || ok->origin_size != ov->vol.size)
 		log_warn("origin: master reports chunk size %u, origin size %llu; the superblock said %u, %llu",
 			 ok->chunk_size, (unsigned long long)ok->origin_size, ov->env.chunk_size,
@@ -194,8 +149,7 @@ static void on_disconnected(void *arg)
 	 * grant (writes admitted under it are not issued: write_gate).  A
 	 * barrier the old master sent can no longer be answered.  */
 	chunk_bitmap_clear_all(&ov->unique);
-	ov->grant_until_ns = 0;
-	ov->epoch++;
+	grant_drop(&ov->grant);
 	ov->barrier_pending = false;
 }
 
@@ -249,7 +203,7 @@ static void admitted_write(struct origin_vol *ov, struct owrite *w)
 	unsigned fl = req->flags & VOL_REQ_FUA ? DIO_FUA : 0;
 
 	ov->admitted++;
-	w->epoch = ov->epoch;
+	w->epoch = ov->grant.epoch;
 	if (req->op == VOL_ZEROES)
 		dio_zero_gated(ov->env.origin, req->len, req->off, fl, write_gate, w, write_done, w);
 	else
@@ -272,7 +226,7 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 			 (unsigned long long)q->range.start, q->range.count, reply->error);
 	}
 	if (!err) {
-		grant_renew(ov, rq->sent_ns);
+		grant_renew(&ov->grant, rq->sent_ns);
 		chunk_bitmap_set(&ov->unique, q->range.start, q->range.count);
 	}
 	free(q);
@@ -309,10 +263,9 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 	/* What we remember counts only under a grant; once it has run out
 	 * the master may have taken a snapshot without us (we may have been
 	 * stopped, or cut off without knowing it): forget and ask.  */
-	if (ov->unique.nset && !grant_valid(ov)) {
+	if (ov->unique.nset && !grant_valid(&ov->grant)) {
 		log_info("origin: no grant from the master (it ran out %lld ms ago): "
-			 "forgetting %llu unique chunks",
-			 ov->grant_until_ns ? (long long)((csnap_boot_ns() - ov->grant_until_ns) / 1000000) : 0LL,
+			 "forgetting %llu unique chunks", (long long)grant_expired_ms(&ov->grant),
 			 (unsigned long long)ov->unique.nset);
 		chunk_bitmap_clear_all(&ov->unique);
 	}
@@ -404,7 +357,8 @@ void volume_origin_shutdown(struct volume *vol)
 {
 	struct origin_vol *ov = (struct origin_vol *)vol;
 
-	loop_timer_cancel(ov->env.lp, &ov->ping_timer);
+	grant_ping_stop(&ov->grant);
+	grant_set_session(&ov->grant, NULL);
 	session_destroy(ov->sess);
 	ov->sess = NULL;
 }
@@ -417,7 +371,7 @@ static void origin_destroy(struct volume *vol)
 		 "%llu waited past the grant and asked again",
 		 (unsigned long long)ov->queries_sent, (unsigned long long)ov->bitmap_hits,
 		 (unsigned long long)ov->grant_refused);
-	loop_timer_cancel(ov->env.lp, &ov->ping_timer);
+	grant_ping_stop(&ov->grant);
 	session_destroy(ov->sess);
 	chunk_bitmap_free(&ov->unique);
 	free(ov);
@@ -442,6 +396,7 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 	ov->vol.size = env->origin_size;
 	ov->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
 	ov->vol.refs = 1;
+	grant_init(&ov->grant, env->lp);
 	rc = chunk_bitmap_init(&ov->unique, (env->origin_size + env->chunk_size - 1) >> env->chunk_shift);
 	if (rc < 0) {
 		free(ov);
@@ -454,10 +409,8 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 		free(ov);
 		return rc;
 	}
+	grant_set_session(&ov->grant, ov->sess);
 	session_start(ov->sess);
-	ov->ping_timer.fn = ping_fn;
-	ov->ping_timer.arg = ov;
-	loop_timer_arm(env->lp, &ov->ping_timer, PROTO_PING_MS);
 	*out = &ov->vol;
 	return 0;
 }

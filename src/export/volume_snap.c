@@ -50,14 +50,18 @@
  *    that connection breaks first, the locks are re-uploaded and the new
  *    master decides (accepted: confirmed on the new connection; stale:
  *    the read restarts).
+ *  - Per request, locked[0..held_from) are the locks the master does not
+ *    hold and held_from <= nlocked <= caplocked; `uploads` counts the
+ *    re-uploads awaiting an answer (snap_locks.c: CSNAP_ASSERT checks both).
  */
 #include "src/export/csvol.h"
 
 #include "src/export/chunkmap.h"
 #include "src/export/dio.h"
+#include "src/export/grant.h"
 #include "src/export/loop.h"
 #include "src/export/session.h"
-#include "utils/clock.h"
+#include "src/export/snap_int.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -66,100 +70,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOC_UNIQUE	(1ULL << 63)	/* cache flag: chunk is ours alone */
-#define LOC_UNKNOWN	UINT64_MAX
-#define LOC_ORIGIN	(UINT64_MAX - 1)
-#define LOC_GONE	(LOC_UNIQUE - 1)	/* cache entry invalidated: a miss */
-
-struct snap_vol;
-struct sop;
-
-struct squery {
-	struct sreq rq;
-	struct sop *op;
-	uint32_t n;
-	struct proto_range r[];
-};
-
-struct sop {
-	struct snap_vol *sv;
-	struct vol_req *req;
-	uint64_t c0, nchunks;
-	uint64_t *loc;
-	unsigned queries;		/* outstanding */
-	unsigned ios;			/* outstanding device I/Os */
-	int err;
-	struct proto_range *locked;	/* AT_ORIGIN chunks we hold */
-	uint32_t nlocked, caplocked;
-	uint32_t held_from;		/* locked[0..held_from) are not held
-					 * by the master (refused: stale) */
-	unsigned uploads;		/* LOCK_UPLOADs awaiting their answer */
-	bool unconfirmed;		/* the master changed since the locks
-					 * were granted; no answer yet */
-	bool stale;			/* a re-upload was refused: restart */
-	bool expired;			/* an I/O was not issued: no grant */
-	bool ended;			/* I/O over, waiting for the verdict */
-	unsigned releasing;		/* SNAP_READ_DONEs awaiting their ack */
-	bool release_failed;		/* one of them got no ack */
-	uint64_t epoch;			/* connection its answers came on */
-	struct sop *next, **pprev;
-};
-
-struct supload {
-	struct sreq rq;
-	struct sop *op;
-	uint32_t upto;			/* covers locked[held_from..upto) */
-	struct proto_range r[];
-};
-
-struct snap_vol {
-	struct volume vol;
-	struct csvol_env env;
-	struct session *sess;
-	struct chunk_map map;
-	bool identified, retired;
-	csvol_notify_fn ready, gone;
-	void *arg;
-	struct sop *ops;
-	unsigned users;			/* NBD connections using the volume */
-	struct loop_timer idle;		/* let the session go when unused */
-	/* grant: the cache and answers count only while it lasts */
-	int64_t grant_until_ns;		/* csnap_boot_ns(); 0: none */
-	uint64_t epoch;			/* connection number */
-	struct sreq ping;
-	bool ping_inflight;
-	struct loop_timer ping_timer;
-	uint64_t hits, asks, restarts, invalidated, expired;
-};
-
-struct srelease {
-	struct sreq rq;
-	struct sop *op;
-	struct proto_range r[];
-};
-
-#define SNAP_IDLE_MS	1000
-
 /* ---- grant ------------------------------------------------------------ */
 
-static bool grant_valid(const struct snap_vol *sv)
-{
-	return csnap_boot_ns() < sv->grant_until_ns;
-}
-
-static void grant_renew(struct snap_vol *sv, int64_t sent_ns)
-{
-	int64_t until = sent_ns + (int64_t)PROTO_GRANT_MS * 1000000;
-
-	if (until > sv->grant_until_ns)
-		sv->grant_until_ns = until;
-}
-
 /* The connection is gone or let go: nothing it said counts any more.  */
-static void grant_drop(struct snap_vol *sv)
+static void grant_lost(struct snap_vol *sv)
 {
-	sv->grant_until_ns = 0;
-	sv->epoch++;
+	grant_drop(&sv->grant);
 	chunk_map_clear(&sv->map);
 }
 
@@ -168,137 +84,16 @@ static bool op_gate(void *arg)
 {
 	struct sop *op = arg;
 
-	return op->epoch == op->sv->epoch && grant_valid(op->sv);
-}
-
-static void ping_done(struct sreq *rq, const struct proto_msg *reply, int err)
-{
-	struct snap_vol *sv = rq->arg;
-
-	sv->ping_inflight = false;
-	if (!err && !reply->status)
-		grant_renew(sv, rq->sent_ns);
-}
-
-static void ping_fn(void *arg)
-{
-	struct snap_vol *sv = arg;
-
-	if (!sv->sess || !session_up(sv->sess))
-		return;		/* on_connected arms it again */
-	if (!sv->ping_inflight) {
-		memset(&sv->ping, 0, sizeof sv->ping);
-		proto_msg_init(&sv->ping.msg, PROTO_PING, 0);
-		sv->ping.done = ping_done;
-		sv->ping.arg = sv;
-		sv->ping_inflight = true;
-		session_send_once(sv->sess, &sv->ping);
-	}
-	loop_timer_arm(sv->env.lp, &sv->ping_timer, PROTO_PING_MS);
+	return grant_gate_ok(&op->sv->grant, op->epoch);
 }
 
 /* ---- op bookkeeping --------------------------------------------------- */
-
-static void snap_rw(struct snap_vol *sv, struct vol_req *req);
-
-/* Gives back the locks the master holds for OP and forgets OP.  */
-static void op_release(struct sop *op)
-{
-	struct snap_vol *sv = op->sv;
-
-	if (op->nlocked > op->held_from && sv->sess) {
-		struct proto_msg m;
-
-		proto_msg_init(&m, PROTO_SNAP_READ_DONE, 0);
-		for (uint32_t i = op->held_from; i < op->nlocked; i += PROTO_MAX_RANGES) {
-			m.u.ranges.r = op->locked + i;
-			m.u.ranges.n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i
-									   : PROTO_MAX_RANGES;
-			session_send_oneway(sv->sess, &m);
-		}
-	}
-	*op->pprev = op->next;
-	if (op->next)
-		op->next->pprev = op->pprev;
-	free(op->locked);
-	free(op->loc);
-	free(op);
-}
-
-static void op_end(struct sop *op);
-
-static void release_done(struct sreq *rq, const struct proto_msg *reply, int err)
-{
-	struct srelease *u = (struct srelease *)rq;
-	struct sop *op = u->op;
-	struct snap_vol *sv = op->sv;
-	int64_t sent_ns = rq->sent_ns;
-
-	free(u);
-	if (err) {
-		/* No ack: the locks may have been dropped with the connection;
-		 * the next one re-uploads them and its answer decides.  */
-		op->release_failed = true;
-	} else if (reply->status) {
-		log_warn("snapshot %s: read lock release refused: %s", sv->vol.name, reply->error);
-		op->stale = true;	/* start again; nothing is lost */
-	} else {
-		grant_renew(sv, sent_ns);
-	}
-	if (--op->releasing)
-		return;
-	if (op->release_failed) {
-		op->release_failed = false;
-		if (!op->stale)
-			op->unconfirmed = true;
-	} else if (!op->stale) {
-		op->held_from = op->nlocked;	/* released, and held until then */
-	}
-	if (op->ended && !op->unconfirmed && !op->uploads)
-		op_end(op);
-}
-
-/* Sends SNAP_READ_DONE for the locks OP holds, on the current connection
- * only, and waits for the acks (release_done).  */
-static void release_confirm(struct sop *op)
-{
-	struct snap_vol *sv = op->sv;
-
-	op->releasing++;	/* held while sending: acks may come at once */
-	for (uint32_t i = op->held_from; i < op->nlocked; i += PROTO_MAX_RANGES) {
-		uint32_t n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i : PROTO_MAX_RANGES;
-		struct srelease *u = calloc(1, sizeof *u + n * sizeof *u->r);
-
-		if (!u) {
-			op->release_failed = true;
-			break;
-		}
-		u->op = op;
-		memcpy(u->r, op->locked + i, n * sizeof *u->r);
-		proto_msg_init(&u->rq.msg, PROTO_SNAP_READ_DONE, 0);
-		u->rq.msg.u.ranges.n = n;
-		u->rq.msg.u.ranges.r = u->r;
-		u->rq.done = release_done;
-		op->releasing++;
-		session_send_once(sv->sess, &u->rq);
-	}
-	if (--op->releasing)
-		return;
-	/* Every ack (or failure) came at once.  */
-	if (op->release_failed) {
-		op->release_failed = false;
-		if (!op->stale)
-			op->unconfirmed = true;
-	} else if (!op->stale) {
-		op->held_from = op->nlocked;
-	}
-}
 
 /* The request's I/O is over (or it failed before I/O).  Completes it,
  * unless its read locks still need the master's word: then it waits for
  * the answer to the re-upload (which calls here again), and if the new
  * master refused them it is started again from scratch.  */
-static void op_end(struct sop *op)
+void snap_op_end(struct sop *op)
 {
 	struct snap_vol *sv = op->sv;
 	struct vol_req *req = op->req;
@@ -314,7 +109,7 @@ static void op_end(struct sop *op)
 			log_info("snapshot %s: a request at chunk %llu waited past this export's grant: "
 				 "asking the master again (%llu so far)", sv->vol.name,
 				 (unsigned long long)op->c0, (unsigned long long)sv->expired);
-		op_release(op);
+		snap_op_release(op);
 		snap_rw(sv, req);
 		return;
 	}
@@ -322,7 +117,7 @@ static void op_end(struct sop *op)
 		sv->restarts++;
 		log_info("snapshot %s: read of %llu chunk(s) at chunk %llu restarted: the new master refused its stale read locks",
 			 sv->vol.name, (unsigned long long)op->nchunks, (unsigned long long)op->c0);
-		op_release(op);
+		snap_op_release(op);
 		snap_rw(sv, req);
 		return;
 	}
@@ -331,57 +126,16 @@ static void op_end(struct sop *op)
 	/* Origin data read under locks counts once the master that holds
 	 * them acknowledges their release on the same connection.  */
 	if (!op->stale && !err && op->nlocked > op->held_from && sv->sess && !sv->retired) {
-		release_confirm(op);
+		snap_release_confirm(op);
 		if (op->releasing || op->unconfirmed || op->uploads)
 			return;
 	}
 	if (op->stale)
 		err = -EIO;
-	op_release(op);
+	snap_op_release(op);
 	if (!sv->ops && !sv->users)
 		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 	req->done(req, err);
-}
-
-/* The session is gone for good: requests waiting for a lock verdict
- * can never get one.  */
-static void fail_waiting(struct snap_vol *sv)
-{
-	struct sop *op = sv->ops, *next;
-
-	for (; op; op = next) {
-		next = op->next;
-		if (!op->unconfirmed)
-			continue;
-		op->unconfirmed = false;
-		if (!op->err)
-			op->err = -EIO;
-		if (op->ended)
-			op_end(op);
-	}
-}
-
-static int lock_add(struct sop *op, uint64_t chunk)
-{
-	if (op->nlocked) {
-		struct proto_range *last = &op->locked[op->nlocked - 1];
-
-		if (last->start + last->count == chunk && last->count < UINT32_MAX) {
-			last->count++;
-			return 0;
-		}
-	}
-	if (op->nlocked == op->caplocked) {
-		uint32_t cap = op->caplocked ? op->caplocked * 2 : 4;
-		struct proto_range *r = realloc(op->locked, cap * sizeof *r);
-
-		if (!r)
-			return -ENOMEM;
-		op->locked = r;
-		op->caplocked = cap;
-	}
-	op->locked[op->nlocked++] = (struct proto_range){ .start = chunk, .count = 1 };
-	return 0;
 }
 
 /* ---- device I/O ------------------------------------------------------- */
@@ -395,7 +149,7 @@ static void io_done(void *arg, int err)
 	else if (err && !op->err)
 		op->err = err;
 	if (--op->ios == 0)
-		op_end(op);
+		snap_op_end(op);
 }
 
 static bool loc_valid(const struct snap_vol *sv, uint64_t sc)
@@ -489,7 +243,7 @@ static int apply_extents(struct sop *op, const struct proto_extents *ex, bool wr
 			uint64_t i = e->start - op->c0 + j;
 
 			if (e->where == PROTO_AT_ORIGIN && !write) {
-				if (lock_add(op, e->start + j) < 0)
+				if (snap_lock_add(op, e->start + j) < 0)
 					return -ENOMEM;
 				op->loc[i] = LOC_ORIGIN;
 			} else if (e->where == PROTO_AT_STORE && loc_valid(sv, e->store_chunk + j)) {
@@ -518,7 +272,7 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	bool write = rq->msg.type == PROTO_SNAP_WRITE;
 
 	if (!err && !reply->status)
-		grant_renew(sv, rq->sent_ns);
+		grant_renew(&sv->grant, rq->sent_ns);
 	if (!err && reply->status) {
 		log_warn("snapshot %s: %s refused: %s", sv->vol.name, write ? "write" : "read",
 			 reply->error);
@@ -538,7 +292,7 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 			op->err = -EIO;
 	}
 	if (op->err || op->stale) {
-		op_end(op);
+		snap_op_end(op);
 		return;
 	}
 	start_io(op);
@@ -565,7 +319,7 @@ static int send_query(struct sop *op, uint16_t type, struct proto_range *r, uint
 
 /* Looks up every chunk; asks the master for the missing ones in messages
  * of at most PROTO_MAX_RANGES chunks.  */
-static void snap_rw(struct snap_vol *sv, struct vol_req *req)
+void snap_rw(struct snap_vol *sv, struct vol_req *req)
 {
 	bool write = req->op != VOL_READ;
 	uint16_t type = write ? PROTO_SNAP_WRITE : PROTO_SNAP_READ;
@@ -579,11 +333,11 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 	}
 	/* Cached locations count only under a grant (the master may have
 	 * moved chunks, or deleted the snapshot, after waiting ours out).  */
-	if (sv->map.used && !grant_valid(sv))
+	if (sv->map.used && !grant_valid(&sv->grant))
 		chunk_map_clear(&sv->map);
 	op->sv = sv;
 	op->req = req;
-	op->epoch = sv->epoch;
+	op->epoch = sv->grant.epoch;
 	op->c0 = req->off >> sv->env.chunk_shift;
 	op->nchunks = ((req->off + req->len - 1) >> sv->env.chunk_shift) - op->c0 + 1;
 	op->loc = malloc(op->nchunks * sizeof *op->loc);
@@ -628,7 +382,7 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 	/* Drop the hold: completes at once if nothing was asked.  */
 	if (--op->queries == 0) {
 		if (op->err)
-			op_end(op);
+			snap_op_end(op);
 		else
 			start_io(op);
 	}
@@ -636,76 +390,13 @@ static void snap_rw(struct snap_vol *sv, struct vol_req *req)
 
 /* ---- session callbacks ------------------------------------------------ */
 
-static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
-{
-	struct supload *u = (struct supload *)rq;
-	struct sop *op = u->op;
-	struct snap_vol *sv = op->sv;
-	uint32_t upto = u->upto;
-	int64_t sent_ns = rq->sent_ns;
-
-	free(u);
-	op->uploads--;
-	if (err == -ENOTCONN || err == -ECONNRESET)
-		return;		/* still unconfirmed: the next connection asks */
-	op->unconfirmed = false;
-	if (!err && !reply->status)
-		grant_renew(sv, sent_ns);
-	if (err) {
-		if (!op->err)
-			op->err = -EIO;
-	} else if (reply->status) {
-		/* The master holds none of these locks.  */
-		if (reply->status == PROTO_STATUS_LOCK_STALE)
-			log_info("snapshot %s: %s", sv->vol.name, reply->error);
-		else
-			log_warn("snapshot %s: read lock re-upload refused: %s", sv->vol.name,
-				 reply->error);
-		op->stale = true;
-		op->held_from = upto;
-	}
-	if (op->ended && !op->uploads)
-		op_end(op);
-}
-
-static void upload_locks(struct snap_vol *sv, struct sop *op)
-{
-	uint32_t n = op->nlocked - op->held_from;
-	struct supload *u;
-
-	if (n > PROTO_MAX_RANGES) {
-		/* Cannot happen (a request spans at most 8193 chunks, half of
-		 * them runs at most); restarting is always safe.  */
-		op->stale = true;
-		op->held_from = op->nlocked;
-		op->unconfirmed = false;
-		return;
-	}
-	u = calloc(1, sizeof *u + n * sizeof *u->r);
-	if (!u) {
-		op->stale = true;
-		op->held_from = op->nlocked;
-		op->unconfirmed = false;
-		return;
-	}
-	u->op = op;
-	u->upto = op->nlocked;
-	memcpy(u->r, op->locked + op->held_from, n * sizeof *u->r);
-	proto_msg_init(&u->rq.msg, PROTO_LOCK_UPLOAD, 0);
-	u->rq.msg.u.ranges.n = n;
-	u->rq.msg.u.ranges.r = u->r;
-	u->rq.done = upload_done;
-	op->uploads++;
-	session_send_once(sv->sess, &u->rq);
-}
-
 static void unpassive(struct snap_vol *sv);
 
 static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
 {
 	struct snap_vol *sv = arg;
 
-	loop_timer_arm(sv->env.lp, &sv->ping_timer, PROTO_PING_MS);
+	grant_ping_start(&sv->grant);
 
 	if (!sv->identified) {
 		sv->identified = true;
@@ -733,30 +424,7 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 		unpassive(sv);	/* a user came while we connected passively */
 		return;
 	}
-	/* Re-upload the read locks still held by requests in flight, one
-	 * message per request, so a refusal names the request to restart. */
-	{
-		uint64_t n = 0;
-
-		for (struct sop *op = sv->ops; op; op = op->next)
-			for (uint32_t i = op->held_from; i < op->nlocked; i++)
-				n += op->locked[i].count;
-		if (n)
-			log_info("snapshot %s: re-uploading %llu read locks", sv->vol.name,
-				 (unsigned long long)n);
-	}
-	for (struct sop *op = sv->ops, *next; op; op = next) {
-		next = op->next;
-		if (!op->unconfirmed)
-			continue;
-		if (op->nlocked == op->held_from) {
-			op->unconfirmed = false;
-			if (op->ended && !op->uploads)
-				op_end(op);
-			continue;
-		}
-		upload_locks(sv, op);
-	}
+	snap_locks_reupload(sv);
 }
 
 /* Whatever the lost master granted must now be confirmed by the next;
@@ -765,13 +433,8 @@ static void on_disconnected(void *arg)
 {
 	struct snap_vol *sv = arg;
 
-	grant_drop(sv);
-	for (struct sop *op = sv->ops; op; op = op->next) {
-		if (op->stale)
-			op->held_from = op->nlocked;	/* restarting: nothing to keep */
-		else if (op->nlocked > op->held_from)
-			op->unconfirmed = true;
-	}
+	grant_lost(sv);
+	snap_locks_lost(sv);
 }
 
 /* Another client's write moved these chunks: forget where they were.  */
@@ -814,7 +477,7 @@ static void on_refused(void *arg, int err, const char *why)
 	struct snap_vol *sv = arg;
 
 	sv->retired = true;
-	fail_waiting(sv);
+	snap_fail_waiting(sv);
 	if (sv->gone)
 		sv->gone(sv->arg, &sv->vol, err, why);
 }
@@ -871,28 +534,29 @@ static void idle_fn(void *arg)
 	struct snap_vol *sv = arg;
 
 	if (!sv->users && !sv->ops && sv->sess) {
-		if (sv->ping_inflight) {
+		if (grant_ping_busy(&sv->grant)) {
 			/* session_stop() would keep the connection for it.  */
 			loop_timer_arm(sv->env.lp, &sv->idle, 100);
 			return;
 		}
-		loop_timer_cancel(sv->env.lp, &sv->ping_timer);
+		grant_ping_stop(&sv->grant);
 		session_stop(sv->sess);
 		/* Not connected: invalidations would not reach us.  */
-		grant_drop(sv);
+		grant_lost(sv);
 	}
 }
 
 /* A connection identified as passive while the volume now has users:
  * make a new one that says so (the master then counts the snapshot as in
- * use and never releases it).  Requests already waiting on it are data
- * requests, which mark it in use on their own.  */
+ * use and never releases it).  Requests already waiting on it (or ops in
+ * flight, which sent or will send some) are data requests, which mark it
+ * in use on their own.  */
 static void unpassive(struct snap_vol *sv)
 {
-	if (sv->users && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
+	if (sv->users && !sv->ops && sv->sess && !sv->retired && session_is_passive(sv->sess) &&
 	    session_up(sv->sess) && !session_pending(sv->sess)) {
 		session_stop(sv->sess);
-		grant_drop(sv);		/* nothing of that connection counts */
+		grant_lost(sv);		/* nothing of that connection counts */
 		session_start(sv->sess);
 	}
 }
@@ -940,10 +604,11 @@ void volume_snap_shutdown(struct volume *vol)
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
 	loop_timer_cancel(sv->env.lp, &sv->idle);
-	loop_timer_cancel(sv->env.lp, &sv->ping_timer);
+	grant_ping_stop(&sv->grant);
+	grant_set_session(&sv->grant, NULL);
 	session_destroy(sv->sess);
 	sv->sess = NULL;
-	fail_waiting(sv);
+	snap_fail_waiting(sv);
 }
 
 static void snap_destroy(struct volume *vol)
@@ -954,7 +619,7 @@ static void snap_destroy(struct volume *vol)
 		  vol->name, (unsigned long long)sv->hits, (unsigned long long)sv->asks,
 		  (unsigned long long)sv->restarts, (unsigned long long)sv->invalidated);
 	loop_timer_cancel(sv->env.lp, &sv->idle);
-	loop_timer_cancel(sv->env.lp, &sv->ping_timer);
+	grant_ping_stop(&sv->grant);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);
 	free(sv);
@@ -991,8 +656,7 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 	sv->vol.refs = 1;
 	sv->idle.fn = idle_fn;
 	sv->idle.arg = sv;
-	sv->ping_timer.fn = ping_fn;
-	sv->ping_timer.arg = sv;
+	grant_init(&sv->grant, env->lp);
 	rc = chunk_map_init(&sv->map, env->cache_entries);
 	if (rc < 0) {
 		free(sv);
@@ -1008,6 +672,7 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 	/* Only the size is needed until an NBD client comes: that does not
 	 * make the snapshot "in use" for the master's store-full policy.  */
 	session_set_passive(sv->sess, true);
+	grant_set_session(&sv->grant, sv->sess);
 	session_start(sv->sess);
 	*out = &sv->vol;
 	return 0;

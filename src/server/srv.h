@@ -10,6 +10,8 @@
  *   chunkset.c  hash multiset of chunk numbers (locks, busy chunks)
  *   invalidate.c  telling a snapshot's other clients that a snapshot
  *               write moved chunks (before the writer is answered)
+ *   grants.c    clients' grants: when they have certainly run out (before
+ *               a snapshot commit, a moved-chunk answer, a delete)
  *
  * Single-threaded: everything runs on the loop thread.
  *

@@ -16,7 +16,6 @@
 requires_run python3-libnbd "$py" -c 'import nbd'
 requires qemu-img
 
-
 cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"

@@ -8,11 +8,8 @@
 # so this script runs in the plain pass only.  Fails on any crash,
 # sanitizer report, leak, hang or broken harness check, printing the
 # failing input.
-set -u
-SRC=${CSNAP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$(dirname "$0")/../functions.sh"
 # make check built them already; this only catches a stale or missing build
-if ! make -C "$SRC" -s fuzz-build >/dev/null; then
-  echo "FAIL make fuzz-build (clang and libclang-rt-dev: scripts/install-deps.sh)"
-  exit 1
-fi
-exec bash "$SRC/tests/fuzz/run.sh" short
+make -C "$src" -s fuzz-build >/dev/null ||
+  fail "make fuzz-build (clang and libclang-rt-dev: scripts/install-deps.sh)"
+exec bash "$src/tests/fuzz/run.sh" short

@@ -12,7 +12,6 @@
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
 store_init
-field() { awk -v k="$2" '$1 == k { print $2 }' "$(node_log "$1" "$3")" | tail -1; }
 
 start_master 1 --grace-ms 1000
 start_standby 2 --grace-ms 1000 --barrier-timeout-ms 1500
@@ -34,7 +33,7 @@ cmp -s <(head -c 65536 /dev/zero | tr '\0' 'A') <(dd if="$CLUSTER_ORIGIN" bs=64K
 touch "$T1"
 wait_log 2 hold1 '^released' 30 || fail "reader did not release"
 wait_log 1 write1 '^owrite done' 30 || fail "origin write not answered after the release"
-[ "$(field 1 replied write1)" -gt "$(field 2 released hold1)" ] || fail "reply came before the release"
+[ "$(log_value 1 write1 replied)" -gt "$(log_value 2 hold1 released)" ] || fail "reply came before the release"
 pc 2 sread s1 21 1 | grep -q '^chunk 21 0x41 at store$' || fail "s1 chunk 21 must be copied out"
 pc 2 sread s2 21 1 | grep -q '^chunk 21 0x41 at store$' || fail "s2 chunk 21 must be copied out"
 echo "read lock held the origin write back until release"
@@ -54,7 +53,7 @@ grep -q '^replied' "$(node_log 1 write2)" && fail "new master ignored the re-upl
 touch "$T2"
 wait_log 2 hold2 '^released' 30 || fail "reader did not release"
 wait_log 1 write2 '^owrite done' 30 || fail "origin write not answered after the release"
-[ "$(field 1 replied write2)" -gt "$(field 2 released hold2)" ] || fail "reply came before the release"
+[ "$(log_value 1 write2 replied)" -gt "$(log_value 2 hold2 released)" ] || fail "reply came before the release"
 pc 2 sread s1 30 1 | grep -q '^chunk 30 0x41 at store$' || fail "s1 chunk 30 must be copied out"
 echo "re-uploaded lock honoured by the new master"
 

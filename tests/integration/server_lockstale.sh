@@ -15,7 +15,6 @@
 cluster_start 2 64M
 tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
 store_init
-field() { awk -v k="$2" '$1 == k { print $2 }' "$(node_log "$1" "$3")" | tail -1; }
 
 start_master 1 --grace-ms 300
 start_standby 2 --grace-ms 300
@@ -52,7 +51,7 @@ grep -q '^replied' "$(node_log 1 write41)" && fail "origin write answered while 
 touch "$D/releaseB"
 wait_log 2 holdB '^released' 30 || fail "reader B did not release"
 wait_log 1 write41 '^owrite done' 30 || fail "origin write to 41 not answered after the release"
-[ "$(field 1 replied write41)" -gt "$(field 2 released holdB)" ] || fail "reply came before the release"
+[ "$(log_value 1 write41 replied)" -gt "$(log_value 2 holdB released)" ] || fail "reply came before the release"
 pc 2 sread s1 40 2 >"$D/final" || fail "sread"
 grep -q '^chunk 40 0x41 at store$' "$D/final" && grep -q '^chunk 41 0x41 at store$' "$D/final" ||
   { cat "$D/final"; fail "snapshot s1 lost its old data"; }

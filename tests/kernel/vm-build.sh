@@ -36,10 +36,10 @@ copy_bin() {   # copy_bin PATH [NAME]: a binary into /bin with its libraries
     cp -L "$l" "$R$l"
   done
 }
-for b in /usr/bin/bash /usr/sbin/sanlock /usr/bin/fio /usr/sbin/mke2fs /usr/sbin/fsfreeze \
-         /usr/sbin/blkid /usr/sbin/losetup /usr/bin/setsid /usr/sbin/dmsetup /usr/bin/udevadm \
-         /usr/bin/timeout /usr/bin/stat /usr/bin/mktemp /usr/bin/date /usr/bin/sleep; do
-  [ -x "$b" ] || die "missing $b"
+export PATH=$PATH:/usr/sbin:/sbin
+for n in bash sanlock fio mke2fs fsfreeze blkid losetup setsid dmsetup udevadm \
+         timeout stat mktemp date sleep; do
+  b=$(command -v "$n") || die "missing $n (scripts/install-deps.sh installs it)"
   copy_bin "$b"
 done
 copy_bin "$build/csnap"
