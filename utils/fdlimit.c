@@ -17,11 +17,15 @@ unsigned fd_limit_raise(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return 1024;
-	if (rl.rlim_cur < rl.rlim_max) {
-		struct rlimit up = { rl.rlim_max, rl.rlim_max };
+	/* Up to a sane bound: a hard limit of "infinity" (some containers)
+	 * would make tools that close every descriptor up to it crawl.  */
+	rlim_t want = rl.rlim_max < FD_RAISE_MAX ? rl.rlim_max : FD_RAISE_MAX;
+
+	if (rl.rlim_cur < want) {
+		struct rlimit up = { want, rl.rlim_max };
 
 		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
-			rl.rlim_cur = rl.rlim_max;
+			rl.rlim_cur = want;
 	}
 	return rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
 }

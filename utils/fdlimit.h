@@ -27,8 +27,10 @@
 /* Descriptors kept free for the server's own use.  */
 #define FD_HEADROOM	64
 
-/* Raises the soft descriptor limit to the hard one (best effort) and
- * returns the soft limit now in effect.  */
+#define FD_RAISE_MAX	(1u << 20)
+
+/* Raises the soft descriptor limit to the hard one, at most FD_RAISE_MAX
+ * (best effort) and returns the soft limit now in effect.  */
 unsigned fd_limit_raise(void);
 
 /* min(WANT, soft limit - FD_HEADROOM), at least 1.  */

@@ -12,6 +12,8 @@
  * over.  Only a server failing fast in a loop (FAST_FAILS_MAX exits in a
  * row, each within FAST_EXIT_MS of its start and before it served) is
  * backed off, 1 s doubling to 30 s: a misconfigured node must not spin.
+ * One the agent killed for not answering its heartbeat restarts after
+ * heartbeat_timeout, so that a standby on another node takes over first.
  *
  * Frozen masters: each server gets one end of a SOCK_SEQPACKET pair
  * ($CSNAP_AGENT_FD, src/server/heartbeat.c).  Once it says SERVING, its
@@ -292,8 +294,12 @@ void agent_servers_reaped(struct agent *ag)
 		if (st->server_fast_fails < FAST_FAILS_MAX) {
 			/* Killed for not answering: this node may be the
 			 * trouble (hung storage), so let a standby elsewhere
-			 * take the lease first.  */
-			st->server_backoff_ms = killed ? RESTART_MIN_MS : 0;
+			 * take the lease first: wait as long as we gave the
+			 * frozen one (1..30 s).  */
+			st->server_backoff_ms = !killed ? 0 :
+				st->cs->heartbeat_ms < RESTART_MIN_MS ? RESTART_MIN_MS :
+				st->cs->heartbeat_ms > RESTART_MAX_MS ? RESTART_MAX_MS :
+				(int)st->cs->heartbeat_ms;
 		} else {
 			unsigned k = st->server_fast_fails - FAST_FAILS_MAX;
 			st->server_backoff_ms = k >= 5 ? RESTART_MAX_MS : RESTART_MIN_MS << k;
@@ -305,9 +311,13 @@ void agent_servers_reaped(struct agent *ag)
 		if (st->server_backoff_ms && !killed)
 			log_warn("store %s: server (pid %ld) %s; %u fast failures in a row: restarting in %d ms",
 				 st->cs->name, (long)pid, how, st->server_fast_fails, st->server_backoff_ms);
+		else if (killed)
+			log_warn("store %s: server (pid %ld) %s; restarting it in %d ms "
+				 "(a standby elsewhere goes first)", st->cs->name, (long)pid, how,
+				 st->server_backoff_ms);
 		else
-			log_warn("store %s: server (pid %ld) %s; restarting it %s", st->cs->name,
-				 (long)pid, how, killed ? "in 1 s (a standby elsewhere goes first)" : "now");
+			log_warn("store %s: server (pid %ld) %s; restarting it now", st->cs->name,
+				 (long)pid, how);
 	}
 }
 

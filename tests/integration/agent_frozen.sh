@@ -54,7 +54,7 @@ echo "takeover $((t1 - t0)) ms after SIGSTOP (heartbeat_timeout 2 s)"
 grep -q "server (pid $frozen) is master but its main loop has not answered" "$(node_log 1 agent)" ||
   fail "node1's agent did not say why it killed its server"
 wait_for 10 sh -c "! kill -0 $frozen 2>/dev/null" || fail "the frozen server is still there"
-wait_log 1 agent 'killed by signal 9.*restarting it in 1 s' 10 || fail "node1 does not restart its server"
+wait_log 1 agent 'killed by signal 9.*restarting it in 2000 ms' 10 || fail "node1 does not restart its server"
 newpid() { node_run 1 "$C" agent status | grep -Eq "server=running server_pid=[1-9][0-9]* " &&
   ! node_run 1 "$C" agent status | grep -q "server_pid=$1 "; }
 wait_for 20 newpid "$frozen" || fail "node1 has no standby again: $(node_run 1 "$C" agent status)"
