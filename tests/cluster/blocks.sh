@@ -10,7 +10,8 @@
 # each snapshot and the origin block by block.
 #
 #   blocks_cluster [EXTRA_CONF_LINE...]  3 nodes, origin of $BLOCKS initial
-#                                 blocks, store (16K chunks), an agent and an
+#                                 blocks, store of $BLOCKS_STORE (default 256M;
+#                                 16K chunks), an agent and an
 #                                 export on every node; waits for a master
 #   blocks_writers                start the two writers
 #   progress                      acknowledged writes so far
@@ -42,7 +43,7 @@ master_server_pid() { pgrep -f "csnap server -c $(node_conf "$1")" | head -1; }
 blocks_cluster() {
   local i l
   requires_run python3-libnbd "$py" -c 'import nbd'
-  cluster_start 3 256M
+  cluster_start 3 "${BLOCKS_STORE:-256M}"
   FAIL_LOGS=("$CLUSTER_DIR/writer1.out" "$CLUSTER_DIR/writer2.out")
   : >"$CLUSTER_DIR/snaps"
   $py "$blocks_py" init "$CLUSTER_ORIGIN" "$BLOCKS" || fail "init origin"

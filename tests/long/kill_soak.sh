@@ -12,14 +12,15 @@
 # Each round waits for the writers to progress, sleeps a random 0-1 s and
 # SIGKILLs the master's server, then waits for a new master (a higher lver).
 # Between kills, at random: a snapshot is created (from a random node), the
-# oldest of more than 2 live snapshots is verified block by block and
-# deleted, node3's export is SIGKILLed and restarted, or a non-master node's
+# oldest live snapshot is verified block by block and deleted (also
+# whenever more than 3 are live), node3's export is SIGKILLed and restarted, or a non-master node's
 # agent is SIGKILLed and restarted.  At the end every live snapshot and the
 # origin are verified block by block against the writers' logs and
 # `csnap check` must be clean.  The longest gap between two acknowledged
 # writes of one writer is the client-visible stall: it must not exceed
 # STALL_MAX (no fault here waits for a host to be declared dead).
 . "$(dirname "$0")/../functions.sh"
+BLOCKS_STORE=${BLOCKS_STORE:-512M}   # 4 snapshots of the whole origin, and metadata
 . "$src/tests/cluster/blocks.sh"
 KILLS=${KILLS:-200}
 STALL_MAX=${STALL_MAX:-2}
@@ -38,28 +39,34 @@ ev() { echo "$(mono) $*" >>"$d/events"; }  # what happened when (for the stall r
 live=()  # snapshots not yet deleted, oldest first
 nsnap=0 ndel=0 nexp=0 nagent=0 longest_fo=0 longest_del=0 t_start=$(now_ms)
 
+# retire: verify the oldest live snapshot block by block, then delete it
+# (the live ones stay few: each can come to hold the whole origin).
+retire() {
+  local name t0 t1 out dl
+  name=${live[0]}; live=("${live[@]:1}")
+  read -r _ t0 t1 < <(grep "^$name " "$d/snaps")
+  out=$($py "$blocks_py" verify "$(uri 3 "$name")" "$BLOCKS" "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
+    fail "snapshot $name: $out"
+  ev "delete $name"
+  # The verifier's NBD client has just left node3's export; the
+  # master may still count it as a user for a moment: retry, bounded.
+  t0=$(now_ms)
+  wait_for 20 node_run 3 "$C" snapshot delete s "$name" ||
+    fail "delete $name: $(node_run 3 "$C" snapshot delete s "$name" 2>&1)"
+  dl=$(( $(now_ms) - t0 )); [ "$dl" -gt "$longest_del" ] && longest_del=$dl
+  sed -i "/^$name /d" "$d/snaps"
+  ndel=$((ndel + 1))
+}
+
 for k in $(seq 1 "$KILLS"); do
   wait_writes 100 || fail "round $k: writers stalled"
   case $((RANDOM % 8)) in
     0|1|2)
       nsnap=$((nsnap + 1)); ev "create k$nsnap"; snap "k$nsnap" $((RANDOM % 3 + 1)); live+=("k$nsnap")
-      ev "created k$nsnap" ;;
+      ev "created k$nsnap"
+      [ ${#live[@]} -gt 3 ] && retire ;;
     3)
-      if [ ${#live[@]} -gt 2 ]; then
-        name=${live[0]}; live=("${live[@]:1}")
-        read -r _ t0 t1 < <(grep "^$name " "$d/snaps")
-        out=$($py "$blocks_py" verify "$(uri 3 "$name")" "$BLOCKS" "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
-          fail "snapshot $name: $out"
-        ev "delete $name"
-        # The verifier's NBD client has just left node3's export; the
-        # master may still count it as a user for a moment: retry, bounded.
-        t0=$(now_ms)
-        wait_for 20 node_run 3 "$C" snapshot delete s "$name" ||
-          fail "delete $name: $(node_run 3 "$C" snapshot delete s "$name" 2>&1)"
-        dl=$(( $(now_ms) - t0 )); [ "$dl" -gt "$longest_del" ] && longest_del=$dl
-        sed -i "/^$name /d" "$d/snaps"
-        ndel=$((ndel + 1))
-      fi ;;
+      [ ${#live[@]} -gt 1 ] && retire ;;
     4)
       p=$(pgrep -f "csnap -v export" | while read -r q; do
         grep -qz "^CSNAP_NODE=3\$" "/proc/$q/environ" 2>/dev/null && echo "$q"; done | head -1)
