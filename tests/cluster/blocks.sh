@@ -1,0 +1,102 @@
+# shellcheck shell=bash
+# tests/cluster/blocks.sh - the verified multi-node block workload, shared by
+# cluster_3node.sh, fault_sanlock_frozen.sh and tests/long/kill_soak.sh.
+#
+# Source it after tests/functions.sh.  Writers on node1 and node2 write
+# self-describing blocks (tests/integration/cluster_blocks.py) to disjoint
+# halves of the origin through their own exports; every acknowledged write
+# is logged with its start and acknowledgement times, every snapshot with
+# the monotonic window of its `create`, so that blocks_verify can check
+# each snapshot and the origin block by block.
+#
+#   blocks_cluster [EXTRA_CONF_LINE...]  3 nodes, origin of $BLOCKS initial
+#                                 blocks, store (16K chunks), an agent and an
+#                                 export on every node; waits for a master
+#   blocks_writers                start the two writers
+#   progress                      acknowledged writes so far
+#   wait_writes N [SECS]          wait until N more writes were acknowledged
+#   snap NAME [NODE]              create snapshot NAME (on NODE, default 3),
+#                                 record its window in $CLUSTER_DIR/snaps
+#   master_host [NODE]            host_id of the current master, as NODE (default
+#                                 3) reads the owner record ("" if none)
+#   master_lver [NODE]            lver of the master lease
+#   master_server_pid I           pid of node I's `csnap server`
+#   blocks_stop_writers           stop the writers; fail if one saw an error
+#   blocks_verify [NODE]          every snapshot still in $CLUSTER_DIR/snaps
+#                                 and the origin, read on NODE (default 3)
+# Invariant: a write's log line is written only after its acknowledgement,
+# so every line is a write the cluster promised to keep.
+
+BLOCKS=${BLOCKS:-16384}          # 64 MiB origin of 4 KiB blocks
+HALF=$((BLOCKS / 2))
+blocks_py=$src/tests/integration/cluster_blocks.py
+
+mono() { $py -c 'import time; print(f"{time.monotonic():.6f}")'; }
+uri() { echo "nbd+unix:///$2?socket=$(export_sock "$1")"; }
+where() { node_run "${1:-3}" "$C" agent where s 2>/dev/null; }
+field() { sed -n "s/.* $1=\\([^ ]*\\).*/\\1/p"; }
+master_host() { where "${1:-3}" | grep '^MASTER' | field host_id; }
+master_lver() { where "${1:-3}" | grep '^MASTER' | field lver; }
+master_server_pid() { pgrep -f "csnap server -c $(node_conf "$1")" | head -1; }
+
+blocks_cluster() {
+  local i l
+  requires_run python3-libnbd "$py" -c 'import nbd'
+  cluster_start 3 256M
+  FAIL_LOGS=("$CLUSTER_DIR/writer1.out" "$CLUSTER_DIR/writer2.out")
+  : >"$CLUSTER_DIR/snaps"
+  $py "$blocks_py" init "$CLUSTER_ORIGIN" "$BLOCKS" || fail "init origin"
+  node_run 1 "$C" mkstore --chunk-size 16K "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "mkstore"
+  for l in "$@"; do
+    for i in 1 2 3; do echo "$l" >>"$(node_conf "$i")"; done
+  done
+  for i in 1 2 3; do node_spawn "$i" agent "$C" agent >/dev/null; done
+  wait_for 60 _has_master || fail "no master"
+  for i in 1 2 3; do start_export "$i" "$(export_sock "$i")" s; done
+}
+_has_master() { where | grep -q '^MASTER'; }
+
+blocks_writers() {
+  local d=$CLUSTER_DIR
+  rm -f "$d/stop"
+  $py "$blocks_py" write "$(uri 1 origin)" 0 $HALF 1 "$d/stop" "$d/w1.log" >"$d/writer1.out" 2>&1 &
+  BLOCKS_W1=$!
+  $py "$blocks_py" write "$(uri 2 origin)" $HALF $HALF 2 "$d/stop" "$d/w2.log" >"$d/writer2.out" 2>&1 &
+  BLOCKS_W2=$!
+}
+
+progress() { cat "$CLUSTER_DIR/w1.log" "$CLUSTER_DIR/w2.log" 2>/dev/null | wc -l; }
+wait_writes() {
+  local target=$(( $(progress) + $1 ))
+  wait_for "${2:-60}" bash -c "[ \$(cat '$CLUSTER_DIR/w1.log' '$CLUSTER_DIR/w2.log' 2>/dev/null | wc -l) -ge $target ]"
+}
+
+snap() {
+  local t0 t1
+  t0=$(mono)
+  node_run "${2:-3}" "$C" snapshot create s "$1" >/dev/null || fail "snapshot create $1"
+  t1=$(mono)
+  echo "$1 $t0 $t1" >>"$CLUSTER_DIR/snaps"
+}
+
+blocks_stop_writers() {
+  local d=$CLUSTER_DIR
+  touch "$d/stop"
+  wait "$BLOCKS_W1" || fail "writer 1: $(tail -2 "$d/writer1.out")"
+  wait "$BLOCKS_W2" || fail "writer 2: $(tail -2 "$d/writer2.out")"
+  echo "writes: node1 $(wc -l <"$d/w1.log"), node2 $(wc -l <"$d/w2.log")"
+}
+
+blocks_verify() {
+  local n=${1:-3} d=$CLUSTER_DIR name t0 t1 out
+  while read -r name t0 t1; do
+    wait_for 20 bash -c "nbdinfo --list 'nbd+unix://?socket=$(export_sock "$n")' | grep -q 'export=\"$name\"'" ||
+      fail "node$n does not export $name"
+    out=$($py "$blocks_py" verify "$(uri "$n" "$name")" "$BLOCKS" "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
+      fail "snapshot $name: $out"
+    echo "snapshot $name: $out"
+  done <"$d/snaps"
+  out=$($py "$blocks_py" verify "$(uri "$n" origin)" "$BLOCKS" inf inf "$d/w1.log" "$d/w2.log") ||
+    fail "origin: $out"
+  echo "origin: $out"
+}
