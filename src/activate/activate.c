@@ -7,6 +7,7 @@
 #include "src/activate/dm.h"
 #include "src/activate/nbdclient.h"
 #include "src/activate/nbdnl.h"
+#include "utils/assert.h"
 #include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -212,6 +213,8 @@ int act_up(const struct act_vol *v, struct act_made *m)
 		m->size = ex.size;
 	}
 	m->nbd_index = index;
+	/* bottom-up: the nbd device exists before a dm device is put on it */
+	CSNAP_ASSERT(index >= 0 && m->size >= 512);
 	if ((rc = nbd_devno(index, &major, &minor)) < 0) {
 		err_set(-rc, "nbd%d: no device number in sysfs", index);
 		goto undo;

@@ -11,6 +11,7 @@
 #include "src/activate/names.h"
 #include "src/activate/nbdclient.h"
 #include "src/activate/nbdnl.h"
+#include "utils/assert.h"
 #include "utils/clock.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -96,6 +97,7 @@ static int sweep_cb(int index, const char *backend, void *arg)
 static bool try_attach(struct act_keeper *k, const struct pending *p)
 {
 	char backend[ACT_BACKEND_MAX], vol[ACT_BACKEND_MAX];
+	char vol2[ACT_BACKEND_MAX];	/* for the check below */
 	struct nbdc_export ex;
 	int fd, rc;
 
@@ -105,8 +107,12 @@ static bool try_attach(struct act_keeper *k, const struct pending *p)
 	if (fd < 0)
 		return false;
 	rc = nbdc_go(fd, vol, &ex);
-	if (rc == 0)
+	if (rc == 0) {
+		/* the socket serves exactly the volume the backend names */
+		CSNAP_ASSERT(act_backend_split(backend, &(struct csnap_uuid){ { 0 } }, vol2,
+					       sizeof vol2) == 0 && !strcmp(vol, vol2));
 		rc = nbdnl_reconfigure(p->index, fd, backend);
+	}
 	close(fd);	/* the export's side of it closes when the kernel's does */
 	if (rc == 0) {
 		log_info("export: nbd%d (%s) re-attached", p->index, vol);

@@ -6,6 +6,7 @@
  */
 #include "src/activate/names.h"
 
+#include "utils/assert.h"
 #include "utils/snapname.h"
 
 #include <errno.h>
@@ -30,6 +31,7 @@ static bool put_mangled(char *out, size_t n, size_t *pos, const char *s)
 		if (*s == '-')
 			out[(*pos)++] = '-';
 	}
+	CSNAP_ASSERT(*pos < n);
 	out[*pos] = 0;
 	return true;
 }
