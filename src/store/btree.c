@@ -274,7 +274,13 @@ static int descend_left(struct btree *t, struct btree_cursor *c, uint32_t d)
 	return 0;
 }
 
-static int next_leaf(struct btree *t, struct btree_cursor *c)
+/* Moves C to the first entry of the next non-empty leaf.  That entry
+ * must come after (O, S) (strictly after when STRICT): a walk sees keys
+ * in order even on a tree whose nodes are each sane but disagree with
+ * each other (a bug or a forged checksum), so callers that index arrays
+ * by the key's distance from where they started stay in bounds.  */
+static int next_leaf(struct btree *t, struct btree_cursor *c, uint64_t o, uint64_t s,
+		     bool strict)
 {
 	btree_cursor_put(t, c);
 	for (;;) {
@@ -297,6 +303,16 @@ static int next_leaf(struct btree *t, struct btree_cursor *c)
 		if (ret < 0)
 			return ret;
 		if (nnr(c->leaf->data)) {
+			const uint8_t *e = c->leaf->data + BTREE_NODE_HDR;
+			int cmp = kcmp(get_le64(e), get_le64(e + 8), o, s);
+
+			if (cmp < 0 || (strict && cmp == 0)) {
+				uint64_t blk = c->leaf->blocknr;
+
+				btree_cursor_put(t, c);
+				return err_set(EIO, "b-tree: leaf %llu is out of order with the "
+					       "leaf before it", (unsigned long long)blk);
+			}
 			c->valid = true;
 			return 0;
 		}
@@ -346,7 +362,7 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 		c->valid = true;
 		return 0;
 	}
-	return next_leaf(t, c);
+	return next_leaf(t, c, o, s, false);
 }
 
 static inline uint32_t bm_block_type_raw(const uint8_t *d) { return get_le32(d + 4); }
@@ -425,7 +441,8 @@ int btree_next(struct btree *t, struct btree_cursor *c)
 	if (++c->idx < nnr(c->leaf->data))
 		return 0;
 	c->valid = false;
-	return next_leaf(t, c);
+	const uint8_t *last = c->leaf->data + BTREE_NODE_HDR + (size_t)(c->idx - 1) * t->esize;
+	return next_leaf(t, c, get_le64(last), get_le64(last + 8), true);
 }
 
 /* Pins the path to the leaf where KEY belongs.  nodes[0] = root.  */
