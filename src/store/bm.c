@@ -267,10 +267,9 @@ const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
 
 bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
 {
-	/* block 0 never holds a cacheable node: a freed buffer's zeroed
-	 * block number can never confirm */
-	CSNAP_ASSERT(blocknr != 0);
-	if (get_le64(data + 8) != blocknr)
+	/* block 0 (the superblock) is never a node: a freed buffer's zeroed
+	 * block number must not confirm a (corrupt) pointer to it */
+	if (blocknr == 0 || get_le64(data + 8) != blocknr)
 		return false;
 	bm_touch(bm, data);
 	return true;
