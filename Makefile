@@ -60,7 +60,7 @@ FUZZERS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-.PHONY: all deps check check-unit check-integration check-san check-kernel demo bench clean cppcheck install
+.PHONY: all deps check check-long check-unit check-integration check-san check-kernel demo bench clean cppcheck install
 .PHONY: fuzz fuzz-build fuzz-targets
 
 all: $(BUILD)/csnap $(TESTS) $(TOOLS) $(BENCHES)
@@ -130,6 +130,14 @@ check: deps
 	 cat $(BUILD)/test-summary build-san/test-summary $(BUILD)/kernel-summary | \
 	   awk '{p+=$$1; f+=$$2; s+=$$3} END {print "== all tests"; print p " passed, " f " failed, " s " skipped"}'; \
 	 exit $$rc
+
+# Longer soaks (issue 9): KILLS (default 200) kill -9 of the master under the
+# verified 3-node workload, with snapshot creates and deletes, export and
+# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them).
+KILLS ?= 200
+check-long: all
+	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 KILLS=$(KILLS) \
+	  bash tests/long/kill_soak.sh
 
 check-unit: all
 	tests/run.sh $(BUILD) unit
