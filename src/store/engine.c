@@ -362,6 +362,16 @@ static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_nee
 	return 0;
 }
 
+/* A b-tree walk from `first` must never return an earlier chunk.  Only a
+ * forged or corrupt tree (every block checksummed and sorted, but a leaf
+ * outside its parent's key range) can; refuse it instead of indexing in
+ * front of the caller's array. */
+static int walk_out_of_order(uint64_t o, chunk_t first)
+{
+	return err_set(EIO, "corrupt b-tree: exception for chunk %llu met while walking from chunk %llu",
+		       (unsigned long long)o, (unsigned long long)first);
+}
+
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
@@ -395,6 +405,10 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		uint64_t o = be_origin(e);
 		if (o >= first + count)
 			break;
+		if (o < first) {
+			ret = walk_out_of_order(o, first);
+			break;
+		}
 		uint64_t *nm = need + (o - first) * mw;
 		for (uint32_t w = 0; w < mw; w++)
 			nm[w] &= ~mask_word(e + 16, w);
@@ -479,6 +493,10 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 		uint64_t o = be_origin(e);
 		if (o >= first + count)
 			break;
+		if (o < first) {
+			ret = walk_out_of_order(o, first);
+			break;
+		}
 		if (mask_test(e + 16, bit)) {
 			bool others = false;
 			for (uint32_t w = 0; w < mw; w++) {
@@ -567,6 +585,8 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 			uint64_t o = be_origin(e);
 			if (o >= first + count)
 				return 0;
+			if (o < first)
+				break;	/* corrupt: the slow path says so */
 			if (mask_word(e + 16, w) & bitm)
 				out[o - first] = be_store(e);
 		}
@@ -578,6 +598,10 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 		uint64_t o = be_origin(e);
 		if (o >= first + count)
 			break;
+		if (o < first) {
+			ret = walk_out_of_order(o, first);
+			break;
+		}
 		if (mask_word(e + 16, w) & bitm)
 			out[o - first] = be_store(e);
 		ret = btree_next(&s->tree, &c);
