@@ -314,6 +314,21 @@ static void snap_create(struct srv *s, struct req *r)
 		srv_park(s, r);
 		return;
 	}
+	/* The commit must wait for departed clients' (or a previous
+	 * master's) grants anyway; raising the barrier only then keeps
+	 * origin writes flowing meanwhile instead of holding them for up
+	 * to PROTO_GRANT_WAIT_MS.  admin_poll still checks the horizon,
+	 * which a client cut off during the barrier moves.  */
+	int64_t now = csnap_now_ms();
+	if (now < s->grant_horizon_ms) {
+		if (!s->create_deferred)
+			log_info("snapshot %s: waiting %lld ms for the grants of departed origin "
+				 "clients (or of the previous master) to run out before the barrier",
+				 r->m.u.snap_create.name, (long long)(s->grant_horizon_ms - now));
+		s->create_deferred = true;
+		srv_park(s, r);
+		return;
+	}
 	barrier_start(s, r);
 }
 

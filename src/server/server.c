@@ -518,6 +518,15 @@ static void grace_check(struct srv *s)
 	}
 }
 
+/* A snapshot create deferred until the grant horizon: retry it then.  */
+static void deferred_create_check(struct srv *s)
+{
+	if (s->create_deferred && csnap_now_ms() >= s->grant_horizon_ms) {
+		s->create_deferred = false;
+		srv_kick(s);
+	}
+}
+
 /* epoll timeout: the tick, or sooner if the re-upload window ends or a
  * snapshot waits only for grants to expire.  */
 static int loop_timeout(const struct srv *s)
@@ -526,8 +535,8 @@ static int loop_timeout(const struct srv *s)
 
 	if (s->grace_until_ms)
 		due = s->grace_until_ms;
-	if (s->barrier_active && !s->barrier_pending && s->grant_horizon_ms &&
-	    (!due || s->grant_horizon_ms < due))
+	if (((s->barrier_active && !s->barrier_pending) || s->create_deferred) &&
+	    s->grant_horizon_ms && (!due || s->grant_horizon_ms < due))
 		due = s->grant_horizon_ms;
 	if (!due)
 		return TICK_MS;
@@ -653,6 +662,7 @@ static int serve(struct srv *s)
 		if (s->fatal)
 			break;
 		grace_check(s);
+		deferred_create_check(s);
 		copy_flush(s);
 		commit_step(s);
 		admin_poll(s);

@@ -323,6 +323,9 @@ struct srv {
 	struct grant_ghost *ghosts;	/* closed snapshot connections */
 	bool ghost_wait;		/* a request waits for a ghost to go */
 	bool grant_wait_logged;
+	/* a snapshot create waits parked, without raising its barrier (which
+	 * holds every origin write), until grant_horizon_ms has passed */
+	bool create_deferred;
 	bool grant_held;		/* a reply waits for the lease: kick */
 	/* After the commit: every origin client is told of the new
 	 * snapshot and serves it before the creator hears back.  */
