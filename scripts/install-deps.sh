@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config
   sanlock libsanlock-dev
-  libdevmapper-dev libaio-dev libblkid-dev uuid-dev libinih-dev libsodium-dev
+  libdevmapper-dev libaio-dev libblkid-dev uuid-dev libsodium-dev
   libcmocka-dev
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc

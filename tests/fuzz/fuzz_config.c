@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/fuzz_config.c - csnap.conf (utils/config.c on libinih): any
+ * tests/fuzz/fuzz_config.c - csnap.conf (utils/config.c on utils/inifile.c): any
  * file must load or be refused with a message; a loaded configuration
  * must hold every bound the rest of csnap relies on (terminated strings,
  * host_id 1..2000, at most CONFIG_MAX_STORES stores, each with a device
