@@ -6,6 +6,7 @@
 #include "src/activate/dm.h"
 
 #include "src/activate/names.h"
+#include "src/activate/sysdev.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -50,24 +51,6 @@ static int dm_fail(int err, const char *what, const char *name)
 		       dm_last[0] ? dm_last : strerror(err));
 }
 
-static void modprobe_quiet(const char *mod)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execlp("modprobe", "modprobe", "-q", mod, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-}
-
 /* /proc/misc lists "device-mapper" once dm-mod is loaded (or built in). */
 static bool dm_in_kernel(void)
 {
@@ -89,7 +72,7 @@ int act_dm_available(void)
 
 	dm_setup();
 	if (!dm_in_kernel())
-		modprobe_quiet("dm-mod");
+		act_modprobe("dm-mod");
 	if (!dm_in_kernel())
 		return err_set(ENODEV, "device-mapper missing: no \"device-mapper\" in /proc/misc "
 			       "(`modprobe dm-mod` did not add it)");

@@ -5,6 +5,7 @@
  * does a handful of these per volume.
  */
 #include "src/activate/nbdnl.h"
+#include "src/activate/sysdev.h"
 
 #include "utils/err.h"
 
@@ -192,31 +193,11 @@ static int family_id_once(uint16_t *id)
 	return 0;
 }
 
-/* Loads the module the way an administrator would; its absence is the
- * caller's error to report, so modprobe's own messages are silenced.  */
-static void try_modprobe(const char *mod)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execlp("modprobe", "modprobe", "-q", mod, (char *)NULL);
-		_exit(127);
-	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-}
-
 static int family_id(uint16_t *id)
 {
 	if (family_id_once(id) == 0)
 		return 0;
-	try_modprobe("nbd");
+	act_modprobe("nbd");
 	if (family_id_once(id) == 0)
 		return 0;
 	return err_set(ENOENT, "nbd driver missing: this kernel has no generic netlink family "

@@ -8,7 +8,11 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static bool attr_starts(unsigned maj, unsigned min, const char *attr, const char *prefix)
 {
@@ -31,4 +35,22 @@ bool act_is_csnap_volume(dev_t rdev)
 
 	return attr_starts(maj, min, "backend", ACT_BACKEND_PREFIX) ||
 	       attr_starts(maj, min, "dm/uuid", ACT_UUID_PREFIX);
+}
+
+void act_modprobe(const char *mod)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("modprobe", "modprobe", "-q", mod, (char *)NULL);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 }
