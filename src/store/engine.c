@@ -37,49 +37,47 @@ int store_scratch(struct store *s, size_t words)
 	return 0;
 }
 
+/* The engine header's fields live in struct store and its tree; the block
+ * itself goes through the one codec in header.c.  */
 int store_load_header(struct store *s)
 {
+	struct store_header h;
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
 	if (ret < 0)
 		return err_prefix(-ret, "engine header");
-	const uint8_t *d = b->data;
-	s->tree.root = get_le64(d + HDR_ROOT);
-	s->tree.height = get_le32(d + HDR_HEIGHT);
-	s->tree.count = get_le64(d + HDR_COUNT);
-	s->tree.nodes = get_le64(d + HDR_NODES);
-	s->next_id = get_le32(d + HDR_NEXT_ID);
-	s->cleanup_active = get_le32(d + HDR_CLEANUP) != 0;
-	s->cur_o = get_le64(d + HDR_CUR_O);
-	s->cur_s = get_le64(d + HDR_CUR_S);
+	store_header_decode(b->data, &h);
 	bm_put(s->bm, b);
-	const struct csnap_sb_engine *e = &s->sb.engine;
-	if (s->tree.root < e->meta_start || s->tree.root - e->meta_start >= e->meta_blocks ||
-	    s->tree.height < 1 || s->tree.height > BTREE_MAX_DEPTH ||
-	    s->tree.nodes > e->meta_blocks || s->tree.count > e->data_chunks || s->next_id == 0)
-		return err_set(EIO, "engine header is corrupt (root %llu, height %u)",
-			       (unsigned long long)s->tree.root, s->tree.height);
+	ret = store_header_check(&h, &s->sb.engine);
+	if (ret < 0)
+		return ret;
+	s->tree.root = h.root;
+	s->tree.height = h.height;
+	s->tree.count = h.count;
+	s->tree.nodes = h.nodes;
+	s->next_id = h.next_id;
+	s->cleanup_active = h.cleanup_active;
+	s->cur_o = h.cur_o;
+	s->cur_s = h.cur_s;
 	return 0;
 }
 
 int store_save_header(struct store *s)
 {
+	const struct store_header h = {
+		.root = s->tree.root, .height = s->tree.height,
+		.count = s->tree.count, .nodes = s->tree.nodes,
+		.next_id = s->next_id, .cleanup_active = s->cleanup_active,
+		.cur_o = s->cur_o, .cur_s = s->cur_s,
+	};
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
 	if (ret < 0)
 		return ret;
 	bm_dirty(s->bm, b);
-	uint8_t *d = b->data;
-	put_le64(d + HDR_ROOT, s->tree.root);
-	put_le32(d + HDR_HEIGHT, s->tree.height);
-	put_le64(d + HDR_COUNT, s->tree.count);
-	put_le64(d + HDR_NODES, s->tree.nodes);
-	put_le32(d + HDR_NEXT_ID, s->next_id);
-	put_le32(d + HDR_CLEANUP, s->cleanup_active);
-	put_le64(d + HDR_CUR_O, s->cur_o);
-	put_le64(d + HDR_CUR_S, s->cur_s);
+	store_header_encode(b->data, &h);
 	bm_put(s->bm, b);
 	s->tree.changed = false;
 	s->header_dirty = false;
@@ -120,8 +118,7 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	s->mask_words = s->sb.mask_bits / 64;
 	s->origin_chunks = (s->sb.origin_size + s->sb.chunk_size - 1) / s->sb.chunk_size;
 	size_t cache = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
-	uint64_t tag = get_le64(s->sb.uuid) ^ get_le64(s->sb.uuid + 8);
-	ret = bm_create(dev, tag, cache / META_BLOCK_SIZE, s->readonly, &s->bm);
+	ret = bm_create(dev, csnap_sb_tag(&s->sb), cache / META_BLOCK_SIZE, s->readonly, &s->bm);
 	if (ret < 0)
 		goto fail;
 	ret = journal_open(s->bm, &s->sb, s->readonly, &s->j);
@@ -411,7 +408,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		}
 		uint64_t *nm = need + (o - first) * mw;
 		for (uint32_t w = 0; w < mw; w++)
-			nm[w] &= ~mask_word(e + 16, w);
+			nm[w] &= ~mask_word(e + BE_MASK, w);
 		ret = btree_next(&s->tree, &c);
 	}
 	btree_cursor_put(&s->tree, &c);
@@ -497,10 +494,10 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			ret = walk_out_of_order(o, first);
 			break;
 		}
-		if (mask_test(e + 16, bit)) {
+		if (mask_test(e + BE_MASK, bit)) {
 			bool others = false;
 			for (uint32_t w = 0; w < mw; w++) {
-				uint64_t m = mask_word(e + 16, w) & s->live[w];
+				uint64_t m = mask_word(e + BE_MASK, w) & s->live[w];
 				if (w == bit / 64)
 					m &= ~(1ULL << (bit % 64));
 				others |= m != 0;
@@ -537,7 +534,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 					      (unsigned long long)oc, (unsigned long long)plan[i].cur);
 			if (ret >= 0) {
 				btree_cursor_dirty(&s->tree, &c);
-				uint8_t *m = btree_entry(&s->tree, &c) + 16;
+				uint8_t *m = be_mask(btree_entry(&s->tree, &c));
 				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
 			}
 			btree_cursor_put(&s->tree, &c);
@@ -587,7 +584,7 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 				return 0;
 			if (o < first)
 				break;	/* corrupt: the slow path says so */
-			if (mask_word(e + 16, w) & bitm)
+			if (mask_word(e + BE_MASK, w) & bitm)
 				out[o - first] = be_store(e);
 		}
 		/* ran off the leaf: the slow path redoes the range */
@@ -602,7 +599,7 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 			ret = walk_out_of_order(o, first);
 			break;
 		}
-		if (mask_word(e + 16, w) & bitm)
+		if (mask_word(e + BE_MASK, w) & bitm)
 			out[o - first] = be_store(e);
 		ret = btree_next(&s->tree, &c);
 	}
