@@ -15,7 +15,7 @@
  * is then not linked); a change to those steps must be mirrored in
  * turn() below.
  *
- * Each input is one client connection on a unix socket, against a fresh
+ * Each input is one or two client connections on a unix socket, against a fresh
  * master on a fresh copy of the store image of tests/fuzz/store_image.h
  * (snapshots "a" and "b", a deleted one half cleaned up, a few hundred
  * exceptions, a journal to replay) and a 4 MiB origin.  Input:
@@ -28,10 +28,14 @@
  *           stream at once (else one message, then the loop runs until
  *           the master is quiet); bit 5: lock re-upload window open;
  *           bit 6: store-full policy "fail"; bit 7: lease expired
- *   byte 1  piece size for sending (0: whole messages)
- *   rest    the client's messages; the harness writes the right crc32c
+ *   byte 1  bits 0-4: piece size for sending (0: whole messages);
+ *           bits 5-7: a second client connection and its handshake (as
+ *           bits 0-2 of byte 0; 0: none), for what one client's request
+ *           does to another (barriers, invalidations, ghosts, locks)
+ *   rest    the clients' messages; the harness writes the right crc32c
  *           into every whole message unless its crc field is 0xffffffff
- *           (as fuzz_proto does).
+ *           (as fuzz_proto does); the crc field's low bit picks the
+ *           connection.
  * Checks: everything the master sends decodes; the connection ends
  * within 10 s and all its state is freed (LeakSanitizer); the store the
  * master leaves passes store_check().
@@ -268,9 +272,10 @@ static void master_stop(struct srv *s)
 
 /* ---- the input stream ------------------------------------------------- */
 
-/* End of the message starting at P (whole or not), its crc made right
- * unless it is 0xffffffff.  */
-static size_t next_msg(uint8_t *p, size_t n)
+/* Length of the message starting at P (the rest when it is not whole),
+ * its crc made right unless it is 0xffffffff; *TO: the connection it
+ * goes to (the crc field's low bit before).  */
+static size_t next_msg(uint8_t *p, size_t n, unsigned *to)
 {
 	uint32_t len;
 
@@ -280,6 +285,7 @@ static size_t next_msg(uint8_t *p, size_t n)
 	if (len > n - PROTO_HDR_SIZE)
 		return n;
 	if (get_le32(p + 16) != 0xffffffffu) {
+		*to = get_le32(p + 16) & 1;
 		uint8_t hdr[PROTO_HDR_SIZE];
 
 		memcpy(hdr, p, sizeof hdr);
@@ -378,81 +384,102 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void client_connect(struct client *c)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct client c = { .fd = -1 };
-	uint8_t mode, *stream;
+
+	strcpy(sa.sun_path, sock_path);
+	proto_buf_init(&c->in);
+	proto_buf_init(&c->out);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		perror("fuzz_server_conn: connect");
+		abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct client c[2] = { { .fd = -1 }, { .fd = -1 } };
+	uint8_t mode, kind2, *stream;
 	size_t n, pos = 0;
 	uint64_t t0 = now_ms(), last_tick = t0;
+	unsigned nc;
 	struct srv *s;
 	long problems;
 
 	if (size < 2)
 		return 0;
 	mode = data[0];
-	c.piece = data[1];
-	c.ack = !(mode & 0x08);
+	kind2 = data[1] >> 5;
+	nc = kind2 ? 2 : 1;
 	n = size - 2;
 	stream = malloc(n + 1);
 	if (!stream)
 		abort();
 	memcpy(stream, data + 2, n);
-	proto_buf_init(&c.in);
-	proto_buf_init(&c.out);
 	s = master_start(mode);
-
-	strcpy(sa.sun_path, sock_path);
-	c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		perror("fuzz_server_conn: connect");
-		abort();
+	for (unsigned i = 0; i < nc; i++) {
+		c[i].piece = data[1] & 0x1f;
+		c[i].ack = !(mode & 0x08);
+		client_connect(&c[i]);
+		while (!c[i].got_challenge && !c[i].eof) {
+			turn(s, 10, &last_tick);
+			client_io(&c[i]);
+			FUZZ_CHECK(now_ms() - t0 < HANG_MS, "no challenge");
+		}
 	}
-	while (!c.got_challenge && !c.eof) {
-		turn(s, 10, &last_tick);
-		client_io(&c);
-		FUZZ_CHECK(now_ms() - t0 < HANG_MS, "no challenge");
-	}
-	handshake(&c, s, mode & 7);
-	/* the stream, message by message (or all at once) */
-	while (pos < n && !c.eof) {
-		size_t end = mode & 0x10 ? n : pos + next_msg(stream + pos, n - pos);
+	handshake(&c[0], s, mode & 7);
+	if (nc > 1)
+		handshake(&c[1], s, kind2);
+	/* the stream, message by message; each waits for the master to be
+	 * quiet unless the whole stream goes at once */
+	while (pos < n) {
+		unsigned to = 0;
+		size_t len = next_msg(stream + pos, n - pos, &to);
 		uint64_t since = now_ms();
+		struct client *cl = &c[to < nc ? to : 0];
 
-		if (mode & 0x10)
-			for (size_t p = pos; p < n; p += next_msg(stream + p, n - p))
-				;
-		client_queue(&c, stream + pos, end - pos);
-		pos = end;
-		/* until it is sent and the master is quiet (or QUIET_MS) */
+		if (!cl->eof)
+			client_queue(cl, stream + pos, len);
+		pos += len;
+		if (mode & 0x10 && pos < n)
+			continue;
 		for (;;) {
-			int ev = turn(s, c.out.len ? 0 : 1, &last_tick);
+			bool out = c[0].out.len || c[1].out.len;
+			int ev = turn(s, out ? 0 : 1, &last_tick);
 
-			client_io(&c);
-			if (c.eof || (!c.out.len && !ev && !busy(s)) || now_ms() - since > QUIET_MS)
+			for (unsigned i = 0; i < nc; i++)
+				client_io(&c[i]);
+			if ((!out && !ev && !busy(s)) || now_ms() - since > QUIET_MS)
 				break;
 		}
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS, "stream not taken in %d ms", HANG_MS);
 	}
-	/* the rest of what is queued (acks), then the client hangs up */
-	while (c.out.len && !c.eof && now_ms() - t0 < HANG_MS) {
+	/* what is still queued (acks), then the clients hang up */
+	while ((c[0].out.len || c[1].out.len) && now_ms() - t0 < HANG_MS) {
 		turn(s, 0, &last_tick);
-		client_io(&c);
+		for (unsigned i = 0; i < nc; i++)
+			client_io(&c[i]);
 	}
-	shutdown(c.fd, SHUT_WR);
+	for (unsigned i = 0; i < nc; i++)
+		shutdown(c[i].fd, SHUT_WR);
 	while (s->nconns || busy(s)) {
 		turn(s, 1, &last_tick);
-		client_io(&c);
+		for (unsigned i = 0; i < nc; i++)
+			client_io(&c[i]);
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS,
-			   "connection not over after %d ms (%u connections, %u copy jobs)",
+			   "connections not over after %d ms (%u open, %u copy jobs)",
 			   HANG_MS, s->nconns, s->jobs_inflight);
 		if (s->fatal)
 			break;
 	}
 	master_stop(s);
-	close(c.fd);
-	proto_buf_free(&c.in);
-	proto_buf_free(&c.out);
+	for (unsigned i = 0; i < nc; i++) {
+		close(c[i].fd);
+		proto_buf_free(&c[i].in);
+		proto_buf_free(&c[i].out);
+	}
 	free(stream);
 	problems = store_check(img.path, stderr);
 	FUZZ_CHECK(problems == 0, "the store fails its check after the connection (%ld)", problems);
@@ -477,12 +504,17 @@ static void seed_save(const char *dir, int i, uint8_t mode, uint8_t piece, const
 	}
 }
 
+static unsigned seed_to;	/* the connection the next messages go to */
+
 static void enc(struct proto_buf *b, struct proto_msg *m)
 {
+	size_t at = b->len;
+
 	if (proto_encode(m, b) < 0) {
 		fprintf(stderr, "seed: %s\n", err_get());
 		exit(1);
 	}
+	put_le32(b->data + at + 16, seed_to);
 }
 
 static void ranges(struct proto_buf *b, uint16_t type, uint16_t flags, uint64_t id, uint32_t k)
@@ -579,6 +611,37 @@ static void make_seeds(const char *dir)
 	proto_msg_init(&m, PROTO_PING, 11);
 	enc(&b, &m);
 	seed_save(dir, i++, 2 | 0x80, 0, &b);
+	/* two clients of snapshot a: a write that moves chunks makes the
+	 * master invalidate them at the other, which then reads */
+	b.len = 0;
+	ranges(&b, PROTO_SNAP_READ, 0, 10, 2);
+	seed_to = 1;
+	ranges(&b, PROTO_SNAP_READ, 0, 10, 3);
+	seed_to = 0;
+	ranges(&b, PROTO_SNAP_WRITE, 0, 11, 3);
+	seed_to = 1;
+	ranges(&b, PROTO_SNAP_READ, 0, 11, 3);
+	ranges(&b, PROTO_SNAP_READ_DONE, 0, 12, 3);
+	seed_to = 0;
+	seed_save(dir, i++, 3, 3 << 5, &b);
+	/* admin creates a snapshot while an origin client writes: the
+	 * barrier and SNAP_ADDED go to the origin client */
+	b.len = 0;
+	seed_to = 1;
+	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 2);
+	seed_to = 0;
+	proto_msg_init(&m, PROTO_SNAP_CREATE, 10);
+	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "hourly");
+	enc(&b, &m);
+	seed_to = 1;
+	ranges(&b, PROTO_ORIGIN_WRITE, 0, 11, 3);
+	seed_to = 0;
+	proto_msg_init(&m, PROTO_SNAP_DELETE, 11);
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "a");
+	enc(&b, &m);
+	seed_save(dir, i++, 5, 2 << 5, &b);
+	/* the same, the origin client never acks: cut off at the timeout */
+	seed_save(dir, i++, 5 | 0x08, 2 << 5, &b);
 	proto_buf_free(&b);
 	exit(0);
 }
