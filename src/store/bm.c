@@ -597,16 +597,21 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 	return 0;
 }
 
+/* The cached entry of BLOCKNR, or a new one whose content the caller
+ * supplies (bm_get_new, bm_install).  */
+static int entry_for_write(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
+{
+	*out = lookup(bm, blocknr);
+	return *out ? 0 : new_entry(bm, blocknr, out);
+}
+
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out)
 {
-	struct bm_entry *b = lookup(bm, blocknr);
-	int ret;
+	struct bm_entry *b;
+	int ret = entry_for_write(bm, blocknr, &b);
 
-	if (!b) {
-		ret = new_entry(bm, blocknr, &b);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	if (b->refs)
 		return err_set(EBUSY, "metadata block %llu reused while in use",
 			       (unsigned long long)blocknr);
@@ -738,14 +743,11 @@ int bm_write_home(struct bm *bm)
 
 int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 {
-	struct bm_entry *b = lookup(bm, blocknr);
-	int ret;
+	struct bm_entry *b;
+	int ret = entry_for_write(bm, blocknr, &b);
 
-	if (!b) {
-		ret = new_entry(bm, blocknr, &b);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	bm_child_forget(bm, b->pub.data);
 	memcpy(b->pub.data, data, META_BLOCK_SIZE);
 	b->state |= BM_INSTALLED;

@@ -220,9 +220,9 @@ static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 }
 
 /* First i with key_i >= key.  */
-static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
+static uint32_t leaf_search(const struct btree *t, const uint8_t *d, uint64_t o, uint64_t s)
 {
-	return search(lent(t, d, 0), t->esize, nnr(d), o, s, false);
+	return search(d + BTREE_NODE_HDR, t->esize, nnr(d), o, s, false);
 }
 
 /* The same with the origin range [range[0], range[1]) of the node, and
@@ -535,25 +535,42 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 	return 0;
 }
 
+/* Pins the path to key (O, S) (pin_path) and returns the position of
+ * that key in the leaf, the first entry not below it: *FOUND tells
+ * whether the entry there is the key itself.  */
+static int pin_find(struct btree *t, uint64_t o, uint64_t s, struct bm_block **nodes,
+		    uint32_t *idxs, uint32_t *pos, bool *found)
+{
+	int ret = pin_path(t, o, s, nodes, idxs);
+
+	if (ret < 0)
+		return ret;
+	const uint8_t *leaf = nodes[t->height - 1]->data;
+	*pos = leaf_search(t, leaf, o, s);
+	*found = false;
+	if (*pos < nnr(leaf)) {
+		const uint8_t *x = leaf + BTREE_NODE_HDR + (size_t)*pos * t->esize;
+		*found = be_origin(x) == o && be_store(x) == s;
+	}
+	return 0;
+}
+
 int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
 {
 	struct bm_block *nodes[BTREE_MAX_DEPTH], *right = NULL;
-	uint32_t idxs[BTREE_MAX_DEPTH];
+	uint32_t idxs[BTREE_MAX_DEPTH], pos;
 	uint8_t e[BE_MASK + CSNAP_MAX_MASK_BYTES];
-	int ret = pin_path(t, o, s, nodes, idxs);
+	bool found;
+	int ret = pin_find(t, o, s, nodes, idxs, &pos, &found);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	uint32_t pos = leaf_search(t, leaf->data, o, s);
-	if (pos < nnr(leaf->data)) {
-		uint8_t *x = lent(t, leaf->data, pos);
-		if (be_origin(x) == o && be_store(x) == s) {
-			unpin_path(t, nodes, h);
-			return err_set(EEXIST, "b-tree: exception %llu/%llu exists",
-				       (unsigned long long)o, (unsigned long long)s);
-		}
+	if (found) {
+		unpin_path(t, nodes, h);
+		return err_set(EEXIST, "b-tree: exception %llu/%llu exists",
+			       (unsigned long long)o, (unsigned long long)s);
 	}
 	put_le64(e + BE_ORIGIN, o);
 	put_le64(e + BE_STORE, s);
@@ -645,16 +662,15 @@ static int try_merge(struct btree *t, struct bm_block *p, uint32_t idx, struct b
 int btree_delete(struct btree *t, uint64_t o, uint64_t s)
 {
 	struct bm_block *nodes[BTREE_MAX_DEPTH];
-	uint32_t idxs[BTREE_MAX_DEPTH];
-	int ret = pin_path(t, o, s, nodes, idxs);
+	uint32_t idxs[BTREE_MAX_DEPTH], pos;
+	bool found;
+	int ret = pin_find(t, o, s, nodes, idxs, &pos, &found);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	uint32_t pos = leaf_search(t, leaf->data, o, s);
-	uint8_t *x = pos < nnr(leaf->data) ? lent(t, leaf->data, pos) : NULL;
-	if (!x || be_origin(x) != o || be_store(x) != s) {
+	if (!found) {
 		unpin_path(t, nodes, h);
 		return err_set(ENOENT, "b-tree: exception %llu/%llu not found",
 			       (unsigned long long)o, (unsigned long long)s);

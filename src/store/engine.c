@@ -359,20 +359,56 @@ static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_nee
 	return 0;
 }
 
-/* A b-tree walk from `first` must never return an earlier chunk.  Only a
- * forged or corrupt tree (every block checksummed and sorted, but a leaf
- * outside its parent's key range) can; refuse it instead of indexing in
- * front of the caller's array. */
-static int walk_out_of_order(uint64_t o, chunk_t first)
+/* Calls FN(ARG, entry) on every exception of origin chunks [first,
+ * first + count), in key order; if LEAVES is not NULL, adds the number of
+ * leaves the walk reaches to it (for the commit's room check).  A walk
+ * from `first` must never return an earlier chunk: only a forged or
+ * corrupt tree (every block checksummed and sorted, but a leaf outside its
+ * parent's key range) can, and it is refused instead of letting FN index
+ * in front of the caller's array.  */
+static int walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+		      void (*fn)(void *arg, const uint8_t *e), void *arg)
 {
-	return err_set(EIO, "corrupt b-tree: exception for chunk %llu met while walking from chunk %llu",
-		       (unsigned long long)o, (unsigned long long)first);
+	struct btree_cursor c;
+	uint64_t last_leaf = 0;
+	int ret = btree_seek(&s->tree, first, 0, &c);
+
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		if (leaves && c.leaf->blocknr != last_leaf) {
+			(*leaves)++;
+			last_leaf = c.leaf->blocknr;
+		}
+		uint64_t o = be_origin(e);
+		if (o >= first + count)
+			break;
+		if (o < first) {
+			ret = err_set(EIO, "corrupt b-tree: exception for chunk %llu met while walking from chunk %llu",
+				      (unsigned long long)o, (unsigned long long)first);
+			break;
+		}
+		fn(arg, e);
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	return ret < 0 ? ret : 0;
+}
+
+/* Pass 1 of an origin write: drop from need[] the snapshots an exception
+ * already serves.  */
+struct ow_walk { uint64_t *need; chunk_t first; uint32_t mw; };
+static void ow_visit(void *arg, const uint8_t *e)
+{
+	const struct ow_walk *w = arg;
+	uint64_t *nm = w->need + (be_origin(e) - w->first) * w->mw;
+
+	for (uint32_t k = 0; k < w->mw; k++)
+		nm[k] &= ~mask_word(e + BE_MASK, k);
 }
 
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
-	struct btree_cursor c;
 	uint32_t mw = s->mask_words, n = 0;
 	int ret;
 
@@ -389,29 +425,11 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	ret = store_scratch(s, (size_t)count * mw);
 	if (ret < 0)
 		return ret;
-	uint64_t *need = s->scratch, leaves = 1, last_leaf = 0;
+	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->live, mw * 8);
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		if (c.leaf->blocknr != last_leaf) {	/* the leaves this range spans */
-			leaves++;
-			last_leaf = c.leaf->blocknr;
-		}
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		uint64_t *nm = need + (o - first) * mw;
-		for (uint32_t w = 0; w < mw; w++)
-			nm[w] &= ~mask_word(e + BE_MASK, w);
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
+	struct ow_walk ow = { need, first, mw };
+	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++) {
@@ -457,6 +475,24 @@ struct sw_plan {
 	bool exclusive;		/* only live user of `cur` */
 };
 
+struct sw_walk { const struct store *s; struct sw_plan *plan; chunk_t first; uint32_t bit; };
+static void sw_visit(void *arg, const uint8_t *e)
+{
+	const struct sw_walk *w = arg;
+	uint32_t bit = w->bit;
+
+	if (!mask_test(e + BE_MASK, bit))
+		return;
+	bool others = false;
+	for (uint32_t k = 0; k < w->s->mask_words; k++) {
+		uint64_t m = mask_word(e + BE_MASK, k) & w->s->live[k];
+		if (k == bit / 64)
+			m &= ~(1ULL << (bit % 64));
+		others |= m != 0;
+	}
+	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others };
+}
+
 int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			 uint32_t count, chunk_t *dst,
 			 struct store_copy *copies, uint32_t *ncopies)
@@ -477,36 +513,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	if (ret < 0)
 		return ret;
 	struct sw_plan *plan = (struct sw_plan *)s->scratch;
-	uint64_t leaves = 1, last_leaf = 0;
+	uint64_t leaves = 1;
 	for (uint32_t i = 0; i < count; i++)
 		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		if (c.leaf->blocknr != last_leaf) {
-			leaves++;
-			last_leaf = c.leaf->blocknr;
-		}
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		if (mask_test(e + BE_MASK, bit)) {
-			bool others = false;
-			for (uint32_t w = 0; w < mw; w++) {
-				uint64_t m = mask_word(e + BE_MASK, w) & s->live[w];
-				if (w == bit / 64)
-					m &= ~(1ULL << (bit % 64));
-				others |= m != 0;
-			}
-			plan[o - first] = (struct sw_plan){ be_store(e), !others };
-		}
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
+	struct sw_walk sw = { s, plan, first, bit };
+	ret = walk_range(s, first, count, &leaves, sw_visit, &sw);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++)
@@ -555,11 +566,19 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	return 0;
 }
 
+struct sr_walk { chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; };
+static void sr_visit(void *arg, const uint8_t *e)
+{
+	const struct sr_walk *r = arg;
+
+	if (mask_word(e + BE_MASK, r->w) & r->bitm)
+		r->out[be_origin(e) - r->first] = be_store(e);
+}
+
 int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 			uint32_t count, chunk_t *out)
 {
-	struct btree_cursor c;
-	int slot, ret;
+	int slot;
 
 	if (first >= s->origin_chunks || count > s->origin_chunks - first)
 		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
@@ -589,20 +608,6 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 		}
 		/* ran off the leaf: the slow path redoes the range */
 	}
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		if (mask_word(e + BE_MASK, w) & bitm)
-			out[o - first] = be_store(e);
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
-	return ret < 0 ? ret : 0;
+	struct sr_walk sr = { out, first, w, bitm };
+	return walk_range(s, first, count, NULL, sr_visit, &sr);
 }
