@@ -290,7 +290,7 @@ static bool same_request(const struct store_snapshot *sn, const struct req *r)
 	       !memcmp(sn->req_id, r->m.u.snap_create.req_id, PROTO_REQ_ID_LEN);
 }
 
-static void snap_create(struct srv *s, struct req *r)
+void admin_snap_create(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	if (store_snapshot_find(s->st, r->m.u.snap_create.name, &sn) == 0) {
@@ -334,7 +334,7 @@ static void snap_create(struct srv *s, struct req *r)
 
 /* ---- delete, set --------------------------------------------------------- */
 
-static void snap_delete(struct srv *s, struct req *r)
+void admin_snap_delete(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	const char *name = r->m.u.snap_name.name;
@@ -368,7 +368,7 @@ static void snap_delete(struct srv *s, struct req *r)
 	commit_and_reply(s, r, &m);
 }
 
-static void snap_set(struct srv *s, struct req *r)
+void admin_snap_set(struct srv *s, struct req *r)
 {
 	const struct proto_snap_set *ss = &r->m.u.snap_set;
 	struct store_snapshot sn;
@@ -402,7 +402,7 @@ static void snap_set(struct srv *s, struct req *r)
 
 /* ---- list, status, changed ----------------------------------------------- */
 
-static void snap_list(struct srv *s, struct req *r)
+void admin_snap_list(struct srv *s, struct req *r)
 {
 	unsigned max = PROTO_MAX_SNAPSHOTS;
 	struct store_snapshot *sn = calloc(max, sizeof *sn);
@@ -443,7 +443,7 @@ static void snap_list(struct srv *s, struct req *r)
 	free(m.u.snap_list.s);
 }
 
-static void status(struct srv *s, struct req *r)
+void admin_status(struct srv *s, struct req *r)
 {
 	struct proto_msg m;
 	struct proto_status *st = &m.u.status;
@@ -487,7 +487,7 @@ static void status(struct srv *s, struct req *r)
 	srv_req_done(s, r);
 }
 
-static void changed(struct srv *s, struct req *r)
+void admin_changed(struct srv *s, struct req *r)
 {
 	const struct proto_changed *q = &r->m.u.changed;
 	struct store_snapshot a, b;
@@ -545,25 +545,6 @@ static void changed(struct srv *s, struct req *r)
 	free(rs->r);
 	free(buf);
 	srv_req_done(s, r);
-}
-
-void admin_process(struct srv *s, struct req *r)
-{
-	if (!r->c || r->c->dead) {
-		/* A create whose barrier already started is owned by it.  */
-		srv_req_done(s, r);
-		return;
-	}
-	switch (r->m.type) {
-	case PROTO_SNAP_CREATE:	snap_create(s, r); break;
-	case PROTO_SNAP_DELETE:	snap_delete(s, r); break;
-	case PROTO_SNAP_SET:	snap_set(s, r); break;
-	case PROTO_SNAP_LIST:	snap_list(s, r); break;
-	case PROTO_STATUS:	status(s, r); break;
-	case PROTO_CHANGED:	changed(s, r); break;
-	default:
-		reply_err(s, r, EOPNOTSUPP, "not an admin request");
-	}
 }
 
 /* ---- timer: barrier timeout, cleanup -------------------------------------- */

@@ -106,7 +106,7 @@ static int on_enospc(struct srv *s, struct req *r, uint32_t n)
 	return 0;
 }
 
-static void origin_write(struct srv *s, struct req *r)
+void dp_origin_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	uint64_t total;
@@ -215,7 +215,7 @@ static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
 		chunkset_sub(&c->locks, chunk, 1);
 }
 
-static void snap_read(struct srv *s, struct req *r)
+void dp_snap_read(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -287,7 +287,7 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 	return freed;
 }
 
-static void snap_read_done(struct srv *s, struct req *r)
+void dp_snap_read_done(struct srv *s, struct req *r)
 {
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
@@ -312,7 +312,7 @@ static void snap_read_done(struct srv *s, struct req *r)
  * chunk of the message has an exception (committed or being copied), the
  * whole message is refused with PROTO_STATUS_LOCK_STALE and none of its
  * locks is taken: the client restarts those reads.  */
-static void lock_upload(struct srv *s, struct req *r)
+void dp_lock_upload(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -359,7 +359,7 @@ static void lock_upload(struct srv *s, struct req *r)
 	reply_ok(s, r);
 }
 
-static void snap_write(struct srv *s, struct req *r)
+void dp_snap_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -463,30 +463,6 @@ retry:;
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
-}
-
-void dp_process(struct srv *s, struct req *r)
-{
-	if (!r->c || r->c->dead) {
-		srv_req_done(s, r);
-		return;
-	}
-	/* A snapshot answer renews the client's grant (proto.h): only while
-	 * our lease is certainly valid (origin writes check it last, after
-	 * their copy-outs).  */
-	if (r->m.type != PROTO_ORIGIN_WRITE && !srv_may_grant(s)) {
-		srv_park(s, r);
-		return;
-	}
-	switch (r->m.type) {
-	case PROTO_ORIGIN_WRITE:	origin_write(s, r); break;
-	case PROTO_SNAP_READ:		snap_read(s, r); break;
-	case PROTO_SNAP_READ_DONE:	snap_read_done(s, r); break;
-	case PROTO_LOCK_UPLOAD:		lock_upload(s, r); break;
-	case PROTO_SNAP_WRITE:		snap_write(s, r); break;
-	default:
-		reply_err(s, r, EOPNOTSUPP, "not a data path request");
-	}
 }
 
 static void release_all(struct srv *s, struct chunkset *held)

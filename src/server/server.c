@@ -319,10 +319,7 @@ static void reprocess(struct srv *s)
 				srv_req_done(s, r);
 				continue;
 			}
-			if (r->m.type >= PROTO_SNAP_CREATE)
-				admin_process(s, r);
-			else
-				dp_process(s, r);
+			route_process(s, r);
 		}
 		copy_flush(s);
 		commit_step(s);

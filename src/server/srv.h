@@ -2,7 +2,8 @@
  * src/server/srv.h - internal state of the metadata server, shared by its
  * files:
  *   server.c    election, start-up, the epoll loop, group commit, shutdown
- *   conn.c      sockets, handshake + authentication, framing, dispatch
+ *   conn.c      sockets, handshake + authentication, framing
+ *   route.c     what each volume may send and which handler takes it
  *   datapath.c  origin writes (copy-out), snapshot reads/writes, read locks
  *   copy.c      copy-out jobs on the async ioengine
  *   admin.c     snapshot create (barrier) / delete / list / set, status,
@@ -149,11 +150,8 @@ void conn_listen_init(struct srv *s);
 void conn_listen_done(struct srv *s);
 int conn_accept(struct srv *s);
 void conn_on_event(struct conn *c, uint32_t events);
-/* Queue a message for sending (best effort on dead connections).  */
-void conn_send(struct conn *c, const struct proto_msg *m);
-/* Queue a reply to REQ: status errnum (0 = success, body in *m).  */
-void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
-		      const char *why);
+/* Encode M into the output buffer (the socket side of conn_send).  */
+void conn_queue(struct conn *c, const struct proto_msg *m);
 /* Protocol error: log the reason and close this connection only.  */
 void conn_fail(struct conn *c, const char *why);
 void conn_close(struct conn *c);
@@ -165,6 +163,24 @@ void conn_flush_all(struct srv *s);
 void conn_reap(struct srv *s);
 /* Timer: close connections that did not finish the handshake in time. */
 void conn_tick(struct srv *s);
+
+/* ---- routing (route.c) ------------------------------------------------- */
+
+/* A message from a READY connection: an acknowledgement, or a request
+ * that the table allows this connection's volume (else EPERM; a type not
+ * in the table is a protocol error).  Takes ownership of M's contents.  */
+void route_message(struct conn *c, struct proto_msg *m);
+/* (Re)process request R, which route_message admitted.  Takes R.  */
+void route_process(struct srv *s, struct req *r);
+/* Queue a message for sending (best effort on dead connections); notes
+ * the grant a successful reply renews.  */
+void conn_send(struct conn *c, const struct proto_msg *m);
+/* Queue a reply to REQ: status errnum (0 = success, body in *m).  */
+void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
+		      const char *why);
+/* C was closed (dead): drop what the server keeps for it (grants, read
+ * locks, invalidation and barrier waits).  */
+void srv_conn_gone(struct srv *s, struct conn *c);
 
 /* ---- copy-out jobs (copy.c) -------------------------------------------- */
 
@@ -183,8 +199,13 @@ void copy_reap(struct srv *s);
 
 /* ---- data path (datapath.c) -------------------------------------------- */
 
-/* Handles one request from a READY connection.  Takes ownership of R. */
-void dp_process(struct srv *s, struct req *r);
+/* Request handlers (route.c's table).  Each takes ownership of R and
+ * either answers it or parks it.  */
+void dp_origin_write(struct srv *s, struct req *r);
+void dp_snap_read(struct srv *s, struct req *r);
+void dp_snap_read_done(struct srv *s, struct req *r);
+void dp_snap_write(struct srv *s, struct req *r);
+void dp_lock_upload(struct srv *s, struct req *r);
 /* Connection going away: its read locks are kept for grace_ms (the
  * client may be reconnecting and will re-upload them), then released. */
 void dp_conn_gone(struct srv *s, struct conn *c);
@@ -221,7 +242,13 @@ void inval_tick(struct srv *s);
 
 /* ---- admin (admin.c) ---------------------------------------------------- */
 
-void admin_process(struct srv *s, struct req *r);
+/* Request handlers (route.c's table), like dp_*.  */
+void admin_snap_create(struct srv *s, struct req *r);
+void admin_snap_delete(struct srv *s, struct req *r);
+void admin_snap_set(struct srv *s, struct req *r);
+void admin_snap_list(struct srv *s, struct req *r);
+void admin_status(struct srv *s, struct req *r);
+void admin_changed(struct srv *s, struct req *r);
 /* Barrier ack from an origin connection.  */
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
 /* Connection closed while a barrier waited for it.  */
