@@ -119,7 +119,7 @@ void dp_origin_write(struct srv *s, struct req *r)
 	 * into account), a deletion is not yet committed (a crash would
 	 * bring the snapshot back), clients may still re-upload read locks
 	 * (takeover), or the open batch is closing.  */
-	if (s->barrier_active || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
+	if (admin_barrier_active(s) || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -456,7 +456,7 @@ retry:;
 	 * heard: they could use an old location until their grant runs out. */
 	if (r->nmoved && srv_snap_grants_until(s, c->snap_id) > csnap_now_ms()) {
 		free(m.u.extents.e);
-		s->ghost_wait = true;
+		grants_wait(s);
 		srv_park(s, r);
 		return;
 	}
