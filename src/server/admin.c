@@ -25,6 +25,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -175,6 +176,8 @@ static void added_conn_gone(struct srv *s, struct conn *c);
 
 static void barrier_start(struct srv *s, struct req *r)
 {
+	/* One snapshot create at a time: a second one parks.  */
+	CSNAP_ASSERT(!s->admin->barrier_active && !s->admin->barrier_req && !s->admin->added_req);
 	s->admin->barrier_active = true;
 	s->admin->barrier_req = r;
 	s->admin->barrier_seq++;
@@ -207,6 +210,7 @@ void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq)
 {
 	if (!s->admin->barrier_active || c->barrier_seq != seq || seq != s->admin->barrier_seq)
 		return;		/* late ack of a barrier that was cut off */
+	CSNAP_ASSERT(s->admin->barrier_pending > 0);	/* C was counted in barrier_start */
 	c->barrier_seq = 0;
 	s->admin->barrier_pending--;
 }
@@ -214,6 +218,7 @@ void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq)
 void admin_barrier_conn_gone(struct srv *s, struct conn *c)
 {
 	if (s->admin->barrier_active && c->barrier_seq == s->admin->barrier_seq && c->barrier_seq) {
+		CSNAP_ASSERT(s->admin->barrier_pending > 0);
 		c->barrier_seq = 0;
 		s->admin->barrier_pending--;
 	}
@@ -230,6 +235,7 @@ static void added_finish(struct srv *s)
 {
 	struct req *r = s->admin->added_req;
 
+	CSNAP_ASSERT(r && !r->parked);
 	s->admin->added_req = NULL;
 	s->admin->added_pending = 0;
 	for (struct conn *c = s->conns; c; c = c->next)
@@ -271,6 +277,7 @@ void admin_added_ack(struct srv *s, struct conn *c, uint64_t id)
 {
 	if (!s->admin->added_req || !c->added_id || c->added_id != id)
 		return;		/* late: it was not waited for */
+	CSNAP_ASSERT(s->admin->added_pending > 0);	/* C was counted in added_start */
 	c->added_id = 0;
 	if (--s->admin->added_pending == 0)
 		added_finish(s);
@@ -279,6 +286,7 @@ void admin_added_ack(struct srv *s, struct conn *c, uint64_t id)
 static void added_conn_gone(struct srv *s, struct conn *c)
 {
 	if (s->admin->added_req && c->added_id) {
+		CSNAP_ASSERT(s->admin->added_pending > 0);
 		c->added_id = 0;
 		if (--s->admin->added_pending == 0)
 			added_finish(s);
@@ -323,6 +331,7 @@ void admin_poll(struct srv *s)
 	}
 	s->admin->grant_wait_logged = false;
 	struct req *r = s->admin->barrier_req;
+	CSNAP_ASSERT(r && !r->parked);	/* barrier_req is set while the barrier is */
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
 	uint32_t id;
 	int e = store_snapshot_create_req(s->st, sc->name, sc->priority,

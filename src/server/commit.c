@@ -48,7 +48,9 @@ void req_list_remove(struct req_list *l, struct req *r)
 	else
 		l->tail = r->prev;
 	r->next = r->prev = NULL;
+	CSNAP_ASSERT(l->n > 0);
 	l->n--;
+	r->parked = false;	/* `parked` means "on the waiting list" */
 }
 
 struct req *req_list_pop(struct req_list *l)
@@ -61,6 +63,10 @@ struct req *req_list_pop(struct req_list *l)
 
 void srv_park(struct srv *s, struct req *r)
 {
+	/* On one list at a time; a request whose reply waits for the
+	 * commit is on after_commit, never parked.  */
+	CSNAP_ASSERT(!r->parked && !r->reply);
+	CSNAP_ASSERT(!r->c || r->c->refs > 0);	/* its reference keeps C */
 	r->parked = true;
 	req_list_push(&s->waiting, r);
 }
@@ -72,7 +78,10 @@ void srv_kick(struct srv *s)
 
 void srv_req_done(struct srv *s, struct req *r)
 {
+	/* Freed only once off every list (else a dangling entry).  */
+	CSNAP_ASSERT(!r->parked && !r->next && !r->prev);
 	inval_req_gone(s, r);
+	CSNAP_ASSERT(r->inval_waiting == 0);
 	free(r->reply);
 	proto_msg_free(&r->m);
 	if (r->c)
@@ -156,6 +165,7 @@ ok:
 
 void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m)
 {
+	CSNAP_ASSERT(!r->parked && !r->reply);
 	r->reply = malloc(sizeof *r->reply);
 	if (!r->reply) {
 		conn_reply_error(r->c, &r->m, ENOMEM, "server out of memory");
@@ -188,6 +198,7 @@ int srv_commit_now(struct srv *s)
 			srv_fatal(s, r, err_get());
 			return r;
 		}
+		CSNAP_ASSERT(!store_txn_pending(s->st));
 		s->commits++;
 		s->stat_commits++;
 		s->txn_unsafe = false;
@@ -198,6 +209,7 @@ int srv_commit_now(struct srv *s)
 	copy_batch_done(s);
 	struct req *q;
 	while ((q = req_list_pop(&s->after_commit))) {
+		CSNAP_ASSERT(q->reply);	/* srv_reply_after_commit put it there */
 		conn_send(q->c, q->reply);
 		srv_req_done(s, q);
 	}
@@ -236,7 +248,8 @@ static void do_abort(struct srv *s)
 			req_list_push(&keep, q);
 		}
 	}
-	s->waiting = keep;
+	while ((q = req_list_pop(&keep)))
+		srv_park(s, q);
 	chunkset_clear(&s->busy);
 	s->txn_unsafe = false;
 	copy_batch_reset(s);
@@ -264,7 +277,6 @@ static void reprocess(struct srv *s)
 		memset(&s->waiting, 0, sizeof s->waiting);
 		struct req *r;
 		while ((r = req_list_pop(&l))) {
-			r->parked = false;
 			if (s->fatal) {
 				srv_req_done(s, r);
 				continue;

@@ -142,6 +142,7 @@ void conn_fail(struct conn *c, const char *why)
 
 void conn_put(struct conn *c)
 {
+	CSNAP_ASSERT(c->refs > 0);	/* every put matches a reference */
 	if (--c->refs == 0 && c->dead) {
 		proto_buf_free(&c->in);
 		proto_buf_free(&c->out);

@@ -17,6 +17,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -279,7 +280,10 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 			uint64_t chunk = rs->r[i].start + k;
 			uint32_t t = chunkset_sub(&c->locks, chunk, 1);
 			if (t) {
-				chunkset_sub(&s->locks, chunk, t);
+				/* s->locks is the sum of every holder's */
+				uint32_t g = chunkset_sub(&s->locks, chunk, t);
+				CSNAP_ASSERT(g == t);
+				(void)g;
 				freed += t;
 			}
 		}
@@ -460,6 +464,8 @@ retry:;
 		srv_park(s, r);
 		return;
 	}
+	/* invalidate.c: answered only once every other client forgot */
+	CSNAP_ASSERT(r->inval_waiting == 0);
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
@@ -472,7 +478,9 @@ static void release_all(struct srv *s, struct chunkset *held)
 	uint32_t n;
 	bool any = false;
 	while (chunkset_next(held, &pos, &key, &n)) {
-		chunkset_sub(&s->locks, key, n);
+		uint32_t g = chunkset_sub(&s->locks, key, n);
+		CSNAP_ASSERT(g == n);	/* s->locks is the sum of every holder's */
+		(void)g;
 		any = true;
 	}
 	chunkset_clear(held);

@@ -20,6 +20,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/clock.h"
 
 #include <stdlib.h>
@@ -87,6 +88,8 @@ void srv_grant_gone(struct srv *s, const struct conn *c)
 	if (c->volume == PROTO_VOL_ORIGIN) {
 		if (until > s->grants->grant_horizon_ms)
 			s->grants->grant_horizon_ms = until;
+		/* the horizon only moves later */
+		CSNAP_ASSERT(s->grants->grant_horizon_ms >= until);
 		return;
 	}
 	/* A passive connection never carried a data request: nothing was

@@ -131,6 +131,7 @@ static void drop_waits(struct srv *s, struct conn *c, uint64_t id, struct req *r
 			continue;
 		}
 		*p = iw->next;
+		CSNAP_ASSERT(iw->r->inval_waiting > 0);	/* counted in inval_send */
 		if (--iw->r->inval_waiting == 0)
 			kick = true;
 		free(iw);

@@ -50,6 +50,7 @@ void conn_queue(struct conn *c, const struct proto_msg *m)
 
 void conn_put(struct conn *c)
 {
+	assert_true(c->refs > 0);
 	if (--c->refs == 0 && c->dead) {
 		proto_buf_free(&c->in);
 		proto_buf_free(&c->out);
