@@ -183,15 +183,8 @@ static int turn(struct srv *s, int timeout_ms, uint64_t *last_tick)
 		*last_tick = now_ms();
 		tick(s, 1);	/* n % 4 != 0: no lease check */
 	}
-	if (!s->fatal) {
-		grace_check(s);
-		deferred_create_check(s);
-		copy_flush(s);
-		commit_step(s);
-		admin_poll(s);
-		reprocess(s);
-		copy_flush(s);
-	}
+	if (!s->fatal)
+		srv_turn_end(s);
 	conn_flush_all(s);
 	return n < 0 ? 0 : n;
 }
@@ -200,30 +193,28 @@ static bool busy(const struct srv *s)
 {
 	if (s->fatal)
 		return false;
-	return copy_pending(s) || s->jobs_inflight || s->after_commit.n ||
+	return copy_pending(s) || s->after_commit.n ||
 	       (store_txn_pending(s->st) && !s->lease_late);
 }
 
 static struct srv *master_start(uint8_t mode)
 {
-	struct srv *s = calloc(1, sizeof *s);
+	struct srv *s = malloc(sizeof *s);
 	struct store_open_opts so = { .cache_bytes = 1 << 20 };
+	struct server_opts o;
 
 	if (!s)
 		abort();
-	server_opts_defaults(&s->o);
-	s->o.store_path = img.path;
-	s->o.origin_path = origin_path;
-	s->o.host_id = 1;
-	s->o.node_name = "fuzz";
-	s->o.barrier_timeout_ms = 100;
-	s->o.store_full = mode & 0x40 ? STORE_FULL_FAIL : STORE_FULL_RELEASE;
-	s->o.cache_bytes = so.cache_bytes;
-	s->sigfd = s->timerfd = -1;
-	s->lm.sock = -1;
-	s->fdres.spare = -1;
-	chunkset_init(&s->locks);
-	chunkset_init(&s->busy);
+	server_opts_defaults(&o);
+	o.store_path = img.path;
+	o.origin_path = origin_path;
+	o.host_id = 1;
+	o.node_name = "fuzz";
+	o.barrier_timeout_ms = 100;
+	o.store_full = mode & 0x40 ? STORE_FULL_FAIL : STORE_FULL_RELEASE;
+	o.cache_bytes = so.cache_bytes;
+	if (srv_init(s, &o) < 0)
+		fi_die("srv_init");
 	s->epfd = g_epfd;
 	s->lfd = g_lfd;
 	s->listen_tag = &tag_listen;
@@ -254,10 +245,8 @@ static struct srv *master_start(uint8_t mode)
 static void master_stop(struct srv *s)
 {
 	copy_flush(s);
-	while (s->jobs_inflight)
-		if (io_engine_reap(s->eng, 1000) < 0)
-			break;
-	if (!s->copy_failed && !s->fatal)
+	copy_drain(s);
+	if (!copy_failed(s) && !s->fatal)
 		srv_commit_now(s);
 	conn_flush_all(s);
 	close_all_conns(s);
@@ -265,9 +254,7 @@ static void master_stop(struct srv *s)
 		   "connection counts left: %u, %u unidentified", s->nconns, s->nunident);
 	store_close(s->st);
 	conn_listen_done(s);
-	chunkset_free(&s->locks);
-	chunkset_free(&s->busy);
-	free(s->copyq);
+	srv_free(s);
 	free(s);
 }
 
@@ -470,8 +457,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (unsigned i = 0; i < nc; i++)
 			client_io(&c[i]);
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS,
-			   "connections not over after %d ms (%u open, %u copy jobs)",
-			   HANG_MS, s->nconns, s->jobs_inflight);
+			   "connections not over after %d ms (%u open, copies pending: %d)",
+			   HANG_MS, s->nconns, copy_pending(s));
 	}
 	master_stop(s);
 	for (unsigned i = 0; i < nc; i++) {
