@@ -503,8 +503,8 @@ int main(int argc, char **argv)
 	snprintf(scratch, sizeof scratch, "%s/store.restart.img", argv[1]);
 	printf("log: origin %zu writes %zu flushes, store %zu writes %zu flushes; %u snapshots\n",
 	       NW[0], NF[0], NW[1], NF[1], NS);
-	if (!NW[0] || !NF[0] || !NW[1] || !NF[1])
-		die("the log holds no writes or flushes of the origin or the store");
+	if (!NW[0] || !NW[1])
+		die("the log holds no writes of the origin or of the store");
 
 	/* The end state: every write, checked against the live files.  */
 	for (int i = 0; i < 2; i++) {
