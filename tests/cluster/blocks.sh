@@ -27,14 +27,17 @@
 #   blocks_stop_writers           stop the writers; fail if one saw an error
 #   blocks_verify [NODE]          every snapshot still in $CLUSTER_DIR/snaps
 #                                 and the origin, read on NODE (default 3)
-# blocks_cluster calls the function blocks_pre_agents, if the test defines
-# one, after mkstore and before any csnap daemon starts.
+# BLOCKS_WLOG=1: blocks_cluster calls wlog_start (tests/cluster/wlog.sh)
+# after mkstore, before any csnap daemon starts: every daemon logs its
+# writes for wlog_quiesce / wlog_stray_check / tests/tools/wlog_replay.
 # Invariant: a write's log line is written only after its acknowledgement,
 # so every line is a write the cluster promised to keep.
 
 BLOCKS=${BLOCKS:-16384}          # 64 MiB origin of 4 KiB blocks
 HALF=$((BLOCKS / 2))
 blocks_py=$src/tests/integration/cluster_blocks.py
+# shellcheck source=wlog.sh
+. "$src/tests/cluster/wlog.sh"
 
 mono() { $py -c 'import time; print(f"{time.monotonic():.6f}")'; }
 uri() { echo "nbd+unix:///$2?socket=$(export_sock "$1")"; }
@@ -55,7 +58,7 @@ blocks_cluster() {
   for l in "$@"; do
     for i in 1 2 3; do echo "$l" >>"$(node_conf "$i")"; done
   done
-  [ "$(type -t blocks_pre_agents)" = function ] && blocks_pre_agents
+  [ "${BLOCKS_WLOG:-0}" = 1 ] && wlog_start
   for i in 1 2 3; do node_spawn "$i" agent "$C" agent >/dev/null; done
   wait_for 60 _has_master || fail "no master"
   for i in 1 2 3; do start_export "$i" "$(export_sock "$i")" s; done

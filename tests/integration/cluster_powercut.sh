@@ -26,23 +26,9 @@ SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
 . "$src/tests/cluster/blocks.sh"
 echo "cluster_powercut: CUTS=$CUTS SEED=$SEED"
 
-blocks_pre_agents() {
-  cp --sparse=always "$CLUSTER_ORIGIN" "$CLUSTER_DIR/origin.init"
-  cp --sparse=always "$CLUSTER_STORE" "$CLUSTER_DIR/store.init"
-  mkdir "$CLUSTER_DIR/wlog"
-  export CSNAP_WRITELOG=$CLUSTER_DIR/wlog
-}
+BLOCKS_WLOG=1
 blocks_cluster
 d=$CLUSTER_DIR
-export -n CSNAP_WRITELOG    # the daemons have it; nothing started from here needs it
-# a process that may still write: one started with this run's write log
-logging_alive() {
-  local p
-  for p in /proc/[0-9]*; do
-    grep -qz "^CSNAP_WRITELOG=$d/wlog\$" "$p/environ" 2>/dev/null && return 0
-  done
-  return 1
-}
 : >"$d/deletes"
 blocks_writers
 wait_writes 300 || fail "writers do not progress"
@@ -69,11 +55,11 @@ cp "$d/snaps" "$d/allsnaps"
 sed -i '/^k1 /d' "$d/snaps"
 blocks_verify
 echo "flushes: node1 $(wc -l <"$d/w1.flush"), node2 $(wc -l <"$d/w2.flush")"
-for i in 1 2 3; do node_kill_procs "$i" TERM; done
-wait_for 20 eval '! logging_alive' || fail "daemons do not stop"
+wlog_quiesce
 no_sanitizer_reports
 check_store "$CLUSTER_ORIGIN"
 echo "write log: $(du -sh "$d/wlog" | cut -f1) in $(ls "$d/wlog" | wc -l) process logs"
+wlog_stray_check
 
 t0=$(now_ms)
 mkdir "$d/replay" "$d/badcuts"

@@ -27,7 +27,10 @@
  *     not begun is there; every snapshot there reads, block by block, what
  *     the origin held at its time (the last write acknowledged before its
  *     create began, or one started before it returned), and exactly what
- *     it reads once every logged write is applied (the run's end state);
+ *     it reads once every logged write is applied (the run's end state)
+ *     wherever it has been copied out (a chunk still on the origin is the
+ *     origin's block: a write in flight during the create and never
+ *     flushed is lost from both, and only the block check above applies);
  *   - every RESTART_EVERY-th cut also restarts: the images are copied, the
  *     engine opens the copy read-write (journal replay written home, as a
  *     new master does), closes it, and everything above is checked again.
@@ -59,7 +62,7 @@
 #define BS 4096
 #define MAXSNAP 256
 
-struct wr { int dev; uint64_t off, len; int64_t t0, t1; const uint8_t *data; };
+struct wr { int dev; uint32_t pid; uint64_t off, len; int64_t t0, t1; const uint8_t *data; };
 struct fl { int dev; int64_t t0, t1; };
 struct cw { uint64_t seq; int64_t ts, ta; };		/* a client write */
 struct blk { struct cw *w; size_t n, cap; };		/* writes of a block, by seq */
@@ -72,7 +75,7 @@ static struct blk *B; static uint64_t NBLK;
 static struct snap S[MAXSNAP]; static unsigned NS;
 static struct flog FL[8]; static unsigned NFL;
 static const char *IMG[2], *LIVE[2];
-static long failures, checked_required, checked_snaps;
+static long failures, checked_required, checked_snaps, origin_lost_both;
 
 static void die(const char *what) { fprintf(stderr, "wlog_replay: %s\n", what); exit(2); }
 static int64_t secs_ns(double s) { return (int64_t)(s * 1e9 + (s < 0 ? -0.5 : 0.5)); }
@@ -144,7 +147,7 @@ static void read_logs(const char *dir)
 			} else if (map[h.dev] == -2) {
 				die("a log record names a device with no DEV record");
 			} else if (map[h.dev] >= 0 && h.type == IO_WLOG_WRITE) {
-				struct wr w = { map[h.dev], h.off, h.len, h.t0, h.t1, p + pos + sizeof h };
+				struct wr w = { map[h.dev], h.pid, h.off, h.len, h.t0, h.t1, p + pos + sizeof h };
 				push((void **)&W[w.dev], &NW[w.dev], &cap[w.dev], &w, sizeof w);
 			} else if (map[h.dev] >= 0 && h.type == IO_WLOG_FLUSH) {
 				struct fl f = { map[h.dev], h.t0, h.t1 };
@@ -384,8 +387,16 @@ static long check_state(const char *paths[2], int64_t T, bool final, const char 
 					BAD("snapshot %s block %" PRIu64 " is not an intact block", sn->name, b);
 					continue;
 				}
+				/* Copied out, a chunk never changes again.  On the
+				 * origin it is the origin's block, which may have
+				 * lost a write that was in flight at the create and
+				 * never flushed (lost from both: the snapshot is
+				 * crash-consistent with the origin); the model
+				 * check below still bounds it.  */
 				if (final)
 					sn->final[b] = seq;
+				else if (sn->final && loc == STORE_ON_ORIGIN && sn->final[b] != seq)
+					origin_lost_both++;
 				else if (sn->final && sn->final[b] != seq)
 					BAD("snapshot %s block %" PRIu64 " holds seq %" PRIu64 ", at the end %"
 					    PRIu64, sn->name, b, seq, sn->final[b]);
@@ -462,9 +473,90 @@ static long compare_live(uint64_t lease_lo, uint64_t lease_hi)
 	return diff;
 }
 
+
+/* ---- -S: stray origin writes -------------------------------------------- */
+
+static int by_t0_idx(const void *a, const void *b)
+{
+	const struct wr *x = &W[0][*(const size_t *)a], *y = &W[0][*(const size_t *)b];
+	return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
+}
+
+/* Every origin write, against the store as every write completed before
+ * it was issued left it (the master answers a query only after its commit
+ * completed, so that commit is in that state): a chunk some live snapshot
+ * still reads from the origin must not be written.  */
+static int stray_check(const char *store_init)
+{
+	struct store_open_opts o = { .readonly = true, .cache_bytes = 16u << 20 };
+	struct store_snapshot list[MAXSNAP];
+	struct store_info info;
+	struct store *st = NULL;
+	size_t *idx = malloc(sizeof *idx * (NW[0] ? NW[0] : 1)), sp = 0;
+	uint64_t dlo, dhi;
+	long states = 0, stray = 0;
+	int fd, nlist = 0;
+	bool dirty = true;
+
+	copy_file(store_init, IMG[1]);
+	if (!idx || (fd = open(IMG[1], O_RDWR)) < 0)
+		die("stray check setup");
+	if (store_open(IMG[1], &o, &st) < 0)
+		die("the initial store does not open");
+	store_get_info(st, &info);
+	dlo = store_chunk_offset(st, 0);
+	dhi = store_chunk_offset(st, info.data_chunks - 1) + info.chunk_size;
+	store_close(st);
+	st = NULL;
+	for (size_t k = 0; k < NW[0]; k++)
+		idx[k] = k;
+	qsort(idx, NW[0], sizeof *idx, by_t0_idx);
+	for (size_t k = 0; k < NW[0]; k++) {
+		const struct wr *w = &W[0][idx[k]];
+		uint64_t c0 = w->off / info.chunk_size, c1 = (w->off + w->len - 1) / info.chunk_size;
+
+		for (; sp < NW[1] && W[1][sp].t1 < w->t0; sp++) {
+			put(fd, W[1][sp].data, W[1][sp].len, W[1][sp].off);
+			dirty |= W[1][sp].off < dlo || W[1][sp].off >= dhi;
+		}
+		if (dirty) {
+			store_close(st);
+			if (store_open(IMG[1], &o, &st) < 0)
+				die("the store does not open at an origin write");
+			nlist = store_snapshot_list(st, list, MAXSNAP);
+			if (nlist < 0 || nlist > MAXSNAP)
+				die("snapshot list");
+			dirty = false;
+			states++;
+		}
+		for (int i = 0; i < nlist; i++) {
+			if (!(list[i].flags & STORE_SNAP_LIVE))
+				continue;
+			for (uint64_t c = c0; c <= c1 && c < list[i].origin_chunks; c++) {
+				chunk_t loc;
+
+				if (store_snapshot_read(st, list[i].id, c, 1, &loc) < 0)
+					die("snapshot lookup");
+				if (loc == STORE_ON_ORIGIN && stray++ < 10)
+					fprintf(stderr, "  stray write: origin write of %" PRIu64 " bytes at %"
+						PRIu64 " (pid %u, t=%.6f) into chunk %" PRIu64 " of snapshot %s,"
+						" which still reads it from the origin\n", w->len, w->off,
+						w->pid, (double)w->t0 / 1e9, c, list[i].name);
+			}
+		}
+	}
+	store_close(st);
+	close(fd);
+	free(idx);
+	printf("stray check: %zu origin writes against %ld store states: %ld stray\n",
+	       NW[0], states, stray);
+	return stray ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned cuts = 200, seed = 1, restart_every = 10;
+	bool stray = false;
 	const char *keep = NULL;
 	int opt, fd[2];
 	size_t dp[2] = { 0, 0 }, fp[2] = { 0, 0 };
@@ -474,8 +566,9 @@ int main(int argc, char **argv)
 	char scratch[4096], path[2][4096];
 	struct store_info info;
 
-	while ((opt = getopt(argc, argv, "n:s:r:k:")) != -1) {
-		if (opt == 'n') cuts = (unsigned)atoi(optarg);
+	while ((opt = getopt(argc, argv, "Sn:s:r:k:")) != -1) {
+		if (opt == 'S') stray = true;
+		else if (opt == 'n') cuts = (unsigned)atoi(optarg);
 		else if (opt == 's') seed = (unsigned)strtoul(optarg, NULL, 0);
 		else if (opt == 'r') restart_every = (unsigned)atoi(optarg);
 		else if (opt == 'k') keep = optarg;
@@ -483,11 +576,22 @@ int main(int argc, char **argv)
 	}
 	argv += optind;
 	argc -= optind;
+	log_set_level(LOG_LEVEL_WARN);
+	if (stray) {
+		if (argc != 5)
+			die("usage: wlog_replay -S LOGDIR WORKDIR ORIGIN STORE STORE_INIT");
+		LIVE[0] = argv[2];
+		LIVE[1] = argv[3];
+		snprintf(path[1], sizeof path[1], "%s/store.img", argv[1]);
+		IMG[1] = path[1];
+		read_logs(argv[0]);
+		qsort(W[1], NW[1], sizeof *W[1], by_t1_w);
+		return stray_check(argv[4]);
+	}
 	if (argc < 10 || sodium_init() < 0)
 		die("usage: wlog_replay [-n CUTS] [-s SEED] [-r RESTART_EVERY] [-k KEEPDIR] LOGDIR "
 		    "WORKDIR ORIGIN ORIGIN_INIT STORE STORE_INIT BLOCKS SNAPS DELETES "
 		    "WRITELOG,FLUSHLOG...");
-	log_set_level(LOG_LEVEL_WARN);
 	srand(seed);
 	LIVE[0] = argv[2];
 	LIVE[1] = argv[4];
@@ -631,7 +735,9 @@ int main(int argc, char **argv)
 			break;
 	}
 	printf("%u cuts (%ld with a restart): %ld unflushed writes applied (%ld torn), "
-	       "%ld flushed blocks and %ld snapshots checked, %ld bad cuts, %ld problems\n",
-	       cuts, restarts, vol, torn, checked_required, checked_snaps, badcuts, failures);
+	       "%ld flushed blocks and %ld snapshots checked (%ld snapshot blocks on the "
+	       "origin lost, with the origin, a write unflushed at the create), "
+	       "%ld bad cuts, %ld problems\n", cuts, restarts, vol, torn, checked_required,
+	       checked_snaps, origin_lost_both, badcuts, failures);
 	return badcuts ? 1 : 0;
 }
