@@ -162,8 +162,12 @@ demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh $(BUILD)
 
+# `make bench [BENCH_QUICK=1]`: every benchmark against its peers in one
+# run; writes bench/results/ (latest.md, latest.json, plots) and the
+# README's generated performance table (bench/run.sh, bench/README.md).
 bench: all
-	@echo "benchmarks: see bench/README.md"
+	@bash scripts/install-deps.sh bench
+	BENCH_QUICK=$(BENCH_QUICK) bash bench/run.sh $(BUILD)
 
 # `make install [PREFIX=/usr] [DESTDIR=...]`: the binary, man pages, udev
 # rules, systemd units and bash completion; unit and rule files name the

@@ -17,6 +17,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -106,7 +107,7 @@ static int on_enospc(struct srv *s, struct req *r, uint32_t n)
 	return 0;
 }
 
-static void origin_write(struct srv *s, struct req *r)
+void dp_origin_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	uint64_t total;
@@ -119,7 +120,7 @@ static void origin_write(struct srv *s, struct req *r)
 	 * into account), a deletion is not yet committed (a crash would
 	 * bring the snapshot back), clients may still re-upload read locks
 	 * (takeover), or the open batch is closing.  */
-	if (s->barrier_active || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
+	if (admin_barrier_active(s) || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -215,7 +216,7 @@ static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
 		chunkset_sub(&c->locks, chunk, 1);
 }
 
-static void snap_read(struct srv *s, struct req *r)
+void dp_snap_read(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -279,7 +280,10 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 			uint64_t chunk = rs->r[i].start + k;
 			uint32_t t = chunkset_sub(&c->locks, chunk, 1);
 			if (t) {
-				chunkset_sub(&s->locks, chunk, t);
+				/* s->locks is the sum of every holder's */
+				uint32_t g = chunkset_sub(&s->locks, chunk, t);
+				CSNAP_ASSERT(g == t);
+				(void)g;
 				freed += t;
 			}
 		}
@@ -287,7 +291,7 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 	return freed;
 }
 
-static void snap_read_done(struct srv *s, struct req *r)
+void dp_snap_read_done(struct srv *s, struct req *r)
 {
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
@@ -312,7 +316,7 @@ static void snap_read_done(struct srv *s, struct req *r)
  * chunk of the message has an exception (committed or being copied), the
  * whole message is refused with PROTO_STATUS_LOCK_STALE and none of its
  * locks is taken: the client restarts those reads.  */
-static void lock_upload(struct srv *s, struct req *r)
+void dp_lock_upload(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -359,7 +363,7 @@ static void lock_upload(struct srv *s, struct req *r)
 	reply_ok(s, r);
 }
 
-static void snap_write(struct srv *s, struct req *r)
+void dp_snap_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
@@ -456,37 +460,15 @@ retry:;
 	 * heard: they could use an old location until their grant runs out. */
 	if (r->nmoved && srv_snap_grants_until(s, c->snap_id) > csnap_now_ms()) {
 		free(m.u.extents.e);
-		s->ghost_wait = true;
+		grants_wait(s);
 		srv_park(s, r);
 		return;
 	}
+	/* invalidate.c: answered only once every other client forgot */
+	CSNAP_ASSERT(r->inval_waiting == 0);
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
-}
-
-void dp_process(struct srv *s, struct req *r)
-{
-	if (!r->c || r->c->dead) {
-		srv_req_done(s, r);
-		return;
-	}
-	/* A snapshot answer renews the client's grant (proto.h): only while
-	 * our lease is certainly valid (origin writes check it last, after
-	 * their copy-outs).  */
-	if (r->m.type != PROTO_ORIGIN_WRITE && !srv_may_grant(s)) {
-		srv_park(s, r);
-		return;
-	}
-	switch (r->m.type) {
-	case PROTO_ORIGIN_WRITE:	origin_write(s, r); break;
-	case PROTO_SNAP_READ:		snap_read(s, r); break;
-	case PROTO_SNAP_READ_DONE:	snap_read_done(s, r); break;
-	case PROTO_LOCK_UPLOAD:		lock_upload(s, r); break;
-	case PROTO_SNAP_WRITE:		snap_write(s, r); break;
-	default:
-		reply_err(s, r, EOPNOTSUPP, "not a data path request");
-	}
 }
 
 static void release_all(struct srv *s, struct chunkset *held)
@@ -496,7 +478,9 @@ static void release_all(struct srv *s, struct chunkset *held)
 	uint32_t n;
 	bool any = false;
 	while (chunkset_next(held, &pos, &key, &n)) {
-		chunkset_sub(&s->locks, key, n);
+		uint32_t g = chunkset_sub(&s->locks, key, n);
+		CSNAP_ASSERT(g == n);	/* s->locks is the sum of every holder's */
+		(void)g;
 		any = true;
 	}
 	chunkset_clear(held);
