@@ -133,11 +133,16 @@ check: deps
 
 # Longer soaks (issue 9): KILLS (default 200) kill -9 of the master under the
 # verified 3-node workload, with snapshot creates and deletes, export and
-# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them).
+# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them); then
+# CUTS (default 3000) whole-cluster power cuts replayed from a recorded run
+# (tests/integration/cluster_powercut.sh; `make check` replays 300).
 KILLS ?= 200
+CUTS ?= 3000
 check-long: all
 	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 KILLS=$(KILLS) \
 	  bash tests/long/kill_soak.sh
+	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 CUTS=$(CUTS) \
+	  bash tests/integration/cluster_powercut.sh
 
 check-unit: all
 	tests/run.sh $(BUILD) unit
