@@ -30,6 +30,41 @@
 #define DP_PIECE	4096	/* chunks handed to the engine per call */
 #define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
 
+/* This file's state (struct srv points at it).  */
+struct dp_state {
+	/* read locks of connections that went away, kept for grace_ms */
+	struct lock_orphan *orphans;
+	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
+};
+
+/* The locks of a dropped connection, until it re-uploads them.  */
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
+
+int dp_init(struct srv *s)
+{
+	s->dp = calloc(1, sizeof *s->dp);
+	return s->dp ? 0 : -ENOMEM;
+}
+
+void dp_free(struct srv *s)
+{
+	if (!s->dp)
+		return;
+	/* dp_tick() while stopping released them all.  */
+	CSNAP_ASSERT(!s->dp->orphans);
+	free(s->dp);
+	s->dp = NULL;
+}
+
+uint64_t dp_locks_refused(const struct srv *s)
+{
+	return s->dp->stat_locks_refused;
+}
+
 static struct store_copy dp_copies[DP_PIECE];
 static chunk_t dp_chunks[DP_PIECE];
 
@@ -348,7 +383,7 @@ void dp_lock_upload(struct srv *s, struct req *r)
 					 (unsigned long long)(first + j));
 				log_info("client %s: refused %llu re-uploaded read locks (%s)",
 					 c->peer, (unsigned long long)total, why);
-				s->stat_locks_refused++;
+				s->dp->stat_locks_refused++;
 				reply_err(s, r, PROTO_STATUS_LOCK_STALE, why);
 				return;
 			}
@@ -506,8 +541,8 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 	o->locks = c->locks;
 	chunkset_init(&c->locks);
 	o->expires_ms = csnap_now_ms() + s->o.grace_ms;
-	o->next = s->orphans;
-	s->orphans = o;
+	o->next = s->dp->orphans;
+	s->dp->orphans = o;
 	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
 		 c->peer, o->locks.used, s->o.grace_ms);
 }
@@ -515,7 +550,7 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 void dp_tick(struct srv *s)
 {
 	int64_t now = csnap_now_ms();
-	struct lock_orphan **p = &s->orphans;
+	struct lock_orphan **p = &s->dp->orphans;
 	while (*p) {
 		struct lock_orphan *o = *p;
 		if (o->expires_ms > now && !s->stopping) {
