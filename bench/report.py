@@ -158,6 +158,15 @@ if prof:
         md.append("| %s | %s | " % (j, t) + " | ".join(v.get(k, "-") for k, _ in keys) + " |")
         js.setdefault("profile", {}).setdefault(j, {})[t] = v
     md.append("")
+    for j in ("randwrite4k", "write1m"):
+        c, lim = prof.get((j, "csnap-file")), prof.get((j, "limit"))
+        if c and lim:
+            summary.append(("where the time goes, %s (per request)" % j,
+                            "export CPU %s us + NBD client CPU %s us (the limit's whole I/O: %s us); "
+                            "export waiting for a CPU %s us; %s wakeups, %s syscalls" %
+                            (c.get("export_us"), c.get("client_us"), lim.get("client_us"),
+                             c.get("export_wait_us"), c.get("export_wakeups"), c.get("export_syscalls")),
+                            "", ""))
 
 # --- first writes ------------------------------------------------------------
 if fw:
