@@ -131,7 +131,7 @@ int evloop_watch_add(struct evloop *lp, struct evloop_watch *w, int fd, uint32_t
 		     evloop_fd_fn fn, void *arg)
 {
 	struct epoll_event ev = { .events = events };
-	uint32_t slot;
+	uint32_t slot = SLOT_NONE;
 	int rc;
 
 	CSNAP_ASSERT(!w->active);
@@ -343,10 +343,13 @@ int evloop_run_once(struct evloop *lp, int max_wait_ms)
 		struct evloop_watch *w;
 
 		CSNAP_ASSERT(slot < lp->nslots);
-		if (lp->slots[slot].gen != gen)
-			continue;	/* deleted during this batch */
 		w = lp->slots[slot].w;
-		CSNAP_ASSERT(w && w->active && w->slot == slot);
+		/* Another generation: deleted during this batch.  The same
+		 * generation always has its watch (deleting bumps it).  */
+		CSNAP_ASSERT(lp->slots[slot].gen != gen || w);
+		if (lp->slots[slot].gen != gen || !w)
+			continue;
+		CSNAP_ASSERT(w->active && w->slot == slot);
 		w->fn(w->arg, evs[i].events);
 	}
 	run_timers(lp);
