@@ -133,11 +133,16 @@ check: deps
 
 # Longer soaks (issue 9): KILLS (default 200) kill -9 of the master under the
 # verified 3-node workload, with snapshot creates and deletes, export and
-# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them).
+# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them); then
+# CUTS (default 3000) whole-cluster power cuts replayed from a recorded run
+# (tests/integration/cluster_powercut.sh; `make check` replays 300).
 KILLS ?= 200
+CUTS ?= 3000
 check-long: all
 	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 KILLS=$(KILLS) \
 	  bash tests/long/kill_soak.sh
+	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 CUTS=$(CUTS) \
+	  bash tests/integration/cluster_powercut.sh
 
 check-unit: all
 	tests/run.sh $(BUILD) unit
@@ -162,8 +167,12 @@ demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh $(BUILD)
 
+# `make bench [BENCH_QUICK=1]`: every benchmark against its peers in one
+# run; writes bench/results/ (latest.md, latest.json, plots) and the
+# README's generated performance table (bench/run.sh, bench/README.md).
 bench: all
-	@echo "benchmarks: see bench/README.md"
+	@bash scripts/install-deps.sh bench
+	BENCH_QUICK=$(BENCH_QUICK) bash bench/run.sh $(BUILD)
 
 # `make install [PREFIX=/usr] [DESTDIR=...]`: the binary, man pages, udev
 # rules, systemd units and bash completion; unit and rule files name the

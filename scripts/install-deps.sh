@@ -2,6 +2,10 @@
 # Installs every Debian package csnap needs to build, test and demo.
 # Idempotent and quiet when nothing is missing: both `make demo` and
 # `make check` call it first, so a fresh Debian 12 machine needs nothing else.
+#
+#   scripts/install-deps.sh [bench]
+# `bench` (what `make bench` runs) also installs the benchmarks' own tools,
+# which neither the build nor `make check` needs.
 set -euo pipefail
 
 PACKAGES=(
@@ -19,6 +23,12 @@ PACKAGES=(
   linux-image-amd64 qemu-system-x86 busybox-static
   udev dmsetup kmod cpio mount
 )
+if [ "${1:-}" = bench ]; then
+  PACKAGES+=(
+    # make bench: the PNG plots of bench/results/ (pngcairo terminal)
+    gnuplot-nox
+  )
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_CONF "/etc/csnap/csnap.conf"
 #define CALL_MIN_MS	120000
 
 int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
@@ -112,17 +111,9 @@ static void say_wait(void *arg, const char *why)
 static int connect_once(const struct admin_args *a, struct admin_conn *ac, int timeout_ms)
 {
 	static struct config cfg;	/* large: keep it off the stack */
-	const char *conf = a->conf;
 
-	config_defaults(&cfg);
-	if (!conf && getenv("CSNAP_CONF"))
-		conf = getenv("CSNAP_CONF");
-	if (conf || access(DEFAULT_CONF, R_OK) == 0) {
-		if (!conf)
-			conf = DEFAULT_CONF;
-		if (config_load(conf, &cfg) < 0)
-			return -EINVAL;	/* final: the message is set */
-	}
+	if (config_load_default(a->conf, &cfg) < 0)
+		return -EINVAL;	/* final: the message is set */
 	const struct config_store *cs = config_find_store(&cfg, a->args[0]);
 	snprintf(ac->store, sizeof ac->store, "%s", cs ? cs->device : a->args[0]);
 

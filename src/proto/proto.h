@@ -51,6 +51,8 @@
 #define PROTO_MAGIC		0x3143505250534e43ULL	/* "CNSPRPC1" */
 #define PROTO_VERSION		1
 #define PROTO_VERSION_MIN	1
+/* Header field offsets (the layout above).  */
+enum { PH_TYPE = 0, PH_FLAGS = 2, PH_LEN = 4, PH_ID = 8, PH_CRC = 16, PH_RESERVED = 20 };
 #define PROTO_HDR_SIZE		24
 #define PROTO_MAX_PAYLOAD	(1u << 20)	/* 1 MiB */
 #define PROTO_NONCE_LEN		32
