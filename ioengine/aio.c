@@ -347,6 +347,8 @@ void io_engine_pump(struct io_engine *eng)
 				io_req_finish_later(eng, req, -EKEYEXPIRED);
 				continue;
 			}
+			if (!req->t0)
+				req->t0 = io_wlog_t0(req->dev);
 			prep_iocb(eng, req);
 			eng->iocbs[n++] = &req->iocb;
 		}
@@ -415,9 +417,9 @@ static void req_complete(struct io_engine *eng, struct io_req *req)
 	all_remove(eng, req);
 	if (result >= 0) {
 		if (req->type == IO_REQ_WRITE)
-			io_dev_record_write(req->dev, req->buf, req->len, req->off);
+			io_dev_record_write(req->dev, req->buf, req->len, req->off, req->t0);
 		else if (req->type == IO_REQ_FLUSH)
-			io_dev_record_flush(req->dev);
+			io_dev_record_flush(req->dev, req->t0);
 	}
 	/* A finished write may let flushes queued behind it go.  */
 	if (req->type == IO_REQ_WRITE && eng->nflush_wait)

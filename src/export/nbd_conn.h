@@ -74,10 +74,10 @@ struct nbd_req {
 
 struct nbd_conn {
 	struct nbd_server *srv;
-	struct loop *lp;
-	struct loop_watch watch;
-	struct loop_deferred kick;	/* flush output, resume input */
-	struct loop_timer hs_timer;	/* handshake must finish in time */
+	struct evloop *lp;
+	struct evloop_watch watch;
+	struct evloop_deferred kick;	/* flush output, resume input */
+	struct evloop_timer hs_timer;	/* handshake must finish in time */
 	int fd;
 	char peer[80];
 	enum nbd_conn_state state;

@@ -41,6 +41,22 @@ void snap_op_release(struct sop *op)
 	free(op);
 }
 
+/* One release ack (or failure) is in: when it was the last one, decide
+ * what the locks are now and return true.  */
+static bool release_settled(struct sop *op)
+{
+	if (--op->releasing)
+		return false;
+	if (op->release_failed) {
+		op->release_failed = false;
+		if (!op->stale)
+			op->unconfirmed = true;
+	} else if (!op->stale) {
+		op->held_from = op->nlocked;	/* released, and held until then */
+	}
+	return true;
+}
+
 static void release_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
 	struct srelease *u = (struct srelease *)rq;
@@ -59,16 +75,7 @@ static void release_done(struct sreq *rq, const struct proto_msg *reply, int err
 	} else {
 		grant_renew(&sv->grant, sent_ns);
 	}
-	if (--op->releasing)
-		return;
-	if (op->release_failed) {
-		op->release_failed = false;
-		if (!op->stale)
-			op->unconfirmed = true;
-	} else if (!op->stale) {
-		op->held_from = op->nlocked;	/* released, and held until then */
-	}
-	if (op->ended && !op->unconfirmed && !op->uploads)
+	if (release_settled(op) && op->ended && !op->unconfirmed && !op->uploads)
 		snap_op_end(op);
 }
 
@@ -96,16 +103,7 @@ void snap_release_confirm(struct sop *op)
 		op->releasing++;
 		session_send_once(sv->sess, &u->rq);
 	}
-	if (--op->releasing)
-		return;
-	/* Every ack (or failure) came at once.  */
-	if (op->release_failed) {
-		op->release_failed = false;
-		if (!op->stale)
-			op->unconfirmed = true;
-	} else if (!op->stale) {
-		op->held_from = op->nlocked;
-	}
+	release_settled(op);	/* true if every ack (or failure) came at once */
 }
 
 /* The session is gone for good: requests waiting for a lock verdict

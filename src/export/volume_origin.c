@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct oquery;
 
@@ -69,6 +70,7 @@ struct origin_vol {
 	struct grant grant;		/* the bitmap and admitted writes count
 					 * only while it lasts (grant.h) */
 	uint64_t queries_sent, bitmap_hits, grant_refused;
+	const char *test_stray;		/* $CSNAP_TEST_STRAY_FILE (see origin_write) */
 };
 
 /* ioengine gate: asked right before the write goes to the kernel.  */
@@ -276,6 +278,15 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 			m1 = c;
 		}
 	}
+	/* Test fault (proves the fencing tests' stray-write check,
+	 * tests/integration/wlog_stray.sh): once the file named by
+	 * CSNAP_TEST_STRAY_FILE exists, the next write that should ask the
+	 * master goes straight to the disk, and the file is removed.  */
+	if (m0 != UINT64_MAX && ov->test_stray && unlink(ov->test_stray) == 0) {
+		log_warn("origin: TEST FAULT: writing %llu bytes at %llu without asking the master",
+			 (unsigned long long)req->len, (unsigned long long)req->off);
+		m0 = UINT64_MAX;
+	}
 	if (m0 == UINT64_MAX) {
 		ov->bitmap_hits++;
 		admitted_write(ov, w);
@@ -397,6 +408,7 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 	ov->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
 	ov->vol.refs = 1;
 	grant_init(&ov->grant, env->lp);
+	ov->test_stray = getenv("CSNAP_TEST_STRAY_FILE");
 	rc = chunk_bitmap_init(&ov->unique, (env->origin_size + env->chunk_size - 1) >> env->chunk_shift);
 	if (rc < 0) {
 		free(ov);

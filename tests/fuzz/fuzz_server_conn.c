@@ -7,9 +7,10 @@
  * engine on a scratch file and real copy-outs on the async I/O engine.
  *
  * Only sanlock is left out: the master lease is taken as held and valid
- * and the loop's ticks skip the lease check; or, per input, as expired,
- * when the first commit or grant asks sanlock, finds no answer and the
- * master stops at once with the connection open (srv_fatal).
+ * and the loop's ticks skip the lease check; or, per input, valid for
+ * 50 ms only: then the next commit or grant asks sanlock, finds no
+ * answer, and the master stops at once with the connections open
+ * (srv_fatal; like serve(), the harness then stops driving the loop).
  * To drive the loop turn the way serve() does, this file includes
  * src/server/server.c and calls its static steps (the archive's server.o
  * is then not linked); a change to those steps must be mirrored in
@@ -27,7 +28,7 @@
  *           BARRIER / INVALIDATE / SNAP_ADDED; bit 4: send the whole
  *           stream at once (else one message, then the loop runs until
  *           the master is quiet); bit 5: lock re-upload window open;
- *           bit 6: store-full policy "fail"; bit 7: lease expired
+ *           bit 6: store-full policy "fail"; bit 7: lease valid 50 ms
  *   byte 1  bits 0-4: piece size for sending (0: whole messages);
  *           bits 5-7: a second client connection and its handshake (as
  *           bits 0-2 of byte 0; 0: none), for what one client's request
@@ -182,15 +183,8 @@ static int turn(struct srv *s, int timeout_ms, uint64_t *last_tick)
 		*last_tick = now_ms();
 		tick(s, 1);	/* n % 4 != 0: no lease check */
 	}
-	if (!s->fatal) {
-		grace_check(s);
-		deferred_create_check(s);
-		copy_flush(s);
-		commit_step(s);
-		admin_poll(s);
-		reprocess(s);
-		copy_flush(s);
-	}
+	if (!s->fatal)
+		srv_turn_end(s);
 	conn_flush_all(s);
 	return n < 0 ? 0 : n;
 }
@@ -199,30 +193,28 @@ static bool busy(const struct srv *s)
 {
 	if (s->fatal)
 		return false;
-	return copy_pending(s) || s->jobs_inflight || s->after_commit.n ||
+	return copy_pending(s) || s->after_commit.n ||
 	       (store_txn_pending(s->st) && !s->lease_late);
 }
 
 static struct srv *master_start(uint8_t mode)
 {
-	struct srv *s = calloc(1, sizeof *s);
+	struct srv *s = malloc(sizeof *s);
 	struct store_open_opts so = { .cache_bytes = 1 << 20 };
+	struct server_opts o;
 
 	if (!s)
 		abort();
-	server_opts_defaults(&s->o);
-	s->o.store_path = img.path;
-	s->o.origin_path = origin_path;
-	s->o.host_id = 1;
-	s->o.node_name = "fuzz";
-	s->o.barrier_timeout_ms = 100;
-	s->o.store_full = mode & 0x40 ? STORE_FULL_FAIL : STORE_FULL_RELEASE;
-	s->o.cache_bytes = so.cache_bytes;
-	s->sigfd = s->timerfd = -1;
-	s->lm.sock = -1;
-	s->fdres.spare = -1;
-	chunkset_init(&s->locks);
-	chunkset_init(&s->busy);
+	server_opts_defaults(&o);
+	o.store_path = img.path;
+	o.origin_path = origin_path;
+	o.host_id = 1;
+	o.node_name = "fuzz";
+	o.barrier_timeout_ms = 100;
+	o.store_full = mode & 0x40 ? STORE_FULL_FAIL : STORE_FULL_RELEASE;
+	o.cache_bytes = so.cache_bytes;
+	if (srv_init(s, &o) < 0)
+		fi_die("srv_init");
 	s->epfd = g_epfd;
 	s->lfd = g_lfd;
 	s->listen_tag = &tag_listen;
@@ -242,7 +234,7 @@ static struct srv *master_start(uint8_t mode)
 	memcpy(s->uuid.b, s->info.sb.uuid, 16);
 	memcpy(s->secret, s->info.sb.secret, PROTO_SECRET_LEN);
 	s->lm.held = true;
-	s->lm.valid_until_ns = mode & 0x80 ? 0 : INT64_MAX;
+	s->lm.valid_until_ns = mode & 0x80 ? (int64_t)csnap_now_ns() + 50 * 1000000LL : INT64_MAX;
 	if (mode & 0x20)
 		s->grace_until_ms = csnap_now_ms() + 30;
 	conn_listen_init(s);
@@ -253,10 +245,8 @@ static struct srv *master_start(uint8_t mode)
 static void master_stop(struct srv *s)
 {
 	copy_flush(s);
-	while (s->jobs_inflight)
-		if (io_engine_reap(s->eng, 1000) < 0)
-			break;
-	if (!s->copy_failed && !s->fatal)
+	copy_drain(s);
+	if (!copy_failed(s) && !s->fatal)
 		srv_commit_now(s);
 	conn_flush_all(s);
 	close_all_conns(s);
@@ -264,9 +254,7 @@ static void master_stop(struct srv *s)
 		   "connection counts left: %u, %u unidentified", s->nconns, s->nunident);
 	store_close(s->st);
 	conn_listen_done(s);
-	chunkset_free(&s->locks);
-	chunkset_free(&s->busy);
-	free(s->copyq);
+	srv_free(s);
 	free(s);
 }
 
@@ -423,7 +411,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		c[i].piece = data[1] & 0x1f;
 		c[i].ack = !(mode & 0x08);
 		client_connect(&c[i]);
-		while (!c[i].got_challenge && !c[i].eof) {
+		while (!c[i].got_challenge && !c[i].eof && !s->fatal) {
 			turn(s, 10, &last_tick);
 			client_io(&c[i]);
 			FUZZ_CHECK(now_ms() - t0 < HANG_MS, "no challenge");
@@ -434,7 +422,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		handshake(&c[1], s, kind2);
 	/* the stream, message by message; each waits for the master to be
 	 * quiet unless the whole stream goes at once */
-	while (pos < n) {
+	while (pos < n && !s->fatal) {
 		unsigned to = 0;
 		size_t len = next_msg(stream + pos, n - pos, &to);
 		uint64_t since = now_ms();
@@ -451,28 +439,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			for (unsigned i = 0; i < nc; i++)
 				client_io(&c[i]);
-			if ((!out && !ev && !busy(s)) || now_ms() - since > QUIET_MS)
+			if ((!out && !ev && !busy(s)) || now_ms() - since > QUIET_MS || s->fatal)
 				break;
 		}
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS, "stream not taken in %d ms", HANG_MS);
 	}
 	/* what is still queued (acks), then the clients hang up */
-	while ((c[0].out.len || c[1].out.len) && now_ms() - t0 < HANG_MS) {
+	while ((c[0].out.len || c[1].out.len) && now_ms() - t0 < HANG_MS && !s->fatal) {
 		turn(s, 0, &last_tick);
 		for (unsigned i = 0; i < nc; i++)
 			client_io(&c[i]);
 	}
 	for (unsigned i = 0; i < nc; i++)
 		shutdown(c[i].fd, SHUT_WR);
-	while (s->nconns || busy(s)) {
+	while ((s->nconns || busy(s)) && !s->fatal) {
 		turn(s, 1, &last_tick);
 		for (unsigned i = 0; i < nc; i++)
 			client_io(&c[i]);
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS,
-			   "connections not over after %d ms (%u open, %u copy jobs)",
-			   HANG_MS, s->nconns, s->jobs_inflight);
-		if (s->fatal)
-			break;
+			   "connections not over after %d ms (%u open, copies pending: %d)",
+			   HANG_MS, s->nconns, copy_pending(s));
 	}
 	master_stop(s);
 	for (unsigned i = 0; i < nc; i++) {

@@ -20,7 +20,9 @@
 # snapshot-location cache: node2's export, stopped while it caches where
 # X's chunk C3 is, must not read the old place after node1's write moved
 # it (the master cut node2 off when it did not acknowledge the
-# invalidation).
+# invalidation).  At the end the write log (tests/cluster/wlog.sh) must
+# show no origin write into a chunk that X or Y still read from the origin
+# (a check that catches a single stray write: wlog_stray.sh).
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires_run python3-libnbd "$py" -c 'import nbd'
@@ -30,6 +32,8 @@ cluster_start 2 256M
 truncate -s 64M "$CLUSTER_ORIGIN"
 tr '\0' 'O' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
 store_init
+. "$src/tests/cluster/wlog.sh"
+wlog_start
 d=$CLUSTER_DIR
 srv2=$(node_spawn 2 server "$C" server --barrier-timeout-ms 1000 s)
 wait_log 2 server 'master for store' 60 || fail "no master"
@@ -186,9 +190,8 @@ wait_log 2 reader '^second' 60 || fail "round 3: node2's read never finished"
 grep -q '^second N$' "$(node_log 2 reader)" ||
   fail "round 3: node2 read X at C3 from a location it cached before it was stopped: $(grep '^second' "$(node_log 2 reader)")"
 echo "round 3: node2 read node1's write after it continued (its cached location was not used)"
-node_kill_procs 1 TERM
-node_kill_procs 2 TERM
-sleep 1
+wlog_quiesce
+wlog_stray_check
 no_sanitizer_reports
 check_store
 echo "PASS"
