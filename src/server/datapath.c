@@ -229,6 +229,13 @@ retry:;
 	 * lease is certainly valid; the tick retries once it is renewed.  */
 	if (!srv_may_grant(s))
 		goto park;
+	/* The answer lets the client overwrite these chunks: none may have
+	 * an uncommitted copy-out, a snapshot being created or a deletion
+	 * not yet committed (a crash would bring the snapshot back without
+	 * its copy).  A store-full release that could not commit yet kept
+	 * the lease check above from passing.  */
+	CSNAP_ASSERT(!ranges_busy(&s->busy, rs) && !ranges_busy(&s->locks, rs));
+	CSNAP_ASSERT(!admin_barrier_active(s) && !s->txn_unsafe);
 	reply_ok(s, r);
 	return;
 park:
