@@ -254,6 +254,8 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 {
 	struct proto_msg m;
 
+	/* The create moves from barrier_req (cleared) to added_req.  */
+	CSNAP_ASSERT(!s->admin->added_req && !s->admin->barrier_req && !r->parked);
 	proto_msg_init(&m, PROTO_SNAP_ADDED, ++s->admin->added_seq);
 	m.u.snapinfo = reply->u.snapinfo;
 	s->admin->added_req = r;
