@@ -104,6 +104,23 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 	srv_req_done(s, r);
 }
 
+/* The ranges of snapshot request R lie in its snapshot and hold at most
+ * MAX chunks (*TOTAL); otherwise R is answered (EINVAL, or E2BIG with
+ * TOO_MANY) and the result is false.  */
+static bool snap_ranges_ok(struct srv *s, struct req *r, uint64_t max, const char *too_many,
+			   uint64_t *total)
+{
+	if (!ranges_in(&r->m.u.ranges, r->c->snap_chunks, total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return false;
+	}
+	if (*total > max) {
+		reply_err(s, r, E2BIG, too_many);
+		return false;
+	}
+	return true;
+}
+
 /* -ENOSPC from the engine for a piece of N chunks, nothing changed.
  * Returns 1 to retry the request now, 2 to retry the piece in halves, 0
  * when the request was parked or answered.  Only a full data area (or a
@@ -212,6 +229,13 @@ retry:;
 	 * lease is certainly valid; the tick retries once it is renewed.  */
 	if (!srv_may_grant(s))
 		goto park;
+	/* The answer lets the client overwrite these chunks: none may have
+	 * an uncommitted copy-out, a snapshot being created or a deletion
+	 * not yet committed (a crash would bring the snapshot back without
+	 * its copy).  A store-full release that could not commit yet kept
+	 * the lease check above from passing.  */
+	CSNAP_ASSERT(!ranges_busy(&s->busy, rs) && !ranges_busy(&s->locks, rs));
+	CSNAP_ASSERT(!admin_barrier_active(s) && !s->txn_unsafe);
 	reply_ok(s, r);
 	return;
 park:
@@ -257,14 +281,8 @@ void dp_snap_read(struct srv *s, struct req *r)
 	struct conn *c = r->c;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	/* A chunk with an uncommitted change: its old location is still
 	 * right, but simpler and as fast to answer after the commit.  */
 	if (ranges_busy(&s->busy, rs)) {
@@ -356,14 +374,8 @@ void dp_lock_upload(struct srv *s, struct req *r)
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
 	uint64_t total;
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, DP_MAX_LOCKS, "too many chunks in one lock upload (split it)", &total))
 		return;
-	}
-	if (total > DP_MAX_LOCKS) {
-		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
-		return;
-	}
 	for (uint32_t i = 0; i < rs->n; i++) {
 		uint64_t first = rs->r[i].start;
 		uint32_t n = rs->r[i].count;
@@ -405,14 +417,8 @@ void dp_snap_write(struct srv *s, struct req *r)
 	bool full = r->m.flags & PROTO_F_FULL_CHUNKS;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	if (ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
