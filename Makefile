@@ -1,6 +1,6 @@
 # csnap build.  Sources are discovered by directory, so adding a file to a
 # component never needs a Makefile edit:
-#   utils/ ioengine/ lease/ src/{store,proto,server,agent,export,activate}/
+#   utils/ ioengine/ lease/ src/{store,proto,server,agent,export,activate,send}/
 #                              -> $(BUILD)/libcsnap.a
 #   src/cli/*.c               -> linked whole into $(BUILD)/csnap
 #   tests/unit/test_*.c       -> $(BUILD)/tests/test_*   (cmocka, one per file)
@@ -41,9 +41,9 @@ endif
 ifeq ($(DEBUG),1)
 CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
-LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -ldevmapper -lpthread -lrt
+LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -lzstd -ldevmapper -lpthread -lrt
 
-LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate
+LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate src/send
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRCS := $(wildcard src/cli/*.c)
 TEST_SRCS  := $(wildcard tests/unit/test_*.c)

@@ -22,6 +22,8 @@
 #   bench/first_writes.sh    first writes (4K one per chunk, 4K random, 1M
 #                            sequential) with 0..256 snapshots, csnap and
 #                            qemu-nbd on qcow2 with internal snapshots;
+#   bench/profile_export.sh  CPU, run-queue wait, wakeups and syscalls per
+#                            request of the export next to the limit;
 #   build/bench/engine       exception lookups/s, several runs (median).
 # Every measurement is appended to BENCH_OUT/raw.tsv; bench/report.py makes
 # latest.md, latest.json and the PNG plots from it, and
@@ -75,6 +77,9 @@ SIZE=$size RUNTIME=$runtime REPEAT=$repeat JOBS=$jobs TARGETS=$nbd_targets RESUL
 echo "== bench ($mode): first writes after snapshots ($snaps)"
 SIZE=$size RUNTIME=$runtime REPEAT=$repeat SNAPS=$snaps KINDS=$kinds QCOW_CACHES=$qcaches \
   RESULTS=$raw bash "$src/bench/first_writes.sh" "$build"
+
+echo "== bench ($mode): where the export's time goes (CPU and scheduler per request)"
+SIZE=$size RUNTIME=$runtime RESULTS=$raw bash "$src/bench/profile_export.sh" "$build"
 
 echo "== bench ($mode): engine lookups ($eng_runs runs)"
 for r in $(seq "$eng_runs"); do

@@ -12,6 +12,8 @@ PACKAGES=(
   build-essential pkg-config
   sanlock libsanlock-dev
   libdevmapper-dev libaio-dev libblkid-dev uuid-dev libsodium-dev
+  # csnap send --compress (zstd per data record)
+  libzstd-dev
   libcmocka-dev
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc

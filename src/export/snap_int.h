@@ -71,7 +71,7 @@ struct snap_vol {
 	void *arg;
 	struct sop *ops;
 	unsigned users;			/* NBD connections using the volume */
-	struct loop_timer idle;		/* let the session go when unused */
+	struct evloop_timer idle;		/* let the session go when unused */
 	struct grant grant;		/* the cache and answers count only
 					 * while it lasts (grant.h) */
 	uint64_t hits, asks, restarts, invalidated, expired;

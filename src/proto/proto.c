@@ -219,7 +219,7 @@ static uint16_t flags_allowed(uint16_t type)
 	switch (type) {
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
 	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
-	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE;
+	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
 	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID;
 	default:		return 0;
 	}
@@ -267,7 +267,7 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 {
 	if (!proto_name_valid(s->name))
 		return err_set(EINVAL, "invalid snapshot name");
-	if (s->flags & ~(uint32_t)PROTO_SNAP_BUSY)
+	if (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID))
 		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
 	wr_u32(w, s->id);
 	wr_u32(w, s->flags);
@@ -277,6 +277,8 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 	wr_u32(w, s->usecount);
 	wr_u64(w, s->unique_chunks);
 	wr_u64(w, s->shared_chunks);
+	if (s->flags & PROTO_SNAP_REQ_ID)
+		wr_bytes(w, s->req_id, PROTO_REQ_ID_LEN);
 	return 0;
 }
 
@@ -588,8 +590,10 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 	s->shared_chunks = rd_u64(r, "snapshot usage");
 	if (!r->bad && !proto_name_valid(s->name))
 		rd_fail(r, "invalid snapshot name");
-	if (!r->bad && (s->flags & ~(uint32_t)PROTO_SNAP_BUSY))
+	if (!r->bad && (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID)))
 		rd_fail(r, "unknown snapshot flags");
+	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
+		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");
 }
 
 static void rd_name(struct rd *r, char *dst, const char *what)

@@ -254,6 +254,8 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 {
 	struct proto_msg m;
 
+	/* The create moves from barrier_req (cleared) to added_req.  */
+	CSNAP_ASSERT(!s->admin->added_req && !s->admin->barrier_req && !r->parked);
 	proto_msg_init(&m, PROTO_SNAP_ADDED, ++s->admin->added_seq);
 	m.u.snapinfo = reply->u.snapinfo;
 	s->admin->added_req = r;
@@ -518,7 +520,15 @@ void admin_snap_list(struct srv *s, struct req *r)
 			for (int k = 0; k < nu && k < (int)max; k++)
 				if (u[k].id == sn[i].id)
 					uu = &u[k];
-			fill_snapinfo(s, &sn[i], uu, &m.u.snap_list.s[m.u.snap_list.n++]);
+			struct proto_snapinfo *si = &m.u.snap_list.s[m.u.snap_list.n++];
+			fill_snapinfo(s, &sn[i], uu, si);
+			/* Only to a client that asked: an older one refuses the
+			 * flag.  csnap receive checks a snapshot's source by it. */
+			static const uint8_t zero[PROTO_REQ_ID_LEN];
+			if ((r->m.flags & PROTO_F_REQ_IDS) && memcmp(sn[i].req_id, zero, sizeof zero)) {
+				si->flags |= PROTO_SNAP_REQ_ID;
+				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
+			}
 		}
 		conn_send(r->c, &m);
 		srv_req_done(s, r);

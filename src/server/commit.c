@@ -341,7 +341,7 @@ int srv_init(struct srv *s, const struct server_opts *o)
 	s->fdres.spare = -1;
 	chunkset_init(&s->locks);
 	chunkset_init(&s->busy);
-	if (copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0) {
+	if (dp_init(s) < 0 || copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0) {
 		srv_free(s);
 		return err_set(ENOMEM, "out of memory");
 	}
@@ -354,6 +354,7 @@ void srv_free(struct srv *s)
 	inval_free(s);
 	admin_free(s);
 	copy_free(s);
+	dp_free(s);
 	chunkset_free(&s->locks);
 	chunkset_free(&s->busy);
 }

@@ -30,6 +30,41 @@
 #define DP_PIECE	4096	/* chunks handed to the engine per call */
 #define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
 
+/* This file's state (struct srv points at it).  */
+struct dp_state {
+	/* read locks of connections that went away, kept for grace_ms */
+	struct lock_orphan *orphans;
+	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
+};
+
+/* The locks of a dropped connection, until it re-uploads them.  */
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
+
+int dp_init(struct srv *s)
+{
+	s->dp = calloc(1, sizeof *s->dp);
+	return s->dp ? 0 : -ENOMEM;
+}
+
+void dp_free(struct srv *s)
+{
+	if (!s->dp)
+		return;
+	/* dp_tick() while stopping released them all.  */
+	CSNAP_ASSERT(!s->dp->orphans);
+	free(s->dp);
+	s->dp = NULL;
+}
+
+uint64_t dp_locks_refused(const struct srv *s)
+{
+	return s->dp->stat_locks_refused;
+}
+
 static struct store_copy dp_copies[DP_PIECE];
 static chunk_t dp_chunks[DP_PIECE];
 
@@ -67,6 +102,23 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 {
 	conn_reply_error(r->c, &r->m, err, why);
 	srv_req_done(s, r);
+}
+
+/* The ranges of snapshot request R lie in its snapshot and hold at most
+ * MAX chunks (*TOTAL); otherwise R is answered (EINVAL, or E2BIG with
+ * TOO_MANY) and the result is false.  */
+static bool snap_ranges_ok(struct srv *s, struct req *r, uint64_t max, const char *too_many,
+			   uint64_t *total)
+{
+	if (!ranges_in(&r->m.u.ranges, r->c->snap_chunks, total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return false;
+	}
+	if (*total > max) {
+		reply_err(s, r, E2BIG, too_many);
+		return false;
+	}
+	return true;
 }
 
 /* -ENOSPC from the engine for a piece of N chunks, nothing changed.
@@ -177,6 +229,13 @@ retry:;
 	 * lease is certainly valid; the tick retries once it is renewed.  */
 	if (!srv_may_grant(s))
 		goto park;
+	/* The answer lets the client overwrite these chunks: none may have
+	 * an uncommitted copy-out, a snapshot being created or a deletion
+	 * not yet committed (a crash would bring the snapshot back without
+	 * its copy).  A store-full release that could not commit yet kept
+	 * the lease check above from passing.  */
+	CSNAP_ASSERT(!ranges_busy(&s->busy, rs) && !ranges_busy(&s->locks, rs));
+	CSNAP_ASSERT(!admin_barrier_active(s) && !s->txn_unsafe);
 	reply_ok(s, r);
 	return;
 park:
@@ -222,14 +281,8 @@ void dp_snap_read(struct srv *s, struct req *r)
 	struct conn *c = r->c;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	/* A chunk with an uncommitted change: its old location is still
 	 * right, but simpler and as fast to answer after the commit.  */
 	if (ranges_busy(&s->busy, rs)) {
@@ -321,14 +374,8 @@ void dp_lock_upload(struct srv *s, struct req *r)
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
 	uint64_t total;
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, DP_MAX_LOCKS, "too many chunks in one lock upload (split it)", &total))
 		return;
-	}
-	if (total > DP_MAX_LOCKS) {
-		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
-		return;
-	}
 	for (uint32_t i = 0; i < rs->n; i++) {
 		uint64_t first = rs->r[i].start;
 		uint32_t n = rs->r[i].count;
@@ -348,7 +395,7 @@ void dp_lock_upload(struct srv *s, struct req *r)
 					 (unsigned long long)(first + j));
 				log_info("client %s: refused %llu re-uploaded read locks (%s)",
 					 c->peer, (unsigned long long)total, why);
-				s->stat_locks_refused++;
+				s->dp->stat_locks_refused++;
 				reply_err(s, r, PROTO_STATUS_LOCK_STALE, why);
 				return;
 			}
@@ -370,14 +417,8 @@ void dp_snap_write(struct srv *s, struct req *r)
 	bool full = r->m.flags & PROTO_F_FULL_CHUNKS;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	if (ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -506,8 +547,8 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 	o->locks = c->locks;
 	chunkset_init(&c->locks);
 	o->expires_ms = csnap_now_ms() + s->o.grace_ms;
-	o->next = s->orphans;
-	s->orphans = o;
+	o->next = s->dp->orphans;
+	s->dp->orphans = o;
 	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
 		 c->peer, o->locks.used, s->o.grace_ms);
 }
@@ -515,7 +556,7 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 void dp_tick(struct srv *s)
 {
 	int64_t now = csnap_now_ms();
-	struct lock_orphan **p = &s->orphans;
+	struct lock_orphan **p = &s->dp->orphans;
 	while (*p) {
 		struct lock_orphan *o = *p;
 		if (o->expires_ms > now && !s->stopping) {

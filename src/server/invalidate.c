@@ -144,6 +144,8 @@ void inval_ack(struct srv *s, struct conn *c, uint64_t id)
 {
 	for (struct inval_wait *iw = s->inval->waits; iw; iw = iw->next)
 		if (iw->c == c && iw->id == id) {
+			/* waits name live connections and requests only */
+			CSNAP_ASSERT(!c->dead && iw->r->inval_waiting > 0);
 			drop_waits(s, c, id, NULL);
 			return;
 		}
@@ -172,6 +174,7 @@ void inval_tick(struct srv *s)
 			iw = iw->next;
 		if (!iw)
 			return;
+		CSNAP_ASSERT(!iw->c->dead);	/* conn_close dropped its waits */
 		log_warn("client %s did not acknowledge a chunk invalidation in time: cutting it off",
 			 iw->c->peer);
 		conn_fail(iw->c, "no invalidation ack");	/* removes its waits */

@@ -20,7 +20,8 @@
  * State: struct srv below holds what several files share (the store, the
  * connections, the lists of parked requests, the lock and busy-chunk
  * sets).  What one file alone needs is its own struct, defined in that
- * file and reached through a pointer here (struct copy_state in copy.c,
+ * file and reached through a pointer here (struct dp_state in
+ * datapath.c, copy_state in copy.c,
  * admin_state in admin.c, inval_state in invalidate.c, grants in
  * grants.c); other files use the small functions declared below.
  *
@@ -42,6 +43,7 @@
 #ifndef CSNAP_SERVER_SRV_H
 #define CSNAP_SERVER_SRV_H
 
+#include "src/server/chunkset.h"
 #include "src/server/server.h"
 #include "src/proto/proto.h"
 #include "src/store/store.h"
@@ -56,30 +58,6 @@
 struct io_dev;
 struct io_engine;
 struct srv;
-
-/* ---- chunk multiset (chunkset.c) --------------------------------------- */
-
-struct chunkset {
-	uint64_t *keys;
-	uint32_t *counts;	/* 0 = empty slot */
-	size_t cap;		/* power of two */
-	size_t used;		/* slots with count > 0 */
-	size_t tomb;		/* deleted slots (count 0, key ~0) */
-	uint64_t total;		/* sum of counts */
-};
-
-void chunkset_init(struct chunkset *cs);
-void chunkset_free(struct chunkset *cs);
-void chunkset_clear(struct chunkset *cs);
-/* Adds n to key's count.  0 or -ENOMEM.  */
-int chunkset_add(struct chunkset *cs, uint64_t key, uint32_t n);
-/* Subtracts up to n from key's count; returns how much was subtracted. */
-uint32_t chunkset_sub(struct chunkset *cs, uint64_t key, uint32_t n);
-uint32_t chunkset_get(const struct chunkset *cs, uint64_t key);
-/* Any key in [start, start+count) present?  */
-bool chunkset_any(const struct chunkset *cs, uint64_t start, uint64_t count);
-/* Iterate: pass *pos = 0 first; returns false at the end.  */
-bool chunkset_next(const struct chunkset *cs, size_t *pos, uint64_t *key, uint32_t *count);
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -236,11 +214,10 @@ void dp_conn_gone(struct srv *s, struct conn *c);
 /* Timer: release the kept locks of connections that did not come back. */
 void dp_tick(struct srv *s);
 
-struct lock_orphan {
-	struct lock_orphan *next;
-	struct chunkset locks;
-	int64_t expires_ms;
-};
+/* Stale lock re-uploads refused so far.  */
+uint64_t dp_locks_refused(const struct srv *s);
+int dp_init(struct srv *s);
+void dp_free(struct srv *s);
 
 /* ---- chunk invalidation (invalidate.c) ----------------------------------- */
 
@@ -334,7 +311,6 @@ struct srv {
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
-	struct lock_orphan *orphans;	/* locks of dropped connections */
 	struct req_list waiting;	/* parked requests */
 	struct req_list after_commit;	/* replies waiting for a commit */
 	bool lease_late;		/* commits held: renewal is late */
@@ -349,6 +325,7 @@ struct srv {
 	int64_t grace_until_ms;		/* lock re-upload window */
 
 	/* each file's own state */
+	struct dp_state *dp;		/* datapath.c: kept locks */
 	struct copy_state *copy;	/* copy.c */
 	struct admin_state *admin;	/* admin.c: barrier, SNAP_ADDED */
 	struct inval_state *inval;	/* invalidate.c */
@@ -356,7 +333,6 @@ struct srv {
 
 	/* stats */
 	uint64_t stat_queries, stat_commits;
-	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
 };
 
 /* New copies may join the open transaction?  (Closes after a while so a

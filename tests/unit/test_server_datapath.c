@@ -117,7 +117,7 @@ static void test_lock_upload_stale(void **state)
 	fs_send_range(r, PROTO_LOCK_UPLOAD, 2, 19, 3);
 	fs_expect(r, PROTO_LOCK_UPLOAD, 2, PROTO_STATUS_LOCK_STALE);
 	assert_int_equal(f->s.locks.used, 0);
-	assert_int_equal(f->s.stat_locks_refused, 1);
+	assert_int_equal(dp_locks_refused(&f->s), 1);
 	/* 30..31 are still on the origin: taken, and they hold writers.  */
 	fs_send_range(r, PROTO_LOCK_UPLOAD, 3, 30, 2);
 	fs_expect(r, PROTO_LOCK_UPLOAD, 3, 0);
