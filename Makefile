@@ -1,6 +1,6 @@
 # csnap build.  Sources are discovered by directory, so adding a file to a
 # component never needs a Makefile edit:
-#   utils/ ioengine/ lease/ src/{store,proto,server,agent,export,activate}/
+#   utils/ ioengine/ lease/ src/{store,proto,server,agent,export,activate,send}/
 #                              -> $(BUILD)/libcsnap.a
 #   src/cli/*.c               -> linked whole into $(BUILD)/csnap
 #   tests/unit/test_*.c       -> $(BUILD)/tests/test_*   (cmocka, one per file)
@@ -41,9 +41,9 @@ endif
 ifeq ($(DEBUG),1)
 CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
-LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -ldevmapper -lpthread -lrt
+LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -lzstd -ldevmapper -lpthread -lrt
 
-LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate
+LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate src/send
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRCS := $(wildcard src/cli/*.c)
 TEST_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -133,11 +133,16 @@ check: deps
 
 # Longer soaks (issue 9): KILLS (default 200) kill -9 of the master under the
 # verified 3-node workload, with snapshot creates and deletes, export and
-# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them).
+# agent kills (tests/long/kill_soak.sh; `make check` runs 10 of them); then
+# CUTS (default 3000) whole-cluster power cuts replayed from a recorded run
+# (tests/integration/cluster_powercut.sh; `make check` replays 300).
 KILLS ?= 200
+CUTS ?= 3000
 check-long: all
 	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 KILLS=$(KILLS) \
 	  bash tests/long/kill_soak.sh
+	CSNAP_BUILD=$(abspath $(BUILD)) CSNAP_SRC=$(CURDIR) CSNAP_DEPS_INSTALLED=1 CUTS=$(CUTS) \
+	  bash tests/integration/cluster_powercut.sh
 
 check-unit: all
 	tests/run.sh $(BUILD) unit
@@ -162,8 +167,12 @@ demo: deps
 	$(MAKE) all
 	bash scripts/demo.sh $(BUILD)
 
+# `make bench [BENCH_QUICK=1]`: every benchmark against its peers in one
+# run; writes bench/results/ (latest.md, latest.json, plots) and the
+# README's generated performance table (bench/run.sh, bench/README.md).
 bench: all
-	@echo "benchmarks: see bench/README.md"
+	@bash scripts/install-deps.sh bench
+	BENCH_QUICK=$(BENCH_QUICK) bash bench/run.sh $(BUILD)
 
 # `make install [PREFIX=/usr] [DESTDIR=...]`: the binary, man pages, udev
 # rules, systemd units and bash completion; unit and rule files name the

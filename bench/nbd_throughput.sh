@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# bench/nbd_throughput.sh - csnap's NBD data path against nbdkit's file
-# plugin, through the same client (fio's nbd engine), on the same file.
+# bench/nbd_throughput.sh - csnap's NBD data path against the device's own
+# limit (fio libaio direct=1 on the file), qemu-nbd (O_DIRECT) and nbdkit's
+# file plugin, through the same client (fio's nbd engine), on the same file.
 #
 #   bench/nbd_throughput.sh [BUILD_DIR]
 #   env: SIZE (default 1G), RUNTIME seconds per job (default 10),
 #        REPEAT rounds, targets interleaved, medians reported (default 1),
 #        DIR scratch directory on a file system with O_DIRECT (/var/tmp),
-#        JOBS (default "randwrite4k randread4k write1m read1m"),
-#        TARGETS (default: every target whose prerequisites exist)
+#        JOBS (default "randwrite4k randread4k write1m read1m"; also
+#        randwrite4k-mc4 and randread4k-mc4: 4 connections at depth 8 each),
+#        TARGETS (default "nbdkit nbdkit-nocache csnap-file csnap-origin
+#        csnap-cow"), RESULTS (append one tab-separated line per target, job
+#        and round: "nbd TARGET JOB ROUND IOPS MiB/s"; bench/run.sh reads it)
 #
 # Targets:
+#   limit          no NBD: fio's libaio engine, direct=1, on the file itself
+#                  (same job, same depth: what the device gives)
+#   qemu-nbd       qemu-nbd -f raw --cache=none --aio=native (O_DIRECT NBD
+#                  server, like csnap)
 #   nbdkit         nbdkit file plugin, default page cache (upper bound:
 #                  writes land in RAM, reads may come from RAM)
 #   nbdkit-nocache nbdkit file plugin, cache=none (writes go out to the
@@ -23,9 +31,12 @@
 # sanlock daemon, tests/cluster/lib.sh) with `csnap server`; they are
 # skipped with a message if sanlock is missing.
 #
+# Between targets the origin's page cache is written back and dropped: a
+# page-cached target (nbdkit) leaves dirty pages behind, and every
+# O_DIRECT writer after it would pay for their writeback.
 # Output: one line per target and job (IOPS, MiB/s), then the ratio of
-# each csnap target to both nbdkit baselines.  Absolute numbers depend on
-# the machine; the ratios are what to compare.
+# each csnap target to every baseline measured.  Absolute numbers depend
+# on the machine; the ratios are what to compare.
 set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
@@ -64,7 +75,7 @@ trap cleanup_bench EXIT
 trap 'exit 130' INT TERM
 
 command -v fio >/dev/null || { echo "fio is required"; exit 1; }
-command -v nbdkit >/dev/null || { echo "nbdkit is required"; exit 1; }
+results=${RESULTS:-/dev/null}
 
 wait_for_socket() {
   for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done
@@ -82,17 +93,32 @@ stop_server() {
 fio --name=fill --filename="$origin" --size="$size" --rw=write --bs=1M \
     --ioengine=psync --direct=1 --refill_buffers=1 --output=/dev/null
 
-# run_job TARGET URI JOB -> "iops mibps"
+# Write back and drop the origin's cached pages (see the header).
+drop_cache() {
+  dd if=/dev/null of="$origin" oflag=nocache conv=notrunc,fdatasync count=0 status=none
+}
+
+# run_job TARGET URI JOB -> "iops mibps"; URI "file" = the limit target
+# (libaio, direct=1, on the origin file).
 run_job() {
-  local uri=$2 job=$3 rw bs depth
+  local uri=$2 job=$3 rw bs depth conns=1 engine
   case $job in
     randwrite4k) rw=randwrite bs=4k depth=32 ;;
     randread4k)  rw=randread  bs=4k depth=32 ;;
     write1m)     rw=write     bs=1M depth=8 ;;
     read1m)      rw=read      bs=1M depth=8 ;;
+    randwrite4k-mc4) rw=randwrite bs=4k depth=8 conns=4 ;;
+    randread4k-mc4)  rw=randread  bs=4k depth=8 conns=4 ;;
     *) echo "unknown job $job" >&2; return 1 ;;
   esac
-  timeout $((runtime * 3 + 120)) fio --name="$job" --ioengine=nbd --uri="$uri" --rw=$rw --bs=$bs --iodepth=$depth \
+  if [ "$uri" = file ]; then
+    engine="--ioengine=libaio --direct=1 --filename=$origin"
+  else
+    engine="--ioengine=nbd --uri=$uri"
+  fi
+  # shellcheck disable=SC2086  # $engine and FIO_EXTRA are option lists
+  timeout $((runtime * 3 + 120)) fio --name="$job" $engine --rw=$rw --bs=$bs --iodepth=$depth \
+      --numjobs=$conns --group_reporting=1 \
       --size="$size" --time_based=1 --runtime="$runtime" --ramp_time=1 \
       --refill_buffers=1 --randrepeat=0 --output-format=json --output="$dir/$1-$job.json" \
       ${FIO_EXTRA:-} >/dev/null 2>&1 || { echo "fio $job on $1 failed or hung" >&2; return 1; }
@@ -112,6 +138,7 @@ bench_target() {
     local r
     r=$(run_job "$target" "$uri" "$job")
     result[$target,$job]+="$r;"
+    printf 'nbd\t%s\t%s\t%d\t%s\t%s\n' "$target" "$job" "$round" $r >>"$results"
     printf 'round %d  %-15s %-12s %10s IOPS %9s MiB/s\n' "$round" "$target" "$job" $r
   done
 }
@@ -140,11 +167,20 @@ for round in $(seq "$repeat"); do
 for t in $targets; do
   sock=$dir/$t.sock
   rm -f "$sock"	# nbdkit leaves its socket behind
+  drop_cache
   case $t in
+    limit)
+      bench_target $t file "$jobs" ;;
+    qemu-nbd)
+      # -e 4: up to 4 clients (the multi-connection jobs); -t: stay up
+      qemu-nbd -k "$sock" -f raw -t -e 4 --cache=none --aio=native "$origin" 2>>"$dir/qemu-nbd.log" & pids+=($!)
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
     nbdkit)
+      command -v nbdkit >/dev/null || { echo "nbdkit is required" >&2; exit 1; }
       nbdkit -f -U "$sock" file file="$origin" & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
     nbdkit-nocache)
+      command -v nbdkit >/dev/null || { echo "nbdkit is required" >&2; exit 1; }
       nbdkit -f -U "$sock" file file="$origin" cache=none & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
     csnap-file)
@@ -181,13 +217,13 @@ for t in $targets; do
 done
 
 echo
-echo "ratios (csnap / nbdkit, same client, same file):"
+echo "ratios (csnap / baseline, same client, same file; limit: fio libaio on the file):"
 for t in $targets; do
   case $t in csnap-*) ;; *) continue ;; esac
   for job in $jobs; do
     [ -n "${result[$t,$job]:-}" ] || continue
     line=$(printf '%-15s %-12s' "$t" "$job")
-    for base in nbdkit nbdkit-nocache; do
+    for base in limit qemu-nbd nbdkit nbdkit-nocache; do
       [ -n "${result[$base,$job]:-}" ] || continue
       line+=$(awk -v a="$(median "${result[$t,$job]}" 1)" -v b="$(median "${result[$base,$job]}" 1)" -v n="$base" \
               'BEGIN { printf "  vs %s %.2f", n, (b > 0 ? a / b : 0) }')

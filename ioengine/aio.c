@@ -108,12 +108,7 @@ void io_engine_destroy(struct io_engine *eng)
 		io_destroy(eng->ctx);
 	if (eng->efd >= 0)
 		close(eng->efd);
-	while (eng->free) {
-		struct io_req *req = eng->free;
-
-		eng->free = req->qnext;
-		free(req);
-	}
+	freelist_drain(&eng->free);
 	free(eng->iocbs);
 	free(eng->events);
 	pthread_cond_destroy(&eng->cond);
@@ -135,20 +130,12 @@ unsigned io_engine_pending(const struct io_engine *eng)
 
 static struct io_req *req_new(struct io_engine *eng)
 {
-	struct io_req *req = eng->free;
-
-	if (req)
-		eng->free = req->qnext;
-	else if (!(req = malloc(sizeof *req)))
-		return NULL;
-	memset(req, 0, sizeof *req);
-	return req;
+	return freelist_get(&eng->free, sizeof(struct io_req));
 }
 
 static void req_free(struct io_engine *eng, struct io_req *req)
 {
-	req->qnext = eng->free;
-	eng->free = req;
+	freelist_push(&eng->free, req);
 }
 
 static void all_append(struct io_engine *eng, struct io_req *req)
@@ -347,6 +334,8 @@ void io_engine_pump(struct io_engine *eng)
 				io_req_finish_later(eng, req, -EKEYEXPIRED);
 				continue;
 			}
+			if (!req->t0)
+				req->t0 = io_wlog_t0(req->dev);
 			prep_iocb(eng, req);
 			eng->iocbs[n++] = &req->iocb;
 		}
@@ -415,9 +404,9 @@ static void req_complete(struct io_engine *eng, struct io_req *req)
 	all_remove(eng, req);
 	if (result >= 0) {
 		if (req->type == IO_REQ_WRITE)
-			io_dev_record_write(req->dev, req->buf, req->len, req->off);
+			io_dev_record_write(req->dev, req->buf, req->len, req->off, req->t0);
 		else if (req->type == IO_REQ_FLUSH)
-			io_dev_record_flush(req->dev);
+			io_dev_record_flush(req->dev, req->t0);
 	}
 	/* A finished write may let flushes queued behind it go.  */
 	if (req->type == IO_REQ_WRITE && eng->nflush_wait)

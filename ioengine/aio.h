@@ -7,6 +7,7 @@
 #define CSNAP_IOENGINE_AIO_H
 
 #include "ioengine/internal.h"
+#include "utils/freelist.h"
 #include "utils/log.h"
 
 #include <libaio.h>
@@ -39,6 +40,8 @@ struct io_req {
 				 * each io_submit of it */
 	void *gate_arg;
 	uint64_t seq;		/* queue order */
+	int64_t t0;		/* write log (wlog.h): first handed to the kernel,
+				 * or the fdatasync started */
 	unsigned writes_ahead;	/* flush: pending writes to dev queued before */
 	bool counted;		/* write: went to the kernel queue (a flush may wait) */
 	bool fault, submit_err, eof, gated;	/* how it failed, for the message */
@@ -69,7 +72,7 @@ struct io_engine {
 	struct io_list flush_wait;		/* flushes waiting on writes */
 	unsigned nflush_wait;
 	bool reaping;				/* inside io_engine_reap */
-	struct io_req *free;			/* recycled requests */
+	struct freelist free;			/* recycled requests */
 
 	/* flush worker: wq and wdone are guarded by lock */
 	pthread_mutex_t lock;

@@ -157,6 +157,7 @@ int io_dev_open(const char *path, int flags, struct io_dev **out)
 	}
 	pthread_mutex_init(&dev->lock, NULL);
 	dev->writable = flags & IO_DEV_RDWR;
+	dev->wlog_id = -1;
 
 	if (io_test_refuse_direct_once) {
 		io_test_refuse_direct_once = false;
@@ -189,6 +190,7 @@ int io_dev_open(const char *path, int flags, struct io_dev **out)
 	}
 	if (r < 0)
 		goto fail;
+	io_wlog_dev_opened(dev, &st);
 	if (!dev->direct)
 		log_info("%s: O_DIRECT refused, using buffered I/O (flushes still "
 			 "fdatasync)", path);
@@ -273,6 +275,7 @@ int io_dev_pread(struct io_dev *dev, void *buf, size_t len, uint64_t off)
 int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
+	int64_t t0;
 	int r;
 
 	r = io_dev_check_rw(dev, buf, len, off, true);
@@ -281,6 +284,7 @@ int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 	r = io_dev_fault_check(dev, IO_FAULT_WRITE);
 	if (r < 0)
 		return io_fault_err(dev, "write", len, off, -r);
+	t0 = io_wlog_t0(dev);
 	while (done < len) {
 		ssize_t n = pwrite(dev->fd, (const char *)buf + done, len - done,
 				   (off_t)(off + done));
@@ -296,20 +300,22 @@ int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 				       off + done);
 		done += (size_t)n;
 	}
-	io_dev_record_write(dev, buf, len, off);
+	io_dev_record_write(dev, buf, len, off, t0);
 	return 0;
 }
 
 int io_dev_flush(struct io_dev *dev)
 {
+	int64_t t0;
 	int r;
 
 	r = io_dev_fault_check(dev, IO_FAULT_FLUSH);
 	if (r < 0)
 		return io_fault_err(dev, "flush", 0, 0, -r);
+	t0 = io_wlog_t0(dev);
 	if (fdatasync(dev->fd) < 0)
 		return err_set(errno, "%s: fdatasync: %s", dev->path, strerror(errno));
-	io_dev_record_flush(dev);
+	io_dev_record_flush(dev, t0);
 	return 0;
 }
 

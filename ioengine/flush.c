@@ -52,7 +52,13 @@ static void *flush_worker(void *arg)
 
 			while (same != req && same->dev != req->dev)
 				same = same->qnext;
-			req->result = same != req ? same->result : sync_dev(req->dev);
+			if (same != req) {
+				req->t0 = same->t0;
+				req->result = same->result;
+			} else {
+				req->t0 = io_wlog_t0(req->dev);
+				req->result = sync_dev(req->dev);
+			}
 			req->state = IO_REQ_DONE;
 		}
 
@@ -81,6 +87,7 @@ static void flush_run(struct io_engine *eng, struct io_req *flush)
 			pthread_mutex_unlock(&eng->lock);
 			log_warn("ioengine: cannot start flush worker (%s); flushing inline",
 				 strerror(r));
+			flush->t0 = io_wlog_t0(flush->dev);
 			io_req_finish_later(eng, flush, sync_dev(flush->dev));
 			return;
 		}

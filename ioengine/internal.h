@@ -15,6 +15,8 @@
 #define CSNAP_IOENGINE_INTERNAL_H
 
 #include "ioengine/ioengine.h"
+#include "ioengine/wlog.h"
+#include "utils/clock.h"
 
 #include <pthread.h>
 
@@ -41,6 +43,7 @@ struct io_dev {
 	struct io_log *log;
 	unsigned nfaults;	/* read without the lock as a fast path */
 	unsigned async_pending;	/* engine requests not yet completed (atomic) */
+	int wlog_id;		/* >= 0: in the write log (ioengine/wlog.c) */
 	struct io_fault faults[IO_FAULT_MAX];
 };
 
@@ -54,9 +57,24 @@ extern bool io_test_refuse_direct_once;
  * (op: one IO_FAULT_* bit).  */
 int io_dev_fault_check(struct io_dev *dev, int op);
 
-/* Append a completed write / flush to the device's log, if any.  */
-void io_dev_record_write(struct io_dev *dev, const void *buf, size_t len, uint64_t off);
-void io_dev_record_flush(struct io_dev *dev);
+/* Append a completed write / flush to the device's log, if any, and to
+ * the write log (T0: io_wlog_t0() taken right before the write was handed
+ * to the kernel / the fdatasync was called).  */
+void io_dev_record_write(struct io_dev *dev, const void *buf, size_t len, uint64_t off,
+			 int64_t t0);
+void io_dev_record_flush(struct io_dev *dev, int64_t t0);
+
+/* The cross-process write log (wlog.c, format in wlog.h).  */
+struct stat;
+void io_wlog_dev_opened(struct io_dev *dev, const struct stat *st);
+void io_wlog_io(struct io_dev *dev, enum io_wlog_type type, const void *buf,
+		size_t len, uint64_t off, int64_t t0);
+/* The clock for a write log record's t0; 0 (and no clock read) when the
+ * device is not logged.  */
+static inline int64_t io_wlog_t0(const struct io_dev *dev)
+{
+	return dev->wlog_id >= 0 ? csnap_now_ns() : 0;
+}
 
 /* Validate a transfer: bounds, writability and, for direct devices, the
  * alignment of buffer, length and offset.  0 or -errno with err_set().  */

@@ -58,7 +58,7 @@ static enum fault leader_fault(const uint8_t *sec, size_t len, uint32_t magic,
 
 	if (all_zero(sec, len))
 		return LF_BLANK;
-	if (get_le32(sec) != magic)
+	if (get_le32(sec + LDR_MAGIC) != magic)
 		return LF_MAGIC;
 	if (lease_leader_decode(sec, &l) < 0)
 		return LF_CSUM;
@@ -134,7 +134,7 @@ long lease_check_area(const struct lease_area *a, void (*problem)(void *arg, con
 	if (f != LF_OK)
 		say(problem, arg, &n, "lease area: master lease leader record (offset %llu): %s",
 		    (unsigned long long)base, fault_text(f));
-	if (get_le32(buf + ss) != SANLOCK_REQUEST_MAGIC)
+	if (get_le32(buf + ss) != SANLOCK_REQUEST_MAGIC)	/* its first field */
 		say(problem, arg, &n, "lease area: master lease request record (offset %llu): %s",
 		    (unsigned long long)(base + ss),
 		    fault_text(all_zero(buf + ss, ss) ? LF_BLANK : LF_MAGIC));

@@ -1,6 +1,6 @@
 /*
- * lease/leader.c - read-only decoding of sanlock's own on-disk leader
- * records (one per delta lease sector, one at the head of a paxos lease).
+ * lease/leader.c - decoder (and, for tests and tools, encoder) of
+ * sanlock's own on-disk leader records (layout LDR_* in lease_internal.h) (one per delta lease sector, one at the head of a paxos lease).
  * We read them for two things sanlock's API does not give: host names for
  * `csnap lease status`, and whether leases are in use before `lease init`
  * overwrites them.  Only records whose sanlock checksum verifies are used.
@@ -23,20 +23,38 @@ uint32_t lease_leader_checksum(const uint8_t *sec)
 int lease_leader_decode(const uint8_t *sec, struct sanlock_leader *l)
 {
 	memset(l, 0, sizeof(*l));
-	l->magic = get_le32(sec + 0);
+	l->magic = get_le32(sec + LDR_MAGIC);
 	if (l->magic != SANLOCK_DELTA_MAGIC && l->magic != SANLOCK_PAXOS_MAGIC)
 		return -EBADMSG;
-	if (get_le32(sec + 168) != lease_leader_checksum(sec))
+	if (get_le32(sec + LDR_CSUM) != lease_leader_checksum(sec))
 		return -EBADMSG;
-	l->version = get_le32(sec + 4);
-	l->sector_size = get_le32(sec + 12);
-	l->max_hosts = get_le64(sec + 24);
-	l->owner_id = get_le64(sec + 32);
-	l->owner_generation = get_le64(sec + 40);
-	l->lver = get_le64(sec + 48);
-	memcpy(l->space_name, sec + 56, LEASE_NAME_LEN);
-	memcpy(l->resource_name, sec + 104, LEASE_NAME_LEN);
-	l->timestamp = get_le64(sec + 152);
-	l->io_timeout = get_le16(sec + 174);
+	l->version = get_le32(sec + LDR_VERSION);
+	l->sector_size = get_le32(sec + LDR_SECTOR_SIZE);
+	l->max_hosts = get_le64(sec + LDR_MAX_HOSTS);
+	l->owner_id = get_le64(sec + LDR_OWNER_ID);
+	l->owner_generation = get_le64(sec + LDR_OWNER_GEN);
+	l->lver = get_le64(sec + LDR_LVER);
+	memcpy(l->space_name, sec + LDR_SPACE_NAME, LEASE_NAME_LEN);
+	memcpy(l->resource_name, sec + LDR_RESOURCE_NAME, LEASE_NAME_LEN);
+	l->timestamp = get_le64(sec + LDR_TIMESTAMP);
+	l->io_timeout = get_le16(sec + LDR_IO_TIMEOUT);
 	return 0;
+}
+
+void lease_leader_encode(const struct sanlock_leader *l, uint8_t *sec)
+{
+	put_le32(sec + LDR_MAGIC, l->magic);
+	put_le32(sec + LDR_VERSION, l->version);
+	put_le32(sec + LDR_SECTOR_SIZE, l->sector_size);
+	put_le64(sec + LDR_MAX_HOSTS, l->max_hosts);
+	put_le64(sec + LDR_OWNER_ID, l->owner_id);
+	put_le64(sec + LDR_OWNER_GEN, l->owner_generation);
+	put_le64(sec + LDR_LVER, l->lver);
+	memset(sec + LDR_SPACE_NAME, 0, LEASE_NAME_LEN);
+	memcpy(sec + LDR_SPACE_NAME, l->space_name, strnlen(l->space_name, LEASE_NAME_LEN));
+	memset(sec + LDR_RESOURCE_NAME, 0, LEASE_NAME_LEN);
+	memcpy(sec + LDR_RESOURCE_NAME, l->resource_name, strnlen(l->resource_name, LEASE_NAME_LEN));
+	put_le64(sec + LDR_TIMESTAMP, l->timestamp);
+	put_le16(sec + LDR_IO_TIMEOUT, (uint16_t)l->io_timeout);
+	put_le32(sec + LDR_CSUM, lease_leader_checksum(sec));
 }

@@ -30,10 +30,29 @@ uint32_t lease_sanlock_size_flags(const struct lease_area *a);
 /* Checks the daemon named by $SANLOCK_RUN_DIR answers.  */
 int lease_daemon_check(void);
 
-/* sanlock's leader record (sanlock's leader.h, on-disk, little-endian).  */
+/* sanlock's leader record (sanlock's leader.h struct leader_record,
+ * on-disk, little-endian): the first sector of each delta lease and of a
+ * paxos lease.  sanlock writes it; lease_leader_decode() reads it and
+ * lease_leader_encode() (tests, tools) writes the fields we model.  */
 #define SANLOCK_DELTA_MAGIC	0x12212010u
 #define SANLOCK_PAXOS_MAGIC	0x06152010u
-#define SANLOCK_LEADER_CSUM_LEN	168	/* bytes covered by the checksum */
+enum {
+	LDR_MAGIC = 0,		/* le32 SANLOCK_DELTA_MAGIC / SANLOCK_PAXOS_MAGIC */
+	LDR_VERSION = 4,	/* le32 */
+	LDR_FLAGS = 8,		/* le32 */
+	LDR_SECTOR_SIZE = 12,	/* le32 */
+	LDR_NUM_HOSTS = 16,	/* le64 */
+	LDR_MAX_HOSTS = 24,	/* le64 */
+	LDR_OWNER_ID = 32,	/* le64 host_id of the owner */
+	LDR_OWNER_GEN = 40,	/* le64 its generation (0: never joined) */
+	LDR_LVER = 48,		/* le64 lease version */
+	LDR_SPACE_NAME = 56,	/* char[LEASE_NAME_LEN] lockspace */
+	LDR_RESOURCE_NAME = 104,	/* char[LEASE_NAME_LEN] resource / host name */
+	LDR_TIMESTAMP = 152,	/* le64 last renewal, monotonic seconds; 0: free */
+	LDR_CSUM = 168,		/* le32 sanlock's crc32c of bytes [0, LDR_CSUM) */
+	LDR_IO_TIMEOUT = 174,	/* le16 seconds */
+};
+#define SANLOCK_LEADER_CSUM_LEN	LDR_CSUM	/* bytes covered by the checksum */
 
 struct sanlock_leader {
 	uint32_t magic;
@@ -52,6 +71,10 @@ struct sanlock_leader {
 /* Decodes one sector.  -EBADMSG if not a leader record with a good
  * checksum.  */
 int lease_leader_decode(const uint8_t *sec, struct sanlock_leader *l);
+/* Writes L's fields into the leader record SEC (bytes we do not model
+ * are left as they are) and seals it with sanlock's checksum:
+ * decode(encode(l)) == l.  */
+void lease_leader_encode(const struct sanlock_leader *l, uint8_t *sec);
 /* sanlock's checksum of a leader record (its crc32c variant).  */
 uint32_t lease_leader_checksum(const uint8_t *sec);
 

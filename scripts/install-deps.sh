@@ -2,12 +2,18 @@
 # Installs every Debian package csnap needs to build, test and demo.
 # Idempotent and quiet when nothing is missing: both `make demo` and
 # `make check` call it first, so a fresh Debian 12 machine needs nothing else.
+#
+#   scripts/install-deps.sh [bench]
+# `bench` (what `make bench` runs) also installs the benchmarks' own tools,
+# which neither the build nor `make check` needs.
 set -euo pipefail
 
 PACKAGES=(
   build-essential pkg-config
   sanlock libsanlock-dev
   libdevmapper-dev libaio-dev libblkid-dev uuid-dev libsodium-dev
+  # csnap send --compress (zstd per data record)
+  libzstd-dev
   libcmocka-dev
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc
@@ -19,6 +25,12 @@ PACKAGES=(
   linux-image-amd64 qemu-system-x86 busybox-static
   udev dmsetup kmod cpio mount
 )
+if [ "${1:-}" = bench ]; then
+  PACKAGES+=(
+    # make bench: the PNG plots of bench/results/ (pngcairo terminal)
+    gnuplot-nox
+  )
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

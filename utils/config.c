@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -293,6 +294,19 @@ static int config_ini_line(void *user, const char *section, const char *key, con
 		return err_set(EINVAL, "%s:%d: [%s]: bad value for %s: '%s'", ps->path, line, section,
 			       key, value);
 	return seen_check(ps, section, key, line);
+}
+
+int config_load_default(const char *path, struct config *cfg)
+{
+	if (!path)
+		path = getenv("CSNAP_CONF");
+	if (!path && access(CONFIG_DEFAULT_PATH, R_OK) == 0)
+		path = CONFIG_DEFAULT_PATH;
+	if (!path) {
+		config_defaults(cfg);
+		return 0;
+	}
+	return config_load(path, cfg);
 }
 
 int config_load(const char *path, struct config *cfg)

@@ -62,6 +62,11 @@ struct config {
 /* Fills defaults, then reads PATH.  Returns 0 or -errno with err_set(). */
 int config_load(const char *path, struct config *cfg);
 void config_defaults(struct config *cfg);
+/* The file a command reads: PATH if not NULL, else $CSNAP_CONF, else
+ * CONFIG_DEFAULT_PATH if it exists; with none, CFG keeps its defaults.
+ * Returns 0 or -errno with err_set() (config_load's).  */
+#define CONFIG_DEFAULT_PATH "/etc/csnap/csnap.conf"
+int config_load_default(const char *path, struct config *cfg);
 /* Finds a store by section name, device path or "UUID=..." string as
  * written in the file; NULL if none.  */
 const struct config_store *config_find_store(const struct config *cfg, const char *name);

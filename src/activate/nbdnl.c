@@ -71,34 +71,51 @@ static void nest_end(struct nlreq *r, struct nlattr *a)
 	a->nla_type |= NLA_F_NESTED;
 }
 
+/* Walks the attributes in [p, p + left): nla_next() returns the next one,
+ * or NULL at the end or at a malformed one (which ends the walk).  */
+struct nla_iter { const char *p; int left; };
+
+static const struct nlattr *nla_next(struct nla_iter *it)
+{
+	const struct nlattr *a = (const struct nlattr *)it->p;
+
+	if (it->left < NLA_HDRLEN || a->nla_len < NLA_HDRLEN || a->nla_len > it->left)
+		return NULL;
+	it->left -= NLA_ALIGN(a->nla_len);
+	it->p += NLA_ALIGN(a->nla_len);
+	return a;
+}
+
+static const char *nla_payload(const struct nlattr *a) { return (const char *)a + NLA_HDRLEN; }
+static int nla_plen(const struct nlattr *a) { return a->nla_len - NLA_HDRLEN; }
+/* The attributes of a generic netlink message.  */
+static struct nla_iter genl_attrs(const struct nlmsghdr *h)
+{
+	return (struct nla_iter){ (const char *)NLMSG_DATA(h) + GENL_HDRLEN,
+				  (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN };
+}
+
 /* The id of the "nbd_mc_group" multicast group in a
  * CTRL_ATTR_MCAST_GROUPS nest, or 0.  */
-static uint32_t find_mcgrp(const char *p, int left)
+static uint32_t find_mcgrp(const struct nlattr *groups)
 {
-	while (left >= NLA_HDRLEN) {
-		const struct nlattr *grp = (const struct nlattr *)p;
-		if (grp->nla_len < NLA_HDRLEN || grp->nla_len > left)
-			return 0;
-		const char *q = p + NLA_HDRLEN;
-		int ql = grp->nla_len - NLA_HDRLEN;
+	struct nla_iter g = { nla_payload(groups), nla_plen(groups) };
+	const struct nlattr *grp;
+
+	while ((grp = nla_next(&g))) {
+		struct nla_iter it = { nla_payload(grp), nla_plen(grp) };
+		const struct nlattr *a;
 		uint32_t id = 0;
 		bool ours = false;
-		while (ql >= NLA_HDRLEN) {
-			const struct nlattr *a = (const struct nlattr *)q;
-			if (a->nla_len < NLA_HDRLEN || a->nla_len > ql)
-				break;
-			if (a->nla_type == CTRL_ATTR_MCAST_GRP_ID && a->nla_len >= NLA_HDRLEN + 4)
-				memcpy(&id, q + NLA_HDRLEN, 4);
+		while ((a = nla_next(&it))) {
+			if (a->nla_type == CTRL_ATTR_MCAST_GRP_ID && nla_plen(a) >= 4)
+				memcpy(&id, nla_payload(a), 4);
 			if (a->nla_type == CTRL_ATTR_MCAST_GRP_NAME &&
-			    !strncmp(q + NLA_HDRLEN, NBD_GENL_MCAST_GROUP_NAME, a->nla_len - NLA_HDRLEN))
+			    !strncmp(nla_payload(a), NBD_GENL_MCAST_GROUP_NAME, (size_t)nla_plen(a)))
 				ours = true;
-			ql -= NLA_ALIGN(a->nla_len);
-			q += NLA_ALIGN(a->nla_len);
 		}
 		if (ours)
 			return id;
-		left -= NLA_ALIGN(grp->nla_len);
-		p += NLA_ALIGN(grp->nla_len);
 	}
 	return 0;
 }
@@ -148,26 +165,21 @@ static int nl_call(struct nlreq *r, uint16_t want_attr, uint32_t *out, uint32_t 
 				break;
 			}
 			/* a reply: genl header, then attributes */
-			char *p = (char *)NLMSG_DATA(h) + GENL_HDRLEN;
-			int left = (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
-			while (left >= NLA_HDRLEN) {
-				const struct nlattr *a = (const struct nlattr *)p;
-				if (a->nla_len < NLA_HDRLEN || a->nla_len > left)
-					break;
+			struct nla_iter it = genl_attrs(h);
+			const struct nlattr *a;
+			while ((a = nla_next(&it))) {
 				uint16_t t = a->nla_type & NLA_TYPE_MASK;
 				if (mcgrp && t == CTRL_ATTR_MCAST_GROUPS)
-					*mcgrp = find_mcgrp(p + NLA_HDRLEN, a->nla_len - NLA_HDRLEN);
+					*mcgrp = find_mcgrp(a);
 				if (out && t == want_attr) {
-					if (a->nla_len >= NLA_HDRLEN + 4)
-						memcpy(out, p + NLA_HDRLEN, 4);
-					else if (a->nla_len >= NLA_HDRLEN + 2) {
+					if (nla_plen(a) >= 4)
+						memcpy(out, nla_payload(a), 4);
+					else if (nla_plen(a) >= 2) {
 						uint16_t v;
-						memcpy(&v, p + NLA_HDRLEN, 2);
+						memcpy(&v, nla_payload(a), 2);
 						*out = v;
 					}
 				}
-				left -= NLA_ALIGN(a->nla_len);
-				p += NLA_ALIGN(a->nla_len);
 			}
 		}
 	}
@@ -221,16 +233,26 @@ static void put_socket(struct nlreq *r, int fd)
 	nest_end(r, socks);
 }
 
-int nbdnl_connect(const struct nbdnl_connect *c)
+/* Starts an nbd family request CMD in R (the family id looked up once).  */
+static int nbd_req(struct nlreq *r, uint8_t cmd)
 {
-	struct nlreq r;
 	uint16_t fam;
-	uint32_t index = UINT32_MAX;
 	int rc = family_id(&fam);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_CONNECT, NBD_GENL_VERSION);
+	req_init(r, fam, cmd, NBD_GENL_VERSION);
+	return 0;
+}
+
+int nbdnl_connect(const struct nbdnl_connect *c)
+{
+	struct nlreq r;
+	uint32_t index = UINT32_MAX;
+	int rc = nbd_req(&r, NBD_CMD_CONNECT);
+
+	if (rc < 0)
+		return rc;
 	put_u64(&r, NBD_ATTR_SIZE_BYTES, c->size);
 	put_u64(&r, NBD_ATTR_BLOCK_SIZE_BYTES, c->block_size);
 	put_u64(&r, NBD_ATTR_SERVER_FLAGS, c->server_flags);
@@ -250,12 +272,10 @@ int nbdnl_connect(const struct nbdnl_connect *c)
 int nbdnl_reconfigure(int index, int fd, const char *backend)
 {
 	struct nlreq r;
-	uint16_t fam;
-	int rc = family_id(&fam);
+	int rc = nbd_req(&r, NBD_CMD_RECONFIGURE);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
 	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
 	if (backend)
 		put_attr(&r, NBD_ATTR_BACKEND_IDENTIFIER, backend, strlen(backend) + 1);
@@ -269,12 +289,10 @@ int nbdnl_reconfigure(int index, int fd, const char *backend)
 int nbdnl_disconnect(int index)
 {
 	struct nlreq r;
-	uint16_t fam;
-	int rc = family_id(&fam);
+	int rc = nbd_req(&r, NBD_CMD_DISCONNECT);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
 	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
 	rc = nl_call(&r, 0, NULL, NULL);
 	if (rc < 0)
@@ -396,20 +414,14 @@ int nbdnl_monitor_read(int fd)
 		const struct genlmsghdr *g = NLMSG_DATA(h);
 		if (h->nlmsg_len < NLMSG_HDRLEN + GENL_HDRLEN || g->cmd != NBD_CMD_LINK_DEAD)
 			continue;
-		char *p = (char *)NLMSG_DATA(h) + GENL_HDRLEN;
-		int left = (int)h->nlmsg_len - NLMSG_HDRLEN - GENL_HDRLEN;
-		while (left >= NLA_HDRLEN) {
-			const struct nlattr *a = (const struct nlattr *)p;
-			if (a->nla_len < NLA_HDRLEN || a->nla_len > left)
-				break;
-			if ((a->nla_type & NLA_TYPE_MASK) == NBD_ATTR_INDEX && a->nla_len >= NLA_HDRLEN + 4) {
+		struct nla_iter it = genl_attrs(h);
+		const struct nlattr *a;
+		while ((a = nla_next(&it)))
+			if ((a->nla_type & NLA_TYPE_MASK) == NBD_ATTR_INDEX && nla_plen(a) >= 4) {
 				uint32_t v;
-				memcpy(&v, p + NLA_HDRLEN, 4);
+				memcpy(&v, nla_payload(a), 4);
 				index = (int)v;
 			}
-			left -= NLA_ALIGN(a->nla_len);
-			p += NLA_ALIGN(a->nla_len);
-		}
 	}
 	free(buf);
 	return index;

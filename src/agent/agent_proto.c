@@ -35,6 +35,18 @@ void agent_sanitize(char *dst, size_t len, const char *src)
 	dst[i] = 0;
 }
 
+void agent_sanitize_tail(char *dst, size_t len, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+
+	if (len > 4 && n >= len) {
+		memcpy(dst, "...", 3);
+		agent_sanitize(dst + 3, len - 3, src + n - (len - 4));
+		return;
+	}
+	agent_sanitize(dst, len, src);
+}
+
 static int why_set(char *why, size_t whylen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int why_set(char *why, size_t whylen, const char *fmt, ...)

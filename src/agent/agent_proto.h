@@ -111,5 +111,8 @@ int agent_line_field(const char *line, const char *key, char *out, size_t outlen
 /* Copies SRC into DST (size LEN) replacing bytes outside 0x20..0x7e by
  * '?' and truncating; always NUL-terminates.  */
 void agent_sanitize(char *dst, size_t len, const char *src);
+/* The same, but a SRC too long for DST keeps its end behind "...": for
+ * paths, whose last part says most.  */
+void agent_sanitize_tail(char *dst, size_t len, const char *src);
 
 #endif

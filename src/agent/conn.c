@@ -280,14 +280,19 @@ struct agent_store *agent_find_store(struct agent *ag, const char *what)
 	return NULL;
 }
 
+/* Device paths in a STORE line: csnap.conf takes paths up to PATH_MAX,
+ * a line is AGENT_LINE_MAX with everything else on it.  */
+#define STORE_DEV_SHOWN	320
+
 static void send_stores(struct agent *ag, struct agent_conn *c)
 {
-	char line[AGENT_LINE_MAX], why[AGENT_WHY_LEN];
+	char line[AGENT_LINE_MAX], why[AGENT_WHY_LEN], dev[STORE_DEV_SHOWN];
 
 	for (int i = 0; i < ag->nstores; i++) {
 		struct agent_store *st = &ag->stores[i];
 		struct store_pub pub;
 		const char *server;
+		int n;
 
 		agent_store_snapshot(st, &pub);
 		if (!st->cs->server)
@@ -297,15 +302,26 @@ static void send_stores(struct agent *ag, struct agent_conn *c)
 		else
 			server = "stopped";
 		agent_sanitize(why, sizeof why, pub.why);
-		snprintf(line, sizeof line, "STORE name=%s uuid=%s device=%s state=%s server=%s "
-			 "server_pid=%ld restarts=%u master=%s frozen_kills=%u why=%s\n", st->cs->name,
-			 pub.located ? pub.uuid : "-", pub.located ? pub.path : st->cs->device,
-			 agent_store_state_name(pub.state), server, (long)st->server_pid,
-			 st->server_restarts, st->hb_serving ? "yes" : "no", st->hb_kills,
-			 why[0] ? why : "-");
+		agent_sanitize_tail(dev, sizeof dev, pub.located ? pub.path : st->cs->device);
 		/* names and paths with spaces are legal in csnap.conf; keep the
-		 * line one line and let why= run to its end.  */
-		conn_puts(ag, c, line);
+		 * line one line and let why= run to its end, cut to fit (the
+		 * newline always goes out: a client's line buffer is
+		 * AGENT_LINE_MAX, newline included).  */
+		n = snprintf(line, sizeof line - 1, "STORE name=%s uuid=%s device=%s state=%s "
+			     "server=%s server_pid=%ld restarts=%u master=%s frozen_kills=%u why=%s",
+			     st->cs->name, pub.located ? pub.uuid : "-", dev,
+			     agent_store_state_name(pub.state), server, (long)st->server_pid,
+			     st->server_restarts, st->hb_serving ? "yes" : "no", st->hb_kills,
+			     why[0] ? why : "-");
+		if (n < 0)
+			continue;
+		if ((size_t)n >= sizeof line - 1) {
+			n = (int)sizeof line - 2;
+			memcpy(line + n - 3, "...", 3);
+		}
+		line[n++] = '\n';
+		line[n] = 0;
+		conn_put(ag, c, line, (size_t)n);
 	}
 	conn_puts(ag, c, "END\n");
 }

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_CONF "/etc/csnap/csnap.conf"
 #define CALL_MIN_MS	120000
 
 int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
@@ -32,9 +31,9 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 	};
 	int c;
 	uint64_t n;
-	bool opt_last = nargs & ADMIN_OPTIONAL_LAST;
+	bool opt_last = nargs & ADMIN_OPTIONAL_LAST, names = nargs & ADMIN_NAMES;
 
-	nargs &= ~ADMIN_OPTIONAL_LAST;
+	nargs &= ~(ADMIN_OPTIONAL_LAST | ADMIN_NAMES);
 	memset(a, 0, sizeof *a);
 	a->timeout_ms = 30000;
 	optind = 1;
@@ -76,9 +75,35 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 	if (have != nargs && !(opt_last && have == nargs - 1))
 		return cli_usage("expected %s%d argument%s", opt_last ? "up to " : "", nargs,
 				 nargs == 1 ? "" : "s");
-	for (int i = 0; i < have; i++)
+	for (int i = 0; i < have; i++) {
 		a->args[i] = argv[optind + i];
+		if (names && i > 0 && !proto_name_valid(a->args[i]))
+			return cli_usage("invalid snapshot name '%s'", a->args[i]);
+	}
 	a->nargs = have;
+	return 0;
+}
+
+int admin_open(int argc, char **argv, int nargs, struct admin_args *a,
+	       const char *intopt, int64_t *intval, struct admin_conn *ac)
+{
+	int r = admin_parse(argc, argv, nargs, a, intopt, intval);
+
+	if (r)
+		return r;
+	return admin_connect(a, ac) ? 1 : 0;
+}
+
+int admin_call_ok(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
+		  struct proto_msg *rep, const char *what, bool retry_sent)
+{
+	if (admin_call(a, ac, req, rep, what, retry_sent))
+		return 1;
+	if (rep->status) {
+		cli_error("%s: %s", what, rep->error[0] ? rep->error : strerror((int)rep->status));
+		proto_msg_free(rep);
+		return 1;
+	}
 	return 0;
 }
 
@@ -112,17 +137,9 @@ static void say_wait(void *arg, const char *why)
 static int connect_once(const struct admin_args *a, struct admin_conn *ac, int timeout_ms)
 {
 	static struct config cfg;	/* large: keep it off the stack */
-	const char *conf = a->conf;
 
-	config_defaults(&cfg);
-	if (!conf && getenv("CSNAP_CONF"))
-		conf = getenv("CSNAP_CONF");
-	if (conf || access(DEFAULT_CONF, R_OK) == 0) {
-		if (!conf)
-			conf = DEFAULT_CONF;
-		if (config_load(conf, &cfg) < 0)
-			return -EINVAL;	/* final: the message is set */
-	}
+	if (config_load_default(a->conf, &cfg) < 0)
+		return -EINVAL;	/* final: the message is set */
 	const struct config_store *cs = config_find_store(&cfg, a->args[0]);
 	snprintf(ac->store, sizeof ac->store, "%s", cs ? cs->device : a->args[0]);
 

@@ -29,6 +29,9 @@ struct admin_args {
 /* NARGS | ADMIN_OPTIONAL_LAST: the last positional may be left out
  * (a->nargs says how many were given).  */
 #define ADMIN_OPTIONAL_LAST	0x100
+/* NARGS | ADMIN_NAMES: the positionals after STORE are names of existing
+ * snapshots (checked before any connection: a usage error).  */
+#define ADMIN_NAMES		0x200
 
 /* Parses options and exactly NARGS positionals.  INTOPT names one extra
  * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit
@@ -55,6 +58,10 @@ struct admin_conn {
  * line on stderr says for what).  Prints the error and returns 1 on
  * failure.  */
 int admin_connect(const struct admin_args *a, struct admin_conn *ac);
+/* admin_parse() then admin_connect(): 0 when connected, else the exit
+ * code (usage or error printed).  */
+int admin_open(int argc, char **argv, int nargs, struct admin_args *a,
+	       const char *intopt, int64_t *intval, struct admin_conn *ac);
 /* Sends REQ and waits for its reply (0: a reply came, check its status;
  * 1: error printed).  A lost connection (master killed or handing over)
  * is followed by finding the new master and, if RETRY_SENT (the request is
@@ -64,6 +71,10 @@ int admin_connect(const struct admin_args *a, struct admin_conn *ac);
  * repeated: the error says its outcome is unknown.  */
 int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
 	       struct proto_msg *rep, const char *what, bool retry_sent);
+/* admin_call() that also prints a refusal ("WHAT: why"): 0 only for a
+ * successful reply (the caller frees REP), else 1.  */
+int admin_call_ok(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
+		  struct proto_msg *rep, const char *what, bool retry_sent);
 void admin_close(struct admin_conn *ac);
 
 void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,

@@ -75,15 +75,11 @@ static void print_ranges(const struct range_list *l, const char *from, const cha
 static int cmd_changed(int argc, char **argv)
 {
 	struct admin_args a;
-	int r = admin_parse(argc, argv, 3 | ADMIN_OPTIONAL_LAST, &a, NULL, NULL);
+	struct admin_conn ac;
+	int r = admin_open(argc, argv, 3 | ADMIN_OPTIONAL_LAST | ADMIN_NAMES, &a, NULL, NULL, &ac);
 	if (r)
 		return r;
 	const char *from = a.args[1], *to = a.nargs == 3 ? a.args[2] : NULL;
-	if (!proto_name_valid(from) || (to && !proto_name_valid(to)))
-		return cli_usage("invalid snapshot name '%s'", !proto_name_valid(from) ? from : to);
-	struct admin_conn ac;
-	if (admin_connect(&a, &ac))
-		return 1;
 	struct range_list l = { 0 };
 	uint64_t next = 0;
 	while (next != UINT64_MAX) {

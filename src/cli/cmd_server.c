@@ -18,7 +18,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define DEFAULT_CONF "/etc/csnap/csnap.conf"
 
 static int cmd_server(int argc, char **argv)
 {
@@ -101,14 +100,8 @@ static int cmd_server(int argc, char **argv)
 		return cli_usage("one STORE (a [store NAME] of csnap.conf, or a store path)");
 	const char *arg = argv[optind];
 
-	if (!conf && getenv("CSNAP_CONF"))
-		conf = getenv("CSNAP_CONF");
-	if (conf || access(DEFAULT_CONF, R_OK) == 0) {
-		if (!conf)
-			conf = DEFAULT_CONF;
-		if (config_load(conf, &cfg) < 0)
-			return cli_error("%s", err_get());
-	}
+	if (config_load_default(conf, &cfg) < 0)
+		return cli_error("%s", err_get());
 	const struct config_store *cs = config_find_store(&cfg, arg);
 	if (cs) {
 		snprintf(store, sizeof store, "%s", cs->device);

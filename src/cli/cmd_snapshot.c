@@ -15,19 +15,6 @@
 #include <time.h>
 
 /* One request through admin_call (see admin_util.h for RETRY_SENT).  */
-static int call_simple(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
-		       struct proto_msg *rep, const char *what, bool retry_sent)
-{
-	if (admin_call(a, ac, req, rep, what, retry_sent))
-		return 1;
-	if (rep->status) {
-		cli_error("%s: %s", what, rep->error[0] ? rep->error : strerror((int)rep->status));
-		proto_msg_free(rep);
-		return 1;
-	}
-	return 0;
-}
-
 static void new_request_id(uint8_t id[PROTO_REQ_ID_LEN])
 {
 	static const uint8_t zero[PROTO_REQ_ID_LEN];
@@ -60,7 +47,7 @@ static int cmd_create(int argc, char **argv)
 	 * lost connection finds the snapshot its first attempt made.  */
 	m.flags |= PROTO_F_REQ_ID;
 	new_request_id(m.u.snap_create.req_id);
-	r = call_simple(&a, &ac, &m, &rep, "snapshot create", true);
+	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot create", true);
 	if (!r) {
 		if (a.json)
 			printf("{\"id\": %u, \"name\": \"%s\", \"priority\": %d}\n",
@@ -76,14 +63,10 @@ static int cmd_create(int argc, char **argv)
 static int cmd_delete(int argc, char **argv)
 {
 	struct admin_args a;
-	int r = admin_parse(argc, argv, 2, &a, NULL, NULL);
+	struct admin_conn ac;
+	int r = admin_open(argc, argv, 2 | ADMIN_NAMES, &a, NULL, NULL, &ac);
 	if (r)
 		return r;
-	if (!proto_name_valid(a.args[1]))
-		return cli_usage("invalid snapshot name '%s'", a.args[1]);
-	struct admin_conn ac;
-	if (admin_connect(&a, &ac))
-		return 1;
 	struct proto_msg m, rep;
 	proto_msg_init(&m, PROTO_SNAP_DELETE, 0);
 	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", a.args[1]);
@@ -111,11 +94,9 @@ static int cmd_set(int argc, char **argv)
 {
 	struct admin_args a;
 	int64_t prio = INT64_MIN;
-	int r = admin_parse(argc, argv, 2, &a, "priority", &prio);
+	int r = admin_parse(argc, argv, 2 | ADMIN_NAMES, &a, "priority", &prio);
 	if (r)
 		return r;
-	if (!proto_name_valid(a.args[1]))
-		return cli_usage("invalid snapshot name '%s'", a.args[1]);
 	if (prio == INT64_MIN && !a.usecount_set)
 		return cli_usage("nothing to set (--priority P, --use / --unuse)");
 	struct admin_conn ac;
@@ -134,7 +115,7 @@ static int cmd_set(int argc, char **argv)
 	}
 	/* A priority is set, not added: safe to repeat; a use count change
 	 * is a delta and is never sent twice.  */
-	r = call_simple(&a, &ac, &m, &rep, "snapshot set", !a.usecount_set);
+	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot set", !a.usecount_set);
 	if (!r) {
 		printf("snapshot %s: priority %d, use count %u\n", rep.u.snapinfo.name,
 		       rep.u.snapinfo.priority, rep.u.snapinfo.usecount);
@@ -147,15 +128,13 @@ static int cmd_set(int argc, char **argv)
 static int cmd_list(int argc, char **argv)
 {
 	struct admin_args a;
-	int r = admin_parse(argc, argv, 1, &a, NULL, NULL);
+	struct admin_conn ac;
+	int r = admin_open(argc, argv, 1, &a, NULL, NULL, &ac);
 	if (r)
 		return r;
-	struct admin_conn ac;
-	if (admin_connect(&a, &ac))
-		return 1;
 	struct proto_msg m, rep;
 	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
-	r = call_simple(&a, &ac, &m, &rep, "snapshot list", true);
+	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot list", true);
 	if (!r) {
 		admin_print_snapshots(&rep.u.snap_list, ac.chunk_size, a.json, stdout);
 		proto_msg_free(&rep);

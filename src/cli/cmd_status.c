@@ -17,28 +17,18 @@ static const char *volume_name(uint8_t v)
 static int cmd_status(int argc, char **argv)
 {
 	struct admin_args a;
-	int r = admin_parse(argc, argv, 1, &a, NULL, NULL);
+	struct admin_conn ac;
+	int r = admin_open(argc, argv, 1, &a, NULL, NULL, &ac);
 	if (r)
 		return r;
-	struct admin_conn ac;
-	if (admin_connect(&a, &ac))
-		return 1;
 	struct proto_msg m, st, sl;
 	proto_msg_init(&m, PROTO_STATUS, 0);
-	if (admin_call(&a, &ac, &m, &st, "status", true)) {
-		admin_close(&ac);
-		return 1;
-	}
-	if (st.status) {
-		cli_error("status: %s", st.error);
+	if (admin_call_ok(&a, &ac, &m, &st, "status", true)) {
 		admin_close(&ac);
 		return 1;
 	}
 	proto_msg_init(&m, PROTO_SNAP_LIST, 0);
-	r = admin_call(&a, &ac, &m, &sl, "status", true);
-	if (r || sl.status) {
-		if (!r)
-			cli_error("status: %s", sl.error);
+	if (admin_call_ok(&a, &ac, &m, &sl, "status", true)) {
 		proto_msg_free(&st);
 		admin_close(&ac);
 		return 1;

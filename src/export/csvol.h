@@ -20,12 +20,12 @@
 #include <stdint.h>
 
 struct dio;
-struct loop;
+struct evloop;
 struct master_target;
 
 /* What a store's volumes share.  */
 struct csvol_env {
-	struct loop *lp;
+	struct evloop *lp;
 	const struct master_target *tgt;
 	struct dio *origin;		/* origin device */
 	struct dio *store;		/* snapshot store device */

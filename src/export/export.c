@@ -42,7 +42,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define LIST_INTERVAL_MS	1000
@@ -60,7 +59,7 @@ struct snapent {
 struct exporter {
 	struct config cfg;
 	const struct config_store *st;
-	struct loop *lp;
+	struct evloop *lp;
 	struct nbd_server *srv;
 	struct io_dev *origin_dev, *store_dev;
 	char store_path[LEASE_PATH_LEN];
@@ -73,11 +72,10 @@ struct exporter {
 	bool list_inflight;
 	uint64_t announce_seq;		/* SNAP_ADDED announcements taken */
 	uint64_t list_seq;		/* announce_seq when the list was asked */
-	struct loop_timer poll;
+	struct evloop_timer poll;
 	struct snapent **snaps;
 	unsigned nsnaps, capsnaps;
-	struct loop_watch sig_watch;
-	int sigfd;
+	struct evloop_signals sigs;
 	struct act_keeper *keeper;	/* re-attaches activated volumes */
 };
 
@@ -256,7 +254,7 @@ static void poll_fn(void *arg)
 	struct exporter *ex = arg;
 
 	list_now(ex);
-	loop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
+	evloop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
 }
 
 static void admin_connected(void *arg, const struct proto_identify_ok *ok, bool again)
@@ -295,15 +293,12 @@ static const struct session_ops admin_ops = {
 
 /* ---- setup ------------------------------------------------------------ */
 
-static void on_signal(void *arg, uint32_t events)
+static void on_signal(void *arg, int signo)
 {
 	struct exporter *ex = arg;
-	struct signalfd_siginfo si;
 
-	(void)events;
-	if (read(ex->sigfd, &si, sizeof si) == sizeof si)
-		log_info("export: signal %u, shutting down", si.ssi_signo);
-	loop_stop(ex->lp);
+	log_info("export: signal %d, shutting down", signo);
+	evloop_stop(ex->lp);
 }
 
 static int parse_hostport(const char *s, char *addr, size_t addrlen, uint16_t *port)
@@ -452,19 +447,11 @@ static int start_keeper(struct exporter *ex, const struct export_opts *o)
 }
 
 /* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
-static int watch_signals(struct loop *lp, struct loop_watch *w, int *fd, void *arg)
+static int watch_signals(struct exporter *ex)
 {
-	sigset_t set;
+	static const int signos[] = { SIGINT, SIGTERM, 0 };
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	*fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (*fd < 0)
-		return err_set(errno, "signalfd: %s", strerror(errno));
-	return loop_watch_add(lp, w, *fd, EPOLLIN, on_signal, arg);
+	return evloop_signals_add(ex->lp, &ex->sigs, signos, on_signal, ex);
 }
 
 static void teardown(struct exporter *ex)
@@ -486,12 +473,10 @@ static void teardown(struct exporter *ex)
 		free(ex->snaps[i]);
 	}
 	free(ex->snaps);
-	if (ex->sigfd >= 0) {
-		loop_watch_del(ex->lp, &ex->sig_watch);
-		close(ex->sigfd);
+	if (ex->lp) {
+		evloop_signals_del(ex->lp, &ex->sigs);
+		evloop_timer_cancel(ex->lp, &ex->poll);
 	}
-	if (ex->lp)
-		loop_timer_cancel(ex->lp, &ex->poll);
 	loop_destroy(ex->lp);
 	dio_destroy(ex->origin_dio);
 	dio_destroy(ex->store_dio);
@@ -508,7 +493,6 @@ int export_run(const struct export_opts *o)
 		fprintf(stderr, "csnap: export: out of memory\n");
 		return 1;
 	}
-	ex->sigfd = -1;
 	rc = config_load(o->conf, &ex->cfg);
 	if (rc < 0)
 		goto out;
@@ -517,7 +501,7 @@ int export_run(const struct export_opts *o)
 		goto out;
 	}
 	if ((rc = loop_create(512, &ex->lp)) < 0 ||
-	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
+	    (rc = watch_signals(ex)) < 0 ||
 	    (rc = open_store(ex, o)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
@@ -530,9 +514,9 @@ int export_run(const struct export_opts *o)
 	session_start(ex->admin);
 	ex->poll.fn = poll_fn;
 	ex->poll.arg = ex;
-	loop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
+	evloop_timer_arm(ex->lp, &ex->poll, LIST_INTERVAL_MS);
 	log_info("export: serving store %s", ex->st->name);
-	rc = loop_run(ex->lp);
+	rc = evloop_run(ex->lp);
 out:
 	if (rc < 0)
 		fprintf(stderr, "csnap: export: %s\n", ESC(err_get()));
@@ -555,10 +539,9 @@ int export_run_file(const struct export_file_opts *o)
 		fprintf(stderr, "csnap: export: out of memory\n");
 		return 1;
 	}
-	ex->sigfd = -1;
 	if ((rc = o->tcp ? parse_hostport(o->tcp, addr, sizeof addr, &port) : 0) < 0 ||
 	    (rc = loop_create(256, &ex->lp)) < 0 ||
-	    (rc = watch_signals(ex->lp, &ex->sig_watch, &ex->sigfd, ex)) < 0 ||
+	    (rc = watch_signals(ex)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_file_open(ex->lp, o->name, o->path, o->readonly, &vol)) < 0 ||
 	    (rc = nbd_server_add(ex->srv, vol)) < 0 ||
@@ -571,7 +554,7 @@ int export_run_file(const struct export_file_opts *o)
 		printf("unix socket %s\n", o->sock);
 	fflush(stdout);
 	log_info("export: serving %s as \"%s\"", o->path, o->name);
-	rc = loop_run(ex->lp);
+	rc = evloop_run(ex->lp);
 out:
 	if (rc < 0)
 		fprintf(stderr, "csnap: export: %s\n", ESC(err_get()));

@@ -11,7 +11,7 @@
 
 static void ping_fn(void *arg);
 
-void grant_init(struct grant *g, struct loop *lp)
+void grant_init(struct grant *g, struct evloop *lp)
 {
 	memset(g, 0, sizeof *g);
 	g->lp = lp;
@@ -73,15 +73,15 @@ static void ping_fn(void *arg)
 		g->ping_inflight = true;
 		session_send_once(g->sess, &g->ping);	/* may answer at once */
 	}
-	loop_timer_arm(g->lp, &g->timer, PROTO_PING_MS);
+	evloop_timer_arm(g->lp, &g->timer, PROTO_PING_MS);
 }
 
 void grant_ping_start(struct grant *g)
 {
-	loop_timer_arm(g->lp, &g->timer, PROTO_PING_MS);
+	evloop_timer_arm(g->lp, &g->timer, PROTO_PING_MS);
 }
 
 void grant_ping_stop(struct grant *g)
 {
-	loop_timer_cancel(g->lp, &g->timer);
+	evloop_timer_cancel(g->lp, &g->timer);
 }

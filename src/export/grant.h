@@ -26,14 +26,14 @@
 struct grant {
 	int64_t until_ns;		/* csnap_boot_ns(); 0: none */
 	uint64_t epoch;			/* connection number */
-	struct loop *lp;
+	struct evloop *lp;
 	struct session *sess;		/* pinged while up; NULL: none */
 	struct sreq ping;
 	bool ping_inflight;
-	struct loop_timer timer;
+	struct evloop_timer timer;
 };
 
-void grant_init(struct grant *g, struct loop *lp);
+void grant_init(struct grant *g, struct evloop *lp);
 /* The session to ping (set after it is created; NULL when it goes).  */
 static inline void grant_set_session(struct grant *g, struct session *sess) { g->sess = sess; }
 bool grant_valid(const struct grant *g);

@@ -33,6 +33,11 @@
  * one option's replies).  In transmission the in-flight limits above
  * bound the queue, since a request lives until its reply is sent.  */
 #define NBD_MAX_HS_OUT		(64u * 1024)
+/* Send buffer of a unix socket connection (SO_SNDBUF; the kernel caps it
+ * at net.core.wmem_max).  The default (~208 KiB) makes a 1 MiB read reply
+ * go out in five sendmsg()s, each after the client drained the socket and
+ * the loop woke again for EPOLLOUT.  TCP keeps the kernel's autotuning.  */
+#define NBD_UNIX_SNDBUF		(4 * 1024 * 1024)
 
 struct nbd_conn;
 
@@ -69,10 +74,10 @@ struct nbd_req {
 
 struct nbd_conn {
 	struct nbd_server *srv;
-	struct loop *lp;
-	struct loop_watch watch;
-	struct loop_deferred kick;	/* flush output, resume input */
-	struct loop_timer hs_timer;	/* handshake must finish in time */
+	struct evloop *lp;
+	struct evloop_watch watch;
+	struct evloop_deferred kick;	/* flush output, resume input */
+	struct evloop_timer hs_timer;	/* handshake must finish in time */
 	int fd;
 	char peer[80];
 	enum nbd_conn_state state;

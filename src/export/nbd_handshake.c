@@ -112,7 +112,7 @@ static void enter_transmission(struct nbd_conn *c, struct volume *vol)
 {
 	c->vol = volume_get(vol);
 	volume_attach(vol);
-	loop_timer_cancel(c->lp, &c->hs_timer);
+	evloop_timer_cancel(c->lp, &c->hs_timer);
 	c->state = NBD_ST_TX_HEADER;
 	c->hdr_want = NBD_REQUEST_SIZE;
 	log_debug("nbd %s: serving export %s", c->peer, vol->name);

@@ -51,7 +51,7 @@
 
 struct listener {
 	struct nbd_server *srv;
-	struct loop_watch watch;
+	struct evloop_watch watch;
 	int fd;
 	bool is_unix;
 	char path[108];
@@ -63,7 +63,7 @@ struct cached_buf {
 };
 
 struct nbd_server {
-	struct loop *lp;
+	struct evloop *lp;
 	struct listener listeners[NBD_MAX_LISTENERS];
 	unsigned nlisteners;
 	struct volume **vols;
@@ -72,7 +72,7 @@ struct nbd_server {
 	unsigned nconns;
 	unsigned max_conns;		/* below the descriptor limit */
 	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
-	struct loop_timer accept_timer;	/* listeners unwatched until then */
+	struct evloop_timer accept_timer;	/* listeners unwatched until then */
 	struct log_limit peer_log;	/* what peers can make us log at will */
 	unsigned long long serial;	/* connections accepted so far */
 	struct cached_buf *bufs[BUF_CLASSES];
@@ -207,7 +207,7 @@ static void conn_free(struct nbd_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
-	loop_timer_cancel(c->lp, &c->hs_timer);
+	evloop_timer_cancel(c->lp, &c->hs_timer);
 	nbd_tx_free_reqs(c);
 	if (c->vol)
 		volume_detach(c->vol);
@@ -226,7 +226,7 @@ static void conn_update_events(struct nbd_conn *c)
 		ev |= EPOLLIN;
 	if (c->out_head)
 		ev |= EPOLLOUT;
-	if (loop_watch_mod(c->lp, &c->watch, ev) < 0)
+	if (evloop_watch_mod(c->lp, &c->watch, ev) < 0)
 		nbd_conn_kill(c, err_get());
 }
 
@@ -257,7 +257,7 @@ static void conn_kick_fn(void *arg)
 
 void nbd_conn_kick(struct nbd_conn *c)
 {
-	loop_defer(c->lp, &c->kick);
+	evloop_defer(c->lp, &c->kick);
 }
 
 void nbd_conn_kill(struct nbd_conn *c, const char *why)
@@ -273,8 +273,8 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 	else
 		log_debug("nbd %s: connection closed", c->peer);
 	c->dead = true;
-	loop_timer_cancel(c->lp, &c->hs_timer);
-	loop_watch_del(c->lp, &c->watch);
+	evloop_timer_cancel(c->lp, &c->hs_timer);
+	evloop_watch_del(c->lp, &c->watch);
 	close(c->fd);
 	c->fd = -1;
 	while (c->out_head) {
@@ -570,7 +570,7 @@ static void accept_resume(void *arg)
 	struct nbd_server *srv = arg;
 
 	for (unsigned i = 0; i < srv->nlisteners; i++)
-		if (loop_watch_mod(srv->lp, &srv->listeners[i].watch, EPOLLIN) < 0)
+		if (evloop_watch_mod(srv->lp, &srv->listeners[i].watch, EPOLLIN) < 0)
 			log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: %s", err_get());
 	if (srv->fdres.spare < 0)
 		fd_reserve_open(&srv->fdres);
@@ -591,8 +591,8 @@ static bool accept_failed(struct nbd_server *srv, struct listener *l, int err)
 	log_limited(&srv->peer_log, LOG_LEVEL_WARN, "nbd: accept: %s: not accepting for %d ms",
 		    strerror(err), NBD_ACCEPT_BACKOFF_MS);
 	for (unsigned i = 0; i < srv->nlisteners; i++)
-		loop_watch_mod(srv->lp, &srv->listeners[i].watch, 0);
-	loop_timer_arm(srv->lp, &srv->accept_timer, NBD_ACCEPT_BACKOFF_MS);
+		evloop_watch_mod(srv->lp, &srv->listeners[i].watch, 0);
+	evloop_timer_arm(srv->lp, &srv->accept_timer, NBD_ACCEPT_BACKOFF_MS);
 	return false;
 }
 
@@ -673,7 +673,11 @@ static void accept_event(void *arg, uint32_t events)
 		c->hs_timer.fn = hs_timeout;
 		c->hs_timer.arg = c;
 		if (l->is_unix) {
+			int sndbuf = NBD_UNIX_SNDBUF;
+
 			snprintf(c->peer, sizeof c->peer, "unix#%llu", ++srv->serial);
+			/* best effort: on failure the default size stays */
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 		} else {
 			char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
 			int one = 1;
@@ -688,7 +692,7 @@ static void accept_event(void *arg, uint32_t events)
 			srv->conns->prev = c;
 		srv->conns = c;
 		srv->nconns++;
-		if (loop_watch_add(srv->lp, &c->watch, fd, EPOLLIN, conn_event, c) < 0) {
+		if (evloop_watch_add(srv->lp, &c->watch, fd, EPOLLIN, conn_event, c) < 0) {
 			log_warn("nbd: %s", err_get());
 			c->dead = true;
 			close(fd);
@@ -696,7 +700,7 @@ static void accept_event(void *arg, uint32_t events)
 			continue;
 		}
 		log_debug("nbd %s: connected", c->peer);
-		loop_timer_arm(srv->lp, &c->hs_timer, NBD_HANDSHAKE_MS);
+		evloop_timer_arm(srv->lp, &c->hs_timer, NBD_HANDSHAKE_MS);
 		nbd_hs_greet(c);
 	}
 }
@@ -721,7 +725,7 @@ static int add_listener(struct nbd_server *srv, int fd, bool is_unix, const char
 	l->port = port;
 	if (path)
 		snprintf(l->path, sizeof l->path, "%s", path);
-	rc = loop_watch_add(srv->lp, &l->watch, fd, EPOLLIN, accept_event, l);
+	rc = evloop_watch_add(srv->lp, &l->watch, fd, EPOLLIN, accept_event, l);
 	if (rc < 0) {
 		close(fd);
 		return rc;
@@ -817,7 +821,7 @@ uint16_t nbd_server_tcp_port(const struct nbd_server *srv)
 
 /* ---- lifetime --------------------------------------------------------- */
 
-int nbd_server_create(struct loop *lp, struct nbd_server **out)
+int nbd_server_create(struct evloop *lp, struct nbd_server **out)
 {
 	struct nbd_server *srv = calloc(1, sizeof *srv);
 
@@ -838,12 +842,12 @@ void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
 		return;
-	loop_timer_cancel(srv->lp, &srv->accept_timer);
+	evloop_timer_cancel(srv->lp, &srv->accept_timer);
 	fd_reserve_close(&srv->fdres);
 	for (unsigned i = 0; i < srv->nlisteners; i++) {
 		struct listener *l = &srv->listeners[i];
 
-		loop_watch_del(srv->lp, &l->watch);
+		evloop_watch_del(srv->lp, &l->watch);
 		close(l->fd);
 		if (l->is_unix)
 			unlink(l->path);

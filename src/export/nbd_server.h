@@ -16,7 +16,7 @@
 
 #include <stdint.h>
 
-struct loop;
+struct evloop;
 struct nbd_server;
 struct volume;
 
@@ -24,7 +24,7 @@ struct volume;
  * size).  */
 #define NBD_SERVER_MAX_PAYLOAD	(32u * 1024 * 1024)
 
-int nbd_server_create(struct loop *lp, struct nbd_server **out);
+int nbd_server_create(struct evloop *lp, struct nbd_server **out);
 /* Closes listeners and connections; waits for their I/O to finish.  */
 void nbd_server_destroy(struct nbd_server *srv);
 

@@ -41,7 +41,7 @@
 enum sess_state { SESS_IDLE, SESS_CONNECTING, SESS_UP, SESS_REFUSED };
 
 struct session {
-	struct loop *lp;
+	struct evloop *lp;
 	const struct master_target *tgt;
 	uint8_t volume;
 	char snapshot[PROTO_NAME_MAX + 1];
@@ -51,8 +51,8 @@ struct session {
 
 	enum sess_state state;
 	struct proto_client *pc;
-	struct loop_watch watch;
-	struct loop_timer retry;
+	struct evloop_watch watch;
+	struct evloop_timer retry;
 	unsigned backoff_ms;
 	unsigned looks;			/* failed looks since the last loss */
 	bool want_up;			/* session_start() without session_stop() */
@@ -65,7 +65,7 @@ struct session {
 	pthread_t thread;
 	bool thread_live;
 	int efd;
-	struct loop_watch efd_watch;
+	struct evloop_watch efd_watch;
 	int res_err;			/* 0, or -errno */
 	bool res_refused;		/* identify failed: do not retry */
 	char res_why[256];
@@ -224,7 +224,7 @@ static void start_connect(struct session *s)
 	rc = pthread_create(&s->thread, NULL, connect_thread, s);
 	if (rc) {
 		log_error("%s: cannot start connector thread: %s", s->what, strerror(rc));
-		loop_timer_arm(s->lp, &s->retry, BACKOFF_MAX_MS);
+		evloop_timer_arm(s->lp, &s->retry, BACKOFF_MAX_MS);
 		return;
 	}
 	s->thread_live = true;
@@ -241,7 +241,7 @@ static void schedule_retry(struct session *s)
 	s->state = SESS_IDLE;
 	if (!s->want_up && !s->npending)
 		return;
-	loop_timer_arm(s->lp, &s->retry, s->backoff_ms);
+	evloop_timer_arm(s->lp, &s->retry, s->backoff_ms);
 	/* Every BACKOFF_MIN_MS for the first looks (a hand-over is due any
 	 * moment), then slower.  */
 	if (++s->looks >= BACKOFF_FAST_LOOKS)
@@ -274,7 +274,7 @@ static void update_events(struct session *s)
 		return;
 	if (proto_client_want_write(s->pc))
 		ev |= EPOLLOUT;
-	loop_watch_mod(s->lp, &s->watch, ev);
+	evloop_watch_mod(s->lp, &s->watch, ev);
 }
 
 static int put_on_wire(struct session *s, struct sreq *rq)
@@ -388,7 +388,7 @@ static void sess_fail(struct session *s, const char *why)
 	if (s->state != SESS_UP)
 		return;
 	log_warn("%s: lost the master: %s; reconnecting", s->what, why);
-	loop_watch_del(s->lp, &s->watch);
+	evloop_watch_del(s->lp, &s->watch);
 	proto_client_close(s->pc);
 	s->pc = NULL;
 	s->state = SESS_IDLE;
@@ -431,7 +431,7 @@ static void connected(struct session *s)
 
 	s->pc = s->res_pc;
 	s->res_pc = NULL;
-	rc = loop_watch_add(s->lp, &s->watch, proto_client_fd(s->pc), EPOLLIN, sess_io, s);
+	rc = evloop_watch_add(s->lp, &s->watch, proto_client_fd(s->pc), EPOLLIN, sess_io, s);
 	if (rc < 0) {
 		log_error("%s: %s", s->what, err_get());
 		proto_client_close(s->pc);
@@ -589,7 +589,7 @@ static void sess_io(void *arg, uint32_t events)
 
 /* ---- lifetime --------------------------------------------------------- */
 
-int session_create(struct loop *lp, const struct master_target *tgt, uint8_t volume,
+int session_create(struct evloop *lp, const struct master_target *tgt, uint8_t volume,
 		   const char *snapshot, const struct session_ops *ops, void *arg,
 		   struct session **out)
 {
@@ -619,7 +619,7 @@ int session_create(struct loop *lp, const struct master_target *tgt, uint8_t vol
 		free(s);
 		return rc;
 	}
-	rc = loop_watch_add(lp, &s->efd_watch, s->efd, EPOLLIN, thread_done, s);
+	rc = evloop_watch_add(lp, &s->efd_watch, s->efd, EPOLLIN, thread_done, s);
 	if (rc < 0) {
 		close(s->efd);
 		free(s);
@@ -647,10 +647,10 @@ void session_stop(struct session *s)
 	s->want_up = false;
 	if (s->npending)
 		return;		/* stays up until they are answered */
-	loop_timer_cancel(s->lp, &s->retry);
+	evloop_timer_cancel(s->lp, &s->retry);
 	if (s->state == SESS_UP) {
 		log_debug("%s: idle, disconnecting from the master", s->what);
-		loop_watch_del(s->lp, &s->watch);
+		evloop_watch_del(s->lp, &s->watch);
 		proto_client_close(s->pc);
 		s->pc = NULL;
 		s->state = SESS_IDLE;
@@ -668,11 +668,11 @@ void session_destroy(struct session *s)
 		if (s->res_pc)
 			proto_client_close(s->res_pc);
 	}
-	loop_timer_cancel(s->lp, &s->retry);
-	loop_watch_del(s->lp, &s->efd_watch);
+	evloop_timer_cancel(s->lp, &s->retry);
+	evloop_watch_del(s->lp, &s->efd_watch);
 	close(s->efd);
 	if (s->pc) {
-		loop_watch_del(s->lp, &s->watch);
+		evloop_watch_del(s->lp, &s->watch);
 		proto_client_close(s->pc);
 	}
 	a = s->inflight;

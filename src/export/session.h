@@ -29,7 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct loop;
+struct evloop;
 struct session;
 
 /* How to reach the master of one store; shared by its sessions.  */
@@ -73,7 +73,7 @@ struct session_ops {
 	void (*refused)(void *arg, int err, const char *why);
 };
 
-int session_create(struct loop *lp, const struct master_target *tgt, uint8_t volume,
+int session_create(struct evloop *lp, const struct master_target *tgt, uint8_t volume,
 		   const char *snapshot, const struct session_ops *ops, void *arg,
 		   struct session **out);
 /* Fails pending requests with -ESHUTDOWN (their done() runs) and frees. */

@@ -98,8 +98,8 @@ static inline void volume_put(struct volume *vol)
 }
 
 /* A plain file or block device, exported as it is (volume_file.c).  */
-struct loop;
-int volume_file_open(struct loop *lp, const char *name, const char *path,
+struct evloop;
+int volume_file_open(struct evloop *lp, const char *name, const char *path,
 		     bool readonly, struct volume **out);
 
 #endif

@@ -76,7 +76,7 @@ static const struct volume_ops file_ops = {
 	.destroy = file_destroy,
 };
 
-int volume_file_open(struct loop *lp, const char *name, const char *path,
+int volume_file_open(struct evloop *lp, const char *name, const char *path,
 		     bool readonly, struct volume **out)
 {
 	struct volume_file *vf = calloc(1, sizeof *vf);

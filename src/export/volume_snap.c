@@ -134,7 +134,7 @@ void snap_op_end(struct sop *op)
 		err = -EIO;
 	snap_op_release(op);
 	if (!sv->ops && !sv->users)
-		loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+		evloop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 	req->done(req, err);
 }
 
@@ -417,7 +417,7 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 			sv->ready(sv->arg, &sv->vol, sv->retired ? -EIO : 0, NULL);
 		/* The size was all we needed until somebody uses it.  */
 		if (!sv->users && !sv->ops)
-			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+			evloop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 		return;
 	}
 	if (!again) {
@@ -536,7 +536,7 @@ static void idle_fn(void *arg)
 	if (!sv->users && !sv->ops && sv->sess) {
 		if (grant_ping_busy(&sv->grant)) {
 			/* session_stop() would keep the connection for it.  */
-			loop_timer_arm(sv->env.lp, &sv->idle, 100);
+			evloop_timer_arm(sv->env.lp, &sv->idle, 100);
 			return;
 		}
 		grant_ping_stop(&sv->grant);
@@ -566,7 +566,7 @@ static void snap_attach(struct volume *vol)
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
 	sv->users++;
-	loop_timer_cancel(sv->env.lp, &sv->idle);
+	evloop_timer_cancel(sv->env.lp, &sv->idle);
 	if (sv->sess && !sv->retired) {
 		session_set_passive(sv->sess, false);
 		unpassive(sv);
@@ -582,7 +582,7 @@ static void snap_detach(struct volume *vol)
 		if (sv->sess)
 			session_set_passive(sv->sess, true);
 		if (!sv->ops)
-			loop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
+			evloop_timer_arm(sv->env.lp, &sv->idle, SNAP_IDLE_MS);
 	}
 }
 
@@ -603,7 +603,7 @@ void volume_snap_shutdown(struct volume *vol)
 {
 	struct snap_vol *sv = (struct snap_vol *)vol;
 
-	loop_timer_cancel(sv->env.lp, &sv->idle);
+	evloop_timer_cancel(sv->env.lp, &sv->idle);
 	grant_ping_stop(&sv->grant);
 	grant_set_session(&sv->grant, NULL);
 	session_destroy(sv->sess);
@@ -618,7 +618,7 @@ static void snap_destroy(struct volume *vol)
 	log_debug("snapshot %s: %llu chunk lookups from cache, %llu queries, %llu reads restarted, %llu chunks invalidated",
 		  vol->name, (unsigned long long)sv->hits, (unsigned long long)sv->asks,
 		  (unsigned long long)sv->restarts, (unsigned long long)sv->invalidated);
-	loop_timer_cancel(sv->env.lp, &sv->idle);
+	evloop_timer_cancel(sv->env.lp, &sv->idle);
 	grant_ping_stop(&sv->grant);
 	session_destroy(sv->sess);
 	chunk_map_free(&sv->map);

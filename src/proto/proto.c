@@ -1,8 +1,10 @@
 /*
  * src/proto/proto.c - encode and decode csnap protocol messages.
  *
- * One function per message shape writes it (enc_*) and one reads it
- * (dec_*); both go through the small cursor helpers below, so every read
+ * enc_body() writes every message body, one case per message type, and
+ * dec_body() reads it back in a case of the same shape; the shapes several
+ * messages share (range lists, snapshot info) have one enc_/dec_ pair
+ * each.  Both go through the small cursor helpers below, so every read
  * is bounds-checked and every field range-checked in one place.  Decoding
  * never trusts a length before checking it against what is left in the
  * payload, and a payload with bytes left over is rejected too: a message
@@ -217,7 +219,7 @@ static uint16_t flags_allowed(uint16_t type)
 	switch (type) {
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
 	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
-	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE;
+	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
 	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID;
 	default:		return 0;
 	}
@@ -244,17 +246,29 @@ const char *proto_type_name(uint16_t type)
 
 /* ---- per-shape encoders ------------------------------------------------ */
 
-static void enc_ranges(struct wr *w, const struct proto_ranges *rs)
+/* Each checks its values before it writes them (the caller drops a
+ * message whose encoding failed).  */
+static int enc_ranges(struct wr *w, const struct proto_ranges *rs)
 {
+	if (rs->n > PROTO_MAX_RANGES)
+		return err_set(EINVAL, "%u ranges exceed the limit of %u", rs->n, PROTO_MAX_RANGES);
+	for (uint32_t i = 0; i < rs->n; i++)
+		if (!range_ok(&rs->r[i]))
+			return err_set(EINVAL, "range %u is empty or overflows", i);
 	wr_u32(w, rs->n);
 	for (uint32_t i = 0; i < rs->n; i++) {
 		wr_u64(w, rs->r[i].start);
 		wr_u32(w, rs->r[i].count);
 	}
+	return 0;
 }
 
-static void enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
+static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 {
+	if (!proto_name_valid(s->name))
+		return err_set(EINVAL, "invalid snapshot name");
+	if (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID))
+		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
 	wr_u32(w, s->id);
 	wr_u32(w, s->flags);
 	wr_str(w, s->name);
@@ -263,24 +277,8 @@ static void enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 	wr_u32(w, s->usecount);
 	wr_u64(w, s->unique_chunks);
 	wr_u64(w, s->shared_chunks);
-}
-
-static int check_ranges(const struct proto_ranges *rs)
-{
-	if (rs->n > PROTO_MAX_RANGES)
-		return err_set(EINVAL, "%u ranges exceed the limit of %u", rs->n, PROTO_MAX_RANGES);
-	for (uint32_t i = 0; i < rs->n; i++)
-		if (!range_ok(&rs->r[i]))
-			return err_set(EINVAL, "range %u is empty or overflows", i);
-	return 0;
-}
-
-static int check_snapinfo(const struct proto_snapinfo *s)
-{
-	if (!proto_name_valid(s->name))
-		return err_set(EINVAL, "invalid snapshot name");
-	if (s->flags & ~(uint32_t)PROTO_SNAP_BUSY)
-		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
+	if (s->flags & PROTO_SNAP_REQ_ID)
+		wr_bytes(w, s->req_id, PROTO_REQ_ID_LEN);
 	return 0;
 }
 
@@ -345,10 +343,7 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_SNAP_READ:
 	case PROTO_SNAP_WRITE:
 		if (!reply) {
-			if ((r = check_ranges(&m->u.ranges)) < 0)
-				return r;
-			enc_ranges(w, &m->u.ranges);
-			return 0;
+			return enc_ranges(w, &m->u.ranges);
 		} else {
 			const struct proto_extents *es = &m->u.extents;
 			if (es->n > PROTO_MAX_RANGES)
@@ -374,16 +369,10 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_SNAP_ADDED:
 		if (reply)
 			return 0;
-		if ((r = check_snapinfo(&m->u.snapinfo)) < 0)
-			return r;
-		enc_snapinfo(w, &m->u.snapinfo);
-		return 0;
+		return enc_snapinfo(w, &m->u.snapinfo);
 	case PROTO_SNAP_CREATE:
 		if (reply) {
-			if ((r = check_snapinfo(&m->u.snapinfo)) < 0)
-				return r;
-			enc_snapinfo(w, &m->u.snapinfo);
-			return 0;
+			return enc_snapinfo(w, &m->u.snapinfo);
 		}
 		if (!proto_name_valid(m->u.snap_create.name))
 			return err_set(EINVAL, "invalid snapshot name");
@@ -410,17 +399,13 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			return err_set(EINVAL, "too many snapshots in list");
 		wr_u32(w, m->u.snap_list.n);
 		for (uint32_t i = 0; i < m->u.snap_list.n; i++) {
-			if ((r = check_snapinfo(&m->u.snap_list.s[i])) < 0)
+			if ((r = enc_snapinfo(w, &m->u.snap_list.s[i])) < 0)
 				return r;
-			enc_snapinfo(w, &m->u.snap_list.s[i]);
 		}
 		return 0;
 	case PROTO_SNAP_SET:
 		if (reply) {
-			if ((r = check_snapinfo(&m->u.snapinfo)) < 0)
-				return r;
-			enc_snapinfo(w, &m->u.snapinfo);
-			return 0;
+			return enc_snapinfo(w, &m->u.snapinfo);
 		}
 		if (!proto_name_valid(m->u.snap_set.name))
 			return err_set(EINVAL, "invalid snapshot name");
@@ -468,11 +453,8 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 		}
 	case PROTO_CHANGED:
 		if (reply) {
-			if ((r = check_ranges(&m->u.changed_reply.ranges)) < 0)
-				return r;
 			wr_u64(w, m->u.changed_reply.next);
-			enc_ranges(w, &m->u.changed_reply.ranges);
-			return 0;
+			return enc_ranges(w, &m->u.changed_reply.ranges);
 		}
 		/* to = "": compare against the live origin */
 		if (!proto_name_valid(m->u.changed.from) ||
@@ -487,6 +469,17 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 		return 0;
 	}
 	return err_set(EINVAL, "unknown message type %u", t);
+}
+
+/* The header as the checksum covers it: crc (and reserved) zero.  */
+static void put_hdr(uint8_t *h, uint16_t type, uint16_t flags, uint32_t len, uint64_t id)
+{
+	put_le16(h + PH_TYPE, type);
+	put_le16(h + PH_FLAGS, flags);
+	put_le32(h + PH_LEN, len);
+	put_le64(h + PH_ID, id);
+	put_le32(h + PH_CRC, 0);
+	put_le32(h + PH_RESERVED, 0);
 }
 
 int proto_encode(const struct proto_msg *m, struct proto_buf *out)
@@ -524,13 +517,8 @@ int proto_encode(const struct proto_msg *m, struct proto_buf *out)
 		return r;
 	}
 	uint8_t *h = out->data + start;
-	put_le16(h + 0, m->type);
-	put_le16(h + 2, m->flags);
-	put_le32(h + 4, (uint32_t)(out->len - start - PROTO_HDR_SIZE));
-	put_le64(h + 8, m->id);
-	put_le32(h + 16, 0);
-	put_le32(h + 20, 0);
-	put_le32(h + 16, crc32c(0, h, out->len - start));
+	put_hdr(h, m->type, m->flags, (uint32_t)(out->len - start - PROTO_HDR_SIZE), m->id);
+	put_le32(h + PH_CRC, crc32c(0, h, out->len - start));
 	return 0;
 }
 
@@ -538,11 +526,11 @@ int proto_encode(const struct proto_msg *m, struct proto_buf *out)
 
 int proto_decode_hdr(const uint8_t *buf, struct proto_hdr *h)
 {
-	h->type = get_le16(buf + 0);
-	h->flags = get_le16(buf + 2);
-	h->len = get_le32(buf + 4);
-	h->id = get_le64(buf + 8);
-	h->crc = get_le32(buf + 16);
+	h->type = get_le16(buf + PH_TYPE);
+	h->flags = get_le16(buf + PH_FLAGS);
+	h->len = get_le32(buf + PH_LEN);
+	h->id = get_le64(buf + PH_ID);
+	h->crc = get_le32(buf + PH_CRC);
 	uint16_t t = h->type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
 		return err_set(EBADMSG, "unknown message type %u", h->type);
@@ -551,7 +539,7 @@ int proto_decode_hdr(const uint8_t *buf, struct proto_hdr *h)
 	if (h->len > PROTO_MAX_PAYLOAD)
 		return err_set(EBADMSG, "%s payload of %u bytes exceeds the limit of %u",
 			       proto_type_name(t), h->len, PROTO_MAX_PAYLOAD);
-	if (get_le32(buf + 20) != 0)
+	if (get_le32(buf + PH_RESERVED) != 0)
 		return err_set(EBADMSG, "reserved header field not zero");
 	return 0;
 }
@@ -602,8 +590,10 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 	s->shared_chunks = rd_u64(r, "snapshot usage");
 	if (!r->bad && !proto_name_valid(s->name))
 		rd_fail(r, "invalid snapshot name");
-	if (!r->bad && (s->flags & ~(uint32_t)PROTO_SNAP_BUSY))
+	if (!r->bad && (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID)))
 		rd_fail(r, "unknown snapshot flags");
+	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
+		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");
 }
 
 static void rd_name(struct rd *r, char *dst, const char *what)
@@ -826,12 +816,7 @@ int proto_decode(const struct proto_hdr *h, const uint8_t *payload, struct proto
 	uint8_t hdr[PROTO_HDR_SIZE];
 
 	memset(out, 0, sizeof *out);
-	put_le16(hdr + 0, h->type);
-	put_le16(hdr + 2, h->flags);
-	put_le32(hdr + 4, h->len);
-	put_le64(hdr + 8, h->id);
-	put_le32(hdr + 16, 0);
-	put_le32(hdr + 20, 0);
+	put_hdr(hdr, h->type, h->flags, h->len, h->id);
 	uint32_t crc = crc32c(crc32c(0, hdr, sizeof hdr), payload, h->len);
 	if (crc != h->crc)
 		return err_set(EBADMSG, "%s message: checksum mismatch", proto_type_name(h->type));

@@ -51,6 +51,8 @@
 #define PROTO_MAGIC		0x3143505250534e43ULL	/* "CNSPRPC1" */
 #define PROTO_VERSION		1
 #define PROTO_VERSION_MIN	1
+/* Header field offsets (the layout above).  */
+enum { PH_TYPE = 0, PH_FLAGS = 2, PH_LEN = 4, PH_ID = 8, PH_CRC = 16, PH_RESERVED = 20 };
 #define PROTO_HDR_SIZE		24
 #define PROTO_MAX_PAYLOAD	(1u << 20)	/* 1 MiB */
 #define PROTO_NONCE_LEN		32
@@ -139,6 +141,10 @@ enum proto_type {
 #define PROTO_F_REQ_ID		0x0001	/* SNAP_CREATE: carries a request id
 					 * (a retry of the same create finds
 					 * its snapshot instead of EEXIST) */
+#define PROTO_F_REQ_IDS		0x0002	/* SNAP_LIST: give each snapshot's
+					 * request id (PROTO_SNAP_REQ_ID); a
+					 * master older than the flag refuses
+					 * the request */
 #define PROTO_F_MASK		0x0003
 
 /* IDENTIFY volume kinds.  */
@@ -162,6 +168,9 @@ enum proto_where {
 
 /* Snapshot flags (snapinfo.flags).  */
 #define PROTO_SNAP_BUSY		0x1	/* being created or deleted */
+#define PROTO_SNAP_REQ_ID	0x2	/* req_id follows (only in replies to a
+					 * SNAP_LIST with PROTO_F_REQ_IDS, and
+					 * only for a snapshot that has one) */
 
 struct proto_range {
 	uint64_t start;		/* first chunk (origin/snapshot chunk index) */
@@ -253,6 +262,10 @@ struct proto_snapinfo {
 	uint32_t usecount;
 	uint64_t unique_chunks;		/* store chunks only this snapshot uses */
 	uint64_t shared_chunks;		/* store chunks shared with others */
+	uint8_t req_id[PROTO_REQ_ID_LEN];	/* with PROTO_SNAP_REQ_ID: the
+						 * create request's id (for a
+						 * received snapshot, its source;
+						 * src/send/ident.h) */
 };
 
 struct proto_snap_list {		/* SNAP_LIST reply */

@@ -25,6 +25,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -40,6 +41,97 @@
  * that has not within this is not waited for (it lists the snapshot within
  * a second once it recovers).  */
 #define ADDED_WAIT_MS	5000
+
+/* This file's state (struct srv points at it).
+ * Invariants: barrier_req is set exactly while barrier_active, and
+ * barrier_pending counts the READY origin connections whose barrier_seq
+ * is the current barrier_seq; added_req is set exactly while SNAP_ADDED
+ * acks are awaited and added_pending counts the connections with a
+ * nonzero added_id; a SNAP_CREATE is owned by at most one of
+ * barrier_req, added_req and the waiting list.  */
+struct admin_state {
+	/* barrier (snapshot creation) */
+	bool barrier_active;
+	uint64_t barrier_seq;
+	unsigned barrier_pending;
+	int64_t barrier_deadline_ms;
+	struct req *barrier_req;	/* the SNAP_CREATE being served */
+	bool grant_wait_logged;
+	/* a snapshot create waits parked, without raising its barrier (which
+	 * holds every origin write), until the grant horizon has passed */
+	bool create_deferred;
+	/* After the commit: every origin client is told of the new
+	 * snapshot and serves it before the creator hears back.  */
+	struct req *added_req;		/* the SNAP_CREATE, reply in added_reply */
+	struct proto_msg added_reply;
+	uint64_t added_seq;
+	unsigned added_pending;
+	int64_t added_deadline_ms;
+};
+
+int admin_init(struct srv *s)
+{
+	s->admin = calloc(1, sizeof *s->admin);
+	return s->admin ? 0 : -ENOMEM;
+}
+
+void admin_free(struct srv *s)
+{
+	free(s->admin);
+	s->admin = NULL;
+}
+
+/* The invariants above, counted over the connections (debug build).  */
+static void admin_check(const struct srv *s)
+{
+#ifdef CSNAP_DEBUG
+	const struct admin_state *a = s->admin;
+	unsigned barrier = 0, added = 0;
+
+	for (const struct conn *c = s->conns; c; c = c->next) {
+		if (a->barrier_active && c->barrier_seq && c->barrier_seq == a->barrier_seq)
+			barrier++;
+		if (c->added_id)
+			added++;
+	}
+	CSNAP_ASSERT(!a->barrier_req == !a->barrier_active);
+	CSNAP_ASSERT(barrier == (a->barrier_active ? a->barrier_pending : 0));
+	CSNAP_ASSERT(added == (a->added_req ? a->added_pending : 0));
+	CSNAP_ASSERT(!a->barrier_req || a->barrier_req != a->added_req);
+#else
+	(void)s;
+#endif
+}
+
+bool admin_barrier_active(const struct srv *s)
+{
+	return s->admin->barrier_active;
+}
+
+int64_t admin_due_ms(const struct srv *s)
+{
+	const struct admin_state *a = s->admin;
+
+	if ((a->barrier_active && !a->barrier_pending) || a->create_deferred)
+		return grants_horizon(s);
+	return 0;
+}
+
+/* Server stopping: drop the requests this file holds.  */
+void admin_shutdown(struct srv *s)
+{
+	struct admin_state *a = s->admin;
+
+	if (a->barrier_req) {
+		srv_req_done(s, a->barrier_req);
+		a->barrier_req = NULL;
+		a->barrier_active = false;
+	}
+	if (a->added_req) {
+		srv_req_done(s, a->added_req);
+		a->added_req = NULL;
+	}
+}
 
 static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 {
@@ -79,7 +171,7 @@ static bool snapshot_has_clients(const struct srv *s, uint32_t id)
 /* Park until no copy-out is in flight; closes the batch meanwhile.  */
 static bool need_quiet(struct srv *s, struct req *r)
 {
-	if (!copy_pending(s) && !s->copy_failed && !s->busy.used)
+	if (!copy_pending(s) && !copy_failed(s) && !s->busy.used)
 		return false;
 	s->quiesce++;
 	srv_park(s, r);
@@ -106,29 +198,31 @@ static void added_conn_gone(struct srv *s, struct conn *c);
 
 static void barrier_start(struct srv *s, struct req *r)
 {
-	s->barrier_active = true;
-	s->barrier_req = r;
-	s->barrier_seq++;
-	s->barrier_pending = 0;
-	s->barrier_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
+	/* One snapshot create at a time: a second one parks.  */
+	CSNAP_ASSERT(!s->admin->barrier_active && !s->admin->barrier_req && !s->admin->added_req);
+	s->admin->barrier_active = true;
+	s->admin->barrier_req = r;
+	s->admin->barrier_seq++;
+	s->admin->barrier_pending = 0;
+	s->admin->barrier_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
 	struct proto_msg m;
-	proto_msg_init(&m, PROTO_BARRIER, s->barrier_seq);
-	m.u.barrier.seq = s->barrier_seq;
+	proto_msg_init(&m, PROTO_BARRIER, s->admin->barrier_seq);
+	m.u.barrier.seq = s->admin->barrier_seq;
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead)
 			continue;
-		c->barrier_seq = s->barrier_seq;
-		s->barrier_pending++;
+		c->barrier_seq = s->admin->barrier_seq;
+		s->admin->barrier_pending++;
 		conn_send(c, &m);
 	}
 	log_info("snapshot %s: barrier %llu sent to %u origin client(s)",
-		 r->m.u.snap_create.name, (unsigned long long)s->barrier_seq, s->barrier_pending);
+		 r->m.u.snap_create.name, (unsigned long long)s->admin->barrier_seq, s->admin->barrier_pending);
 }
 
 static void barrier_end(struct srv *s)
 {
-	s->barrier_active = false;
-	s->barrier_req = NULL;
+	s->admin->barrier_active = false;
+	s->admin->barrier_req = NULL;
 	for (struct conn *c = s->conns; c; c = c->next)
 		c->barrier_seq = 0;
 	srv_kick(s);
@@ -136,19 +230,21 @@ static void barrier_end(struct srv *s)
 
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq)
 {
-	if (!s->barrier_active || c->barrier_seq != seq || seq != s->barrier_seq)
+	if (!s->admin->barrier_active || c->barrier_seq != seq || seq != s->admin->barrier_seq)
 		return;		/* late ack of a barrier that was cut off */
+	CSNAP_ASSERT(s->admin->barrier_pending > 0);	/* C was counted in barrier_start */
 	c->barrier_seq = 0;
-	s->barrier_pending--;
+	s->admin->barrier_pending--;
 }
 
 void admin_barrier_conn_gone(struct srv *s, struct conn *c)
 {
-	if (s->barrier_active && c->barrier_seq == s->barrier_seq && c->barrier_seq) {
+	if (s->admin->barrier_active && c->barrier_seq == s->admin->barrier_seq && c->barrier_seq) {
+		CSNAP_ASSERT(s->admin->barrier_pending > 0);
 		c->barrier_seq = 0;
-		s->barrier_pending--;
+		s->admin->barrier_pending--;
 	}
-	if (s->barrier_req && s->barrier_req->c == c) {
+	if (s->admin->barrier_req && s->admin->barrier_req->c == c) {
 		/* The admin went away: still finish the snapshot (it was asked
 		 * for), just drop the reply.  */
 	}
@@ -159,13 +255,14 @@ void admin_barrier_conn_gone(struct srv *s, struct conn *c)
 
 static void added_finish(struct srv *s)
 {
-	struct req *r = s->added_req;
+	struct req *r = s->admin->added_req;
 
-	s->added_req = NULL;
-	s->added_pending = 0;
+	CSNAP_ASSERT(r && !r->parked);
+	s->admin->added_req = NULL;
+	s->admin->added_pending = 0;
 	for (struct conn *c = s->conns; c; c = c->next)
 		c->added_id = 0;
-	conn_send(r->c, &s->added_reply);
+	conn_send(r->c, &s->admin->added_reply);
 	srv_req_done(s, r);
 	srv_kick(s);		/* creates parked behind this one */
 }
@@ -179,76 +276,90 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 {
 	struct proto_msg m;
 
-	proto_msg_init(&m, PROTO_SNAP_ADDED, ++s->added_seq);
+	/* The create moves from barrier_req (cleared) to added_req.  */
+	CSNAP_ASSERT(!s->admin->added_req && !s->admin->barrier_req && !r->parked);
+	proto_msg_init(&m, PROTO_SNAP_ADDED, ++s->admin->added_seq);
 	m.u.snapinfo = reply->u.snapinfo;
-	s->added_req = r;
-	s->added_reply = *reply;
-	s->added_pending = 0;
-	s->added_deadline_ms = csnap_now_ms() + (s->o.barrier_timeout_ms < ADDED_WAIT_MS ?
+	s->admin->added_req = r;
+	s->admin->added_reply = *reply;
+	/* One extra count while queueing: a connection that closes on
+	 * conn_send() (its output over the limit) must not finish it
+	 * halfway through the loop.  */
+	s->admin->added_pending = 1;
+	s->admin->added_deadline_ms = csnap_now_ms() + (s->o.barrier_timeout_ms < ADDED_WAIT_MS ?
 						 s->o.barrier_timeout_ms : ADDED_WAIT_MS);
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead ||
 		    c->closing)
 			continue;
 		c->added_id = m.id;
-		s->added_pending++;
+		s->admin->added_pending++;
 		conn_send(c, &m);
 	}
-	if (!s->added_pending)
+	if (--s->admin->added_pending == 0)
 		added_finish(s);
 }
 
 void admin_added_ack(struct srv *s, struct conn *c, uint64_t id)
 {
-	if (!s->added_req || !c->added_id || c->added_id != id)
+	if (!s->admin->added_req || !c->added_id || c->added_id != id)
 		return;		/* late: it was not waited for */
+	CSNAP_ASSERT(s->admin->added_pending > 0);	/* C was counted in added_start */
 	c->added_id = 0;
-	if (--s->added_pending == 0)
+	if (--s->admin->added_pending == 0)
 		added_finish(s);
 }
 
 static void added_conn_gone(struct srv *s, struct conn *c)
 {
-	if (s->added_req && c->added_id) {
+	if (s->admin->added_req && c->added_id) {
+		CSNAP_ASSERT(s->admin->added_pending > 0);
 		c->added_id = 0;
-		if (--s->added_pending == 0)
+		if (--s->admin->added_pending == 0)
 			added_finish(s);
 	}
 }
 
 static void added_tick(struct srv *s)
 {
-	if (!s->added_req || csnap_now_ms() < s->added_deadline_ms)
+	if (!s->admin->added_req || csnap_now_ms() < s->admin->added_deadline_ms)
 		return;
 	for (struct conn *c = s->conns; c; c = c->next)
 		if (c->added_id)
 			log_warn("client %s (%s) did not confirm serving snapshot %s in time",
-				 c->peer, c->name, s->added_reply.u.snapinfo.name);
+				 c->peer, c->name, s->admin->added_reply.u.snapinfo.name);
 	added_finish(s);
 }
 
 void admin_poll(struct srv *s)
 {
-	if (!s->barrier_active || s->barrier_pending || s->fatal)
+	admin_check(s);
+	/* A snapshot create deferred until the grant horizon: retry it now. */
+	if (s->admin->create_deferred && csnap_now_ms() >= grants_horizon(s)) {
+		s->admin->create_deferred = false;
+		srv_kick(s);
+	}
+	if (!s->admin->barrier_active || s->admin->barrier_pending || s->fatal)
 		return;
-	if (copy_pending(s) || s->copy_failed || s->busy.used)
+	if (copy_pending(s) || copy_failed(s) || s->busy.used)
 		return;		/* the batch is closed; commit comes first */
 	/* A client that did not acknowledge the barrier was cut off, and
 	 * one that went away may not know yet; either may still write
 	 * chunks it knows to be unique until its grant runs out.  So may
 	 * the clients of a previous master.  No snapshot before then.  */
 	int64_t now = csnap_now_ms();
-	if (now < s->grant_horizon_ms) {
-		if (!s->grant_wait_logged)
+	if (now < grants_horizon(s)) {
+		if (!s->admin->grant_wait_logged)
 			log_info("snapshot %s: waiting %lld ms for the grants of departed origin "
 				 "clients (or of the previous master) to run out",
-				 s->barrier_req->m.u.snap_create.name,
-				 (long long)(s->grant_horizon_ms - now));
-		s->grant_wait_logged = true;
+				 s->admin->barrier_req->m.u.snap_create.name,
+				 (long long)(grants_horizon(s) - now));
+		s->admin->grant_wait_logged = true;
 		return;
 	}
-	s->grant_wait_logged = false;
-	struct req *r = s->barrier_req;
+	s->admin->grant_wait_logged = false;
+	struct req *r = s->admin->barrier_req;
+	CSNAP_ASSERT(r && !r->parked);	/* barrier_req is set while the barrier is */
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
 	uint32_t id;
 	int e = store_snapshot_create_req(s->st, sc->name, sc->priority,
@@ -290,7 +401,7 @@ static bool same_request(const struct store_snapshot *sn, const struct req *r)
 	       !memcmp(sn->req_id, r->m.u.snap_create.req_id, PROTO_REQ_ID_LEN);
 }
 
-static void snap_create(struct srv *s, struct req *r)
+void admin_snap_create(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	if (store_snapshot_find(s->st, r->m.u.snap_create.name, &sn) == 0) {
@@ -298,10 +409,12 @@ static void snap_create(struct srv *s, struct req *r)
 			reply_err(s, r, EEXIST, "a snapshot with that name exists");
 			return;
 		}
-		if (s->barrier_active || s->added_req) {
+		if (s->admin->barrier_active || s->admin->added_req) {
 			srv_park(s, r);		/* answered as the first attempt would be */
 			return;
 		}
+		if (need_quiet(s, r))
+			return;		/* the commit below waits for copy-outs in flight */
 		struct proto_msg m;
 		log_info("snapshot %s: create retried with the same request id: done already (id %u)",
 			 sn.name, sn.id);
@@ -310,7 +423,7 @@ static void snap_create(struct srv *s, struct req *r)
 		commit_and_reply(s, r, &m);
 		return;
 	}
-	if (s->barrier_active || s->added_req) {
+	if (s->admin->barrier_active || s->admin->added_req) {
 		srv_park(s, r);
 		return;
 	}
@@ -320,12 +433,12 @@ static void snap_create(struct srv *s, struct req *r)
 	 * to PROTO_GRANT_WAIT_MS.  admin_poll still checks the horizon,
 	 * which a client cut off during the barrier moves.  */
 	int64_t now = csnap_now_ms();
-	if (now < s->grant_horizon_ms) {
-		if (!s->create_deferred)
+	if (now < grants_horizon(s)) {
+		if (!s->admin->create_deferred)
 			log_info("snapshot %s: waiting %lld ms for the grants of departed origin "
 				 "clients (or of the previous master) to run out before the barrier",
-				 r->m.u.snap_create.name, (long long)(s->grant_horizon_ms - now));
-		s->create_deferred = true;
+				 r->m.u.snap_create.name, (long long)(grants_horizon(s) - now));
+		s->admin->create_deferred = true;
 		srv_park(s, r);
 		return;
 	}
@@ -334,7 +447,7 @@ static void snap_create(struct srv *s, struct req *r)
 
 /* ---- delete, set --------------------------------------------------------- */
 
-static void snap_delete(struct srv *s, struct req *r)
+void admin_snap_delete(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	const char *name = r->m.u.snap_name.name;
@@ -350,7 +463,7 @@ static void snap_delete(struct srv *s, struct req *r)
 	 * to chunks of the snapshot it cached: they must not be freed (and
 	 * reused) before its grant has run out.  */
 	if (srv_snap_grants_until(s, sn.id) > csnap_now_ms()) {
-		s->ghost_wait = true;
+		grants_wait(s);
 		srv_park(s, r);
 		return;
 	}
@@ -368,7 +481,7 @@ static void snap_delete(struct srv *s, struct req *r)
 	commit_and_reply(s, r, &m);
 }
 
-static void snap_set(struct srv *s, struct req *r)
+void admin_snap_set(struct srv *s, struct req *r)
 {
 	const struct proto_snap_set *ss = &r->m.u.snap_set;
 	struct store_snapshot sn;
@@ -402,7 +515,7 @@ static void snap_set(struct srv *s, struct req *r)
 
 /* ---- list, status, changed ----------------------------------------------- */
 
-static void snap_list(struct srv *s, struct req *r)
+void admin_snap_list(struct srv *s, struct req *r)
 {
 	unsigned max = PROTO_MAX_SNAPSHOTS;
 	struct store_snapshot *sn = calloc(max, sizeof *sn);
@@ -433,7 +546,15 @@ static void snap_list(struct srv *s, struct req *r)
 			for (int k = 0; k < nu && k < (int)max; k++)
 				if (u[k].id == sn[i].id)
 					uu = &u[k];
-			fill_snapinfo(s, &sn[i], uu, &m.u.snap_list.s[m.u.snap_list.n++]);
+			struct proto_snapinfo *si = &m.u.snap_list.s[m.u.snap_list.n++];
+			fill_snapinfo(s, &sn[i], uu, si);
+			/* Only to a client that asked: an older one refuses the
+			 * flag.  csnap receive checks a snapshot's source by it. */
+			static const uint8_t zero[PROTO_REQ_ID_LEN];
+			if ((r->m.flags & PROTO_F_REQ_IDS) && memcmp(sn[i].req_id, zero, sizeof zero)) {
+				si->flags |= PROTO_SNAP_REQ_ID;
+				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
+			}
 		}
 		conn_send(r->c, &m);
 		srv_req_done(s, r);
@@ -443,7 +564,7 @@ static void snap_list(struct srv *s, struct req *r)
 	free(m.u.snap_list.s);
 }
 
-static void status(struct srv *s, struct req *r)
+void admin_status(struct srv *s, struct req *r)
 {
 	struct proto_msg m;
 	struct proto_status *st = &m.u.status;
@@ -487,7 +608,7 @@ static void status(struct srv *s, struct req *r)
 	srv_req_done(s, r);
 }
 
-static void changed(struct srv *s, struct req *r)
+void admin_changed(struct srv *s, struct req *r)
 {
 	const struct proto_changed *q = &r->m.u.changed;
 	struct store_snapshot a, b;
@@ -547,44 +668,26 @@ static void changed(struct srv *s, struct req *r)
 	srv_req_done(s, r);
 }
 
-void admin_process(struct srv *s, struct req *r)
-{
-	if (!r->c || r->c->dead) {
-		/* A create whose barrier already started is owned by it.  */
-		srv_req_done(s, r);
-		return;
-	}
-	switch (r->m.type) {
-	case PROTO_SNAP_CREATE:	snap_create(s, r); break;
-	case PROTO_SNAP_DELETE:	snap_delete(s, r); break;
-	case PROTO_SNAP_SET:	snap_set(s, r); break;
-	case PROTO_SNAP_LIST:	snap_list(s, r); break;
-	case PROTO_STATUS:	status(s, r); break;
-	case PROTO_CHANGED:	changed(s, r); break;
-	default:
-		reply_err(s, r, EOPNOTSUPP, "not an admin request");
-	}
-}
-
 /* ---- timer: barrier timeout, cleanup -------------------------------------- */
 
 void admin_tick(struct srv *s)
 {
+	admin_check(s);
 	added_tick(s);
-	if (s->barrier_active && s->barrier_pending && csnap_now_ms() >= s->barrier_deadline_ms) {
+	if (s->admin->barrier_active && s->admin->barrier_pending && csnap_now_ms() >= s->admin->barrier_deadline_ms) {
 		struct conn *c, *next;
 		for (c = s->conns; c; c = next) {
 			next = c->next;
-			if (c->barrier_seq == s->barrier_seq && c->barrier_seq) {
+			if (c->barrier_seq == s->admin->barrier_seq && c->barrier_seq) {
 				log_warn("client %s did not acknowledge snapshot barrier %llu in %d ms: "
 					 "disconnecting it (it must reconnect and drop its cache)",
-					 c->peer, (unsigned long long)s->barrier_seq, s->o.barrier_timeout_ms);
+					 c->peer, (unsigned long long)s->admin->barrier_seq, s->o.barrier_timeout_ms);
 				conn_close(c);
 			}
 		}
 	}
 	/* Free chunks of deleted snapshots in the background, when quiet. */
-	if (!copy_pending(s) && !s->busy.used && !s->copy_failed && !s->fatal &&
+	if (!copy_pending(s) && !s->busy.used && !copy_failed(s) && !s->fatal &&
 	    s->info.snapshots_deleting) {
 		int more = store_cleanup(s->st, CLEANUP_BUDGET);
 		if (more < 0)

@@ -6,7 +6,7 @@
  * EMPTY), live (count > 0) or a tombstone (count 0, key TOMB).  The table
  * grows at 50% load (live + tombstones) and is rebuilt to drop tombstones.
  */
-#include "src/server/srv.h"
+#include "src/server/chunkset.h"
 
 #include "utils/err.h"
 

@@ -1,7 +1,8 @@
 /*
  * src/server/conn.c - client connections of the master: accept, the
- * handshake (challenge, HMAC authentication, identify), message framing and
- * dispatch, buffered non-blocking output.
+ * handshake (challenge, HMAC authentication, identify), message framing,
+ * buffered non-blocking output.  What an identified connection may send
+ * and who handles it is route.c's table; this file is the socket side.
  *
  * Invariants: a connection that sends anything malformed or out of order
  * is closed with a logged reason; nothing it sent is acted on after that,
@@ -114,9 +115,9 @@ void conn_flush_all(struct srv *s)
 	}
 }
 
-void conn_send(struct conn *c, const struct proto_msg *m)
+void conn_queue(struct conn *c, const struct proto_msg *m)
 {
-	if (!c || c->dead)
+	if (c->dead)
 		return;
 	int r = proto_encode(m, &c->out);
 	if (r < 0) {
@@ -125,24 +126,11 @@ void conn_send(struct conn *c, const struct proto_msg *m)
 		conn_close(c);
 		return;
 	}
-	/* Every successful reply renews the client's grant (proto.h): note
-	 * when, so we know when it has certainly run out.  The client counts
-	 * from when it sent the request, which is before now.  */
-	if ((m->type & PROTO_REPLY) && !m->status && c->state == CONN_READY &&
-	    c->volume != PROTO_VOL_ADMIN)
-		c->granted_ms = csnap_now_ms();
 	if (c->out.len - c->out.off > CONN_OUT_LIMIT) {
 		log_warn("client %s: not reading its replies (%zu bytes queued); closing",
 			 c->peer, c->out.len - c->out.off);
 		conn_close(c);
 	}
-}
-
-void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum, const char *why)
-{
-	struct proto_msg m;
-	proto_msg_error(&m, req, (uint32_t)(errnum < 0 ? -errnum : errnum), why);
-	conn_send(c, &m);
 }
 
 void conn_fail(struct conn *c, const char *why)
@@ -154,6 +142,7 @@ void conn_fail(struct conn *c, const char *why)
 
 void conn_put(struct conn *c)
 {
+	CSNAP_ASSERT(c->refs > 0);	/* every put matches a reference */
 	if (--c->refs == 0 && c->dead) {
 		proto_buf_free(&c->in);
 		proto_buf_free(&c->out);
@@ -185,13 +174,7 @@ void conn_close(struct conn *c)
 	if (c->state == CONN_READY)
 		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 			"client %s (%s) disconnected", c->peer, c->name);
-	/* Until its grant runs out the client may still write chunks it
-	 * knows to be unique (it may not know it was cut off): no snapshot
-	 * commit before that.  */
-	srv_grant_gone(s, c);
-	dp_conn_gone(s, c);
-	inval_conn_gone(s, c);
-	admin_barrier_conn_gone(s, c);
+	srv_conn_gone(s, c);
 	/* Freed at the end of the loop turn: an event of this turn may still
 	 * name C (its pointer is the epoll data), and is then skipped as
 	 * dead.  The graveyard holds a reference until then.  */
@@ -330,6 +313,9 @@ int conn_accept(struct srv *s)
 		s->conns = c;
 		s->nconns++;
 		s->nunident++;
+		/* make_room() kept us under the cap (below the descriptor
+		 * limit), shedding an unidentified one if need be.  */
+		CSNAP_ASSERT(s->nconns <= s->max_conns);
 
 		struct proto_msg m;
 		proto_msg_init(&m, PROTO_CHALLENGE, 0);
@@ -419,93 +405,6 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 	conn_send(c, &ok);
 }
 
-static bool allowed(uint8_t volume, uint16_t type)
-{
-	switch (type) {
-	case PROTO_ORIGIN_WRITE:
-		return volume == PROTO_VOL_ORIGIN;
-	case PROTO_SNAP_READ: case PROTO_SNAP_READ_DONE:
-	case PROTO_SNAP_WRITE: case PROTO_LOCK_UPLOAD:
-		return volume == PROTO_VOL_SNAPSHOT;
-	case PROTO_PING:
-		return volume != PROTO_VOL_ADMIN;
-	case PROTO_SNAP_CREATE: case PROTO_SNAP_DELETE: case PROTO_SNAP_LIST:
-	case PROTO_SNAP_SET: case PROTO_STATUS: case PROTO_CHANGED:
-		return true;	/* admin requests from any authenticated client */
-	default:
-		return false;
-	}
-}
-
-static void on_ready(struct conn *c, struct proto_msg *m)
-{
-	struct srv *s = c->s;
-	if (m->type & PROTO_REPLY) {
-		if (m->type == (PROTO_BARRIER | PROTO_REPLY) && c->volume == PROTO_VOL_ORIGIN) {
-			admin_barrier_ack(s, c, m->id);
-			proto_msg_free(m);
-			return;
-		}
-		if (m->type == (PROTO_INVALIDATE | PROTO_REPLY) && c->volume == PROTO_VOL_SNAPSHOT) {
-			inval_ack(s, c, m->id);
-			proto_msg_free(m);
-			return;
-		}
-		if (m->type == (PROTO_SNAP_ADDED | PROTO_REPLY) && c->volume == PROTO_VOL_ORIGIN) {
-			if (m->status)
-				log_warn("client %s: cannot serve the new snapshot: %s", c->peer, m->error);
-			admin_added_ack(s, c, m->id);
-			proto_msg_free(m);
-			return;
-		}
-		proto_msg_free(m);
-		conn_fail(c, "unexpected reply");
-		return;
-	}
-	if (m->type == PROTO_CHALLENGE || m->type == PROTO_AUTH ||
-	    m->type == PROTO_IDENTIFY || m->type == PROTO_BARRIER || m->type == PROTO_INVALIDATE ||
-	    m->type == PROTO_SNAP_ADDED) {
-		char why[64];
-		snprintf(why, sizeof why, "unexpected %s", proto_type_name(m->type));
-		proto_msg_free(m);
-		conn_fail(c, why);
-		return;
-	}
-	if (!allowed(c->volume, m->type)) {
-		conn_reply_error(c, m, EPERM, "request not allowed on this volume");
-		proto_msg_free(m);
-		return;
-	}
-	if (m->type == PROTO_PING) {
-		/* Renews the grant: only while the lease is certainly ours. */
-		if (srv_may_grant(s)) {
-			struct proto_msg ok;
-			proto_msg_init(&ok, PROTO_PING | PROTO_REPLY, m->id);
-			conn_send(c, &ok);
-		} else {
-			conn_reply_error(c, m, EAGAIN, "master lease renewal is late: no grant");
-		}
-		proto_msg_free(m);
-		return;
-	}
-	struct req *r = calloc(1, sizeof *r);
-	if (!r) {
-		conn_reply_error(c, m, ENOMEM, "server out of memory");
-		proto_msg_free(m);
-		return;
-	}
-	r->c = c;
-	c->refs++;
-	r->m = *m;
-	s->stat_queries++;
-	if (m->type < PROTO_SNAP_CREATE)
-		c->passive = false;	/* a data request: an NBD client uses it */
-	if (m->type >= PROTO_SNAP_CREATE)
-		admin_process(s, r);
-	else
-		dp_process(s, r);
-}
-
 static void on_message(struct conn *c, struct proto_msg *m)
 {
 	switch (c->state) {
@@ -518,7 +417,7 @@ static void on_message(struct conn *c, struct proto_msg *m)
 		proto_msg_free(m);
 		break;
 	case CONN_READY:
-		on_ready(c, m);
+		route_message(c, m);
 		break;
 	}
 }
@@ -578,6 +477,10 @@ static void conn_read(struct conn *c)
 		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
 		if (n > 0) {
 			c->in.len += (size_t)n;
+			/* Before identification at most one handshake message
+			 * is buffered (read_room).  */
+			CSNAP_ASSERT(c->state == CONN_READY ||
+				     c->in.len - c->in.off <= CONN_HANDSHAKE_MAX_MSG);
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 		} else if (n == 0) {
 			eof = true;

@@ -17,6 +17,7 @@
 #include "src/server/srv.h"
 
 #include "ioengine/ioengine.h"
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -26,6 +27,36 @@
 #include <string.h>
 
 #define COPY_JOB_BYTES	(1u << 20)
+/* The open batch closes after this long or this many copy-outs, so a
+ * steady stream of them cannot postpone the commit forever.  */
+#define BATCH_MAX_MS		10
+#define BATCH_MAX_COPIES	8192
+
+/* This file's state (struct srv points at it).  */
+struct copy_state {
+	unsigned jobs_inflight;		/* copy jobs not finished */
+	struct store_copy *q;		/* copies queued this loop turn */
+	size_t n, cap;
+	unsigned in_batch;		/* copy-outs in the open transaction */
+	int64_t batch_start_ms;		/* first copy of the open batch */
+	bool failed;			/* a copy failed: abort the txn */
+	uint64_t stat_copyouts, stat_jobs;
+};
+
+int copy_init(struct srv *s)
+{
+	s->copy = calloc(1, sizeof *s->copy);
+	return s->copy ? 0 : -ENOMEM;
+}
+
+void copy_free(struct srv *s)
+{
+	if (s->copy) {
+		free(s->copy->q);
+		free(s->copy);
+		s->copy = NULL;
+	}
+}
 
 struct copy_job {
 	struct srv *s;
@@ -43,11 +74,12 @@ static void job_finish(struct copy_job *j)
 	if (j->err) {
 		log_error("copy-out of %u chunk(s) to store chunk %llu failed: %s",
 			  j->n, (unsigned long long)j->dst[0], strerror(-j->err));
-		s->copy_failed = true;
+		s->copy->failed = true;
 	} else {
-		s->stat_copyouts += j->n;
+		s->copy->stat_copyouts += j->n;
 	}
-	s->jobs_inflight--;
+	CSNAP_ASSERT(s->copy->jobs_inflight > 0);	/* counted in job_start */
+	s->copy->jobs_inflight--;
 	io_buf_free(j->buf);
 	free(j);
 }
@@ -133,8 +165,8 @@ static int job_start(struct srv *s, const struct store_copy *c, uint32_t n)
 		src = s->sdev;
 		off = store_chunk_offset(s->st, c[0].src);
 	}
-	s->jobs_inflight++;
-	s->stat_copy_jobs++;
+	s->copy->jobs_inflight++;
+	s->copy->stat_jobs++;
 	j->pending = 1;
 	if (len == 0) {
 		read_done(j, 0);
@@ -154,27 +186,77 @@ int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n)
 {
 	if (lease_fenced())
 		return err_set(ENOLCK, "fenced: no more copy-outs");
-	if (s->copyq_n + n > s->copyq_cap) {
-		size_t cap = s->copyq_cap ? s->copyq_cap : 1024;
-		while (cap < s->copyq_n + n)
+	struct copy_state *cs = s->copy;
+	if (cs->n + n > cs->cap) {
+		size_t cap = cs->cap ? cs->cap : 1024;
+		while (cap < cs->n + n)
 			cap *= 2;
-		struct store_copy *q = realloc(s->copyq, cap * sizeof *q);
+		struct store_copy *q = realloc(cs->q, cap * sizeof *q);
 		if (!q)
 			return err_set(ENOMEM, "out of memory for the copy queue");
-		s->copyq = q;
-		s->copyq_cap = cap;
+		cs->q = q;
+		cs->cap = cap;
 	}
-	memcpy(s->copyq + s->copyq_n, copies, n * sizeof *copies);
-	s->copyq_n += n;
-	if (!s->copies_in_batch)
-		s->batch_start_ms = csnap_now_ms();
-	s->copies_in_batch += n;
+	memcpy(cs->q + cs->n, copies, n * sizeof *copies);
+	cs->n += n;
+	if (!cs->in_batch)
+		cs->batch_start_ms = csnap_now_ms();
+	cs->in_batch += n;
 	return 0;
 }
 
 bool copy_pending(const struct srv *s)
 {
-	return s->jobs_inflight || s->copyq_n;
+	return s->copy->jobs_inflight || s->copy->n;
+}
+
+bool copy_batch_open(const struct srv *s)
+{
+	const struct copy_state *cs = s->copy;
+
+	if (cs->failed)
+		return false;
+	if (!cs->in_batch)
+		return true;
+	return cs->in_batch < BATCH_MAX_COPIES && csnap_now_ms() - cs->batch_start_ms < BATCH_MAX_MS;
+}
+
+void copy_batch_done(struct srv *s)
+{
+	/* Committed: every copy of the batch was finished first.  */
+	CSNAP_ASSERT(!copy_pending(s));
+	s->copy->in_batch = 0;
+}
+
+void copy_fail(struct srv *s)
+{
+	s->copy->failed = true;
+}
+
+bool copy_failed(const struct srv *s)
+{
+	return s->copy->failed;
+}
+
+void copy_batch_reset(struct srv *s)
+{
+	/* The transaction was thrown away with nothing in flight.  */
+	CSNAP_ASSERT(!copy_pending(s));
+	s->copy->failed = false;
+	s->copy->in_batch = 0;
+}
+
+void copy_drain(struct srv *s)
+{
+	while (s->copy->jobs_inflight)
+		if (io_engine_reap(s->eng, 1000) < 0)
+			break;
+}
+
+void copy_stats(const struct srv *s, uint64_t *copyouts, uint64_t *jobs)
+{
+	*copyouts = s->copy->stat_copyouts;
+	*jobs = s->copy->stat_jobs;
 }
 
 /* Origin sources first, by origin chunk; then store sources by chunk.  */
@@ -190,17 +272,18 @@ static int copy_cmp(const void *a, const void *b)
 
 void copy_flush(struct srv *s)
 {
-	if (!s->copyq_n)
+	struct copy_state *cs = s->copy;
+	if (!cs->n)
 		return;
 	uint32_t max = COPY_JOB_BYTES / s->chunk_size;
 	if (max < 1)
 		max = 1;
-	struct store_copy *c = s->copyq;
-	size_t n = s->copyq_n;
-	s->copyq_n = 0;
+	struct store_copy *c = cs->q;
+	size_t n = cs->n;
+	cs->n = 0;
 	qsort(c, n, sizeof *c, copy_cmp);
 	if (lease_fenced()) {
-		s->copy_failed = true;
+		cs->failed = true;
 		return;
 	}
 	for (size_t i = 0; i < n;) {
@@ -215,14 +298,14 @@ void copy_flush(struct srv *s)
 		}
 		if (job_start(s, c + i, run) < 0) {
 			log_error("copy-out: %s", err_get());
-			s->copy_failed = true;
+			cs->failed = true;
 			break;
 		}
 		i += run;
 	}
 	if (io_engine_submit(s->eng) < 0) {
 		log_error("copy-out submit: %s", err_get());
-		s->copy_failed = true;
+		cs->failed = true;
 	}
 }
 

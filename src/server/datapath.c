@@ -17,6 +17,7 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/log.h"
 #include "utils/clock.h"
@@ -28,6 +29,41 @@
 
 #define DP_PIECE	4096	/* chunks handed to the engine per call */
 #define DP_MAX_LOCKS	(1u << 20)	/* chunks per lock upload / release */
+
+/* This file's state (struct srv points at it).  */
+struct dp_state {
+	/* read locks of connections that went away, kept for grace_ms */
+	struct lock_orphan *orphans;
+	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
+};
+
+/* The locks of a dropped connection, until it re-uploads them.  */
+struct lock_orphan {
+	struct lock_orphan *next;
+	struct chunkset locks;
+	int64_t expires_ms;
+};
+
+int dp_init(struct srv *s)
+{
+	s->dp = calloc(1, sizeof *s->dp);
+	return s->dp ? 0 : -ENOMEM;
+}
+
+void dp_free(struct srv *s)
+{
+	if (!s->dp)
+		return;
+	/* dp_tick() while stopping released them all.  */
+	CSNAP_ASSERT(!s->dp->orphans);
+	free(s->dp);
+	s->dp = NULL;
+}
+
+uint64_t dp_locks_refused(const struct srv *s)
+{
+	return s->dp->stat_locks_refused;
+}
 
 static struct store_copy dp_copies[DP_PIECE];
 static chunk_t dp_chunks[DP_PIECE];
@@ -68,6 +104,23 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 	srv_req_done(s, r);
 }
 
+/* The ranges of snapshot request R lie in its snapshot and hold at most
+ * MAX chunks (*TOTAL); otherwise R is answered (EINVAL, or E2BIG with
+ * TOO_MANY) and the result is false.  */
+static bool snap_ranges_ok(struct srv *s, struct req *r, uint64_t max, const char *too_many,
+			   uint64_t *total)
+{
+	if (!ranges_in(&r->m.u.ranges, r->c->snap_chunks, total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+		return false;
+	}
+	if (*total > max) {
+		reply_err(s, r, E2BIG, too_many);
+		return false;
+	}
+	return true;
+}
+
 /* -ENOSPC from the engine for a piece of N chunks, nothing changed.
  * Returns 1 to retry the request now, 2 to retry the piece in halves, 0
  * when the request was parked or answered.  Only a full data area (or a
@@ -106,7 +159,7 @@ static int on_enospc(struct srv *s, struct req *r, uint32_t n)
 	return 0;
 }
 
-static void origin_write(struct srv *s, struct req *r)
+void dp_origin_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	uint64_t total;
@@ -119,7 +172,7 @@ static void origin_write(struct srv *s, struct req *r)
 	 * into account), a deletion is not yet committed (a crash would
 	 * bring the snapshot back), clients may still re-upload read locks
 	 * (takeover), or the open batch is closing.  */
-	if (s->barrier_active || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
+	if (admin_barrier_active(s) || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
 	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -176,6 +229,13 @@ retry:;
 	 * lease is certainly valid; the tick retries once it is renewed.  */
 	if (!srv_may_grant(s))
 		goto park;
+	/* The answer lets the client overwrite these chunks: none may have
+	 * an uncommitted copy-out, a snapshot being created or a deletion
+	 * not yet committed (a crash would bring the snapshot back without
+	 * its copy).  A store-full release that could not commit yet kept
+	 * the lease check above from passing.  */
+	CSNAP_ASSERT(!ranges_busy(&s->busy, rs) && !ranges_busy(&s->locks, rs));
+	CSNAP_ASSERT(!admin_barrier_active(s) && !s->txn_unsafe);
 	reply_ok(s, r);
 	return;
 park:
@@ -215,20 +275,14 @@ static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
 		chunkset_sub(&c->locks, chunk, 1);
 }
 
-static void snap_read(struct srv *s, struct req *r)
+void dp_snap_read(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	/* A chunk with an uncommitted change: its old location is still
 	 * right, but simpler and as fast to answer after the commit.  */
 	if (ranges_busy(&s->busy, rs)) {
@@ -279,7 +333,10 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 			uint64_t chunk = rs->r[i].start + k;
 			uint32_t t = chunkset_sub(&c->locks, chunk, 1);
 			if (t) {
-				chunkset_sub(&s->locks, chunk, t);
+				/* s->locks is the sum of every holder's */
+				uint32_t g = chunkset_sub(&s->locks, chunk, t);
+				CSNAP_ASSERT(g == t);
+				(void)g;
 				freed += t;
 			}
 		}
@@ -287,7 +344,7 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 	return freed;
 }
 
-static void snap_read_done(struct srv *s, struct req *r)
+void dp_snap_read_done(struct srv *s, struct req *r)
 {
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
@@ -312,19 +369,13 @@ static void snap_read_done(struct srv *s, struct req *r)
  * chunk of the message has an exception (committed or being copied), the
  * whole message is refused with PROTO_STATUS_LOCK_STALE and none of its
  * locks is taken: the client restarts those reads.  */
-static void lock_upload(struct srv *s, struct req *r)
+void dp_lock_upload(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
 	uint64_t total;
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, DP_MAX_LOCKS, "too many chunks in one lock upload (split it)", &total))
 		return;
-	}
-	if (total > DP_MAX_LOCKS) {
-		reply_err(s, r, E2BIG, "too many chunks in one lock upload (split it)");
-		return;
-	}
 	for (uint32_t i = 0; i < rs->n; i++) {
 		uint64_t first = rs->r[i].start;
 		uint32_t n = rs->r[i].count;
@@ -344,7 +395,7 @@ static void lock_upload(struct srv *s, struct req *r)
 					 (unsigned long long)(first + j));
 				log_info("client %s: refused %llu re-uploaded read locks (%s)",
 					 c->peer, (unsigned long long)total, why);
-				s->stat_locks_refused++;
+				s->dp->stat_locks_refused++;
 				reply_err(s, r, PROTO_STATUS_LOCK_STALE, why);
 				return;
 			}
@@ -359,21 +410,15 @@ static void lock_upload(struct srv *s, struct req *r)
 	reply_ok(s, r);
 }
 
-static void snap_write(struct srv *s, struct req *r)
+void dp_snap_write(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
 	bool full = r->m.flags & PROTO_F_FULL_CHUNKS;
 	uint64_t total;
 
-	if (!ranges_in(rs, c->snap_chunks, &total)) {
-		reply_err(s, r, EINVAL, "chunk range beyond the end of the snapshot");
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
-	}
-	if (total > PROTO_MAX_RANGES) {
-		reply_err(s, r, E2BIG, "too many chunks in one snapshot request");
-		return;
-	}
 	if (ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
@@ -456,37 +501,15 @@ retry:;
 	 * heard: they could use an old location until their grant runs out. */
 	if (r->nmoved && srv_snap_grants_until(s, c->snap_id) > csnap_now_ms()) {
 		free(m.u.extents.e);
-		s->ghost_wait = true;
+		grants_wait(s);
 		srv_park(s, r);
 		return;
 	}
+	/* invalidate.c: answered only once every other client forgot */
+	CSNAP_ASSERT(r->inval_waiting == 0);
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
-}
-
-void dp_process(struct srv *s, struct req *r)
-{
-	if (!r->c || r->c->dead) {
-		srv_req_done(s, r);
-		return;
-	}
-	/* A snapshot answer renews the client's grant (proto.h): only while
-	 * our lease is certainly valid (origin writes check it last, after
-	 * their copy-outs).  */
-	if (r->m.type != PROTO_ORIGIN_WRITE && !srv_may_grant(s)) {
-		srv_park(s, r);
-		return;
-	}
-	switch (r->m.type) {
-	case PROTO_ORIGIN_WRITE:	origin_write(s, r); break;
-	case PROTO_SNAP_READ:		snap_read(s, r); break;
-	case PROTO_SNAP_READ_DONE:	snap_read_done(s, r); break;
-	case PROTO_LOCK_UPLOAD:		lock_upload(s, r); break;
-	case PROTO_SNAP_WRITE:		snap_write(s, r); break;
-	default:
-		reply_err(s, r, EOPNOTSUPP, "not a data path request");
-	}
 }
 
 static void release_all(struct srv *s, struct chunkset *held)
@@ -496,7 +519,9 @@ static void release_all(struct srv *s, struct chunkset *held)
 	uint32_t n;
 	bool any = false;
 	while (chunkset_next(held, &pos, &key, &n)) {
-		chunkset_sub(&s->locks, key, n);
+		uint32_t g = chunkset_sub(&s->locks, key, n);
+		CSNAP_ASSERT(g == n);	/* s->locks is the sum of every holder's */
+		(void)g;
 		any = true;
 	}
 	chunkset_clear(held);
@@ -522,8 +547,8 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 	o->locks = c->locks;
 	chunkset_init(&c->locks);
 	o->expires_ms = csnap_now_ms() + s->o.grace_ms;
-	o->next = s->orphans;
-	s->orphans = o;
+	o->next = s->dp->orphans;
+	s->dp->orphans = o;
 	log_info("client %s went away holding %zu read lock(s): kept %d ms for it to re-upload",
 		 c->peer, o->locks.used, s->o.grace_ms);
 }
@@ -531,7 +556,7 @@ void dp_conn_gone(struct srv *s, struct conn *c)
 void dp_tick(struct srv *s)
 {
 	int64_t now = csnap_now_ms();
-	struct lock_orphan **p = &s->orphans;
+	struct lock_orphan **p = &s->dp->orphans;
 	while (*p) {
 		struct lock_orphan *o = *p;
 		if (o->expires_ms > now && !s->stopping) {

@@ -20,9 +20,64 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/clock.h"
 
 #include <stdlib.h>
+
+/* A snapshot connection that went away while its client may still hold a
+ * grant: it may still use locations it cached until `until_ms`.  */
+struct grant_ghost {
+	struct grant_ghost *next;
+	uint32_t snap_id;
+	int64_t until_ms;
+};
+
+/* This file's state (struct srv points at it).  */
+struct grants {
+	/* No snapshot is committed before grant_horizon_ms, the time by
+	 * which every grant of an origin connection that closed (or of a
+	 * previous master) has certainly expired.  */
+	int64_t grant_horizon_ms;
+	int64_t takeover_grants_ms;	/* grants of a previous master end */
+	struct grant_ghost *ghosts;	/* closed snapshot connections */
+	bool ghost_wait;		/* a request waits for a ghost to go */
+	bool grant_held;		/* a reply waits for the lease: kick */
+};
+
+int grants_init(struct srv *s)
+{
+	s->grants = calloc(1, sizeof *s->grants);
+	return s->grants ? 0 : -ENOMEM;
+}
+
+void grants_free(struct srv *s)
+{
+	if (!s->grants)
+		return;
+	while (s->grants->ghosts) {
+		struct grant_ghost *g = s->grants->ghosts;
+		s->grants->ghosts = g->next;
+		free(g);
+	}
+	free(s->grants);
+	s->grants = NULL;
+}
+
+int64_t grants_horizon(const struct srv *s)
+{
+	return s->grants->grant_horizon_ms;
+}
+
+void grants_takeover(struct srv *s, int64_t until_ms)
+{
+	s->grants->grant_horizon_ms = s->grants->takeover_grants_ms = until_ms;
+}
+
+void grants_wait(struct srv *s)
+{
+	s->grants->ghost_wait = true;
+}
 
 void srv_grant_gone(struct srv *s, const struct conn *c)
 {
@@ -31,8 +86,10 @@ void srv_grant_gone(struct srv *s, const struct conn *c)
 	if (c->state != CONN_READY || !c->granted_ms)
 		return;
 	if (c->volume == PROTO_VOL_ORIGIN) {
-		if (until > s->grant_horizon_ms)
-			s->grant_horizon_ms = until;
+		if (until > s->grants->grant_horizon_ms)
+			s->grants->grant_horizon_ms = until;
+		/* the horizon only moves later */
+		CSNAP_ASSERT(s->grants->grant_horizon_ms >= until);
 		return;
 	}
 	/* A passive connection never carried a data request: nothing was
@@ -42,30 +99,30 @@ void srv_grant_gone(struct srv *s, const struct conn *c)
 	struct grant_ghost *g = calloc(1, sizeof *g);
 	if (!g) {
 		/* Cannot tell which snapshot: treat them all alike.  */
-		if (until > s->takeover_grants_ms)
-			s->takeover_grants_ms = until;
+		if (until > s->grants->takeover_grants_ms)
+			s->grants->takeover_grants_ms = until;
 		return;
 	}
 	g->snap_id = c->snap_id;
 	g->until_ms = until;
-	g->next = s->ghosts;
-	s->ghosts = g;
+	g->next = s->grants->ghosts;
+	s->grants->ghosts = g;
 }
 
 int64_t srv_snap_grants_until(const struct srv *s, uint32_t snap_id)
 {
-	int64_t until = s->takeover_grants_ms;
+	int64_t until = s->grants->takeover_grants_ms;
 
-	for (const struct grant_ghost *g = s->ghosts; g; g = g->next)
+	for (const struct grant_ghost *g = s->grants->ghosts; g; g = g->next)
 		if (g->snap_id == snap_id && g->until_ms > until)
 			until = g->until_ms;
 	return until;
 }
 
-void srv_ghost_tick(struct srv *s)
+void grants_tick(struct srv *s)
 {
 	int64_t now = csnap_now_ms();
-	struct grant_ghost **p = &s->ghosts;
+	struct grant_ghost **p = &s->grants->ghosts;
 
 	while (*p) {
 		struct grant_ghost *g = *p;
@@ -77,8 +134,13 @@ void srv_ghost_tick(struct srv *s)
 		*p = g->next;
 		free(g);
 	}
-	if (s->ghost_wait) {
-		s->ghost_wait = false;
+	/* Replies held back while the lease renewal was late.  */
+	if (s->grants->grant_held && lease_may_commit(&s->lm) == 0) {
+		s->grants->grant_held = false;
+		srv_kick(s);
+	}
+	if (s->grants->ghost_wait) {
+		s->grants->ghost_wait = false;
 		srv_kick(s);
 	}
 }
@@ -87,6 +149,6 @@ bool srv_may_grant(struct srv *s)
 {
 	if (lease_may_commit(&s->lm) == 0)
 		return true;
-	s->grant_held = true;
+	s->grants->grant_held = true;
 	return false;
 }

@@ -21,11 +21,44 @@
  */
 #include "src/server/srv.h"
 
+#include "utils/assert.h"
 #include "utils/log.h"
 #include "utils/clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
+
+/* An INVALIDATE sent, its ack awaited.  */
+struct inval_wait {
+	struct inval_wait *next;
+	struct conn *c;			/* asked to forget */
+	uint64_t id;			/* our INVALIDATE's id */
+	struct req *r;			/* the SNAP_WRITE waiting for the ack */
+	int64_t deadline_ms;
+};
+
+/* This file's state (struct srv points at it).  */
+struct inval_state {
+	struct inval_wait *waits;
+	uint64_t seq;			/* last INVALIDATE id */
+	uint64_t stat_sent;
+};
+
+int inval_init(struct srv *s)
+{
+	s->inval = calloc(1, sizeof *s->inval);
+	return s->inval ? 0 : -ENOMEM;
+}
+
+void inval_free(struct srv *s)
+{
+	if (!s->inval)
+		return;
+	/* Every connection was closed first, and took its waits along.  */
+	CSNAP_ASSERT(!s->inval->waits);
+	free(s->inval);
+	s->inval = NULL;
+}
 
 int inval_note(struct req *r, uint64_t chunk)
 {
@@ -69,7 +102,7 @@ unsigned inval_send(struct srv *s, struct req *r)
 		}
 		/* Ranges are at most PROTO_MAX_RANGES: one SNAP_WRITE's.  */
 		struct proto_msg m;
-		proto_msg_init(&m, PROTO_INVALIDATE, ++s->inval_seq);
+		proto_msg_init(&m, PROTO_INVALIDATE, ++s->inval->seq);
 		m.u.ranges.n = r->nmoved;
 		m.u.ranges.r = r->moved;
 		conn_send(x, &m);
@@ -77,10 +110,10 @@ unsigned inval_send(struct srv *s, struct req *r)
 		iw->id = m.id;
 		iw->r = r;
 		iw->deadline_ms = deadline;
-		iw->next = s->invals;
-		s->invals = iw;
+		iw->next = s->inval->waits;
+		s->inval->waits = iw;
 		r->inval_waiting++;
-		s->stat_invalidations++;
+		s->inval->stat_sent++;
 	}
 	return r->inval_waiting;
 }
@@ -89,7 +122,7 @@ unsigned inval_send(struct srv *s, struct req *r)
  * for C, only id ID (if ID != 0).  */
 static void drop_waits(struct srv *s, struct conn *c, uint64_t id, struct req *r)
 {
-	struct inval_wait **p = &s->invals;
+	struct inval_wait **p = &s->inval->waits;
 	bool kick = false;
 	while (*p) {
 		struct inval_wait *iw = *p;
@@ -98,6 +131,7 @@ static void drop_waits(struct srv *s, struct conn *c, uint64_t id, struct req *r
 			continue;
 		}
 		*p = iw->next;
+		CSNAP_ASSERT(iw->r->inval_waiting > 0);	/* counted in inval_send */
 		if (--iw->r->inval_waiting == 0)
 			kick = true;
 		free(iw);
@@ -108,8 +142,10 @@ static void drop_waits(struct srv *s, struct conn *c, uint64_t id, struct req *r
 
 void inval_ack(struct srv *s, struct conn *c, uint64_t id)
 {
-	for (struct inval_wait *iw = s->invals; iw; iw = iw->next)
+	for (struct inval_wait *iw = s->inval->waits; iw; iw = iw->next)
 		if (iw->c == c && iw->id == id) {
+			/* waits name live connections and requests only */
+			CSNAP_ASSERT(!c->dead && iw->r->inval_waiting > 0);
 			drop_waits(s, c, id, NULL);
 			return;
 		}
@@ -133,11 +169,12 @@ void inval_tick(struct srv *s)
 {
 	int64_t now = csnap_now_ms();
 	for (;;) {
-		struct inval_wait *iw = s->invals;
+		struct inval_wait *iw = s->inval->waits;
 		while (iw && iw->deadline_ms > now)
 			iw = iw->next;
 		if (!iw)
 			return;
+		CSNAP_ASSERT(!iw->c->dead);	/* conn_close dropped its waits */
 		log_warn("client %s did not acknowledge a chunk invalidation in time: cutting it off",
 			 iw->c->peer);
 		conn_fail(iw->c, "no invalidation ack");	/* removes its waits */

@@ -47,8 +47,6 @@
 #include <unistd.h>
 
 #define TICK_MS			250
-#define BATCH_MAX_MS		10
-#define BATCH_MAX_COPIES	8192
 #define FENCE_SIGNAL		SIGUSR1
 
 /* The engine of a fenced master: kept (reachable, so leak checkers stay
@@ -71,262 +69,6 @@ void server_opts_defaults(struct server_opts *o)
 	o->drain_timeout_ms = 10000;
 	o->copy_depth = 64;
 	o->join = true;
-}
-
-/* ---- request lists ----------------------------------------------------- */
-
-void req_list_push(struct req_list *l, struct req *r)
-{
-	r->next = NULL;
-	r->prev = l->tail;
-	if (l->tail)
-		l->tail->next = r;
-	else
-		l->head = r;
-	l->tail = r;
-	l->n++;
-}
-
-void req_list_remove(struct req_list *l, struct req *r)
-{
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		l->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		l->tail = r->prev;
-	r->next = r->prev = NULL;
-	l->n--;
-}
-
-struct req *req_list_pop(struct req_list *l)
-{
-	struct req *r = l->head;
-	if (r)
-		req_list_remove(l, r);
-	return r;
-}
-
-void srv_park(struct srv *s, struct req *r)
-{
-	r->parked = true;
-	req_list_push(&s->waiting, r);
-}
-
-void srv_kick(struct srv *s)
-{
-	s->kick = true;
-}
-
-void srv_req_done(struct srv *s, struct req *r)
-{
-	inval_req_gone(s, r);
-	free(r->reply);
-	proto_msg_free(&r->m);
-	if (r->c)
-		conn_put(r->c);
-	free(r);
-}
-
-bool srv_batch_open(struct srv *s)
-{
-	if (s->quiesce || s->barrier_active || s->copy_failed)
-		return false;
-	if (!s->copies_in_batch)
-		return true;
-	return s->copies_in_batch < BATCH_MAX_COPIES &&
-	       csnap_now_ms() - s->batch_start_ms < BATCH_MAX_MS;
-}
-
-unsigned srv_origin_clients(const struct srv *s)
-{
-	unsigned n = 0;
-	for (const struct conn *c = s->conns; c; c = c->next)
-		if (c->state == CONN_READY && c->volume == PROTO_VOL_ORIGIN)
-			n++;
-	return n;
-}
-
-void srv_fatal(struct srv *s, int err, const char *why)
-{
-	if (!s->fatal) {
-		log_error("stopping at once, no further writes: %s", why);
-		s->fatal = true;
-		s->fatal_err = err < 0 ? err : -EIO;
-	}
-}
-
-/* ---- commit ------------------------------------------------------------ */
-
-/* Asks sanlock about our lease.  A shortage of our own (no descriptor or
- * memory to open a socket to sanlock, say because peers hold them all)
- * says nothing about the lease: it is not taken for a lost lease.  The
- * lease's validity then simply is not extended, so commits wait (see
- * lease_ok) until a check succeeds.  Other failures: < 0.  */
-static int lease_check(struct srv *s)
-{
-	static struct log_limit said;
-	int r = lease_master_check(&s->lm);
-	if (r < 0 && fd_shortage(-r) && !lease_fenced()) {
-		log_limited(&said, LOG_LEVEL_WARN,
-			    "cannot check the master lease now (%s): commits wait for the next check",
-			    err_get());
-		return 0;
-	}
-	return r;
-}
-
-/* May we commit?  A late delta-lease renewal (a busy host, slow storage)
- * is not a lost lease: wait for it rather than fail over.  If the lease is
- * really gone, sanlock fences us or the inquiry says so.  */
-static int lease_ok(struct srv *s)
-{
-	if (lease_may_commit(&s->lm) == 0)
-		goto ok;
-	int r = lease_check(s);
-	if (r < 0) {
-		srv_fatal(s, r, err_get());
-		return r;
-	}
-	if (lease_may_commit(&s->lm) == 0)
-		goto ok;
-	if (lease_fenced()) {
-		srv_fatal(s, -ENOLCK, "fenced");
-		return -ENOLCK;
-	}
-	if (!s->lease_late)
-		log_warn("master lease renewal is late: holding commits until sanlock renews it");
-	s->lease_late = true;
-	return err_set(EAGAIN, "master lease renewal is late");
-ok:
-	if (s->lease_late)
-		log_info("master lease renewed: commits resume");
-	s->lease_late = false;
-	return 0;
-}
-
-void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m)
-{
-	r->reply = malloc(sizeof *r->reply);
-	if (!r->reply) {
-		conn_reply_error(r->c, &r->m, ENOMEM, "server out of memory");
-		srv_req_done(s, r);
-		return;
-	}
-	*r->reply = *m;
-	req_list_push(&s->after_commit, r);
-}
-
-int srv_commit_now(struct srv *s)
-{
-	int r;
-	if (copy_pending(s))
-		return err_set(EBUSY, "copy-outs in flight");
-	if (s->fatal)
-		return err_set(ENOLCK, "server is stopping after a fatal error");
-	if (store_txn_pending(s->st)) {
-		if ((r = lease_ok(s)) < 0)
-			return r;
-		if ((r = io_dev_flush(s->sdev)) < 0) {
-			srv_fatal(s, r, err_get());
-			return r;
-		}
-		if ((r = store_commit(s->st)) < 0) {
-			srv_fatal(s, r, err_get());
-			return r;
-		}
-		s->commits++;
-		s->stat_commits++;
-		s->txn_unsafe = false;
-		store_get_info(s->st, &s->info);
-	}
-	if (s->busy.used)
-		chunkset_clear(&s->busy);
-	s->copies_in_batch = 0;
-	struct req *q;
-	while ((q = req_list_pop(&s->after_commit))) {
-		conn_send(q->c, q->reply);
-		srv_req_done(s, q);
-	}
-	srv_kick(s);
-	return 0;
-}
-
-void srv_abort_txn(struct srv *s, int err)
-{
-	(void)err;
-	s->copy_failed = true;
-}
-
-/* The open transaction has exceptions without their data: throw it away
- * by reopening the engine, and fail the writes that waited for it.  */
-static void do_abort(struct srv *s)
-{
-	log_error("copy-out failed: discarding the open transaction and failing its writes");
-	store_close(s->st);
-	s->st = NULL;
-	struct store_open_opts so = { .cache_bytes = s->o.cache_bytes };
-	int r = store_open(s->o.store_path, &so, &s->st);
-	if (r < 0) {
-		srv_fatal(s, r, err_get());
-		return;
-	}
-	s->sdev = store_dev(s->st);
-	store_get_info(s->st, &s->info);
-	struct req_list keep = { 0 };
-	struct req *q;
-	while ((q = req_list_pop(&s->waiting))) {
-		if (q->m.type == PROTO_ORIGIN_WRITE || q->m.type == PROTO_SNAP_WRITE) {
-			conn_reply_error(q->c, &q->m, EIO, "copy-out to the snapshot store failed");
-			srv_req_done(s, q);
-		} else {
-			req_list_push(&keep, q);
-		}
-	}
-	s->waiting = keep;
-	chunkset_clear(&s->busy);
-	s->txn_unsafe = false;
-	s->copy_failed = false;
-	s->copies_in_batch = 0;
-	srv_kick(s);
-}
-
-static void commit_step(struct srv *s)
-{
-	if (copy_pending(s) || s->fatal)
-		return;
-	if (s->copy_failed) {
-		do_abort(s);
-		return;
-	}
-	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
-		srv_commit_now(s);
-}
-
-static void reprocess(struct srv *s)
-{
-	for (int rounds = 0; s->kick && rounds < 4 && !s->fatal; rounds++) {
-		s->kick = false;
-		s->quiesce = 0;
-		struct req_list l = s->waiting;
-		memset(&s->waiting, 0, sizeof s->waiting);
-		struct req *r;
-		while ((r = req_list_pop(&l))) {
-			r->parked = false;
-			if (s->fatal) {
-				srv_req_done(s, r);
-				continue;
-			}
-			if (r->m.type >= PROTO_SNAP_CREATE)
-				admin_process(s, r);
-			else
-				dp_process(s, r);
-		}
-		copy_flush(s);
-		commit_step(s);
-	}
 }
 
 /* ---- signals, timer ----------------------------------------------------- */
@@ -507,26 +249,6 @@ static void stop_listening(struct srv *s)
 	}
 }
 
-/* End of the lock re-upload window after a takeover (checked every loop
- * turn: origin writes wait for it).  */
-static void grace_check(struct srv *s)
-{
-	if (s->grace_until_ms && csnap_now_ms() >= s->grace_until_ms) {
-		log_info("lock re-upload window over: serving origin writes");
-		s->grace_until_ms = 0;
-		srv_kick(s);
-	}
-}
-
-/* A snapshot create deferred until the grant horizon: retry it then.  */
-static void deferred_create_check(struct srv *s)
-{
-	if (s->create_deferred && csnap_now_ms() >= s->grant_horizon_ms) {
-		s->create_deferred = false;
-		srv_kick(s);
-	}
-}
-
 /* epoll timeout: the tick, or sooner if the re-upload window ends or a
  * snapshot waits only for grants to expire.  */
 static int loop_timeout(const struct srv *s)
@@ -535,33 +257,13 @@ static int loop_timeout(const struct srv *s)
 
 	if (s->grace_until_ms)
 		due = s->grace_until_ms;
-	if (((s->barrier_active && !s->barrier_pending) || s->create_deferred) &&
-	    s->grant_horizon_ms && (!due || s->grant_horizon_ms < due))
-		due = s->grant_horizon_ms;
+	int64_t admin_due = admin_due_ms(s);
+	if (admin_due && (!due || admin_due < due))
+		due = admin_due;
 	if (!due)
 		return TICK_MS;
 	int64_t left = due - csnap_now_ms();
 	return left <= 0 ? 0 : left < TICK_MS ? (int)left : TICK_MS;
-}
-
-/* Between transactions, write committed metadata home and empty the
- * journal, so a master that dies replays only what it committed since
- * the last tick: takeover time stays short (a journal of a few thousand
- * transactions took ~0.6 s to replay).  Like a commit, only while the
- * lease certainly holds.  */
-static void checkpoint_step(struct srv *s)
-{
-	if (s->commits == s->ckpt_commits || s->fatal || s->stopping || copy_pending(s) ||
-	    store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
-		return;
-	if (lease_ok(s) < 0)
-		return;
-	int r = store_checkpoint(s->st);
-	if (r < 0) {
-		srv_fatal(s, r, err_get());
-		return;
-	}
-	s->ckpt_commits = s->commits;
 }
 
 static void tick(struct srv *s, unsigned n)
@@ -570,21 +272,16 @@ static void tick(struct srv *s, unsigned n)
 	while (read(s->timerfd, &exp, sizeof exp) == sizeof exp)
 		;
 	if (n % 4 == 0 && !s->fatal) {
-		int r = lease_check(s);
+		int r = srv_lease_check(s);
 		if (r < 0)
 			srv_fatal(s, r, err_get());
 		else
 			log_debug("master lease valid for %lld ms more",
 				  (long long)((s->lm.valid_until_ns - (int64_t)csnap_now_ms() * 1000000) / 1000000));
 	}
-	grace_check(s);
-	/* Replies held back while the lease renewal was late.  */
-	if (s->grant_held && lease_may_commit(&s->lm) == 0) {
-		s->grant_held = false;
-		srv_kick(s);
-	}
-	checkpoint_step(s);
-	srv_ghost_tick(s);
+	srv_grace_check(s);
+	srv_checkpoint(s);
+	grants_tick(s);
 	dp_tick(s);
 	inval_tick(s);
 	conn_tick(s);
@@ -661,13 +358,7 @@ static int serve(struct srv *s)
 			srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
 		if (s->fatal)
 			break;
-		grace_check(s);
-		deferred_create_check(s);
-		copy_flush(s);
-		commit_step(s);
-		admin_poll(s);
-		reprocess(s);
-		copy_flush(s);
+		srv_turn_end(s);
 		conn_flush_all(s);
 	}
 	return s->fatal ? s->fatal_err : 0;
@@ -685,34 +376,27 @@ static void close_all_conns(struct srv *s)
 		srv_req_done(s, r);
 	while ((r = req_list_pop(&s->after_commit)))
 		srv_req_done(s, r);
-	if (s->barrier_req) {
-		srv_req_done(s, s->barrier_req);
-		s->barrier_req = NULL;
-	}
-	if (s->added_req) {
-		srv_req_done(s, s->added_req);
-		s->added_req = NULL;
-	}
-	srv_ghost_tick(s);	/* stopping: frees them all */
+	admin_shutdown(s);
+	grants_tick(s);	/* stopping: frees them all */
 }
 
 int server_run(const struct server_opts *o)
 {
-	struct srv *s = calloc(1, sizeof *s);
+	struct srv *s = malloc(sizeof *s);
 	int r, ret;
 
 	if (!s)
 		return err_set(ENOMEM, "out of memory");
-	s->o = *o;
-	s->lfd = s->sigfd = s->timerfd = s->iofd = -1;
-	s->lm.sock = -1;
-	s->fdres.spare = -1;
-	chunkset_init(&s->locks);
-	chunkset_init(&s->busy);
+	if ((r = srv_init(s, o)) < 0) {
+		free(s);
+		return r;
+	}
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0) {
+		r = err_set(errno, "epoll_create1: %s", strerror(errno));
+		srv_free(s);
 		free(s);
-		return err_set(errno, "epoll_create1: %s", strerror(errno));
+		return r;
 	}
 	if ((r = setup_signals(s)) < 0)
 		goto out;
@@ -733,7 +417,7 @@ int server_run(const struct server_opts *o)
 	 * it): no snapshot commit until those grants have certainly run out.
 	 * Lease version 1 is the first master the store ever had.  */
 	if (s->lm.lver > 1)
-		s->grant_horizon_ms = s->takeover_grants_ms = csnap_now_ms() + PROTO_GRANT_WAIT_MS;
+		grants_takeover(s, csnap_now_ms() + PROTO_GRANT_WAIT_MS);
 	if ((r = lease_master_check(&s->lm)) < 0)
 		goto out_master;
 	log_info("master lease acquired (lver %llu, host %u generation %llu): opening the store",
@@ -766,9 +450,11 @@ int server_run(const struct server_opts *o)
 	hb_serving(s->epoch);
 	r = serve(s);
 	hb_stopping();
+	uint64_t copyouts, copy_jobs;
+	copy_stats(s, &copyouts, &copy_jobs);
 	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
-		 (unsigned long long)s->stat_queries, (unsigned long long)s->stat_copyouts,
-		 (unsigned long long)s->stat_copy_jobs, (unsigned long long)s->stat_commits);
+		 (unsigned long long)s->stat_queries, (unsigned long long)copyouts,
+		 (unsigned long long)copy_jobs, (unsigned long long)s->stat_commits);
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);
@@ -777,10 +463,8 @@ int server_run(const struct server_opts *o)
 	/* Orderly: commit what is done, stop, hand over.  */
 	stop_listening(s);
 	copy_flush(s);
-	while (s->jobs_inflight)
-		if (io_engine_reap(s->eng, 1000) < 0)
-			break;
-	if (!s->copy_failed)
+	copy_drain(s);
+	if (!copy_failed(s))
 		srv_commit_now(s);
 	conn_flush_all(s);
 	close_all_conns(s);
@@ -817,9 +501,7 @@ out:
 	if (s->sigfd >= 0)
 		close(s->sigfd);
 	close(s->epfd);
-	chunkset_free(&s->locks);
-	chunkset_free(&s->busy);
-	free(s->copyq);
+	srv_free(s);
 	free(s);
 	return r < 0 ? r : 0;
 }

@@ -1,8 +1,10 @@
 /*
  * src/server/srv.h - internal state of the metadata server, shared by its
  * files:
- *   server.c    election, start-up, the epoll loop, group commit, shutdown
- *   conn.c      sockets, handshake + authentication, framing, dispatch
+ *   server.c    election, start-up, the epoll loop, shutdown
+ *   commit.c    parked requests, group commit, the end of a loop turn
+ *   conn.c      sockets, handshake + authentication, framing
+ *   route.c     what each volume may send and which handler takes it
  *   datapath.c  origin writes (copy-out), snapshot reads/writes, read locks
  *   copy.c      copy-out jobs on the async ioengine
  *   admin.c     snapshot create (barrier) / delete / list / set, status,
@@ -14,6 +16,14 @@
  *               a snapshot commit, a moved-chunk answer, a delete)
  *
  * Single-threaded: everything runs on the loop thread.
+ *
+ * State: struct srv below holds what several files share (the store, the
+ * connections, the lists of parked requests, the lock and busy-chunk
+ * sets).  What one file alone needs is its own struct, defined in that
+ * file and reached through a pointer here (struct dp_state in
+ * datapath.c, copy_state in copy.c,
+ * admin_state in admin.c, inval_state in invalidate.c, grants in
+ * grants.c); other files use the small functions declared below.
  *
  * Request model: a request is processed by a function that is idempotent
  * given the committed store state.  When it cannot finish now (a chunk is
@@ -33,6 +43,7 @@
 #ifndef CSNAP_SERVER_SRV_H
 #define CSNAP_SERVER_SRV_H
 
+#include "src/server/chunkset.h"
 #include "src/server/server.h"
 #include "src/proto/proto.h"
 #include "src/store/store.h"
@@ -47,30 +58,6 @@
 struct io_dev;
 struct io_engine;
 struct srv;
-
-/* ---- chunk multiset (chunkset.c) --------------------------------------- */
-
-struct chunkset {
-	uint64_t *keys;
-	uint32_t *counts;	/* 0 = empty slot */
-	size_t cap;		/* power of two */
-	size_t used;		/* slots with count > 0 */
-	size_t tomb;		/* deleted slots (count 0, key ~0) */
-	uint64_t total;		/* sum of counts */
-};
-
-void chunkset_init(struct chunkset *cs);
-void chunkset_free(struct chunkset *cs);
-void chunkset_clear(struct chunkset *cs);
-/* Adds n to key's count.  0 or -ENOMEM.  */
-int chunkset_add(struct chunkset *cs, uint64_t key, uint32_t n);
-/* Subtracts up to n from key's count; returns how much was subtracted. */
-uint32_t chunkset_sub(struct chunkset *cs, uint64_t key, uint32_t n);
-uint32_t chunkset_get(const struct chunkset *cs, uint64_t key);
-/* Any key in [start, start+count) present?  */
-bool chunkset_any(const struct chunkset *cs, uint64_t start, uint64_t count);
-/* Iterate: pass *pos = 0 first; returns false at the end.  */
-bool chunkset_next(const struct chunkset *cs, size_t *pos, uint64_t *key, uint32_t *count);
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -149,11 +136,8 @@ void conn_listen_init(struct srv *s);
 void conn_listen_done(struct srv *s);
 int conn_accept(struct srv *s);
 void conn_on_event(struct conn *c, uint32_t events);
-/* Queue a message for sending (best effort on dead connections).  */
-void conn_send(struct conn *c, const struct proto_msg *m);
-/* Queue a reply to REQ: status errnum (0 = success, body in *m).  */
-void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
-		      const char *why);
+/* Encode M into the output buffer (the socket side of conn_send).  */
+void conn_queue(struct conn *c, const struct proto_msg *m);
 /* Protocol error: log the reason and close this connection only.  */
 void conn_fail(struct conn *c, const char *why);
 void conn_close(struct conn *c);
@@ -165,6 +149,24 @@ void conn_flush_all(struct srv *s);
 void conn_reap(struct srv *s);
 /* Timer: close connections that did not finish the handshake in time. */
 void conn_tick(struct srv *s);
+
+/* ---- routing (route.c) ------------------------------------------------- */
+
+/* A message from a READY connection: an acknowledgement, or a request
+ * that the table allows this connection's volume (else EPERM; a type not
+ * in the table is a protocol error).  Takes ownership of M's contents.  */
+void route_message(struct conn *c, struct proto_msg *m);
+/* (Re)process request R, which route_message admitted.  Takes R.  */
+void route_process(struct srv *s, struct req *r);
+/* Queue a message for sending (best effort on dead connections); notes
+ * the grant a successful reply renews.  */
+void conn_send(struct conn *c, const struct proto_msg *m);
+/* Queue a reply to REQ: status errnum (0 = success, body in *m).  */
+void conn_reply_error(struct conn *c, const struct proto_msg *req, int errnum,
+		      const char *why);
+/* C was closed (dead): drop what the server keeps for it (grants, read
+ * locks, invalidation and barrier waits).  */
+void srv_conn_gone(struct srv *s, struct conn *c);
 
 /* ---- copy-out jobs (copy.c) -------------------------------------------- */
 
@@ -180,33 +182,47 @@ bool copy_pending(const struct srv *s);
 int copy_mark_busy(struct srv *s, const struct store_copy *copies, uint32_t n);
 /* Reap completions (the engine's eventfd fired).  */
 void copy_reap(struct srv *s);
+/* May new copies join the open transaction?  (Closes after a while so a
+ * steady stream of copy-outs cannot postpone the commit forever; closed
+ * after a failed copy.)  */
+bool copy_batch_open(const struct srv *s);
+/* The open transaction was committed (nothing pending): a new batch.  */
+void copy_batch_done(struct srv *s);
+/* A copy failed: the open transaction must be thrown away.  */
+void copy_fail(struct srv *s);
+bool copy_failed(const struct srv *s);
+/* The failed transaction was thrown away: a new batch.  */
+void copy_batch_reset(struct srv *s);
+/* Wait for every job in flight to finish (orderly shutdown).  */
+void copy_drain(struct srv *s);
+void copy_stats(const struct srv *s, uint64_t *copyouts, uint64_t *jobs);
+int copy_init(struct srv *s);
+void copy_free(struct srv *s);
 
 /* ---- data path (datapath.c) -------------------------------------------- */
 
-/* Handles one request from a READY connection.  Takes ownership of R. */
-void dp_process(struct srv *s, struct req *r);
+/* Request handlers (route.c's table).  Each takes ownership of R and
+ * either answers it or parks it.  */
+void dp_origin_write(struct srv *s, struct req *r);
+void dp_snap_read(struct srv *s, struct req *r);
+void dp_snap_read_done(struct srv *s, struct req *r);
+void dp_snap_write(struct srv *s, struct req *r);
+void dp_lock_upload(struct srv *s, struct req *r);
 /* Connection going away: its read locks are kept for grace_ms (the
  * client may be reconnecting and will re-upload them), then released. */
 void dp_conn_gone(struct srv *s, struct conn *c);
 /* Timer: release the kept locks of connections that did not come back. */
 void dp_tick(struct srv *s);
 
-struct lock_orphan {
-	struct lock_orphan *next;
-	struct chunkset locks;
-	int64_t expires_ms;
-};
+/* Stale lock re-uploads refused so far.  */
+uint64_t dp_locks_refused(const struct srv *s);
+int dp_init(struct srv *s);
+void dp_free(struct srv *s);
 
 /* ---- chunk invalidation (invalidate.c) ----------------------------------- */
 
-struct inval_wait {
-	struct inval_wait *next;
-	struct conn *c;			/* asked to forget */
-	uint64_t id;			/* our INVALIDATE's id */
-	struct req *r;			/* the SNAP_WRITE waiting for the ack */
-	int64_t deadline_ms;
-};
-
+int inval_init(struct srv *s);
+void inval_free(struct srv *s);
 /* Remembers that R's snapshot write moved CHUNK.  0 or -ENOMEM.  */
 int inval_note(struct req *r, uint64_t chunk);
 /* Sends INVALIDATE for R's moved chunks to every other connection of its
@@ -221,7 +237,13 @@ void inval_tick(struct srv *s);
 
 /* ---- admin (admin.c) ---------------------------------------------------- */
 
-void admin_process(struct srv *s, struct req *r);
+/* Request handlers (route.c's table), like dp_*.  */
+void admin_snap_create(struct srv *s, struct req *r);
+void admin_snap_delete(struct srv *s, struct req *r);
+void admin_snap_set(struct srv *s, struct req *r);
+void admin_snap_list(struct srv *s, struct req *r);
+void admin_status(struct srv *s, struct req *r);
+void admin_changed(struct srv *s, struct req *r);
 /* Barrier ack from an origin connection.  */
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
 /* Connection closed while a barrier waited for it.  */
@@ -231,20 +253,21 @@ void admin_added_ack(struct srv *s, struct conn *c, uint64_t id);
 /* Timer tick: barrier timeouts, background cleanup.  */
 void admin_tick(struct srv *s);
 /* End of a loop turn, after the commit step: finish a barrier whose acks
- * are all in once nothing is in flight.  */
+ * are all in once nothing is in flight; retry a deferred create.  */
 void admin_poll(struct srv *s);
+/* A snapshot barrier holds origin writes.  */
+bool admin_barrier_active(const struct srv *s);
+/* When admin_poll wants to run next (a create waiting for the grant
+ * horizon), 0 if not waiting on time.  */
+int64_t admin_due_ms(const struct srv *s);
+/* Stopping: drop the requests admin holds.  */
+void admin_shutdown(struct srv *s);
+int admin_init(struct srv *s);
+void admin_free(struct srv *s);
 /* -ENOSPC met: apply the store-full policy.  Returns 1 if space was made
  * (retry), 0 if the policy says fail, negative errno on error.  Call only
  * with no copy in flight (nothing uncommitted that needs data).  */
 int admin_store_full(struct srv *s, bool meta);
-
-/* A snapshot connection that went away while its client may still hold a
- * grant: it may still use locations it cached until `until_ms`.  */
-struct grant_ghost {
-	struct grant_ghost *next;
-	uint32_t snap_id;
-	int64_t until_ms;
-};
 
 /* ---- the server --------------------------------------------------------- */
 
@@ -288,7 +311,6 @@ struct srv {
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
-	struct lock_orphan *orphans;	/* locks of dropped connections */
 	struct req_list waiting;	/* parked requests */
 	struct req_list after_commit;	/* replies waiting for a commit */
 	bool lease_late;		/* commits held: renewal is late */
@@ -298,51 +320,19 @@ struct srv {
 	bool kick;			/* reprocess `waiting` this turn */
 	unsigned quiesce;		/* admin ops waiting for no copy in
 					 * flight: close the batch */
-	unsigned jobs_inflight;		/* copy jobs not finished */
-	struct store_copy *copyq;	/* copies queued this loop turn */
-	size_t copyq_n, copyq_cap;
-	unsigned copies_in_batch;	/* copy-outs in the open transaction */
-	int64_t batch_start_ms;		/* first copy of the open batch */
-	bool copy_failed;		/* a copy failed: abort the txn */
 	uint64_t commits;		/* commit counter */
 	uint64_t ckpt_commits;		/* `commits` at the last checkpoint */
 	int64_t grace_until_ms;		/* lock re-upload window */
 
-	/* barrier (snapshot creation) */
-	bool barrier_active;
-	uint64_t barrier_seq;
-	unsigned barrier_pending;
-	int64_t barrier_deadline_ms;
-	struct req *barrier_req;	/* the SNAP_CREATE being served */
-	/* Grants (proto.h, docs/RELIABILITY.md): no snapshot is committed
-	 * before grant_horizon_ms, the time by which every grant of an
-	 * origin connection that closed (or of a previous master) has
-	 * certainly expired.  */
-	int64_t grant_horizon_ms;
-	int64_t takeover_grants_ms;	/* grants of a previous master end */
-	struct grant_ghost *ghosts;	/* closed snapshot connections */
-	bool ghost_wait;		/* a request waits for a ghost to go */
-	bool grant_wait_logged;
-	/* a snapshot create waits parked, without raising its barrier (which
-	 * holds every origin write), until grant_horizon_ms has passed */
-	bool create_deferred;
-	bool grant_held;		/* a reply waits for the lease: kick */
-	/* After the commit: every origin client is told of the new
-	 * snapshot and serves it before the creator hears back.  */
-	struct req *added_req;		/* the SNAP_CREATE, reply in added_reply */
-	struct proto_msg added_reply;
-	uint64_t added_seq;
-	unsigned added_pending;
-	int64_t added_deadline_ms;
-
-	/* snapshot writes waiting for other clients to drop old locations */
-	struct inval_wait *invals;
-	uint64_t inval_seq;
-	uint64_t stat_invalidations;
+	/* each file's own state */
+	struct dp_state *dp;		/* datapath.c: kept locks */
+	struct copy_state *copy;	/* copy.c */
+	struct admin_state *admin;	/* admin.c: barrier, SNAP_ADDED */
+	struct inval_state *inval;	/* invalidate.c */
+	struct grants *grants;		/* grants.c */
 
 	/* stats */
-	uint64_t stat_copyouts, stat_copy_jobs, stat_queries, stat_commits;
-	uint64_t stat_locks_refused;	/* stale lock re-uploads refused */
+	uint64_t stat_queries, stat_commits;
 };
 
 /* New copies may join the open transaction?  (Closes after a while so a
@@ -378,13 +368,36 @@ void srv_grant_gone(struct srv *s, const struct conn *c);
  * closed connection (or from a previous master) has certainly run out;
  * in the past if none.  */
 int64_t srv_snap_grants_until(const struct srv *s, uint32_t snap_id);
-/* Timer: forget ghosts that ran out; kick requests waiting for them.  */
-void srv_ghost_tick(struct srv *s);
+/* Timer: forget ghosts that ran out; kick requests waiting for them or
+ * for the lease (srv_may_grant).  */
+void grants_tick(struct srv *s);
+/* No snapshot commit before this (grants of departed origin clients or
+ * of a previous master).  */
+int64_t grants_horizon(const struct srv *s);
+/* Taking over: every grant of the previous master ends by UNTIL_MS.  */
+void grants_takeover(struct srv *s, int64_t until_ms);
+/* A request parks until a ghost goes (kicked by grants_tick).  */
+void grants_wait(struct srv *s);
+int grants_init(struct srv *s);
+void grants_free(struct srv *s);
 /* May we send a reply that renews a grant?  Only while the master lease is
  * certainly ours (else a zombie master could extend grants past the
  * moment a new master takes over).  Sets grant_held when not.  */
 bool srv_may_grant(struct srv *s);
 /* Connection count by volume kind, for status.  */
 unsigned srv_origin_clients(const struct srv *s);
+/* Ask sanlock about the master lease (a local descriptor shortage is not
+ * a lost lease: 0).  */
+int srv_lease_check(struct srv *s);
+/* End of the lock re-upload window after a takeover: kick when over.  */
+void srv_grace_check(struct srv *s);
+/* Between transactions: write committed metadata home (short replay). */
+void srv_checkpoint(struct srv *s);
+/* The end of a loop turn: start copies, commit, finish a barrier,
+ * process parked requests again.  */
+void srv_turn_end(struct srv *s);
+/* Set up / free a server's state (no descriptor is opened).  */
+int srv_init(struct srv *s, const struct server_opts *o);
+void srv_free(struct srv *s);
 
 #endif

@@ -17,6 +17,7 @@
 #include "utils/assert.h"
 #include "utils/crc32c.h"
 #include "utils/err.h"
+#include "utils/freelist.h"
 #include "utils/progress.h"
 #include "utils/log.h"
 
@@ -94,7 +95,7 @@ struct bm {
 	struct arena **amap;		/* open addressing on mem >> 21 */
 	size_t amap_n;			/* power of two, > 2 * arenas */
 	size_t narenas;
-	void *free_bufs;		/* free data buffers, linked through word 0 */
+	struct freelist free_bufs;	/* free data buffers */
 	struct bm_stats st;
 };
 
@@ -269,7 +270,7 @@ bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
 {
 	/* block 0 (the superblock) is never a node: a freed buffer's zeroed
 	 * block number must not confirm a (corrupt) pointer to it */
-	if (blocknr == 0 || get_le64(data + 8) != blocknr)
+	if (blocknr == 0 || get_le64(data + META_BLOCKNR) != blocknr)
 		return false;
 	bm_touch(bm, data);
 	return true;
@@ -289,7 +290,7 @@ void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigne
 
 static uint8_t *buf_get(struct bm *bm)
 {
-	if (!bm->free_bufs) {
+	if (!bm->free_bufs.head) {
 		struct arena *a = calloc(1, sizeof *a);
 		if (!a)
 			return NULL;
@@ -304,14 +305,12 @@ static uint8_t *buf_get(struct bm *bm)
 		}
 		madvise(a->mem, ARENA_BYTES, MADV_HUGEPAGE);	/* a hint; failure is fine */
 		for (size_t off = 0; off < ARENA_BYTES; off += META_BLOCK_SIZE) {
-			*(void **)(a->mem + off) = bm->free_bufs;
-			bm->free_bufs = a->mem + off;
+			freelist_push(&bm->free_bufs, a->mem + off);
 		}
 		a->next = bm->arenas;
 		bm->arenas = a;
 	}
-	uint8_t *p = bm->free_bufs;
-	bm->free_bufs = *(void **)p;
+	uint8_t *p = freelist_pop(&bm->free_bufs);
 	memset(p, 0, META_BLOCK_SIZE);
 	return p;
 }
@@ -319,12 +318,11 @@ static uint8_t *buf_get(struct bm *bm)
 static void buf_put(struct bm *bm, uint8_t *p)
 {
 	/* a stale pointer to a free buffer must not pass for any block:
-	 * clear the header's block number (bytes 8..15) */
-	memset(p + 8, 0, 8);
+	 * clear the header's block number */
+	memset(p + META_BLOCKNR, 0, 8);
 	bm_child_forget(bm, p);
 	ref_test_clear(bm, p);
-	*(void **)p = bm->free_bufs;
-	bm->free_bufs = p;
+	freelist_push(&bm->free_bufs, p);
 }
 
 int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
@@ -388,33 +386,33 @@ void bm_seal(const struct bm *bm, void *data, uint64_t blocknr, uint32_t type, u
 {
 	uint8_t *p = data;
 
-	put_le32(p + 4, type);
-	put_le64(p + 8, blocknr);
-	put_le64(p + 16, seq);
-	put_le64(p + 24, bm->tag);
-	put_le32(p, crc32c(0, p + 4, META_BLOCK_SIZE - 4));
+	put_le32(p + META_TYPE, type);
+	put_le64(p + META_BLOCKNR, blocknr);
+	put_le64(p + META_SEQ, seq);
+	put_le64(p + META_TAG, bm->tag);
+	put_le32(p + META_CSUM, crc32c(0, p + META_TYPE, META_BLOCK_SIZE - META_TYPE));
 }
 
 int bm_validate(const struct bm *bm, const void *data, uint64_t blocknr, uint32_t type)
 {
 	const uint8_t *p = data;
-	uint32_t t = get_le32(p + 4);
+	uint32_t t = get_le32(p + META_TYPE);
 
-	if (get_le32(p) != crc32c(0, p + 4, META_BLOCK_SIZE - 4))
+	if (get_le32(p + META_CSUM) != crc32c(0, p + META_TYPE, META_BLOCK_SIZE - META_TYPE))
 		return err_set(EIO, "metadata block %llu: checksum mismatch",
 			       (unsigned long long)blocknr);
-	if (get_le64(p + 24) != bm->tag)
+	if (get_le64(p + META_TAG) != bm->tag)
 		return err_set(EIO, "metadata block %llu: belongs to another store",
 			       (unsigned long long)blocknr);
-	if (get_le64(p + 8) != blocknr)
+	if (get_le64(p + META_BLOCKNR) != blocknr)
 		return err_set(EIO, "metadata block %llu: claims to be block %llu (misdirected write)",
-			       (unsigned long long)blocknr, (unsigned long long)get_le64(p + 8));
+			       (unsigned long long)blocknr, (unsigned long long)get_le64(p + META_BLOCKNR));
 	if (type ? t != type : (t != META_T_LEAF && t != META_T_INTERNAL))
 		return err_set(EIO, "metadata block %llu: unexpected type %#x",
 			       (unsigned long long)blocknr, t);
-	if (get_le64(p + 16) > bm->committed_seq)
+	if (get_le64(p + META_SEQ) > bm->committed_seq)
 		return err_set(EIO, "metadata block %llu: sequence %llu is newer than the last commit %llu",
-			       (unsigned long long)blocknr, (unsigned long long)get_le64(p + 16),
+			       (unsigned long long)blocknr, (unsigned long long)get_le64(p + META_SEQ),
 			       (unsigned long long)bm->committed_seq);
 	return 0;
 }
@@ -462,7 +460,7 @@ const uint8_t *bm_peek(struct bm *bm, uint64_t blocknr, uint32_t type)
 		return NULL;
 	bm->slots[i].b |= SLOT_REF;
 	const uint8_t *d = bm->slots[i].data;
-	uint32_t t = get_le32(d + 4);
+	uint32_t t = get_le32(d + META_TYPE);
 	if (type ? t != type : (t != META_T_LEAF && t != META_T_INTERNAL))
 		return NULL;	/* bm_get() explains */
 	bm->st.hits++;
@@ -597,16 +595,21 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 	return 0;
 }
 
+/* The cached entry of BLOCKNR, or a new one whose content the caller
+ * supplies (bm_get_new, bm_install).  */
+static int entry_for_write(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
+{
+	*out = lookup(bm, blocknr);
+	return *out ? 0 : new_entry(bm, blocknr, out);
+}
+
 int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out)
 {
-	struct bm_entry *b = lookup(bm, blocknr);
-	int ret;
+	struct bm_entry *b;
+	int ret = entry_for_write(bm, blocknr, &b);
 
-	if (!b) {
-		ret = new_entry(bm, blocknr, &b);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	if (b->refs)
 		return err_set(EBUSY, "metadata block %llu reused while in use",
 			       (unsigned long long)blocknr);
@@ -614,8 +617,8 @@ int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block *
 	bm_dirty(bm, &b->pub);
 	bm_child_forget(bm, b->pub.data);
 	memset(b->pub.data, 0, META_BLOCK_SIZE);
-	put_le32(b->pub.data + 4, type);
-	put_le64(b->pub.data + 8, blocknr);
+	put_le32(b->pub.data + META_TYPE, type);
+	put_le64(b->pub.data + META_BLOCKNR, blocknr);
 	*out = &b->pub;
 	return 0;
 }
@@ -738,14 +741,11 @@ int bm_write_home(struct bm *bm)
 
 int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 {
-	struct bm_entry *b = lookup(bm, blocknr);
-	int ret;
+	struct bm_entry *b;
+	int ret = entry_for_write(bm, blocknr, &b);
 
-	if (!b) {
-		ret = new_entry(bm, blocknr, &b);
-		if (ret < 0)
-			return ret;
-	}
+	if (ret < 0)
+		return ret;
 	bm_child_forget(bm, b->pub.data);
 	memcpy(b->pub.data, data, META_BLOCK_SIZE);
 	b->state |= BM_INSTALLED;

@@ -5,9 +5,10 @@
  * blocks).  Replacement is CLOCK (second chance), so a cache hit writes
  * only the block's own reference bit.
  *
- * Every metadata block starts with struct meta_hdr: crc32c of bytes
- * [4, 4096), a type, its own block number, the sequence of the transaction
- * that wrote it, and a tag derived from the store uuid.  A block read from
+ * Every metadata block starts with the meta header (META_*, format.h):
+ * crc32c of bytes [4, 4096), a type, its own block number, the sequence of
+ * the transaction that wrote it, and a tag derived from the store uuid
+ * (csnap_sb_tag).  bm_seal() and bm_validate() are its encoder and decoder.  A block read from
  * disk is trusted only if all of them match (torn, stale, misdirected and
  * foreign writes are refused with -EIO / err_set).
  *
@@ -21,6 +22,7 @@
 #ifndef CSNAP_STORE_BM_H
 #define CSNAP_STORE_BM_H
 
+#include "src/store/format.h"
 #include "utils/endian.h"
 
 #include <stdbool.h>
@@ -30,27 +32,7 @@
 struct io_dev;
 struct bm;
 
-#define META_BLOCK_SIZE 4096u
-
-struct meta_hdr {
-	le32 csum;	/* crc32c of bytes 4..4095 */
-	le32 type;	/* META_T_* */
-	le64 blocknr;	/* where this block lives (home location) */
-	le64 seq;	/* transaction that last wrote it */
-	le64 tag;	/* store identity, from the uuid */
-} __attribute__((packed));
-
-#define META_HDR_SIZE sizeof(struct meta_hdr)
-
-enum meta_type {
-	META_T_JDESC	= 0x4a44534e,	/* journal descriptor */
-	META_T_HEADER	= 0x4844534e,	/* engine state */
-	META_T_TABLE	= 0x5442534e,	/* snapshot table */
-	META_T_DBITMAP	= 0x4244534e,	/* data chunk bitmap */
-	META_T_MBITMAP	= 0x424d534e,	/* tree area bitmap */
-	META_T_LEAF	= 0x464c534e,	/* b-tree leaf */
-	META_T_INTERNAL	= 0x4e49534e,	/* b-tree internal node */
-};
+#define META_BLOCK_SIZE ((unsigned)CSNAP_META_BLOCK_SIZE)
 
 /* A pinned cached block as callers see it (bm.c keeps its state, pin
  * count and list links in a private struct around it).  */
@@ -113,7 +95,7 @@ void bm_dirty(struct bm *bm, struct bm_block *b);
 /* Changed in the open transaction (bm_dirty since the last commit)?  */
 bool bm_block_dirty(const struct bm_block *b);
 static inline uint32_t bm_block_type(const struct bm_block *b)
-{ return get_le32(b->data + 4); }
+{ return get_le32(b->data + META_TYPE); }
 
 /* Validates a raw block image (used by bm_get, replay and check).  */
 int bm_validate(const struct bm *bm, const void *data, uint64_t blocknr, uint32_t type);

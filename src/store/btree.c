@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static inline uint32_t nnr(const uint8_t *d) { return get_le32(d + 32); }
-static inline void set_nr(uint8_t *d, uint32_t n) { put_le32(d + 32, n); }
-static inline uint32_t nlevel(const uint8_t *d) { return get_le32(d + 36); }
+static inline uint32_t nnr(const uint8_t *d) { return get_le32(d + BT_NR); }
+static inline void set_nr(uint8_t *d, uint32_t n) { put_le32(d + BT_NR, n); }
+static inline uint32_t nlevel(const uint8_t *d) { return get_le32(d + BT_LEVEL); }
 static inline uint8_t *ient(uint8_t *d, uint32_t i) { return d + BTREE_NODE_HDR + (size_t)i * BTREE_INT_ESIZE; }
 static inline uint8_t *lent(const struct btree *t, uint8_t *d, uint32_t i)
 { return d + BTREE_NODE_HDR + (size_t)i * t->esize; }
@@ -48,7 +48,7 @@ static bool ordered_at(const uint8_t *d, uint32_t es, uint32_t nr, uint32_t pos)
 		lo = 1;
 	for (uint32_t k = lo; k < hi; k++) {
 		const uint8_t *a = d + BTREE_NODE_HDR + (size_t)k * es, *b = a + es;
-		if (kcmp(get_le64(a), get_le64(a + 8), get_le64(b), get_le64(b + 8)) >= 0)
+		if (kcmp(be_origin(a), be_store(a), be_origin(b), be_store(b)) >= 0)
 			return false;
 	}
 	return true;
@@ -62,7 +62,7 @@ void btree_init(struct btree *t, struct bm *bm, struct spacemap *sm,
 	t->sm = sm;
 	t->meta_start = meta_start;
 	t->mask_bytes = mask_bytes;
-	t->esize = 16 + mask_bytes;
+	t->esize = BE_MASK + mask_bytes;
 	t->leaf_cap = (META_BLOCK_SIZE - BTREE_NODE_HDR) / t->esize;
 }
 
@@ -76,7 +76,7 @@ static int alloc_node(struct btree *t, uint32_t level, struct bm_block **out)
 	ret = bm_get_new(t->bm, t->meta_start + u, level ? META_T_INTERNAL : META_T_LEAF, out);
 	if (ret < 0)
 		return ret;
-	put_le32((*out)->data + 36, level);
+	put_le32((*out)->data + BT_LEVEL, level);
 	t->nodes++;
 	t->changed = true;
 	return 0;
@@ -111,7 +111,7 @@ static bool node_ordered(const uint8_t *d, uint32_t es, uint32_t nr)
 {
 	for (uint32_t k = nlevel(d) ? 1 : 0; k + 1 < nr; k++) {
 		const uint8_t *a = d + BTREE_NODE_HDR + (size_t)k * es, *b = a + es;
-		if (kcmp(get_le64(a), get_le64(a + 8), get_le64(b), get_le64(b + 8)) >= 0)
+		if (kcmp(be_origin(a), be_store(a), be_origin(b), be_store(b)) >= 0)
 			return false;
 	}
 	return true;
@@ -150,8 +150,8 @@ static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm
 static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
 			    uint64_t o, uint64_t s, bool strict, const uint64_t *range)
 {
-#define P(i) (strict ? kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) > 0 \
-		     : kcmp(get_le64(base + (size_t)(i) * es), get_le64(base + (size_t)(i) * es + 8), o, s) >= 0)
+#define P(i) (strict ? kcmp(be_origin(base + (size_t)(i) * es), be_store(base + (size_t)(i) * es), o, s) > 0 \
+		     : kcmp(be_origin(base + (size_t)(i) * es), be_store(base + (size_t)(i) * es), o, s) >= 0)
 	if (n == 0)
 		return 0;
 	/* the guess: from the origin range the parent promised for this node
@@ -164,8 +164,8 @@ static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
 		on = range[1];
 		span = n;
 	} else {
-		o0 = get_le64(base);
-		on = get_le64(base + (size_t)(n - 1) * es);
+		o0 = be_origin(base);
+		on = be_origin(base + (size_t)(n - 1) * es);
 		span = n - 1;
 	}
 	uint32_t g, lo, hi, step = 1;
@@ -220,9 +220,9 @@ static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 }
 
 /* First i with key_i >= key.  */
-static uint32_t leaf_search(const struct btree *t, uint8_t *d, uint64_t o, uint64_t s)
+static uint32_t leaf_search(const struct btree *t, const uint8_t *d, uint64_t o, uint64_t s)
 {
-	return search(lent(t, d, 0), t->esize, nnr(d), o, s, false);
+	return search(d + BTREE_NODE_HDR, t->esize, nnr(d), o, s, false);
 }
 
 /* The same with the origin range [range[0], range[1]) of the node, and
@@ -233,9 +233,9 @@ static uint32_t int_search_range(uint8_t *d, uint64_t o, uint64_t s, uint64_t *r
 
 	i = nr <= 1 ? 0 : search_hint(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true, range);
 	if (i > 0)
-		range[0] = get_le64(ient(d, i));
+		range[0] = be_origin(ient(d, i));
 	if (i + 1 < nr)
-		range[1] = get_le64(ient(d, i + 1));
+		range[1] = be_origin(ient(d, i + 1));
 	return i;
 }
 
@@ -261,7 +261,7 @@ static int descend_left(struct btree *t, struct btree_cursor *c, uint32_t d)
 
 	if (ret < 0)
 		return ret;
-	uint64_t child = get_le64(ient(b->data, c->pidx[d]) + 16);
+	uint64_t child = be_child(ient(b->data, c->pidx[d]));
 	bm_put(t->bm, b);
 	for (uint32_t k = d + 1; k < c->depth; k++) {
 		ret = get_node(t, child, t->height - 1 - k, &b);
@@ -269,7 +269,7 @@ static int descend_left(struct btree *t, struct btree_cursor *c, uint32_t d)
 			return ret;
 		c->path[k] = child;
 		c->pidx[k] = 0;
-		child = get_le64(ient(b->data, 0) + 16);
+		child = be_child(ient(b->data, 0));
 		bm_put(t->bm, b);
 	}
 	ret = get_node(t, child, 0, &c->leaf);
@@ -309,7 +309,7 @@ static int next_leaf(struct btree *t, struct btree_cursor *c, uint64_t o, uint64
 			return ret;
 		if (nnr(c->leaf->data)) {
 			const uint8_t *e = c->leaf->data + BTREE_NODE_HDR;
-			int cmp = kcmp(get_le64(e), get_le64(e + 8), o, s);
+			int cmp = kcmp(be_origin(e), be_store(e), o, s);
 
 			if (cmp < 0 || (strict && cmp == 0)) {
 				uint64_t blk = c->leaf->blocknr;
@@ -344,7 +344,7 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 		if (nd && nlevel(nd) == level && nnr(nd) && nnr(nd) <= BTREE_INT_CAP) {
 			c->path[d] = blk;
 			c->pidx[d] = int_search(nd, o, s);
-			blk = get_le64(ient(nd, c->pidx[d]) + 16);
+			blk = be_child(ient(nd, c->pidx[d]));
 			continue;
 		}
 		ret = get_node(t, blk, level, &b);
@@ -356,7 +356,7 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 		}
 		c->path[d] = blk;
 		c->pidx[d] = int_search(b->data, o, s);
-		blk = get_le64(ient(b->data, c->pidx[d]) + 16);
+		blk = be_child(ient(b->data, c->pidx[d]));
 		bm_put(t->bm, b);
 	}
 	ret = get_node(t, blk, 0, &c->leaf);
@@ -370,7 +370,7 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 	return next_leaf(t, c, o, s, false);
 }
 
-static inline uint32_t bm_block_type_raw(const uint8_t *d) { return get_le32(d + 4); }
+static inline uint32_t bm_block_type_raw(const uint8_t *d) { return get_le32(d + META_TYPE); }
 
 /* Start loading the line the interpolated search will probe first,
  * guessing the node is full, while the header line (entry count) loads:
@@ -409,7 +409,7 @@ const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 		uint32_t i = int_search_range(nd, o, s, range);
 		if (range[1] == UINT64_MAX)
 			range[0] = range[1] = 0;	/* no usable bound yet */
-		blk = get_le64(ient(nd, i) + 16);
+		blk = be_child(ient(nd, i));
 		/* the child's data straight from this node's pointer cache,
 		 * skipping the block table (bm_child_*): prefetch through the
 		 * guess while its header, which confirms it, loads */
@@ -447,7 +447,7 @@ int btree_next(struct btree *t, struct btree_cursor *c)
 		return 0;
 	c->valid = false;
 	const uint8_t *last = c->leaf->data + BTREE_NODE_HDR + (size_t)(c->idx - 1) * t->esize;
-	return next_leaf(t, c, get_le64(last), get_le64(last + 8), true);
+	return next_leaf(t, c, be_origin(last), be_store(last), true);
 }
 
 /* Pins the path to the leaf where KEY belongs.  nodes[0] = root.  */
@@ -473,7 +473,7 @@ static int pin_path(struct btree *t, uint64_t o, uint64_t s,
 					       (unsigned long long)blk);
 			}
 			idxs[d] = int_search(nodes[d]->data, o, s);
-			blk = get_le64(ient(nodes[d]->data, idxs[d]) + 16);
+			blk = be_child(ient(nodes[d]->data, idxs[d]));
 		}
 	}
 	return 0;
@@ -529,42 +529,58 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 	CSNAP_ASSERT(bm_block_dirty(b) && bm_block_dirty(*right));
 	CSNAP_ASSERT(nnr(d) + nnr(rd) == nr + 1 && nnr(d) <= cap && nnr(rd) <= cap);
 	CSNAP_ASSERT(nlevel(d) != 0 || ordered_at(id, es, inr + 1, pos));
-	CSNAP_ASSERT(nlevel(d) != 0 || !nnr(d) || kcmp(get_le64(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es),
-				     get_le64(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es + 8),
-				     get_le64(rd + BTREE_NODE_HDR), get_le64(rd + BTREE_NODE_HDR + 8)) < 0);
+	CSNAP_ASSERT(nlevel(d) != 0 || !nnr(d) || kcmp(be_origin(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es),
+				     be_store(d + BTREE_NODE_HDR + (size_t)(nnr(d) - 1) * es),
+				     be_origin(rd + BTREE_NODE_HDR), be_store(rd + BTREE_NODE_HDR)) < 0);
 	return 0;
+}
+
+/* Pins the path to key (O, S) (pin_path) and returns the position of
+ * that key in the leaf, the first entry not below it.  The key must be
+ * there if PRESENT, else must not be: if it is not so, nothing stays
+ * pinned and the result is -ENOENT or -EEXIST.  */
+static int pin_find(struct btree *t, uint64_t o, uint64_t s, bool present,
+		    struct bm_block **nodes, uint32_t *idxs, uint32_t *pos)
+{
+	int ret = pin_path(t, o, s, nodes, idxs);
+
+	if (ret < 0)
+		return ret;
+	const uint8_t *leaf = nodes[t->height - 1]->data;
+	bool found = false;
+	*pos = leaf_search(t, leaf, o, s);
+	if (*pos < nnr(leaf)) {
+		const uint8_t *x = leaf + BTREE_NODE_HDR + (size_t)*pos * t->esize;
+		found = be_origin(x) == o && be_store(x) == s;
+	}
+	if (found == present)
+		return 0;
+	unpin_path(t, nodes, t->height);
+	return err_set(present ? ENOENT : EEXIST, "b-tree: exception %llu/%llu %s",
+		       (unsigned long long)o, (unsigned long long)s, present ? "not found" : "exists");
 }
 
 int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
 {
 	struct bm_block *nodes[BTREE_MAX_DEPTH], *right = NULL;
-	uint32_t idxs[BTREE_MAX_DEPTH];
-	uint8_t e[16 + CSNAP_MAX_MASK_BYTES];
-	int ret = pin_path(t, o, s, nodes, idxs);
+	uint32_t idxs[BTREE_MAX_DEPTH], pos;
+	uint8_t e[BE_MASK + CSNAP_MAX_MASK_BYTES];
+	int ret = pin_find(t, o, s, false, nodes, idxs, &pos);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	uint32_t pos = leaf_search(t, leaf->data, o, s);
-	if (pos < nnr(leaf->data)) {
-		uint8_t *x = lent(t, leaf->data, pos);
-		if (get_le64(x) == o && get_le64(x + 8) == s) {
-			unpin_path(t, nodes, h);
-			return err_set(EEXIST, "b-tree: exception %llu/%llu exists",
-				       (unsigned long long)o, (unsigned long long)s);
-		}
-	}
-	put_le64(e, o);
-	put_le64(e + 8, s);
-	memcpy(e + 16, mask, t->mask_bytes);
+	put_le64(e + BE_ORIGIN, o);
+	put_le64(e + BE_STORE, s);
+	memcpy(e + BE_MASK, mask, t->mask_bytes);
 	ret = node_insert(t, leaf, t->esize, t->leaf_cap, pos, e, &right);
 	for (int d = (int)h - 2; ret >= 0 && right; d--) {
 		/* push (first key of right, right) into the parent */
 		uint8_t ie[BTREE_INT_ESIZE];
 		uint8_t *first = right->data + BTREE_NODE_HDR;
 		memcpy(ie, first, 16);
-		put_le64(ie + 16, right->blocknr);
+		put_le64(ie + BE_CHILD, right->blocknr);
 		bm_put(t->bm, right);
 		right = NULL;
 		if (d < 0) {
@@ -574,7 +590,7 @@ int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
 				break;
 			uint8_t *rd = r->data;
 			memset(ient(rd, 0), 0, 16);
-			put_le64(ient(rd, 0) + 16, t->root);
+			put_le64(ient(rd, 0) + BE_CHILD, t->root);
 			memcpy(ient(rd, 1), ie, BTREE_INT_ESIZE);
 			set_nr(rd, 2);
 			t->root = r->blocknr;
@@ -621,12 +637,12 @@ static int try_merge(struct btree *t, struct bm_block *p, uint32_t idx, struct b
 	int ret;
 	if (li == idx) {
 		a = l;
-		ret = get_node(t, get_le64(ient(p->data, li + 1) + 16), 0, &b);
+		ret = get_node(t, be_child(ient(p->data, li + 1)), 0, &b);
 		if (ret < 0)
 			return ret;
 	} else {
 		b = l;
-		ret = get_node(t, get_le64(ient(p->data, li) + 16), 0, &a);
+		ret = get_node(t, be_child(ient(p->data, li)), 0, &a);
 		if (ret < 0)
 			return ret;
 	}
@@ -645,20 +661,13 @@ static int try_merge(struct btree *t, struct bm_block *p, uint32_t idx, struct b
 int btree_delete(struct btree *t, uint64_t o, uint64_t s)
 {
 	struct bm_block *nodes[BTREE_MAX_DEPTH];
-	uint32_t idxs[BTREE_MAX_DEPTH];
-	int ret = pin_path(t, o, s, nodes, idxs);
+	uint32_t idxs[BTREE_MAX_DEPTH], pos;
+	int ret = pin_find(t, o, s, true, nodes, idxs, &pos);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	uint32_t pos = leaf_search(t, leaf->data, o, s);
-	uint8_t *x = pos < nnr(leaf->data) ? lent(t, leaf->data, pos) : NULL;
-	if (!x || get_le64(x) != o || get_le64(x + 8) != s) {
-		unpin_path(t, nodes, h);
-		return err_set(ENOENT, "b-tree: exception %llu/%llu not found",
-			       (unsigned long long)o, (unsigned long long)s);
-	}
 	node_remove(t, leaf, t->esize, pos);
 	t->count--;
 	t->changed = true;
@@ -685,7 +694,7 @@ int btree_delete(struct btree *t, uint64_t o, uint64_t s)
 		if (ret < 0)
 			break;
 		uint32_t nr = nnr(r->data);
-		uint64_t child = nr ? get_le64(ient(r->data, 0) + 16) : 0;
+		uint64_t child = nr ? be_child(ient(r->data, 0)) : 0;
 		bm_put(t->bm, r);
 		if (nr > 1)
 			break;	/* the result: a leaf root, or an internal one with >= 2 children */
@@ -738,16 +747,16 @@ static void verify_node(struct verify_ctx *v, uint64_t blk, uint32_t level,
 		vproblem(v, "empty non-root node", blk);
 	for (uint32_t i = 0; i < nr; i++) {
 		uint8_t *e = d + BTREE_NODE_HDR + (size_t)i * es;
-		uint64_t o = get_le64(e), s = get_le64(e + 8);
+		uint64_t o = be_origin(e), s = be_store(e);
 		/* an internal node's first key is not used in search and may be
 		 * stale (larger than the second) after inserts into child 0 */
 		if (i > (level ? 1u : 0u)) {
 			uint8_t *pe = e - es;
-			if (kcmp(get_le64(pe), get_le64(pe + 8), o, s) >= 0) {
+			if (kcmp(be_origin(pe), be_store(pe), o, s) >= 0) {
 				char msg[160];
 				snprintf(msg, sizeof msg, "keys out of order at entry %u of %u: %llu/%llu after %llu/%llu",
 					 i, nr, (unsigned long long)o, (unsigned long long)s,
-					 (unsigned long long)get_le64(pe), (unsigned long long)get_le64(pe + 8));
+					 (unsigned long long)be_origin(pe), (unsigned long long)be_store(pe));
 				vproblem(v, msg, blk);
 			}
 		}
@@ -764,9 +773,9 @@ static void verify_node(struct verify_ctx *v, uint64_t blk, uint32_t level,
 		bool clo = i > 0 ? true : has_lo;
 		uint64_t co = i > 0 ? o : lo_o, cs = i > 0 ? s : lo_s;
 		bool chi = i + 1 < nr ? true : has_hi;
-		uint64_t ho = i + 1 < nr ? get_le64(e + es) : hi_o;
-		uint64_t hs = i + 1 < nr ? get_le64(e + es + 8) : hi_s;
-		verify_node(v, get_le64(e + 16), level - 1, clo, co, cs, chi, ho, hs, false);
+		uint64_t ho = i + 1 < nr ? be_origin(e + es) : hi_o;
+		uint64_t hs = i + 1 < nr ? be_store(e + es) : hi_s;
+		verify_node(v, be_child(e), level - 1, clo, co, cs, chi, ho, hs, false);
 	}
 	bm_put(t->bm, b);
 }

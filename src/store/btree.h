@@ -10,8 +10,8 @@
  * bound of its child's keys (the first entry's key is not used at all and
  * may be stale).
  *
- * Node layout: struct meta_hdr (32 bytes), le32 nr at 32, le32 level at 36
- * (0 = leaf), entries from byte 48.  Nodes change in place through the
+ * Node and entry layouts (BT_*, BE_*) are in format.h: meta header, entry
+ * count, level (0 = leaf), entries from BTREE_NODE_HDR.  Nodes change in place through the
  * journal.  Deletion removes empty nodes, merges a leaf into a sibling when
  * both together are at most half full, and collapses a single-child root.
  */
@@ -26,8 +26,6 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BTREE_NODE_HDR	48
-#define BTREE_INT_ESIZE	24
 #define BTREE_INT_CAP	((META_BLOCK_SIZE - BTREE_NODE_HDR) / BTREE_INT_ESIZE)
 #define BTREE_MAX_DEPTH	16
 #define CSNAP_MAX_MASK_BYTES	(CSNAP_MAX_SNAPSHOTS_LIMIT / 8)
@@ -36,7 +34,7 @@ struct btree {
 	struct bm *bm;
 	struct spacemap *sm;	/* tree area: unit u is block meta_start + u */
 	uint64_t meta_start;
-	uint32_t esize;		/* leaf entry size: 16 + mask_bytes */
+	uint32_t esize;		/* leaf entry size: BE_MASK + mask_bytes */
 	uint32_t mask_bytes;
 	uint32_t leaf_cap;
 	/* persistent state (the engine saves it in its header block) */
@@ -56,9 +54,11 @@ struct btree_cursor {
 	bool valid;
 };
 
-static inline uint64_t be_origin(const uint8_t *e) { return get_le64(e); }
-static inline uint64_t be_store(const uint8_t *e) { return get_le64(e + 8); }
-static inline uint8_t *be_mask(uint8_t *e) { return e + 16; }
+static inline uint64_t be_origin(const uint8_t *e) { return get_le64(e + BE_ORIGIN); }
+static inline uint64_t be_store(const uint8_t *e) { return get_le64(e + BE_STORE); }
+static inline uint8_t *be_mask(uint8_t *e) { return e + BE_MASK; }
+static inline const uint8_t *be_cmask(const uint8_t *e) { return e + BE_MASK; }
+static inline uint64_t be_child(const uint8_t *e) { return get_le64(e + BE_CHILD); }
 
 void btree_init(struct btree *t, struct bm *bm, struct spacemap *sm,
 		uint64_t meta_start, uint32_t mask_bytes);

@@ -89,7 +89,7 @@ static void on_entry(void *arg, const uint8_t *e)
 	bool behind = s->cleanup_active &&
 		(o < s->cur_o || (o == s->cur_o && st < s->cur_s));
 	for (uint32_t w = 0; w < s->mask_words; w++) {
-		uint64_t m = mask_word(e + 16, w);
+		uint64_t m = mask_word(e + BE_MASK, w);
 		empty &= m == 0;
 		if (m & ~k->allowed[w])
 			problem(k, "origin chunk %llu, store chunk %llu: mask names bit %d, which no snapshot owns",

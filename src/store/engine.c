@@ -37,49 +37,47 @@ int store_scratch(struct store *s, size_t words)
 	return 0;
 }
 
+/* The engine header's fields live in struct store and its tree; the block
+ * itself goes through the one codec in header.c.  */
 int store_load_header(struct store *s)
 {
+	struct store_header h;
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
 	if (ret < 0)
 		return err_prefix(-ret, "engine header");
-	const uint8_t *d = b->data;
-	s->tree.root = get_le64(d + HDR_ROOT);
-	s->tree.height = get_le32(d + HDR_HEIGHT);
-	s->tree.count = get_le64(d + HDR_COUNT);
-	s->tree.nodes = get_le64(d + HDR_NODES);
-	s->next_id = get_le32(d + HDR_NEXT_ID);
-	s->cleanup_active = get_le32(d + HDR_CLEANUP) != 0;
-	s->cur_o = get_le64(d + HDR_CUR_O);
-	s->cur_s = get_le64(d + HDR_CUR_S);
+	store_header_decode(b->data, &h);
 	bm_put(s->bm, b);
-	const struct csnap_sb_engine *e = &s->sb.engine;
-	if (s->tree.root < e->meta_start || s->tree.root - e->meta_start >= e->meta_blocks ||
-	    s->tree.height < 1 || s->tree.height > BTREE_MAX_DEPTH ||
-	    s->tree.nodes > e->meta_blocks || s->tree.count > e->data_chunks || s->next_id == 0)
-		return err_set(EIO, "engine header is corrupt (root %llu, height %u)",
-			       (unsigned long long)s->tree.root, s->tree.height);
+	ret = store_header_check(&h, &s->sb.engine);
+	if (ret < 0)
+		return ret;
+	s->tree.root = h.root;
+	s->tree.height = h.height;
+	s->tree.count = h.count;
+	s->tree.nodes = h.nodes;
+	s->next_id = h.next_id;
+	s->cleanup_active = h.cleanup_active;
+	s->cur_o = h.cur_o;
+	s->cur_s = h.cur_s;
 	return 0;
 }
 
 int store_save_header(struct store *s)
 {
+	const struct store_header h = {
+		.root = s->tree.root, .height = s->tree.height,
+		.count = s->tree.count, .nodes = s->tree.nodes,
+		.next_id = s->next_id, .cleanup_active = s->cleanup_active,
+		.cur_o = s->cur_o, .cur_s = s->cur_s,
+	};
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
 	if (ret < 0)
 		return ret;
 	bm_dirty(s->bm, b);
-	uint8_t *d = b->data;
-	put_le64(d + HDR_ROOT, s->tree.root);
-	put_le32(d + HDR_HEIGHT, s->tree.height);
-	put_le64(d + HDR_COUNT, s->tree.count);
-	put_le64(d + HDR_NODES, s->tree.nodes);
-	put_le32(d + HDR_NEXT_ID, s->next_id);
-	put_le32(d + HDR_CLEANUP, s->cleanup_active);
-	put_le64(d + HDR_CUR_O, s->cur_o);
-	put_le64(d + HDR_CUR_S, s->cur_s);
+	store_header_encode(b->data, &h);
 	bm_put(s->bm, b);
 	s->tree.changed = false;
 	s->header_dirty = false;
@@ -120,8 +118,7 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	s->mask_words = s->sb.mask_bits / 64;
 	s->origin_chunks = (s->sb.origin_size + s->sb.chunk_size - 1) / s->sb.chunk_size;
 	size_t cache = opts->cache_bytes ? opts->cache_bytes : DEFAULT_CACHE;
-	uint64_t tag = get_le64(s->sb.uuid) ^ get_le64(s->sb.uuid + 8);
-	ret = bm_create(dev, tag, cache / META_BLOCK_SIZE, s->readonly, &s->bm);
+	ret = bm_create(dev, csnap_sb_tag(&s->sb), cache / META_BLOCK_SIZE, s->readonly, &s->bm);
 	if (ret < 0)
 		goto fail;
 	ret = journal_open(s->bm, &s->sb, s->readonly, &s->j);
@@ -362,20 +359,56 @@ static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_nee
 	return 0;
 }
 
-/* A b-tree walk from `first` must never return an earlier chunk.  Only a
- * forged or corrupt tree (every block checksummed and sorted, but a leaf
- * outside its parent's key range) can; refuse it instead of indexing in
- * front of the caller's array. */
-static int walk_out_of_order(uint64_t o, chunk_t first)
+/* Calls FN(ARG, entry) on every exception of origin chunks [first,
+ * first + count), in key order; if LEAVES is not NULL, adds the number of
+ * leaves the walk reaches to it (for the commit's room check).  A walk
+ * from `first` must never return an earlier chunk: only a forged or
+ * corrupt tree (every block checksummed and sorted, but a leaf outside its
+ * parent's key range) can, and it is refused instead of letting FN index
+ * in front of the caller's array.  */
+static int walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+		      void (*fn)(void *arg, const uint8_t *e), void *arg)
 {
-	return err_set(EIO, "corrupt b-tree: exception for chunk %llu met while walking from chunk %llu",
-		       (unsigned long long)o, (unsigned long long)first);
+	struct btree_cursor c;
+	uint64_t last_leaf = 0;
+	int ret = btree_seek(&s->tree, first, 0, &c);
+
+	while (ret >= 0 && c.valid) {
+		const uint8_t *e = btree_entry(&s->tree, &c);
+		if (leaves && c.leaf->blocknr != last_leaf) {
+			(*leaves)++;
+			last_leaf = c.leaf->blocknr;
+		}
+		uint64_t o = be_origin(e);
+		if (o >= first + count)
+			break;
+		if (o < first) {
+			ret = err_set(EIO, "corrupt b-tree: exception for chunk %llu met while walking from chunk %llu",
+				      (unsigned long long)o, (unsigned long long)first);
+			break;
+		}
+		fn(arg, e);
+		ret = btree_next(&s->tree, &c);
+	}
+	btree_cursor_put(&s->tree, &c);
+	return ret < 0 ? ret : 0;
+}
+
+/* Pass 1 of an origin write: drop from need[] the snapshots an exception
+ * already serves.  */
+struct ow_walk { uint64_t *need; chunk_t first; uint32_t mw; };
+static void ow_visit(void *arg, const uint8_t *e)
+{
+	const struct ow_walk *w = arg;
+	uint64_t *nm = w->need + (be_origin(e) - w->first) * w->mw;
+
+	for (uint32_t k = 0; k < w->mw; k++)
+		nm[k] &= ~mask_word(e + BE_MASK, k);
 }
 
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
-	struct btree_cursor c;
 	uint32_t mw = s->mask_words, n = 0;
 	int ret;
 
@@ -392,29 +425,11 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	ret = store_scratch(s, (size_t)count * mw);
 	if (ret < 0)
 		return ret;
-	uint64_t *need = s->scratch, leaves = 1, last_leaf = 0;
+	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->live, mw * 8);
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		if (c.leaf->blocknr != last_leaf) {	/* the leaves this range spans */
-			leaves++;
-			last_leaf = c.leaf->blocknr;
-		}
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		uint64_t *nm = need + (o - first) * mw;
-		for (uint32_t w = 0; w < mw; w++)
-			nm[w] &= ~mask_word(e + 16, w);
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
+	struct ow_walk ow = { need, first, mw };
+	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++) {
@@ -460,6 +475,24 @@ struct sw_plan {
 	bool exclusive;		/* only live user of `cur` */
 };
 
+struct sw_walk { const struct store *s; struct sw_plan *plan; chunk_t first; uint32_t bit; };
+static void sw_visit(void *arg, const uint8_t *e)
+{
+	const struct sw_walk *w = arg;
+	uint32_t bit = w->bit;
+
+	if (!mask_test(e + BE_MASK, bit))
+		return;
+	bool others = false;
+	for (uint32_t k = 0; k < w->s->mask_words; k++) {
+		uint64_t m = mask_word(e + BE_MASK, k) & w->s->live[k];
+		if (k == bit / 64)
+			m &= ~(1ULL << (bit % 64));
+		others |= m != 0;
+	}
+	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others };
+}
+
 int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			 uint32_t count, chunk_t *dst,
 			 struct store_copy *copies, uint32_t *ncopies)
@@ -480,36 +513,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	if (ret < 0)
 		return ret;
 	struct sw_plan *plan = (struct sw_plan *)s->scratch;
-	uint64_t leaves = 1, last_leaf = 0;
+	uint64_t leaves = 1;
 	for (uint32_t i = 0; i < count; i++)
 		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		if (c.leaf->blocknr != last_leaf) {
-			leaves++;
-			last_leaf = c.leaf->blocknr;
-		}
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		if (mask_test(e + 16, bit)) {
-			bool others = false;
-			for (uint32_t w = 0; w < mw; w++) {
-				uint64_t m = mask_word(e + 16, w) & s->live[w];
-				if (w == bit / 64)
-					m &= ~(1ULL << (bit % 64));
-				others |= m != 0;
-			}
-			plan[o - first] = (struct sw_plan){ be_store(e), !others };
-		}
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
+	struct sw_walk sw = { s, plan, first, bit };
+	ret = walk_range(s, first, count, &leaves, sw_visit, &sw);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++)
@@ -537,7 +545,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 					      (unsigned long long)oc, (unsigned long long)plan[i].cur);
 			if (ret >= 0) {
 				btree_cursor_dirty(&s->tree, &c);
-				uint8_t *m = btree_entry(&s->tree, &c) + 16;
+				uint8_t *m = be_mask(btree_entry(&s->tree, &c));
 				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
 			}
 			btree_cursor_put(&s->tree, &c);
@@ -558,11 +566,19 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	return 0;
 }
 
+struct sr_walk { chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; };
+static void sr_visit(void *arg, const uint8_t *e)
+{
+	const struct sr_walk *r = arg;
+
+	if (mask_word(e + BE_MASK, r->w) & r->bitm)
+		r->out[be_origin(e) - r->first] = be_store(e);
+}
+
 int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 			uint32_t count, chunk_t *out)
 {
-	struct btree_cursor c;
-	int slot, ret;
+	int slot;
 
 	if (first >= s->origin_chunks || count > s->origin_chunks - first)
 		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
@@ -587,25 +603,11 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 				return 0;
 			if (o < first)
 				break;	/* corrupt: the slow path says so */
-			if (mask_word(e + 16, w) & bitm)
+			if (mask_word(e + BE_MASK, w) & bitm)
 				out[o - first] = be_store(e);
 		}
 		/* ran off the leaf: the slow path redoes the range */
 	}
-	ret = btree_seek(&s->tree, first, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		uint64_t o = be_origin(e);
-		if (o >= first + count)
-			break;
-		if (o < first) {
-			ret = walk_out_of_order(o, first);
-			break;
-		}
-		if (mask_word(e + 16, w) & bitm)
-			out[o - first] = be_store(e);
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
-	return ret < 0 ? ret : 0;
+	struct sr_walk sr = { out, first, w, bitm };
+	return walk_range(s, first, count, NULL, sr_visit, &sr);
 }

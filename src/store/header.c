@@ -13,7 +13,7 @@
 
 void store_header_encode(uint8_t *d, const struct store_header *h)
 {
-	memset(d + HDR_ROOT, 0, HDR_CUR_S + 8 - HDR_ROOT);	/* (reserved too) */
+	memset(d + HDR_ROOT, 0, HDR_END - HDR_ROOT);	/* (reserved too) */
 	put_le64(d + HDR_ROOT, h->root);
 	put_le32(d + HDR_HEIGHT, h->height);
 	put_le64(d + HDR_COUNT, h->count);

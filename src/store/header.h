@@ -3,12 +3,7 @@
  * b-tree's root and counts, the next snapshot id and the cleanup cursor.
  * One encoder and one decoder for it; mkfs writes the first one with
  * store_header_encode().
- *
- * Layout, after the 32-byte meta header (bm.h):
- *   32 le64 tree root       40 le32 tree height   44 le32 reserved
- *   48 le64 exceptions      56 le64 tree nodes    64 le32 next snapshot id
- *   68 le32 cleanup active  72 le64 cleanup cursor origin
- *   80 le64 cleanup cursor store chunk
+ * The layout (HDR_*) is in format.h.
  *
  * Invariant: decode(encode(h)) == h for every field; reserved bytes are
  * written as zero.
@@ -20,15 +15,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-
-#define HDR_ROOT	32
-#define HDR_HEIGHT	40
-#define HDR_COUNT	48
-#define HDR_NODES	56
-#define HDR_NEXT_ID	64
-#define HDR_CLEANUP	68
-#define HDR_CUR_O	72
-#define HDR_CUR_S	80
 
 struct store_header {
 	uint64_t root;		/* tree root block */

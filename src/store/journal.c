@@ -20,12 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JD_NR		32
-#define JD_FLAGS	36
-#define JD_INDEX	40
-#define JD_ENTRIES	48
-#define JD_LAST		0x1
-
 struct journal {
 	struct bm *bm;
 	struct io_dev *dev;
@@ -65,10 +59,10 @@ static int jread(struct journal *j, uint64_t pos, void *buf)
 static bool image_ok(const struct journal *j, const uint8_t *im)
 {
 	const struct csnap_sb_engine *e = &j->sb->engine;
-	uint64_t home = get_le64(im + 8);
+	uint64_t home = get_le64(im + META_BLOCKNR);
 
-	return get_le32(im) == crc32c(0, im + 4, META_BLOCK_SIZE - 4) &&
-	       get_le64(im + 24) == bm_tag(j->bm) &&
+	return get_le32(im + META_CSUM) == crc32c(0, im + 4, META_BLOCK_SIZE - 4) &&
+	       get_le64(im + META_TAG) == bm_tag(j->bm) &&
 	       home >= e->header_block && home < e->meta_start + e->meta_blocks;
 }
 
@@ -90,7 +84,7 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 		if (consumed + 1 > j->nblocks || jread(j, p, desc) < 0)
 			goto out;
 		if (bm_validate(j->bm, desc, j->start + p % j->nblocks, META_T_JDESC) < 0 ||
-		    get_le64(desc + 16) != seq || get_le32(desc + JD_INDEX) != idx)
+		    get_le64(desc + META_SEQ) != seq || get_le32(desc + JD_INDEX) != idx)
 			goto out;
 		uint32_t nr = get_le32(desc + JD_NR);
 		if (nr == 0 || nr > JOURNAL_DESC_ENTRIES || consumed + 1 + nr > j->nblocks)
@@ -107,13 +101,14 @@ static int read_txn(struct journal *j, uint64_t *pos, uint64_t seq,
 		p++;
 		consumed++;
 		for (uint32_t i = 0; i < nr; i++, p++, consumed++) {
-			const uint8_t *e = desc + JD_ENTRIES + 12 * i;
+			const uint8_t *e = desc + JD_ENTRIES + JE_SIZE * i;
 			uint8_t *dst = img + (cnt + i) * META_BLOCK_SIZE;
 			if (jread(j, p, bounce) < 0)	/* O_DIRECT wants aligned memory */
 				goto out;
 			memcpy(dst, bounce, META_BLOCK_SIZE);
-			if (crc32c(0, dst, META_BLOCK_SIZE) != get_le32(e + 8) ||
-			    get_le64(dst + 8) != get_le64(e) || get_le64(dst + 16) != seq ||
+			if (crc32c(0, dst, META_BLOCK_SIZE) != get_le32(e + JE_CSUM) ||
+			    get_le64(dst + META_BLOCKNR) != get_le64(e + JE_BLOCKNR) ||
+			    get_le64(dst + META_SEQ) != seq ||
 			    !image_ok(j, dst))
 				goto out;
 		}
@@ -152,7 +147,7 @@ static int replay(struct journal *j)
 			break;
 		for (size_t i = 0; i < n && ret >= 0; i++) {
 			uint8_t *im = images + i * META_BLOCK_SIZE;
-			uint64_t home = get_le64(im + 8);
+			uint64_t home = get_le64(im + META_BLOCKNR);
 			if (j->readonly)
 				ret = bm_install(j->bm, home, im);
 			else {
@@ -269,9 +264,9 @@ static int stage_block(void *arg, struct bm_block *b)
 		put_le32(c->desc + JD_INDEX, c->idx);
 		c->nr = 0;
 	}
-	uint8_t *e = c->desc + JD_ENTRIES + 12 * c->nr++;
-	put_le64(e, b->blocknr);
-	put_le32(e + 8, crc32c(0, b->data, META_BLOCK_SIZE));
+	uint8_t *e = c->desc + JD_ENTRIES + JE_SIZE * c->nr++;
+	put_le64(e + JE_BLOCKNR, b->blocknr);
+	put_le32(e + JE_CSUM, crc32c(0, b->data, META_BLOCK_SIZE));
 	put_le32(c->desc + JD_NR, c->nr);
 	memcpy(j->stage + j->stage_n++ * META_BLOCK_SIZE, b->data, META_BLOCK_SIZE);
 	return 0;
@@ -326,7 +321,7 @@ int journal_commit(struct journal *j)
 		uint8_t *blk = j->stage + i * META_BLOCK_SIZE;
 		uint64_t at = j->start + (pos + i) % j->nblocks;
 		/* descriptors are the staged blocks whose type is not yet set */
-		if (get_le32(blk + 4) == 0)
+		if (get_le32(blk + META_TYPE) == 0)
 			bm_seal(j->bm, blk, at, META_T_JDESC, seq);
 	}
 	/* write in at most two pieces (wrap-around) */

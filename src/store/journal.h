@@ -24,7 +24,6 @@
 
 struct journal;
 
-#define JOURNAL_DESC_ENTRIES ((META_BLOCK_SIZE - 48) / 12)
 
 /* Replays the journal (read-write: writes home and checkpoints;
  * read-only: installs the images into BM), then returns a journal ready

@@ -41,7 +41,7 @@ static int layout(struct csnap_sb *sb)
 	struct csnap_sb_engine *e = &sb->engine;
 	uint64_t bs = META_BLOCK_SIZE, first = sb->meta_offset / bs;
 	uint64_t total = sb->store_size / bs, C = sb->chunk_size;
-	uint32_t esize = 16 + sb->mask_bits / 8, leaf_cap = (META_BLOCK_SIZE - BTREE_NODE_HDR) / esize;
+	uint32_t esize = BE_MASK + sb->mask_bits / 8, leaf_cap = (META_BLOCK_SIZE - BTREE_NODE_HDR) / esize;
 
 	if (total <= first + 64)
 		return err_set(ENOSPC, "store too small: %llu bytes, need well over %llu",

@@ -249,14 +249,14 @@ int store_cleanup(struct store *s, unsigned budget)
 		uint8_t *e = btree_entry(&s->tree, &c);
 		bool dead = false, alive = false;
 		for (uint32_t w = 0; w < mw; w++) {
-			uint64_t m = mask_word(e + 16, w);
+			uint64_t m = mask_word(e + BE_MASK, w);
 			dead |= (m & ~s->live[w]) != 0;
 			alive |= (m & s->live[w]) != 0;
 		}
 		if (dead && alive) {
 			btree_cursor_dirty(&s->tree, &c);
 			for (uint32_t w = 0; w < mw; w++)
-				put_le64(e + 16 + 8 * w, mask_word(e + 16, w) & s->live[w]);
+				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->live[w]);
 		} else if (dead) {
 			drop[2 * ndrop] = be_origin(e);
 			drop[2 * ndrop + 1] = be_store(e);
@@ -311,9 +311,9 @@ int store_usage(struct store *s, struct store_usage *out, unsigned max)
 		const uint8_t *e = btree_entry(&s->tree, &c);
 		uint32_t users = 0;
 		for (uint32_t w = 0; w < mw; w++)
-			users += (uint32_t)__builtin_popcountll(mask_word(e + 16, w) & s->live[w]);
+			users += (uint32_t)__builtin_popcountll(mask_word(e + BE_MASK, w) & s->live[w]);
 		for (uint32_t w = 0; users && w < mw; w++) {
-			uint64_t m = mask_word(e + 16, w) & s->live[w];
+			uint64_t m = mask_word(e + BE_MASK, w) & s->live[w];
 			while (m) {
 				uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(m);
 				m &= m - 1;
@@ -383,9 +383,9 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 			cur = o;
 			la = lb = STORE_ON_ORIGIN;
 		}
-		if (mask_test(e + 16, (uint32_t)sa))
+		if (mask_test(e + BE_MASK, (uint32_t)sa))
 			la = be_store(e);
-		if (sb >= 0 && mask_test(e + 16, (uint32_t)sb))
+		if (sb >= 0 && mask_test(e + BE_MASK, (uint32_t)sb))
 			lb = be_store(e);
 		examined++;
 		ret = btree_next(&s->tree, &c);

@@ -23,17 +23,17 @@ int st_format(struct bm *bm, uint64_t start, uint32_t nslots)
 
 static void decode(const uint8_t *p, struct store_snapshot *s)
 {
-	s->id = get_le32(p);
-	s->bit = get_le32(p + 4);
-	s->flags = get_le32(p + 8);
-	s->usecount = get_le32(p + 12);
-	s->ctime = get_le64(p + 16);
-	s->priority = (int32_t)get_le32(p + 24);
-	s->parent_id = get_le32(p + 28);
-	s->origin_chunks = get_le64(p + 32);
-	memcpy(s->name, p + 40, STORE_SNAP_NAME_MAX);
+	s->id = get_le32(p + SL_ID);
+	s->bit = get_le32(p + SL_BIT);
+	s->flags = get_le32(p + SL_FLAGS);
+	s->usecount = get_le32(p + SL_USECOUNT);
+	s->ctime = get_le64(p + SL_CTIME);
+	s->priority = (int32_t)get_le32(p + SL_PRIORITY);
+	s->parent_id = get_le32(p + SL_PARENT);
+	s->origin_chunks = get_le64(p + SL_ORIGIN_CHUNKS);
+	memcpy(s->name, p + SL_NAME, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
-	memcpy(s->req_id, p + 104, STORE_REQ_ID_LEN);
+	memcpy(s->req_id, p + SL_REQ_ID, STORE_REQ_ID_LEN);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -41,16 +41,16 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	memset(p, 0, ST_SLOT_SIZE);
 	if (!s->id)
 		return;
-	put_le32(p, s->id);
-	put_le32(p + 4, s->bit);
-	put_le32(p + 8, s->flags);
-	put_le32(p + 12, s->usecount);
-	put_le64(p + 16, s->ctime);
-	put_le32(p + 24, (uint32_t)s->priority);
-	put_le32(p + 28, s->parent_id);
-	put_le64(p + 32, s->origin_chunks);
-	memcpy(p + 40, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
-	memcpy(p + 104, s->req_id, STORE_REQ_ID_LEN);
+	put_le32(p + SL_ID, s->id);
+	put_le32(p + SL_BIT, s->bit);
+	put_le32(p + SL_FLAGS, s->flags);
+	put_le32(p + SL_USECOUNT, s->usecount);
+	put_le64(p + SL_CTIME, s->ctime);
+	put_le32(p + SL_PRIORITY, (uint32_t)s->priority);
+	put_le32(p + SL_PARENT, s->parent_id);
+	put_le64(p + SL_ORIGIN_CHUNKS, s->origin_chunks);
+	memcpy(p + SL_NAME, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
+	memcpy(p + SL_REQ_ID, s->req_id, STORE_REQ_ID_LEN);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)
@@ -71,7 +71,7 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 		}
 		const uint8_t *p = b->data + ST_HDR_SIZE + (i % ST_SLOTS_PER_BLOCK) * ST_SLOT_SIZE;
 		decode(p, &st->slot[i]);
-		bool name_ok = memchr(p + 40, 0, 64) != NULL;
+		bool name_ok = memchr(p + SL_NAME, 0, SL_NAME_SIZE) != NULL;
 		bm_put(bm, b);
 		struct store_snapshot *s = &st->slot[i];
 		if (s->id && (s->bit != i || !name_ok || !s->flags || (s->flags & ~ST_KNOWN_FLAGS) ||

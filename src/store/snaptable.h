@@ -3,11 +3,7 @@
  * mask bit, in checksummed metadata blocks changed through the journal.
  * Slot i describes the snapshot owning mask bit i (id 0 = free slot).
  * The whole table is mirrored in memory (max 1024 slots).
- *
- * Slot layout: le32 id, le32 bit, le32 flags, le32 usecount, le64 ctime,
- * le32 priority, le32 parent_id, le64 origin_chunks, char name[64],
- * u8 req_id[16] (the admin request that created it, zero if none; older
- * stores have zero there), 8 reserved bytes.
+ * The slot layout (SL_*) is in format.h; encode/decode in snaptable.c.
  */
 #ifndef CSNAP_STORE_SNAPTABLE_H
 #define CSNAP_STORE_SNAPTABLE_H
@@ -17,9 +13,6 @@
 
 #include <stdint.h>
 
-#define ST_HDR_SIZE		64
-#define ST_SLOT_SIZE		128
-#define ST_SLOTS_PER_BLOCK	((META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
 /* internal flag: deleted and part of the running cleanup pass */
 #define ST_CLEANING		0x4
 #define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING)

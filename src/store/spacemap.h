@@ -21,9 +21,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SM_HDR_SIZE		64
-#define SM_BITS_PER_BLOCK	((META_BLOCK_SIZE - SM_HDR_SIZE) * 8)
-
 struct spacemap;
 
 static inline uint64_t sm_blocks_for(uint64_t nbits)

@@ -17,51 +17,41 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Byte offsets of the fields inside engine[].  */
-enum {
-	E_VERSION = 0, E_LEAF_ENTRY = 4, E_JSTART = 8, E_JBLOCKS = 16,
-	E_JTAIL = 24, E_JTAIL_SEQ = 32, E_HEADER = 40, E_TSTART = 48,
-	E_TBLOCKS = 56, E_DBSTART = 64, E_DBBLOCKS = 72, E_MBSTART = 80,
-	E_MBBLOCKS = 88, E_MSTART = 96, E_MBLOCKS = 104, E_DOFF = 112,
-	E_DCHUNKS = 120, E_END = 128,
-};
-
-static uint32_t sb_csum(const void *block)
+static uint32_t sb_csum(const uint8_t *block)
 {
-	struct csnap_sb_disk tmp;
+	uint8_t tmp[CSNAP_META_BLOCK_SIZE];
 
-	memcpy(&tmp, block, sizeof tmp);
-	tmp.csum = 0;
-	return crc32c(0, &tmp, sizeof tmp);
+	memcpy(tmp, block, sizeof tmp);
+	put_le32(tmp + SB_CSUM, 0);
+	return crc32c(0, tmp, sizeof tmp);
 }
 
 void csnap_sb_encode(const struct csnap_sb *sb, uint64_t blocknr, void *block)
 {
-	struct csnap_sb_disk *d = block;
 	const struct csnap_sb_engine *e = &sb->engine;
-	uint8_t *p = d->engine;
+	uint8_t *d = block, *p = d + SB_ENGINE;
 
-	memset(d, 0, sizeof *d);
-	d->magic = cpu_to_le64(CSNAP_SB_MAGIC);
-	d->version = cpu_to_le32(sb->version);
-	d->blocknr = cpu_to_le64(blocknr);
-	d->seq = cpu_to_le64(sb->seq);
-	memcpy(d->uuid, sb->uuid, sizeof d->uuid);
-	memcpy(d->secret, sb->secret, sizeof d->secret);
-	d->ctime = cpu_to_le64(sb->ctime);
-	d->chunk_size = cpu_to_le32(sb->chunk_size);
-	d->meta_block_size = cpu_to_le32(sb->meta_block_size);
-	d->store_size = cpu_to_le64(sb->store_size);
-	d->origin_size = cpu_to_le64(sb->origin_size);
-	memcpy(d->origin_id, sb->origin_id, strnlen(sb->origin_id, sizeof d->origin_id));
-	memcpy(d->label, sb->label, strnlen(sb->label, sizeof d->label - 1));
-	d->max_snapshots = cpu_to_le32(sb->max_snapshots);
-	d->mask_bits = cpu_to_le32(sb->mask_bits);
-	d->lease_sector_size = cpu_to_le32(sb->lease_sector_size);
-	d->lease_align = cpu_to_le32(sb->lease_align);
-	d->lease_offset = cpu_to_le64(sb->lease_offset);
-	d->meta_offset = cpu_to_le64(sb->meta_offset);
-	d->flags = cpu_to_le32(sb->flags);
+	memset(d, 0, CSNAP_META_BLOCK_SIZE);
+	put_le64(d + SB_MAGIC, CSNAP_SB_MAGIC);
+	put_le32(d + SB_VERSION, sb->version);
+	put_le64(d + SB_BLOCKNR, blocknr);
+	put_le64(d + SB_SEQ, sb->seq);
+	memcpy(d + SB_UUID, sb->uuid, sizeof sb->uuid);
+	memcpy(d + SB_SECRET, sb->secret, CSNAP_SECRET_LEN);
+	put_le64(d + SB_CTIME, sb->ctime);
+	put_le32(d + SB_CHUNK_SIZE, sb->chunk_size);
+	put_le32(d + SB_META_BLOCK_SIZE, sb->meta_block_size);
+	put_le64(d + SB_STORE_SIZE, sb->store_size);
+	put_le64(d + SB_ORIGIN_SIZE, sb->origin_size);
+	memcpy(d + SB_ORIGIN_ID, sb->origin_id, strnlen(sb->origin_id, CSNAP_ORIGIN_ID_LEN));
+	memcpy(d + SB_LABEL, sb->label, strnlen(sb->label, CSNAP_LABEL_LEN - 1));
+	put_le32(d + SB_MAX_SNAPSHOTS, sb->max_snapshots);
+	put_le32(d + SB_MASK_BITS, sb->mask_bits);
+	put_le32(d + SB_LEASE_SECTOR, sb->lease_sector_size);
+	put_le32(d + SB_LEASE_ALIGN, sb->lease_align);
+	put_le64(d + SB_LEASE_OFFSET, sb->lease_offset);
+	put_le64(d + SB_META_OFFSET, sb->meta_offset);
+	put_le32(d + SB_FLAGS, sb->flags);
 
 	put_le32(p + E_VERSION, e->version);
 	put_le32(p + E_LEAF_ENTRY, e->leaf_entry_size);
@@ -81,7 +71,7 @@ void csnap_sb_encode(const struct csnap_sb *sb, uint64_t blocknr, void *block)
 	put_le64(p + E_DOFF, e->data_offset);
 	put_le64(p + E_DCHUNKS, e->data_chunks);
 
-	d->csum = cpu_to_le32(sb_csum(d));
+	put_le32(d + SB_CSUM, sb_csum(d));
 }
 
 static bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
@@ -152,7 +142,7 @@ static int sb_sanity(const struct csnap_sb *sb)
 		return err_set(EINVAL, "data area out of bounds");
 	if (sb->mask_bits == 0)
 		return err_set(EINVAL, "mask width is zero");
-	if (e->leaf_entry_size != 16 + sb->mask_bits / 8)
+	if (e->leaf_entry_size != BE_MASK + sb->mask_bits / 8)
 		return err_set(EINVAL, "leaf entry size %u does not match mask width %u",
 			       e->leaf_entry_size, sb->mask_bits);
 	return 0;
@@ -168,47 +158,46 @@ int csnap_sb_decode_check_common(const struct csnap_sb *sb)
 
 int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 {
-	const struct csnap_sb_disk *d = block;
-	const uint8_t *p = d->engine;
+	const uint8_t *d = block, *p = d + SB_ENGINE;
 	struct csnap_sb_engine *e = &out->engine;
 
-	if (le64_to_cpu(d->magic) != CSNAP_SB_MAGIC)
+	if (get_le64(d + SB_MAGIC) != CSNAP_SB_MAGIC)
 		return err_set(EINVAL, "no csnap superblock (wrong magic)");
-	if (le32_to_cpu(d->csum) != sb_csum(d))
+	if (get_le32(d + SB_CSUM) != sb_csum(d))
 		return err_set(EINVAL, "superblock checksum mismatch");
-	if (le64_to_cpu(d->blocknr) != blocknr)
+	if (get_le64(d + SB_BLOCKNR) != blocknr)
 		return err_set(EINVAL, "superblock claims block %llu, read from %llu",
-			       (unsigned long long)le64_to_cpu(d->blocknr),
+			       (unsigned long long)get_le64(d + SB_BLOCKNR),
 			       (unsigned long long)blocknr);
 	memset(out, 0, sizeof *out);
-	out->version = le32_to_cpu(d->version);
+	out->version = get_le32(d + SB_VERSION);
 	if (out->version != CSNAP_FORMAT_VERSION)
 		return err_set(EINVAL, "unsupported format version %u", out->version);
-	out->seq = le64_to_cpu(d->seq);
-	memcpy(out->uuid, d->uuid, sizeof out->uuid);
-	memcpy(out->secret, d->secret, sizeof out->secret);
-	out->ctime = le64_to_cpu(d->ctime);
-	out->chunk_size = le32_to_cpu(d->chunk_size);
-	out->meta_block_size = le32_to_cpu(d->meta_block_size);
-	out->store_size = le64_to_cpu(d->store_size);
-	out->origin_size = le64_to_cpu(d->origin_size);
-	memcpy(out->origin_id, d->origin_id, CSNAP_ORIGIN_ID_LEN);
+	out->seq = get_le64(d + SB_SEQ);
+	memcpy(out->uuid, d + SB_UUID, sizeof out->uuid);
+	memcpy(out->secret, d + SB_SECRET, CSNAP_SECRET_LEN);
+	out->ctime = get_le64(d + SB_CTIME);
+	out->chunk_size = get_le32(d + SB_CHUNK_SIZE);
+	out->meta_block_size = get_le32(d + SB_META_BLOCK_SIZE);
+	out->store_size = get_le64(d + SB_STORE_SIZE);
+	out->origin_size = get_le64(d + SB_ORIGIN_SIZE);
+	memcpy(out->origin_id, d + SB_ORIGIN_ID, CSNAP_ORIGIN_ID_LEN);
 	out->origin_id[CSNAP_ORIGIN_ID_LEN] = 0;
 	/* a label is a name, NUL-padded to the end of its field */
-	memcpy(out->label, d->label, CSNAP_LABEL_LEN);
+	memcpy(out->label, d + SB_LABEL, CSNAP_LABEL_LEN);
 	if (out->label[CSNAP_LABEL_LEN - 1])
 		return err_set(EINVAL, "superblock label not terminated");
 	for (size_t i = strlen(out->label); i < CSNAP_LABEL_LEN; i++)
 		if (out->label[i])
 			return err_set(EINVAL, "superblock label has bytes after its end");
 
-	out->max_snapshots = le32_to_cpu(d->max_snapshots);
-	out->mask_bits = le32_to_cpu(d->mask_bits);
-	out->lease_sector_size = le32_to_cpu(d->lease_sector_size);
-	out->lease_align = le32_to_cpu(d->lease_align);
-	out->lease_offset = le64_to_cpu(d->lease_offset);
-	out->meta_offset = le64_to_cpu(d->meta_offset);
-	out->flags = le32_to_cpu(d->flags);
+	out->max_snapshots = get_le32(d + SB_MAX_SNAPSHOTS);
+	out->mask_bits = get_le32(d + SB_MASK_BITS);
+	out->lease_sector_size = get_le32(d + SB_LEASE_SECTOR);
+	out->lease_align = get_le32(d + SB_LEASE_ALIGN);
+	out->lease_offset = get_le64(d + SB_LEASE_OFFSET);
+	out->meta_offset = get_le64(d + SB_META_OFFSET);
+	out->flags = get_le32(d + SB_FLAGS);
 
 	e->version = get_le32(p + E_VERSION);
 	e->leaf_entry_size = get_le32(p + E_LEAF_ENTRY);

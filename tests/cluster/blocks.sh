@@ -13,7 +13,9 @@
 #                                 blocks, store of $BLOCKS_STORE (default 256M;
 #                                 16K chunks), an agent and an
 #                                 export on every node; waits for a master
-#   blocks_writers                start the two writers
+#   blocks_writers                start the two writers (BLOCKS_FLUSH=1: each
+#                                 also sends NBD FLUSHes, logged in
+#                                 $CLUSTER_DIR/wN.flush)
 #   progress                      acknowledged writes so far
 #   wait_writes N [SECS]          wait until N more writes were acknowledged
 #   snap NAME [NODE]              create snapshot NAME (on NODE, default 3),
@@ -25,12 +27,17 @@
 #   blocks_stop_writers           stop the writers; fail if one saw an error
 #   blocks_verify [NODE]          every snapshot still in $CLUSTER_DIR/snaps
 #                                 and the origin, read on NODE (default 3)
+# BLOCKS_WLOG=1: blocks_cluster calls wlog_start (tests/cluster/wlog.sh)
+# after mkstore, before any csnap daemon starts: every daemon logs its
+# writes for wlog_quiesce / wlog_stray_check / tests/tools/wlog_replay.
 # Invariant: a write's log line is written only after its acknowledgement,
 # so every line is a write the cluster promised to keep.
 
 BLOCKS=${BLOCKS:-16384}          # 64 MiB origin of 4 KiB blocks
 HALF=$((BLOCKS / 2))
 blocks_py=$src/tests/integration/cluster_blocks.py
+# shellcheck source=wlog.sh
+. "$src/tests/cluster/wlog.sh"
 
 mono() { $py -c 'import time; print(f"{time.monotonic():.6f}")'; }
 uri() { echo "nbd+unix:///$2?socket=$(export_sock "$1")"; }
@@ -51,6 +58,7 @@ blocks_cluster() {
   for l in "$@"; do
     for i in 1 2 3; do echo "$l" >>"$(node_conf "$i")"; done
   done
+  [ "${BLOCKS_WLOG:-0}" = 1 ] && wlog_start
   for i in 1 2 3; do node_spawn "$i" agent "$C" agent >/dev/null; done
   wait_for 60 _has_master || fail "no master"
   for i in 1 2 3; do start_export "$i" "$(export_sock "$i")" s; done
@@ -60,9 +68,11 @@ _has_master() { where | grep -q '^MASTER'; }
 blocks_writers() {
   local d=$CLUSTER_DIR
   rm -f "$d/stop"
-  $py "$blocks_py" write "$(uri 1 origin)" 0 $HALF 1 "$d/stop" "$d/w1.log" >"$d/writer1.out" 2>&1 &
+  local f1= f2=
+  [ "${BLOCKS_FLUSH:-0}" = 1 ] && f1=$d/w1.flush f2=$d/w2.flush
+  $py "$blocks_py" write "$(uri 1 origin)" 0 $HALF 1 "$d/stop" "$d/w1.log" $f1 >"$d/writer1.out" 2>&1 &
   BLOCKS_W1=$!
-  $py "$blocks_py" write "$(uri 2 origin)" $HALF $HALF 2 "$d/stop" "$d/w2.log" >"$d/writer2.out" 2>&1 &
+  $py "$blocks_py" write "$(uri 2 origin)" $HALF $HALF 2 "$d/stop" "$d/w2.log" $f2 >"$d/writer2.out" 2>&1 &
   BLOCKS_W2=$!
 }
 

@@ -49,7 +49,7 @@ struct memvol {
 	uint8_t *data;
 	struct vol_req *pending[1024];
 	unsigned npending;
-	struct loop_deferred done;
+	struct evloop_deferred done;
 };
 
 static void memvol_complete(void *arg)
@@ -74,7 +74,7 @@ static void memvol_complete(void *arg)
 	}
 }
 
-static struct loop *lp;
+static struct evloop *lp;
 
 static void memvol_submit(struct volume *vol, struct vol_req *req)
 {
@@ -89,7 +89,7 @@ static void memvol_submit(struct volume *vol, struct vol_req *req)
 		   req->buf, "no buffer");
 	FUZZ_CHECK(m->npending < 1024, "more requests in flight than flow control allows");
 	m->pending[m->npending++] = req;
-	loop_defer(lp, &m->done);
+	evloop_defer(lp, &m->done);
 }
 
 static void memvol_destroy(struct volume *vol)
@@ -125,7 +125,7 @@ static struct nbd_server *srv;
 static char sock_path[108];
 
 struct client {
-	struct loop_watch w;
+	struct evloop_watch w;
 	int fd;
 	const uint8_t *out;	/* still to send */
 	size_t out_len;
@@ -154,7 +154,7 @@ static void client_event(void *arg, uint32_t events)
 		}
 	}
 	if (c->eof) {
-		loop_watch_del(lp, &c->w);
+		evloop_watch_del(lp, &c->w);
 		return;
 	}
 	if (!c->sent_all && events & EPOLLOUT) {
@@ -170,7 +170,7 @@ static void client_event(void *arg, uint32_t events)
 		if (!c->out_len) {
 			shutdown(c->fd, SHUT_WR);
 			c->sent_all = true;
-			loop_watch_mod(lp, &c->w, EPOLLIN);
+			evloop_watch_mod(lp, &c->w, EPOLLIN);
 		}
 	}
 }
@@ -355,17 +355,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		perror("fuzz_nbd: connect");
 		abort();
 	}
-	if (loop_watch_add(lp, &c.w, c.fd, EPOLLIN | EPOLLOUT, client_event, &c) < 0)
+	if (evloop_watch_add(lp, &c.w, c.fd, EPOLLIN | EPOLLOUT, client_event, &c) < 0)
 		abort();
 	t0 = now_ms();
 	while (!c.eof || nbd_server_connections(srv)) {
-		if (loop_run_once(lp, 100) < 0)
+		if (evloop_run_once(lp, 100) < 0)
 			abort();
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS,
 			   "connection not over after %d ms (%zu bytes unsent, "
 			   "%u connections)", HANG_MS, c.out_len, nbd_server_connections(srv));
 	}
-	loop_watch_del(lp, &c.w);
+	evloop_watch_del(lp, &c.w);
 	close(c.fd);
 	return 0;
 }

@@ -30,19 +30,6 @@ static void cleanup(void)
 	fi_cleanup(&img);
 }
 
-static void seed(const char *dir, int i, const uint8_t *b, size_t n)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-	f = fopen(path, "w");
-	if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
-		perror(path);
-		exit(1);
-	}
-}
-
 static const uint8_t ops[] = {
 	0, 10, 0, 3,		/* origin write 10..13 */
 	2, 40, 0, 7, 0,		/* read snapshot #0 40..47 */
@@ -63,19 +50,19 @@ static void make_seeds(const char *dir)
 	const struct csnap_sb_engine *e = &img.sb.engine;
 	struct { uint64_t blocknr; uint16_t off; uint8_t byte; } p[] = {
 		{ 0, 0, 0 },					/* none: ops only */
-		{ 0, 104, 0x10 },				/* sb: chunk_size */
-		{ 16, 200, 1 },					/* backup sb */
-		{ e->header_block, 40, 3 },			/* tree height */
-		{ e->header_block, 64, 1 },			/* next id */
-		{ e->table_start, ST_HDR_SIZE + 4, 9 },		/* slot 0: bit */
-		{ e->table_start, ST_HDR_SIZE + 128 + 8, 3 },	/* slot 1: flags */
-		{ e->dbitmap_start, 64, 0xff },			/* data bitmap */
-		{ e->mbitmap_start, 64, 0 },			/* tree bitmap */
-		{ e->meta_start, 32, 0xff },			/* a node's nr */
-		{ e->meta_start + 1, 36, 1 },			/* a node's level */
-		{ e->meta_start + 2, 56, 0x40 },		/* an entry */
-		{ e->journal_start + e->journal_tail, 32, 2 },	/* descriptor nr */
-		{ e->journal_start + e->journal_tail + 1, 48, 1 },	/* image */
+		{ 0, SB_ORIGIN_SIZE, 0x10 },			/* sb: origin size */
+		{ 16, SB_META_OFFSET, 1 },			/* backup sb */
+		{ e->header_block, HDR_HEIGHT, 3 },			/* tree height */
+		{ e->header_block, HDR_NEXT_ID, 1 },		/* next id */
+		{ e->table_start, ST_HDR_SIZE + SL_BIT, 9 },	/* slot 0: bit */
+		{ e->table_start, ST_HDR_SIZE + ST_SLOT_SIZE + SL_FLAGS, 3 },	/* slot 1: flags */
+		{ e->dbitmap_start, SM_HDR_SIZE, 0xff },		/* data bitmap */
+		{ e->mbitmap_start, SM_HDR_SIZE, 0 },		/* tree bitmap */
+		{ e->meta_start, BT_NR, 0xff },		/* a node's nr */
+		{ e->meta_start + 1, BT_LEVEL, 1 },		/* a node's level */
+		{ e->meta_start + 2, BTREE_NODE_HDR + BE_STORE, 0x40 },		/* an entry */
+		{ e->journal_start + e->journal_tail, JD_NR, 2 },	/* descriptor nr */
+		{ e->journal_start + e->journal_tail + 1, BTREE_NODE_HDR, 1 },	/* image */
 	};
 	uint8_t b[256];
 
@@ -96,7 +83,7 @@ static void make_seeds(const char *dir)
 		}
 		memcpy(b + n, ops, sizeof ops);
 		n += sizeof ops;
-		seed(dir, (int)i, b, n);
+		fuzz_write_seed(dir, (int)i, b, n);
 	}
 	exit(0);
 }

@@ -95,9 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(blk, 0, sizeof blk);
 	memcpy(blk, data, size < sizeof blk ? size : sizeof blk);
-	if (get_le32(blk + 12) != 0xffffffffu)
+	if (get_le32(blk + SB_CSUM) != 0xffffffffu)
 		fi_fix_sb(blk);
-	blocknr = blk[8] & 0x80 ? 0 : get_le64(blk + 16);
+	blocknr = blk[SB_VERSION] & 0x80 ? 0 : get_le64(blk + SB_BLOCKNR);
 	if (csnap_sb_decode(blk, blocknr, &sb) < 0) {
 		FUZZ_CHECK(err_get()[0] && !strchr(err_get(), '\n'), "refusal without a reason");
 		return 0;

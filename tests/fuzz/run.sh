@@ -37,14 +37,15 @@ max_len() {
     nbd) echo 16384 ;;
     store_sb) echo 4096 ;;
     config|agent_proto) echo 2048 ;;
-    proto) echo 8192 ;;
+    proto|server_conn|send_stream) echo 8192 ;;
     *) echo 1024 ;;
   esac
 }
 short_runs() {
   case $1 in
     store_meta|store_journal) echo 600 ;;
-    nbd) echo 20000 ;;
+    server_conn) echo 300 ;;
+    nbd|send_stream) echo 20000 ;;
     *) echo 100000 ;;
   esac
 }

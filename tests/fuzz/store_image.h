@@ -39,8 +39,6 @@
 #define FI_CHUNK	4096u
 #define FI_OCHUNKS	1024u
 #define FI_MAXSNAP	16u
-#define FI_JD_NR	32	/* journal descriptor: entry count (journal.c) */
-#define FI_JD_ENTRIES	48	/* and its entries {le64 home, le32 crc} */
 
 struct fimg {
 	char path[128];
@@ -201,15 +199,13 @@ static inline void fi_patch(struct fimg *f, uint64_t i, uint32_t off, const uint
 
 static inline void fi_fix_meta(uint8_t *b)
 {
-	put_le32(b, crc32c(0, b + 4, META_BLOCK_SIZE - 4));
+	put_le32(b + META_CSUM, crc32c(0, b + 4, META_BLOCK_SIZE - 4));
 }
 
 static inline void fi_fix_sb(uint8_t *b)
 {
-	struct csnap_sb_disk *d = (struct csnap_sb_disk *)b;
-
-	d->csum = 0;
-	d->csum = cpu_to_le32(crc32c(0, b, META_BLOCK_SIZE));
+	put_le32(b + SB_CSUM, 0);
+	put_le32(b + SB_CSUM, crc32c(0, b, META_BLOCK_SIZE));
 }
 
 /* Every patched block checksummed again; journal descriptors get the
@@ -233,15 +229,15 @@ static inline void fi_fix(struct fimg *f)
 
 		while (steps < jn) {
 			uint8_t *d = f->w_meta + (jfirst + p) * META_BLOCK_SIZE;
-			uint32_t nr = get_le32(d + FI_JD_NR);
+			uint32_t nr = get_le32(d + JD_NR);
 
-			if (get_le32(d + 4) != META_T_JDESC || nr == 0 || nr > (META_BLOCK_SIZE - 48) / 12)
+			if (get_le32(d + META_TYPE) != META_T_JDESC || nr == 0 || nr > JOURNAL_DESC_ENTRIES)
 				break;
 			for (uint32_t k = 0; k < nr; k++) {
 				const uint8_t *im = f->w_meta +
 					(jfirst + (p + 1 + k) % jn) * META_BLOCK_SIZE;
 
-				put_le32(d + FI_JD_ENTRIES + 12 * k + 8, crc32c(0, im, META_BLOCK_SIZE));
+				put_le32(d + JD_ENTRIES + JE_SIZE * k + JE_CSUM, crc32c(0, im, META_BLOCK_SIZE));
 			}
 			fi_fix_meta(d);
 			p = (p + 1 + nr) % jn;

@@ -3,8 +3,11 @@
 # one node, real sanlock).  Stores: one found once under $CSNAP_SCAN, one
 # present twice there (ambiguous: refused), one absent, one on a loop
 # device found through /proc/partitions (skipped without loop devices), and
-# a path holding no store.  Each gets the right state and a clear reason;
-# the found ones are joined and answer WHERE by name, uuid and device.
+# a path holding no store, and a path longer than an agent protocol line
+# (csnap.conf takes paths up to PATH_MAX: its STORE line must still be one
+# line, shortened, and `agent status` must still work).  Each gets the
+# right state and a clear reason; the found ones are joined and answer
+# WHERE by name, uuid and device.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 
@@ -27,6 +30,8 @@ else
   echo "note: no loop device here; the /proc/partitions case is not tested"
 fi
 
+# 1,500 bytes, a path that does not exist
+longdev=$CLUSTER_DIR/$(printf 'long-directory-name/%.0s' $(seq 70))end.img
 conf=$(node_conf 1)
 cat >"$conf" <<CONF
 [global]
@@ -44,6 +49,8 @@ device = UUID=$U2
 device = UUID=$U3
 [store se]
 device = $CLUSTER_DIR/empty.img
+[store sf]
+device = $longdev
 CONF
 [ -n "$LOOP" ] && printf '[store sd]\ndevice = UUID=%s\n' "$U4" >>"$conf"
 
@@ -56,6 +63,14 @@ has sa "uuid=$U1 device=$scan/a.img " || fail "sa: wrong device: $(line sa)"
 wait_for 10 has sb "state=failed .*UUID=$U2 is on 2 devices .*ambiguous" || fail "sb: $(line sb)"
 wait_for 10 has sc "state=failed .*no device with csnap store UUID=$U3" || fail "sc: $(line sc)"
 wait_for 10 has se "state=failed .*not a csnap store" || fail "se: $(line se)"
+wait_for 10 has sf "state=failed " || fail "sf: $(status 2>&1 | cut -c1-200)"
+out=$(status) || fail "agent status with a long device path: $out"
+want=5; [ -n "$LOOP" ] && want=6
+[ "$(echo "$out" | grep -c '^STORE ')" = $want ] || fail "not one STORE line per store: $out"
+sf=$(line sf)
+[ ${#sf} -lt 1024 ] || fail "sf: STORE line of ${#sf} bytes"
+echo "$sf" | grep -q " device=\.\.\.[^ ]*long-directory-name/end.img state=failed " ||
+  fail "sf: device not shortened to its end: $sf"
 if [ -n "$LOOP" ]; then
   wait_for 30 has sd "state=joined" || fail "sd not joined: $(line sd)"
   has sd "device=$LOOP " || fail "sd: wrong device: $(line sd)"

@@ -7,11 +7,14 @@ which write produced a block, and that no block is torn or misplaced.
 
   cluster_blocks.py init FILE BLOCKS
       write BLOCKS blocks of sequence 0 (the origin before any write)
-  cluster_blocks.py write URI FIRST COUNT WRITER STOP_FILE LOG
+  cluster_blocks.py write URI FIRST COUNT WRITER STOP_FILE LOG [FLUSH_LOG]
       until STOP_FILE exists, write random blocks of [FIRST, FIRST+COUNT)
       through NBD, 8 in flight, never two to the same block at once, with
       increasing sequence numbers; log "seq block t_start t_ack" for every
-      acknowledged write (CLOCK_MONOTONIC seconds)
+      acknowledged write (CLOCK_MONOTONIC seconds).  With FLUSH_LOG, also
+      send an NBD FLUSH after every 50 acknowledged writes (one at a time,
+      beside the writes) and log "t_sent t_ack" for each acknowledged one:
+      it covers every write acknowledged before t_sent.
   cluster_blocks.py verify URI BLOCKS T0 T1 LOG...
       read the volume (a snapshot created between monotonic times T0 and
       T1, or the origin with T0 = T1 = inf) and check every block: intact,
@@ -53,7 +56,7 @@ def cmd_init(path, blocks):
             f.write(make_block(b, 0, 0))
 
 
-def cmd_write(uri, first, count, writer, stop_file, log_path):
+def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     import nbd
     h = nbd.NBD()
     h.connect_uri(uri)
@@ -62,6 +65,8 @@ def cmd_write(uri, first, count, writer, stop_file, log_path):
     inflight = {}               # cookie -> (block, seq, t_start)
     busy = set()
     log = open(log_path, "w", buffering=1)
+    flog = open(flush_path, "w", buffering=1) if flush_path else None
+    flush = None                # (cookie, t_sent) of the flush in flight
     written = 0
 
     while not os.path.exists(stop_file):
@@ -88,13 +93,22 @@ def cmd_write(uri, first, count, writer, stop_file, log_path):
             written += 1
             if written % 2000 == 0:
                 print(f"writes {written}", flush=True)
-    while inflight:
+        if flog and flush and h.aio_command_completed(flush[0]):
+            flog.write(f"{flush[1]:.6f} {time.monotonic():.6f}\n")
+            flush = None
+        if flog and not flush and written % 50 < 8:
+            t = time.monotonic()
+            flush = (h.aio_flush(), t)
+    while inflight or flush:
         h.poll(-1)
         for c in list(inflight):
             if h.aio_command_completed(c):
                 block, s, t, _ = inflight.pop(c)
                 log.write(f"{s} {block} {t:.6f} {time.monotonic():.6f}\n")
                 written += 1
+        if flush and h.aio_command_completed(flush[0]):
+            flog.write(f"{flush[1]:.6f} {time.monotonic():.6f}\n")
+            flush = None
     print(f"ok: {written} writes", flush=True)
 
 
@@ -163,7 +177,7 @@ def main():
     if cmd == "init":
         cmd_init(a[0], int(a[1]))
     elif cmd == "write":
-        cmd_write(a[0], int(a[1]), int(a[2]), int(a[3]), a[4], a[5])
+        cmd_write(a[0], int(a[1]), int(a[2]), int(a[3]), a[4], a[5], *a[6:7])
     elif cmd == "verify":
         cmd_verify(a[0], int(a[1]), float(a[2]), float(a[3]), a[4:])
     else:

@@ -20,16 +20,19 @@
 # snapshot-location cache: node2's export, stopped while it caches where
 # X's chunk C3 is, must not read the old place after node1's write moved
 # it (the master cut node2 off when it did not acknowledge the
-# invalidation).
+# invalidation).  At the end the write log (tests/cluster/wlog.sh) must
+# show no origin write into a chunk that X or Y still read from the origin
+# (a check that catches a single stray write: wlog_stray.sh).
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires_run python3-libnbd "$py" -c 'import nbd'
 
 
 cluster_start 2 256M
-truncate -s 64M "$CLUSTER_ORIGIN"
-tr '\0' 'O' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill O 64M
 store_init
+. "$src/tests/cluster/wlog.sh"
+wlog_start
 d=$CLUSTER_DIR
 srv2=$(node_spawn 2 server "$C" server --barrier-timeout-ms 1000 s)
 wait_log 2 server 'master for store' 60 || fail "no master"
@@ -39,7 +42,6 @@ exp1=$(node_spawn 1 export "$C" -v export --socket "$sock1" s)
 exp2=$(node_spawn 2 export "$C" -v export --socket "$sock2" s)
 wait_for 20 test -S "$sock1" || fail "node1 export socket"
 wait_for 20 test -S "$sock2" || fail "node2 export socket"
-listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
 
 # The client: one NBD connection to node1's origin, driven by files in $d.
 cat >"$d/client.py" <<'PY'
@@ -118,7 +120,7 @@ round() {   # round N: snapshot name, how it is created
   local res
   res=$(grep -E "^round $n W (ok|error|pending)" "$(node_log 1 client)")
   echo "$res"
-  wait_for 20 listed "$sock2" "$snap" || fail "round $n: $snap not exported on node2"
+  wait_for 20 export_listed "$sock2" "$snap" || fail "round $n: $snap not exported on node2"
   local x o
   x=$(peek "$snap" "$R" 1048576)
   [ "$x" = "$([ "$n" = 1 ] && echo P || echo Q)" ] ||
@@ -186,9 +188,8 @@ wait_log 2 reader '^second' 60 || fail "round 3: node2's read never finished"
 grep -q '^second N$' "$(node_log 2 reader)" ||
   fail "round 3: node2 read X at C3 from a location it cached before it was stopped: $(grep '^second' "$(node_log 2 reader)")"
 echo "round 3: node2 read node1's write after it continued (its cached location was not used)"
-node_kill_procs 1 TERM
-node_kill_procs 2 TERM
-sleep 1
+wlog_quiesce
+wlog_stray_check
 no_sanitizer_reports
 check_store
 echo "PASS"

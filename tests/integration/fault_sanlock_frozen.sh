@@ -15,10 +15,13 @@
 # every snapshot (including the one asked for during the freeze) and the
 # origin are verified block by block against the writers' logs (no
 # acknowledged write lost, no stray write into a snapshot or onto an
-# origin block), `csnap check` is clean.  Prints what the master did and
+# origin block), `csnap check` is clean, and the write log
+# (tests/cluster/wlog.sh) shows no origin write into a chunk a committed
+# snapshot still read from the origin.  Prints what the master did and
 # the longest client-visible stall.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
+BLOCKS_WLOG=1
 . "$src/tests/cluster/blocks.sh"
 FREEZE=${FREEZE:-12}
 
@@ -75,8 +78,8 @@ stall=$(cat "$d/w1.log" "$d/w2.log" | awk '{print $4}' | sort -n |
 echo "longest client-visible stall: $stall s (freeze $FREEZE s)"
 grep -hE 'may have expired|renewal is late|fenced|lost|killing' "$(node_dir "$m")"/*.log | head -5
 
-for i in 1 2 3; do node_kill_procs "$i" TERM; done
-sleep 2
+wlog_quiesce
+wlog_stray_check
 no_sanitizer_reports
 check_store
 echo PASS

@@ -287,6 +287,24 @@ static void test_fields_and_errors(void **state)
 
 /* Random and mutated lines: the parsers must return, never crash or
  * overrun (run this under ASan), and accepted requests must be sane.  */
+/* Paths too long for their place keep their end; control bytes go.  */
+static void test_sanitize_tail(void **state)
+{
+	char d[8];
+
+	(void)state;
+	agent_sanitize_tail(d, sizeof d, "/a/b");
+	assert_string_equal(d, "/a/b");
+	agent_sanitize_tail(d, sizeof d, "/abcdef");
+	assert_string_equal(d, "/abcdef");
+	agent_sanitize_tail(d, sizeof d, "/dev/disk/by-id/xyz");
+	assert_string_equal(d, ".../xyz");
+	agent_sanitize_tail(d, sizeof d, "/dev/x\ny\tz");
+	assert_string_equal(d, "...?y?z");
+	agent_sanitize_tail(d, sizeof d, NULL);
+	assert_string_equal(d, "");
+}
+
 static void test_random_input(void **state)
 {
 	static const char *const seeds[] = {
@@ -347,6 +365,7 @@ int main(void)
 		cmocka_unit_test(test_master_parse_bad),
 		cmocka_unit_test(test_greeting),
 		cmocka_unit_test(test_fields_and_errors),
+		cmocka_unit_test(test_sanitize_tail),
 		cmocka_unit_test(test_random_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "src/server/srv.h"
+#include "src/server/chunkset.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -304,15 +304,18 @@ static void test_sanlock_errors(void **state)
 	assert_int_equal(lease_sanlock_error(-ENOTDIR, "x"), -ENOTDIR);
 }
 
-/* Rewrites the u64 at FIELD of the sanlock leader sector at OFF, resealed
- * with sanlock's checksum.  */
-static void forge(uint64_t off, unsigned field, uint64_t v)
+/* Sets the u64 field MEMBER (offsetof in struct sanlock_leader) of the
+ * sanlock leader sector at OFF, resealed with sanlock's checksum.  */
+#define forge(off, member, v) forge_at(off, offsetof(struct sanlock_leader, member), v)
+static void forge_at(uint64_t off, size_t member, uint64_t v)
 {
 	uint8_t *sec = lease_io_alloc(512);
+	struct sanlock_leader l;
 
 	assert_int_equal(lease_io_read(tmpfile_path, off, sec, 512), 0);
-	put_le64(sec + field, v);
-	put_le32(sec + 168, lease_leader_checksum(sec));
+	assert_int_equal(lease_leader_decode(sec, &l), 0);
+	memcpy((char *)&l + member, &v, sizeof v);
+	lease_leader_encode(&l, sec);
 	assert_int_equal(lease_io_write(tmpfile_path, off, sec, 512), 0);
 	free(sec);
 }
@@ -353,11 +356,16 @@ static void test_init_and_leaders(void **state)
 
 	/* A host whose delta lease is held: init refuses, hosts lists it.  */
 	assert_int_equal(lease_io_read(tmpfile_path, MiB + 4 * 512, sec, 512), 0);
-	put_le64(sec + 40, 1);			/* generation */
-	memcpy(sec + 104, "nodeE", 5);		/* host name */
-	put_le32(sec + 168, lease_leader_checksum(sec));
+	assert_int_equal(lease_leader_decode(sec, &l), 0);
+	l.owner_generation = 1;
+	strcpy(l.resource_name, "nodeE");	/* host name */
+	lease_leader_encode(&l, sec);
+	/* the encoder writes sanlock's layout: pinned at its byte offsets */
+	assert_int_equal(get_le64(sec + 40), 1);
+	assert_memory_equal(sec + 104, "nodeE", 6);
+	assert_int_equal(get_le32(sec + 168), lease_leader_checksum(sec));
 	assert_int_equal(lease_io_write(tmpfile_path, MiB + 4 * 512, sec, 512), 0);
-	forge(MiB + 4 * 512, 152, 1234);	/* timestamp */
+	forge(MiB + 4 * 512, timestamp, 1234);	/* timestamp */
 	assert_int_equal(lease_hosts(&a, &hosts, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(hosts[0].host_id, 5);
@@ -366,14 +374,14 @@ static void test_init_and_leaders(void **state)
 	free(hosts);
 	assert_int_equal(lease_init(&a, 1, false), -EBUSY);
 	assert_non_null(strstr(err_get(), "host_id 5 (nodeE)"));
-	forge(MiB + 4 * 512, 152, 0);
+	forge(MiB + 4 * 512, timestamp, 0);
 	assert_int_equal(lease_hosts(&a, &hosts, &n), 0);
 	assert_int_equal(hosts[0].state, LEASE_HOST_FREE);
 	free(hosts);
 
 	/* A held master lease: refused too; --force overrides.  */
-	forge(2 * MiB, 32, 3);		/* owner_id */
-	forge(2 * MiB, 152, 77);
+	forge(2 * MiB, owner_id, 3);		/* owner_id */
+	forge(2 * MiB, timestamp, 77);
 	assert_int_equal(lease_init(&a, 1, false), -EBUSY);
 	assert_non_null(strstr(err_get(), "master lease"));
 	assert_int_equal(lease_init(&a, 1, true), 0);

@@ -35,9 +35,11 @@ static struct proto_extent sample_extents[3] = {
 	{ 1ULL << 40, 3, PROTO_AT_STORE, 1ULL << 33 },
 };
 static struct proto_snapinfo sample_snaps[3] = {
-	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50 },
-	{ 7, PROTO_SNAP_BUSY, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40 },
-	{ 2, 0, "X", 1764000001, 0, 0, 0, 0 },
+	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50, { 0 } },
+	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS) */
+	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40,
+	  { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff } },
+	{ 2, 0, "X", 1764000001, 0, 0, 0, 0, { 0 } },
 };
 static struct proto_client_info sample_clients[2] = {
 	{ 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" },
@@ -124,7 +126,7 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 20:
 		m->type = PROTO_SNAP_LIST;
-		m->flags = PROTO_F_NO_USAGE;
+		m->flags = PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
 		break;
 	case 21:
 		m->type = PROTO_SNAP_LIST | PROTO_REPLY;

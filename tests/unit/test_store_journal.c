@@ -29,7 +29,7 @@ static void env_open(struct env *e, bool readonly)
 	unsigned bad;
 	TU_OK(io_dev_open(e->path, IO_DEV_RDWR, &e->dev));
 	TU_OK(csnap_sb_read(e->dev, &e->sb, &bad));
-	TU_OK(bm_create(e->dev, get_le64(e->sb.uuid) ^ get_le64(e->sb.uuid + 8), 4096, readonly, &e->bm));
+	TU_OK(bm_create(e->dev, csnap_sb_tag(&e->sb), 4096, readonly, &e->bm));
 	TU_OK(journal_open(e->bm, &e->sb, readonly, &e->j));
 	e->base = e->sb.engine.meta_start + 8;
 }

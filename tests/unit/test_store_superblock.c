@@ -33,9 +33,10 @@ static void test_roundtrip(void **state)
 	assert_int_equal(out.lease_offset, 1 << 20);
 	assert_string_equal(out.origin_id, "size:test");
 	/* fixed offsets others rely on */
-	const struct csnap_sb_disk *d = (const void *)blk;
-	assert_int_equal(le64_to_cpu(d->magic), CSNAP_SB_MAGIC);
-	assert_int_equal(le32_to_cpu(d->chunk_size), 65536);
+	assert_int_equal(get_le64(blk + 0), CSNAP_SB_MAGIC);
+	assert_int_equal(get_le32(blk + 88), 65536);		/* chunk size */
+	assert_int_equal(get_le64(blk + 192), 1 << 20);		/* lease offset */
+	assert_memory_equal(blk + 32, sb.uuid, 16);
 
 	/* wrong block number: a misdirected copy */
 	assert_int_equal(csnap_sb_decode(blk, 16, &out), -EINVAL);

@@ -1,0 +1,245 @@
+/*
+ * tests/unit/test_server_admin.c - the snapshot barrier (src/server/admin.c)
+ * and the routing table (src/server/route.c), driven with fake connections
+ * (tests/unit/server_fake.h) against the real store engine:
+ *  - SNAP_CREATE sends BARRIER to every origin client, holds origin
+ *    writes until all acked, commits, sends SNAP_ADDED, answers the
+ *    creator only once every origin client acked that, and the held
+ *    write is then answered with the new snapshot copied out;
+ *  - an origin client that goes away during the barrier while its grant
+ *    may still run delays the snapshot until that grant has expired;
+ *  - an origin client closed while SNAP_ADDED is being sent (its output
+ *    over the limit) does not make the creator's answer skip the others;
+ *  - what a volume may not send is refused (EPERM), what no client may
+ *    send closes the connection, admin requests come from any volume.
+ */
+#include "tests/unit/server_fake.h"
+
+#include "utils/clock.h"
+
+static void send_create(struct conn *c, uint64_t id, const char *name)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, PROTO_SNAP_CREATE, id);
+	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "%s", name);
+	fs_send(c, &m);
+}
+
+/* C must have been sent a server request of TYPE; returns its id.  */
+static uint64_t expect_request(struct conn *c, uint16_t type)
+{
+	struct proto_msg m;
+
+	if (!fs_recv(c, &m))
+		fail_msg("no %s sent", proto_type_name(type));
+	if (m.type != type)
+		fail_msg("expected %s, got type 0x%x", proto_type_name(type), m.type);
+	uint64_t id = m.id;
+	proto_msg_free(&m);
+	return id;
+}
+
+static void send_ack(struct conn *c, uint16_t type, uint64_t id)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, (uint16_t)(type | PROTO_REPLY), id);
+	fs_send(c, &m);
+}
+
+static bool has_snapshot(struct fake_srv *f, const char *name, uint32_t *id)
+{
+	struct store_snapshot sn;
+
+	if (store_snapshot_find(f->s.st, name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE))
+		return false;
+	*id = sn.id;
+	return true;
+}
+
+static void test_barrier(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	uint32_t snap;
+
+	send_create(adm, 1, "s1");
+	uint64_t b1 = expect_request(o1, PROTO_BARRIER);
+	uint64_t b2 = expect_request(o2, PROTO_BARRIER);
+	assert_true(admin_barrier_active(&f->s));
+	/* An origin write during the barrier is held.  */
+	fs_send_range(o1, PROTO_ORIGIN_WRITE, 5, 3, 1);
+	fs_settle(f);
+	fs_expect_nothing(o1);
+	/* One ack is not enough.  */
+	send_ack(o1, PROTO_BARRIER, b1);
+	fs_settle(f);
+	assert_false(has_snapshot(f, "s1", &snap));
+	fs_expect_nothing(o1);
+	/* A stale ack (wrong barrier) counts for nothing.  */
+	send_ack(o2, PROTO_BARRIER, b2 + 100);
+	fs_settle(f);
+	assert_false(has_snapshot(f, "s1", &snap));
+	send_ack(o2, PROTO_BARRIER, b2);
+	fs_settle(f);
+	assert_true(has_snapshot(f, "s1", &snap));
+	assert_false(admin_barrier_active(&f->s));
+	/* Every export is told, and the creator waits for them.  */
+	uint64_t a1 = expect_request(o1, PROTO_SNAP_ADDED);
+	uint64_t a2 = expect_request(o2, PROTO_SNAP_ADDED);
+	fs_expect_nothing(adm);
+	/* The held write saw the new snapshot: its chunk was copied.  */
+	fs_expect(o1, PROTO_ORIGIN_WRITE, 5, 0);
+	fs_check_copied(f, snap, 3);
+	send_ack(o1, PROTO_SNAP_ADDED, a1);
+	fs_settle(f);
+	fs_expect_nothing(adm);
+	send_ack(o2, PROTO_SNAP_ADDED, a2);
+	fs_settle(f);
+	struct proto_msg m;
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.type, PROTO_SNAP_CREATE | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_string_equal(m.u.snapinfo.name, "s1");
+	assert_int_equal(m.u.snapinfo.id, snap);
+	proto_msg_free(&m);
+	fs_drop(adm);
+	fs_drop(o1);
+	fs_drop(o2);
+	fs_teardown(f);
+}
+
+static void test_barrier_departed_client_grant(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	uint32_t snap;
+
+	/* O2 holds a grant: it was told chunk 9 is unique to write.  */
+	fs_send_range(o2, PROTO_ORIGIN_WRITE, 1, 9, 1);
+	fs_expect(o2, PROTO_ORIGIN_WRITE, 1, 0);
+	int64_t granted = csnap_now_ms();
+	send_create(adm, 2, "s1");
+	uint64_t b1 = expect_request(o1, PROTO_BARRIER);
+	(void)expect_request(o2, PROTO_BARRIER);
+	send_ack(o1, PROTO_BARRIER, b1);
+	/* O2 goes away without acking; it may still write chunk 9 until
+	 * its grant runs out, so no snapshot before then.  */
+	fs_drop(o2);
+	fs_settle(f);
+	assert_false(has_snapshot(f, "s1", &snap));
+	int64_t due = admin_due_ms(&f->s);
+	assert_true(due >= granted + PROTO_GRANT_WAIT_MS);
+	assert_true(due <= csnap_now_ms() + PROTO_GRANT_WAIT_MS);
+	while (csnap_now_ms() < due) {
+		fs_settle(f);
+		assert_false(has_snapshot(f, "s1", &snap));
+		usleep(50000);
+	}
+	fs_settle(f);
+	assert_true(has_snapshot(f, "s1", &snap));
+	(void)expect_request(o1, PROTO_SNAP_ADDED);
+	fs_drop(o1);	/* not waited for once gone */
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 2, 0);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_added_close_while_sending(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);	/* first in the list */
+	uint32_t snap;
+
+	send_create(adm, 1, "s1");
+	send_ack(o1, PROTO_BARRIER, expect_request(o1, PROTO_BARRIER));
+	send_ack(o2, PROTO_BARRIER, expect_request(o2, PROTO_BARRIER));
+	f->close_on = o2;
+	f->close_on_type = PROTO_SNAP_ADDED;
+	fs_settle(f);
+	assert_true(has_snapshot(f, "s1", &snap));
+	assert_true(o2->dead);
+	/* O1 was told too, and the creator waits for it.  */
+	uint64_t a1 = expect_request(o1, PROTO_SNAP_ADDED);
+	fs_expect_nothing(adm);
+	send_ack(o1, PROTO_SNAP_ADDED, a1);
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 1, 0);
+	conn_put(o2);
+	fs_drop(o1);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_routing(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct proto_msg m;
+
+	/* Known requests from the wrong volume: EPERM, connection kept. */
+	fs_send_range(o, PROTO_SNAP_READ, 1, 0, 1);
+	fs_expect(o, PROTO_SNAP_READ, 1, EPERM);
+	fs_send_range(adm, PROTO_ORIGIN_WRITE, 2, 0, 1);
+	fs_expect(adm, PROTO_ORIGIN_WRITE, 2, EPERM);
+	proto_msg_init(&m, PROTO_PING, 3);
+	fs_send(adm, &m);
+	fs_expect(adm, PROTO_PING, 3, EPERM);
+	assert_int_equal(f->s.locks.used, 0);
+	assert_int_equal(f->fails, 0);
+	/* Admin requests from a data volume are allowed.  */
+	proto_msg_init(&m, PROTO_STATUS, 4);
+	fs_send(o, &m);
+	assert_true(fs_recv(o, &m));
+	assert_int_equal(m.type, PROTO_STATUS | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	proto_msg_init(&m, PROTO_PING, 5);
+	fs_send(o, &m);
+	fs_expect(o, PROTO_PING, 5, 0);
+	/* An ack nobody waits for from the wrong volume, a server-to-client
+	 * message, a handshake message: protocol errors, connection closed. */
+	send_ack(adm, PROTO_BARRIER, 1);
+	assert_true(adm->dead);
+	assert_int_equal(f->fails, 1);
+	conn_put(adm);
+	proto_msg_init(&m, PROTO_INVALIDATE, 6);
+	struct proto_range r = { 0, 1 };
+	m.u.ranges.n = 1;
+	m.u.ranges.r = &r;
+	fs_send(o, &m);
+	assert_true(o->dead);
+	assert_int_equal(f->fails, 2);
+	conn_put(o);
+	struct conn *o3 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	proto_msg_init(&m, PROTO_AUTH, 7);	/* not decodable empty: handed over directly */
+	route_message(o3, &m);
+	assert_true(o3->dead);
+	assert_int_equal(f->fails, 3);
+	conn_put(o3);
+	fs_teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_barrier),
+		cmocka_unit_test(test_barrier_departed_client_grant),
+		cmocka_unit_test(test_added_close_while_sending),
+		cmocka_unit_test(test_routing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,282 @@
+/*
+ * tests/unit/test_server_datapath.c - the server's data path handlers
+ * (src/server/datapath.c) driven through the real routing and group
+ * commit, with fake connections (tests/unit/server_fake.h) and the real
+ * store engine on a scratch file:
+ *  - origin writes to a chunk a snapshot shares are answered only after
+ *    the copy-out is on the store and committed, and a second writer of a
+ *    busy chunk waits for that commit;
+ *  - an origin write to a chunk a snapshot reader holds a read lock on
+ *    waits until the lock is released;
+ *  - a re-uploaded read lock on a chunk copied out since is refused as
+ *    stale, one on a chunk still on the origin is taken and holds writers;
+ *  - a snapshot write that moves a chunk other snapshots share is
+ *    answered only after the snapshot's other client acknowledged the
+ *    INVALIDATE of the old location, and the moved chunk holds the data;
+ *  - store full: policy "fail" answers ENOSPC and keeps the snapshot,
+ *    policy "release" drops the snapshot and answers the write.
+ */
+#include "tests/unit/server_fake.h"
+
+/* A snapshot created directly in the engine (the barrier is admin's,
+ * tested in test_server_admin.c), committed.  */
+static uint32_t mksnap(struct fake_srv *f, const char *name, int32_t prio)
+{
+	uint32_t id;
+
+	TU_OK(store_snapshot_create(f->s.st, name, prio, &id));
+	TU_OK(srv_commit_now(&f->s));
+	return id;
+}
+
+static void test_origin_write_busy(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *a = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *b = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+
+	/* A's write needs a copy-out: no answer before the commit.  */
+	fs_send_range(a, PROTO_ORIGIN_WRITE, 1, 10, 2);
+	fs_expect_nothing(a);
+	assert_true(chunkset_get(&f->s.busy, 10) && chunkset_get(&f->s.busy, 11));
+	/* B writes a busy chunk: parked, not answered, no second copy.  */
+	fs_send_range(b, PROTO_ORIGIN_WRITE, 7, 11, 1);
+	fs_expect_nothing(b);
+	assert_int_equal(f->s.waiting.n, 2);
+	fs_settle(f);
+	fs_expect(a, PROTO_ORIGIN_WRITE, 1, 0);
+	fs_expect(b, PROTO_ORIGIN_WRITE, 7, 0);
+	assert_int_equal(f->s.waiting.n, 0);
+	assert_int_equal(f->s.busy.used, 0);
+	/* The snapshot's copies hold the origin's old data.  */
+	fs_check_copied(f, snap, 10);
+	fs_check_copied(f, snap, 11);
+	uint64_t copyouts, jobs;
+	copy_stats(&f->s, &copyouts, &jobs);
+	assert_int_equal(copyouts, 2);
+	/* Unshared now: answered at once, nothing copied.  */
+	fs_send_range(b, PROTO_ORIGIN_WRITE, 8, 10, 2);
+	fs_expect(b, PROTO_ORIGIN_WRITE, 8, 0);
+	copy_stats(&f->s, &copyouts, &jobs);
+	assert_int_equal(copyouts, 2);
+	fs_drop(a);
+	fs_drop(b);
+	fs_teardown(f);
+}
+
+static void test_origin_write_waits_for_read_lock(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *r = fs_conn(f, PROTO_VOL_SNAPSHOT, snap);
+	struct proto_msg m;
+
+	/* The reader learns chunk 5 is on the origin: a read lock.  */
+	fs_send_range(r, PROTO_SNAP_READ, 1, 5, 1);
+	assert_true(fs_recv(r, &m));
+	assert_int_equal(m.type, PROTO_SNAP_READ | PROTO_REPLY);
+	assert_int_equal(m.u.extents.n, 1);
+	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_ORIGIN);
+	proto_msg_free(&m);
+	assert_int_equal(chunkset_get(&f->s.locks, 5), 1);
+
+	/* The origin write copies chunk 5 out but may not be answered while
+	 * the reader may still be reading it from the origin.  */
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 2, 5, 1);
+	fs_settle(f);
+	fs_expect_nothing(o);
+	assert_int_equal(f->s.waiting.n, 1);
+	fs_check_copied(f, snap, 5);
+
+	fs_send_range(r, PROTO_SNAP_READ_DONE, 3, 5, 1);
+	fs_expect(r, PROTO_SNAP_READ_DONE, 3, 0);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 2, 0);
+	assert_int_equal(chunkset_get(&f->s.locks, 5), 0);
+	fs_drop(o);
+	fs_drop(r);
+	fs_teardown(f);
+}
+
+static void test_lock_upload_stale(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+
+	/* Chunk 20 is copied out (as after a takeover, the lock's holder
+	 * was away when the write was answered).  */
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 1, 20, 1);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 1, 0);
+
+	struct conn *r = fs_conn(f, PROTO_VOL_SNAPSHOT, snap);
+	/* 19..21 includes the copied chunk: refused whole, nothing taken. */
+	fs_send_range(r, PROTO_LOCK_UPLOAD, 2, 19, 3);
+	fs_expect(r, PROTO_LOCK_UPLOAD, 2, PROTO_STATUS_LOCK_STALE);
+	assert_int_equal(f->s.locks.used, 0);
+	assert_int_equal(dp_locks_refused(&f->s), 1);
+	/* 30..31 are still on the origin: taken, and they hold writers.  */
+	fs_send_range(r, PROTO_LOCK_UPLOAD, 3, 30, 2);
+	fs_expect(r, PROTO_LOCK_UPLOAD, 3, 0);
+	assert_int_equal(chunkset_get(&f->s.locks, 30), 1);
+	assert_int_equal(chunkset_get(&f->s.locks, 31), 1);
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 4, 31, 1);
+	fs_settle(f);
+	fs_expect_nothing(o);
+	/* The reader goes away (no grace period here): the locks go too. */
+	fs_drop(r);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 4, 0);
+	fs_check_copied(f, snap, 31);
+	fs_drop(o);
+	fs_teardown(f);
+}
+
+static void test_snap_write_invalidates(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s1 = mksnap(f, "s1", 0);
+	uint32_t s2 = mksnap(f, "s2", 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *w = fs_conn(f, PROTO_VOL_SNAPSHOT, s1);
+	struct conn *rd = fs_conn(f, PROTO_VOL_SNAPSHOT, s1);
+	struct proto_msg m;
+
+	/* One copy-out of chunk 4, shared by s1 and s2.  */
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 1, 4, 1);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 1, 0);
+	chunk_t shared, c2;
+	TU_OK(store_snapshot_read(f->s.st, s1, 4, 1, &shared));
+	TU_OK(store_snapshot_read(f->s.st, s2, 4, 1, &c2));
+	assert_true(shared != STORE_ON_ORIGIN && shared == c2);
+	/* The reader caches where chunk 4 of s1 lives.  */
+	fs_send_range(rd, PROTO_SNAP_READ, 2, 4, 1);
+	assert_true(fs_recv(rd, &m));
+	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
+	assert_int_equal(m.u.extents.e[0].store_chunk, shared);
+	proto_msg_free(&m);
+	/* The writer gets a chunk of its own (copied from the shared one);
+	 * the reader is told to forget the old place first.  */
+	fs_send_range(w, PROTO_SNAP_WRITE, 3, 4, 1);
+	fs_settle(f);
+	fs_expect_nothing(w);
+	uint64_t inv = 0;
+	assert_true(fs_recv(rd, &m));
+	assert_int_equal(m.type, PROTO_INVALIDATE);
+	assert_int_equal(m.u.ranges.n, 1);
+	assert_int_equal(m.u.ranges.r[0].start, 4);
+	inv = m.id;
+	proto_msg_free(&m);
+	fs_settle(f);
+	fs_expect_nothing(w);
+	proto_msg_init(&m, PROTO_INVALIDATE | PROTO_REPLY, inv);
+	fs_send(rd, &m);
+	fs_settle(f);
+	assert_true(fs_recv(w, &m));
+	assert_int_equal(m.type, PROTO_SNAP_WRITE | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
+	chunk_t own = m.u.extents.e[0].store_chunk;
+	proto_msg_free(&m);
+	assert_true(own != shared);
+	TU_OK(store_snapshot_read(f->s.st, s1, 4, 1, &c2));
+	assert_true(c2 == own);
+	TU_OK(store_snapshot_read(f->s.st, s2, 4, 1, &c2));
+	assert_true(c2 == shared);
+	fs_check_copied(f, s1, 4);	/* the old data came along */
+	fs_check_copied(f, s2, 4);
+	fs_drop(o);
+	fs_drop(w);
+	fs_drop(rd);
+	fs_teardown(f);
+}
+
+/* Origin writes of WANT chunks from chunk 0, one message each, until one
+ * is refused; returns its status, *done the chunks answered.  */
+static uint32_t fill(struct fake_srv *f, struct conn *o, uint64_t want, uint64_t *done)
+{
+	struct proto_msg m;
+
+	for (uint64_t i = 0; i < want; i++) {
+		fs_send_range(o, PROTO_ORIGIN_WRITE, 100 + i, i, 1);
+		fs_settle(f);
+		if (!fs_recv(o, &m))
+			fail_msg("origin write of chunk %llu not answered", (unsigned long long)i);
+		assert_int_equal(m.type, PROTO_ORIGIN_WRITE | PROTO_REPLY);
+		uint32_t st = m.status;
+		proto_msg_free(&m);
+		if (st) {
+			*done = i;
+			return st;
+		}
+	}
+	*done = want;
+	return 0;
+}
+
+static void test_store_full_fail(void **state)
+{
+	(void)state;
+	/* 6 MiB of store (4 for leases) for a 16 MiB origin: it runs out.  */
+	struct fake_srv *f = fs_setup(6, 4096, STORE_FULL_FAIL);
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	uint64_t done;
+
+	assert_int_equal(fill(f, o, 4096, &done), ENOSPC);
+	assert_true(done > 0 && done < 4096);
+	/* Policy fail: the snapshot is kept, whole.  */
+	struct store_snapshot sn;
+	TU_OK(store_snapshot_get(f->s.st, snap, &sn));
+	assert_true(sn.flags & STORE_SNAP_LIVE);
+	fs_check_copied(f, snap, done - 1);
+	fs_drop(o);
+	fs_teardown(f);
+}
+
+static void test_store_full_release(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(6, 4096, STORE_FULL_RELEASE);
+	uint32_t keep = mksnap(f, "keep", 9);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	/* A client on "keep": it is never the victim... */
+	struct conn *r = fs_conn(f, PROTO_VOL_SNAPSHOT, keep);
+	uint64_t done;
+
+	/* ...so with it the only snapshot the writes fail.  */
+	assert_int_equal(fill(f, o, 4096, &done), ENOSPC);
+	fs_drop(r);
+	/* Now "keep" may go: the policy releases it and writes succeed.  */
+	struct proto_msg m;
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 9000, done, 1);
+	fs_settle(f);
+	assert_true(fs_recv(o, &m));
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	struct store_snapshot sn;
+	assert_true(store_snapshot_get(f->s.st, keep, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE));
+	fs_drop(o);
+	fs_teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_origin_write_busy),
+		cmocka_unit_test(test_origin_write_waits_for_read_lock),
+		cmocka_unit_test(test_lock_upload_stale),
+		cmocka_unit_test(test_snap_write_invalidates),
+		cmocka_unit_test(test_store_full_fail),
+		cmocka_unit_test(test_store_full_release),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
