@@ -31,8 +31,10 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		const char *val = NULL;
-		bool takes = !strcmp(o, "--export") || (send && !strcmp(o, "--from"));
-		if (!strncmp(o, "--export=", 9) || (send && !strncmp(o, "--from=", 7))) {
+		bool takes = !strcmp(o, "--export") ||
+			     (send && (!strcmp(o, "--from") || !strcmp(o, "--resume")));
+		if (!strncmp(o, "--export=", 9) ||
+		    (send && (!strncmp(o, "--from=", 7) || !strncmp(o, "--resume=", 9)))) {
 			val = strchr(o, '=') + 1;
 		} else if (takes) {
 			if (i + 1 >= argc) {
@@ -44,10 +46,14 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 		if (val) {
 			if (!strncmp(o, "--export", 8))
 				x->export_at = val;
+			else if (!strncmp(o, "--resume", 8))
+				x->resume = val;
 			else
 				x->from = val;
 		} else if (send && !strcmp(o, "--compress")) {
 			x->compress = true;
+		} else if (!send && !strcmp(o, "--token")) {
+			x->token = true;
 		} else if (!strcmp(o, "--")) {
 			for (; i < argc; i++)
 				rest[nrest++] = argv[i];
@@ -60,6 +66,37 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 	if (r == 0 && x->a.json)
 		return cli_usage("--json is not an option of this command");
 	return r;
+}
+
+/* csnap.conf as the admin commands find it: *CS is STORE's section, NULL
+ * when it has none (*CONF says which file was read, NULL: none).  0, or 1
+ * with the error printed.  */
+static int conf_store(const struct xfer_args *x, struct config *cfg, const char **confp,
+		      const struct config_store **cs)
+{
+	const char *conf = x->a.conf ? x->a.conf : getenv("CSNAP_CONF");
+	config_defaults(cfg);
+	if (!conf && access(DEFAULT_CONF, R_OK) == 0)
+		conf = DEFAULT_CONF;
+	*confp = conf;
+	*cs = NULL;
+	if (conf && config_load(conf, cfg) < 0)
+		return cli_error("%s", err_get());
+	*cs = config_find_store(cfg, x->a.args[0]);
+	return 0;
+}
+
+int xfer_state_path(const struct xfer_args *x, char *path, size_t n)
+{
+	static struct config cfg;
+	const char *conf;
+	const struct config_store *cs;
+	path[0] = 0;
+	if (conf_store(x, &cfg, &conf, &cs))
+		return 1;
+	if (cs && snprintf(path, n, "%s/receive-%s.state", cfg.run_dir, cs->name) >= (int)n)
+		return cli_error("run_dir too long");
+	return 0;
 }
 
 int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *port)
@@ -78,13 +115,10 @@ int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *por
 		return 0;
 	}
 	static struct config cfg;	/* large: keep it off the stack */
-	const char *conf = x->a.conf ? x->a.conf : getenv("CSNAP_CONF");
-	config_defaults(&cfg);
-	if (!conf && access(DEFAULT_CONF, R_OK) == 0)
-		conf = DEFAULT_CONF;
-	if (conf && config_load(conf, &cfg) < 0)
-		return cli_error("%s", err_get());
-	const struct config_store *cs = config_find_store(&cfg, x->a.args[0]);
+	const char *conf;
+	const struct config_store *cs;
+	if (conf_store(x, &cfg, &conf, &cs))
+		return 1;
 	if (!cs)
 		return cli_error("store %s is not in %s: name its export with --export SOCKET|ADDR:PORT",
 				 x->a.args[0], conf ? conf : DEFAULT_CONF);

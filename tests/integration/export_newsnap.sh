@@ -15,11 +15,10 @@ requires_run python3-libnbd "$py" -c 'import nbd'
 
 
 cluster_start 2 128M
-truncate -s 32M "$CLUSTER_ORIGIN"
+origin_fill zero 32M
 store_init
 d=$CLUSTER_DIR
-start_master 1
-start_standby 2
+master_standby
 sock1=$d/node1.sock sock2=$d/node2.sock
 start_export 1 "$sock1" --socket "$sock1" s
 start_export 2 "$sock2" --socket "$sock2" s

@@ -22,7 +22,7 @@ cleanup() {
 cluster_start 2 64M
 trap cleanup EXIT
 d=$CLUSTER_DIR
-head -c 16M /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random 16M
 
 # refused WHAT PATTERN CMD...: CMD must fail with a one-line error matching PATTERN
 refused() {
