@@ -162,8 +162,8 @@ const struct proto_snapinfo *xfer_find(const struct proto_msg *list, const char 
 	return NULL;
 }
 
-int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, const char *to,
-		 struct proto_range **out, size_t *nout)
+int xfer_changed(const struct admin_args *a, struct admin_conn *ac, const char *from,
+		 const char *to, struct proto_range **out, size_t *nout)
 {
 	struct proto_range *v = NULL;
 	size_t n = 0, cap = 0;
@@ -176,7 +176,9 @@ int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, c
 		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", to ? to : "");
 		m.u.changed.start = next;
 		m.u.changed.max_ranges = PROTO_MAX_RANGES;
-		if (admin_call(&x->a, ac, &m, &rep, "snapshot changed", true))
+		/* Read-only and cursor-driven: safe to resend after a
+		 * master change.  */
+		if (admin_call(a, ac, &m, &rep, "snapshot changed", true))
 			break;
 		if (rep.status) {
 			r = cli_error("snapshot changed %s %s: %s", from, to ? to : "(origin)",
@@ -186,6 +188,7 @@ int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, c
 		}
 		const struct proto_ranges *rs = &rep.u.changed_reply.ranges;
 		for (uint32_t i = 0; i < rs->n && !r; i++) {
+			/* Pages may split a run: merge it back (counts are 32-bit).  */
 			struct proto_range *last = n ? &v[n - 1] : NULL;
 			if (last && last->start + last->count == rs->r[i].start &&
 			    (uint64_t)last->count + rs->r[i].count <= UINT32_MAX) {
@@ -204,6 +207,7 @@ int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, c
 			}
 			v[n++] = rs->r[i];
 		}
+		/* The cursor must move forward, or a confused master loops us.  */
 		uint64_t nx = rep.u.changed_reply.next;
 		if (!r && nx != UINT64_MAX && (rs->n == 0 || nx <= next))
 			r = cli_error("snapshot changed: the master's cursor does not advance");
