@@ -6,7 +6,8 @@
 # export and writing it to the target origin's export, one request at a
 # time like csnap's (bench/send_receive_copy.py).  Two simulated clusters
 # as in tests/integration/send_receive.sh; the target gets the full stream
-# of A first (not timed), so both peers write onto the same base.
+# of A first (not timed), so both peers write onto the same base, and
+# each first write pays a copy-out for a snapshot on the target.
 #
 #   make && bench/send_receive.sh build
 #   env: SIZE=256M (origin) PCT=10 ROUNDS=3
@@ -55,14 +56,14 @@ sock2=$(node_dir 2)/run/t.sock
 start_export 2 "$sock2" t
 
 nchunks=$((OSIZE / CS))
-change() {	# PCT % of the chunks, random ones, random data
+change() {	# PCT % of the chunks, random ones; data that compresses about 2:1
   "$py" - "$sock1" "$nchunks" "$PCT" "$1" <<'EOF'
 import nbd, os, random, sys
 sock, n, pct, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 h = nbd.NBD(); h.connect_uri("nbd+unix:///origin?socket=" + sock)
 random.seed(seed)
 for c in random.sample(range(n), n * pct // 100):
-    h.pwrite(os.urandom(65536), c * 65536)
+    h.pwrite(os.urandom(32768) + bytes(32768), c * 65536)
 h.flush(); h.shutdown()
 EOF
 }
@@ -76,11 +77,13 @@ for round in $(seq 1 "$ROUNDS"); do
   change "$round" || fail "change"
   cs 1 snapshot create s "c$round" >/dev/null || fail "create c$round"
   bytes=$(cs 1 snapshot changed s "$prev" "c$round" --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["bytes"])')
-  # raw copy of the same ranges (into the target origin; undone by the
-  # receive that follows, which writes the same ranges)
+  # raw copy of the same ranges into the target origin (the receives
+  # that follow write the same ranges again); before each method a
+  # snapshot on t shares every chunk, so each pays the same copy-outs
   t0=$(ms)
   "$py" "$CSNAP_SRC/bench/send_receive_copy.py" "$sock1" "c$round" "$sock2" \
     <(cs 1 snapshot changed s "$prev" "c$round" --json) || fail "raw copy"
+  cs 2 snapshot create t "x$round" >/dev/null || fail "create x$round on t"
   t1=$(ms)
   cs 1 send --from "$prev" s "c$round" 2>/dev/null | cs 2 receive t >/dev/null 2>"$d/recv.err" ||
     fail "receive c$round: $(cat "$d/recv.err")"
@@ -88,10 +91,14 @@ for round in $(seq 1 "$ROUNDS"); do
   # the same again compressed, into a snapshot of another name
   cs 2 snapshot delete t "c$round" >/dev/null 2>&1 || wait_for 10 cs 2 snapshot delete t "c$round" >/dev/null 2>&1 ||
     fail "delete c$round on t"
+  cs 2 snapshot create t "y$round" >/dev/null || fail "create y$round on t"
   t3=$(ms)
   cs 1 send --compress --from "$prev" s "c$round" 2>/dev/null | cs 2 receive t >/dev/null 2>"$d/recv.err" ||
     fail "receive c$round compressed: $(cat "$d/recv.err")"
   t4=$(ms)
+  for x in "x$round" "y$round"; do
+    wait_for 10 cs 2 snapshot delete t "$x" >/dev/null 2>&1 || fail "delete $x on t"
+  done
   mbs() { awk -v b="$bytes" -v ms="$1" 'BEGIN { printf "%.1f", b / 1e6 / (ms / 1000) }'; }
   r_copy+=("$(mbs $((t1 - t0)))") r_send+=("$(mbs $((t2 - t1)))") r_comp+=("$(mbs $((t4 - t3)))")
   echo "round $round: $bytes bytes changed: raw copy $(mbs $((t1 - t0))) MB/s, send|receive $(mbs $((t2 - t1))) MB/s, --compress $(mbs $((t4 - t3))) MB/s"
