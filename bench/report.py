@@ -171,7 +171,8 @@ if prof:
 # --- first writes ------------------------------------------------------------
 if fw:
     levels = sorted({n for t in fw for k in fw[t] for n in fw[t][k]})
-    md.append("## First writes after snapshots (IOPS, median of %s round(s))" % meta.get("repeat"))
+    md.append("## First writes after snapshots (IOPS, median of %s round(s); 4K random: %s s)" %
+              (meta.get("fw_repeat"), meta.get("fw_runtime")))
     md.append("")
     md.append("csnap: one-node cluster, `csnap export` of the origin, each copy-out committed before "
               "the write is acknowledged. qcow2: qemu-nbd on a fully allocated qcow2 (64K clusters) "

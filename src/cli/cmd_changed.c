@@ -10,7 +10,6 @@
  */
 #include "src/cli/cli.h"
 #include "src/cli/admin_util.h"
-#include "src/cli/send_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -58,7 +57,7 @@ static int cmd_changed(int argc, char **argv)
 	const char *from = a.args[1], *to = a.nargs == 3 ? a.args[2] : NULL;
 	struct proto_range *v = NULL;
 	size_t n = 0;
-	r = xfer_changed(&a, &ac, from, to, &v, &n);
+	r = admin_changed_ranges(&a, &ac, from, to, &v, &n);
 	if (!r) {
 		if (a.json) {
 			printf("{\"from\": ");

@@ -135,7 +135,7 @@ static int check_untouched(struct xfer_args *x, struct admin_conn *ac, const str
 {
 	struct proto_range *v;
 	size_t n;
-	if (xfer_changed(&x->a, ac, h->from_name, NULL, &v, &n))
+	if (admin_changed_ranges(&x->a, ac, h->from_name, NULL, &v, &n))
 		return 1;
 	int r = 0;
 	for (size_t i = 0; i < n && !r; i++)

@@ -25,8 +25,7 @@ CS=65536
 OSIZE=$((16 * 1024 * 1024 - 12288))	# the last chunk partial
 cluster_start 2 64M
 d=$CLUSTER_DIR
-truncate -s "$OSIZE" "$CLUSTER_ORIGIN"
-head -c "$OSIZE" /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random "$OSIZE"
 dd if=/dev/zero of="$CLUSTER_ORIGIN" bs=64K seek=40 count=24 conv=notrunc status=none	# zero chunks
 store_init
 start_master 1 --grace-ms 0
