@@ -26,7 +26,9 @@
 #   csnap-origin   csnap export of a store's origin, no snapshot
 #   csnap-cow      csnap origin export, first writes after a snapshot
 #                  (a fresh snapshot before each job: every chunk a job
-#                  touches first is copied out once)
+#                  touches first is copied out once; csnap-origin jobs
+#                  that run after it then see snapshots too: list it last
+#                  or alone)
 # The csnap-origin and csnap-cow targets run a one-node cluster (real
 # sanlock daemon, tests/cluster/lib.sh) with `csnap server`; they are
 # skipped with a message if sanlock is missing.
@@ -163,46 +165,49 @@ start_store() {
 }
 
 nsnap=0
+# Job-major order: every target runs a job within seconds of the others,
+# so a ratio compares measurements under the same machine load.
 for round in $(seq "$repeat"); do
+for j in $jobs; do
 for t in $targets; do
   sock=$dir/$t.sock
   rm -f "$sock"	# nbdkit leaves its socket behind
   drop_cache
   case $t in
     limit)
-      bench_target $t file "$jobs" ;;
+      bench_target $t file "$j" ;;
     qemu-nbd)
       # -e 4: up to 4 clients (the multi-connection jobs); -t: stay up
       qemu-nbd -k "$sock" -f raw -t -e 4 --cache=none --aio=native "$origin" 2>>"$dir/qemu-nbd.log" & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$j"; stop_server ;;
     nbdkit)
       command -v nbdkit >/dev/null || { echo "nbdkit is required" >&2; exit 1; }
       nbdkit -f -U "$sock" file file="$origin" & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$j"; stop_server ;;
     nbdkit-nocache)
       command -v nbdkit >/dev/null || { echo "nbdkit is required" >&2; exit 1; }
       nbdkit -f -U "$sock" file file="$origin" cache=none & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$jobs"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$j"; stop_server ;;
     csnap-file)
       "$csnap" export --file "$origin" --socket "$sock" >/dev/null & pids+=($!)
-      wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock" "$jobs"; stop_server ;;
+      wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock" "$j"; stop_server ;;
     csnap-origin)
       [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
       start_store
-      bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$jobs" ;;
+      bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$j" ;;
     csnap-cow)
       [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
+      case " $cow_jobs " in *" $j "*) ;; *) continue ;; esac
       start_store
-      for job in $cow_jobs; do
-        nsnap=$((nsnap + 1))
-        node_run 1 "$csnap" snapshot create s "bench$nsnap" >/dev/null
-        # One pass over the volume for sequential writes: all first writes.
-        extra=""
-        [ "$job" = write1m ] && extra="--time_based=0 --ramp_time=0 --io_size=$size"
-        FIO_EXTRA=$extra bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$job"
-      done ;;
+      nsnap=$((nsnap + 1))
+      node_run 1 "$csnap" snapshot create s "bench$nsnap" >/dev/null
+      # One pass over the volume for sequential writes: all first writes.
+      extra=""
+      [ "$j" = write1m ] && extra="--time_based=0 --ramp_time=0 --io_size=$size"
+      FIO_EXTRA=$extra bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$j" ;;
     *) echo "unknown target $t" >&2; exit 2 ;;
   esac
+done
 done
 done
 

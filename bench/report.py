@@ -8,6 +8,7 @@ raw.tsv lines (tab-separated), appended by the benchmark scripts:
     nbd  TARGET JOB ROUND IOPS MIBPS          (bench/nbd_throughput.sh)
     fw   TARGET KIND SNAPS ROUND IOPS         (bench/first_writes.sh)
     eng  EXCEPTIONS SNAPSHOTS RUN LOOKUPS INSERTS RSS_MIB  (build/bench/engine)
+    prof TARGET JOB KEY VALUE                 (bench/profile_export.sh)
 Figures are medians over the rounds (runs for the engine); every ratio is
 between two medians of the same run.  Targets are the issue's (issue 13);
 a target is reported met or not met, never hidden.  Plots need gnuplot
@@ -27,6 +28,7 @@ meta = {}
 nbd = defaultdict(lambda: defaultdict(list))          # nbd[target][job] = [(iops, mibps)]
 fw = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # fw[target][kind][n] = [iops]
 eng = defaultdict(list)                               # eng[(exc, snaps)] = [(look, ins, rss)]
+prof = defaultdict(dict)                              # prof[(job, target)][key] = value
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
     if f[0] == "meta":
@@ -35,6 +37,8 @@ for line in open(raw):
         nbd[f[1]][f[2]].append((float(f[4]), float(f[5])))
     elif f[0] == "fw":
         fw[f[1]][f[2]][int(f[3])].append(float(f[5]))
+    elif f[0] == "prof":
+        prof[(f[2], f[1])][f[3]] = f[4]
     elif f[0] == "eng":
         eng[(int(f[1]), int(f[2]))].append((float(f[4]), float(f[5]), float(f[6])))
 
@@ -137,10 +141,38 @@ md.append("")
 md.append("![csnap and peers as a fraction of the limit](vs_limit.png)")
 md.append("")
 
+# --- profile -----------------------------------------------------------------
+if prof:
+    md.append("## Where the time goes (bench/profile_export.sh: `csnap export --file`, per request)")
+    md.append("")
+    md.append("From the kernel's accounting over one run of each job: fio's CPU (the whole I/O for the "
+              "limit, the NBD client half otherwise), the export's CPU (user + kernel), the time the "
+              "export was runnable but waiting for a CPU, its context switches and system calls.")
+    md.append("")
+    keys = [("iops", "IOPS"), ("lat_ms", "latency ms"), ("client_us", "fio CPU us"),
+            ("export_us", "export CPU us"), ("export_wait_us", "export waiting for a CPU us"),
+            ("export_wakeups", "export wakeups"), ("export_syscalls", "export syscalls")]
+    md.append("| job | target | " + " | ".join(k[1] for k in keys) + " |")
+    md.append("|---|---|" + "---|" * len(keys))
+    for (j, t), v in prof.items():
+        md.append("| %s | %s | " % (j, t) + " | ".join(v.get(k, "-") for k, _ in keys) + " |")
+        js.setdefault("profile", {}).setdefault(j, {})[t] = v
+    md.append("")
+    for j in ("randwrite4k", "write1m"):
+        c, lim = prof.get((j, "csnap-file")), prof.get((j, "limit"))
+        if c and lim:
+            summary.append(("where the time goes, %s (per request)" % j,
+                            "export CPU %s us + NBD client CPU %s us (the limit's whole I/O: %s us); "
+                            "export waiting for a CPU %s us; %s wakeups, %s syscalls" %
+                            (c.get("export_us"), c.get("client_us"), lim.get("client_us"),
+                             c.get("export_wait_us"), c.get("export_wakeups"), c.get("export_syscalls")),
+                            "", ""))
+
 # --- first writes ------------------------------------------------------------
 if fw:
     levels = sorted({n for t in fw for k in fw[t] for n in fw[t][k]})
-    md.append("## First writes after snapshots (IOPS, median of %s round(s))" % meta.get("repeat"))
+    md.append("## First writes after snapshots (IOPS, median of %s round(s); 4K random: %s s)" %
+              (meta.get("fw_repeat"), meta.get("fw_runtime")))
     md.append("")
     md.append("csnap: one-node cluster, `csnap export` of the origin, each copy-out committed before "
               "the write is acknowledged. qcow2: qemu-nbd on a fully allocated qcow2 (64K clusters) "

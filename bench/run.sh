@@ -4,12 +4,13 @@
 #
 #   bench/run.sh [BUILD_DIR]
 #   env: BENCH_QUICK=1  the short mode (under 10 minutes on 2 cores):
-#                       1 round, 5 s jobs, 256 MiB volume, snapshot counts
+#                       data path 3 interleaved rounds of 2 s jobs, first
+#                       writes 1 round, 256 MiB volume, snapshot counts
 #                       0 1 256, qcow2 with cache=none only, engine at 1 M
-#                       exceptions; default: the full mode (3 interleaved
-#                       rounds, 10 s jobs, 1 GiB, 0 1 16 64 256 snapshots,
-#                       qcow2 cache=none and writeback, nbdkit, engine at
-#                       10 M exceptions)
+#                       exceptions; default: the full mode (3 rounds
+#                       everywhere, 10 s jobs, 1 GiB, 0 1 16 64 256
+#                       snapshots, qcow2 cache=none and writeback, nbdkit,
+#                       engine at 10 M exceptions)
 #        BENCH_OUT      results directory (default bench/results)
 #        DIR            scratch directory on a file system with O_DIRECT
 #
@@ -22,6 +23,8 @@
 #   bench/first_writes.sh    first writes (4K one per chunk, 4K random, 1M
 #                            sequential) with 0..256 snapshots, csnap and
 #                            qemu-nbd on qcow2 with internal snapshots;
+#   bench/profile_export.sh  CPU, run-queue wait, wakeups and syscalls per
+#                            request of the export next to the limit;
 #   build/bench/engine       exception lookups/s, several runs (median).
 # Every measurement is appended to BENCH_OUT/raw.tsv; bench/report.py makes
 # latest.md, latest.json and the PNG plots from it, and
@@ -43,10 +46,10 @@ meta() { printf 'meta\t%s\t%s\n' "$1" "$2" >>"$raw"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
-  mode=quick repeat=1 runtime=5 size=256M snaps="0 1 256" qcaches=none
+  mode=quick repeat=3 fw_repeat=1 runtime=2 fw_runtime=4 size=256M snaps="0 1 256" qcaches=none
   nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3
 else
-  mode=full repeat=3 runtime=10 size=1G snaps="0 1 16 64 256" qcaches="none writeback"
+  mode=full repeat=3 fw_repeat=3 runtime=10 fw_runtime=10 size=1G snaps="0 1 16 64 256" qcaches="none writeback"
   nbd_targets="limit qemu-nbd nbdkit nbdkit-nocache csnap-origin" eng_max=10 eng_min=10 eng_runs=3
 fi
 jobs="randwrite4k randread4k write1m read1m randwrite4k-mc4 randread4k-mc4"
@@ -65,6 +68,8 @@ meta qemu "$(qemu-nbd --version | head -1)"
 meta size "$size"
 meta repeat "$repeat"
 meta runtime "$runtime"
+meta fw_repeat "$fw_repeat"
+meta fw_runtime "$fw_runtime"
 meta load_start "$(loadavg)"
 t0=$(date +%s)
 
@@ -73,8 +78,11 @@ SIZE=$size RUNTIME=$runtime REPEAT=$repeat JOBS=$jobs TARGETS=$nbd_targets RESUL
   bash "$src/bench/nbd_throughput.sh" "$build"
 
 echo "== bench ($mode): first writes after snapshots ($snaps)"
-SIZE=$size RUNTIME=$runtime REPEAT=$repeat SNAPS=$snaps KINDS=$kinds QCOW_CACHES=$qcaches \
+SIZE=$size RUNTIME=$fw_runtime REPEAT=$fw_repeat SNAPS=$snaps KINDS=$kinds QCOW_CACHES=$qcaches \
   RESULTS=$raw bash "$src/bench/first_writes.sh" "$build"
+
+echo "== bench ($mode): where the export's time goes (CPU and scheduler per request)"
+SIZE=$size RUNTIME=$fw_runtime RESULTS=$raw bash "$src/bench/profile_export.sh" "$build"
 
 echo "== bench ($mode): engine lookups ($eng_runs runs)"
 for r in $(seq "$eng_runs"); do

@@ -108,12 +108,7 @@ void io_engine_destroy(struct io_engine *eng)
 		io_destroy(eng->ctx);
 	if (eng->efd >= 0)
 		close(eng->efd);
-	while (eng->free) {
-		struct io_req *req = eng->free;
-
-		eng->free = req->qnext;
-		free(req);
-	}
+	freelist_drain(&eng->free);
 	free(eng->iocbs);
 	free(eng->events);
 	pthread_cond_destroy(&eng->cond);
@@ -135,20 +130,12 @@ unsigned io_engine_pending(const struct io_engine *eng)
 
 static struct io_req *req_new(struct io_engine *eng)
 {
-	struct io_req *req = eng->free;
-
-	if (req)
-		eng->free = req->qnext;
-	else if (!(req = malloc(sizeof *req)))
-		return NULL;
-	memset(req, 0, sizeof *req);
-	return req;
+	return freelist_get(&eng->free, sizeof(struct io_req));
 }
 
 static void req_free(struct io_engine *eng, struct io_req *req)
 {
-	req->qnext = eng->free;
-	eng->free = req;
+	freelist_push(&eng->free, req);
 }
 
 static void all_append(struct io_engine *eng, struct io_req *req)

@@ -7,6 +7,7 @@
 #define CSNAP_IOENGINE_AIO_H
 
 #include "ioengine/internal.h"
+#include "utils/freelist.h"
 #include "utils/log.h"
 
 #include <libaio.h>
@@ -71,7 +72,7 @@ struct io_engine {
 	struct io_list flush_wait;		/* flushes waiting on writes */
 	unsigned nflush_wait;
 	bool reaping;				/* inside io_engine_reap */
-	struct io_req *free;			/* recycled requests */
+	struct freelist free;			/* recycled requests */
 
 	/* flush worker: wq and wdone are guarded by lock */
 	pthread_mutex_t lock;

@@ -19,6 +19,11 @@
 #                                 $CLUSTER_STORE for $CLUSTER_ORIGIN, its output
 #                                 kept in $CLUSTER_DIR/mkstore.out, then
 #                                 csnap lease init (io_timeout $CLUSTER_IO_TIMEOUT)
+#   origin_fill KIND SIZE         $CLUSTER_ORIGIN becomes SIZE bytes (head -c
+#                                 syntax): zero (sparse), random, or a single
+#                                 character that every byte is
+#   master_standby [SERVER_OPT...]  start_master 1 and start_standby 2, both
+#                                 with SERVER_OPT
 #   start_master I [--log NAME] [SERVER_OPT...]
 #                                 start `csnap server SERVER_OPT... s` on node I
 #                                 (log NAME, default server) and wait until it is
@@ -27,7 +32,22 @@
 #   start_export I SOCKET [--log NAME] EXPORT_ARG...
 #                                 start `csnap -v export EXPORT_ARG...` on node I
 #                                 (log NAME, default export) and wait for SOCKET
+#   start_export_each             nodes 1 and 2 each export store s, on $sock1
+#                                 and $sock2 ($CLUSTER_DIR/nodeI.sock)
+#   requires_libnbd               python3-libnbd must be there (as `requires`)
 #   export_sock I                 the socket of node I's export from csnap.conf
+#   export_listed SOCKET NAME     the export on SOCKET lists NAME (nbdinfo)
+#   wait_exported SOCKET NAME     wait up to 20 s for export_listed; fail if not
+#   workload_start SOCKET SEED    node 1 creates snapshot s1 and SOCKET's export
+#                                 lists it; its image is kept ($CLUSTER_DIR/s1.ref);
+#                                 then export_workload.py writes the origin and
+#                                 checks s1 through SOCKET in the background (log
+#                                 $CLUSTER_DIR/workload.log, pid $wl); returns once
+#                                 50 batches ran
+#   workload_progress WHEN        wait up to 60 s for 2 more batches, else fail
+#                                 "workload stalled WHEN"
+#   workload_stop                 stop it; fail if it found wrong data or s1 no
+#                                 longer equals its reference image
 #   cs I ARG...                   csnap ARG... as node I
 #   pc I ARG...                   proto_client STORE ORIGIN ARG... as node I
 #   pc_spawn I NAME ARG...        the same in the background, log NAME
@@ -81,6 +101,15 @@ store_init() {
     fail "lease init"
 }
 
+origin_fill() {
+  case $1 in
+    zero) rm -f "$CLUSTER_ORIGIN" && truncate -s "$2" "$CLUSTER_ORIGIN" ;;
+    random) head -c "$2" /dev/urandom >"$CLUSTER_ORIGIN" ;;
+    ?) tr '\0' "$1" </dev/zero | head -c "$2" >"$CLUSTER_ORIGIN" ;;
+    *) fail "origin_fill: unknown kind $1" ;;
+  esac || fail "origin_fill $*"
+}
+
 # _start_server I WAIT_REGEX ROLE [--log NAME] SERVER_OPT...
 _start_server() {
   local i=$1 re=$2 role=$3 log=server; shift 3
@@ -90,6 +119,7 @@ _start_server() {
 }
 start_master() { local i=$1; shift; _start_server "$i" 'master for store' master "$@"; }
 start_standby() { local i=$1; shift; _start_server "$i" 'standby' standby "$@"; }
+master_standby() { start_master 1 "$@"; start_standby 2 "$@"; }
 
 start_export() {
   local i=$1 sock=$2 log=export; shift 2
@@ -98,7 +128,45 @@ start_export() {
   wait_for 30 test -S "$sock" || fail "node$i's export ($log): no socket $sock"
 }
 
+start_export_each() {
+  sock1=$CLUSTER_DIR/node1.sock sock2=$CLUSTER_DIR/node2.sock
+  start_export 1 "$sock1" --socket "$sock1" s
+  start_export 2 "$sock2" --socket "$sock2" s
+}
+requires_libnbd() { requires_run python3-libnbd "$py" -c 'import nbd'; }
+
 export_sock() { echo "$(node_dir "$1")/run/s.sock"; }
+export_listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
+wait_exported() { wait_for 20 export_listed "$1" "$2" || fail "$2 not exported on $1"; }
+
+workload_start() {
+  local sock=$1 seed=$2 d=$CLUSTER_DIR
+  node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
+  wait_exported "$sock" s1
+  qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.ref" || fail "reference image of s1"
+  rm -f "$d/stop"
+  FAIL_LOGS+=("$d/workload.log")
+  WL_SOCK=$sock
+  $py "$src/tests/integration/export_workload.py" "nbd+unix:///origin?socket=$sock" \
+    "nbd+unix:///s1?socket=$sock" "$d/s1.ref" "$d/stop" "$seed" >"$d/workload.log" 2>&1 &
+  wl=$!
+  wait_for 60 grep -q 'batches 50' "$d/workload.log" || fail "workload does not progress"
+}
+
+workload_progress() {
+  local log=$CLUSTER_DIR/workload.log n0
+  n0=$(grep -c '^batches' "$log")
+  wait_for 60 bash -c "[ \$(grep -c '^batches' '$log') -ge $((n0 + 2)) ]" || fail "workload stalled $*"
+}
+
+workload_stop() {
+  local d=$CLUSTER_DIR
+  touch "$d/stop"
+  wait "$wl" || fail "workload found wrong data"
+  tail -1 "$d/workload.log"
+  qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$WL_SOCK" "$d/s1.after" || fail "read s1"
+  cmp -s "$d/s1.after" "$d/s1.ref" || fail "s1 changed"
+}
 
 cs() { local i=$1; shift; node_run "$i" "$C" "$@"; }
 pc() { local i=$1; shift; node_run "$i" "$PC" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" "$@"; }

@@ -233,16 +233,26 @@ static void put_socket(struct nlreq *r, int fd)
 	nest_end(r, socks);
 }
 
-int nbdnl_connect(const struct nbdnl_connect *c)
+/* Starts an nbd family request CMD in R (the family id looked up once).  */
+static int nbd_req(struct nlreq *r, uint8_t cmd)
 {
-	struct nlreq r;
 	uint16_t fam;
-	uint32_t index = UINT32_MAX;
 	int rc = family_id(&fam);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_CONNECT, NBD_GENL_VERSION);
+	req_init(r, fam, cmd, NBD_GENL_VERSION);
+	return 0;
+}
+
+int nbdnl_connect(const struct nbdnl_connect *c)
+{
+	struct nlreq r;
+	uint32_t index = UINT32_MAX;
+	int rc = nbd_req(&r, NBD_CMD_CONNECT);
+
+	if (rc < 0)
+		return rc;
 	put_u64(&r, NBD_ATTR_SIZE_BYTES, c->size);
 	put_u64(&r, NBD_ATTR_BLOCK_SIZE_BYTES, c->block_size);
 	put_u64(&r, NBD_ATTR_SERVER_FLAGS, c->server_flags);
@@ -262,12 +272,10 @@ int nbdnl_connect(const struct nbdnl_connect *c)
 int nbdnl_reconfigure(int index, int fd, const char *backend)
 {
 	struct nlreq r;
-	uint16_t fam;
-	int rc = family_id(&fam);
+	int rc = nbd_req(&r, NBD_CMD_RECONFIGURE);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_RECONFIGURE, NBD_GENL_VERSION);
 	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
 	if (backend)
 		put_attr(&r, NBD_ATTR_BACKEND_IDENTIFIER, backend, strlen(backend) + 1);
@@ -281,12 +289,10 @@ int nbdnl_reconfigure(int index, int fd, const char *backend)
 int nbdnl_disconnect(int index)
 {
 	struct nlreq r;
-	uint16_t fam;
-	int rc = family_id(&fam);
+	int rc = nbd_req(&r, NBD_CMD_DISCONNECT);
 
 	if (rc < 0)
 		return rc;
-	req_init(&r, fam, NBD_CMD_DISCONNECT, NBD_GENL_VERSION);
 	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
 	rc = nl_call(&r, 0, NULL, NULL);
 	if (rc < 0)

@@ -27,6 +27,7 @@
 #include "src/send/ident.h"
 #include "src/send/nbdio.h"
 #include "src/send/stream.h"
+#include "src/send/token.h"
 #include "utils/config.h"
 #include "utils/err.h"
 
@@ -134,7 +135,7 @@ static int check_untouched(struct xfer_args *x, struct admin_conn *ac, const str
 {
 	struct proto_range *v;
 	size_t n;
-	if (xfer_changed(x, ac, h->from_name, NULL, &v, &n))
+	if (admin_changed_ranges(&x->a, ac, h->from_name, NULL, &v, &n))
 		return 1;
 	int r = 0;
 	for (size_t i = 0; i < n && !r; i++)
@@ -147,30 +148,84 @@ static int check_untouched(struct xfer_args *x, struct admin_conn *ac, const str
 	return r;
 }
 
+struct progress {
+	const char *state;		/* state file, "" for none */
+	struct send_token tok;		/* what it says once saved */
+	uint64_t applied;		/* everything below is written */
+	uint64_t done;			/* bytes of ranges written */
+};
+
+/* Records how far we got (after a flush), never less than an earlier
+ * attempt at the same stream got: what it wrote is this stream's data.  */
+static void save_progress(struct progress *p)
+{
+	if (!p->state[0] || p->applied <= p->tok.offset)
+		return;
+	p->tok.offset = p->applied;
+	if (send_state_save(p->state, &p->tok) < 0)
+		fprintf(stderr, "csnap: receive: cannot record progress: %s\n", err_get());
+}
+
 static int apply(struct ss_reader *rd, struct nbdio *nbd, struct written *w, struct xfer_meter *m,
-		 uint64_t *done_out)
+		 struct progress *p)
 {
 	struct ss_record rec;
 	int e;
-	uint64_t done = 0;
 	while ((e = ss_reader_next(rd, &rec)) == SS_MORE) {
 		if (rec.type == SS_T_DATA)
 			e = nbdio_write(nbd, rec.offset, rec.data, (uint32_t)rec.length);
 		else if (rec.type == SS_T_ZERO)
 			e = nbdio_zero(nbd, rec.offset, rec.length);
-		else
-			e = nbdio_flush(nbd);	/* CHECKPOINT */
+		else if ((e = nbdio_flush(nbd)) == 0)	/* CHECKPOINT */
+			save_progress(p);
 		if (e == 0 && rec.type != SS_T_CHECKPOINT) {
 			e = add_written(w, rec.offset, rec.length);
-			done += rec.length;
-			*done_out = done;
+			p->done += rec.length;
+			p->applied = rec.offset + rec.length;
 		}
 		if (e < 0)
-			return err_prefix(e, "record %" PRIu64 " (%s) at stream offset %" PRIu64,
+			return err_prefix(-e, "record %" PRIu64 " (%s) at stream offset %" PRIu64,
 					  rd->records, ss_type_name(rec.type), rec.stream_off);
-		xfer_meter_update(m, done);
+		xfer_meter_update(m, p->done);
 	}
 	return e;
+}
+
+/* A resumed stream continues what this node's state file recorded.  */
+static int check_resume(const struct ss_header *h, const struct progress *p)
+{
+	if (!(h->flags & SS_F_RESUMED))
+		return 0;
+	if (!p->state[0])
+		return cli_error("receive: a resumed stream, but no receive state for this store "
+				 "(not in csnap.conf)");
+	if (!p->tok.offset)
+		return cli_error("receive: a resumed stream, but no cut receive of it is recorded "
+				 "on this node");
+	if (p->tok.offset < h->resume_offset)
+		return cli_error("receive: the stream resumes at %" PRIu64 ", but only %" PRIu64
+				 " bytes were received", h->resume_offset, p->tok.offset);
+	return 0;
+}
+
+static int print_token(struct xfer_args *x)
+{
+	char path[4200];
+	struct send_token t;
+	if (xfer_state_path(x, path, sizeof path))
+		return 1;
+	if (!path[0])
+		return cli_error("receive --token: store %s is not in csnap.conf", x->a.args[0]);
+	int e = send_state_load(path, &t);
+	if (e == -ENOENT)
+		return cli_error("receive --token: no cut receive recorded for store %s on this node",
+				 x->a.args[0]);
+	if (e < 0)
+		return cli_error("receive --token: %s", err_get());
+	char tok[SEND_TOKEN_STR];
+	send_token_format(&t, tok);
+	printf("%s\n", tok);
+	return 0;
 }
 
 static int cmd_receive(int argc, char **argv)
@@ -179,6 +234,8 @@ static int cmd_receive(int argc, char **argv)
 	int r = xfer_parse(argc, argv, 1, false, &x);
 	if (r)
 		return r;
+	if (x.token)
+		return print_token(&x);
 	if (isatty(STDIN_FILENO))
 		return cli_error("receive: standard input is a terminal; give it a stream from "
 				 "`csnap send`");
@@ -194,11 +251,32 @@ static int cmd_receive(int argc, char **argv)
 	struct admin_conn ac;
 	struct nbdio nbd = { .fd = -1 };
 	struct written w = { 0 };
+	char state[4200];
+	struct progress p = { .state = state, .applied = h->resume_offset };
 	r = 1;
+	if (xfer_state_path(&x, state, sizeof state))
+		goto out_reader;
+	if (state[0]) {
+		/* An earlier attempt at this same stream: keep its mark.  */
+		struct send_token old;
+		if (send_state_load(state, &old) == 0 && csnap_uuid_equal(&old.source, &h->source) &&
+		    old.from_id == h->from_id && old.to_id == h->to_id)
+			p.tok = old;
+		else
+			p.tok = (struct send_token){ h->source, h->from_id, h->to_id, 0 };
+	}
+	if (check_resume(h, &p))
+		goto out_reader;
 	if (admin_connect(&x.a, &ac))
 		goto out_reader;
 	if (check_target(&x, &ac, h))
 		goto out;
+	/* Below the resume offset the earlier attempt wrote (the check of
+	 * the origin before B is created counts it as the stream's).  */
+	if (h->resume_offset && add_written(&w, 0, h->resume_offset) < 0) {
+		cli_error("receive: %s", err_get());
+		goto out;
+	}
 	if (nbdio_open(&nbd, addr, port, "origin", 0) < 0) {
 		cli_error("receive: %s", err_get());
 		goto out;
@@ -210,19 +288,21 @@ static int cmd_receive(int argc, char **argv)
 	}
 	struct xfer_meter m;
 	xfer_meter_start(&m, "receive", h->total_bytes);
-	uint64_t done = 0;
-	int e = apply(&rd, &nbd, &w, &m, &done);
-	/* What was written stays written, the stream cut or not.  */
+	int e = apply(&rd, &nbd, &w, &m, &p);
+	char why[1100];
+	snprintf(why, sizeof why, "%s", e < 0 ? err_get() : "");
+	/* What was written stays written, the stream cut or not; how far
+	 * it got is recorded for a resume once it is flushed.  */
 	int f = nbdio_flush(&nbd);
-	if (e < 0) {
-		cli_error("receive: %s; snapshot %s not created", err_get(), h->to_name);
+	if (f == 0)
+		save_progress(&p);
+	if (e != SS_END || f < 0) {
+		cli_error("receive: %s; snapshot %s not created%s", e != SS_END ? why : err_get(),
+			  h->to_name, p.state[0] && p.tok.offset ? " (`csnap receive --token` gives a "
+			  "resume token)" : "");
 		goto out;
 	}
-	if (f < 0) {
-		cli_error("receive: %s; snapshot %s not created", err_get(), h->to_name);
-		goto out;
-	}
-	xfer_meter_end(&m, done, rd.off);
+	xfer_meter_end(&m, p.done, rd.off);
 	if ((h->flags & SS_F_INCREMENTAL) && check_untouched(&x, &ac, h, &w))
 		goto out;
 
@@ -242,6 +322,8 @@ static int cmd_receive(int argc, char **argv)
 		csnap_uuid_unparse(&h->source, src);
 		printf("received snapshot %s (id %u) from snapshot %u of store %s\n",
 		       rep.u.snapinfo.name, rep.u.snapinfo.id, h->to_id, src);
+		if (p.state[0])
+			send_state_clear(p.state);
 		r = 0;
 	}
 	proto_msg_free(&rep);
@@ -255,6 +337,6 @@ out_reader:
 }
 
 CLI_COMMAND(receive, "receive",
-	    "[-c CONF] [--export SOCKET|ADDR:PORT] [--master ADDR:PORT] [--timeout S] STORE",
+	    "[-c CONF] [--token] [--export SOCKET|ADDR:PORT] [--master ADDR:PORT] [--timeout S] STORE",
 	    "read a `csnap send` stream from standard input into STORE and create its snapshot",
 	    cmd_receive)

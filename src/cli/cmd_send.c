@@ -8,6 +8,11 @@
  * is B as it is, whatever the origin does meanwhile, and B counts as in
  * use (cannot be deleted) while it is read.
  *
+ * With --resume TOKEN (from `csnap receive --token` on the receiving
+ * node: src/send/token.h) the same stream is sent from the token's origin
+ * offset on; the token must name this store and the same from and to
+ * snapshot ids, so it can only make the stream shorter.
+ *
  * A chunk that reads all zero is sent as a ZERO range; runs of chunks are
  * sent as DATA records of at most XFER_PIECE bytes (each compressed on its
  * own with --compress); a CHECKPOINT follows every CHECKPOINT_BYTES.
@@ -16,6 +21,7 @@
 #include "src/cli/send_util.h"
 #include "src/send/nbdio.h"
 #include "src/send/stream.h"
+#include "src/send/token.h"
 #include "utils/config.h"
 #include "utils/err.h"
 
@@ -27,7 +33,7 @@
 #include <unistd.h>
 
 #define XFER_PIECE		(1u << 20)
-#define CHECKPOINT_BYTES	(64ull << 20)
+#define CHECKPOINT_BYTES	(4ull << 20)	/* a cut receive resumes from the last one */
 #define CHECKPOINT_RECORDS	4096
 
 static int out_write(void *ctx, const void *buf, size_t n)
@@ -121,12 +127,15 @@ static int send_piece(struct sender *s, uint64_t off, uint32_t len)
 	return 0;
 }
 
-static int send_ranges(struct sender *s, const struct proto_range *v, size_t nv, uint64_t size)
+static int send_ranges(struct sender *s, const struct proto_range *v, size_t nv, uint64_t size,
+		       uint64_t from)
 {
 	for (size_t i = 0; i < nv; i++) {
 		uint64_t off = v[i].start * s->cs, end = (v[i].start + v[i].count) * s->cs;
 		if (end > size)
 			end = size;
+		if (off < from)
+			off = from;	/* resumed: the receiver has it */
 		while (off < end) {
 			uint32_t len = end - off < XFER_PIECE ? (uint32_t)(end - off) : XFER_PIECE;
 			int r = send_piece(s, off, len);
@@ -150,6 +159,9 @@ static int cmd_send(int argc, char **argv)
 		return cli_usage("invalid snapshot name '%s'", proto_name_valid(to) ? x.from : to);
 	if (x.from && !strcmp(x.from, to))
 		return cli_usage("--from and the snapshot to send are the same");
+	struct send_token tok = { 0 };
+	if (x.resume && send_token_parse(x.resume, &tok) < 0)
+		return cli_usage("--resume: %s", err_get());
 	if (isatty(STDOUT_FILENO))
 		return cli_error("send: standard output is a terminal; redirect it to a file or "
 				 "pipe it to `csnap receive`");
@@ -192,11 +204,24 @@ static int cmd_send(int argc, char **argv)
 		snprintf(h.from_name, sizeof h.from_name, "%s", a->name);
 	}
 
+	if (x.resume) {
+		char want[CSNAP_UUID_STR_LEN];
+		csnap_uuid_unparse(&tok.source, want);
+		if (!csnap_uuid_equal(&tok.source, &h.source) || tok.from_id != h.from_id ||
+		    tok.to_id != h.to_id || !tok.offset || tok.offset > h.origin_size) {
+			cli_error("send: the resume token is for another stream (store %s, snapshot ids "
+				  "%u -> %u), not %s%s%s of store %s", want, tok.from_id, tok.to_id,
+				  x.from ? x.from : "", x.from ? " -> " : "", to, x.a.args[0]);
+			goto out_list;
+		}
+		h.flags |= SS_F_RESUMED;
+		h.resume_offset = tok.offset;
+	}
 	struct proto_range *v = NULL;
 	size_t nv = 0;
 	uint64_t nchunks = (h.origin_size + h.chunk_size - 1) / h.chunk_size;
 	if (a) {
-		if (xfer_changed(&x, &ac, a->name, b->name, &v, &nv))
+		if (admin_changed_ranges(&x.a, &ac, a->name, b->name, &v, &nv))
 			goto out_list;
 	} else {
 		/* CHANGED counts are 32-bit; a whole origin in pieces */
@@ -216,8 +241,11 @@ static int cmd_send(int argc, char **argv)
 	admin_close(&ac);	/* the master is not needed for the data */
 	for (size_t i = 0; i < nv; i++) {
 		uint64_t off = v[i].start * h.chunk_size, len = (uint64_t)v[i].count * h.chunk_size;
-		if (off < h.origin_size)
-			h.total_bytes += off + len > h.origin_size ? h.origin_size - off : len;
+		uint64_t end = off + len < h.origin_size ? off + len : h.origin_size;
+		if (off < h.resume_offset)
+			off = h.resume_offset;
+		if (off < end)
+			h.total_bytes += end - off;
 	}
 
 	struct sender s = { .cs = h.chunk_size };
@@ -241,7 +269,7 @@ static int cmd_send(int argc, char **argv)
 		goto out_nbd;
 	}
 	xfer_meter_start(&s.meter, "send", h.total_bytes);
-	if (send_ranges(&s, v, nv, h.origin_size) < 0) {
+	if (send_ranges(&s, v, nv, h.origin_size, h.resume_offset) < 0) {
 		cli_error("send %s%s%s: %s", x.from ? x.from : "", x.from ? " -> " : "", to, err_get());
 	} else {
 		xfer_meter_end(&s.meter, s.done, s.w.off);
@@ -260,7 +288,7 @@ out_list:
 }
 
 CLI_COMMAND(send, "send",
-	    "[-c CONF] [--from A] [--compress] [--export SOCKET|ADDR:PORT] [--master ADDR:PORT] "
-	    "[--timeout S] STORE B",
+	    "[-c CONF] [--from A] [--compress] [--resume TOKEN] [--export SOCKET|ADDR:PORT] "
+	    "[--master ADDR:PORT] [--timeout S] STORE B",
 	    "write snapshot B (or what changed since A) as a stream to standard output",
 	    cmd_send)

@@ -31,8 +31,10 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 	for (int i = 1; i < argc; i++) {
 		const char *o = argv[i];
 		const char *val = NULL;
-		bool takes = !strcmp(o, "--export") || (send && !strcmp(o, "--from"));
-		if (!strncmp(o, "--export=", 9) || (send && !strncmp(o, "--from=", 7))) {
+		bool takes = !strcmp(o, "--export") ||
+			     (send && (!strcmp(o, "--from") || !strcmp(o, "--resume")));
+		if (!strncmp(o, "--export=", 9) ||
+		    (send && (!strncmp(o, "--from=", 7) || !strncmp(o, "--resume=", 9)))) {
 			val = strchr(o, '=') + 1;
 		} else if (takes) {
 			if (i + 1 >= argc) {
@@ -44,10 +46,14 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 		if (val) {
 			if (!strncmp(o, "--export", 8))
 				x->export_at = val;
+			else if (!strncmp(o, "--resume", 8))
+				x->resume = val;
 			else
 				x->from = val;
 		} else if (send && !strcmp(o, "--compress")) {
 			x->compress = true;
+		} else if (!send && !strcmp(o, "--token")) {
+			x->token = true;
 		} else if (!strcmp(o, "--")) {
 			for (; i < argc; i++)
 				rest[nrest++] = argv[i];
@@ -60,6 +66,37 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
 	if (r == 0 && x->a.json)
 		return cli_usage("--json is not an option of this command");
 	return r;
+}
+
+/* csnap.conf as the admin commands find it: *CS is STORE's section, NULL
+ * when it has none (*CONF says which file was read, NULL: none).  0, or 1
+ * with the error printed.  */
+static int conf_store(const struct xfer_args *x, struct config *cfg, const char **confp,
+		      const struct config_store **cs)
+{
+	const char *conf = x->a.conf ? x->a.conf : getenv("CSNAP_CONF");
+	config_defaults(cfg);
+	if (!conf && access(DEFAULT_CONF, R_OK) == 0)
+		conf = DEFAULT_CONF;
+	*confp = conf;
+	*cs = NULL;
+	if (conf && config_load(conf, cfg) < 0)
+		return cli_error("%s", err_get());
+	*cs = config_find_store(cfg, x->a.args[0]);
+	return 0;
+}
+
+int xfer_state_path(const struct xfer_args *x, char *path, size_t n)
+{
+	static struct config cfg;
+	const char *conf;
+	const struct config_store *cs;
+	path[0] = 0;
+	if (conf_store(x, &cfg, &conf, &cs))
+		return 1;
+	if (cs && snprintf(path, n, "%s/receive-%s.state", cfg.run_dir, cs->name) >= (int)n)
+		return cli_error("run_dir too long");
+	return 0;
 }
 
 int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *port)
@@ -78,13 +115,10 @@ int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *por
 		return 0;
 	}
 	static struct config cfg;	/* large: keep it off the stack */
-	const char *conf = x->a.conf ? x->a.conf : getenv("CSNAP_CONF");
-	config_defaults(&cfg);
-	if (!conf && access(DEFAULT_CONF, R_OK) == 0)
-		conf = DEFAULT_CONF;
-	if (conf && config_load(conf, &cfg) < 0)
-		return cli_error("%s", err_get());
-	const struct config_store *cs = config_find_store(&cfg, x->a.args[0]);
+	const char *conf;
+	const struct config_store *cs;
+	if (conf_store(x, &cfg, &conf, &cs))
+		return 1;
 	if (!cs)
 		return cli_error("store %s is not in %s: name its export with --export SOCKET|ADDR:PORT",
 				 x->a.args[0], conf ? conf : DEFAULT_CONF);
@@ -126,65 +160,6 @@ const struct proto_snapinfo *xfer_find(const struct proto_msg *list, const char 
 		if (!strcmp(list->u.snap_list.s[i].name, name))
 			return &list->u.snap_list.s[i];
 	return NULL;
-}
-
-int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, const char *to,
-		 struct proto_range **out, size_t *nout)
-{
-	struct proto_range *v = NULL;
-	size_t n = 0, cap = 0;
-	uint64_t next = 0;
-	int r = 0;
-	while (next != UINT64_MAX && !r) {
-		struct proto_msg m, rep;
-		proto_msg_init(&m, PROTO_CHANGED, 0);
-		snprintf(m.u.changed.from, sizeof m.u.changed.from, "%s", from);
-		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", to ? to : "");
-		m.u.changed.start = next;
-		m.u.changed.max_ranges = PROTO_MAX_RANGES;
-		if (admin_call(&x->a, ac, &m, &rep, "snapshot changed", true))
-			break;
-		if (rep.status) {
-			r = cli_error("snapshot changed %s %s: %s", from, to ? to : "(origin)",
-				      rep.error[0] ? rep.error : strerror((int)rep.status));
-			proto_msg_free(&rep);
-			break;
-		}
-		const struct proto_ranges *rs = &rep.u.changed_reply.ranges;
-		for (uint32_t i = 0; i < rs->n && !r; i++) {
-			struct proto_range *last = n ? &v[n - 1] : NULL;
-			if (last && last->start + last->count == rs->r[i].start &&
-			    (uint64_t)last->count + rs->r[i].count <= UINT32_MAX) {
-				last->count += rs->r[i].count;
-				continue;
-			}
-			if (n == cap) {
-				size_t nc = cap ? cap * 2 : 64;
-				struct proto_range *nv = realloc(v, nc * sizeof *nv);
-				if (!nv) {
-					r = cli_error("out of memory");
-					break;
-				}
-				v = nv;
-				cap = nc;
-			}
-			v[n++] = rs->r[i];
-		}
-		uint64_t nx = rep.u.changed_reply.next;
-		if (!r && nx != UINT64_MAX && (rs->n == 0 || nx <= next))
-			r = cli_error("snapshot changed: the master's cursor does not advance");
-		next = nx;
-		proto_msg_free(&rep);
-	}
-	if (next != UINT64_MAX && !r)
-		r = 1;	/* admin_call printed it */
-	if (r) {
-		free(v);
-		return r;
-	}
-	*out = v;
-	*nout = n;
-	return 0;
 }
 
 /* ---- progress ------------------------------------------------------------ */

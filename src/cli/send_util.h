@@ -17,6 +17,8 @@ struct xfer_args {
 	const char *from;		/* send --from A */
 	bool compress;			/* send --compress */
 	const char *export_at;		/* --export SOCKET|ADDR:PORT */
+	const char *resume;		/* send --resume TOKEN */
+	bool token;			/* receive --token */
 };
 
 /* Parses the common admin options, --export, and (for send) --from and
@@ -27,16 +29,17 @@ int xfer_parse(int argc, char **argv, int nargs, bool send, struct xfer_args *x)
  * STORE.  ADDR gets a socket path (*PORT 0) or a host (*PORT the port).  */
 int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *port);
 
+/* Where `csnap receive` records a cut receive of STORE on this node:
+ * RUN_DIR/receive-NAME.state (csnap.conf's run_dir); "" when STORE is not
+ * a store of csnap.conf (then nothing is recorded).  */
+int xfer_state_path(const struct xfer_args *x, char *path, size_t n);
+
 /* Every live snapshot, with request ids where the master gives them
  * (*IDS_KNOWN false: an older master that does not).  Error printed.  */
 int xfer_snapshots(struct xfer_args *x, struct admin_conn *ac, struct proto_msg *rep,
 		   bool *ids_known);
 const struct proto_snapinfo *xfer_find(const struct proto_msg *list, const char *name);
 
-/* Chunk ranges that differ between FROM and TO ("" or NULL: the live
- * origin), merged.  *OUT is malloc'd.  Error printed.  */
-int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, const char *to,
-		 struct proto_range **out, size_t *n);
 
 /* Progress on stderr: a line redrawn on a terminal, a plain line every
  * 10 s otherwise (and a summary at the end either way).  */

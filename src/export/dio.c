@@ -10,6 +10,7 @@
 
 #include "ioengine/ioengine.h"
 #include "utils/err.h"
+#include "utils/freelist.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -29,7 +30,7 @@ struct dio {
 	void *zero;			/* DIO_ZERO_BUF zeroes, lazily */
 	struct dio_op *active;		/* writes holding sector locks */
 	struct dio_op *waiting;		/* FIFO of writes waiting for locks */
-	struct dio_op *free_ops;
+	struct freelist free_ops;	/* recycled ops */
 	unsigned inflight;
 };
 
@@ -82,12 +83,7 @@ void dio_destroy(struct dio *d)
 {
 	if (!d)
 		return;
-	while (d->free_ops) {
-		struct dio_op *op = d->free_ops;
-
-		d->free_ops = op->next;
-		free(op);
-	}
+	freelist_drain(&d->free_ops);
 	io_buf_free(d->zero);
 	free(d);
 }
@@ -98,13 +94,10 @@ unsigned dio_inflight(const struct dio *d) { return d->inflight; }
 
 static struct dio_op *op_new(struct dio *d, enum dio_kind kind, dio_done_fn done, void *arg)
 {
-	struct dio_op *op = d->free_ops;
+	struct dio_op *op = freelist_get(&d->free_ops, sizeof *op);
 
-	if (op)
-		d->free_ops = op->next;
-	else if (!(op = malloc(sizeof *op)))
+	if (!op)
 		return NULL;
-	memset(op, 0, sizeof *op);
 	op->d = d;
 	op->kind = kind;
 	op->done = done;
@@ -121,8 +114,7 @@ static void op_finish(struct dio_op *op, int err)
 
 	io_buf_free(op->bounce);
 	op->bounce = NULL;
-	op->next = d->free_ops;
-	d->free_ops = op;
+	freelist_push(&d->free_ops, op);
 	d->inflight--;
 	done(arg, err);
 }

@@ -33,6 +33,11 @@
  * one option's replies).  In transmission the in-flight limits above
  * bound the queue, since a request lives until its reply is sent.  */
 #define NBD_MAX_HS_OUT		(64u * 1024)
+/* Send buffer of a unix socket connection (SO_SNDBUF; the kernel caps it
+ * at net.core.wmem_max).  The default (~208 KiB) makes a 1 MiB read reply
+ * go out in five sendmsg()s, each after the client drained the socket and
+ * the loop woke again for EPOLLOUT.  TCP keeps the kernel's autotuning.  */
+#define NBD_UNIX_SNDBUF		(4 * 1024 * 1024)
 
 struct nbd_conn;
 

@@ -673,7 +673,11 @@ static void accept_event(void *arg, uint32_t events)
 		c->hs_timer.fn = hs_timeout;
 		c->hs_timer.arg = c;
 		if (l->is_unix) {
+			int sndbuf = NBD_UNIX_SNDBUF;
+
 			snprintf(c->peer, sizeof c->peer, "unix#%llu", ++srv->serial);
+			/* best effort: on failure the default size stays */
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 		} else {
 			char host[INET6_ADDRSTRLEN] = "?", port[8] = "?";
 			int one = 1;

@@ -54,10 +54,11 @@ struct sop {
 	struct sop *next, **pprev;
 };
 
-struct supload {
+/* A LOCK_UPLOAD or SNAP_READ_DONE carrying some of OP's locks.  */
+struct slocks {
 	struct sreq rq;
 	struct sop *op;
-	uint32_t upto;			/* covers locked[held_from..upto) */
+	uint32_t upto;			/* upload: covers locked[held_from..upto) */
 	struct proto_range r[];
 };
 
@@ -75,12 +76,6 @@ struct snap_vol {
 	struct grant grant;		/* the cache and answers count only
 					 * while it lasts (grant.h) */
 	uint64_t hits, asks, restarts, invalidated, expired;
-};
-
-struct srelease {
-	struct sreq rq;
-	struct sop *op;
-	struct proto_range r[];
 };
 
 #define SNAP_IDLE_MS	1000

@@ -41,6 +41,29 @@ void snap_op_release(struct sop *op)
 	free(op);
 }
 
+/* Sends TYPE with OP's locks [from, from + n) on the current connection
+ * only (an upload covers them up to op->nlocked); DONE gets the answer.
+ * *PENDING counts it from before the send, as the answer may come at
+ * once.  -ENOMEM: nothing sent.  */
+static int send_locks(struct snap_vol *sv, struct sop *op, uint16_t type, uint32_t from,
+		      uint32_t n, sreq_done_fn done, unsigned *pending)
+{
+	struct slocks *u = calloc(1, sizeof *u + n * sizeof *u->r);
+
+	if (!u)
+		return -ENOMEM;
+	u->op = op;
+	u->upto = op->nlocked;
+	memcpy(u->r, op->locked + from, n * sizeof *u->r);
+	proto_msg_init(&u->rq.msg, type, 0);
+	u->rq.msg.u.ranges.n = n;
+	u->rq.msg.u.ranges.r = u->r;
+	u->rq.done = done;
+	(*pending)++;
+	session_send_once(sv->sess, &u->rq);
+	return 0;
+}
+
 /* One release ack (or failure) is in: when it was the last one, decide
  * what the locks are now and return true.  */
 static bool release_settled(struct sop *op)
@@ -59,7 +82,7 @@ static bool release_settled(struct sop *op)
 
 static void release_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
-	struct srelease *u = (struct srelease *)rq;
+	struct slocks *u = (struct slocks *)rq;
 	struct sop *op = u->op;
 	struct snap_vol *sv = op->sv;
 	int64_t sent_ns = rq->sent_ns;
@@ -88,20 +111,10 @@ void snap_release_confirm(struct sop *op)
 	op->releasing++;	/* held while sending: acks may come at once */
 	for (uint32_t i = op->held_from; i < op->nlocked; i += PROTO_MAX_RANGES) {
 		uint32_t n = op->nlocked - i < PROTO_MAX_RANGES ? op->nlocked - i : PROTO_MAX_RANGES;
-		struct srelease *u = calloc(1, sizeof *u + n * sizeof *u->r);
-
-		if (!u) {
+		if (send_locks(sv, op, PROTO_SNAP_READ_DONE, i, n, release_done, &op->releasing) < 0) {
 			op->release_failed = true;
 			break;
 		}
-		u->op = op;
-		memcpy(u->r, op->locked + i, n * sizeof *u->r);
-		proto_msg_init(&u->rq.msg, PROTO_SNAP_READ_DONE, 0);
-		u->rq.msg.u.ranges.n = n;
-		u->rq.msg.u.ranges.r = u->r;
-		u->rq.done = release_done;
-		op->releasing++;
-		session_send_once(sv->sess, &u->rq);
 	}
 	release_settled(op);	/* true if every ack (or failure) came at once */
 }
@@ -150,7 +163,7 @@ int snap_lock_add(struct sop *op, uint64_t chunk)
 
 static void upload_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
-	struct supload *u = (struct supload *)rq;
+	struct slocks *u = (struct slocks *)rq;
 	struct sop *op = u->op;
 	struct snap_vol *sv = op->sv;
 	uint32_t upto = u->upto;
@@ -186,7 +199,6 @@ static void upload_locks(struct snap_vol *sv, struct sop *op)
 {
 	CSNAP_ASSERT(op->held_from <= op->nlocked);
 	uint32_t n = op->nlocked - op->held_from;
-	struct supload *u;
 
 	if (n > PROTO_MAX_RANGES) {
 		/* Cannot happen (a request spans at most 8193 chunks, half of
@@ -196,22 +208,11 @@ static void upload_locks(struct snap_vol *sv, struct sop *op)
 		op->unconfirmed = false;
 		return;
 	}
-	u = calloc(1, sizeof *u + n * sizeof *u->r);
-	if (!u) {
+	if (send_locks(sv, op, PROTO_LOCK_UPLOAD, op->held_from, n, upload_done, &op->uploads) < 0) {
 		op->stale = true;
 		op->held_from = op->nlocked;
 		op->unconfirmed = false;
-		return;
 	}
-	u->op = op;
-	u->upto = op->nlocked;
-	memcpy(u->r, op->locked + op->held_from, n * sizeof *u->r);
-	proto_msg_init(&u->rq.msg, PROTO_LOCK_UPLOAD, 0);
-	u->rq.msg.u.ranges.n = n;
-	u->rq.msg.u.ranges.r = u->r;
-	u->rq.done = upload_done;
-	op->uploads++;
-	session_send_once(sv->sess, &u->rq);
 }
 
 /* After a reconnect: re-upload the read locks still held by requests in

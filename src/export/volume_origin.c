@@ -20,9 +20,12 @@
  *    export that was stopped, past the grant is not issued; it asks the
  *    master again (who may have taken a snapshot meanwhile).
  *  - A barrier is acknowledged only once every write admitted before it
- *    (bitmap hit or answered query) has reached the device, so the
- *    snapshot sees either all of a write or, if the client was never
- *    answered, possibly none of it - never a write made after it.
+ *    (bitmap hit or answered query) has reached the device and a flush
+ *    issued after them has completed, so the snapshot sees either all of
+ *    a write or, if the client was never answered, possibly none of it -
+ *    never a write made after it - and a power cut after the snapshot's
+ *    commit cannot take from it a write it holds (the chunks it shares
+ *    with the origin are durable: tests/integration/cluster_powercut.sh).
  *  - Concurrent writes needing the same chunks share one query when an
  *    outstanding query already covers them.
  */
@@ -67,6 +70,8 @@ struct origin_vol {
 	unsigned admitted;		/* writes past the check, not yet done */
 	bool barrier_pending;
 	uint64_t barrier_id;
+	uint64_t conn_gen;		/* connections lost so far: a barrier's
+					 * flush answers only the one it was for */
 	struct grant grant;		/* the bitmap and admitted writes count
 					 * only while it lasts (grant.h) */
 	uint64_t queries_sent, bitmap_hits, grant_refused;
@@ -83,17 +88,50 @@ static bool write_gate(void *arg)
 
 /* ---- barrier ---------------------------------------------------------- */
 
+struct barrier_flush {
+	struct origin_vol *ov;
+	uint64_t id, gen;
+};
+
+static void barrier_flushed(void *arg, int err)
+{
+	struct barrier_flush *bf = arg;
+	struct origin_vol *ov = bf->ov;
+	struct proto_msg m;
+
+	if (err < 0)
+		/* Unanswered, the master cuts us off and waits out our grant
+		 * before it commits: the snapshot does not rely on us.  */
+		log_error("origin: flush for barrier %llu failed: %s", (unsigned long long)bf->id,
+			  strerror(-err));
+	else if (ov->sess && bf->gen == ov->conn_gen) {
+		proto_msg_init(&m, PROTO_BARRIER | PROTO_REPLY, bf->id);
+		session_reply(ov->sess, &m);
+		log_debug("origin: barrier %llu acknowledged", (unsigned long long)bf->id);
+	}
+	free(bf);
+	volume_put(&ov->vol);
+}
+
+/* Every write admitted before the barrier is done: make them durable,
+ * then acknowledge.  Writes admitted meanwhile ask the master, who holds
+ * its answers until the snapshot exists.  */
 static void maybe_ack_barrier(struct origin_vol *ov)
 {
-	struct proto_msg m;
+	struct barrier_flush *bf;
 
 	if (!ov->barrier_pending || ov->admitted)
 		return;
 	ov->barrier_pending = false;
-	proto_msg_init(&m, PROTO_BARRIER | PROTO_REPLY, ov->barrier_id);
-	if (ov->sess)
-		session_reply(ov->sess, &m);
-	log_debug("origin: barrier %llu acknowledged", (unsigned long long)ov->barrier_id);
+	bf = malloc(sizeof *bf);
+	if (!bf) {
+		log_error("origin: out of memory flushing for barrier %llu",
+			  (unsigned long long)ov->barrier_id);
+		return;
+	}
+	*bf = (struct barrier_flush){ ov, ov->barrier_id, ov->conn_gen };
+	volume_get(&ov->vol);
+	dio_flush(ov->env.origin, barrier_flushed, bf);
 }
 
 static void on_server_request(void *arg, const struct proto_msg *req)
@@ -153,6 +191,7 @@ static void on_disconnected(void *arg)
 	chunk_bitmap_clear_all(&ov->unique);
 	grant_drop(&ov->grant);
 	ov->barrier_pending = false;
+	ov->conn_gen++;
 }
 
 static void on_refused(void *arg, int err, const char *why)

@@ -49,6 +49,7 @@ void ss_header_encode(const struct ss_header *h, uint8_t *b)
 	memcpy(b + 72, h->from_name, strnlen(h->from_name, SS_NAME_LEN - 1));
 	memcpy(b + 136, h->to_name, strnlen(h->to_name, SS_NAME_LEN - 1));
 	put_le64(b + 200, h->total_bytes);
+	put_le64(b + 208, h->resume_offset);
 	put_le32(b + 252, crc32c(0, b, 252));
 }
 
@@ -79,7 +80,8 @@ int ss_header_decode(const uint8_t *b, struct ss_header *h)
 	memcpy(h->from_name, b + 72, SS_NAME_LEN);
 	memcpy(h->to_name, b + 136, SS_NAME_LEN);
 	h->total_bytes = get_le64(b + 200);
-	for (int i = 208; i < 252; i++)
+	h->resume_offset = get_le64(b + 208);
+	for (int i = 216; i < 252; i++)
 		if (b[i])
 			return err_set(EINVAL, "stream header: reserved byte %d is not zero", i);
 	if (h->flags & ~(uint32_t)SS_F_KNOWN)
@@ -95,6 +97,9 @@ int ss_header_decode(const uint8_t *b, struct ss_header *h)
 		return err_set(EINVAL, "stream header: from snapshot and incremental flag disagree");
 	if (inc && (h->from_id == h->to_id || !strcmp(h->from_name, h->to_name)))
 		return err_set(EINVAL, "stream header: from and to are the same snapshot");
+	bool resumed = h->flags & SS_F_RESUMED;
+	if (resumed ? !h->resume_offset || h->resume_offset > h->origin_size : h->resume_offset != 0)
+		return err_set(EINVAL, "stream header: invalid resume offset %" PRIu64, h->resume_offset);
 	return 0;
 }
 
@@ -257,6 +262,7 @@ int ss_writer_open(struct ss_writer *w, ss_write_fn fn, void *ctx, const struct 
 	w->write = fn;
 	w->ctx = ctx;
 	w->h = *h;
+	w->last_end = h->resume_offset;
 	w->level = level;
 	if (w_room(w, 64) < 0)
 		return -ENOMEM;
@@ -377,7 +383,7 @@ int ss_reader_open(struct ss_reader *r, ss_read_fn fn, void *ctx)
 	size_t got;
 	int e = r_in(r, hb, sizeof hb, &got);
 	if (e < 0)
-		return err_prefix(e, "reading the stream header");
+		return err_prefix(-e, "reading the stream header");
 	if (got < sizeof hb)
 		return err_set(EPIPE, "stream truncated in its header (%zu of %d bytes)", got,
 			       SS_HEADER_SIZE);
@@ -385,6 +391,7 @@ int ss_reader_open(struct ss_reader *r, ss_read_fn fn, void *ctx)
 		return e;
 	if (grow(&r->rec, &r->reccap, 4096) < 0)
 		return -ENOMEM;
+	r->last_end = r->h.resume_offset;
 	crypto_generichash_init(&r->hash, NULL, 0, SS_DIGEST_LEN);
 	crypto_generichash_update(&r->hash, hb, sizeof hb);
 	r->off = sizeof hb;
@@ -468,7 +475,7 @@ int ss_reader_next(struct ss_reader *r, struct ss_record *rec)
 		size_t got;
 		int e = r_in(r, r->rec, SS_REC_HDR, &got);
 		if (e < 0)
-			return err_prefix(e, "record %" PRIu64 " at stream offset %" PRIu64,
+			return err_prefix(-e, "record %" PRIu64 " at stream offset %" PRIu64,
 					  r->records + 1, at);
 		if (got == 0)
 			return err_set(EPIPE, "stream truncated at offset %" PRIu64 " before record %"
@@ -485,7 +492,7 @@ int ss_reader_next(struct ss_reader *r, struct ss_record *rec)
 		if ((e = grow(&r->rec, &r->reccap, n)) < 0)
 			return e;
 		if ((e = r_in(r, r->rec + SS_REC_HDR, n - SS_REC_HDR, &got)) < 0)
-			return err_prefix(e, "record %" PRIu64 " at stream offset %" PRIu64,
+			return err_prefix(-e, "record %" PRIu64 " at stream offset %" PRIu64,
 					  r->records + 1, at);
 		if (got < n - SS_REC_HDR) {
 			snprintf(why, sizeof why, "truncated (%zu of %zu bytes)", SS_REC_HDR + got, n);
@@ -528,7 +535,7 @@ int ss_reader_next(struct ss_reader *r, struct ss_record *rec)
 				return bad(r, type, at, EILSEQ, "stream digest (BLAKE2b) mismatch");
 			uint8_t extra;
 			if ((e = r_in(r, &extra, 1, &got)) < 0)
-				return err_prefix(e, "after the end record");
+				return err_prefix(-e, "after the end record");
 			if (got)
 				return bad(r, type, at, EINVAL, "bytes follow the end record");
 			r->off += n;

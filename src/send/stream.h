@@ -40,7 +40,9 @@
 
 /* Header flags.  */
 #define SS_F_INCREMENTAL	0x1	/* from snapshot given: only changes */
-#define SS_F_KNOWN		SS_F_INCREMENTAL
+#define SS_F_RESUMED		0x2	/* continues a cut receive: ranges start
+					 * at resume_offset */
+#define SS_F_KNOWN		(SS_F_INCREMENTAL | SS_F_RESUMED)
 
 /* Record types.  An unknown type with SS_T_OPTIONAL set is skipped (after
  * its checksum is checked); an unknown one without it is refused.  */
@@ -67,6 +69,8 @@ struct ss_header {
 	char to_name[SS_NAME_LEN];
 	uint64_t total_bytes;		/* bytes the ranges will cover: for
 					 * progress only, never trusted */
+	uint64_t resume_offset;		/* SS_F_RESUMED: origin offset below
+					 * which the receiver has it all */
 };
 
 struct ss_record {

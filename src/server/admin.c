@@ -81,6 +81,28 @@ void admin_free(struct srv *s)
 	s->admin = NULL;
 }
 
+/* The invariants above, counted over the connections (debug build).  */
+static void admin_check(const struct srv *s)
+{
+#ifdef CSNAP_DEBUG
+	const struct admin_state *a = s->admin;
+	unsigned barrier = 0, added = 0;
+
+	for (const struct conn *c = s->conns; c; c = c->next) {
+		if (a->barrier_active && c->barrier_seq && c->barrier_seq == a->barrier_seq)
+			barrier++;
+		if (c->added_id)
+			added++;
+	}
+	CSNAP_ASSERT(!a->barrier_req == !a->barrier_active);
+	CSNAP_ASSERT(barrier == (a->barrier_active ? a->barrier_pending : 0));
+	CSNAP_ASSERT(added == (a->added_req ? a->added_pending : 0));
+	CSNAP_ASSERT(!a->barrier_req || a->barrier_req != a->added_req);
+#else
+	(void)s;
+#endif
+}
+
 bool admin_barrier_active(const struct srv *s)
 {
 	return s->admin->barrier_active;
@@ -260,7 +282,10 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 	m.u.snapinfo = reply->u.snapinfo;
 	s->admin->added_req = r;
 	s->admin->added_reply = *reply;
-	s->admin->added_pending = 0;
+	/* One extra count while queueing: a connection that closes on
+	 * conn_send() (its output over the limit) must not finish it
+	 * halfway through the loop.  */
+	s->admin->added_pending = 1;
 	s->admin->added_deadline_ms = csnap_now_ms() + (s->o.barrier_timeout_ms < ADDED_WAIT_MS ?
 						 s->o.barrier_timeout_ms : ADDED_WAIT_MS);
 	for (struct conn *c = s->conns; c; c = c->next) {
@@ -271,7 +296,7 @@ static void added_start(struct srv *s, struct req *r, const struct proto_msg *re
 		s->admin->added_pending++;
 		conn_send(c, &m);
 	}
-	if (!s->admin->added_pending)
+	if (--s->admin->added_pending == 0)
 		added_finish(s);
 }
 
@@ -308,6 +333,7 @@ static void added_tick(struct srv *s)
 
 void admin_poll(struct srv *s)
 {
+	admin_check(s);
 	/* A snapshot create deferred until the grant horizon: retry it now. */
 	if (s->admin->create_deferred && csnap_now_ms() >= grants_horizon(s)) {
 		s->admin->create_deferred = false;
@@ -646,6 +672,7 @@ void admin_changed(struct srv *s, struct req *r)
 
 void admin_tick(struct srv *s)
 {
+	admin_check(s);
 	added_tick(s);
 	if (s->admin->barrier_active && s->admin->barrier_pending && csnap_now_ms() >= s->admin->barrier_deadline_ms) {
 		struct conn *c, *next;

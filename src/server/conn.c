@@ -322,6 +322,9 @@ int conn_accept(struct srv *s)
 		s->conns = c;
 		s->nconns++;
 		s->nunident++;
+		/* make_room() kept us under the cap (below the descriptor
+		 * limit), shedding an unidentified one if need be.  */
+		CSNAP_ASSERT(s->nconns <= s->max_conns);
 
 		struct proto_msg m;
 		proto_msg_init(&m, PROTO_CHALLENGE, 0);
@@ -483,6 +486,10 @@ static void conn_read(struct conn *c)
 		ssize_t n = recv(c->fd, c->in.data + c->in.len, room, MSG_DONTWAIT);
 		if (n > 0) {
 			c->in.len += (size_t)n;
+			/* Before identification at most one handshake message
+			 * is buffered (read_room).  */
+			CSNAP_ASSERT(c->state == CONN_READY ||
+				     c->in.len - c->in.off <= CONN_HANDSHAKE_MAX_MSG);
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 		} else if (n == 0) {
 			eof = true;

@@ -17,6 +17,7 @@
 #include "utils/assert.h"
 #include "utils/crc32c.h"
 #include "utils/err.h"
+#include "utils/freelist.h"
 #include "utils/progress.h"
 #include "utils/log.h"
 
@@ -94,7 +95,7 @@ struct bm {
 	struct arena **amap;		/* open addressing on mem >> 21 */
 	size_t amap_n;			/* power of two, > 2 * arenas */
 	size_t narenas;
-	void *free_bufs;		/* free data buffers, linked through word 0 */
+	struct freelist free_bufs;	/* free data buffers */
 	struct bm_stats st;
 };
 
@@ -289,7 +290,7 @@ void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigne
 
 static uint8_t *buf_get(struct bm *bm)
 {
-	if (!bm->free_bufs) {
+	if (!bm->free_bufs.head) {
 		struct arena *a = calloc(1, sizeof *a);
 		if (!a)
 			return NULL;
@@ -304,14 +305,12 @@ static uint8_t *buf_get(struct bm *bm)
 		}
 		madvise(a->mem, ARENA_BYTES, MADV_HUGEPAGE);	/* a hint; failure is fine */
 		for (size_t off = 0; off < ARENA_BYTES; off += META_BLOCK_SIZE) {
-			*(void **)(a->mem + off) = bm->free_bufs;
-			bm->free_bufs = a->mem + off;
+			freelist_push(&bm->free_bufs, a->mem + off);
 		}
 		a->next = bm->arenas;
 		bm->arenas = a;
 	}
-	uint8_t *p = bm->free_bufs;
-	bm->free_bufs = *(void **)p;
+	uint8_t *p = freelist_pop(&bm->free_bufs);
 	memset(p, 0, META_BLOCK_SIZE);
 	return p;
 }
@@ -323,8 +322,7 @@ static void buf_put(struct bm *bm, uint8_t *p)
 	memset(p + META_BLOCKNR, 0, 8);
 	bm_child_forget(bm, p);
 	ref_test_clear(bm, p);
-	*(void **)p = bm->free_bufs;
-	bm->free_bufs = p;
+	freelist_push(&bm->free_bufs, p);
 }
 
 int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,

@@ -536,23 +536,28 @@ static int node_insert(struct btree *t, struct bm_block *b, uint32_t es, uint32_
 }
 
 /* Pins the path to key (O, S) (pin_path) and returns the position of
- * that key in the leaf, the first entry not below it: *FOUND tells
- * whether the entry there is the key itself.  */
-static int pin_find(struct btree *t, uint64_t o, uint64_t s, struct bm_block **nodes,
-		    uint32_t *idxs, uint32_t *pos, bool *found)
+ * that key in the leaf, the first entry not below it.  The key must be
+ * there if PRESENT, else must not be: if it is not so, nothing stays
+ * pinned and the result is -ENOENT or -EEXIST.  */
+static int pin_find(struct btree *t, uint64_t o, uint64_t s, bool present,
+		    struct bm_block **nodes, uint32_t *idxs, uint32_t *pos)
 {
 	int ret = pin_path(t, o, s, nodes, idxs);
 
 	if (ret < 0)
 		return ret;
 	const uint8_t *leaf = nodes[t->height - 1]->data;
+	bool found = false;
 	*pos = leaf_search(t, leaf, o, s);
-	*found = false;
 	if (*pos < nnr(leaf)) {
 		const uint8_t *x = leaf + BTREE_NODE_HDR + (size_t)*pos * t->esize;
-		*found = be_origin(x) == o && be_store(x) == s;
+		found = be_origin(x) == o && be_store(x) == s;
 	}
-	return 0;
+	if (found == present)
+		return 0;
+	unpin_path(t, nodes, t->height);
+	return err_set(present ? ENOENT : EEXIST, "b-tree: exception %llu/%llu %s",
+		       (unsigned long long)o, (unsigned long long)s, present ? "not found" : "exists");
 }
 
 int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
@@ -560,18 +565,12 @@ int btree_insert(struct btree *t, uint64_t o, uint64_t s, const uint8_t *mask)
 	struct bm_block *nodes[BTREE_MAX_DEPTH], *right = NULL;
 	uint32_t idxs[BTREE_MAX_DEPTH], pos;
 	uint8_t e[BE_MASK + CSNAP_MAX_MASK_BYTES];
-	bool found;
-	int ret = pin_find(t, o, s, nodes, idxs, &pos, &found);
+	int ret = pin_find(t, o, s, false, nodes, idxs, &pos);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	if (found) {
-		unpin_path(t, nodes, h);
-		return err_set(EEXIST, "b-tree: exception %llu/%llu exists",
-			       (unsigned long long)o, (unsigned long long)s);
-	}
 	put_le64(e + BE_ORIGIN, o);
 	put_le64(e + BE_STORE, s);
 	memcpy(e + BE_MASK, mask, t->mask_bytes);
@@ -663,18 +662,12 @@ int btree_delete(struct btree *t, uint64_t o, uint64_t s)
 {
 	struct bm_block *nodes[BTREE_MAX_DEPTH];
 	uint32_t idxs[BTREE_MAX_DEPTH], pos;
-	bool found;
-	int ret = pin_find(t, o, s, nodes, idxs, &pos, &found);
+	int ret = pin_find(t, o, s, true, nodes, idxs, &pos);
 
 	if (ret < 0)
 		return ret;
 	uint32_t h = t->height;
 	struct bm_block *leaf = nodes[h - 1];
-	if (!found) {
-		unpin_path(t, nodes, h);
-		return err_set(ENOENT, "b-tree: exception %llu/%llu not found",
-			       (unsigned long long)o, (unsigned long long)s);
-	}
 	node_remove(t, leaf, t->esize, pos);
 	t->count--;
 	t->changed = true;

@@ -47,6 +47,21 @@ static inline void fuzz_log_setup(const char *prog)
 	log_init(prog, (enum log_level)l);
 }
 
+/* Writes seed input I (DIR/seed-NN, N bytes of B) for CSNAP_FUZZ_SEEDS;
+ * exits on failure.  */
+static inline void fuzz_write_seed(const char *dir, int i, const void *b, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
+	f = fopen(path, "w");
+	if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
+		perror(path);
+		exit(1);
+	}
+}
+
 /* A scratch path DIR/PREFIX-PID for this process.  A crash ends a
  * fuzzer without its atexit() cleanup, so first remove what processes
  * that no longer exist left there.  */

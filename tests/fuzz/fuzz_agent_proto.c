@@ -18,16 +18,10 @@
 #include <errno.h>
 #include <string.h>
 
+/* A seed is one line, without its newline.  */
 static void seed(const char *dir, int i, const char *line)
 {
-	char path[512];
-	FILE *f;
-	size_t n = strcspn(line, "\n");
-
-	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-	f = fopen(path, "w");
-	if (!f || fwrite(line, 1, n, f) != n || fclose(f))
-		exit(1);
+	fuzz_write_seed(dir, i, line, strcspn(line, "\n"));
 }
 
 static void make_seeds(const char *dir)

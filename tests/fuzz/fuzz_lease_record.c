@@ -31,9 +31,6 @@ static void make_seeds(const char *dir)
 	uint8_t b[LEASE_RECORD_SIZE + 34];
 
 	for (int i = 0; i < 2; i++) {
-		char path[512];
-		FILE *f;
-
 		if (i == 0)
 			r.host_id = r.lver = r.generation = r.port = 0, r.address[0] = 0;
 		else
@@ -49,10 +46,7 @@ static void make_seeds(const char *dir)
 		put_le64(b + LEASE_RECORD_SIZE + 17, 5);
 		b[LEASE_RECORD_SIZE + 25] = LEASE_HOST_LIVE;
 		put_le64(b + LEASE_RECORD_SIZE + 26, 5);
-		snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-		f = fopen(path, "w");
-		if (!f || fwrite(b, 1, sizeof b, f) != sizeof b || fclose(f))
-			exit(1);
+		fuzz_write_seed(dir, i, b, sizeof b);
 	}
 	exit(0);
 }

@@ -47,7 +47,9 @@ static void make_seeds(const char *dir)
 {
 	static struct proto_range ranges[2] = { { 0, 1 }, { 1000, 64 } };
 	static struct proto_extent ext[2] = { { 0, 1, PROTO_AT_STORE, 17 }, { 1, 7, PROTO_AT_ORIGIN, 0 } };
-	static struct proto_snapinfo snaps[1] = { { 1, 0, "daily", 1764000000, 5, 2, 100, 50 } };
+	static struct proto_snapinfo snaps[1] = { { .id = 1, .name = "daily", .ctime = 1764000000,
+						    .priority = 5, .usecount = 2, .unique_chunks = 100,
+						    .shared_chunks = 50 } };
 	static struct proto_client_info cl[1] = { { 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" } };
 	struct proto_msg m;
 	int i = 0;

@@ -7,17 +7,18 @@
  * engine on a scratch file and real copy-outs on the async I/O engine.
  *
  * Only sanlock is left out: the master lease is taken as held and valid
- * and the loop's ticks skip the lease check; or, per input, valid for
- * 50 ms only: then the next commit or grant asks sanlock, finds no
- * answer, and the master stops at once with the connections open
- * (srv_fatal; like serve(), the harness then stops driving the loop).
+ * and the loop's ticks skip the lease check; or, per input, valid only
+ * until the first message of the stream has been taken: then grants are
+ * held, and the next commit asks sanlock, finds no answer, and the
+ * master stops at once with the connections open (srv_fatal; like
+ * serve(), the harness then stops driving the loop).
  * To drive the loop turn the way serve() does, this file includes
  * src/server/server.c and calls its static steps (the archive's server.o
  * is then not linked); a change to those steps must be mirrored in
  * turn() below.
  *
- * Each input is one or two client connections on a unix socket, against a fresh
- * master on a fresh copy of the store image of tests/fuzz/store_image.h
+ * Each input is one or two client connections on a unix socket, against
+ * a fresh master on a fresh copy of the store image of tests/fuzz/store_image.h
  * (snapshots "a" and "b", a deleted one half cleaned up, a few hundred
  * exceptions, a journal to replay) and a 4 MiB origin.  Input:
  *   byte 0  mode: bits 0-2 the handshake the harness does for the client
@@ -28,7 +29,7 @@
  *           BARRIER / INVALIDATE / SNAP_ADDED; bit 4: send the whole
  *           stream at once (else one message, then the loop runs until
  *           the master is quiet); bit 5: lock re-upload window open;
- *           bit 6: store-full policy "fail"; bit 7: lease valid 50 ms
+ *           bit 6: store-full policy "fail"; bit 7: lease lost after the first message
  *   byte 1  bits 0-4: piece size for sending (0: whole messages);
  *           bits 5-7: a second client connection and its handshake (as
  *           bits 0-2 of byte 0; 0: none), for what one client's request
@@ -226,7 +227,7 @@ static struct srv *master_start(uint8_t mode)
 	memcpy(s->uuid.b, s->info.sb.uuid, 16);
 	memcpy(s->secret, s->info.sb.secret, PROTO_SECRET_LEN);
 	s->lm.held = true;
-	s->lm.valid_until_ns = mode & 0x80 ? (int64_t)csnap_now_ns() + 50 * 1000000LL : INT64_MAX;
+	s->lm.valid_until_ns = INT64_MAX;
 	if (mode & 0x20)
 		s->grace_until_ms = csnap_now_ms() + 30;
 	if (conn_listen_init(s) < 0)
@@ -430,6 +431,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				break;
 		}
 		FUZZ_CHECK(now_ms() - t0 < HANG_MS, "stream not taken in %d ms", HANG_MS);
+		if (mode & 0x80)
+			s->lm.valid_until_ns = 0;	/* lost: see the top */
 	}
 	/* what is still queued (acks), then the clients hang up */
 	while ((c[0].out.len || c[1].out.len) && now_ms() - t0 < HANG_MS && !s->fatal) {

@@ -26,19 +26,6 @@ static void cleanup(void)
 	fi_cleanup(&img);
 }
 
-static void seed(const char *dir, int i, const uint8_t *b, size_t n)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-	f = fopen(path, "w");
-	if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
-		perror(path);
-		exit(1);
-	}
-}
-
 static void make_seeds(const char *dir)
 {
 	uint64_t t = img.sb.engine.journal_tail;
@@ -76,7 +63,7 @@ static void make_seeds(const char *dir)
 			b[n++] = 0;
 			b[n++] = (uint8_t)p[i][4];
 		}
-		seed(dir, (int)i, b, n);
+		fuzz_write_seed(dir, (int)i, b, n);
 	}
 	exit(0);
 }

@@ -30,19 +30,6 @@ static void cleanup(void)
 	fi_cleanup(&img);
 }
 
-static void seed(const char *dir, int i, const uint8_t *b, size_t n)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/seed-%02d", dir, i);
-	f = fopen(path, "w");
-	if (!f || fwrite(b, 1, n, f) != n || fclose(f)) {
-		perror(path);
-		exit(1);
-	}
-}
-
 static const uint8_t ops[] = {
 	0, 10, 0, 3,		/* origin write 10..13 */
 	2, 40, 0, 7, 0,		/* read snapshot #0 40..47 */
@@ -96,7 +83,7 @@ static void make_seeds(const char *dir)
 		}
 		memcpy(b + n, ops, sizeof ops);
 		n += sizeof ops;
-		seed(dir, (int)i, b, n);
+		fuzz_write_seed(dir, (int)i, b, n);
 	}
 	exit(0);
 }

@@ -15,17 +15,15 @@
 # takeover time and longest stall.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 requires qemu-img
 
 cluster_start 2 256M
-truncate -s 64M "$CLUSTER_ORIGIN"
-head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random 64M
 store_init
 . "$src/tests/cluster/wlog.sh"
 wlog_start
 d=$CLUSTER_DIR
-FAIL_LOGS=("$d/workload.log")
 for i in 1 2; do echo "heartbeat_timeout = 2" >>"$(node_conf $i)"; done
 
 node_spawn 1 agent "$C" agent --poll-ms 100 >/dev/null
@@ -36,15 +34,7 @@ wait_log 1 agent 'is master.*heartbeat every' 20 || fail "node1's agent does not
 
 sock=$d/node2.sock
 start_export 2 "$sock" --socket "$sock" s
-listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
-node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
-wait_for 20 listed s1 || fail "s1 not exported"
-qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.ref" || fail "reference"
-
-$py "$src/tests/integration/export_workload.py" "nbd+unix:///origin?socket=$sock" \
-  "nbd+unix:///s1?socket=$sock" "$d/s1.ref" "$d/stop" 7 >"$d/workload.log" 2>&1 &
-wl=$!
-wait_for 60 grep -q 'batches 50' "$d/workload.log" || fail "workload does not progress"
+workload_start "$sock" 7
 
 frozen=$(node_run 1 "$C" agent status | sed -n 's/.* server_pid=\([0-9]*\) .*/\1/p')
 [ -n "$frozen" ] && [ "$frozen" -gt 0 ] || fail "no server pid on node1: $(node_run 1 "$C" agent status)"
@@ -68,14 +58,8 @@ hb2() { node_run 2 "$C" agent status | grep -q " master=yes frozen_kills=0 "; }
 wait_for 10 hb2 || fail "node2's agent does not heartbeat its master: $(node_run 2 "$C" agent status)"
 frozen=
 
-n0=$(grep -c '^batches' "$d/workload.log")
-wait_for 60 bash -c "[ \$(grep -c '^batches' '$d/workload.log') -ge $((n0 + 2)) ]" ||
-  fail "workload stalled after the takeover"
-touch "$d/stop"
-wait "$wl" || fail "workload found wrong data"
-tail -1 "$d/workload.log"
-qemu-img convert -f raw -O raw "nbd+unix:///s1?socket=$sock" "$d/s1.after" || fail "read s1"
-cmp -s "$d/s1.after" "$d/s1.ref" || fail "s1 changed"
+workload_progress "after the takeover"
+workload_stop
 grep -q "killing it" "$(node_log 2 agent)" && fail "node2's healthy master was killed"
 wlog_quiesce
 wlog_stray_check

@@ -16,8 +16,7 @@ requires nbdinfo nbdcopy qemu-img
 
 
 cluster_start 2 256M
-head -c 64M /dev/urandom >"$CLUSTER_ORIGIN"
-truncate -s 64M "$CLUSTER_ORIGIN"
+origin_fill random 64M
 store_init
 uuid=$("$C" dump "$CLUSTER_STORE" | awk '/uuid/ {print $2; exit}')
 [ -n "$uuid" ] || fail "no uuid in csnap dump"

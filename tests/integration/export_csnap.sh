@@ -14,17 +14,15 @@
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires nbdinfo nbdcopy fio qemu-img
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 512M
-truncate -s 128M "$CLUSTER_ORIGIN"
-head -c 128M /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random 128M
 store_init
 d=$CLUSTER_DIR
 
-start_master 1 --grace-ms 300
-start_standby 2 --grace-ms 300
+master_standby --grace-ms 300
 
 # node1 overrides the listener; node2 uses csnap.conf (export = unix,
 # socket RUN_DIR/s.sock).
@@ -33,11 +31,10 @@ start_export 1 "$sock1" --socket "$sock1" s
 start_export 2 "$sock2" s
 o1="nbd+unix:///origin?socket=$sock1"
 o2="nbd+unix:///origin?socket=$sock2"
-listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
 
 echo "== nbdinfo --list"
 nbdinfo --list "nbd+unix://?socket=$sock1" | grep -E 'export=|export-size' || fail "nbdinfo --list"
-listed "$sock1" origin || fail "origin not listed"
+export_listed "$sock1" origin || fail "origin not listed"
 
 echo "== nbdcopy round trip through node1, read back through node2"
 head -c 128M /dev/urandom >"$d/r1"
@@ -47,8 +44,8 @@ cmp "$d/r1" "$d/b1" || fail "origin round trip differs"
 
 echo "== snapshot s1; overwrite the origin; s1 keeps the old content"
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
-wait_for 20 listed "$sock1" s1 || fail "s1 not exported on node1"
-wait_for 20 listed "$sock2" s1 || fail "s1 not exported on node2"
+wait_exported "$sock1" s1
+wait_exported "$sock2" s1
 ref1=$(sha256sum <"$d/r1" | cut -d' ' -f1)
 head -c 128M /dev/urandom >"$d/r2"
 nbdcopy "$d/r2" "$o2" || fail "overwrite origin"
@@ -60,7 +57,7 @@ echo "s1 checksum matches the origin at snapshot time"
 
 echo "== fio with verification on the origin (first writes after s2) and on s1"
 node_run 1 "$C" snapshot create s s2 >/dev/null || fail "create s2"
-wait_for 20 listed "$sock1" s2 || fail "s2 not exported"
+wait_exported "$sock1" s2
 qemu-img convert -f raw -O raw "$o1" "$d/at-s2.img" || fail "read origin at s2"
 for target in origin s1; do
   cat >"$d/$target.fio" <<EOF
@@ -101,7 +98,7 @@ wait_for 20 bash -c "! nbdinfo --list 'nbd+unix://?socket=$sock1' | grep -q 'exp
   fail "s1 still exported on node1"
 wait_for 20 bash -c "! nbdinfo --list 'nbd+unix://?socket=$sock2' | grep -q 'export=\"s1\"'" ||
   fail "s1 still exported on node2"
-listed "$sock1" s2 || fail "s2 vanished"
+export_listed "$sock1" s2 || fail "s2 vanished"
 
 echo "== orderly shutdown"
 node_kill_procs 1 TERM

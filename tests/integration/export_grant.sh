@@ -25,12 +25,11 @@
 # (a check that catches a single stray write: wlog_stray.sh).
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 256M
-truncate -s 64M "$CLUSTER_ORIGIN"
-tr '\0' 'O' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill O 64M
 store_init
 . "$src/tests/cluster/wlog.sh"
 wlog_start
@@ -43,7 +42,6 @@ exp1=$(node_spawn 1 export "$C" -v export --socket "$sock1" s)
 exp2=$(node_spawn 2 export "$C" -v export --socket "$sock2" s)
 wait_for 20 test -S "$sock1" || fail "node1 export socket"
 wait_for 20 test -S "$sock2" || fail "node2 export socket"
-listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
 
 # The client: one NBD connection to node1's origin, driven by files in $d.
 cat >"$d/client.py" <<'PY'
@@ -122,7 +120,7 @@ round() {   # round N: snapshot name, how it is created
   local res
   res=$(grep -E "^round $n W (ok|error|pending)" "$(node_log 1 client)")
   echo "$res"
-  wait_for 20 listed "$sock2" "$snap" || fail "round $n: $snap not exported on node2"
+  wait_for 20 export_listed "$sock2" "$snap" || fail "round $n: $snap not exported on node2"
   local x o
   x=$(peek "$snap" "$R" 1048576)
   [ "$x" = "$([ "$n" = 1 ] && echo P || echo Q)" ] ||

@@ -12,24 +12,20 @@
 # (not the old shared chunk), and s2 must still have the old data.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 128M
-tr '\0' 'A' </dev/zero | head -c 32M >"$CLUSTER_ORIGIN"
+origin_fill A 32M
 store_init
 d=$CLUSTER_DIR
-start_master 1
-start_standby 2
-sock1=$d/node1.sock sock2=$d/node2.sock
-start_export 1 "$sock1" --socket "$sock1" s
-start_export 2 "$sock2" --socket "$sock2" s
-listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }
+master_standby
+start_export_each
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 node_run 1 "$C" snapshot create s s2 >/dev/null || fail "create s2"
 for s in s1 s2; do
-  wait_for 20 listed "$sock1" $s || fail "$s not exported on node1"
-  wait_for 20 listed "$sock2" $s || fail "$s not exported on node2"
+  wait_exported "$sock1" $s
+  wait_exported "$sock2" $s
 done
 
 C5=$((5 * 65536))

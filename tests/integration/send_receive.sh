@@ -10,7 +10,10 @@
 # NBD exports), and every older received snapshot stays identical; a
 # stream with one flipped byte and a truncated stream are refused with the
 # record and offset named, the snapshot is not created, and the same
-# stream, complete, is then received; an incremental whose base t does not
+# stream, complete, is then received; a send cut mid-stream and a receive
+# killed (kill -9) mid-stream are resumed (`receive --token`, `send
+# --resume`) with a shorter stream, a token for another stream refused;
+# an incremental whose base t does not
 # hold (or holds but not from this source), a snapshot that exists, and a
 # target origin written outside the stream are refused; `csnap check` is
 # clean on both stores.
@@ -22,8 +25,7 @@ CS=65536
 OSIZE=$((16 * 1024 * 1024 - 12288))	# the last chunk partial
 cluster_start 2 64M
 d=$CLUSTER_DIR
-truncate -s "$OSIZE" "$CLUSTER_ORIGIN"
-head -c "$OSIZE" /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random "$OSIZE"
 dd if=/dev/zero of="$CLUSTER_ORIGIN" bs=64K seek=40 count=24 conv=notrunc status=none	# zero chunks
 store_init
 start_master 1 --grace-ms 0
@@ -120,24 +122,68 @@ for k in 2 3 4 5 6; do
   prev=s$k
 done
 
-echo "== refusals"
-out=$(receive "$d/s6.stream") && fail "a snapshot that exists was received again"
-grep -q "already has a snapshot s6 (received from this source before)" "$d/recv.err" || fail "exists: $(cat "$d/recv.err")"
+echo "== a send and a receive cut mid-stream, then resumed"
+state=$(node_dir 2)/run/receive-t.state
+owrite "write -P 0x3c $((8 * CS)) $((10 * 1024 * 1024))"
 cs 1 snapshot create s s7 >/dev/null || fail "create s7"
-send "$d/s7.stream" s7 --from s5
+send "$d/s7.stream" s7 --from s6
+# the sender dies after 6 MiB (the pipe closes under it)
+cs 1 send --from s6 s s7 2>/dev/null | head -c $((6 * 1024 * 1024)) | cs 2 receive t 2>"$d/recv.err" &&
+  fail "a cut stream was received"
+grep -q "snapshot s7 not created (\`csnap receive --token\` gives a resume token)" "$d/recv.err" ||
+  fail "cut send: $(cat "$d/recv.err")"
+listed s7 && fail "s7 created from a cut stream"
+tok=$(cs 2 receive --token t) || fail "receive --token"
+out=$(cs 1 send --resume "$tok" --from s5 s s7 2>&1 >/dev/null) && fail "a token used for another stream"
+echo "$out" | grep -q "the resume token is for another stream" || fail "token for another stream: $out"
+out=$(cs 1 send --resume "1-00$tok" --from s6 s s7 2>&1 >/dev/null) && fail "a bad token accepted"
+send "$d/s7r.stream" s7 --from s6 --resume "$tok"
+[ "$(stat -c %s "$d/s7r.stream")" -lt $(($(stat -c %s "$d/s7.stream") - 4 * 1024 * 1024)) ] ||
+  fail "the resumed stream ($(stat -c %s "$d/s7r.stream") bytes) does not skip what was received"
+out=$(receive "$d/s7r.stream") || fail "receive resumed s7: $(cat "$d/recv.err")"
+same s7
+[ -e "$state" ] && fail "receive state left after a complete receive"
+echo "ok  send cut at 6 MiB of $(stat -c %s "$d/s7.stream"), resumed with a $(stat -c %s "$d/s7r.stream")-byte stream: s7 identical"
+
+owrite "write -P 0x4d $((80 * CS)) $((10 * 1024 * 1024))"
+cs 1 snapshot create s s8 >/dev/null || fail "create s8"
+send "$d/s8.stream" s8 --from s7
+mkfifo "$d/fifo"
+env $(_node_env 2) "$C" receive t <"$d/fifo" >/dev/null 2>"$d/r8.err" &
+rpid=$!
+exec 3>"$d/fifo"
+head -c $((7 * 1024 * 1024)) "$d/s8.stream" >&3
+wait_for 30 test -s "$state" || fail "the receive recorded no progress: $(cat "$d/r8.err")"
+kill -9 "$rpid"
+wait "$rpid" 2>/dev/null
+exec 3>&-
+listed s8 && fail "s8 created by a killed receive"
+tok=$(cs 2 receive --token t) || fail "receive --token after kill"
+send "$d/s8r.stream" s8 --from s7 --resume "$tok"
+[ "$(stat -c %s "$d/s8r.stream")" -lt "$(stat -c %s "$d/s8.stream")" ] || fail "resumed s8 stream not shorter"
+out=$(receive "$d/s8r.stream") || fail "receive resumed s8: $(cat "$d/recv.err")"
+same s8
+for j in 1 2 3 4 5 6 7; do same "s$j"; done
+echo "ok  receive killed (kill -9) after 7 MiB of $(stat -c %s "$d/s8.stream"), resumed with $(stat -c %s "$d/s8r.stream") bytes: s8 identical, s1..s7 too"
+
+echo "== refusals"
+out=$(receive "$d/s8.stream") && fail "a snapshot that exists was received again"
+grep -q "already has a snapshot s8 (received from this source before)" "$d/recv.err" || fail "exists: $(cat "$d/recv.err")"
+cs 1 snapshot create s s9 >/dev/null || fail "create s9"
+send "$d/s9.stream" s9 --from s7
 # (the export lets go of a snapshot a second after its last reader)
-wait_for 10 cs 2 snapshot delete t s5 >/dev/null 2>&1 || fail "delete s5 on t"
-out=$(receive "$d/s7.stream") && fail "an incremental without its base was received"
-grep -q "has no snapshot s5" "$d/recv.err" || fail "no base: $(cat "$d/recv.err")"
-cs 2 snapshot create t s5 >/dev/null || fail "create a local s5 on t"
-out=$(receive "$d/s7.stream") && fail "an incremental onto a base of another source was received"
-grep -q "snapshot s5 on store t was not received from source snapshot s5" "$d/recv.err" ||
+wait_for 10 cs 2 snapshot delete t s7 >/dev/null 2>&1 || fail "delete s7 on t"
+out=$(receive "$d/s9.stream") && fail "an incremental without its base was received"
+grep -q "has no snapshot s7" "$d/recv.err" || fail "no base: $(cat "$d/recv.err")"
+cs 2 snapshot create t s7 >/dev/null || fail "create a local s7 on t"
+out=$(receive "$d/s9.stream") && fail "an incremental onto a base of another source was received"
+grep -q "snapshot s7 on store t was not received from source snapshot s7" "$d/recv.err" ||
   fail "other base: $(cat "$d/recv.err")"
-send "$d/s7b.stream" s7 --from s6
+send "$d/s9b.stream" s9 --from s8
 qemu-io -f raw -c "write -P 0x11 $((250 * CS)) 4096" "$(dst origin)" >/dev/null || fail "write t's origin"
-out=$(receive "$d/s7b.stream") && fail "received onto an origin written since the base"
-grep -q "origin changed since snapshot s6 outside the stream" "$d/recv.err" || fail "touched: $(cat "$d/recv.err")"
-listed s7 && fail "s7 created despite the refusals"
+out=$(receive "$d/s9b.stream") && fail "received onto an origin written since the base"
+grep -q "origin changed since snapshot s8 outside the stream" "$d/recv.err" || fail "touched: $(cat "$d/recv.err")"
+listed s9 && fail "s9 created despite the refusals"
 echo "ok  refusals"
 
 "$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "check s: $("$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" 2>&1 | tail -3)"

@@ -11,11 +11,10 @@
 . "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
 
-start_master 1 --grace-ms 300
-start_standby 2 --grace-ms 300
+master_standby --grace-ms 300
 echo "node1 master, node2 standby"
 
 # Status from both nodes names node1 as master.

@@ -10,7 +10,7 @@
 
 cluster_start 1 64M
 truncate -s 0 "$CLUSTER_STORE"; truncate -s 6M "$CLUSTER_STORE"
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
 D=$(sed -n 's/.*, \([0-9]*\) data chunks.*/\1/p' "$CLUSTER_DIR/mkstore.out")
 [ -n "$D" ] && [ "$D" -ge 6 ] && [ "$D" -le 200 ] || fail "mkstore: unexpected data chunk count [$D]"

@@ -17,11 +17,10 @@
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires nbdinfo
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 cluster_start 1 128M
-truncate -s 64M "$CLUSTER_ORIGIN"
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
 D=$(sed -n 's/.*, \([0-9]*\) data chunks.*/\1/p' "$CLUSTER_DIR/mkstore.out")
 O=1024	# origin chunks
@@ -49,9 +48,8 @@ echo "== defect 3: the first candidate has an NBD client; a new one the export m
 sock=$CLUSTER_DIR/node1.sock
 start_export 1 "$sock" --socket "$sock" s
 epid=$(sed -n '$p' "$CLUSTER_DIR/node1/pids" | cut -d' ' -f1)
-listed() { nbdinfo --list "nbd+unix://?socket=$sock" 2>/dev/null | grep -q "export=\"$1\""; }
 cs 1 snapshot create s old --priority 0 >/dev/null || fail "create old"
-wait_for 20 listed old || fail "old not exported"
+wait_exported "$sock" old
 rel=$CLUSTER_DIR/release-old
 # A real NBD client on "old": reads a block, stays connected until $rel.
 "$py" -c '

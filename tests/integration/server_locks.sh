@@ -10,7 +10,7 @@
 . "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
 
 start_master 1 --grace-ms 1000

@@ -13,11 +13,10 @@
 . "$(dirname "$0")/../functions.sh"
 
 cluster_start 2 64M
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
 
-start_master 1 --grace-ms 300
-start_standby 2 --grace-ms 300
+master_standby --grace-ms 300
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 
 D=$CLUSTER_DIR

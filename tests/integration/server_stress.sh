@@ -14,10 +14,9 @@ STEPS=${STEPS:-120}
 RANDOM=${SEED:-4242}
 
 cluster_start 2 64M
-tr '\0' 'A' </dev/zero | head -c 64M >"$CLUSTER_ORIGIN"
+origin_fill A 64M
 store_init
-start_master 1 --grace-ms 300
-start_standby 2 --grace-ms 300
+master_standby --grace-ms 300
 
 declare -A O S
 declare -a SNAPS=()

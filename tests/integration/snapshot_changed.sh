@@ -13,7 +13,7 @@ CS=65536
 NCHUNKS=97				# the last one partial
 OSIZE=$(( (NCHUNKS - 1) * CS + 12288 ))
 cluster_start 1 64M
-head -c "$OSIZE" /dev/urandom >"$CLUSTER_ORIGIN"
+origin_fill random "$OSIZE"
 store_init
 start_master 1 --grace-ms 0
 

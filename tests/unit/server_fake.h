@@ -34,6 +34,10 @@ struct fake_srv {
 	char *store_path;
 	char *origin_path;
 	unsigned fails;			/* conn_fail() calls */
+	/* the next message of this type queued on this connection closes
+	 * it, as the real conn_queue() does when a client stops reading */
+	struct conn *close_on;
+	uint16_t close_on_type;
 };
 
 static struct fake_srv *fs_cur;
@@ -46,6 +50,10 @@ void conn_queue(struct conn *c, const struct proto_msg *m)
 		return;
 	if (proto_encode(m, &c->out) < 0)
 		fail_msg("server sent a message it cannot encode: %s", err_get());
+	if (c == fs_cur->close_on && m->type == fs_cur->close_on_type) {
+		fs_cur->close_on = NULL;
+		conn_close(c);
+	}
 }
 
 void conn_put(struct conn *c)

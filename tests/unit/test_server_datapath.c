@@ -10,6 +10,9 @@
  *    waits until the lock is released;
  *  - a re-uploaded read lock on a chunk copied out since is refused as
  *    stale, one on a chunk still on the origin is taken and holds writers;
+ *  - a snapshot write that moves a chunk other snapshots share is
+ *    answered only after the snapshot's other client acknowledged the
+ *    INVALIDATE of the old location, and the moved chunk holds the data;
  *  - store full: policy "fail" answers ENOSPC and keeps the snapshot,
  *    policy "release" drops the snapshot and answers the write.
  */
@@ -135,6 +138,67 @@ static void test_lock_upload_stale(void **state)
 	fs_teardown(f);
 }
 
+static void test_snap_write_invalidates(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s1 = mksnap(f, "s1", 0);
+	uint32_t s2 = mksnap(f, "s2", 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *w = fs_conn(f, PROTO_VOL_SNAPSHOT, s1);
+	struct conn *rd = fs_conn(f, PROTO_VOL_SNAPSHOT, s1);
+	struct proto_msg m;
+
+	/* One copy-out of chunk 4, shared by s1 and s2.  */
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 1, 4, 1);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 1, 0);
+	chunk_t shared, c2;
+	TU_OK(store_snapshot_read(f->s.st, s1, 4, 1, &shared));
+	TU_OK(store_snapshot_read(f->s.st, s2, 4, 1, &c2));
+	assert_true(shared != STORE_ON_ORIGIN && shared == c2);
+	/* The reader caches where chunk 4 of s1 lives.  */
+	fs_send_range(rd, PROTO_SNAP_READ, 2, 4, 1);
+	assert_true(fs_recv(rd, &m));
+	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
+	assert_int_equal(m.u.extents.e[0].store_chunk, shared);
+	proto_msg_free(&m);
+	/* The writer gets a chunk of its own (copied from the shared one);
+	 * the reader is told to forget the old place first.  */
+	fs_send_range(w, PROTO_SNAP_WRITE, 3, 4, 1);
+	fs_settle(f);
+	fs_expect_nothing(w);
+	uint64_t inv = 0;
+	assert_true(fs_recv(rd, &m));
+	assert_int_equal(m.type, PROTO_INVALIDATE);
+	assert_int_equal(m.u.ranges.n, 1);
+	assert_int_equal(m.u.ranges.r[0].start, 4);
+	inv = m.id;
+	proto_msg_free(&m);
+	fs_settle(f);
+	fs_expect_nothing(w);
+	proto_msg_init(&m, PROTO_INVALIDATE | PROTO_REPLY, inv);
+	fs_send(rd, &m);
+	fs_settle(f);
+	assert_true(fs_recv(w, &m));
+	assert_int_equal(m.type, PROTO_SNAP_WRITE | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
+	chunk_t own = m.u.extents.e[0].store_chunk;
+	proto_msg_free(&m);
+	assert_true(own != shared);
+	TU_OK(store_snapshot_read(f->s.st, s1, 4, 1, &c2));
+	assert_true(c2 == own);
+	TU_OK(store_snapshot_read(f->s.st, s2, 4, 1, &c2));
+	assert_true(c2 == shared);
+	fs_check_copied(f, s1, 4);	/* the old data came along */
+	fs_check_copied(f, s2, 4);
+	fs_drop(o);
+	fs_drop(w);
+	fs_drop(rd);
+	fs_teardown(f);
+}
+
 /* Origin writes of WANT chunks from chunk 0, one message each, until one
  * is refused; returns its status, *done the chunks answered.  */
 static uint32_t fill(struct fake_srv *f, struct conn *o, uint64_t want, uint64_t *done)
@@ -210,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_origin_write_busy),
 		cmocka_unit_test(test_origin_write_waits_for_read_lock),
 		cmocka_unit_test(test_lock_upload_stale),
+		cmocka_unit_test(test_snap_write_invalidates),
 		cmocka_unit_test(test_store_full_fail),
 		cmocka_unit_test(test_store_full_release),
 	};
