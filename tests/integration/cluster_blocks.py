@@ -139,8 +139,36 @@ def cmd_verify(uri, blocks, t0, t1, logs):
                            f" or one of {sorted(allowed - {lower})[:4]}")
     if bad:
         print(f"FAIL: {len(bad)} wrong blocks, e.g.", *bad[:5], sep="\n  ")
+        explain(h, bad, t0, t1, logs)
         sys.exit(1)
     print(f"ok: {blocks} blocks verified")
+
+
+def explain(h, bad, t0, t1, logs):
+    """Diagnostics for wrong blocks: when the block's write was made (the
+    logs again: it may have been acknowledged since the verify began), and
+    whether a second read of the block still returns it (a snapshot that
+    changed for good, or one read that raced a write)."""
+    writes = {}
+    for path in logs:
+        for line in open(path):
+            s, b, ts, ta = line.split()
+            writes.setdefault(int(b), []).append((int(s), float(ts), float(ta)))
+    now = time.monotonic()
+    print(f"  diagnostics: snapshot window {t0:.6f} - {t1:.6f}, now {now:.6f}")
+    for item in bad[:40]:
+        b = int(item.split()[1].rstrip(":"))
+        ws = writes.get(b, [])
+        lines = []
+        for again in range(2):
+            data = h.pread(BS, b * BS)
+            seq, why = parse_block(data, b)
+            lines.append(f"reread{again}: {why or seq}")
+            time.sleep(0.2)
+        near = [w for w in ws if w[1] > t0 - 2]
+        print(f"  block {b} (chunk16K {b // 4}): {item}; {'; '.join(lines)};"
+              f" writes since t0-2: " +
+              ", ".join(f"{s} start {ts:.3f} ack {ta:.3f}" for s, ts, ta in near[:6]))
 
 
 def main():

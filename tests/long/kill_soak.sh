@@ -33,8 +33,29 @@ d=$CLUSTER_DIR
 blocks_writers
 wait_writes 500 || fail "writers do not progress"
 
-agent_pid() { pgrep -f "^$C agent\$" | while read -r p; do
-  grep -qz "^CSNAP_NODE=$1\$" "/proc/$p/environ" 2>/dev/null && echo "$p"; done | head -1; }
+# own_pids I REGEX: pids of this cluster's node I whose command line matches
+# REGEX.  By the node's csnap.conf (unique to this cluster), not by
+# CSNAP_NODE: other clusters on the machine (concurrent tests) have a node
+# 3 too, and killing their export left ours running (a second export, its
+# socket removed: "connect: Connection refused" in a later verify).
+own_pids() { pgrep -f "$2" | while read -r p; do
+  grep -qz "^CSNAP_CONF=$(node_conf "$1")\$" "/proc/$p/environ" 2>/dev/null && echo "$p"; done; }
+agent_pid() { own_pids "$1" "^$C agent\$" | head -1; }
+# node3's export process (pid, state) and its socket, for a failed verify
+export3_state() {
+  local q
+  for q in $(own_pids 3 "csnap -v export"); do
+    echo -n "pid $q $(awk '{print $3}' "/proc/$q/stat") "
+  done
+  ls -l "$(export_sock 3)" 2>&1
+}
+# where the master says the chunks of the wrong blocks are now
+where_chunks() {
+  local c
+  for c in $(echo "$2" | sed -n 's/.*(chunk16K \([0-9]*\)).*/\1/p' | sort -un | head -6); do
+    echo "[$(pc 3 sread "$1" "$c" 1 2>&1 | tr '\n' ' ')]"
+  done
+}
 ev() { echo "$(mono) $*" >>"$d/events"; }  # what happened when (for the stall report)
 live=()  # snapshots not yet deleted, oldest first
 nsnap=0 ndel=0 nexp=0 nagent=0 longest_fo=0 longest_del=0 t_start=$(now_ms)
@@ -46,7 +67,7 @@ retire() {
   name=${live[0]}; live=("${live[@]:1}")
   read -r _ t0 t1 < <(grep "^$name " "$d/snaps")
   out=$($py "$blocks_py" verify "$(uri 3 "$name")" "$BLOCKS" "$t0" "$t1" "$d/w1.log" "$d/w2.log") ||
-    fail "snapshot $name: $out"
+    fail "snapshot $name: $out; node3's export: $(export3_state); master says: $(where_chunks "$name" "$out")"
   ev "delete $name"
   # The verifier's NBD client has just left node3's export; the
   # master may still count it as a user for a moment: retry, bounded.
@@ -68,8 +89,7 @@ for k in $(seq 1 "$KILLS"); do
     3)
       [ ${#live[@]} -gt 1 ] && retire ;;
     4)
-      p=$(pgrep -f "csnap -v export" | while read -r q; do
-        grep -qz "^CSNAP_NODE=3\$" "/proc/$q/environ" 2>/dev/null && echo "$q"; done | head -1)
+      p=$(own_pids 3 "csnap -v export" | head -1)
       if [ -n "$p" ]; then
         ev "kill export node3"; kill -9 "$p"; wait_for 10 sh -c "! kill -0 $p 2>/dev/null"
         rm -f "$(export_sock 3)"
