@@ -72,7 +72,12 @@
 #define BS 4096
 #define MAXSNAP 256
 
-struct wr { int dev; uint32_t pid; uint64_t off, len; int64_t t0, t1; const uint8_t *data; };
+/* A write: issued at t0, completed at t1 - or, unfinished (no DONE: its
+ * process was killed, or it failed), t1 = t0 for ordering and never
+ * durable.  */
+struct wr { int dev; bool unfinished; uint32_t pid; uint64_t off, len; int64_t t0, t1;
+	    const uint8_t *data; };
+struct wref { int dev; size_t i; };
 struct fl { int dev; int64_t t0, t1; };
 struct cw { uint64_t seq; int64_t ts, ta; };		/* a client write */
 struct blk { struct cw *w; size_t n, cap; };		/* writes of a block, by seq */
@@ -80,6 +85,7 @@ struct snap { char name[64]; int64_t t0, t1, tdel; uint64_t *final; };
 struct flog { int64_t *ts, *ta; size_t n; uint64_t writer; };
 
 static struct wr *W[2]; static size_t NW[2];		/* per device, by t1 */
+static size_t UNF0[2];			/* first unfinished write in W[i] */
 static struct fl *F[2]; static size_t NF[2];		/* per device, by t1 */
 static struct blk *B; static uint64_t NBLK;
 static struct snap S[MAXSNAP]; static unsigned NS;
@@ -120,7 +126,8 @@ static void read_logs(const char *dir)
 		int map[256], fd;
 		struct stat ls;
 		const uint8_t *p;
-		size_t pos = 0;
+		size_t pos = 0, nref = 0, refcap = 0;
+		struct wref *ref = NULL;	/* this file's WRITEs, by seq */
 
 		if (!strstr(de->d_name, ".wlog"))
 			continue;
@@ -156,17 +163,44 @@ static void read_logs(const char *dir)
 						map[h.dev] = i;
 			} else if (map[h.dev] == -2) {
 				die("a log record names a device with no DEV record");
-			} else if (map[h.dev] >= 0 && h.type == IO_WLOG_WRITE) {
-				struct wr w = { map[h.dev], h.pid, h.off, h.len, h.t0, h.t1, p + pos + sizeof h };
-				push((void **)&W[w.dev], &NW[w.dev], &cap[w.dev], &w, sizeof w);
+			} else if (h.type == IO_WLOG_WRITE) {
+				struct wref r = { map[h.dev], map[h.dev] >= 0 ? NW[map[h.dev]] : 0 };
+				struct wr w = { map[h.dev], false, h.pid, h.off, h.len, h.t0, 0,
+						p + pos + sizeof h };
+
+				if (h.seq != nref + 1)
+					die("WRITE records out of sequence in a log");
+				push((void **)&ref, &nref, &refcap, &r, sizeof r);
+				if (w.dev >= 0)
+					push((void **)&W[w.dev], &NW[w.dev], &cap[w.dev], &w, sizeof w);
+			} else if (h.type == IO_WLOG_DONE) {
+				if (h.seq == 0 || h.seq > nref)
+					die("a DONE record names no WRITE");
+				if (ref[h.seq - 1].dev >= 0)
+					W[ref[h.seq - 1].dev][ref[h.seq - 1].i].t1 = h.t1;
 			} else if (map[h.dev] >= 0 && h.type == IO_WLOG_FLUSH) {
 				struct fl f = { map[h.dev], h.t0, h.t1 };
 				push((void **)&F[f.dev], &NF[f.dev], &fcap[f.dev], &f, sizeof f);
 			}
 			pos += sizeof h + h.datalen;
 		}
+		free(ref);
 	}
 	closedir(d);
+	for (int i = 0; i < 2; i++)
+		for (size_t k = 0; k < NW[i]; k++)
+			if (!W[i][k].t1) {
+				W[i][k].unfinished = true;
+				W[i][k].t1 = W[i][k].t0;
+			}
+}
+
+static size_t count_unf(int i)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < NW[i]; k++)
+		n += W[i][k].unfinished;
+	return n;
 }
 
 static int by_t1_w(const void *a, const void *b)
@@ -632,12 +666,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 2; i++) {
 		qsort(W[i], NW[i], sizeof *W[i], by_t1_w);
 		qsort(F[i], NF[i], sizeof *F[i], by_t1_f);
+		for (UNF0[i] = 0; UNF0[i] < NW[i] && !W[i][UNF0[i]].unfinished; UNF0[i]++)
+			;
 		snprintf(path[i], sizeof path[i], "%s/%s.img", argv[1], i ? "store" : "origin");
 		IMG[i] = path[i];
 	}
 	snprintf(scratch, sizeof scratch, "%s/store.restart.img", argv[1]);
-	printf("log: origin %zu writes %zu flushes, store %zu writes %zu flushes; %u snapshots\n",
-	       NW[0], NF[0], NW[1], NF[1], NS);
+	printf("log: origin %zu writes %zu flushes, store %zu writes %zu flushes, %zu + %zu writes"
+	       " unfinished; %u snapshots\n", NW[0], NF[0], NW[1], NF[1], count_unf(0),
+	       count_unf(1), NS);
 	if (!NW[0] || !NW[1])
 		die("the log holds no writes of the origin or of the store");
 
@@ -712,16 +749,21 @@ int main(int argc, char **argv)
 				fp[i]++;
 			}
 			while (dp[i] < NW[i] && W[i][dp[i]].t1 < dur[i]) {
-				put(fd[i], W[i][dp[i]].data, W[i][dp[i]].len, W[i][dp[i]].off);
+				if (!W[i][dp[i]].unfinished)
+					put(fd[i], W[i][dp[i]].data, W[i][dp[i]].len, W[i][dp[i]].off);
 				dp[i]++;
 			}
 		}
-		/* The unflushed writes issued before T, in completion order.  */
+		/* The unflushed writes issued before T, in completion order
+		 * (and the unfinished ones among the durable prefix).  */
 		for (int i = 0; i < 2; i++)
-			for (size_t k = dp[i]; k < NW[i]; k++) {
+			for (size_t k = UNF0[i] < dp[i] ? UNF0[i] : dp[i]; k < NW[i]; k++) {
 				const struct wr *w = &W[i][k];
-				bool tear = mode >= 2 && w->len > BS && rand() % 4 == 0;
+				bool tear;
 
+				if (k < dp[i] && !w->unfinished)
+					continue;
+				tear = mode >= 2 && w->len > BS && rand() % 4 == 0;
 				if (w->t0 >= T || mode == 0 || (mode >= 2 && rand() % 2))
 					continue;
 				vol++;

@@ -2,10 +2,10 @@
  * tests/unit/test_ioengine_wlog.c - the cross-process write log
  * (ioengine/wlog.h): with CSNAP_WRITELOG set before the first open, a
  * device opened for writing gets a DEV record naming its device and inode,
- * every completed write (synchronous or through the engine) a WRITE record
- * with its data, every flush a FLUSH record whose t0 is after the t1 of
- * every write it covers; a read-only device logs nothing; each record's
- * CRC holds.
+ * every write (synchronous or through the engine) a WRITE record with its
+ * data when issued and a DONE record when complete, every flush a FLUSH
+ * record whose t0 is after the DONE of every write it covers; a read-only
+ * device logs nothing; each record's CRC holds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,32 +105,41 @@ static void test_wlog(void **state)
 	io_engine_destroy(eng);
 
 	n = read_log(r, 16);
-	assert_int_equal(n, 5);		/* the read-only device is not logged */
+	assert_int_equal(n, 7);		/* the read-only device is not logged */
 	assert_int_equal(r[0].h.type, IO_WLOG_DEV);
 	assert_int_equal(r[0].h.off, (uint64_t)st.st_dev);
 	assert_int_equal(r[0].h.len, (uint64_t)st.st_ino);
 	r[0].data[r[0].h.datalen] = 0;
 	assert_string_equal((char *)r[0].data, path);
-	for (size_t i = 1; i < n; i++) {
+	for (size_t i = 1; i < n; i++)
 		assert_int_equal(r[i].h.dev, r[0].h.dev);
-		assert_true(r[i].h.t0 > 0 && r[i].h.t0 <= r[i].h.t1);
-		assert_true(r[i].h.t0 >= r[i - 1].h.t0);
-	}
+	/* synchronous: issued with its data, done, flushed after it was done */
 	assert_int_equal(r[1].h.type, IO_WLOG_WRITE);
+	assert_int_equal(r[1].h.seq, 1);
 	assert_int_equal(r[1].h.off, 8192);
 	assert_int_equal(r[1].h.len, 4096);
 	assert_int_equal(r[1].h.datalen, 4096);
 	assert_int_equal(r[1].data[0], 'a');
 	assert_int_equal(r[1].data[4095], 'a');
-	assert_int_equal(r[2].h.type, IO_WLOG_FLUSH);
-	assert_true(r[2].h.t0 >= r[1].h.t1);	/* it covers the write */
-	assert_int_equal(r[3].h.type, IO_WLOG_WRITE);
-	assert_int_equal(r[3].h.off, 65536);
-	assert_int_equal(r[3].h.len, 8192);
-	assert_int_equal(r[3].data[8191], 'b');
-	assert_int_equal(r[4].h.type, IO_WLOG_FLUSH);
-	/* The engine's flush waited for the write queued before it.  */
+	assert_true(r[1].h.t0 > 0);
+	assert_int_equal(r[2].h.type, IO_WLOG_DONE);
+	assert_int_equal(r[2].h.seq, 1);
+	assert_int_equal(r[2].h.datalen, 0);
+	assert_true(r[2].h.t1 >= r[1].h.t0);
+	assert_int_equal(r[3].h.type, IO_WLOG_FLUSH);
+	assert_true(r[3].h.t0 >= r[2].h.t1 && r[3].h.t1 >= r[3].h.t0);	/* it covers the write */
+	/* through the engine: the same, and the flush waited for the write */
+	assert_int_equal(r[4].h.type, IO_WLOG_WRITE);
+	assert_int_equal(r[4].h.seq, 2);
+	assert_int_equal(r[4].h.off, 65536);
+	assert_int_equal(r[4].h.len, 8192);
+	assert_int_equal(r[4].data[8191], 'b');
 	assert_true(r[4].h.t0 >= r[3].h.t1);
+	assert_int_equal(r[5].h.type, IO_WLOG_DONE);
+	assert_int_equal(r[5].h.seq, 2);
+	assert_true(r[5].h.t1 >= r[4].h.t0);
+	assert_int_equal(r[6].h.type, IO_WLOG_FLUSH);
+	assert_true(r[6].h.t0 >= r[5].h.t1 && r[6].h.t1 >= r[6].h.t0);
 	for (size_t i = 0; i < n; i++)
 		free(r[i].data);
 	io_dev_close(dev);
