@@ -334,8 +334,8 @@ void io_engine_pump(struct io_engine *eng)
 				io_req_finish_later(eng, req, -EKEYEXPIRED);
 				continue;
 			}
-			if (!req->t0)
-				req->t0 = io_wlog_t0(req->dev);
+			if (req->type == IO_REQ_WRITE && !req->wseq && req->dev->wlog_id >= 0)
+				req->wseq = io_wlog_issue(req->dev, req->buf, req->len, req->off);
 			prep_iocb(eng, req);
 			eng->iocbs[n++] = &req->iocb;
 		}
@@ -404,7 +404,7 @@ static void req_complete(struct io_engine *eng, struct io_req *req)
 	all_remove(eng, req);
 	if (result >= 0) {
 		if (req->type == IO_REQ_WRITE)
-			io_dev_record_write(req->dev, req->buf, req->len, req->off, req->t0);
+			io_dev_record_write(req->dev, req->buf, req->len, req->off, req->wseq);
 		else if (req->type == IO_REQ_FLUSH)
 			io_dev_record_flush(req->dev, req->t0);
 	}

@@ -40,8 +40,8 @@ struct io_req {
 				 * each io_submit of it */
 	void *gate_arg;
 	uint64_t seq;		/* queue order */
-	int64_t t0;		/* write log (wlog.h): first handed to the kernel,
-				 * or the fdatasync started */
+	int64_t t0;		/* flush: its fdatasync started (write log) */
+	uint64_t wseq;		/* write: its WRITE record (write log), once issued */
 	unsigned writes_ahead;	/* flush: pending writes to dev queued before */
 	bool counted;		/* write: went to the kernel queue (a flush may wait) */
 	bool fault, submit_err, eof, gated;	/* how it failed, for the message */

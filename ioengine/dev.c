@@ -275,7 +275,7 @@ int io_dev_pread(struct io_dev *dev, void *buf, size_t len, uint64_t off)
 int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 {
 	size_t done = 0;
-	int64_t t0;
+	uint64_t wseq;
 	int r;
 
 	r = io_dev_check_rw(dev, buf, len, off, true);
@@ -284,7 +284,7 @@ int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 	r = io_dev_fault_check(dev, IO_FAULT_WRITE);
 	if (r < 0)
 		return io_fault_err(dev, "write", len, off, -r);
-	t0 = io_wlog_t0(dev);
+	wseq = dev->wlog_id >= 0 ? io_wlog_issue(dev, buf, len, off) : 0;
 	while (done < len) {
 		ssize_t n = pwrite(dev->fd, (const char *)buf + done, len - done,
 				   (off_t)(off + done));
@@ -300,7 +300,7 @@ int io_dev_pwrite(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
 				       off + done);
 		done += (size_t)n;
 	}
-	io_dev_record_write(dev, buf, len, off, t0);
+	io_dev_record_write(dev, buf, len, off, wseq);
 	return 0;
 }
 

@@ -58,16 +58,21 @@ extern bool io_test_refuse_direct_once;
 int io_dev_fault_check(struct io_dev *dev, int op);
 
 /* Append a completed write / flush to the device's log, if any, and to
- * the write log (T0: io_wlog_t0() taken right before the write was handed
- * to the kernel / the fdatasync was called).  */
+ * the write log (WSEQ: what io_wlog_issue() returned right before the
+ * write was handed to the kernel, 0 if the device is not logged; T0:
+ * io_wlog_t0() taken right before the fdatasync was called).  */
 void io_dev_record_write(struct io_dev *dev, const void *buf, size_t len, uint64_t off,
-			 int64_t t0);
+			 uint64_t wseq);
 void io_dev_record_flush(struct io_dev *dev, int64_t t0);
 
 /* The cross-process write log (wlog.c, format in wlog.h).  */
 struct stat;
 void io_wlog_dev_opened(struct io_dev *dev, const struct stat *st);
-void io_wlog_io(struct io_dev *dev, enum io_wlog_type type, const void *buf,
+/* A WRITE record (with the data) for a write about to be issued on a
+ * logged device; returns its seq (0 if logging stopped).  */
+uint64_t io_wlog_issue(struct io_dev *dev, const void *buf, size_t len, uint64_t off);
+/* A DONE (seq) or FLUSH (t0) record, t1 = now.  */
+void io_wlog_io(struct io_dev *dev, enum io_wlog_type type, uint64_t seq,
 		size_t len, uint64_t off, int64_t t0);
 /* The clock for a write log record's t0; 0 (and no clock read) when the
  * device is not logged.  */

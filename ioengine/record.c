@@ -84,13 +84,13 @@ static void log_append(struct io_log *log, enum io_log_op op, uint64_t off,
 }
 
 void io_dev_record_write(struct io_dev *dev, const void *buf, size_t len, uint64_t off,
-			 int64_t t0)
+			 uint64_t wseq)
 {
 	struct io_log *log;
 	void *copy;
 
-	if (dev->wlog_id >= 0)
-		io_wlog_io(dev, IO_WLOG_WRITE, buf, len, off, t0);
+	if (wseq)
+		io_wlog_io(dev, IO_WLOG_DONE, wseq, len, off, 0);
 
 	pthread_mutex_lock(&dev->lock);
 	log = dev->log;
@@ -113,7 +113,7 @@ void io_dev_record_flush(struct io_dev *dev, int64_t t0)
 	struct io_log *log;
 
 	if (dev->wlog_id >= 0)
-		io_wlog_io(dev, IO_WLOG_FLUSH, NULL, 0, 0, t0);
+		io_wlog_io(dev, IO_WLOG_FLUSH, 0, 0, 0, t0);
 
 	pthread_mutex_lock(&dev->lock);
 	log = dev->log;

@@ -3,11 +3,11 @@
  * tests (format and guarantees: ioengine/wlog.h).  Off unless the
  * environment variable CSNAP_WRITELOG names a directory when a device is
  * opened for writing; then each device opened for writing gets
- * dev->wlog_id >= 0 and every completed write and flush on it is appended
- * to DIR/<pid>.wlog.
+ * dev->wlog_id >= 0 and every write on it (when issued and when done) and
+ * every completed flush is appended to DIR/<pid>.wlog.
  *
  * Invariants:
- *  - Off costs one branch per completed I/O (dev->wlog_id < 0) and one
+ *  - Off costs one branch per I/O (dev->wlog_id < 0) and one
  *    getenv() per open.
  *  - The log file is opened once per process (pthread_once), O_APPEND; each
  *    record is written by one write(2) under wl_lock, so records of the
@@ -33,6 +33,7 @@ static pthread_once_t wl_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t wl_lock = PTHREAD_MUTEX_INITIALIZER;
 static int wl_fd = -1;
 static int wl_next_dev;
+static uint64_t wl_seq;		/* WRITE records so far (under wl_lock) */
 
 static void wl_open(void)
 {
@@ -89,17 +90,32 @@ void io_wlog_dev_opened(struct io_dev *dev, const struct stat *st)
 	pthread_mutex_unlock(&wl_lock);
 }
 
-void io_wlog_io(struct io_dev *dev, enum io_wlog_type type, const void *buf,
+uint64_t io_wlog_issue(struct io_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct io_wlog_rec h = {
+		.type = IO_WLOG_WRITE, .dev = (uint32_t)dev->wlog_id, .off = off, .len = len,
+		.t0 = csnap_now_ns(), .datalen = (uint32_t)len,
+	};
+
+	pthread_mutex_lock(&wl_lock);
+	if (wl_fd >= 0) {
+		h.seq = ++wl_seq;
+		wl_append(&h, buf);
+	}
+	pthread_mutex_unlock(&wl_lock);
+	return h.seq;
+}
+
+void io_wlog_io(struct io_dev *dev, enum io_wlog_type type, uint64_t seq,
 		size_t len, uint64_t off, int64_t t0)
 {
 	struct io_wlog_rec h = {
 		.type = type, .dev = (uint32_t)dev->wlog_id, .off = off, .len = len,
-		.t0 = t0, .t1 = csnap_now_ns(),
-		.datalen = type == IO_WLOG_WRITE ? (uint32_t)len : 0,
+		.t0 = t0, .t1 = csnap_now_ns(), .seq = seq,
 	};
 
 	pthread_mutex_lock(&wl_lock);
 	if (wl_fd >= 0)
-		wl_append(&h, type == IO_WLOG_WRITE ? buf : NULL);
+		wl_append(&h, NULL);
 	pthread_mutex_unlock(&wl_lock);
 }

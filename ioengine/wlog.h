@@ -7,14 +7,17 @@
  *
  * Every process (master server, exports, CLI) that opens a device for
  * writing appends to its own file DIR/<pid>.wlog: a DEV record per device
- * opened for writing, then a WRITE record per completed write (with its
- * data) and a FLUSH record per completed flush.  Times are CLOCK_MONOTONIC
- * nanoseconds, one clock for every process on the host.
+ * opened for writing, then a WRITE record (with its data) as each write is
+ * handed to the kernel and a DONE record once it completed, and a FLUSH
+ * record per completed flush.  Times are CLOCK_MONOTONIC nanoseconds, one
+ * clock for every process on the host.
  *
  * Invariants (what makes a replay sound):
- *  - WRITE t0 is read before the write is handed to the kernel and t1
- *    after it completed (before the caller is told): the write was in
- *    flight only inside [t0, t1].
+ *  - WRITE t0 is read before the write is handed to the kernel, and its
+ *    DONE record's t1 after it completed (before the caller is told): the
+ *    write was in flight only inside [t0, t1].  A WRITE without a DONE
+ *    (its process was killed, or the write failed) may or may not have
+ *    reached the device, and never durably as far as anyone was told.
  *  - FLUSH t0 is read immediately before fdatasync() is called and t1
  *    after it returned (before the caller is told).  So every write to the
  *    same file whose t1 < a flush's t0 was complete before that
@@ -22,8 +25,10 @@
  *    matter which process wrote it.
  *  - A record is one write(2) of header + data with a CRC-32C over both;
  *    a process killed in the middle leaves at most a torn last record,
- *    which readers recognise and ignore (a write that was not logged is
- *    one the replay treats as never made: it was not acknowledged).
+ *    which readers recognise and ignore.  The WRITE is logged before the
+ *    write is issued, so no write that reached the device is missing.
+ *  - seq numbers a process's WRITE records 1, 2, 3... in file order; a
+ *    DONE names the WRITE it completes by seq.
  */
 #ifndef CSNAP_IOENGINE_WLOG_H
 #define CSNAP_IOENGINE_WLOG_H
@@ -37,8 +42,9 @@ enum io_wlog_type {
 	IO_WLOG_DEV = 1,	/* off = st_dev (st_rdev for a block device),
 				 * len = st_ino (0 for a block device),
 				 * data = the path as opened */
-	IO_WLOG_WRITE = 2,	/* data = the bytes written at off */
+	IO_WLOG_WRITE = 2,	/* issued; data = the bytes written at off */
 	IO_WLOG_FLUSH = 3,
+	IO_WLOG_DONE = 4,	/* the WRITE numbered seq completed (t1) */
 };
 
 struct io_wlog_rec {
@@ -49,6 +55,7 @@ struct io_wlog_rec {
 	uint64_t off;
 	uint64_t len;
 	int64_t t0, t1;		/* CLOCK_MONOTONIC ns, see above */
+	uint64_t seq;		/* WRITE, DONE: see above */
 	uint32_t datalen;	/* bytes that follow the header */
 	uint32_t crc;		/* CRC-32C of header (crc = 0) and data */
 };

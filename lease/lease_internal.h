@@ -30,6 +30,25 @@ uint32_t lease_sanlock_size_flags(const struct lease_area *a);
 /* Checks the daemon named by $SANLOCK_RUN_DIR answers.  */
 int lease_daemon_check(void);
 
+/* The lease-owner record (lease/record.c), LEASE_RECORD_SIZE bytes,
+ * little-endian, the rest zero.  */
+enum {
+	R_MAGIC = 0,		/* le64 LEASE_RECORD_MAGIC */
+	R_VERSION = 8,		/* le32 LEASE_RECORD_VERSION */
+	R_CSUM = 12,		/* le32 crc32c of the record with this field 0 */
+	R_OFFSET = 16,		/* le64 where it lives */
+	R_LVER = 24,		/* le64 */
+	R_HOST = 32,		/* le64 host_id */
+	R_GEN = 40,		/* le64 generation */
+	R_EPOCH = 48,		/* le64 */
+	R_SEQ = 56,		/* le64 write_seq */
+	R_PORT = 64,		/* le16 */
+	R_ZERO = 66,		/* le16 + le32, zero */
+	R_ADDR = 72,		/* char[LEASE_ADDR_LEN] NUL-padded, NUL-terminated */
+	R_LS = 136,		/* char[LEASE_NAME_LEN] lockspace, likewise */
+	R_END = R_LS + LEASE_NAME_LEN,
+};
+
 /* sanlock's leader record (sanlock's leader.h struct leader_record,
  * on-disk, little-endian): the first sector of each delta lease and of a
  * paxos lease.  sanlock writes it; lease_leader_decode() reads it and

@@ -4,12 +4,8 @@
  * that holds the master lease (right after acquiring, and cleared before an
  * orderly release), read by anyone.
  *
- * Encoding (little-endian, LEASE_RECORD_SIZE bytes, rest zero):
- *    0 magic u64      8 version u32   12 crc32c u32 (of the whole record
- *   16 offset u64 (where it lives)        with this field zero)
- *   24 lver u64      32 host_id u64   40 generation u64   48 epoch u64
- *   56 write_seq u64 64 port u16      66 zero u16         68 zero u32
- *   72 address[64]  136 lockspace[48] (both NUL-padded, NUL-terminated)
+ * Encoding: R_* in lease_internal.h (little-endian, LEASE_RECORD_SIZE
+ * bytes, rest zero).
  *
  * The record by itself proves nothing: lease_validate() trusts it only when
  * sanlock agrees about lver, owner and generation.  The checksum and offset
@@ -24,21 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define R_MAGIC		0
-#define R_VERSION	8
-#define R_CSUM		12
-#define R_OFFSET	16
-#define R_LVER		24
-#define R_HOST		32
-#define R_GEN		40
-#define R_EPOCH		48
-#define R_SEQ		56
-#define R_PORT		64
-#define R_ZERO		66
-#define R_ADDR		72
-#define R_LS		136
-#define R_END		(R_LS + LEASE_NAME_LEN)
 
 bool lease_record_is_empty(const struct lease_record *r)
 {

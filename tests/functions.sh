@@ -32,6 +32,9 @@
 #   start_export I SOCKET [--log NAME] EXPORT_ARG...
 #                                 start `csnap -v export EXPORT_ARG...` on node I
 #                                 (log NAME, default export) and wait for SOCKET
+#   start_export_each             nodes 1 and 2 each export store s, on $sock1
+#                                 and $sock2 ($CLUSTER_DIR/nodeI.sock)
+#   requires_libnbd               python3-libnbd must be there (as `requires`)
 #   export_sock I                 the socket of node I's export from csnap.conf
 #   export_listed SOCKET NAME     the export on SOCKET lists NAME (nbdinfo)
 #   wait_exported SOCKET NAME     wait up to 20 s for export_listed; fail if not
@@ -124,6 +127,13 @@ start_export() {
   node_spawn "$i" "$log" "$C" -v export "$@" >/dev/null
   wait_for 30 test -S "$sock" || fail "node$i's export ($log): no socket $sock"
 }
+
+start_export_each() {
+  sock1=$CLUSTER_DIR/node1.sock sock2=$CLUSTER_DIR/node2.sock
+  start_export 1 "$sock1" --socket "$sock1" s
+  start_export 2 "$sock2" --socket "$sock2" s
+}
+requires_libnbd() { requires_run python3-libnbd "$py" -c 'import nbd'; }
 
 export_sock() { echo "$(node_dir "$1")/run/s.sock"; }
 export_listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }

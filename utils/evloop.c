@@ -356,7 +356,7 @@ int evloop_run_once(struct evloop *lp, int max_wait_ms)
 	run_deferred(lp);
 	if (lp->after)
 		lp->after(lp->after_arg);
-	return 0;
+	return n;
 }
 
 int evloop_run(struct evloop *lp)

@@ -107,7 +107,8 @@ void evloop_signals_del(struct evloop *lp, struct evloop_signals *s);
 void evloop_set_after(struct evloop *lp, void (*fn)(void *arg), void *arg);
 
 /* One turn; MAX_WAIT_MS bounds the wait (-1: until an event or timer).
- * Returns 0, or -errno if epoll_wait failed (EINTR is not a failure).  */
+ * Returns how many events epoll reported, or -errno if epoll_wait failed
+ * (EINTR is not a failure).  */
 int evloop_run_once(struct evloop *lp, int max_wait_ms);
 /* Turns until evloop_stop() (returns 0) or a failure (-errno).  */
 int evloop_run(struct evloop *lp);

@@ -1,6 +1,6 @@
 /*
  * src/agent/agent.c - the agent's main thread: start-up (node lock,
- * socket, one thread per store), the epoll loop (clients, signals, store
+ * socket, one thread per store), the event loop (clients, signals, store
  * threads' news, server children) and the orderly stop.
  *
  * Stop order (SIGTERM/SIGINT), so that a master on this node hands over
@@ -23,42 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
-
-static int setup(struct agent *ag)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	sigset_t mask;
-	ssize_t n;
-
-	ag->epfd = epoll_create1(EPOLL_CLOEXEC);
-	ag->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (ag->epfd < 0 || ag->efd < 0)
-		return err_set(errno, "epoll/eventfd: %s", strerror(errno));
-	/* Blocked before any thread starts, so only the signalfd sees them. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGCHLD);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	ag->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (ag->sfd < 0)
-		return err_set(errno, "signalfd: %s", strerror(errno));
-	ev.data.u64 = EV_SIGNAL;
-	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->sfd, &ev) < 0)
-		return err_set(errno, "epoll_ctl: %s", strerror(errno));
-	ev.data.u64 = EV_STORES;
-	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->efd, &ev) < 0)
-		return err_set(errno, "epoll_ctl: %s", strerror(errno));
-	n = readlink("/proc/self/exe", ag->self_exe, sizeof ag->self_exe - 1);
-	if (n <= 0)
-		return err_set(errno, "cannot find my own executable: %s", strerror(errno));
-	ag->self_exe[n] = 0;
-	return 0;
-}
 
 static void begin_stop(struct agent *ag, int signo)
 {
@@ -73,30 +38,30 @@ static void begin_stop(struct agent *ag, int signo)
 	agent_servers_stop(ag);
 }
 
-static void on_signals(struct agent *ag)
+static void on_signal(void *arg, int signo)
 {
-	struct signalfd_siginfo si;
+	struct agent *ag = arg;
 
-	while (read(ag->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-		switch (si.ssi_signo) {
-		case SIGTERM:
-		case SIGINT:
-			begin_stop(ag, (int)si.ssi_signo);
-			break;
-		case SIGCHLD:
-			agent_servers_reaped(ag);
-			break;
-		case SIGHUP:
-			log_info("agent: SIGHUP ignored (restart the agent to reload csnap.conf)");
-			break;
-		}
+	switch (signo) {
+	case SIGTERM:
+	case SIGINT:
+		begin_stop(ag, signo);
+		break;
+	case SIGCHLD:
+		agent_servers_reaped(ag);
+		break;
+	case SIGHUP:
+		log_info("agent: SIGHUP ignored (restart the agent to reload csnap.conf)");
+		break;
 	}
 }
 
-static void on_stores(struct agent *ag)
+static void on_stores(void *arg, uint32_t events)
 {
+	struct agent *ag = arg;
 	uint64_t v;
 
+	(void)events;
 	if (read(ag->efd, &v, sizeof v) < 0 && errno != EAGAIN)
 		log_warn("agent: eventfd: %s", strerror(errno));
 	for (int i = 0; i < ag->nstores; i++) {
@@ -114,69 +79,79 @@ static void on_stores(struct agent *ag)
 	}
 }
 
-static int loop_timeout(const struct agent *ag)
+static int setup(struct agent *ag)
 {
-	int64_t now = csnap_now_ms(), next = agent_servers_next_ms(ag);
-	int64_t t = 1000;	/* a heartbeat: also bounds any missed wake-up */
+	/* Blocked before any thread starts, so only the signalfd sees them. */
+	static const int signos[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0 };
+	ssize_t n;
+	int r;
 
-	if (ag->stopping)
-		t = 50;
-	if (next >= 0 && next - now < t)
-		t = next > now ? next - now : 0;
-	return (int)t;
+	if ((r = evloop_create(&ag->lp)) < 0 ||
+	    (r = evloop_signals_add(ag->lp, &ag->sigs, signos, on_signal, ag)) < 0)
+		return r;
+	ag->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ag->efd < 0)
+		return err_set(errno, "eventfd: %s", strerror(errno));
+	if ((r = evloop_watch_add(ag->lp, &ag->efd_watch, ag->efd, EPOLLIN, on_stores, ag)) < 0)
+		return r;
+	n = readlink("/proc/self/exe", ag->self_exe, sizeof ag->self_exe - 1);
+	if (n <= 0)
+		return err_set(errno, "cannot find my own executable: %s", strerror(errno));
+	ag->self_exe[n] = 0;
+	return 0;
 }
 
-static void run_loop(struct agent *ag)
+/* When the loop must look again at the latest: a heartbeat (which also
+ * bounds any missed wake-up), sooner for a due server start or check,
+ * every 50 ms while stopping.  */
+static int64_t next_turn_ms(const struct agent *ag)
 {
-	struct epoll_event evs[64];
-	bool killed = false;
+	int64_t now = csnap_now_ms(), next = agent_servers_next_ms(ag);
+	int64_t t = ag->stopping ? 50 : 1000;
 
-	for (;;) {
-		int n = epoll_wait(ag->epfd, evs, 64, loop_timeout(ag));
+	if (next >= 0 && next - now < t)
+		t = next > now ? next - now : 0;
+	return now + t;
+}
 
-		if (n < 0 && errno != EINTR) {
-			log_error("agent: epoll_wait: %s", strerror(errno));
-			break;
+static void on_wake(void *arg)
+{
+	(void)arg;	/* the turn's work is in after_turn() */
+}
+
+/* After every turn: the work that does not wait for an event.  */
+static void after_turn(void *arg)
+{
+	struct agent *ag = arg;
+
+	agent_conns_reap(ag);
+	agent_accept_resume(ag);
+	agent_servers_reaped(ag);	/* also catches a SIGCHLD we coalesced */
+	agent_servers_tick(ag);
+	if (ag->stopping) {
+		if (!agent_servers_running(ag)) {
+			evloop_stop(ag->lp);
+			return;
 		}
-		for (int i = 0; i < n; i++) {
-			switch (evs[i].data.u64) {
-			case EV_LISTEN:
-				/* also while stopping: clients see the hand-over */
-				agent_accept(ag);
-				break;
-			case EV_SIGNAL:
-				on_signals(ag);
-				break;
-			case EV_STORES:
-				on_stores(ag);
-				break;
-			default:
-				if (evs[i].data.u64 >= AGENT_EV_HB_BASE &&
-				    evs[i].data.u64 < AGENT_EV_HB_BASE + (uint64_t)ag->nstores)
-					agent_hb_tick(ag, &ag->stores[evs[i].data.u64 - AGENT_EV_HB_BASE]);
-				else
-					agent_conn_event(ag, evs[i].data.ptr, evs[i].events);
-				break;
-			}
-		}
-		agent_conns_reap(ag);
-		agent_accept_resume(ag);
-		agent_servers_reaped(ag);	/* also catches a SIGCHLD we coalesced */
-		agent_servers_tick(ag);
-		if (ag->stopping) {
-			if (!agent_servers_running(ag))
-				break;
-			if (!killed && csnap_now_ms() >= ag->stop_deadline_ms) {
-				agent_servers_kill(ag);
-				killed = true;
-			}
+		if (!ag->killed && csnap_now_ms() >= ag->stop_deadline_ms) {
+			agent_servers_kill(ag);
+			ag->killed = true;
 		}
 	}
+	evloop_timer_arm_at(ag->lp, &ag->wake, next_turn_ms(ag));
+}
+
+static int run_loop(struct agent *ag)
+{
+	ag->wake = (struct evloop_timer){ .fn = on_wake, .arg = ag };
+	evloop_timer_arm_at(ag->lp, &ag->wake, next_turn_ms(ag));
+	evloop_set_after(ag->lp, after_turn, ag);
+	return evloop_run(ag->lp);
 }
 
 int agent_run(const struct agent_opts *o)
 {
-	struct agent ag = { .o = o, .cfg = o->cfg, .efd = -1, .epfd = -1, .lfd = -1, .sfd = -1,
+	struct agent ag = { .o = o, .cfg = o->cfg, .efd = -1, .lfd = -1,
 			    .fdres = { .spare = -1 } };
 	struct agent_opts oo = *o;
 	int lockfd, r;
@@ -219,8 +194,8 @@ int agent_run(const struct agent_opts *o)
 			break;
 		}
 	}
-	if (!ag.stopping)
-		run_loop(&ag);
+	if (!ag.stopping && run_loop(&ag) < 0)
+		log_error("agent: %s", err_get());
 	for (int i = 0; i < ag.nstores; i++)
 		agent_store_stop(&ag.stores[i]);
 	for (int i = 0; i < ag.nstores; i++)
@@ -236,13 +211,17 @@ out:
 			log_error("agent: exiting with a store thread stuck");
 			_exit(1);
 		}
+	for (int i = 0; ag.stores && i < ag.nstores; i++)
+		evloop_watch_del(ag.lp, &ag.stores[i].hb_watch);
 	free(ag.stores);
-	if (ag.sfd >= 0)
-		close(ag.sfd);
+	if (ag.lp) {
+		evloop_signals_del(ag.lp, &ag.sigs);
+		evloop_watch_del(ag.lp, &ag.efd_watch);
+		evloop_timer_cancel(ag.lp, &ag.wake);
+		evloop_destroy(ag.lp);
+	}
 	if (ag.efd >= 0)
 		close(ag.efd);
-	if (ag.epfd >= 0)
-		close(ag.epfd);
 	close(lockfd);
 	return r;
 }

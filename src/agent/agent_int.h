@@ -2,10 +2,11 @@
  * src/agent/agent_int.h - the agent's internal structures, shared by its
  * files (not a public interface).
  *
- * Threads: the main thread runs the epoll loop (clients, signals, server
- * children); one thread per store opens it, joins its lockspace and polls
- * lease_find_master().  They share struct agent_store's `pub` part under
- * its mutex; a store thread wakes the main thread through ag->efd.
+ * Threads: the main thread runs the event loop (utils/evloop.h: clients,
+ * signals, server children); one thread per store opens it, joins its
+ * lockspace and polls lease_find_master().  They share struct
+ * agent_store's `pub` part under its mutex; a store thread wakes the main
+ * thread through ag->efd.
  * Everything else in agent_store is touched by one side only (marked).
  */
 #ifndef CSNAP_AGENT_INT_H
@@ -15,6 +16,7 @@
 #include "src/agent/agent.h"
 #include "src/agent/agent_proto.h"
 #include "utils/config.h"
+#include "utils/evloop.h"
 #include "utils/clock.h"
 #include "utils/fdlimit.h"
 #include "utils/log.h"
@@ -71,6 +73,7 @@ struct agent_store {
 	unsigned server_restarts;
 	/* liveness channel of the running server (supervise.c) */
 	int hb_fd;			/* -1: none */
+	struct evloop_watch hb_watch;	/* of hb_fd */
 	bool hb_serving;		/* said SERVING: heartbeat it */
 	bool hb_served;			/* this run reached SERVING */
 	uint64_t hb_seq;		/* last PING sent */
@@ -88,10 +91,13 @@ struct agent {
 	const struct agent_opts *o;
 	const struct config *cfg;
 	int poll_ms;
+	struct evloop *lp;
 	int efd;			/* eventfd: a store thread published */
-	int epfd;
+	struct evloop_watch efd_watch;
 	int lfd;			/* listening socket */
-	int sfd;			/* signalfd */
+	struct evloop_watch listen_watch;
+	struct evloop_signals sigs;
+	struct evloop_timer wake;	/* the loop's next due work */
 	char sock_path[CONFIG_PATH_MAX];
 	char self_exe[CONFIG_PATH_MAX];
 	int nstores;
@@ -103,6 +109,7 @@ struct agent {
 	bool accept_paused;		/* listener unwatched until the loop turn ends */
 	struct log_limit peer_log;	/* what clients can make us log at will */
 	bool stopping;
+	bool killed;			/* servers SIGKILLed at the stop timeout */
 	int64_t stop_deadline_ms;
 	pid_t pid;
 };
@@ -129,12 +136,8 @@ int agent_servers_running(const struct agent *ag);
 void agent_servers_kill(struct agent *ag);		/* SIGKILL the rest */
 int64_t agent_servers_next_ms(const struct agent *ag);	/* next due time, -1 none */
 
-/* heartbeat.c: liveness of the local masters.  The channel fd of store I
- * is in the epoll set with data.u64 = AGENT_EV_HB_BASE + I (connections
- * use pointers, which are never that small).  */
-#define AGENT_EV_HB_BASE	16
-/* epoll data of the agent's own descriptors (below AGENT_EV_HB_BASE).  */
-enum { EV_LISTEN = 1, EV_SIGNAL = 2, EV_STORES = 3 };
+/* heartbeat.c: liveness of the local masters.  The channel fd of a
+ * store is watched by st->hb_watch while the server runs.  */
 void agent_hb_tick(struct agent *ag, struct agent_store *st);	/* read, ping, kill */
 int64_t agent_hb_next_ms(const struct agent *ag, const struct agent_store *st);
 void agent_hb_close(struct agent_store *st);
@@ -145,7 +148,6 @@ void agent_accept(struct agent *ag);
 /* At the end of a loop turn: watch the listener again after accept()
  * ran out of descriptors.  */
 void agent_accept_resume(struct agent *ag);
-void agent_conn_event(struct agent *ag, struct agent_conn *c, uint32_t events);
 /* A store published: push notices, answer pending WHEREs.  */
 void agent_conns_store_changed(struct agent *ag, struct agent_store *st,
 			       const struct store_pub *pub);

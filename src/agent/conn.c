@@ -30,6 +30,7 @@
 #define OUT_MAX		(64 * 1024)
 
 struct agent_conn {
+	struct agent *ag;
 	int fd;
 	struct agent_conn *next;
 	char in[AGENT_LINE_MAX];
@@ -37,7 +38,7 @@ struct agent_conn {
 	bool discarding;		/* inside an overlong line */
 	char *out;
 	size_t outlen, outcap;
-	uint32_t armed;			/* epoll events registered */
+	struct evloop_watch w;		/* w.events: what we wait for */
 	uint64_t watch;			/* bit i: watching store i */
 	struct agent_store *pending;	/* WHERE awaiting a fresh lookup */
 	uint64_t pending_seq;
@@ -48,10 +49,16 @@ struct agent_conn {
 
 _Static_assert(CONFIG_MAX_STORES <= 64, "watch mask is one uint64_t");
 
+static void on_listen(void *arg, uint32_t events)
+{
+	(void)events;
+	/* also while stopping: clients see the hand-over */
+	agent_accept(arg);
+}
+
 int agent_listen(struct agent *ag)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_LISTEN };
 	int fd, r;
 
 	r = agent_socket_path(ag->cfg->run_dir, ag->sock_path, sizeof ag->sock_path);
@@ -72,8 +79,8 @@ int agent_listen(struct agent *ag)
 		return r;
 	}
 	ag->lfd = fd;
-	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-		return err_set(errno, "epoll_ctl: %s", strerror(errno));
+	if ((r = evloop_watch_add(ag->lp, &ag->listen_watch, fd, EPOLLIN, on_listen, ag)) < 0)
+		return r;
 	ag->max_conns = (int)fd_conn_cap(MAX_CONNS);
 	if (fd_reserve_open(&ag->fdres) < 0)
 		log_warn("agent: cannot keep a spare descriptor: %s", strerror(errno));
@@ -93,18 +100,18 @@ static bool accept_failed(struct agent *ag, int err)
 		return true;
 	}
 	log_limited(&ag->peer_log, LOG_LEVEL_WARN, "agent: accept: %s", strerror(err));
-	if (fd_shortage(err) && epoll_ctl(ag->epfd, EPOLL_CTL_DEL, ag->lfd, NULL) == 0)
+	if (fd_shortage(err)) {
+		evloop_watch_del(ag->lp, &ag->listen_watch);
 		ag->accept_paused = true;
+	}
 	return false;
 }
 
 void agent_accept_resume(struct agent *ag)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = EV_LISTEN };
-
 	if (!ag->accept_paused || ag->lfd < 0)
 		return;
-	if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, ag->lfd, &ev) == 0)
+	if (evloop_watch_add(ag->lp, &ag->listen_watch, ag->lfd, EPOLLIN, on_listen, ag) == 0)
 		ag->accept_paused = false;
 	if (ag->fdres.spare < 0)
 		fd_reserve_open(&ag->fdres);
@@ -115,18 +122,14 @@ void agent_accept_resume(struct agent *ag)
  * QUIT, we do not read; otherwise we read.  Level-triggered.  */
 static void conn_arm(struct agent *ag, struct agent_conn *c)
 {
-	struct epoll_event ev = { .data.ptr = c };
+	uint32_t events = 0;
 
 	if (c->outlen)
-		ev.events = EPOLLOUT;
+		events = EPOLLOUT;
 	else if (!c->pending && !c->closing && !c->eof)
-		ev.events = EPOLLIN;
-	else
-		ev.events = 0;
-	if (ev.events == c->armed)
-		return;
-	if (epoll_ctl(ag->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-		c->armed = ev.events;
+		events = EPOLLIN;
+	/* On failure w.events keeps the old mask: tried again next time. */
+	evloop_watch_mod(ag->lp, &c->w, events);
 }
 
 static void conn_flush(struct agent *ag, struct agent_conn *c)
@@ -202,6 +205,8 @@ static void conn_master(struct agent *ag, struct agent_conn *c, const struct age
 		conn_err(ag, c, "internal error formatting the answer");
 }
 
+static void conn_ready(void *arg, uint32_t events);
+
 void agent_accept(struct agent *ag)
 {
 	for (;;) {
@@ -226,15 +231,13 @@ void agent_accept(struct agent *ag)
 			continue;
 		}
 		struct agent_conn *c = calloc(1, sizeof *c);
-		struct epoll_event ev = { .events = EPOLLIN };
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		c->ag = ag;
 		c->fd = fd;
-		c->armed = EPOLLIN;
-		ev.data.ptr = c;
-		if (epoll_ctl(ag->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		if (evloop_watch_add(ag->lp, &c->w, fd, EPOLLIN, conn_ready, c) < 0) {
 			close(fd);
 			free(c);
 			continue;
@@ -499,15 +502,18 @@ static void conn_free(struct agent *ag, struct agent_conn *c)
 			*p = c->next;
 			break;
 		}
-	epoll_ctl(ag->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	evloop_watch_del(ag->lp, &c->w);
 	close(c->fd);
 	free(c->out);
 	free(c);
 	ag->nconns--;
 }
 
-void agent_conn_event(struct agent *ag, struct agent_conn *c, uint32_t events)
+static void conn_ready(void *arg, uint32_t events)
 {
+	struct agent_conn *c = arg;
+	struct agent *ag = c->ag;
+
 	if (c->dead)
 		return;		/* freed by agent_conns_reap() after this batch */
 	if (events & EPOLLOUT)
@@ -570,6 +576,7 @@ void agent_conns_close_all(struct agent *ag)
 	while (ag->conns)
 		conn_free(ag, ag->conns);
 	if (ag->lfd >= 0) {
+		evloop_watch_del(ag->lp, &ag->listen_watch);
 		close(ag->lfd);
 		ag->lfd = -1;
 		unlink(ag->sock_path);

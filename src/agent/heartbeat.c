@@ -36,8 +36,10 @@ static int64_t interval_ms(const struct agent_store *st)
 
 void agent_hb_close(struct agent_store *st)
 {
-	if (st->hb_fd >= 0)
+	if (st->hb_fd >= 0) {
+		evloop_watch_del(st->ag->lp, &st->hb_watch);
 		close(st->hb_fd);
+	}
 	st->hb_fd = -1;
 	st->hb_serving = false;
 	st->hb_ping_ms = 0;

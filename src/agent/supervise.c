@@ -147,6 +147,14 @@ static int build_spawn(struct agent *ag, struct agent_store *st, const struct st
 	return 0;
 }
 
+static void hb_ready(void *arg, uint32_t events)
+{
+	struct agent_store *st = arg;
+
+	(void)events;
+	agent_hb_tick(st->ag, st);
+}
+
 static void start_server(struct agent *ag, struct agent_store *st, const struct store_pub *pub)
 {
 	struct spawn *sp = calloc(1, sizeof *sp);
@@ -197,10 +205,10 @@ static void start_server(struct agent *ag, struct agent_store *st, const struct 
 		st->hb_fd = hb[0];
 		st->hb_serving = st->hb_served = st->hb_killed = false;
 		st->hb_ping_ms = st->hb_stopping_ms = 0;
-		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = AGENT_EV_HB_BASE + (uint64_t)st->index };
-		if (st->hb_fd >= 0 && epoll_ctl(ag->epfd, EPOLL_CTL_ADD, st->hb_fd, &ev) < 0) {
-			log_warn("store %s: heartbeat channel: epoll_ctl: %s; heartbeats off",
-				 st->cs->name, strerror(errno));
+		if (st->hb_fd >= 0 && evloop_watch_add(ag->lp, &st->hb_watch, st->hb_fd, EPOLLIN,
+						       hb_ready, st) < 0) {
+			log_warn("store %s: heartbeat channel: %s; heartbeats off", st->cs->name,
+				 err_get());
 			agent_hb_close(st);
 		}
 		log_info("store %s: started standby server (pid %ld)", st->cs->name, (long)pid);

@@ -295,3 +295,62 @@ void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 			s->priority, s->usecount, ub, sb);
 	}
 }
+
+int admin_changed_ranges(const struct admin_args *a, struct admin_conn *ac, const char *from, const char *to,
+			 struct proto_range **out, size_t *nout)
+{
+	struct proto_range *v = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t next = 0;
+	int r = 0;
+	while (next != UINT64_MAX && !r) {
+		struct proto_msg m, rep;
+		proto_msg_init(&m, PROTO_CHANGED, 0);
+		snprintf(m.u.changed.from, sizeof m.u.changed.from, "%s", from);
+		snprintf(m.u.changed.to, sizeof m.u.changed.to, "%s", to ? to : "");
+		m.u.changed.start = next;
+		m.u.changed.max_ranges = PROTO_MAX_RANGES;
+		if (admin_call(a, ac, &m, &rep, "snapshot changed", true))
+			break;
+		if (rep.status) {
+			r = cli_error("snapshot changed %s %s: %s", from, to ? to : "(origin)",
+				      rep.error[0] ? rep.error : strerror((int)rep.status));
+			proto_msg_free(&rep);
+			break;
+		}
+		const struct proto_ranges *rs = &rep.u.changed_reply.ranges;
+		for (uint32_t i = 0; i < rs->n && !r; i++) {
+			struct proto_range *last = n ? &v[n - 1] : NULL;
+			if (last && last->start + last->count == rs->r[i].start &&
+			    (uint64_t)last->count + rs->r[i].count <= UINT32_MAX) {
+				last->count += rs->r[i].count;
+				continue;
+			}
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				struct proto_range *nv = realloc(v, nc * sizeof *nv);
+				if (!nv) {
+					r = cli_error("out of memory");
+					break;
+				}
+				v = nv;
+				cap = nc;
+			}
+			v[n++] = rs->r[i];
+		}
+		uint64_t nx = rep.u.changed_reply.next;
+		if (!r && nx != UINT64_MAX && (rs->n == 0 || nx <= next))
+			r = cli_error("snapshot changed: the master's cursor does not advance");
+		next = nx;
+		proto_msg_free(&rep);
+	}
+	if (next != UINT64_MAX && !r)
+		r = 1;	/* admin_call printed it */
+	if (r) {
+		free(v);
+		return r;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}

@@ -76,6 +76,12 @@ int admin_call(const struct admin_args *a, struct admin_conn *ac, struct proto_m
 int admin_call_ok(const struct admin_args *a, struct admin_conn *ac, struct proto_msg *req,
 		  struct proto_msg *rep, const char *what, bool retry_sent);
 void admin_close(struct admin_conn *ac);
+/* Chunk ranges that differ between FROM and TO (NULL: the live origin),
+ * merged where the master's pages split a run; CHANGED requests paged with
+ * the master's cursor, which must advance.  *OUT is malloc'd.  0, or 1
+ * with the error printed.  */
+int admin_changed_ranges(const struct admin_args *a, struct admin_conn *ac, const char *from, const char *to,
+			 struct proto_range **out, size_t *nout);
 
 void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 			   bool json, FILE *f);

@@ -221,7 +221,7 @@ static int cmd_send(int argc, char **argv)
 	size_t nv = 0;
 	uint64_t nchunks = (h.origin_size + h.chunk_size - 1) / h.chunk_size;
 	if (a) {
-		if (xfer_changed(&x, &ac, a->name, b->name, &v, &nv))
+		if (admin_changed_ranges(&x.a, &ac, a->name, b->name, &v, &nv))
 			goto out_list;
 	} else {
 		/* CHANGED counts are 32-bit; a whole origin in pieces */

@@ -40,10 +40,6 @@ int xfer_snapshots(struct xfer_args *x, struct admin_conn *ac, struct proto_msg 
 		   bool *ids_known);
 const struct proto_snapinfo *xfer_find(const struct proto_msg *list, const char *name);
 
-/* Chunk ranges that differ between FROM and TO ("" or NULL: the live
- * origin), merged.  *OUT is malloc'd.  Error printed.  */
-int xfer_changed(struct xfer_args *x, struct admin_conn *ac, const char *from, const char *to,
-		 struct proto_range **out, size_t *n);
 
 /* Progress on stderr: a line redrawn on a terminal, a plain line every
  * 10 s otherwise (and a summary at the end either way).  */

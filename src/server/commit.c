@@ -111,6 +111,9 @@ void srv_fatal(struct srv *s, int err, const char *why)
 		log_error("stopping at once, no further writes: %s", why);
 		s->fatal = true;
 		s->fatal_err = err < 0 ? err : -EIO;
+		/* no further event of this turn is handled */
+		if (s->lp)
+			evloop_stop(s->lp);
 	}
 }
 
@@ -336,7 +339,7 @@ int srv_init(struct srv *s, const struct server_opts *o)
 {
 	memset(s, 0, sizeof *s);
 	s->o = *o;
-	s->lfd = s->sigfd = s->timerfd = s->iofd = s->epfd = -1;
+	s->lfd = s->iofd = -1;
 	s->lm.sock = -1;
 	s->fdres.spare = -1;
 	chunkset_init(&s->locks);

@@ -58,11 +58,8 @@ static void conn_update_events(struct conn *c)
 	if (c->dead)
 		return;
 	bool want = c->out.off < c->out.len;
-	if (want == c->want_out)
-		return;
-	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.ptr = c };
-	epoll_ctl(c->s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-	c->want_out = want;
+	/* no system call when the mask is unchanged */
+	evloop_watch_mod(c->s->lp, &c->w, EPOLLIN | (want ? EPOLLOUT : 0));
 }
 
 static void conn_write(struct conn *c)
@@ -157,7 +154,7 @@ void conn_close(struct conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	evloop_watch_del(s->lp, &c->w);
 	close(c->fd);
 	c->fd = -1;
 	if (c->prev)
@@ -175,26 +172,37 @@ void conn_close(struct conn *c)
 		log_msg(c->volume == PROTO_VOL_ADMIN ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO,
 			"client %s (%s) disconnected", c->peer, c->name);
 	srv_conn_gone(s, c);
-	/* Freed at the end of the loop turn: an event of this turn may still
-	 * name C (its pointer is the epoll data), and is then skipped as
-	 * dead.  The graveyard holds a reference until then.  */
+	/* Freed at the end of the loop turn: the callback that closed C may
+	 * still use it.  The graveyard holds a reference until then.  */
 	c->refs++;
 	c->grave_next = s->graveyard;
 	s->graveyard = c;
 }
 
-void conn_listen_init(struct srv *s)
+static void on_listen(void *arg, uint32_t events)
 {
+	(void)events;
+	conn_accept(arg);
+}
+
+int conn_listen_init(struct srv *s)
+{
+	int r = evloop_watch_add(s->lp, &s->listen_watch, s->lfd, EPOLLIN, on_listen, s);
+
+	if (r < 0)
+		return r;
 	s->max_conns = fd_conn_cap(CONN_MAX);
 	if (fd_reserve_open(&s->fdres) < 0)
 		log_warn("cannot keep a spare descriptor: %s", strerror(errno));
 	s->accept_paused = false;
 	log_debug("accepting up to %u connections (%u not yet identified)", s->max_conns,
 		  s->max_conns / 2 < CONN_MAX_UNIDENT ? s->max_conns / 2 : CONN_MAX_UNIDENT);
+	return 0;
 }
 
 void conn_listen_done(struct srv *s)
 {
+	evloop_watch_del(s->lp, &s->listen_watch);
 	fd_reserve_close(&s->fdres);
 }
 
@@ -247,9 +255,11 @@ static bool accept_failed(struct srv *s, int err)
 	log_limited(&s->peer_log, LOG_LEVEL_WARN, "accept: %s: not accepting for %d ms",
 		    strerror(err), 250);
 	s->accept_paused = true;
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+	evloop_watch_del(s->lp, &s->listen_watch);
 	return false;
 }
+
+static void conn_on_event(void *arg, uint32_t events);
 
 int conn_accept(struct srv *s)
 {
@@ -298,9 +308,8 @@ int conn_accept(struct srv *s)
 			port = ntohs(in6->sin6_port);
 			snprintf(c->peer, sizeof c->peer, "[%s]:%u", host, port);
 		}
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			log_error("epoll_ctl: %s", strerror(errno));
+		if (evloop_watch_add(s->lp, &c->w, fd, EPOLLIN, conn_on_event, c) < 0) {
+			log_error("%s", err_get());
 			close(fd);
 			chunkset_free(&c->locks);
 			free(c);
@@ -540,16 +549,17 @@ void conn_tick(struct srv *s)
 	}
 	/* Back off after a descriptor shortage: watch the listener again.  */
 	if (s->accept_paused && s->lfd >= 0) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s->listen_tag };
-		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) == 0)
+		if (evloop_watch_add(s->lp, &s->listen_watch, s->lfd, EPOLLIN, on_listen, s) == 0)
 			s->accept_paused = false;
 		if (s->fdres.spare < 0)
 			fd_reserve_open(&s->fdres);
 	}
 }
 
-void conn_on_event(struct conn *c, uint32_t events)
+static void conn_on_event(void *arg, uint32_t events)
 {
+	struct conn *c = arg;
+
 	c->refs++;	/* keep alive across callbacks that may close it */
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		conn_read(c);

@@ -5,7 +5,7 @@
  * Messages (one per packet, ASCII): server -> agent "SERVING <epoch>" once
  * the master's main loop runs, "PONG <n>" for each "PING <n>", "STOPPING"
  * when the loop ended for an orderly hand-over.  PINGs are answered only
- * from the main loop (hb_event is called from serve()'s epoll dispatch),
+ * from the main loop (hb_event is the channel's evloop callback),
  * so a PONG proves the loop turns: a stopped, deadlocked or I/O-hung master
  * does not answer and its agent kills it, which frees the master lease.
  * Start-up work that may legitimately take long (journal replay) happens
@@ -20,6 +20,7 @@
  */
 #include "src/server/heartbeat.h"
 
+#include "utils/err.h"
 #include "utils/log.h"
 #include "utils/progress.h"
 
@@ -34,17 +35,14 @@
 #include <unistd.h>
 
 static int hb_fd = -1;
-static int hb_epfd = -1;
-static void *hb_tag;
-static bool hb_polled;		/* in the epoll set (from SERVING on) */
+static struct evloop *hb_loop;
+static struct evloop_watch hb_watch;	/* active from SERVING on */
 
 static void hb_close(void)
 {
 	if (hb_fd < 0)
 		return;
-	if (hb_polled)
-		epoll_ctl(hb_epfd, EPOLL_CTL_DEL, hb_fd, NULL);
-	hb_polled = false;
+	evloop_watch_del(hb_loop, &hb_watch);
 	csnap_progress_hook = NULL;
 	close(hb_fd);
 	hb_fd = -1;
@@ -59,7 +57,7 @@ static void hb_send(const char *msg)
 	}
 }
 
-void hb_init(int epfd, void *tag)
+void hb_init(struct evloop *lp)
 {
 	const char *env = getenv(CSNAP_AGENT_FD_ENV);
 	char v[24], *end;
@@ -80,10 +78,16 @@ void hb_init(int epfd, void *tag)
 		return;
 	}
 	hb_fd = (int)fd;
-	hb_epfd = epfd;
-	hb_tag = tag;
+	hb_loop = lp;
 	fcntl(hb_fd, F_SETFD, FD_CLOEXEC);
 	fcntl(hb_fd, F_SETFL, fcntl(hb_fd, F_GETFL) | O_NONBLOCK);
+}
+
+static void hb_ready(void *arg, uint32_t events)
+{
+	(void)arg;
+	(void)events;
+	hb_event();
 }
 
 void hb_serving(uint64_t epoch)
@@ -92,14 +96,12 @@ void hb_serving(uint64_t epoch)
 
 	/* Polled only from now on: before, nobody answers PINGs, and an
 	 * agent that went away (EOF) must not wake the standby loop.  */
-	if (hb_fd >= 0 && !hb_polled) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = hb_tag };
-		if (epoll_ctl(hb_epfd, EPOLL_CTL_ADD, hb_fd, &ev) < 0) {
-			log_warn("agent heartbeat channel: epoll_ctl: %s", strerror(errno));
+	if (hb_fd >= 0 && !hb_watch.active) {
+		if (evloop_watch_add(hb_loop, &hb_watch, hb_fd, EPOLLIN, hb_ready, NULL) < 0) {
+			log_warn("agent heartbeat channel: %s", err_get());
 			hb_close();
 			return;
 		}
-		hb_polled = true;
 		csnap_progress_hook = hb_event;	/* also from long work */
 	}
 	snprintf(msg, sizeof msg, "SERVING %llu", (unsigned long long)epoch);
@@ -109,6 +111,11 @@ void hb_serving(uint64_t epoch)
 void hb_stopping(void)
 {
 	hb_send("STOPPING");
+}
+
+void hb_detach(void)
+{
+	evloop_watch_del(hb_loop, &hb_watch);
 }
 
 void hb_event(void)

@@ -1,5 +1,5 @@
 /*
- * src/server/server.c - election, start-up, the epoll loop, group commit
+ * src/server/server.c - election, start-up, the event loop, group commit
  * and orderly shutdown of the metadata server.
  *
  * Life of a server process:
@@ -40,9 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,8 +51,6 @@
  * quiet) instead of closed, because closing writes metadata.  */
 static struct store *volatile fenced_store;
 
-/* epoll tags for the non-connection fds */
-static char tag_listen, tag_signal, tag_timer, tag_io, tag_hb;
 
 void server_opts_defaults(struct server_opts *o)
 {
@@ -73,33 +69,36 @@ void server_opts_defaults(struct server_opts *o)
 
 /* ---- signals, timer ----------------------------------------------------- */
 
-static int setup_signals(struct srv *s)
+static void stop_listening(struct srv *s);
+
+/* Serving, the first SIGTERM/SIGINT starts the drain: stop accepting,
+ * finish in-flight work (bounded), then hand over.  */
+static void begin_drain(struct srv *s)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (s->sigfd < 0)
-		return err_set(errno, "signalfd: %s", strerror(errno));
-	return 0;
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	s->drain_deadline_ms = csnap_now_ms() + s->o.drain_timeout_ms;
+	stop_listening(s);
 }
 
-/* Returns true if a stop was requested.  */
-static bool read_signals(struct srv *s)
+static void on_signal(void *arg, int signo)
 {
-	struct signalfd_siginfo si;
-	bool stop = false;
-	while (read(s->sigfd, &si, sizeof si) == sizeof si) {
-		if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
-			log_info("signal %u: orderly shutdown", si.ssi_signo);
-			stop = true;
-		}
-	}
-	return stop;
+	struct srv *s = arg;
+
+	if (signo != SIGTERM && signo != SIGINT)
+		return;		/* SIGHUP: blocked, ignored */
+	log_info("signal %d: orderly shutdown", signo);
+	s->stop_asked = true;
+	if (s->serving)
+		begin_drain(s);
+}
+
+static int setup_signals(struct srv *s)
+{
+	static const int signos[] = { SIGTERM, SIGINT, SIGHUP, 0 };
+
+	return evloop_signals_add(s->lp, &s->sigs, signos, on_signal, s);
 }
 
 /* ---- standby ------------------------------------------------------------ */
@@ -162,9 +161,9 @@ static int wait_for_master(struct srv *s)
 		/* Acquiring against a live owner is cheap (sanlock answers
 		 * at once), and the retry interval is most of the time an
 		 * orderly hand-over takes.  */
-		struct epoll_event ev;
-		int n = epoll_wait(s->epfd, &ev, 1, s->o.standby_retry_ms > 0 ? s->o.standby_retry_ms : 50);
-		if (n > 0 && ev.data.ptr == &tag_signal && read_signals(s))
+		if ((r = evloop_run_once(s->lp, s->o.standby_retry_ms > 0 ? s->o.standby_retry_ms : 50)) < 0)
+			return r;
+		if (s->stop_asked)
 			return 0;
 		if (lease_fenced())
 			return err_set(ENOLCK, "fenced while standby");
@@ -172,6 +171,12 @@ static int wait_for_master(struct srv *s)
 }
 
 /* ---- master ------------------------------------------------------------- */
+
+static void io_ready(void *arg, uint32_t events)
+{
+	(void)events;
+	copy_reap(arg);
+}
 
 static int open_store(struct srv *s)
 {
@@ -194,10 +199,7 @@ static int open_store(struct srv *s)
 	if (r < 0)
 		return r;
 	s->iofd = io_engine_eventfd(s->eng);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_io };
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->iofd, &ev) < 0)
-		return err_set(errno, "epoll_ctl: %s", strerror(errno));
-	return 0;
+	return evloop_watch_add(s->lp, &s->io_watch, s->iofd, EPOLLIN, io_ready, s);
 }
 
 static int start_listening(struct srv *s)
@@ -231,26 +233,20 @@ static int start_listening(struct srv *s)
 		    NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(s->address, sizeof s->address, "%s", host);
 	s->port = (uint16_t)atoi(serv);
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) < 0)
-		return err_set(errno, "epoll_ctl: %s", strerror(errno));
-	s->listen_tag = &tag_listen;
-	conn_listen_init(s);
-	return 0;
+	return conn_listen_init(s);
 }
 
 static void stop_listening(struct srv *s)
 {
 	if (s->lfd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfd, NULL);
+		conn_listen_done(s);	/* unwatches it */
 		close(s->lfd);
 		s->lfd = -1;
-		conn_listen_done(s);
 	}
 }
 
-/* epoll timeout: the tick, or sooner if the re-upload window ends or a
- * snapshot waits only for grants to expire.  */
+/* How long the loop may sleep: the tick, or less if the re-upload window
+ * ends or a snapshot waits only for grants to expire.  */
 static int loop_timeout(const struct srv *s)
 {
 	int64_t due = 0;
@@ -268,9 +264,6 @@ static int loop_timeout(const struct srv *s)
 
 static void tick(struct srv *s, unsigned n)
 {
-	uint64_t exp;
-	while (read(s->timerfd, &exp, sizeof exp) == sizeof exp)
-		;
 	if (n % 4 == 0 && !s->fatal) {
 		int r = srv_lease_check(s);
 		if (r < 0)
@@ -305,8 +298,9 @@ static int publish(struct srv *s)
 		if (!said)
 			log_warn("master lease renewal is late: waiting to publish the record");
 		said = true;
-		struct epoll_event ev;
-		if (epoll_wait(s->epfd, &ev, 1, 250) > 0 && ev.data.ptr == &tag_signal && read_signals(s))
+		if ((r = evloop_run_once(s->lp, 250)) < 0)
+			return r;
+		if (s->stop_asked)
 			return err_set(EINTR, "stopped while waiting to publish");
 	}
 }
@@ -322,45 +316,59 @@ static bool drained(struct srv *s, int64_t deadline)
 	return csnap_now_ms() >= deadline;
 }
 
+static void on_tick(void *arg)
+{
+	struct srv *s = arg;
+
+	if (s->fatal)
+		return;		/* stopping at once: no further work */
+	evloop_timer_arm(s->lp, &s->tick_timer, TICK_MS);
+	tick(s, ++s->ticks);
+}
+
+static void on_wake(void *arg)
+{
+	(void)arg;	/* the due work is in after_turn() */
+}
+
+/* After every turn, once the events of the batch are handled: group
+ * commit and replies (srv_turn_end), the drain's end, the next wake-up. */
+static void after_turn(void *arg)
+{
+	struct srv *s = arg;
+
+	if (lease_fenced())
+		srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
+	if (s->fatal)
+		return;		/* srv_fatal stopped the loop */
+	srv_turn_end(s);
+	conn_flush_all(s);
+	if (s->stopping && drained(s, s->drain_deadline_ms)) {
+		evloop_stop(s->lp);
+		return;
+	}
+	evloop_timer_arm(s->lp, &s->wake, (unsigned)loop_timeout(s));
+}
+
 static int serve(struct srv *s)
 {
-	struct epoll_event evs[64];
-	unsigned ticks = 0;
-	int64_t drain_deadline = 0;
+	int r;
 
-	while (!s->fatal) {
-		if (s->stopping && drained(s, drain_deadline))
-			break;
-		int n = epoll_wait(s->epfd, evs, 64, loop_timeout(s));
-		if (n < 0 && errno != EINTR)
-			return err_set(errno, "epoll_wait: %s", strerror(errno));
-		for (int i = 0; i < n && !s->fatal; i++) {
-			void *p = evs[i].data.ptr;
-			if (p == &tag_listen) {
-				conn_accept(s);
-			} else if (p == &tag_signal) {
-				if (read_signals(s) && !s->stopping) {
-					s->stopping = true;
-					drain_deadline = csnap_now_ms() + s->o.drain_timeout_ms;
-					stop_listening(s);
-				}
-			} else if (p == &tag_timer) {
-				tick(s, ++ticks);
-			} else if (p == &tag_io) {
-				copy_reap(s);
-			} else if (p == &tag_hb) {
-				hb_event();
-			} else {
-				conn_on_event(p, evs[i].events);
-			}
-		}
-		if (lease_fenced())
-			srv_fatal(s, -ENOLCK, "sanlock asked this master to stop (fenced)");
-		if (s->fatal)
-			break;
-		srv_turn_end(s);
-		conn_flush_all(s);
-	}
+	s->serving = true;
+	if (s->stop_asked)	/* while we were taking over */
+		begin_drain(s);
+	s->tick_timer = (struct evloop_timer){ .fn = on_tick, .arg = s };
+	s->wake = (struct evloop_timer){ .fn = on_wake, .arg = s };
+	evloop_timer_arm(s->lp, &s->tick_timer, TICK_MS);
+	evloop_timer_arm(s->lp, &s->wake, (unsigned)loop_timeout(s));
+	evloop_set_after(s->lp, after_turn, s);
+	r = evloop_run(s->lp);
+	evloop_set_after(s->lp, NULL, NULL);
+	evloop_timer_cancel(s->lp, &s->tick_timer);
+	evloop_timer_cancel(s->lp, &s->wake);
+	s->serving = false;
+	if (r < 0)
+		return r;
 	return s->fatal ? s->fatal_err : 0;
 }
 
@@ -391,18 +399,14 @@ int server_run(const struct server_opts *o)
 		free(s);
 		return r;
 	}
-	s->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (s->epfd < 0) {
-		r = err_set(errno, "epoll_create1: %s", strerror(errno));
+	if ((r = evloop_create(&s->lp)) < 0) {
 		srv_free(s);
 		free(s);
 		return r;
 	}
 	if ((r = setup_signals(s)) < 0)
 		goto out;
-	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_signal };
-	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev);
-	hb_init(s->epfd, &tag_hb);
+	hb_init(s->lp);
 
 	if ((r = load_superblock(s)) < 0)
 		goto out;
@@ -427,11 +431,6 @@ int server_run(const struct server_opts *o)
 		goto out_master;
 	if ((r = start_listening(s)) < 0)
 		goto out_master;
-	s->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	struct itimerspec its = { .it_interval = { 0, TICK_MS * 1000000L }, .it_value = { 0, TICK_MS * 1000000L } };
-	timerfd_settime(s->timerfd, 0, &its, NULL);
-	ev = (struct epoll_event){ .events = EPOLLIN, .data.ptr = &tag_timer };
-	epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->timerfd, &ev);
 
 	/* Clients can come back only once the record is published: the
 	 * re-upload window starts then (origin writes wait for it; until
@@ -489,6 +488,7 @@ out_master:
 		store_close(s->st);
 	else if (s->st)
 		fenced_store = s->st;	/* deliberately not freed: see above */
+	evloop_watch_del(s->lp, &s->io_watch);
 	if (s->eng)
 		io_engine_destroy(s->eng);
 	if (s->odev)
@@ -496,11 +496,9 @@ out_master:
 	lease_master_close(&s->lm);
 out:
 	stop_listening(s);
-	if (s->timerfd >= 0)
-		close(s->timerfd);
-	if (s->sigfd >= 0)
-		close(s->sigfd);
-	close(s->epfd);
+	hb_detach();
+	evloop_signals_del(s->lp, &s->sigs);
+	evloop_destroy(s->lp);
 	srv_free(s);
 	free(s);
 	return r < 0 ? r : 0;

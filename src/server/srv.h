@@ -1,7 +1,7 @@
 /*
  * src/server/srv.h - internal state of the metadata server, shared by its
  * files:
- *   server.c    election, start-up, the epoll loop, shutdown
+ *   server.c    election, start-up, the event loop, shutdown
  *   commit.c    parked requests, group commit, the end of a loop turn
  *   conn.c      sockets, handshake + authentication, framing
  *   route.c     what each volume may send and which handler takes it
@@ -49,6 +49,7 @@
 #include "src/store/store.h"
 #include "lease/lease.h"
 #include "utils/clock.h"
+#include "utils/evloop.h"
 #include "utils/fdlimit.h"
 #include "utils/log.h"
 
@@ -106,7 +107,7 @@ struct conn {
 	enum conn_state state;
 	uint8_t nonce[PROTO_NONCE_LEN];
 	struct proto_buf in, out;
-	bool want_out;		/* EPOLLOUT armed */
+	struct evloop_watch w;	/* w.events has EPOLLOUT while `out` has data */
 	bool closing;		/* close once `out` drains */
 	bool dead;		/* closed; freed when refs drops to 0 */
 	unsigned refs;		/* requests pointing here */
@@ -132,10 +133,9 @@ struct conn {
 };
 
 /* Listening starts / stops: connection cap and descriptor reserve.  */
-void conn_listen_init(struct srv *s);
+int conn_listen_init(struct srv *s);	/* watches s->lfd */
 void conn_listen_done(struct srv *s);
 int conn_accept(struct srv *s);
-void conn_on_event(struct conn *c, uint32_t events);
 /* Encode M into the output buffer (the socket side of conn_send).  */
 void conn_queue(struct conn *c, const struct proto_msg *m);
 /* Protocol error: log the reason and close this connection only.  */
@@ -292,7 +292,16 @@ struct srv {
 	struct lease_master lm;
 
 	/* loop */
-	int epfd, lfd, sigfd, timerfd, iofd;
+	struct evloop *lp;
+	int lfd, iofd;
+	struct evloop_watch listen_watch, io_watch;
+	struct evloop_signals sigs;
+	struct evloop_timer tick_timer;	/* every TICK_MS while master */
+	struct evloop_timer wake;	/* the next due time of the turn's work */
+	unsigned ticks;
+	bool stop_asked;		/* SIGTERM/SIGINT seen */
+	bool serving;			/* in serve(): a stop drains */
+	int64_t drain_deadline_ms;
 	struct io_engine *eng;
 	bool stopping;			/* SIGTERM: drain and hand over */
 	bool fatal;			/* fenced or store failure: stop now */
@@ -304,7 +313,6 @@ struct srv {
 	unsigned max_conns;		/* below the descriptor limit */
 	struct fd_reserve fdres;	/* accept on EMFILE (utils/fdlimit.h) */
 	bool accept_paused;		/* listener unwatched until the tick */
-	void *listen_tag;		/* the listener's epoll data.ptr */
 	struct conn *graveyard;		/* closed during this loop turn */
 	struct log_limit peer_log;	/* what peers can make us log at will */
 

@@ -14,7 +14,7 @@
  */
 #include "tests/fuzz/fuzz.h"
 
-#include "lease/lease.h"
+#include "lease/lease_internal.h"
 #include "utils/crc32c.h"
 #include "utils/endian.h"
 #include "utils/err.h"
@@ -78,13 +78,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(sec, data, size < sizeof sec ? size : sizeof sec);
 	if (size > 16 && !(sec[8] & 0x80))	/* mostly: found where it says it lives */
-		off = get_le64(sec + 16);
-	if (sec[12] != 0xff) {
+		off = get_le64(sec + R_OFFSET);
+	if (sec[R_CSUM] != 0xff) {
 		uint8_t tmp[LEASE_RECORD_SIZE];
 
 		memcpy(tmp, sec, sizeof tmp);
-		memset(tmp + 12, 0, 4);
-		put_le32(sec + 12, crc32c(0, tmp, sizeof tmp));
+		put_le32(tmp + R_CSUM, 0);
+		put_le32(sec + R_CSUM, crc32c(0, tmp, sizeof tmp));
 	}
 	rc = lease_record_decode(sec, off, &r);
 	if (size > sizeof sec) {

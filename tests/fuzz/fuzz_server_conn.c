@@ -67,9 +67,9 @@ static uint64_t run_ms, run_last;
 
 static struct fimg img;
 static char sock_path[108], origin_path[128];
-/* kept across inputs: the loop's epoll set with the listener and the
- * I/O engine's eventfd in it, the engine, the origin */
-static int g_epfd = -1, g_lfd = -1;
+/* kept across inputs: the listener, the I/O engine, the origin (each
+ * master has its own event loop watching them) */
+static int g_lfd = -1;
 static struct io_engine *g_eng;
 static struct io_dev *g_odev;
 
@@ -173,23 +173,13 @@ static uint64_t now_ms(void)
  * check) every 20 ms.  Returns the number of events.  */
 static int turn(struct srv *s, int timeout_ms, uint64_t *last_tick)
 {
-	struct epoll_event evs[64];
-	int n = epoll_wait(s->epfd, evs, 64, timeout_ms);
+	/* srv_fatal stops the loop: no further event of the turn */
+	int n = evloop_run_once(s->lp, timeout_ms);
 	uint64_t now = now_ms();
 
 	run_ms += now - run_last < STEP_MAX_MS ? now - run_last : STEP_MAX_MS;
 	run_last = now;
 
-	for (int i = 0; i < n && !s->fatal; i++) {
-		void *p = evs[i].data.ptr;
-
-		if (p == &tag_listen)
-			conn_accept(s);
-		else if (p == &tag_io)
-			copy_reap(s);
-		else
-			conn_on_event(p, evs[i].events);
-	}
 	if (now_ms() - *last_tick >= 20) {
 		*last_tick = now_ms();
 		tick(s, 1);	/* n % 4 != 0: no lease check */
@@ -226,11 +216,13 @@ static struct srv *master_start(uint8_t mode)
 	o.cache_bytes = so.cache_bytes;
 	if (srv_init(s, &o) < 0)
 		fi_die("srv_init");
-	s->epfd = g_epfd;
+	if (evloop_create(&s->lp) < 0)
+		fi_die("evloop_create");
 	s->lfd = g_lfd;
-	s->listen_tag = &tag_listen;
 	s->eng = g_eng;
 	s->iofd = io_engine_eventfd(g_eng);
+	if (evloop_watch_add(s->lp, &s->io_watch, s->iofd, EPOLLIN, io_ready, s) < 0)
+		fi_die("watch the I/O engine");
 	s->odev = g_odev;
 	snprintf(s->address, sizeof s->address, "fuzz");
 	s->epoch = 2;
@@ -248,7 +240,8 @@ static struct srv *master_start(uint8_t mode)
 	s->lm.valid_until_ns = INT64_MAX;
 	if (mode & 0x20)
 		s->grace_until_ms = csnap_now_ms() + 30;
-	conn_listen_init(s);
+	if (conn_listen_init(s) < 0)
+		fi_die("watch the listener");
 	return s;
 }
 
@@ -265,6 +258,8 @@ static void master_stop(struct srv *s)
 		   "connection counts left: %u, %u unidentified", s->nconns, s->nunident);
 	store_close(s->st);
 	conn_listen_done(s);
+	evloop_watch_del(s->lp, &s->io_watch);
+	evloop_destroy(s->lp);
 	srv_free(s);
 	free(s);
 }
@@ -338,7 +333,6 @@ static void make_seeds(const char *dir);
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct epoll_event ev = { .events = EPOLLIN };
 	uint8_t pattern[4096];
 	int fd;
 
@@ -367,19 +361,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		fi_die("origin / engine");
 	fuzz_scratch_path(sock_path, sizeof sock_path, "/tmp", "csnap-fuzz-conn");
 	strcpy(sa.sun_path, sock_path);
-	g_epfd = epoll_create1(EPOLL_CLOEXEC);
 	g_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (g_epfd < 0 || g_lfd < 0 || bind(g_lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	if (g_lfd < 0 || bind(g_lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
 	    listen(g_lfd, 16) < 0) {
 		perror("fuzz_server_conn: listen");
 		abort();
 	}
-	ev.data.ptr = &tag_listen;
-	if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, g_lfd, &ev) < 0)
-		abort();
-	ev.data.ptr = &tag_io;
-	if (epoll_ctl(g_epfd, EPOLL_CTL_ADD, io_engine_eventfd(g_eng), &ev) < 0)
-		abort();
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 # takeover time and longest stall.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 requires qemu-img
 
 cluster_start 2 256M

@@ -14,7 +14,7 @@
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires nbdinfo nbdcopy fio qemu-img
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 512M

@@ -12,7 +12,7 @@
 # export must have reconnected and re-sent its queries.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 requires qemu-img
 
 cluster_start 2 256M

@@ -25,7 +25,7 @@
 # (a check that catches a single stray write: wlog_stray.sh).
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 256M

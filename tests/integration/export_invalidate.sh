@@ -12,7 +12,7 @@
 # (not the old shared chunk), and s2 must still have the old data.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 128M
@@ -20,9 +20,7 @@ origin_fill A 32M
 store_init
 d=$CLUSTER_DIR
 master_standby
-sock1=$d/node1.sock sock2=$d/node2.sock
-start_export 1 "$sock1" --socket "$sock1" s
-start_export 2 "$sock2" --socket "$sock2" s
+start_export_each
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 node_run 1 "$C" snapshot create s s2 >/dev/null || fail "create s2"
 for s in s1 s2; do

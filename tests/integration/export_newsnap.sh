@@ -11,7 +11,7 @@
 # standby's node), and at once open nK on both exports and read the marker.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 
 cluster_start 2 128M
@@ -19,9 +19,7 @@ origin_fill zero 32M
 store_init
 d=$CLUSTER_DIR
 master_standby
-sock1=$d/node1.sock sock2=$d/node2.sock
-start_export 1 "$sock1" --socket "$sock1" s
-start_export 2 "$sock2" --socket "$sock2" s
+start_export_each
 # Both exports' origin sessions are up (they are the ones told).
 wait_for 20 bash -c "[ \$(grep -c 'origin host' '$(node_log 1 server)') -ge 2 ]" ||
   fail "exports not connected to the master"

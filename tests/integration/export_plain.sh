@@ -8,7 +8,7 @@
 set -eo pipefail
 here=$src/tests/integration
 requires nbdinfo nbdcopy fio qemu-img
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 requires_run "fio's nbd engine" sh -c 'fio --enghelp | grep -qw nbd'
 
 dir=$(mktemp -d /var/tmp/csnap-export-plain.XXXXXX)

@@ -111,7 +111,7 @@ if command -v losetup >/dev/null && l=$(losetup -f --show "$CLUSTER_ORIGIN" 2>/d
   refused "another partition of the disk" "it has id wwid#[0-9a-f]{32}, the store was made for wwid#" \
     env CSNAP_SYSFS="$fs" "$C" check "$d/wwid-store.img" "$lb"
 else
-  echo "(loop devices not available here: skipping that part)"
+  part_missing "loop devices (losetup -f --show)"
 fi
 
 echo "== server and export on a real cluster"

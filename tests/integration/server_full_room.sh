@@ -17,7 +17,7 @@
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires nbdinfo
-requires_run python3-libnbd "$py" -c 'import nbd'
+requires_libnbd
 
 cluster_start 1 128M
 origin_fill A 64M

@@ -48,7 +48,7 @@ if command -v mkfs.ext4 >/dev/null; then
   mkfs.ext4 -q -F "$W/fs" >/dev/null 2>&1
   expect_fail "store with ext4 signature" "ext4" "$C" mkstore "$W/fs" "$W/origin"
 else
-  echo "skip ext4 signature test: no mkfs.ext4"
+  part_missing "mkfs.ext4 (ext4 signature test)"
 fi
 expect_fail "check of a non-store" "not a csnap store" "$C" check "$W/origin"
 truncate -s 3M "$W/small"
