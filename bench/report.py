@@ -9,6 +9,7 @@ raw.tsv lines (tab-separated), appended by the benchmark scripts:
     fw   TARGET KIND SNAPS ROUND IOPS         (bench/first_writes.sh)
     eng  EXCEPTIONS SNAPSHOTS RUN LOOKUPS INSERTS RSS_MIB  (build/bench/engine)
     prof TARGET JOB KEY VALUE                 (bench/profile_export.sh)
+    kp   SYSTEM SNAPSHOTS ROUND IOPS          (bench/kernel_peers.sh)
 Figures are medians over the rounds (runs for the engine); every ratio is
 between two medians of the same run.  Targets are the issue's (issue 13);
 a target is reported met or not met, never hidden.  Plots need gnuplot
@@ -29,6 +30,7 @@ nbd = defaultdict(lambda: defaultdict(list))          # nbd[target][job] = [(iop
 fw = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # fw[target][kind][n] = [iops]
 eng = defaultdict(list)                               # eng[(exc, snaps)] = [(look, ins, rss)]
 prof = defaultdict(dict)                              # prof[(job, target)][key] = value
+kp = defaultdict(lambda: defaultdict(list))           # kp[system][n] = [iops]
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
     if f[0] == "meta":
@@ -37,6 +39,8 @@ for line in open(raw):
         nbd[f[1]][f[2]].append((float(f[4]), float(f[5])))
     elif f[0] == "fw":
         fw[f[1]][f[2]][int(f[3])].append(float(f[5]))
+    elif f[0] == "kp":
+        kp[f[1]][int(f[2])].append(float(f[4]))
     elif f[0] == "prof":
         prof[(f[2], f[1])][f[3]] = f[4]
     elif f[0] == "eng":
@@ -243,10 +247,35 @@ if eng:
                         verdict(look, 2e6) if e >= 10000000 else ""))
     md.append("")
 
+# --- kernel peers ----------------------------------------------------------
+if kp:
+    klev = sorted({n for sy in kp for n in kp[sy]})
+    md.append("## Kernel peers (bench/kernel_peers.sh: 4K random writes on the origin, qemu TCG VM)")
+    md.append("")
+    md.append("IOPS, and in brackets the ratio to the same system with 1 snapshot (emulation distorts "
+              "absolute speed: only the ratios count). Snapshots added cumulatively, each pass right "
+              "after the newest; csnap through the kernel nbd client and dm-linear (`csnap activate`).")
+    md.append("")
+    md.append("| system | " + " | ".join("%d snap" % n for n in klev) + " |")
+    md.append("|---|" + "---|" * len(klev))
+    for sy in sorted(kp, key=lambda x: (x != "csnap", x)):
+        one = med(kp[sy].get(1, []))
+        md.append("| %s | " % sy + " | ".join(
+            "%s (%s)" % (fi(med(kp[sy].get(n, []))), fr(ratio(med(kp[sy].get(n, [])), one))) for n in klev) + " |")
+        js.setdefault("kernel_peers", {})[sy] = {str(n): med(v) for n, v in kp[sy].items()}
+        summary.append(("kernel peers: %s, 4K random writes, N snapshots / 1 (VM)" % sy,
+                        "; ".join("%d: %s" % (n, fr(ratio(med(kp[sy].get(n, [])), one))) for n in klev if n > 1),
+                        ">= 0.95 (flat)" if sy == "csnap" else "(peer)",
+                        verdict(ratio(med(kp[sy].get(klev[-1], [])), one), 0.95) if sy == "csnap" else ""))
+    md.append("")
+    md.append("![kernel peers against the number of snapshots](kernel_peers.png)")
+    md.append("")
+
 md.append("## Not measured by this run")
 md.append("")
-md.append("- Kernel peers (dm-snapshot, dm-thin in the qemu-booted kernel of `make check-kernel`): "
-          "not part of `make bench` yet.")
+if not kp:
+    md.append("- Kernel peers (dm-snapshot, dm-thin in the qemu-booted kernel of `make check-kernel`): "
+              "full mode only (`make bench`).")
 if "nbdkit" not in nbd:
     md.append("- nbdkit (page-cache and cache=none) targets: full mode only.")
 md.append("")
@@ -317,3 +346,18 @@ unset multiplot
 """ % (len(kk), plots))
     for k in kk:
         os.unlink(os.path.join(outdir, "fw_%s.dat" % k))
+if kp:
+    systems = sorted(kp, key=lambda x: (x != "csnap", x))
+    with open(os.path.join(outdir, "kp.dat"), "w") as f:
+        f.write("snapshots " + " ".join(systems) + "\n")
+        for n in klev:
+            f.write("%d %s\n" % (n, " ".join("%.3f" % (ratio(med(kp[sy].get(n, [])), med(kp[sy].get(1, [])))
+                                                        or 0) for sy in systems)))
+    gnuplot(term + """set output 'kernel_peers.png'
+set title '4K random writes on the origin with N snapshots, as a fraction of 1 snapshot (qemu VM, same run)'
+set xlabel 'snapshots'
+set yrange [0:*]
+set grid
+plot for [i=2:%d] 'kp.dat' using 0:i:xtic(1) with linespoints lw 2 title columnheader(i)
+""" % (len(systems) + 1))
+    os.unlink(os.path.join(outdir, "kp.dat"))

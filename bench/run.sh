@@ -25,7 +25,10 @@
 #                            qemu-nbd on qcow2 with internal snapshots;
 #   bench/profile_export.sh  CPU, run-queue wait, wakeups and syscalls per
 #                            request of the export next to the limit;
-#   build/bench/engine       exception lookups/s, several runs (median).
+#   build/bench/engine       exception lookups/s, several runs (median);
+#   bench/kernel_peers.sh    (full mode only) 4K random writes on the origin
+#                            with 0..64 snapshots: csnap, dm-snapshot and
+#                            dm-thin in the kernel VM of make check-kernel.
 # Every measurement is appended to BENCH_OUT/raw.tsv; bench/report.py makes
 # latest.md, latest.json and the PNG plots from it, and
 # bench/update_readme.py rewrites the README's generated performance table.
@@ -91,6 +94,12 @@ for r in $(seq "$eng_runs"); do
   cat "$out/engine-$r.txt"
 done
 rm -f "$out"/engine-*.txt
+
+if [ $mode = full ]; then
+  echo "== bench ($mode): kernel peers (dm-snapshot, dm-thin, csnap on nbd) in the qemu VM"
+  RESULTS=$raw bash "$src/bench/kernel_peers.sh" "$build" ||
+    echo "bench: kernel peers failed (latest.md reports them as not measured)"
+fi
 
 meta load_end "$(loadavg)"
 meta duration_s "$(( $(date +%s) - t0 ))"

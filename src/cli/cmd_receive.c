@@ -33,14 +33,26 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* SIGINT, SIGTERM, SIGHUP: stop after the record being applied, flush and
+ * record how far we got, as for a cut stream.  */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+	stop_signal = sig;
+}
 
 static long in_read(void *ctx, void *buf, size_t n)
 {
 	(void)ctx;
 	for (;;) {
+		if (stop_signal)
+			return err_set(EINTR, "stopped by signal %d", (int)stop_signal);
 		ssize_t r = read(STDIN_FILENO, buf, n);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -187,6 +199,10 @@ static int apply(struct ss_reader *rd, struct nbdio *nbd, struct written *w, str
 			return err_prefix(-e, "record %" PRIu64 " (%s) at stream offset %" PRIu64,
 					  rd->records, ss_type_name(rec.type), rec.stream_off);
 		xfer_meter_update(m, p->done);
+		if (stop_signal)
+			return err_set(EINTR, "stopped by signal %d after record %" PRIu64 " (%s) at "
+				       "stream offset %" PRIu64, (int)stop_signal, rd->records,
+				       ss_type_name(rec.type), rec.stream_off);
 	}
 	return e;
 }
@@ -244,6 +260,11 @@ static int cmd_receive(int argc, char **argv)
 	if (xfer_endpoint(&x, addr, sizeof addr, &port))
 		return 1;
 	struct ss_reader rd;
+	struct sigaction sa = { .sa_handler = on_stop };	/* no SA_RESTART: read sees EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	if (ss_reader_open(&rd, in_read, NULL) < 0)
 		return cli_error("receive: %s", err_get());
 	const struct ss_header *h = &rd.h;

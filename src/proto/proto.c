@@ -544,33 +544,40 @@ int proto_decode_hdr(const uint8_t *buf, struct proto_hdr *h)
 	return 0;
 }
 
-static void *rd_array(struct rd *r, uint32_t n, size_t elem, size_t wire, const char *what)
+/* A counted list: a le32 count (at most MAX), then that many elements of
+ * at least WIRE bytes each.  Returns the zeroed array of *N elements of
+ * ELEM bytes for the caller to fill (NULL for none; *N is 0 unless it
+ * succeeded).  The messages name what failed.  */
+static void *rd_list(struct rd *r, uint32_t max, size_t elem, size_t wire, const char *count_what,
+		     const char *too_many, const char *truncated, uint32_t *n)
 {
-	if (r->bad || n == 0)
+	uint32_t k = rd_u32(r, count_what);
+
+	*n = 0;
+	if (r->bad || k == 0)
 		return NULL;
-	/* Check the wire bytes exist before allocating for them.  */
-	if ((r->len - r->off) / wire < n) {
-		rd_fail(r, what);
+	if (k > max) {
+		rd_fail(r, too_many);
 		return NULL;
 	}
-	void *p = calloc(n, elem);
+	/* Check the wire bytes exist before allocating for them.  */
+	if ((r->len - r->off) / wire < k) {
+		rd_fail(r, truncated);
+		return NULL;
+	}
+	void *p = calloc(k, elem);
 	if (!p)
 		rd_fail(r, "out of memory");
+	else
+		*n = k;
 	return p;
 }
 
 static void dec_ranges(struct rd *r, struct proto_ranges *rs)
 {
-	uint32_t n = rd_u32(r, "range count");
-	if (n > PROTO_MAX_RANGES) {
-		rd_fail(r, "too many ranges");
-		return;
-	}
-	rs->r = rd_array(r, n, sizeof *rs->r, 12, "truncated ranges");
-	if (r->bad)
-		return;
-	rs->n = n;
-	for (uint32_t i = 0; i < n; i++) {
+	rs->r = rd_list(r, PROTO_MAX_RANGES, sizeof *rs->r, 12, "range count", "too many ranges",
+			"truncated ranges", &rs->n);
+	for (uint32_t i = 0; i < rs->n; i++) {
 		rs->r[i].start = rd_u64(r, "range");
 		rs->r[i].count = rd_u32(r, "range");
 		if (!range_ok(&rs->r[i]))
@@ -674,16 +681,9 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			return;
 		} else {
 			struct proto_extents *es = &m->u.extents;
-			uint32_t n = rd_u32(r, "extent count");
-			if (n > PROTO_MAX_RANGES) {
-				rd_fail(r, "too many extents");
-				return;
-			}
-			es->e = rd_array(r, n, sizeof *es->e, 24, "truncated extents");
-			if (r->bad)
-				return;
-			es->n = n;
-			for (uint32_t i = 0; i < n; i++) {
+			es->e = rd_list(r, PROTO_MAX_RANGES, sizeof *es->e, 24, "extent count",
+					"too many extents", "truncated extents", &es->n);
+			for (uint32_t i = 0; i < es->n; i++) {
 				struct proto_extent *e = &es->e[i];
 				e->start = rd_u64(r, "extent");
 				e->count = rd_u32(r, "extent");
@@ -725,17 +725,11 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 		return;
 	case PROTO_SNAP_LIST:
 		if (reply) {
-			uint32_t n = rd_u32(r, "snapshot count");
-			if (n > PROTO_MAX_SNAPSHOTS) {
-				rd_fail(r, "too many snapshots");
-				return;
-			}
+			struct proto_snap_list *l = &m->u.snap_list;
 			/* A snapinfo is 43 bytes on the wire with a one-byte name.  */
-			m->u.snap_list.s = rd_array(r, n, sizeof *m->u.snap_list.s, 43, "truncated snapshot list");
-			if (r->bad)
-				return;
-			m->u.snap_list.n = n;
-			for (uint32_t i = 0; i < n && !r->bad; i++)
+			l->s = rd_list(r, PROTO_MAX_SNAPSHOTS, sizeof *l->s, 43, "snapshot count",
+				       "too many snapshots", "truncated snapshot list", &l->n);
+			for (uint32_t i = 0; i < l->n && !r->bad; i++)
 				dec_snapinfo(r, &m->u.snap_list.s[i]);
 		}
 		return;
@@ -767,18 +761,11 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			s->generation = rd_u64(r, "generation");
 			rd_str(r, s->master_address, PROTO_STR_MAX, "master address");
 			rd_str(r, s->master_node, PROTO_STR_MAX, "master node");
-			uint32_t n = rd_u32(r, "client count");
-			if (!r->bad && n > PROTO_MAX_CLIENTS) {
-				rd_fail(r, "too many clients");
-				return;
-			}
 			if (!r->bad && s->free_chunks > s->store_chunks)
 				rd_fail(r, "more free chunks than chunks");
-			s->clients = rd_array(r, n, sizeof *s->clients, 11, "truncated client list");
-			if (r->bad)
-				return;
-			s->nclients = n;
-			for (uint32_t i = 0; i < n && !r->bad; i++) {
+			s->clients = rd_list(r, PROTO_MAX_CLIENTS, sizeof *s->clients, 11, "client count",
+					     "too many clients", "truncated client list", &s->nclients);
+			for (uint32_t i = 0; i < s->nclients && !r->bad; i++) {
 				struct proto_client_info *ci = &s->clients[i];
 				ci->host_id = rd_u16(r, "client");
 				ci->volume = rd_u8(r, "client");

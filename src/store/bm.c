@@ -739,6 +739,19 @@ int bm_write_home(struct bm *bm)
 	return 0;
 }
 
+static int no_journal(void *arg, struct bm_block *b) { (void)arg; (void)b; return 0; }
+
+int bm_flush_home(void *arg)
+{
+	struct bm *bm = arg;
+	int ret = bm_for_each_dirty(bm, 0, no_journal, NULL);
+
+	if (ret < 0)
+		return ret;
+	bm_mark_committed(bm);
+	return bm_write_home(bm);
+}
+
 int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 {
 	struct bm_entry *b;

@@ -114,6 +114,10 @@ void bm_mark_committed(struct bm *bm);
 int bm_abort(struct bm *bm);
 /* Writes every HOME_PENDING block home (no flush); they become clean.  */
 int bm_write_home(struct bm *bm);
+/* Without a journal (mkstore, tests): seals every dirty block with
+ * sequence 0 and writes it home now (no flush).  ARG is the struct bm, so
+ * it serves as sm_format()'s batch callback too.  */
+int bm_flush_home(void *arg);
 /* Read-only replay: install a committed image that overrides the home
  * block (kept in memory, never evicted).  */
 int bm_install(struct bm *bm, uint64_t blocknr, const void *data);

@@ -20,20 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int noop(void *arg, struct bm_block *b) { (void)arg; (void)b; return 0; }
-
-/* Write everything dirty in BM home now (mkstore needs no journal).  */
-static int flush_home(void *arg)
-{
-	struct bm *bm = arg;
-	int ret = bm_for_each_dirty(bm, 0, noop, NULL);
-
-	if (ret < 0)
-		return ret;
-	bm_mark_committed(bm);
-	return bm_write_home(bm);
-}
-
 static uint64_t div_up(uint64_t a, uint64_t b) { return (a + b - 1) / b; }
 
 static int layout(struct csnap_sb *sb)
@@ -132,11 +118,11 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		return ret;
 	ret = st_format(bm, e->table_start, sb->max_snapshots);
 	if (ret >= 0)
-		ret = sm_format(bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, flush_home, bm);
+		ret = sm_format(bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, bm_flush_home, bm);
 	if (ret >= 0)
-		ret = sm_format(bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, flush_home, bm);
+		ret = sm_format(bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, bm_flush_home, bm);
 	if (ret >= 0)
-		ret = flush_home(bm);
+		ret = bm_flush_home(bm);
 	if (ret >= 0)
 		ret = sm_open(bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, &msm);
 	if (ret >= 0) {
@@ -155,7 +141,7 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		}
 	}
 	if (ret >= 0)
-		ret = flush_home(bm);
+		ret = bm_flush_home(bm);
 	if (ret >= 0)
 		ret = io_dev_flush(dev);
 	if (ret >= 0)

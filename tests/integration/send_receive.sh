@@ -11,7 +11,7 @@
 # stream with one flipped byte and a truncated stream are refused with the
 # record and offset named, the snapshot is not created, and the same
 # stream, complete, is then received; a send cut mid-stream and a receive
-# killed (kill -9) mid-stream are resumed (`receive --token`, `send
+# killed (kill -9, and SIGTERM: then from its last record) mid-stream are resumed (`receive --token`, `send
 # --resume`) with a shorter stream, a token for another stream refused;
 # an incremental whose base t does not
 # hold (or holds but not from this source), a snapshot that exists, and a
@@ -166,24 +166,47 @@ same s8
 for j in 1 2 3 4 5 6 7; do same "s$j"; done
 echo "ok  receive killed (kill -9) after 7 MiB of $(stat -c %s "$d/s8.stream"), resumed with $(stat -c %s "$d/s8r.stream") bytes: s8 identical, s1..s7 too"
 
+owrite "write -P 0x5e $((40 * CS)) $((10 * 1024 * 1024))"
+cs 1 snapshot create s s9 >/dev/null || fail "create s9"
+send "$d/s9.stream" s9 --from s8
+env $(_node_env 2) "$C" receive t <"$d/fifo" >/dev/null 2>"$d/r9.err" &
+rpid=$!
+exec 3>"$d/fifo"
+# when head returns, the receive has read all but a pipe's 64 KiB of it:
+# it applied the 6th data record and waits in the 7th
+head -c $((7 * 1024 * 1024)) "$d/s9.stream" >&3
+wait_for 30 test -s "$state" || fail "the receive recorded no progress: $(cat "$d/r9.err")"
+kill -TERM "$rpid"
+wait "$rpid" && fail "a receive stopped by SIGTERM succeeded"
+exec 3>&-
+grep -q "stopped by signal 15.*snapshot s9 not created" "$d/r9.err" || fail "SIGTERM: $(cat "$d/r9.err")"
+tok=$(cs 2 receive --token t) || fail "receive --token after SIGTERM"
+send "$d/s9r.stream" s9 --from s8 --resume "$tok"
+# stopped cleanly: it recorded the last record it applied, past the 4 MiB checkpoint
+[ "$(stat -c %s "$d/s9r.stream")" -lt $(($(stat -c %s "$d/s9.stream") - 5 * 1024 * 1024)) ] ||
+  fail "SIGTERM: progress not recorded past the checkpoint ($(stat -c %s "$d/s9r.stream") bytes left)"
+out=$(receive "$d/s9r.stream") || fail "receive resumed s9: $(cat "$d/recv.err")"
+same s9
+echo "ok  receive stopped by SIGTERM after 7 MiB, resumed with $(stat -c %s "$d/s9r.stream") bytes: s9 identical"
+
 echo "== refusals"
 out=$(receive "$d/s8.stream") && fail "a snapshot that exists was received again"
 grep -q "already has a snapshot s8 (received from this source before)" "$d/recv.err" || fail "exists: $(cat "$d/recv.err")"
-cs 1 snapshot create s s9 >/dev/null || fail "create s9"
-send "$d/s9.stream" s9 --from s7
+cs 1 snapshot create s s10 >/dev/null || fail "create s10"
+send "$d/s10.stream" s10 --from s7
 # (the export lets go of a snapshot a second after its last reader)
 wait_for 10 cs 2 snapshot delete t s7 >/dev/null 2>&1 || fail "delete s7 on t"
-out=$(receive "$d/s9.stream") && fail "an incremental without its base was received"
+out=$(receive "$d/s10.stream") && fail "an incremental without its base was received"
 grep -q "has no snapshot s7" "$d/recv.err" || fail "no base: $(cat "$d/recv.err")"
 cs 2 snapshot create t s7 >/dev/null || fail "create a local s7 on t"
-out=$(receive "$d/s9.stream") && fail "an incremental onto a base of another source was received"
+out=$(receive "$d/s10.stream") && fail "an incremental onto a base of another source was received"
 grep -q "snapshot s7 on store t was not received from source snapshot s7" "$d/recv.err" ||
   fail "other base: $(cat "$d/recv.err")"
-send "$d/s9b.stream" s9 --from s8
+send "$d/s10b.stream" s10 --from s8
 qemu-io -f raw -c "write -P 0x11 $((250 * CS)) 4096" "$(dst origin)" >/dev/null || fail "write t's origin"
-out=$(receive "$d/s9b.stream") && fail "received onto an origin written since the base"
+out=$(receive "$d/s10b.stream") && fail "received onto an origin written since the base"
 grep -q "origin changed since snapshot s8 outside the stream" "$d/recv.err" || fail "touched: $(cat "$d/recv.err")"
-listed s9 && fail "s9 created despite the refusals"
+listed s10 && fail "s10 created despite the refusals"
 echo "ok  refusals"
 
 "$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null || fail "check s: $("$C" check "$CLUSTER_STORE" "$CLUSTER_ORIGIN" 2>&1 | tail -3)"

@@ -22,15 +22,6 @@ struct key { uint64_t o, s; };
 static struct key keys[NKEYS];
 static bool present[NKEYS];
 
-static int noop(void *a, struct bm_block *b) { (void)a; (void)b; return 0; }
-static int home(void *arg)
-{
-	struct bm *bm = arg;
-	TU_OK(bm_for_each_dirty(bm, 0, noop, NULL));
-	bm_mark_committed(bm);
-	return bm_write_home(bm);
-}
-
 static int kcmp(const void *a, const void *b)
 {
 	const struct key *x = a, *y = b;
@@ -83,7 +74,7 @@ static void test_btree_model(void **state)
 	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
 	TU_OK(bm_create(dev, 5, 100000, false, &bm));
 	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
-	TU_OK(home(bm));
+	TU_OK(bm_flush_home(bm));
 	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
 	btree_init(&t, bm, sm, meta_start, MASKB);
 	TU_OK(btree_create(&t));
@@ -137,7 +128,7 @@ static void test_btree_model(void **state)
 
 	/* through the disk and a small cache */
 	TU_OK(sm_apply_frees(sm));
-	TU_OK(home(bm));
+	TU_OK(bm_flush_home(bm));
 	sm_close(sm);
 	bm_destroy(bm);
 	TU_OK(bm_create(dev, 5, 64, false, &bm));

@@ -13,15 +13,6 @@
 
 #include <errno.h>
 
-static int noop(void *a, struct bm_block *b) { (void)a; (void)b; return 0; }
-static int home(void *arg)
-{
-	struct bm *bm = arg;
-	TU_OK(bm_for_each_dirty(bm, 0, noop, NULL));
-	bm_mark_committed(bm);
-	return bm_write_home(bm);
-}
-
 static void test_alloc_free(void **state)
 {
 	(void)state;
@@ -35,8 +26,8 @@ static void test_alloc_free(void **state)
 
 	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
 	TU_OK(bm_create(dev, 9, 64, false, &bm));
-	TU_OK(sm_format(bm, META_T_DBITMAP, 4, nbits, home, bm));
-	TU_OK(home(bm));
+	TU_OK(sm_format(bm, META_T_DBITMAP, 4, nbits, bm_flush_home, bm));
+	TU_OK(bm_flush_home(bm));
 	TU_OK(sm_open(bm, META_T_DBITMAP, 4, nbits, &sm));
 	assert_int_equal(sm_free_count(sm), nbits);
 
@@ -68,7 +59,7 @@ static void test_alloc_free(void **state)
 	assert_int_equal(sm_free(sm, nbits), -EINVAL);
 	TU_OK(sm_free(sm, 5));
 	TU_OK(sm_apply_frees(sm));
-	TU_OK(home(bm));
+	TU_OK(bm_flush_home(bm));
 	sm_close(sm);
 
 	/* counts come back from disk */
