@@ -11,7 +11,8 @@ which write produced a block, and that no block is torn or misplaced.
       until STOP_FILE exists, write random blocks of [FIRST, FIRST+COUNT)
       through NBD, 8 in flight, never two to the same block at once, with
       increasing sequence numbers; log "seq block t_start t_ack" for every
-      acknowledged write (CLOCK_MONOTONIC seconds).  With FLUSH_LOG, also
+      acknowledged write (CLOCK_MONOTONIC seconds), and "seq block t_start"
+      in LOG.start for every write started.  With FLUSH_LOG, also
       send an NBD FLUSH after every 50 acknowledged writes (one at a time,
       beside the writes) and log "t_sent t_ack" for each acknowledged one:
       it covers every write acknowledged before t_sent.
@@ -19,7 +20,7 @@ which write produced a block, and that no block is torn or misplaced.
       read the volume (a snapshot created between monotonic times T0 and
       T1, or the origin with T0 = T1 = inf) and check every block: intact,
       and produced by the last write acknowledged before T0 or by a later
-      write started before T1.
+      write started before T1 (acknowledged or not: LOG.start).
 """
 import hashlib
 import operator
@@ -67,6 +68,7 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     inflight = {}               # cookie -> (block, seq, t_start)
     busy = set()
     log = open(log_path, "w", buffering=1)
+    slog = open(log_path + ".start", "w", buffering=1)
     flog = open(flush_path, "w", buffering=1) if flush_path else None
     flush = None                # (cookie, t_sent) of the flush in flight
     written = 0
@@ -80,6 +82,7 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
             busy.add(block)
             buf = nbd.Buffer.from_bytearray(bytearray(make_block(block, seq, writer)))
             t = time.monotonic()
+            slog.write(f"{seq} {block} {t:.6f}\n")
             inflight[h.aio_pwrite(buf, block * BS)] = (block, seq, t, buf)
         h.poll(-1)
         for c in list(inflight):
@@ -170,6 +173,23 @@ def expected(logs, t0, t1):
     return out
 
 
+def started_before(logs, holds, t1):
+    """The (block, seq) of HOLDS whose write started before T1 according to
+    the start logs (LOG.start: "seq block t_start" per write started)."""
+    out = set()
+    for path in logs:
+        try:
+            with open(path + ".start", "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        for b, seq in holds:
+            m = re.search(rb"^%d %d ([0-9.]+)$" % (seq, b), data, re.M)
+            if m and float(m.group(1)) < t1:
+                out.add((b, seq))
+    return out
+
+
 def cmd_verify(uri, blocks, t0, t1, logs):
     import nbd
     exp = expected(logs, t0, t1)
@@ -183,12 +203,22 @@ def cmd_verify(uri, blocks, t0, t1, logs):
             b = base + i
             seq, why = parse_block(data[i * BS:(i + 1) * BS], b)
             if why:
-                bad.append(f"block {b}: {why}")
+                bad.append((b, None, f"block {b}: {why}"))
                 continue
             lower, later = exp.get(b, (0, set()))
             if seq != lower and seq not in later:
-                bad.append(f"block {b}: has seq {seq}, expected {lower}"
-                           f" or one of {sorted(later)[:4]}")
+                bad.append((b, seq, f"block {b}: has seq {seq}, expected {lower}"
+                                    f" or one of {sorted(later)[:4]}"))
+    # A write never acknowledged (still in flight: its writer stalled) is
+    # not in the logs; one that started before T1 may be in the snapshot
+    # like any write in flight during the create.  Its start is in
+    # LOG.start.
+    unacked = started_before(logs, [(b, seq) for b, seq, _ in bad if seq], t1)
+    if unacked:
+        print(f"note: {len(unacked)} block(s) hold writes never acknowledged that started"
+              f" before the snapshot's create returned (allowed; their writer is stalled): "
+              + ", ".join(f"block {b} seq {s}" for b, s in sorted(unacked)[:8]))
+    bad = [why for b, seq, why in bad if (b, seq) not in unacked]
     if bad:
         print(f"FAIL: {len(bad)} wrong blocks, e.g.", *bad[:5], sep="\n  ")
         explain(h, bad, t0, t1, logs)
