@@ -37,7 +37,7 @@ wlog_quiesce() {
 wlog_stray_check() {
   local out
   mkdir -p "$CLUSTER_DIR/stray"
-  out=$("$T/wlog_replay" -S "$CLUSTER_DIR/wlog" "$CLUSTER_DIR/stray" "$CLUSTER_ORIGIN" \
+  out=$("$T/wlog_stray" "$CLUSTER_DIR/wlog" "$CLUSTER_DIR/stray" "$CLUSTER_ORIGIN" \
         "$CLUSTER_STORE" "$CLUSTER_DIR/store.init" 2>&1) || fail "stray writes: $out"
   echo "$out"
 }

@@ -38,7 +38,7 @@ echo "verify of k1: $out"
 echo "$out" | grep -q "FAIL: 1 wrong blocks" || fail "expected exactly one wrong block in k1"
 wlog_quiesce
 mkdir "$d/stray"
-if out=$("$T/wlog_replay" -S "$d/wlog" "$d/stray" "$CLUSTER_ORIGIN" "$CLUSTER_STORE" "$d/store.init" 2>&1); then
+if out=$("$T/wlog_stray" "$d/wlog" "$d/stray" "$CLUSTER_ORIGIN" "$CLUSTER_STORE" "$d/store.init" 2>&1); then
   fail "the stray check missed the stray write: $out"
 fi
 echo "$out"

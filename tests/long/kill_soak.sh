@@ -79,8 +79,29 @@ retire() {
   ndel=$((ndel + 1))
 }
 
+# Each writer on its own must keep being acknowledged: wait_writes counts
+# both together, and one writer stuck with its writes in flight (landed on
+# the origin, never acknowledged) showed only as "wrong blocks" in a later
+# snapshot's verify, which found the unacknowledged writes there.
+declare -A wlines wsince
+writer_progress() {
+  local w n now
+  now=$(now_ms)
+  for w in 1 2; do
+    n=$(wc -l <"$d/w$w.log")
+    if [ "$n" != "${wlines[$w]:-}" ]; then
+      wlines[$w]=$n wsince[$w]=$now
+    elif [ $((now - wsince[$w])) -gt 60000 ]; then
+      fail "writer $w: no write acknowledged for $(( (now - wsince[$w]) / 1000 )) s" \
+           "(last acknowledged: $(tail -n 1 "$d/w$w.log"); started since:" \
+           "$(awk -v s="$(tail -n 1 "$d/w$w.log" | cut -d' ' -f1)" '$1 > s' "$d/w$w.log.start" | tail -n 8 | tr '\n' ';'))"
+    fi
+  done
+}
+
 for k in $(seq 1 "$KILLS"); do
   wait_writes 100 || fail "round $k: writers stalled"
+  writer_progress
   case $((RANDOM % 8)) in
     0|1|2)
       nsnap=$((nsnap + 1)); ev "create k$nsnap"; snap "k$nsnap" $((RANDOM % 3 + 1)); live+=("k$nsnap")

@@ -41,23 +41,15 @@
  * origin exactly and the live store outside its sanlock lease area (which
  * sanlock writes itself, unlogged): a check of the log itself.
  *
- *   wlog_replay -S LOGDIR WORKDIR ORIGIN STORE STORE_INIT
- * is the stray-write check instead (tests/cluster/wlog.sh
- * wlog_stray_check): every origin write against the store as every write
- * completed before it was issued left it; a chunk a live snapshot still
- * reads from the origin must not be written.
- *
  * SNAPS lines: "name t0 t1" (monotonic s, create began / returned);
  * DELETES lines: "name t" (delete began); WRITELOG lines "seq block ts ta";
  * FLUSHLOG lines "ts ta" (the writer's NBD FLUSHes).  Exit 0: all clean.
  */
-#include "ioengine/wlog.h"
+#include "tests/tools/wlog_read.h"
 #include "src/store/store.h"
-#include "utils/crc32c.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -65,135 +57,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define BS 4096
 #define MAXSNAP 256
 
-/* A write: issued at t0, completed at t1 - or, unfinished (no DONE: its
- * process was killed, or it failed), t1 = t0 for ordering and never
- * durable.  */
-struct wr { int dev; bool unfinished; uint32_t pid; uint64_t off, len; int64_t t0, t1;
-	    const uint8_t *data; };
-struct wref { int dev; size_t i; };
-struct fl { int dev; int64_t t0, t1; };
 struct cw { uint64_t seq; int64_t ts, ta; };		/* a client write */
 struct blk { struct cw *w; size_t n, cap; };		/* writes of a block, by seq */
 struct snap { char name[64]; int64_t t0, t1, tdel; uint64_t *final; };
 struct flog { int64_t *ts, *ta; size_t n; uint64_t writer; };
 
-static struct wr *W[2]; static size_t NW[2];		/* per device, by t1 */
 static size_t UNF0[2];			/* first unfinished write in W[i] */
-static struct fl *F[2]; static size_t NF[2];		/* per device, by t1 */
 static struct blk *B; static uint64_t NBLK;
 static struct snap S[MAXSNAP]; static unsigned NS;
 static struct flog FL[8]; static unsigned NFL;
-static const char *IMG[2], *LIVE[2];
+static const char *IMG[2];
 static long failures, checked_required, checked_snaps;
 
-static void die(const char *what) { fprintf(stderr, "wlog_replay: %s\n", what); exit(2); }
 static int64_t secs_ns(double s) { return (int64_t)(s * 1e9 + (s < 0 ? -0.5 : 0.5)); }
-
-static void push(void **a, size_t *n, size_t *cap, const void *e, size_t sz)
-{
-	if (*n == *cap) {
-		*cap = *cap ? *cap * 2 : 1024;
-		if (!(*a = realloc(*a, *cap * sz)))
-			die("out of memory");
-	}
-	memcpy((char *)*a + *n * sz, e, sz);
-	(*n)++;
-}
-
-/* ---- the write log ------------------------------------------------------ */
-
-static void read_logs(const char *dir)
-{
-	struct stat st[2];
-	size_t cap[2] = { 0, 0 }, fcap[2] = { 0, 0 };
-	DIR *d = opendir(dir);
-	struct dirent *de;
-
-	for (int i = 0; i < 2; i++)
-		if (stat(LIVE[i], &st[i]) < 0)
-			die("cannot stat a live device");
-	if (!d)
-		die("cannot open the log directory");
-	while ((de = readdir(d))) {
-		char path[4096];
-		int map[256], fd;
-		struct stat ls;
-		const uint8_t *p;
-		size_t pos = 0, nref = 0, refcap = 0;
-		struct wref *ref = NULL;	/* this file's WRITEs, by seq */
-
-		if (!strstr(de->d_name, ".wlog"))
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
-		if ((fd = open(path, O_RDONLY)) < 0 || fstat(fd, &ls) < 0)
-			die("cannot open a log file");
-		if (ls.st_size == 0) { close(fd); continue; }
-		p = mmap(NULL, (size_t)ls.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-		close(fd);
-		if (p == MAP_FAILED)
-			die("cannot map a log file");
-		for (int i = 0; i < 256; i++)
-			map[i] = -2;
-		while (pos + sizeof(struct io_wlog_rec) <= (size_t)ls.st_size) {
-			struct io_wlog_rec h;
-			uint32_t crc;
-
-			memcpy(&h, p + pos, sizeof h);
-			crc = h.crc;
-			h.crc = 0;
-			if (h.magic != IO_WLOG_MAGIC || pos + sizeof h + h.datalen > (size_t)ls.st_size ||
-			    crc32c(crc32c(0, &h, sizeof h), p + pos + sizeof h, h.datalen) != crc) {
-				fprintf(stderr, "%s: torn or bad record at %zu (a killed process's last);"
-					" the rest of this file is ignored\n", path, pos);
-				break;
-			}
-			if (h.dev >= 256)
-				die("device number out of range in a log");
-			if (h.type == IO_WLOG_DEV) {
-				map[h.dev] = -1;
-				for (int i = 0; i < 2; i++)
-					if (h.off == (uint64_t)st[i].st_dev && h.len == (uint64_t)st[i].st_ino)
-						map[h.dev] = i;
-			} else if (map[h.dev] == -2) {
-				die("a log record names a device with no DEV record");
-			} else if (h.type == IO_WLOG_WRITE) {
-				struct wref r = { map[h.dev], map[h.dev] >= 0 ? NW[map[h.dev]] : 0 };
-				struct wr w = { map[h.dev], false, h.pid, h.off, h.len, h.t0, 0,
-						p + pos + sizeof h };
-
-				if (h.seq != nref + 1)
-					die("WRITE records out of sequence in a log");
-				push((void **)&ref, &nref, &refcap, &r, sizeof r);
-				if (w.dev >= 0)
-					push((void **)&W[w.dev], &NW[w.dev], &cap[w.dev], &w, sizeof w);
-			} else if (h.type == IO_WLOG_DONE) {
-				if (h.seq == 0 || h.seq > nref)
-					die("a DONE record names no WRITE");
-				if (ref[h.seq - 1].dev >= 0)
-					W[ref[h.seq - 1].dev][ref[h.seq - 1].i].t1 = h.t1;
-			} else if (map[h.dev] >= 0 && h.type == IO_WLOG_FLUSH) {
-				struct fl f = { map[h.dev], h.t0, h.t1 };
-				push((void **)&F[f.dev], &NF[f.dev], &fcap[f.dev], &f, sizeof f);
-			}
-			pos += sizeof h + h.datalen;
-		}
-		free(ref);
-	}
-	closedir(d);
-	for (int i = 0; i < 2; i++)
-		for (size_t k = 0; k < NW[i]; k++)
-			if (!W[i][k].t1) {
-				W[i][k].unfinished = true;
-				W[i][k].t1 = W[i][k].t0;
-			}
-}
 
 static size_t count_unf(int i)
 {
@@ -201,17 +83,6 @@ static size_t count_unf(int i)
 	for (size_t k = 0; k < NW[i]; k++)
 		n += W[i][k].unfinished;
 	return n;
-}
-
-static int by_t1_w(const void *a, const void *b)
-{
-	const struct wr *x = a, *y = b;
-	return x->t1 < y->t1 ? -1 : x->t1 > y->t1;
-}
-static int by_t1_f(const void *a, const void *b)
-{
-	const struct fl *x = a, *y = b;
-	return x->t1 < y->t1 ? -1 : x->t1 > y->t1;
 }
 
 /* ---- the client side: writers, flushes, snapshots ----------------------- */
@@ -465,24 +336,6 @@ out:
 
 struct undo { int fd; uint64_t off, len; uint8_t *old; };
 
-static void copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	struct stat st;
-	off_t left;
-
-	if (in < 0 || out < 0 || fstat(in, &st) < 0)
-		die("cannot copy an image");
-	for (left = st.st_size; left > 0;) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
-		if (n <= 0)
-			die("copy_file_range");
-		left -= n;
-	}
-	close(in);
-	close(out);
-}
-
 /* Copy [off, off + len) of file FROM into file TO (same offsets).  */
 static void copy_range(const char *from, const char *to, uint64_t off, uint64_t len)
 {
@@ -503,12 +356,6 @@ static void copy_range(const char *from, const char *to, uint64_t off, uint64_t 
 	}
 	close(in);
 	close(out);
-}
-
-static void put(int fd, const void *d, uint64_t len, uint64_t off)
-{
-	if (pwrite(fd, d, len, (off_t)off) != (ssize_t)len)
-		die("image write");
 }
 
 /* Live files against the images with every write applied.  */
@@ -537,89 +384,9 @@ static long compare_live(uint64_t lease_lo, uint64_t lease_hi)
 }
 
 
-/* ---- -S: stray origin writes -------------------------------------------- */
-
-static int by_t0_idx(const void *a, const void *b)
-{
-	const struct wr *x = &W[0][*(const size_t *)a], *y = &W[0][*(const size_t *)b];
-	return x->t0 < y->t0 ? -1 : x->t0 > y->t0;
-}
-
-/* Every origin write, against the store as every write completed before
- * it was issued left it (the master answers a query only after its commit
- * completed, so that commit is in that state): a chunk some live snapshot
- * still reads from the origin must not be written.  */
-static int stray_check(const char *store_init)
-{
-	struct store_open_opts o = { .readonly = true, .cache_bytes = 16u << 20 };
-	struct store_snapshot list[MAXSNAP];
-	struct store_info info;
-	struct store *st = NULL;
-	size_t *idx = malloc(sizeof *idx * (NW[0] ? NW[0] : 1)), sp = 0;
-	uint64_t dlo, dhi;
-	long states = 0, stray = 0;
-	int fd, nlist = 0;
-	bool dirty = true;
-
-	copy_file(store_init, IMG[1]);
-	if (!idx || (fd = open(IMG[1], O_RDWR)) < 0)
-		die("stray check setup");
-	if (store_open(IMG[1], &o, &st) < 0)
-		die("the initial store does not open");
-	store_get_info(st, &info);
-	dlo = store_chunk_offset(st, 0);
-	dhi = store_chunk_offset(st, info.data_chunks - 1) + info.chunk_size;
-	store_close(st);
-	st = NULL;
-	for (size_t k = 0; k < NW[0]; k++)
-		idx[k] = k;
-	qsort(idx, NW[0], sizeof *idx, by_t0_idx);
-	for (size_t k = 0; k < NW[0]; k++) {
-		const struct wr *w = &W[0][idx[k]];
-		uint64_t c0 = w->off / info.chunk_size, c1 = (w->off + w->len - 1) / info.chunk_size;
-
-		for (; sp < NW[1] && W[1][sp].t1 < w->t0; sp++) {
-			put(fd, W[1][sp].data, W[1][sp].len, W[1][sp].off);
-			dirty |= W[1][sp].off < dlo || W[1][sp].off >= dhi;
-		}
-		if (dirty) {
-			store_close(st);
-			if (store_open(IMG[1], &o, &st) < 0)
-				die("the store does not open at an origin write");
-			nlist = store_snapshot_list(st, list, MAXSNAP);
-			if (nlist < 0 || nlist > MAXSNAP)
-				die("snapshot list");
-			dirty = false;
-			states++;
-		}
-		for (int i = 0; i < nlist; i++) {
-			if (!(list[i].flags & STORE_SNAP_LIVE))
-				continue;
-			for (uint64_t c = c0; c <= c1 && c < list[i].origin_chunks; c++) {
-				chunk_t loc;
-
-				if (store_snapshot_read(st, list[i].id, c, 1, &loc) < 0)
-					die("snapshot lookup");
-				if (loc == STORE_ON_ORIGIN && stray++ < 10)
-					fprintf(stderr, "  stray write: origin write of %" PRIu64 " bytes at %"
-						PRIu64 " (pid %u, t=%.6f) into chunk %" PRIu64 " of snapshot %s,"
-						" which still reads it from the origin\n", w->len, w->off,
-						w->pid, (double)w->t0 / 1e9, c, list[i].name);
-			}
-		}
-	}
-	store_close(st);
-	close(fd);
-	free(idx);
-	printf("stray check: %zu origin writes against %ld store states: %ld stray\n",
-	       NW[0], states, stray);
-	return stray ? 1 : 0;
-}
-
 int main(int argc, char **argv)
 {
 	unsigned cuts = 200, seed = 1, restart_every = 10;
-	bool stray = false;
 	long install = -1;
 	const char *keep = NULL;
 	int opt, fd[2];
@@ -630,9 +397,9 @@ int main(int argc, char **argv)
 	char scratch[4096], path[2][4096];
 	struct store_info info;
 
-	while ((opt = getopt(argc, argv, "Si:n:s:r:k:")) != -1) {
-		if (opt == 'S') stray = true;
-		else if (opt == 'i') install = atol(optarg);
+	wlog_prog = "wlog_replay";
+	while ((opt = getopt(argc, argv, "i:n:s:r:k:")) != -1) {
+		if (opt == 'i') install = atol(optarg);
 		else if (opt == 'n') cuts = (unsigned)atoi(optarg);
 		else if (opt == 's') seed = (unsigned)strtoul(optarg, NULL, 0);
 		else if (opt == 'r') restart_every = (unsigned)atoi(optarg);
@@ -642,17 +409,6 @@ int main(int argc, char **argv)
 	argv += optind;
 	argc -= optind;
 	log_set_level(LOG_LEVEL_WARN);
-	if (stray) {
-		if (argc != 5)
-			die("usage: wlog_replay -S LOGDIR WORKDIR ORIGIN STORE STORE_INIT");
-		LIVE[0] = argv[2];
-		LIVE[1] = argv[3];
-		snprintf(path[1], sizeof path[1], "%s/store.img", argv[1]);
-		IMG[1] = path[1];
-		read_logs(argv[0]);
-		qsort(W[1], NW[1], sizeof *W[1], by_t1_w);
-		return stray_check(argv[4]);
-	}
 	if (argc < 10 || sodium_init() < 0)
 		die("usage: wlog_replay [-n CUTS] [-s SEED] [-r RESTART_EVERY] [-k KEEPDIR] [-i CUT] LOGDIR "
 		    "WORKDIR ORIGIN ORIGIN_INIT STORE STORE_INIT BLOCKS SNAPS DELETES "
