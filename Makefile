@@ -43,7 +43,7 @@ CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
 LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -lzstd -ldevmapper -lpthread -lrt
 
-LIB_DIRS := utils ioengine lease src/store src/proto src/server src/agent src/export src/activate src/send
+LIB_DIRS := utils ioengine lease src/store src/proto src/locate src/server src/agent src/export src/activate src/send
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CLI_SRCS := $(wildcard src/cli/*.c)
 TEST_SRCS  := $(wildcard tests/unit/test_*.c)

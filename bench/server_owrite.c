@@ -9,7 +9,7 @@
  * again: no copy); bench/server_owrite.sh sets the scenes.
  */
 #include "src/proto/client.h"
-#include "src/server/locate.h"
+#include "src/locate/locate.h"
 #include "utils/err.h"
 
 #include <stdio.h>

@@ -90,6 +90,8 @@ dump_logs() {
 fail() {
   echo "FAIL: $*"
   dump_logs
+  # Again after the dumps: tests/run.sh shows only the last lines of a log.
+  echo "FAIL: $*"
   exit 1
 }
 

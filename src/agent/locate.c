@@ -161,6 +161,21 @@ static void scan_partitions(struct scan *s)
 	fclose(f);
 }
 
+/* Every candidate: $CSNAP_SCAN's entries (ENV), /dev/disk/by-id, then
+ * /proc/partitions.  */
+static void scan_all(struct scan *s, const char *env)
+{
+	if (env && *env) {
+		char *copy = strdup(env), *save = NULL;
+		for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p;
+		     p = strtok_r(NULL, ":", &save))
+			scan_path_entry(s, p);
+		free(copy);
+	}
+	scan_dir(s, "/dev/disk/by-id");
+	scan_partitions(s);
+}
+
 static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, struct csnap_sb *sb)
 {
 	struct scan *s = calloc(1, sizeof *s);
@@ -173,15 +188,7 @@ static int locate_by_uuid(const char *text, char *path_out, size_t pathlen, stru
 		free(s);
 		return err_set(EINVAL, "UUID=%s: not a uuid", text);
 	}
-	if (env && *env) {
-		char *copy = strdup(env), *save = NULL;
-		for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p;
-		     p = strtok_r(NULL, ":", &save))
-			scan_path_entry(s, p);
-		free(copy);
-	}
-	scan_dir(s, "/dev/disk/by-id");
-	scan_partitions(s);
+	scan_all(s, env);
 
 	const struct match *pick = NULL;
 	if (s->distinct == 1) {
@@ -228,15 +235,7 @@ void agent_scan_stores(void (*fn)(const char *path, const struct stat *st,
 		return;
 	s->fn = fn;
 	s->arg = arg;
-	if (env && *env) {
-		char *copy = strdup(env), *save = NULL;
-		for (char *p = copy ? strtok_r(copy, ":", &save) : NULL; p;
-		     p = strtok_r(NULL, ":", &save))
-			scan_path_entry(s, p);
-		free(copy);
-	}
-	scan_dir(s, "/dev/disk/by-id");
-	scan_partitions(s);
+	scan_all(s, env);
 	free(s);
 }
 

@@ -11,6 +11,7 @@
  * heals without restarting the agent.
  */
 #include "src/agent/agent_int.h"
+#include "src/locate/locate.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -221,10 +222,8 @@ static void master_view(const struct lease_master_info *mi, const char *uuid,
 		v->lver = mi->lver;
 		v->epoch = mi->epoch;
 		v->port = mi->port;
+		/* locate_where() vouched for it: the protocol can carry it */
 		agent_sanitize(v->address, sizeof v->address, mi->address);
-		/* a published address the protocol cannot carry is not usable */
-		if (!v->address[0] || strpbrk(v->address, " ="))
-			goto bad_address;
 		return;
 	case LEASE_MASTER_NONE:
 		v->state = AGENT_MASTER_NONE;
@@ -234,11 +233,6 @@ static void master_view(const struct lease_master_info *mi, const char *uuid,
 		break;
 	}
 	agent_sanitize(v->why, sizeof v->why, mi->why);
-	return;
-bad_address:
-	v->state = AGENT_MASTER_CHANGING;
-	snprintf(v->why, sizeof v->why, "master host_id %u published an unusable address",
-		 v->host_id);
 }
 
 /* Polls the master until stop or until the lockspace is lost.  */
@@ -250,6 +244,7 @@ static int watch_master(struct agent_store *st, const struct lease_area *area, c
 
 	for (;;) {
 		struct lease_master_info mi;
+		const char *from;
 		struct agent_master v;
 		uint64_t want;
 		int r;
@@ -262,7 +257,7 @@ static int watch_master(struct agent_store *st, const struct lease_area *area, c
 		want = st->want_seq;
 		pthread_mutex_unlock(&st->lock);
 
-		r = lease_find_master(area, &mi);
+		r = locate_where(area, NULL, NULL, &mi, &from);	/* we are the agent */
 		if (r == -ENOTCONN) {
 			log_warn("store %s: %s; joining again", st->cs->name, err_get());
 			return r;

@@ -7,7 +7,7 @@
 #define CSNAP_CLI_ADMIN_UTIL_H
 
 #include "src/proto/client.h"
-#include "src/server/locate.h"
+#include "src/locate/locate.h"
 #include "utils/err.h"
 
 #include <stdbool.h>

@@ -10,7 +10,7 @@
  */
 #include "src/export/session.h"
 
-#include "src/agent/agent_client.h"
+#include "src/locate/locate.h"
 #include "src/export/loop.h"
 #include "src/proto/client.h"
 #include "utils/clock.h"
@@ -98,66 +98,22 @@ static void tune_socket(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* Where the master is, according to this node's agent.  -ENOENT: no agent
- * here (then the caller reads the lease-owner record itself); other
- * errors are in res_err / res_why.  */
-static int ask_agent(struct session *s, char *address, size_t addrlen, uint16_t *port)
-{
-	const struct master_target *t = s->tgt;
-	struct agent_client *ac;
-	struct agent_master m;
-	char uuid[CSNAP_UUID_STR_LEN];
-	int rc;
-
-	if (!t->agent_socket[0])
-		return -ENOENT;
-	rc = agent_client_connect(t->agent_socket, 1000, &ac);
-	if (rc == -ENOENT || rc == -ECONNREFUSED)
-		return -ENOENT;
-	if (rc < 0) {
-		s->res_err = rc;
-		snprintf(s->res_why, sizeof s->res_why, "asking the agent: %s", err_get());
-		return rc;
-	}
-	csnap_uuid_unparse(&t->uuid, uuid);
-	rc = agent_client_where(ac, uuid, &m, 5000);
-	agent_client_close(ac);
-	if (rc < 0) {
-		s->res_err = rc;
-		snprintf(s->res_why, sizeof s->res_why, "asking the agent: %s", err_get());
-		return rc;
-	}
-	if (m.state != AGENT_MASTER_VALID) {
-		s->res_err = -EAGAIN;
-		snprintf(s->res_why, sizeof s->res_why, "no master yet (agent: %s: %s)",
-			 agent_master_state_name(m.state), m.why);
-		return -EAGAIN;
-	}
-	snprintf(address, addrlen, "%s", m.address);
-	*port = m.port;
-	return 0;
-}
-
 static void *connect_thread(void *arg)
 {
 	struct session *s = arg;
 	const struct master_target *t = s->tgt;
 	char address[LEASE_ADDR_LEN];
+	const char *from = NULL;
 	uint16_t port;
-	bool via_agent = false;
 	int rc;
 
 	if (t->fixed_address[0]) {
 		snprintf(address, sizeof address, "%s", t->fixed_address);
 		port = t->fixed_port;
-	} else if ((rc = ask_agent(s, address, sizeof address, &port)) != -ENOENT) {
-		if (rc < 0)
-			goto out;
-		via_agent = true;
 	} else {
 		struct lease_master_info mi;
 
-		rc = lease_find_master(&t->area, &mi);
+		rc = locate_where(&t->area, &t->uuid, t->agent_socket, &mi, &from);
 		if (rc < 0) {
 			s->res_err = rc;
 			snprintf(s->res_why, sizeof s->res_why, "finding the master: %s", err_get());
@@ -165,16 +121,15 @@ static void *connect_thread(void *arg)
 		}
 		if (mi.state != LEASE_MASTER_VALID) {
 			s->res_err = -EAGAIN;
-			snprintf(s->res_why, sizeof s->res_why, "no master yet (%s: %s)",
+			snprintf(s->res_why, sizeof s->res_why, "no master yet (%s, %s: %s)", from,
 				 lease_master_state_name(mi.state), mi.why);
 			goto out;
 		}
 		snprintf(address, sizeof address, "%s", mi.address);
 		port = mi.port;
 	}
-	snprintf(s->res_where, sizeof s->res_where, "%s:%u%s", address, port,
-		 t->fixed_address[0] ? "" : via_agent ? " (told by the agent)"
-						      : " (from the lease-owner record)");
+	snprintf(s->res_where, sizeof s->res_where, "%s:%u%s%s%s", address, port,
+		 from ? " (" : "", from ? from : "", from ? ")" : "");
 	rc = proto_client_connect(address, port, &t->uuid, t->secret, t->connect_timeout_ms,
 				  &s->res_pc);
 	if (rc < 0) {

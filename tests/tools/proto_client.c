@@ -37,7 +37,7 @@
  */
 #include "ioengine/ioengine.h"
 #include "src/proto/client.h"
-#include "src/server/locate.h"
+#include "src/locate/locate.h"
 #include "utils/err.h"
 
 #include <errno.h>

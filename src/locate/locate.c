@@ -1,9 +1,10 @@
 /*
- * src/server/locate.c - see locate.h.
+ * src/locate/locate.c - see locate.h.
  */
-#include "src/server/locate.h"
+#include "src/locate/locate.h"
 
 #include "lease/lease.h"
+#include "src/agent/agent_client.h"
 #include "src/store/superblock.h"
 #include "utils/err.h"
 #include "utils/clock.h"
@@ -13,6 +14,64 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The agent's answer for the store, as the record lookup gives it.
+ * -ENOENT: no agent there (look at the record instead).  */
+static int ask_agent(const char *socket_path, const struct csnap_uuid *uuid,
+		     struct lease_master_info *out)
+{
+	struct agent_client *ac;
+	struct agent_master m;
+	char text[CSNAP_UUID_STR_LEN];
+	int r = agent_client_connect(socket_path, 1000, &ac);
+
+	if (r == -ENOENT || r == -ECONNREFUSED)
+		return -ENOENT;
+	if (r < 0)
+		return err_prefix(-r, "asking the agent");
+	csnap_uuid_unparse(uuid, text);
+	r = agent_client_where(ac, text, &m, 5000);
+	agent_client_close(ac);
+	if (r < 0)
+		return err_prefix(-r, "asking the agent");
+	memset(out, 0, sizeof *out);
+	out->state = m.state == AGENT_MASTER_VALID  ? LEASE_MASTER_VALID
+		     : m.state == AGENT_MASTER_NONE ? LEASE_MASTER_NONE
+						    : LEASE_MASTER_CHANGING;
+	out->host_id = m.host_id;
+	out->generation = m.generation;
+	out->lver = m.lver;
+	out->epoch = m.epoch;
+	snprintf(out->address, sizeof out->address, "%s", m.address);
+	out->port = m.port;
+	snprintf(out->why, sizeof out->why, "%s", m.why);
+	return 0;
+}
+
+int locate_where(const struct lease_area *area, const struct csnap_uuid *uuid,
+		 const char *agent_socket, struct lease_master_info *out, const char **from)
+{
+	int r = -ENOENT;
+
+	if (agent_socket && agent_socket[0]) {
+		*from = "told by the agent";
+		r = ask_agent(agent_socket, uuid, out);
+	}
+	if (r == -ENOENT) {
+		*from = "from the lease-owner record";
+		r = lease_find_master(area, out);
+	}
+	if (r < 0)
+		return r;
+	if (out->state == LEASE_MASTER_VALID &&
+	    (!out->address[0] || strpbrk(out->address, " ="))) {
+		out->state = LEASE_MASTER_CHANGING;
+		snprintf(out->why, sizeof out->why,
+			 "master host_id %llu published an unusable address",
+			 (unsigned long long)out->host_id);
+	}
+	return 0;
+}
 
 int locate_read_store(const char *store_path, struct locate_result *out)
 {
@@ -42,7 +101,8 @@ int locate_connect(const struct locate_opts *o, struct locate_result *res,
 	int64_t deadline = csnap_now_ms() + (o->timeout_ms < 0 ? 0 : o->timeout_ms);
 	for (;;) {
 		struct lease_master_info mi;
-		r = lease_find_master(&res->area, &mi);
+		const char *from;
+		r = locate_where(&res->area, &res->uuid, o->agent_socket, &mi, &from);
 		if (r < 0)
 			return err_prefix(-r, "finding the master of %s", o->store_path);
 		if (mi.state == LEASE_MASTER_VALID) {
