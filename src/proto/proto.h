@@ -91,7 +91,8 @@ enum proto_type {
 	PROTO_PING		= 17,	/* origin/snapshot: renew my grant */
 	PROTO_SNAP_ADDED	= 18,	/* S->origin: a snapshot was created
 					 * (committed): serve it, then ack */
-	PROTO_TYPE_MAX		= 18,
+	PROTO_SNAP_RENAME	= 19,	/* admin volume only: OLD -> NEW */
+	PROTO_TYPE_MAX		= 19,
 };
 #define PROTO_REPLY		0x8000
 
@@ -246,6 +247,11 @@ struct proto_snap_name {		/* SNAP_DELETE */
 	char name[PROTO_NAME_MAX + 1];
 };
 
+struct proto_snap_rename {		/* SNAP_RENAME; reply: snapinfo */
+	char name[PROTO_NAME_MAX + 1];		/* the live snapshot */
+	char new_name[PROTO_NAME_MAX + 1];	/* its new name */
+};
+
 struct proto_snap_set {
 	char name[PROTO_NAME_MAX + 1];
 	uint32_t mask;			/* PROTO_SET_* */
@@ -334,7 +340,8 @@ struct proto_msg {
 		struct proto_snap_create snap_create;
 		struct proto_snap_name snap_name;
 		struct proto_snap_set snap_set;
-		struct proto_snapinfo snapinfo;	/* CREATE / SET replies,
+		struct proto_snap_rename snap_rename;
+		struct proto_snapinfo snapinfo;	/* CREATE / SET / RENAME replies,
 						 * SNAP_ADDED requests */
 		struct proto_snap_list snap_list;
 		struct proto_status status;

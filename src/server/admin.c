@@ -20,8 +20,12 @@
  * is answered when all did (or 5 s passed), so a snapshot
  * can be opened on every node as soon as `snapshot create` returns.
  *
- * Changes that need a quiet store (delete, set) wait until no copy-out is
- * in flight, then change the engine and commit at once.
+ * Changes that need a quiet store (delete, set, rename) wait until no
+ * copy-out is in flight, then change the engine and commit at once.
+ * Exports learn of deletes and renames from their one-second snapshot
+ * list (export.c): a renamed snapshot is withdrawn under its old name and
+ * exported under the new one.  A rename, like a delete, is refused while
+ * NBD clients use the snapshot, so none loses its volume to it.
  */
 #include "src/server/srv.h"
 
@@ -509,6 +513,38 @@ void admin_snap_set(struct srv *s, struct req *r)
 	store_snapshot_get(s->st, sn.id, &sn);
 	struct proto_msg m;
 	proto_msg_init(&m, PROTO_SNAP_SET | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	commit_and_reply(s, r, &m);
+}
+
+void admin_snap_rename(struct srv *s, struct req *r)
+{
+	const struct proto_snap_rename *rn = &r->m.u.snap_rename;
+	struct store_snapshot sn, other;
+	if (store_snapshot_find(s->st, rn->name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	if (strcmp(rn->name, rn->new_name) != 0 &&
+	    store_snapshot_find(s->st, rn->new_name, &other) == 0) {
+		reply_err(s, r, EEXIST, "a snapshot with the new name exists");
+		return;
+	}
+	if (snapshot_has_clients(s, sn.id)) {
+		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
+		return;
+	}
+	if (need_quiet(s, r))
+		return;
+	int e = store_snapshot_rename(s->st, sn.id, rn->new_name);
+	if (e < 0) {
+		reply_err(s, r, -e, err_get());
+		return;
+	}
+	log_info("snapshot %s (id %u) renamed to %s", sn.name, sn.id, rn->new_name);
+	store_snapshot_get(s->st, sn.id, &sn);
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_SNAP_RENAME | PROTO_REPLY, r->m.id);
 	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
 	commit_and_reply(s, r, &m);
 }

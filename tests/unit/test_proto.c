@@ -46,7 +46,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 37
+#define NSAMPLES 39
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -213,6 +213,15 @@ static void sample(int i, struct proto_msg *m)
 		m->type = PROTO_SNAP_LIST | PROTO_REPLY;
 		m->u.snap_list.n = 1;
 		m->u.snap_list.s = &sample_snaps[2];
+		break;
+	case 37:
+		m->type = PROTO_SNAP_RENAME;
+		strcpy(m->u.snap_rename.name, "k1");
+		strcpy(m->u.snap_rename.new_name, "monday");
+		break;
+	case 38:
+		m->type = PROTO_SNAP_RENAME | PROTO_REPLY;
+		m->u.snapinfo = sample_snaps[1];
 		break;
 	}
 }
