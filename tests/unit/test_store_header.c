@@ -25,7 +25,7 @@ static void test_roundtrip(void **state)
 
 	memset(blk, 0xee, sizeof blk);
 	store_header_encode(blk, &h);
-	assert_int_equal(get_le64(blk + 32), h.root);	/* the layout header.h states */
+	assert_int_equal(get_le64(blk + 32), h.root);	/* the layout format.h states */
 	assert_int_equal(get_le32(blk + 40), 3);
 	assert_int_equal(get_le32(blk + 44), 0);	/* reserved */
 	assert_int_equal(get_le64(blk + 80), 6);
