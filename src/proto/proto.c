@@ -225,6 +225,13 @@ static uint16_t flags_allowed(uint16_t type)
 	}
 }
 
+size_t proto_client_info_size(const struct proto_client_info *ci)
+{
+	/* host_id, volume, snap_id, name and peer with their lengths: as
+	 * encoded for PROTO_STATUS replies */
+	return 2 + 1 + 4 + 2 + strnlen(ci->name, PROTO_STR_MAX) + 2 + strnlen(ci->peer, PROTO_STR_MAX);
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	static const char *names[] = {

@@ -629,15 +629,23 @@ void admin_status(struct srv *s, struct req *r)
 		reply_err(s, r, ENOMEM, "server out of memory");
 		return;
 	}
+	/* As many as fit in one message (many clients with long names do
+	 * not): an unsendable reply would cost the asker its connection.  */
+	size_t room = PROTO_MAX_PAYLOAD - PROTO_STATUS_FIXED_MAX;
 	for (struct conn *c = s->conns; c && st->nclients < n; c = c->next) {
 		if (c->state != CONN_READY)
 			continue;
-		struct proto_client_info *ci = &st->clients[st->nclients++];
+		struct proto_client_info *ci = &st->clients[st->nclients];
 		ci->host_id = c->host_id;
 		ci->volume = c->volume;
 		ci->snap_id = c->snap_id;
 		snprintf(ci->name, sizeof ci->name, "%s", c->name);
 		snprintf(ci->peer, sizeof ci->peer, "%s", c->peer);
+		size_t sz = proto_client_info_size(ci);
+		if (sz > room)
+			break;
+		room -= sz;
+		st->nclients++;
 	}
 	conn_send(r->c, &m);
 	free(st->clients);
