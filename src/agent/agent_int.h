@@ -151,8 +151,8 @@ void agent_accept_resume(struct agent *ag);
 /* A store published: push notices, answer pending WHEREs.  */
 void agent_conns_store_changed(struct agent *ag, struct agent_store *st,
 			       const struct store_pub *pub);
-/* Frees clients marked dead (after each epoll batch: events of the batch
- * may still point at them).  */
+/* Frees clients marked dead (after each loop turn, so a callback never
+ * frees the client it is running for).  */
 void agent_conns_reap(struct agent *ag);
 void agent_conns_close_all(struct agent *ag);
 /* Finds a store by uuid, name, configured device or resolved path.  */

@@ -1,7 +1,7 @@
 /*
  * src/agent/conn.c - local clients of the agent on RUN_DIR/agent.sock.
  *
- * Non-blocking sockets in the main epoll loop.  Each client has a bounded
+ * Non-blocking sockets in the main event loop (utils/evloop.h).  Each client has a bounded
  * input buffer (one line) and a bounded output buffer; a client that does
  * not read its notices is disconnected rather than allowed to grow the
  * agent's memory or stall others.  Requests of one client are answered in

@@ -1,5 +1,5 @@
 /*
- * src/cli/cmd_snapshot.c - `csnap snapshot create|delete|list|set`: admin
+ * src/cli/cmd_snapshot.c - `csnap snapshot create|delete|rename|list|set`: admin
  * requests sent to the store's master, found through the lease-owner
  * record (or given with --master ADDR:PORT).
  */
@@ -90,6 +90,37 @@ static int cmd_delete(int argc, char **argv)
 	return r;
 }
 
+static int cmd_rename(int argc, char **argv)
+{
+	struct admin_args a;
+	int r = admin_parse(argc, argv, 3 | ADMIN_NAMES, &a, NULL, NULL);
+	if (r)
+		return r;
+	/* The new name follows the create rule (utils/snapname.h).  */
+	if (snap_name_check(a.args[2]) < 0)
+		return cli_usage("%s", err_get());
+	struct admin_conn ac;
+	if (admin_connect(&a, &ac))
+		return 1;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_RENAME, 0);
+	snprintf(m.u.snap_rename.name, sizeof m.u.snap_rename.name, "%s", a.args[1]);
+	snprintf(m.u.snap_rename.new_name, sizeof m.u.snap_rename.new_name, "%s", a.args[2]);
+	/* Not repeated after a lost connection: a retry of a rename that
+	 * was done would find no OLD and mislead.  */
+	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot rename", false);
+	if (!r) {
+		if (a.json)
+			printf("{\"id\": %u, \"name\": \"%s\"}\n", rep.u.snapinfo.id, rep.u.snapinfo.name);
+		else
+			printf("renamed snapshot %s to %s (id %u)\n", a.args[1], rep.u.snapinfo.name,
+			       rep.u.snapinfo.id);
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
 static int cmd_set(int argc, char **argv)
 {
 	struct admin_args a;
@@ -147,6 +178,8 @@ CLI_COMMAND(snap_create, "snapshot create", "STORE NAME [--priority P] [--master
 	    "create a snapshot of the origin (cluster-wide barrier)", cmd_create)
 CLI_COMMAND(snap_delete, "snapshot delete", "STORE NAME [--master ADDR:PORT]",
 	    "delete a snapshot", cmd_delete)
+CLI_COMMAND(snap_rename, "snapshot rename", "STORE OLD NEW [--master ADDR:PORT]",
+	    "rename a snapshot (exports serve it under NEW within a second)", cmd_rename)
 CLI_COMMAND(snap_list, "snapshot list", "STORE [--json] [--master ADDR:PORT]",
 	    "list snapshots with their usage", cmd_list)
 CLI_COMMAND(snap_set, "snapshot set", "STORE NAME [--priority P] [--use|--unuse]",

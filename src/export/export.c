@@ -11,7 +11,10 @@
  * lists them every second (snapshots that appeared while we were not
  * connected); ones it finds are exported when their own session has
  * identified them (that is where their size comes from), deleted ones are
- * withdrawn and any connection still using one gets EIO.
+ * withdrawn and any connection still using one gets EIO.  A renamed
+ * snapshot is a deleted name plus a new one: withdrawn under the old
+ * name, exported under the new (the master refuses a rename while NBD
+ * clients use it).
  *
  * export_run_file() is the same daemon for a plain file (`--file`): one
  * volume_file, no store, no master.
@@ -154,7 +157,7 @@ static struct snapent *snap_add(struct exporter *ex, const char *name)
 	se->seen = true;
 	if (!servable) {
 		log_warn("export: snapshot \"%s\" is not exported: its name is reserved "
-			 "(rename it: csnap snapshot create, copy, delete)", name);
+			 "(rename it: csnap snapshot rename)", name);
 		ex->snaps[ex->nsnaps++] = se;
 		return se;
 	}

@@ -225,6 +225,13 @@ static uint16_t flags_allowed(uint16_t type)
 	}
 }
 
+size_t proto_client_info_size(const struct proto_client_info *ci)
+{
+	/* host_id, volume, snap_id, name and peer with their lengths: as
+	 * encoded for PROTO_STATUS replies */
+	return 2 + 1 + 4 + 2 + strnlen(ci->name, PROTO_STR_MAX) + 2 + strnlen(ci->peer, PROTO_STR_MAX);
+}
+
 const char *proto_type_name(uint16_t type)
 {
 	static const char *names[] = {
@@ -236,7 +243,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_SNAP_DELETE] = "snap-delete", [PROTO_SNAP_LIST] = "snap-list",
 		[PROTO_SNAP_SET] = "snap-set", [PROTO_STATUS] = "status",
 		[PROTO_CHANGED] = "changed", [PROTO_PING] = "ping",
-		[PROTO_SNAP_ADDED] = "snap-added",
+		[PROTO_SNAP_ADDED] = "snap-added", [PROTO_SNAP_RENAME] = "snap-rename",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -402,6 +409,15 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			if ((r = enc_snapinfo(w, &m->u.snap_list.s[i])) < 0)
 				return r;
 		}
+		return 0;
+	case PROTO_SNAP_RENAME:
+		if (reply)
+			return enc_snapinfo(w, &m->u.snapinfo);
+		if (!proto_name_valid(m->u.snap_rename.name) ||
+		    !proto_name_valid(m->u.snap_rename.new_name))
+			return err_set(EINVAL, "invalid snapshot name");
+		wr_str(w, m->u.snap_rename.name);
+		wr_str(w, m->u.snap_rename.new_name);
 		return 0;
 	case PROTO_SNAP_SET:
 		if (reply) {
@@ -732,6 +748,14 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			for (uint32_t i = 0; i < l->n && !r->bad; i++)
 				dec_snapinfo(r, &m->u.snap_list.s[i]);
 		}
+		return;
+	case PROTO_SNAP_RENAME:
+		if (reply) {
+			dec_snapinfo(r, &m->u.snapinfo);
+			return;
+		}
+		rd_name(r, m->u.snap_rename.name, "snapshot name");
+		rd_name(r, m->u.snap_rename.new_name, "new snapshot name");
 		return;
 	case PROTO_SNAP_SET:
 		if (reply) {

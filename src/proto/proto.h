@@ -62,7 +62,8 @@ enum { PH_TYPE = 0, PH_FLAGS = 2, PH_LEN = 4, PH_ID = 8, PH_CRC = 16, PH_RESERVE
 #define PROTO_STR_MAX		255	/* other strings (addresses, reasons) */
 #define PROTO_MAX_RANGES	8192	/* ranges (or extents) in one message */
 #define PROTO_MAX_SNAPSHOTS	1024	/* entries in one SNAP_LIST reply */
-#define PROTO_MAX_CLIENTS	4096	/* entries in one STATUS reply */
+#define PROTO_MAX_CLIENTS	4096	/* entries in one STATUS reply (as many
+					 * as fit: proto_client_info_size) */
 /* The largest AUTH or IDENTIFY request payload (IDENTIFY: store uuid,
  * volume kind, host id, snapshot name and client name with their 16-bit
  * lengths): all a peer may send before it is identified, so a server
@@ -91,7 +92,8 @@ enum proto_type {
 	PROTO_PING		= 17,	/* origin/snapshot: renew my grant */
 	PROTO_SNAP_ADDED	= 18,	/* S->origin: a snapshot was created
 					 * (committed): serve it, then ack */
-	PROTO_TYPE_MAX		= 18,
+	PROTO_SNAP_RENAME	= 19,	/* admin volume only: OLD -> NEW */
+	PROTO_TYPE_MAX		= 19,
 };
 #define PROTO_REPLY		0x8000
 
@@ -246,6 +248,11 @@ struct proto_snap_name {		/* SNAP_DELETE */
 	char name[PROTO_NAME_MAX + 1];
 };
 
+struct proto_snap_rename {		/* SNAP_RENAME; reply: snapinfo */
+	char name[PROTO_NAME_MAX + 1];		/* the live snapshot */
+	char new_name[PROTO_NAME_MAX + 1];	/* its new name */
+};
+
 struct proto_snap_set {
 	char name[PROTO_NAME_MAX + 1];
 	uint32_t mask;			/* PROTO_SET_* */
@@ -334,7 +341,8 @@ struct proto_msg {
 		struct proto_snap_create snap_create;
 		struct proto_snap_name snap_name;
 		struct proto_snap_set snap_set;
-		struct proto_snapinfo snapinfo;	/* CREATE / SET replies,
+		struct proto_snap_rename snap_rename;
+		struct proto_snapinfo snapinfo;	/* CREATE / SET / RENAME replies,
 						 * SNAP_ADDED requests */
 		struct proto_snap_list snap_list;
 		struct proto_status status;
@@ -399,6 +407,13 @@ void proto_msg_init(struct proto_msg *m, uint16_t type, uint64_t id);
 /* A failed reply to REQ: status errnum (positive) and a one-line reason. */
 void proto_msg_error(struct proto_msg *m, const struct proto_msg *req,
 		     uint32_t errnum, const char *reason);
+
+/* STATUS replies: the bytes one client entry takes on the wire, and the
+ * most everything else in the reply takes.  PROTO_MAX_CLIENTS entries of
+ * the longest names would not fit in PROTO_MAX_PAYLOAD: a server lists
+ * only the clients that fit.  */
+#define PROTO_STATUS_FIXED_MAX	(4 + 16 + 3 * 4 + 3 * 8 + 2 * 2 + 8 + 2 * (2 + PROTO_STR_MAX) + 4)
+size_t proto_client_info_size(const struct proto_client_info *ci);
 
 /* Snapshot names on the wire: snap_name_valid() (utils/snapname.h).  A
  * well-formed but reserved name still decodes (an old store may hold

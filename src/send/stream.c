@@ -18,6 +18,9 @@
 #include <string.h>
 #include <zstd.h>
 
+_Static_assert((int)SH_CSUM + 4 == SS_HEADER_SIZE && (int)SD_CRC + 4 == SS_DATA_HDR &&
+	       (int)SR_LEN + 4 == SS_REC_HDR, "stream layouts and their sizes agree");
+
 /* Bytes of a snapshot-name field: NUL-terminated and NUL-padded.  */
 static bool name_ok(const uint8_t *p)
 {
@@ -35,53 +38,53 @@ static bool name_ok(const uint8_t *p)
 void ss_header_encode(const struct ss_header *h, uint8_t *b)
 {
 	memset(b, 0, SS_HEADER_SIZE);
-	memcpy(b, SS_MAGIC, 8);
-	put_le32(b + 8, SS_VERSION);
-	put_le32(b + 12, SS_HEADER_SIZE);
-	memcpy(b + 16, h->source.b, 16);
-	put_le64(b + 32, h->origin_size);
-	put_le32(b + 40, h->chunk_size);
-	put_le32(b + 44, h->flags);
-	put_le32(b + 48, h->from_id);
-	put_le32(b + 52, h->to_id);
-	put_le64(b + 56, h->from_ctime);
-	put_le64(b + 64, h->to_ctime);
-	memcpy(b + 72, h->from_name, strnlen(h->from_name, SS_NAME_LEN - 1));
-	memcpy(b + 136, h->to_name, strnlen(h->to_name, SS_NAME_LEN - 1));
-	put_le64(b + 200, h->total_bytes);
-	put_le64(b + 208, h->resume_offset);
-	put_le32(b + 252, crc32c(0, b, 252));
+	memcpy(b + SH_MAGIC, SS_MAGIC, 8);
+	put_le32(b + SH_VERSION, SS_VERSION);
+	put_le32(b + SH_SIZE, SS_HEADER_SIZE);
+	memcpy(b + SH_SOURCE, h->source.b, 16);
+	put_le64(b + SH_ORIGIN_SIZE, h->origin_size);
+	put_le32(b + SH_CHUNK_SIZE, h->chunk_size);
+	put_le32(b + SH_FLAGS, h->flags);
+	put_le32(b + SH_FROM_ID, h->from_id);
+	put_le32(b + SH_TO_ID, h->to_id);
+	put_le64(b + SH_FROM_CTIME, h->from_ctime);
+	put_le64(b + SH_TO_CTIME, h->to_ctime);
+	memcpy(b + SH_FROM_NAME, h->from_name, strnlen(h->from_name, SS_NAME_LEN - 1));
+	memcpy(b + SH_TO_NAME, h->to_name, strnlen(h->to_name, SS_NAME_LEN - 1));
+	put_le64(b + SH_TOTAL, h->total_bytes);
+	put_le64(b + SH_RESUME, h->resume_offset);
+	put_le32(b + SH_CSUM, crc32c(0, b, SH_CSUM));
 }
 
 int ss_header_decode(const uint8_t *b, struct ss_header *h)
 {
-	if (memcmp(b, SS_MAGIC, 8))
+	if (memcmp(b + SH_MAGIC, SS_MAGIC, 8))
 		return err_set(EINVAL, "not a csnap send stream (bad magic)");
-	uint32_t v = get_le32(b + 8);
+	uint32_t v = get_le32(b + SH_VERSION);
 	if (v != SS_VERSION)
 		return err_set(EINVAL, "stream version %u is not supported (this csnap reads %u)",
 			       v, SS_VERSION);
-	if (get_le32(b + 12) != SS_HEADER_SIZE)
-		return err_set(EINVAL, "stream header length %u, expected %u", get_le32(b + 12),
+	if (get_le32(b + SH_SIZE) != SS_HEADER_SIZE)
+		return err_set(EINVAL, "stream header length %u, expected %u", get_le32(b + SH_SIZE),
 			       SS_HEADER_SIZE);
-	if (get_le32(b + 252) != crc32c(0, b, 252))
+	if (get_le32(b + SH_CSUM) != crc32c(0, b, SH_CSUM))
 		return err_set(EINVAL, "stream header checksum mismatch (offset 0)");
 	memset(h, 0, sizeof *h);
-	memcpy(h->source.b, b + 16, 16);
-	h->origin_size = get_le64(b + 32);
-	h->chunk_size = get_le32(b + 40);
-	h->flags = get_le32(b + 44);
-	h->from_id = get_le32(b + 48);
-	h->to_id = get_le32(b + 52);
-	h->from_ctime = get_le64(b + 56);
-	h->to_ctime = get_le64(b + 64);
-	if (!name_ok(b + 72) || !name_ok(b + 136))
+	memcpy(h->source.b, b + SH_SOURCE, 16);
+	h->origin_size = get_le64(b + SH_ORIGIN_SIZE);
+	h->chunk_size = get_le32(b + SH_CHUNK_SIZE);
+	h->flags = get_le32(b + SH_FLAGS);
+	h->from_id = get_le32(b + SH_FROM_ID);
+	h->to_id = get_le32(b + SH_TO_ID);
+	h->from_ctime = get_le64(b + SH_FROM_CTIME);
+	h->to_ctime = get_le64(b + SH_TO_CTIME);
+	if (!name_ok(b + SH_FROM_NAME) || !name_ok(b + SH_TO_NAME))
 		return err_set(EINVAL, "stream header: snapshot name not terminated or not padded");
-	memcpy(h->from_name, b + 72, SS_NAME_LEN);
-	memcpy(h->to_name, b + 136, SS_NAME_LEN);
-	h->total_bytes = get_le64(b + 200);
-	h->resume_offset = get_le64(b + 208);
-	for (int i = 216; i < 252; i++)
+	memcpy(h->from_name, b + SH_FROM_NAME, SS_NAME_LEN);
+	memcpy(h->to_name, b + SH_TO_NAME, SS_NAME_LEN);
+	h->total_bytes = get_le64(b + SH_TOTAL);
+	h->resume_offset = get_le64(b + SH_RESUME);
+	for (int i = SH_RESERVED; i < SH_CSUM; i++)
 		if (b[i])
 			return err_set(EINVAL, "stream header: reserved byte %d is not zero", i);
 	if (h->flags & ~(uint32_t)SS_F_KNOWN)
@@ -108,10 +111,10 @@ int ss_header_decode(const uint8_t *b, struct ss_header *h)
 size_t ss_data_encode(uint8_t *body, uint64_t offset, uint32_t length, uint32_t encoding,
 		      uint32_t crc, const void *payload, size_t payload_len)
 {
-	put_le64(body, offset);
-	put_le32(body + 8, length);
-	put_le32(body + 12, encoding);
-	put_le32(body + 16, crc);
+	put_le64(body + SD_OFFSET, offset);
+	put_le32(body + SD_LENGTH, length);
+	put_le32(body + SD_ENCODING, encoding);
+	put_le32(body + SD_CRC, crc);
 	memcpy(body + SS_DATA_HDR, payload, payload_len);
 	return SS_DATA_HDR + payload_len;
 }
@@ -121,10 +124,10 @@ int ss_data_decode(const uint8_t *body, size_t len, struct ss_record *rec, uint3
 {
 	if (len < SS_DATA_HDR + 1)
 		return err_set(EINVAL, "body of %zu bytes is too short", len);
-	rec->offset = get_le64(body);
-	rec->length = get_le32(body + 8);
-	rec->encoding = get_le32(body + 12);
-	*crc = get_le32(body + 16);
+	rec->offset = get_le64(body + SD_OFFSET);
+	rec->length = get_le32(body + SD_LENGTH);
+	rec->encoding = get_le32(body + SD_ENCODING);
+	*crc = get_le32(body + SD_CRC);
 	*payload = body + SS_DATA_HDR;
 	*payload_len = len - SS_DATA_HDR;
 	if (!rec->length || rec->length > SS_MAX_DATA)
@@ -139,17 +142,17 @@ int ss_data_decode(const uint8_t *body, size_t len, struct ss_record *rec, uint3
 
 size_t ss_zero_encode(uint8_t *body, uint64_t offset, uint64_t length)
 {
-	put_le64(body, offset);
-	put_le64(body + 8, length);
-	return 16;
+	put_le64(body + SZ_OFFSET, offset);
+	put_le64(body + SZ_LENGTH, length);
+	return SZ_SIZE;
 }
 
 int ss_zero_decode(const uint8_t *body, size_t len, struct ss_record *rec)
 {
-	if (len != 16)
-		return err_set(EINVAL, "body of %zu bytes, expected 16", len);
-	rec->offset = get_le64(body);
-	rec->length = get_le64(body + 8);
+	if (len != SZ_SIZE)
+		return err_set(EINVAL, "body of %zu bytes, expected %d", len, SZ_SIZE);
+	rec->offset = get_le64(body + SZ_OFFSET);
+	rec->length = get_le64(body + SZ_LENGTH);
 	if (!rec->length)
 		return err_set(EINVAL, "empty zero range");
 	return 0;
@@ -157,39 +160,39 @@ int ss_zero_decode(const uint8_t *body, size_t len, struct ss_record *rec)
 
 size_t ss_checkpoint_encode(uint8_t *body, uint64_t next, uint64_t records, uint64_t data_bytes)
 {
-	put_le64(body, next);
-	put_le64(body + 8, records);
-	put_le64(body + 16, data_bytes);
-	return 24;
+	put_le64(body + SC_NEXT, next);
+	put_le64(body + SC_RECORDS, records);
+	put_le64(body + SC_DATA_BYTES, data_bytes);
+	return SC_SIZE;
 }
 
 int ss_checkpoint_decode(const uint8_t *body, size_t len, struct ss_record *rec)
 {
-	if (len != 24)
-		return err_set(EINVAL, "body of %zu bytes, expected 24", len);
-	rec->next = get_le64(body);
-	rec->records = get_le64(body + 8);
-	rec->data_bytes = get_le64(body + 16);
+	if (len != SC_SIZE)
+		return err_set(EINVAL, "body of %zu bytes, expected %d", len, SC_SIZE);
+	rec->next = get_le64(body + SC_NEXT);
+	rec->records = get_le64(body + SC_RECORDS);
+	rec->data_bytes = get_le64(body + SC_DATA_BYTES);
 	return 0;
 }
 
 size_t ss_end_encode(uint8_t *body, uint64_t records, uint64_t data_bytes,
 		     const uint8_t digest[SS_DIGEST_LEN])
 {
-	put_le64(body, records);
-	put_le64(body + 8, data_bytes);
-	memcpy(body + 16, digest, SS_DIGEST_LEN);
-	return 16 + SS_DIGEST_LEN;
+	put_le64(body + SE_RECORDS, records);
+	put_le64(body + SE_DATA_BYTES, data_bytes);
+	memcpy(body + SE_DIGEST, digest, SS_DIGEST_LEN);
+	return SE_SIZE;
 }
 
 int ss_end_decode(const uint8_t *body, size_t len, struct ss_record *rec,
 		  uint8_t digest[SS_DIGEST_LEN])
 {
-	if (len != 16 + SS_DIGEST_LEN)
-		return err_set(EINVAL, "body of %zu bytes, expected %d", len, 16 + SS_DIGEST_LEN);
-	rec->records = get_le64(body);
-	rec->data_bytes = get_le64(body + 8);
-	memcpy(digest, body + 16, SS_DIGEST_LEN);
+	if (len != SE_SIZE)
+		return err_set(EINVAL, "body of %zu bytes, expected %d", len, SE_SIZE);
+	rec->records = get_le64(body + SE_RECORDS);
+	rec->data_bytes = get_le64(body + SE_DATA_BYTES);
+	memcpy(digest, body + SE_DIGEST, SS_DIGEST_LEN);
 	return 0;
 }
 
@@ -243,8 +246,8 @@ static int w_room(struct ss_writer *w, size_t body_len)
 static int w_record(struct ss_writer *w, uint32_t type, size_t body_len)
 {
 	CSNAP_ASSERT(body_len <= SS_MAX_BODY);
-	put_le32(w->rec, type);
-	put_le32(w->rec + 4, (uint32_t)body_len);
+	put_le32(w->rec + SR_TYPE, type);
+	put_le32(w->rec + SR_LEN, (uint32_t)body_len);
 	size_t n = SS_REC_HDR + body_len;
 	put_le32(w->rec + n, crc32c(0, w->rec, n));
 	int r = w_out(w, w->rec, n + SS_REC_TRAILER);
@@ -482,8 +485,8 @@ int ss_reader_next(struct ss_reader *r, struct ss_record *rec)
 				       PRIu64 " (no end record)", at, r->records + 1);
 		if (got < SS_REC_HDR)
 			return bad(r, 0, at, EPIPE, "truncated in the record header");
-		uint32_t type = get_le32(r->rec);
-		uint32_t len = get_le32(r->rec + 4);
+		uint32_t type = get_le32(r->rec + SR_TYPE);
+		uint32_t len = get_le32(r->rec + SR_LEN);
 		if (len > SS_MAX_BODY) {
 			snprintf(why, sizeof why, "body length %u exceeds %u", len, SS_MAX_BODY);
 			return bad(r, type, at, EINVAL, why);

@@ -44,6 +44,38 @@
 					 * at resume_offset */
 #define SS_F_KNOWN		(SS_F_INCREMENTAL | SS_F_RESUMED)
 
+/* Layouts, as byte offsets (little-endian; docs/send-stream.md).
+ * Header, SS_HEADER_SIZE bytes; bytes SH_RESERVED..SH_CSUM are zero.  */
+enum {
+	SH_MAGIC = 0,		/* SS_MAGIC, 8 bytes */
+	SH_VERSION = 8,		/* le32 SS_VERSION */
+	SH_SIZE = 12,		/* le32 SS_HEADER_SIZE */
+	SH_SOURCE = 16,		/* u8[16] source store uuid */
+	SH_ORIGIN_SIZE = 32,	/* le64 */
+	SH_CHUNK_SIZE = 40,	/* le32 */
+	SH_FLAGS = 44,		/* le32 SS_F_* */
+	SH_FROM_ID = 48,	/* le32 */
+	SH_TO_ID = 52,		/* le32 */
+	SH_FROM_CTIME = 56,	/* le64 */
+	SH_TO_CTIME = 64,	/* le64 */
+	SH_FROM_NAME = 72,	/* char[SS_NAME_LEN] */
+	SH_TO_NAME = 136,	/* char[SS_NAME_LEN] */
+	SH_TOTAL = 200,		/* le64 total_bytes */
+	SH_RESUME = 208,	/* le64 resume_offset */
+	SH_RESERVED = 216,
+	SH_CSUM = 252,		/* le32 crc32c of bytes [0, SH_CSUM) */
+};
+/* A record: le32 type, le32 body length, the body, le32 crc32c of all
+ * before it.  Bodies: DATA (SD_*), ZERO (SZ_*), CHECKPOINT (SC_*), END
+ * (SE_*).  */
+enum {
+	SR_TYPE = 0, SR_LEN = 4,
+	SD_OFFSET = 0, SD_LENGTH = 8, SD_ENCODING = 12, SD_CRC = 16,	/* SS_DATA_HDR, payload */
+	SZ_OFFSET = 0, SZ_LENGTH = 8, SZ_SIZE = 16,
+	SC_NEXT = 0, SC_RECORDS = 8, SC_DATA_BYTES = 16, SC_SIZE = 24,
+	SE_RECORDS = 0, SE_DATA_BYTES = 8, SE_DIGEST = 16, SE_SIZE = 16 + SS_DIGEST_LEN,
+};
+
 /* Record types.  An unknown type with SS_T_OPTIONAL set is skipped (after
  * its checksum is checked); an unknown one without it is refused.  */
 enum ss_type {

@@ -20,8 +20,12 @@
  * is answered when all did (or 5 s passed), so a snapshot
  * can be opened on every node as soon as `snapshot create` returns.
  *
- * Changes that need a quiet store (delete, set) wait until no copy-out is
- * in flight, then change the engine and commit at once.
+ * Changes that need a quiet store (delete, set, rename) wait until no
+ * copy-out is in flight, then change the engine and commit at once.
+ * Exports learn of deletes and renames from their one-second snapshot
+ * list (export.c): a renamed snapshot is withdrawn under its old name and
+ * exported under the new one.  A rename, like a delete, is refused while
+ * NBD clients use the snapshot, so none loses its volume to it.
  */
 #include "src/server/srv.h"
 
@@ -513,6 +517,38 @@ void admin_snap_set(struct srv *s, struct req *r)
 	commit_and_reply(s, r, &m);
 }
 
+void admin_snap_rename(struct srv *s, struct req *r)
+{
+	const struct proto_snap_rename *rn = &r->m.u.snap_rename;
+	struct store_snapshot sn, other;
+	if (store_snapshot_find(s->st, rn->name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return;
+	}
+	if (strcmp(rn->name, rn->new_name) != 0 &&
+	    store_snapshot_find(s->st, rn->new_name, &other) == 0) {
+		reply_err(s, r, EEXIST, "a snapshot with the new name exists");
+		return;
+	}
+	if (snapshot_has_clients(s, sn.id)) {
+		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
+		return;
+	}
+	if (need_quiet(s, r))
+		return;
+	int e = store_snapshot_rename(s->st, sn.id, rn->new_name);
+	if (e < 0) {
+		reply_err(s, r, -e, err_get());
+		return;
+	}
+	log_info("snapshot %s (id %u) renamed to %s", sn.name, sn.id, rn->new_name);
+	store_snapshot_get(s->st, sn.id, &sn);
+	struct proto_msg m;
+	proto_msg_init(&m, PROTO_SNAP_RENAME | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	commit_and_reply(s, r, &m);
+}
+
 /* ---- list, status, changed ----------------------------------------------- */
 
 void admin_snap_list(struct srv *s, struct req *r)
@@ -593,15 +629,23 @@ void admin_status(struct srv *s, struct req *r)
 		reply_err(s, r, ENOMEM, "server out of memory");
 		return;
 	}
+	/* As many as fit in one message (many clients with long names do
+	 * not): an unsendable reply would cost the asker its connection.  */
+	size_t room = PROTO_MAX_PAYLOAD - PROTO_STATUS_FIXED_MAX;
 	for (struct conn *c = s->conns; c && st->nclients < n; c = c->next) {
 		if (c->state != CONN_READY)
 			continue;
-		struct proto_client_info *ci = &st->clients[st->nclients++];
+		struct proto_client_info *ci = &st->clients[st->nclients];
 		ci->host_id = c->host_id;
 		ci->volume = c->volume;
 		ci->snap_id = c->snap_id;
 		snprintf(ci->name, sizeof ci->name, "%s", c->name);
 		snprintf(ci->peer, sizeof ci->peer, "%s", c->peer);
+		size_t sz = proto_client_info_size(ci);
+		if (sz > room)
+			break;
+		room -= sz;
+		st->nclients++;
 	}
 	conn_send(r->c, &m);
 	free(st->clients);

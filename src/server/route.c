@@ -61,6 +61,7 @@ static const struct route routes[] = {
 	{ PROTO_SNAP_CREATE,	VOL_ANY,		 0,		  admin_snap_create,	NULL },
 	{ PROTO_SNAP_DELETE,	VOL_ANY,		 0,		  admin_snap_delete,	NULL },
 	{ PROTO_SNAP_SET,	VOL_ANY,		 0,		  admin_snap_set,	NULL },
+	{ PROTO_SNAP_RENAME,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_snap_rename,	NULL },
 	{ PROTO_SNAP_LIST,	VOL_ANY,		 0,		  admin_snap_list,	NULL },
 	{ PROTO_STATUS,		VOL_ANY,		 0,		  admin_status,		NULL },
 	{ PROTO_CHANGED,	VOL_ANY,		 0,		  admin_changed,	NULL },

@@ -241,6 +241,7 @@ void inval_tick(struct srv *s);
 void admin_snap_create(struct srv *s, struct req *r);
 void admin_snap_delete(struct srv *s, struct req *r);
 void admin_snap_set(struct srv *s, struct req *r);
+void admin_snap_rename(struct srv *s, struct req *r);
 void admin_snap_list(struct srv *s, struct req *r);
 void admin_status(struct srv *s, struct req *r);
 void admin_changed(struct srv *s, struct req *r);

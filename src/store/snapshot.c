@@ -182,6 +182,29 @@ static int set_field(struct store *s, uint32_t id, bool prio, uint32_t v)
 	return st_save(&s->st, (uint32_t)slot);
 }
 
+int store_snapshot_rename(struct store *s, uint32_t id, const char *new_name)
+{
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (!new_name)
+		return err_set(EINVAL, "no snapshot name");
+	if (snap_name_check(new_name) < 0)
+		return -EINVAL;
+	int slot = store_snap_slot(s, id, true);
+	if (slot < 0)
+		return slot;
+	struct store_snapshot *sl = &s->st.slot[slot];
+	if (strcmp(sl->name, new_name) == 0)
+		return 0;
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if ((s->st.slot[i].flags & STORE_SNAP_LIVE) && strcmp(s->st.slot[i].name, new_name) == 0)
+			return err_set(EEXIST, "snapshot \"%s\" exists", new_name);
+	/* snap_name_check() bounds the length to STORE_SNAP_NAME_MAX */
+	memset(sl->name, 0, sizeof sl->name);
+	memcpy(sl->name, new_name, strlen(new_name));
+	return st_save(&s->st, (uint32_t)slot);
+}
+
 int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio)
 { return set_field(s, id, true, (uint32_t)prio); }
 int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n)

@@ -227,6 +227,11 @@ int store_snapshot_find(const struct store *s, const char *name,
 int store_snapshot_list(const struct store *s, struct store_snapshot *out,
 			unsigned max);
 int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio);
+/* Gives live snapshot ID the name NEW_NAME (snap_name_check() rules, not
+ * taken by another live snapshot: -EEXIST); its id, content and request id
+ * are unchanged.  Journaled like create/delete: durable at the next
+ * store_commit().  Renaming to its own name is a no-op.  */
+int store_snapshot_rename(struct store *s, uint32_t id, const char *new_name);
 int store_snapshot_set_usecount(struct store *s, uint32_t id, uint32_t n);
 
 /* Store-full policy helper: the live snapshot with usecount 0, for which

@@ -46,7 +46,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 37
+#define NSAMPLES 39
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -213,6 +213,15 @@ static void sample(int i, struct proto_msg *m)
 		m->type = PROTO_SNAP_LIST | PROTO_REPLY;
 		m->u.snap_list.n = 1;
 		m->u.snap_list.s = &sample_snaps[2];
+		break;
+	case 37:
+		m->type = PROTO_SNAP_RENAME;
+		strcpy(m->u.snap_rename.name, "k1");
+		strcpy(m->u.snap_rename.new_name, "monday");
+		break;
+	case 38:
+		m->type = PROTO_SNAP_RENAME | PROTO_REPLY;
+		m->u.snapinfo = sample_snaps[1];
 		break;
 	}
 }
@@ -877,6 +886,37 @@ static void test_client_handshake(void **state)
 
 /* PROTO_HANDSHAKE_MAX_PAYLOAD is what a server buffers before a peer is
  * identified: the largest AUTH and IDENTIFY must fit exactly.  */
+/* proto_client_info_size() and PROTO_STATUS_FIXED_MAX are what the
+ * encoder writes (the server sizes STATUS replies by them).  */
+static void test_status_sizes(void **state)
+{
+	struct proto_client_info ci[2];
+	struct proto_msg m;
+	struct proto_buf b;
+	size_t base;
+
+	(void)state;
+	memset(ci, 0, sizeof ci);
+	proto_msg_init(&m, PROTO_STATUS | PROTO_REPLY, 1);
+	memset(m.u.status.master_address, 'a', PROTO_STR_MAX);
+	memset(m.u.status.master_node, 'b', PROTO_STR_MAX);
+	m.u.status.clients = ci;
+	proto_buf_init(&b);
+	assert_int_equal(proto_encode(&m, &b), 0);
+	base = b.len;
+	assert_int_equal(base - PROTO_HDR_SIZE, PROTO_STATUS_FIXED_MAX);
+	ci[0].volume = PROTO_VOL_ORIGIN;
+	strcpy(ci[0].name, "node1/export");
+	ci[1].volume = PROTO_VOL_ADMIN;
+	memset(ci[1].name, 'n', PROTO_STR_MAX);
+	memset(ci[1].peer, 'p', PROTO_STR_MAX);
+	m.u.status.nclients = 2;
+	b.len = 0;
+	assert_int_equal(proto_encode(&m, &b), 0);
+	assert_int_equal(b.len - base, proto_client_info_size(&ci[0]) + proto_client_info_size(&ci[1]));
+	proto_buf_free(&b);
+}
+
 static void test_handshake_max(void **state)
 {
 	struct proto_buf b;
@@ -919,6 +959,7 @@ int main(void)
 		cmocka_unit_test(test_auth_mac),
 		cmocka_unit_test(test_client_handshake),
 		cmocka_unit_test(test_handshake_max),
+		cmocka_unit_test(test_status_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

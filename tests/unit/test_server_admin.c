@@ -236,6 +236,36 @@ static void test_routing(void **state)
 	fs_teardown(f);
 }
 
+/* STATUS lists at most PROTO_MAX_CLIENTS clients, but 4,096 entries of
+ * the longest name do not fit in one message: the reply must still be
+ * sent (the list cut to what fits), not dropped with the connection.  */
+static void test_status_many_long_names(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *cs[PROTO_MAX_CLIENTS];
+	struct proto_msg m;
+
+	for (unsigned i = 0; i < PROTO_MAX_CLIENTS; i++) {
+		cs[i] = fs_conn(f, PROTO_VOL_ADMIN, 0);
+		memset(cs[i]->name, 'n', PROTO_STR_MAX);
+		cs[i]->name[PROTO_STR_MAX] = 0;
+	}
+	proto_msg_init(&m, PROTO_STATUS, 1);
+	fs_send(cs[0], &m);
+	assert_false(cs[0]->dead);
+	assert_true(fs_recv(cs[0], &m));
+	assert_int_equal(m.type, PROTO_STATUS | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_true(m.u.status.nclients > 3000);
+	assert_true(m.u.status.nclients < PROTO_MAX_CLIENTS);
+	assert_int_equal(strlen(m.u.status.clients[0].name), PROTO_STR_MAX);
+	proto_msg_free(&m);
+	for (unsigned i = 0; i < PROTO_MAX_CLIENTS; i++)
+		fs_drop(cs[i]);
+	fs_teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +273,7 @@ int main(void)
 		cmocka_unit_test(test_barrier_departed_client_grant),
 		cmocka_unit_test(test_added_close_while_sending),
 		cmocka_unit_test(test_routing),
+		cmocka_unit_test(test_status_many_long_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

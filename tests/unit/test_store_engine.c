@@ -2,8 +2,8 @@
  * tests/unit/test_store_engine.c - the engine's contract, case by case:
  * one copy-out shared by every snapshot, copy-on-write of shared
  * exceptions on snapshot writes, delete + incremental cleanup, store-full
- * behaviour and the victim policy, usage and changed-chunk reports, and
- * refusal of bad arguments.
+ * behaviour and the victim policy, usage and changed-chunk reports,
+ * rename, and refusal of bad arguments.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -522,6 +522,67 @@ static void test_request_id(void **state)
 	done(s, path);
 }
 
+/* Rename keeps id, mapping and request id; it is refused for a taken,
+ * invalid or reserved name and for a missing or deleted snapshot; it
+ * survives reopening, and an uncommitted one is discarded.  */
+static void test_rename(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("eng10", 16 << 20, 256, 8, &path);
+	struct store_copy cp[64];
+	struct store_snapshot sn;
+	chunk_t before[256], after[256];
+	uint8_t rid[STORE_REQ_ID_LEN];
+	uint32_t a, b, c, d, n;
+
+	memset(rid, 0x5c, sizeof rid);
+	TU_OK(store_snapshot_create_req(s, "k1", 0, rid, &a));
+	TU_OK(store_origin_write(s, 10, 20, cp, &n));
+	TU_OK(store_snapshot_create(s, "k2", 0, &b));
+	TU_OK(store_snapshot_create(s, "gone", 0, &d));
+	TU_OK(store_snapshot_delete(s, d));
+	TU_OK(store_commit(s));
+	TU_OK(store_snapshot_read(s, a, 0, 256, before));
+
+	TU_OK(store_snapshot_rename(s, a, "monday"));
+	assert_int_equal(store_snapshot_find(s, "k1", &sn), -ENOENT);
+	TU_OK(store_snapshot_find(s, "monday", &sn));
+	assert_int_equal(sn.id, a);
+	assert_memory_equal(sn.req_id, rid, sizeof rid);
+	/* refusals change nothing */
+	assert_int_equal(store_snapshot_rename(s, a, "k2"), -EEXIST);
+	assert_int_equal(store_snapshot_rename(s, a, "origin"), -EINVAL);
+	assert_int_equal(store_snapshot_rename(s, a, "bad/name"), -EINVAL);
+	assert_int_equal(store_snapshot_rename(s, a, ""), -EINVAL);
+	assert_int_equal(store_snapshot_rename(s, a, NULL), -EINVAL);
+	assert_int_equal(store_snapshot_rename(s, 999, "x"), -ENOENT);
+	assert_int_equal(store_snapshot_rename(s, d, "x"), -ENOENT);
+	TU_OK(store_snapshot_rename(s, a, "monday"));	/* its own name: no-op */
+	TU_OK(store_snapshot_find(s, "k2", &sn));
+	assert_int_equal(sn.id, b);
+	/* the old name is free again */
+	TU_OK(store_snapshot_create(s, "k1", 0, &c));
+	assert_int_not_equal(c, a);
+	TU_OK(store_commit(s));
+
+	/* uncommitted: discarded by close */
+	TU_OK(store_snapshot_rename(s, b, "tuesday"));
+	store_close(s);
+	TU_OK(store_open(path, NULL, &s));
+	TU_OK(store_snapshot_find(s, "k2", &sn));
+	assert_int_equal(sn.id, b);
+	assert_int_equal(store_snapshot_find(s, "tuesday", &sn), -ENOENT);
+	TU_OK(store_snapshot_find(s, "monday", &sn));
+	assert_int_equal(sn.id, a);
+	assert_memory_equal(sn.req_id, rid, sizeof rid);
+	TU_OK(store_snapshot_read(s, a, 0, 256, after));
+	assert_memory_equal(before, after, sizeof before);
+	TU_OK(store_snapshot_find(s, "k1", &sn));
+	assert_int_equal(sn.id, c);
+	done(s, path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -536,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_progress_pulses),
 		cmocka_unit_test(test_request_id),
+		cmocka_unit_test(test_rename),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,6 +49,8 @@ static uint32_t digest(struct store *s)
 	return h;
 }
 
+static unsigned renames;
+
 static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nids)
 {
 	struct store_copy cp[8];
@@ -75,6 +77,16 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 				(*nids)++;
 			else if (e != -EBUSY && e != -ENOSPC)
 				TU_OK(e);
+		} else if (r < 80 + (*nids ? 3 : 0)) {
+			/* a rename: names are in the digest, so a cut must show
+			 * the old name or the new one, as committed */
+			char name[32];
+			snprintf(name, sizeof name, "ren%d", rand());
+			int e = store_snapshot_rename(s, ids[rand() % *nids], name);
+			if (e != -EEXIST) {	/* -EEXIST: rand() repeated a live name */
+				TU_OK(e);
+				renames++;
+			}
 		} else if (r < 88 && *nids) {
 			unsigned i = (unsigned)rand() % *nids;
 			TU_OK(store_snapshot_delete(s, ids[i]));
@@ -133,6 +145,7 @@ static void test_replay_cuts(void **state)
 	size_t nflush = io_log_flushes(log);
 	print_message("%zu log entries, %zu flushes, %d commits\n", io_log_count(log), nflush, NCOMMITS);
 	assert_true(nflush > 300);
+	assert_true(renames > 50);
 	unsigned cuts = 0;
 	for (size_t k = 1; k <= nflush; k++) {
 		/* every flush early on, then a random sample: hundreds of cuts */
