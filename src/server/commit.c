@@ -220,6 +220,24 @@ int srv_commit_now(struct srv *s)
 	return 0;
 }
 
+void srv_close_store(struct srv *s)
+{
+	if (!s->st)
+		return;
+	/* A checkpoint overwrites metadata home blocks: like a commit, only
+	 * while the lease is certainly ours (a master paused after its
+	 * drain could otherwise write over a successor's blocks).  */
+	if (!s->fatal && lease_may_commit(&s->lm) == 0) {
+		store_close(s->st);
+	} else {
+		log_warn("closing the store without a checkpoint (%s): the next master replays the journal",
+			 s->fatal ? "fatal stop" : err_get());
+		store_close_nockpt(s->st);
+	}
+	s->st = NULL;
+	s->sdev = NULL;
+}
+
 void srv_abort_txn(struct srv *s, int err)
 {
 	(void)err;

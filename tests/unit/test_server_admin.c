@@ -11,7 +11,10 @@
  *  - an origin client closed while SNAP_ADDED is being sent (its output
  *    over the limit) does not make the creator's answer skip the others;
  *  - what a volume may not send is refused (EPERM), what no client may
- *    send closes the connection, admin requests come from any volume.
+ *    send closes the connection, admin requests come from any volume;
+ *  - the orderly stop's close writes nothing to the store once the lease
+ *    may no longer allow commits (the journal keeps every commit), and
+ *    checkpoints while it does.
  */
 #include "tests/unit/server_fake.h"
 
@@ -266,6 +269,72 @@ static void test_status_many_long_names(void **state)
 	fs_teardown(f);
 }
 
+/* The whole store file.  */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	long n = ftell(fp);
+	assert_true(n > 0);
+	rewind(fp);
+	uint8_t *b = malloc((size_t)n);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return b;
+}
+
+/* Closes the fake server's store as the orderly stop does, with the lease
+ * valid or not; says whether the store file changed.  */
+static bool close_changes_store(struct fake_srv *f, bool lease_valid)
+{
+	struct srv *s = &f->s;
+	size_t n0, n1;
+
+	uint8_t *before = slurp(f->store_path, &n0);
+	s->lm.valid_until_ns = lease_valid ? INT64_MAX : 0;
+	srv_close_store(s);
+	assert_null(s->st);
+	uint8_t *after = slurp(f->store_path, &n1);
+	assert_int_equal(n0, n1);
+	bool changed = memcmp(before, after, n0) != 0;
+	free(before);
+	free(after);
+	s->lm.valid_until_ns = INT64_MAX;
+	TU_OK(store_open(f->store_path, NULL, &s->st));
+	s->sdev = store_dev(s->st);
+	store_get_info(s->st, &s->info);
+	return changed;
+}
+
+/* A master paused between its drain and its close until the lease may
+ * have moved must not write its (older) metadata home over a successor's
+ * blocks: with the lease expired the close writes nothing, and the
+ * committed snapshot is still there after a replay.  With the lease
+ * valid the close checkpoints (the control: the comparison can fail).  */
+static void test_close_store_lease(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct srv *s = &f->s;
+	uint32_t id, found;
+
+	TU_OK(store_snapshot_create(s->st, "paused", 0, &id));
+	TU_OK(srv_commit_now(s));
+	assert_false(close_changes_store(f, false));
+	assert_true(has_snapshot(f, "paused", &found));
+	assert_int_equal(found, id);
+
+	TU_OK(store_snapshot_create(s->st, "valid", 0, &id));
+	TU_OK(srv_commit_now(s));
+	assert_true(close_changes_store(f, true));
+	assert_true(has_snapshot(f, "valid", &found));
+	assert_int_equal(found, id);
+	fs_teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_added_close_while_sending),
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_status_many_long_names),
+		cmocka_unit_test(test_close_store_lease),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
