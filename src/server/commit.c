@@ -220,6 +220,24 @@ int srv_commit_now(struct srv *s)
 	return 0;
 }
 
+void srv_close_store(struct srv *s)
+{
+	if (!s->st)
+		return;
+	/* A checkpoint overwrites metadata home blocks: like a commit, only
+	 * while the lease is certainly ours (a master paused after its
+	 * drain could otherwise write over a successor's blocks).  */
+	if (!s->fatal && lease_may_commit(&s->lm) == 0) {
+		store_close(s->st);
+	} else {
+		log_warn("closing the store without a checkpoint (%s): the next master replays the journal",
+			 s->fatal ? "fatal stop" : err_get());
+		store_close_nockpt(s->st);
+	}
+	s->st = NULL;
+	s->sdev = NULL;
+}
+
 void srv_abort_txn(struct srv *s, int err)
 {
 	(void)err;
@@ -253,6 +271,13 @@ static void do_abort(struct srv *s)
 	}
 	while ((q = req_list_pop(&keep)))
 		srv_park(s, q);
+	/* Replies waiting for a late commit (a create, a delete) describe
+	 * changes of the transaction just thrown away: they were not done.  */
+	while ((q = req_list_pop(&s->after_commit))) {
+		conn_reply_error(q->c, &q->m, EIO,
+				 "not done: a copy-out failed and the transaction was discarded; retry");
+		srv_req_done(s, q);
+	}
 	chunkset_clear(&s->busy);
 	s->txn_unsafe = false;
 	copy_batch_reset(s);
@@ -263,8 +288,13 @@ static void commit_step(struct srv *s)
 {
 	if (copy_pending(s) || s->fatal)
 		return;
+	/* The abort reopens the engine, whose close and journal replay
+	 * write metadata home: like a commit, only while the lease is
+	 * certainly ours (a late renewal holds the abort, as it holds
+	 * commits).  */
 	if (copy_failed(s)) {
-		do_abort(s);
+		if (lease_ok(s) == 0)
+			do_abort(s);
 		return;
 	}
 	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n)

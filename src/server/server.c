@@ -468,8 +468,7 @@ int server_run(const struct server_opts *o)
 	conn_flush_all(s);
 	close_all_conns(s);
 	if (!s->fatal) {
-		store_close(s->st);
-		s->st = NULL;
+		srv_close_store(s);
 		if ((ret = lease_record_clear(&s->area)) < 0)
 			log_warn("clearing the lease-owner record: %s", err_get());
 		if ((ret = lease_master_release(&s->lm)) < 0)
@@ -485,7 +484,7 @@ out_master:
 	 * metadata home): its committed state is in the journal already and
 	 * the next master replays it.  The process exits next.  */
 	if (s->st && !s->fatal)
-		store_close(s->st);
+		srv_close_store(s);
 	else if (s->st)
 		fenced_store = s->st;	/* deliberately not freed: see above */
 	evloop_watch_del(s->lp, &s->io_watch);

@@ -363,6 +363,11 @@ void srv_abort_txn(struct srv *s, int err);
  * renewal is late so the commit must wait (nothing is lost: it is retried
  * every loop turn), or another negative errno after srv_fatal().  */
 int srv_commit_now(struct srv *s);
+/* Closes the engine at an orderly stop (s->st becomes NULL).  It writes
+ * committed metadata home (a checkpoint) only while the master lease
+ * still allows commits; otherwise it writes nothing: the journal already
+ * holds every commit and the next master replays it.  */
+void srv_close_store(struct srv *s);
 /* Send M (a reply to R, copied) after the next successful commit, then
  * finish R.  */
 void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg *m);

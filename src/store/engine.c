@@ -165,11 +165,11 @@ int store_open(const char *path, const struct store_open_opts *opts, struct stor
 	return 0;
 }
 
-void store_close(struct store *s)
+static void close_store(struct store *s, bool checkpoint)
 {
 	if (!s)
 		return;
-	if (s->j && !s->readonly && journal_checkpoint(s->j) < 0)
+	if (checkpoint && s->j && !s->readonly && journal_checkpoint(s->j) < 0)
 		log_error("store: checkpoint at close failed: %s (the journal will be replayed)",
 			  err_get());
 	journal_close(s->j);
@@ -181,6 +181,16 @@ void store_close(struct store *s)
 	if (s->own_dev)
 		io_dev_close(s->dev);
 	free(s);
+}
+
+void store_close(struct store *s)
+{
+	close_store(s, true);
+}
+
+void store_close_nockpt(struct store *s)
+{
+	close_store(s, false);
 }
 
 int store_commit(struct store *s)

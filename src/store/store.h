@@ -91,6 +91,11 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 /* Discards uncommitted changes, writes committed metadata home (read-write),
  * frees everything.  NULL is fine.  */
 void store_close(struct store *s);
+/* Discards uncommitted changes and frees everything without writing
+ * anything: committed metadata stays in the journal for the next open to
+ * replay.  For a writer that may no longer own the store (a master whose
+ * lease may have run out must not write over a successor's blocks).  */
+void store_close_nockpt(struct store *s);
 
 /* Group commit: makes every change since the last commit durable as one
  * atomic transaction (journal write + flush).  No-op without changes.  */

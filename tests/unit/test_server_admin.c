@@ -11,11 +11,47 @@
  *  - an origin client closed while SNAP_ADDED is being sent (its output
  *    over the limit) does not make the creator's answer skip the others;
  *  - what a volume may not send is refused (EPERM), what no client may
- *    send closes the connection, admin requests come from any volume.
+ *    send closes the connection, admin requests come from any volume;
+ *  - a create answered only after a late commit (lease renewal late) is
+ *    refused, not confirmed, when a copy-out failure throws its
+ *    transaction away;
+ *  - the orderly stop's close writes nothing to the store once the lease
+ *    may no longer allow commits (the journal keeps every commit), and
+ *    checkpoints while it does.
  */
 #include "tests/unit/server_fake.h"
 
 #include "utils/clock.h"
+
+#include <sanlock.h>
+#include <sanlock_admin.h>
+#include <sanlock_resource.h>
+
+/* sanlock as the lease check sees it while renewal is late: the lease is
+ * still ours, but our host status cannot be read right now (a shortage,
+ * which srv_lease_check() does not take for a lost lease).  The lease is
+ * asked about only once lease_may_commit() refused (the test made the
+ * lease's validity run out).  */
+int sanlock_inquire(int sock, int pid, uint32_t flags, int *res_count, char **res_state)
+{
+	(void)sock;
+	(void)pid;
+	(void)flags;
+	*res_count = 1;
+	*res_state = NULL;
+	return 0;
+}
+
+int sanlock_get_hosts(const char *ls_name, uint64_t host_id, struct sanlk_host **hss,
+		      int *hss_count, uint32_t flags)
+{
+	(void)ls_name;
+	(void)host_id;
+	(void)flags;
+	*hss = NULL;
+	*hss_count = 0;
+	return -EMFILE;
+}
 
 static void send_create(struct conn *c, uint64_t id, const char *name)
 {
@@ -266,6 +302,126 @@ static void test_status_many_long_names(void **state)
 	fs_teardown(f);
 }
 
+/* The creator must never be told "created" for a snapshot that is not
+ * there.  The lease renewal is late, so the create's commit waits and its
+ * reply is queued for after the commit; meanwhile an origin write's
+ * copy-out fails, which throws the open transaction (the snapshot
+ * included) away.  The creator must get an error.  */
+static void test_create_late_commit_discarded(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct srv *s = &f->s;
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct proto_msg m;
+	uint32_t snap;
+
+	s->lm.valid_until_ns = 0;	/* renewal late: commits wait */
+	send_create(adm, 1, "late");
+	for (int i = 0; i < 3; i++)
+		srv_turn_end(s);
+	fs_expect_nothing(adm);
+	assert_true(store_txn_pending(s->st));
+	assert_true(s->after_commit.n == 1);
+
+	/* An origin write copies chunk 3 out for "late"; the copy fails.  */
+	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	io_dev_inject_fault(s->sdev, IO_FAULT_WRITE, 0, 0, EIO);
+	fs_send_range(o1, PROTO_ORIGIN_WRITE, 7, 3, 1);
+	for (int i = 0; i < 10; i++) {
+		srv_turn_end(s);
+		if (copy_pending(s))
+			TU_OK(io_engine_reap(s->eng, 1000));
+	}
+	assert_false(copy_pending(s));
+	assert_true(copy_failed(s));
+	/* Discarding reopens the engine, which writes metadata home: not
+	 * while the lease is late.  */
+	assert_true(store_txn_pending(s->st));
+	fs_expect_nothing(o1);
+	fs_expect_nothing(adm);
+
+	/* The lease is renewed: the transaction is thrown away.  */
+	s->lm.valid_until_ns = INT64_MAX;
+	fs_settle(f);
+	fs_expect(o1, PROTO_ORIGIN_WRITE, 7, EIO);
+	assert_false(has_snapshot(f, "late", &snap));
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.type, PROTO_SNAP_CREATE | PROTO_REPLY);
+	assert_int_equal(m.status, EIO);
+	proto_msg_free(&m);
+	fs_expect_nothing(adm);
+	fs_drop(adm);
+	fs_drop(o1);
+	fs_teardown(f);
+}
+
+/* The whole store file.  */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	long n = ftell(fp);
+	assert_true(n > 0);
+	rewind(fp);
+	uint8_t *b = malloc((size_t)n);
+	assert_non_null(b);
+	assert_int_equal(fread(b, 1, (size_t)n, fp), (size_t)n);
+	fclose(fp);
+	*len = (size_t)n;
+	return b;
+}
+
+/* Closes the fake server's store as the orderly stop does, with the lease
+ * valid or not; says whether the store file changed.  */
+static bool close_changes_store(struct fake_srv *f, bool lease_valid)
+{
+	struct srv *s = &f->s;
+	size_t n0, n1;
+
+	uint8_t *before = slurp(f->store_path, &n0);
+	s->lm.valid_until_ns = lease_valid ? INT64_MAX : 0;
+	srv_close_store(s);
+	assert_null(s->st);
+	uint8_t *after = slurp(f->store_path, &n1);
+	assert_int_equal(n0, n1);
+	bool changed = memcmp(before, after, n0) != 0;
+	free(before);
+	free(after);
+	s->lm.valid_until_ns = INT64_MAX;
+	TU_OK(store_open(f->store_path, NULL, &s->st));
+	s->sdev = store_dev(s->st);
+	store_get_info(s->st, &s->info);
+	return changed;
+}
+
+/* A master paused between its drain and its close until the lease may
+ * have moved must not write its (older) metadata home over a successor's
+ * blocks: with the lease expired the close writes nothing, and the
+ * committed snapshot is still there after a replay.  With the lease
+ * valid the close checkpoints (the control: the comparison can fail).  */
+static void test_close_store_lease(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct srv *s = &f->s;
+	uint32_t id, found;
+
+	TU_OK(store_snapshot_create(s->st, "paused", 0, &id));
+	TU_OK(srv_commit_now(s));
+	assert_false(close_changes_store(f, false));
+	assert_true(has_snapshot(f, "paused", &found));
+	assert_int_equal(found, id);
+
+	TU_OK(store_snapshot_create(s->st, "valid", 0, &id));
+	TU_OK(srv_commit_now(s));
+	assert_true(close_changes_store(f, true));
+	assert_true(has_snapshot(f, "valid", &found));
+	assert_int_equal(found, id);
+	fs_teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +430,8 @@ int main(void)
 		cmocka_unit_test(test_added_close_while_sending),
 		cmocka_unit_test(test_routing),
 		cmocka_unit_test(test_status_many_long_names),
+		cmocka_unit_test(test_create_late_commit_discarded),
+		cmocka_unit_test(test_close_store_lease),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
