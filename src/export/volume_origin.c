@@ -37,6 +37,7 @@
 #include "src/export/loop.h"
 #include "src/export/session.h"
 #include "utils/err.h"
+#include "utils/assert.h"
 #include "utils/log.h"
 
 #include <errno.h>
@@ -75,6 +76,9 @@ struct origin_vol {
 	struct grant grant;		/* the bitmap and admitted writes count
 					 * only while it lasts (grant.h) */
 	uint64_t queries_sent, bitmap_hits, grant_refused;
+	unsigned writes_open;		/* writes submitted, not yet answered:
+					 * admitted + waiting for a query + being
+					 * re-asked; logged at each master change */
 	const char *test_stray;		/* $CSNAP_TEST_STRAY_FILE (see origin_write) */
 };
 
@@ -168,12 +172,33 @@ static void on_server_request(void *arg, const struct proto_msg *req)
 	maybe_ack_barrier(ov);
 }
 
+/* Where the unanswered NBD writes are: a write the client waits for and
+ * that none of these counts holds was answered (its reply is the NBD
+ * connection's), and the open count says whether one got lost here.  */
+static void log_where(const struct origin_vol *ov, const char *when)
+{
+	unsigned nq = 0, nw = 0;
+
+	for (const struct oquery *q = ov->queries; q; q = q->next) {
+		nq++;
+		for (const struct owrite *w = q->waiters; w; w = w->next)
+			nw++;
+	}
+	log_info("origin: %s: %u writes unanswered: %u on the way to the disk, "
+		 "%u waiting for %u queries; %llu re-asked after the grant ran out so far",
+		 when, ov->writes_open, ov->admitted, nw, nq,
+		 (unsigned long long)ov->grant_refused);
+	/* Between callbacks every open write is admitted or a waiter.  */
+	CSNAP_ASSERT(ov->writes_open == ov->admitted + nw);
+}
+
 static void on_connected(void *arg, const struct proto_identify_ok *ok, bool again)
 {
 	struct origin_vol *ov = arg;
 
-	(void)again;
 	grant_ping_start(&ov->grant);
+	if (again)
+		log_where(ov, "at this master change");
 	if (ok->chunk_size != ov->env.chunk_size || ok->origin_size != ov->vol.size)
 		log_warn("origin: master reports chunk size %u, origin size %llu; the superblock said %u, %llu",
 			 ok->chunk_size, (unsigned long long)ok->origin_size, ov->env.chunk_size,
@@ -211,6 +236,14 @@ static const struct session_ops origin_session_ops = {
 
 static void origin_write(struct origin_vol *ov, struct vol_req *req);
 
+/* Every write submitted leaves the volume through here, exactly once.  */
+static void write_reply(struct origin_vol *ov, struct vol_req *req, int err)
+{
+	CSNAP_ASSERT(ov->writes_open > 0);	/* counted in origin_submit */
+	ov->writes_open--;
+	req->done(req, err);
+}
+
 static void write_done(void *arg, int err)
 {
 	struct owrite *w = arg;
@@ -229,13 +262,13 @@ static void write_done(void *arg, int err)
 				 "asking the master again (%llu so far)",
 				 (unsigned long long)req->off, (unsigned long long)ov->grant_refused);
 		if (!ov->sess) {
-			req->done(req, -ESHUTDOWN);
+			write_reply(ov, req, -ESHUTDOWN);
 			return;
 		}
 		origin_write(ov, req);
 		return;
 	}
-	req->done(req, err);
+	write_reply(ov, req, err);
 }
 
 static void admitted_write(struct origin_vol *ov, struct owrite *w)
@@ -278,7 +311,7 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 			struct vol_req *req = w->req;
 
 			free(w);
-			req->done(req, err == -ENOSPC ? -ENOSPC : -EIO);
+			write_reply(ov, req, err == -ENOSPC ? -ENOSPC : -EIO);
 		} else {
 			admitted_write(ov, w);
 		}
@@ -295,7 +328,7 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 	struct oquery *q;
 
 	if (!w) {
-		req->done(req, -ENOMEM);
+		write_reply(ov, req, -ENOMEM);
 		return;
 	}
 	w->req = req;
@@ -341,7 +374,7 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 	q = calloc(1, sizeof *q);
 	if (!q) {
 		free(w);
-		req->done(req, -ENOMEM);
+		write_reply(ov, req, -ENOMEM);
 		return;
 	}
 	q->range.start = m0;
@@ -380,8 +413,9 @@ static void origin_submit(struct volume *vol, struct vol_req *req)
 		return;
 	case VOL_WRITE:
 	case VOL_ZEROES:
+		ov->writes_open++;
 		if (!ov->sess) {
-			req->done(req, -ESHUTDOWN);
+			write_reply(ov, req, -ESHUTDOWN);
 			return;
 		}
 		origin_write(ov, req);
