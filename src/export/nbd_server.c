@@ -536,6 +536,11 @@ static void conn_readable(struct nbd_conn *c)
 			nbd_conn_kill(c, strerror(errno));
 		return;
 	}
+	/* Out of rounds: what the last one staged is parsed now, since the
+	 * socket may be empty and no wakeup would come for it (requests that
+	 * ended exactly there would wait forever; export_burst.sh).  More in
+	 * the socket wakes us again.  */
+	conn_parse(c);
 }
 
 static void conn_event(void *arg, uint32_t events)

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""tests/integration/export_burst.py SOCKET PID - a burst of NBD writes that
+the export finds already waiting in its socket, ending exactly where one
+of its reads of a connection ends (export_burst.sh).
+
+The export reads a connection in stages of NBD_STAGE_SIZE (256 KiB), at
+most 32 per wakeup.  With the export stopped (SIGSTOP), 64 writes of
+exactly 128 KiB each (header included) are queued: 8 MiB, 32 full
+stages.  After SIGCONT the export drains the socket in one wakeup; the
+last stage must be parsed too, though no more data will come.  Every
+write must then be answered, with its own handle, within the timeout.
+"""
+import os, signal, socket, struct, sys, time
+
+STAGE = 256 * 1024
+N = 64
+TOTAL = 128 * 1024          # one request, header included
+HDR = 28
+sock_path, pid = sys.argv[1], int(sys.argv[2])
+
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sock_path)
+s.settimeout(10)
+
+def recv_exact(n):
+    b = b''
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            sys.exit(f"export_burst: connection closed after {len(b)} of {n} bytes")
+        b += c
+    return b
+
+hello = recv_exact(18)
+assert hello[:16] == b'NBDMAGICIHAVEOPT', hello
+s.sendall(struct.pack('>I', 3))     # fixed newstyle, no zeroes
+name = b''
+s.sendall(b'IHAVEOPT' + struct.pack('>II', 1, len(name)) + name)  # EXPORT_NAME
+size, flags = struct.unpack('>QH', recv_exact(10))
+assert size >= N * TOTAL, size
+
+# Room for the whole burst in this end's send buffer (root may force it),
+# so that all of it is in the socket before the export runs again.
+s.setsockopt(socket.SOL_SOCKET, 32, 64 * 1024 * 1024)   # SO_SNDBUFFORCE
+burst = bytearray()
+for i in range(N):
+    payload = bytes([i & 0xff]) * (TOTAL - HDR)
+    burst += struct.pack('>IHHQQI', 0x25609513, 0, 1, 1000 + i, i * TOTAL, len(payload))
+    burst += payload
+assert len(burst) == 32 * STAGE
+
+os.kill(pid, signal.SIGSTOP)
+try:
+    s.sendall(burst)
+finally:
+    os.kill(pid, signal.SIGCONT)
+
+seen = set()
+t0 = time.monotonic()
+try:
+    while len(seen) < N:
+        magic, err, handle = struct.unpack('>IIQ', recv_exact(16))
+        assert magic == 0x67446698, hex(magic)
+        if err:
+            sys.exit(f"export_burst: write {handle - 1000} failed: error {err}")
+        seen.add(handle)
+except socket.timeout:
+    missing = sorted(h - 1000 for h in set(range(1000, 1000 + N)) - seen)
+    sys.exit(f"export_burst: {len(missing)} of {N} writes never answered "
+             f"(requests {missing}); the export left them unparsed")
+print(f"export_burst: {N} writes in one 8 MiB burst answered in "
+      f"{time.monotonic() - t0:.2f} s")
+s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, 2, 1, 0, 0))   # DISC

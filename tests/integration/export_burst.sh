@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# tests/integration/export_burst.sh - a burst of NBD requests that fills
+# exactly the export's per-wakeup read budget (32 stages of 256 KiB) and
+# then stops: every request must be answered (export_burst.py), and the
+# data must be on the disk.
+# san: yes
+. "$(dirname "$0")/../functions.sh"
+set -eo pipefail
+requires python3
+
+dir=$(mktemp -d /var/tmp/csnap-export-burst.XXXXXX)
+pid=
+cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+
+truncate -s 16M "$dir/origin.img"
+"$C" -v export --file "$dir/origin.img" --socket "$dir/s" 2>"$dir/export.err" &
+pid=$!
+FAIL_LOGS+=("$dir/export.err")
+wait_for 10 test -S "$dir/s" || fail "no socket"
+
+"$py" "$src/tests/integration/export_burst.py" "$dir/s" "$pid" || fail "burst not answered"
+
+# What was acknowledged is on the disk: write i put 128 KiB - 28 bytes
+# of the value i at offset i * 128 KiB.
+"$py" - "$dir/origin.img" <<'PY' || fail "burst data not on the disk"
+import sys
+d = open(sys.argv[1], 'rb').read()
+for i in range(64):
+    want = bytes([i]) * (128 * 1024 - 28)
+    got = d[i * 128 * 1024:i * 128 * 1024 + len(want)]
+    if got != want:
+        sys.exit(f"write {i}: wrong data")
+PY
+echo PASS
