@@ -1,11 +1,14 @@
 /*
  * src/activate/nbdclient.c - NBD client handshake (see nbdclient.h).
  * Reads are exact (short reads loop); every length the server sends is
- * checked against what we asked for before it is used.
+ * checked against what we asked for before it is used.  A server cannot
+ * keep us in the handshake: the option replies it may send before the ACK
+ * are bounded in number, in size each, and in total time.
  */
 #include "src/activate/nbdclient.h"
 
 #include "src/export/nbd.h"
+#include "utils/clock.h"
 #include "utils/err.h"
 
 #include <arpa/inet.h>
@@ -128,8 +131,16 @@ static int skip(int fd, uint32_t len)
 	return 0;
 }
 
+/* What a server may send in reply to our one NBD_OPT_GO: a few INFO
+ * replies (we ask for none, so only NBD_INFO_EXPORT is due), then ACK.  */
+#define NBDC_MAX_REPLIES	64
+#define NBDC_MAX_REPLY_LEN	(64u * 1024)
+#define NBDC_HANDSHAKE_MS	30000
+
 int nbdc_go(int fd, const char *name, struct nbdc_export *ex)
 {
+	int64_t deadline = csnap_now_ms() + NBDC_HANDSHAKE_MS;
+	unsigned nreplies = 0;
 	uint8_t hello[18], opt[16 + 4 + NBD_MAX_STRING + 2], rep[20];
 	size_t nlen = strlen(name);
 	bool have_export = false;
@@ -170,6 +181,12 @@ int nbdc_go(int fd, const char *name, struct nbdc_export *ex)
 		uint32_t type = nbd_get32(rep + 12), len = nbd_get32(rep + 16);
 		if (nbd_get64(rep) != NBD_REP_MAGIC || nbd_get32(rep + 8) != NBD_OPT_GO)
 			return err_set(EPROTO, "NBD handshake: bad option reply");
+		if (++nreplies > NBDC_MAX_REPLIES || csnap_now_ms() > deadline)
+			return err_set(EPROTO, "NBD handshake: no ACK after %u option replies "
+				       "in %u s", nreplies - 1, NBDC_HANDSHAKE_MS / 1000);
+		if (len > NBDC_MAX_REPLY_LEN)
+			return err_set(EPROTO, "NBD handshake: option reply of %u bytes "
+				       "(at most %u expected)", len, NBDC_MAX_REPLY_LEN);
 		if (type == NBD_REP_ACK) {
 			if (len)
 				return err_set(EPROTO, "NBD handshake: ACK with data");

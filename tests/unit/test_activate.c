@@ -3,7 +3,9 @@
  * (src/activate/names.c): LVM-style hyphen doubling in dm names and its
  * unambiguous split back, dm uuids from the store uuid and the snapshot's
  * immutable id, nbd backend identifiers, dm-linear tables, and every limit
- * (invalid names, lengths that exactly fit and one more that does not).
+ * (invalid names, lengths that exactly fit and one more that does not);
+ * and the NBD client handshake (src/activate/nbdclient.c) against hostile
+ * servers that never end their option replies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,11 +13,18 @@
 #include <cmocka.h>
 
 #include "src/activate/names.h"
+#include "src/activate/nbdclient.h"
+#include "src/export/nbd.h"
+#include "utils/err.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define UUIDS "0f8e1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b"
 #define UUIDHEX "0f8e1a2b3c4d4e5f8a9b0c1d2e3f4a5b"
@@ -203,6 +212,73 @@ static void test_table(void **state)
 	assert_string_equal(out, "");
 }
 
+/* ---- NBD client handshake against a hostile server ------------------- */
+
+static void put_be64(uint8_t *p, uint64_t v) { for (int i = 7; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v; }
+static void put_be32(uint8_t *p, uint32_t v) { for (int i = 3; i >= 0; i--, v >>= 8) p[i] = (uint8_t)v; }
+
+/* A server (child process) that greets, then sends option replies to our
+ * GO forever: REPLY_LEN-byte INFO replies of an unknown info type, until
+ * the client goes away.  Returns the client's end.  */
+static int hostile_server(uint32_t reply_len, pid_t *child)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	*child = fork();
+	assert_true(*child >= 0);
+	if (*child == 0) {
+		uint8_t hello[18], rep[20 + 64];
+
+		close(sv[0]);
+		signal(SIGPIPE, SIG_DFL);
+		put_be64(hello, NBD_MAGIC);
+		put_be64(hello + 8, NBD_IHAVEOPT);
+		hello[16] = 0;
+		hello[17] = NBD_FLAG_FIXED_NEWSTYLE;
+		if (write(sv[1], hello, sizeof hello) != sizeof hello)
+			_exit(1);
+		memset(rep, 0, sizeof rep);
+		put_be64(rep, NBD_REP_MAGIC);
+		put_be32(rep + 8, NBD_OPT_GO);
+		put_be32(rep + 12, NBD_REP_INFO);
+		put_be32(rep + 16, reply_len);
+		rep[20] = 0x7f;		/* info type: unknown, skipped */
+		size_t n = reply_len <= 64 ? 20 + reply_len : 20 + 64;
+		for (;;)		/* the rest of a long reply: zeros */
+			if (write(sv[1], rep, n) < 0)
+				_exit(0);
+	}
+	close(sv[1]);
+	return sv[0];
+}
+
+static void expect_refused(uint32_t reply_len, const char *why)
+{
+	struct nbdc_export ex;
+	pid_t child;
+	int fd = hostile_server(reply_len, &child), status;
+
+	alarm(20);		/* before the limits, the client never returned */
+	assert_int_equal(nbdc_go(fd, "origin", &ex), -EPROTO);
+	alarm(0);
+	assert_non_null(strstr(err_get(), why));
+	close(fd);
+	assert_int_equal(waitpid(child, &status, 0), child);
+}
+
+static void test_nbdc_endless_replies(void **state)
+{
+	(void)state;
+	expect_refused(2, "option replies");
+}
+
+static void test_nbdc_huge_reply(void **state)
+{
+	(void)state;
+	expect_refused(0xfffffff0u, "option reply of");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -213,6 +289,8 @@ int main(void)
 		cmocka_unit_test(test_dm_uuid),
 		cmocka_unit_test(test_backend),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_nbdc_endless_replies),
+		cmocka_unit_test(test_nbdc_huge_reply),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
