@@ -55,8 +55,8 @@
  * The engine area's own version (E_VERSION, CSNAP_ENGINE_VERSION) names
  * the encoding of the engine layout fields and has not changed; it is not
  * the format version.  */
-#define CSNAP_FORMAT_VERSION	2
-#define CSNAP_FORMAT_VERSION_MIN	1
+#define CSNAP_FORMAT_VERSION	2u
+#define CSNAP_FORMAT_VERSION_MIN	1u
 #define CSNAP_META_BLOCK_SIZE	4096
 #define CSNAP_SB_OFFSET		0
 #define CSNAP_SB_BACKUP_OFFSET	(64 * 1024)
