@@ -33,27 +33,8 @@ start_export 1 "$sock1" s
 TSTORE=$d/tstore.img TORIGIN=$d/torigin.img
 truncate -s "$((OSIZE * 3))" "$TSTORE"
 truncate -s "$OSIZE" "$TORIGIN"
-cat >"$(node_conf 2)" <<CONF
-[global]
-host_id = 2
-node_name = node2
-address = $(node_addr 2)
-io_timeout = $CLUSTER_IO_TIMEOUT
-run_dir = $(node_dir 2)/run
-
-[store t]
-device = $TSTORE
-origin = $TORIGIN
-server = yes
-server_port = 0
-export = unix
-CONF
-"$C" mkstore --chunk-size 64K "$TSTORE" "$TORIGIN" >/dev/null || fail "mkstore t"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$TSTORE" >/dev/null || fail "lease init t"
-node_spawn 2 server "$C" server --grace-ms 0 t >/dev/null
-wait_log 2 server 'master for store' 60 || fail "node2's server did not become master"
+own_cluster 2 t "$TSTORE" "$TORIGIN" 64K
 sock2=$(node_dir 2)/run/t.sock
-start_export 2 "$sock2" t
 
 nchunks=$((OSIZE / CS))
 change() {	# PCT % of the chunks, random ones; data that compresses about 2:1
