@@ -30,9 +30,13 @@ void store_recompute_live(struct store *s)
 {
 	memset(s->live, 0, sizeof s->live);
 	memset(s->idtab, 0, sizeof s->idtab);
+	s->short_min = s->origin_chunks;
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
-		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
+		if (s->st.slot[i].flags & STORE_SNAP_LIVE) {
 			s->live[i / 64] |= 1ULL << (i % 64);
+			if (store_snap_chunks(s, i) < s->short_min)
+				s->short_min = store_snap_chunks(s, i);
+		}
 		if (s->st.slot[i].id) {
 			size_t h = id_hash(s->st.slot[i].id);
 			while (s->idtab[h].id)
