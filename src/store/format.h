@@ -181,7 +181,11 @@ enum {
 	SL_NAME = 40,		/* char[64] NUL-terminated and -padded */
 	SL_NAME_SIZE = 64,
 	SL_REQ_ID = 104,	/* u8[16] admin request that created it (0: none;
-				 * older stores have zero), 8 reserved bytes */
+				 * older stores have zero) */
+	SL_CLONE_NEXT = 120,	/* le64 snapshot of a snapshot being made
+				 * (STORE_SNAP_CLONING): the first origin chunk
+				 * its walk has not done yet; zero otherwise
+				 * (was reserved, zero, before) */
 };
 #define ST_SLOTS_PER_BLOCK	((CSNAP_META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
 
