@@ -31,7 +31,7 @@
 /* Metadata context negotiation (nbd_meta.c): queries in one option, and
  * csnap:changed contexts listed one by one before a LIST answers with the
  * "csnap:changed:" wildcard instead (one option's replies stay small).  */
-#define NBD_MAX_META_QUERIES	64
+#define NBD_MAX_META_QUERIES	64u
 #define NBD_MAX_META_LIST	64
 #define NBD_META_ID_ALLOC	1		/* base:allocation */
 #define NBD_META_ID_CHANGED	2		/* csnap:changed:<snapshot> */
