@@ -51,6 +51,8 @@ struct volume_ops {
 	 * backend can hold resources only while somebody uses it).  */
 	void (*attach)(struct volume *vol);
 	void (*detach)(struct volume *vol);
+	/* Optional: log where its unanswered requests are (SIGUSR1).  */
+	void (*log_state)(struct volume *vol);
 };
 
 #define VOL_READONLY	0x1
@@ -83,6 +85,12 @@ static inline void volume_detach(struct volume *vol)
 {
 	if (vol->ops->detach)
 		vol->ops->detach(vol);
+}
+
+static inline void volume_log_state(struct volume *vol)
+{
+	if (vol->ops->log_state)
+		vol->ops->log_state(vol);
 }
 
 static inline struct volume *volume_get(struct volume *vol)
