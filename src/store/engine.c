@@ -8,7 +8,10 @@
  *    until the commit that applies them);
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
- *  - a mask bit is set only for live snapshots or ones awaiting cleanup.
+ *  - a mask bit is set only for live snapshots, ones awaiting cleanup,
+ *    and the snapshot being cloned (clone.c); at origin chunks its walk
+ *    has not reached, the clone's bit is only ever set together with its
+ *    parent's (origin writes give it the parent's copy-outs).
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
  * the open transaction half done: the caller then calls store_abort().
  */
@@ -104,6 +107,9 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	if (s->bad_sb_copies && !s->readonly)	/* check/dump report it themselves */
 		log_warn("%s: %s superblock copy is invalid; using the other one",
 			 io_dev_path(dev), s->bad_sb_copies & 1 ? "primary" : "backup");
+	if (!s->readonly && !opts->old_format &&
+	    (ret = csnap_sb_writable(&s->sb, io_dev_path(dev))) < 0)
+		goto fail;
 	const struct csnap_sb_engine *e = &s->sb.engine;
 	if (e->version == 0) {
 		ret = err_set(EINVAL, "store was never completely formatted (run mkstore again)");
@@ -280,6 +286,8 @@ void store_get_info(const struct store *s, struct store_info *out)
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
 			out->snapshots++;
+		else if (s->st.slot[i].flags & STORE_SNAP_CLONING)
+			out->snapshots_cloning++;
 		else if (s->st.slot[i].id)
 			out->snapshots_deleting++;
 	}
@@ -294,6 +302,18 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
 			       (unsigned long long)first, count,
 			       (unsigned long long)s->origin_chunks);
+	return 0;
+}
+
+/* A snapshot covers the origin as it was when taken.  */
+static int check_snap_range(const struct store *s, uint32_t slot, chunk_t first, uint32_t count)
+{
+	uint64_t n = store_snap_chunks(s, slot);
+
+	if (first >= n || count > n - first)
+		return err_set(EINVAL, "chunks %llu+%u beyond snapshot %u (%llu chunks)",
+			       (unsigned long long)first, count, s->st.slot[slot].id,
+			       (unsigned long long)n);
 	return 0;
 }
 
@@ -417,6 +437,21 @@ static void ow_visit(void *arg, const uint8_t *e)
 		nm[k] &= ~mask_word(e + BE_MASK, k);
 }
 
+/* Origin chunks a snapshot does not cover (the origin grew after it was
+ * taken) are no part of it: no copy-out for it there.  */
+static void drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count)
+{
+	uint32_t mw = s->mask_words;
+
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (!((s->users[i / 64] >> (i % 64)) & 1))
+			continue;
+		uint64_t end = store_snap_chunks(s, i);
+		for (uint64_t c = end > first ? end : first; c < first + count; c++)
+			need[(c - first) * mw + i / 64] &= ~(1ULL << (i % 64));
+	}
+}
+
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
@@ -429,7 +464,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		return ret;
 	bool any = false;
 	for (uint32_t w = 0; w < mw; w++)
-		any |= s->live[w] != 0;
+		any |= s->users[w] != 0;
 	if (!any)
 		return 0;
 	/* pass 1: which chunks still serve some live snapshot from the origin */
@@ -438,11 +473,14 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		return ret;
 	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
-		memcpy(need + (size_t)i * mw, s->live, mw * 8);
+		memcpy(need + (size_t)i * mw, s->users, mw * 8);
+	if (first + count > s->short_min)	/* chunks added by a resize */
+		drop_short(s, need, first, count);
 	struct ow_walk ow = { need, first, mw };
 	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
+	store_clone_need(s, need, first, count);
 	for (uint32_t i = 0; i < count; i++) {
 		const uint64_t *nm = need + (size_t)i * mw;
 		bool set = false;
@@ -496,7 +534,7 @@ static void sw_visit(void *arg, const uint8_t *e)
 		return;
 	bool others = false;
 	for (uint32_t k = 0; k < w->s->mask_words; k++) {
-		uint64_t m = mask_word(e + BE_MASK, k) & w->s->live[k];
+		uint64_t m = mask_word(e + BE_MASK, k) & w->s->users[k];
 		if (k == bit / 64)
 			m &= ~(1ULL << (bit % 64));
 		others |= m != 0;
@@ -519,6 +557,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	if ((ret = check_snap_range(s, (uint32_t)slot, first, count)) < 0)
+		return ret;
+	if (slot == s->clone_parent)
+		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\": writes wait until that is done",
+			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
 	uint32_t bit = (uint32_t)slot;
 	ret = store_scratch(s, (size_t)count * 2);
 	if (ret < 0)
@@ -598,6 +641,9 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	int ret = check_snap_range(s, (uint32_t)slot, first, count);
+	if (ret < 0)
+		return ret;
 	uint32_t w = (uint32_t)slot / 64;
 	uint64_t bitm = 1ULL << (slot % 64);
 	for (uint32_t i = 0; i < count; i++)

@@ -33,6 +33,13 @@ struct store {
 	uint32_t mask_words;
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
+	uint64_t users[MASK_WORDS_MAX];	/* live | the cloning snapshot's bit:
+					 * whose exceptions must be kept */
+	int clone_slot, clone_parent;	/* slots of the running clone and its
+					 * parent (clone.c); -1: none */
+	uint64_t short_min;	/* fewest chunks a snapshot in `users` covers
+				 * (store_snap_chunks); < origin_chunks only
+				 * after the origin grew (store_origin_resize) */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	uint32_t next_id;
 	bool cleanup_active;
@@ -48,12 +55,27 @@ static inline uint64_t mask_word(const uint8_t *mask, uint32_t w) { return get_l
 static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 { return (get_le64(mask + 8 * (bit / 64)) >> (bit % 64)) & 1; }
 
+/* Origin chunks snapshot SLOT covers: the origin's size when it was taken
+ * (the chunks added by a resize belong to no older snapshot).  */
+static inline uint64_t store_snap_chunks(const struct store *s, uint32_t slot)
+{
+	uint64_t n = s->st.slot[slot].origin_chunks;
+	return n && n < s->origin_chunks ? n : s->origin_chunks;
+}
+
 /* engine.c */
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* clone.c: for the origin chunks [first, first+count) whose need masks
+ * (mask_words words each) an origin write computed, the running clone
+ * needs a copy exactly where its parent does until its walk got there. */
+void store_clone_need(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
+bool store_name_taken(const struct store *s, const char *name, uint32_t except_id);
+int store_snap_new(struct store *s, const char *name, int32_t priority,
+		   const uint8_t *req_id, uint32_t *slot_out);
 
 #endif
