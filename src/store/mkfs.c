@@ -4,8 +4,8 @@
  * Layout from meta_offset, in 4 KiB blocks: journal, engine header,
  * snapshot table, data bitmap, tree bitmap, tree area; then the data
  * chunks from the next chunk boundary.  The tree area is sized for the
- * worst case (every data chunk an exception, leaves a third full), so it
- * cannot run out before the data area does.
+ * worst case (every data chunk an exception, leaves a third full), plus
+ * the usage counter blocks, so it cannot run out before the data area does.
  *
  * Order: both old superblock copies are zeroed first, every engine block
  * is written home and flushed, and only then the new superblock - an
@@ -54,7 +54,8 @@ static int layout(struct csnap_sb *sb)
 	uint64_t n = (total - fixed_end) * 1024 / per;
 	for (;;) {
 		uint64_t leaves = div_up(n * 3, leaf_cap) + 1;
-		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH + leaves / 8;
+		uint64_t meta = leaves + div_up(leaves * 3, BTREE_INT_CAP) + 2 * BTREE_MAX_DEPTH + leaves / 8 +
+			CNT_BLOCKS_MAX;	/* the usage counters live in the tree area too */
 		e->dbitmap_start = fixed_end;
 		e->dbitmap_blocks = sm_blocks_for(n ? n : 1);
 		e->mbitmap_start = e->dbitmap_start + e->dbitmap_blocks;
@@ -129,13 +130,27 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		btree_init(&t, bm, msm, e->meta_start, sb->mask_bits / 8);
 		ret = btree_create(&t);
 	}
+	/* usage counters: all zero for an empty tree, valid from the start */
+	struct store_header hdr = { .next_id = 1, .cnt_valid = true,
+				    .cnt_nblocks = cnt_blocks_for(sb->max_snapshots) };
+	for (uint32_t i = 0; ret >= 0 && i < hdr.cnt_nblocks; i++) {
+		uint64_t u;
+		struct bm_block *cb;
+		ret = sm_alloc(msm, &u);
+		if (ret >= 0)
+			ret = bm_get_new(bm, e->meta_start + u, META_T_COUNTERS, &cb);
+		if (ret >= 0) {
+			hdr.cnt_block[i] = e->meta_start + u;
+			bm_put(bm, cb);
+		}
+	}
 	if (ret >= 0) {
 		struct bm_block *h;
 		ret = bm_get_new(bm, e->header_block, META_T_HEADER, &h);
 		if (ret >= 0) {
-			struct store_header hdr = {
-				.root = t.root, .height = t.height, .nodes = t.nodes, .next_id = 1,
-			};
+			hdr.root = t.root;
+			hdr.height = t.height;
+			hdr.nodes = t.nodes;
 			store_header_encode(h->data, &hdr);
 			bm_put(bm, h);
 		}

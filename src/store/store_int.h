@@ -10,6 +10,7 @@
 
 #include "src/store/bm.h"
 #include "src/store/btree.h"
+#include "src/store/counters.h"
 #include "src/store/header.h"
 #include "src/store/journal.h"
 #include "src/store/snaptable.h"
@@ -38,6 +39,7 @@ struct store {
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
 	bool header_dirty;
+	struct store_counters cnt;	/* usage counters (counters.h) */
 	enum store_short short_kind;	/* reason of the last -ENOSPC */
 	/* scratch for range operations */
 	uint64_t *scratch;
@@ -52,6 +54,8 @@ static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* counters.c: counts every exception's mask into the zeroed arrays */
+int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi);
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
