@@ -238,10 +238,10 @@ int store_counters_rebuild(struct store *s)
 	ret = store_counters_walk(s, c->uniq, c->shared, &c->multi);
 	if (ret < 0)
 		return err_prefix(-ret, "rebuilding usage counters");
-	/* blocks: the ones the header lists (damaged counters), else new ones
-	 * from the tree area */
-	bool reuse = c->damaged && c->nblocks == nb;
-	if (!reuse && c->damaged) {
+	/* blocks: the ones the header lists (valid or damaged counters: a
+	 * rebuild runs again after a cut), else new ones from the tree area */
+	bool listed = c->valid || c->damaged, reuse = listed && c->nblocks == nb;
+	if (!reuse && listed) {
 		for (uint32_t i = 0; i < c->nblocks && i < CNT_BLOCKS_MAX; i++)
 			if ((ret = sm_free(s->msm, c->block[i] - s->sb.engine.meta_start)) < 0)
 				return ret;
