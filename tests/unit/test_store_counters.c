@@ -3,7 +3,8 @@
  * (src/store/counters.h): exact figures through copy-out, unsharing,
  * delete and cleanup, abort and reopen; several counter blocks; a store
  * without counters (as made before they existed) reads as "unknown",
- * checks clean and gets exact counters from store_counters_rebuild();
+ * checks clean and gets exact counters from store_counters_rebuild(),
+ * as a version-1 store does from `csnap upgrade`;
  * counters that disagree with the tree are reported by check and fixed by
  * a rebuild.
  */
@@ -244,6 +245,46 @@ static void test_wrong_counters_reported(void **state)
 	done(s, path);
 }
 
+/* A version-1 store (no counters) used by the old code, then `csnap
+ * upgrade`: exact counters from its step.  */
+static void test_upgrade_builds_counters(void **state)
+{
+	(void)state;
+	char *path = tu_tmpfile("cnt5", 16 << 20);
+	struct io_dev *dev;
+	struct csnap_sb sb;
+	struct store *s;
+	struct store_copy cp[16];
+	chunk_t dst[16];
+	uint32_t a, b, n, from = 0;
+	uint64_t u, sh;
+	bool known;
+
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	tu_sb_defaults(&sb, 16 << 20, CH, 64 * CH, 8);
+	TU_OK(store_format_as(dev, &sb, 1));
+	io_dev_close(dev);
+	struct store_open_opts old = { .old_format = true };
+	TU_OK(store_open(path, &old, &s));
+	assert_false(store_counters_valid(s));
+	TU_OK(store_snapshot_create(s, "a", 0, &a));
+	TU_OK(store_origin_write(s, 0, 10, cp, &n));
+	TU_OK(store_snapshot_create(s, "b", 0, &b));
+	TU_OK(store_origin_write(s, 5, 10, cp, &n));
+	TU_OK(store_snapshot_write(s, b, 12, 1, dst, cp, &n));
+	TU_OK(store_commit(s));
+	usage_of(s, a, &u, &sh, &known);
+	assert_false(known);
+	store_close(s);
+	TU_OK(store_upgrade(path, &from, NULL, NULL));
+	assert_int_equal(from, 1);
+	TU_OK(store_open(path, NULL, &s));
+	assert_true(store_counters_valid(s));
+	expect(s, a, 11, 4);
+	expect(s, b, 6, 4);
+	done(s, path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -252,6 +293,7 @@ int main(void)
 		cmocka_unit_test(test_many_blocks),
 		cmocka_unit_test(test_absent_then_rebuilt),
 		cmocka_unit_test(test_wrong_counters_reported),
+		cmocka_unit_test(test_upgrade_builds_counters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
