@@ -34,6 +34,7 @@ static void decode(const uint8_t *p, struct store_snapshot *s)
 	memcpy(s->name, p + SL_NAME, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
 	memcpy(s->req_id, p + SL_REQ_ID, STORE_REQ_ID_LEN);
+	s->clone_next = get_le64(p + SL_CLONE_NEXT);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -51,6 +52,7 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	put_le64(p + SL_ORIGIN_CHUNKS, s->origin_chunks);
 	memcpy(p + SL_NAME, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
 	memcpy(p + SL_REQ_ID, s->req_id, STORE_REQ_ID_LEN);
+	put_le64(p + SL_CLONE_NEXT, s->clone_next);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)
@@ -75,7 +77,8 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 		bm_put(bm, b);
 		struct store_snapshot *s = &st->slot[i];
 		if (s->id && (s->bit != i || !name_ok || !s->flags || (s->flags & ~ST_KNOWN_FLAGS) ||
-			      __builtin_popcount(s->flags) != 1)) {
+			      __builtin_popcount(s->flags) != 1 ||
+			      (s->clone_next && !(s->flags & STORE_SNAP_CLONING)))) {
 			st_free(st);
 			return err_set(EIO, "snapshot table: slot %u is corrupt", i);
 		}

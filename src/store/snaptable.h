@@ -15,7 +15,7 @@
 
 /* internal flag: deleted and part of the running cleanup pass */
 #define ST_CLEANING		0x4
-#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING)
+#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING | STORE_SNAP_CLONING)
 
 struct snaptable {
 	struct bm *bm;

@@ -34,6 +34,10 @@ struct store {
 	uint32_t mask_words;
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
+	uint64_t users[MASK_WORDS_MAX];	/* live | the cloning snapshot's bit:
+					 * whose exceptions must be kept */
+	int clone_slot, clone_parent;	/* slots of the running clone and its
+					 * parent (clone.c); -1: none */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	uint32_t next_id;
 	bool cleanup_active;
@@ -56,8 +60,15 @@ int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
 /* counters.c: counts every exception's mask into the zeroed arrays */
 int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi);
+/* clone.c: for the origin chunks [first, first+count) whose need masks
+ * (mask_words words each) an origin write computed, the running clone
+ * needs a copy exactly where its parent does until its walk got there. */
+void store_clone_need(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
+bool store_name_taken(const struct store *s, const char *name, uint32_t except_id);
+int store_snap_new(struct store *s, const char *name, int32_t priority,
+		   const uint8_t *req_id, uint32_t *slot_out);
 
 #endif
