@@ -93,7 +93,11 @@ enum proto_type {
 	PROTO_SNAP_ADDED	= 18,	/* S->origin: a snapshot was created
 					 * (committed): serve it, then ack */
 	PROTO_SNAP_RENAME	= 19,	/* admin volume only: OLD -> NEW */
-	PROTO_TYPE_MAX		= 19,
+	PROTO_ORIGIN_RESIZE	= 20,	/* admin volume only: record the size
+					 * the origin device has grown to */
+	PROTO_ORIGIN_SIZE	= 21,	/* S->origin: the origin grew (resize
+					 * recorded): serve the new size, ack */
+	PROTO_TYPE_MAX		= 21,
 };
 #define PROTO_REPLY		0x8000
 
@@ -264,6 +268,12 @@ struct proto_snap_rename {		/* SNAP_RENAME; reply: snapinfo */
 	char new_name[PROTO_NAME_MAX + 1];	/* its new name */
 };
 
+struct proto_resize {			/* ORIGIN_RESIZE reply, ORIGIN_SIZE
+					 * request; old_size <= new_size */
+	uint64_t old_size;		/* bytes */
+	uint64_t new_size;		/* bytes */
+};
+
 struct proto_snap_set {
 	char name[PROTO_NAME_MAX + 1];
 	uint32_t mask;			/* PROTO_SET_* */
@@ -359,6 +369,7 @@ struct proto_msg {
 		struct proto_status status;
 		struct proto_changed changed;
 		struct proto_changed_reply changed_reply;
+		struct proto_resize resize;
 	} u;
 };
 
