@@ -276,7 +276,7 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 {
 	if (!proto_name_valid(s->name))
 		return err_set(EINVAL, "invalid snapshot name");
-	if (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID))
+	if (s->flags & ~(uint32_t)PROTO_SNAP_KNOWN_FLAGS)
 		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
 	wr_u32(w, s->id);
 	wr_u32(w, s->flags);
@@ -632,7 +632,7 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 	s->shared_chunks = rd_u64(r, "snapshot usage");
 	if (!r->bad && !proto_name_valid(s->name))
 		rd_fail(r, "invalid snapshot name");
-	if (!r->bad && (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID)))
+	if (!r->bad && (s->flags & ~(uint32_t)PROTO_SNAP_KNOWN_FLAGS))
 		rd_fail(r, "unknown snapshot flags");
 	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
 		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");

@@ -182,6 +182,13 @@ enum proto_where {
 #define PROTO_SNAP_REQ_ID	0x2	/* req_id follows (only in replies to a
 					 * SNAP_LIST with PROTO_F_REQ_IDS, and
 					 * only for a snapshot that has one) */
+#define PROTO_SNAP_USAGE_UNKNOWN 0x4	/* unique/shared are not known (0): the
+					 * store has no valid usage counters
+					 * (csnap check --repair-counters).  Only
+					 * in a SNAP_LIST reply that carries
+					 * usage (no PROTO_F_NO_USAGE), so the
+					 * exports' polling never sees it */
+#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN)
 
 struct proto_range {
 	uint64_t start;		/* first chunk (origin/snapshot chunk index) */
