@@ -23,6 +23,7 @@
 BLOCKS_STORE=${BLOCKS_STORE:-512M}
 . "$src/tests/cluster/blocks.sh"
 ROUNDS=${ROUNDS:-40}
+export BLOCKS_SPAN=${BLOCKS_SPAN:-1}     # one write in 4 spans two chunks
 STALL_S=${STALL_S:-20}
 NICE=${NICE:-15}
 SEED=${SEED:-$((RANDOM * 32768 + RANDOM))}
