@@ -91,6 +91,8 @@ struct bm {
 	struct bm_entry lru;		/* sentinel: lru.lru_next = most recent */
 	struct bm_entry *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
+	size_t npinned, ninstalled;	/* blocks with pins; BM_INSTALLED blocks */
+	uint64_t epoch;			/* bm_epoch() */
 	struct arena *arenas;
 	struct arena **amap;		/* open addressing on mem >> 21 */
 	size_t amap_n;			/* power of two, > 2 * arenas */
@@ -259,11 +261,25 @@ void bm_child_forget(struct bm *bm, const uint8_t *parent)
 	*k = NULL;
 }
 
-const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
+/* A remembered child: its data pointer (4096-aligned) with the owner's
+ * hint in the low bits.  */
+#define KID_HINT_MASK ((uintptr_t)META_BLOCK_SIZE - 1)
+
+const uint8_t *bm_child_guess_hint(struct bm *bm, const uint8_t *parent, unsigned i,
+				   unsigned *hint)
 {
 	const uint8_t **k = *kids_slot(bm, parent);
+	uintptr_t v = k ? (uintptr_t)k[i] : 0;
 
-	return k ? k[i] : NULL;
+	*hint = (unsigned)(v & KID_HINT_MASK);
+	return (const uint8_t *)(v & ~KID_HINT_MASK);
+}
+
+const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
+{
+	unsigned hint;
+
+	return bm_child_guess_hint(bm, parent, i, &hint);
 }
 
 bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
@@ -276,16 +292,24 @@ bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
 	return true;
 }
 
-void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
-		       const uint8_t *child)
+void bm_child_remember_hint(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+			    const uint8_t *child, unsigned hint)
 {
 	const uint8_t ***k = kids_slot(bm, parent);
 
 	CSNAP_ASSERT(i < n);
+	/* the hint fits the alignment bits a data buffer leaves free */
+	CSNAP_ASSERT(hint < BM_CHILD_HINT_MAX && !((uintptr_t)child & KID_HINT_MASK));
 	if (!*k)
 		*k = calloc(n, sizeof **k);
 	if (*k)		/* (no memory: no cache, lookups take the block table) */
-		(*k)[i] = child;
+		(*k)[i] = (const uint8_t *)((uintptr_t)child | (hint & KID_HINT_MASK));
+}
+
+void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+		       const uint8_t *child)
+{
+	bm_child_remember_hint(bm, parent, i, n, child, 0);
 }
 
 static uint8_t *buf_get(struct bm *bm)
@@ -332,6 +356,10 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 
 	if (!bm)
 		return err_set(ENOMEM, "out of memory");
+	/* each cache's epochs start far apart: a remembered pointer into
+	 * another (or a destroyed) cache never matches this one's epoch */
+	static uint64_t instances;
+	bm->epoch = __atomic_add_fetch(&instances, 1, __ATOMIC_RELAXED) << 40;
 	bm->dev = dev;
 	bm->tag = tag;
 	bm->readonly = readonly;
@@ -381,6 +409,7 @@ struct io_dev *bm_dev(const struct bm *bm) { return bm->dev; }
 uint64_t bm_tag(const struct bm *bm) { return bm->tag; }
 void bm_set_committed_seq(struct bm *bm, uint64_t seq) { bm->committed_seq = seq; }
 size_t bm_dirty_count(const struct bm *bm) { return bm->ndirty; }
+uint64_t bm_epoch(const struct bm *bm) { return bm->epoch; }
 
 void bm_seal(const struct bm *bm, void *data, uint64_t blocknr, uint32_t type, uint64_t seq)
 {
@@ -528,6 +557,13 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
 
 	if (ret < 0)
 		return ret;
+	/* the budget: after one CLOCK pass the cache is below its capacity
+	 * unless every block in it is one it may not evict (changed in the
+	 * open transaction, pinned, installed by replay, or committed but not
+	 * home on a read-only store) */
+	CSNAP_ASSERT(bm->count < bm->capacity ||
+		     bm->count <= bm->ndirty + bm->npinned + bm->ninstalled +
+				  (bm->readonly ? bm->npending : 0));
 	if ((bm->count + 1) * 2 > bm->nslots && (ret = slots_grow(bm)) < 0)
 		return ret;
 	b = calloc(1, sizeof *b);
@@ -570,7 +606,8 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 			return err_set(EIO, "metadata block %llu: unexpected type %#x",
 				       (unsigned long long)blocknr, t);
 		bm->st.hits++;
-		b->refs++;
+		if (b->refs++ == 0)
+			bm->npinned++;
 		*out = &b->pub;
 		return 0;
 	}
@@ -591,6 +628,7 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 		return ret;
 	}
 	b->refs = 1;
+	bm->npinned++;
 	*out = &b->pub;
 	return 0;
 }
@@ -614,6 +652,7 @@ int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block *
 		return err_set(EBUSY, "metadata block %llu reused while in use",
 			       (unsigned long long)blocknr);
 	b->refs = 1;
+	bm->npinned++;
 	bm_dirty(bm, &b->pub);
 	bm_child_forget(bm, b->pub.data);
 	memset(b->pub.data, 0, META_BLOCK_SIZE);
@@ -630,7 +669,8 @@ void bm_put(struct bm *bm, struct bm_block *pb)
 		struct bm_entry *b = entry_of(pb);
 
 		CSNAP_ASSERT(b->refs > 0);	/* one bm_put per bm_get/bm_get_new */
-		b->refs--;
+		if (--b->refs == 0)
+			bm->npinned--;
 	}
 }
 
@@ -707,6 +747,7 @@ int bm_abort(struct bm *bm)
 		if (b->refs)
 			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->pub.blocknr);
 	struct bm_entry *b = bm->dirty, *n;
+	bm->epoch++;	/* blocks go back to older content */
 	for (; b; b = n) {
 		n = b->list_next;
 		b->list_next = NULL;
@@ -761,6 +802,9 @@ int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 		return ret;
 	bm_child_forget(bm, b->pub.data);
 	memcpy(b->pub.data, data, META_BLOCK_SIZE);
+	bm->epoch++;
+	if (!(b->state & BM_INSTALLED))
+		bm->ninstalled++;
 	b->state |= BM_INSTALLED;
 	return 0;
 }
@@ -770,4 +814,7 @@ void bm_get_stats(const struct bm *bm, struct bm_stats *out)
 	*out = bm->st;
 	out->cached = bm->count;
 	out->capacity = bm->capacity;
+	out->pinned = bm->npinned;
+	out->dirty = bm->ndirty;
+	out->arenas = bm->narenas;
 }
