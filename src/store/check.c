@@ -7,8 +7,9 @@
  * data area and used by exactly one exception; that no tree block is
  * reachable twice; that masks are non-empty, name only snapshots in the
  * table, and give each snapshot at most one exception per origin chunk;
- * that the cleanup cursor's promise holds; and that both bitmaps match
- * exactly what the tree references.
+ * that the cleanup cursor's promise holds; that no exception below a
+ * running rollback's cursor still carries its source's bit; and that both
+ * bitmaps match exactly what the tree references.
  */
 #include "src/store/store_int.h"
 
@@ -86,6 +87,10 @@ static void on_entry(void *arg, const uint8_t *e)
 		k->cur_origin = o;
 		k->have_cur = true;
 	}
+	if (s->rb_slot >= 0 && mask_test(e + BE_MASK, (uint32_t)s->rb_slot) &&
+	    o < s->st.slot[s->rb_slot].rb_cursor)
+		problem(k, "origin chunk %llu: rollback source's bit left behind the rollback cursor (%llu)",
+			(unsigned long long)o, (unsigned long long)s->st.slot[s->rb_slot].rb_cursor);
 	bool behind = s->cleanup_active &&
 		(o < s->cur_o || (o == s->cur_o && st < s->cur_s));
 	for (uint32_t w = 0; w < s->mask_words; w++) {
@@ -129,6 +134,15 @@ static void check_table(struct chk *k)
 			if (b->id && (a->flags & b->flags & STORE_SNAP_LIVE) && !strcmp(a->name, b->name))
 				problem(k, "snapshot name \"%s\" appears twice", a->name);
 		}
+	}
+	if (s->rb_slot >= 0) {
+		const struct store_snapshot *rb = &s->st.slot[s->rb_slot];
+		if (rb->rb_cursor > s->origin_chunks)
+			problem(k, "rollback cursor %llu beyond the origin (%llu chunks)",
+				(unsigned long long)rb->rb_cursor, (unsigned long long)s->origin_chunks);
+		if (rb->parent_id >= rb->id)
+			problem(k, "rollback source %u names snapshot %u, which is not older", rb->id,
+				rb->parent_id);
 	}
 	if (maxid >= s->next_id)
 		problem(k, "snapshot id %u is not below the next id %u", maxid, s->next_id);

@@ -279,7 +279,7 @@ void store_get_info(const struct store *s, struct store_info *out)
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
 			out->snapshots++;
-		else if (s->st.slot[i].id)
+		else if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK))
 			out->snapshots_deleting++;
 	}
 	out->txn_seq = journal_last_seq(s->j);
@@ -376,7 +376,7 @@ static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_nee
  * corrupt tree (every block checksummed and sorted, but a leaf outside its
  * parent's key range) can, and it is refused instead of letting FN index
  * in front of the caller's array.  */
-static int walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
 		      void (*fn)(void *arg, const uint8_t *e), void *arg)
 {
 	struct btree_cursor c;
@@ -426,6 +426,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	ret = check_range(s, first, count);
 	if (ret < 0 || count == 0)
 		return ret;
+	if (s->rb_slot >= 0 && (ret = store_rollback_busy(s, first, count)) < 0)
+		return ret;
 	bool any = false;
 	for (uint32_t w = 0; w < mw; w++)
 		any |= s->live[w] != 0;
@@ -439,7 +441,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->live, mw * 8);
 	struct ow_walk ow = { need, first, mw };
-	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
+	ret = store_walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++) {
@@ -447,9 +449,24 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		bool set = false;
 		for (uint32_t w = 0; w < mw; w++)
 			set |= nm[w] != 0;
-		if (set)
+		if (set) {
+			/* compacted in place: n <= i */
+			memmove(need + (size_t)n * mw, nm, mw * 8);
 			out[n++].origin_chunk = first + i;
+		}
 	}
+	ret = store_copyout(s, out, n, need, leaves);
+	if (ret >= 0)
+		*nout = n;
+	return ret;
+}
+
+int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
+		  const uint64_t *need, uint64_t leaves)
+{
+	uint32_t mw = s->mask_words;
+	int ret;
+
 	if (n == 0)
 		return 0;
 	uint64_t tree_need = 0;
@@ -461,7 +478,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	/* pass 2: allocate and record */
 	uint8_t mask[CSNAP_MAX_MASK_BYTES];
 	for (uint32_t k = 0; k < n; k++) {
-		const uint64_t *nm = need + (out[k].origin_chunk - first) * mw;
+		const uint64_t *nm = need + (size_t)k * mw;
 		for (uint32_t w = 0; w < mw; w++)
 			put_le64(mask + 8 * w, nm[w]);
 		uint64_t d;
@@ -475,7 +492,6 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	}
 	/* store_tree_need() is a true bound: no request runs out half done */
 	CSNAP_ASSERT(mfree0 - sm_free_count(s->msm) <= tree_need);
-	*nout = n;
 	return 0;
 }
 
@@ -483,6 +499,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 struct sw_plan {
 	chunk_t cur;		/* exception holding the bit, or STORE_ON_ORIGIN */
 	bool exclusive;		/* only live user of `cur` */
+	bool source;		/* `cur` is the rollback source's exception, which
+				 * the snapshot reads without its bit being there */
 };
 
 struct sw_walk { const struct store *s; struct sw_plan *plan; chunk_t first; uint32_t bit; };
@@ -491,16 +509,24 @@ static void sw_visit(void *arg, const uint8_t *e)
 	const struct sw_walk *w = arg;
 	uint32_t bit = w->bit;
 
-	if (!mask_test(e + BE_MASK, bit))
+	if (!mask_test(e + BE_MASK, bit)) {
+		/* a snapshot taken after a rollback started reads the source's
+		 * exception at a pending chunk unless it has its own */
+		struct sw_plan *p = &w->plan[be_origin(e) - w->first];
+		if (p->cur == STORE_ON_ORIGIN && rb_post(w->s, bit) && rb_source(w->s, e + BE_MASK))
+			*p = (struct sw_plan){ be_store(e), false, true };
 		return;
+	}
+	/* a rollback source sharing it counts as another user: the origin
+	 * reads this chunk until the rollback has moved it */
 	bool others = false;
 	for (uint32_t k = 0; k < w->s->mask_words; k++) {
-		uint64_t m = mask_word(e + BE_MASK, k) & w->s->live[k];
+		uint64_t m = mask_word(e + BE_MASK, k) & w->s->keep[k];
 		if (k == bit / 64)
 			m &= ~(1ULL << (bit % 64));
 		others |= m != 0;
 	}
-	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others };
+	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others, false };
 }
 
 int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
@@ -524,10 +550,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 		return ret;
 	struct sw_plan *plan = (struct sw_plan *)s->scratch;
 	uint64_t leaves = 1;
+	_Static_assert(sizeof *plan <= 2 * sizeof *s->scratch, "plan fits the scratch");
 	for (uint32_t i = 0; i < count; i++)
-		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
+		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false, false };
 	struct sw_walk sw = { s, plan, first, bit };
-	ret = walk_range(s, first, count, &leaves, sw_visit, &sw);
+	ret = store_walk_range(s, first, count, &leaves, sw_visit, &sw);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++)
@@ -546,7 +573,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			dst[i] = plan[i].cur;
 			continue;
 		}
-		if (plan[i].cur != STORE_ON_ORIGIN) {
+		if (plan[i].cur != STORE_ON_ORIGIN && !plan[i].source) {
 			/* take our bit off the shared exception */
 			ret = btree_seek(&s->tree, oc, plan[i].cur, &c);
 			if (ret >= 0 && (!c.valid || be_origin(btree_entry(&s->tree, &c)) != oc ||
@@ -576,13 +603,21 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	return 0;
 }
 
-struct sr_walk { chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; };
+/* The snapshot's own exception wins; a snapshot taken after a running
+ * rollback started (POST) reads the source's exception where it has none
+ * (entries of a chunk come in any order, so the source's only fills a
+ * chunk still on the origin).  */
+struct sr_walk { const struct store *s; chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; bool post; };
+static inline void sr_entry(const struct sr_walk *r, const uint8_t *e, uint64_t o)
+{
+	if (mask_word(e + BE_MASK, r->w) & r->bitm)
+		r->out[o - r->first] = be_store(e);
+	else if (r->post && r->out[o - r->first] == STORE_ON_ORIGIN && rb_source(r->s, e + BE_MASK))
+		r->out[o - r->first] = be_store(e);
+}
 static void sr_visit(void *arg, const uint8_t *e)
 {
-	const struct sr_walk *r = arg;
-
-	if (mask_word(e + BE_MASK, r->w) & r->bitm)
-		r->out[be_origin(e) - r->first] = be_store(e);
+	sr_entry(arg, e, be_origin(e));
 }
 
 int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
@@ -597,8 +632,8 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
-	uint32_t w = (uint32_t)slot / 64;
-	uint64_t bitm = 1ULL << (slot % 64);
+	struct sr_walk sr = { s, out, first, (uint32_t)slot / 64, 1ULL << (slot % 64),
+			      rb_post(s, (uint32_t)slot) };
 	for (uint32_t i = 0; i < count; i++)
 		out[i] = STORE_ON_ORIGIN;
 	/* fast path: cached blocks, no pins, as long as the range stays in
@@ -613,11 +648,11 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 				return 0;
 			if (o < first)
 				break;	/* corrupt: the slow path says so */
-			if (mask_word(e + BE_MASK, w) & bitm)
-				out[o - first] = be_store(e);
+			sr_entry(&sr, e, o);
 		}
 		/* ran off the leaf: the slow path redoes the range */
+		for (uint32_t i = 0; i < count; i++)
+			out[i] = STORE_ON_ORIGIN;
 	}
-	struct sr_walk sr = { out, first, w, bitm };
-	return walk_range(s, first, count, NULL, sr_visit, &sr);
+	return store_walk_range(s, first, count, NULL, sr_visit, &sr);
 }

@@ -181,7 +181,10 @@ enum {
 	SL_NAME = 40,		/* char[64] NUL-terminated and -padded */
 	SL_NAME_SIZE = 64,
 	SL_REQ_ID = 104,	/* u8[16] admin request that created it (0: none;
-				 * older stores have zero), 8 reserved bytes */
+				 * older stores have zero) */
+	SL_RB_CURSOR = 120,	/* le64 rollback source slot (ST_ROLLBACK) only:
+				 * origin chunks below it are rolled back.  Was
+				 * reserved (zero); zero in every other slot */
 };
 #define ST_SLOTS_PER_BLOCK	((CSNAP_META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
 

@@ -30,10 +30,21 @@ void store_recompute_live(struct store *s)
 {
 	memset(s->live, 0, sizeof s->live);
 	memset(s->idtab, 0, sizeof s->idtab);
+	memset(s->post, 0, sizeof s->post);
+	s->rb_slot = -1;
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if (s->st.slot[i].flags & ST_ROLLBACK)
+			s->rb_slot = (int)i;
+	const struct store_snapshot *rb = s->rb_slot >= 0 ? &s->st.slot[s->rb_slot] : NULL;
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
-		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
+		if (s->st.slot[i].flags & STORE_SNAP_LIVE) {
 			s->live[i / 64] |= 1ULL << (i % 64);
-		if (s->st.slot[i].id) {
+			/* the rolled-back snapshot keeps its id; ids grow, so a
+			 * larger id than the source's was created after it */
+			if (rb && (s->st.slot[i].id == rb->parent_id || s->st.slot[i].id > rb->id))
+				s->post[i / 64] |= 1ULL << (i % 64);
+		}
+		if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK)) {
 			size_t h = id_hash(s->st.slot[i].id);
 			while (s->idtab[h].id)
 				h = (h + 1) & (IDTAB_N - 1);
@@ -41,6 +52,9 @@ void store_recompute_live(struct store *s)
 			s->idtab[h].slot = i;
 		}
 	}
+	memcpy(s->keep, s->live, sizeof s->keep);
+	if (rb)
+		s->keep[s->rb_slot / 64] |= 1ULL << (s->rb_slot % 64);
 }
 
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only)
@@ -120,6 +134,9 @@ int store_snapshot_delete(struct store *s, uint32_t id)
 	int slot = store_snap_slot(s, id, true);
 	if (slot < 0)
 		return slot;
+	if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == id)
+		return err_set(EBUSY, "snapshot \"%s\" is being rolled back onto the origin; "
+			       "delete it when the rollback has finished", s->st.slot[slot].name);
 	s->st.slot[slot].flags = STORE_SNAP_DELETING;
 	store_recompute_live(s);
 	return st_save(&s->st, (uint32_t)slot);
@@ -159,7 +176,7 @@ int store_snapshot_list(const struct store *s, struct store_snapshot *out, unsig
 	if (!all)
 		return err_set(ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < s->st.nslots; i++)
-		if (s->st.slot[i].id)
+		if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK))
 			public_view(&s->st.slot[i], &all[n++]);
 	qsort(all, n, sizeof *all, by_id);
 	if (out && max && n)
@@ -219,6 +236,8 @@ int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t 
 		const struct store_snapshot *sl = &s->st.slot[i];
 		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount || (in_use && in_use(arg, sl->id)))
 			continue;
+		if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == sl->id)
+			continue;	/* being rolled back: cannot be deleted */
 		if (!best || sl->priority < best->priority ||
 		    (sl->priority == best->priority &&
 		     (sl->ctime < best->ctime || (sl->ctime == best->ctime && sl->id < best->id))))
@@ -273,13 +292,13 @@ int store_cleanup(struct store *s, unsigned budget)
 		bool dead = false, alive = false;
 		for (uint32_t w = 0; w < mw; w++) {
 			uint64_t m = mask_word(e + BE_MASK, w);
-			dead |= (m & ~s->live[w]) != 0;
-			alive |= (m & s->live[w]) != 0;
+			dead |= (m & ~s->keep[w]) != 0;
+			alive |= (m & s->keep[w]) != 0;
 		}
 		if (dead && alive) {
 			btree_cursor_dirty(&s->tree, &c);
 			for (uint32_t w = 0; w < mw; w++)
-				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->live[w]);
+				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->keep[w]);
 		} else if (dead) {
 			drop[2 * ndrop] = be_origin(e);
 			drop[2 * ndrop + 1] = be_store(e);
@@ -333,8 +352,9 @@ int store_usage(struct store *s, struct store_usage *out, unsigned max)
 	while (ret >= 0 && c.valid) {
 		const uint8_t *e = btree_entry(&s->tree, &c);
 		uint32_t users = 0;
+		/* a rollback source is a user (it keeps the chunk), not a snapshot */
 		for (uint32_t w = 0; w < mw; w++)
-			users += (uint32_t)__builtin_popcountll(mask_word(e + BE_MASK, w) & s->live[w]);
+			users += (uint32_t)__builtin_popcountll(mask_word(e + BE_MASK, w) & s->keep[w]);
 		for (uint32_t w = 0; users && w < mw; w++) {
 			uint64_t m = mask_word(e + BE_MASK, w) & s->live[w];
 			while (m) {
@@ -384,7 +404,12 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 	if (*cursor == STORE_CHUNK_END || max == 0)
 		return 0;
 	ret = btree_seek(&s->tree, *cursor, 0, &c);
-	chunk_t cur = STORE_CHUNK_END, la = STORE_ON_ORIGIN, lb = STORE_ON_ORIGIN;
+	/* per chunk: A's and B's own exceptions, and the rollback source's,
+	 * which is the origin's content and that of snapshots taken after the
+	 * rollback started where they have none of their own */
+	chunk_t cur = STORE_CHUNK_END, la = STORE_ON_ORIGIN, lb = STORE_ON_ORIGIN,
+		lr = STORE_ON_ORIGIN;
+	bool pa = rb_post(s, (uint32_t)sa), pb = sb < 0 || rb_post(s, (uint32_t)sb);
 	for (;;) {
 		bool valid = ret >= 0 && c.valid;
 		const uint8_t *e = valid ? btree_entry(&s->tree, &c) : NULL;
@@ -393,6 +418,10 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 		 * past the last exception): then cur == o == END */
 		if (o != cur || !valid) {
 			/* finished chunk `cur` */
+			if (la == STORE_ON_ORIGIN && pa)
+				la = lr;
+			if (lb == STORE_ON_ORIGIN && pb)
+				lb = lr;
 			if (cur != STORE_CHUNK_END && la != lb)
 				out[n++] = cur;
 			if (!valid) {
@@ -404,12 +433,14 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 				break;
 			}
 			cur = o;
-			la = lb = STORE_ON_ORIGIN;
+			la = lb = lr = STORE_ON_ORIGIN;
 		}
 		if (mask_test(e + BE_MASK, (uint32_t)sa))
 			la = be_store(e);
 		if (sb >= 0 && mask_test(e + BE_MASK, (uint32_t)sb))
 			lb = be_store(e);
+		if (rb_source(s, e + BE_MASK))
+			lr = be_store(e);
 		examined++;
 		ret = btree_next(&s->tree, &c);
 	}

@@ -34,6 +34,7 @@ static void decode(const uint8_t *p, struct store_snapshot *s)
 	memcpy(s->name, p + SL_NAME, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
 	memcpy(s->req_id, p + SL_REQ_ID, STORE_REQ_ID_LEN);
+	s->rb_cursor = get_le64(p + SL_RB_CURSOR);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -51,6 +52,7 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	put_le64(p + SL_ORIGIN_CHUNKS, s->origin_chunks);
 	memcpy(p + SL_NAME, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
 	memcpy(p + SL_REQ_ID, s->req_id, STORE_REQ_ID_LEN);
+	put_le64(p + SL_RB_CURSOR, s->rb_cursor);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)
@@ -62,6 +64,7 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 	st->slot = calloc(nslots, sizeof *st->slot);
 	if (!st->slot)
 		return err_set(ENOMEM, "out of memory");
+	uint32_t rollbacks = 0;
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct bm_block *b;
 		int ret = bm_get(bm, start + i / ST_SLOTS_PER_BLOCK, META_T_TABLE, &b);
@@ -75,9 +78,14 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 		bm_put(bm, b);
 		struct store_snapshot *s = &st->slot[i];
 		if (s->id && (s->bit != i || !name_ok || !s->flags || (s->flags & ~ST_KNOWN_FLAGS) ||
-			      __builtin_popcount(s->flags) != 1)) {
+			      __builtin_popcount(s->flags) != 1 ||
+			      (s->rb_cursor && !(s->flags & ST_ROLLBACK)))) {
 			st_free(st);
 			return err_set(EIO, "snapshot table: slot %u is corrupt", i);
+		}
+		if (s->id && (s->flags & ST_ROLLBACK) && ++rollbacks > 1) {
+			st_free(st);
+			return err_set(EIO, "snapshot table: slot %u is a second rollback source", i);
 		}
 	}
 	return 0;

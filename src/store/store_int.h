@@ -34,6 +34,14 @@ struct store {
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
+	/* the running rollback (rollback.c), from the table by
+	 * store_recompute_live(): rb_slot is the source slot (-1: none), its
+	 * bit marks the chunks still to roll back; keep = live | that bit
+	 * (bits cleanup must not strip); post = live snapshots that read the
+	 * source's exception at a pending chunk (taken after the start) */
+	int rb_slot;
+	uint64_t keep[MASK_WORDS_MAX];
+	uint64_t post[MASK_WORDS_MAX];
 	uint32_t next_id;
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
@@ -52,8 +60,31 @@ static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* engine.c: calls FN(ARG, entry) on every exception of origin chunks
+ * [first, first + count) in key order; LEAVES (may be NULL) gets the
+ * number of leaves reached added.  */
+int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+		     void (*fn)(void *arg, const uint8_t *e), void *arg);
+/* engine.c: pass 2 of an origin write, shared with the rollback step:
+ * for out[k].origin_chunk (ascending), a new exception with share mask
+ * need[k * mask_words ...] and its store chunk in out[k].dst (src
+ * STORE_ON_ORIGIN); LEAVES bounds the leaves the inserts touch.  Checks
+ * the room first: -ENOSPC changes nothing.  */
+int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
+		  const uint64_t *need, uint64_t leaves);
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
+/* rollback.c */
+/* True when exception mask M carries the rollback source's bit.  */
+static inline bool rb_source(const struct store *s, const uint8_t *m)
+{ return s->rb_slot >= 0 && mask_test(m, (uint32_t)s->rb_slot); }
+/* True when live snapshot bit BIT reads the source's exception at a
+ * pending chunk where it has none of its own.  */
+static inline bool rb_post(const struct store *s, uint32_t bit)
+{ return s->rb_slot >= 0 && ((s->post[bit / 64] >> (bit % 64)) & 1); }
+/* -EAGAIN (nothing changed) when a chunk of [first, first+count) is still
+ * to be rolled back.  */
+int store_rollback_busy(struct store *s, chunk_t first, uint32_t count);
 
 #endif

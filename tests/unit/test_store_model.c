@@ -8,6 +8,16 @@
  * every origin chunk and every store chunk and performs the copies the
  * engine asks for itself, exactly as the server would.  A read is correct
  * when the version found (through store_snapshot_read) equals the model's.
+ *
+ * Rollbacks run through it: a start makes the model's origin the
+ * snapshot's content at once; background steps (a few chunks, sometimes
+ * left half done - prepared, committed and moved but not finished - across
+ * other operations and reopens, as a master that dies mid-step leaves
+ * them), origin writes that meet a pending chunk and roll it first,
+ * snapshot writes, creates, deletes (of the rolled-back snapshot: refused)
+ * and cleanups all happen in the middle of one.  The origin is read
+ * through store_origin_read() and the changed-chunk list is checked
+ * against the model.
  * The store runs near full so the ENOSPC path and the victim policy are
  * exercised.  store_check must be clean at the end.
  */
@@ -27,7 +37,8 @@
 #define MAXRANGE	16
 
 struct model {
-	uint64_t origin[ORIGIN_CHUNKS];
+	uint64_t origin[ORIGIN_CHUNKS];	/* what the origin must read */
+	uint64_t phys[ORIGIN_CHUNKS];	/* what the origin device holds */
 	uint32_t ids[MAXSNAP];		/* live snapshot ids, 0 = unused */
 	uint64_t snap[MAXSNAP][ORIGIN_CHUNKS];
 	uint64_t *storev;		/* version held by each store chunk */
@@ -37,7 +48,16 @@ struct model {
 };
 
 static struct model M;
-static unsigned long long stat_ops[8];
+static unsigned long long stat_ops[16];
+enum { ST_RB_START = 8, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
+
+/* A background step prepared, committed and moved, not finished yet.  */
+static struct {
+	bool on;
+	struct store_copy moves[8];
+	uint32_t nm;
+	chunk_t advance;
+} inflight;
 
 static int find_idx(uint32_t id)
 {
@@ -72,28 +92,156 @@ static bool release_victim(struct store *s)
 	return true;
 }
 
+static int random_live(void)
+{
+	if (!M.nsnaps)
+		return -1;
+	for (;;) {
+		int i = rand() % MAXSNAP;
+		if (M.ids[i])
+			return i;
+	}
+}
+
+/* Copy-outs from the origin device, as the server does them.  */
+static void do_copies(const struct store_copy *cp, uint32_t ncp)
+{
+	for (uint32_t i = 0; i < ncp; i++) {
+		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
+		assert_true(cp[i].dst < M.nstore);
+		M.storev[cp[i].dst] = M.phys[cp[i].origin_chunk];
+	}
+}
+
+/* One rollback step over CHUNKS, as the master runs it: prepare, copy,
+ * commit, move onto the origin, then (unless LEAVE) finish and commit. */
+static void rollback_step(struct store *s, const chunk_t *chunks, uint32_t n, chunk_t advance,
+			  bool leave)
+{
+	struct store_copy cp[MAXRANGE], mv[MAXRANGE];
+	uint32_t ncp, nmv;
+	int r;
+
+	assert_true(n <= MAXRANGE);
+	while ((r = store_rollback_prepare(s, chunks, n, cp, &ncp, mv, &nmv)) == -ENOSPC)
+		if (!release_victim(s))
+			fail_msg("ENOSPC in a rollback step with no snapshot left to release");
+	TU_OK(r);
+	assert_true(nmv <= n && ncp <= nmv);
+	do_copies(cp, ncp);
+	TU_OK(store_commit(s));		/* copy-outs durable before the origin changes */
+	for (uint32_t i = 0; i < nmv; i++) {
+		assert_int_equal(mv[i].dst, STORE_ON_ORIGIN);
+		assert_true(mv[i].src < M.nstore);
+		M.phys[mv[i].origin_chunk] = M.storev[mv[i].src];
+	}
+	if (leave && nmv <= 8) {
+		inflight.on = true;
+		memcpy(inflight.moves, mv, nmv * sizeof *mv);
+		inflight.nm = nmv;
+		inflight.advance = advance;
+		return;
+	}
+	TU_OK(store_rollback_finish(s, mv, nmv, advance));
+	if (rand() % 2)
+		TU_OK(store_commit(s));
+}
+
+static bool rollback_active(struct store *s)
+{
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	return rb.active;
+}
+
+/* The background part: finish the step in flight, or run the next one. */
+static void rollback_background(struct store *s)
+{
+	if (inflight.on) {
+		inflight.on = false;
+		TU_OK(store_rollback_finish(s, inflight.moves, inflight.nm, inflight.advance));
+		if (inflight.advance == STORE_CHUNK_END)
+			stat_ops[ST_RB_DONE]++;
+		return;
+	}
+	chunk_t list[8], advance;
+	uint32_t n;
+	TU_OK(store_rollback_next(s, list, 1 + (uint32_t)(rand() % 8), &n, &advance));
+	assert_true(advance == STORE_CHUNK_END || advance > 0);
+	bool leave = rand() % 4 == 0;
+	rollback_step(s, list, n, advance, leave);
+	stat_ops[ST_RB_STEP]++;
+	if (!inflight.on && advance == STORE_CHUNK_END) {
+		stat_ops[ST_RB_DONE]++;
+		assert_false(rollback_active(s));
+	}
+}
+
+static void do_rollback_start(struct store *s)
+{
+	int i = random_live();
+	if (i < 0)
+		return;
+	bool del = rand() % 3 == 0;
+	int r = store_rollback_start(s, M.ids[i], del);
+	if (r == -ENOSPC || r == -EBUSY) {
+		assert_false(rollback_active(s));	/* no slot to keep it */
+		drain_cleanup(s);
+		return;
+	}
+	TU_OK(r);
+	memcpy(M.origin, M.snap[i], sizeof M.origin);
+	if (del) {
+		M.ids[i] = 0;
+		M.nsnaps--;
+	}
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	assert_true(rb.active && rb.cursor == 0);
+	stat_ops[ST_RB_START]++;
+	/* a second one is refused while this one runs */
+	int j = random_live();
+	if (j >= 0)
+		assert_int_equal(store_rollback_start(s, M.ids[j], false), -EBUSY);
+}
+
 static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 {
 	struct store_copy cp[MAXRANGE];
 	uint32_t ncp;
 	int r;
 
-	while ((r = store_origin_write(s, first, n, cp, &ncp)) == -ENOSPC)
-		if (!release_victim(s))
-			fail_msg("ENOSPC with no snapshot left to release");
-	TU_OK(r);
-	for (uint32_t i = 0; i < ncp; i++) {
-		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
-		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
-		assert_true(cp[i].dst < M.nstore);
-		M.storev[cp[i].dst] = M.origin[cp[i].origin_chunk];
+	for (;;) {
+		r = store_origin_write(s, first, n, cp, &ncp);
+		if (r == -ENOSPC) {
+			if (!release_victim(s))
+				fail_msg("ENOSPC with no snapshot left to release");
+			continue;
+		}
+		if (r != -EAGAIN)
+			break;
+		/* chunks still to roll back: the master rolls them first */
+		chunk_t loc[MAXRANGE], pend[MAXRANGE];
+		uint32_t np = 0;
+		assert_true(rollback_active(s));
+		TU_OK(store_origin_read(s, first, n, loc));
+		for (uint32_t i = 0; i < n; i++)
+			if (loc[i] != STORE_ON_ORIGIN)
+				pend[np++] = first + i;
+		assert_true(np > 0);
+		rollback_step(s, pend, np, 0, false);
+		stat_ops[ST_RB_WSTEP]++;
 	}
+	TU_OK(r);
+	for (uint32_t i = 0; i < ncp; i++)
+		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
+	do_copies(cp, ncp);
 	/* the copies must be durable before the exceptions commit; the
 	 * simulated data needs no flush, the metadata commit is tested */
 	if (ncp && rand() % 8 == 0)
 		TU_OK(store_commit(s));
 	for (uint32_t i = 0; i < n; i++)
-		M.origin[first + i] = ++M.ver;
+		M.phys[first + i] = M.origin[first + i] = ++M.ver;
 }
 
 static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t n)
@@ -111,7 +259,7 @@ static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t
 	}
 	TU_OK(r);
 	for (uint32_t i = 0; i < ncp; i++)
-		M.storev[cp[i].dst] = cp[i].src == STORE_ON_ORIGIN ? M.origin[cp[i].origin_chunk]
+		M.storev[cp[i].dst] = cp[i].src == STORE_ON_ORIGIN ? M.phys[cp[i].origin_chunk]
 								   : M.storev[cp[i].src];
 	for (uint32_t i = 0; i < n; i++) {
 		assert_true(dst[i] < M.nstore);
@@ -126,30 +274,56 @@ static void verify_range(struct store *s, int idx, uint64_t first, uint32_t n)
 
 	TU_OK(store_snapshot_read(s, M.ids[idx], first, n, loc));
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.origin[first + i] : M.storev[loc[i]];
+		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.phys[first + i] : M.storev[loc[i]];
 		if (got != M.snap[idx][first + i])
 			fail_msg("snapshot %u chunk %" PRIu64 ": read version %" PRIu64 ", model %" PRIu64,
 				 M.ids[idx], first + i, got, M.snap[idx][first + i]);
 	}
 }
 
-static void verify_all(struct store *s)
+static void verify_origin(struct store *s, uint64_t first, uint32_t n)
 {
-	for (int i = 0; i < MAXSNAP; i++)
-		if (M.ids[i])
-			verify_range(s, i, 0, ORIGIN_CHUNKS);
-}
+	chunk_t loc[ORIGIN_CHUNKS];
 
-static int random_live(void)
-{
-	if (!M.nsnaps)
-		return -1;
-	for (;;) {
-		int i = rand() % MAXSNAP;
-		if (M.ids[i])
-			return i;
+	TU_OK(store_origin_read(s, first, n, loc));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.phys[first + i] : M.storev[loc[i]];
+		if (got != M.origin[first + i])
+			fail_msg("origin chunk %" PRIu64 ": read version %" PRIu64 ", model %" PRIu64,
+				 first + i, got, M.origin[first + i]);
 	}
 }
+
+/* A chunk missing from the changed-chunk list of snapshot IDX against the
+ * origin must read the same in both.  */
+static void verify_changed(struct store *s, int idx)
+{
+	static chunk_t list[ORIGIN_CHUNKS];
+	bool listed[ORIGIN_CHUNKS] = { false };
+	chunk_t cur = 0;
+
+	while (cur != STORE_CHUNK_END) {
+		int n = store_changed(s, M.ids[idx], STORE_ORIGIN_ID, &cur, list, ORIGIN_CHUNKS);
+		TU_OK(n);
+		for (int i = 0; i < n; i++)
+			listed[list[i]] = true;
+	}
+	for (uint32_t c = 0; c < ORIGIN_CHUNKS; c++)
+		if (!listed[c] && M.snap[idx][c] != M.origin[c])
+			fail_msg("snapshot %u chunk %u differs from the origin but is not listed as changed",
+				 M.ids[idx], c);
+}
+
+static void verify_all(struct store *s)
+{
+	verify_origin(s, 0, ORIGIN_CHUNKS);
+	for (int i = 0; i < MAXSNAP; i++)
+		if (M.ids[i]) {
+			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_changed(s, i);
+		}
+}
+
 
 static void test_model(void **state)
 {
@@ -173,6 +347,17 @@ static void test_model(void **state)
 		int k = rand() % 100;
 		uint32_t n = 1 + (uint32_t)(rand() % MAXRANGE);
 		uint64_t first = (uint64_t)(rand() % (ORIGIN_CHUNKS - n + 1));
+		bool active = rollback_active(s);
+		if (active)
+			stat_ops[ST_RB_MIDOPS]++;
+		if (!active && rand() % 150 == 0) {
+			do_rollback_start(s);
+			continue;
+		}
+		if (active && rand() % 6 == 0) {
+			rollback_background(s);
+			continue;
+		}
 		if (k < 40) {
 			do_origin_write(s, first, n);
 			stat_ops[0]++;
@@ -186,6 +371,7 @@ static void test_model(void **state)
 			int i = random_live();
 			if (i >= 0)
 				verify_range(s, i, first, n);
+			verify_origin(s, first, n);
 		} else if (k < 86) {
 			uint32_t id;
 			char name[32];
@@ -205,7 +391,16 @@ static void test_model(void **state)
 		} else if (k < 90) {
 			int i = random_live();
 			if (i >= 0) {
-				TU_OK(store_snapshot_delete(s, M.ids[i]));
+				int r = store_snapshot_delete(s, M.ids[i]);
+				if (r == -EBUSY) {
+					/* only the snapshot being rolled back to */
+					struct store_rollback rb;
+					store_rollback_get(s, &rb);
+					assert_true(rb.active && rb.snap_id == M.ids[i]);
+					stat_ops[ST_RB_REFUSED]++;
+					continue;
+				}
+				TU_OK(r);
 				M.ids[i] = 0;
 				M.nsnaps--;
 				stat_ops[3]++;
@@ -221,6 +416,10 @@ static void test_model(void **state)
 			store_close(s);
 			TU_OK(store_open(path, &o, &s));
 			stat_ops[4]++;
+			/* a new master knows nothing of the step in flight: it
+			 * redoes it from the cursor (the moves again) */
+			if (rand() % 2)
+				inflight.on = false;
 		}
 		if (op % 20000 == 19999)
 			verify_all(s);
@@ -243,6 +442,25 @@ static void test_model(void **state)
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
 		      "reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
 		      stat_ops[2], stat_ops[3], stat_ops[4], stat_ops[6]);
+	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
+		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
+		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],
+		      stat_ops[ST_RB_MIDOPS], stat_ops[ST_RB_REFUSED]);
+	if (nops >= 100000) {
+		/* the run really went through rollbacks and their races */
+		assert_true(stat_ops[ST_RB_DONE] >= 20);
+		assert_true(stat_ops[ST_RB_WSTEP] >= 100);
+		assert_true(stat_ops[ST_RB_MIDOPS] >= nops / 4);
+	}
+	/* a store in the middle of a rollback checks clean; then finish it */
+	if (rollback_active(s)) {
+		TU_OK(store_commit(s));
+		assert_int_equal(store_check_open(s, stderr), 0);
+		while (rollback_active(s))
+			rollback_background(s);
+		TU_OK(store_commit(s));
+		verify_all(s);
+	}
 	store_get_info(s, &info);
 	print_message("final: %" PRIu64 " exceptions, tree height %u, %u snapshots\n",
 		      info.exceptions, info.tree_height, info.snapshots);
