@@ -8,7 +8,9 @@
  *    until the commit that applies them);
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
- *  - a mask bit is set only for live snapshots or ones awaiting cleanup.
+ *  - a mask bit is set only for live snapshots, ones awaiting cleanup, or
+ *    the source of a running rollback (rollback.c), which no operation
+ *    here ever adds.
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
  * the open transaction half done: the caller then calls store_abort().
  */

@@ -6,7 +6,8 @@
  * no exception carries a free bit, so it reads the origin everywhere.
  * Delete clears the live bit at once; store_cleanup() then walks the tree
  * from a persistent cursor, clearing bits of non-live snapshots and
- * dropping exceptions left with no live user.  Snapshots deleted before a
+ * dropping exceptions left with no live user (a running rollback's source
+ * bit counts as live here: it is the origin's content, rollback.c).  Snapshots deleted before a
  * pass starts are in it (ST_CLEANING); their slots (bits) are freed when
  * the pass completes.
  */
