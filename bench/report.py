@@ -31,6 +31,7 @@ fw = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))  # fw[target][k
 eng = defaultdict(list)                               # eng[(exc, snaps)] = [(look, ins, rss)]
 prof = defaultdict(dict)                              # prof[(job, target)][key] = value
 kp = defaultdict(lambda: defaultdict(list))           # kp[system][n] = [iops]
+sr = defaultdict(list)                                # sr[method] = [(bytes, MB/s)]
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
     if f[0] == "meta":
@@ -43,6 +44,8 @@ for line in open(raw):
         kp[f[1]][int(f[2])].append(float(f[4]))
     elif f[0] == "prof":
         prof[(f[2], f[1])][f[3]] = f[4]
+    elif f[0] == "sr":
+        sr[f[1]].append((int(f[3]), float(f[4])))
     elif f[0] == "eng":
         eng[(int(f[1]), int(f[2]))].append((float(f[4]), float(f[5]), float(f[6])))
 
@@ -245,6 +248,32 @@ if eng:
         tgt = ">= 2 M/s at 10 M exceptions" if e >= 10000000 else ">= 2 M/s (target is at 10 M; this is %.0f M)" % (e / 1e6)
         summary.append(("engine lookups/s, {:,} exceptions, {} snapshot(s)".format(e, s), fi(look), tgt,
                         verdict(look, 2e6) if e >= 10000000 else ""))
+    md.append("")
+
+# --- send / receive ---------------------------------------------------------
+if sr:
+    md.append("## Replication (bench/send_receive.sh: an incremental of 10 % changed chunks)")
+    md.append("")
+    md.append("`csnap send --from A B | csnap receive` between two simulated clusters on this machine, "
+              "against raw copying of the same changed ranges from the source snapshot's export to "
+              "the target origin's export (what `rbd export-diff | import-diff` moves, without a "
+              "format). MB = 10^6 bytes of changed data; median of rounds.")
+    md.append("")
+    md.append("| method | MB/s (median) | rounds | / raw copy |")
+    md.append("|---|---|---|---|")
+    copy = med([x[1] for x in sr.get("copy", [])])
+    names = [("copy", "raw copy (libnbd, one request at a time)"), ("send", "csnap send \\| receive"),
+             ("compress", "csnap send --compress \\| receive")]
+    for k, name in names:
+        v = sr.get(k, [])
+        m = med([x[1] for x in v])
+        md.append("| %s | %s | %s | %s |" % (name, fr(m), ", ".join(fr(x[1]) for x in v), fr(ratio(m, copy))))
+        js.setdefault("send_receive", {})[k] = {"rounds_mbps": [x[1] for x in v], "mbps": m,
+                                                "bytes": [x[0] for x in v]}
+    summary.append(("send \\| receive, 10 % incremental, / raw copy of the same ranges",
+                    "plain %s; --compress %s" % (fr(ratio(med([x[1] for x in sr.get("send", [])]), copy)),
+                                                 fr(ratio(med([x[1] for x in sr.get("compress", [])]), copy))),
+                    "(peer)", ""))
     md.append("")
 
 # --- kernel peers ----------------------------------------------------------

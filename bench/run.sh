@@ -26,6 +26,10 @@
 #   bench/profile_export.sh  CPU, run-queue wait, wakeups and syscalls per
 #                            request of the export next to the limit;
 #   build/bench/engine       exception lookups/s, several runs (median);
+#   bench/send_receive.sh    csnap send --from A B | csnap receive of a
+#                            10 %-changed incremental (plain and
+#                            --compress) against raw copying of the same
+#                            ranges between the two clusters' exports;
 #   bench/kernel_peers.sh    (full mode only) 4K random writes on the origin
 #                            with 0..64 snapshots: csnap, dm-snapshot and
 #                            dm-thin in the kernel VM of make check-kernel.
@@ -50,10 +54,11 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   mode=quick repeat=3 fw_repeat=1 runtime=2 fw_runtime=4 size=256M snaps="0 1 256" qcaches=none
-  nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3
+  nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3 sr_size=64M sr_rounds=1
 else
   mode=full repeat=3 fw_repeat=3 runtime=10 fw_runtime=10 size=1G snaps="0 1 16 64 256" qcaches="none writeback"
   nbd_targets="limit qemu-nbd nbdkit nbdkit-nocache csnap-origin" eng_max=10 eng_min=10 eng_runs=3
+  sr_size=512M sr_rounds=3
 fi
 jobs="randwrite4k randread4k write1m read1m randwrite4k-mc4 randread4k-mc4"
 kinds="chunk4k rand4k seq1m"
@@ -94,6 +99,9 @@ for r in $(seq "$eng_runs"); do
   cat "$out/engine-$r.txt"
 done
 rm -f "$out"/engine-*.txt
+
+echo "== bench ($mode): send | receive of a 10 % incremental ($sr_size origin)"
+SIZE=$sr_size PCT=10 ROUNDS=$sr_rounds RESULTS=$raw bash "$src/bench/send_receive.sh" "$build"
 
 if [ $mode = full ]; then
   echo "== bench ($mode): kernel peers (dm-snapshot, dm-thin, csnap on nbd) in the qemu VM"

@@ -11,6 +11,8 @@
 #
 #   make && bench/send_receive.sh build
 #   env: SIZE=256M (origin) PCT=10 ROUNDS=3
+#        RESULTS  append one tab-separated line per round and method:
+#                 sr <method: copy|send|compress> <round> <bytes> <MB/s>
 # Prints one line per run and the medians; MB = 10^6 bytes of changed data.
 set -u
 BUILD=${1:-build}
@@ -20,7 +22,7 @@ export CSNAP_SRC=${CSNAP_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 
 requires_run python3-libnbd "$py" -c 'import nbd'
 
-SIZE=${SIZE:-256M} PCT=${PCT:-10} ROUNDS=${ROUNDS:-3}
+SIZE=${SIZE:-256M} PCT=${PCT:-10} ROUNDS=${ROUNDS:-3} results=${RESULTS:-/dev/null}
 CS=65536
 cluster_start 2 "$(numfmt --from=iec "$SIZE" | awk '{print int($1 * 3)}')"
 d=$CLUSTER_DIR
@@ -33,27 +35,8 @@ start_export 1 "$sock1" s
 TSTORE=$d/tstore.img TORIGIN=$d/torigin.img
 truncate -s "$((OSIZE * 3))" "$TSTORE"
 truncate -s "$OSIZE" "$TORIGIN"
-cat >"$(node_conf 2)" <<CONF
-[global]
-host_id = 2
-node_name = node2
-address = $(node_addr 2)
-io_timeout = $CLUSTER_IO_TIMEOUT
-run_dir = $(node_dir 2)/run
-
-[store t]
-device = $TSTORE
-origin = $TORIGIN
-server = yes
-server_port = 0
-export = unix
-CONF
-"$C" mkstore --chunk-size 64K "$TSTORE" "$TORIGIN" >/dev/null || fail "mkstore t"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$TSTORE" >/dev/null || fail "lease init t"
-node_spawn 2 server "$C" server --grace-ms 0 t >/dev/null
-wait_log 2 server 'master for store' 60 || fail "node2's server did not become master"
+own_cluster 2 t "$TSTORE" "$TORIGIN" 64K
 sock2=$(node_dir 2)/run/t.sock
-start_export 2 "$sock2" t
 
 nchunks=$((OSIZE / CS))
 change() {	# PCT % of the chunks, random ones; data that compresses about 2:1
@@ -100,6 +83,8 @@ for round in $(seq 1 "$ROUNDS"); do
     wait_for 10 cs 2 snapshot delete t "$x" >/dev/null 2>&1 || fail "delete $x on t"
   done
   mbs() { awk -v b="$bytes" -v ms="$1" 'BEGIN { printf "%.1f", b / 1e6 / (ms / 1000) }'; }
+  printf 'sr\t%s\t%d\t%d\t%s\n' copy "$round" "$bytes" "$(mbs $((t1 - t0)))" \
+    send "$round" "$bytes" "$(mbs $((t2 - t1)))" compress "$round" "$bytes" "$(mbs $((t4 - t3)))" >>"$results"
   r_copy+=("$(mbs $((t1 - t0)))") r_send+=("$(mbs $((t2 - t1)))") r_comp+=("$(mbs $((t4 - t3)))")
   echo "round $round: $bytes bytes changed: raw copy $(mbs $((t1 - t0))) MB/s, send|receive $(mbs $((t2 - t1))) MB/s, --compress $(mbs $((t4 - t3))) MB/s"
 done

@@ -17,6 +17,8 @@ PACKAGES=(
   libcmocka-dev
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc
+  # tests/integration/store_upgrade.sh: the version-1 store image (tests/data)
+  xz-utils
   cppcheck
   # make fuzz / the fuzz targets in make check: clang and its libFuzzer
   clang libclang-rt-dev

@@ -103,6 +103,20 @@ store_init() {
     fail "lease init"
 }
 
+# own_cluster I NAME STORE ORIGIN CHUNK: node I leaves store s and runs a
+# cluster of its own (send/receive's target): store NAME made on STORE
+# over ORIGIN (both files made by the caller) with CHUNK-sized chunks, its
+# master, and its export on $(node_dir I)/run/NAME.sock.
+own_cluster() {
+  local i=$1 name=$2 store=$3 origin=$4 chunk=$5
+  node_write_conf "$i" "$name" "$store" "$origin"
+  "$C" mkstore --chunk-size "$chunk" "$store" "$origin" >/dev/null || fail "mkstore $name"
+  "$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$store" >/dev/null || fail "lease init $name"
+  node_spawn "$i" server "$C" server --grace-ms 0 "$name" >/dev/null
+  wait_log "$i" server 'master for store' 60 || fail "node$i's server did not become master of $name"
+  start_export "$i" "$(node_dir "$i")/run/$name.sock" "$name"
+}
+
 origin_fill() {
   case $1 in
     zero) rm -f "$CLUSTER_ORIGIN" && truncate -s "$2" "$CLUSTER_ORIGIN" ;;

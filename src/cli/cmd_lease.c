@@ -37,6 +37,34 @@ int cli_lease_area(const char *store, struct lease_area *a)
 	return rc < 0 ? err_prefix(-rc, "%s: superblock", store) : 0;
 }
 
+/* An existing store's lease area: refuse (-EBUSY) when any host holds its
+ * delta lease or never released it (it may have crashed while using the
+ * store: `csnap lease init --force` clears that deliberately).  */
+int cli_refuse_if_leases_held(const char *path, const struct csnap_sb *old)
+{
+	struct lease_area a;
+	struct lease_host *hosts = NULL;
+	int n = 0, rc;
+
+	rc = lease_area_setup(&a, path, old->lease_offset, old->lease_align,
+			      old->lease_sector_size, (const struct csnap_uuid *)old->uuid);
+	if (rc == 0)
+		rc = lease_hosts(&a, &hosts, &n);
+	if (rc < 0)
+		return 0;	/* no readable lease area: nothing to protect */
+	for (int i = 0; i < n; i++) {
+		if (hosts[i].timestamp) {
+			rc = err_set(EBUSY, "%s: host_id %u (%s) holds or did not release its lease "
+				     "in this store; stop csnap there first, or clear the leases "
+				     "with `csnap lease init --force`", path, hosts[i].host_id,
+				     hosts[i].name[0] ? hosts[i].name : "?");
+			break;
+		}
+	}
+	free(hosts);
+	return rc < 0 ? rc : 0;
+}
+
 /* csnap.conf: CONF, else $CSNAP_CONF, else /etc/csnap/csnap.conf; with
  * REQUIRED unset, a missing default file just leaves the defaults.  */
 static int load_config(const char *conf, bool required, struct config *cfg)

@@ -13,6 +13,13 @@
 /* Reads STORE's superblock and fills the lease area (offsets, alignment,
  * sector size, lockspace from the store uuid).  */
 int cli_lease_area(const char *store, struct lease_area *a);
+/* Offline tools (mkstore --force, upgrade): -EBUSY with a one-line
+ * message when any host holds STORE's delta lease or never released it
+ * (it may have crashed while using the store: `csnap lease init --force`
+ * clears that deliberately); 0 when none does or there is no readable
+ * lease area.  OLD is the store's superblock.  */
+struct csnap_sb;
+int cli_refuse_if_leases_held(const char *path, const struct csnap_sb *old);
 /* `csnap lease init` on a store whose superblock is written: lockspace,
  * master lease and empty owner record.  mkstore calls it last.  */
 int cli_lease_init_store(const char *store, uint32_t io_timeout, bool force);

@@ -69,34 +69,6 @@ static int probe_signature(const char *path, char *type, size_t len)
 	return found;
 }
 
-/* An existing store's lease area: refuse (-EBUSY) when any host holds its
- * delta lease or never released it (it may have crashed while using the
- * store: `csnap lease init --force` clears that deliberately).  */
-static int refuse_if_leases_held(const char *path, const struct csnap_sb *old)
-{
-	struct lease_area a;
-	struct lease_host *hosts = NULL;
-	int n = 0, rc;
-
-	rc = lease_area_setup(&a, path, old->lease_offset, old->lease_align,
-			      old->lease_sector_size, (const struct csnap_uuid *)old->uuid);
-	if (rc == 0)
-		rc = lease_hosts(&a, &hosts, &n);
-	if (rc < 0)
-		return 0;	/* no readable lease area: nothing to protect */
-	for (int i = 0; i < n; i++) {
-		if (hosts[i].timestamp) {
-			rc = err_set(EBUSY, "%s: host_id %u (%s) holds or did not release its lease "
-				     "in this store; stop csnap there first, or clear the leases "
-				     "with `csnap lease init --force`", path, hosts[i].host_id,
-				     hosts[i].name[0] ? hosts[i].name : "?");
-			break;
-		}
-	}
-	free(hosts);
-	return rc < 0 ? rc : 0;
-}
-
 static int cmd_mkstore(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -182,7 +154,7 @@ static int cmd_mkstore(int argc, char **argv)
 		}
 		/* Even --force never formats a store some host still uses:
 		 * check its leases before anything is written.  */
-		if (refuse_if_leases_held(store_path, &old) < 0) {
+		if (cli_refuse_if_leases_held(store_path, &old) < 0) {
 			io_dev_close(dev);
 			return cli_error("%s", err_get());
 		}

@@ -451,14 +451,36 @@ void admin_snap_create(struct srv *s, struct req *r)
 
 /* ---- delete, set --------------------------------------------------------- */
 
+/* Looks up a live snapshot by name for an admin request; answers ENOENT
+ * itself when there is none.  */
+static bool find_live_snapshot(struct srv *s, struct req *r, const char *name,
+			       struct store_snapshot *sn)
+{
+	if (store_snapshot_find(s->st, name, sn) < 0 || !(sn->flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot");
+		return false;
+	}
+	return true;
+}
+
+/* Commits the change just made to snapshot ID and answers with its new
+ * description (what `snapshot set` and `rename` print).  */
+static void reply_snapinfo(struct srv *s, struct req *r, uint16_t type, uint32_t id)
+{
+	struct store_snapshot sn;
+	store_snapshot_get(s->st, id, &sn);
+	struct proto_msg m;
+	proto_msg_init(&m, type | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	commit_and_reply(s, r, &m);
+}
+
 void admin_snap_delete(struct srv *s, struct req *r)
 {
 	struct store_snapshot sn;
 	const char *name = r->m.u.snap_name.name;
-	if (store_snapshot_find(s->st, name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
-		reply_err(s, r, ENOENT, "no such snapshot");
+	if (!find_live_snapshot(s, r, name, &sn))
 		return;
-	}
 	if (snapshot_has_clients(s, sn.id)) {
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
 		return;
@@ -489,10 +511,8 @@ void admin_snap_set(struct srv *s, struct req *r)
 {
 	const struct proto_snap_set *ss = &r->m.u.snap_set;
 	struct store_snapshot sn;
-	if (store_snapshot_find(s->st, ss->name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
-		reply_err(s, r, ENOENT, "no such snapshot");
+	if (!find_live_snapshot(s, r, ss->name, &sn))
 		return;
-	}
 	if (need_quiet(s, r))
 		return;
 	int e = 0;
@@ -510,21 +530,15 @@ void admin_snap_set(struct srv *s, struct req *r)
 		reply_err(s, r, -e, err_get());
 		return;
 	}
-	store_snapshot_get(s->st, sn.id, &sn);
-	struct proto_msg m;
-	proto_msg_init(&m, PROTO_SNAP_SET | PROTO_REPLY, r->m.id);
-	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
-	commit_and_reply(s, r, &m);
+	reply_snapinfo(s, r, PROTO_SNAP_SET, sn.id);
 }
 
 void admin_snap_rename(struct srv *s, struct req *r)
 {
 	const struct proto_snap_rename *rn = &r->m.u.snap_rename;
 	struct store_snapshot sn, other;
-	if (store_snapshot_find(s->st, rn->name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
-		reply_err(s, r, ENOENT, "no such snapshot");
+	if (!find_live_snapshot(s, r, rn->name, &sn))
 		return;
-	}
 	if (strcmp(rn->name, rn->new_name) != 0 &&
 	    store_snapshot_find(s->st, rn->new_name, &other) == 0) {
 		reply_err(s, r, EEXIST, "a snapshot with the new name exists");
@@ -542,11 +556,7 @@ void admin_snap_rename(struct srv *s, struct req *r)
 		return;
 	}
 	log_info("snapshot %s (id %u) renamed to %s", sn.name, sn.id, rn->new_name);
-	store_snapshot_get(s->st, sn.id, &sn);
-	struct proto_msg m;
-	proto_msg_init(&m, PROTO_SNAP_RENAME | PROTO_REPLY, r->m.id);
-	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
-	commit_and_reply(s, r, &m);
+	reply_snapinfo(s, r, PROTO_SNAP_RENAME, sn.id);
 }
 
 /* ---- list, status, changed ----------------------------------------------- */

@@ -110,6 +110,9 @@ static int load_superblock(struct srv *s)
 	int r = csnap_sb_read_path(s->o.store_path, &sb);
 	if (r < 0)
 		return r;	/* the message names the path */
+	/* an older format: the master could not open it, say so at once */
+	if ((r = csnap_sb_writable(&sb, s->o.store_path)) < 0)
+		return r;
 	/* A node pointed at the wrong origin must never become master:
 	 * refuse before competing for the lease (and again at takeover).  */
 	if ((r = io_dev_open(s->o.origin_path, IO_DEV_RDONLY, &dev)) < 0)

@@ -106,6 +106,9 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	if (s->bad_sb_copies && !s->readonly)	/* check/dump report it themselves */
 		log_warn("%s: %s superblock copy is invalid; using the other one",
 			 io_dev_path(dev), s->bad_sb_copies & 1 ? "primary" : "backup");
+	if (!s->readonly && !opts->old_format &&
+	    (ret = csnap_sb_writable(&s->sb, io_dev_path(dev))) < 0)
+		goto fail;
 	const struct csnap_sb_engine *e = &s->sb.engine;
 	if (e->version == 0) {
 		ret = err_set(EINVAL, "store was never completely formatted (run mkstore again)");

@@ -44,7 +44,19 @@
 #include <stdint.h>
 
 #define CSNAP_SB_MAGIC		0x3142534b414e5343ULL	/* "CSNAKSB1" little-endian */
-#define CSNAP_FORMAT_VERSION	1
+/* Format versions (SB_VERSION).  This code writes CSNAP_FORMAT_VERSION and
+ * reads CSNAP_FORMAT_VERSION_MIN..CSNAP_FORMAT_VERSION; a store of an older
+ * version opens read-only until `csnap upgrade` (src/store/upgrade.c, one
+ * step per structure a version adds) moves it up; a newer one is refused.
+ *   1  the format until this session
+ *   2  additions of this session; every field added is such that all-zero
+ *      means "absent / as version 1 had it", so an upgrade at most
+ *      initialises structures (upgrade.c lists the steps)
+ * The engine area's own version (E_VERSION, CSNAP_ENGINE_VERSION) names
+ * the encoding of the engine layout fields and has not changed; it is not
+ * the format version.  */
+#define CSNAP_FORMAT_VERSION	2u
+#define CSNAP_FORMAT_VERSION_MIN	1u
 #define CSNAP_META_BLOCK_SIZE	4096
 #define CSNAP_SB_OFFSET		0
 #define CSNAP_SB_BACKUP_OFFSET	(64 * 1024)
@@ -182,7 +194,7 @@ enum {
 	SL_NAME_SIZE = 64,
 	SL_REQ_ID = 104,	/* u8[16] admin request that created it (0: none;
 				 * older stores have zero) */
-	SL_RB_CURSOR = 120,	/* le64 rollback source slot (ST_ROLLBACK) only:
+	SL_RB_CURSOR = 120,	/* le64 (version 2) rollback source slot (ST_ROLLBACK) only:
 				 * origin chunks below it are rolled back.  Was
 				 * reserved (zero); zero in every other slot */
 };

@@ -77,6 +77,9 @@ struct store_open_opts {
 				 * the current transaction. */
 	bool readonly;		/* no writes at all: a journal that needs replay
 				 * is replayed into memory only */
+	bool old_format;	/* open a store of an older format version
+				 * read-write (store_upgrade() and tests only):
+				 * without it such a store opens only read-only */
 };
 
 /* Opens the store at PATH (O_DIRECT), validates the superblock, replays the
@@ -96,6 +99,16 @@ void store_close(struct store *s);
  * replay.  For a writer that may no longer own the store (a master whose
  * lease may have run out must not write over a successor's blocks).  */
 void store_close_nockpt(struct store *s);
+
+/* Moves the store on DEV (not open anywhere else: the cluster stopped)
+ * up to CSNAP_FORMAT_VERSION, one version at a time, each crash-safely
+ * (upgrade.c): a cut leaves the old version or the new one.  *FROM gets
+ * the version found; a store already current is left untouched.  REPORT
+ * (may be NULL) gets one line per step run.  */
+int store_upgrade_dev(struct io_dev *dev, uint32_t *from,
+		      void (*report)(void *arg, const char *line), void *arg);
+int store_upgrade(const char *path, uint32_t *from,
+		  void (*report)(void *arg, const char *line), void *arg);
 
 /* Group commit: makes every change since the last commit durable as one
  * atomic transaction (journal write + flush).  No-op without changes.  */

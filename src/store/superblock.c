@@ -171,7 +171,10 @@ int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 			       (unsigned long long)blocknr);
 	memset(out, 0, sizeof *out);
 	out->version = get_le32(d + SB_VERSION);
-	if (out->version != CSNAP_FORMAT_VERSION)
+	if (out->version > CSNAP_FORMAT_VERSION)
+		return err_set(EINVAL, "store format version %u is newer than this csnap's (%u): "
+			       "use a newer csnap", out->version, CSNAP_FORMAT_VERSION);
+	if (out->version < CSNAP_FORMAT_VERSION_MIN)
 		return err_set(EINVAL, "unsupported format version %u", out->version);
 	out->seq = get_le64(d + SB_SEQ);
 	memcpy(out->uuid, d + SB_UUID, sizeof out->uuid);
@@ -219,6 +222,16 @@ int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out)
 	return sb_sanity(out);
 }
 
+int csnap_sb_writable(const struct csnap_sb *sb, const char *path)
+{
+	/* (a newer version never decodes: csnap_sb_decode refuses it) */
+	if (sb->version < CSNAP_FORMAT_VERSION)
+		return err_set(EROFS, "%s: store has format version %u (this csnap writes %u): "
+			       "read-only until `csnap upgrade %s`", path, sb->version,
+			       CSNAP_FORMAT_VERSION, path);
+	return 0;
+}
+
 int csnap_sb_read_path(const char *path, struct csnap_sb *out)
 {
 	struct io_dev *dev;
@@ -260,6 +273,8 @@ int csnap_sb_read(struct io_dev *dev, struct csnap_sb *out, unsigned *bad_copies
 		if (strstr(why[0], "magic") && strstr(why[1], "magic"))
 			return err_set(EINVAL, "%s: not a csnap store (no superblock magic)",
 				       io_dev_path(dev));
+		if (strcmp(why[0], why[1]) == 0)	/* e.g. both a newer version */
+			return err_set(EINVAL, "%s: %s", io_dev_path(dev), why[0]);
 		return err_set(EINVAL, "%s: %s; backup: %s", io_dev_path(dev), why[0], why[1]);
 	}
 	if (ok[0] && ok[1] && memcmp(copy[0].uuid, copy[1].uuid, 16) != 0)

@@ -80,6 +80,11 @@ int csnap_sb_decode(const void *block, uint64_t blocknr, struct csnap_sb *out);
 /* Sanity of the common (non-engine) fields, as decode checks them.  */
 int csnap_sb_decode_check_common(const struct csnap_sb *sb);
 
+/* 0 if this code may write a store with superblock SB (its format
+ * version is the current one), else -EROFS with the one-line message
+ * naming `csnap upgrade PATH` (older) that every writer gives.  */
+int csnap_sb_writable(const struct csnap_sb *sb, const char *path);
+
 /* Reads both copies, returns the valid one with the highest seq.
  * *bad_copies (may be NULL) gets a bit mask of invalid copies (1 = primary,
  * 2 = backup).  Fails only when neither copy is valid; the message then

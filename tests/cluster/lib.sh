@@ -97,9 +97,10 @@ node_dir() { echo "$CLUSTER_DIR/node$1"; }
 node_conf() { echo "$CLUSTER_DIR/node$1/csnap.conf"; }
 node_log() { echo "$CLUSTER_DIR/node$1/$2.log"; }
 
-# Node I's csnap.conf: host_id I, its name and address, one store "s".
+# Node I's csnap.conf: host_id I, its name and address, one store: "s"
+# on the cluster's store and origin, or NAME on STORE and ORIGIN.
 node_write_conf() {
-  local i=$1 d
+  local i=$1 name=${2:-s} store=${3:-$CLUSTER_STORE} origin=${4:-$CLUSTER_ORIGIN} d
   d=$(node_dir "$i")
   cat >"$d/csnap.conf" <<CONF
 [global]
@@ -110,9 +111,9 @@ io_timeout = $CLUSTER_IO_TIMEOUT
 run_dir = $d/run
 log_level = info
 
-[store s]
-device = $CLUSTER_STORE
-origin = $CLUSTER_ORIGIN
+[store $name]
+device = $store
+origin = $origin
 server = yes
 server_port = 0
 export = unix

@@ -37,28 +37,8 @@ start_export 1 "$sock1" s
 TSTORE=$d/tstore.img TORIGIN=$d/torigin.img
 truncate -s 64M "$TSTORE"
 head -c "$OSIZE" /dev/urandom >"$TORIGIN"
-cat >"$(node_conf 2)" <<CONF
-[global]
-host_id = 2
-node_name = node2
-address = $(node_addr 2)
-io_timeout = $CLUSTER_IO_TIMEOUT
-run_dir = $(node_dir 2)/run
-log_level = info
-
-[store t]
-device = $TSTORE
-origin = $TORIGIN
-server = yes
-server_port = 0
-export = unix
-CONF
-"$C" mkstore --chunk-size 16K "$TSTORE" "$TORIGIN" >/dev/null || fail "mkstore t"
-"$C" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$TSTORE" >/dev/null || fail "lease init t"
-node_spawn 2 server "$C" server --grace-ms 0 t >/dev/null
-wait_log 2 server 'master for store' 60 || fail "node2's server did not become master"
+own_cluster 2 t "$TSTORE" "$TORIGIN" 16K
 sock2=$(node_dir 2)/run/t.sock
-start_export 2 "$sock2" t
 
 src() { echo "nbd+unix:///$1?socket=$sock1"; }
 dst() { echo "nbd+unix:///$1?socket=$sock2"; }

@@ -22,9 +22,14 @@
 
 #include <stdio.h>
 
+/* Version 1: the store is formatted, its superblock relabelled version 1
+ * and the operations run on it opened with old_format: the bytes are
+ * exactly version 1's (GOLDEN_CRC has not changed since version 1).
+ * Version 2: the same on a store of the current version.  */
 #define GOLDEN_CRC 0x19ae579eu
+#define GOLDEN_CRC_V2 0x883e11efu
 
-static int golden_run(const char *path, uint32_t *crc_out)
+static int golden_run(const char *path, uint32_t version, uint32_t *crc_out)
 {
 	struct io_dev *dev;
 	struct csnap_sb sb;
@@ -48,8 +53,15 @@ static int golden_run(const char *path, uint32_t *crc_out)
 	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
 	if ((ret = io_dev_open(path, IO_DEV_RDWR, &dev)) < 0 || (ret = store_format(dev, &sb)) < 0)
 		return ret;
+	if (version != sb.version) {	/* relabel: every other byte is the same */
+		sb.version = version;
+		sb.seq--;	/* as written once by format */
+		if ((ret = csnap_sb_write(dev, &sb)) < 0)
+			return ret;
+	}
 	io_dev_close(dev);
-	if ((ret = store_open(path, NULL, &s)) < 0)
+	struct store_open_opts oo = { .old_format = true };
+	if ((ret = store_open(path, &oo, &s)) < 0)
 		return ret;
 	struct store_copy cp[64];
 	chunk_t dst[64];
@@ -97,23 +109,36 @@ static int golden_run(const char *path, uint32_t *crc_out)
 	return 0;
 }
 
-static void test_golden(void **state)
+static void golden(uint32_t version, uint32_t want)
 {
-	(void)state;
 	char *path = tu_tmpfile("golden", 0);
 	uint32_t crc = 0;
 
-	TU_OK(golden_run(path, &crc));
+	TU_OK(golden_run(path, version, &crc));
 	unlink(path);
 	free(path);
-	if (crc != GOLDEN_CRC)
-		fail_msg("store metadata crc %#x, format says %#x: the on-disk format changed", crc, GOLDEN_CRC);
+	if (crc != want)
+		fail_msg("version %u store metadata crc %#x, format says %#x: the on-disk format changed",
+			 version, crc, want);
+}
+
+static void test_golden_v1(void **state)
+{
+	(void)state;
+	golden(1, GOLDEN_CRC);
+}
+
+static void test_golden_v2(void **state)
+{
+	(void)state;
+	golden(2, GOLDEN_CRC_V2);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_golden_v1),
+		cmocka_unit_test(test_golden_v2),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

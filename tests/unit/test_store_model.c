@@ -40,6 +40,7 @@ struct model {
 	uint64_t origin[ORIGIN_CHUNKS];	/* what the origin must read */
 	uint64_t phys[ORIGIN_CHUNKS];	/* what the origin device holds */
 	uint32_t ids[MAXSNAP];		/* live snapshot ids, 0 = unused */
+	char names[MAXSNAP][32];
 	uint64_t snap[MAXSNAP][ORIGIN_CHUNKS];
 	uint64_t *storev;		/* version held by each store chunk */
 	uint64_t nstore;
@@ -281,6 +282,16 @@ static void verify_range(struct store *s, int idx, uint64_t first, uint32_t n)
 	}
 }
 
+/* Each live snapshot answers to its model name, and only to it.  */
+static void verify_name(struct store *s, int idx)
+{
+	struct store_snapshot sn;
+	if (store_snapshot_find(s, M.names[idx], &sn) < 0 || sn.id != M.ids[idx])
+		fail_msg("snapshot %u: name %s not found or another snapshot's", M.ids[idx], M.names[idx]);
+	TU_OK(store_snapshot_get(s, M.ids[idx], &sn));
+	assert_string_equal(sn.name, M.names[idx]);
+}
+
 static void verify_origin(struct store *s, uint64_t first, uint32_t n)
 {
 	chunk_t loc[ORIGIN_CHUNKS];
@@ -320,6 +331,7 @@ static void verify_all(struct store *s)
 	for (int i = 0; i < MAXSNAP; i++)
 		if (M.ids[i]) {
 			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_name(s, i);
 			verify_changed(s, i);
 		}
 }
@@ -385,6 +397,7 @@ static void test_model(void **state)
 			int i = find_idx(0);
 			assert_true(i >= 0);
 			M.ids[i] = id;
+			snprintf(M.names[i], sizeof M.names[i], "%s", name);
 			memcpy(M.snap[i], M.origin, sizeof M.origin);
 			M.nsnaps++;
 			stat_ops[2]++;
@@ -404,6 +417,20 @@ static void test_model(void **state)
 				M.ids[i] = 0;
 				M.nsnaps--;
 				stat_ops[3]++;
+			}
+		} else if (k < 91) {
+			/* rename; the old name must be free afterwards */
+			int i = random_live();
+			if (i >= 0) {
+				char name[32], old[32];
+				struct store_snapshot sn;
+				snprintf(name, sizeof name, "r%lu", op);
+				snprintf(old, sizeof old, "%s", M.names[i]);
+				TU_OK(store_snapshot_rename(s, M.ids[i], name));
+				snprintf(M.names[i], sizeof M.names[i], "%s", name);
+				assert_true(store_snapshot_find(s, old, &sn) < 0);
+				verify_name(s, i);
+				stat_ops[5]++;
 			}
 		} else if (k < 95) {
 			int r = store_cleanup(s, 1 + (unsigned)(rand() % 200));
@@ -440,8 +467,8 @@ static void test_model(void **state)
 	TU_OK(store_commit(s));
 	verify_all(s);
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
-		      "reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
-		      stat_ops[2], stat_ops[3], stat_ops[4], stat_ops[6]);
+		      "renames %llu, reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
+		      stat_ops[2], stat_ops[3], stat_ops[5], stat_ops[4], stat_ops[6]);
 	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
 		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
 		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],
