@@ -41,7 +41,7 @@ endif
 ifeq ($(DEBUG),1)
 CPPFLAGS_ALL += -DCSNAP_DEBUG
 endif
-LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -lzstd -ldevmapper -lpthread -lrt
+LDLIBS  := -lsanlock -lwdmd -laio -lblkid -luuid -lsodium -lzstd -lgnutls -ldevmapper -lpthread -lrt
 
 LIB_DIRS := utils ioengine lease src/store src/proto src/locate src/server src/agent src/export src/activate src/send
 LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))

@@ -4,8 +4,8 @@
  *   build/bench/engine [DIR] [MAX_MILLIONS] [MIN_MILLIONS]
  *
  * For 1 M and 10 M exceptions (up to MAX_MILLIONS, default 10), each with
- * 1 and with 256 live snapshots (255 during the inserts and lookups, the
- * 256th is the timed create), on a sparse store file in DIR (default
+ * 1 and with 256 live snapshots (254 during the inserts and lookups, the
+ * 255th is the timed create, the 256th the timed clone), on a sparse store file in DIR (default
  * /var/tmp; needs ~50 GB of sparse space, writes ~1-2 GB of metadata):
  *   inserts/s   origin writes of 64-chunk ranges that each record one new
  *               exception per chunk (the first-write path), with group
@@ -16,6 +16,11 @@
  *               rounds of 1 M (the build machine is shared);
  *   create ms   time to create one more snapshot (in memory), and
  *   commit ms   the commit that makes it durable (journal write + flush);
+ *   clone ms    a snapshot of a snapshot (`snapshot create NEW --from S`,
+ *               src/store/clone.c) of the first snapshot, which shares
+ *               every exception: its walk sets one bit in each, in steps
+ *               of 65,536 exceptions committed one by one as the server
+ *               does, wall time to the last commit, and its CPU time;
  *   RSS         resident memory of the process after the run (the
  *               metadata cache is 1 GiB).
  * Metadata only: no data chunk is copied (that is the server's I/O).
@@ -71,7 +76,7 @@ static void die(const char *what)
 	exit(1);
 }
 
-struct result { double ins, ins_cpu, look, create_ms, commit_ms; long rss; };
+struct result { double ins, ins_cpu, look, create_ms, commit_ms, clone_ms, clone_cpu_ms; unsigned clone_steps; long rss; };
 
 static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 {
@@ -109,9 +114,9 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	if (store_open(path, &o, &s) < 0)
 		die("store_open");
 	uint32_t ids[256];
-	/* with a full table the last snapshot is the one whose creation is
-	 * timed below (a free slot is needed) */
-	unsigned pre = nsnap == 256 ? 255 : nsnap;
+	/* with a full table the last two snapshots are the ones whose
+	 * creation and clone are timed below (each needs a free slot) */
+	unsigned pre = nsnap == 256 ? 254 : nsnap;
 	for (unsigned i = 0; i < pre; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "s%u", i);
@@ -168,7 +173,24 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 		die("commit");
 	double t_commit = now() - t0;
 
-	struct result r = { (double)nexc / t_ins, (double)nexc / c_ins, (double)nlook / t_look, t_create * 1e3, t_commit * 1e3, rss_kib() };
+	/* a snapshot of a snapshot: the walk over every exception */
+	unsigned steps = 1;
+	int cr;
+	t0 = now();
+	c0 = cpu_now();
+	if (store_snapshot_clone(s, "clone", ids[0], 0, NULL, &id) < 0)
+		die("clone");
+	while ((cr = store_clone_step(s, 65536)) > 0) {
+		steps++;
+		if (store_commit(s) < 0)
+			die("commit");
+	}
+	if (cr < 0 || store_commit(s) < 0)
+		die("clone step");
+	double t_clone = now() - t0, c_clone = cpu_now() - c0;
+
+	struct result r = { (double)nexc / t_ins, (double)nexc / c_ins, (double)nlook / t_look, t_create * 1e3,
+			    t_commit * 1e3, t_clone * 1e3, c_clone * 1e3, steps, rss_kib() };
 	store_close(s);
 	unlink(path);
 	return r;
@@ -181,16 +203,18 @@ int main(int argc, char **argv)
 	int minm = argc > 3 ? atoi(argv[3]) : 1;	/* e.g. 10: skip the 1 M runs */
 
 	log_init("engine-bench", LOG_LEVEL_WARN);
-	printf("%-12s %-9s %12s %12s %12s %10s %10s %8s\n", "exceptions", "snapshots", "inserts/s",
-	       "ins/cpu-s", "lookups/s", "create ms", "commit ms", "RSS MiB");
+	printf("%-12s %-9s %12s %12s %12s %10s %10s %10s %12s %6s %8s\n", "exceptions", "snapshots", "inserts/s",
+	       "ins/cpu-s", "lookups/s", "create ms", "commit ms", "clone ms", "clone cpu ms", "steps", "RSS MiB");
 	for (int m = minm; m <= maxm; m *= 10) {
 		struct result r1 = run(dir, (uint64_t)m * 1000000, 1);
-		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %8.1f\n", m * 1000000, 1, r1.ins,
-		       r1.ins_cpu, r1.look, r1.create_ms, r1.commit_ms, (double)r1.rss / 1024);
+		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %10.0f %12.0f %6u %8.1f\n", m * 1000000, 1, r1.ins,
+		       r1.ins_cpu, r1.look, r1.create_ms, r1.commit_ms, r1.clone_ms, r1.clone_cpu_ms,
+		       r1.clone_steps, (double)r1.rss / 1024);
 		fflush(stdout);
 		struct result r2 = run(dir, (uint64_t)m * 1000000, 256);
-		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %8.1f\n", m * 1000000, 256, r2.ins,
-		       r2.ins_cpu, r2.look, r2.create_ms, r2.commit_ms, (double)r2.rss / 1024);
+		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %10.0f %12.0f %6u %8.1f\n", m * 1000000, 256, r2.ins,
+		       r2.ins_cpu, r2.look, r2.create_ms, r2.commit_ms, r2.clone_ms, r2.clone_cpu_ms,
+		       r2.clone_steps, (double)r2.rss / 1024);
 		printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f wall, %.2f cpu\n",
 		       r2.ins / r1.ins, r2.ins_cpu / r1.ins_cpu);
 		fflush(stdout);

@@ -14,6 +14,8 @@ PACKAGES=(
   libdevmapper-dev libaio-dev libblkid-dev uuid-dev libsodium-dev
   # csnap send --compress (zstd per data record)
   libzstd-dev
+  # TLS for TCP NBD exports (export_tls); certtool and psktool for its tests
+  libgnutls28-dev gnutls-bin
   libcmocka-dev
   libnbd-bin python3-libnbd nbdkit fio qemu-utils
   util-linux e2fsprogs iproute2 procps psmisc

@@ -94,10 +94,63 @@ static int copy_str(char *dst, size_t size, const char *v)
 	return 0;
 }
 
+/* export_tls* keys, in [global] or a [store].  -ENOENT: not one.  */
+int config_tls_key(struct config_tls *t, const char *key, const char *v)
+{
+	if (!strcmp(key, "export_tls")) {
+		if (!strcmp(v, "off") || !strcmp(v, "no"))
+			t->mode = EXPORT_TLS_OFF;
+		else if (!strcmp(v, "on") || !strcmp(v, "yes"))
+			t->mode = EXPORT_TLS_ON;
+		else if (!strcmp(v, "require"))
+			t->mode = EXPORT_TLS_REQUIRE;
+		else
+			return -EINVAL;
+		t->mode_set = true;
+		return 0;
+	}
+	if (!strcmp(key, "export_tls_psk")) {
+		t->psk_set = true;
+		return copy_str(t->psk, sizeof t->psk, v);
+	}
+	if (!strcmp(key, "export_tls_certificates")) {
+		t->certificates_set = true;
+		return copy_str(t->certificates, sizeof t->certificates, v);
+	}
+	if (!strcmp(key, "export_tls_verify_peer")) {
+		t->verify_peer_set = true;
+		return parse_bool(v, &t->verify_peer);
+	}
+	return -ENOENT;
+}
+
+int config_tls_resolve(struct config_tls *t, const struct config_tls *dflt)
+{
+	if (!t->mode_set)
+		t->mode = dflt->mode;
+	if (!t->psk_set)
+		memcpy(t->psk, dflt->psk, sizeof t->psk);
+	if (!t->certificates_set)
+		memcpy(t->certificates, dflt->certificates, sizeof t->certificates);
+	if (!t->verify_peer_set)
+		t->verify_peer = dflt->verify_peer;
+	t->mode_set = t->psk_set = t->certificates_set = t->verify_peer_set = true;
+	if (t->mode != EXPORT_TLS_OFF && !t->psk[0] && !t->certificates[0])
+		return err_set(EINVAL, "export_tls = %s needs export_tls_psk or "
+			       "export_tls_certificates", t->mode == EXPORT_TLS_ON ? "on" : "require");
+	if (t->verify_peer && !t->certificates[0])
+		return err_set(EINVAL, "export_tls_verify_peer needs export_tls_certificates "
+			       "(the CA that signs client certificates)");
+	return 0;
+}
+
 static int global_key(struct config *cfg, const char *key, const char *v)
 {
 	uint64_t n;
+	int r = config_tls_key(&cfg->export_tls, key, v);
 
+	if (r != -ENOENT)
+		return r;
 	if (!strcmp(key, "host_id")) {
 		if (parse_u64(v, 1, 2000, &n))
 			return -EINVAL;
@@ -126,7 +179,10 @@ static int global_key(struct config *cfg, const char *key, const char *v)
 static int store_key(struct config_store *st, const char *key, const char *v)
 {
 	uint64_t n;
+	int r = config_tls_key(&st->export_tls, key, v);
 
+	if (r != -ENOENT)
+		return r;
 	if (!strcmp(key, "device"))
 		return copy_str(st->device, sizeof st->device, v);
 	if (!strcmp(key, "origin"))
@@ -339,6 +395,12 @@ int config_load(const char *path, struct config *cfg)
 			memcpy(st->export_address, cfg->address, sizeof st->export_address);
 		if (!st->export_port)
 			st->export_port = 10809;
+		if (config_tls_resolve(&st->export_tls, &cfg->export_tls) < 0) {
+			char why[256];
+
+			snprintf(why, sizeof why, "%s", err_get());
+			return err_set(EINVAL, "%s: [store %s]: %s", path, st->name, why);
+		}
 		if (!st->activate[0])
 			snprintf(st->activate, sizeof st->activate, "origin");
 		if (!st->autoactivate_set)

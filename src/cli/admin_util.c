@@ -27,13 +27,14 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 		{ "use", no_argument, NULL, 'u' },
 		{ "unuse", no_argument, NULL, 'U' },
 		{ intopt ? intopt : "-", required_argument, NULL, 'P' },
+		{ nargs & ADMIN_FROM ? "from" : "-", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	uint64_t n;
 	bool opt_last = nargs & ADMIN_OPTIONAL_LAST, names = nargs & ADMIN_NAMES;
 
-	nargs &= ~(ADMIN_OPTIONAL_LAST | ADMIN_NAMES);
+	nargs &= ~(ADMIN_OPTIONAL_LAST | ADMIN_NAMES | ADMIN_FROM);
 	memset(a, 0, sizeof *a);
 	a->timeout_ms = 30000;
 	optind = 1;
@@ -55,6 +56,11 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 			if (parse_u64(optarg, 0, 3600, &n))
 				return cli_usage("--timeout takes seconds (0..3600)");
 			a->timeout_ms = (int)n * 1000;
+			break;
+		case 'F':
+			if (!proto_name_valid(optarg))
+				return cli_usage("invalid snapshot name '%s' (--from)", optarg);
+			a->from = optarg;
 			break;
 		case 'u': a->usecount_set = true; a->usecount_delta = 1; break;
 		case 'U': a->usecount_set = true; a->usecount_delta = -1; break;

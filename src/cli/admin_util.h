@@ -22,6 +22,7 @@ struct admin_args {
 	char master_addr[64];	/* --master ADDR:PORT, "" = look up */
 	uint16_t master_port;
 	int timeout_ms;		/* --timeout SECONDS */
+	const char *from;	/* --from SNAPSHOT (with ADMIN_FROM) */
 	bool usecount_set;	/* --use / --unuse */
 	int32_t usecount_delta;
 };
@@ -32,6 +33,8 @@ struct admin_args {
 /* NARGS | ADMIN_NAMES: the positionals after STORE are names of existing
  * snapshots (checked before any connection: a usage error).  */
 #define ADMIN_NAMES		0x200
+/* NARGS | ADMIN_FROM: --from SNAPSHOT is accepted (a->from).  */
+#define ADMIN_FROM		0x400
 
 /* Parses options and exactly NARGS positionals.  INTOPT names one extra
  * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit

@@ -184,9 +184,9 @@ static int activate_store(const char *conf, const struct config_store *st, char 
 	for (int i = 0; i < nvols; i++) {
 		struct act_vol v = {
 			.store = st->name, .uuid = uuid, .volume = vols[i], .id = ids[i],
-			.export_addr = st->export_kind == EXPORT_TCP ? st->export_address
-								     : st->export_socket,
-			.export_port = st->export_kind == EXPORT_TCP ? st->export_port : 0,
+			.export_addr = config_export_local_unix(st) ? st->export_socket
+								    : st->export_address,
+			.export_port = config_export_local_unix(st) ? 0 : st->export_port,
 			.timeout = st->nbd_timeout, .dead_timeout = st->nbd_dead_timeout,
 			.wait_ms = wait_s * 1000,
 		};

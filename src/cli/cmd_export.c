@@ -10,6 +10,9 @@
  *   csnap export --file PATH [--name NAME] [--readonly]
  *                [--socket PATH] [--tcp [ADDR:]PORT]
  *       serve a plain file or device as it is (no store, no snapshots).
+ *   Both take --tls off|on|require, --tls-psk FILE, --tls-certificates DIR
+ *   and --tls-verify-peer (TLS on the TCP listener), which override the
+ *   store's export_tls* settings key by key.
  *
  * Runs in the foreground until SIGINT or SIGTERM, then closes every
  * connection after its in-flight I/O finishes.
@@ -18,6 +21,9 @@
 
 #include "src/export/export.h"
 
+#include "utils/config.h"
+
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +38,14 @@ static int cmd_export(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "tcp", required_argument, NULL, 't' },
 		{ "master", required_argument, NULL, 'm' },
+		{ "tls", required_argument, NULL, 'T' },
+		{ "tls-psk", required_argument, NULL, 'P' },
+		{ "tls-certificates", required_argument, NULL, 'C' },
+		{ "tls-verify-peer", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static struct config_tls tls;	/* large (paths): off the stack */
+	const char *key;
 	const char *conf = NULL, *file = NULL, *name = "origin";
 	const char *sock = NULL, *tcp = NULL, *master = NULL;
 	struct export_opts eo;
@@ -51,6 +63,17 @@ static int cmd_export(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 't': tcp = optarg; break;
 		case 'm': master = optarg; break;
+		case 'T': key = "export_tls"; goto tls_key;
+		case 'P': key = "export_tls_psk"; goto tls_key;
+		case 'C': key = "export_tls_certificates"; goto tls_key;
+		case 'V': key = "export_tls_verify_peer"; optarg = "yes";
+		tls_key:
+			switch (config_tls_key(&tls, key, optarg)) {
+			case 0: break;
+			case -ENAMETOOLONG: return cli_usage("path too long");
+			default: return cli_usage("--tls takes off, on or require");
+			}
+			break;
 		default: return cli_usage(NULL);
 		}
 	}
@@ -60,7 +83,7 @@ static int cmd_export(int argc, char **argv)
 		if (!sock && !tcp)
 			return cli_usage("--file needs --socket PATH or --tcp [ADDRESS:]PORT");
 		fo = (struct export_file_opts){ .path = file, .name = name, .readonly = readonly,
-						.sock = sock, .tcp = tcp };
+						.sock = sock, .tcp = tcp, .tls = &tls };
 		return export_run_file(&fo);
 	}
 	if (optind != argc - 1)
@@ -68,10 +91,10 @@ static int cmd_export(int argc, char **argv)
 	if (!conf)
 		conf = getenv("CSNAP_CONF") ? getenv("CSNAP_CONF") : "/etc/csnap/csnap.conf";
 	eo = (struct export_opts){ .conf = conf, .store = argv[optind], .sock = sock,
-				   .tcp = tcp, .master = master };
+				   .tcp = tcp, .master = master, .tls = &tls };
 	return export_run(&eo);
 }
 
 CLI_COMMAND(export, "export",
-	    "[-c CONF] [--socket PATH|--tcp [ADDR:]PORT] [--master ADDR:PORT] STORE | --file PATH [--name NAME] [--readonly] --socket PATH|--tcp [ADDR:]PORT",
+	    "[-c CONF] [--socket PATH|--tcp [ADDR:]PORT] [--master ADDR:PORT] [TLS] STORE | --file PATH [--name NAME] [--readonly] --socket PATH|--tcp [ADDR:]PORT [TLS]; TLS: [--tls off|on|require] [--tls-psk FILE] [--tls-certificates DIR] [--tls-verify-peer]",
 	    "serve the origin and snapshots (or a plain file) over NBD", cmd_export)

@@ -29,7 +29,7 @@ static int cmd_create(int argc, char **argv)
 {
 	struct admin_args a;
 	int64_t prio = 0;
-	int r = admin_parse(argc, argv, 2, &a, "priority", &prio);
+	int r = admin_parse(argc, argv, 2 | ADMIN_FROM, &a, "priority", &prio);
 	if (r)
 		return r;
 	/* The rule the server applies too (utils/snapname.h): refused here
@@ -47,6 +47,11 @@ static int cmd_create(int argc, char **argv)
 	 * lost connection finds the snapshot its first attempt made.  */
 	m.flags |= PROTO_F_REQ_ID;
 	new_request_id(m.u.snap_create.req_id);
+	if (a.from) {
+		/* a snapshot of that snapshot (its content now, then its own) */
+		m.flags |= PROTO_F_FROM;
+		snprintf(m.u.snap_create.from, sizeof m.u.snap_create.from, "%s", a.from);
+	}
 	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot create", true);
 	if (!r) {
 		if (a.json)
@@ -174,8 +179,8 @@ static int cmd_list(int argc, char **argv)
 	return r;
 }
 
-CLI_COMMAND(snap_create, "snapshot create", "STORE NAME [--priority P] [--master ADDR:PORT]",
-	    "create a snapshot of the origin (cluster-wide barrier)", cmd_create)
+CLI_COMMAND(snap_create, "snapshot create", "STORE NAME [--from SNAPSHOT] [--priority P] [--master ADDR:PORT]",
+	    "create a snapshot of the origin (cluster-wide barrier), or with --from of a snapshot", cmd_create)
 CLI_COMMAND(snap_delete, "snapshot delete", "STORE NAME [--master ADDR:PORT]",
 	    "delete a snapshot", cmd_delete)
 CLI_COMMAND(snap_rename, "snapshot rename", "STORE OLD NEW [--master ADDR:PORT]",

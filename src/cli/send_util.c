@@ -122,7 +122,7 @@ int xfer_endpoint(const struct xfer_args *x, char *addr, size_t n, uint16_t *por
 	if (!cs)
 		return cli_error("store %s is not in %s: name its export with --export SOCKET|ADDR:PORT",
 				 x->a.args[0], conf ? conf : DEFAULT_CONF);
-	if (cs->export_kind == EXPORT_TCP) {
+	if (!config_export_local_unix(cs)) {
 		snprintf(addr, n, "%s", strcmp(cs->export_address, "0.0.0.0") ? cs->export_address
 									       : "127.0.0.1");
 		*port = cs->export_port;

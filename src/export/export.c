@@ -394,6 +394,31 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 	return 0;
 }
 
+/* TLS of the TCP listener: CLI's settings over DFLT's (the store's, or
+ * none), checked, then the credentials loaded.  */
+static int setup_tls(struct exporter *ex, const struct config_tls *cli,
+		     const struct config_tls *dflt)
+{
+	static const struct config_tls none;
+	static struct config_tls t;	/* large (paths): off the stack */
+	struct nbd_tls_opts o;
+
+	if (cli)
+		t = *cli;
+	else
+		memset(&t, 0, sizeof t);
+	if (config_tls_resolve(&t, dflt ? dflt : &none) < 0)
+		return -EINVAL;
+	o = (struct nbd_tls_opts){
+		.mode = t.mode == EXPORT_TLS_REQUIRE ? NBD_TLS_REQUIRE :
+			t.mode == EXPORT_TLS_ON ? NBD_TLS_ON : NBD_TLS_OFF,
+		.psk_file = t.psk[0] ? t.psk : NULL,
+		.cert_dir = t.certificates[0] ? t.certificates : NULL,
+		.verify_peer = t.verify_peer,
+	};
+	return nbd_server_set_tls(ex->srv, &o);
+}
+
 static int listen_all(struct exporter *ex, const struct export_opts *o)
 {
 	const struct config_store *st = ex->st;
@@ -414,6 +439,12 @@ static int listen_all(struct exporter *ex, const struct export_opts *o)
 		if ((rc = nbd_server_listen_tcp(ex->srv, st->export_address, st->export_port)) < 0)
 			return rc;
 		printf("tcp port %u\n", nbd_server_tcp_port(ex->srv));
+		if (config_export_local_unix(st)) {
+			/* TLS on TCP: this node's own plain clients here */
+			if ((rc = nbd_server_listen_unix(ex->srv, st->export_socket)) < 0)
+				return rc;
+			printf("unix socket %s\n", st->export_socket);
+		}
 	} else {
 		if ((rc = nbd_server_listen_unix(ex->srv, st->export_socket)) < 0)
 			return rc;
@@ -437,7 +468,7 @@ static int start_keeper(struct exporter *ex, const struct export_opts *o)
 	} else if (o->tcp) {
 		if ((rc = parse_hostport(o->tcp, addr, sizeof addr, &port)) < 0)
 			return rc;
-	} else if (ex->st->export_kind == EXPORT_TCP) {
+	} else if (!config_export_local_unix(ex->st)) {
 		snprintf(addr, sizeof addr, "%s", ex->st->export_address);
 	} else {
 		return act_keeper_start(&ex->tgt.uuid, ex->st->export_socket, 0,
@@ -509,6 +540,7 @@ int export_run(const struct export_opts *o)
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
 	    (rc = nbd_server_add(ex->srv, ex->origin)) < 0 ||
+	    (rc = setup_tls(ex, o->tls, &ex->st->export_tls)) < 0 ||
 	    (rc = session_create(ex->lp, &ex->tgt, PROTO_VOL_ADMIN, NULL, &admin_ops, ex,
 				 &ex->admin)) < 0 ||
 	    (rc = listen_all(ex, o)) < 0 ||
@@ -548,6 +580,7 @@ int export_run_file(const struct export_file_opts *o)
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
 	    (rc = volume_file_open(ex->lp, o->name, o->path, o->readonly, &vol)) < 0 ||
 	    (rc = nbd_server_add(ex->srv, vol)) < 0 ||
+	    (rc = setup_tls(ex, o->tls, NULL)) < 0 ||
 	    (o->sock && (rc = nbd_server_listen_unix(ex->srv, o->sock)) < 0) ||
 	    (o->tcp && (rc = nbd_server_listen_tcp(ex->srv, addr, port)) < 0))
 		goto out;

@@ -8,12 +8,16 @@
 
 #include <stdbool.h>
 
+struct config_tls;
+
 struct export_opts {
 	const char *conf;	/* csnap.conf */
 	const char *store;	/* [store NAME] (or its device as written) */
 	const char *sock;	/* overrides the configured listener ... */
 	const char *tcp;	/* ... "[ADDR:]PORT" */
 	const char *master;	/* "ADDR:PORT": skip the lease lookup (tests) */
+	/* --tls*: override the store's export_tls* key by key (NULL: none) */
+	const struct config_tls *tls;
 };
 
 /* Runs until SIGINT/SIGTERM.  Returns an exit status.  */
@@ -26,6 +30,7 @@ struct export_file_opts {
 	bool readonly;
 	const char *sock;	/* at least one of sock, tcp */
 	const char *tcp;
+	const struct config_tls *tls;	/* TLS on TCP (NULL: off) */
 };
 
 int export_run_file(const struct export_file_opts *o);

@@ -1,8 +1,8 @@
 /*
  * src/export/nbd_conn.h - internals shared by the NBD server's files:
  * nbd_server.c (sockets, connections, buffered I/O), nbd_handshake.c
- * (option haggling) and nbd_transmit.c (commands).  Not a public
- * interface.
+ * (option haggling), nbd_transmit.c (commands) and nbd_tls.c (TLS under
+ * the connection's I/O).  Not a public interface.
  *
  * A connection reads through a staging buffer and parses in place; it
  * writes through a queue of iovec-described messages flushed once per
@@ -15,11 +15,13 @@
 
 #include "src/export/loop.h"
 #include "src/export/nbd.h"
+#include "src/export/nbd_server.h"
 #include "src/export/volume.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define NBD_STAGE_SIZE		(256 * 1024)
@@ -57,7 +59,11 @@ enum nbd_conn_state {
 	NBD_ST_TX_HEADER,	/* transmission: request header */
 	NBD_ST_TX_PAYLOAD,	/* write payload */
 	NBD_ST_DRAIN,		/* NBD_CMD_DISC / OPT_ABORT: finish, then close */
+	NBD_ST_TLS_HS,		/* after NBD_OPT_STARTTLS: the TLS handshake */
 };
+
+struct nbd_tls_creds;
+struct nbd_tls_conn;
 
 struct nbd_req {
 	struct vol_req vr;
@@ -110,6 +116,15 @@ struct nbd_conn {
 	size_t inflight_bytes;
 	struct nbd_req *free_reqs;
 
+	/* TLS (nbd_tls.c).  tls_creds: the listener's (NULL on unix sockets
+	 * and with TLS off); tls: the session once STARTTLS was accepted;
+	 * every read and write goes through it once tls_up.  */
+	enum nbd_tls_mode tls_mode;
+	const struct nbd_tls_creds *tls_creds;
+	struct nbd_tls_conn *tls;
+	bool tls_up;
+	struct evloop_timer tls_more;	/* input buffered inside GnuTLS */
+
 	struct nbd_conn *next, *prev;
 };
 
@@ -135,6 +150,30 @@ void nbd_hs_greet(struct nbd_conn *c);
 void nbd_hs_client_flags(struct nbd_conn *c);
 void nbd_hs_option_header(struct nbd_conn *c);
 void nbd_hs_option_data(struct nbd_conn *c);
+
+/* nbd_tls.c */
+int nbd_tls_creds_load(const struct nbd_tls_opts *o, struct nbd_tls_creds **out);
+void nbd_tls_creds_free(struct nbd_tls_creds *cr);
+/* NBD_OPT_STARTTLS accepted: sets up the session and takes over the input
+ * staged after the option; the handshake starts once the ACK is out.
+ * Returns 0 or -errno (then nothing changed).  */
+int nbd_tls_start(struct nbd_conn *c);
+/* Drives the handshake (state NBD_ST_TLS_HS).  True: done, the options
+ * go on (NBD_ST_OPT_HEADER); false: waiting, or C was killed.  */
+bool nbd_tls_handshake(struct nbd_conn *c);
+/* Like recv()/sendmsg() on the session: >0, 0 at end of stream, -1 with
+ * errno (EAGAIN, EINTR; ECONNRESET once C was killed for a TLS error).  */
+ssize_t nbd_tls_recv(struct nbd_conn *c, void *buf, size_t len);
+ssize_t nbd_tls_sendv(struct nbd_conn *c, const struct iovec *iov, size_t niov);
+/* Input GnuTLS holds that epoll cannot report.  */
+bool nbd_tls_buffered(const struct nbd_conn *c);
+/* Events the session waits for beyond the connection's own.  */
+uint32_t nbd_tls_events(const struct nbd_conn *c);
+/* EPOLLOUT came while a read waited to write (a TLS 1.3 key update).  */
+bool nbd_tls_read_wants_write(const struct nbd_conn *c);
+/* Best-effort close_notify before a clean close.  */
+void nbd_tls_bye(struct nbd_conn *c);
+void nbd_tls_free(struct nbd_conn *c);
 
 /* nbd_transmit.c */
 void nbd_tx_header(struct nbd_conn *c);

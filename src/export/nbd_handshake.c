@@ -3,9 +3,13 @@
  * client flags, and option haggling up to NBD_OPT_GO or
  * NBD_OPT_EXPORT_NAME.
  *
- * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO.  Everything else
- * (TLS, structured replies, meta contexts, extended headers) gets
+ * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO, STARTTLS (on a
+ * TCP listener with TLS; the session itself is nbd_tls.c's).  Everything
+ * else (structured replies, meta contexts, extended headers) gets
  * NBD_REP_ERR_UNSUP, which every client handles by falling back.
+ * With TLS required, nothing but STARTTLS and ABORT is answered before TLS
+ * (NBD_REP_ERR_TLS_REQD; EXPORT_NAME, which has no error reply, ends the
+ * connection), so no export name or size is ever sent in clear.
  * Violations a reply cannot express (bad magic, unknown client flags, an
  * unknown name with EXPORT_NAME, too many options) end the connection.
  *
@@ -97,6 +101,46 @@ static void reply_err(struct nbd_conn *c, uint32_t type, const char *fmt, ...)
 		n = sizeof msg - 1;
 	log_debug("nbd %s: option %u refused: %s", c->peer, c->opt, msg);
 	reply(c, type, msg, (size_t)n);
+}
+
+static void opt_starttls(struct nbd_conn *c)
+{
+	if (c->opt_len) {
+		reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+		return;
+	}
+	if (c->tls_up) {
+		reply_err(c, NBD_REP_ERR_INVALID, "TLS is already active");
+		return;
+	}
+	if (c->tls_mode == NBD_TLS_OFF || !c->tls_creds) {
+		reply_err(c, NBD_REP_ERR_UNSUP, "TLS is not enabled on this export (export_tls)");
+		return;
+	}
+	if (nbd_tls_start(c) < 0) {
+		reply_err(c, NBD_REP_ERR_PLATFORM, "cannot start a TLS session");
+		return;
+	}
+	/* In clear, before the handshake: it starts once this is sent.  */
+	reply(c, NBD_REP_ACK, NULL, 0);
+}
+
+/* TLS required and not up: false if option C->opt must not run.  */
+static bool tls_allows(struct nbd_conn *c)
+{
+	if (c->tls_mode != NBD_TLS_REQUIRE || c->tls_up)
+		return true;
+	switch (c->opt) {
+	case NBD_OPT_STARTTLS:
+	case NBD_OPT_ABORT:
+		return true;
+	case NBD_OPT_EXPORT_NAME:
+		nbd_conn_kill(c, "NBD_OPT_EXPORT_NAME before TLS (export_tls = require)");
+		return false;
+	default:
+		reply_err(c, NBD_REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+		return false;
+	}
 }
 
 static void next_option(struct nbd_conn *c)
@@ -306,6 +350,11 @@ void nbd_hs_option_data(struct nbd_conn *c)
 		nbd_conn_kill(c, "option needs the fixed newstyle handshake");
 		return;
 	}
+	if (!tls_allows(c)) {
+		if (!c->dead)
+			next_option(c);
+		return;
+	}
 	switch (c->opt) {
 	case NBD_OPT_EXPORT_NAME:
 		if (c->opt_len > NBD_MAX_STRING) {
@@ -321,6 +370,9 @@ void nbd_hs_option_data(struct nbd_conn *c)
 		return;
 	case NBD_OPT_LIST:
 		opt_list(c);
+		break;
+	case NBD_OPT_STARTTLS:
+		opt_starttls(c);
 		break;
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:

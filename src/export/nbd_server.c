@@ -10,6 +10,11 @@
  * queued, stops reading until replies go out.
  * Output: replies are queued and sent with one sendmsg() per batch of the
  * event loop.
+ * TLS (nbd_tls.c) replaces recv()/sendmsg() on a TCP connection after
+ * NBD_OPT_STARTTLS; a plain connection never touches it (c->tls NULL).
+ * Input GnuTLS holds is invisible to epoll: the reader goes on while
+ * nbd_tls_buffered(), and a 0 ms timer (tls_more) comes back for it when
+ * the rounds of one wakeup run out.
  *
  * Peers cannot exhaust descriptors: connections are capped below the
  * descriptor limit, the oldest one still in the handshake is shed when too
@@ -56,6 +61,8 @@ struct listener {
 	bool is_unix;
 	char path[108];
 	uint16_t port;
+	enum nbd_tls_mode tls_mode;		/* TCP: the server's; unix: off */
+	const struct nbd_tls_creds *tls_creds;
 };
 
 struct cached_buf {
@@ -77,6 +84,8 @@ struct nbd_server {
 	unsigned long long serial;	/* connections accepted so far */
 	struct cached_buf *bufs[BUF_CLASSES];
 	unsigned nbufs[BUF_CLASSES];
+	enum nbd_tls_mode tls_mode;	/* for TCP listeners added from now */
+	struct nbd_tls_creds *tls_creds;
 };
 
 static void conn_readable(struct nbd_conn *c);
@@ -208,6 +217,8 @@ static void conn_free(struct nbd_conn *c)
 		c->next->prev = c->prev;
 	srv->nconns--;
 	evloop_timer_cancel(c->lp, &c->hs_timer);
+	evloop_timer_cancel(c->lp, &c->tls_more);
+	nbd_tls_free(c);
 	nbd_tx_free_reqs(c);
 	if (c->vol)
 		volume_detach(c->vol);
@@ -222,10 +233,18 @@ static void conn_update_events(struct nbd_conn *c)
 
 	if (c->dead)
 		return;
-	if (!c->paused && c->state != NBD_ST_DRAIN)
-		ev |= EPOLLIN;
-	if (c->out_head)
-		ev |= EPOLLOUT;
+	if (c->state == NBD_ST_TLS_HS) {
+		/* Only what the handshake waits for: a readable socket the
+		 * session cannot read yet would spin the loop.  */
+		ev = c->out_head ? EPOLLOUT : nbd_tls_events(c);
+	} else {
+		if (!c->paused && c->state != NBD_ST_DRAIN)
+			ev |= EPOLLIN;
+		if (c->out_head)
+			ev |= EPOLLOUT;
+		if (nbd_tls_read_wants_write(c))
+			ev = (ev & ~(uint32_t)EPOLLIN) | EPOLLOUT;
+	}
 	if (evloop_watch_mod(c->lp, &c->watch, ev) < 0)
 		nbd_conn_kill(c, err_get());
 }
@@ -242,6 +261,13 @@ static void conn_kick_fn(void *arg)
 	conn_flush(c);
 	if (c->dead)
 		return;
+	if (c->state == NBD_ST_TLS_HS && !c->out_head) {
+		/* The ACK of STARTTLS is out: the handshake may start.  */
+		if (nbd_tls_handshake(c))
+			conn_readable(c);
+		if (c->dead)
+			return;
+	}
 	if (c->paused && !over_limits(c)) {
 		c->paused = false;
 		conn_readable(c);
@@ -272,8 +298,11 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		log_warn("nbd %s: closing connection: %s", c->peer, why);
 	else
 		log_debug("nbd %s: connection closed", c->peer);
+	if (!why)
+		nbd_tls_bye(c);
 	c->dead = true;
 	evloop_timer_cancel(c->lp, &c->hs_timer);
+	evloop_timer_cancel(c->lp, &c->tls_more);
 	evloop_watch_del(c->lp, &c->watch);
 	close(c->fd);
 	c->fd = -1;
@@ -376,7 +405,10 @@ static void conn_flush(struct nbd_conn *c)
 				skip = 0;
 			}
 		}
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (c->tls_up)
+			n = nbd_tls_sendv(c, iov, msg.msg_iovlen);
+		else
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -482,23 +514,37 @@ static void conn_parse(struct nbd_conn *c)
 		case NBD_ST_DRAIN:
 			c->in_pos = c->in_end;
 			return;
+		case NBD_ST_TLS_HS:
+			/* nbd_tls_start() took what was staged */
+			return;
 		}
 	}
 }
 
+static ssize_t conn_recv(struct nbd_conn *c, void *buf, size_t len)
+{
+	if (c->tls_up)
+		return nbd_tls_recv(c, buf, len);
+	return recv(c->fd, buf, len, MSG_DONTWAIT);
+}
+
 static void conn_readable(struct nbd_conn *c)
 {
+	if (c->state == NBD_ST_TLS_HS) {
+		if (c->out_head || !nbd_tls_handshake(c))
+			return;
+	}
 	for (int rounds = 0; rounds < 32; rounds++) {
 		ssize_t n;
 
 		conn_parse(c);
-		if (c->dead || c->paused || c->state == NBD_ST_DRAIN)
+		if (c->dead || c->paused || c->state == NBD_ST_DRAIN || c->state == NBD_ST_TLS_HS)
 			return;
 		c->in_pos = c->in_end = 0;
 		if (c->state == NBD_ST_TX_PAYLOAD &&
 		    c->cur->vr.len - c->pay_have >= NBD_STAGE_SIZE) {
-			n = recv(c->fd, (uint8_t *)c->cur->vr.buf + c->pay_have,
-				 c->cur->vr.len - c->pay_have, MSG_DONTWAIT);
+			n = conn_recv(c, (uint8_t *)c->cur->vr.buf + c->pay_have,
+				      c->cur->vr.len - c->pay_have);
 			if (n > 0) {
 				c->pay_have += (size_t)n;
 				if (c->pay_have == c->cur->vr.len)
@@ -506,10 +552,10 @@ static void conn_readable(struct nbd_conn *c)
 				continue;
 			}
 		} else {
-			n = recv(c->fd, c->in, NBD_STAGE_SIZE, MSG_DONTWAIT);
+			n = conn_recv(c, c->in, NBD_STAGE_SIZE);
 			if (n > 0) {
 				c->in_end = (size_t)n;
-				if (n < NBD_STAGE_SIZE) {
+				if (n < NBD_STAGE_SIZE && !(c->tls && nbd_tls_buffered(c))) {
 					/* Probably drained: parse, and let epoll say
 					 * when there is more rather than asking.  */
 					conn_parse(c);
@@ -539,8 +585,21 @@ static void conn_readable(struct nbd_conn *c)
 	/* Out of rounds: what the last one staged is parsed now, since the
 	 * socket may be empty and no wakeup would come for it (requests that
 	 * ended exactly there would wait forever; export_burst.sh).  More in
-	 * the socket wakes us again.  */
+	 * the socket wakes us again; more inside GnuTLS would not.  */
 	conn_parse(c);
+	if (c->tls && !c->dead && nbd_tls_buffered(c))
+		evloop_timer_arm(c->lp, &c->tls_more, 0);
+}
+
+static void tls_more_fn(void *arg)
+{
+	struct nbd_conn *c = arg;
+
+	if (c->dead || c->paused)
+		return;		/* unpausing reads again */
+	conn_readable(c);
+	if (!c->dead)
+		nbd_conn_kick(c);
 }
 
 static void conn_event(void *arg, uint32_t events)
@@ -551,9 +610,16 @@ static void conn_event(void *arg, uint32_t events)
 		nbd_conn_kill(c, NULL);
 		return;
 	}
+	if (c->state == NBD_ST_TLS_HS && !c->out_head) {
+		conn_readable(c);	/* the handshake, then any options */
+		if (!c->dead)
+			nbd_conn_kick(c);
+		return;
+	}
 	if (events & EPOLLOUT)
 		conn_flush(c);
-	if (!c->dead && events & EPOLLIN)
+	if (!c->dead && (events & EPOLLIN ||
+			 (events & EPOLLOUT && nbd_tls_read_wants_write(c))))
 		conn_readable(c);
 	if (!c->dead)
 		nbd_conn_kick(c);
@@ -677,6 +743,10 @@ static void accept_event(void *arg, uint32_t events)
 		c->kick.arg = c;
 		c->hs_timer.fn = hs_timeout;
 		c->hs_timer.arg = c;
+		c->tls_more.fn = tls_more_fn;
+		c->tls_more.arg = c;
+		c->tls_mode = l->tls_mode;
+		c->tls_creds = l->tls_creds;
 		if (l->is_unix) {
 			int sndbuf = NBD_UNIX_SNDBUF;
 
@@ -730,6 +800,10 @@ static int add_listener(struct nbd_server *srv, int fd, bool is_unix, const char
 	l->port = port;
 	if (path)
 		snprintf(l->path, sizeof l->path, "%s", path);
+	if (!is_unix) {
+		l->tls_mode = srv->tls_mode;
+		l->tls_creds = srv->tls_creds;
+	}
 	rc = evloop_watch_add(srv->lp, &l->watch, fd, EPOLLIN, accept_event, l);
 	if (rc < 0) {
 		close(fd);
@@ -843,6 +917,26 @@ int nbd_server_create(struct evloop *lp, struct nbd_server **out)
 	return 0;
 }
 
+int nbd_server_set_tls(struct nbd_server *srv, const struct nbd_tls_opts *o)
+{
+	struct nbd_tls_creds *cr = NULL;
+	int rc;
+
+	if (o->mode != NBD_TLS_OFF && (rc = nbd_tls_creds_load(o, &cr)) < 0)
+		return rc;
+	/* Listeners already added keep the credentials they have.  */
+	CSNAP_ASSERT(!srv->tls_creds);
+	srv->tls_creds = cr;
+	srv->tls_mode = o->mode;
+	if (o->mode != NBD_TLS_OFF)
+		log_info("nbd: TLS %s on TCP (%s%s%s%s)",
+			 o->mode == NBD_TLS_REQUIRE ? "required" : "offered",
+			 o->psk_file ? "PSK " : "", o->psk_file ? o->psk_file : "",
+			 o->psk_file && o->cert_dir ? ", X.509 " : o->cert_dir ? "X.509 " : "",
+			 o->cert_dir ? o->cert_dir : "");
+	return 0;
+}
+
 void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
@@ -876,6 +970,7 @@ void nbd_server_destroy(struct nbd_server *srv)
 		}
 		conn_free(c);
 	}
+	nbd_tls_creds_free(srv->tls_creds);
 	while (srv->nvols)
 		volume_put(srv->vols[--srv->nvols]);
 	free(srv->vols);

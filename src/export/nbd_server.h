@@ -14,6 +14,7 @@
 #ifndef CSNAP_EXPORT_NBD_SERVER_H
 #define CSNAP_EXPORT_NBD_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct evloop;
@@ -24,7 +25,22 @@ struct volume;
  * size).  */
 #define NBD_SERVER_MAX_PAYLOAD	(32u * 1024 * 1024)
 
+/* TLS on TCP listeners (NBD_OPT_STARTTLS; nbd_tls.c).  OFF: STARTTLS is
+ * refused; ON: offered; REQUIRE: nothing but STARTTLS and ABORT before
+ * TLS, so no export name is learnt in clear.  Unix sockets are plain.  */
+enum nbd_tls_mode { NBD_TLS_OFF = 0, NBD_TLS_ON, NBD_TLS_REQUIRE };
+
+struct nbd_tls_opts {
+	enum nbd_tls_mode mode;
+	const char *psk_file;	/* psktool format (username:hexkey), or NULL */
+	const char *cert_dir;	/* ca-cert.pem, server-cert.pem, server-key.pem */
+	bool verify_peer;	/* X.509: clients must show a certificate the CA signed */
+};
+
 int nbd_server_create(struct evloop *lp, struct nbd_server **out);
+/* Loads the credentials now (a bad file fails here, with its name, not at
+ * the first client) and applies them to the TCP listeners added after.  */
+int nbd_server_set_tls(struct nbd_server *srv, const struct nbd_tls_opts *o);
 /* Closes listeners and connections; waits for their I/O to finish.  */
 void nbd_server_destroy(struct nbd_server *srv);
 

@@ -220,7 +220,7 @@ static uint16_t flags_allowed(uint16_t type)
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
 	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
 	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
-	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID;
+	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID | PROTO_F_FROM;
 	default:		return 0;
 	}
 }
@@ -390,6 +390,11 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			if (!memcmp(m->u.snap_create.req_id, zero, sizeof zero))
 				return err_set(EINVAL, "request id is all zero");
 			wr_bytes(w, m->u.snap_create.req_id, PROTO_REQ_ID_LEN);
+		}
+		if (m->flags & PROTO_F_FROM) {
+			if (!proto_name_valid(m->u.snap_create.from))
+				return err_set(EINVAL, "invalid parent snapshot name");
+			wr_str(w, m->u.snap_create.from);
 		}
 		return 0;
 	case PROTO_SNAP_DELETE:
@@ -734,6 +739,8 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			if (!r->bad && !memcmp(m->u.snap_create.req_id, zero, sizeof zero))
 				rd_fail(r, "request id is all zero");
 		}
+		if (m->flags & PROTO_F_FROM)
+			rd_name(r, m->u.snap_create.from, "parent snapshot name");
 		return;
 	case PROTO_SNAP_DELETE:
 		if (!reply)

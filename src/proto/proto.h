@@ -143,6 +143,9 @@ enum proto_type {
 #define PROTO_F_REQ_ID		0x0001	/* SNAP_CREATE: carries a request id
 					 * (a retry of the same create finds
 					 * its snapshot instead of EEXIST) */
+#define PROTO_F_FROM		0x0002	/* SNAP_CREATE: a snapshot of the
+					 * snapshot named in `from` (a master
+					 * older than the flag refuses it) */
 #define PROTO_F_REQ_IDS		0x0002	/* SNAP_LIST: give each snapshot's
 					 * request id (PROTO_SNAP_REQ_ID); a
 					 * master older than the flag refuses
@@ -242,6 +245,7 @@ struct proto_snap_create {
 	uint8_t req_id[PROTO_REQ_ID_LEN];	/* with PROTO_F_REQ_ID: random,
 						 * the same for every retry of
 						 * one create; never all zero */
+	char from[PROTO_NAME_MAX + 1];	/* with PROTO_F_FROM: the parent */
 };
 
 struct proto_snap_name {		/* SNAP_DELETE */

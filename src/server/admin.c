@@ -20,6 +20,19 @@
  * is answered when all did (or 5 s passed), so a snapshot
  * can be opened on every node as soon as `snapshot create` returns.
  *
+ * A snapshot of a snapshot (SNAP_CREATE with PROTO_F_FROM) needs no
+ * barrier: origin clients' unique chunks are unique for the new snapshot
+ * too (it has every exception its parent has).  Its parent must not be in
+ * use (no data request on a connection of it, no grant of a cut-off one
+ * left), as for delete and rename: a client that wrote the parent caches
+ * chunks as its own and would write them in place after they became
+ * shared.  The engine's walk (src/store/clone.c) then runs in steps of
+ * CLONE_BUDGET exceptions, each committed, whenever no copy-out is in
+ * flight (admin_poll); writes to the parent wait meanwhile (datapath.c).
+ * A new master resumes a walk it finds, and a retry of the create with
+ * the same request id adopts it.  When the walk is done the exports are
+ * told (SNAP_ADDED) as for any create, then the creator is answered.
+ *
  * Changes that need a quiet store (delete, set, rename) wait until no
  * copy-out is in flight, then change the engine and commit at once.
  * Exports learn of deletes and renames from their one-second snapshot
@@ -41,6 +54,7 @@
 #include <time.h>
 
 #define CLEANUP_BUDGET	65536
+#define CLONE_BUDGET	65536	/* exceptions per walk step of a clone */
 /* SNAP_ADDED: an export answers in milliseconds (it only adds a name); one
  * that has not within this is not waited for (it lists the snapshot within
  * a second once it recovers).  */
@@ -71,6 +85,9 @@ struct admin_state {
 	uint64_t added_seq;
 	unsigned added_pending;
 	int64_t added_deadline_ms;
+	/* the SNAP_CREATE --from whose walk runs (NULL: none, or a walk
+	 * resumed after a failover that no retry has adopted yet) */
+	struct req *clone_req;
 };
 
 int admin_init(struct srv *s)
@@ -112,12 +129,20 @@ bool admin_barrier_active(const struct srv *s)
 	return s->admin->barrier_active;
 }
 
+/* A clone's walk step commits: only with no copy-out in flight.  */
+static bool clone_can_step(const struct srv *s)
+{
+	return !copy_pending(s) && !s->busy.used && !copy_failed(s) && !s->fatal && !s->stopping;
+}
+
 int64_t admin_due_ms(const struct srv *s)
 {
 	const struct admin_state *a = s->admin;
 
 	if ((a->barrier_active && !a->barrier_pending) || a->create_deferred)
 		return grants_horizon(s);
+	if (store_clone_pending(s->st, NULL) && clone_can_step(s))
+		return csnap_now_ms();	/* the next walk step: no sleep */
 	return 0;
 }
 
@@ -135,6 +160,10 @@ void admin_shutdown(struct srv *s)
 		srv_req_done(s, a->added_req);
 		a->added_req = NULL;
 	}
+	if (a->clone_req) {
+		srv_req_done(s, a->clone_req);
+		a->clone_req = NULL;
+	}
 }
 
 static void reply_err(struct srv *s, struct req *r, int err, const char *why)
@@ -149,7 +178,8 @@ static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
 	(void)s;
 	memset(out, 0, sizeof *out);
 	out->id = sn->id;
-	out->flags = (sn->flags & STORE_SNAP_DELETING) ? PROTO_SNAP_BUSY : 0;
+	/* being deleted, or a snapshot of a snapshot still being made */
+	out->flags = (sn->flags & (STORE_SNAP_DELETING | STORE_SNAP_CLONING)) ? PROTO_SNAP_BUSY : 0;
 	snprintf(out->name, sizeof out->name, "%s", sn->name);
 	out->ctime = sn->ctime;
 	out->priority = sn->priority;
@@ -199,6 +229,7 @@ static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 /* ---- create + barrier ---------------------------------------------------- */
 
 static void added_conn_gone(struct srv *s, struct conn *c);
+static void clone_step(struct srv *s);
 
 static void barrier_start(struct srv *s, struct req *r)
 {
@@ -343,6 +374,7 @@ void admin_poll(struct srv *s)
 		s->admin->create_deferred = false;
 		srv_kick(s);
 	}
+	clone_step(s);
 	if (!s->admin->barrier_active || s->admin->barrier_pending || s->fatal)
 		return;
 	if (copy_pending(s) || copy_failed(s) || s->busy.used)
@@ -395,6 +427,126 @@ void admin_poll(struct srv *s)
 
 _Static_assert(PROTO_REQ_ID_LEN == STORE_REQ_ID_LEN, "request id sizes");
 
+/* ---- snapshot of a snapshot --------------------------------------------- */
+
+/* Starts the clone asked for by R (SNAP_CREATE with PROTO_F_FROM), or
+ * adopts the walk a previous master left if R is its retry.  */
+static void clone_start(struct srv *s, struct req *r)
+{
+	const struct proto_snap_create *sc = &r->m.u.snap_create;
+	struct store_snapshot parent, cs;
+	uint32_t pending = store_clone_pending(s->st, NULL);
+
+	if (pending) {
+		if (store_snapshot_get(s->st, pending, &cs) == 0 && !strcmp(cs.name, sc->name) &&
+		    (r->m.flags & PROTO_F_REQ_ID) && !memcmp(cs.req_id, sc->req_id, PROTO_REQ_ID_LEN)) {
+			log_info("snapshot %s: create retried while its copy of %s's exceptions runs: "
+				 "answered when that is done", cs.name, sc->from);
+			s->admin->clone_req = r;
+			return;
+		}
+		srv_park(s, r);		/* one at a time */
+		return;
+	}
+	if (store_snapshot_find(s->st, sc->from, &parent) < 0 || !(parent.flags & STORE_SNAP_LIVE)) {
+		reply_err(s, r, ENOENT, "no such snapshot to copy (--from)");
+		return;
+	}
+	if (snapshot_has_clients(s, parent.id)) {
+		reply_err(s, r, EBUSY, "the snapshot to copy (--from) is in use by connected clients");
+		return;
+	}
+	/* A client cut off a moment ago may still write chunks of the
+	 * parent it cached as its own: not before its grant ran out.  */
+	if (srv_snap_grants_until(s, parent.id) > csnap_now_ms()) {
+		grants_wait(s);
+		srv_park(s, r);
+		return;
+	}
+	if (need_quiet(s, r))
+		return;
+	uint32_t id;
+	int e = store_snapshot_clone(s->st, sc->name, parent.id, sc->priority,
+				     r->m.flags & PROTO_F_REQ_ID ? sc->req_id : NULL, &id);
+	if (e < 0) {
+		reply_err(s, r, -e, err_get());
+		return;
+	}
+	s->admin->clone_req = r;
+	log_info("snapshot %s: copying the exceptions of snapshot %s (id %u) to it (id %u)",
+		 sc->name, parent.name, parent.id, id);
+	(void)srv_commit_now(s);	/* -EAGAIN: the loop commits later */
+}
+
+/* The walk is done (and committed): the exports serve the new snapshot,
+ * then its creator hears back.  */
+static void clone_done(struct srv *s, uint32_t id)
+{
+	struct req *r = s->admin->clone_req;
+	struct store_snapshot sn;
+	struct proto_msg m;
+
+	s->admin->clone_req = NULL;
+	if (store_snapshot_get(s->st, id, &sn) < 0) {
+		if (r)
+			reply_err(s, r, EIO, err_get());
+		return;
+	}
+	log_info("snapshot %s created from snapshot %u (id %u, priority %d)", sn.name, sn.parent_id,
+		 sn.id, sn.priority);
+	srv_kick(s);		/* writes to the parent, creates parked behind it */
+	if (!r)
+		return;		/* resumed after a failover, nobody asked yet */
+	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
+	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	if (s->admin->added_req || s->admin->barrier_req) {
+		/* cannot happen (creates park behind a clone); answer plainly */
+		conn_send(r->c, &m);
+		srv_req_done(s, r);
+		return;
+	}
+	added_start(s, r, &m);
+}
+
+/* One step of the running clone's walk, committed.  */
+static void clone_step(struct srv *s)
+{
+	uint32_t id = store_clone_pending(s->st, NULL);
+
+	if (!id || !clone_can_step(s))
+		return;
+	int more = store_clone_step(s->st, CLONE_BUDGET);
+	if (more < 0) {
+		/* the open transaction may be half done: a fatal error */
+		srv_fatal(s, more, err_get());
+		return;
+	}
+	int e = srv_commit_now(s);
+	if (e < 0 && e != -EAGAIN) {
+		srv_fatal(s, e, err_get());
+		return;
+	}
+	if (more == 0) {
+		if (e == -EAGAIN) {
+			/* not durable yet: answer after the commit */
+			struct req *r = s->admin->clone_req;
+			struct store_snapshot sn;
+			struct proto_msg m;
+			s->admin->clone_req = NULL;
+			srv_kick(s);
+			if (r && store_snapshot_get(s->st, id, &sn) == 0) {
+				proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
+				fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+				srv_reply_after_commit(s, r, &m);
+			} else if (r) {
+				reply_err(s, r, EIO, err_get());
+			}
+			return;
+		}
+		clone_done(s, id);
+	}
+}
+
 /* Is SN the snapshot that an earlier attempt of request R created?  An
  * admin whose connection broke (master killed, network) retries with the
  * same request id: it must learn that its create was done, not get EEXIST
@@ -427,8 +579,12 @@ void admin_snap_create(struct srv *s, struct req *r)
 		commit_and_reply(s, r, &m);
 		return;
 	}
-	if (s->admin->barrier_active || s->admin->added_req) {
+	if (s->admin->barrier_active || s->admin->added_req || s->admin->clone_req) {
 		srv_park(s, r);
+		return;
+	}
+	if (r->m.flags & PROTO_F_FROM) {
+		clone_start(s, r);
 		return;
 	}
 	/* The commit must wait for departed clients' (or a previous

@@ -419,6 +419,13 @@ void dp_snap_write(struct srv *s, struct req *r)
 
 	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
 		return;
+	/* A snapshot being copied into a new one (admin.c, clone.c) keeps
+	 * its content until the copy is done: its writes wait.  */
+	uint32_t clone_parent;
+	if (store_clone_pending(s->st, &clone_parent) && clone_parent == c->snap_id) {
+		srv_park(s, r);
+		return;
+	}
 	if (ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;

@@ -7,9 +7,11 @@
  * data area and used by exactly one exception; that no tree block is
  * reachable twice; that masks are non-empty, name only snapshots in the
  * table, and give each snapshot at most one exception per origin chunk;
- * that the cleanup cursor's promise holds; that no exception below a
- * running rollback's cursor still carries its source's bit; and that both
- * bitmaps match exactly what the tree references.
+ * that the cleanup cursor's promise holds; that a running clone (clone.c)
+ * has a live parent and, beyond its cursor, its bit only beside the
+ * parent's; that no exception below a running rollback's cursor still
+ * carries its source's bit; and that both bitmaps match exactly what the
+ * tree references.
  */
 #include "src/store/store_int.h"
 
@@ -30,6 +32,8 @@ struct chk {
 	uint64_t acc[MASK_WORDS_MAX];	/* bits seen for the current origin chunk */
 	uint64_t cur_origin;
 	bool have_cur;
+	int clone_bit, clone_parent;	/* running clone's and parent's bits, -1 */
+	uint64_t clone_next;
 	uint64_t nodes;
 };
 
@@ -108,6 +112,10 @@ static void on_entry(void *arg, const uint8_t *e)
 				(unsigned long long)o);
 		k->acc[w] |= m;
 	}
+	if (k->clone_bit >= 0 && o >= k->clone_next && mask_test(e + BE_MASK, (uint32_t)k->clone_bit) &&
+	    (k->clone_parent < 0 || !mask_test(e + BE_MASK, (uint32_t)k->clone_parent)))
+		problem(k, "origin chunk %llu, store chunk %llu: the snapshot being cloned has its bit "
+			"beyond its walk without its parent's", (unsigned long long)o, (unsigned long long)st);
 	if (empty)
 		problem(k, "origin chunk %llu, store chunk %llu: exception with an empty share mask",
 			(unsigned long long)o, (unsigned long long)st);
@@ -123,6 +131,20 @@ static void check_table(struct chk *k)
 		if (!a->id)
 			continue;
 		k->allowed[i / 64] |= 1ULL << (i % 64);
+		if (a->flags & STORE_SNAP_CLONING) {
+			if (k->clone_bit >= 0)
+				problem(k, "two snapshots are being cloned (\"%s\" and \"%s\")",
+					s->st.slot[k->clone_bit].name, a->name);
+			k->clone_bit = (int)i;
+			k->clone_next = a->clone_next;
+			k->clone_parent = store_snap_slot(s, a->parent_id, true);
+			if (k->clone_parent < 0)
+				problem(k, "snapshot \"%s\" is being cloned from snapshot %u, which is not live",
+					a->name, a->parent_id);
+			if (a->clone_next > s->origin_chunks)
+				problem(k, "snapshot \"%s\": clone cursor %llu beyond the origin", a->name,
+					(unsigned long long)a->clone_next);
+		}
 		if (a->flags & ST_CLEANING)
 			k->cleaning[i / 64] |= 1ULL << (i % 64);
 		if (a->id > maxid)
@@ -131,7 +153,8 @@ static void check_table(struct chk *k)
 			const struct store_snapshot *b = &s->st.slot[j];
 			if (b->id == a->id)
 				problem(k, "snapshot id %u appears twice in the table", a->id);
-			if (b->id && (a->flags & b->flags & STORE_SNAP_LIVE) && !strcmp(a->name, b->name))
+			if (b->id && (a->flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)) &&
+			    (b->flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)) && !strcmp(a->name, b->name))
 				problem(k, "snapshot name \"%s\" appears twice", a->name);
 		}
 	}
@@ -189,7 +212,7 @@ static void check_bitmap(struct chk *k, const char *what, uint32_t type, uint64_
 
 long store_check_open(struct store *s, FILE *report)
 {
-	struct chk k = { .s = s, .out = report };
+	struct chk k = { .s = s, .out = report, .clone_bit = -1, .clone_parent = -1 };
 	const struct csnap_sb_engine *e = &s->sb.engine;
 
 	if (s->bad_sb_copies)

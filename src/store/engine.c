@@ -8,9 +8,12 @@
  *    until the commit that applies them);
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
- *  - a mask bit is set only for live snapshots, ones awaiting cleanup, or
- *    the source of a running rollback (rollback.c), which no operation
- *    here ever adds.
+ *  - a mask bit is set only for live snapshots, ones awaiting cleanup,
+ *    the snapshot being cloned (clone.c) and the source of a running
+ *    rollback (rollback.c, which no operation here ever adds); at origin
+ *    chunks its walk has not reached, the clone's bit is only ever set
+ *    together with its parent's (origin writes give it the parent's
+ *    copy-outs).
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
  * the open transaction half done: the caller then calls store_abort().
  */
@@ -284,6 +287,8 @@ void store_get_info(const struct store *s, struct store_info *out)
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
 			out->snapshots++;
+		else if (s->st.slot[i].flags & STORE_SNAP_CLONING)
+			out->snapshots_cloning++;
 		else if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK))
 			out->snapshots_deleting++;
 	}
@@ -435,7 +440,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		return ret;
 	bool any = false;
 	for (uint32_t w = 0; w < mw; w++)
-		any |= s->live[w] != 0;
+		any |= s->users[w] != 0;
 	if (!any)
 		return 0;
 	/* pass 1: which chunks still serve some live snapshot from the origin */
@@ -444,11 +449,12 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		return ret;
 	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
-		memcpy(need + (size_t)i * mw, s->live, mw * 8);
+		memcpy(need + (size_t)i * mw, s->users, mw * 8);
 	struct ow_walk ow = { need, first, mw };
 	ret = store_walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
+	store_clone_need(s, need, first, count);
 	for (uint32_t i = 0; i < count; i++) {
 		const uint64_t *nm = need + (size_t)i * mw;
 		bool set = false;
@@ -549,6 +555,9 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	if (slot == s->clone_parent)
+		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\": writes wait until that is done",
+			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
 	uint32_t bit = (uint32_t)slot;
 	ret = store_scratch(s, (size_t)count * 2);
 	if (ret < 0)

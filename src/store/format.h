@@ -51,7 +51,9 @@
  *   1  the format until this session
  *   2  additions of this session; every field added is such that all-zero
  *      means "absent / as version 1 had it", so an upgrade at most
- *      initialises structures (upgrade.c lists the steps)
+ *      initialises structures (upgrade.c lists the steps); among them
+ *      a snapshot of a snapshot being made: slot flag STORE_SNAP_CLONING
+ *      (0x8) and its cursor SL_CLONE_NEXT (zero in version 1: no step)
  * The engine area's own version (E_VERSION, CSNAP_ENGINE_VERSION) names
  * the encoding of the engine layout fields and has not changed; it is not
  * the format version.  */
@@ -194,9 +196,14 @@ enum {
 	SL_NAME_SIZE = 64,
 	SL_REQ_ID = 104,	/* u8[16] admin request that created it (0: none;
 				 * older stores have zero) */
-	SL_RB_CURSOR = 120,	/* le64 (version 2) rollback source slot (ST_ROLLBACK) only:
-				 * origin chunks below it are rolled back.  Was
-				 * reserved (zero); zero in every other slot */
+	SL_CLONE_NEXT = 120,	/* le64 snapshot of a snapshot being made
+				 * (STORE_SNAP_CLONING): the first origin chunk
+				 * its walk has not done yet; zero otherwise
+				 * (was reserved, zero, before) */
+	SL_RB_CURSOR = 120,	/* le64 the same bytes in the rollback source slot
+				 * (ST_ROLLBACK, rollback.c): origin chunks below
+				 * it are rolled back (the two kinds of slot
+				 * exclude each other) */
 };
 #define ST_SLOTS_PER_BLOCK	((CSNAP_META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
 

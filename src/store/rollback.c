@@ -51,6 +51,12 @@ int store_rollback_start(struct store *s, uint32_t id, bool delete_snap)
 		return err_set(EBUSY, "a rollback to snapshot \"%s\" is running (chunk %llu of %llu); "
 			       "wait for it to finish", rb->name, (unsigned long long)rb->rb_cursor,
 			       (unsigned long long)s->origin_chunks);
+	/* the walk of a snapshot of a snapshot follows its parent's bit,
+	 * which a rollback would hand to the source (clone.c) */
+	if (s->clone_slot >= 0)
+		return err_set(EBUSY, "snapshot \"%s\" is being made from \"%s\"; roll back when that "
+			       "is done", s->st.slot[s->clone_slot].name,
+			       s->clone_parent >= 0 ? s->st.slot[s->clone_parent].name : "?");
 	int slot = store_snap_slot(s, id, true);
 	if (slot < 0)
 		return slot;

@@ -4,6 +4,7 @@
  *
  * Create is O(1) in exceptions: a new snapshot gets a free mask bit, and
  * no exception carries a free bit, so it reads the origin everywhere.
+ * (A snapshot of a snapshot also walks the exceptions: clone.c.)
  * Delete clears the live bit at once; store_cleanup() then walks the tree
  * from a persistent cursor, clearing bits of non-live snapshots and
  * dropping exceptions left with no live user (a running rollback's source
@@ -31,6 +32,7 @@ void store_recompute_live(struct store *s)
 {
 	memset(s->live, 0, sizeof s->live);
 	memset(s->idtab, 0, sizeof s->idtab);
+	s->clone_slot = s->clone_parent = -1;
 	memset(s->post, 0, sizeof s->post);
 	s->rb_slot = -1;
 	for (uint32_t i = 0; i < s->st.nslots; i++)
@@ -45,6 +47,8 @@ void store_recompute_live(struct store *s)
 			if (rb && (s->st.slot[i].id == rb->parent_id || s->st.slot[i].id > rb->id))
 				s->post[i / 64] |= 1ULL << (i % 64);
 		}
+		if ((s->st.slot[i].flags & STORE_SNAP_CLONING) && s->clone_slot < 0)
+			s->clone_slot = (int)i;
 		if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK)) {
 			size_t h = id_hash(s->st.slot[i].id);
 			while (s->idtab[h].id)
@@ -53,9 +57,31 @@ void store_recompute_live(struct store *s)
 			s->idtab[h].slot = i;
 		}
 	}
-	memcpy(s->keep, s->live, sizeof s->keep);
+	memcpy(s->users, s->live, sizeof s->users);
+	if (s->clone_slot >= 0) {
+		s->users[s->clone_slot / 64] |= 1ULL << (s->clone_slot % 64);
+		/* a cloning slot's parent is live (delete refuses it): check.c */
+		int p = store_snap_slot(s, s->st.slot[s->clone_slot].parent_id, true);
+		s->clone_parent = p >= 0 ? p : -1;
+	}
+	/* the rollback source's exceptions are the origin's content: kept,
+	 * but the source is no user an origin write copies out for */
+	memcpy(s->keep, s->users, sizeof s->keep);
 	if (rb)
 		s->keep[s->rb_slot / 64] |= 1ULL << (s->rb_slot % 64);
+}
+
+/* Is NAME the name of a live snapshot or of one being cloned, other than
+ * EXCEPT_ID?  */
+bool store_name_taken(const struct store *s, const char *name, uint32_t except_id)
+{
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		const struct store_snapshot *sl = &s->st.slot[i];
+		if ((sl->flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)) && sl->id != except_id &&
+		    strcmp(sl->name, name) == 0)
+			return true;
+	}
+	return false;
 }
 
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only)
@@ -83,10 +109,11 @@ int store_snapshot_create(struct store *s, const char *name, int32_t priority,
 	return store_snapshot_create_req(s, name, priority, NULL, id_out);
 }
 
-int store_snapshot_create_req(struct store *s, const char *name, int32_t priority,
-			      const uint8_t *req_id, uint32_t *id_out)
+/* Takes a free slot (= mask bit) for a new live snapshot NAME and fills
+ * it in memory (not saved: the caller adjusts it, then st_save()).  */
+int store_snap_new(struct store *s, const char *name, int32_t priority,
+		   const uint8_t *req_id, uint32_t *slot_out)
 {
-	size_t len = name ? strlen(name) : 0;
 	int free_slot = -1;
 	bool deleting = false;
 
@@ -96,13 +123,13 @@ int store_snapshot_create_req(struct store *s, const char *name, int32_t priorit
 	 * name that an export could not serve gets into the table.  */
 	if (!name || snap_name_check(name) < 0)
 		return name ? -EINVAL : err_set(EINVAL, "no snapshot name");
+	if (store_name_taken(s, name, 0))
+		return err_set(EEXIST, "snapshot \"%s\" exists", name);
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		const struct store_snapshot *sl = &s->st.slot[i];
-		if ((sl->flags & STORE_SNAP_LIVE) && strcmp(sl->name, name) == 0)
-			return err_set(EEXIST, "snapshot \"%s\" exists", name);
 		if (!sl->id && free_slot < 0)
 			free_slot = (int)i;
-		deleting |= sl->id && !(sl->flags & STORE_SNAP_LIVE);
+		deleting |= sl->id && (sl->flags & (STORE_SNAP_DELETING | ST_CLEANING));
 	}
 	if (free_slot < 0)
 		return deleting ? err_set(EBUSY, "all %u snapshot slots in use; deleted snapshots are still being cleaned up",
@@ -116,15 +143,27 @@ int store_snapshot_create_req(struct store *s, const char *name, int32_t priorit
 	sl->priority = priority;
 	sl->ctime = (uint64_t)time(NULL);
 	sl->origin_chunks = s->origin_chunks;
-	memcpy(sl->name, name, len);
+	memcpy(sl->name, name, strlen(name));	/* snap_name_check bounds it */
 	if (req_id)
 		memcpy(sl->req_id, req_id, STORE_REQ_ID_LEN);
 	s->header_dirty = true;
-	int ret = st_save(&s->st, (uint32_t)free_slot);
+	*slot_out = (uint32_t)free_slot;
+	return 0;
+}
+
+int store_snapshot_create_req(struct store *s, const char *name, int32_t priority,
+			      const uint8_t *req_id, uint32_t *id_out)
+{
+	uint32_t slot;
+	int ret = store_snap_new(s, name, priority, req_id, &slot);
+
+	if (ret < 0)
+		return ret;
+	ret = st_save(&s->st, slot);
 	if (ret < 0)
 		return ret;
 	store_recompute_live(s);
-	*id_out = sl->id;
+	*id_out = s->st.slot[slot].id;
 	return 0;
 }
 
@@ -132,13 +171,20 @@ int store_snapshot_delete(struct store *s, uint32_t id)
 {
 	if (s->readonly)
 		return err_set(EROFS, "store opened read-only");
-	int slot = store_snap_slot(s, id, true);
+	/* a snapshot being cloned may be deleted: that abandons the clone */
+	int slot = store_snap_slot(s, id, false);
 	if (slot < 0)
 		return slot;
+	if (!(s->st.slot[slot].flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)))
+		return err_set(ENOENT, "no snapshot with id %u", id);
+	if (slot == s->clone_parent)
+		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\"; delete it when that is done",
+			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
 	if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == id)
 		return err_set(EBUSY, "snapshot \"%s\" is being rolled back onto the origin; "
 			       "delete it when the rollback has finished", s->st.slot[slot].name);
 	s->st.slot[slot].flags = STORE_SNAP_DELETING;
+	s->st.slot[slot].clone_next = 0;
 	store_recompute_live(s);
 	return st_save(&s->st, (uint32_t)slot);
 }
@@ -214,9 +260,8 @@ int store_snapshot_rename(struct store *s, uint32_t id, const char *new_name)
 	struct store_snapshot *sl = &s->st.slot[slot];
 	if (strcmp(sl->name, new_name) == 0)
 		return 0;
-	for (uint32_t i = 0; i < s->st.nslots; i++)
-		if ((s->st.slot[i].flags & STORE_SNAP_LIVE) && strcmp(s->st.slot[i].name, new_name) == 0)
-			return err_set(EEXIST, "snapshot \"%s\" exists", new_name);
+	if (store_name_taken(s, new_name, id))
+		return err_set(EEXIST, "snapshot \"%s\" exists", new_name);
 	/* snap_name_check() bounds the length to STORE_SNAP_NAME_MAX */
 	memset(sl->name, 0, sizeof sl->name);
 	memcpy(sl->name, new_name, strlen(new_name));
@@ -235,7 +280,8 @@ int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t 
 
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		const struct store_snapshot *sl = &s->st.slot[i];
-		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount || (in_use && in_use(arg, sl->id)))
+		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount || (in_use && in_use(arg, sl->id)) ||
+		    (int)i == s->clone_parent)
 			continue;
 		if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == sl->id)
 			continue;	/* being rolled back: cannot be deleted */
@@ -291,6 +337,7 @@ int store_cleanup(struct store *s, unsigned budget)
 			break;
 		uint8_t *e = btree_entry(&s->tree, &c);
 		bool dead = false, alive = false;
+		/* users: a running clone's bits are kept like a live one's */
 		for (uint32_t w = 0; w < mw; w++) {
 			uint64_t m = mask_word(e + BE_MASK, w);
 			dead |= (m & ~s->keep[w]) != 0;

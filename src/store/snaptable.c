@@ -34,7 +34,11 @@ static void decode(const uint8_t *p, struct store_snapshot *s)
 	memcpy(s->name, p + SL_NAME, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
 	memcpy(s->req_id, p + SL_REQ_ID, STORE_REQ_ID_LEN);
-	s->rb_cursor = get_le64(p + SL_RB_CURSOR);
+	/* one cursor field, whose meaning the slot's kind gives */
+	if (s->flags & ST_ROLLBACK)
+		s->rb_cursor = get_le64(p + SL_RB_CURSOR);
+	else
+		s->clone_next = get_le64(p + SL_CLONE_NEXT);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -52,7 +56,10 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	put_le64(p + SL_ORIGIN_CHUNKS, s->origin_chunks);
 	memcpy(p + SL_NAME, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
 	memcpy(p + SL_REQ_ID, s->req_id, STORE_REQ_ID_LEN);
-	put_le64(p + SL_RB_CURSOR, s->rb_cursor);
+	if (s->flags & ST_ROLLBACK)
+		put_le64(p + SL_RB_CURSOR, s->rb_cursor);
+	else
+		put_le64(p + SL_CLONE_NEXT, s->clone_next);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)
@@ -79,7 +86,7 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 		struct store_snapshot *s = &st->slot[i];
 		if (s->id && (s->bit != i || !name_ok || !s->flags || (s->flags & ~ST_KNOWN_FLAGS) ||
 			      __builtin_popcount(s->flags) != 1 ||
-			      (s->rb_cursor && !(s->flags & ST_ROLLBACK)))) {
+			      (s->clone_next && !(s->flags & STORE_SNAP_CLONING)))) {
 			st_free(st);
 			return err_set(EIO, "snapshot table: slot %u is corrupt", i);
 		}

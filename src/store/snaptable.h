@@ -17,8 +17,9 @@
 #define ST_CLEANING		0x4
 /* internal flag: the source of the running rollback (rollback.c): the
  * slot whose bit marks the origin chunks not yet rolled back; at most one */
-#define ST_ROLLBACK		0x8
-#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING | ST_ROLLBACK)
+#define ST_ROLLBACK		0x10
+#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING | STORE_SNAP_CLONING | \
+				 ST_ROLLBACK)
 
 struct snaptable {
 	struct bm *bm;

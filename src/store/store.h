@@ -162,6 +162,7 @@ struct store_info {
 	uint32_t tree_height;	/* 1 = root is a leaf */
 	uint32_t snapshots;	/* live snapshots */
 	uint32_t snapshots_deleting;	/* deleted, cleanup not finished */
+	uint32_t snapshots_cloning;	/* snapshots of snapshots being made */
 	uint64_t txn_seq;	/* sequence of the last committed transaction */
 };
 void store_get_info(const struct store *s, struct store_info *out);
@@ -207,6 +208,8 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 
 #define STORE_SNAP_LIVE		0x1
 #define STORE_SNAP_DELETING	0x2	/* deleted; its chunks are being freed */
+#define STORE_SNAP_CLONING	0x8	/* snapshot of a snapshot whose walk has
+					 * not finished: not readable yet */
 
 struct store_snapshot {
 	uint32_t id;		/* >= 1, never reused within a store */
@@ -214,13 +217,16 @@ struct store_snapshot {
 	uint32_t flags;		/* STORE_SNAP_* */
 	int32_t priority;	/* store-full policy: lower goes first */
 	uint32_t usecount;	/* users holding it (server-maintained) */
-	uint32_t parent_id;	/* 0 = snapshot of the origin (reserved for
-				 * snapshots of snapshots) */
+	uint32_t parent_id;	/* 0 = snapshot of the origin; else the
+				 * snapshot it was made from (which may
+				 * have been deleted since) */
 	uint64_t ctime;		/* creation, seconds since the epoch */
 	uint64_t origin_chunks;	/* origin size at creation, in chunks */
 	char name[STORE_SNAP_NAME_MAX + 1];
 	uint8_t req_id[STORE_REQ_ID_LEN];	/* the create request that made
 						 * it (all zero: none given) */
+	uint64_t clone_next;	/* STORE_SNAP_CLONING: first origin chunk
+				 * the walk has not done (else 0) */
 	chunk_t rb_cursor;	/* internal (rollback source slot only) */
 };
 
@@ -246,6 +252,30 @@ int store_snapshot_find(const struct store *s, const char *name,
 int store_snapshot_list(const struct store *s, struct store_snapshot *out,
 			unsigned max);
 int store_snapshot_set_priority(struct store *s, uint32_t id, int32_t prio);
+
+/* Snapshots of snapshots (clone.c).  store_snapshot_clone() starts NEW
+ * (NAME) as a copy of live snapshot PARENT_ID: it takes a free mask bit
+ * and a table slot marked STORE_SNAP_CLONING (the name is taken, the
+ * snapshot is not readable).  store_clone_step() then walks the
+ * exceptions from a persistent cursor, setting NEW's bit wherever the
+ * parent's is set, at most BUDGET exceptions (whole origin chunks) and at
+ * most half the journal's room per call; the caller commits between
+ * calls.  It returns 1 while more remains, 0 once the clone is live
+ * (*ID_OUT of store_clone_pending() then reads the parent's content as it
+ * was at store_snapshot_clone()), negative errno on error.  The walk
+ * resumes after a crash or reopen where its last commit left it.
+ * While a clone runs: writes to the parent fail with -EBUSY (its content
+ * must stay put), deleting the parent fails with -EBUSY, a second clone
+ * fails with -EBUSY; origin writes, reads, other snapshots and cleanup
+ * go on (origin writes copy out for NEW wherever the parent reads the
+ * origin).  Deleting NEW while it clones abandons the clone (cleanup
+ * clears its bits).  Cost: O(exceptions) in total, O(BUDGET) per call;
+ * lookups stay one descent whatever the depth of clones.  */
+int store_snapshot_clone(struct store *s, const char *name, uint32_t parent_id,
+			 int32_t priority, const uint8_t *req_id, uint32_t *id_out);
+int store_clone_step(struct store *s, unsigned budget);
+/* The id of the snapshot being cloned (0: none) and of its parent.  */
+uint32_t store_clone_pending(const struct store *s, uint32_t *parent_id);
 /* Gives live snapshot ID the name NEW_NAME (snap_name_check() rules, not
  * taken by another live snapshot: -EEXIST); its id, content and request id
  * are unchanged.  Journaled like create/delete: durable at the next

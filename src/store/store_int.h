@@ -33,14 +33,19 @@ struct store {
 	uint32_t mask_words;
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
+	uint64_t users[MASK_WORDS_MAX];	/* live | the cloning snapshot's bit:
+					 * who an origin write copies out for */
+	uint64_t keep[MASK_WORDS_MAX];	/* users | the rollback source's bit:
+					 * whose exceptions must be kept */
+	int clone_slot, clone_parent;	/* slots of the running clone and its
+					 * parent (clone.c); -1: none */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	/* the running rollback (rollback.c), from the table by
 	 * store_recompute_live(): rb_slot is the source slot (-1: none), its
-	 * bit marks the chunks still to roll back; keep = live | that bit
-	 * (bits cleanup must not strip); post = live snapshots that read the
-	 * source's exception at a pending chunk (taken after the start) */
+	 * bit marks the chunks still to roll back (and is in keep); post =
+	 * live snapshots that read the source's exception at a pending chunk
+	 * (taken after the start) */
 	int rb_slot;
-	uint64_t keep[MASK_WORDS_MAX];
 	uint64_t post[MASK_WORDS_MAX];
 	uint32_t next_id;
 	bool cleanup_active;
@@ -60,6 +65,10 @@ static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* clone.c: for the origin chunks [first, first+count) whose need masks
+ * (mask_words words each) an origin write computed, the running clone
+ * needs a copy exactly where its parent does until its walk got there. */
+void store_clone_need(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
 /* engine.c: calls FN(ARG, entry) on every exception of origin chunks
  * [first, first + count) in key order; LEAVES (may be NULL) gets the
  * number of leaves reached added.  */
@@ -75,6 +84,9 @@ int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
+bool store_name_taken(const struct store *s, const char *name, uint32_t except_id);
+int store_snap_new(struct store *s, const char *name, int32_t priority,
+		   const uint8_t *req_id, uint32_t *slot_out);
 /* rollback.c */
 /* True when exception mask M carries the rollback source's bit.  */
 static inline bool rb_source(const struct store *s, const uint8_t *m)

@@ -46,7 +46,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 39
+#define NSAMPLES 40
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -222,6 +222,13 @@ static void sample(int i, struct proto_msg *m)
 	case 38:
 		m->type = PROTO_SNAP_RENAME | PROTO_REPLY;
 		m->u.snapinfo = sample_snaps[1];
+		break;
+	case 39:	/* a snapshot of a snapshot */
+		m->type = PROTO_SNAP_CREATE;
+		m->flags = PROTO_F_REQ_ID | PROTO_F_FROM;
+		strcpy(m->u.snap_create.name, "nightly-copy");
+		memset(m->u.snap_create.req_id, 0x5a, PROTO_REQ_ID_LEN);
+		strcpy(m->u.snap_create.from, "nightly");
 		break;
 	}
 }
@@ -580,7 +587,13 @@ static void test_encode_rejects(void **state)
 	strcpy(m.u.snap_create.name, "a/b");
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(17, &m);
-	m.flags = 0x0002;		/* no such flag on SNAP_CREATE */
+	m.flags = 0x0004;		/* no such flag on SNAP_CREATE */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(39, &m);
+	strcpy(m.u.snap_create.from, "a/b");	/* --from names a snapshot */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(39, &m);
+	m.u.snap_create.from[0] = 0;
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(17, &m);
 	memset(m.u.snap_create.req_id, 0, PROTO_REQ_ID_LEN);	/* a request id is never zero */

@@ -3,6 +3,12 @@
  * exception engine: 100,000+ random origin writes, snapshot writes,
  * creates, deletes, cleanups, commits and reopens, checked against an
  * in-memory model of what the origin and every snapshot must read.
+ * Snapshots of snapshots (clone.c) to depth 8: a clone starts from a
+ * random live snapshot, its walk advances in random steps between the
+ * other operations (origin writes, reopens, cleanups, deletes of other
+ * snapshots); writes to and deletes of its parent must fail with EBUSY
+ * meanwhile; once live it reads what its parent read when it started,
+ * and is written, cloned and deleted (parents too) like any snapshot.
  *
  * Data is simulated by version numbers: the test keeps the version held by
  * every origin chunk and every store chunk and performs the copies the
@@ -41,6 +47,10 @@ struct model {
 	uint64_t phys[ORIGIN_CHUNKS];	/* what the origin device holds */
 	uint32_t ids[MAXSNAP];		/* live snapshot ids, 0 = unused */
 	char names[MAXSNAP][32];
+	unsigned depth[MAXSNAP];	/* 0: of the origin; clone: parent's + 1 */
+	bool cloning[MAXSNAP];		/* ids[i] is a clone whose walk runs */
+	int clone_idx, clone_parent;	/* the running clone, -1: none */
+	unsigned max_depth;
 	uint64_t snap[MAXSNAP][ORIGIN_CHUNKS];
 	uint64_t *storev;		/* version held by each store chunk */
 	uint64_t nstore;
@@ -48,9 +58,10 @@ struct model {
 	unsigned nsnaps;
 };
 
-static struct model M;
-static unsigned long long stat_ops[16];
-enum { ST_RB_START = 8, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
+static struct model M = { .clone_idx = -1, .clone_parent = -1 };
+static unsigned long long stat_ops[20];
+enum { ST_RB_START = 12, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
+#define MAX_DEPTH	8
 
 /* A background step prepared, committed and moved, not finished yet.  */
 static struct {
@@ -85,7 +96,7 @@ static bool release_victim(struct store *s)
 		return false;
 	TU_OK(store_snapshot_delete(s, id));
 	int i = find_idx(id);
-	assert_true(i >= 0);
+	assert_true(i >= 0 && !M.cloning[i] && i != M.clone_parent);
 	M.ids[i] = 0;
 	M.nsnaps--;
 	drain_cleanup(s);
@@ -99,7 +110,7 @@ static int random_live(void)
 		return -1;
 	for (;;) {
 		int i = rand() % MAXSNAP;
-		if (M.ids[i])
+		if (M.ids[i] && !M.cloning[i])
 			return i;
 	}
 }
@@ -252,6 +263,12 @@ static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t
 	uint32_t ncp;
 	int r;
 
+	if (idx == M.clone_parent) {
+		/* its content must stay put under the clone's walk */
+		assert_int_equal(store_snapshot_write(s, M.ids[idx], first, n, dst, cp, &ncp), -EBUSY);
+		stat_ops[10]++;
+		return;
+	}
 	while ((r = store_snapshot_write(s, M.ids[idx], first, n, dst, cp, &ncp)) == -ENOSPC) {
 		if (!release_victim(s))
 			fail_msg("ENOSPC with no snapshot left to release");
@@ -329,13 +346,73 @@ static void verify_all(struct store *s)
 {
 	verify_origin(s, 0, ORIGIN_CHUNKS);
 	for (int i = 0; i < MAXSNAP; i++)
-		if (M.ids[i]) {
+		if (M.ids[i] && !M.cloning[i]) {
 			verify_range(s, i, 0, ORIGIN_CHUNKS);
 			verify_name(s, i);
 			verify_changed(s, i);
 		}
 }
 
+
+/* A new clone of a live snapshot (biased towards the deepest, so chains
+ * reach MAX_DEPTH), or the next step of the running one.  */
+static void do_clone(struct store *s, unsigned long op)
+{
+	if (M.clone_idx >= 0) {
+		int r = store_clone_step(s, 1 + (unsigned)(rand() % 1000));
+		TU_OK(r);
+		stat_ops[8]++;
+		if (r == 0) {
+			int i = M.clone_idx;
+			uint32_t parent;
+			assert_int_equal(store_clone_pending(s, &parent), 0);
+			M.cloning[i] = false;
+			M.clone_idx = M.clone_parent = -1;
+			M.nsnaps++;
+			if (M.depth[i] > M.max_depth)
+				M.max_depth = M.depth[i];
+			stat_ops[7]++;
+			verify_range(s, i, 0, ORIGIN_CHUNKS);
+		}
+		return;
+	}
+	int p = -1;
+	if (rand() % 5) {
+		for (int i = 0; i < MAXSNAP; i++)
+			if (M.ids[i] && !M.cloning[i] && M.depth[i] < MAX_DEPTH &&
+			    (p < 0 || M.depth[i] > M.depth[p]))
+				p = i;
+	} else {
+		p = random_live();
+	}
+	if (p < 0 || M.depth[p] >= MAX_DEPTH)
+		return;
+	char name[32];
+	uint32_t id, parent;
+	snprintf(name, sizeof name, "c%lu", op);
+	int r = store_snapshot_clone(s, name, M.ids[p], rand() % 4, NULL, &id);
+	if (r == -ENOSPC || r == -EBUSY) {
+		drain_cleanup(s);
+		return;
+	}
+	TU_OK(r);
+	assert_int_equal(store_clone_pending(s, &parent), id);
+	assert_int_equal(parent, M.ids[p]);
+	/* not readable while its walk runs; its name is taken */
+	chunk_t loc;
+	assert_int_equal(store_snapshot_read(s, id, 0, 1, &loc), -ENOENT);
+	assert_int_equal(store_snapshot_create(s, name, 0, &parent), -EEXIST);
+	int i = find_idx(0);
+	assert_true(i >= 0);
+	M.ids[i] = id;
+	snprintf(M.names[i], sizeof M.names[i], "%s", name);
+	M.cloning[i] = true;
+	M.depth[i] = M.depth[p] + 1;
+	M.clone_idx = i;
+	M.clone_parent = p;
+	memcpy(M.snap[i], M.snap[p], sizeof M.snap[p]);
+	stat_ops[9]++;
+}
 
 static void test_model(void **state)
 {
@@ -362,7 +439,7 @@ static void test_model(void **state)
 		bool active = rollback_active(s);
 		if (active)
 			stat_ops[ST_RB_MIDOPS]++;
-		if (!active && rand() % 150 == 0) {
+		if (!active && rand() % 50 == 0) {
 			do_rollback_start(s);
 			continue;
 		}
@@ -384,6 +461,8 @@ static void test_model(void **state)
 			if (i >= 0)
 				verify_range(s, i, first, n);
 			verify_origin(s, first, n);
+		} else if (k < 83) {
+			do_clone(s, op);
 		} else if (k < 86) {
 			uint32_t id;
 			char name[32];
@@ -397,13 +476,26 @@ static void test_model(void **state)
 			int i = find_idx(0);
 			assert_true(i >= 0);
 			M.ids[i] = id;
+			M.depth[i] = 0;
 			snprintf(M.names[i], sizeof M.names[i], "%s", name);
 			memcpy(M.snap[i], M.origin, sizeof M.origin);
 			M.nsnaps++;
 			stat_ops[2]++;
 		} else if (k < 90) {
+			if (M.clone_idx >= 0 && rand() % 400 == 0) {
+				/* abandon the running clone */
+				TU_OK(store_snapshot_delete(s, M.ids[M.clone_idx]));
+				M.ids[M.clone_idx] = 0;
+				M.cloning[M.clone_idx] = false;
+				M.clone_idx = M.clone_parent = -1;
+				assert_int_equal(store_clone_pending(s, NULL), 0);
+				stat_ops[11]++;
+				continue;
+			}
 			int i = random_live();
-			if (i >= 0) {
+			if (i >= 0 && i == M.clone_parent) {
+				assert_int_equal(store_snapshot_delete(s, M.ids[i]), -EBUSY);
+			} else if (i >= 0) {
 				int r = store_snapshot_delete(s, M.ids[i]);
 				if (r == -EBUSY) {
 					/* only the snapshot being rolled back to */
@@ -464,11 +556,19 @@ static void test_model(void **state)
 			free(buf);
 		}
 	}
+	while (M.clone_idx >= 0)
+		do_clone(s, nops);
 	TU_OK(store_commit(s));
 	verify_all(s);
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
 		      "renames %llu, reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
 		      stat_ops[2], stat_ops[3], stat_ops[5], stat_ops[4], stat_ops[6]);
+	print_message("clones started %llu, done %llu, abandoned %llu, walk steps %llu, "
+		      "parent writes refused %llu, deepest clone %u\n", stat_ops[9], stat_ops[7],
+		      stat_ops[11], stat_ops[8], stat_ops[10], M.max_depth);
+	/* the runs must have reached what they are meant to cover */
+	if (nops >= 100000)
+		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0);
 	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
 		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
 		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],

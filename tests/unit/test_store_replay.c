@@ -9,13 +9,19 @@
  * real replay), `check` finds nothing wrong, and its contents are exactly
  * those of the last transaction whose store_commit() had returned - or of
  * the one whose commit was in progress at the cut.  Contents are compared
- * through a digest of the snapshot table, every snapshot's mapping, the
- * origin's mapping and the running rollback (snapshot, cursor).
+ * through a digest of the snapshot table and every snapshot's mapping.
+ * Snapshots of snapshots are made in small walk steps spread over many
+ * commits, so many cuts fall in the middle of a walk: the digest includes
+ * the walk's cursor, and after every cut the walk is resumed to its end,
+ * where the clone must map exactly what its parent maps (the parent
+ * cannot be written meanwhile).
  *
- * Rollbacks start often and move a few chunks per step, with the two
- * halves of a step (prepare, finish) in different transactions as the
- * master commits them, so many cuts fall in the middle of a rollback and
- * between the halves of a step; the test counts them.
+ * Rollbacks too (clones and rollbacks exclude each other): the digest
+ * includes the origin's mapping and the running rollback (snapshot,
+ * cursor); rollbacks move a few chunks per step, with the two halves of a
+ * step (prepare, finish) in different transactions as the master commits
+ * them, so many cuts fall in the middle of a rollback and between the
+ * halves of a step; the test counts them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -54,6 +60,12 @@ static uint32_t digest(struct store *s)
 
 	assert_true(n >= 0 && n <= 64);
 	for (int i = 0; i < n; i++) {
+		if (list[i].flags & STORE_SNAP_CLONING) {
+			/* a walk in progress: where it is is committed state */
+			h = crc32c(h, &list[i].id, sizeof list[i].id);
+			h = crc32c(h, &list[i].clone_next, sizeof list[i].clone_next);
+			continue;
+		}
 		if (!(list[i].flags & STORE_SNAP_LIVE))
 			continue;	/* cleanup progress is not content */
 		h = crc32c(h, &list[i].id, sizeof list[i].id);
@@ -64,7 +76,32 @@ static uint32_t digest(struct store *s)
 	return h;
 }
 
-static unsigned renames, rb_starts, rb_steps, rb_done;
+static unsigned renames, clones_started, clone_steps, cuts_in_walk;
+static unsigned rb_starts, rb_steps, rb_done;
+/* Rollbacks and clones exclude each other: rollbacks start only in one
+ * run of 25 commits out of three, so that both get their share of cuts.  */
+static bool rb_phase;
+static uint32_t last_clone;
+
+/* Runs the walk of a pending clone to its end: the clone must then map
+ * exactly what its parent maps.  Returns the clone's id (0: none).  */
+static uint32_t finish_clone(struct store *s)
+{
+	uint32_t parent, id = store_clone_pending(s, &parent);
+	chunk_t a[OCHUNKS], b[OCHUNKS];
+	int r;
+
+	if (!id)
+		return 0;
+	while ((r = store_clone_step(s, 7)) > 0)
+		TU_OK(store_commit(s));
+	TU_OK(r);
+	TU_OK(store_commit(s));
+	TU_OK(store_snapshot_read(s, id, 0, OCHUNKS, a));
+	TU_OK(store_snapshot_read(s, parent, 0, OCHUNKS, b));
+	assert_memory_equal(a, b, sizeof a);
+	return id;
+}
 
 /* A rollback step whose first half (prepare) is committed and whose
  * second half (finish) comes in a later transaction.  */
@@ -135,7 +172,7 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 			stepped = true;
 			continue;
 		}
-		if (!active && *nids && rand() % 10 == 0) {
+		if (!active && rb_phase && *nids && rand() % 2 == 0) {
 			unsigned i = (unsigned)rand() % *nids;
 			bool del = rand() % 3 == 0;
 			int e = store_rollback_start(s, ids[i], del);
@@ -158,7 +195,10 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 			if (e != -ENOSPC)
 				TU_OK(e);
 		} else if (r < 70 && *nids) {
-			int e = store_snapshot_write(s, ids[rand() % *nids], first, cnt, dst, cp, &ncp);
+			uint32_t id = ids[rand() % *nids], parent;
+			int e = store_snapshot_write(s, id, first, cnt, dst, cp, &ncp);
+			if (e == -EBUSY && store_clone_pending(s, &parent) && parent == id)
+				continue;	/* its clone's walk runs */
 			if (e != -ENOSPC)
 				TU_OK(e);
 		} else if (r < 80 && *nids < 12) {
@@ -181,11 +221,37 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 			}
 		} else if (r < 88 && *nids) {
 			unsigned i = (unsigned)rand() % *nids;
+			uint32_t parent;
+			if (store_clone_pending(s, &parent) && parent == ids[i]) {
+				assert_int_equal(store_snapshot_delete(s, ids[i]), -EBUSY);
+				continue;
+			}
 			int e = store_snapshot_delete(s, ids[i]);
 			if (e == -EBUSY)
 				continue;	/* the snapshot being rolled back to */
 			TU_OK(e);
 			ids[i] = ids[--*nids];
+		} else if (r < 94 && *nids) {
+			/* a snapshot of a snapshot, walked a few exceptions at a
+			 * time so that commits (and cuts) fall inside the walk */
+			uint32_t id, parent = 0;
+			if (store_clone_pending(s, &parent)) {
+				int e = store_clone_step(s, 1 + (unsigned)(rand() % 48));
+				TU_OK(e);
+				clone_steps++;
+				if (e == 0)
+					ids[(*nids)++] = last_clone;	/* now live */
+			} else if (*nids < 12) {
+				char name[32];
+				snprintf(name, sizeof name, "clone%d", rand());
+				int e = store_snapshot_clone(s, name, ids[rand() % *nids], 0, NULL, &id);
+				if (e == 0) {
+					last_clone = id;
+					clones_started++;
+				} else if (e != -EBUSY && e != -ENOSPC) {
+					TU_OK(e);
+				}
+			}
 		} else {
 			int e = store_cleanup(s, 1 + (unsigned)(rand() % 64));
 			TU_OK(e);
@@ -225,6 +291,7 @@ static void test_replay_cuts(void **state)
 	unsigned nids = 0;
 	rec[0] = (struct commit_rec){ 0, 0, digest(s) };
 	for (int i = 1; i <= NCOMMITS; i++) {
+		rb_phase = (i / 25) % 3 == 0;
 		random_ops(s, 1 + (unsigned)(rand() % 10), ids, &nids);
 		rec[i].before = io_log_count(log);
 		TU_OK(store_commit(s));
@@ -242,7 +309,7 @@ static void test_replay_cuts(void **state)
 	assert_true(nflush > 300);
 	assert_true(renames > 50);
 	print_message("%u rollbacks started, %u finished, %u steps\n", rb_starts, rb_done, rb_steps);
-	assert_true(rb_starts >= 10 && rb_done >= 5 && rb_steps >= 50);
+	assert_true(rb_starts >= 5 && rb_done >= 4 && rb_steps >= 40);
 	unsigned cuts = 0, mid_rollback = 0, mid_step = 0;
 	for (size_t k = 1; k <= nflush; k++) {
 		/* every flush early on, then a random sample: hundreds of cuts */
@@ -279,13 +346,19 @@ static void test_replay_cuts(void **state)
 		TU_OK(store_open(target, &o, &s));	/* real replay */
 		assert_int_equal(digest(s), got);
 		assert_int_equal(store_check_open(s, stderr), 0);
+		/* a walk cut short resumes where its last commit left it */
+		cuts_in_walk += finish_clone(s) != 0;
+		assert_int_equal(store_check_open(s, stderr), 0);
 		store_close(s);
 		assert_int_equal(store_check(target, stderr), 0);
 		cuts++;
 	}
-	print_message("%u cuts recovered consistently, %u in the middle of a rollback "
-		      "(%u after its first step)\n", cuts, mid_rollback, mid_step);
+	print_message("%u cuts recovered consistently, %u in the middle of a clone's walk "
+		      "(%u clones, %u walk steps), %u in the middle of a rollback (%u after its "
+		      "first step)\n", cuts, cuts_in_walk, clones_started, clone_steps, mid_rollback,
+		      mid_step);
 	assert_true(cuts >= 200);
+	assert_true(cuts_in_walk >= 50);
 	assert_true(mid_rollback >= 50 && mid_step >= 20);
 	io_log_free(log);
 	free(rec);

@@ -110,6 +110,39 @@ static void test_config_good(void **state)
 	free(cfg);
 }
 
+/* export_tls*: [global] is every store's default, a store overrides it
+ * key by key.  */
+static void test_config_tls(void **state)
+{
+	struct config *cfg = malloc(sizeof *cfg);
+	char *p = write_tmp(
+		"[global]\nhost_id = 1\nexport_tls = require\nexport_tls_psk = /etc/k.psk\n"
+		"[store a]\ndevice = /a\n"
+		"[store b]\ndevice = /b\nexport_tls = on\nexport_tls_certificates = /etc/pki\n"
+		"export_tls_verify_peer = yes\n"
+		"[store c]\ndevice = /c\nexport_tls = off\n");
+	(void)state;
+	assert_int_equal(config_load(p, cfg), 0);
+	assert_int_equal(cfg->stores[0].export_tls.mode, EXPORT_TLS_REQUIRE);
+	assert_string_equal(cfg->stores[0].export_tls.psk, "/etc/k.psk");
+	assert_string_equal(cfg->stores[0].export_tls.certificates, "");
+	assert_false(cfg->stores[0].export_tls.verify_peer);
+	assert_int_equal(cfg->stores[1].export_tls.mode, EXPORT_TLS_ON);
+	assert_string_equal(cfg->stores[1].export_tls.psk, "/etc/k.psk");
+	assert_string_equal(cfg->stores[1].export_tls.certificates, "/etc/pki");
+	assert_true(cfg->stores[1].export_tls.verify_peer);
+	assert_int_equal(cfg->stores[2].export_tls.mode, EXPORT_TLS_OFF);
+	unlink(p);
+	free(p);
+	/* No TLS key at all: off.  */
+	p = write_tmp("[global]\nhost_id = 1\n[store a]\ndevice = /a\n");
+	assert_int_equal(config_load(p, cfg), 0);
+	assert_int_equal(cfg->stores[0].export_tls.mode, EXPORT_TLS_OFF);
+	unlink(p);
+	free(p);
+	free(cfg);
+}
+
 static void expect_bad(const char *text, const char *needle)
 {
 	struct config *cfg = malloc(sizeof *cfg);
@@ -147,6 +180,13 @@ static void test_config_bad(void **state)
 	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\norigin = /o\ndevice = /a\n",
 		   ":6: [store s]: device is set again (first at line 4)");
 	expect_bad("host_id = 1\n", "outside");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\nexport_tls = maybe\n",
+		   ":5: [store s]: bad value for export_tls: 'maybe'");
+	expect_bad("[global]\nhost_id = 1\nexport_tls = on\n[store s]\ndevice = /a\n",
+		   "[store s]: export_tls = on needs export_tls_psk or export_tls_certificates");
+	expect_bad("[global]\nhost_id = 1\n[store s]\ndevice = /a\nexport_tls = require\n"
+		   "export_tls_psk = /k\nexport_tls_verify_peer = yes\n",
+		   "export_tls_verify_peer needs export_tls_certificates");
 
 	struct config *cfg = malloc(sizeof *cfg);
 	assert_true(config_load("/nonexistent/csnap.conf", cfg) < 0);
@@ -362,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_config_good),
 		cmocka_unit_test(test_config_bad),
+		cmocka_unit_test(test_config_tls),
 		cmocka_unit_test(test_uuid_and_err),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_snap_names),

@@ -1,0 +1,210 @@
+#!/usr/bin/python3
+"""NBD_OPT_STARTTLS spoken by hand against a csnap export (export_tls.sh).
+
+usage: export_tls.py require HOST PORT
+       export_tls.py hostile HOST PORT CERTDIR UNIX_SOCKET
+
+require: the export requires TLS (export_tls = require).  Before TLS every
+option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, LIST/INFO/GO
+reveal no export name, NBD_OPT_EXPORT_NAME (no error reply possible) ends
+the connection, ABORT is acknowledged, and STARTTLS with data is invalid.
+
+hostile: the export offers TLS with X.509 and verifies clients (CERTDIR
+holds ca-cert.pem, client-cert.pem, client-key.pem).  Garbage instead of a
+ClientHello ends that connection; a client that stops after STARTTLS is
+closed by the handshake deadline; STARTTLS again inside TLS gets
+NBD_REP_ERR_INVALID and the session goes on (LIST over TLS lists the
+origin, GO serves a read); STARTTLS on the unix socket gets ERR_UNSUP.
+"""
+import socket
+import ssl
+import struct
+import sys
+import time
+
+NBDMAGIC = 0x4E42444D41474943
+IHAVEOPT = 0x49484156454F5054
+REPMAGIC = 0x0003E889045565A9
+OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO = 1, 2, 3, 5, 6, 7
+OPT_STRUCTURED_REPLY = 8
+REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
+ERR = 1 << 31
+REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_TLS_REQD = ERR | 1, ERR | 3, ERR | 5
+REQ_MAGIC, REPLY_MAGIC, CMD_READ, CMD_DISC = 0x25609513, 0x67446698, 0, 2
+DEADLINE_S = 10        # NBD_HANDSHAKE_MS (src/export/nbd_conn.h)
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if cond:
+        print("ok:", what)
+    else:
+        failures += 1
+        print("FAIL:", what, file=sys.stderr)
+
+
+def recvall(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError("server closed after %d of %d bytes" % (len(data), n))
+        data += chunk
+    return data
+
+
+def closed_by_server(s, timeout=5):
+    """True if the server closes the connection (EOF or reset) in time."""
+    s.settimeout(timeout)
+    try:
+        while True:
+            if not s.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def connect(host, port=None):
+    if port is None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(host)
+    else:
+        s = socket.create_connection((host, port))
+    s.settimeout(10)
+    magic, opt, _ = struct.unpack(">QQH", recvall(s, 18))
+    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
+    s.sendall(struct.pack(">I", 3))     # fixed newstyle, no zeroes
+    return s
+
+
+def send_opt(s, opt, data=b""):
+    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data)) + data)
+
+
+def read_reply(s):
+    magic, opt, rtype, length = struct.unpack(">QIII", recvall(s, 20))
+    assert magic == REPMAGIC, "bad reply magic"
+    return opt, rtype, recvall(s, length)
+
+
+def name_opt(name):
+    return struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
+
+
+def require(host, port):
+    s = connect(host, port)
+    seen = b""
+    for opt, data, what in ((OPT_LIST, b"", "LIST"),
+                            (OPT_INFO, name_opt(b"origin"), "INFO origin"),
+                            (OPT_INFO, name_opt(b""), "INFO default export"),
+                            (OPT_GO, name_opt(b"origin"), "GO origin"),
+                            (OPT_STRUCTURED_REPLY, b"", "STRUCTURED_REPLY"),
+                            (4242, b"", "an unknown option")):
+        send_opt(s, opt, data)
+        ropt, rtype, rdata = read_reply(s)
+        seen += rdata
+        check(ropt == opt and rtype == REP_ERR_TLS_REQD, "before TLS, %s: ERR_TLS_REQD" % what)
+    check(b"origin" not in seen, "no export name in any reply before TLS")
+    send_opt(s, OPT_STARTTLS, b"x")
+    check(read_reply(s)[1] == REP_ERR_INVALID, "STARTTLS with data: ERR_INVALID")
+    send_opt(s, OPT_ABORT)
+    check(read_reply(s)[1] == REP_ACK, "ABORT before TLS: ACK")
+    check(closed_by_server(s), "ABORT closes the connection")
+
+    s = connect(host, port)
+    send_opt(s, OPT_EXPORT_NAME, b"origin")
+    try:
+        data = s.recv(4096)
+    except (ConnectionResetError, BrokenPipeError):
+        data = b""
+    check(data == b"" and closed_by_server(s), "EXPORT_NAME before TLS: closed, nothing sent")
+
+
+def starttls(s):
+    send_opt(s, OPT_STARTTLS)
+    opt, rtype, data = read_reply(s)
+    return opt == OPT_STARTTLS and rtype == REP_ACK and not data
+
+
+def hostile(host, port, certdir, unix_sock):
+    # Opened first, checked last: the deadline runs meanwhile.
+    stalled = connect(host, port)
+    check(starttls(stalled), "STARTTLS: ACK (in clear)")
+    t0 = time.monotonic()
+
+    s = connect(host, port)
+    check(starttls(s), "STARTTLS then garbage: ACK")
+    s.sendall(struct.pack(">QII", IHAVEOPT, OPT_LIST, 0) + b"\x00" * 200)
+    check(closed_by_server(s), "garbage instead of a ClientHello closes the connection")
+
+    s = connect(host, port)
+    check(starttls(s), "STARTTLS then a half ClientHello: ACK")
+    s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc")     # a record cut short
+    s.shutdown(socket.SHUT_WR)
+    check(closed_by_server(s), "a cut ClientHello then EOF closes the connection")
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(certdir + "/ca-cert.pem")
+    ctx.load_cert_chain(certdir + "/client-cert.pem", certdir + "/client-key.pem")
+    s = connect(host, port)
+    check(starttls(s), "STARTTLS: ACK")
+    t = ctx.wrap_socket(s, server_hostname=host)
+    check(t.version() is not None, "TLS handshake with a client certificate (%s)" % t.version())
+    send_opt(t, OPT_STARTTLS)
+    check(read_reply(t)[1] == REP_ERR_INVALID, "STARTTLS inside TLS: ERR_INVALID")
+    send_opt(t, OPT_LIST)
+    names = []
+    while True:
+        _, rtype, data = read_reply(t)
+        if rtype != REP_SERVER:
+            break
+        names.append(data[4:4 + struct.unpack(">I", data[:4])[0]])
+    check(rtype == REP_ACK and b"origin" in names, "LIST over TLS lists the origin")
+    send_opt(t, OPT_GO, name_opt(b"origin"))
+    while True:
+        _, rtype, _ = read_reply(t)
+        if rtype != REP_INFO:
+            break
+    check(rtype == REP_ACK, "GO over TLS")
+    t.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, CMD_READ, 77, 0, 65536))
+    magic, err, cookie = struct.unpack(">IIQ", recvall(t, 16))
+    data = recvall(t, 65536)
+    check(magic == REPLY_MAGIC and err == 0 and cookie == 77 and len(data) == 65536,
+          "a 64 KiB read over TLS")
+    t.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, CMD_DISC, 78, 0, 0))
+    check(closed_by_server(t), "NBD_CMD_DISC over TLS closes the connection")
+
+    # Verify-peer: a client without a certificate is refused.
+    noclient = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    noclient.load_verify_locations(certdir + "/ca-cert.pem")
+    s = connect(host, port)
+    check(starttls(s), "STARTTLS (client without a certificate): ACK")
+    try:
+        t = noclient.wrap_socket(s, server_hostname=host)
+        # TLS 1.3: the refusal may come after the client's handshake ended
+        send_opt(t, OPT_LIST)
+        refused = closed_by_server(t)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        refused = True
+    check(refused, "a client without a certificate is refused (export_tls_verify_peer)")
+
+    u = connect(unix_sock)
+    send_opt(u, OPT_STARTTLS)
+    check(read_reply(u)[1] == REP_ERR_UNSUP, "STARTTLS on the unix socket: ERR_UNSUP (plain)")
+    u.close()
+
+    left = DEADLINE_S + 20 - (time.monotonic() - t0)
+    check(closed_by_server(stalled, max(left, 1)),
+          "a client silent after STARTTLS is closed by the handshake deadline")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "require":
+        require(sys.argv[2], int(sys.argv[3]))
+    else:
+        hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
+    sys.exit(1 if failures else 0)
