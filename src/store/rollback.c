@@ -202,17 +202,37 @@ int store_rollback_next(struct store *s, chunk_t *out, uint32_t max, uint32_t *n
 	return 0;
 }
 
-/* Per chunk of a step: the masks of all its exceptions ORed, and the
- * source's exception.  */
-struct step_walk { const struct store *s; uint64_t served[MASK_WORDS_MAX]; chunk_t src; };
+/* Per chunk of a step (found by binary search in the step's sorted list):
+ * the masks of all its exceptions ORed, and the source's exception.  One
+ * walk over the step's span, so the leaves it touches are counted once
+ * for the room check.  */
+struct step_walk {
+	const struct store *s;
+	const chunk_t *chunks;
+	uint32_t n;
+	uint64_t *served;	/* [n * mask_words] */
+	chunk_t *src;		/* [n] */
+};
 static void step_visit(void *arg, const uint8_t *e)
 {
 	struct step_walk *w = arg;
+	uint64_t o = be_origin(e);
+	uint32_t lo = 0, hi = w->n;
 
-	for (uint32_t k = 0; k < w->s->mask_words; k++)
-		w->served[k] |= mask_word(e + BE_MASK, k);
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (w->chunks[mid] < o)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == w->n || w->chunks[lo] != o)
+		return;
+	uint32_t mw = w->s->mask_words;
+	for (uint32_t k = 0; k < mw; k++)
+		w->served[(size_t)lo * mw + k] |= mask_word(e + BE_MASK, k);
 	if (rb_source(w->s, e + BE_MASK))
-		w->src = be_store(e);
+		w->src[lo] = be_store(e);
 }
 
 int store_rollback_prepare(struct store *s, const chunk_t *chunks, uint32_t n,
@@ -228,33 +248,45 @@ int store_rollback_prepare(struct store *s, const chunk_t *chunks, uint32_t n,
 		return err_set(EROFS, "store opened read-only");
 	if (s->rb_slot < 0)
 		return no_rollback();
-	ret = store_scratch(s, (size_t)n * mw);
+	if (n == 0)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (chunks[i] >= s->origin_chunks || (i && chunks[i] <= chunks[i - 1]))
+			return err_set(EINVAL, "rollback step: chunk %llu out of order or beyond the origin",
+				       (unsigned long long)chunks[i]);
+	if (chunks[n - 1] - chunks[0] >= UINT32_MAX)
+		return err_set(EINVAL, "rollback step: chunks %llu..%llu too far apart",
+			       (unsigned long long)chunks[0], (unsigned long long)chunks[n - 1]);
+	/* scratch: served masks, source chunks, need masks */
+	ret = store_scratch(s, (size_t)n * (2 * mw + 1));
 	if (ret < 0)
 		return ret;
-	uint64_t *need = s->scratch;
+	uint64_t *served = s->scratch, *need = served + (size_t)n * mw;
+	chunk_t *src = need + (size_t)n * mw;
+	memset(served, 0, (size_t)n * mw * 8);
+	for (uint32_t i = 0; i < n; i++)
+		src[i] = STORE_ON_ORIGIN;
+	struct step_walk w = { s, chunks, n, served, src };
+	ret = store_walk_range(s, chunks[0], (uint32_t)(chunks[n - 1] - chunks[0] + 1), &leaves,
+			       step_visit, &w);
+	if (ret < 0)
+		return ret;
 	for (uint32_t i = 0; i < n; i++) {
-		chunk_t c = chunks[i];
-		if (c >= s->origin_chunks || (i && c <= chunks[i - 1]))
-			return err_set(EINVAL, "rollback step: chunk %llu out of order or beyond the origin",
-				       (unsigned long long)c);
-		struct step_walk w = { .s = s, .src = STORE_ON_ORIGIN };
-		ret = store_walk_range(s, c, 1, &leaves, step_visit, &w);
-		if (ret < 0)
-			return ret;
-		if (w.src == STORE_ON_ORIGIN)
+		if (src[i] == STORE_ON_ORIGIN)
 			continue;	/* rolled back meanwhile */
-		moves[nm++] = (struct store_copy){ c, STORE_ON_ORIGIN, w.src };
+		moves[nm++] = (struct store_copy){ chunks[i], STORE_ON_ORIGIN, src[i] };
 		/* snapshots taken before the start that read the physical
 		 * origin here keep it: a copy-out shared by all of them.  The
 		 * others read the source's exception now and the origin, with
 		 * the same data, once the bit is gone. */
 		bool any = false;
 		for (uint32_t k = 0; k < mw; k++) {
-			need[(size_t)nc * mw + k] = s->live[k] & ~s->post[k] & ~w.served[k];
-			any |= need[(size_t)nc * mw + k] != 0;
+			uint64_t m = s->live[k] & ~s->post[k] & ~served[(size_t)i * mw + k];
+			need[(size_t)nc * mw + k] = m;
+			any |= m != 0;
 		}
 		if (any)
-			copies[nc++].origin_chunk = c;
+			copies[nc++].origin_chunk = chunks[i];
 	}
 	ret = store_copyout(s, copies, nc, need, leaves);
 	if (ret < 0)
