@@ -22,6 +22,7 @@
 struct dio;
 struct evloop;
 struct master_target;
+struct session;
 
 /* What a store's volumes share.  */
 struct csvol_env {
@@ -38,6 +39,10 @@ struct csvol_env {
 	/* The master created a snapshot (SNAP_ADDED on the origin session):
 	 * serve it now.  Returns 0 or a negative errno.  Optional.  */
 	int (*snap_added)(void *arg, const char *name);
+	/* The origin grew to SIZE bytes (ORIGIN_SIZE on the origin session,
+	 * or a larger size in the IDENTIFY answer): the device must have it;
+	 * later snapshots get it.  Returns 0 or a negative errno.  Optional. */
+	int (*origin_resized)(void *arg, uint64_t size);
 	void *snap_arg;
 };
 
@@ -60,5 +65,11 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 void volume_snap_set_size(struct volume *vol, uint64_t size);
 /* Stop using the snapshot (deleted): new requests fail with EIO.  */
 void volume_snap_retire(struct volume *vol);
+
+/* volume_ops.changed for csnap volumes (changed.c): asks the master over
+ * S which chunks differ between snapshot Q->from and TO (a snapshot name,
+ * "" for the live origin).  */
+void csvol_changed(struct session *s, unsigned chunk_shift, const char *to,
+		   struct vol_changed_req *q);
 
 #endif

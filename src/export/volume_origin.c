@@ -144,9 +144,43 @@ static void maybe_ack_barrier(struct origin_vol *ov)
 	dio_flush(ov->env.origin, barrier_flushed, bf);
 }
 
+/* The origin grew to SIZE (never shrinks): the exporter checks the
+ * device and takes the size for new snapshots; new NBD connections see
+ * it.  The unique-chunk memory starts over at the new size (forgetting
+ * is always safe: those writes ask again).  */
+static int origin_grow(struct origin_vol *ov, uint64_t size)
+{
+	struct chunk_bitmap nb;
+	int rc;
+
+	if (size <= ov->vol.size)
+		return 0;
+	if (ov->env.origin_resized && (rc = ov->env.origin_resized(ov->env.snap_arg, size)) < 0)
+		return rc;
+	if ((rc = chunk_bitmap_init(&nb, (size + ov->env.chunk_size - 1) >> ov->env.chunk_shift)) < 0)
+		return rc;
+	chunk_bitmap_free(&ov->unique);
+	ov->unique = nb;
+	ov->vol.size = size;
+	ov->env.origin_size = size;
+	return 0;
+}
+
 static void on_server_request(void *arg, const struct proto_msg *req)
 {
 	struct origin_vol *ov = arg;
+
+	if (req->type == PROTO_ORIGIN_SIZE) {
+		struct proto_msg m;
+		int rc = origin_grow(ov, req->u.resize.new_size);
+
+		if (rc < 0)
+			proto_msg_error(&m, req, (uint32_t)-rc, err_get());
+		else
+			proto_msg_init(&m, PROTO_ORIGIN_SIZE | PROTO_REPLY, req->id);
+		session_reply(ov->sess, &m);
+		return;
+	}
 
 	if (req->type == PROTO_SNAP_ADDED) {
 		/* Serve it before the master answers its creator.  */
@@ -205,6 +239,11 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	grant_ping_start(&ov->grant);
 	if (again)
 		log_where(ov, "at this master change");
+	/* a resize this export did not hear of (it was away) */
+	if (ok->chunk_size == ov->env.chunk_size && ok->origin_size > ov->vol.size &&
+	    origin_grow(ov, ok->origin_size) < 0)
+		log_error("origin: cannot serve the origin's new size %llu: %s",
+			  (unsigned long long)ok->origin_size, err_get());
 	if (ok->chunk_size != ov->env.chunk_size || ok->origin_size != ov->vol.size)
 		log_warn("origin: master reports chunk size %u, origin size %llu; the superblock said %u, %llu",
 			 ok->chunk_size, (unsigned long long)ok->origin_size, ov->env.chunk_size,
@@ -485,9 +524,42 @@ static void origin_destroy(struct volume *vol)
 	free(ov);
 }
 
+/* SIGUSR1: where the unanswered writes are, and what the grant is.  */
+static void origin_log_state(struct volume *vol)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+	const struct grant *g = &ov->grant;
+
+	log_where(ov, "on request");
+	log_info("origin: grant %s %lld ms (epoch %llu, PING %s); session %s, %u requests "
+		 "pending; %llu unique chunks remembered; barrier %s",
+		 grant_valid(g) ? "holds for" : "ran out",
+		 (long long)(grant_valid(g) ? grant_left_ms(g) : grant_expired_ms(g)),
+		 (unsigned long long)g->epoch, grant_ping_busy(g) ? "in flight" : "idle",
+		 ov->sess && session_up(ov->sess) ? "up" : "down",
+		 ov->sess ? session_pending(ov->sess) : 0, (unsigned long long)ov->unique.nset,
+		 ov->barrier_pending ? "waiting for writes" : "none");
+}
+
+/* csnap:changed on the origin export: what differs between FROM and the
+ * live origin (writes acknowledged before the reply are in it: a chunk is
+ * copied out, hence changed, before the write that changes it starts).  */
+static void origin_changed(struct volume *vol, struct vol_changed_req *q)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+
+	if (!ov->sess) {
+		q->done(q, -ESHUTDOWN, "the export is shutting down");
+		return;
+	}
+	csvol_changed(ov->sess, ov->env.chunk_shift, "", q);
+}
+
 static const struct volume_ops origin_ops = {
 	.submit = origin_submit,
 	.destroy = origin_destroy,
+	.changed = origin_changed,
+	.log_state = origin_log_state,
 };
 
 int volume_origin_create(const struct csvol_env *env, struct volume **out)

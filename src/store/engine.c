@@ -13,7 +13,9 @@
  *    rollback (rollback.c, which no operation here ever adds); at origin
  *    chunks its walk has not reached, the clone's bit is only ever set
  *    together with its parent's (origin writes give it the parent's
- *    copy-outs).
+ *    copy-outs);
+ *  - the usage counters (counters.h) count exactly the masks in the tree:
+ *    every mask inserted or changed goes through cnt_exception().
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
  * the open transaction half done: the caller then calls store_abort().
  */
@@ -65,17 +67,19 @@ int store_load_header(struct store *s)
 	s->cleanup_active = h.cleanup_active;
 	s->cur_o = h.cur_o;
 	s->cur_s = h.cur_s;
+	cnt_from_header(s, &h);
 	return 0;
 }
 
 int store_save_header(struct store *s)
 {
-	const struct store_header h = {
+	struct store_header h = {
 		.root = s->tree.root, .height = s->tree.height,
 		.count = s->tree.count, .nodes = s->tree.nodes,
 		.next_id = s->next_id, .cleanup_active = s->cleanup_active,
 		.cur_o = s->cur_o, .cur_s = s->cur_s,
 	};
+	cnt_to_header(s, &h);
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
@@ -146,6 +150,9 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
 	if (ret < 0)
 		goto fail;
+	ret = cnt_load(s);
+	if (ret < 0)
+		goto fail;
 	store_recompute_live(s);
 	*out = s;
 	return 0;
@@ -184,6 +191,7 @@ static void close_store(struct store *s, bool checkpoint)
 	sm_close(s->dsm);
 	sm_close(s->msm);
 	st_free(&s->st);
+	cnt_free(s);
 	bm_destroy(s->bm);
 	free(s->scratch);
 	if (s->own_dev)
@@ -207,9 +215,12 @@ int store_commit(struct store *s)
 
 	if (s->readonly)
 		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
+	cnt_assert(s);
 	ret = sm_apply_frees(s->dsm);
 	if (ret >= 0)
 		ret = sm_apply_frees(s->msm);
+	if (ret >= 0)
+		ret = cnt_save(s);
 	if (ret >= 0 && (s->tree.changed || s->header_dirty))
 		ret = store_save_header(s);
 	if (ret >= 0)
@@ -236,6 +247,8 @@ int store_abort(struct store *s)
 		ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
 	if (ret >= 0)
 		ret = store_load_header(s);
+	if (ret >= 0)
+		ret = cnt_load(s);
 	if (ret < 0)
 		return err_prefix(-ret, "store abort");
 	s->tree.sm = s->msm;
@@ -303,6 +316,18 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 		return err_set(EINVAL, "chunks %llu+%u beyond the origin (%llu chunks)",
 			       (unsigned long long)first, count,
 			       (unsigned long long)s->origin_chunks);
+	return 0;
+}
+
+/* A snapshot covers the origin as it was when taken.  */
+static int check_snap_range(const struct store *s, uint32_t slot, chunk_t first, uint32_t count)
+{
+	uint64_t n = store_snap_chunks(s, slot);
+
+	if (first >= n || count > n - first)
+		return err_set(EINVAL, "chunks %llu+%u beyond snapshot %u (%llu chunks)",
+			       (unsigned long long)first, count, s->st.slot[slot].id,
+			       (unsigned long long)n);
 	return 0;
 }
 
@@ -426,6 +451,21 @@ static void ow_visit(void *arg, const uint8_t *e)
 		nm[k] &= ~mask_word(e + BE_MASK, k);
 }
 
+/* Origin chunks a snapshot does not cover (the origin grew after it was
+ * taken) are no part of it: no copy-out for it there.  */
+void store_drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count)
+{
+	uint32_t mw = s->mask_words;
+
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (!((s->users[i / 64] >> (i % 64)) & 1))
+			continue;
+		uint64_t end = store_snap_chunks(s, i);
+		for (uint64_t c = end > first ? end : first; c < first + count; c++)
+			need[(c - first) * mw + i / 64] &= ~(1ULL << (i % 64));
+	}
+}
+
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
@@ -450,6 +490,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->users, mw * 8);
+	if (first + count > s->short_min)	/* chunks added by a resize */
+		store_drop_short(s, need, first, count);
 	struct ow_walk ow = { need, first, mw };
 	ret = store_walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
@@ -498,6 +540,7 @@ int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
 			ret = btree_insert(&s->tree, out[k].origin_chunk, d, mask);
 		if (ret < 0)
 			return err_prefix(-ret, "origin write");
+		cnt_exception(s, mask, +1);
 		out[k].dst = d;
 		out[k].src = STORE_ON_ORIGIN;
 	}
@@ -555,6 +598,8 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	if ((ret = check_snap_range(s, (uint32_t)slot, first, count)) < 0)
+		return ret;
 	if (slot == s->clone_parent)
 		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\": writes wait until that is done",
 			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
@@ -597,7 +642,9 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			if (ret >= 0) {
 				btree_cursor_dirty(&s->tree, &c);
 				uint8_t *m = be_mask(btree_entry(&s->tree, &c));
+				cnt_exception(s, m, -1);
 				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+				cnt_exception(s, m, +1);
 			}
 			btree_cursor_put(&s->tree, &c);
 			if (ret < 0)
@@ -609,6 +656,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			ret = btree_insert(&s->tree, oc, d, mask);
 		if (ret < 0)
 			return err_prefix(-ret, "snapshot write");
+		cnt_exception(s, mask, +1);
 		dst[i] = d;
 		copies[nc++] = (struct store_copy){ oc, d, plan[i].cur };
 	}
@@ -646,6 +694,9 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	int ret = check_snap_range(s, (uint32_t)slot, first, count);
+	if (ret < 0)
+		return ret;
 	struct sr_walk sr = { s, out, first, (uint32_t)slot / 64, 1ULL << (slot % 64),
 			      rb_post(s, (uint32_t)slot) };
 	for (uint32_t i = 0; i < count; i++)

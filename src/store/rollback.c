@@ -21,6 +21,7 @@
  *    end.
  */
 #include "src/store/store_int.h"
+#include "src/store/counters.h"
 
 #include "utils/assert.h"
 #include "utils/err.h"
@@ -283,8 +284,11 @@ int store_rollback_prepare(struct store *s, const chunk_t *chunks, uint32_t n,
 		for (uint32_t k = 0; k < mw; k++) {
 			uint64_t m = s->live[k] & ~s->post[k] & ~served[(size_t)i * mw + k];
 			need[(size_t)nc * mw + k] = m;
-			any |= m != 0;
 		}
+		if (chunks[i] >= s->short_min)	/* beyond some snapshot's size */
+			store_drop_short(s, need + (size_t)nc * mw, chunks[i], 1);
+		for (uint32_t k = 0; k < mw; k++)
+			any |= need[(size_t)nc * mw + k] != 0;
 		if (any)
 			copies[nc++].origin_chunk = chunks[i];
 	}
@@ -324,9 +328,12 @@ static int finish_one(struct store *s, chunk_t c, chunk_t src)
 	if (ret >= 0) {
 		btree_cursor_dirty(&s->tree, &bc);
 		uint8_t *m = be_mask(btree_entry(&s->tree, &bc));
+		cnt_exception(s, m, -1);	/* usage counters: the new mask */
 		m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
 		for (uint32_t k = 0; k < s->mask_words; k++)
 			empty &= mask_word(m, k) == 0;
+		if (!empty)
+			cnt_exception(s, m, +1);
 	}
 	btree_cursor_put(&s->tree, &bc);
 	if (ret >= 0 && empty) {

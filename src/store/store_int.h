@@ -10,6 +10,7 @@
 
 #include "src/store/bm.h"
 #include "src/store/btree.h"
+#include "src/store/counters.h"
 #include "src/store/header.h"
 #include "src/store/journal.h"
 #include "src/store/snaptable.h"
@@ -39,6 +40,9 @@ struct store {
 					 * whose exceptions must be kept */
 	int clone_slot, clone_parent;	/* slots of the running clone and its
 					 * parent (clone.c); -1: none */
+	uint64_t short_min;	/* fewest chunks a snapshot in `users` covers
+				 * (store_snap_chunks); < origin_chunks only
+				 * after the origin grew (store_origin_resize) */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	/* the running rollback (rollback.c), from the table by
 	 * store_recompute_live(): rb_slot is the source slot (-1: none), its
@@ -51,6 +55,7 @@ struct store {
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
 	bool header_dirty;
+	struct store_counters cnt;	/* usage counters (counters.h) */
 	enum store_short short_kind;	/* reason of the last -ENOSPC */
 	/* scratch for range operations */
 	uint64_t *scratch;
@@ -61,10 +66,20 @@ static inline uint64_t mask_word(const uint8_t *mask, uint32_t w) { return get_l
 static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 { return (get_le64(mask + 8 * (bit / 64)) >> (bit % 64)) & 1; }
 
+/* Origin chunks snapshot SLOT covers: the origin's size when it was taken
+ * (the chunks added by a resize belong to no older snapshot).  */
+static inline uint64_t store_snap_chunks(const struct store *s, uint32_t slot)
+{
+	uint64_t n = s->st.slot[slot].origin_chunks;
+	return n && n < s->origin_chunks ? n : s->origin_chunks;
+}
+
 /* engine.c */
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* counters.c: counts every exception's mask into the zeroed arrays */
+int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi);
 /* clone.c: for the origin chunks [first, first+count) whose need masks
  * (mask_words words each) an origin write computed, the running clone
  * needs a copy exactly where its parent does until its walk got there. */
@@ -74,6 +89,10 @@ void store_clone_need(const struct store *s, uint64_t *need, chunk_t first, uint
  * number of leaves reached added.  */
 int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
 		     void (*fn)(void *arg, const uint8_t *e), void *arg);
+/* engine.c: clears from need[] (mask_words words per chunk of [first,
+ * first+count)) the snapshots that do not cover a chunk (the origin grew
+ * after they were taken).  */
+void store_drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
 /* engine.c: pass 2 of an origin write, shared with the rollback step:
  * for out[k].origin_chunk (ascending), a new exception with share mask
  * need[k * mask_words ...] and its store chunk in out[k].dst (src

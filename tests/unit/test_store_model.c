@@ -25,7 +25,12 @@
  * through store_origin_read() and the changed-chunk list is checked
  * against the model.
  * The store runs near full so the ENOSPC path and the victim policy are
- * exercised.  store_check must be clean at the end.
+ * exercised.  store_check must be clean at the end, and the usage
+ * counters equal a walk of the tree after every batch of 250 operations.
+ * The origin starts at 3/4 of ORIGIN_CHUNKS and is resized (grown) now
+ * and then: each snapshot keeps the size it was taken at (its reads and
+ * writes beyond it are refused), the new chunks belong only to the
+ * origin and to later snapshots.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,11 +61,15 @@ struct model {
 	uint64_t nstore;
 	uint64_t ver;
 	unsigned nsnaps;
+	uint64_t ochunks;		/* the origin's current size */
+	uint64_t snapsize[MAXSNAP];	/* each snapshot's, at its creation */
+	bool rolled;			/* a rollback has moved data (versions
+					 * are no longer unique) */
 };
 
 static struct model M = { .clone_idx = -1, .clone_parent = -1 };
 static unsigned long long stat_ops[20];
-enum { ST_RB_START = 12, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
+enum { ST_RB_START = 13, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
 #define MAX_DEPTH	8
 
 /* A background step prepared, committed and moved, not finished yet.  */
@@ -142,6 +151,7 @@ static void rollback_step(struct store *s, const chunk_t *chunks, uint32_t n, ch
 	assert_true(nmv <= n && ncp <= nmv);
 	do_copies(cp, ncp);
 	TU_OK(store_commit(s));		/* copy-outs durable before the origin changes */
+	M.rolled |= nmv > 0;
 	for (uint32_t i = 0; i < nmv; i++) {
 		assert_int_equal(mv[i].dst, STORE_ON_ORIGIN);
 		assert_true(mv[i].src < M.nstore);
@@ -202,7 +212,8 @@ static void do_rollback_start(struct store *s)
 		return;
 	}
 	TU_OK(r);
-	memcpy(M.origin, M.snap[i], sizeof M.origin);
+	/* beyond its size the origin keeps what it has */
+	memcpy(M.origin, M.snap[i], M.snapsize[i] * sizeof M.origin[0]);
 	if (del) {
 		M.ids[i] = 0;
 		M.nsnaps--;
@@ -217,13 +228,40 @@ static void do_rollback_start(struct store *s)
 		assert_int_equal(store_rollback_start(s, M.ids[j], false), -EBUSY);
 }
 
+/* Which chunks of an origin write must be copied out: exactly those some
+ * snapshot covering them still reads from the origin device.  Versions are
+ * unique until a rollback moves a store chunk's version onto the origin;
+ * a snapshot that still holds that store chunk does not read the origin
+ * (its lookup says so; a clone whose walk runs reads as its parent).  */
+static void origin_want(struct store *s, uint64_t first, uint32_t n, bool *want)
+{
+	for (uint32_t c = 0; c < n; c++) {
+		want[c] = false;
+		for (int i = 0; i < MAXSNAP && !want[c]; i++) {
+			if (!M.ids[i] || first + c >= M.snapsize[i] ||
+			    M.snap[i][first + c] != M.phys[first + c])
+				continue;
+			if (!M.rolled) {
+				want[c] = true;
+				continue;
+			}
+			int j = M.cloning[i] ? M.clone_parent : i;
+			chunk_t loc;
+			TU_OK(store_snapshot_read(s, M.ids[j], first + c, 1, &loc));
+			want[c] = loc == STORE_ON_ORIGIN;
+		}
+	}
+}
+
 static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 {
 	struct store_copy cp[MAXRANGE];
 	uint32_t ncp;
 	int r;
 
+	bool want[MAXRANGE];
 	for (;;) {
+		origin_want(s, first, n, want);
 		r = store_origin_write(s, first, n, cp, &ncp);
 		if (r == -ENOSPC) {
 			if (!release_victim(s))
@@ -245,8 +283,15 @@ static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 		stat_ops[ST_RB_WSTEP]++;
 	}
 	TU_OK(r);
-	for (uint32_t i = 0; i < ncp; i++)
+	bool copied[MAXRANGE] = { false };
+	for (uint32_t i = 0; i < ncp; i++) {
 		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
+		copied[cp[i].origin_chunk - first] = true;
+	}
+	for (uint32_t c = 0; c < n; c++)
+		if (want[c] != copied[c])
+			fail_msg("origin write of chunk %" PRIu64 ": copied %d, model says %d",
+				 first + c, copied[c], want[c]);
 	do_copies(cp, ncp);
 	/* the copies must be durable before the exceptions commit; the
 	 * simulated data needs no flush, the metadata commit is tested */
@@ -344,15 +389,37 @@ static void verify_changed(struct store *s, int idx)
 
 static void verify_all(struct store *s)
 {
-	verify_origin(s, 0, ORIGIN_CHUNKS);
+	chunk_t loc[1];
+
+	verify_origin(s, 0, M.ochunks);
 	for (int i = 0; i < MAXSNAP; i++)
 		if (M.ids[i] && !M.cloning[i]) {
-			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_range(s, i, 0, (uint32_t)M.snapsize[i]);
 			verify_name(s, i);
 			verify_changed(s, i);
+			/* beyond its size: refused, not read from the origin */
+			if (M.snapsize[i] < M.ochunks)
+				assert_int_equal(store_snapshot_read(s, M.ids[i], M.snapsize[i], 1, loc),
+						 -EINVAL);
 		}
 }
 
+/* The origin grows by 1..4 chunks (up to ORIGIN_CHUNKS); a shrink is
+ * refused and changes nothing.  */
+static void do_resize(struct store *s)
+{
+	struct store_info info;
+
+	if (M.ochunks == ORIGIN_CHUNKS)
+		return;
+	assert_int_equal(store_origin_resize(s, (M.ochunks - 1) * CHUNK), -EINVAL);
+	uint64_t n = M.ochunks + 1 + (uint64_t)(rand() % 4);
+	M.ochunks = n < ORIGIN_CHUNKS ? n : ORIGIN_CHUNKS;
+	TU_OK(store_origin_resize(s, M.ochunks * CHUNK));
+	store_get_info(s, &info);
+	assert_int_equal(info.origin_chunks, M.ochunks);
+	stat_ops[12]++;
+}
 
 /* A new clone of a live snapshot (biased towards the deepest, so chains
  * reach MAX_DEPTH), or the next step of the running one.  */
@@ -372,7 +439,7 @@ static void do_clone(struct store *s, unsigned long op)
 			if (M.depth[i] > M.max_depth)
 				M.max_depth = M.depth[i];
 			stat_ops[7]++;
-			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_range(s, i, 0, (uint32_t)M.snapsize[i]);
 		}
 		return;
 	}
@@ -411,6 +478,7 @@ static void do_clone(struct store *s, unsigned long op)
 	M.clone_idx = i;
 	M.clone_parent = p;
 	memcpy(M.snap[i], M.snap[p], sizeof M.snap[p]);
+	M.snapsize[i] = M.snapsize[p];
 	stat_ops[9]++;
 }
 
@@ -420,7 +488,8 @@ static void test_model(void **state)
 	unsigned long nops = getenv("STORE_MODEL_OPS") ? strtoul(getenv("STORE_MODEL_OPS"), NULL, 0) : 100000;
 	unsigned long check_every = getenv("STORE_MODEL_CHECK_EVERY") ? strtoul(getenv("STORE_MODEL_CHECK_EVERY"), NULL, 0) : 0;
 	srand(getenv("STORE_MODEL_SEED") ? (unsigned)atoi(getenv("STORE_MODEL_SEED")) : 12345);
-	char *path = tu_mkstore("model", 24 << 20, CHUNK, (uint64_t)ORIGIN_CHUNKS * CHUNK, MAXSNAP);
+	M.ochunks = ORIGIN_CHUNKS * 3 / 4;
+	char *path = tu_mkstore("model", 24 << 20, CHUNK, M.ochunks * CHUNK, MAXSNAP);
 	struct store_open_opts o = { .cache_bytes = 256 * 4096 };	/* small: evictions happen */
 	struct store *s;
 	struct store_info info;
@@ -435,7 +504,18 @@ static void test_model(void **state)
 	for (unsigned long op = 0; op < nops; op++) {
 		int k = rand() % 100;
 		uint32_t n = 1 + (uint32_t)(rand() % MAXRANGE);
-		uint64_t first = (uint64_t)(rand() % (ORIGIN_CHUNKS - n + 1));
+		uint64_t first = (uint64_t)(rand() % (M.ochunks - n + 1));
+		int i = k >= 40 && k < 80 ? random_live() : -1;
+		if (i >= 0 && first + n > M.snapsize[i]) {
+			/* this snapshot is smaller than the origin: stay inside
+			 * it, and see that beyond it is refused */
+			chunk_t dst[MAXRANGE];
+			struct store_copy cp[MAXRANGE];
+			uint32_t ncp;
+			assert_int_equal(store_snapshot_write(s, M.ids[i], first, n, dst, cp, &ncp), -EINVAL);
+			assert_int_equal(store_snapshot_read(s, M.ids[i], first, n, dst), -EINVAL);
+			first = (uint64_t)(rand() % (M.snapsize[i] - n + 1));
+		}
 		bool active = rollback_active(s);
 		if (active)
 			stat_ops[ST_RB_MIDOPS]++;
@@ -451,13 +531,11 @@ static void test_model(void **state)
 			do_origin_write(s, first, n);
 			stat_ops[0]++;
 		} else if (k < 60) {
-			int i = random_live();
 			if (i >= 0) {
 				do_snapshot_write(s, i, first, n);
 				stat_ops[1]++;
 			}
 		} else if (k < 80) {
-			int i = random_live();
 			if (i >= 0)
 				verify_range(s, i, first, n);
 			verify_origin(s, first, n);
@@ -473,12 +551,13 @@ static void test_model(void **state)
 				continue;
 			}
 			TU_OK(r);
-			int i = find_idx(0);
+			i = find_idx(0);
 			assert_true(i >= 0);
 			M.ids[i] = id;
 			M.depth[i] = 0;
 			snprintf(M.names[i], sizeof M.names[i], "%s", name);
 			memcpy(M.snap[i], M.origin, sizeof M.origin);
+			M.snapsize[i] = M.ochunks;
 			M.nsnaps++;
 			stat_ops[2]++;
 		} else if (k < 90) {
@@ -492,7 +571,7 @@ static void test_model(void **state)
 				stat_ops[11]++;
 				continue;
 			}
-			int i = random_live();
+			i = random_live();
 			if (i >= 0 && i == M.clone_parent) {
 				assert_int_equal(store_snapshot_delete(s, M.ids[i]), -EBUSY);
 			} else if (i >= 0) {
@@ -512,7 +591,7 @@ static void test_model(void **state)
 			}
 		} else if (k < 91) {
 			/* rename; the old name must be free afterwards */
-			int i = random_live();
+			i = random_live();
 			if (i >= 0) {
 				char name[32], old[32];
 				struct store_snapshot sn;
@@ -528,6 +607,8 @@ static void test_model(void **state)
 			int r = store_cleanup(s, 1 + (unsigned)(rand() % 200));
 			TU_OK(r);
 		} else if (k < 99) {
+			if (rand() % 32 == 0)
+				do_resize(s);
 			TU_OK(store_commit(s));
 		} else {
 			/* commit, close and reopen: everything must persist */
@@ -542,6 +623,13 @@ static void test_model(void **state)
 		}
 		if (op % 20000 == 19999)
 			verify_all(s);
+		/* the usage counters, kept by every operation, against a walk
+		 * of the tree after every batch of operations */
+		if (op % 250 == 249) {
+			assert_true(store_counters_valid(s));
+			if (store_counters_verify(s, stderr) != 0)
+				fail_msg("usage counters differ from the tree after op %lu", op);
+		}
 		if (check_every && op % check_every == 0) {
 			/* the in-memory state, without a commit that would change
 			 * what the run does next */
@@ -561,14 +649,16 @@ static void test_model(void **state)
 	TU_OK(store_commit(s));
 	verify_all(s);
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
-		      "renames %llu, reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
-		      stat_ops[2], stat_ops[3], stat_ops[5], stat_ops[4], stat_ops[6]);
+		      "renames %llu, reopens %llu, victims released %llu, resizes %llu (origin %" PRIu64
+		      " chunks)\n", stat_ops[0], stat_ops[1], stat_ops[2], stat_ops[3], stat_ops[5],
+		      stat_ops[4], stat_ops[6], stat_ops[12], M.ochunks);
 	print_message("clones started %llu, done %llu, abandoned %llu, walk steps %llu, "
 		      "parent writes refused %llu, deepest clone %u\n", stat_ops[9], stat_ops[7],
 		      stat_ops[11], stat_ops[8], stat_ops[10], M.max_depth);
 	/* the runs must have reached what they are meant to cover */
 	if (nops >= 100000)
-		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0);
+		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0 &&
+			    stat_ops[12] >= 50);
 	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
 		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
 		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],
