@@ -172,6 +172,12 @@ void store_get_info(const struct store *s, struct store_info *out);
  * snapshots cover them.  Equal: no-op.  -EINVAL (nothing changed) for a
  * shrink, or when the current size is not a multiple of the chunk size.  */
 int store_origin_resize(struct store *s, uint64_t new_size);
+/* The store device was extended: adds its space to the data area
+ * (grow.c: the data bitmap moves to the device's end, one atomic
+ * superblock write switches to it).  Needs no uncommitted change
+ * (-EBUSY); *ADDED gets the data chunks added (0: the device did not
+ * grow).  -ENOSPC: it grew too little to hold a chunk and the bitmap.  */
+int store_grow(struct store *s, uint64_t *added);
 /* Byte offset of store chunk C on the store device.  */
 uint64_t store_chunk_offset(const struct store *s, chunk_t c);
 

@@ -55,7 +55,7 @@ struct model {
 };
 
 static struct model M = { .clone_idx = -1, .clone_parent = -1 };
-static unsigned long long stat_ops[13];
+static unsigned long long stat_ops[14];
 #define MAX_DEPTH	8
 
 static int find_idx(uint32_t id)
@@ -194,6 +194,29 @@ static void verify_all(struct store *s)
 				assert_int_equal(store_snapshot_read(s, M.ids[i], M.snapsize[i], 1, loc),
 						 -EINVAL);
 		}
+}
+
+/* The store device grows by 1 MiB and csnap grow adds it: the new data
+ * chunks are allocatable, everything else reads the same.  */
+static void do_grow(struct store *s, const char *path)
+{
+	struct store_info info;
+	uint64_t added;
+
+	TU_OK(store_commit(s));
+	store_get_info(s, &info);
+	if (truncate(path, (off_t)(info.sb.store_size + (1u << 20))) < 0)
+		fail_msg("truncate %s", path);
+	TU_OK(store_grow(s, &added));
+	assert_true(added > 0);
+	store_get_info(s, &info);
+	assert_int_equal(info.data_chunks, M.nstore + added);
+	M.storev = realloc(M.storev, info.data_chunks * sizeof *M.storev);
+	memset(M.storev + M.nstore, 0, added * sizeof *M.storev);
+	M.nstore = info.data_chunks;
+	TU_OK(store_grow(s, &added));	/* again: nothing to add */
+	assert_int_equal(added, 0);
+	stat_ops[12 + 1]++;
 }
 
 /* The origin grows by 1..4 chunks (up to ORIGIN_CHUNKS); a shrink is
@@ -391,6 +414,8 @@ static void test_model(void **state)
 		} else if (k < 99) {
 			if (rand() % 32 == 0)
 				do_resize(s);
+			if (rand() % 400 == 0)
+				do_grow(s, path);
 			TU_OK(store_commit(s));
 		} else {
 			/* commit, close and reopen: everything must persist */
@@ -430,13 +455,14 @@ static void test_model(void **state)
 		      "renames %llu, reopens %llu, victims released %llu, resizes %llu (origin %" PRIu64
 		      " chunks)\n", stat_ops[0], stat_ops[1], stat_ops[2], stat_ops[3], stat_ops[5],
 		      stat_ops[4], stat_ops[6], stat_ops[12], M.ochunks);
+	print_message("store grown %llu times to %" PRIu64 " data chunks\n", stat_ops[13], M.nstore);
 	print_message("clones started %llu, done %llu, abandoned %llu, walk steps %llu, "
 		      "parent writes refused %llu, deepest clone %u\n", stat_ops[9], stat_ops[7],
 		      stat_ops[11], stat_ops[8], stat_ops[10], M.max_depth);
 	/* the runs must have reached what they are meant to cover */
 	if (nops >= 100000)
 		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0 &&
-			    stat_ops[12] >= 50);
+			    stat_ops[12] >= 50 && stat_ops[13] >= 3);
 	store_get_info(s, &info);
 	print_message("final: %" PRIu64 " exceptions, tree height %u, %u snapshots\n",
 		      info.exceptions, info.tree_height, info.snapshots);
