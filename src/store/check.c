@@ -9,9 +9,10 @@
  * table, and give each snapshot at most one exception per origin chunk;
  * that the cleanup cursor's promise holds; that a running clone (clone.c)
  * has a live parent and, beyond its cursor, its bit only beside the
- * parent's; that the usage counters equal what the walk counts; and that
- * both bitmaps match exactly what the tree and the counter blocks
- * reference.
+ * parent's; that no exception below a running rollback's cursor still
+ * carries its source's bit; that the usage counters equal what the walk
+ * counts; and that both bitmaps match exactly what the tree and the
+ * counter blocks reference.
  */
 #include "src/store/store_int.h"
 
@@ -35,7 +36,7 @@ struct chk {
 	int clone_bit, clone_parent;	/* running clone's and parent's bits, -1 */
 	uint64_t clone_next;
 	uint64_t nodes;
-	uint64_t *uniq, *shared, multi;	/* usage counters as the walk finds them */
+	uint64_t *uniq, *shared, multi, uncounted;	/* usage counters as the walk finds them */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -92,6 +93,10 @@ static void on_entry(void *arg, const uint8_t *e)
 		k->cur_origin = o;
 		k->have_cur = true;
 	}
+	if (s->rb_slot >= 0 && mask_test(e + BE_MASK, (uint32_t)s->rb_slot) &&
+	    o < s->st.slot[s->rb_slot].rb_cursor)
+		problem(k, "origin chunk %llu: rollback source's bit left behind the rollback cursor (%llu)",
+			(unsigned long long)o, (unsigned long long)s->st.slot[s->rb_slot].rb_cursor);
 	bool behind = s->cleanup_active &&
 		(o < s->cur_o || (o == s->cur_o && st < s->cur_s));
 	for (uint32_t w = 0; w < s->mask_words; w++) {
@@ -126,7 +131,8 @@ static void on_entry(void *arg, const uint8_t *e)
 	if (empty)
 		problem(k, "origin chunk %llu, store chunk %llu: exception with an empty share mask",
 			(unsigned long long)o, (unsigned long long)st);
-	cnt_account(k->uniq, k->shared, &k->multi, e + BE_MASK, s->mask_words, +1, NULL, NULL);
+	cnt_account(k->uniq, k->shared, &k->multi, &k->uncounted, e + BE_MASK, s->mask_words,
+		    s->st.nslots, +1, NULL, NULL);
 }
 
 /* The usage counters' blocks are tree-area blocks too; their figures must
@@ -202,6 +208,15 @@ static void check_table(struct chk *k)
 			    (b->flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)) && !strcmp(a->name, b->name))
 				problem(k, "snapshot name \"%s\" appears twice", a->name);
 		}
+	}
+	if (s->rb_slot >= 0) {
+		const struct store_snapshot *rb = &s->st.slot[s->rb_slot];
+		if (rb->rb_cursor > s->origin_chunks)
+			problem(k, "rollback cursor %llu beyond the origin (%llu chunks)",
+				(unsigned long long)rb->rb_cursor, (unsigned long long)s->origin_chunks);
+		if (rb->parent_id >= rb->id)
+			problem(k, "rollback source %u names snapshot %u, which is not older", rb->id,
+				rb->parent_id);
 	}
 	if (maxid >= s->next_id)
 		problem(k, "snapshot id %u is not below the next id %u", maxid, s->next_id);
