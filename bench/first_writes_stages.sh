@@ -25,7 +25,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 kind=${KIND:-chunk4k}
 command -v perf >/dev/null || { echo "first_writes_stages: perf is required" >&2; exit 1; }
 tmp=$(mktemp -d /var/tmp/csnap-stages.XXXXXX)
-bench_pid= perf_pid=
+bench_pid=''
+perf_pid=''
 cleanup() {
   [ -z "$perf_pid" ] || kill "$perf_pid" 2>/dev/null || true
   [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
@@ -52,11 +53,11 @@ perf trace -p "$server" -o "$tmp/trace.txt" \
   -e fdatasync,pwrite64,io_submit,epoll_wait,sendto,recvfrom >/dev/null 2>&1 &
 perf_pid=$!
 wait "$bench_pid" || { cat "$tmp/bench.txt" >&2; exit 1; }
-bench_pid=
+bench_pid=''
 sleep 0.5
 kill -INT "$perf_pid" 2>/dev/null || true
 wait "$perf_pid" 2>/dev/null || true
-perf_pid=
+perf_pid=''
 grep "snapshot(s)" "$tmp/bench.txt" | head -2
 
 python3 - "$tmp/trace.txt" <<'PY'
