@@ -28,6 +28,12 @@
  *    with the origin are durable: tests/integration/cluster_powercut.sh).
  *  - Concurrent writes needing the same chunks share one query when an
  *    outstanding query already covers them.
+ *  - A write is admitted only when every chunk it touches is in the bitmap
+ *    at that moment.  A write spanning chunks asks only for those not in
+ *    it; when the answer comes, the others are checked again (a barrier
+ *    or a lost connection may have cleared them meanwhile: the master may
+ *    have taken a snapshot that shares them, and the answer covers only
+ *    what was asked).
  */
 #include "src/export/csvol.h"
 
@@ -285,6 +291,26 @@ static void admitted_write(struct origin_vol *ov, struct owrite *w)
 				write_done, w);
 }
 
+/* The chunks of REQ not in the bitmap: false if none, else the first and
+ * the last of them in *M0, *M1 (UINT64_MAX, 0 when none).  */
+static bool missing_chunks(const struct origin_vol *ov, const struct vol_req *req,
+			   uint64_t *m0, uint64_t *m1)
+{
+	uint64_t c0 = req->off >> ov->env.chunk_shift;
+	uint64_t c1 = (req->off + req->len - 1) >> ov->env.chunk_shift;
+
+	*m0 = UINT64_MAX;
+	*m1 = 0;
+	for (uint64_t c = c0; c <= c1; c++) {
+		if (!chunk_bitmap_test(&ov->unique, c)) {
+			if (*m0 == UINT64_MAX)
+				*m0 = c;
+			*m1 = c;
+		}
+	}
+	return *m0 != UINT64_MAX;
+}
+
 static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
 	struct oquery *q = (struct oquery *)rq;
@@ -306,14 +332,20 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 	free(q);
 	while (w) {
 		struct owrite *next = w->next;
+		struct vol_req *req = w->req;
+		uint64_t m0, m1;
 
 		if (err) {
-			struct vol_req *req = w->req;
-
 			free(w);
 			write_reply(ov, req, err == -ENOSPC ? -ENOSPC : -EIO);
-		} else {
+		} else if (!missing_chunks(ov, req, &m0, &m1)) {
 			admitted_write(ov, w);
+		} else {
+			/* It spans chunks it did not ask about, which it
+			 * remembered as unique when it asked; no longer
+			 * (barrier, lost connection): ask for them too.  */
+			free(w);
+			origin_write(ov, req);
 		}
 		w = next;
 	}
@@ -321,9 +353,7 @@ static void query_done(struct sreq *rq, const struct proto_msg *reply, int err)
 
 static void origin_write(struct origin_vol *ov, struct vol_req *req)
 {
-	uint64_t c0 = req->off >> ov->env.chunk_shift;
-	uint64_t c1 = (req->off + req->len - 1) >> ov->env.chunk_shift;
-	uint64_t m0 = UINT64_MAX, m1 = 0;
+	uint64_t m0, m1;
 	struct owrite *w = malloc(sizeof *w);
 	struct oquery *q;
 
@@ -343,13 +373,7 @@ static void origin_write(struct origin_vol *ov, struct vol_req *req)
 			 (unsigned long long)ov->unique.nset);
 		chunk_bitmap_clear_all(&ov->unique);
 	}
-	for (uint64_t c = c0; c <= c1; c++) {
-		if (!chunk_bitmap_test(&ov->unique, c)) {
-			if (m0 == UINT64_MAX)
-				m0 = c;
-			m1 = c;
-		}
-	}
+	missing_chunks(ov, req, &m0, &m1);
 	/* Test fault (proves the fencing tests' stray-write check,
 	 * tests/integration/wlog_stray.sh): once the file named by
 	 * CSNAP_TEST_STRAY_FILE exists, the next write that should ask the
