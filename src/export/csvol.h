@@ -22,6 +22,7 @@
 struct dio;
 struct evloop;
 struct master_target;
+struct session;
 
 /* What a store's volumes share.  */
 struct csvol_env {
@@ -60,5 +61,11 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 void volume_snap_set_size(struct volume *vol, uint64_t size);
 /* Stop using the snapshot (deleted): new requests fail with EIO.  */
 void volume_snap_retire(struct volume *vol);
+
+/* volume_ops.changed for csnap volumes (changed.c): asks the master over
+ * S which chunks differ between snapshot Q->from and TO (a snapshot name,
+ * "" for the live origin).  */
+void csvol_changed(struct session *s, unsigned chunk_shift, const char *to,
+		   struct vol_changed_req *q);
 
 #endif

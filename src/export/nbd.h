@@ -81,9 +81,27 @@
 
 #define NBD_REQUEST_MAGIC	0x25609513u
 #define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
+#define NBD_STRUCTURED_REPLY_MAGIC 0x668e33efu
 
 #define NBD_REQUEST_SIZE	28
 #define NBD_SIMPLE_REPLY_SIZE	16
+#define NBD_CHUNK_HDR_SIZE	20	/* structured reply chunk header */
+
+/* Structured reply chunk types and flags.  */
+#define NBD_REPLY_FLAG_DONE		(1u << 0)
+#define NBD_REPLY_TYPE_NONE		0
+#define NBD_REPLY_TYPE_OFFSET_DATA	1
+#define NBD_REPLY_TYPE_OFFSET_HOLE	2
+#define NBD_REPLY_TYPE_BLOCK_STATUS	5
+#define NBD_REPLY_TYPE_ERROR		((1u << 15) + 1)
+#define NBD_REPLY_TYPE_ERROR_OFFSET	((1u << 15) + 2)
+
+/* Metadata contexts.  base:allocation flags: */
+#define NBD_STATE_HOLE		(1u << 0)
+#define NBD_STATE_ZERO		(1u << 1)
+/* csnap:changed:<snapshot> flags (docs/export.md): the extent's content
+ * may differ from the snapshot's (its chunks were written since).  */
+#define NBD_STATE_CSNAP_CHANGED	(1u << 0)
 
 #define NBD_CMD_READ		0
 #define NBD_CMD_WRITE		1

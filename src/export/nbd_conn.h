@@ -30,6 +30,18 @@
 #define NBD_MAX_OPTIONS		256		/* before transmission */
 #define NBD_MAX_OPT_LEN		(NBD_MAX_STRING + 1024)
 #define NBD_HANDSHAKE_MS	10000		/* greeting to NBD_OPT_GO */
+/* Metadata context negotiation (nbd_meta.c): queries in one option, and
+ * csnap:changed contexts listed one by one before a LIST answers with the
+ * "csnap:changed:" wildcard instead (one option's replies stay small).  */
+#define NBD_MAX_META_QUERIES	64u
+#define NBD_MAX_META_LIST	64
+#define NBD_META_ID_ALLOC	1		/* base:allocation */
+#define NBD_META_ID_CHANGED	2		/* csnap:changed:<snapshot> */
+#define NBD_META_CHANGED_PREFIX	"csnap:changed:"
+/* Changed ranges asked from the master per NBD_CMD_BLOCK_STATUS: bounds
+ * the reply (two extents per range, plus one) and the master's work.  */
+#define NBD_BS_MAX_RANGES	512
+#define NBD_BS_MAX_EXTENTS	(2 * NBD_BS_MAX_RANGES + 2)
 /* Output queued during the handshake before the connection stops reading
  * options: a client that asks and never reads holds at most this (plus
  * one option's replies).  In transmission the in-flight limits above
@@ -42,6 +54,7 @@
 #define NBD_UNIX_SNDBUF		(4 * 1024 * 1024)
 
 struct nbd_conn;
+struct log_limit;
 
 /* One message waiting to be sent.  */
 struct nbd_out {
@@ -72,8 +85,13 @@ struct nbd_req {
 	uint16_t cmd;
 	uint16_t flags;
 	uint32_t wire_err;
+	const char *err_msg;	/* structured error chunk text (static), or NULL */
 	size_t buf_size;	/* capacity of vr.buf (buffer cache class) */
-	uint8_t reply[NBD_SIMPLE_REPLY_SIZE];
+	size_t bs_len;		/* BLOCK_STATUS: bytes of chunks built in vr.buf */
+	struct vol_changed_req cq;	/* BLOCK_STATUS: the csnap:changed query */
+	/* simple reply, or a structured chunk header and its fixed payload
+	 * (OFFSET_DATA's offset, or ERROR with its message) */
+	uint8_t reply[NBD_CHUNK_HDR_SIZE + 6 + 128];
 	struct nbd_out out;
 	struct nbd_req *next_free;
 };
@@ -90,6 +108,7 @@ struct nbd_conn {
 	bool dead;
 	bool fixed_newstyle;
 	bool no_zeroes;
+	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acknowledged */
 	bool paused;			/* input stopped by flow control */
 
 	/* staged input: [in_pos, in_end) not yet parsed */
@@ -110,6 +129,13 @@ struct nbd_conn {
 	struct nbd_out *out_head, **out_tail;
 	size_t out_sent;		/* bytes of out_head already sent */
 	size_t out_queued;		/* bytes of the queued messages */
+
+	/* Metadata contexts of the last NBD_OPT_SET_META_CONTEXT, for the
+	 * export named meta_export; dropped entering transmission with any
+	 * other export.  */
+	bool meta_alloc;
+	char meta_export[VOL_NAME_MAX];
+	char meta_changed[VOL_NAME_MAX];	/* its snapshot; "": none */
 
 	struct volume *vol;		/* after NBD_OPT_GO / EXPORT_NAME */
 	unsigned inflight;
@@ -138,6 +164,10 @@ void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
 struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name);
+/* What peers can make us log at will goes through this limit.  */
+struct log_limit *nbd_server_peer_log(struct nbd_server *srv);
+/* The I-th exported volume, NULL past the last.  */
+struct volume *nbd_server_vol_at(struct nbd_server *srv, unsigned i);
 void nbd_server_each(struct nbd_server *srv,
 		     void (*fn)(struct nbd_conn *c, struct volume *vol), struct nbd_conn *c);
 void *nbd_buf_get(struct nbd_server *srv, size_t len, size_t *cap);
@@ -150,6 +180,19 @@ void nbd_hs_greet(struct nbd_conn *c);
 void nbd_hs_client_flags(struct nbd_conn *c);
 void nbd_hs_option_header(struct nbd_conn *c);
 void nbd_hs_option_data(struct nbd_conn *c);
+/* One option reply / a refusal with its one-line reason (logged).  */
+void nbd_hs_reply(struct nbd_conn *c, uint32_t type, const void *data, size_t len);
+void nbd_hs_refuse(struct nbd_conn *c, uint32_t type, const char *msg);
+
+/* nbd_meta.c */
+/* NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT (c->opt).  */
+void nbd_meta_option(struct nbd_conn *c);
+/* Entering transmission with VOL: keep the contexts only if they were
+ * set for it.  */
+void nbd_meta_enter(struct nbd_conn *c, const struct volume *vol);
+/* NBD_CMD_BLOCK_STATUS, validated: build the chunks in R->vr.buf (asking
+ * the volume for csnap:changed), then nbd_tx_reply().  */
+void nbd_meta_block_status(struct nbd_conn *c, struct nbd_req *r);
 
 /* nbd_tls.c */
 int nbd_tls_creds_load(const struct nbd_tls_opts *o, struct nbd_tls_creds **out);
@@ -181,5 +224,9 @@ void nbd_tx_payload_done(struct nbd_conn *c);
 void nbd_tx_free_reqs(struct nbd_conn *c);
 /* Give back a request that will get no reply (its connection died). */
 void nbd_tx_release(struct nbd_conn *c, struct nbd_req *r);
+/* Send R's reply: simple, or structured chunks when negotiated (READ:
+ * one OFFSET_DATA chunk; BLOCK_STATUS: the r->bs_len bytes of chunks in
+ * vr.buf; an error: one ERROR chunk with r->err_msg).  */
+void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r);
 
 #endif

@@ -3,9 +3,9 @@
  * client flags, and option haggling up to NBD_OPT_GO or
  * NBD_OPT_EXPORT_NAME.
  *
- * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO, STARTTLS (on a
- * TCP listener with TLS; the session itself is nbd_tls.c's).  Everything
- * else (structured replies, meta contexts, extended headers) gets
+ * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
+ * LIST/SET_META_CONTEXT (nbd_meta.c), STARTTLS (on a TCP listener with
+ * TLS; the session itself is nbd_tls.c's).  Everything else gets
  * NBD_REP_ERR_UNSUP, which every client handles by falling back.
  * With TLS required, nothing but STARTTLS and ABORT is answered before TLS
  * (NBD_REP_ERR_TLS_REQD; EXPORT_NAME, which has no error reply, ends the
@@ -29,10 +29,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint16_t tx_flags(const struct volume *vol)
+static uint16_t tx_flags(const struct nbd_conn *c, const struct volume *vol)
 {
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_CAN_MULTI_CONN;
 
+	/* Reads always answer in one chunk: DF costs nothing.  */
+	if (c->structured)
+		f |= NBD_FLAG_SEND_DF;
 	if (vol->flags & VOL_READONLY)
 		f |= NBD_FLAG_READ_ONLY;
 	else
@@ -103,6 +106,16 @@ static void reply_err(struct nbd_conn *c, uint32_t type, const char *fmt, ...)
 	reply(c, type, msg, (size_t)n);
 }
 
+void nbd_hs_reply(struct nbd_conn *c, uint32_t type, const void *data, size_t len)
+{
+	reply(c, type, data, len);
+}
+
+void nbd_hs_refuse(struct nbd_conn *c, uint32_t type, const char *msg)
+{
+	reply_err(c, type, "%s", msg);
+}
+
 static void opt_starttls(struct nbd_conn *c)
 {
 	if (c->opt_len) {
@@ -121,6 +134,11 @@ static void opt_starttls(struct nbd_conn *c)
 		reply_err(c, NBD_REP_ERR_PLATFORM, "cannot start a TLS session");
 		return;
 	}
+	/* Nothing negotiated in clear survives STARTTLS (proto.md).  */
+	c->structured = false;
+	c->meta_alloc = false;
+	c->meta_changed[0] = 0;
+	c->meta_export[0] = 0;
 	/* In clear, before the handshake: it starts once this is sent.  */
 	reply(c, NBD_REP_ACK, NULL, 0);
 }
@@ -154,6 +172,7 @@ static void next_option(struct nbd_conn *c)
 
 static void enter_transmission(struct nbd_conn *c, struct volume *vol)
 {
+	nbd_meta_enter(c, vol);
 	c->vol = volume_get(vol);
 	volume_attach(vol);
 	evloop_timer_cancel(c->lp, &c->hs_timer);
@@ -188,7 +207,7 @@ static void opt_export_name(struct nbd_conn *c)
 	}
 	memset(r, 0, sizeof r);
 	nbd_put64(r, vol->size);
-	nbd_put16(r + 8, tx_flags(vol));
+	nbd_put16(r + 8, tx_flags(c, vol));
 	if (nbd_conn_send_copy(c, r, c->no_zeroes ? 10 : sizeof r) < 0)
 		return;
 	next_option(c);
@@ -297,7 +316,7 @@ static void opt_info_go(struct nbd_conn *c)
 	reply(c, NBD_REP_INFO, buf, 14);
 	nbd_put16(buf, NBD_INFO_EXPORT);
 	nbd_put64(buf + 2, vol->size);
-	nbd_put16(buf + 10, tx_flags(vol));
+	nbd_put16(buf + 10, tx_flags(c, vol));
 	reply(c, NBD_REP_INFO, buf, 12);
 	reply(c, NBD_REP_ACK, NULL, 0);
 	if (c->opt == NBD_OPT_GO && !c->dead) {
@@ -378,6 +397,20 @@ void nbd_hs_option_data(struct nbd_conn *c)
 	case NBD_OPT_GO:
 		opt_info_go(c);
 		if (c->state == NBD_ST_TX_HEADER || c->dead)
+			return;
+		break;
+	case NBD_OPT_STRUCTURED_REPLY:
+		if (c->opt_len) {
+			reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+			break;
+		}
+		c->structured = true;
+		reply(c, NBD_REP_ACK, NULL, 0);
+		break;
+	case NBD_OPT_LIST_META_CONTEXT:
+	case NBD_OPT_SET_META_CONTEXT:
+		nbd_meta_option(c);
+		if (c->dead)
 			return;
 		break;
 	default:

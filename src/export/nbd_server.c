@@ -156,6 +156,16 @@ struct volume *nbd_server_find(struct nbd_server *srv, const char *name)
 	return nbd_server_lookup(srv, name);
 }
 
+struct log_limit *nbd_server_peer_log(struct nbd_server *srv)
+{
+	return &srv->peer_log;
+}
+
+struct volume *nbd_server_vol_at(struct nbd_server *srv, unsigned i)
+{
+	return i < srv->nvols ? srv->vols[i] : NULL;
+}
+
 void nbd_server_each(struct nbd_server *srv,
 		     void (*fn)(struct nbd_conn *c, struct volume *vol), struct nbd_conn *c)
 {

@@ -13,6 +13,7 @@
 #include "src/export/nbd_conn.h"
 #include "src/export/nbd_server.h"
 
+#include "utils/assert.h"
 #include "utils/log.h"
 
 #include <errno.h>
@@ -84,27 +85,69 @@ static void req_sent(struct nbd_conn *c, struct nbd_out *o)
 	nbd_tx_release(c, (struct nbd_req *)((char *)o - offsetof(struct nbd_req, out)));
 }
 
-static void send_reply(struct nbd_conn *c, struct nbd_req *r)
+/* Fills R->reply with a structured chunk header and returns its size.  */
+static size_t chunk_header(struct nbd_req *r, uint16_t flags, uint16_t type, uint32_t len)
 {
-	nbd_put32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
-	nbd_put32(r->reply + 4, r->wire_err);
+	nbd_put32(r->reply, NBD_STRUCTURED_REPLY_MAGIC);
+	nbd_put16(r->reply + 4, flags);
+	nbd_put16(r->reply + 6, type);
 	nbd_put64(r->reply + 8, r->cookie);
-	r->out.iov[0].iov_base = r->reply;
-	r->out.iov[0].iov_len = sizeof r->reply;
+	nbd_put32(r->reply + 16, len);
+	return NBD_CHUNK_HDR_SIZE;
+}
+
+void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r)
+{
+	size_t n;
+
 	r->out.niov = 1;
-	if (r->cmd == NBD_CMD_READ && !r->wire_err) {
+	r->out.iov[0].iov_base = r->reply;
+	if (!c->structured || (r->cmd != NBD_CMD_READ && r->cmd != NBD_CMD_BLOCK_STATUS)) {
+		/* Simple replies carry no message: allowed for everything but
+		 * READ once structured replies are negotiated.  */
+		nbd_put32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
+		nbd_put32(r->reply + 4, r->wire_err);
+		nbd_put64(r->reply + 8, r->cookie);
+		r->out.iov[0].iov_len = NBD_SIMPLE_REPLY_SIZE;
+		if (r->cmd == NBD_CMD_READ && !r->wire_err) {
+			r->out.iov[1].iov_base = r->vr.buf;
+			r->out.iov[1].iov_len = r->vr.len;
+			r->out.niov = 2;
+		}
+	} else if (r->wire_err) {
+		const char *msg = r->err_msg ? r->err_msg : "";
+		size_t ml = strnlen(msg, sizeof r->reply - NBD_CHUNK_HDR_SIZE - 6);
+
+		n = chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, (uint32_t)(6 + ml));
+		nbd_put32(r->reply + n, r->wire_err);
+		nbd_put16(r->reply + n + 4, (uint16_t)ml);
+		memcpy(r->reply + n + 6, msg, ml);
+		r->out.iov[0].iov_len = n + 6 + ml;
+	} else if (r->cmd == NBD_CMD_READ) {
+		/* One data chunk: csnap cannot tell zeroes from data without
+		 * reading them, so it never answers with a hole (and DF is
+		 * honoured by construction).  */
+		n = chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + r->vr.len);
+		nbd_put64(r->reply + n, r->vr.off);
+		r->out.iov[0].iov_len = n + 8;
 		r->out.iov[1].iov_base = r->vr.buf;
 		r->out.iov[1].iov_len = r->vr.len;
 		r->out.niov = 2;
+	} else {
+		/* BLOCK_STATUS: nbd_meta.c built the whole reply in vr.buf.  */
+		CSNAP_ASSERT(r->bs_len > 0 && r->bs_len <= r->buf_size);
+		r->out.iov[0].iov_base = r->vr.buf;
+		r->out.iov[0].iov_len = r->bs_len;
 	}
 	r->out.sent = req_sent;
 	nbd_conn_queue(c, &r->out);
 }
 
-static void reply_error(struct nbd_conn *c, struct nbd_req *r, uint32_t wire_err)
+static void reply_error(struct nbd_conn *c, struct nbd_req *r, uint32_t wire_err, const char *msg)
 {
 	r->wire_err = wire_err;
-	send_reply(c, r);
+	r->err_msg = msg;
+	nbd_tx_reply(c, r);
 }
 
 static void req_done(struct vol_req *vr, int err)
@@ -121,25 +164,33 @@ static void req_done(struct vol_req *vr, int err)
 			 r->cmd == NBD_CMD_READ ? "read" : r->cmd == NBD_CMD_FLUSH ? "flush" : "write",
 			 vr->len, (unsigned long long)vr->off, c->vol->name, strerror(-err));
 		r->wire_err = nbd_errno_to_wire(-err);
+		r->err_msg = strerror(-err);
 	}
-	send_reply(c, r);
+	nbd_tx_reply(c, r);
 }
 
-/* 0, or the NBD error a well-formed reply reports.  */
-static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r)
+/* 0, or the NBD error a well-formed reply reports (and *MSG why).  */
+static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r, const char **msg)
 {
 	const struct volume *vol = c->vol;
 	uint64_t off = r->vr.off, len = r->vr.len;
 	bool in_range = off <= vol->size && len <= vol->size - off;
 	bool ro = vol->flags & VOL_READONLY;
 
+	*msg = "invalid command flags";
 	if (r->flags & ~KNOWN_CMD_FLAGS)
 		return NBD_EINVAL;
-	/* DF and REQ_ONE need structured replies; FAST_ZERO was not offered. */
-	if (r->flags & (NBD_CMD_FLAG_DF | NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO))
+	/* DF (reads) and REQ_ONE (block status) need structured replies;
+	 * FAST_ZERO was not offered.  */
+	if (r->flags & NBD_CMD_FLAG_FAST_ZERO)
+		return NBD_EINVAL;
+	if (r->flags & NBD_CMD_FLAG_DF && (!c->structured || r->cmd != NBD_CMD_READ))
+		return NBD_EINVAL;
+	if (r->flags & NBD_CMD_FLAG_REQ_ONE && r->cmd != NBD_CMD_BLOCK_STATUS)
 		return NBD_EINVAL;
 	if (r->flags & NBD_CMD_FLAG_NO_HOLE && r->cmd != NBD_CMD_WRITE_ZEROES)
 		return NBD_EINVAL;
+	*msg = in_range ? "invalid request" : "request beyond the end of the export";
 	switch (r->cmd) {
 	case NBD_CMD_READ:
 		if (len == 0 || len > NBD_SERVER_MAX_PAYLOAD || !in_range)
@@ -160,19 +211,31 @@ static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r)
 		return in_range ? 0 : NBD_ENOSPC;
 	case NBD_CMD_FLUSH:
 		return off || len ? NBD_EINVAL : 0;
+	case NBD_CMD_BLOCK_STATUS:
+		if (!c->meta_alloc && !c->meta_changed[0]) {
+			*msg = "no metadata context was negotiated";
+			return NBD_EINVAL;
+		}
+		return len && in_range ? 0 : NBD_EINVAL;
 	default:
-		return NBD_EINVAL;	/* CACHE, BLOCK_STATUS, RESIZE, unknown */
+		*msg = "command not supported";
+		return NBD_EINVAL;	/* CACHE, RESIZE, unknown */
 	}
 }
 
 static void submit(struct nbd_conn *c, struct nbd_req *r)
 {
-	uint32_t e = validate(c, r);
+	const char *msg = NULL;
+	uint32_t e = validate(c, r, &msg);
 
 	if (e) {
-		log_debug("nbd %s: invalid request cmd %u flags %#x off %llu len %u: error %u",
-			  c->peer, r->cmd, r->flags, (unsigned long long)r->vr.off, r->vr.len, e);
-		reply_error(c, r, e);
+		log_debug("nbd %s: invalid request cmd %u flags %#x off %llu len %u: error %u (%s)",
+			  c->peer, r->cmd, r->flags, (unsigned long long)r->vr.off, r->vr.len, e, msg);
+		reply_error(c, r, e, msg);
+		return;
+	}
+	if (r->cmd == NBD_CMD_BLOCK_STATUS) {
+		nbd_meta_block_status(c, r);
 		return;
 	}
 	switch (r->cmd) {

@@ -43,6 +43,29 @@ struct vol_req {
 
 struct volume;
 
+/* csnap:changed (volume_ops.changed): which chunks of the volume differ
+ * from snapshot FROM, from the chunk holding byte OFF on.  */
+struct vol_range {
+	uint64_t start;		/* chunk */
+	uint32_t count;		/* chunks, >= 1 */
+};
+
+struct vol_changed_req {
+	const char *from;	/* snapshot name; kept alive by the caller */
+	uint64_t off;		/* first byte of interest */
+	uint32_t max_ranges;
+	/* Results, valid only inside done() with err == 0: ranges in
+	 * increasing order, none before the chunk holding OFF; below chunk
+	 * NEXT (> that chunk; UINT64_MAX: all chunks) every changed chunk is
+	 * in one of them.  */
+	unsigned chunk_shift;
+	const struct vol_range *r;
+	uint32_t n;
+	uint64_t next;
+	/* Exactly once: err 0, or a negative errno and a one-line reason. */
+	void (*done)(struct vol_changed_req *q, int err, const char *why);
+};
+
 struct volume_ops {
 	void (*submit)(struct volume *vol, struct vol_req *req);
 	/* Called when the last reference goes.  */
@@ -51,10 +74,13 @@ struct volume_ops {
 	 * backend can hold resources only while somebody uses it).  */
 	void (*attach)(struct volume *vol);
 	void (*detach)(struct volume *vol);
+	/* Optional (csnap volumes): the master's changed-chunk list.  */
+	void (*changed)(struct volume *vol, struct vol_changed_req *q);
 };
 
 #define VOL_READONLY	0x1
 #define VOL_CAN_TRIM	0x2	/* trim actually frees or zeroes something */
+#define VOL_SNAPSHOT	0x4	/* a csnap snapshot (csnap:changed can name it) */
 
 #define VOL_NAME_MAX	256
 

@@ -485,9 +485,24 @@ static void origin_destroy(struct volume *vol)
 	free(ov);
 }
 
+/* csnap:changed on the origin export: what differs between FROM and the
+ * live origin (writes acknowledged before the reply are in it: a chunk is
+ * copied out, hence changed, before the write that changes it starts).  */
+static void origin_changed(struct volume *vol, struct vol_changed_req *q)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+
+	if (!ov->sess) {
+		q->done(q, -ESHUTDOWN, "the export is shutting down");
+		return;
+	}
+	csvol_changed(ov->sess, ov->env.chunk_shift, "", q);
+}
+
 static const struct volume_ops origin_ops = {
 	.submit = origin_submit,
 	.destroy = origin_destroy,
+	.changed = origin_changed,
 };
 
 int volume_origin_create(const struct csvol_env *env, struct volume **out)

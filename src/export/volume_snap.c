@@ -625,11 +625,25 @@ static void snap_destroy(struct volume *vol)
 	free(sv);
 }
 
+/* csnap:changed on a snapshot export: what differs between FROM and this
+ * snapshot.  */
+static void snap_changed(struct volume *vol, struct vol_changed_req *q)
+{
+	struct snap_vol *sv = (struct snap_vol *)vol;
+
+	if (!sv->sess || sv->retired) {
+		q->done(q, -EIO, "the snapshot was deleted");
+		return;
+	}
+	csvol_changed(sv->sess, sv->env.chunk_shift, sv->vol.name, q);
+}
+
 static const struct volume_ops snap_ops = {
 	.submit = snap_submit,
 	.destroy = snap_destroy,
 	.attach = snap_attach,
 	.detach = snap_detach,
+	.changed = snap_changed,
 };
 
 int volume_snap_create(const struct csvol_env *env, const char *name,
@@ -650,6 +664,7 @@ int volume_snap_create(const struct csvol_env *env, const char *name,
 	sv->gone = gone;
 	sv->arg = arg;
 	sv->vol.ops = &snap_ops;
+	sv->vol.flags = VOL_SNAPSHOT;
 	snprintf(sv->vol.name, sizeof sv->vol.name, "%s", name);
 	snprintf(sv->vol.description, sizeof sv->vol.description, "csnap snapshot %s", name);
 	sv->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;

@@ -101,6 +101,16 @@ static void on_entry(void *arg, const uint8_t *e)
 		if (m & k->acc[w])
 			problem(k, "origin chunk %llu: snapshot bit %d is in two exceptions",
 				(unsigned long long)o, (int)(w * 64 + (uint32_t)__builtin_ctzll(m & k->acc[w])));
+		if (m & s->users[w]) {
+			for (uint64_t b = m & s->users[w]; b; b &= b - 1) {
+				uint32_t slot = w * 64 + (uint32_t)__builtin_ctzll(b);
+				if (o >= store_snap_chunks(s, slot))
+					problem(k, "origin chunk %llu: exception for snapshot %u, which "
+						"covers only %llu chunks", (unsigned long long)o,
+						s->st.slot[slot].id,
+						(unsigned long long)store_snap_chunks(s, slot));
+			}
+		}
 		if (behind && (m & k->cleaning[w]))
 			problem(k, "origin chunk %llu: deleted snapshot's bit left behind the cleanup cursor",
 				(unsigned long long)o);

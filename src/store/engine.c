@@ -304,6 +304,18 @@ static int check_range(const struct store *s, chunk_t first, uint32_t count)
 	return 0;
 }
 
+/* A snapshot covers the origin as it was when taken.  */
+static int check_snap_range(const struct store *s, uint32_t slot, chunk_t first, uint32_t count)
+{
+	uint64_t n = store_snap_chunks(s, slot);
+
+	if (first >= n || count > n - first)
+		return err_set(EINVAL, "chunks %llu+%u beyond snapshot %u (%llu chunks)",
+			       (unsigned long long)first, count, s->st.slot[slot].id,
+			       (unsigned long long)n);
+	return 0;
+}
+
 enum store_short store_enospc_kind(const struct store *s) { return s->short_kind; }
 
 /*
@@ -424,6 +436,21 @@ static void ow_visit(void *arg, const uint8_t *e)
 		nm[k] &= ~mask_word(e + BE_MASK, k);
 }
 
+/* Origin chunks a snapshot does not cover (the origin grew after it was
+ * taken) are no part of it: no copy-out for it there.  */
+static void drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count)
+{
+	uint32_t mw = s->mask_words;
+
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (!((s->users[i / 64] >> (i % 64)) & 1))
+			continue;
+		uint64_t end = store_snap_chunks(s, i);
+		for (uint64_t c = end > first ? end : first; c < first + count; c++)
+			need[(c - first) * mw + i / 64] &= ~(1ULL << (i % 64));
+	}
+}
+
 int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		       struct store_copy *out, uint32_t *nout)
 {
@@ -446,6 +473,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	uint64_t *need = s->scratch, leaves = 1;	/* + the leaves this range spans */
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->users, mw * 8);
+	if (first + count > s->short_min)	/* chunks added by a resize */
+		drop_short(s, need, first, count);
 	struct ow_walk ow = { need, first, mw };
 	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
@@ -527,6 +556,8 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	if ((ret = check_snap_range(s, (uint32_t)slot, first, count)) < 0)
+		return ret;
 	if (slot == s->clone_parent)
 		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\": writes wait until that is done",
 			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
@@ -609,6 +640,9 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	slot = store_snap_slot(s, snap_id, true);
 	if (slot < 0)
 		return slot;
+	int ret = check_snap_range(s, (uint32_t)slot, first, count);
+	if (ret < 0)
+		return ret;
 	uint32_t w = (uint32_t)slot / 64;
 	uint64_t bitm = 1ULL << (slot % 64);
 	for (uint32_t i = 0; i < count; i++)

@@ -228,15 +228,26 @@ static void recorded_kind(const char *id, char *kind, size_t len)
 			snprintf(kind, len, "%s", known[i]);
 }
 
+void origin_id_resized(char *id, uint64_t size)
+{
+	char kind[16];
+
+	recorded_kind(id, kind, sizeof kind);
+	if (!strcmp(kind, "size"))
+		snprintf(id, CSNAP_ORIGIN_ID_LEN + 1, "size:%" PRIu64, size);
+}
+
 int origin_id_verify(const char *path, uint64_t size, const struct csnap_sb *sb)
 {
-	if (size != sb->origin_size)
+	char kind[16];
+	recorded_kind(sb->origin_id, kind, sizeof kind);
+	bool weak = !kind[0] || !strcmp(kind, "size");
+	/* a strong identity may have grown: extended, not yet resized */
+	if (size != sb->origin_size && (weak || size < sb->origin_size))
 		return err_set(EMEDIUMTYPE, "origin %s is %" PRIu64 " bytes, but the store was made for "
 			       "an origin of %" PRIu64 " bytes (id %s): wrong device?", path, size,
 			       sb->origin_size, sb->origin_id[0] ? sb->origin_id : "none");
-	char kind[16];
-	recorded_kind(sb->origin_id, kind, sizeof kind);
-	if (!kind[0] || !strcmp(kind, "size"))
+	if (weak)
 		return 0;	/* nothing but the size was recorded */
 	char found[CSNAP_ORIGIN_ID_LEN + 1];
 	origin_id_of_kind(path, kind, found, sizeof found);

@@ -23,7 +23,10 @@
  * A filesystem UUID is deliberately not an identity: writes through the
  * csnap origin (mkfs, tune2fs -U) may change it legitimately.  Stores made
  * before this module recorded a bare filesystem UUID; those are checked by
- * size only.  The size must match exactly.
+ * size only.  The size must match exactly, except that an origin with a
+ * strong identity (any kind but size) may be larger than recorded: it was
+ * extended and `csnap resize` has not recorded it yet (only the recorded
+ * size is used until then).
  */
 #ifndef CSNAP_STORE_ORIGIN_ID_H
 #define CSNAP_STORE_ORIGIN_ID_H
@@ -50,6 +53,11 @@ int origin_id_record(const char *path, uint64_t size, const uint8_t store_uuid[1
  * for.  Returns 0, or -EMEDIUMTYPE with a one-line reason naming the
  * recorded and the found identity (sizes included).  */
 int origin_id_verify(const char *path, uint64_t size, const struct csnap_sb *sb);
+
+/* The recorded identity ID (CSNAP_ORIGIN_ID_LEN + 1 bytes) after the
+ * origin grew to SIZE bytes (store_origin_resize): a "size:" identity
+ * names the new size, every other kind is kept.  */
+void origin_id_resized(char *id, uint64_t size);
 
 /* Identity of the given KIND ("dm", "wwid", ...) of the device or file at
  * PATH, in the recorded form ("KIND:VALUE" or "KIND#HEX"); "" when it has

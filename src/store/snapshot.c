@@ -33,8 +33,9 @@ void store_recompute_live(struct store *s)
 	memset(s->idtab, 0, sizeof s->idtab);
 	s->clone_slot = s->clone_parent = -1;
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
-		if (s->st.slot[i].flags & STORE_SNAP_LIVE)
+		if (s->st.slot[i].flags & STORE_SNAP_LIVE) {
 			s->live[i / 64] |= 1ULL << (i % 64);
+		}
 		if ((s->st.slot[i].flags & STORE_SNAP_CLONING) && s->clone_slot < 0)
 			s->clone_slot = (int)i;
 		if (s->st.slot[i].id) {
@@ -52,6 +53,10 @@ void store_recompute_live(struct store *s)
 		int p = store_snap_slot(s, s->st.slot[s->clone_slot].parent_id, true);
 		s->clone_parent = p >= 0 ? p : -1;
 	}
+	s->short_min = s->origin_chunks;
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if (((s->users[i / 64] >> (i % 64)) & 1) && store_snap_chunks(s, i) < s->short_min)
+			s->short_min = store_snap_chunks(s, i);
 }
 
 /* Is NAME the name of a live snapshot or of one being cloned, other than

@@ -166,6 +166,12 @@ struct store_info {
 	uint64_t txn_seq;	/* sequence of the last committed transaction */
 };
 void store_get_info(const struct store *s, struct store_info *out);
+/* The origin grew to NEW_SIZE bytes (resize.c): recorded durably in the
+ * superblock before it returns.  The new chunks belong to no snapshot
+ * taken before (each keeps its size, store_snapshot.origin_chunks); later
+ * snapshots cover them.  Equal: no-op.  -EINVAL (nothing changed) for a
+ * shrink, or when the current size is not a multiple of the chunk size.  */
+int store_origin_resize(struct store *s, uint64_t new_size);
 /* Byte offset of store chunk C on the store device.  */
 uint64_t store_chunk_offset(const struct store *s, chunk_t c);
 

@@ -37,6 +37,9 @@ struct store {
 					 * whose exceptions must be kept */
 	int clone_slot, clone_parent;	/* slots of the running clone and its
 					 * parent (clone.c); -1: none */
+	uint64_t short_min;	/* fewest chunks a snapshot in `users` covers
+				 * (store_snap_chunks); < origin_chunks only
+				 * after the origin grew (store_origin_resize) */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
 	uint32_t next_id;
 	bool cleanup_active;
@@ -51,6 +54,14 @@ struct store {
 static inline uint64_t mask_word(const uint8_t *mask, uint32_t w) { return get_le64(mask + 8 * w); }
 static inline bool mask_test(const uint8_t *mask, uint32_t bit)
 { return (get_le64(mask + 8 * (bit / 64)) >> (bit % 64)) & 1; }
+
+/* Origin chunks snapshot SLOT covers: the origin's size when it was taken
+ * (the chunks added by a resize belong to no older snapshot).  */
+static inline uint64_t store_snap_chunks(const struct store *s, uint32_t slot)
+{
+	uint64_t n = s->st.slot[slot].origin_chunks;
+	return n && n < s->origin_chunks ? n : s->origin_chunks;
+}
 
 /* engine.c */
 int store_save_header(struct store *s);

@@ -4,9 +4,13 @@
  * and transmission requests, through the real connection state machine,
  * socket I/O, flow control and event loop.
  *
- * One NBD server, created once, listens on a unix socket and exports two
+ * One NBD server, created once, listens on a unix socket and exports three
  * in-memory volumes: "disk" (rw, DISK_SIZE, the default export; requests
- * touching its last 512 bytes fail with EIO) and "ro" (read-only).  Each
+ * touching its last 512 bytes fail with EIO), "ro" (read-only) and "snap"
+ * (a snapshot, so csnap:changed:snap can be negotiated).  "disk" answers
+ * csnap:changed queries with every odd 64 KiB chunk changed, a page of at
+ * most max_ranges ranges at a time, and fails the ones asked in its last
+ * chunk (the reply's error path).  Each
  * input is one client connection: the harness connects, sends the input
  * (in pieces of PIECE bytes, running the loop between pieces, when the
  * first byte is nonzero), half-closes, reads and drops all output, and
@@ -20,7 +24,8 @@
  * bytes from the first one after the server's greeting (client flags).
  *
  * CSNAP_FUZZ_SEEDS=DIR writes seed inputs (GO + requests, EXPORT_NAME,
- * LIST/INFO/ABORT) and exits.
+ * LIST/INFO/ABORT, structured replies with meta contexts and block status,
+ * hostile meta context queries) and exits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -50,17 +55,51 @@
 
 /* ---- in-memory volumes, completing at the end of the loop batch ---- */
 
+#define CHUNK_SHIFT	16
+
 struct memvol {
 	struct volume vol;
 	uint8_t *data;
 	struct vol_req *pending[1024];
 	unsigned npending;
+	struct vol_changed_req *changed[1024];
+	unsigned nchanged;
 	struct evloop_deferred done;
 };
+
+/* csnap:changed answer: odd chunks from the one holding Q->off on.  */
+static void memvol_changed_answer(struct memvol *m, struct vol_changed_req *q)
+{
+	uint64_t nchunks = (m->vol.size + (1u << CHUNK_SHIFT) - 1) >> CHUNK_SHIFT;
+	uint64_t c = (q->off >> CHUNK_SHIFT) | 1;
+	struct vol_range r[64];
+	uint32_t n = 0;
+
+	if (q->off >> CHUNK_SHIFT == nchunks - 1) {
+		q->done(q, -EIO, "fuzz: the last chunk's changes are unknown");
+		return;
+	}
+	while (c < nchunks && n < q->max_ranges && n < 64) {
+		r[n++] = (struct vol_range){ c, 1 };
+		c += 2;
+	}
+	q->chunk_shift = CHUNK_SHIFT;
+	q->r = r;
+	q->n = n;
+	q->next = c >= nchunks ? UINT64_MAX : c;
+	q->done(q, 0, NULL);
+}
 
 static void memvol_complete(void *arg)
 {
 	struct memvol *m = arg;
+
+	while (m->nchanged) {
+		struct vol_changed_req *q = m->changed[0];
+
+		memmove(m->changed, m->changed + 1, --m->nchanged * sizeof *m->changed);
+		memvol_changed_answer(m, q);
+	}
 
 	while (m->npending) {
 		struct vol_req *req = m->pending[0];
@@ -106,7 +145,21 @@ static void memvol_destroy(struct volume *vol)
 	free(m);
 }
 
+static void memvol_changed(struct volume *vol, struct vol_changed_req *q)
+{
+	struct memvol *m = (struct memvol *)vol;
+
+	FUZZ_CHECK(q->off < vol->size, "block status at %llu, beyond the volume",
+		   (unsigned long long)q->off);
+	FUZZ_CHECK(q->from && !strcmp(q->from, "snap"), "csnap:changed of an unknown snapshot");
+	FUZZ_CHECK(m->nchanged < 1024, "more queries in flight than flow control allows");
+	m->changed[m->nchanged++] = q;
+	evloop_defer(lp, &m->done);
+}
+
 static const struct volume_ops memvol_ops = { .submit = memvol_submit, .destroy = memvol_destroy };
+static const struct volume_ops csvol_ops = { .submit = memvol_submit, .destroy = memvol_destroy,
+					     .changed = memvol_changed };
 
 static struct volume *memvol_new(const char *name, uint64_t size, unsigned flags)
 {
@@ -114,7 +167,7 @@ static struct volume *memvol_new(const char *name, uint64_t size, unsigned flags
 
 	if (!m || !(m->data = calloc(1, size)))
 		abort();
-	m->vol.ops = &memvol_ops;
+	m->vol.ops = strcmp(name, "ro") ? &csvol_ops : &memvol_ops;
 	snprintf(m->vol.name, sizeof m->vol.name, "%s", name);
 	snprintf(m->vol.description, sizeof m->vol.description, "fuzz volume %s", name);
 	m->vol.size = size;
@@ -240,6 +293,26 @@ static void go(struct seed *s, uint32_t opt, const char *name)
 	option(s, opt, d, nl + 10);
 }
 
+/* LIST/SET_META_CONTEXT on EXPORT with N queries from Q.  */
+static void meta(struct seed *s, uint32_t opt, const char *export, const char *const *q, unsigned n)
+{
+	uint8_t d[1024];
+	size_t len = 0, el = strlen(export);
+
+	nbd_put32(d, (uint32_t)el);
+	memcpy(d + 4, export, el);
+	nbd_put32(d + 4 + el, n);
+	len = 8 + el;
+	for (unsigned i = 0; i < n; i++) {
+		size_t ql = strlen(q[i]);
+
+		nbd_put32(d + len, (uint32_t)ql);
+		memcpy(d + len + 4, q[i], ql);
+		len += 4 + ql;
+	}
+	option(s, opt, d, (uint32_t)len);
+}
+
 static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint32_t len)
 {
 	uint8_t r[NBD_REQUEST_SIZE];
@@ -314,6 +387,42 @@ static void make_seeds(const char *dir)
 	go(&s, NBD_OPT_INFO, "nosuch");
 	option(&s, NBD_OPT_ABORT, NULL, 0);
 	save(dir, i++, &s);
+	/* structured replies, both contexts, reads and block status */
+	static const char *const both[] = { "base:allocation", "csnap:changed:snap" };
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	option(&s, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "disk", both, 2);
+	go(&s, NBD_OPT_GO, "disk");
+	request(&s, 0, NBD_CMD_READ, 4000, 200);
+	request(&s, NBD_CMD_FLAG_DF, NBD_CMD_READ, 0, 4096);
+	request(&s, 0, NBD_CMD_READ, DISK_SIZE - 100, 100);
+	request(&s, 0, NBD_CMD_BLOCK_STATUS, 1000, 300000);
+	request(&s, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_BLOCK_STATUS, 65536, 4096);
+	request(&s, 0, NBD_CMD_BLOCK_STATUS, DISK_SIZE - 4096, 4096);
+	request(&s, 0, NBD_CMD_BLOCK_STATUS, DISK_SIZE - 4096, 8192);
+	request(&s, 0, NBD_CMD_DISC, 0, 0);
+	save(dir, i++, &s);
+	/* listing, wildcards, bad and unknown queries, contexts for another
+	 * export, in 8-byte pieces */
+	static const char *const list[] = { "base:", "csnap:changed:", "x-other:y" };
+	static const char *const bad[] = { "nocolon", "csnap:changed:nosuch" };
+	static const char *const two[] = { "csnap:changed:snap", "csnap:changed:disk" };
+	memset(&s, 0, sizeof s);
+	put(&s, "\1", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "disk", both, 1);
+	option(&s, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	meta(&s, NBD_OPT_LIST_META_CONTEXT, "disk", NULL, 0);
+	meta(&s, NBD_OPT_LIST_META_CONTEXT, "disk", list, 3);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "disk", bad, 2);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "disk", two, 2);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "ro", both + 1, 1);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "snap", both, 2);
+	go(&s, NBD_OPT_GO, "disk");
+	request(&s, 0, NBD_CMD_BLOCK_STATUS, 0, 4096);
+	save(dir, i++, &s);
 	exit(0);
 }
 
@@ -321,7 +430,7 @@ static void make_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct volume *disk, *ro;
+	struct volume *disk, *ro, *snap;
 
 	(void)argc;
 	(void)argv;
@@ -337,10 +446,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(cleanup);
 	disk = memvol_new("disk", DISK_SIZE, 0);
 	ro = memvol_new("ro", RO_SIZE, VOL_READONLY);
-	if (nbd_server_add(srv, disk) < 0 || nbd_server_add(srv, ro) < 0)
+	snap = memvol_new("snap", RO_SIZE, VOL_SNAPSHOT);
+	if (nbd_server_add(srv, disk) < 0 || nbd_server_add(srv, ro) < 0 ||
+	    nbd_server_add(srv, snap) < 0)
 		abort();
 	volume_put(disk);
 	volume_put(ro);
+	volume_put(snap);
 	return 0;
 }
 

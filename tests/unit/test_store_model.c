@@ -16,6 +16,10 @@
  * when the version found (through store_snapshot_read) equals the model's.
  * The store runs near full so the ENOSPC path and the victim policy are
  * exercised.  store_check must be clean at the end.
+ * The origin starts at 3/4 of ORIGIN_CHUNKS and is resized (grown) now
+ * and then: each snapshot keeps the size it was taken at (its reads and
+ * writes beyond it are refused), the new chunks belong only to the
+ * origin and to later snapshots.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,10 +49,12 @@ struct model {
 	uint64_t nstore;
 	uint64_t ver;
 	unsigned nsnaps;
+	uint64_t ochunks;		/* the origin's current size */
+	uint64_t snapsize[MAXSNAP];	/* each snapshot's, at its creation */
 };
 
 static struct model M = { .clone_idx = -1, .clone_parent = -1 };
-static unsigned long long stat_ops[12];
+static unsigned long long stat_ops[13];
 #define MAX_DEPTH	8
 
 static int find_idx(uint32_t id)
@@ -94,11 +100,24 @@ static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 		if (!release_victim(s))
 			fail_msg("ENOSPC with no snapshot left to release");
 	TU_OK(r);
+	bool copied[MAXRANGE] = { false };
 	for (uint32_t i = 0; i < ncp; i++) {
 		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
 		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
 		assert_true(cp[i].dst < M.nstore);
 		M.storev[cp[i].dst] = M.origin[cp[i].origin_chunk];
+		copied[cp[i].origin_chunk - first] = true;
+	}
+	/* exactly the chunks some snapshot covering them still reads from
+	 * the origin are copied (versions are unique) */
+	for (uint32_t c = 0; c < n; c++) {
+		bool want = false;
+		for (int i = 0; i < MAXSNAP && !want; i++)
+			want = M.ids[i] && first + c < M.snapsize[i] &&
+			       M.snap[i][first + c] == M.origin[first + c];
+		if (want != copied[c])
+			fail_msg("origin write of chunk %" PRIu64 ": copied %d, model says %d",
+				 first + c, copied[c], want);
 	}
 	/* the copies must be durable before the exceptions commit; the
 	 * simulated data needs no flush, the metadata commit is tested */
@@ -163,11 +182,34 @@ static void verify_name(struct store *s, int idx)
 
 static void verify_all(struct store *s)
 {
+	chunk_t loc[1];
+
 	for (int i = 0; i < MAXSNAP; i++)
 		if (M.ids[i] && !M.cloning[i]) {
-			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_range(s, i, 0, (uint32_t)M.snapsize[i]);
 			verify_name(s, i);
+			/* beyond its size: refused, not read from the origin */
+			if (M.snapsize[i] < M.ochunks)
+				assert_int_equal(store_snapshot_read(s, M.ids[i], M.snapsize[i], 1, loc),
+						 -EINVAL);
 		}
+}
+
+/* The origin grows by 1..4 chunks (up to ORIGIN_CHUNKS); a shrink is
+ * refused and changes nothing.  */
+static void do_resize(struct store *s)
+{
+	struct store_info info;
+
+	if (M.ochunks == ORIGIN_CHUNKS)
+		return;
+	assert_int_equal(store_origin_resize(s, (M.ochunks - 1) * CHUNK), -EINVAL);
+	uint64_t n = M.ochunks + 1 + (uint64_t)(rand() % 4);
+	M.ochunks = n < ORIGIN_CHUNKS ? n : ORIGIN_CHUNKS;
+	TU_OK(store_origin_resize(s, M.ochunks * CHUNK));
+	store_get_info(s, &info);
+	assert_int_equal(info.origin_chunks, M.ochunks);
+	stat_ops[12]++;
 }
 
 static int random_live(void)
@@ -199,7 +241,7 @@ static void do_clone(struct store *s, unsigned long op)
 			if (M.depth[i] > M.max_depth)
 				M.max_depth = M.depth[i];
 			stat_ops[7]++;
-			verify_range(s, i, 0, ORIGIN_CHUNKS);
+			verify_range(s, i, 0, (uint32_t)M.snapsize[i]);
 		}
 		return;
 	}
@@ -238,6 +280,7 @@ static void do_clone(struct store *s, unsigned long op)
 	M.clone_idx = i;
 	M.clone_parent = p;
 	memcpy(M.snap[i], M.snap[p], sizeof M.snap[p]);
+	M.snapsize[i] = M.snapsize[p];
 	stat_ops[9]++;
 }
 
@@ -247,7 +290,8 @@ static void test_model(void **state)
 	unsigned long nops = getenv("STORE_MODEL_OPS") ? strtoul(getenv("STORE_MODEL_OPS"), NULL, 0) : 100000;
 	unsigned long check_every = getenv("STORE_MODEL_CHECK_EVERY") ? strtoul(getenv("STORE_MODEL_CHECK_EVERY"), NULL, 0) : 0;
 	srand(getenv("STORE_MODEL_SEED") ? (unsigned)atoi(getenv("STORE_MODEL_SEED")) : 12345);
-	char *path = tu_mkstore("model", 24 << 20, CHUNK, (uint64_t)ORIGIN_CHUNKS * CHUNK, MAXSNAP);
+	M.ochunks = ORIGIN_CHUNKS * 3 / 4;
+	char *path = tu_mkstore("model", 24 << 20, CHUNK, M.ochunks * CHUNK, MAXSNAP);
 	struct store_open_opts o = { .cache_bytes = 256 * 4096 };	/* small: evictions happen */
 	struct store *s;
 	struct store_info info;
@@ -262,18 +306,27 @@ static void test_model(void **state)
 	for (unsigned long op = 0; op < nops; op++) {
 		int k = rand() % 100;
 		uint32_t n = 1 + (uint32_t)(rand() % MAXRANGE);
-		uint64_t first = (uint64_t)(rand() % (ORIGIN_CHUNKS - n + 1));
+		uint64_t first = (uint64_t)(rand() % (M.ochunks - n + 1));
+		int i = k >= 40 && k < 80 ? random_live() : -1;
+		if (i >= 0 && first + n > M.snapsize[i]) {
+			/* this snapshot is smaller than the origin: stay inside
+			 * it, and see that beyond it is refused */
+			chunk_t dst[MAXRANGE];
+			struct store_copy cp[MAXRANGE];
+			uint32_t ncp;
+			assert_int_equal(store_snapshot_write(s, M.ids[i], first, n, dst, cp, &ncp), -EINVAL);
+			assert_int_equal(store_snapshot_read(s, M.ids[i], first, n, dst), -EINVAL);
+			first = (uint64_t)(rand() % (M.snapsize[i] - n + 1));
+		}
 		if (k < 40) {
 			do_origin_write(s, first, n);
 			stat_ops[0]++;
 		} else if (k < 60) {
-			int i = random_live();
 			if (i >= 0) {
 				do_snapshot_write(s, i, first, n);
 				stat_ops[1]++;
 			}
 		} else if (k < 80) {
-			int i = random_live();
 			if (i >= 0)
 				verify_range(s, i, first, n);
 		} else if (k < 83) {
@@ -288,12 +341,13 @@ static void test_model(void **state)
 				continue;
 			}
 			TU_OK(r);
-			int i = find_idx(0);
+			i = find_idx(0);
 			assert_true(i >= 0);
 			M.ids[i] = id;
 			M.depth[i] = 0;
 			snprintf(M.names[i], sizeof M.names[i], "%s", name);
 			memcpy(M.snap[i], M.origin, sizeof M.origin);
+			M.snapsize[i] = M.ochunks;
 			M.nsnaps++;
 			stat_ops[2]++;
 		} else if (k < 90) {
@@ -307,7 +361,7 @@ static void test_model(void **state)
 				stat_ops[11]++;
 				continue;
 			}
-			int i = random_live();
+			i = random_live();
 			if (i >= 0 && i == M.clone_parent) {
 				assert_int_equal(store_snapshot_delete(s, M.ids[i]), -EBUSY);
 			} else if (i >= 0) {
@@ -318,7 +372,7 @@ static void test_model(void **state)
 			}
 		} else if (k < 91) {
 			/* rename; the old name must be free afterwards */
-			int i = random_live();
+			i = random_live();
 			if (i >= 0) {
 				char name[32], old[32];
 				struct store_snapshot sn;
@@ -334,6 +388,8 @@ static void test_model(void **state)
 			int r = store_cleanup(s, 1 + (unsigned)(rand() % 200));
 			TU_OK(r);
 		} else if (k < 99) {
+			if (rand() % 32 == 0)
+				do_resize(s);
 			TU_OK(store_commit(s));
 		} else {
 			/* commit, close and reopen: everything must persist */
@@ -363,14 +419,16 @@ static void test_model(void **state)
 	TU_OK(store_commit(s));
 	verify_all(s);
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
-		      "renames %llu, reopens %llu, victims released %llu\n", stat_ops[0], stat_ops[1],
-		      stat_ops[2], stat_ops[3], stat_ops[5], stat_ops[4], stat_ops[6]);
+		      "renames %llu, reopens %llu, victims released %llu, resizes %llu (origin %" PRIu64
+		      " chunks)\n", stat_ops[0], stat_ops[1], stat_ops[2], stat_ops[3], stat_ops[5],
+		      stat_ops[4], stat_ops[6], stat_ops[12], M.ochunks);
 	print_message("clones started %llu, done %llu, abandoned %llu, walk steps %llu, "
 		      "parent writes refused %llu, deepest clone %u\n", stat_ops[9], stat_ops[7],
 		      stat_ops[11], stat_ops[8], stat_ops[10], M.max_depth);
 	/* the runs must have reached what they are meant to cover */
 	if (nops >= 100000)
-		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0);
+		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0 &&
+			    stat_ops[12] >= 50);
 	store_get_info(s, &info);
 	print_message("final: %" PRIu64 " exceptions, tree height %u, %u snapshots\n",
 		      info.exceptions, info.tree_height, info.snapshots);
