@@ -300,6 +300,14 @@ static void on_signal(void *arg, int signo)
 {
 	struct exporter *ex = arg;
 
+	if (signo == SIGUSR1) {
+		/* Where every unanswered request is (a stalled client).  */
+		log_info("export: SIGUSR1: %u I/O requests pending in the engine",
+			 io_engine_pending(loop_io(ex->lp)));
+		if (ex->srv)
+			nbd_server_log_state(ex->srv);
+		return;
+	}
 	log_info("export: signal %d, shutting down", signo);
 	evloop_stop(ex->lp);
 }
@@ -480,10 +488,11 @@ static int start_keeper(struct exporter *ex, const struct export_opts *o)
 				ex->st->nbd_dead_timeout, &ex->keeper);
 }
 
-/* SIGINT/SIGTERM stop the loop (through a signalfd, in the loop).  */
+/* SIGINT/SIGTERM stop the loop, SIGUSR1 logs the state (through a
+ * signalfd, in the loop).  */
 static int watch_signals(struct exporter *ex)
 {
-	static const int signos[] = { SIGINT, SIGTERM, 0 };
+	static const int signos[] = { SIGINT, SIGTERM, SIGUSR1, 0 };
 
 	return evloop_signals_add(ex->lp, &ex->sigs, signos, on_signal, ex);
 }

@@ -50,6 +50,13 @@ int64_t grant_expired_ms(const struct grant *g)
 	return g->until_ns && now > g->until_ns ? (now - g->until_ns) / 1000000 : 0;
 }
 
+int64_t grant_left_ms(const struct grant *g)
+{
+	int64_t now = csnap_boot_ns();
+
+	return g->until_ns > now ? (g->until_ns - now) / 1000000 : 0;
+}
+
 static void ping_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
 	struct grant *g = rq->arg;

@@ -51,5 +51,7 @@ void grant_ping_stop(struct grant *g);
 static inline bool grant_ping_busy(const struct grant *g) { return g->ping_inflight; }
 /* Milliseconds since it ran out (0 if it never was or still holds).  */
 int64_t grant_expired_ms(const struct grant *g);
+/* Milliseconds it still holds (0 if none or run out).  */
+int64_t grant_left_ms(const struct grant *g);
 
 #endif

@@ -213,6 +213,28 @@ unsigned nbd_server_connections(const struct nbd_server *srv)
 	return srv->nconns;
 }
 
+void nbd_server_log_state(struct nbd_server *srv)
+{
+	log_info("nbd: state on request: %u connections, %u exports", srv->nconns, srv->nvols);
+	for (const struct nbd_conn *c = srv->conns; c; c = c->next) {
+		unsigned nout = 0;
+
+		for (const struct nbd_out *o = c->out_head; o; o = o->next)
+			nout++;
+		/* A request lives until its reply is sent: those without a
+		 * queued reply are in the volume (or their payload is
+		 * arriving).  */
+		log_info("nbd %s: %s, state %d%s%s: %u requests in flight (%zu bytes), "
+			 "%u replies queued (%zu bytes, %zu of the first sent), %s",
+			 c->peer, c->vol ? c->vol->name : "(handshake)", (int)c->state,
+			 c->paused ? ", input paused" : "", c->dead ? ", closed" : "", c->inflight,
+			 c->inflight_bytes, nout, c->out_queued, c->out_sent,
+			 c->cur ? "a write payload arriving" : "no payload arriving");
+	}
+	for (unsigned i = 0; i < srv->nvols; i++)
+		volume_log_state(srv->vols[i]);
+}
+
 /* ---- connections ------------------------------------------------------ */
 
 static void conn_free(struct nbd_conn *c)

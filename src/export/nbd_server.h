@@ -59,5 +59,8 @@ struct volume *nbd_server_find(struct nbd_server *srv, const char *name);
 
 /* Connections currently open (tests, status).  */
 unsigned nbd_server_connections(const struct nbd_server *srv);
+/* Logs every connection's requests in flight and replies queued, and each
+ * export's own state (volume_log_state): `csnap export` on SIGUSR1.  */
+void nbd_server_log_state(struct nbd_server *srv);
 
 #endif

@@ -53,7 +53,7 @@
 struct nbd_tls_creds {
 	gnutls_psk_server_credentials_t psk;
 	gnutls_certificate_credentials_t x509;
-	gnutls_priority_t prio;		/* NULL: GnuTLS's default */
+	gnutls_priority_t prio;
 	bool verify_peer;
 };
 
@@ -157,6 +157,43 @@ static int x509_load(struct nbd_tls_creds *cr, const char *dir, bool verify_peer
 	return 0;
 }
 
+/* Does GnuTLS put AES-GCM before ChaCha20 by default (it does where AES
+ * is in hardware)?  A TLS 1.3 external PSK is bound to SHA-256, which
+ * rules out AES-256-GCM-SHA384, the first choice, and ChaCha20 came
+ * next: 0.7 s of the export's CPU to read 256 MiB, against 0.2 s with
+ * AES-128-GCM (0.07 s plain).  Where AES is first, the PSK priorities
+ * move ChaCha20 after it; elsewhere they keep GnuTLS's order.  */
+static bool aes_first(void)
+{
+	gnutls_priority_t p;
+	bool aes = false;
+
+	if (gnutls_priority_init(&p, NULL, NULL) < 0)	/* the default */
+		return false;
+	for (unsigned i = 0;; i++) {
+		unsigned sidx;
+		unsigned char id[2];
+		gnutls_kx_algorithm_t kx;
+		gnutls_cipher_algorithm_t ci;
+		gnutls_mac_algorithm_t mac;
+		gnutls_protocol_t ver;
+		int r = gnutls_priority_get_cipher_suite_index(p, i, &sidx);
+
+		if (r == GNUTLS_E_UNKNOWN_CIPHER_SUITE)
+			continue;
+		if (r < 0 || !gnutls_cipher_suite_info(sidx, id, &kx, &ci, &mac, &ver))
+			break;
+		if (ci == GNUTLS_CIPHER_CHACHA20_POLY1305)
+			break;
+		if (ci == GNUTLS_CIPHER_AES_128_GCM || ci == GNUTLS_CIPHER_AES_256_GCM) {
+			aes = true;
+			break;
+		}
+	}
+	gnutls_priority_deinit(p);
+	return aes;
+}
+
 int nbd_tls_creds_load(const struct nbd_tls_opts *o, struct nbd_tls_creds **out)
 {
 	struct nbd_tls_creds *cr = calloc(1, sizeof *cr);
@@ -177,17 +214,22 @@ int nbd_tls_creds_load(const struct nbd_tls_opts *o, struct nbd_tls_creds **out)
 			r = err_set(EINVAL, "TLS PSK file %s: %s", o->psk_file, gnutls_strerror(r));
 			goto fail;
 		}
-		/* PSK key exchanges are not in GnuTLS's default priorities.  */
-		r = gnutls_priority_init2(&cr->prio, "+ECDHE-PSK:+DHE-PSK:+PSK", NULL,
-					  GNUTLS_PRIORITY_INIT_DEF_APPEND);
-		if (r < 0) {
-			cr->prio = NULL;
-			r = err_set(EINVAL, "TLS priorities: %s", gnutls_strerror(r));
-			goto fail;
-		}
 	}
 	if (o->cert_dir && (r = x509_load(cr, o->cert_dir, o->verify_peer)) < 0)
 		goto fail;
+	/* The system's priorities (its crypto policy), plus the PSK key
+	 * exchanges they leave out, in the server's order.  */
+	r = gnutls_priority_init2(&cr->prio,
+				  !o->psk_file ? "%SERVER_PRECEDENCE" :
+				  aes_first() ? "+ECDHE-PSK:+DHE-PSK:+PSK:-CHACHA20-POLY1305:"
+						"+CHACHA20-POLY1305:%SERVER_PRECEDENCE" :
+				  "+ECDHE-PSK:+DHE-PSK:+PSK:%SERVER_PRECEDENCE",
+				  NULL, GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	if (r < 0) {
+		cr->prio = NULL;
+		r = err_set(EINVAL, "TLS priorities: %s", gnutls_strerror(r));
+		goto fail;
+	}
 	*out = cr;
 	return 0;
 fail:
@@ -285,10 +327,7 @@ int nbd_tls_start(struct nbd_conn *c)
 		free(t);
 		return -ENOMEM;
 	}
-	if (cr->prio)
-		r = gnutls_priority_set(t->s, cr->prio);
-	else
-		r = gnutls_set_default_priority(t->s);
+	r = gnutls_priority_set(t->s, cr->prio);
 	if (r >= 0 && cr->psk)
 		r = gnutls_credentials_set(t->s, GNUTLS_CRD_PSK, cr->psk);
 	if (r >= 0 && cr->x509) {

@@ -76,6 +76,8 @@ struct volume_ops {
 	void (*detach)(struct volume *vol);
 	/* Optional (csnap volumes): the master's changed-chunk list.  */
 	void (*changed)(struct volume *vol, struct vol_changed_req *q);
+	/* Optional: log where its unanswered requests are (SIGUSR1).  */
+	void (*log_state)(struct volume *vol);
 };
 
 #define VOL_READONLY	0x1
@@ -109,6 +111,12 @@ static inline void volume_detach(struct volume *vol)
 {
 	if (vol->ops->detach)
 		vol->ops->detach(vol);
+}
+
+static inline void volume_log_state(struct volume *vol)
+{
+	if (vol->ops->log_state)
+		vol->ops->log_state(vol);
 }
 
 static inline struct volume *volume_get(struct volume *vol)

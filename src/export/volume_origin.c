@@ -485,6 +485,23 @@ static void origin_destroy(struct volume *vol)
 	free(ov);
 }
 
+/* SIGUSR1: where the unanswered writes are, and what the grant is.  */
+static void origin_log_state(struct volume *vol)
+{
+	struct origin_vol *ov = (struct origin_vol *)vol;
+	const struct grant *g = &ov->grant;
+
+	log_where(ov, "on request");
+	log_info("origin: grant %s %lld ms (epoch %llu, PING %s); session %s, %u requests "
+		 "pending; %llu unique chunks remembered; barrier %s",
+		 grant_valid(g) ? "holds for" : "ran out",
+		 (long long)(grant_valid(g) ? grant_left_ms(g) : grant_expired_ms(g)),
+		 (unsigned long long)g->epoch, grant_ping_busy(g) ? "in flight" : "idle",
+		 ov->sess && session_up(ov->sess) ? "up" : "down",
+		 ov->sess ? session_pending(ov->sess) : 0, (unsigned long long)ov->unique.nset,
+		 ov->barrier_pending ? "waiting for writes" : "none");
+}
+
 /* csnap:changed on the origin export: what differs between FROM and the
  * live origin (writes acknowledged before the reply are in it: a chunk is
  * copied out, hence changed, before the write that changes it starts).  */
@@ -503,6 +520,7 @@ static const struct volume_ops origin_ops = {
 	.submit = origin_submit,
 	.destroy = origin_destroy,
 	.changed = origin_changed,
+	.log_state = origin_log_state,
 };
 
 int volume_origin_create(const struct csvol_env *env, struct volume **out)

@@ -24,6 +24,14 @@
 #                                 3) reads the owner record ("" if none)
 #   master_lver [NODE]            lver of the master lease
 #   master_server_pid I           pid of node I's `csnap server`
+#   blocks_writer_check SECS      fail if one writer alone has had no write
+#                                 acknowledged for SECS (call it often), saying
+#                                 where its writes are (blocks_where)
+#   blocks_where W                writer W's process, its own stall report
+#                                 (cluster_blocks.py), and its node's export's
+#                                 state dump (SIGUSR1: requests in flight,
+#                                 replies queued, the origin's writes)
+#   own_pids I REGEX              pids of this cluster's node I matching REGEX
 #   blocks_stop_writers           stop the writers; fail if one saw an error
 #   blocks_verify [NODE]          every snapshot still in $CLUSTER_DIR/snaps
 #                                 and the origin, read on NODE (default 3)
@@ -88,6 +96,52 @@ snap() {
   node_run "${2:-3}" "$C" snapshot create s "$1" >/dev/null || fail "snapshot create $1"
   t1=$(mono)
   echo "$1 $t0 $t1" >>"$CLUSTER_DIR/snaps"
+}
+
+# own_pids I REGEX: pids of this cluster's node I whose command line matches
+# REGEX.  By the node's csnap.conf (unique to this cluster), not by
+# CSNAP_NODE: other clusters on the machine (concurrent tests) have a node
+# 3 too, and killing their export left ours running (a second export, its
+# socket removed: "connect: Connection refused" in a later verify).
+own_pids() { pgrep -f "$2" | while read -r p; do
+  grep -qz "^CSNAP_CONF=$(node_conf "$1")\$" "/proc/$p/environ" 2>/dev/null && echo "$p"; done; }
+
+# Where writer W's unanswered writes are (issue 9's open defect: a writer
+# stuck with writes on the origin, never acknowledged): is the writer
+# alive (ps state T: stopped), does libnbd still await the replies or did
+# they arrive unread (its own report), and does its export hold them (in
+# the volume, or replies queued on the connection).
+blocks_where() {
+  local w=$1 wpid p
+  [ "$w" = 1 ] && wpid=$BLOCKS_W1 || wpid=$BLOCKS_W2
+  for p in $(own_pids "$w" "csnap -v export"); do kill -USR1 "$p"; done
+  sleep 1
+  echo "writer $w process: $(ps -o pid=,stat=,wchan:20= -p "$wpid" 2>&1 || echo gone)"
+  echo "writer $w says: $(grep 'no reply' "$CLUSTER_DIR/writer$w.out" | tail -n 2)"
+  echo "node$w export's dump:"
+  grep -hE 'SIGUSR1|state on request|nbd unix|origin: (on request|grant)' \
+    "$(node_dir "$w")"/export*.log | tail -n 8
+}
+
+# Each writer on its own must keep being acknowledged: wait_writes counts
+# both together, and one writer stuck with its writes in flight (landed on
+# the origin, never acknowledged) showed only as "wrong blocks" in a later
+# snapshot's verify, which found the unacknowledged writes there.
+declare -A _wlines _wsince
+blocks_writer_check() {
+  local w n now d=$CLUSTER_DIR
+  now=$(now_ms)
+  for w in 1 2; do
+    n=$(wc -l <"$d/w$w.log")
+    if [ "$n" != "${_wlines[$w]:-}" ]; then
+      _wlines[$w]=$n _wsince[$w]=$now
+    elif [ $((now - _wsince[$w])) -gt $(($1 * 1000)) ]; then
+      fail "writer $w: no write acknowledged for $(( (now - _wsince[$w]) / 1000 )) s" \
+           "(last acknowledged: $(tail -n 1 "$d/w$w.log"); started since:" \
+           "$(awk -v s="$(tail -n 1 "$d/w$w.log" | cut -d' ' -f1)" '$1 > s' "$d/w$w.log.start" | tail -n 8 | tr '\n' ';'))" \
+           "$(blocks_where "$w")"
+    fi
+  done
 }
 
 blocks_stop_writers() {

@@ -59,6 +59,23 @@ def cmd_init(path, blocks):
             f.write(make_block(b, 0, 0))
 
 
+def stall_report(h, writer, inflight, waited):
+    """Where the replies a stalled writer waits for are: still owed by the
+    server (libnbd awaits them, nothing unread in the socket), or arrived
+    and not taken (bytes unread, or libnbd awaits fewer than we have in
+    flight)."""
+    import array, fcntl, termios
+    unread = array.array('i', [0])
+    try:
+        fcntl.ioctl(h.aio_get_fd(), termios.FIONREAD, unread)
+    except OSError as e:
+        unread[0] = -e.errno
+    seqs = sorted(s for _, s, _, _ in inflight.values())
+    print(f"writer {writer}: no reply for {waited:.1f} s: {len(inflight)} writes in flight here "
+          f"(sequences {seqs[0]}..{seqs[-1]}), libnbd awaits {h.aio_in_flight()} replies, "
+          f"{unread[0]} bytes unread in its socket", file=sys.stderr, flush=True)
+
+
 def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     import nbd
     h = nbd.NBD()
@@ -72,6 +89,7 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     flog = open(flush_path, "w", buffering=1) if flush_path else None
     flush = None                # (cookie, t_sent) of the flush in flight
     written = 0
+    last_ack = said = time.monotonic()
 
     while not os.path.exists(stop_file):
         while len(inflight) < 8:
@@ -84,7 +102,11 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
             t = time.monotonic()
             slog.write(f"{seq} {block} {t:.6f}\n")
             inflight[h.aio_pwrite(buf, block * BS)] = (block, seq, t, buf)
-        h.poll(-1)
+        h.poll(1000)    # bounded, so a stall is reported (stall_report)
+        now = time.monotonic()
+        if now - last_ack > 10 and now - said > 10:
+            said = now
+            stall_report(h, writer, inflight, now - last_ack)
         for c in list(inflight):
             try:
                 if not h.aio_command_completed(c):
@@ -93,7 +115,8 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
                 print(f"FAIL: write of block {inflight[c][0]} failed: {e}", file=sys.stderr)
                 sys.exit(1)
             block, s, t, _ = inflight.pop(c)
-            log.write(f"{s} {block} {t:.6f} {time.monotonic():.6f}\n")
+            last_ack = time.monotonic()
+            log.write(f"{s} {block} {t:.6f} {last_ack:.6f}\n")
             busy.discard(block)
             written += 1
             if written % 2000 == 0:

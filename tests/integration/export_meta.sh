@@ -6,7 +6,7 @@
 # Checks: nbdinfo --map (base:allocation: all data); nbdinfo
 # --map=csnap:changed:SNAP on the origin and on a snapshot export equals
 # what `csnap snapshot changed` lists (byte ranges, the partial last chunk
-# clipped); an unknown snapshot is refused at negotiation with its name in
+# clipped, more than one page of the master's answer); an unknown snapshot is refused at negotiation with its name in
 # the export's log; qemu-img map and nbdcopy (block status) copy the
 # origin and a snapshot exactly; an incremental backup pulled with libnbd
 # through csnap:changed (the full backup of monday plus only the changed
@@ -19,11 +19,13 @@ requires nbdinfo nbdcopy qemu-img
 requires_libnbd
 here=$src/tests/integration
 
-CS=65536
-OSIZE=$((96 * CS + 12288))		# the last chunk is partial
+# Small chunks so that the changes since monday are more than one page
+# of the master's answer to a block status (512 ranges).
+CS=8192
+OSIZE=$((1600 * CS + 4096))		# the last chunk is partial
 cluster_start 1 64M
 origin_fill random "$OSIZE"
-store_init
+store_init --chunk-size 8K
 start_master 1 --grace-ms 0
 d=$CLUSTER_DIR
 sock=$(export_sock 1)
@@ -71,11 +73,12 @@ same_changed() {	# WHAT URI CONTEXT CLI_ARGS...
 echo "== snapshots and writes between them"
 cs 1 snapshot create s monday >/dev/null || fail "create monday"
 cp "$CLUSTER_ORIGIN" "$d/monday.full"		# the full backup at monday
-write 0 4096 1  $((10 * CS + 100)) 200000 2  $((95 * CS)) $((CS + 12288)) 3
+write 0 4096 1  $((10 * CS + 100)) 200000 2  $((1599 * CS)) $((CS + 4096)) 3
 cs 1 snapshot create s tuesday >/dev/null || fail "create tuesday"
 wait_exported "$sock" tuesday
 cp "$CLUSTER_ORIGIN" "$d/tuesday.img"
-write $((40 * CS)) $((3 * CS)) 4  $((10 * CS)) 10 5
+# every other chunk of 200..1399: 600 ranges
+write $((40 * CS)) $((3 * CS)) 4  $((10 * CS)) 10 5  $(for ((c = 200; c < 1400; c += 2)); do echo $((c * CS + 100)) 512 6; done)
 
 echo "== base:allocation: data everywhere"
 nbdinfo --map "$uo" >"$d/alloc.out" || fail "nbdinfo --map"
@@ -93,6 +96,7 @@ echo "ok  nbdinfo --map and qemu-img map: one data extent"
 echo "== csnap:changed agrees with csnap snapshot changed"
 same_changed "origin since monday" "$uo" csnap:changed:monday monday
 same_changed "origin since tuesday" "$uo" csnap:changed:tuesday tuesday
+[ "$(changed_cli tuesday | wc -l)" -gt 512 ] || fail "512 changed ranges or fewer: one page only"
 same_changed "tuesday since monday" "nbd+unix:///tuesday?socket=$sock" csnap:changed:monday monday tuesday
 out=$(nbdinfo --map=csnap:changed:tuesday "nbd+unix:///tuesday?socket=$sock") || fail "tuesday since tuesday"
 [ "$(echo "$out" | awk '{print $1, $2, $3}')" = "0 $OSIZE 0" ] || fail "tuesday since tuesday: $out"

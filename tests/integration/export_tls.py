@@ -14,7 +14,8 @@ holds ca-cert.pem, client-cert.pem, client-key.pem).  Garbage instead of a
 ClientHello ends that connection; a client that stops after STARTTLS is
 closed by the handshake deadline; STARTTLS again inside TLS gets
 NBD_REP_ERR_INVALID and the session goes on (LIST over TLS lists the
-origin, GO serves a read); STARTTLS on the unix socket gets ERR_UNSUP.
+origin, GO serves a read, with simple replies although structured replies
+were agreed in clear before STARTTLS); STARTTLS on the unix socket gets ERR_UNSUP.
 """
 import socket
 import ssl
@@ -151,6 +152,8 @@ def hostile(host, port, certdir, unix_sock):
     ctx.load_verify_locations(certdir + "/ca-cert.pem")
     ctx.load_cert_chain(certdir + "/client-cert.pem", certdir + "/client-key.pem")
     s = connect(host, port)
+    send_opt(s, OPT_STRUCTURED_REPLY)
+    check(read_reply(s)[1] == REP_ACK, "structured replies in clear: ACK")
     check(starttls(s), "STARTTLS: ACK")
     t = ctx.wrap_socket(s, server_hostname=host)
     check(t.version() is not None, "TLS handshake with a client certificate (%s)" % t.version())
@@ -174,7 +177,7 @@ def hostile(host, port, certdir, unix_sock):
     magic, err, cookie = struct.unpack(">IIQ", recvall(t, 16))
     data = recvall(t, 65536)
     check(magic == REPLY_MAGIC and err == 0 and cookie == 77 and len(data) == 65536,
-          "a 64 KiB read over TLS")
+          "a 64 KiB read over TLS, in a simple reply (what was negotiated in clear is forgotten)")
     t.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, CMD_DISC, 78, 0, 0))
     check(closed_by_server(t), "NBD_CMD_DISC over TLS closes the connection")
 

@@ -33,13 +33,6 @@ d=$CLUSTER_DIR
 blocks_writers
 wait_writes 500 || fail "writers do not progress"
 
-# own_pids I REGEX: pids of this cluster's node I whose command line matches
-# REGEX.  By the node's csnap.conf (unique to this cluster), not by
-# CSNAP_NODE: other clusters on the machine (concurrent tests) have a node
-# 3 too, and killing their export left ours running (a second export, its
-# socket removed: "connect: Connection refused" in a later verify).
-own_pids() { pgrep -f "$2" | while read -r p; do
-  grep -qz "^CSNAP_CONF=$(node_conf "$1")\$" "/proc/$p/environ" 2>/dev/null && echo "$p"; done; }
 agent_pid() { own_pids "$1" "^$C agent\$" | head -1; }
 # node3's export process (pid, state) and its socket, for a failed verify
 export3_state() {
@@ -79,29 +72,9 @@ retire() {
   ndel=$((ndel + 1))
 }
 
-# Each writer on its own must keep being acknowledged: wait_writes counts
-# both together, and one writer stuck with its writes in flight (landed on
-# the origin, never acknowledged) showed only as "wrong blocks" in a later
-# snapshot's verify, which found the unacknowledged writes there.
-declare -A wlines wsince
-writer_progress() {
-  local w n now
-  now=$(now_ms)
-  for w in 1 2; do
-    n=$(wc -l <"$d/w$w.log")
-    if [ "$n" != "${wlines[$w]:-}" ]; then
-      wlines[$w]=$n wsince[$w]=$now
-    elif [ $((now - wsince[$w])) -gt 60000 ]; then
-      fail "writer $w: no write acknowledged for $(( (now - wsince[$w]) / 1000 )) s" \
-           "(last acknowledged: $(tail -n 1 "$d/w$w.log"); started since:" \
-           "$(awk -v s="$(tail -n 1 "$d/w$w.log" | cut -d' ' -f1)" '$1 > s' "$d/w$w.log.start" | tail -n 8 | tr '\n' ';'))"
-    fi
-  done
-}
-
 for k in $(seq 1 "$KILLS"); do
   wait_writes 100 || fail "round $k: writers stalled"
-  writer_progress
+  blocks_writer_check 60
   case $((RANDOM % 8)) in
     0|1|2)
       nsnap=$((nsnap + 1)); ev "create k$nsnap"; snap "k$nsnap" $((RANDOM % 3 + 1)); live+=("k$nsnap")

@@ -225,6 +225,7 @@ static void test_span_after_barrier(void **state)
 	make_chunk1_unique(e);
 	w = start_write(e, 1, 2, 'B');
 	q2 = take_query(e, 2, 1);
+	volume_log_state(e->vol);	/* SIGUSR1's dump: its counts agree */
 
 	/* The master starts a snapshot: W was not admitted, the barrier is
 	 * acknowledged at once (after a flush), and the master commits. */
