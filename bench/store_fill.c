@@ -14,6 +14,10 @@
  * the store_commit() that makes it durable; prints the medians; deletes
  * those snapshots again (cleanup run, committed), so the store is left
  * with NSNAP snapshots and NEXC exceptions for the end-to-end test.
+ * Also times the usage report (store_usage(), what `csnap status` and
+ * `snapshot list` ask the master for: read from the usage counters) and,
+ * once, the walk of the whole tree it needed before the counters
+ * (store_counters_verify(), which also confirms the counters are exact).
  * A program, not a test: it prints figures and asserts nothing.
  */
 #include "src/store/store.h"
@@ -85,13 +89,15 @@ int main(int argc, char **argv)
 
 	/* Fill: snapshot k is taken when k/NSNAP of the chunks are written.  */
 	double t0 = now_ms();
-	unsigned made = 0, limit = store_txn_limit(s) / 2;
+	unsigned made = 0, limit = store_txn_limit(s) / 2, base = info.snapshots;
 	struct store_copy cp[64];
 	uint32_t ncp, id;
 	for (uint64_t c = 0; c < nexc; c += 64) {
 		while (made < nsnap && c >= nexc * made / nsnap) {
 			char name[32];
-			snprintf(name, sizeof name, "fill%u", made);
+			/* (numbered after the snapshots already there: a
+			 * second fill of the same store adds to it) */
+			snprintf(name, sizeof name, "fill%u", base + made);
 			if (store_snapshot_create(s, name, 0, &id) < 0)
 				die("snapshot create");
 			made++;
@@ -108,6 +114,26 @@ int main(int argc, char **argv)
 	store_get_info(s, &info);
 	printf("filled: %" PRIu64 " exceptions, %u snapshots, tree height %u, in %.1f s\n",
 	       info.exceptions, info.snapshots, info.tree_height, t_fill / 1e3);
+
+	/* the usage report: O(snapshots), whatever the number of exceptions */
+	static struct store_usage usage[1024];
+	double rep[TIMED_MAX + 9];
+	unsigned nrep = timed > 9 ? timed : 9;
+	for (unsigned i = 0; i < nrep; i++) {
+		t0 = now_ms();
+		if (store_usage(s, usage, 1024) < 0)
+			die("usage");
+		rep[i] = now_ms() - t0;
+	}
+	t0 = now_ms();
+	long wrong = store_counters_verify(s, stderr);
+	double t_walk = now_ms() - t0;
+	if (wrong < 0)
+		die("walk");
+	printf("engine usage report (%u snapshots, counters %s) with %" PRIu64 " exceptions, median of %u: "
+	       "%.4f ms; a walk of the tree: %.1f ms (counters %s)\n", info.snapshots,
+	       store_counters_state(s), info.exceptions, nrep, median(rep, nrep), t_walk,
+	       wrong ? "WRONG" : "exact");
 
 	double create[TIMED_MAX], commit[TIMED_MAX];
 	uint32_t ids[TIMED_MAX];

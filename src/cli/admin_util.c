@@ -267,38 +267,51 @@ void admin_fmt_bytes(char *buf, size_t n, uint64_t bytes)
 		snprintf(buf, n, "%.1f %s", v, u[i]);
 }
 
+/* Usage columns: the master's counters, or "unknown" (JSON: null and
+ * "usage_known": false) when the store has none yet - never a number that
+ * may be wrong.  */
 void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size, bool json, FILE *f)
 {
 	if (json) {
 		fprintf(f, "[");
 		for (uint32_t i = 0; i < l->n; i++) {
 			const struct proto_snapinfo *s = &l->s[i];
+			bool known = !(s->flags & PROTO_SNAP_USAGE_UNKNOWN);
 			fprintf(f, "%s\n  {\"id\": %u, \"name\": ", i ? "," : "", s->id);
 			admin_json_str(f, s->name);
-			fprintf(f, ", \"ctime\": %llu, \"priority\": %d, \"usecount\": %u, "
-				"\"unique_chunks\": %llu, \"shared_chunks\": %llu, "
-				"\"unique_bytes\": %llu, \"shared_bytes\": %llu}",
-				(unsigned long long)s->ctime, s->priority, s->usecount,
-				(unsigned long long)s->unique_chunks, (unsigned long long)s->shared_chunks,
-				(unsigned long long)(s->unique_chunks * chunk_size),
-				(unsigned long long)(s->shared_chunks * chunk_size));
+			fprintf(f, ", \"ctime\": %llu, \"priority\": %d, \"usecount\": %u, ",
+				(unsigned long long)s->ctime, s->priority, s->usecount);
+			if (known)
+				fprintf(f, "\"unique_chunks\": %llu, \"shared_chunks\": %llu, "
+					"\"unique_bytes\": %llu, \"shared_bytes\": %llu, ",
+					(unsigned long long)s->unique_chunks, (unsigned long long)s->shared_chunks,
+					(unsigned long long)(s->unique_chunks * chunk_size),
+					(unsigned long long)(s->shared_chunks * chunk_size));
+			else
+				fprintf(f, "\"unique_chunks\": null, \"shared_chunks\": null, "
+					"\"unique_bytes\": null, \"shared_bytes\": null, ");
+			fprintf(f, "\"usage_known\": %s}", known ? "true" : "false");
 		}
 		fprintf(f, "%s]\n", l->n ? "\n" : "");
 		return;
 	}
-	fprintf(f, "%-5s %-24s %-20s %8s %5s %12s %12s\n", "ID", "NAME", "CREATED (UTC)",
-		"PRIORITY", "USE", "UNIQUE", "SHARED");
+	fprintf(f, "%-5s %-24s %-20s %8s %5s %12s %12s %14s %14s\n", "ID", "NAME", "CREATED (UTC)",
+		"PRIORITY", "USE", "UNIQUE", "SHARED", "UNIQUE_CHUNKS", "SHARED_CHUNKS");
 	for (uint32_t i = 0; i < l->n; i++) {
 		const struct proto_snapinfo *s = &l->s[i];
-		char when[32] = "?", ub[24], sb[24];
+		char when[32] = "?", ub[24] = "unknown", sb[24] = "unknown", uc[24] = "unknown", sc[24] = "unknown";
 		time_t t = (time_t)s->ctime;
 		struct tm tm;
 		if (gmtime_r(&t, &tm))
 			strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-		admin_fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
-		admin_fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
-		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s\n", s->id, s->name, when,
-			s->priority, s->usecount, ub, sb);
+		if (!(s->flags & PROTO_SNAP_USAGE_UNKNOWN)) {
+			admin_fmt_bytes(ub, sizeof ub, s->unique_chunks * chunk_size);
+			admin_fmt_bytes(sb, sizeof sb, s->shared_chunks * chunk_size);
+			snprintf(uc, sizeof uc, "%llu", (unsigned long long)s->unique_chunks);
+			snprintf(sc, sizeof sc, "%llu", (unsigned long long)s->shared_chunks);
+		}
+		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s %14s %14s\n", s->id, s->name, when,
+			s->priority, s->usecount, ub, sb, uc, sc);
 	}
 }
 

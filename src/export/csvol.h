@@ -39,6 +39,10 @@ struct csvol_env {
 	/* The master created a snapshot (SNAP_ADDED on the origin session):
 	 * serve it now.  Returns 0 or a negative errno.  Optional.  */
 	int (*snap_added)(void *arg, const char *name);
+	/* The origin grew to SIZE bytes (ORIGIN_SIZE on the origin session,
+	 * or a larger size in the IDENTIFY answer): the device must have it;
+	 * later snapshots get it.  Returns 0 or a negative errno.  Optional. */
+	int (*origin_resized)(void *arg, uint64_t size);
 	void *snap_arg;
 };
 

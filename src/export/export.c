@@ -201,6 +201,27 @@ static int on_snap_added(void *arg, const char *name)
 	return 0;
 }
 
+/* `csnap resize`: the master recorded a larger origin.  Our device must
+ * be that large (it is the same device, extended); snapshots created from
+ * now on have the new size.  */
+static int on_origin_resized(void *arg, uint64_t size)
+{
+	struct exporter *ex = arg;
+	int rc = io_dev_refresh_size(ex->origin_dev);
+
+	if (rc < 0)
+		return rc;
+	if (io_dev_size(ex->origin_dev) < size)
+		return err_set(EIO, "origin %s is %llu bytes here, the master says %llu",
+			       io_dev_path(ex->origin_dev),
+			       (unsigned long long)io_dev_size(ex->origin_dev),
+			       (unsigned long long)size);
+	log_info("export: origin resized from %llu to %llu bytes",
+		 (unsigned long long)ex->env.origin_size, (unsigned long long)size);
+	ex->env.origin_size = size;
+	return 0;
+}
+
 static void list_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
 	struct exporter *ex = rq->arg;
@@ -391,7 +412,7 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		.chunk_size = sb.chunk_size, .chunk_shift = shift, .origin_size = sb.origin_size,
 		.data_offset = sb.engine.data_offset, .store_chunks = sb.engine.data_chunks,
 		.cache_entries = SNAP_CACHE_ENTRIES,
-		.snap_added = on_snap_added, .snap_arg = ex,
+		.snap_added = on_snap_added, .origin_resized = on_origin_resized, .snap_arg = ex,
 	};
 	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
 	    io_dev_size(ex->store_dev))

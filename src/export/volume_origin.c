@@ -144,9 +144,43 @@ static void maybe_ack_barrier(struct origin_vol *ov)
 	dio_flush(ov->env.origin, barrier_flushed, bf);
 }
 
+/* The origin grew to SIZE (never shrinks): the exporter checks the
+ * device and takes the size for new snapshots; new NBD connections see
+ * it.  The unique-chunk memory starts over at the new size (forgetting
+ * is always safe: those writes ask again).  */
+static int origin_grow(struct origin_vol *ov, uint64_t size)
+{
+	struct chunk_bitmap nb;
+	int rc;
+
+	if (size <= ov->vol.size)
+		return 0;
+	if (ov->env.origin_resized && (rc = ov->env.origin_resized(ov->env.snap_arg, size)) < 0)
+		return rc;
+	if ((rc = chunk_bitmap_init(&nb, (size + ov->env.chunk_size - 1) >> ov->env.chunk_shift)) < 0)
+		return rc;
+	chunk_bitmap_free(&ov->unique);
+	ov->unique = nb;
+	ov->vol.size = size;
+	ov->env.origin_size = size;
+	return 0;
+}
+
 static void on_server_request(void *arg, const struct proto_msg *req)
 {
 	struct origin_vol *ov = arg;
+
+	if (req->type == PROTO_ORIGIN_SIZE) {
+		struct proto_msg m;
+		int rc = origin_grow(ov, req->u.resize.new_size);
+
+		if (rc < 0)
+			proto_msg_error(&m, req, (uint32_t)-rc, err_get());
+		else
+			proto_msg_init(&m, PROTO_ORIGIN_SIZE | PROTO_REPLY, req->id);
+		session_reply(ov->sess, &m);
+		return;
+	}
 
 	if (req->type == PROTO_SNAP_ADDED) {
 		/* Serve it before the master answers its creator.  */
@@ -205,6 +239,11 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	grant_ping_start(&ov->grant);
 	if (again)
 		log_where(ov, "at this master change");
+	/* a resize this export did not hear of (it was away) */
+	if (ok->chunk_size == ov->env.chunk_size && ok->origin_size > ov->vol.size &&
+	    origin_grow(ov, ok->origin_size) < 0)
+		log_error("origin: cannot serve the origin's new size %llu: %s",
+			  (unsigned long long)ok->origin_size, err_get());
 	if (ok->chunk_size != ov->env.chunk_size || ok->origin_size != ov->vol.size)
 		log_warn("origin: master reports chunk size %u, origin size %llu; the superblock said %u, %llu",
 			 ok->chunk_size, (unsigned long long)ok->origin_size, ov->env.chunk_size,

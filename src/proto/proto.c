@@ -244,6 +244,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_SNAP_SET] = "snap-set", [PROTO_STATUS] = "status",
 		[PROTO_CHANGED] = "changed", [PROTO_PING] = "ping",
 		[PROTO_SNAP_ADDED] = "snap-added", [PROTO_SNAP_RENAME] = "snap-rename",
+		[PROTO_ORIGIN_RESIZE] = "origin-resize", [PROTO_ORIGIN_SIZE] = "origin-size",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -274,7 +275,7 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 {
 	if (!proto_name_valid(s->name))
 		return err_set(EINVAL, "invalid snapshot name");
-	if (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID))
+	if (s->flags & ~(uint32_t)PROTO_SNAP_KNOWN_FLAGS)
 		return err_set(EINVAL, "unknown snapshot flags 0x%x", s->flags);
 	wr_u32(w, s->id);
 	wr_u32(w, s->flags);
@@ -414,6 +415,16 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			if ((r = enc_snapinfo(w, &m->u.snap_list.s[i])) < 0)
 				return r;
 		}
+		return 0;
+	case PROTO_ORIGIN_RESIZE:
+	case PROTO_ORIGIN_SIZE:
+		/* the sizes go with the resize's reply and the size's request */
+		if (reply == (t == PROTO_ORIGIN_SIZE))
+			return 0;
+		if (m->u.resize.new_size < m->u.resize.old_size)
+			return err_set(EINVAL, "origin size going down");
+		wr_u64(w, m->u.resize.old_size);
+		wr_u64(w, m->u.resize.new_size);
 		return 0;
 	case PROTO_SNAP_RENAME:
 		if (reply)
@@ -618,7 +629,7 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 	s->shared_chunks = rd_u64(r, "snapshot usage");
 	if (!r->bad && !proto_name_valid(s->name))
 		rd_fail(r, "invalid snapshot name");
-	if (!r->bad && (s->flags & ~(uint32_t)(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID)))
+	if (!r->bad && (s->flags & ~(uint32_t)PROTO_SNAP_KNOWN_FLAGS))
 		rd_fail(r, "unknown snapshot flags");
 	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
 		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");
@@ -755,6 +766,15 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			for (uint32_t i = 0; i < l->n && !r->bad; i++)
 				dec_snapinfo(r, &m->u.snap_list.s[i]);
 		}
+		return;
+	case PROTO_ORIGIN_RESIZE:
+	case PROTO_ORIGIN_SIZE:
+		if (reply == (t == PROTO_ORIGIN_SIZE))
+			return;
+		m->u.resize.old_size = rd_u64(r, "old origin size");
+		m->u.resize.new_size = rd_u64(r, "new origin size");
+		if (!r->bad && m->u.resize.new_size < m->u.resize.old_size)
+			rd_fail(r, "origin size going down");
 		return;
 	case PROTO_SNAP_RENAME:
 		if (reply) {

@@ -93,7 +93,11 @@ enum proto_type {
 	PROTO_SNAP_ADDED	= 18,	/* S->origin: a snapshot was created
 					 * (committed): serve it, then ack */
 	PROTO_SNAP_RENAME	= 19,	/* admin volume only: OLD -> NEW */
-	PROTO_TYPE_MAX		= 19,
+	PROTO_ORIGIN_RESIZE	= 20,	/* admin volume only: record the size
+					 * the origin device has grown to */
+	PROTO_ORIGIN_SIZE	= 21,	/* S->origin: the origin grew (resize
+					 * recorded): serve the new size, ack */
+	PROTO_TYPE_MAX		= 21,
 };
 #define PROTO_REPLY		0x8000
 
@@ -176,6 +180,13 @@ enum proto_where {
 #define PROTO_SNAP_REQ_ID	0x2	/* req_id follows (only in replies to a
 					 * SNAP_LIST with PROTO_F_REQ_IDS, and
 					 * only for a snapshot that has one) */
+#define PROTO_SNAP_USAGE_UNKNOWN 0x4	/* unique/shared are not known (0): the
+					 * store has no valid usage counters
+					 * (csnap check --repair-counters).  Only
+					 * in a SNAP_LIST reply that carries
+					 * usage (no PROTO_F_NO_USAGE), so the
+					 * exports' polling never sees it */
+#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN)
 
 struct proto_range {
 	uint64_t start;		/* first chunk (origin/snapshot chunk index) */
@@ -255,6 +266,12 @@ struct proto_snap_name {		/* SNAP_DELETE */
 struct proto_snap_rename {		/* SNAP_RENAME; reply: snapinfo */
 	char name[PROTO_NAME_MAX + 1];		/* the live snapshot */
 	char new_name[PROTO_NAME_MAX + 1];	/* its new name */
+};
+
+struct proto_resize {			/* ORIGIN_RESIZE reply, ORIGIN_SIZE
+					 * request; old_size <= new_size */
+	uint64_t old_size;		/* bytes */
+	uint64_t new_size;		/* bytes */
 };
 
 struct proto_snap_set {
@@ -352,6 +369,7 @@ struct proto_msg {
 		struct proto_status status;
 		struct proto_changed changed;
 		struct proto_changed_reply changed_reply;
+		struct proto_resize resize;
 	} u;
 };
 

@@ -184,9 +184,11 @@ static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
 	out->ctime = sn->ctime;
 	out->priority = sn->priority;
 	out->usecount = sn->usecount;
-	if (u) {
+	if (u && u->known) {
 		out->unique_chunks = u->unique;
 		out->shared_chunks = u->shared;
+	} else if (u) {
+		out->flags |= PROTO_SNAP_USAGE_UNKNOWN;
 	}
 }
 
@@ -734,20 +736,24 @@ void admin_snap_list(struct srv *s, struct req *r)
 	}
 	int n = store_snapshot_list(s->st, sn, max);
 	/* The exports poll the list every second for new names: they ask
-	 * without usage, which would walk the whole tree each time.  */
+	 * without usage (the counters cost O(snapshots), but an older
+	 * export refuses PROTO_SNAP_USAGE_UNKNOWN).  */
 	int nu = n < 0 ? n : (r->m.flags & PROTO_F_NO_USAGE) ? 0 : store_usage(s->st, u, max);
 	if (n < 0 || nu < 0) {
 		reply_err(s, r, EIO, err_get());
 	} else {
 		if ((unsigned)n > max)
 			n = (int)max;
+		int ku = 0;
 		for (int i = 0; i < n; i++) {
 			if (!(sn[i].flags & STORE_SNAP_LIVE))
 				continue;
+			/* both ordered by id, u[] the live subset of sn[] */
 			const struct store_usage *uu = NULL;
-			for (int k = 0; k < nu && k < (int)max; k++)
-				if (u[k].id == sn[i].id)
-					uu = &u[k];
+			while (ku < nu && ku < (int)max && u[ku].id < sn[i].id)
+				ku++;
+			if (ku < nu && ku < (int)max && u[ku].id == sn[i].id)
+				uu = &u[ku];
 			struct proto_snapinfo *si = &m.u.snap_list.s[m.u.snap_list.n++];
 			fill_snapinfo(s, &sn[i], uu, si);
 			/* Only to a client that asked: an older one refuses the

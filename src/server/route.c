@@ -62,6 +62,7 @@ static const struct route routes[] = {
 	{ PROTO_SNAP_DELETE,	VOL_ANY,		 0,		  admin_snap_delete,	NULL },
 	{ PROTO_SNAP_SET,	VOL_ANY,		 0,		  admin_snap_set,	NULL },
 	{ PROTO_SNAP_RENAME,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_snap_rename,	NULL },
+	{ PROTO_ORIGIN_RESIZE,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_origin_resize,	NULL },
 	{ PROTO_SNAP_LIST,	VOL_ANY,		 0,		  admin_snap_list,	NULL },
 	{ PROTO_STATUS,		VOL_ANY,		 0,		  admin_status,		NULL },
 	{ PROTO_CHANGED,	VOL_ANY,		 0,		  admin_changed,	NULL },
@@ -69,6 +70,7 @@ static const struct route routes[] = {
 	{ PROTO_BARRIER | PROTO_REPLY,	  VOL(PROTO_VOL_ORIGIN),   0, NULL, barrier_ack },
 	{ PROTO_SNAP_ADDED | PROTO_REPLY, VOL(PROTO_VOL_ORIGIN),   0, NULL, added_ack },
 	{ PROTO_INVALIDATE | PROTO_REPLY, VOL(PROTO_VOL_SNAPSHOT), 0, NULL, invalidate_ack },
+	{ PROTO_ORIGIN_SIZE | PROTO_REPLY, VOL(PROTO_VOL_ORIGIN),  0, NULL, admin_origin_size_ack },
 };
 
 static const struct route *route_find(uint16_t type)

@@ -245,6 +245,9 @@ void admin_snap_rename(struct srv *s, struct req *r);
 void admin_snap_list(struct srv *s, struct req *r);
 void admin_status(struct srv *s, struct req *r);
 void admin_changed(struct srv *s, struct req *r);
+/* resize.c: ORIGIN_RESIZE, and the ORIGIN_SIZE acks of origin clients */
+void admin_origin_resize(struct srv *s, struct req *r);
+void admin_origin_size_ack(struct srv *s, struct conn *c, const struct proto_msg *m);
 /* Barrier ack from an origin connection.  */
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);
 /* Connection closed while a barrier waited for it.  */

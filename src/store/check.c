@@ -9,7 +9,9 @@
  * table, and give each snapshot at most one exception per origin chunk;
  * that the cleanup cursor's promise holds; that a running clone (clone.c)
  * has a live parent and, beyond its cursor, its bit only beside the
- * parent's; and that both bitmaps match exactly what the tree references.
+ * parent's; that the usage counters equal what the walk counts; and that
+ * both bitmaps match exactly what the tree and the counter blocks
+ * reference.
  */
 #include "src/store/store_int.h"
 
@@ -33,6 +35,7 @@ struct chk {
 	int clone_bit, clone_parent;	/* running clone's and parent's bits, -1 */
 	uint64_t clone_next;
 	uint64_t nodes;
+	uint64_t *uniq, *shared, multi;	/* usage counters as the walk finds them */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -123,6 +126,44 @@ static void on_entry(void *arg, const uint8_t *e)
 	if (empty)
 		problem(k, "origin chunk %llu, store chunk %llu: exception with an empty share mask",
 			(unsigned long long)o, (unsigned long long)st);
+	cnt_account(k->uniq, k->shared, &k->multi, e + BE_MASK, s->mask_words, +1, NULL, NULL);
+}
+
+/* The usage counters' blocks are tree-area blocks too; their figures must
+ * be exactly what the walk counted (counters.h).  Absent counters (a
+ * store made before they existed) are not damage: `store_counters_state`
+ * says so and check --repair-counters builds them.  */
+static void check_counters(struct chk *k)
+{
+	struct store *s = k->s;
+	const struct store_counters *c = &s->cnt;
+
+	/* (the header check keeps the listed blocks inside the tree area) */
+	for (uint32_t i = 0; (c->valid || c->damaged) && i < c->nblocks && i < CNT_BLOCKS_MAX; i++)
+		if (test_set(k->mseen, c->block[i] - s->sb.engine.meta_start))
+			problem(k, "usage counter block %llu is also used by the tree",
+				(unsigned long long)c->block[i]);
+	if (c->damaged) {
+		problem(k, "usage counters: %s", c->why);
+		return;
+	}
+	if (!c->valid)
+		return;
+	uint32_t bad = 0;
+	for (uint32_t i = 0; i < s->st.nslots; i++) {
+		if (c->uniq[i] == k->uniq[i] && c->shared[i] == k->shared[i])
+			continue;
+		if (++bad <= 10)
+			problem(k, "usage counters: slot %u (snapshot id %u) records %llu unique, %llu shared; the tree holds %llu unique, %llu shared",
+				i, s->st.slot[i].id, (unsigned long long)c->uniq[i],
+				(unsigned long long)c->shared[i], (unsigned long long)k->uniq[i],
+				(unsigned long long)k->shared[i]);
+	}
+	if (bad > 10)
+		problem(k, "usage counters: %u slots wrong in all", bad);
+	if (c->multi != k->multi)
+		problem(k, "usage counters: %llu shared exceptions recorded, the tree holds %llu",
+			(unsigned long long)c->multi, (unsigned long long)k->multi);
 }
 
 static void check_table(struct chk *k)
@@ -217,9 +258,13 @@ long store_check_open(struct store *s, FILE *report)
 		problem(&k, "uncommitted changes are pending (checking the in-memory state)");
 	k.dseen = calloc(e->data_chunks / 8 + 1, 1);
 	k.mseen = calloc(e->meta_blocks / 8 + 1, 1);
-	if (!k.dseen || !k.mseen) {
+	k.uniq = calloc(s->st.nslots, sizeof *k.uniq);
+	k.shared = calloc(s->st.nslots, sizeof *k.shared);
+	if (!k.dseen || !k.mseen || !k.uniq || !k.shared) {
 		free(k.dseen);
 		free(k.mseen);
+		free(k.uniq);
+		free(k.shared);
 		return err_set(ENOMEM, "out of memory");
 	}
 	check_table(&k);
@@ -227,10 +272,13 @@ long store_check_open(struct store *s, FILE *report)
 	if (k.nodes != s->tree.nodes)
 		problem(&k, "tree has %llu blocks, header says %llu",
 			(unsigned long long)k.nodes, (unsigned long long)s->tree.nodes);
+	check_counters(&k);
 	check_bitmap(&k, "data bitmap", META_T_DBITMAP, e->dbitmap_start, e->data_chunks, k.dseen);
 	check_bitmap(&k, "tree bitmap", META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, k.mseen);
 	free(k.dseen);
 	free(k.mseen);
+	free(k.uniq);
+	free(k.shared);
 	return k.problems;
 }
 

@@ -140,7 +140,9 @@ int store_clone_step(struct store *s, unsigned budget)
 		}
 		if (mask_test(e + BE_MASK, pb) && !mask_test(e + BE_MASK, nb)) {
 			btree_cursor_dirty(&s->tree, &c);
+			cnt_exception(s, e + BE_MASK, -1);	/* usage counters: new mask */
 			e[BE_MASK + nb / 8] |= (uint8_t)(1u << (nb % 8));
+			cnt_exception(s, e + BE_MASK, +1);
 		}
 		seen++;
 		ret = btree_next(&s->tree, &c);

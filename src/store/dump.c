@@ -73,6 +73,10 @@ int store_dump(struct store *s, FILE *out)
 	fprintf(out, "  data              offset %" PRIu64 ", %" PRIu64 " chunks (%" PRIu64 " free)\n",
 		e->data_offset, e->data_chunks, info.data_free);
 	fprintf(out, "  last transaction  %" PRIu64 "\n", info.txn_seq);
+	fprintf(out, "  usage counters    %s", store_counters_state(s));
+	for (uint32_t i = 0; (s->cnt.valid || s->cnt.damaged) && i < s->cnt.nblocks && i < CNT_BLOCKS_MAX; i++)
+		fprintf(out, "%s%" PRIu64, i ? " " : ", blocks ", s->cnt.block[i]);
+	fprintf(out, "\n");
 
 	int n = store_snapshot_list(s, NULL, 0);
 	struct store_snapshot *list = n > 0 ? calloc((size_t)n, sizeof *list) : NULL;

@@ -11,7 +11,9 @@
  *  - a mask bit is set only for live snapshots, ones awaiting cleanup,
  *    and the snapshot being cloned (clone.c); at origin chunks its walk
  *    has not reached, the clone's bit is only ever set together with its
- *    parent's (origin writes give it the parent's copy-outs).
+ *    parent's (origin writes give it the parent's copy-outs);
+ *  - the usage counters (counters.h) count exactly the masks in the tree:
+ *    every mask inserted or changed goes through cnt_exception().
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
  * the open transaction half done: the caller then calls store_abort().
  */
@@ -63,17 +65,19 @@ int store_load_header(struct store *s)
 	s->cleanup_active = h.cleanup_active;
 	s->cur_o = h.cur_o;
 	s->cur_s = h.cur_s;
+	cnt_from_header(s, &h);
 	return 0;
 }
 
 int store_save_header(struct store *s)
 {
-	const struct store_header h = {
+	struct store_header h = {
 		.root = s->tree.root, .height = s->tree.height,
 		.count = s->tree.count, .nodes = s->tree.nodes,
 		.next_id = s->next_id, .cleanup_active = s->cleanup_active,
 		.cur_o = s->cur_o, .cur_s = s->cur_s,
 	};
+	cnt_to_header(s, &h);
 	struct bm_block *b;
 	int ret = bm_get(s->bm, s->sb.engine.header_block, META_T_HEADER, &b);
 
@@ -144,6 +148,9 @@ int store_open_dev(struct io_dev *dev, const struct store_open_opts *opts,
 	ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
 	if (ret < 0)
 		goto fail;
+	ret = cnt_load(s);
+	if (ret < 0)
+		goto fail;
 	store_recompute_live(s);
 	*out = s;
 	return 0;
@@ -182,6 +189,7 @@ static void close_store(struct store *s, bool checkpoint)
 	sm_close(s->dsm);
 	sm_close(s->msm);
 	st_free(&s->st);
+	cnt_free(s);
 	bm_destroy(s->bm);
 	free(s->scratch);
 	if (s->own_dev)
@@ -205,9 +213,12 @@ int store_commit(struct store *s)
 
 	if (s->readonly)
 		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
+	cnt_assert(s);
 	ret = sm_apply_frees(s->dsm);
 	if (ret >= 0)
 		ret = sm_apply_frees(s->msm);
+	if (ret >= 0)
+		ret = cnt_save(s);
 	if (ret >= 0 && (s->tree.changed || s->header_dirty))
 		ret = store_save_header(s);
 	if (ret >= 0)
@@ -234,6 +245,8 @@ int store_abort(struct store *s)
 		ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
 	if (ret >= 0)
 		ret = store_load_header(s);
+	if (ret >= 0)
+		ret = cnt_load(s);
 	if (ret < 0)
 		return err_prefix(-ret, "store abort");
 	s->tree.sm = s->msm;
@@ -508,6 +521,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 			ret = btree_insert(&s->tree, out[k].origin_chunk, d, mask);
 		if (ret < 0)
 			return err_prefix(-ret, "origin write");
+		cnt_exception(s, mask, +1);
 		out[k].dst = d;
 		out[k].src = STORE_ON_ORIGIN;
 	}
@@ -599,7 +613,9 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			if (ret >= 0) {
 				btree_cursor_dirty(&s->tree, &c);
 				uint8_t *m = be_mask(btree_entry(&s->tree, &c));
+				cnt_exception(s, m, -1);
 				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+				cnt_exception(s, m, +1);
 			}
 			btree_cursor_put(&s->tree, &c);
 			if (ret < 0)
@@ -611,6 +627,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			ret = btree_insert(&s->tree, oc, d, mask);
 		if (ret < 0)
 			return err_prefix(-ret, "snapshot write");
+		cnt_exception(s, mask, +1);
 		dst[i] = d;
 		copies[nc++] = (struct store_copy){ oc, d, plan[i].cur };
 	}

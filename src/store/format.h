@@ -149,6 +149,7 @@ enum meta_type {
 	META_T_MBITMAP	= 0x424d534e,	/* tree area bitmap */
 	META_T_LEAF	= 0x464c534e,	/* b-tree leaf */
 	META_T_INTERNAL	= 0x4e49534e,	/* b-tree internal node */
+	META_T_COUNTERS	= 0x4e43534e,	/* per-snapshot usage counters */
 };
 
 /* Engine header block (META_T_HEADER), after the meta header.  */
@@ -161,8 +162,28 @@ enum {
 	HDR_CLEANUP = 68,	/* le32 cleanup pass running (0/1) */
 	HDR_CUR_O = 72,		/* le64 cleanup cursor: origin chunk */
 	HDR_CUR_S = 80,		/* le64 cleanup cursor: store chunk */
-	HDR_END = 88,
+	/* Usage counters (counters.h).  All zero in a store made before
+	 * they existed: "absent", until check --repair-counters builds them. */
+	HDR_CNT_FLAGS = 88,	/* le32 HDR_CNT_VALID; other bits zero */
+	HDR_CNT_NBLOCKS = 92,	/* le32 counter blocks (cnt_blocks_for(max_snapshots)) */
+	HDR_CNT_MULTI = 96,	/* le64 exceptions whose mask has two bits or more */
+	HDR_CNT_BLOCK = 104,	/* le64[CNT_BLOCKS_MAX] counter blocks (tree area) */
+	HDR_END = 136,
 };
+#define HDR_CNT_VALID	0x1
+
+/* Usage counter block (META_T_COUNTERS, allocated in the tree area): per
+ * snapshot table slot i, entry i % CNT_PER_BLOCK of counter block
+ * i / CNT_PER_BLOCK holds the slot's unique and shared chunk counts.  */
+enum {
+	CNT_HDR_SIZE = 32,	/* the meta header; entries start here */
+	CNT_ESIZE = 12,
+	CE_UNIQUE = 0,		/* le48 exceptions whose mask is exactly {slot} */
+	CE_SHARED = 6,		/* le48 exceptions naming the slot and another */
+};
+#define CNT_PER_BLOCK	((CSNAP_META_BLOCK_SIZE - CNT_HDR_SIZE) / CNT_ESIZE)
+#define CNT_BLOCKS_MAX	((CSNAP_MAX_SNAPSHOTS_LIMIT + CNT_PER_BLOCK - 1) / CNT_PER_BLOCK)
+_Static_assert((int)HDR_CNT_BLOCK + 8 * CNT_BLOCKS_MAX == (int)HDR_END, "counter block list fits the header");
 
 /* Journal descriptor block (META_T_JDESC; its meta header's seq is the
  * transaction's), followed in the log by the JD_NR block images it lists

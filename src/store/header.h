@@ -1,6 +1,7 @@
 /*
  * src/store/header.h - the engine header block (META_T_HEADER): the
- * b-tree's root and counts, the next snapshot id and the cleanup cursor.
+ * b-tree's root and counts, the next snapshot id, the cleanup cursor and
+ * where the usage counters live (counters.h).
  * One encoder and one decoder for it; mkfs writes the first one with
  * store_header_encode().
  * The layout (HDR_*) is in format.h.
@@ -11,6 +12,7 @@
 #ifndef CSNAP_STORE_HEADER_H
 #define CSNAP_STORE_HEADER_H
 
+#include "src/store/format.h"
 #include "src/store/superblock.h"
 
 #include <stdbool.h>
@@ -24,6 +26,12 @@ struct store_header {
 	uint32_t next_id;	/* next snapshot id (never 0) */
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;	/* cleanup cursor */
+	/* usage counters (counters.h); all zero when absent */
+	bool cnt_valid;
+	uint32_t cnt_flags_raw;	/* as read (decode only), for the check */
+	uint32_t cnt_nblocks;
+	uint64_t cnt_multi;
+	uint64_t cnt_block[CNT_BLOCKS_MAX];
 };
 
 /* Writes H into the header block's data D (the meta header is bm's).  */

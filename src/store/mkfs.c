@@ -5,7 +5,9 @@
  * snapshot table, data bitmap, tree bitmap, tree area; then the data
  * chunks from the next chunk boundary.  The tree area is sized for the
  * worst case (every data chunk an exception, leaves a third full), so it
- * cannot run out before the data area does.
+ * cannot run out before the data area does; the usage counter blocks
+ * (at most CNT_BLOCKS_MAX = 4) come out of its spare 2 * BTREE_MAX_DEPTH
+ * blocks, so the layout is the same as version 1's.
  *
  * Order: both old superblock copies are zeroed first, every engine block
  * is written home and flushed, and only then the new superblock - an
@@ -76,13 +78,20 @@ static int layout(struct csnap_sb *sb)
 
 int store_format(struct io_dev *dev, struct csnap_sb *sb)
 {
+	return store_format_as(dev, sb, CSNAP_FORMAT_VERSION);
+}
+
+int store_format_as(struct io_dev *dev, struct csnap_sb *sb, uint32_t version)
+{
 	struct bm *bm = NULL;
 	struct spacemap *msm = NULL;
 	struct btree t = { 0 };
 	uint8_t *zero = NULL;
 	int ret;
 
-	sb->version = CSNAP_FORMAT_VERSION;
+	if (version < CSNAP_FORMAT_VERSION_MIN || version > CSNAP_FORMAT_VERSION)
+		return err_set(EINVAL, "cannot format version %u", version);
+	sb->version = version;
 	sb->meta_block_size = CSNAP_META_BLOCK_SIZE;
 	sb->mask_bits = (sb->max_snapshots + 63) / 64 * 64;
 	sb->seq = 0;
@@ -129,13 +138,28 @@ int store_format(struct io_dev *dev, struct csnap_sb *sb)
 		btree_init(&t, bm, msm, e->meta_start, sb->mask_bits / 8);
 		ret = btree_create(&t);
 	}
+	/* usage counters (version 2): all zero for an empty tree, valid from
+	 * the start; version 1 had none */
+	struct store_header hdr = { .next_id = 1, .cnt_valid = version >= 2,
+				    .cnt_nblocks = version >= 2 ? cnt_blocks_for(sb->max_snapshots) : 0 };
+	for (uint32_t i = 0; ret >= 0 && i < hdr.cnt_nblocks; i++) {
+		uint64_t u;
+		struct bm_block *cb;
+		ret = sm_alloc(msm, &u);
+		if (ret >= 0)
+			ret = bm_get_new(bm, e->meta_start + u, META_T_COUNTERS, &cb);
+		if (ret >= 0) {
+			hdr.cnt_block[i] = e->meta_start + u;
+			bm_put(bm, cb);
+		}
+	}
 	if (ret >= 0) {
 		struct bm_block *h;
 		ret = bm_get_new(bm, e->header_block, META_T_HEADER, &h);
 		if (ret >= 0) {
-			struct store_header hdr = {
-				.root = t.root, .height = t.height, .nodes = t.nodes, .next_id = 1,
-			};
+			hdr.root = t.root;
+			hdr.height = t.height;
+			hdr.nodes = t.nodes;
 			store_header_encode(h->data, &hdr);
 			bm_put(bm, h);
 		}

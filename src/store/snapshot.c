@@ -1,6 +1,6 @@
 /*
  * src/store/snapshot.c - snapshot table operations, incremental cleanup of
- * deleted snapshots, usage and changed-chunk reports.
+ * deleted snapshots, changed-chunk report.
  *
  * Create is O(1) in exceptions: a new snapshot gets a free mask bit, and
  * no exception carries a free bit, so it reads the origin everywhere.
@@ -9,7 +9,8 @@
  * from a persistent cursor, clearing bits of non-live snapshots and
  * dropping exceptions left with no live user.  Snapshots deleted before a
  * pass starts are in it (ST_CLEANING); their slots (bits) are freed when
- * the pass completes.
+ * the pass completes.  Every mask it changes or drops goes through the
+ * usage counters (counters.h).
  */
 #include "src/store/store_int.h"
 
@@ -328,9 +329,13 @@ int store_cleanup(struct store *s, unsigned budget)
 		}
 		if (dead && alive) {
 			btree_cursor_dirty(&s->tree, &c);
+			cnt_exception(s, e + BE_MASK, -1);
 			for (uint32_t w = 0; w < mw; w++)
 				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->users[w]);
+			cnt_exception(s, e + BE_MASK, +1);
 		} else if (dead) {
+			/* deleted just below (or the failed call is aborted) */
+			cnt_exception(s, e + BE_MASK, -1);
 			drop[2 * ndrop] = be_origin(e);
 			drop[2 * ndrop + 1] = be_store(e);
 			ndrop++;
@@ -365,58 +370,6 @@ int store_cleanup(struct store *s, unsigned budget)
 	s->cur_o = s->cur_s = 0;
 	store_recompute_live(s);
 	return more ? 1 : 0;
-}
-
-int store_usage(struct store *s, struct store_usage *out, unsigned max)
-{
-	struct btree_cursor c;
-	uint32_t mw = s->mask_words, nslots = s->st.nslots;
-	uint64_t *uniq = calloc(nslots, sizeof *uniq), *shared = calloc(nslots, sizeof *shared);
-	int ret = 0;
-
-	if (!uniq || !shared) {
-		free(uniq);
-		free(shared);
-		return err_set(ENOMEM, "out of memory");
-	}
-	ret = btree_seek(&s->tree, 0, 0, &c);
-	while (ret >= 0 && c.valid) {
-		const uint8_t *e = btree_entry(&s->tree, &c);
-		uint32_t users = 0;
-		for (uint32_t w = 0; w < mw; w++)
-			users += (uint32_t)__builtin_popcountll(mask_word(e + BE_MASK, w) & s->live[w]);
-		for (uint32_t w = 0; users && w < mw; w++) {
-			uint64_t m = mask_word(e + BE_MASK, w) & s->live[w];
-			while (m) {
-				uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(m);
-				m &= m - 1;
-				if (users == 1)
-					uniq[b]++;
-				else
-					shared[b]++;
-			}
-		}
-		ret = btree_next(&s->tree, &c);
-	}
-	btree_cursor_put(&s->tree, &c);
-	if (ret >= 0) {
-		struct store_snapshot *list = calloc(nslots, sizeof *list);
-		int n = list ? store_snapshot_list(s, list, nslots) : -ENOMEM;
-		unsigned k = 0;
-		for (int i = 0; i < n; i++) {
-			if (!(list[i].flags & STORE_SNAP_LIVE))
-				continue;
-			if (k < max)
-				out[k] = (struct store_usage){ list[i].id, uniq[list[i].bit],
-							       shared[list[i].bit] };
-			k++;
-		}
-		free(list);
-		ret = n < 0 ? n : (int)k;
-	}
-	free(uniq);
-	free(shared);
-	return ret;
 }
 
 int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,

@@ -302,14 +302,34 @@ int store_cleanup(struct store *s, unsigned budget);
 
 /* ---- reports ------------------------------------------------------------ */
 
+/* Usage of one snapshot, from the counters the engine keeps with the
+ * exceptions (src/store/counters.h; definitions in docs/store.md).  */
 struct store_usage {
 	uint32_t id;
-	uint64_t unique;	/* chunks only this snapshot uses */
-	uint64_t shared;	/* chunks it shares with other live snapshots */
+	bool known;		/* false: the store has no valid counters (made
+				 * before they existed, or damaged) - the figures
+				 * are 0 and must be shown as unknown */
+	uint64_t unique;	/* exceptions whose share mask is exactly this
+				 * snapshot: freed if it were deleted */
+	uint64_t shared;	/* exceptions it shares with other snapshots */
 };
 /* Usage of every live snapshot (up to MAX, ordered by id); returns the
- * number of live snapshots.  Walks the whole tree: O(exceptions).  */
+ * number of live snapshots.  O(snapshots): never walks the tree.  */
 int store_usage(struct store *s, struct store_usage *out, unsigned max);
+/* True when the usage counters are present and maintained.  */
+bool store_counters_valid(const struct store *s);
+/* "valid", "absent" (a store made before counters existed) or why they
+ * are damaged.  */
+const char *store_counters_state(const struct store *s);
+/* Recomputes the counters from a walk of the tree (O(exceptions)),
+ * allocating their blocks if the store has none, and marks them valid;
+ * durable at the next store_commit().  For `check --repair-counters` and
+ * the format upgrade.  */
+int store_counters_rebuild(struct store *s);
+/* Compares the counters with a walk of the tree (the open transaction
+ * included); prints one line per difference to REPORT (may be NULL) and
+ * returns how many, or a negative errno.  0 when the counters are absent. */
+long store_counters_verify(struct store *s, FILE *report);
 
 /* Changed-chunk list: origin chunks whose content differs between snapshot
  * A and snapshot B (B = STORE_ORIGIN_ID: the live origin), ascending,
@@ -326,6 +346,10 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
  * mask_bits, the engine area and everything from meta_offset on, then
  * writes both superblock copies and flushes.  */
 int store_format(struct io_dev *dev, struct csnap_sb *sb);
+/* The same, as format VERSION made it (CSNAP_FORMAT_VERSION_MIN..): for
+ * the tests of upgrades and of the older formats' bytes (version 1: no
+ * usage counters).  */
+int store_format_as(struct io_dev *dev, struct csnap_sb *sb, uint32_t version);
 
 /* Full consistency check of the store at PATH (opened read-only, journal
  * replayed in memory).  Prints one line per problem to REPORT (may be

@@ -10,6 +10,7 @@
 
 #include "src/store/bm.h"
 #include "src/store/btree.h"
+#include "src/store/counters.h"
 #include "src/store/header.h"
 #include "src/store/journal.h"
 #include "src/store/snaptable.h"
@@ -45,6 +46,7 @@ struct store {
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
 	bool header_dirty;
+	struct store_counters cnt;	/* usage counters (counters.h) */
 	enum store_short short_kind;	/* reason of the last -ENOSPC */
 	/* scratch for range operations */
 	uint64_t *scratch;
@@ -67,6 +69,8 @@ static inline uint64_t store_snap_chunks(const struct store *s, uint32_t slot)
 int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
+/* counters.c: counts every exception's mask into the zeroed arrays */
+int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi);
 /* clone.c: for the origin chunks [first, first+count) whose need masks
  * (mask_words words each) an origin write computed, the running clone
  * needs a copy exactly where its parent does until its walk got there. */

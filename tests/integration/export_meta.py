@@ -3,6 +3,7 @@
 
 usage: export_meta.py hostile SOCKET SNAPSHOT...
        export_meta.py backup URI CONTEXT BASE_IMAGE OUT_IMAGE
+       export_meta.py deleted URI SNAPSHOT CSNAP STORE
 
 hostile: speaks the protocol by hand over the unix socket (origin export,
 SNAPSHOTs exported next to it): structured replies, LIST/SET_META_CONTEXT
@@ -16,9 +17,15 @@ backup: what a backup tool does with csnap:changed: copy BASE_IMAGE (a full
 backup taken at the snapshot) to OUT_IMAGE, then ask block status for
 CONTEXT over the whole export and copy only the extents flagged changed.
 Prints "changed BYTES" and "extents N".
+
+deleted: a connection with csnap:changed:SNAPSHOT gets block status, then
+SNAPSHOT is deleted (`CSNAP snapshot delete STORE SNAPSHOT`, run in this
+environment): block status now fails with an error naming the reason,
+and the same connection still reads.
 """
 import shutil
 import socket
+import subprocess
 import struct
 import sys
 
@@ -342,10 +349,35 @@ def backup(uri, context, base, out):
     return failures
 
 
+def deleted(uri, snap, csnap, store):
+    h = nbd.NBD()
+    h.add_meta_context("csnap:changed:" + snap)
+    h.connect_uri(uri)
+    got = []
+
+    def cb(ctx, start, entries, err):
+        got.extend(entries)
+        return 0
+    h.block_status(65536, 0, cb)
+    check(len(got) >= 2 and got[0] > 0, "block status before the delete")
+    subprocess.run([csnap, "snapshot", "delete", store, snap], check=True, stdout=subprocess.DEVNULL)
+    try:
+        h.block_status(65536, 0, cb)
+        msg = None
+    except nbd.Error as e:
+        msg = str(e)
+    check(msg is not None, "block status since a deleted snapshot fails (%s)" % msg)
+    check(len(h.pread(4096, 0)) == 4096, "the connection still reads")
+    h.shutdown()
+    return failures
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "hostile":
         rc = hostile(sys.argv[2], sys.argv[3:])
         print("%d failures" % rc)
+    elif sys.argv[1] == "deleted":
+        rc = deleted(*sys.argv[2:6])
     else:
         rc = backup(*sys.argv[2:6])
     sys.exit(1 if rc else 0)

@@ -130,6 +130,18 @@ $py "$here/export_meta.py" hostile "$sock" monday tuesday >"$d/hostile.out" 2>&1
   fail "export_meta.py hostile: $(grep -v "^ok:" "$d/hostile.out")"
 grep -c '^ok:' "$d/hostile.out" | sed 's/$/ hostile-client checks passed/'
 
+echo "== a snapshot deleted under a csnap:changed connection"
+cs 1 snapshot create s wednesday >/dev/null || fail "create wednesday"
+wait_exported "$sock" wednesday
+write $((30 * CS)) 100 7
+out=$(node_run 1 $py "$here/export_meta.py" deleted "$uo" wednesday "$C" s 2>&1) || fail "deleted: $out"
+echo "$out" | sed 's/^/    /'
+wait_log 1 export 'block status of origin since wednesday failed: .*no such snapshot' 10 ||
+  fail "no reason in the export log for the failed block status"
+wait_for 20 sh -c "! nbdinfo --map=csnap:changed:wednesday '$uo' >/dev/null 2>&1" ||
+  fail "csnap:changed:wednesday still accepted after the delete"
+echo "ok  block status fails after the delete, the context is then refused"
+
 check_store
 no_sanitizer_reports
 echo PASS

@@ -46,7 +46,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 40
+#define NSAMPLES 44
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -229,6 +229,20 @@ static void sample(int i, struct proto_msg *m)
 		strcpy(m->u.snap_create.name, "nightly-copy");
 		memset(m->u.snap_create.req_id, 0x5a, PROTO_REQ_ID_LEN);
 		strcpy(m->u.snap_create.from, "nightly");
+		break;
+	case 40:
+		m->type = PROTO_ORIGIN_RESIZE;
+		break;
+	case 41:
+		m->type = PROTO_ORIGIN_RESIZE | PROTO_REPLY;
+		m->u.resize = (struct proto_resize){ 1ULL << 30, 3ULL << 30 };
+		break;
+	case 42:
+		m->type = PROTO_ORIGIN_SIZE;
+		m->u.resize = (struct proto_resize){ 1ULL << 30, (1ULL << 30) + 4096 };
+		break;
+	case 43:
+		m->type = PROTO_ORIGIN_SIZE | PROTO_REPLY;
 		break;
 	}
 }

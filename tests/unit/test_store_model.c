@@ -15,7 +15,8 @@
  * engine asks for itself, exactly as the server would.  A read is correct
  * when the version found (through store_snapshot_read) equals the model's.
  * The store runs near full so the ENOSPC path and the victim policy are
- * exercised.  store_check must be clean at the end.
+ * exercised.  store_check must be clean at the end, and the usage
+ * counters equal a walk of the tree after every batch of 250 operations.
  * The origin starts at 3/4 of ORIGIN_CHUNKS and is resized (grown) now
  * and then: each snapshot keeps the size it was taken at (its reads and
  * writes beyond it are refused), the new chunks belong only to the
@@ -400,6 +401,13 @@ static void test_model(void **state)
 		}
 		if (op % 20000 == 19999)
 			verify_all(s);
+		/* the usage counters, kept by every operation, against a walk
+		 * of the tree after every batch of operations */
+		if (op % 250 == 249) {
+			assert_true(store_counters_valid(s));
+			if (store_counters_verify(s, stderr) != 0)
+				fail_msg("usage counters differ from the tree after op %lu", op);
+		}
 		if (check_every && op % check_every == 0) {
 			/* the in-memory state, without a commit that would change
 			 * what the run does next */

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/usage.sh - how long `csnap status` and `csnap snapshot list` take
+# against a running master whose store holds NEXC exceptions: their
+# per-snapshot unique/shared figures come from the usage counters the
+# engine keeps (src/store/counters.h), so the answer must not grow with
+# the number of exceptions (issue 13's target: under 20 ms at 10 M).
+#
+#   bench/usage.sh [BUILD_DIR]
+#   env: NEXC ascending list of exception counts (default "1000000 10000000"),
+#        FILL_SNAPS snapshots spread over the fill (default 16), N timed
+#        calls each (default 21), DIR scratch dir (/var/tmp), CHUNK (4K)
+#
+# One-node cluster (tests/cluster/lib.sh), `csnap mkstore` on sparse
+# files; per NEXC: build/bench/store_fill fills the metadata up to NEXC
+# exceptions (no data copied) and prints the engine-level figure
+# (store_usage() from the counters, median, and one walk of the whole
+# tree for comparison, which also confirms the counters exact); `csnap
+# server`; then N times `csnap status` and `csnap snapshot list` with
+# --master ADDR:PORT (a new CLI process each: start, connect, request,
+# reply, print; without --master the lookup of the master through the
+# lease-owner record and sanlock is added, the same at any size).
+# Reported: median and max wall time of each, per NEXC; the ratio of the
+# medians between the largest and the smallest NEXC.
+set -euo pipefail
+
+build=$(cd "${1:-build}" && pwd)
+src=$(cd "$(dirname "$0")/.." && pwd)
+csnap=$build/csnap
+fill=$build/bench/store_fill
+nexcs=${NEXC:-"1000000 10000000"}
+fillsnaps=${FILL_SNAPS:-16}
+n=${N:-21}
+chunk=${CHUNK:-4K}
+export DIR=${DIR:-/var/tmp}
+[ -x "$fill" ] || { echo "usage: $fill missing (make)" >&2; exit 1; }
+
+export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
+# shellcheck source=../tests/cluster/lib.sh
+. "$src/tests/cluster/lib.sh"
+cb=$(numfmt --from=iec "$chunk")
+max=0
+for x in $nexcs; do [ "$x" -gt "$max" ] && max=$x; done
+store_bytes=$(( (max + 8192) * cb + max / 20 * 4096 + (512 << 20) ))
+cluster_start 1 "$store_bytes"
+truncate -s $(( (max + 4096) * cb )) "$CLUSTER_ORIGIN"
+dir=$CLUSTER_DIR
+
+# stats FILE -> "median max" (ms, from microseconds, one per line)
+stats() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f %.1f", v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'; }
+timed() {
+  local f=$1 t0 t1; shift
+  t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N)
+  echo $(( (t1 - t0) / 1000 )) >>"$f"
+}
+cs() { node_run 1 "$csnap" "$@"; }
+
+report=()
+prev=0
+"$csnap" mkstore --chunk-size "$chunk" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null
+"$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
+for nexc in $nexcs; do
+  # (ascending) each fill adds to the last one: FILL_SNAPS new snapshots
+  # over nexc - prev more exceptions
+  echo "filling the store up to $nexc exceptions ($fillsnaps more snapshots)..."
+  "$fill" "$CLUSTER_STORE" $((nexc - prev)) "$fillsnaps" 0 | tee "$dir/fill.$nexc"
+  prev=$nexc
+  node_spawn 1 server "$csnap" server --grace-ms 0 s >/dev/null
+  wait_log 1 server 'master for store' 120 || { echo "no master" >&2; exit 1; }
+  m=$(sed -n 's/.*master for store .* at \([^ ]*\) port \([0-9]*\) .*/\1:\2/p' "$(node_log 1 server)" | tail -1)
+  # the figures are there and exact (the fill's walk said so): one line
+  cs snapshot list s --master "$m" | awk 'NR == 2 { print "  first snapshot:", $0 }'
+  cs snapshot list s --master "$m" --json | grep -q '"usage_known": true' ||
+    { echo "usage unknown on a new store" >&2; exit 1; }
+  rm -f "$dir/status.$nexc" "$dir/list.$nexc"
+  for i in $(seq "$n"); do timed "$dir/status.$nexc" cs status s --master "$m"; done
+  for i in $(seq "$n"); do timed "$dir/list.$nexc" cs snapshot list s --master "$m"; done
+  node_kill_procs 1 TERM || true
+  wait_log 1 server 'orderly hand-over done' 60 || true
+  node_kill_procs 1 KILL || true
+  read -r sm sx <<<"$(stats "$dir/status.$nexc")"
+  read -r lm lx <<<"$(stats "$dir/list.$nexc")"
+  eng=$(sed -n 's/.*median of [0-9]*: \([0-9.]*\) ms; a walk of the tree: \([0-9.]*\) ms.*/\1 \2/p' "$dir/fill.$nexc")
+  report+=("$(printf '%-9s exceptions: status %6.1f ms (max %.1f), snapshot list %6.1f ms (max %.1f); engine report %s ms, tree walk %s ms' \
+    "$nexc" "$sm" "$sx" "$lm" "$lx" "${eng%% *}" "${eng##* }")")
+  echo "$sm $lm" >"$dir/med.$nexc"
+done
+
+echo
+echo "csnap status / snapshot list with --master, end to end (new CLI process each), median of $n:"
+printf '  %s\n' "${report[@]}"
+first=${nexcs%% *}; last=${nexcs##* }
+read -r s1 l1 <"$dir/med.$first"; read -r s2 l2 <"$dir/med.$last"
+awk -v a="$s2" -v b="$s1" -v c="$l2" -v d="$l1" -v x="$last" -v y="$first" 'BEGIN {
+  printf "  %s / %s exceptions: status %.2f, snapshot list %.2f\n", x, y, (b > 0 ? a / b : 0), (d > 0 ? c / d : 0) }'

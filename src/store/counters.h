@@ -1,0 +1,72 @@
+/*
+ * src/store/counters.h - per-snapshot usage counters, kept up to date by
+ * the engine in the same transaction as the exceptions they count, so
+ * `csnap status` and `snapshot list` answer in O(snapshots), never by
+ * walking the tree.
+ *
+ * Definitions (over the share masks as stored, docs/store.md):
+ *   unique[b]  exceptions whose mask is exactly {b};
+ *   shared[b]  exceptions whose mask holds b and at least one other bit;
+ *   multi      exceptions whose mask holds two bits or more.
+ * Invariants (checked on load, asserted at every commit):
+ *   sum(unique) + multi == exceptions in the tree;
+ *   sum(shared) >= 2 * multi.
+ * Every mask change - insert, bit cleared, exception deleted - goes
+ * through cnt_exception() (remove the old mask's contribution, add the new
+ * one): O(bits in the mask), independent of the number of exceptions.
+ *
+ * States: valid (maintained), absent (a store made before counters
+ * existed: header fields all zero; nothing maintained, usage "unknown"
+ * until store_counters_rebuild()), damaged (the header lists counter
+ * blocks that did not load or do not add up: treated like absent, the
+ * header keeps its block list so a rebuild reuses the blocks).
+ * Layout (HDR_CNT_*, CNT_*, CE_*) in format.h.
+ */
+#ifndef CSNAP_STORE_COUNTERS_H
+#define CSNAP_STORE_COUNTERS_H
+
+#include "src/store/format.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct store;
+struct store_header;
+
+struct store_counters {
+	bool valid;		/* maintained and exact */
+	bool damaged;		/* listed in the header but unusable */
+	uint32_t nblocks;
+	uint64_t block[CNT_BLOCKS_MAX];
+	uint64_t multi;
+	uint64_t *uniq, *shared;	/* [max_snapshots], by slot */
+	uint32_t dirty;		/* bit i: block i changed in this transaction */
+	char why[128];		/* why damaged */
+};
+
+static inline uint32_t cnt_blocks_for(uint32_t nslots)
+{ return (nslots + CNT_PER_BLOCK - 1) / CNT_PER_BLOCK; }
+
+/* Adds (SIGN +1) or removes (-1) the contribution of one exception with
+ * MASK (MASK_WORDS le64 words) to UNIQ/SHARED/MULTI.  Calls MARK(ARG,
+ * bit) for each bit whose counters change, if MARK is not NULL.  The one
+ * definition of what counts where: the engine and check both use it.  */
+void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, const uint8_t *mask,
+		 uint32_t mask_words, int sign, void (*mark)(void *arg, uint32_t bit), void *arg);
+
+/* Engine side (struct store is store_int.h's).  */
+void cnt_from_header(struct store *s, const struct store_header *h);
+void cnt_to_header(const struct store *s, struct store_header *h);
+/* Loads the counter blocks the header lists (after the header and the
+ * snapshot table).  A block that fails validation or counts that do not
+ * add up leave the counters damaged, not the open failed.  -ENOMEM only. */
+int cnt_load(struct store *s);
+void cnt_free(struct store *s);
+/* One exception's mask enters (+1) or leaves (-1) the tree.  */
+void cnt_exception(struct store *s, const uint8_t *mask, int sign);
+/* Writes changed counter blocks into the open transaction (store_commit). */
+int cnt_save(struct store *s);
+/* Asserts the invariants above (CSNAP_ASSERT builds).  */
+void cnt_assert(const struct store *s);
+
+#endif
