@@ -63,6 +63,10 @@ struct nbd_out {
 	unsigned niov;
 	/* Called once the message is sent or the connection died.  */
 	void (*sent)(struct nbd_conn *c, struct nbd_out *o);
+	/* On the connection's queue: a message is queued at most once at a
+	 * time (queued twice, it would cut the queue after it and every
+	 * later reply would be lost: a client waiting forever).  */
+	bool queued;
 };
 
 enum nbd_conn_state {

@@ -342,6 +342,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		struct nbd_out *o = c->out_head;
 
 		c->out_head = o->next;
+		o->queued = false;
 		o->sent(c, o);
 	}
 	c->out_tail = &c->out_head;
@@ -383,11 +384,13 @@ static size_t out_len(const struct nbd_out *o)
 
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
 {
+	CSNAP_ASSERT(!o->queued);	/* a request answered twice */
 	if (c->dead) {
 		o->sent(c, o);
 		return;
 	}
 	c->out_queued += out_len(o);
+	o->queued = true;
 	o->next = NULL;
 	*c->out_tail = o;
 	c->out_tail = &o->next;
@@ -413,6 +416,7 @@ int nbd_conn_send_copy(struct nbd_conn *c, const void *data, size_t len)
 	o->iov[0].iov_len = len;
 	o->niov = 1;
 	o->sent = copy_sent;
+	o->queued = false;
 	nbd_conn_queue(c, o);
 	return 0;
 }
@@ -463,6 +467,7 @@ static void conn_flush(struct nbd_conn *c)
 			c->out_head = o->next;
 			if (!c->out_head)
 				c->out_tail = &c->out_head;
+			o->queued = false;
 			o->sent(c, o);
 		}
 	}
