@@ -24,6 +24,8 @@
  *   RSS         resident memory of the process after the run (the
  *               metadata cache is 1 GiB).
  * Metadata only: no data chunk is copied (that is the server's I/O).
+ * env: ENGINE_SNAPS=1 (or 256) runs only that snapshot count,
+ *      ENGINE_ROUNDS=N lookup rounds (default 5; more for perf record).
  * A program, not a test: it prints figures and ratios, asserts nothing.
  */
 #include "ioengine/ioengine.h"
@@ -146,7 +148,9 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	uint64_t nlook = 1000000, x = 88172645463325252ull, hits = 0;
 	double best = 1e9;
 	chunk_t out;
-	for (int round = 0; round < 5; round++) {
+	const char *rs = getenv("ENGINE_ROUNDS");
+	int rounds = rs && atoi(rs) > 0 ? atoi(rs) : 5;
+	for (int round = 0; round < rounds; round++) {
 		t0 = cpu_now();
 		for (uint64_t i = 0; i < nlook; i++) {
 			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -159,8 +163,9 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 			best = t;
 	}
 	double t_look = best;
-	if (hits < nlook * 5 * 9 / 10)
-		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits, nlook * 5);
+	if (hits < nlook * (uint64_t)rounds * 9 / 10)
+		fprintf(stderr, "engine bench: only %" PRIu64 " of %" PRIu64 " lookups hit\n", hits,
+			nlook * (uint64_t)rounds);
 
 	/* one more snapshot while the store holds nexc exceptions */
 	uint32_t id;
@@ -205,18 +210,23 @@ int main(int argc, char **argv)
 	log_init("engine-bench", LOG_LEVEL_WARN);
 	printf("%-12s %-9s %12s %12s %12s %10s %10s %10s %12s %6s %8s\n", "exceptions", "snapshots", "inserts/s",
 	       "ins/cpu-s", "lookups/s", "create ms", "commit ms", "clone ms", "clone cpu ms", "steps", "RSS MiB");
+	const char *only = getenv("ENGINE_SNAPS");
+	int want = only ? atoi(only) : 0;	/* 0: both */
 	for (int m = minm; m <= maxm; m *= 10) {
-		struct result r1 = run(dir, (uint64_t)m * 1000000, 1);
-		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %10.0f %12.0f %6u %8.1f\n", m * 1000000, 1, r1.ins,
-		       r1.ins_cpu, r1.look, r1.create_ms, r1.commit_ms, r1.clone_ms, r1.clone_cpu_ms,
-		       r1.clone_steps, (double)r1.rss / 1024);
-		fflush(stdout);
-		struct result r2 = run(dir, (uint64_t)m * 1000000, 256);
-		printf("%-12d %-9d %12.0f %12.0f %12.0f %10.3f %10.2f %10.0f %12.0f %6u %8.1f\n", m * 1000000, 256, r2.ins,
-		       r2.ins_cpu, r2.look, r2.create_ms, r2.commit_ms, r2.clone_ms, r2.clone_cpu_ms,
-		       r2.clone_steps, (double)r2.rss / 1024);
-		printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f wall, %.2f cpu\n",
-		       r2.ins / r1.ins, r2.ins_cpu / r1.ins_cpu);
+		struct result r[2];
+		for (int k = 0; k < 2; k++) {
+			unsigned nsnap = k ? 256 : 1;
+			if (want && (unsigned)want != nsnap)
+				continue;
+			r[k] = run(dir, (uint64_t)m * 1000000, nsnap);
+			printf("%-12d %-9u %12.0f %12.0f %12.0f %10.3f %10.2f %10.0f %12.0f %6u %8.1f\n", m * 1000000,
+			       nsnap, r[k].ins, r[k].ins_cpu, r[k].look, r[k].create_ms, r[k].commit_ms,
+			       r[k].clone_ms, r[k].clone_cpu_ms, r[k].clone_steps, (double)r[k].rss / 1024);
+			fflush(stdout);
+		}
+		if (!want)
+			printf("  first-write (insert) rate with 256 snapshots / with 1: %.2f wall, %.2f cpu\n",
+			       r[1].ins / r[0].ins, r[1].ins_cpu / r[0].ins_cpu);
 		fflush(stdout);
 	}
 	return 0;

@@ -91,6 +91,7 @@ struct bm {
 	struct bm_entry lru;		/* sentinel: lru.lru_next = most recent */
 	struct bm_entry *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
+	uint64_t epoch;			/* bm_epoch() */
 	struct arena *arenas;
 	struct arena **amap;		/* open addressing on mem >> 21 */
 	size_t amap_n;			/* power of two, > 2 * arenas */
@@ -259,11 +260,25 @@ void bm_child_forget(struct bm *bm, const uint8_t *parent)
 	*k = NULL;
 }
 
-const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
+/* A remembered child: its data pointer (4096-aligned) with the owner's
+ * hint in the low bits.  */
+#define KID_HINT_MASK ((uintptr_t)META_BLOCK_SIZE - 1)
+
+const uint8_t *bm_child_guess_hint(struct bm *bm, const uint8_t *parent, unsigned i,
+				   unsigned *hint)
 {
 	const uint8_t **k = *kids_slot(bm, parent);
+	uintptr_t v = k ? (uintptr_t)k[i] : 0;
 
-	return k ? k[i] : NULL;
+	*hint = (unsigned)(v & KID_HINT_MASK);
+	return (const uint8_t *)(v & ~KID_HINT_MASK);
+}
+
+const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i)
+{
+	unsigned hint;
+
+	return bm_child_guess_hint(bm, parent, i, &hint);
 }
 
 bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
@@ -276,16 +291,24 @@ bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr)
 	return true;
 }
 
-void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
-		       const uint8_t *child)
+void bm_child_remember_hint(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+			    const uint8_t *child, unsigned hint)
 {
 	const uint8_t ***k = kids_slot(bm, parent);
 
 	CSNAP_ASSERT(i < n);
+	/* the hint fits the alignment bits a data buffer leaves free */
+	CSNAP_ASSERT(hint < BM_CHILD_HINT_MAX && !((uintptr_t)child & KID_HINT_MASK));
 	if (!*k)
 		*k = calloc(n, sizeof **k);
 	if (*k)		/* (no memory: no cache, lookups take the block table) */
-		(*k)[i] = child;
+		(*k)[i] = (const uint8_t *)((uintptr_t)child | (hint & KID_HINT_MASK));
+}
+
+void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+		       const uint8_t *child)
+{
+	bm_child_remember_hint(bm, parent, i, n, child, 0);
 }
 
 static uint8_t *buf_get(struct bm *bm)
@@ -332,6 +355,10 @@ int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,
 
 	if (!bm)
 		return err_set(ENOMEM, "out of memory");
+	/* each cache's epochs start far apart: a remembered pointer into
+	 * another (or a destroyed) cache never matches this one's epoch */
+	static uint64_t instances;
+	bm->epoch = __atomic_add_fetch(&instances, 1, __ATOMIC_RELAXED) << 40;
 	bm->dev = dev;
 	bm->tag = tag;
 	bm->readonly = readonly;
@@ -381,6 +408,7 @@ struct io_dev *bm_dev(const struct bm *bm) { return bm->dev; }
 uint64_t bm_tag(const struct bm *bm) { return bm->tag; }
 void bm_set_committed_seq(struct bm *bm, uint64_t seq) { bm->committed_seq = seq; }
 size_t bm_dirty_count(const struct bm *bm) { return bm->ndirty; }
+uint64_t bm_epoch(const struct bm *bm) { return bm->epoch; }
 
 void bm_seal(const struct bm *bm, void *data, uint64_t blocknr, uint32_t type, uint64_t seq)
 {
@@ -707,6 +735,7 @@ int bm_abort(struct bm *bm)
 		if (b->refs)
 			return err_set(EBUSY, "metadata block %llu is in use", (unsigned long long)b->pub.blocknr);
 	struct bm_entry *b = bm->dirty, *n;
+	bm->epoch++;	/* blocks go back to older content */
 	for (; b; b = n) {
 		n = b->list_next;
 		b->list_next = NULL;
@@ -761,6 +790,7 @@ int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 		return ret;
 	bm_child_forget(bm, b->pub.data);
 	memcpy(b->pub.data, data, META_BLOCK_SIZE);
+	bm->epoch++;
 	b->state |= BM_INSTALLED;
 	return 0;
 }

@@ -85,6 +85,17 @@ const uint8_t *bm_child_guess(struct bm *bm, const uint8_t *parent, unsigned i);
 bool bm_child_confirm(struct bm *bm, const uint8_t *data, uint64_t blocknr);
 void bm_child_remember(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
 		       const uint8_t *child);
+/* The same with a hint (below BM_CHILD_HINT_MAX) kept next to each
+ * remembered child, for the owner to aim prefetches with (the b-tree keeps
+ * the child's entry count there).  Like the pointer it is only a guess:
+ * it may be stale and must never decide a result.  *HINT is 0 when none
+ * was recorded.  Data buffers are 4096-aligned, so the hint lives in the
+ * low bits of the remembered pointer and costs no extra cache line.  */
+#define BM_CHILD_HINT_MAX META_BLOCK_SIZE
+const uint8_t *bm_child_guess_hint(struct bm *bm, const uint8_t *parent, unsigned i,
+				   unsigned *hint);
+void bm_child_remember_hint(struct bm *bm, const uint8_t *parent, unsigned i, unsigned n,
+			    const uint8_t *child, unsigned hint);
 void bm_child_forget(struct bm *bm, const uint8_t *parent);
 /* A fresh zeroed block of TYPE at BLOCKNR, already dirty (content on disk
  * is ignored).  */
@@ -101,6 +112,13 @@ static inline uint32_t bm_block_type(const struct bm_block *b)
 int bm_validate(const struct bm *bm, const void *data, uint64_t blocknr, uint32_t type);
 /* Stamps header fields and checksum into DATA.  */
 void bm_seal(const struct bm *bm, void *data, uint64_t blocknr, uint32_t type, uint64_t seq);
+
+/* Counts the times cached blocks took content that their owners did not
+ * write through bm_dirty (bm_abort's rollback, bm_install): an owner that
+ * remembers what a block holds (the b-tree's fingers) forgets it when the
+ * epoch moves.  Only grows; each cache starts 2^40 above the previous
+ * one, so epochs of two caches never meet.  */
+uint64_t bm_epoch(const struct bm *bm);
 
 /* ---- for the journal ---------------------------------------------------- */
 size_t bm_dirty_count(const struct bm *bm);

@@ -9,6 +9,7 @@
  * only the root may be empty (an empty tree is one empty leaf).
  */
 #include "src/store/btree.h"
+#include "src/store/btree_int.h"
 
 #include "utils/assert.h"
 #include "utils/err.h"
@@ -17,20 +18,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-static inline uint32_t nnr(const uint8_t *d) { return get_le32(d + BT_NR); }
-static inline void set_nr(uint8_t *d, uint32_t n) { put_le32(d + BT_NR, n); }
-static inline uint32_t nlevel(const uint8_t *d) { return get_le32(d + BT_LEVEL); }
-static inline uint8_t *ient(uint8_t *d, uint32_t i) { return d + BTREE_NODE_HDR + (size_t)i * BTREE_INT_ESIZE; }
-static inline uint8_t *lent(const struct btree *t, uint8_t *d, uint32_t i)
-{ return d + BTREE_NODE_HDR + (size_t)i * t->esize; }
-
-static inline int kcmp(uint64_t o1, uint64_t s1, uint64_t o2, uint64_t s2)
-{
-	if (o1 != o2)
-		return o1 < o2 ? -1 : 1;
-	return s1 < s2 ? -1 : s1 > s2;
-}
 
 /* Debug check for the results of insert and delete: the entries around
  * POS of node D (NR entries of size ES) are in strictly increasing key
@@ -84,6 +71,7 @@ static int alloc_node(struct btree *t, uint32_t level, struct bm_block **out)
 
 static int free_node(struct btree *t, uint64_t blocknr)
 {
+	t->gen++;	/* the block may be cached still: fingers to it go stale */
 	t->nodes--;
 	t->changed = true;
 	return sm_free(t->sm, blocknr - t->meta_start);
@@ -147,8 +135,8 @@ static int get_node(struct btree *t, uint64_t blocknr, uint32_t level, struct bm
  * size ES from BASE, ascending.  Origin chunk numbers are usually dense,
  * so the search starts at an interpolated guess and gallops from there:
  * typically two or three cache lines per node instead of seven.  */
-static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
-			    uint64_t o, uint64_t s, bool strict, const uint64_t *range)
+uint32_t btree_search_hint(const uint8_t *base, uint32_t es, uint32_t n,
+			   uint64_t o, uint64_t s, bool strict, const uint64_t *range)
 {
 #define P(i) (strict ? kcmp(be_origin(base + (size_t)(i) * es), be_store(base + (size_t)(i) * es), o, s) > 0 \
 		     : kcmp(be_origin(base + (size_t)(i) * es), be_store(base + (size_t)(i) * es), o, s) >= 0)
@@ -206,7 +194,7 @@ static uint32_t search_hint(const uint8_t *base, uint32_t es, uint32_t n,
 static inline uint32_t search(const uint8_t *base, uint32_t es, uint32_t n,
 			      uint64_t o, uint64_t s, bool strict)
 {
-	return search_hint(base, es, n, o, s, strict, NULL);
+	return btree_search_hint(base, es, n, o, s, strict, NULL);
 }
 
 /* Largest i >= 1 with key_i <= key, else 0.  */
@@ -223,20 +211,6 @@ static uint32_t int_search(uint8_t *d, uint64_t o, uint64_t s)
 static uint32_t leaf_search(const struct btree *t, const uint8_t *d, uint64_t o, uint64_t s)
 {
 	return search(d + BTREE_NODE_HDR, t->esize, nnr(d), o, s, false);
-}
-
-/* The same with the origin range [range[0], range[1]) of the node, and
- * narrowing RANGE to the chosen child's.  */
-static uint32_t int_search_range(uint8_t *d, uint64_t o, uint64_t s, uint64_t *range)
-{
-	uint32_t nr = nnr(d), i;
-
-	i = nr <= 1 ? 0 : search_hint(ient(d, 1), BTREE_INT_ESIZE, nr - 1, o, s, true, range);
-	if (i > 0)
-		range[0] = be_origin(ient(d, i));
-	if (i + 1 < nr)
-		range[1] = be_origin(ient(d, i + 1));
-	return i;
 }
 
 void btree_cursor_put(struct btree *t, struct btree_cursor *c)
@@ -368,74 +342,6 @@ int btree_seek(struct btree *t, uint64_t o, uint64_t s, struct btree_cursor *c)
 		return 0;
 	}
 	return next_leaf(t, c, o, s, false);
-}
-
-static inline uint32_t bm_block_type_raw(const uint8_t *d) { return get_le32(d + META_TYPE); }
-
-/* Start loading the line the interpolated search will probe first,
- * guessing the node is full, while the header line (entry count) loads:
- * two cache misses overlap instead of following one another.  */
-static inline void prefetch_guess(const uint8_t *d, uint32_t es, uint32_t cap,
-				  uint64_t o, const uint64_t *range)
-{
-	if (range[1] > range[0] && o >= range[0] && o < range[1]) {
-		uint32_t g = (uint32_t)((unsigned __int128)(o - range[0]) * cap / (range[1] - range[0]));
-		const uint8_t *e = d + BTREE_NODE_HDR + (size_t)g * es;
-		__builtin_prefetch(e);
-		__builtin_prefetch(e + es - 1);	/* the entry may straddle a line */
-		if (g)
-			__builtin_prefetch(e - es);	/* the search checks the entry before */
-	}
-}
-
-const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
-			  uint32_t *idx, uint32_t *nr)
-{
-	uint64_t blk = t->root;
-
-	uint64_t range[2] = { 0, 0 };	/* unknown at the root */
-
-	if (t->height < 1 || t->height > BTREE_MAX_DEPTH)
-		return NULL;
-	uint8_t *nd = (uint8_t *)bm_peek_raw(t->bm, blk);
-	if (!nd)
-		return NULL;
-	for (uint32_t level = t->height - 1; level > 0; level--) {
-		if (bm_block_type_raw(nd) != META_T_INTERNAL || nlevel(nd) != level ||
-		    !nnr(nd) || nnr(nd) > BTREE_INT_CAP)
-			return NULL;
-		if (level == t->height - 1)
-			range[1] = UINT64_MAX;	/* root: unbounded above */
-		uint32_t i = int_search_range(nd, o, s, range);
-		if (range[1] == UINT64_MAX)
-			range[0] = range[1] = 0;	/* no usable bound yet */
-		blk = be_child(ient(nd, i));
-		/* the child's data straight from this node's pointer cache,
-		 * skipping the block table (bm_child_*): prefetch through the
-		 * guess while its header, which confirms it, loads */
-		uint8_t *cd = (uint8_t *)bm_child_guess(t->bm, nd, i);
-		if (cd) {
-			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
-				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
-			if (!bm_child_confirm(t->bm, cd, blk))
-				cd = NULL;
-		}
-		if (!cd) {
-			cd = (uint8_t *)bm_peek_raw(t->bm, blk);
-			if (!cd)
-				return NULL;
-			bm_child_remember(t->bm, nd, i, BTREE_INT_CAP, cd);
-			prefetch_guess(cd, level > 1 ? BTREE_INT_ESIZE : t->esize,
-				       level > 1 ? BTREE_INT_CAP : t->leaf_cap, o, range);
-		}
-		nd = cd;
-	}
-	uint8_t *lf = nd;
-	if (bm_block_type_raw(lf) != META_T_LEAF || nlevel(lf) != 0 || nnr(lf) > t->leaf_cap)
-		return NULL;
-	*nr = nnr(lf);
-	*idx = search_hint(lent(t, lf, 0), t->esize, *nr, o, s, false, range);
-	return lf;
 }
 
 int btree_next(struct btree *t, struct btree_cursor *c)

@@ -43,6 +43,10 @@ struct btree {
 	uint64_t count;		/* entries */
 	uint64_t nodes;		/* blocks in use */
 	bool changed;		/* state above changed since the engine saved it */
+	/* lookup fingers (btree_peek.c): in memory only */
+	uint64_t gen;		/* bumped whenever a node is freed */
+	struct btree_finger *fingers;	/* NULL until the first lookup */
+	size_t finger_mask;
 };
 
 struct btree_cursor {
@@ -62,6 +66,8 @@ static inline uint64_t be_child(const uint8_t *e) { return get_le64(e + BE_CHILD
 
 void btree_init(struct btree *t, struct bm *bm, struct spacemap *sm,
 		uint64_t meta_start, uint32_t mask_bytes);
+/* Frees what lookups allocated (the fingers).  */
+void btree_release(struct btree *t);
 /* Allocates an empty root leaf.  */
 int btree_create(struct btree *t);
 
@@ -72,7 +78,9 @@ int btree_next(struct btree *t, struct btree_cursor *c);
 /* Lookup fast path through cached blocks only, pinning nothing: the leaf
  * where (origin, store) belongs and in *idx the first entry >= it (*nr
  * entries).  NULL when some block on the way is not cached (use
- * btree_seek).  Valid only until the next call that may load a block.  */
+ * btree_seek).  Valid only until the next call that may load a block.
+ * A finger (btree_peek.c) remembers the leaf a window of origin chunks
+ * was last found in, so most lookups go straight to the leaf.  */
 const uint8_t *btree_peek(struct btree *t, uint64_t origin, uint64_t store,
 			  uint32_t *idx, uint32_t *nr);
 void btree_cursor_put(struct btree *t, struct btree_cursor *c);

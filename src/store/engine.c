@@ -190,6 +190,7 @@ static void close_store(struct store *s, bool checkpoint)
 	sm_close(s->msm);
 	st_free(&s->st);
 	cnt_free(s);
+	btree_release(&s->tree);
 	bm_destroy(s->bm);
 	free(s->scratch);
 	if (s->own_dev)

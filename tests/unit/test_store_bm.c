@@ -163,6 +163,14 @@ static void test_child_cache(void **state)
 	bm_child_remember(bm, p->data, 3, 8, c->data);
 	assert_ptr_equal(bm_child_guess(bm, p->data, 3), c->data);
 	assert_null(bm_child_guess(bm, p->data, 2));
+	/* a hint rides along in the pointer's alignment bits */
+	unsigned hint = 99;
+	assert_ptr_equal(bm_child_guess_hint(bm, p->data, 3, &hint), c->data);
+	assert_int_equal(hint, 0);
+	bm_child_remember_hint(bm, p->data, 3, 8, c->data, BM_CHILD_HINT_MAX - 1);
+	assert_ptr_equal(bm_child_guess_hint(bm, p->data, 3, &hint), c->data);
+	assert_int_equal(hint, BM_CHILD_HINT_MAX - 1);
+	assert_ptr_equal(bm_child_guess(bm, p->data, 3), c->data);
 	assert_true(bm_child_confirm(bm, c->data, 11));
 	assert_false(bm_child_confirm(bm, c->data, 12));	/* not that block */
 	bm_child_forget(bm, p->data);

@@ -227,6 +227,92 @@ static void test_stale_first_key(void **state)
 			btree_cursor_put(&t, &c);
 		}
 	}
+	btree_release(&t);
+	sm_close(sm);
+	bm_destroy(bm);
+	io_dev_close(dev);
+	unlink(path);
+	free(path);
+}
+
+/* btree_peek (fingers or not) agrees with the model: its leaf holds the
+ * first present key >= (o, 0) at idx, or idx == nr (the caller goes on
+ * with a cursor).  Checked with a cursor, which never uses fingers.  */
+static void peek_equals_model(struct btree *t, uint64_t nkeys, const bool *there)
+{
+	for (uint64_t k = 0; k < nkeys + 10; k++) {
+		uint32_t idx, nr;
+		const uint8_t *lf = btree_peek(t, k, 0, &idx, &nr);
+		assert_non_null(lf);
+		if (idx >= nr)
+			continue;
+		uint64_t want = k;
+		while (want < nkeys && !there[want])
+			want++;
+		assert_true(want < nkeys);
+		assert_int_equal(get_le64(lf + BTREE_NODE_HDR + (size_t)idx * t->esize), want);
+	}
+}
+
+/* Fingers never answer from a leaf that left the tree: peek every key
+ * (fingers remember every leaf), delete most keys in random order (merged
+ * leaves are freed but stay cached with their old entries), peek again;
+ * then the same through a new cache (the old one's pointers dangle).  */
+static void test_peek_fingers(void **state)
+{
+	(void)state;
+	enum { N = 6000 };
+	static bool there[N];
+	const uint64_t meta_start = 16, meta_blocks = 1024;
+	char *path = tu_tmpfile("bt3", (meta_start + meta_blocks) * 4096);
+	struct io_dev *dev;
+	struct bm *bm;
+	struct spacemap *sm;
+	struct btree t;
+	uint8_t mask[MASKB] = { 1 };
+
+	srand(77);
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	TU_OK(bm_create(dev, 5, 4096, false, &bm));
+	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
+	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
+	btree_init(&t, bm, sm, meta_start, MASKB);
+	TU_OK(btree_create(&t));
+	for (uint64_t k = 0; k < N; k++) {
+		TU_OK(btree_insert(&t, k, k, mask));
+		there[k] = true;
+	}
+	assert_true(t.height >= 2);
+	peek_equals_model(&t, N, there);
+	peek_equals_model(&t, N, there);	/* now through the fingers */
+	uint64_t nodes0 = t.nodes;
+	for (int round = 0; round < 4; round++) {
+		for (uint64_t k = 0; k < N; k++)
+			if (there[k] && rand() % 3) {
+				TU_OK(btree_delete(&t, k, k));
+				there[k] = false;
+			}
+		peek_equals_model(&t, N, there);
+	}
+	assert_true(t.nodes < nodes0 / 4);	/* leaves were merged and freed */
+	assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+
+	/* written home, a new cache under the same tree */
+	TU_OK(sm_apply_frees(sm));
+	TU_OK(bm_flush_home(bm));
+	sm_close(sm);
+	bm_destroy(bm);
+	TU_OK(bm_create(dev, 5, 4096, false, &bm));
+	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
+	t.bm = bm;
+	t.sm = sm;
+	for (uint64_t k = 0; k < N; k++) {	/* load every node */
+		struct btree_cursor c;
+		TU_OK(btree_seek(&t, k, 0, &c));
+		btree_cursor_put(&t, &c);
+	}
+	peek_equals_model(&t, N, there);
+	btree_release(&t);
 	sm_close(sm);
 	bm_destroy(bm);
 	io_dev_close(dev);
@@ -239,6 +325,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stale_first_key),
 		cmocka_unit_test(test_btree_model),
+		cmocka_unit_test(test_peek_fingers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
