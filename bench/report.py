@@ -8,6 +8,7 @@ raw.tsv lines (tab-separated), appended by the benchmark scripts:
     nbd  TARGET JOB ROUND IOPS MIBPS          (bench/nbd_throughput.sh)
     fw   TARGET KIND SNAPS ROUND IOPS         (bench/first_writes.sh)
     eng  EXCEPTIONS SNAPSHOTS RUN LOOKUPS INSERTS RSS_MIB  (build/bench/engine)
+    rss  STEP EXCEPTIONS CACHE_KIB RSS_KIB PEAK_KIB  (bench/server_rss.sh)
     prof TARGET JOB KEY VALUE                 (bench/profile_export.sh)
     kp   SYSTEM SNAPSHOTS ROUND IOPS          (bench/kernel_peers.sh)
 Figures are medians over the rounds (runs for the engine); every ratio is
@@ -32,6 +33,7 @@ eng = defaultdict(list)                               # eng[(exc, snaps)] = [(lo
 prof = defaultdict(dict)                              # prof[(job, target)][key] = value
 kp = defaultdict(lambda: defaultdict(list))           # kp[system][n] = [iops]
 sr = defaultdict(list)                                # sr[method] = [(bytes, MB/s)]
+rss = []                                              # [(step, exc, cache_kib, rss_kib, peak_kib)]
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
     if f[0] == "meta":
@@ -46,6 +48,8 @@ for line in open(raw):
         prof[(f[2], f[1])][f[3]] = f[4]
     elif f[0] == "sr":
         sr[f[1]].append((int(f[3]), float(f[4])))
+    elif f[0] == "rss":
+        rss.append((f[1], int(f[2]), int(f[3]), int(f[4]), int(f[5])))
     elif f[0] == "eng":
         eng[(int(f[1]), int(f[2]))].append((float(f[4]), float(f[5]), float(f[6])))
 
@@ -248,6 +252,23 @@ if eng:
         tgt = ">= 2 M/s at 10 M exceptions" if e >= 10000000 else ">= 2 M/s (target is at 10 M; this is %.0f M)" % (e / 1e6)
         summary.append(("engine lookups/s, {:,} exceptions, {} snapshot(s)".format(e, s), fi(look), tgt,
                         verdict(look, 2e6) if e >= 10000000 else ""))
+    md.append("")
+
+# --- server memory ----------------------------------------------------------
+if rss:
+    md.append("## Server memory (bench/server_rss.sh: the master's VmRSS / VmHWM against cache_size)")
+    md.append("")
+    md.append("| step | exceptions | cache_size MiB | RSS MiB | peak MiB | RSS / cache_size |")
+    md.append("|---|---|---|---|---|---|")
+    for step, e, c, r, p in rss:
+        md.append("| {} | {:,} | {:.0f} | {:.1f} | {:.1f} | {:.2f} |".format(step, e, c / 1024, r / 1024, p / 1024, r / c))
+    js["server_rss"] = [{"step": st, "exceptions": e, "cache_kib": c, "rss_kib": r, "peak_kib": p}
+                        for st, e, c, r, p in rss]
+    e, c, p = rss[-1][1], rss[-1][2], max(x[4] for x in rss)
+    summary.append(("server peak RSS, {:,} exceptions, cache_size {:.0f} MiB".format(e, c / 1024),
+                    "{:.1f} MiB ({:.2f} x)".format(p / 1024, p / c),
+                    "bounded by cache_size (at 10 M exceptions, 64 MiB)",
+                    verdict(-p / c, -1.25) if e >= 10000000 else ""))
     md.append("")
 
 # --- send / receive ---------------------------------------------------------

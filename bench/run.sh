@@ -26,6 +26,9 @@
 #   bench/profile_export.sh  CPU, run-queue wait, wakeups and syscalls per
 #                            request of the export next to the limit;
 #   build/bench/engine       exception lookups/s, several runs (median);
+#   bench/server_rss.sh      the master's resident memory with a 64 MiB
+#                            cache_size after a whole-tree walk and a
+#                            lookup sweep (quick: 1 M exceptions, full: 10 M);
 #   bench/send_receive.sh    csnap send --from A B | csnap receive of a
 #                            10 %-changed incremental (plain and
 #                            --compress) against raw copying of the same
@@ -54,10 +57,10 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   mode=quick repeat=3 fw_repeat=1 runtime=2 fw_runtime=4 size=256M snaps="0 1 256" qcaches=none
-  nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3 sr_size=64M sr_rounds=1
+  nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3 rss_nexc=1000000 sr_size=64M sr_rounds=1
 else
   mode=full repeat=3 fw_repeat=3 runtime=10 fw_runtime=10 size=1G snaps="0 1 16 64 256" qcaches="none writeback"
-  nbd_targets="limit qemu-nbd nbdkit nbdkit-nocache csnap-origin" eng_max=10 eng_min=10 eng_runs=3
+  nbd_targets="limit qemu-nbd nbdkit nbdkit-nocache csnap-origin" eng_max=10 eng_min=10 eng_runs=3 rss_nexc=10000000
   sr_size=512M sr_rounds=3
 fi
 jobs="randwrite4k randread4k write1m read1m randwrite4k-mc4 randread4k-mc4"
@@ -95,10 +98,14 @@ SIZE=$size RUNTIME=$fw_runtime RESULTS=$raw bash "$src/bench/profile_export.sh" 
 echo "== bench ($mode): engine lookups ($eng_runs runs)"
 for r in $(seq "$eng_runs"); do
   "$build/bench/engine" "$DIR" "$eng_max" "$eng_min" | tee "$out/engine-$r.txt" |
-    awk -v r="$r" '$1 ~ /^[0-9]+$/ { printf "eng\t%s\t%s\t%d\t%s\t%s\t%s\n", $1, $2, r, $5, $3, $8 }' >>"$raw"
+    awk -v r="$r" '$1 ~ /^[0-9]+$/ { printf "eng\t%s\t%s\t%d\t%s\t%s\t%s\n", $1, $2, r, $5, $3, $NF }' >>"$raw"
   cat "$out/engine-$r.txt"
 done
 rm -f "$out"/engine-*.txt
+
+echo "== bench ($mode): server memory against cache_size ($rss_nexc exceptions, 64 MiB cache)"
+NEXC=$rss_nexc CACHE=64M RESULTS=$raw bash "$src/bench/server_rss.sh" "$build" ||
+  echo "bench: server_rss failed (latest.md reports it as not measured)"
 
 echo "== bench ($mode): send | receive of a 10 % incremental ($sr_size origin)"
 SIZE=$sr_size PCT=10 ROUNDS=$sr_rounds RESULTS=$raw bash "$src/bench/send_receive.sh" "$build"

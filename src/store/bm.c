@@ -91,6 +91,7 @@ struct bm {
 	struct bm_entry lru;		/* sentinel: lru.lru_next = most recent */
 	struct bm_entry *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
+	size_t npinned, ninstalled;	/* blocks with pins; BM_INSTALLED blocks */
 	uint64_t epoch;			/* bm_epoch() */
 	struct arena *arenas;
 	struct arena **amap;		/* open addressing on mem >> 21 */
@@ -556,6 +557,13 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
 
 	if (ret < 0)
 		return ret;
+	/* the budget: after one CLOCK pass the cache is below its capacity
+	 * unless every block in it is one it may not evict (changed in the
+	 * open transaction, pinned, installed by replay, or committed but not
+	 * home on a read-only store) */
+	CSNAP_ASSERT(bm->count < bm->capacity ||
+		     bm->count <= bm->ndirty + bm->npinned + bm->ninstalled +
+				  (bm->readonly ? bm->npending : 0));
 	if ((bm->count + 1) * 2 > bm->nslots && (ret = slots_grow(bm)) < 0)
 		return ret;
 	b = calloc(1, sizeof *b);
@@ -598,7 +606,8 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 			return err_set(EIO, "metadata block %llu: unexpected type %#x",
 				       (unsigned long long)blocknr, t);
 		bm->st.hits++;
-		b->refs++;
+		if (b->refs++ == 0)
+			bm->npinned++;
 		*out = &b->pub;
 		return 0;
 	}
@@ -619,6 +628,7 @@ int bm_get(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block **out
 		return ret;
 	}
 	b->refs = 1;
+	bm->npinned++;
 	*out = &b->pub;
 	return 0;
 }
@@ -642,6 +652,7 @@ int bm_get_new(struct bm *bm, uint64_t blocknr, uint32_t type, struct bm_block *
 		return err_set(EBUSY, "metadata block %llu reused while in use",
 			       (unsigned long long)blocknr);
 	b->refs = 1;
+	bm->npinned++;
 	bm_dirty(bm, &b->pub);
 	bm_child_forget(bm, b->pub.data);
 	memset(b->pub.data, 0, META_BLOCK_SIZE);
@@ -658,7 +669,8 @@ void bm_put(struct bm *bm, struct bm_block *pb)
 		struct bm_entry *b = entry_of(pb);
 
 		CSNAP_ASSERT(b->refs > 0);	/* one bm_put per bm_get/bm_get_new */
-		b->refs--;
+		if (--b->refs == 0)
+			bm->npinned--;
 	}
 }
 
@@ -791,6 +803,8 @@ int bm_install(struct bm *bm, uint64_t blocknr, const void *data)
 	bm_child_forget(bm, b->pub.data);
 	memcpy(b->pub.data, data, META_BLOCK_SIZE);
 	bm->epoch++;
+	if (!(b->state & BM_INSTALLED))
+		bm->ninstalled++;
 	b->state |= BM_INSTALLED;
 	return 0;
 }
@@ -800,4 +814,7 @@ void bm_get_stats(const struct bm *bm, struct bm_stats *out)
 	*out = bm->st;
 	out->cached = bm->count;
 	out->capacity = bm->capacity;
+	out->pinned = bm->npinned;
+	out->dirty = bm->ndirty;
+	out->arenas = bm->narenas;
 }

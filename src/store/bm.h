@@ -18,6 +18,15 @@
  * dirtied again, its committed image is kept aside (home_copy) so a
  * checkpoint always writes committed data home.  Only clean, unpinned
  * blocks are evicted (HOME_PENDING ones are first written home).
+ *
+ * Memory budget: at most cache_blocks blocks are cached, except blocks it
+ * may not evict (dirty: bounded by the journal's transaction size;
+ * pinned: a few per operation; installed by read-only replay), checked
+ * with CSNAP_ASSERT at every insertion.  Per cached block bm also keeps
+ * ~100 bytes of bookkeeping (entry, table slots; 1.4 KiB of child
+ * pointers per cached interior node), and data buffers come in 2 MiB
+ * arenas that are reused, never given back, so they stay within one
+ * arena of the peak.
  */
 #ifndef CSNAP_STORE_BM_H
 #define CSNAP_STORE_BM_H
@@ -44,6 +53,8 @@ struct bm_block {
 struct bm_stats {
 	uint64_t hits, misses, reads, home_writes, evictions;
 	size_t cached, capacity;
+	size_t pinned, dirty;	/* blocks pinned now; changed in the open transaction */
+	size_t arenas;		/* data buffer arenas (2 MiB each), never given back */
 };
 
 int bm_create(struct io_dev *dev, uint64_t tag, size_t cache_blocks,

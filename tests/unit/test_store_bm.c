@@ -197,6 +197,68 @@ static void test_child_cache(void **state)
 	free(path);
 }
 
+/* The memory budget (bm.h): however many blocks go through it, the cache
+ * holds at most its capacity, beyond it only blocks it may not evict
+ * (pinned, dirty), and its data buffers stay in the arenas the peak
+ * needed.  (In the SAN build CSNAP_ASSERT checks the same at every
+ * insertion.)  */
+static void test_budget(void **state)
+{
+	(void)state;
+	enum { CAP = 64, NBLK = 3000, BATCH = 32 };
+	char *path = tu_tmpfile("bm", (size_t)NBLK * 4096);
+	struct io_dev *dev;
+	struct bm *bm;
+	struct bm_stats st;
+	uint64_t seq = 0;
+
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	TU_OK(bm_create(dev, 3, CAP, false, &bm));
+	/* write every block, BATCH per transaction */
+	for (uint64_t b0 = 1; b0 < NBLK; b0 += BATCH) {
+		for (uint64_t k = b0; k < b0 + BATCH && k < NBLK; k++) {
+			struct bm_block *b;
+			TU_OK(bm_get_new(bm, k, META_T_LEAF, &b));
+			bm_put(bm, b);
+		}
+		bm_get_stats(bm, &st);
+		assert_true(st.cached <= CAP + st.dirty);	/* over only by the open transaction */
+		commit_home(bm, ++seq);
+	}
+	/* random reads of all of them: a hundred times the cache */
+	srand(9);
+	for (int i = 0; i < 100 * CAP; i++) {
+		struct bm_block *b;
+		TU_OK(bm_get(bm, 1 + (uint64_t)rand() % (NBLK - 1), META_T_LEAF, &b));
+		bm_put(bm, b);
+		bm_get_stats(bm, &st);
+		assert_true(st.cached <= CAP);
+	}
+	assert_true(st.reads > 90 * CAP);	/* they really went through the cache */
+	/* more blocks pinned at once than fit: over capacity by the pins only */
+	struct bm_block *pins[2 * CAP];
+	for (int i = 0; i < 2 * CAP; i++) {
+		TU_OK(bm_get(bm, 1 + (uint64_t)i * 7, META_T_LEAF, &pins[i]));
+		bm_get_stats(bm, &st);
+		assert_true(st.cached <= CAP || st.cached <= st.pinned + 1);
+		assert_int_equal(st.pinned, (size_t)i + 1);
+	}
+	for (int i = 0; i < 2 * CAP; i++)
+		bm_put(bm, pins[i]);
+	struct bm_block *b;
+	TU_OK(bm_get(bm, NBLK - 1, META_T_LEAF, &b));
+	bm_put(bm, b);
+	bm_get_stats(bm, &st);
+	assert_true(st.cached <= CAP);
+	assert_int_equal(st.pinned, 0);
+	/* 2 * CAP + BATCH blocks of 4 KiB at the peak: one 2 MiB arena */
+	assert_int_equal(st.arenas, 1);
+	bm_destroy(bm);
+	io_dev_close(dev);
+	unlink(path);
+	free(path);
+}
+
 #ifdef CSNAP_DEBUG
 /* CSNAP_ASSERT is on in this build: a second bm_put of one pin aborts
  * (in a child process) instead of corrupting the pin count.  */
@@ -234,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_eviction_and_no_steal),
 		cmocka_unit_test(test_child_cache),
+		cmocka_unit_test(test_budget),
 #ifdef CSNAP_DEBUG
 		cmocka_unit_test(test_assert_stops_double_put),
 #endif
