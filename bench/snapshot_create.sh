@@ -17,10 +17,10 @@
 # the snapshot barrier with its clients - here one `csnap export` of the
 # origin - creates, commits and replies).  Reported: median and max of
 # the N creates, the same for `csnap snapshot list` (CLI start, master
-# lookup, a usage scan of the whole tree, one round trip), the create on
+# lookup, the usage counters, one round trip), the create on
 # an empty store for comparison (ratio full / empty), and the create on
 # the full store with no export attached (the export polls the snapshot
-# list every second, which makes the master scan the tree).
+# list every second, without usage).
 set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)

@@ -19,6 +19,10 @@
 # --master ADDR:PORT (a new CLI process each: start, connect, request,
 # reply, print; without --master the lookup of the master through the
 # lease-owner record and sanlock is added, the same at any size).
+# Also N times `csnap version` (a CLI process that asks nothing: what the
+# machine's load adds to every figure above) and the master's own answer:
+# tests/tools/proto_client `usage N`, N round trips of SNAP_LIST (with
+# usage) and of STATUS on one admin connection.
 # Reported: median and max wall time of each, per NEXC; the ratio of the
 # medians between the largest and the smallest NEXC.
 set -euo pipefail
@@ -27,6 +31,7 @@ build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
 csnap=$build/csnap
 fill=$build/bench/store_fill
+pc=$build/tools/proto_client
 nexcs=${NEXC:-"1000000 10000000"}
 fillsnaps=${FILL_SNAPS:-16}
 n=${N:-21}
@@ -71,17 +76,25 @@ for nexc in $nexcs; do
   cs snapshot list s --master "$m" | awk 'NR == 2 { print "  first snapshot:", $0 }'
   cs snapshot list s --master "$m" --json | grep -q '"usage_known": true' ||
     { echo "usage unknown on a new store" >&2; exit 1; }
-  rm -f "$dir/status.$nexc" "$dir/list.$nexc"
+  rm -f "$dir/status.$nexc" "$dir/list.$nexc" "$dir/start.$nexc"
   for i in $(seq "$n"); do timed "$dir/status.$nexc" cs status s --master "$m"; done
   for i in $(seq "$n"); do timed "$dir/list.$nexc" cs snapshot list s --master "$m"; done
+  # what a CLI process costs before it asks anything (machine load)
+  for i in $(seq "$n"); do timed "$dir/start.$nexc" cs version; done
+  # the master's answer alone: round trips on one admin connection
+  node_run 1 "$pc" --master "$m" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" usage "$n" >"$dir/rt.$nexc"
+  grep -q 'known 1' "$dir/rt.$nexc" || { echo "round trips: $(cat "$dir/rt.$nexc")" >&2; exit 1; }
   node_kill_procs 1 TERM || true
   wait_log 1 server 'orderly hand-over done' 60 || true
   node_kill_procs 1 KILL || true
   read -r sm sx <<<"$(stats "$dir/status.$nexc")"
   read -r lm lx <<<"$(stats "$dir/list.$nexc")"
+  read -r vm vx <<<"$(stats "$dir/start.$nexc")"
   eng=$(sed -n 's/.*median of [0-9]*: \([0-9.]*\) ms; a walk of the tree: \([0-9.]*\) ms.*/\1 \2/p' "$dir/fill.$nexc")
-  report+=("$(printf '%-9s exceptions: status %6.1f ms (max %.1f), snapshot list %6.1f ms (max %.1f); engine report %s ms, tree walk %s ms' \
-    "$nexc" "$sm" "$sx" "$lm" "$lx" "${eng%% *}" "${eng##* }")")
+  rtl=$(awk '$1 == "list" { printf "%.2f", $3 / 1000 }' "$dir/rt.$nexc")
+  rts=$(awk '$1 == "status" { printf "%.2f", $3 / 1000 }' "$dir/rt.$nexc")
+  report+=("$(printf '%-9s exceptions: status %6.1f ms (max %.1f), snapshot list %6.1f ms (max %.1f), csnap version %.1f ms; master round trip: list %s ms, status %s ms; engine report %s ms, tree walk %s ms' \
+    "$nexc" "$sm" "$sx" "$lm" "$lx" "$vm" "$rtl" "$rts" "${eng%% *}" "${eng##* }")")
   echo "$sm $lm" >"$dir/med.$nexc"
 done
 

@@ -53,6 +53,7 @@
 #define NBD_REP_ERR_SHUTDOWN		(NBD_REP_FLAG_ERROR | 7)
 #define NBD_REP_ERR_BLOCK_SIZE_REQD	(NBD_REP_FLAG_ERROR | 8)
 #define NBD_REP_ERR_TOO_BIG		(NBD_REP_FLAG_ERROR | 9)
+#define NBD_REP_ERR_EXT_HEADER_REQD	(NBD_REP_FLAG_ERROR | 10)
 
 /* NBD_REP_INFO types.  */
 #define NBD_INFO_EXPORT		0
@@ -82,6 +83,13 @@
 #define NBD_REQUEST_MAGIC	0x25609513u
 #define NBD_SIMPLE_REPLY_MAGIC	0x67446698u
 #define NBD_STRUCTURED_REPLY_MAGIC 0x668e33efu
+/* NBD_OPT_EXTENDED_HEADERS (the extension-ext-header branch of proto.md):
+ * 32-byte requests with a 64-bit length, and every reply a 32-byte chunk
+ * header that repeats the request's offset and has a 64-bit length.  */
+#define NBD_EXTENDED_REQUEST_MAGIC 0x21e41c71u
+#define NBD_EXTENDED_REPLY_MAGIC 0x6e8a278cu
+#define NBD_EXT_REQUEST_SIZE	32
+#define NBD_EXT_CHUNK_HDR_SIZE	32
 
 #define NBD_REQUEST_SIZE	28
 #define NBD_SIMPLE_REPLY_SIZE	16
@@ -93,6 +101,7 @@
 #define NBD_REPLY_TYPE_OFFSET_DATA	1
 #define NBD_REPLY_TYPE_OFFSET_HOLE	2
 #define NBD_REPLY_TYPE_BLOCK_STATUS	5
+#define NBD_REPLY_TYPE_BLOCK_STATUS_EXT	6
 #define NBD_REPLY_TYPE_ERROR		((1u << 15) + 1)
 #define NBD_REPLY_TYPE_ERROR_OFFSET	((1u << 15) + 2)
 
@@ -118,6 +127,7 @@
 #define NBD_CMD_FLAG_DF		(1u << 2)
 #define NBD_CMD_FLAG_REQ_ONE	(1u << 3)
 #define NBD_CMD_FLAG_FAST_ZERO	(1u << 4)
+#define NBD_CMD_FLAG_PAYLOAD_LEN (1u << 5)	/* extended headers only */
 
 /* Error values in replies (fixed by the protocol, not host errno).  */
 #define NBD_EPERM	1

@@ -89,13 +89,14 @@ struct nbd_req {
 	uint16_t cmd;
 	uint16_t flags;
 	uint32_t wire_err;
+	uint64_t len;		/* the request's length (vr.len: up to 32 bits) */
 	const char *err_msg;	/* structured error chunk text (static), or NULL */
 	size_t buf_size;	/* capacity of vr.buf (buffer cache class) */
 	size_t bs_len;		/* BLOCK_STATUS: bytes of chunks built in vr.buf */
 	struct vol_changed_req cq;	/* BLOCK_STATUS: the csnap:changed query */
 	/* simple reply, or a structured chunk header and its fixed payload
 	 * (OFFSET_DATA's offset, or ERROR with its message) */
-	uint8_t reply[NBD_CHUNK_HDR_SIZE + 6 + 128];
+	uint8_t reply[NBD_EXT_CHUNK_HDR_SIZE + 6 + 128];
 	struct nbd_out out;
 	struct nbd_req *next_free;
 };
@@ -113,6 +114,8 @@ struct nbd_conn {
 	bool fixed_newstyle;
 	bool no_zeroes;
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acknowledged */
+	bool extended;			/* NBD_OPT_EXTENDED_HEADERS too (implies
+					 * structured) */
 	bool paused;			/* input stopped by flow control */
 
 	/* staged input: [in_pos, in_end) not yet parsed */
@@ -120,7 +123,7 @@ struct nbd_conn {
 	size_t in_pos, in_end;
 
 	/* the message being read */
-	uint8_t hdr[NBD_REQUEST_SIZE];
+	uint8_t hdr[NBD_EXT_REQUEST_SIZE];	/* the longest header */
 	size_t hdr_have, hdr_want;
 	uint32_t opt, opt_len;
 	uint8_t *opt_data;
@@ -232,5 +235,15 @@ void nbd_tx_release(struct nbd_conn *c, struct nbd_req *r);
  * one OFFSET_DATA chunk; BLOCK_STATUS: the r->bs_len bytes of chunks in
  * vr.buf; an error: one ERROR chunk with r->err_msg).  */
 void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r);
+/* Writes a reply chunk header for R at DST (structured or extended, per
+ * C) and returns its size.  */
+size_t nbd_tx_chunk_header(const struct nbd_conn *c, const struct nbd_req *r, uint8_t *dst,
+			   uint16_t flags, uint16_t type, uint64_t len);
+
+/* Size of a request header in transmission.  */
+static inline size_t nbd_req_hdr_size(const struct nbd_conn *c)
+{
+	return c->extended ? NBD_EXT_REQUEST_SIZE : NBD_REQUEST_SIZE;
+}
 
 #endif

@@ -4,7 +4,7 @@
  * NBD_OPT_EXPORT_NAME.
  *
  * Supported options: EXPORT_NAME, ABORT, LIST, INFO, GO, STRUCTURED_REPLY,
- * LIST/SET_META_CONTEXT (nbd_meta.c), STARTTLS (on a TCP listener with
+ * EXTENDED_HEADERS, LIST/SET_META_CONTEXT (nbd_meta.c), STARTTLS (on a TCP listener with
  * TLS; the session itself is nbd_tls.c's).  Everything else gets
  * NBD_REP_ERR_UNSUP, which every client handles by falling back.
  * With TLS required, nothing but STARTTLS and ABORT is answered before TLS
@@ -136,6 +136,7 @@ static void opt_starttls(struct nbd_conn *c)
 	}
 	/* Nothing negotiated in clear survives STARTTLS (proto.md).  */
 	c->structured = false;
+	c->extended = false;
 	c->meta_alloc = false;
 	c->meta_changed[0] = 0;
 	c->meta_export[0] = 0;
@@ -177,8 +178,9 @@ static void enter_transmission(struct nbd_conn *c, struct volume *vol)
 	volume_attach(vol);
 	evloop_timer_cancel(c->lp, &c->hs_timer);
 	c->state = NBD_ST_TX_HEADER;
-	c->hdr_want = NBD_REQUEST_SIZE;
-	log_debug("nbd %s: serving export %s", c->peer, vol->name);
+	c->hdr_want = nbd_req_hdr_size(c);
+	log_debug("nbd %s: serving export %s%s", c->peer, vol->name,
+		  c->extended ? " (extended headers)" : c->structured ? " (structured replies)" : "");
 }
 
 static void opt_export_name(struct nbd_conn *c)
@@ -380,6 +382,12 @@ void nbd_hs_option_data(struct nbd_conn *c)
 			nbd_conn_kill(c, "export name too long");
 			return;
 		}
+		if (c->extended) {
+			/* It cannot say so: the client would expect compact
+			 * headers after its reply.  */
+			nbd_conn_kill(c, "NBD_OPT_EXPORT_NAME after NBD_OPT_EXTENDED_HEADERS");
+			return;
+		}
 		opt_export_name(c);
 		return;
 	case NBD_OPT_ABORT:
@@ -404,6 +412,20 @@ void nbd_hs_option_data(struct nbd_conn *c)
 			reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
 			break;
 		}
+		if (c->extended) {
+			reply_err(c, NBD_REP_ERR_EXT_HEADER_REQD,
+				  "extended headers are negotiated: no going back to structured replies");
+			break;
+		}
+		c->structured = true;
+		reply(c, NBD_REP_ACK, NULL, 0);
+		break;
+	case NBD_OPT_EXTENDED_HEADERS:
+		if (c->opt_len) {
+			reply_err(c, NBD_REP_ERR_INVALID, "NBD_OPT_EXTENDED_HEADERS takes no data");
+			break;
+		}
+		c->extended = true;
 		c->structured = true;
 		reply(c, NBD_REP_ACK, NULL, 0);
 		break;

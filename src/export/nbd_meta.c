@@ -260,44 +260,70 @@ void nbd_meta_enter(struct nbd_conn *c, const struct volume *vol)
 
 /* ---- NBD_CMD_BLOCK_STATUS --------------------------------------------- */
 
-/* Starts a BLOCK_STATUS chunk at the end of the reply; returns where its
- * extents go.  */
-static uint8_t *chunk_begin(struct nbd_req *r, uint32_t id)
+/* Chunk layout: compact (structured replies) BLOCK_STATUS has 32-bit
+ * extent lengths and flags; with extended headers BLOCK_STATUS_EXT has a
+ * descriptor count and 64-bit both.  */
+static size_t hdr_size(const struct nbd_conn *c)
 {
-	uint8_t *h = (uint8_t *)r->vr.buf + r->bs_len;
-
-	nbd_put32(h + NBD_CHUNK_HDR_SIZE, id);
-	return h + NBD_CHUNK_HDR_SIZE + 4;
+	return c->extended ? NBD_EXT_CHUNK_HDR_SIZE : NBD_CHUNK_HDR_SIZE;
 }
 
-static void chunk_end(struct nbd_req *r, unsigned next, bool done)
+/* Longest extent one descriptor reports.  */
+static uint64_t ext_max(const struct nbd_conn *c)
+{
+	return c->extended ? UINT64_MAX : EXT_MAX;
+}
+
+/* Starts a status chunk at the end of the reply; returns where its
+ * descriptors go.  */
+static uint8_t *chunk_begin(const struct nbd_conn *c, struct nbd_req *r, uint32_t id)
+{
+	uint8_t *p = (uint8_t *)r->vr.buf + r->bs_len + hdr_size(c);
+
+	nbd_put32(p, id);
+	return p + (c->extended ? 8 : 4);
+}
+
+static void put_desc(const struct nbd_conn *c, uint8_t *p, unsigned i, uint64_t len, uint32_t flags)
+{
+	CSNAP_ASSERT(len > 0 && len <= ext_max(c));
+	if (c->extended) {
+		nbd_put64(p + 16 * i, len);
+		nbd_put64(p + 16 * i + 8, flags);
+	} else {
+		nbd_put32(p + 8 * i, (uint32_t)len);
+		nbd_put32(p + 8 * i + 4, flags);
+	}
+}
+
+static void chunk_end(const struct nbd_conn *c, struct nbd_req *r, unsigned n, bool done)
 {
 	uint8_t *h = (uint8_t *)r->vr.buf + r->bs_len;
-	uint32_t plen = 4 + 8 * next;
+	uint64_t plen = c->extended ? 8 + 16 * (uint64_t)n : 4 + 8 * (uint64_t)n;
 
-	CSNAP_ASSERT(next >= 1 && next <= NBD_BS_MAX_EXTENTS);
-	nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
-	nbd_put16(h + 4, done ? NBD_REPLY_FLAG_DONE : 0);
-	nbd_put16(h + 6, NBD_REPLY_TYPE_BLOCK_STATUS);
-	nbd_put64(h + 8, r->cookie);
-	nbd_put32(h + 16, plen);
-	r->bs_len += NBD_CHUNK_HDR_SIZE + plen;
+	CSNAP_ASSERT(n >= 1 && n <= NBD_BS_MAX_EXTENTS);
+	if (c->extended)
+		nbd_put32(h + NBD_EXT_CHUNK_HDR_SIZE + 4, n);
+	nbd_tx_chunk_header(c, r, h, done ? NBD_REPLY_FLAG_DONE : 0,
+			    c->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT : NBD_REPLY_TYPE_BLOCK_STATUS,
+			    plen);
+	r->bs_len += hdr_size(c) + plen;
 	CSNAP_ASSERT(r->bs_len <= r->buf_size);
 }
 
 static void put_alloc(struct nbd_conn *c, struct nbd_req *r, bool done)
 {
-	uint8_t *p = chunk_begin(r, NBD_META_ID_ALLOC);
-	uint64_t rest = c->vol->size - r->vr.off;
-	uint32_t len = r->vr.len;
+	uint8_t *p = chunk_begin(c, r, NBD_META_ID_ALLOC);
+	uint64_t rest = c->vol->size - r->vr.off, len = r->len;
 
 	/* All data (see the top of the file).  Without REQ_ONE the one
 	 * extent may run to the end of the export, as we know that.  */
 	if (!(r->flags & NBD_CMD_FLAG_REQ_ONE))
-		len = rest < EXT_MAX ? (uint32_t)rest : (len > EXT_MAX ? len : EXT_MAX);
-	nbd_put32(p, len);
-	nbd_put32(p + 4, 0);
-	chunk_end(r, 1, done);
+		len = rest;
+	if (len > ext_max(c))
+		len = r->len <= ext_max(c) ? r->len : ext_max(c);
+	put_desc(c, p, 0, len, 0);
+	chunk_end(c, r, 1, done);
 }
 
 /* Byte offset of chunk CH, clipped to the volume's SIZE.  */
@@ -308,8 +334,9 @@ static uint64_t chunk_off(uint64_t ch, unsigned shift, uint64_t size)
 
 static void put_changed(struct nbd_conn *c, struct nbd_req *r, const struct vol_changed_req *q)
 {
-	uint8_t *p = chunk_begin(r, NBD_META_ID_CHANGED);
-	const uint64_t size = c->vol->size, off = r->vr.off, want = off + r->vr.len;
+	uint8_t *p = chunk_begin(c, r, NBD_META_ID_CHANGED);
+	/* validate() checked off + len <= size */
+	const uint64_t size = c->vol->size, off = r->vr.off, want = off + r->len;
 	const bool one = r->flags & NBD_CMD_FLAG_REQ_ONE;
 	const unsigned sh = q->chunk_shift;
 	uint64_t known = q->next == UINT64_MAX ? size : chunk_off(q->next, sh, size);
@@ -335,16 +362,15 @@ static void put_changed(struct nbd_conn *c, struct nbd_req *r, const struct vol_
 		}
 		if (end > limit)
 			end = limit;
-		if (end - pos > EXT_MAX)
-			end = pos + EXT_MAX;
-		nbd_put32(p + 8 * n, (uint32_t)(end - pos));
-		nbd_put32(p + 8 * n + 4, fl);
+		if (end - pos > ext_max(c))
+			end = pos + ext_max(c);
+		put_desc(c, p, n, end - pos, fl);
 		n++;
 		pos = end;
 		if (one || pos >= want)
 			break;
 	}
-	chunk_end(r, n, true);
+	chunk_end(c, r, n, true);
 }
 
 static void changed_done(struct vol_changed_req *q, int err, const char *why)
@@ -372,7 +398,7 @@ static void changed_done(struct vol_changed_req *q, int err, const char *why)
 
 void nbd_meta_block_status(struct nbd_conn *c, struct nbd_req *r)
 {
-	size_t need = 2 * (NBD_CHUNK_HDR_SIZE + 4) + 8 + 8 * NBD_BS_MAX_EXTENTS;
+	size_t need = 2 * (NBD_EXT_CHUNK_HDR_SIZE + 8) + 16 + 16 * NBD_BS_MAX_EXTENTS;
 
 	CSNAP_ASSERT(c->structured && (c->meta_alloc || c->meta_changed[0]));
 	r->vr.buf = nbd_buf_get(c->srv, need, &r->buf_size);

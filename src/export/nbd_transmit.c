@@ -85,14 +85,21 @@ static void req_sent(struct nbd_conn *c, struct nbd_out *o)
 	nbd_tx_release(c, (struct nbd_req *)((char *)o - offsetof(struct nbd_req, out)));
 }
 
-/* Fills R->reply with a structured chunk header and returns its size.  */
-static size_t chunk_header(struct nbd_req *r, uint16_t flags, uint16_t type, uint32_t len)
+size_t nbd_tx_chunk_header(const struct nbd_conn *c, const struct nbd_req *r, uint8_t *dst,
+			   uint16_t flags, uint16_t type, uint64_t len)
 {
-	nbd_put32(r->reply, NBD_STRUCTURED_REPLY_MAGIC);
-	nbd_put16(r->reply + 4, flags);
-	nbd_put16(r->reply + 6, type);
-	nbd_put64(r->reply + 8, r->cookie);
-	nbd_put32(r->reply + 16, len);
+	nbd_put16(dst + 4, flags);
+	nbd_put16(dst + 6, type);
+	nbd_put64(dst + 8, r->cookie);
+	if (c->extended) {
+		nbd_put32(dst, NBD_EXTENDED_REPLY_MAGIC);
+		nbd_put64(dst + 16, r->vr.off);	/* the request's offset */
+		nbd_put64(dst + 24, len);
+		return NBD_EXT_CHUNK_HDR_SIZE;
+	}
+	CSNAP_ASSERT(len <= UINT32_MAX);	/* payloads are bounded far below */
+	nbd_put32(dst, NBD_STRUCTURED_REPLY_MAGIC);
+	nbd_put32(dst + 16, (uint32_t)len);
 	return NBD_CHUNK_HDR_SIZE;
 }
 
@@ -102,9 +109,11 @@ void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r)
 
 	r->out.niov = 1;
 	r->out.iov[0].iov_base = r->reply;
-	if (!c->structured || (r->cmd != NBD_CMD_READ && r->cmd != NBD_CMD_BLOCK_STATUS)) {
+	if (!c->structured ||
+	    (!c->extended && r->cmd != NBD_CMD_READ && r->cmd != NBD_CMD_BLOCK_STATUS)) {
 		/* Simple replies carry no message: allowed for everything but
-		 * READ once structured replies are negotiated.  */
+		 * READ once structured replies are negotiated, and for nothing
+		 * with extended headers.  */
 		nbd_put32(r->reply, NBD_SIMPLE_REPLY_MAGIC);
 		nbd_put32(r->reply + 4, r->wire_err);
 		nbd_put64(r->reply + 8, r->cookie);
@@ -116,9 +125,10 @@ void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r)
 		}
 	} else if (r->wire_err) {
 		const char *msg = r->err_msg ? r->err_msg : "";
-		size_t ml = strnlen(msg, sizeof r->reply - NBD_CHUNK_HDR_SIZE - 6);
+		size_t ml = strnlen(msg, sizeof r->reply - NBD_EXT_CHUNK_HDR_SIZE - 6);
 
-		n = chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, (uint32_t)(6 + ml));
+		n = nbd_tx_chunk_header(c, r, r->reply, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR,
+					6 + ml);
 		nbd_put32(r->reply + n, r->wire_err);
 		nbd_put16(r->reply + n + 4, (uint16_t)ml);
 		memcpy(r->reply + n + 6, msg, ml);
@@ -127,17 +137,22 @@ void nbd_tx_reply(struct nbd_conn *c, struct nbd_req *r)
 		/* One data chunk: csnap cannot tell zeroes from data without
 		 * reading them, so it never answers with a hole (and DF is
 		 * honoured by construction).  */
-		n = chunk_header(r, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA, 8 + r->vr.len);
+		n = nbd_tx_chunk_header(c, r, r->reply, NBD_REPLY_FLAG_DONE,
+					NBD_REPLY_TYPE_OFFSET_DATA, 8 + (uint64_t)r->vr.len);
 		nbd_put64(r->reply + n, r->vr.off);
 		r->out.iov[0].iov_len = n + 8;
 		r->out.iov[1].iov_base = r->vr.buf;
 		r->out.iov[1].iov_len = r->vr.len;
 		r->out.niov = 2;
-	} else {
-		/* BLOCK_STATUS: nbd_meta.c built the whole reply in vr.buf.  */
+	} else if (r->cmd == NBD_CMD_BLOCK_STATUS) {
+		/* nbd_meta.c built the whole reply in vr.buf.  */
 		CSNAP_ASSERT(r->bs_len > 0 && r->bs_len <= r->buf_size);
 		r->out.iov[0].iov_base = r->vr.buf;
 		r->out.iov[0].iov_len = r->bs_len;
+	} else {
+		/* extended headers: success without data */
+		r->out.iov[0].iov_len = nbd_tx_chunk_header(c, r, r->reply, NBD_REPLY_FLAG_DONE,
+							     NBD_REPLY_TYPE_NONE, 0);
 	}
 	r->out.sent = req_sent;
 	nbd_conn_queue(c, &r->out);
@@ -173,13 +188,19 @@ static void req_done(struct vol_req *vr, int err)
 static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r, const char **msg)
 {
 	const struct volume *vol = c->vol;
-	uint64_t off = r->vr.off, len = r->vr.len;
+	uint64_t off = r->vr.off, len = r->len;
 	bool in_range = off <= vol->size && len <= vol->size - off;
 	bool ro = vol->flags & VOL_READONLY;
 
 	*msg = "invalid command flags";
-	if (r->flags & ~KNOWN_CMD_FLAGS)
+	if (r->flags & ~(KNOWN_CMD_FLAGS | (c->extended ? NBD_CMD_FLAG_PAYLOAD_LEN : 0)))
 		return NBD_EINVAL;
+	if (c->extended && !!(r->flags & NBD_CMD_FLAG_PAYLOAD_LEN) != (r->cmd == NBD_CMD_WRITE)) {
+		/* its payload (if any) was read and dropped */
+		*msg = r->cmd == NBD_CMD_WRITE ? "NBD_CMD_WRITE needs NBD_CMD_FLAG_PAYLOAD_LEN"
+					       : "this command takes no payload";
+		return NBD_EINVAL;
+	}
 	/* DF (reads) and REQ_ONE (block status) need structured replies;
 	 * FAST_ZERO was not offered.  */
 	if (r->flags & NBD_CMD_FLAG_FAST_ZERO)
@@ -208,7 +229,14 @@ static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r, cons
 			return NBD_EPERM;
 		if (len == 0)
 			return NBD_EINVAL;
-		return in_range ? 0 : NBD_ENOSPC;
+		if (!in_range)
+			return NBD_ENOSPC;
+		if (len > UINT32_MAX) {
+			/* extended headers: volumes take 32-bit lengths */
+			*msg = "trim and write zeroes of 4 GiB or more are not supported";
+			return NBD_EINVAL;
+		}
+		return 0;
 	case NBD_CMD_FLUSH:
 		return off || len ? NBD_EINVAL : 0;
 	case NBD_CMD_BLOCK_STATUS:
@@ -253,10 +281,13 @@ static void submit(struct nbd_conn *c, struct nbd_req *r)
 void nbd_tx_header(struct nbd_conn *c)
 {
 	const uint8_t *h = c->hdr;
+	const bool ext = c->extended;
 	struct nbd_req *r;
+	bool payload;
 
-	if (nbd_get32(h) != NBD_REQUEST_MAGIC) {
-		nbd_conn_kill(c, "bad request magic");
+	if (nbd_get32(h) != (ext ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC)) {
+		nbd_conn_kill(c, ext ? "bad request magic (extended headers were negotiated)"
+				     : "bad request magic");
 		return;
 	}
 	if (nbd_get16(h + 6) == NBD_CMD_DISC) {
@@ -273,10 +304,16 @@ void nbd_tx_header(struct nbd_conn *c)
 	r->cmd = nbd_get16(h + 6);
 	r->cookie = nbd_get64(h + 8);
 	r->vr.off = nbd_get64(h + 16);
-	r->vr.len = nbd_get32(h + 24);
-	if (r->cmd == NBD_CMD_WRITE || (r->cmd == NBD_CMD_READ && r->vr.len &&
-					r->vr.len <= NBD_SERVER_MAX_PAYLOAD)) {
-		if (r->vr.len > NBD_SERVER_MAX_PAYLOAD) {
+	r->len = ext ? nbd_get64(h + 24) : nbd_get32(h + 24);
+	/* vr.len is 32 bits: validate() refuses what would not fit (payloads
+	 * are bounded far below; block status clips its hint).  */
+	r->vr.len = r->len > UINT32_MAX ? UINT32_MAX : (uint32_t)r->len;
+	/* A payload follows: compact writes, or any extended request with
+	 * NBD_CMD_FLAG_PAYLOAD_LEN (read and dropped if the command takes
+	 * none: validate() then refuses it).  */
+	payload = ext ? (r->flags & NBD_CMD_FLAG_PAYLOAD_LEN) != 0 : r->cmd == NBD_CMD_WRITE;
+	if (payload || (r->cmd == NBD_CMD_READ && r->len && r->len <= NBD_SERVER_MAX_PAYLOAD)) {
+		if (r->len > NBD_SERVER_MAX_PAYLOAD) {
 			/* We cannot tell where the next request starts.  */
 			c->inflight--;
 			r->next_free = c->free_reqs;
@@ -292,7 +329,7 @@ void nbd_tx_header(struct nbd_conn *c)
 		}
 		c->inflight_bytes += r->buf_size;
 	}
-	if (r->cmd == NBD_CMD_WRITE) {
+	if (payload) {
 		c->cur = r;
 		c->pay_have = 0;
 		c->state = NBD_ST_TX_PAYLOAD;
@@ -309,6 +346,6 @@ void nbd_tx_payload_done(struct nbd_conn *c)
 
 	c->cur = NULL;
 	c->state = NBD_ST_TX_HEADER;
-	c->hdr_want = NBD_REQUEST_SIZE;
+	c->hdr_want = nbd_req_hdr_size(c);
 	submit(c, r);
 }

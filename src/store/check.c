@@ -35,7 +35,7 @@ struct chk {
 	int clone_bit, clone_parent;	/* running clone's and parent's bits, -1 */
 	uint64_t clone_next;
 	uint64_t nodes;
-	uint64_t *uniq, *shared, multi;	/* usage counters as the walk finds them */
+	uint64_t *uniq, *shared, multi, uncounted;	/* usage counters as the walk finds them */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -126,7 +126,8 @@ static void on_entry(void *arg, const uint8_t *e)
 	if (empty)
 		problem(k, "origin chunk %llu, store chunk %llu: exception with an empty share mask",
 			(unsigned long long)o, (unsigned long long)st);
-	cnt_account(k->uniq, k->shared, &k->multi, e + BE_MASK, s->mask_words, +1, NULL, NULL);
+	cnt_account(k->uniq, k->shared, &k->multi, &k->uncounted, e + BE_MASK, s->mask_words,
+		    s->st.nslots, +1, NULL, NULL);
 }
 
 /* The usage counters' blocks are tree-area blocks too; their figures must

@@ -8,9 +8,11 @@
  *   unique[b]  exceptions whose mask is exactly {b};
  *   shared[b]  exceptions whose mask holds b and at least one other bit;
  *   multi      exceptions whose mask holds two bits or more.
- * Invariants (checked on load, asserted at every commit):
+ * Invariants, checked on load (else the counters are not used):
  *   sum(unique) + multi == exceptions in the tree;
- *   sum(shared) >= 2 * multi.
+ *   sum(shared) >= 2 * multi;
+ * the first is asserted at every commit (with the in-memory count of
+ * exceptions that name no slot, which only a corrupt tree has).
  * Every mask change - insert, bit cleared, exception deleted - goes
  * through cnt_exception() (remove the old mask's contribution, add the new
  * one): O(bits in the mask), independent of the number of exceptions.
@@ -39,6 +41,8 @@ struct store_counters {
 	uint32_t nblocks;
 	uint64_t block[CNT_BLOCKS_MAX];
 	uint64_t multi;
+	uint64_t uncounted;	/* in memory: exceptions changed since the load
+				 * that count for no slot (cnt_account) */
 	uint64_t *uniq, *shared;	/* [max_snapshots], by slot */
 	uint32_t dirty;		/* bit i: block i changed in this transaction */
 	char why[128];		/* why damaged */
@@ -48,11 +52,16 @@ static inline uint32_t cnt_blocks_for(uint32_t nslots)
 { return (nslots + CNT_PER_BLOCK - 1) / CNT_PER_BLOCK; }
 
 /* Adds (SIGN +1) or removes (-1) the contribution of one exception with
- * MASK (MASK_WORDS le64 words) to UNIQ/SHARED/MULTI.  Calls MARK(ARG,
- * bit) for each bit whose counters change, if MARK is not NULL.  The one
- * definition of what counts where: the engine and check both use it.  */
-void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, const uint8_t *mask,
-		 uint32_t mask_words, int sign, void (*mark)(void *arg, uint32_t bit), void *arg);
+ * MASK (MASK_WORDS le64 words) to UNIQ/SHARED/MULTI ([NSLOTS] arrays).
+ * Bits >= NSLOTS count for nothing; an exception with no bit below NSLOTS
+ * (only a corrupt tree has one: check says so) goes to *UNCOUNTED instead,
+ * so that sum(unique) + multi + uncounted is always the exceptions seen.
+ * Calls MARK(ARG, bit) for each bit whose counters change, if MARK is not
+ * NULL.  The one definition of what counts where: the engine and check
+ * both use it.  */
+void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, uint64_t *uncounted,
+		 const uint8_t *mask, uint32_t mask_words, uint32_t nslots, int sign,
+		 void (*mark)(void *arg, uint32_t bit), void *arg);
 
 /* Engine side (struct store is store_int.h's).  */
 void cnt_from_header(struct store *s, const struct store_header *h);

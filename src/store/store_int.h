@@ -70,7 +70,8 @@ int store_save_header(struct store *s);
 int store_load_header(struct store *s);
 int store_scratch(struct store *s, size_t words);
 /* counters.c: counts every exception's mask into the zeroed arrays */
-int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi);
+int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint64_t *multi,
+			uint64_t *uncounted);
 /* clone.c: for the origin chunks [first, first+count) whose need masks
  * (mask_words words each) an origin write computed, the running clone
  * needs a copy exactly where its parent does until its walk got there. */

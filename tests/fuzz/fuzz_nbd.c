@@ -25,7 +25,7 @@
  *
  * CSNAP_FUZZ_SEEDS=DIR writes seed inputs (GO + requests, EXPORT_NAME,
  * LIST/INFO/ABORT, structured replies with meta contexts and block status,
- * hostile meta context queries) and exits.
+ * hostile meta context queries, extended headers) and exits.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -330,6 +330,24 @@ static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, 
 	}
 }
 
+/* An extended-header request; PAY bytes of payload follow (with
+ * NBD_CMD_FLAG_PAYLOAD_LEN, LEN should equal PAY).  */
+static void ext_request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint64_t len,
+			uint32_t pay)
+{
+	uint8_t r[NBD_EXT_REQUEST_SIZE];
+
+	nbd_put32(r, NBD_EXTENDED_REQUEST_MAGIC);
+	nbd_put16(r + 4, flags);
+	nbd_put16(r + 6, cmd);
+	nbd_put64(r + 8, 0x1122334455667788ULL + s->n);
+	nbd_put64(r + 16, off);
+	nbd_put64(r + 24, len);
+	put(s, r, sizeof r);
+	memset(s->b + s->n, 0xcd, pay);
+	s->n += pay;
+}
+
 static void save(const char *dir, int i, const struct seed *s)
 {
 	char path[512];
@@ -422,6 +440,24 @@ static void make_seeds(const char *dir)
 	meta(&s, NBD_OPT_SET_META_CONTEXT, "snap", both, 2);
 	go(&s, NBD_OPT_GO, "disk");
 	request(&s, 0, NBD_CMD_BLOCK_STATUS, 0, 4096);
+	save(dir, i++, &s);
+	/* extended headers: 64-bit lengths, payload flag, BLOCK_STATUS_EXT */
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	option(&s, NBD_OPT_EXTENDED_HEADERS, NULL, 0);
+	option(&s, NBD_OPT_STRUCTURED_REPLY, NULL, 0);
+	meta(&s, NBD_OPT_SET_META_CONTEXT, "disk", both, 2);
+	go(&s, NBD_OPT_GO, "disk");
+	ext_request(&s, 0, NBD_CMD_READ, 4000, 200, 0);
+	ext_request(&s, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_WRITE, 8192, 100, 100);
+	ext_request(&s, 0, NBD_CMD_WRITE, 8192, 100, 0);
+	ext_request(&s, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_READ, 0, 16, 16);
+	ext_request(&s, 0, NBD_CMD_FLUSH, 0, 0, 0);
+	ext_request(&s, 0, NBD_CMD_WRITE_ZEROES, 0, 1ULL << 33, 0);
+	ext_request(&s, 0, NBD_CMD_BLOCK_STATUS, 1000, 1ULL << 40, 0);
+	ext_request(&s, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_BLOCK_STATUS, 65536, 4096, 0);
+	ext_request(&s, 0, NBD_CMD_DISC, 0, 0, 0);
 	save(dir, i++, &s);
 	exit(0);
 }

@@ -37,14 +37,16 @@ REPMAGIC = 0x0003E889045565A9
 REQ_MAGIC = 0x25609513
 SIMPLE_MAGIC = 0x67446698
 CHUNK_MAGIC = 0x668E33EF
-OPT_GO, OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META = 7, 8, 9, 10
+OPT_EXPORT_NAME, OPT_GO, OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META, OPT_EXTENDED = 1, 7, 8, 9, 10, 11
+EXT_REQ_MAGIC, EXT_REPLY_MAGIC = 0x21E41C71, 0x6E8A278C
 REP_ACK, REP_INFO, REP_META = 1, 3, 4
 ERR = 1 << 31
-REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG = ERR | 3, ERR | 6, ERR | 9
-CMD_READ, CMD_BLOCK_STATUS = 0, 7
+REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG, REP_ERR_EXT_HEADER_REQD = ERR | 3, ERR | 6, ERR | 9, ERR | 10
+CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_ZEROES, CMD_BLOCK_STATUS = 0, 1, 2, 3, 4, 6, 7
 FLAG_DONE = 1
-FLAG_DF, FLAG_REQ_ONE = 4, 8
-TYPE_OFFSET_DATA, TYPE_BLOCK_STATUS, TYPE_ERROR = 1, 5, (1 << 15) + 1
+FLAG_DF, FLAG_REQ_ONE, FLAG_PAYLOAD_LEN = 4, 8, 32
+TYPE_NONE, TYPE_OFFSET_DATA, TYPE_BLOCK_STATUS, TYPE_BLOCK_STATUS_EXT = 0, 1, 5, 6
+TYPE_ERROR = (1 << 15) + 1
 EINVAL = 22
 
 failures = 0
@@ -138,6 +140,99 @@ def chunk(s):
     assert magic == CHUNK_MAGIC, "expected a structured chunk, got magic %#x" % magic
     flags, rtype, cookie, length = struct.unpack(">HHQI", recvall(s, 16))
     return flags, rtype, cookie, recvall(s, length)
+
+
+def ext_request(s, cmd, off, length, flags=0, cookie=7, payload=b""):
+    s.sendall(struct.pack(">IHHQQQ", EXT_REQ_MAGIC, flags, cmd, cookie, off, length) + payload)
+
+
+def ext_chunk(s):
+    """One extended reply chunk: (flags, type, cookie, offset, payload)."""
+    magic, flags, rtype, cookie, off, length = struct.unpack(">IHHQQQ", recvall(s, 32))
+    assert magic == EXT_REPLY_MAGIC, "expected an extended reply, got magic %#x" % magic
+    assert length < 1 << 32, "reply length %d" % length
+    return flags, rtype, cookie, off, recvall(s, length)
+
+
+def extended(sock, snaps, size, ref):
+    """NBD_OPT_EXTENDED_HEADERS: 32-byte requests and replies, 64-bit
+    lengths, BLOCK_STATUS_EXT (no client installed here speaks it)."""
+    origin, snap0 = b"origin", snaps[0].encode()
+    s = connect(sock)
+    send_opt(s, OPT_EXTENDED, b"x")
+    check(read_reply(s)[0] == REP_ERR_INVALID, "NBD_OPT_EXTENDED_HEADERS with data: ERR_INVALID")
+    send_opt(s, OPT_EXTENDED)
+    check(read_reply(s)[0] == REP_ACK, "NBD_OPT_EXTENDED_HEADERS: ACK")
+    send_opt(s, OPT_STRUCTURED_REPLY)
+    check(read_reply(s)[0] == REP_ERR_EXT_HEADER_REQD,
+          "STRUCTURED_REPLY after EXTENDED_HEADERS: ERR_EXT_HEADER_REQD")
+    rtype, ctx, _ = meta(s, OPT_SET_META, origin, [b"base:allocation", b"csnap:changed:" + snap0])
+    alloc_id, changed_id = ctx.get(b"base:allocation"), ctx.get(b"csnap:changed:" + snap0)
+    check(rtype == REP_ACK and len(ctx) == 2, "SET_META_CONTEXT with extended headers only")
+    check(go(s, origin) == REP_ACK, "GO origin")
+
+    ext_request(s, CMD_READ, 4096, 8192, cookie=1)
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(flags & FLAG_DONE and rtype == TYPE_OFFSET_DATA and cookie == 1 and off == 4096 and
+          struct.unpack(">Q", p[:8])[0] == 4096 and p[8:] == ref[4096:12288],
+          "READ: one extended OFFSET_DATA chunk with the request's offset")
+    ext_request(s, CMD_WRITE, 100, 5, flags=FLAG_PAYLOAD_LEN, cookie=2, payload=ref[100:105])
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(flags & FLAG_DONE and rtype == TYPE_NONE and cookie == 2 and off == 100 and not p,
+          "WRITE with PAYLOAD_LEN: a NONE chunk (no simple replies)")
+    ext_request(s, CMD_FLUSH, 0, 0, cookie=3)
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(flags & FLAG_DONE and rtype == TYPE_NONE and cookie == 3, "FLUSH: a NONE chunk")
+    ext_request(s, CMD_WRITE, 0, 512, cookie=4)   # no flag: 512 is an effect length, no payload
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(rtype == TYPE_ERROR and struct.unpack(">I", p[:4])[0] == EINVAL and b"PAYLOAD_LEN" in p,
+          "WRITE without PAYLOAD_LEN: EINVAL (%r)" % p[6:])
+    ext_request(s, CMD_READ, 0, 16, flags=FLAG_PAYLOAD_LEN, cookie=5, payload=b"z" * 16)
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(rtype == TYPE_ERROR and cookie == 5 and struct.unpack(">I", p[:4])[0] == EINVAL,
+          "READ with a payload: payload consumed, EINVAL")
+    ext_request(s, CMD_ZEROES, 0, 1 << 33, cookie=6)
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(rtype == TYPE_ERROR and struct.unpack(">I", p[:4])[0] == 28,
+          "WRITE_ZEROES of 8 GiB (past the end): ENOSPC")
+    ext_request(s, CMD_READ, 0, 1 << 32, cookie=7)
+    flags, rtype, cookie, off, p = ext_chunk(s)
+    check(rtype == TYPE_ERROR and struct.unpack(">I", p[:4])[0] == EINVAL,
+          "READ of 4 GiB (over the maximum payload): EINVAL")
+    for fl in (0, FLAG_REQ_ONE):
+        ext_request(s, CMD_BLOCK_STATUS, 512, size - 512, flags=fl, cookie=8)
+        got = {}
+        while True:
+            flags, rtype, cookie, off, p = ext_chunk(s)
+            assert rtype == TYPE_BLOCK_STATUS_EXT and cookie == 8 and off == 512, (rtype, p[:40])
+            cid, count = struct.unpack(">II", p[:8])
+            assert count * 16 + 8 == len(p), "descriptor count %d for %d bytes" % (count, len(p))
+            got[cid] = [struct.unpack(">QQ", p[i:i + 16]) for i in range(8, len(p), 16)]
+            if flags & FLAG_DONE:
+                break
+        ok = set(got) == {alloc_id, changed_id} and all(e and all(n for n, _ in e) for e in got.values())
+        ok = ok and got[alloc_id] == [(size - 512, 0)]
+        if fl:
+            ok = ok and all(len(e) == 1 for e in got.values())
+        else:   # one page of the master's answer: maybe less than asked
+            ok = ok and 0 < sum(n for n, _ in got[changed_id]) <= size - 512
+        check(ok, "BLOCK_STATUS_EXT%s: 64-bit descriptors per context (%r)" %
+              (" REQ_ONE" if fl else "", {k: v[:3] for k, v in got.items()}))
+    s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, CMD_READ, 9, 0, 512) + bytes(4))
+    check(closed_by_server(s), "a compact request after extended headers closes the connection")
+
+    s = connect(sock)
+    send_opt(s, OPT_EXTENDED)
+    read_reply(s)
+    send_opt(s, OPT_EXPORT_NAME, origin)
+    check(closed_by_server(s), "EXPORT_NAME after EXTENDED_HEADERS closes the connection")
+
+    s = connect(sock)
+    send_opt(s, OPT_EXTENDED)
+    read_reply(s)
+    go(s, origin)
+    ext_request(s, CMD_WRITE, 0, 64 << 20, flags=FLAG_PAYLOAD_LEN, cookie=1)
+    check(closed_by_server(s), "a payload above the maximum closes the connection")
 
 
 def structured(path):
@@ -304,6 +399,8 @@ def hostile(sock, snaps):
         check(ok, "%s (%r)" % (what, {k: v[:4] for k, v in got.items()}))
     request(s, 2, 0, 0)
     check(closed_by_server(s), "NBD_CMD_DISC")
+
+    extended(sock, snaps, size, ref)
 
     check(good.pread(65536, 0) == ref, "the healthy connection still reads")
     good.shutdown()

@@ -33,11 +33,16 @@
  *                                  "refused ERRNO-TEXT" and exits 3
  *     leaseinit IO_TIMEOUT         write the store's lease area (kept for
  *                                  other tests; same as `csnap lease init`)
+ *     usage N                      on one admin connection, N times SNAP_LIST
+ *                                  with usage and N times STATUS: prints
+ *                                  "list|status median US max US snapshots K
+ *                                  known 0|1" (round trips, microseconds)
  * Without --master the master is found through the lease-owner record.
  */
 #include "ioengine/ioengine.h"
 #include "src/proto/client.h"
 #include "src/locate/locate.h"
+#include "utils/clock.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -514,6 +519,51 @@ static int do_changed(int argc, char **argv)
 	return 0;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* The master's answer time for the usage figures, without a CLI process
+ * start: round trips on one connection (bench/usage.sh).  */
+static int do_usage(int argc, char **argv)
+{
+	int n = argc == 1 ? atoi(argv[0]) : 0;
+	if (n < 1 || n > 10000)
+		return 2;
+	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
+	uint64_t *t = calloc((size_t)n, sizeof *t);
+	if (!c || !t)
+		die("connect");
+	for (int kind = 0; kind < 2; kind++) {
+		uint32_t nsnap = 0;
+		bool known = true;
+		for (int i = 0; i < n; i++) {
+			struct proto_msg m, rep;
+			proto_msg_init(&m, kind ? PROTO_STATUS : PROTO_SNAP_LIST, 0);
+			uint64_t t0 = csnap_now_ns();
+			call(c, &m, &rep, kind ? "status" : "snapshot list");
+			t[i] = csnap_now_ns() - t0;
+			if (!kind) {
+				nsnap = rep.u.snap_list.n;
+				for (uint32_t k = 0; k < nsnap; k++)
+					known &= !(rep.u.snap_list.s[k].flags & PROTO_SNAP_USAGE_UNKNOWN);
+			}
+			proto_msg_free(&rep);
+		}
+		qsort(t, (size_t)n, sizeof *t, cmp_u64);
+		printf("%s median %.1f max %.1f", kind ? "status" : "list", (double)t[n / 2] / 1e3,
+		       (double)t[n - 1] / 1e3);
+		if (!kind)
+			printf(" snapshots %u known %d", nsnap, known);
+		printf("\n");
+	}
+	free(t);
+	proto_client_close(c);
+	return 0;
+}
+
 static int do_leaseinit(int argc, char **argv)
 {
 	if (argc != 1)
@@ -569,6 +619,8 @@ int main(int argc, char **argv)
 		r = do_changed(n, a);
 	else if (!strcmp(cmd, "screate"))
 		r = do_screate(n, a);
+	else if (!strcmp(cmd, "usage"))
+		r = do_usage(n, a);
 	else if (!strcmp(cmd, "leaseinit"))
 		r = do_leaseinit(n, a);
 	else if (!strcmp(cmd, "raw"))

@@ -6,7 +6,8 @@
  * boundaries rebuilds the device as it would be after a power cut there
  * (io_log_replay onto a copy of the freshly formatted store) and requires:
  * the store opens (read-only with in-memory replay, and read-write with
- * real replay), `check` finds nothing wrong, and its contents are exactly
+ * real replay), `check` finds nothing wrong (the usage counters equal to
+ * a walk of the tree included), and its contents are exactly
  * those of the last transaction whose store_commit() had returned - or of
  * the one whose commit was in progress at the cut.  Contents are compared
  * through a digest of the snapshot table and every snapshot's mapping.
@@ -232,6 +233,11 @@ static void test_replay_cuts(void **state)
 		long p = store_check_open(s, stderr);
 		if (p)
 			fail_msg("cut at flush %zu (entry %zu): check found %ld problems (read-only)", k, end, p);
+		/* the usage counters recovered with the exceptions they count
+		 * (check compares them too; this also refuses them absent) */
+		if (!store_counters_valid(s) || store_counters_verify(s, stderr) != 0)
+			fail_msg("cut at flush %zu (entry %zu): usage counters %s or wrong", k, end,
+				 store_counters_state(s));
 		uint32_t got = digest(s);
 		store_close(s);
 		if (got != want && got != alt)
