@@ -34,7 +34,8 @@ struct csvol_env {
 	unsigned chunk_shift;
 	uint64_t origin_size;		/* bytes */
 	uint64_t data_offset;		/* store byte offset of store chunk 0 */
-	uint64_t store_chunks;		/* data chunks in the store (bounds check) */
+	uint64_t store_chunks;		/* data chunks in the store (bounds check;
+					 * grows with the store) */
 	size_t cache_entries;		/* per snapshot location cache bound */
 	/* The master created a snapshot (SNAP_ADDED on the origin session):
 	 * serve it now.  Returns 0 or a negative errno.  Optional.  */
@@ -43,6 +44,10 @@ struct csvol_env {
 	 * or a larger size in the IDENTIFY answer): the device must have it;
 	 * later snapshots get it.  Returns 0 or a negative errno.  Optional. */
 	int (*origin_resized)(void *arg, uint64_t size);
+	/* The master named store chunk SC at or past store_chunks: the store
+	 * may have grown (`csnap grow`).  Returns the data chunks the
+	 * superblock says now (store_chunks if it cannot tell).  Optional. */
+	uint64_t (*store_chunks_now)(void *arg, uint64_t sc);
 	void *snap_arg;
 };
 

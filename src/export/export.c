@@ -222,6 +222,28 @@ static int on_origin_resized(void *arg, uint64_t size)
 	return 0;
 }
 
+/* A location past the data area we knew: `csnap grow` may have added
+ * chunks.  Read the superblock again (rare: once per grow and volume). */
+static uint64_t on_store_chunks_now(void *arg, uint64_t sc)
+{
+	struct exporter *ex = arg;
+	struct csnap_sb sb;
+
+	if (csnap_sb_read(ex->store_dev, &sb, NULL) < 0) {
+		log_warn("export: store chunk %llu: rereading the superblock: %s",
+			 (unsigned long long)sc, err_get());
+		return ex->env.store_chunks;
+	}
+	if (sb.engine.data_chunks > ex->env.store_chunks &&
+	    sb.engine.data_offset == ex->env.data_offset) {
+		log_info("export: the store's data area grew from %llu to %llu chunks",
+			 (unsigned long long)ex->env.store_chunks,
+			 (unsigned long long)sb.engine.data_chunks);
+		ex->env.store_chunks = sb.engine.data_chunks;
+	}
+	return ex->env.store_chunks;
+}
+
 static void list_done(struct sreq *rq, const struct proto_msg *reply, int err)
 {
 	struct exporter *ex = rq->arg;
@@ -412,7 +434,8 @@ static int open_store(struct exporter *ex, const struct export_opts *o)
 		.chunk_size = sb.chunk_size, .chunk_shift = shift, .origin_size = sb.origin_size,
 		.data_offset = sb.engine.data_offset, .store_chunks = sb.engine.data_chunks,
 		.cache_entries = SNAP_CACHE_ENTRIES,
-		.snap_added = on_snap_added, .origin_resized = on_origin_resized, .snap_arg = ex,
+		.snap_added = on_snap_added, .origin_resized = on_origin_resized,
+		.store_chunks_now = on_store_chunks_now, .snap_arg = ex,
 	};
 	if (sb.engine.data_offset + sb.engine.data_chunks * (uint64_t)sb.chunk_size >
 	    io_dev_size(ex->store_dev))

@@ -152,8 +152,10 @@ static void io_done(void *arg, int err)
 		snap_op_end(op);
 }
 
-static bool loc_valid(const struct snap_vol *sv, uint64_t sc)
+static bool loc_valid(struct snap_vol *sv, uint64_t sc)
 {
+	if (sc >= sv->env.store_chunks && sv->env.store_chunks_now)	/* grown? */
+		sv->env.store_chunks = sv->env.store_chunks_now(sv->env.snap_arg, sc);
 	return sc < sv->env.store_chunks;
 }
 

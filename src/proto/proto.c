@@ -245,6 +245,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_CHANGED] = "changed", [PROTO_PING] = "ping",
 		[PROTO_SNAP_ADDED] = "snap-added", [PROTO_SNAP_RENAME] = "snap-rename",
 		[PROTO_ORIGIN_RESIZE] = "origin-resize", [PROTO_ORIGIN_SIZE] = "origin-size",
+		[PROTO_STORE_GROW] = "store-grow",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -418,7 +419,9 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 		return 0;
 	case PROTO_ORIGIN_RESIZE:
 	case PROTO_ORIGIN_SIZE:
-		/* the sizes go with the resize's reply and the size's request */
+	case PROTO_STORE_GROW:
+		/* the sizes go with the resize's and grow's replies and the
+		 * size's request */
 		if (reply == (t == PROTO_ORIGIN_SIZE))
 			return 0;
 		if (m->u.resize.new_size < m->u.resize.old_size)
@@ -769,6 +772,7 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 		return;
 	case PROTO_ORIGIN_RESIZE:
 	case PROTO_ORIGIN_SIZE:
+	case PROTO_STORE_GROW:
 		if (reply == (t == PROTO_ORIGIN_SIZE))
 			return;
 		m->u.resize.old_size = rd_u64(r, "old origin size");

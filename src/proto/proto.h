@@ -97,7 +97,9 @@ enum proto_type {
 					 * the origin device has grown to */
 	PROTO_ORIGIN_SIZE	= 21,	/* S->origin: the origin grew (resize
 					 * recorded): serve the new size, ack */
-	PROTO_TYPE_MAX		= 21,
+	PROTO_STORE_GROW	= 22,	/* admin volume only: add the grown
+					 * store device's space to the data area */
+	PROTO_TYPE_MAX		= 22,
 };
 #define PROTO_REPLY		0x8000
 
@@ -269,7 +271,9 @@ struct proto_snap_rename {		/* SNAP_RENAME; reply: snapinfo */
 };
 
 struct proto_resize {			/* ORIGIN_RESIZE reply, ORIGIN_SIZE
-					 * request; old_size <= new_size */
+					 * request (origin bytes); STORE_GROW
+					 * reply (data area bytes);
+					 * old_size <= new_size */
 	uint64_t old_size;		/* bytes */
 	uint64_t new_size;		/* bytes */
 };

@@ -214,6 +214,11 @@ static bool need_quiet(struct srv *s, struct req *r)
 	return true;
 }
 
+bool admin_quiet_or_park(struct srv *s, struct req *r)
+{
+	return need_quiet(s, r);
+}
+
 /* Commit, then reply with M (or the error).  */
 static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 {

@@ -2,6 +2,11 @@
  * src/server/resize.c - `csnap resize`: the master records that the
  * origin device grew (ORIGIN_RESIZE from an admin connection) and tells
  * every origin client (one per export) the new size (ORIGIN_SIZE).
+ * `csnap grow` (STORE_GROW): once no copy-out is in flight and the open
+ * transaction is committed, the engine adds the grown store device's
+ * space to the data area (src/store/grow.c); exports learn the larger
+ * data area when a location beyond the one they knew reaches them
+ * (they read the superblock again, volume_snap.c).
  *
  * The new size is the origin device's own, read again here: the admin
  * says only "it grew".  The engine writes it to the superblock durably
@@ -72,6 +77,45 @@ void admin_origin_resize(struct srv *s, struct req *r)
 	struct proto_msg ok;
 	proto_msg_init(&ok, PROTO_ORIGIN_RESIZE | PROTO_REPLY, r->m.id);
 	ok.u.resize = (struct proto_resize){ old_size, new_size };
+	conn_send(r->c, &ok);
+	srv_req_done(s, r);
+}
+
+static void reply_err(struct srv *s, struct req *r, int err, const char *why)
+{
+	char w[300];
+
+	snprintf(w, sizeof w, "%s", why);	/* (err_get()'s buffer is reused) */
+	conn_reply_error(r->c, &r->m, err, w);
+	srv_req_done(s, r);
+}
+
+void admin_store_grow(struct srv *s, struct req *r)
+{
+	if (admin_quiet_or_park(s, r))
+		return;
+	int rc = srv_commit_now(s);
+	if (rc < 0) {
+		reply_err(s, r, rc == -EAGAIN ? EAGAIN : -rc, err_get());
+		return;
+	}
+	/* superblock writes: only while the store is certainly ours */
+	if (!srv_may_grant(s)) {
+		reply_err(s, r, EAGAIN, "master lease renewal is late: retry");
+		return;
+	}
+	uint64_t cs = s->chunk_size, old = s->info.data_chunks, added;
+	if ((rc = store_grow(s->st, &added)) < 0) {
+		reply_err(s, r, -rc, err_get());
+		return;
+	}
+	store_get_info(s->st, &s->info);
+	if (added)
+		log_info("store grown: %llu data chunks added (%llu now)", (unsigned long long)added,
+			 (unsigned long long)s->info.data_chunks);
+	struct proto_msg ok;
+	proto_msg_init(&ok, PROTO_STORE_GROW | PROTO_REPLY, r->m.id);
+	ok.u.resize = (struct proto_resize){ old * cs, s->info.data_chunks * cs };
 	conn_send(r->c, &ok);
 	srv_req_done(s, r);
 }

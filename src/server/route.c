@@ -63,6 +63,7 @@ static const struct route routes[] = {
 	{ PROTO_SNAP_SET,	VOL_ANY,		 0,		  admin_snap_set,	NULL },
 	{ PROTO_SNAP_RENAME,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_snap_rename,	NULL },
 	{ PROTO_ORIGIN_RESIZE,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_origin_resize,	NULL },
+	{ PROTO_STORE_GROW,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_store_grow,	NULL },
 	{ PROTO_SNAP_LIST,	VOL_ANY,		 0,		  admin_snap_list,	NULL },
 	{ PROTO_STATUS,		VOL_ANY,		 0,		  admin_status,		NULL },
 	{ PROTO_CHANGED,	VOL_ANY,		 0,		  admin_changed,	NULL },

@@ -245,8 +245,13 @@ void admin_snap_rename(struct srv *s, struct req *r);
 void admin_snap_list(struct srv *s, struct req *r);
 void admin_status(struct srv *s, struct req *r);
 void admin_changed(struct srv *s, struct req *r);
-/* resize.c: ORIGIN_RESIZE, and the ORIGIN_SIZE acks of origin clients */
+/* Parks R (true) until no copy-out is in flight, as changes that need a
+ * quiet store do.  */
+bool admin_quiet_or_park(struct srv *s, struct req *r);
+/* resize.c: ORIGIN_RESIZE, STORE_GROW, and the ORIGIN_SIZE acks of
+ * origin clients */
 void admin_origin_resize(struct srv *s, struct req *r);
+void admin_store_grow(struct srv *s, struct req *r);
 void admin_origin_size_ack(struct srv *s, struct conn *c, const struct proto_msg *m);
 /* Barrier ack from an origin connection.  */
 void admin_barrier_ack(struct srv *s, struct conn *c, uint64_t seq);

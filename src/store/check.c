@@ -9,9 +9,10 @@
  * table, and give each snapshot at most one exception per origin chunk;
  * that the cleanup cursor's promise holds; that a running clone (clone.c)
  * has a live parent and, beyond its cursor, its bit only beside the
- * parent's; that the usage counters equal what the walk counts; and that
- * both bitmaps match exactly what the tree and the counter blocks
- * reference.
+ * parent's; that no exception below a running rollback's cursor still
+ * carries its source's bit; that the usage counters equal what the walk
+ * counts; and that both bitmaps match exactly what the tree and the
+ * counter blocks reference.
  */
 #include "src/store/store_int.h"
 
@@ -92,6 +93,10 @@ static void on_entry(void *arg, const uint8_t *e)
 		k->cur_origin = o;
 		k->have_cur = true;
 	}
+	if (s->rb_slot >= 0 && mask_test(e + BE_MASK, (uint32_t)s->rb_slot) &&
+	    o < s->st.slot[s->rb_slot].rb_cursor)
+		problem(k, "origin chunk %llu: rollback source's bit left behind the rollback cursor (%llu)",
+			(unsigned long long)o, (unsigned long long)s->st.slot[s->rb_slot].rb_cursor);
 	bool behind = s->cleanup_active &&
 		(o < s->cur_o || (o == s->cur_o && st < s->cur_s));
 	for (uint32_t w = 0; w < s->mask_words; w++) {
@@ -203,6 +208,15 @@ static void check_table(struct chk *k)
 			    (b->flags & (STORE_SNAP_LIVE | STORE_SNAP_CLONING)) && !strcmp(a->name, b->name))
 				problem(k, "snapshot name \"%s\" appears twice", a->name);
 		}
+	}
+	if (s->rb_slot >= 0) {
+		const struct store_snapshot *rb = &s->st.slot[s->rb_slot];
+		if (rb->rb_cursor > s->origin_chunks)
+			problem(k, "rollback cursor %llu beyond the origin (%llu chunks)",
+				(unsigned long long)rb->rb_cursor, (unsigned long long)s->origin_chunks);
+		if (rb->parent_id >= rb->id)
+			problem(k, "rollback source %u names snapshot %u, which is not older", rb->id,
+				rb->parent_id);
 	}
 	if (maxid >= s->next_id)
 		problem(k, "snapshot id %u is not below the next id %u", maxid, s->next_id);

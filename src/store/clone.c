@@ -75,6 +75,10 @@ int store_snapshot_clone(struct store *s, const char *name, uint32_t parent_id,
 	int p = store_snap_slot(s, parent_id, true);
 	if (p < 0)
 		return p;
+	/* a rollback moves the bits snapshots read through (rollback.c) */
+	if (s->rb_slot >= 0)
+		return err_set(EBUSY, "a rollback to snapshot \"%s\" is running; make the snapshot "
+			       "of a snapshot when it has finished", s->st.slot[s->rb_slot].name);
 	if (s->clone_slot >= 0)
 		return err_set(EBUSY, "snapshot \"%s\" is still being made from \"%s\"; one at a time",
 			       s->st.slot[s->clone_slot].name,

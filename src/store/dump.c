@@ -93,6 +93,12 @@ int store_dump(struct store *s, FILE *out)
 			list[i].flags & STORE_SNAP_CLONING ? "cloning" : "deleting", list[i].priority,
 			list[i].usecount, list[i].ctime, list[i].parent_id, list[i].name);
 	free(list);
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	if (rb.active)
+		fprintf(out, "rollback: to snapshot %u \"%s\" (bit %d), started %" PRIu64 ", chunk %" PRIu64
+			" of %" PRIu64 "\n", rb.snap_id, rb.name, s->rb_slot, rb.started, rb.cursor,
+			rb.origin_chunks);
 
 	struct tstats t = { .s = s };
 	btree_verify(&s->tree, NULL, count_node, count_entry, &t);

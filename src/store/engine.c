@@ -9,9 +9,11 @@
  *  - for each origin chunk, each live snapshot's bit is set in at most one
  *    exception; no exception has an empty mask;
  *  - a mask bit is set only for live snapshots, ones awaiting cleanup,
- *    and the snapshot being cloned (clone.c); at origin chunks its walk
- *    has not reached, the clone's bit is only ever set together with its
- *    parent's (origin writes give it the parent's copy-outs);
+ *    the snapshot being cloned (clone.c) and the source of a running
+ *    rollback (rollback.c, which no operation here ever adds); at origin
+ *    chunks its walk has not reached, the clone's bit is only ever set
+ *    together with its parent's (origin writes give it the parent's
+ *    copy-outs);
  *  - the usage counters (counters.h) count exactly the masks in the tree:
  *    every mask inserted or changed goes through cnt_exception().
  * A failed operation other than -ENOSPC/-EINVAL/-ENOENT/-EROFS may leave
@@ -301,7 +303,7 @@ void store_get_info(const struct store *s, struct store_info *out)
 			out->snapshots++;
 		else if (s->st.slot[i].flags & STORE_SNAP_CLONING)
 			out->snapshots_cloning++;
-		else if (s->st.slot[i].id)
+		else if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK))
 			out->snapshots_deleting++;
 	}
 	out->txn_seq = journal_last_seq(s->j);
@@ -410,7 +412,7 @@ static int room(struct store *s, uint64_t n, uint64_t leaves, uint64_t *tree_nee
  * corrupt tree (every block checksummed and sorted, but a leaf outside its
  * parent's key range) can, and it is refused instead of letting FN index
  * in front of the caller's array.  */
-static int walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
 		      void (*fn)(void *arg, const uint8_t *e), void *arg)
 {
 	struct btree_cursor c;
@@ -452,7 +454,7 @@ static void ow_visit(void *arg, const uint8_t *e)
 
 /* Origin chunks a snapshot does not cover (the origin grew after it was
  * taken) are no part of it: no copy-out for it there.  */
-static void drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count)
+void store_drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count)
 {
 	uint32_t mw = s->mask_words;
 
@@ -475,6 +477,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	ret = check_range(s, first, count);
 	if (ret < 0 || count == 0)
 		return ret;
+	if (s->rb_slot >= 0 && (ret = store_rollback_busy(s, first, count)) < 0)
+		return ret;
 	bool any = false;
 	for (uint32_t w = 0; w < mw; w++)
 		any |= s->users[w] != 0;
@@ -488,9 +492,9 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	for (uint32_t i = 0; i < count; i++)
 		memcpy(need + (size_t)i * mw, s->users, mw * 8);
 	if (first + count > s->short_min)	/* chunks added by a resize */
-		drop_short(s, need, first, count);
+		store_drop_short(s, need, first, count);
 	struct ow_walk ow = { need, first, mw };
-	ret = walk_range(s, first, count, &leaves, ow_visit, &ow);
+	ret = store_walk_range(s, first, count, &leaves, ow_visit, &ow);
 	if (ret < 0)
 		return ret;
 	store_clone_need(s, need, first, count);
@@ -499,9 +503,24 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 		bool set = false;
 		for (uint32_t w = 0; w < mw; w++)
 			set |= nm[w] != 0;
-		if (set)
+		if (set) {
+			/* compacted in place: n <= i */
+			memmove(need + (size_t)n * mw, nm, mw * 8);
 			out[n++].origin_chunk = first + i;
+		}
 	}
+	ret = store_copyout(s, out, n, need, leaves);
+	if (ret >= 0)
+		*nout = n;
+	return ret;
+}
+
+int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
+		  const uint64_t *need, uint64_t leaves)
+{
+	uint32_t mw = s->mask_words;
+	int ret;
+
 	if (n == 0)
 		return 0;
 	uint64_t tree_need = 0;
@@ -513,7 +532,7 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	/* pass 2: allocate and record */
 	uint8_t mask[CSNAP_MAX_MASK_BYTES];
 	for (uint32_t k = 0; k < n; k++) {
-		const uint64_t *nm = need + (out[k].origin_chunk - first) * mw;
+		const uint64_t *nm = need + (size_t)k * mw;
 		for (uint32_t w = 0; w < mw; w++)
 			put_le64(mask + 8 * w, nm[w]);
 		uint64_t d;
@@ -528,7 +547,6 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 	}
 	/* store_tree_need() is a true bound: no request runs out half done */
 	CSNAP_ASSERT(mfree0 - sm_free_count(s->msm) <= tree_need);
-	*nout = n;
 	return 0;
 }
 
@@ -536,6 +554,8 @@ int store_origin_write(struct store *s, chunk_t first, uint32_t count,
 struct sw_plan {
 	chunk_t cur;		/* exception holding the bit, or STORE_ON_ORIGIN */
 	bool exclusive;		/* only live user of `cur` */
+	bool source;		/* `cur` is the rollback source's exception, which
+				 * the snapshot reads without its bit being there */
 };
 
 struct sw_walk { const struct store *s; struct sw_plan *plan; chunk_t first; uint32_t bit; };
@@ -544,16 +564,24 @@ static void sw_visit(void *arg, const uint8_t *e)
 	const struct sw_walk *w = arg;
 	uint32_t bit = w->bit;
 
-	if (!mask_test(e + BE_MASK, bit))
+	if (!mask_test(e + BE_MASK, bit)) {
+		/* a snapshot taken after a rollback started reads the source's
+		 * exception at a pending chunk unless it has its own */
+		struct sw_plan *p = &w->plan[be_origin(e) - w->first];
+		if (p->cur == STORE_ON_ORIGIN && rb_post(w->s, bit) && rb_source(w->s, e + BE_MASK))
+			*p = (struct sw_plan){ be_store(e), false, true };
 		return;
+	}
+	/* a rollback source sharing it counts as another user: the origin
+	 * reads this chunk until the rollback has moved it */
 	bool others = false;
 	for (uint32_t k = 0; k < w->s->mask_words; k++) {
-		uint64_t m = mask_word(e + BE_MASK, k) & w->s->users[k];
+		uint64_t m = mask_word(e + BE_MASK, k) & w->s->keep[k];
 		if (k == bit / 64)
 			m &= ~(1ULL << (bit % 64));
 		others |= m != 0;
 	}
-	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others };
+	w->plan[be_origin(e) - w->first] = (struct sw_plan){ be_store(e), !others, false };
 }
 
 int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
@@ -582,10 +610,11 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 		return ret;
 	struct sw_plan *plan = (struct sw_plan *)s->scratch;
 	uint64_t leaves = 1;
+	_Static_assert(sizeof *plan <= 2 * sizeof *s->scratch, "plan fits the scratch");
 	for (uint32_t i = 0; i < count; i++)
-		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false };
+		plan[i] = (struct sw_plan){ STORE_ON_ORIGIN, false, false };
 	struct sw_walk sw = { s, plan, first, bit };
-	ret = walk_range(s, first, count, &leaves, sw_visit, &sw);
+	ret = store_walk_range(s, first, count, &leaves, sw_visit, &sw);
 	if (ret < 0)
 		return ret;
 	for (uint32_t i = 0; i < count; i++)
@@ -604,7 +633,7 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			dst[i] = plan[i].cur;
 			continue;
 		}
-		if (plan[i].cur != STORE_ON_ORIGIN) {
+		if (plan[i].cur != STORE_ON_ORIGIN && !plan[i].source) {
 			/* take our bit off the shared exception */
 			ret = btree_seek(&s->tree, oc, plan[i].cur, &c);
 			if (ret >= 0 && (!c.valid || be_origin(btree_entry(&s->tree, &c)) != oc ||
@@ -637,13 +666,21 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 	return 0;
 }
 
-struct sr_walk { chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; };
+/* The snapshot's own exception wins; a snapshot taken after a running
+ * rollback started (POST) reads the source's exception where it has none
+ * (entries of a chunk come in any order, so the source's only fills a
+ * chunk still on the origin).  */
+struct sr_walk { const struct store *s; chunk_t *out; chunk_t first; uint32_t w; uint64_t bitm; bool post; };
+static inline void sr_entry(const struct sr_walk *r, const uint8_t *e, uint64_t o)
+{
+	if (mask_word(e + BE_MASK, r->w) & r->bitm)
+		r->out[o - r->first] = be_store(e);
+	else if (r->post && r->out[o - r->first] == STORE_ON_ORIGIN && rb_source(r->s, e + BE_MASK))
+		r->out[o - r->first] = be_store(e);
+}
 static void sr_visit(void *arg, const uint8_t *e)
 {
-	const struct sr_walk *r = arg;
-
-	if (mask_word(e + BE_MASK, r->w) & r->bitm)
-		r->out[be_origin(e) - r->first] = be_store(e);
+	sr_entry(arg, e, be_origin(e));
 }
 
 int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
@@ -661,8 +698,8 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 	int ret = check_snap_range(s, (uint32_t)slot, first, count);
 	if (ret < 0)
 		return ret;
-	uint32_t w = (uint32_t)slot / 64;
-	uint64_t bitm = 1ULL << (slot % 64);
+	struct sr_walk sr = { s, out, first, (uint32_t)slot / 64, 1ULL << (slot % 64),
+			      rb_post(s, (uint32_t)slot) };
 	for (uint32_t i = 0; i < count; i++)
 		out[i] = STORE_ON_ORIGIN;
 	/* fast path: cached blocks, no pins, as long as the range stays in
@@ -677,11 +714,11 @@ int store_snapshot_read(struct store *s, uint32_t snap_id, chunk_t first,
 				return 0;
 			if (o < first)
 				break;	/* corrupt: the slow path says so */
-			if (mask_word(e + BE_MASK, w) & bitm)
-				out[o - first] = be_store(e);
+			sr_entry(&sr, e, o);
 		}
 		/* ran off the leaf: the slow path redoes the range */
+		for (uint32_t i = 0; i < count; i++)
+			out[i] = STORE_ON_ORIGIN;
 	}
-	struct sr_walk sr = { out, first, w, bitm };
-	return walk_range(s, first, count, NULL, sr_visit, &sr);
+	return store_walk_range(s, first, count, NULL, sr_visit, &sr);
 }

@@ -221,6 +221,10 @@ enum {
 				 * (STORE_SNAP_CLONING): the first origin chunk
 				 * its walk has not done yet; zero otherwise
 				 * (was reserved, zero, before) */
+	SL_RB_CURSOR = 120,	/* le64 the same bytes in the rollback source slot
+				 * (ST_ROLLBACK, rollback.c): origin chunks below
+				 * it are rolled back (the two kinds of slot
+				 * exclude each other) */
 };
 #define ST_SLOTS_PER_BLOCK	((CSNAP_META_BLOCK_SIZE - ST_HDR_SIZE) / ST_SLOT_SIZE)
 

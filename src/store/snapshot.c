@@ -7,7 +7,8 @@
  * (A snapshot of a snapshot also walks the exceptions: clone.c.)
  * Delete clears the live bit at once; store_cleanup() then walks the tree
  * from a persistent cursor, clearing bits of non-live snapshots and
- * dropping exceptions left with no live user.  Snapshots deleted before a
+ * dropping exceptions left with no live user (a running rollback's source
+ * bit counts as live here: it is the origin's content, rollback.c).  Snapshots deleted before a
  * pass starts are in it (ST_CLEANING); their slots (bits) are freed when
  * the pass completes.  Every mask it changes or drops goes through the
  * usage counters (counters.h).
@@ -33,13 +34,23 @@ void store_recompute_live(struct store *s)
 	memset(s->live, 0, sizeof s->live);
 	memset(s->idtab, 0, sizeof s->idtab);
 	s->clone_slot = s->clone_parent = -1;
+	memset(s->post, 0, sizeof s->post);
+	s->rb_slot = -1;
+	for (uint32_t i = 0; i < s->st.nslots; i++)
+		if (s->st.slot[i].flags & ST_ROLLBACK)
+			s->rb_slot = (int)i;
+	const struct store_snapshot *rb = s->rb_slot >= 0 ? &s->st.slot[s->rb_slot] : NULL;
 	for (uint32_t i = 0; i < s->st.nslots; i++) {
 		if (s->st.slot[i].flags & STORE_SNAP_LIVE) {
 			s->live[i / 64] |= 1ULL << (i % 64);
+			/* the rolled-back snapshot keeps its id; ids grow, so a
+			 * larger id than the source's was created after it */
+			if (rb && (s->st.slot[i].id == rb->parent_id || s->st.slot[i].id > rb->id))
+				s->post[i / 64] |= 1ULL << (i % 64);
 		}
 		if ((s->st.slot[i].flags & STORE_SNAP_CLONING) && s->clone_slot < 0)
 			s->clone_slot = (int)i;
-		if (s->st.slot[i].id) {
+		if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK)) {
 			size_t h = id_hash(s->st.slot[i].id);
 			while (s->idtab[h].id)
 				h = (h + 1) & (IDTAB_N - 1);
@@ -54,6 +65,11 @@ void store_recompute_live(struct store *s)
 		int p = store_snap_slot(s, s->st.slot[s->clone_slot].parent_id, true);
 		s->clone_parent = p >= 0 ? p : -1;
 	}
+	/* the rollback source's exceptions are the origin's content: kept,
+	 * but the source is no user an origin write copies out for */
+	memcpy(s->keep, s->users, sizeof s->keep);
+	if (rb)
+		s->keep[s->rb_slot / 64] |= 1ULL << (s->rb_slot % 64);
 	s->short_min = s->origin_chunks;
 	for (uint32_t i = 0; i < s->st.nslots; i++)
 		if (((s->users[i / 64] >> (i % 64)) & 1) && store_snap_chunks(s, i) < s->short_min)
@@ -169,6 +185,9 @@ int store_snapshot_delete(struct store *s, uint32_t id)
 	if (slot == s->clone_parent)
 		return err_set(EBUSY, "snapshot \"%s\" is being cloned into \"%s\"; delete it when that is done",
 			       s->st.slot[slot].name, s->st.slot[s->clone_slot].name);
+	if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == id)
+		return err_set(EBUSY, "snapshot \"%s\" is being rolled back onto the origin; "
+			       "delete it when the rollback has finished", s->st.slot[slot].name);
 	s->st.slot[slot].flags = STORE_SNAP_DELETING;
 	s->st.slot[slot].clone_next = 0;
 	store_recompute_live(s);
@@ -209,7 +228,7 @@ int store_snapshot_list(const struct store *s, struct store_snapshot *out, unsig
 	if (!all)
 		return err_set(ENOMEM, "out of memory");
 	for (uint32_t i = 0; i < s->st.nslots; i++)
-		if (s->st.slot[i].id)
+		if (s->st.slot[i].id && !(s->st.slot[i].flags & ST_ROLLBACK))
 			public_view(&s->st.slot[i], &all[n++]);
 	qsort(all, n, sizeof *all, by_id);
 	if (out && max && n)
@@ -269,6 +288,8 @@ int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t 
 		if (!(sl->flags & STORE_SNAP_LIVE) || sl->usecount || (in_use && in_use(arg, sl->id)) ||
 		    (int)i == s->clone_parent)
 			continue;
+		if (s->rb_slot >= 0 && s->st.slot[s->rb_slot].parent_id == sl->id)
+			continue;	/* being rolled back: cannot be deleted */
 		if (!best || sl->priority < best->priority ||
 		    (sl->priority == best->priority &&
 		     (sl->ctime < best->ctime || (sl->ctime == best->ctime && sl->id < best->id))))
@@ -324,14 +345,14 @@ int store_cleanup(struct store *s, unsigned budget)
 		/* users: a running clone's bits are kept like a live one's */
 		for (uint32_t w = 0; w < mw; w++) {
 			uint64_t m = mask_word(e + BE_MASK, w);
-			dead |= (m & ~s->users[w]) != 0;
-			alive |= (m & s->users[w]) != 0;
+			dead |= (m & ~s->keep[w]) != 0;
+			alive |= (m & s->keep[w]) != 0;
 		}
 		if (dead && alive) {
 			btree_cursor_dirty(&s->tree, &c);
 			cnt_exception(s, e + BE_MASK, -1);
 			for (uint32_t w = 0; w < mw; w++)
-				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->users[w]);
+				put_le64(e + BE_MASK + 8 * w, mask_word(e + BE_MASK, w) & s->keep[w]);
 			cnt_exception(s, e + BE_MASK, +1);
 		} else if (dead) {
 			/* deleted just below (or the failed call is aborted) */
@@ -387,7 +408,12 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 	if (*cursor == STORE_CHUNK_END || max == 0)
 		return 0;
 	ret = btree_seek(&s->tree, *cursor, 0, &c);
-	chunk_t cur = STORE_CHUNK_END, la = STORE_ON_ORIGIN, lb = STORE_ON_ORIGIN;
+	/* per chunk: A's and B's own exceptions, and the rollback source's,
+	 * which is the origin's content and that of snapshots taken after the
+	 * rollback started where they have none of their own */
+	chunk_t cur = STORE_CHUNK_END, la = STORE_ON_ORIGIN, lb = STORE_ON_ORIGIN,
+		lr = STORE_ON_ORIGIN;
+	bool pa = rb_post(s, (uint32_t)sa), pb = sb < 0 || rb_post(s, (uint32_t)sb);
 	for (;;) {
 		bool valid = ret >= 0 && c.valid;
 		const uint8_t *e = valid ? btree_entry(&s->tree, &c) : NULL;
@@ -396,6 +422,10 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 		 * past the last exception): then cur == o == END */
 		if (o != cur || !valid) {
 			/* finished chunk `cur` */
+			if (la == STORE_ON_ORIGIN && pa)
+				la = lr;
+			if (lb == STORE_ON_ORIGIN && pb)
+				lb = lr;
 			if (cur != STORE_CHUNK_END && la != lb)
 				out[n++] = cur;
 			if (!valid) {
@@ -407,12 +437,14 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 				break;
 			}
 			cur = o;
-			la = lb = STORE_ON_ORIGIN;
+			la = lb = lr = STORE_ON_ORIGIN;
 		}
 		if (mask_test(e + BE_MASK, (uint32_t)sa))
 			la = be_store(e);
 		if (sb >= 0 && mask_test(e + BE_MASK, (uint32_t)sb))
 			lb = be_store(e);
+		if (rb_source(s, e + BE_MASK))
+			lr = be_store(e);
 		examined++;
 		ret = btree_next(&s->tree, &c);
 	}

@@ -34,7 +34,11 @@ static void decode(const uint8_t *p, struct store_snapshot *s)
 	memcpy(s->name, p + SL_NAME, STORE_SNAP_NAME_MAX);
 	s->name[STORE_SNAP_NAME_MAX] = 0;
 	memcpy(s->req_id, p + SL_REQ_ID, STORE_REQ_ID_LEN);
-	s->clone_next = get_le64(p + SL_CLONE_NEXT);
+	/* one cursor field, whose meaning the slot's kind gives */
+	if (s->flags & ST_ROLLBACK)
+		s->rb_cursor = get_le64(p + SL_RB_CURSOR);
+	else
+		s->clone_next = get_le64(p + SL_CLONE_NEXT);
 }
 
 static void encode(uint8_t *p, const struct store_snapshot *s)
@@ -52,7 +56,10 @@ static void encode(uint8_t *p, const struct store_snapshot *s)
 	put_le64(p + SL_ORIGIN_CHUNKS, s->origin_chunks);
 	memcpy(p + SL_NAME, s->name, strnlen(s->name, STORE_SNAP_NAME_MAX));
 	memcpy(p + SL_REQ_ID, s->req_id, STORE_REQ_ID_LEN);
-	put_le64(p + SL_CLONE_NEXT, s->clone_next);
+	if (s->flags & ST_ROLLBACK)
+		put_le64(p + SL_RB_CURSOR, s->rb_cursor);
+	else
+		put_le64(p + SL_CLONE_NEXT, s->clone_next);
 }
 
 int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots)
@@ -64,6 +71,7 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 	st->slot = calloc(nslots, sizeof *st->slot);
 	if (!st->slot)
 		return err_set(ENOMEM, "out of memory");
+	uint32_t rollbacks = 0;
 	for (uint32_t i = 0; i < nslots; i++) {
 		struct bm_block *b;
 		int ret = bm_get(bm, start + i / ST_SLOTS_PER_BLOCK, META_T_TABLE, &b);
@@ -81,6 +89,10 @@ int st_load(struct snaptable *st, struct bm *bm, uint64_t start, uint32_t nslots
 			      (s->clone_next && !(s->flags & STORE_SNAP_CLONING)))) {
 			st_free(st);
 			return err_set(EIO, "snapshot table: slot %u is corrupt", i);
+		}
+		if (s->id && (s->flags & ST_ROLLBACK) && ++rollbacks > 1) {
+			st_free(st);
+			return err_set(EIO, "snapshot table: slot %u is a second rollback source", i);
 		}
 	}
 	return 0;

@@ -15,7 +15,11 @@
 
 /* internal flag: deleted and part of the running cleanup pass */
 #define ST_CLEANING		0x4
-#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING | STORE_SNAP_CLONING)
+/* internal flag: the source of the running rollback (rollback.c): the
+ * slot whose bit marks the origin chunks not yet rolled back; at most one */
+#define ST_ROLLBACK		0x10
+#define ST_KNOWN_FLAGS		(STORE_SNAP_LIVE | STORE_SNAP_DELETING | ST_CLEANING | STORE_SNAP_CLONING | \
+				 ST_ROLLBACK)
 
 struct snaptable {
 	struct bm *bm;

@@ -172,6 +172,12 @@ void store_get_info(const struct store *s, struct store_info *out);
  * snapshots cover them.  Equal: no-op.  -EINVAL (nothing changed) for a
  * shrink, or when the current size is not a multiple of the chunk size.  */
 int store_origin_resize(struct store *s, uint64_t new_size);
+/* The store device was extended: adds its space to the data area
+ * (grow.c: the data bitmap moves to the device's end, one atomic
+ * superblock write switches to it).  Needs no uncommitted change
+ * (-EBUSY); *ADDED gets the data chunks added (0: the device did not
+ * grow).  -ENOSPC: it grew too little to hold a chunk and the bitmap.  */
+int store_grow(struct store *s, uint64_t *added);
 /* Byte offset of store chunk C on the store device.  */
 uint64_t store_chunk_offset(const struct store *s, chunk_t c);
 
@@ -233,6 +239,7 @@ struct store_snapshot {
 						 * it (all zero: none given) */
 	uint64_t clone_next;	/* STORE_SNAP_CLONING: first origin chunk
 				 * the walk has not done (else 0) */
+	chunk_t rb_cursor;	/* internal (rollback source slot only) */
 };
 
 /* O(1) in the number of exceptions.  -EEXIST: name taken; -ENOSPC: table
@@ -299,6 +306,56 @@ int store_pick_victim(const struct store *s, bool (*in_use)(void *arg, uint32_t 
  * pending, negative errno on error.  Freed chunks become allocatable after
  * the next store_commit().  */
 int store_cleanup(struct store *s, unsigned budget);
+
+/* ---- rollback (rollback.c; docs/store.md "Rollback") ---------------------- */
+
+/* Makes the origin read snapshot ID's content from this transaction on;
+ * the data moves back with the steps below.  DELETE_SNAP: the snapshot
+ * ends with the start (else it keeps its id, name and content, and needs
+ * a free table slot: -ENOSPC / -EBUSY (slots still being cleaned) with a
+ * message).  -EBUSY: a rollback is already running.  O(1).  */
+int store_rollback_start(struct store *s, uint32_t id, bool delete_snap);
+
+struct store_rollback {
+	bool active;
+	uint32_t snap_id;	/* the snapshot rolled back to (may be deleted) */
+	char name[STORE_SNAP_NAME_MAX + 1];	/* its name at the start */
+	uint64_t started;	/* seconds since the epoch */
+	chunk_t cursor;		/* origin chunks below it are done */
+	uint64_t origin_chunks;
+};
+/* The running rollback, if any (out->active false: none).  */
+void store_rollback_get(const struct store *s, struct store_rollback *out);
+
+/* Origin read lookup: out[i] = the store chunk holding origin chunk
+ * first+i while it is still to be rolled back, else STORE_ON_ORIGIN.  */
+int store_origin_read(struct store *s, chunk_t first, uint32_t count, chunk_t *out);
+
+/* Up to MAX chunks still to roll back, ascending, from the cursor;
+ * *ADVANCE: where the cursor may move once they are finished
+ * (STORE_CHUNK_END: nothing after them; finishing then ends the rollback).
+ * Examines a bounded number of exceptions, so *n may be 0 with more to do. */
+int store_rollback_next(struct store *s, chunk_t *out, uint32_t max, uint32_t *n,
+			chunk_t *advance);
+/* First half of a step over CHUNKS[0..n) (ascending; chunks no longer
+ * pending are skipped): records the copy-outs of every live snapshot
+ * still reading the physical origin there, as store_origin_write() does
+ * (copies[], room for n; src STORE_ON_ORIGIN), and lists the moves
+ * (moves[], room for n: origin_chunk <- store chunk src; dst is
+ * STORE_ON_ORIGIN).  Order for the caller: do the copies, flush the store,
+ * store_commit(); then write every move onto the origin and flush it; then
+ * store_rollback_finish().  -ENOSPC as for store_origin_write().  */
+int store_rollback_prepare(struct store *s, const chunk_t *chunks, uint32_t n,
+			   struct store_copy *copies, uint32_t *ncopies,
+			   struct store_copy *moves, uint32_t *nmoves);
+/* Second half: the MOVES are on the origin (durable); the chunks stop
+ * being pending (their source exceptions are freed where nobody else uses
+ * them).  Then the cursor moves to ADVANCE if that is beyond it (0: stays;
+ * only a value from store_rollback_next() whose chunks are all finished);
+ * STORE_CHUNK_END ends the rollback.  Journaled: durable at the next
+ * store_commit().  */
+int store_rollback_finish(struct store *s, const struct store_copy *moves, uint32_t n,
+			  chunk_t advance);
 
 /* ---- reports ------------------------------------------------------------ */
 

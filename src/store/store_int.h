@@ -35,6 +35,8 @@ struct store {
 	uint64_t origin_chunks;
 	uint64_t live[MASK_WORDS_MAX];	/* bits of live snapshots */
 	uint64_t users[MASK_WORDS_MAX];	/* live | the cloning snapshot's bit:
+					 * who an origin write copies out for */
+	uint64_t keep[MASK_WORDS_MAX];	/* users | the rollback source's bit:
 					 * whose exceptions must be kept */
 	int clone_slot, clone_parent;	/* slots of the running clone and its
 					 * parent (clone.c); -1: none */
@@ -42,6 +44,13 @@ struct store {
 				 * (store_snap_chunks); < origin_chunks only
 				 * after the origin grew (store_origin_resize) */
 	struct { uint32_t id, slot; } idtab[4 * CSNAP_MAX_SNAPSHOTS_LIMIT];	/* id -> slot, open addressing */
+	/* the running rollback (rollback.c), from the table by
+	 * store_recompute_live(): rb_slot is the source slot (-1: none), its
+	 * bit marks the chunks still to roll back (and is in keep); post =
+	 * live snapshots that read the source's exception at a pending chunk
+	 * (taken after the start) */
+	int rb_slot;
+	uint64_t post[MASK_WORDS_MAX];
 	uint32_t next_id;
 	bool cleanup_active;
 	uint64_t cur_o, cur_s;
@@ -76,11 +85,38 @@ int store_counters_walk(struct store *s, uint64_t *uniq, uint64_t *shared, uint6
  * (mask_words words each) an origin write computed, the running clone
  * needs a copy exactly where its parent does until its walk got there. */
 void store_clone_need(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
+/* engine.c: calls FN(ARG, entry) on every exception of origin chunks
+ * [first, first + count) in key order; LEAVES (may be NULL) gets the
+ * number of leaves reached added.  */
+int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *leaves,
+		     void (*fn)(void *arg, const uint8_t *e), void *arg);
+/* engine.c: clears from need[] (mask_words words per chunk of [first,
+ * first+count)) the snapshots that do not cover a chunk (the origin grew
+ * after they were taken).  */
+void store_drop_short(const struct store *s, uint64_t *need, chunk_t first, uint32_t count);
+/* engine.c: pass 2 of an origin write, shared with the rollback step:
+ * for out[k].origin_chunk (ascending), a new exception with share mask
+ * need[k * mask_words ...] and its store chunk in out[k].dst (src
+ * STORE_ON_ORIGIN); LEAVES bounds the leaves the inserts touch.  Checks
+ * the room first: -ENOSPC changes nothing.  */
+int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
+		  const uint64_t *need, uint64_t leaves);
 /* snapshot.c */
 void store_recompute_live(struct store *s);
 int store_snap_slot(const struct store *s, uint32_t id, bool live_only);
 bool store_name_taken(const struct store *s, const char *name, uint32_t except_id);
 int store_snap_new(struct store *s, const char *name, int32_t priority,
 		   const uint8_t *req_id, uint32_t *slot_out);
+/* rollback.c */
+/* True when exception mask M carries the rollback source's bit.  */
+static inline bool rb_source(const struct store *s, const uint8_t *m)
+{ return s->rb_slot >= 0 && mask_test(m, (uint32_t)s->rb_slot); }
+/* True when live snapshot bit BIT reads the source's exception at a
+ * pending chunk where it has none of its own.  */
+static inline bool rb_post(const struct store *s, uint32_t bit)
+{ return s->rb_slot >= 0 && ((s->post[bit / 64] >> (bit % 64)) & 1); }
+/* -EAGAIN (nothing changed) when a chunk of [first, first+count) is still
+ * to be rolled back.  */
+int store_rollback_busy(struct store *s, chunk_t first, uint32_t count);
 
 #endif

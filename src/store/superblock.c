@@ -131,7 +131,10 @@ static int sb_sanity(const struct csnap_sb *sb)
 			    areas[k].start < areas[i].start + areas[i].n)
 				return err_set(EINVAL, "%s and %s areas overlap", areas[i].what,
 					       areas[k].what);
-		if (e->data_offset / bs < areas[i].start + areas[i].n && e->data_chunks)
+		/* (a data bitmap moved by `csnap grow` lies after the data) */
+		uint64_t dfirst = e->data_offset / bs;
+		uint64_t dend = dfirst + e->data_chunks * (sb->chunk_size / bs);
+		if (e->data_chunks && dfirst < areas[i].start + areas[i].n && areas[i].start < dend)
 			return err_set(EINVAL, "data area overlaps the %s area", areas[i].what);
 	}
 	if (e->journal_blocks < 8 || e->journal_tail >= e->journal_blocks)

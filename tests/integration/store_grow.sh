@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# tests/integration/store_grow.sh - `csnap resize` with the cluster up
-# (issue 15; real sanlock, servers and exports on two nodes, libnbd and
-# nbdinfo clients).
+# tests/integration/store_grow.sh - `csnap resize` and `csnap grow` with
+# the cluster up (issue 15; real sanlock, servers and exports on two
+# nodes, libnbd, nbdinfo and qemu-img clients).
 #
 # A writer checks the origin and snapshot s1 through node 1's export the
 # whole time.  The origin file is extended (truncate) and `csnap resize`
@@ -12,7 +12,16 @@
 # content; a snapshot taken after the resize has the new size and keeps
 # the new range's content when the origin is written there again; a
 # second resize is a no-op; shrinking is refused with one line and
-# changes nothing; `csnap check` is clean.
+# changes nothing.
+# The store (44 MiB: about 600 data chunks, enough for s1 and s2 whatever
+# the writer does) is then extended by 64 MiB and `csnap grow` runs on
+# node 1 with the writer still going: the data area grows and the
+# writer goes on; then, the writer stopped, snapshots s3
+# and s4, each followed by a rewrite of the whole 24 MiB origin, need 768
+# chunks of their own, more than the old data area held, so the new chunks
+# are used; s2, s3 and s4 read their reference images through the other
+# node's export (which learns the larger data area from the superblock),
+# s1 is kept; a second grow adds nothing; `csnap check` is clean.
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 requires_libnbd
@@ -21,6 +30,7 @@ requires qemu-img
 
 cluster_start 2 128M
 origin_fill zero 16M
+truncate -s 0 "$CLUSTER_STORE" && truncate -s 44M "$CLUSTER_STORE"
 store_init
 d=$CLUSTER_DIR
 master_standby
@@ -80,7 +90,38 @@ truncate -s $NEW "$CLUSTER_ORIGIN"
 dd if="$d/origin.keep" of="$CLUSTER_ORIGIN" bs=1M skip=22 seek=22 conv=notrunc status=none
 size_is "$sock1" origin $NEW || fail "the refused shrink changed the export"
 
-workload_stop
+# ---- grow the store device
+chunks() { cs 1 status s --json | $py -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+n0=$(chunks store_chunks)
+truncate -s $((108 << 20)) "$CLUSTER_STORE" || fail "extend the store"
+out=$(cs 1 grow s) || fail "grow: $out"
+echo "$out"
+echo "$out" | grep -q "^data area grown from $((n0 * 65536)) to " || fail "grow said: $out"
+n1=$(chunks store_chunks)
+[ "$n1" -ge $((n0 + 1000)) ] || fail "data area $n0 -> $n1 chunks"
+workload_progress "after the grow"
+workload_stop	# (the rewrites below would overwrite what it checks)
+qemu-img convert -f raw -O raw "nbd+unix:///s2?socket=$sock2" "$d/s2.ref" || fail "read s2"
+# s3 and s4: every chunk of the 24 MiB origin copied out for each
+for v in s3 s4; do
+  cs 2 snapshot create s $v >/dev/null || fail "create $v"
+  wait_exported "$sock1" $v
+  qemu-img convert -f raw -O raw "nbd+unix:///$v?socket=$sock2" "$d/$v.ref" || fail "read $v"
+  head -c $NEW /dev/urandom >"$d/fresh"
+  qemu-img convert -n -f raw -O raw "$d/fresh" "nbd+unix:///origin?socket=$sock2" ||
+    fail "rewrite the origin after $v"
+done
+used=$(( n1 - $(chunks free_chunks) ))
+echo "data chunks in use: $used of $n1 (the old data area had $n0)"
+[ "$used" -gt "$n0" ] || fail "the new chunks were not used ($used in use)"
+for v in s2 s3 s4; do
+  qemu-img convert -f raw -O raw "nbd+unix:///$v?socket=$sock1" "$d/$v.now" || fail "read $v"
+  cmp -s "$d/$v.now" "$d/$v.ref" || fail "$v changed"
+done
+cs 1 snapshot list s | grep -qw s1 || fail "s1 was released to make room"
+out=$(cs 2 grow s) || fail "second grow: $out"
+echo "$out" | grep -q "unchanged" || fail "second grow said: $out"
+
 node_kill_procs 1 TERM
 node_kill_procs 2 TERM
 sleep 1

@@ -46,7 +46,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 44
+#define NSAMPLES 46
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -243,6 +243,13 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 43:
 		m->type = PROTO_ORIGIN_SIZE | PROTO_REPLY;
+		break;
+	case 44:
+		m->type = PROTO_STORE_GROW;
+		break;
+	case 45:
+		m->type = PROTO_STORE_GROW | PROTO_REPLY;
+		m->u.resize = (struct proto_resize){ 5ULL << 30, 9ULL << 30 };
 		break;
 	}
 }

@@ -14,6 +14,16 @@
  * every origin chunk and every store chunk and performs the copies the
  * engine asks for itself, exactly as the server would.  A read is correct
  * when the version found (through store_snapshot_read) equals the model's.
+ *
+ * Rollbacks run through it: a start makes the model's origin the
+ * snapshot's content at once; background steps (a few chunks, sometimes
+ * left half done - prepared, committed and moved but not finished - across
+ * other operations and reopens, as a master that dies mid-step leaves
+ * them), origin writes that meet a pending chunk and roll it first,
+ * snapshot writes, creates, deletes (of the rolled-back snapshot: refused)
+ * and cleanups all happen in the middle of one.  The origin is read
+ * through store_origin_read() and the changed-chunk list is checked
+ * against the model.
  * The store runs near full so the ENOSPC path and the victim policy are
  * exercised.  store_check must be clean at the end, and the usage
  * counters equal a walk of the tree after every batch of 250 operations.
@@ -38,7 +48,8 @@
 #define MAXRANGE	16
 
 struct model {
-	uint64_t origin[ORIGIN_CHUNKS];
+	uint64_t origin[ORIGIN_CHUNKS];	/* what the origin must read */
+	uint64_t phys[ORIGIN_CHUNKS];	/* what the origin device holds */
 	uint32_t ids[MAXSNAP];		/* live snapshot ids, 0 = unused */
 	char names[MAXSNAP][32];
 	unsigned depth[MAXSNAP];	/* 0: of the origin; clone: parent's + 1 */
@@ -52,11 +63,22 @@ struct model {
 	unsigned nsnaps;
 	uint64_t ochunks;		/* the origin's current size */
 	uint64_t snapsize[MAXSNAP];	/* each snapshot's, at its creation */
+	bool rolled;			/* a rollback has moved data (versions
+					 * are no longer unique) */
 };
 
 static struct model M = { .clone_idx = -1, .clone_parent = -1 };
-static unsigned long long stat_ops[13];
+static unsigned long long stat_ops[20];
+enum { ST_RB_START = 14, ST_RB_DONE, ST_RB_STEP, ST_RB_WSTEP, ST_RB_MIDOPS, ST_RB_REFUSED };
 #define MAX_DEPTH	8
+
+/* A background step prepared, committed and moved, not finished yet.  */
+static struct {
+	bool on;
+	struct store_copy moves[8];
+	uint32_t nm;
+	chunk_t advance;
+} inflight;
 
 static int find_idx(uint32_t id)
 {
@@ -91,41 +113,192 @@ static bool release_victim(struct store *s)
 	return true;
 }
 
+static int random_live(void)
+{
+	if (!M.nsnaps)
+		return -1;
+	for (;;) {
+		int i = rand() % MAXSNAP;
+		if (M.ids[i] && !M.cloning[i])
+			return i;
+	}
+}
+
+/* Copy-outs from the origin device, as the server does them.  */
+static void do_copies(const struct store_copy *cp, uint32_t ncp)
+{
+	for (uint32_t i = 0; i < ncp; i++) {
+		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
+		assert_true(cp[i].dst < M.nstore);
+		M.storev[cp[i].dst] = M.phys[cp[i].origin_chunk];
+	}
+}
+
+/* One rollback step over CHUNKS, as the master runs it: prepare, copy,
+ * commit, move onto the origin, then (unless LEAVE) finish and commit. */
+static void rollback_step(struct store *s, const chunk_t *chunks, uint32_t n, chunk_t advance,
+			  bool leave)
+{
+	struct store_copy cp[MAXRANGE], mv[MAXRANGE];
+	uint32_t ncp, nmv;
+	int r;
+
+	assert_true(n <= MAXRANGE);
+	while ((r = store_rollback_prepare(s, chunks, n, cp, &ncp, mv, &nmv)) == -ENOSPC)
+		if (!release_victim(s))
+			fail_msg("ENOSPC in a rollback step with no snapshot left to release");
+	TU_OK(r);
+	assert_true(nmv <= n && ncp <= nmv);
+	do_copies(cp, ncp);
+	TU_OK(store_commit(s));		/* copy-outs durable before the origin changes */
+	M.rolled |= nmv > 0;
+	for (uint32_t i = 0; i < nmv; i++) {
+		assert_int_equal(mv[i].dst, STORE_ON_ORIGIN);
+		assert_true(mv[i].src < M.nstore);
+		M.phys[mv[i].origin_chunk] = M.storev[mv[i].src];
+	}
+	if (leave && nmv <= 8) {
+		inflight.on = true;
+		memcpy(inflight.moves, mv, nmv * sizeof *mv);
+		inflight.nm = nmv;
+		inflight.advance = advance;
+		return;
+	}
+	TU_OK(store_rollback_finish(s, mv, nmv, advance));
+	if (rand() % 2)
+		TU_OK(store_commit(s));
+}
+
+static bool rollback_active(struct store *s)
+{
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	return rb.active;
+}
+
+/* The background part: finish the step in flight, or run the next one. */
+static void rollback_background(struct store *s)
+{
+	if (inflight.on) {
+		inflight.on = false;
+		TU_OK(store_rollback_finish(s, inflight.moves, inflight.nm, inflight.advance));
+		if (inflight.advance == STORE_CHUNK_END)
+			stat_ops[ST_RB_DONE]++;
+		return;
+	}
+	chunk_t list[8], advance;
+	uint32_t n;
+	TU_OK(store_rollback_next(s, list, 1 + (uint32_t)(rand() % 8), &n, &advance));
+	assert_true(advance == STORE_CHUNK_END || advance > 0);
+	bool leave = rand() % 4 == 0;
+	rollback_step(s, list, n, advance, leave);
+	stat_ops[ST_RB_STEP]++;
+	if (!inflight.on && advance == STORE_CHUNK_END) {
+		stat_ops[ST_RB_DONE]++;
+		assert_false(rollback_active(s));
+	}
+}
+
+static void do_rollback_start(struct store *s)
+{
+	int i = random_live();
+	if (i < 0)
+		return;
+	bool del = rand() % 3 == 0;
+	int r = store_rollback_start(s, M.ids[i], del);
+	if (r == -ENOSPC || r == -EBUSY) {
+		assert_false(rollback_active(s));	/* no slot to keep it */
+		drain_cleanup(s);
+		return;
+	}
+	TU_OK(r);
+	/* beyond its size the origin keeps what it has */
+	memcpy(M.origin, M.snap[i], M.snapsize[i] * sizeof M.origin[0]);
+	if (del) {
+		M.ids[i] = 0;
+		M.nsnaps--;
+	}
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	assert_true(rb.active && rb.cursor == 0);
+	stat_ops[ST_RB_START]++;
+	/* a second one is refused while this one runs */
+	int j = random_live();
+	if (j >= 0)
+		assert_int_equal(store_rollback_start(s, M.ids[j], false), -EBUSY);
+}
+
+/* Which chunks of an origin write must be copied out: exactly those some
+ * snapshot covering them still reads from the origin device.  Versions are
+ * unique until a rollback moves a store chunk's version onto the origin;
+ * a snapshot that still holds that store chunk does not read the origin
+ * (its lookup says so; a clone whose walk runs reads as its parent).  */
+static void origin_want(struct store *s, uint64_t first, uint32_t n, bool *want)
+{
+	for (uint32_t c = 0; c < n; c++) {
+		want[c] = false;
+		for (int i = 0; i < MAXSNAP && !want[c]; i++) {
+			if (!M.ids[i] || first + c >= M.snapsize[i] ||
+			    M.snap[i][first + c] != M.phys[first + c])
+				continue;
+			if (!M.rolled) {
+				want[c] = true;
+				continue;
+			}
+			int j = M.cloning[i] ? M.clone_parent : i;
+			chunk_t loc;
+			TU_OK(store_snapshot_read(s, M.ids[j], first + c, 1, &loc));
+			want[c] = loc == STORE_ON_ORIGIN;
+		}
+	}
+}
+
 static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 {
 	struct store_copy cp[MAXRANGE];
 	uint32_t ncp;
 	int r;
 
-	while ((r = store_origin_write(s, first, n, cp, &ncp)) == -ENOSPC)
-		if (!release_victim(s))
-			fail_msg("ENOSPC with no snapshot left to release");
+	bool want[MAXRANGE];
+	for (;;) {
+		origin_want(s, first, n, want);
+		r = store_origin_write(s, first, n, cp, &ncp);
+		if (r == -ENOSPC) {
+			if (!release_victim(s))
+				fail_msg("ENOSPC with no snapshot left to release");
+			continue;
+		}
+		if (r != -EAGAIN)
+			break;
+		/* chunks still to roll back: the master rolls them first */
+		chunk_t loc[MAXRANGE], pend[MAXRANGE];
+		uint32_t np = 0;
+		assert_true(rollback_active(s));
+		TU_OK(store_origin_read(s, first, n, loc));
+		for (uint32_t i = 0; i < n; i++)
+			if (loc[i] != STORE_ON_ORIGIN)
+				pend[np++] = first + i;
+		assert_true(np > 0);
+		rollback_step(s, pend, np, 0, false);
+		stat_ops[ST_RB_WSTEP]++;
+	}
 	TU_OK(r);
 	bool copied[MAXRANGE] = { false };
 	for (uint32_t i = 0; i < ncp; i++) {
-		assert_int_equal(cp[i].src, STORE_ON_ORIGIN);
 		assert_true(cp[i].origin_chunk >= first && cp[i].origin_chunk < first + n);
-		assert_true(cp[i].dst < M.nstore);
-		M.storev[cp[i].dst] = M.origin[cp[i].origin_chunk];
 		copied[cp[i].origin_chunk - first] = true;
 	}
-	/* exactly the chunks some snapshot covering them still reads from
-	 * the origin are copied (versions are unique) */
-	for (uint32_t c = 0; c < n; c++) {
-		bool want = false;
-		for (int i = 0; i < MAXSNAP && !want; i++)
-			want = M.ids[i] && first + c < M.snapsize[i] &&
-			       M.snap[i][first + c] == M.origin[first + c];
-		if (want != copied[c])
+	for (uint32_t c = 0; c < n; c++)
+		if (want[c] != copied[c])
 			fail_msg("origin write of chunk %" PRIu64 ": copied %d, model says %d",
-				 first + c, copied[c], want);
-	}
+				 first + c, copied[c], want[c]);
+	do_copies(cp, ncp);
 	/* the copies must be durable before the exceptions commit; the
 	 * simulated data needs no flush, the metadata commit is tested */
 	if (ncp && rand() % 8 == 0)
 		TU_OK(store_commit(s));
 	for (uint32_t i = 0; i < n; i++)
-		M.origin[first + i] = ++M.ver;
+		M.phys[first + i] = M.origin[first + i] = ++M.ver;
 }
 
 static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t n)
@@ -149,7 +322,7 @@ static void do_snapshot_write(struct store *s, int idx, uint64_t first, uint32_t
 	}
 	TU_OK(r);
 	for (uint32_t i = 0; i < ncp; i++)
-		M.storev[cp[i].dst] = cp[i].src == STORE_ON_ORIGIN ? M.origin[cp[i].origin_chunk]
+		M.storev[cp[i].dst] = cp[i].src == STORE_ON_ORIGIN ? M.phys[cp[i].origin_chunk]
 								   : M.storev[cp[i].src];
 	for (uint32_t i = 0; i < n; i++) {
 		assert_true(dst[i] < M.nstore);
@@ -164,7 +337,7 @@ static void verify_range(struct store *s, int idx, uint64_t first, uint32_t n)
 
 	TU_OK(store_snapshot_read(s, M.ids[idx], first, n, loc));
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.origin[first + i] : M.storev[loc[i]];
+		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.phys[first + i] : M.storev[loc[i]];
 		if (got != M.snap[idx][first + i])
 			fail_msg("snapshot %u chunk %" PRIu64 ": read version %" PRIu64 ", model %" PRIu64,
 				 M.ids[idx], first + i, got, M.snap[idx][first + i]);
@@ -181,19 +354,77 @@ static void verify_name(struct store *s, int idx)
 	assert_string_equal(sn.name, M.names[idx]);
 }
 
+static void verify_origin(struct store *s, uint64_t first, uint32_t n)
+{
+	chunk_t loc[ORIGIN_CHUNKS];
+
+	TU_OK(store_origin_read(s, first, n, loc));
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t got = loc[i] == STORE_ON_ORIGIN ? M.phys[first + i] : M.storev[loc[i]];
+		if (got != M.origin[first + i])
+			fail_msg("origin chunk %" PRIu64 ": read version %" PRIu64 ", model %" PRIu64,
+				 first + i, got, M.origin[first + i]);
+	}
+}
+
+/* A chunk of snapshot IDX missing from its changed-chunk list against the
+ * origin must read the same in both.  */
+static void verify_changed(struct store *s, int idx)
+{
+	static chunk_t list[ORIGIN_CHUNKS];
+	bool listed[ORIGIN_CHUNKS] = { false };
+	chunk_t cur = 0;
+
+	while (cur != STORE_CHUNK_END) {
+		int n = store_changed(s, M.ids[idx], STORE_ORIGIN_ID, &cur, list, ORIGIN_CHUNKS);
+		TU_OK(n);
+		for (int i = 0; i < n; i++)
+			listed[list[i]] = true;
+	}
+	for (uint32_t c = 0; c < M.snapsize[idx]; c++)
+		if (!listed[c] && M.snap[idx][c] != M.origin[c])
+			fail_msg("snapshot %u chunk %u differs from the origin but is not listed as changed",
+				 M.ids[idx], c);
+}
+
 static void verify_all(struct store *s)
 {
 	chunk_t loc[1];
 
+	verify_origin(s, 0, M.ochunks);
 	for (int i = 0; i < MAXSNAP; i++)
 		if (M.ids[i] && !M.cloning[i]) {
 			verify_range(s, i, 0, (uint32_t)M.snapsize[i]);
 			verify_name(s, i);
+			verify_changed(s, i);
 			/* beyond its size: refused, not read from the origin */
 			if (M.snapsize[i] < M.ochunks)
 				assert_int_equal(store_snapshot_read(s, M.ids[i], M.snapsize[i], 1, loc),
 						 -EINVAL);
 		}
+}
+
+/* The store device grows by 1 MiB and csnap grow adds it: the new data
+ * chunks are allocatable, everything else reads the same.  */
+static void do_grow(struct store *s, const char *path)
+{
+	struct store_info info;
+	uint64_t added;
+
+	TU_OK(store_commit(s));
+	store_get_info(s, &info);
+	if (truncate(path, (off_t)(info.sb.store_size + (1u << 20))) < 0)
+		fail_msg("truncate %s", path);
+	TU_OK(store_grow(s, &added));
+	assert_true(added > 0);
+	store_get_info(s, &info);
+	assert_int_equal(info.data_chunks, M.nstore + added);
+	M.storev = realloc(M.storev, info.data_chunks * sizeof *M.storev);
+	memset(M.storev + M.nstore, 0, added * sizeof *M.storev);
+	M.nstore = info.data_chunks;
+	TU_OK(store_grow(s, &added));	/* again: nothing to add */
+	assert_int_equal(added, 0);
+	stat_ops[12 + 1]++;
 }
 
 /* The origin grows by 1..4 chunks (up to ORIGIN_CHUNKS); a shrink is
@@ -211,17 +442,6 @@ static void do_resize(struct store *s)
 	store_get_info(s, &info);
 	assert_int_equal(info.origin_chunks, M.ochunks);
 	stat_ops[12]++;
-}
-
-static int random_live(void)
-{
-	if (!M.nsnaps)
-		return -1;
-	for (;;) {
-		int i = rand() % MAXSNAP;
-		if (M.ids[i] && !M.cloning[i])
-			return i;
-	}
 }
 
 /* A new clone of a live snapshot (biased towards the deepest, so chains
@@ -319,6 +539,17 @@ static void test_model(void **state)
 			assert_int_equal(store_snapshot_read(s, M.ids[i], first, n, dst), -EINVAL);
 			first = (uint64_t)(rand() % (M.snapsize[i] - n + 1));
 		}
+		bool active = rollback_active(s);
+		if (active)
+			stat_ops[ST_RB_MIDOPS]++;
+		if (!active && rand() % 50 == 0) {
+			do_rollback_start(s);
+			continue;
+		}
+		if (active && rand() % 6 == 0) {
+			rollback_background(s);
+			continue;
+		}
 		if (k < 40) {
 			do_origin_write(s, first, n);
 			stat_ops[0]++;
@@ -330,6 +561,7 @@ static void test_model(void **state)
 		} else if (k < 80) {
 			if (i >= 0)
 				verify_range(s, i, first, n);
+			verify_origin(s, first, n);
 		} else if (k < 83) {
 			do_clone(s, op);
 		} else if (k < 86) {
@@ -366,7 +598,16 @@ static void test_model(void **state)
 			if (i >= 0 && i == M.clone_parent) {
 				assert_int_equal(store_snapshot_delete(s, M.ids[i]), -EBUSY);
 			} else if (i >= 0) {
-				TU_OK(store_snapshot_delete(s, M.ids[i]));
+				int r = store_snapshot_delete(s, M.ids[i]);
+				if (r == -EBUSY) {
+					/* only the snapshot being rolled back to */
+					struct store_rollback rb;
+					store_rollback_get(s, &rb);
+					assert_true(rb.active && rb.snap_id == M.ids[i]);
+					stat_ops[ST_RB_REFUSED]++;
+					continue;
+				}
+				TU_OK(r);
 				M.ids[i] = 0;
 				M.nsnaps--;
 				stat_ops[3]++;
@@ -391,6 +632,8 @@ static void test_model(void **state)
 		} else if (k < 99) {
 			if (rand() % 32 == 0)
 				do_resize(s);
+			if (rand() % 400 == 0)
+				do_grow(s, path);
 			TU_OK(store_commit(s));
 		} else {
 			/* commit, close and reopen: everything must persist */
@@ -398,6 +641,10 @@ static void test_model(void **state)
 			store_close(s);
 			TU_OK(store_open(path, &o, &s));
 			stat_ops[4]++;
+			/* a new master knows nothing of the step in flight: it
+			 * redoes it from the cursor (the moves again) */
+			if (rand() % 2)
+				inflight.on = false;
 		}
 		if (op % 20000 == 19999)
 			verify_all(s);
@@ -430,13 +677,33 @@ static void test_model(void **state)
 		      "renames %llu, reopens %llu, victims released %llu, resizes %llu (origin %" PRIu64
 		      " chunks)\n", stat_ops[0], stat_ops[1], stat_ops[2], stat_ops[3], stat_ops[5],
 		      stat_ops[4], stat_ops[6], stat_ops[12], M.ochunks);
+	print_message("store grown %llu times to %" PRIu64 " data chunks\n", stat_ops[13], M.nstore);
 	print_message("clones started %llu, done %llu, abandoned %llu, walk steps %llu, "
 		      "parent writes refused %llu, deepest clone %u\n", stat_ops[9], stat_ops[7],
 		      stat_ops[11], stat_ops[8], stat_ops[10], M.max_depth);
 	/* the runs must have reached what they are meant to cover */
 	if (nops >= 100000)
 		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0 &&
-			    stat_ops[12] >= 50);
+			    stat_ops[12] >= 50 && stat_ops[13] >= 3);
+	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
+		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
+		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],
+		      stat_ops[ST_RB_MIDOPS], stat_ops[ST_RB_REFUSED]);
+	if (nops >= 100000) {
+		/* the run really went through rollbacks and their races */
+		assert_true(stat_ops[ST_RB_DONE] >= 20);
+		assert_true(stat_ops[ST_RB_WSTEP] >= 100);
+		assert_true(stat_ops[ST_RB_MIDOPS] >= nops / 4);
+	}
+	/* a store in the middle of a rollback checks clean; then finish it */
+	if (rollback_active(s)) {
+		TU_OK(store_commit(s));
+		assert_int_equal(store_check_open(s, stderr), 0);
+		while (rollback_active(s))
+			rollback_background(s);
+		TU_OK(store_commit(s));
+		verify_all(s);
+	}
 	store_get_info(s, &info);
 	print_message("final: %" PRIu64 " exceptions, tree height %u, %u snapshots\n",
 		      info.exceptions, info.tree_height, info.snapshots);

@@ -16,6 +16,13 @@
  * the walk's cursor, and after every cut the walk is resumed to its end,
  * where the clone must map exactly what its parent maps (the parent
  * cannot be written meanwhile).
+ *
+ * Rollbacks too (clones and rollbacks exclude each other): the digest
+ * includes the origin's mapping and the running rollback (snapshot,
+ * cursor); rollbacks move a few chunks per step, with the two halves of a
+ * step (prepare, finish) in different transactions as the master commits
+ * them, so many cuts fall in the middle of a rollback and between the
+ * halves of a step; the test counts them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,9 +46,18 @@ struct commit_rec { size_t before, after; uint32_t digest; };
 static uint32_t digest(struct store *s)
 {
 	struct store_snapshot list[64];
+	struct store_rollback rb;
 	chunk_t map[OCHUNKS];
 	uint32_t h = 0;
 	int n = store_snapshot_list(s, list, 64);
+
+	store_rollback_get(s, &rb);
+	if (rb.active) {
+		h = crc32c(h, &rb.snap_id, sizeof rb.snap_id);
+		h = crc32c(h, &rb.cursor, sizeof rb.cursor);
+	}
+	TU_OK(store_origin_read(s, 0, OCHUNKS, map));
+	h = crc32c(h, map, sizeof map);
 
 	assert_true(n >= 0 && n <= 64);
 	for (int i = 0; i < n; i++) {
@@ -62,6 +78,10 @@ static uint32_t digest(struct store *s)
 }
 
 static unsigned renames, clones_started, clone_steps, cuts_in_walk;
+static unsigned rb_starts, rb_steps, rb_done;
+/* Rollbacks and clones exclude each other: rollbacks start only in one
+ * run of 25 commits out of three, so that both get their share of cuts.  */
+static bool rb_phase;
 static uint32_t last_clone;
 
 /* Runs the walk of a pending clone to its end: the clone must then map
@@ -84,18 +104,95 @@ static uint32_t finish_clone(struct store *s)
 	return id;
 }
 
+/* A rollback step whose first half (prepare) is committed and whose
+ * second half (finish) comes in a later transaction.  */
+static struct { bool on; struct store_copy mv[8]; uint32_t nm; chunk_t advance; } step;
+
+static bool rollback_active(struct store *s)
+{
+	struct store_rollback rb;
+	store_rollback_get(s, &rb);
+	return rb.active;
+}
+
+/* Rolls back the pending chunks of [first, first+cnt) at once (what the
+ * master does before an origin write over them).  */
+static void roll_range(struct store *s, uint64_t first, uint32_t cnt)
+{
+	struct store_copy cp[8], mv[8];
+	chunk_t loc[8], pend[8];
+	uint32_t np = 0, ncp, nmv;
+
+	TU_OK(store_origin_read(s, first, cnt, loc));
+	for (uint32_t i = 0; i < cnt; i++)
+		if (loc[i] != STORE_ON_ORIGIN)
+			pend[np++] = first + i;
+	int e = store_rollback_prepare(s, pend, np, cp, &ncp, mv, &nmv);
+	if (e == -ENOSPC)
+		return;
+	TU_OK(e);
+	TU_OK(store_rollback_finish(s, mv, nmv, 0));
+}
+
+/* One half of a background step per call.  */
+static void rollback_half_step(struct store *s)
+{
+	if (step.on) {
+		TU_OK(store_rollback_finish(s, step.mv, step.nm, step.advance));
+		step.on = false;
+		rb_done += step.advance == STORE_CHUNK_END;
+		return;
+	}
+	chunk_t list[8];
+	struct store_copy cp[8];
+	uint32_t n, ncp;
+	TU_OK(store_rollback_next(s, list, 1 + (uint32_t)(rand() % 8), &n, &step.advance));
+	int e = store_rollback_prepare(s, list, n, cp, &ncp, step.mv, &step.nm);
+	if (e == -ENOSPC)
+		return;
+	TU_OK(e);
+	step.on = true;
+	rb_steps++;
+}
+
 static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nids)
 {
 	struct store_copy cp[8];
 	chunk_t dst[8];
 	uint32_t ncp;
+	bool stepped = false;
 
 	for (unsigned k = 0; k < n; k++) {
 		int r = rand() % 100;
 		uint32_t cnt = 1 + (uint32_t)(rand() % 8);
 		uint64_t first = (uint64_t)(rand() % (OCHUNKS - 8));
+		bool active = rollback_active(s);
+		if (active && !stepped && rand() % 2) {
+			/* the halves of a step in different transactions */
+			rollback_half_step(s);
+			stepped = true;
+			continue;
+		}
+		if (!active && rb_phase && *nids && rand() % 2 == 0) {
+			unsigned i = (unsigned)rand() % *nids;
+			bool del = rand() % 3 == 0;
+			int e = store_rollback_start(s, ids[i], del);
+			if (e == -ENOSPC || e == -EBUSY)
+				continue;
+			TU_OK(e);
+			if (del)
+				ids[i] = ids[--*nids];
+			rb_starts++;
+			continue;
+		}
 		if (r < 45) {
 			int e = store_origin_write(s, first, cnt, cp, &ncp);
+			if (e == -EAGAIN) {
+				roll_range(s, first, cnt);
+				e = store_origin_write(s, first, cnt, cp, &ncp);
+				if (e == -EAGAIN)
+					continue;	/* the step found no room */
+			}
 			if (e != -ENOSPC)
 				TU_OK(e);
 		} else if (r < 70 && *nids) {
@@ -130,7 +227,10 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 				assert_int_equal(store_snapshot_delete(s, ids[i]), -EBUSY);
 				continue;
 			}
-			TU_OK(store_snapshot_delete(s, ids[i]));
+			int e = store_snapshot_delete(s, ids[i]);
+			if (e == -EBUSY)
+				continue;	/* the snapshot being rolled back to */
+			TU_OK(e);
 			ids[i] = ids[--*nids];
 		} else if (r < 94 && *nids) {
 			/* a snapshot of a snapshot, walked a few exceptions at a
@@ -192,6 +292,7 @@ static void test_replay_cuts(void **state)
 	unsigned nids = 0;
 	rec[0] = (struct commit_rec){ 0, 0, digest(s) };
 	for (int i = 1; i <= NCOMMITS; i++) {
+		rb_phase = (i / 25) % 3 == 0;
 		random_ops(s, 1 + (unsigned)(rand() % 10), ids, &nids);
 		rec[i].before = io_log_count(log);
 		TU_OK(store_commit(s));
@@ -208,7 +309,9 @@ static void test_replay_cuts(void **state)
 	print_message("%zu log entries, %zu flushes, %d commits\n", io_log_count(log), nflush, NCOMMITS);
 	assert_true(nflush > 300);
 	assert_true(renames > 50);
-	unsigned cuts = 0;
+	print_message("%u rollbacks started, %u finished, %u steps\n", rb_starts, rb_done, rb_steps);
+	assert_true(rb_starts >= 5 && rb_done >= 4 && rb_steps >= 40);
+	unsigned cuts = 0, mid_rollback = 0, mid_step = 0;
 	for (size_t k = 1; k <= nflush; k++) {
 		/* every flush early on, then a random sample: hundreds of cuts */
 		if (k > 60 && rand() % 3)
@@ -239,6 +342,10 @@ static void test_replay_cuts(void **state)
 			fail_msg("cut at flush %zu (entry %zu): usage counters %s or wrong", k, end,
 				 store_counters_state(s));
 		uint32_t got = digest(s);
+		struct store_rollback rb;
+		store_rollback_get(s, &rb);
+		mid_rollback += rb.active;
+		mid_step += rb.active && rb.cursor > 0;
 		store_close(s);
 		if (got != want && got != alt)
 			fail_msg("cut at flush %zu (entry %zu): contents %08x match no committed transaction (want %08x or %08x; c1 %zu..%zu %08x)", k, end, got, want, alt, rec[1].before, rec[1].after, rec[1].digest);
@@ -253,9 +360,12 @@ static void test_replay_cuts(void **state)
 		cuts++;
 	}
 	print_message("%u cuts recovered consistently, %u in the middle of a clone's walk "
-		      "(%u clones, %u walk steps)\n", cuts, cuts_in_walk, clones_started, clone_steps);
+		      "(%u clones, %u walk steps), %u in the middle of a rollback (%u after its "
+		      "first step)\n", cuts, cuts_in_walk, clones_started, clone_steps, mid_rollback,
+		      mid_step);
 	assert_true(cuts >= 200);
 	assert_true(cuts_in_walk >= 50);
+	assert_true(mid_rollback >= 50 && mid_step >= 20);
 	io_log_free(log);
 	free(rec);
 	unlink(base);
