@@ -2,9 +2,10 @@
  * bench/rollback.c - time to roll an origin back to a snapshot, against
  * plain merge copying.
  *
- *   build/bench/rollback [DIR] [ORIGIN_MIB] [CHANGED_PCT] [LATER_SNAPSHOTS]
+ *   build/bench/rollback [DIR] [ORIGIN_MIB] [CHANGED_PCT] [LATER_SNAPSHOTS] [STEP]
  *
- * Defaults: /var/tmp, 1024 MiB origin, 10 % changed, 1 later snapshot;
+ * Defaults: /var/tmp, 1024 MiB origin, 10 % changed, 1 later snapshot,
+ * steps of 64 chunks (at most 4096);
  * 64 KiB chunks; files DIR/csnap-rb-{origin,store}.<pid> (O_DIRECT),
  * removed at the end.  Setup (not timed): the origin is written whole;
  * snapshot S is taken; CHANGED_PCT % of the chunks, at random, are
@@ -22,7 +23,7 @@
  *                the state, then the state is restored);
  *   rollback     csnap: store_rollback_start() + commit (from then on the
  *                origin reads S's content: its time is printed apart),
- *                then steps of 64 chunks exactly as the master runs them:
+ *                then steps of STEP chunks as the master would run them:
  *                store_rollback_next/prepare, copy-outs for the later
  *                snapshots (origin -> store), flush store, commit, moves
  *                (store -> origin), flush origin, finish, commit.
@@ -44,7 +45,7 @@
 #include <unistd.h>
 
 #define CHUNK	(64u << 10)
-#define STEP	64u
+#define STEP_MAX	4096u
 
 static double now(void)
 {
@@ -104,12 +105,14 @@ int main(int argc, char **argv)
 	uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 0) : 1024;
 	unsigned pct = argc > 3 ? (unsigned)atoi(argv[3]) : 10;
 	unsigned later = argc > 4 ? (unsigned)atoi(argv[4]) : 1;
+	uint32_t step = argc > 5 ? (uint32_t)atoi(argv[5]) : 64;
 	uint64_t nch = mib * (1 << 20) / CHUNK, nchanged = nch * pct / 100;
 	char opath[512], spath[512];
 
 	log_set_level(LOG_LEVEL_WARN);
-	if (!nch || pct == 0 || pct > 100 || later > 100) {
-		fprintf(stderr, "usage: rollback [DIR] [ORIGIN_MIB] [CHANGED_PCT 1-100] [LATER_SNAPSHOTS 0-100]\n");
+	if (!nch || pct == 0 || pct > 100 || later > 100 || step == 0 || step > STEP_MAX) {
+		fprintf(stderr, "usage: rollback [DIR] [ORIGIN_MIB] [CHANGED_PCT 1-100] "
+			"[LATER_SNAPSHOTS 0-100] [STEP 1-4096]\n");
 		return 2;
 	}
 	snprintf(opath, sizeof opath, "%s/csnap-rb-origin.%d", dir, (int)getpid());
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
 		changed[c] = 1;
 		k++;
 	}
-	struct store_copy cp[STEP], mv[STEP];
+	static struct store_copy cp[STEP_MAX], mv[STEP_MAX];
 	uint32_t n, nm;
 	for (uint64_t c = 0; c < nch; c++) {
 		if (!changed[c])
@@ -213,8 +216,9 @@ int main(int argc, char **argv)
 	double t_start = now() - t0;
 	uint64_t steps = 0, moved = 0, copied = 0;
 	for (;;) {
-		chunk_t list[STEP], advance;
-		OK(store_rollback_next(st, list, STEP, &n, &advance));
+		static chunk_t list[STEP_MAX];
+		chunk_t advance;
+		OK(store_rollback_next(st, list, step, &n, &advance));
 		OK(store_rollback_prepare(st, list, n, cp, &n, mv, &nm));
 		do_copyouts(cp, n);
 		copied += n;
@@ -263,7 +267,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("origin %" PRIu64 " MiB, 64 KiB chunks, %u %% changed (%" PRIu64 " chunks), "
-	       "%u later snapshot(s)\n", mib, pct, nchanged, later);
+	       "%u later snapshot(s), steps of %u chunks\n", mib, pct, nchanged, later, step);
 	printf("merge copy   %8.2f s  (%" PRIu64 " chunks store -> origin, no metadata)\n",
 	       t_merge, merged);
 	printf("rollback     %8.2f s  (%" PRIu64 " chunks moved, %" PRIu64 " copied out for later "

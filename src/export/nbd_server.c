@@ -224,9 +224,10 @@ void nbd_server_log_state(struct nbd_server *srv)
 		/* A request lives until its reply is sent: those without a
 		 * queued reply are in the volume (or their payload is
 		 * arriving).  */
-		log_info("nbd %s: %s, state %d%s%s: %u requests in flight (%zu bytes), "
+		log_info("nbd %s: %s, state %d%s%s%s: %u requests in flight (%zu bytes), "
 			 "%u replies queued (%zu bytes, %zu of the first sent), %s",
 			 c->peer, c->vol ? c->vol->name : "(handshake)", (int)c->state,
+			 c->tls_up ? ", TLS" : c->tls ? ", TLS handshake" : "",
 			 c->paused ? ", input paused" : "", c->dead ? ", closed" : "", c->inflight,
 			 c->inflight_bytes, nout, c->out_queued, c->out_sent,
 			 c->cur ? "a write payload arriving" : "no payload arriving");

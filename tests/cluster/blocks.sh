@@ -13,7 +13,8 @@
 #                                 blocks, store of $BLOCKS_STORE (default 256M;
 #                                 16K chunks), an agent and an
 #                                 export on every node; waits for a master
-#   blocks_writers                start the two writers (BLOCKS_FLUSH=1: each
+#   blocks_writers                start the two writers (BLOCKS_SPAN=1 exported:
+#                                 one write in 4 spans two chunks; BLOCKS_FLUSH=1: each
 #                                 also sends NBD FLUSHes, logged in
 #                                 $CLUSTER_DIR/wN.flush)
 #   progress                      acknowledged writes so far

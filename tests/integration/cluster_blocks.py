@@ -77,12 +77,20 @@ def stall_report(h, writer, inflight, waited):
 
 
 def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
+    """Writes random blocks of [FIRST, FIRST + COUNT), 8 in flight.  With
+    BLOCKS_SPAN=1 in the environment one write in 4 covers two blocks
+    across a chunk boundary (16 KiB chunks: blocks 4k+3 and 4k+4), so the
+    export's question for one chunk races barriers and master changes
+    while it remembers the other (docs/RELIABILITY.md, "A write spanning
+    chunks").  Each block of a write is logged on its own line, with the
+    write's sequence."""
     import nbd
     h = nbd.NBD()
     h.connect_uri(uri)
     rng = random.Random(writer * 7919 + os.getpid())
+    span = os.environ.get("BLOCKS_SPAN") == "1"
     seq = writer << 40          # sequences of different writers never meet
-    inflight = {}               # cookie -> (block, seq, t_start)
+    inflight = {}               # cookie -> (blocks, seq, t_start, buffer)
     busy = set()
     log = open(log_path, "w", buffering=1)
     slog = open(log_path + ".start", "w", buffering=1)
@@ -94,14 +102,19 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     while not os.path.exists(stop_file):
         while len(inflight) < 8:
             block = first + rng.randrange(count)
-            if block in busy:
+            blocks = (block,)
+            if span and rng.randrange(4) == 0 and block - block % 4 + 4 < first + count:
+                blocks = (block - block % 4 + 3, block - block % 4 + 4)
+            if busy.intersection(blocks):
                 continue
             seq += 1
-            busy.add(block)
-            buf = nbd.Buffer.from_bytearray(bytearray(make_block(block, seq, writer)))
+            busy.update(blocks)
+            buf = nbd.Buffer.from_bytearray(bytearray(b"".join(
+                make_block(b, seq, writer) for b in blocks)))
             t = time.monotonic()
-            slog.write(f"{seq} {block} {t:.6f}\n")
-            inflight[h.aio_pwrite(buf, block * BS)] = (block, seq, t, buf)
+            for b in blocks:
+                slog.write(f"{seq} {b} {t:.6f}\n")
+            inflight[h.aio_pwrite(buf, blocks[0] * BS)] = (blocks, seq, t, buf)
         h.poll(1000)    # bounded, so a stall is reported (stall_report)
         now = time.monotonic()
         if now - last_ack > 10 and now - said > 10:
@@ -112,12 +125,13 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
                 if not h.aio_command_completed(c):
                     continue
             except nbd.Error as e:
-                print(f"FAIL: write of block {inflight[c][0]} failed: {e}", file=sys.stderr)
+                print(f"FAIL: write of blocks {inflight[c][0]} failed: {e}", file=sys.stderr)
                 sys.exit(1)
-            block, s, t, _ = inflight.pop(c)
+            blocks, s, t, _ = inflight.pop(c)
             last_ack = time.monotonic()
-            log.write(f"{s} {block} {t:.6f} {last_ack:.6f}\n")
-            busy.discard(block)
+            for b in blocks:
+                log.write(f"{s} {b} {t:.6f} {last_ack:.6f}\n")
+            busy.difference_update(blocks)
             written += 1
             if written % 2000 == 0:
                 print(f"writes {written}", flush=True)
@@ -131,8 +145,10 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
         h.poll(-1)
         for c in list(inflight):
             if h.aio_command_completed(c):
-                block, s, t, _ = inflight.pop(c)
-                log.write(f"{s} {block} {t:.6f} {time.monotonic():.6f}\n")
+                blocks, s, t, _ = inflight.pop(c)
+                ta = time.monotonic()
+                for b in blocks:
+                    log.write(f"{s} {b} {t:.6f} {ta:.6f}\n")
                 written += 1
         if flush and h.aio_command_completed(flush[0]):
             flog.write(f"{flush[1]:.6f} {time.monotonic():.6f}\n")

@@ -115,6 +115,16 @@ static void test_rollback_contract(void **state)
 	TU_OK(store_open(path, NULL, &s));
 	store_rollback_get(s, &rb);
 	assert_true(rb.active && rb.snap_id == a);
+	/* csnap dump says where it is */
+	char *dump = NULL;
+	size_t dlen = 0;
+	FILE *f = open_memstream(&dump, &dlen);
+	TU_OK(store_dump(s, f));
+	fclose(f);
+	assert_non_null(strstr(dump, "rollback: to snapshot"));
+	assert_non_null(strstr(dump, "\"a\""));
+	assert_non_null(strstr(dump, "chunk 0 of 64"));
+	free(dump);
 
 	/* a write-triggered step on 10,11: b (taken after a's copies there)
 	 * still reads the device and gets a copy-out; a reads the source */
