@@ -25,7 +25,9 @@
  *               metadata cache is 1 GiB).
  * Metadata only: no data chunk is copied (that is the server's I/O).
  * env: ENGINE_SNAPS=1 (or 256) runs only that snapshot count,
- *      ENGINE_ROUNDS=N lookup rounds (default 5; more for perf record).
+ *      ENGINE_ROUNDS=N lookup rounds (default 5; more for perf record),
+ *      ENGINE_NO_COUNTERS=1 a store without usage counters (formatted as
+ *      version 1, opened with old_format): what maintaining them costs.
  * A program, not a test: it prints figures and ratios, asserts nothing.
  */
 #include "ioengine/ioengine.h"
@@ -107,11 +109,12 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	sb.max_snapshots = 256;
 	csnap_sb_lease_layout(&sb, 512);
 	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
-	if (store_format(dev, &sb) < 0)
+	bool no_counters = getenv("ENGINE_NO_COUNTERS") && atoi(getenv("ENGINE_NO_COUNTERS"));
+	if (store_format_as(dev, &sb, no_counters ? 1 : CSNAP_FORMAT_VERSION) < 0)
 		die("format");
 	io_dev_close(dev);
 
-	struct store_open_opts o = { .cache_bytes = 1ull << 30 };
+	struct store_open_opts o = { .cache_bytes = 1ull << 30, .old_format = no_counters };
 	struct store *s;
 	if (store_open(path, &o, &s) < 0)
 		die("store_open");

@@ -144,9 +144,8 @@ int store_clone_step(struct store *s, unsigned budget)
 		}
 		if (mask_test(e + BE_MASK, pb) && !mask_test(e + BE_MASK, nb)) {
 			btree_cursor_dirty(&s->tree, &c);
-			cnt_exception(s, e + BE_MASK, -1);	/* usage counters: new mask */
 			e[BE_MASK + nb / 8] |= (uint8_t)(1u << (nb % 8));
-			cnt_exception(s, e + BE_MASK, +1);
+			cnt_bit(s, e + BE_MASK, nb, true);	/* usage counters */
 		}
 		seen++;
 		ret = btree_next(&s->tree, &c);

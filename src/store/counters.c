@@ -27,7 +27,7 @@ static void put_le48(uint8_t *p, uint64_t v)
 }
 
 void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, uint64_t *uncounted,
-		 const uint8_t *mask, uint32_t mask_words, uint32_t nslots, int sign,
+		 const uint8_t *mask, uint32_t mask_words, uint32_t nslots, int64_t sign,
 		 void (*mark)(void *arg, uint32_t bit), void *arg)
 {
 	uint64_t m[MASK_WORDS_MAX];
@@ -40,17 +40,17 @@ void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, uint64_t *un
 		users += (uint32_t)__builtin_popcountll(m[w]);
 	}
 	if (users == 0) {
-		*uncounted += (uint64_t)(int64_t)sign;
+		*uncounted += (uint64_t)sign;
 		return;
 	}
 	uint64_t *ctr = users == 1 ? uniq : shared;
 	if (users > 1)
-		*multi += (uint64_t)(int64_t)sign;
+		*multi += (uint64_t)sign;
 	for (uint32_t w = 0; w < mask_words && w < MASK_WORDS_MAX; w++) {
 		while (m[w]) {
 			uint32_t b = w * 64 + (uint32_t)__builtin_ctzll(m[w]);
 			m[w] &= m[w] - 1;
-			ctr[b] += (uint64_t)(int64_t)sign;
+			ctr[b] += (uint64_t)sign;
 			if (mark)
 				mark(arg, b);
 		}
@@ -155,7 +155,7 @@ static void mark_dirty(void *arg, uint32_t bit)
 	c->dirty |= 1u << (bit / CNT_PER_BLOCK);
 }
 
-void cnt_exception(struct store *s, const uint8_t *mask, int sign)
+void cnt_exception(struct store *s, const uint8_t *mask, int64_t n)
 {
 	struct store_counters *c = &s->cnt;
 
@@ -163,9 +163,62 @@ void cnt_exception(struct store *s, const uint8_t *mask, int sign)
 		return;
 	uint64_t multi0 = c->multi;
 	cnt_account(c->uniq, c->shared, &c->multi, &c->uncounted, mask, s->mask_words, s->st.nslots,
-		    sign, mark_dirty, c);
+		    n, mark_dirty, c);
 	if (c->multi != multi0)
 		s->header_dirty = true;
+}
+
+/* The one bit of MASK (le64 words) other than BIT, below NSLOTS.  */
+static uint32_t other_bit(const uint8_t *mask, uint32_t mask_words, uint32_t nslots, uint32_t bit)
+{
+	for (uint32_t w = 0; w < mask_words; w++) {
+		uint64_t m = mask_word(mask, w);
+		if (w == bit / 64)
+			m &= ~(1ULL << (bit % 64));
+		if (m)
+			return w * 64 + (uint32_t)__builtin_ctzll(m);
+	}
+	return nslots;
+}
+
+void cnt_bit(struct store *s, const uint8_t *mask, uint32_t bit, bool set)
+{
+	struct store_counters *c = &s->cnt;
+	uint32_t nslots = s->st.nslots, users = 0;
+
+	if (!c->valid)
+		return;
+	for (uint32_t w = 0; w < s->mask_words; w++) {
+		uint64_t in = nslots >= (w + 1) * 64 ? ~0ULL :
+			      nslots > w * 64 ? (1ULL << (nslots - w * 64)) - 1 : 0;
+		users += (uint32_t)__builtin_popcountll(mask_word(mask, w) & in);
+	}
+	/* USERS: slots in the mask with BIT set; the general path for what
+	 * the shortcut below does not cover (an exception going between no
+	 * slot and {BIT}, a bit past the table: corrupt trees only) */
+	if (bit >= nslots || !mask_test(mask, bit) || users < 2) {
+		uint8_t without[CSNAP_MAX_MASK_BYTES];
+		memcpy(without, mask, s->mask_words * 8);
+		without[bit / 8] &= (uint8_t)~(1u << (bit % 8));
+		cnt_exception(s, set ? without : mask, -1);
+		cnt_exception(s, set ? mask : without, +1);
+		return;
+	}
+	/* the other slots: small >= 1 of them, before and after */
+	uint32_t small = users - 1;
+	int64_t d = set ? 1 : -1;
+	mark_dirty(c, bit);
+	c->shared[bit] += (uint64_t)d;
+	if (small == 1) {
+		/* the other slot goes from unique to shared (or back) */
+		uint32_t o = other_bit(mask, s->mask_words, nslots, bit);
+		CSNAP_ASSERT(o < nslots);	/* users counted it */
+		c->uniq[o] -= (uint64_t)d;
+		c->shared[o] += (uint64_t)d;
+		c->multi += (uint64_t)d;
+		mark_dirty(c, o);
+		s->header_dirty = true;
+	}
 }
 
 int cnt_save(struct store *s)

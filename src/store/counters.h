@@ -60,7 +60,7 @@ static inline uint32_t cnt_blocks_for(uint32_t nslots)
  * NULL.  The one definition of what counts where: the engine and check
  * both use it.  */
 void cnt_account(uint64_t *uniq, uint64_t *shared, uint64_t *multi, uint64_t *uncounted,
-		 const uint8_t *mask, uint32_t mask_words, uint32_t nslots, int sign,
+		 const uint8_t *mask, uint32_t mask_words, uint32_t nslots, int64_t sign,
 		 void (*mark)(void *arg, uint32_t bit), void *arg);
 
 /* Engine side (struct store is store_int.h's).  */
@@ -71,8 +71,14 @@ void cnt_to_header(const struct store *s, struct store_header *h);
  * add up leave the counters damaged, not the open failed.  -ENOMEM only. */
 int cnt_load(struct store *s);
 void cnt_free(struct store *s);
-/* One exception's mask enters (+1) or leaves (-1) the tree.  */
-void cnt_exception(struct store *s, const uint8_t *mask, int sign);
+/* N exceptions with MASK enter (N > 0) or leave (N < 0) the tree:
+ * O(bits in the mask), once for a run of equal masks.  */
+void cnt_exception(struct store *s, const uint8_t *mask, int64_t n);
+/* BIT was just set (SET) in, or is about to be cleared from, the mask of
+ * one exception: MASK is the mask with BIT set.  O(mask words): only BIT's
+ * counters and, when the exception goes from one slot to two or back, the
+ * other slot's change.  */
+void cnt_bit(struct store *s, const uint8_t *mask, uint32_t bit, bool set);
 /* Writes changed counter blocks into the open transaction (store_commit). */
 int cnt_save(struct store *s);
 /* Asserts the invariants above (CSNAP_ASSERT builds).  */

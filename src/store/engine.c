@@ -440,6 +440,16 @@ int store_walk_range(struct store *s, chunk_t first, uint32_t count, uint64_t *l
 	return ret < 0 ? ret : 0;
 }
 
+/* N new exceptions whose mask is the need mask NM (host words).  */
+static void count_run(struct store *s, const uint64_t *nm, int64_t n)
+{
+	uint8_t mask[CSNAP_MAX_MASK_BYTES];
+
+	for (uint32_t w = 0; w < s->mask_words; w++)
+		put_le64(mask + 8 * w, nm[w]);
+	cnt_exception(s, mask, n);
+}
+
 /* Pass 1 of an origin write: drop from need[] the snapshots an exception
  * already serves.  */
 struct ow_walk { uint64_t *need; chunk_t first; uint32_t mw; };
@@ -529,8 +539,13 @@ int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
 		return ret;
 	uint64_t mfree0 = sm_free_count(s->msm);	/* for the assertion below */
 	(void)mfree0;
-	/* pass 2: allocate and record */
+	/* pass 2: allocate and record; the usage counters once per run of
+	 * equal masks (usually the whole request: every live snapshot), so
+	 * their cost does not grow with chunks x snapshots.  A failure
+	 * returns without them: the caller aborts the transaction. */
 	uint8_t mask[CSNAP_MAX_MASK_BYTES];
+	const uint64_t *run = NULL;
+	int64_t run_n = 0;
 	for (uint32_t k = 0; k < n; k++) {
 		const uint64_t *nm = need + (size_t)k * mw;
 		for (uint32_t w = 0; w < mw; w++)
@@ -541,10 +556,19 @@ int store_copyout(struct store *s, struct store_copy *out, uint32_t n,
 			ret = btree_insert(&s->tree, out[k].origin_chunk, d, mask);
 		if (ret < 0)
 			return err_prefix(-ret, "origin write");
-		cnt_exception(s, mask, +1);
+		if (run && memcmp(run, nm, mw * 8) == 0) {
+			run_n++;
+		} else {
+			if (run)
+				count_run(s, run, run_n);
+			run = nm;
+			run_n = 1;
+		}
 		out[k].dst = d;
 		out[k].src = STORE_ON_ORIGIN;
 	}
+	if (run)
+		count_run(s, run, run_n);
 	/* store_tree_need() is a true bound: no request runs out half done */
 	CSNAP_ASSERT(mfree0 - sm_free_count(s->msm) <= tree_need);
 	return 0;
@@ -643,9 +667,8 @@ int store_snapshot_write(struct store *s, uint32_t snap_id, chunk_t first,
 			if (ret >= 0) {
 				btree_cursor_dirty(&s->tree, &c);
 				uint8_t *m = be_mask(btree_entry(&s->tree, &c));
-				cnt_exception(s, m, -1);
+				cnt_bit(s, m, bit, false);	/* usage counters */
 				m[bit / 8] &= (uint8_t)~(1u << (bit % 8));
-				cnt_exception(s, m, +1);
 			}
 			btree_cursor_put(&s->tree, &c);
 			if (ret < 0)

@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_store_counters.c - the per-snapshot usage counters
  * (src/store/counters.h): exact figures through copy-out, unsharing,
- * delete and cleanup, abort and reopen; several counter blocks; a store
+ * delete and cleanup, abort and reopen, a clone's walk; several counter blocks; a store
  * without counters (as made before they existed) reads as "unknown",
  * checks clean and gets exact counters from store_counters_rebuild(),
  * as a version-1 store does from `csnap upgrade`;
@@ -118,6 +118,33 @@ static void test_figures(void **state)
 	expect(s, b, 10, 0);
 	reopen(&s, path);
 	expect(s, b, 10, 0);
+	done(s, path);
+}
+
+/* A clone's walk sets its bit beside its parent's: {a} becomes {a,c}
+ * (a's unique chunks turn shared), {a,b} becomes {a,b,c}.  */
+static void test_clone(void **state)
+{
+	(void)state;
+	char *path;
+	struct store *s = open_new("cnt7", 64, 8, &path);
+	struct store_copy cp[16];
+	uint32_t a, b, c, n;
+
+	TU_OK(store_snapshot_create(s, "a", 0, &a));
+	TU_OK(store_origin_write(s, 0, 10, cp, &n));		/* {a} x 10 */
+	TU_OK(store_snapshot_create(s, "b", 0, &b));
+	TU_OK(store_origin_write(s, 5, 10, cp, &n));		/* {b} x 5, {a,b} x 5 */
+	TU_OK(store_snapshot_clone(s, "c", a, 0, NULL, &c));
+	int r;
+	while ((r = store_clone_step(s, 3)) > 0)
+		assert_int_equal(store_counters_verify(s, stderr), 0);
+	TU_OK(r);
+	expect(s, a, 0, 15);
+	expect(s, b, 5, 5);
+	expect(s, c, 0, 15);
+	reopen(&s, path);
+	expect(s, c, 0, 15);
 	done(s, path);
 }
 
@@ -333,6 +360,7 @@ int main(void)
 	log_set_level(LOG_LEVEL_ERROR);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_figures),
+		cmocka_unit_test(test_clone),
 		cmocka_unit_test(test_many_blocks),
 		cmocka_unit_test(test_absent_then_rebuilt),
 		cmocka_unit_test(test_wrong_counters_reported),
