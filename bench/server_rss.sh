@@ -15,8 +15,9 @@
 # (metadata only); `csnap server` with cache_size = CACHE; then, with the
 # server's VmRSS and VmHWM (peak) from /proc after each step:
 #   open     the master has opened the store and published itself;
-#   walk     `csnap snapshot list` (a usage figure per snapshot: the
-#            server reads every leaf of the tree through its cache);
+#   walk     `csnap snapshot changed s fill0` (the chunks changed since
+#            the first snapshot: the server reads every leaf of the tree
+#            through its cache);
 #   lookups  SWEEPS snapshot-read requests of 64 chunks at chunks spread
 #            over the whole origin (tests/tools/proto_client sread, one
 #            connection each), every one a tree descent through the cache.
@@ -64,13 +65,12 @@ report() {
   [ -z "${RESULTS:-}" ] || printf 'rss\t%s\t%s\t%s\t%s\t%s\n' "$1" "$nexc" "$cache_kib" "$rss" "$hwm" >>"$RESULTS"
 }
 echo "server pid $pid, $nexc exceptions, cache_size $cache:"
-report open
-node_run 1 "$csnap" snapshot list s >/dev/null
+report open	# (store_fill names its snapshots fill0, fill1, ...)
+node_run 1 "$csnap" snapshot changed s fill0 >/dev/null
 report walk
-snap=fill0	# (store_fill names its snapshots fill0, fill1, ...)
 step=$(( nexc / sweeps ))
 for i in $(seq 0 $((sweeps - 1))); do
-  node_run 1 "$pc" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" sread "$snap" $(( i * step + (i * 7919) % step )) 64 >/dev/null
+  node_run 1 "$pc" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" sread fill0 $(( i * step + (i * 7919) % step )) 64 >/dev/null
 done
 report lookups
 node_kill_procs 1 TERM || true

@@ -5,8 +5,9 @@
  * lookups, no descent at all (fingers).
  *
  * Fingers: a direct-mapped table, sized from the block cache (one 64-byte
- * entry per cached block: 1/64 of the cache's memory), remembers for a
- * window of 2^FINGER_SHIFT origin chunks the leaves lookups last ended in:
+ * entry per cached block: 1/64 of the cache's memory; window W in entry
+ * W mod size, so up to 64 origin chunks per cached block never collide),
+ * remembers for a window of 2^FINGER_SHIFT origin chunks the leaves lookups last ended in:
  * two, since a window usually straddles two leaves (one covering its
  * start, one promised a range starting inside it).  Per leaf: its block
  * number, where its data was cached, the origin range its parent promised
@@ -64,9 +65,10 @@ static inline uint64_t stamp(const struct btree *t)
 
 static struct btree_finger *finger_of(struct btree *t, uint64_t o)
 {
-	uint64_t w = o >> FINGER_SHIFT;
-
-	return &t->fingers[(size_t)((w * 0x9E3779B97F4A7C15ULL) >> 24) & t->finger_mask];
+	/* consecutive windows in consecutive entries, no hashing: an origin
+	 * of up to 64 chunks per cached block never has two windows meet in
+	 * one entry */
+	return &t->fingers[(size_t)(o >> FINGER_SHIFT) & t->finger_mask];
 }
 
 /* One entry per cached block (at least 1024), allocated on the first

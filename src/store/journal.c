@@ -61,9 +61,12 @@ static bool image_ok(const struct journal *j, const uint8_t *im)
 	const struct csnap_sb_engine *e = &j->sb->engine;
 	uint64_t home = get_le64(im + META_BLOCKNR);
 
+	/* engine metadata: from the header to the end of the tree area, or
+	 * the data bitmap where `csnap grow` moved it (behind the data) */
 	return get_le32(im + META_CSUM) == crc32c(0, im + 4, META_BLOCK_SIZE - 4) &&
 	       get_le64(im + META_TAG) == bm_tag(j->bm) &&
-	       home >= e->header_block && home < e->meta_start + e->meta_blocks;
+	       ((home >= e->header_block && home < e->meta_start + e->meta_blocks) ||
+		(home >= e->dbitmap_start && home < e->dbitmap_start + e->dbitmap_blocks));
 }
 
 /* Reads and verifies one transaction at *pos with sequence seq.  On

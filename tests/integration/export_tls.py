@@ -15,8 +15,12 @@ ClientHello ends that connection; a client that stops after STARTTLS is
 closed by the handshake deadline; STARTTLS again inside TLS gets
 NBD_REP_ERR_INVALID and the session goes on (LIST over TLS lists the
 origin, GO serves a read, with simple replies although structured replies
-were agreed in clear before STARTTLS); STARTTLS on the unix socket gets ERR_UNSUP.
+were agreed in clear before STARTTLS; a write with a read pipelined behind
+its payload, and 12,000 pipelined reads through flow control, are all
+answered right); STARTTLS on the unix socket gets ERR_UNSUP.
 """
+import os
+import select
 import socket
 import ssl
 import struct
@@ -31,7 +35,7 @@ OPT_STRUCTURED_REPLY = 8
 REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
 ERR = 1 << 31
 REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_TLS_REQD = ERR | 1, ERR | 3, ERR | 5
-REQ_MAGIC, REPLY_MAGIC, CMD_READ, CMD_DISC = 0x25609513, 0x67446698, 0, 2
+REQ_MAGIC, REPLY_MAGIC, CMD_READ, CMD_WRITE, CMD_DISC = 0x25609513, 0x67446698, 0, 1, 2
 DEADLINE_S = 10        # NBD_HANDSHAKE_MS (src/export/nbd_conn.h)
 
 failures = 0
@@ -125,6 +129,53 @@ def require(host, port):
     check(data == b"" and closed_by_server(s), "EXPORT_NAME before TLS: closed, nothing sent")
 
 
+def pump(t, out, want):
+    """Sends OUT and reads WANT bytes on the TLS socket T at the same time
+    (non-blocking), so neither side waits for the other; returns them."""
+    t.setblocking(False)
+    got, sent, deadline = bytearray(), 0, time.monotonic() + 120
+    while len(got) < want:
+        if time.monotonic() > deadline:
+            raise TimeoutError("%d of %d bytes read, %d of %d sent" % (len(got), want, sent, len(out)))
+        progress = False
+        if sent < len(out):
+            try:
+                sent += t.send(out[sent:sent + 16384])
+                progress = True
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                pass
+        try:
+            d = t.recv(min(1 << 20, want - len(got)))
+            if not d:
+                raise EOFError("server closed after %d of %d bytes" % (len(got), want))
+            got += d
+            progress = True
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        if not progress and not t.pending():
+            select.select([t], [t] if sent < len(out) else [], [], 1)
+    t.setblocking(True)
+    t.settimeout(10)
+    return bytes(got)
+
+
+def req(cmd, cookie, off, length):
+    return struct.pack(">IHHQQI", REQ_MAGIC, 0, cmd, cookie, off, length)
+
+
+def replies(data, lengths):
+    """Simple replies in DATA, in any order: {cookie: (error, payload)};
+    LENGTHS: the payload length of each cookie."""
+    out, pos = {}, 0
+    while pos < len(data):
+        magic, err, cookie = struct.unpack(">IIQ", data[pos:pos + 16])
+        assert magic == REPLY_MAGIC, "bad reply magic at byte %d" % pos
+        n = lengths[cookie] if err == 0 else 0
+        out[cookie] = (err, data[pos + 16:pos + 16 + n])
+        pos += 16 + n
+    return out
+
+
 def starttls(s):
     send_opt(s, OPT_STARTTLS)
     opt, rtype, data = read_reply(s)
@@ -178,7 +229,25 @@ def hostile(host, port, certdir, unix_sock):
     data = recvall(t, 65536)
     check(magic == REPLY_MAGIC and err == 0 and cookie == 77 and len(data) == 65536,
           "a 64 KiB read over TLS, in a simple reply (what was negotiated in clear is forgotten)")
-    t.sendall(struct.pack(">IHHQQI", REQ_MAGIC, 0, CMD_DISC, 78, 0, 0))
+
+    # A 1 MiB write with a read right behind it in the same record: the
+    # payload goes straight into its buffer and the read's header stays
+    # inside GnuTLS, where epoll does not see it.
+    pattern = os.urandom(1 << 20)
+    r = replies(pump(t, req(CMD_WRITE, 1, 0, len(pattern)) + pattern + req(CMD_READ, 2, 0, 4096),
+                     16 + 16 + 4096), {1: 0, 2: 4096})
+    check(r.get(1, (1,))[0] == 0 and r.get(2, (1,))[0] == 0,
+          "a write and the read pipelined behind its payload both answered over TLS")
+    # 12,000 reads at once: more than the staging buffer (256 KiB) and the
+    # in-flight limit (128), so input stops (flow control) with the rest
+    # of a record inside GnuTLS, and must resume from the staged requests,
+    # then from GnuTLS, then from the socket.
+    n, burst = 12000, b"".join(req(CMD_READ, 1000 + i, (i % 2048) * 512, 512) for i in range(12000))
+    r = replies(pump(t, burst, n * (16 + 512)), {1000 + i: 512 for i in range(n)})
+    check(len(r) == n and all(e == 0 and d == pattern[((c - 1000) % 2048) * 512:][:512]
+                              for c, (e, d) in r.items()),
+          "12,000 pipelined reads over TLS, each answered with what was written")
+    t.sendall(req(CMD_DISC, 78, 0, 0))
     check(closed_by_server(t), "NBD_CMD_DISC over TLS closes the connection")
 
     # Verify-peer: a client without a certificate is refused.

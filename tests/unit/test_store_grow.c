@@ -7,7 +7,11 @@
  *    that grew too little; a device that did not grow adds nothing;
  *  - crash safety: every write and flush of a grow is recorded and a cut
  *    after each write leaves either the old store or the grown one, with
- *    the same contents and a clean check.
+ *    the same contents and a clean check;
+ *  - store_origin_resize's refusals (shrink, an origin that is not a whole
+ *    number of chunks), its no-op, a "size:" identity following the size,
+ *    and the size surviving a reopen.  (Resizes among random operations:
+ *    test_store_model and test_store_replay.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -216,12 +220,53 @@ static void test_grow_cuts(void **state)
 	free(path);
 }
 
+static void test_resize_refusals(void **state)
+{
+	(void)state;
+	/* an origin of 100.5 chunks */
+	char *path = tu_mkstore("resize", STORE_SIZE, CHUNK, 100 * CHUNK + CHUNK / 2, 16);
+	struct store *s;
+	struct store_info info;
+
+	TU_OK(store_open(path, NULL, &s));
+	assert_int_equal(store_origin_resize(s, 200 * CHUNK), -EINVAL);
+	assert_non_null(strstr(err_get(), "not a multiple of the chunk size"));
+	TU_OK(store_origin_resize(s, 100 * CHUNK + CHUNK / 2));	/* same: no-op */
+	store_close(s);
+	unlink(path);
+	free(path);
+
+	path = tu_mkstore("resize", STORE_SIZE, CHUNK, 100 * CHUNK, 16);
+	TU_OK(store_open(path, NULL, &s));
+	assert_int_equal(store_origin_resize(s, 99 * CHUNK), -EINVAL);
+	assert_non_null(strstr(err_get(), "cannot shrink"));
+	TU_OK(store_origin_resize(s, 150 * CHUNK + 512));	/* any new size */
+	store_get_info(s, &info);
+	assert_int_equal(info.origin_chunks, 151);
+	store_close(s);
+	struct csnap_sb sb;
+	TU_OK(csnap_sb_read_path(path, &sb));
+	assert_int_equal(sb.origin_size, 150 * CHUNK + 512);
+	char want[64];
+	snprintf(want, sizeof want, "size:%u", 150 * CHUNK + 512);
+	assert_string_equal(sb.origin_id, want);	/* tu_mkstore's "size:test" follows */
+	/* read-only: refused */
+	struct store_open_opts ro = { .readonly = true };
+	TU_OK(store_open(path, &ro, &s));
+	assert_int_equal(store_origin_resize(s, 200 * CHUNK), -EROFS);
+	store_close(s);
+	assert_int_equal(store_check(path, stderr), 0);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_WARN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_grow_cuts),
+		cmocka_unit_test(test_resize_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

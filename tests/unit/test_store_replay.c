@@ -16,6 +16,10 @@
  * the walk's cursor, and after every cut the walk is resumed to its end,
  * where the clone must map exactly what its parent maps (the parent
  * cannot be written meanwhile).
+ * The origin starts 32 chunks short of OCHUNKS and is resized (grown)
+ * now and then, and the store device grows (`csnap grow`) between
+ * commits: each is one superblock write, so a cut shows the old or the
+ * new geometry, both consistent with the committed contents.
  *
  * Rollbacks too (clones and rollbacks exclude each other): the digest
  * includes the origin's mapping and the running rollback (snapshot,
@@ -43,6 +47,19 @@
 
 struct commit_rec { size_t before, after; uint32_t digest; };
 
+static uint64_t ochunks = OCHUNKS - 32;		/* the origin's current size */
+static unsigned resizes, grows;
+
+/* Chunks snapshot ID covers (the origin grew after some were taken).  */
+static uint32_t snap_chunks(struct store *s, uint32_t id)
+{
+	struct store_snapshot sn;
+
+	TU_OK(store_snapshot_get(s, id, &sn));
+	assert_true(sn.origin_chunks > 0 && sn.origin_chunks <= OCHUNKS);
+	return (uint32_t)sn.origin_chunks;
+}
+
 static uint32_t digest(struct store *s)
 {
 	struct store_snapshot list[64];
@@ -56,8 +73,16 @@ static uint32_t digest(struct store *s)
 		h = crc32c(h, &rb.snap_id, sizeof rb.snap_id);
 		h = crc32c(h, &rb.cursor, sizeof rb.cursor);
 	}
-	TU_OK(store_origin_read(s, 0, OCHUNKS, map));
-	h = crc32c(h, map, sizeof map);
+	/* the origin's chunks not read from the origin itself (a resize
+	 * adds chunks that are, which changes no content) */
+	struct store_info info;
+	store_get_info(s, &info);
+	TU_OK(store_origin_read(s, 0, (uint32_t)info.origin_chunks, map));
+	for (uint32_t c = 0; c < info.origin_chunks; c++)
+		if (map[c] != STORE_ON_ORIGIN) {
+			h = crc32c(h, &c, sizeof c);
+			h = crc32c(h, &map[c], sizeof map[c]);
+		}
 
 	assert_true(n >= 0 && n <= 64);
 	for (int i = 0; i < n; i++) {
@@ -71,8 +96,9 @@ static uint32_t digest(struct store *s)
 			continue;	/* cleanup progress is not content */
 		h = crc32c(h, &list[i].id, sizeof list[i].id);
 		h = crc32c(h, list[i].name, strlen(list[i].name));
-		TU_OK(store_snapshot_read(s, list[i].id, 0, OCHUNKS, map));
-		h = crc32c(h, map, sizeof map);
+		uint32_t len = snap_chunks(s, list[i].id);
+		TU_OK(store_snapshot_read(s, list[i].id, 0, len, map));
+		h = crc32c(h, map, len * sizeof map[0]);
 	}
 	return h;
 }
@@ -98,9 +124,11 @@ static uint32_t finish_clone(struct store *s)
 		TU_OK(store_commit(s));
 	TU_OK(r);
 	TU_OK(store_commit(s));
-	TU_OK(store_snapshot_read(s, id, 0, OCHUNKS, a));
-	TU_OK(store_snapshot_read(s, parent, 0, OCHUNKS, b));
-	assert_memory_equal(a, b, sizeof a);
+	uint32_t n = snap_chunks(s, parent);
+	assert_int_equal(snap_chunks(s, id), n);
+	TU_OK(store_snapshot_read(s, id, 0, n, a));
+	TU_OK(store_snapshot_read(s, parent, 0, n, b));
+	assert_memory_equal(a, b, n * sizeof a[0]);
 	return id;
 }
 
@@ -165,7 +193,8 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 	for (unsigned k = 0; k < n; k++) {
 		int r = rand() % 100;
 		uint32_t cnt = 1 + (uint32_t)(rand() % 8);
-		uint64_t first = (uint64_t)(rand() % (OCHUNKS - 8));
+		/* inside every snapshot; origin writes anywhere in the origin */
+		uint64_t first = (uint64_t)(rand() % (OCHUNKS - 32 - 8));
 		bool active = rollback_active(s);
 		if (active && !stepped && rand() % 2) {
 			/* the halves of a step in different transactions */
@@ -186,6 +215,7 @@ static void random_ops(struct store *s, unsigned n, uint32_t *ids, unsigned *nid
 			continue;
 		}
 		if (r < 45) {
+			first = (uint64_t)rand() % (ochunks - cnt + 1);
 			int e = store_origin_write(s, first, cnt, cp, &ncp);
 			if (e == -EAGAIN) {
 				roll_range(s, first, cnt);
@@ -272,7 +302,7 @@ static void test_replay_cuts(void **state)
 	(void)state;
 	log_set_level(LOG_LEVEL_WARN);
 	srand(777);
-	char *path = tu_mkstore("replay", STORE_SIZE, CHUNK, (uint64_t)OCHUNKS * CHUNK, 64);
+	char *path = tu_mkstore("replay", STORE_SIZE, CHUNK, ochunks * CHUNK, 64);
 	char base[256], target[256];
 	snprintf(base, sizeof base, "%s.base", path);
 	snprintf(target, sizeof target, "%s.cut", path);
@@ -298,6 +328,23 @@ static void test_replay_cuts(void **state)
 		TU_OK(store_commit(s));
 		rec[i].after = io_log_count(log);
 		rec[i].digest = digest(s);
+		/* between commits: the origin grows, the store device grows */
+		if (rand() % 25 == 0 && ochunks < OCHUNKS) {
+			ochunks += 1 + (uint64_t)(rand() % 8);
+			if (ochunks > OCHUNKS)
+				ochunks = OCHUNKS;
+			TU_OK(store_origin_resize(s, ochunks * CHUNK));
+			resizes++;
+		}
+		if (rand() % 60 == 0) {
+			struct stat st;
+			uint64_t added;
+			assert_int_equal(stat(path, &st), 0);
+			assert_int_equal(truncate(path, st.st_size + (256 << 10)), 0);
+			TU_OK(store_grow(s, &added));
+			assert_true(added > 0);
+			grows++;
+		}
 	}
 	/* an uncommitted tail: must never show up */
 	random_ops(s, 20, ids, &nids);
@@ -305,6 +352,10 @@ static void test_replay_cuts(void **state)
 	io_dev_set_log(dev, NULL);
 	io_dev_close(dev);
 
+	struct stat fst;
+	assert_int_equal(stat(path, &fst), 0);	/* the device's final size */
+	print_message("%u resizes (origin %" PRIu64 " chunks), %u grows\n", resizes, ochunks, grows);
+	assert_true(resizes >= 3 && grows >= 3);
 	size_t nflush = io_log_flushes(log);
 	print_message("%zu log entries, %zu flushes, %d commits\n", io_log_count(log), nflush, NCOMMITS);
 	assert_true(nflush > 300);
@@ -322,6 +373,7 @@ static void test_replay_cuts(void **state)
 		TU_OK(io_dev_open(target, IO_DEV_RDWR, &t));
 		TU_OK(io_log_replay(log, t, end));
 		io_dev_close(t);
+		assert_int_equal(truncate(target, fst.st_size), 0);	/* grown device */
 
 		/* expected: last commit complete at `end`, or the one in flight */
 		uint32_t want = rec[0].digest, alt = rec[0].digest;

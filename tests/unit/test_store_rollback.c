@@ -7,7 +7,8 @@
  * theirs; refusals (second rollback, delete of the snapshot, no slot to
  * keep it) with a message; the source is not a snapshot
  * (not listed, not a victim, survives cleanup); the state survives a
- * reopen; the end frees the source slot and check stays clean throughout.
+ * reopen and an aborted transaction takes back a start or a step's half;
+ * the end frees the source slot and check stays clean throughout.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -196,11 +197,76 @@ static void test_rollback_contract(void **state)
 	free(path);
 }
 
+/* An aborted transaction takes back a start, or a step's halves: the
+ * store is where its last commit left it (the server aborts when a copy
+ * fails).  */
+static void test_rollback_abort(void **state)
+{
+	(void)state;
+	char *path = tu_mkstore("rb3", 16 << 20, CH, NCH * CH, 4);
+	struct store *s;
+	struct store_copy cp[NCH], mv[NCH];
+	struct store_rollback rb;
+	struct store_snapshot sn;
+	chunk_t loc[NCH], pend[NCH], adv;
+	uint32_t a, b, n, ncp, nmv;
+
+	TU_OK(store_open(path, NULL, &s));
+	TU_OK(store_snapshot_create(s, "a", 0, &a));
+	TU_OK(store_origin_write(s, 5, 3, cp, &n));
+	TU_OK(store_snapshot_create(s, "b", 0, &b));
+	check_clean(s);
+	/* a start, aborted */
+	TU_OK(store_rollback_start(s, a, false));
+	TU_OK(store_abort(s));
+	store_rollback_get(s, &rb);
+	assert_false(rb.active);
+	TU_OK(store_snapshot_find(s, "a", &sn));
+	assert_int_equal(sn.id, a);
+	TU_OK(store_origin_read(s, 0, NCH, loc));
+	for (chunk_t i = 0; i < NCH; i++)
+		assert_int_equal(loc[i], STORE_ON_ORIGIN);
+	assert_int_equal(store_check_open(s, stderr), 0);
+	/* committed start; a prepare (b's copy-outs) aborted, then a finish
+	 * aborted: the chunks stay pending, b keeps reading the device */
+	TU_OK(store_rollback_start(s, a, true));
+	check_clean(s);
+	TU_OK(store_rollback_next(s, pend, 8, &n, &adv));
+	assert_int_equal(n, 3);
+	TU_OK(store_rollback_prepare(s, pend, n, cp, &ncp, mv, &nmv));
+	assert_int_equal(ncp, 3);
+	assert_int_equal(nmv, 3);
+	TU_OK(store_abort(s));
+	TU_OK(store_snapshot_read(s, b, 5, 3, loc));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(loc[i], STORE_ON_ORIGIN);
+	TU_OK(store_rollback_prepare(s, pend, n, cp, &ncp, mv, &nmv));
+	TU_OK(store_commit(s));
+	TU_OK(store_rollback_finish(s, mv, nmv, adv));
+	TU_OK(store_abort(s));
+	store_rollback_get(s, &rb);
+	assert_true(rb.active);
+	TU_OK(store_origin_read(s, 5, 3, loc));
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(loc[i], mv[i].src);
+	assert_int_equal(store_check_open(s, stderr), 0);
+	/* and the step again, to the end */
+	TU_OK(store_rollback_finish(s, mv, nmv, adv));
+	check_clean(s);
+	store_rollback_get(s, &rb);
+	assert_false(rb.active);
+	store_close(s);
+	assert_int_equal(store_check(path, stderr), 0);
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	log_set_level(LOG_LEVEL_WARN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rollback_contract),
+		cmocka_unit_test(test_rollback_abort),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
