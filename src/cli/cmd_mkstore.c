@@ -126,6 +126,13 @@ static int cmd_mkstore(int argc, char **argv)
 				 origin_path, origin_size, chunk);
 	if (ret < 0)
 		return cli_error("origin %s: unreadable: %s", origin_path, err_get());
+	/* O_DIRECT moves whole sectors: a file origin ending inside one
+	 * could not have its last bytes read or written (a block device
+	 * always is whole sectors) */
+	if (origin_size % 512)
+		return cli_error("origin %s: its size (%" PRIu64 " bytes) is not a multiple of 512; "
+				 "pad a file origin first: truncate -s %" PRIu64 " %s",
+				 origin_path, origin_size, (origin_size + 511) / 512 * 512, origin_path);
 
 	/* formatting a store on (or under) its own origin destroys the
 	 * origin; --force does not change that */

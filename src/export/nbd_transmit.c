@@ -1,6 +1,8 @@
 /*
  * src/export/nbd_transmit.c - the transmission phase: parse and validate
- * each request, hand it to the volume, send the simple reply.
+ * each request (compact 28-byte or, with NBD_OPT_EXTENDED_HEADERS, 32-byte
+ * headers), hand it to the volume (block status: nbd_meta.c), send the
+ * reply: simple, structured chunks, or extended chunks, as negotiated.
  *
  * Requests run concurrently and complete in any order (the protocol
  * allows it; replies carry the client's cookie).  Validation follows the
@@ -8,7 +10,8 @@
  * (EINVAL, ENOSPC for writes past the end, EPERM for writes to a
  * read-only export) and the connection goes on; a bad magic or a write
  * payload larger than advertised ends the connection, since the byte
- * stream can no longer be trusted.
+ * stream can no longer be trusted.  An extended request's payload is
+ * always read before its reply, even when the command takes none.
  */
 #include "src/export/nbd_conn.h"
 #include "src/export/nbd_server.h"

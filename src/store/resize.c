@@ -42,6 +42,9 @@ int store_origin_resize(struct store *s, uint64_t new_size)
 		return err_set(EINVAL, "the origin's size (%" PRIu64 " bytes) is not a multiple of the "
 			       "chunk size (%u): its snapshots' last chunk would grow with it",
 			       old, sb->chunk_size);
+	if (new_size % 512)
+		return err_set(EINVAL, "the origin's new size (%" PRIu64 " bytes) is not a multiple of "
+			       "512: its last bytes could not be read or written with O_DIRECT", new_size);
 	if (new_size > (UINT64_MAX >> 2))
 		return err_set(EINVAL, "origin size %" PRIu64 " is too large", new_size);
 	char old_id[sizeof sb->origin_id];

@@ -43,6 +43,11 @@ expect_fail "mkstore bad chunk size" "chunk-size" "$C" mkstore --chunk-size 3K "
 truncate -s 1K "$W/tiny"
 expect_fail "origin too small" "too small" "$C" mkstore --force "$W/store" "$W/tiny"
 expect_fail "origin missing" "origin" "$C" mkstore --force "$W/store" "$W/nonexistent"
+# a file origin ending inside a sector: O_DIRECT could not serve its
+# last bytes (nbdcopy of such an export failed with EIO on the last read)
+truncate -s 6000000 "$W/odd"
+expect_fail "origin not whole sectors" "not a multiple of 512; pad a file origin first: truncate -s 6000128" \
+  "$C" mkstore --force "$W/store" "$W/odd"
 if command -v mkfs.ext4 >/dev/null; then
   truncate -s 32M "$W/fs"
   mkfs.ext4 -q -F "$W/fs" >/dev/null 2>&1

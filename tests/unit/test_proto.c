@@ -39,7 +39,8 @@ static struct proto_snapinfo sample_snaps[3] = {
 	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS) */
 	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40,
 	  { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff } },
-	{ 2, 0, "X", 1764000001, 0, 0, 0, 0, { 0 } },
+	/* usage unknown (a store without valid usage counters) */
+	{ 2, PROTO_SNAP_USAGE_UNKNOWN, "X", 1764000001, 0, 0, 0, 0, { 0 } },
 };
 static struct proto_client_info sample_clients[2] = {
 	{ 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" },
