@@ -20,7 +20,9 @@
 # lookup, the usage counters, one round trip), the create on
 # an empty store for comparison (ratio full / empty), and the create on
 # the full store with no export attached (the export polls the snapshot
-# list every second, without usage).
+# list every second, without usage), and three `snapshot create --from`
+# of a snapshot that shares nearly every exception (the master's walk,
+# src/store/clone.c, end to end; no export).
 set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
@@ -76,6 +78,11 @@ run_creates() {
   for i in $(seq "$n"); do timed "$dir/$tag.direct" cs snapshot create s "$tag-d$i" --master "$m"; done
   for i in $(seq "$n"); do timed "$dir/$tag.status" cs status s; done
   for i in 1 2 3; do timed "$dir/$tag.list" cs snapshot list s; done
+  # snapshots of a snapshot (--from): of PARENT, which shares nearly
+  # every exception (taken before the fill); the walk visits them all
+  if [ -n "${3:-}" ]; then
+    for i in 1 2 3; do timed "$dir/$tag.clone" cs snapshot create s "$tag-c$i" --from "$3"; done
+  fi
   node_kill_procs 1 TERM || true	# (|| : lib.sh's kill may hit a gone group)
   wait_log 1 server 'orderly hand-over done' 60 || true
   node_kill_procs 1 KILL || true
@@ -86,7 +93,7 @@ run_creates() {
 run_creates empty 1
 echo "filling the store with $nexc exceptions over $fillsnaps snapshots..."
 "$fill" "$CLUSTER_STORE" "$nexc" "$fillsnaps" "$n"
-run_creates fullsrv 0
+run_creates fullsrv 0 warmup-empty
 run_creates full 1
 
 read -r em ex <<<"$(stats "$dir/empty.create")"
@@ -95,6 +102,7 @@ read -r fm fx <<<"$(stats "$dir/full.create")"
 read -r lm lx <<<"$(stats "$dir/fullsrv.list")"
 read -r dm dx <<<"$(stats "$dir/fullsrv.direct")"
 read -r tm tx <<<"$(stats "$dir/fullsrv.status")"
+read -r cm cx <<<"$(stats "$dir/fullsrv.clone")"
 echo
 echo "csnap snapshot create, end to end (new CLI process each), median of $n (max):"
 printf '  0 exceptions, 1 origin export:        %8.1f ms (%.1f)\n' "$em" "$ex"
@@ -103,6 +111,8 @@ printf '  %-8s exceptions, 1 origin export: %8.1f ms (%.1f)\n' "$nexc" "$fm" "$f
 printf '  %-8s exceptions, no export, --master: %8.1f ms (%.1f)\n' "$nexc" "$dm" "$dx"
 printf '  csnap status (no export):             %8.1f ms (%.1f)\n' "$tm" "$tx"
 printf '  csnap snapshot list (no export, 3x):  %8.1f ms (%.1f)\n' "$lm" "$lx"
+printf '  snapshot create --from (a snapshot sharing ~all %s exceptions, no export, 3x): %8.1f ms (%.1f)\n' \
+  "$nexc" "$cm" "$cx"
 awk -v a="$fm" -v b="$em" -v c="$sm" 'BEGIN {
   printf "  full / empty (with export): %.2f; full no export / empty: %.2f\n", (b > 0 ? a / b : 0), (b > 0 ? c / b : 0) }'
 node_run 1 "$csnap" check "$CLUSTER_STORE" >/dev/null && echo "csnap check: clean"

@@ -129,10 +129,13 @@ bool admin_barrier_active(const struct srv *s)
 	return s->admin->barrier_active;
 }
 
-/* A clone's walk step commits: only with no copy-out in flight.  */
+/* A clone's walk step commits: only with no copy-out in flight, and only
+ * once the previous step was committed (a commit held back - the lease's
+ * renewal is late - must not let steps pile up in one transaction).  */
 static bool clone_can_step(const struct srv *s)
 {
-	return !copy_pending(s) && !s->busy.used && !copy_failed(s) && !s->fatal && !s->stopping;
+	return !copy_pending(s) && !s->busy.used && !copy_failed(s) && !s->fatal && !s->stopping &&
+	       !store_txn_pending(s->st);
 }
 
 int64_t admin_due_ms(const struct srv *s)

@@ -85,12 +85,13 @@ int store_dump(struct store *s, FILE *out)
 	fprintf(out, "snapshots: %u live, %u being deleted, %u being cloned\n", info.snapshots,
 		info.snapshots_deleting, info.snapshots_cloning);
 	if (n > 0)
-		fprintf(out, "  %6s %4s %-8s %5s %4s %12s  %s\n", "id", "bit", "state", "prio", "use", "ctime", "name");
+		fprintf(out, "  %6s %4s %-8s %5s %4s %12s %6s  %s\n", "id", "bit", "state", "prio", "use",
+			"ctime", "parent", "name");
 	for (int i = 0; list && i < n; i++)
-		fprintf(out, "  %6u %4u %-8s %5d %4u %12" PRIu64 "  %s\n", list[i].id, list[i].bit,
+		fprintf(out, "  %6u %4u %-8s %5d %4u %12" PRIu64 " %6u  %s\n", list[i].id, list[i].bit,
 			list[i].flags & STORE_SNAP_LIVE ? "live" :
 			list[i].flags & STORE_SNAP_CLONING ? "cloning" : "deleting", list[i].priority,
-			list[i].usecount, list[i].ctime, list[i].name);
+			list[i].usecount, list[i].ctime, list[i].parent_id, list[i].name);
 	free(list);
 	struct store_rollback rb;
 	store_rollback_get(s, &rb);

@@ -237,14 +237,17 @@ static inline void fs_expect_nothing(struct conn *c)
 /* ---- the loop ---------------------------------------------------------------- */
 
 /* Ends loop turns as the server's loop does, waiting for copy-outs on the
- * engine, until nothing is in flight and no parked request was kicked. */
+ * engine, until nothing is in flight, no parked request was kicked and no
+ * snapshot-of-a-snapshot walk is left. */
 static inline void fs_settle(struct fake_srv *f)
 {
 	struct srv *s = &f->s;
 
 	for (int i = 0; i < 1000; i++) {
 		srv_turn_end(s);
-		if (!copy_pending(s) && !s->kick && !store_txn_pending(s->st) && !s->busy.used)
+		/* a clone's walk goes on by itself (admin_due_ms: no sleep) */
+		if (!copy_pending(s) && !s->kick && !store_txn_pending(s->st) && !s->busy.used &&
+		    !store_clone_pending(s->st, NULL))
 			return;
 		if (copy_pending(s) && io_engine_reap(s->eng, 1000) < 0)
 			fail_msg("ioengine: %s", err_get());

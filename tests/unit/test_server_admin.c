@@ -15,6 +15,12 @@
  *  - a create answered only after a late commit (lease renewal late) is
  *    refused, not confirmed, when a copy-out failure throws its
  *    transaction away;
+ *  - a snapshot of a snapshot (SNAP_CREATE --from): refused while the
+ *    parent has a client that used it, then walked without a barrier; a
+ *    write to the parent arriving before the walk is done waits and is
+ *    answered after it, unsharing the chunk, while the clone keeps the
+ *    old content; a walk left by a previous master is resumed and a retry
+ *    of its create (same request id) is answered when it is done;
  *  - the orderly stop's close writes nothing to the store once the lease
  *    may no longer allow commits (the journal keeps every commit), and
  *    checkpoints while it does.
@@ -92,6 +98,110 @@ static bool has_snapshot(struct fake_srv *f, const char *name, uint32_t *id)
 		return false;
 	*id = sn.id;
 	return true;
+}
+
+static void send_clone(struct conn *c, uint64_t id, const char *name, const char *from,
+		       uint8_t req)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, PROTO_SNAP_CREATE, id);
+	m.flags = PROTO_F_FROM | PROTO_F_REQ_ID;
+	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "%s", name);
+	snprintf(m.u.snap_create.from, sizeof m.u.snap_create.from, "%s", from);
+	memset(m.u.snap_create.req_id, req, PROTO_REQ_ID_LEN);
+	fs_send(c, &m);
+}
+
+/* A snapshot s1 of the origin with chunks 0..9 copied out; returns its id. */
+static uint32_t snapshot_with_copies(struct fake_srv *f, struct conn *adm, struct conn *o1)
+{
+	uint32_t snap = 0;
+
+	send_create(adm, 1, "s1");
+	send_ack(o1, PROTO_BARRIER, expect_request(o1, PROTO_BARRIER));
+	fs_settle(f);
+	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 1, 0);
+	assert_true(has_snapshot(f, "s1", &snap));
+	fs_send_range(o1, PROTO_ORIGIN_WRITE, 2, 0, 10);
+	fs_settle(f);
+	fs_expect(o1, PROTO_ORIGIN_WRITE, 2, 0);
+	return snap;
+}
+
+static void test_clone(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	uint32_t s1 = snapshot_with_copies(f, adm, o1), c1 = 0;
+	struct conn *w = fs_conn(f, PROTO_VOL_SNAPSHOT, s1);	/* used: not passive */
+	chunk_t before, after;
+
+	/* Refused while a client uses the parent (it may cache s1's own
+	 * chunks and write them in place), one line, nothing changed.  */
+	send_clone(adm, 3, "c1", "s1", 0x11);
+	fs_expect(adm, PROTO_SNAP_CREATE, 3, EBUSY);
+	assert_int_equal(store_clone_pending(f->s.st, NULL), 0);
+	send_clone(adm, 4, "c1", "nosuch", 0x12);
+	fs_expect(adm, PROTO_SNAP_CREATE, 4, ENOENT);
+	w->passive = true;	/* as a fresh export connection is */
+	TU_OK(store_snapshot_read(f->s.st, s1, 3, 1, &before));
+
+	/* Started at once, no barrier; the walk runs in the loop's turns. */
+	send_clone(adm, 5, "c1", "s1", 0x13);
+	uint32_t parent;
+	c1 = store_clone_pending(f->s.st, &parent);
+	assert_true(c1 != 0 && parent == s1);
+	fs_expect_nothing(o1);
+	/* A write to s1 meanwhile waits (its content must stay put).  */
+	fs_send_range(w, PROTO_SNAP_WRITE, 6, 3, 1);
+	fs_expect_nothing(w);
+	fs_settle(f);
+	assert_int_equal(store_clone_pending(f->s.st, NULL), 0);
+	/* Every export is told, the creator answered once they acked.  */
+	fs_expect_nothing(adm);
+	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 5, 0);
+	fs_expect(w, PROTO_SNAP_WRITE, 6, 0);
+	/* The write moved s1's chunk 3; c1 keeps the old one.  */
+	TU_OK(store_snapshot_read(f->s.st, s1, 3, 1, &after));
+	assert_true(after != before);
+	TU_OK(store_snapshot_read(f->s.st, c1, 3, 1, &after));
+	assert_true(after == before);
+	fs_check_copied(f, c1, 3);
+	fs_check_copied(f, c1, 7);
+
+	/* A walk left by a previous master (begun, committed, not stepped)
+	 * is resumed, and a retry of its create is answered when done.  */
+	uint8_t req[PROTO_REQ_ID_LEN];
+	uint32_t c2;
+	memset(req, 0x21, sizeof req);
+	TU_OK(store_snapshot_clone(f->s.st, "c2", c1, 0, req, &c2));
+	TU_OK(store_commit(f->s.st));
+	send_clone(adm, 7, "c3", "c1", 0x22);	/* another: waits its turn */
+	send_clone(adm, 8, "c2", "c1", 0x21);	/* the retry: adopted */
+	fs_settle(f);
+	assert_int_equal(store_clone_pending(f->s.st, NULL), 0);
+	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 8, 0);
+	/* then c3 ran */
+	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_CREATE, 7, 0);
+	uint32_t c3 = 0;
+	assert_true(has_snapshot(f, "c2", &c2) && has_snapshot(f, "c3", &c3));
+	fs_check_copied(f, c2, 7);
+	fs_check_copied(f, c3, 7);
+	fs_drop(w);
+	fs_drop(o1);
+	fs_drop(adm);
+	fs_teardown(f);
 }
 
 static void test_barrier(void **state)
@@ -429,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_barrier_departed_client_grant),
 		cmocka_unit_test(test_added_close_while_sending),
 		cmocka_unit_test(test_routing),
+		cmocka_unit_test(test_clone),
 		cmocka_unit_test(test_status_many_long_names),
 		cmocka_unit_test(test_create_late_commit_discarded),
 		cmocka_unit_test(test_close_store_lease),
