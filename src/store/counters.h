@@ -81,7 +81,8 @@ void cnt_exception(struct store *s, const uint8_t *mask, int64_t n);
 void cnt_bit(struct store *s, const uint8_t *mask, uint32_t bit, bool set);
 /* Writes changed counter blocks into the open transaction (store_commit). */
 int cnt_save(struct store *s);
-/* Asserts the invariants above (CSNAP_ASSERT builds).  */
-void cnt_assert(const struct store *s);
+/* Checks, before a commit saves them, that the counters add up to the
+ * tree's exceptions; marks them damaged when not (a damaged tree).  */
+void cnt_check_sum(struct store *s);
 
 #endif

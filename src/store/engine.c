@@ -216,7 +216,7 @@ int store_commit(struct store *s)
 
 	if (s->readonly)
 		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
-	cnt_assert(s);
+	cnt_check_sum(s);
 	ret = sm_apply_frees(s->dsm);
 	if (ret >= 0)
 		ret = sm_apply_frees(s->msm);
