@@ -267,3 +267,72 @@ int act_down(const char *store, const struct csnap_uuid *uuid, const char *volum
 	}
 	return any ? 0 : 1;
 }
+
+struct find_dm { const char *uuid; char name[ACT_DM_NAME_MAX]; };
+
+static int find_dm_cb(const char *name, const char *uuid, void *arg)
+{
+	struct find_dm *f = arg;
+
+	if (strcmp(uuid, f->uuid))
+		return 0;
+	snprintf(f->name, sizeof f->name, "%s", name);
+	return 1;
+}
+
+/* The logical block size of nbdINDEX, or 0 when unknown.  */
+static uint64_t nbd_block_size(int index)
+{
+	char path[80];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/sys/block/nbd%d/queue/logical_block_size", index);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = 0;
+	fclose(f);
+	return v;
+}
+
+int act_grow_origin(const struct csnap_uuid *uuid, uint64_t size)
+{
+	char backend[ACT_BACKEND_MAX];
+	struct find_dm f = { NULL, "" };
+	char dmuuid[ACT_DM_UUID_MAX];
+	uint64_t cur, bs;
+	unsigned major, minor;
+	bool grew = false;
+	int rc, index;
+
+	if ((rc = act_backend_id(uuid, "origin", backend, sizeof backend)) < 0 ||
+	    (rc = act_dm_uuid(uuid, ACT_ORIGIN_ID, dmuuid, sizeof dmuuid)) < 0)
+		return err_set(-rc, "origin: cannot name its kernel devices");
+	size &= ~(uint64_t)511;
+	index = nbd_find_backend(backend);
+	if (index < 0)
+		return 1;	/* not activated here */
+	if ((rc = read_nbd_size(index, &cur)) < 0)
+		return err_set(-rc, "nbd%d: cannot read its size", index);
+	if (cur < size) {
+		/* a 4096-byte block size only while the size is a multiple */
+		bs = nbd_block_size(index);
+		if ((rc = nbdnl_resize(index, backend, size, bs && size % bs ? 512 : 0)) < 0)
+			return rc;
+		log_info("activate: nbd%d (origin) grew from %llu to %llu bytes", index,
+			 (unsigned long long)cur, (unsigned long long)size);
+		grew = true;
+	}
+	/* the dm device over it, found by its uuid (the store's name is not
+	 * known here); once the nbd device is long enough for its table */
+	f.uuid = dmuuid;
+	if ((rc = act_dm_for_each(find_dm_cb, &f)) < 0)
+		return rc;
+	if (!f.name[0])
+		return grew ? 0 : 1;
+	if ((rc = nbd_devno(index, &major, &minor)) < 0)
+		return err_set(-rc, "nbd%d: cannot read its device number", index);
+	rc = act_dm_grow_linear(f.name, size, major, minor);
+	return rc < 0 ? rc : grew || rc == 0 ? 0 : 1;
+}

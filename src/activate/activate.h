@@ -51,6 +51,12 @@ int act_up(const struct act_vol *v, struct act_made *m);
  * nothing removed when the dm device is open and !FORCE.  Returns 1 when
  * there was nothing to remove.  */
 int act_down(const char *store, const struct csnap_uuid *uuid, const char *volume, bool force);
+/* The origin of store UUID grew to SIZE bytes: its nbd device here gets
+ * the new size (RECONFIGURE, connection untouched), then its dm-linear
+ * table the new length (load, suspend, resume).  Never shrinks; snapshot
+ * volumes are not touched.  0 when a device grew; 1 when nothing changed
+ * (not activated here, or already that large).  */
+int act_grow_origin(const struct csnap_uuid *uuid, uint64_t size);
 /* "/dev/csnap/<store>/<volume>".  */
 void act_link_path(const char *store, const char *volume, char *out, size_t n);
 

@@ -157,15 +157,18 @@ int act_dm_create_linear(const char *name, const char *uuid, uint64_t size,
 	return 0;
 }
 
-/* Replaces NAME's table with an error target of the same length.  */
-static int load_error_table(const char *name)
+/* NAME's live table: its length in sectors and, when it is one linear
+ * target, its parameters in LINEAR (else LINEAR is "").  */
+static int read_table(const char *name, uint64_t *total, char *linear, size_t ln)
 {
 	struct dm_task *dmt;
 	uint64_t start, length;
 	char *type, *params;
-	uint64_t total = 0;
+	unsigned targets = 0;
 	int ok;
 
+	*total = 0;
+	linear[0] = 0;
 	if (!(dmt = dm_task_create(DM_DEVICE_TABLE)))
 		return -ENOMEM;
 	ok = dm_task_set_name(dmt, name) && dm_task_run(dmt);
@@ -173,12 +176,29 @@ static int load_error_table(const char *name)
 		void *next = NULL;
 		do {
 			next = dm_get_next_target(dmt, next, &start, &length, &type, &params);
-			total = start + length;
+			*total = start + length;
+			if (type && params && !targets++ && !strcmp(type, "linear"))
+				snprintf(linear, ln, "%s", params);
 		} while (next);
 	}
 	dm_task_destroy(dmt);
-	if (!ok || !total)
+	if (targets != 1)
+		linear[0] = 0;
+	if (!ok || !*total)
 		return dm_fail(EIO, "table", name);
+	return 0;
+}
+
+/* Replaces NAME's table with an error target of the same length.  */
+static int load_error_table(const char *name)
+{
+	struct dm_task *dmt;
+	char linear[64];
+	uint64_t total;
+	int ok, rc;
+
+	if ((rc = read_table(name, &total, linear, sizeof linear)) < 0)
+		return rc;
 
 	uint32_t cookie = 0;
 	if (!(dmt = dm_task_create(DM_DEVICE_RELOAD)))
@@ -196,6 +216,66 @@ static int load_error_table(const char *name)
 	if (cookie)
 		dm_udev_wait(cookie);
 	return ok ? 0 : dm_fail(EIO, "resume", name);
+}
+
+/* Runs a SUSPEND or RESUME of NAME (a resume with a udev cookie: it
+ * changes the device's size, which udev hears of).  */
+static bool suspend_resume(const char *name, int type)
+{
+	struct dm_task *dmt;
+	uint32_t cookie = 0;
+	int ok;
+
+	if (!(dmt = dm_task_create(type)))
+		return false;
+	ok = dm_task_set_name(dmt, name) &&
+	     (type != DM_DEVICE_RESUME || dm_task_set_cookie(dmt, &cookie, udev_flags(false))) &&
+	     dm_task_run(dmt);
+	dm_task_destroy(dmt);
+	if (cookie)
+		dm_udev_wait(cookie);
+	return ok;
+}
+
+int act_dm_grow_linear(const char *name, uint64_t size, unsigned major, unsigned minor)
+{
+	char want[64], linear[64];
+	struct dm_task *dmt;
+	uint64_t total;
+	int ok, rc;
+
+	dm_setup();
+	dm_last[0] = 0;
+	if ((rc = read_table(name, &total, linear, sizeof linear)) < 0)
+		return rc;
+	snprintf(want, sizeof want, "%u:%u 0", major, minor);
+	if (strcmp(linear, want))
+		return err_set(EINVAL, "%s: its table is not one linear target over %s; not resized",
+			       name, want);
+	if (total >= size / 512)
+		return 1;	/* never shrinks */
+	/* load the longer table (inactive), then suspend and resume to swap
+	 * it in, as lvextend does */
+	if (!(dmt = dm_task_create(DM_DEVICE_RELOAD)))
+		return err_set(ENOMEM, "dm_task_create failed");
+	ok = dm_task_set_name(dmt, name) &&
+	     dm_task_add_target(dmt, 0, size / 512, "linear", want) && dm_task_run(dmt);
+	dm_task_destroy(dmt);
+	if (!ok)
+		return dm_fail(EIO, "reload", name);
+	if (!suspend_resume(name, DM_DEVICE_SUSPEND)) {
+		rc = dm_fail(EIO, "suspend", name);
+		/* drop the inactive table: the device keeps its old one */
+		if ((dmt = dm_task_create(DM_DEVICE_CLEAR))) {
+			if (dm_task_set_name(dmt, name))
+				dm_task_run(dmt);
+			dm_task_destroy(dmt);
+		}
+		return rc;
+	}
+	if (!suspend_resume(name, DM_DEVICE_RESUME))
+		return dm_fail(EIO, "resume", name);
+	return 0;
 }
 
 int act_dm_remove(const char *name, bool force)

@@ -33,6 +33,11 @@ int act_dm_info(const char *name, struct act_dm_info *info);
  * filesystem UUID: by-uuid links must stay on the origin).  */
 int act_dm_create_linear(const char *name, const char *uuid, uint64_t size,
 			 unsigned major, unsigned minor, bool low_priority);
+/* Grows NAME, one linear target over MAJOR:MINOR, to SIZE bytes (in
+ * whole sectors): the longer table is loaded, then the device suspended
+ * and resumed.  1 with nothing done if it is that long already;
+ * -EINVAL if its table is not what act_dm_create_linear() made.  */
+int act_dm_grow_linear(const char *name, uint64_t size, unsigned major, unsigned minor);
 /* Removes NAME.  FORCE on an open device: its table is first replaced by
  * an error target (I/O fails from now on) and the removal is deferred
  * until the last closer.  Without FORCE an open device is -EBUSY.  */

@@ -8,6 +8,7 @@
  */
 #include "src/activate/keeper.h"
 
+#include "src/activate/activate.h"
 #include "src/activate/names.h"
 #include "src/activate/nbdclient.h"
 #include "src/activate/nbdnl.h"
@@ -47,6 +48,11 @@ struct act_keeper {
 	unsigned give_up_s;
 	struct pending p[KEEP_MAX];
 	int np;
+	/* origin size the export serves (set by it), and the size the
+	 * kernel devices were last grown to (keeper thread only) */
+	_Atomic uint64_t origin_want;
+	uint64_t origin_done;
+	int64_t origin_give_up;	/* 0: no failed attempt pending */
 };
 
 static void add_pending(struct act_keeper *k, int index, bool from_sweep)
@@ -126,6 +132,36 @@ static bool try_attach(struct act_keeper *k, const struct pending *p)
 	return false;
 }
 
+/* The export serves a larger origin than the kernel devices were grown
+ * to: grow them (retried each tick until GIVE_UP_S after a failure).  */
+static void grow_origin(struct act_keeper *k, int64_t now)
+{
+	uint64_t want = atomic_load(&k->origin_want);
+	int rc;
+
+	if (want <= k->origin_done)
+		return;
+	rc = act_grow_origin(&k->store, want);
+	if (rc >= 0) {
+		if (rc == 0)
+			log_info("export: activated origin resized to %llu bytes",
+				 (unsigned long long)want);
+		k->origin_done = want;
+		k->origin_give_up = 0;
+		return;
+	}
+	if (!k->origin_give_up) {
+		log_warn("export: activated origin not resized to %llu bytes yet: %s",
+			 (unsigned long long)want, err_get());
+		k->origin_give_up = now + (int64_t)k->give_up_s * 1000;
+	} else if (now > k->origin_give_up) {
+		log_error("export: activated origin not resized to %llu bytes within %u s; "
+			  "giving up: %s", (unsigned long long)want, k->give_up_s, err_get());
+		k->origin_done = want;
+		k->origin_give_up = 0;
+	}
+}
+
 static void *keeper_main(void *arg)
 {
 	struct act_keeper *k = arg;
@@ -165,6 +201,10 @@ static void *keeper_main(void *arg)
 			else
 				i++;
 		}
+		/* after the re-attaches: a dm suspend waits for in-flight I/O,
+		 * which a dead connection holds until it is replaced */
+		if (!atomic_load(&k->stop))
+			grow_origin(k, now);
 	}
 	if (mon >= 0)
 		close(mon);
@@ -184,6 +224,7 @@ int act_keeper_start(const struct csnap_uuid *store, const char *addr, uint16_t 
 	k->port = port;
 	k->give_up_s = give_up_s;
 	atomic_init(&k->stop, false);
+	atomic_init(&k->origin_want, 0);
 	rc = pthread_create(&k->thread, NULL, keeper_main, k);
 	if (rc) {
 		free(k);
@@ -191,6 +232,12 @@ int act_keeper_start(const struct csnap_uuid *store, const char *addr, uint16_t 
 	}
 	*out = k;
 	return 0;
+}
+
+void act_keeper_origin_size(struct act_keeper *k, uint64_t size)
+{
+	if (k)
+		atomic_store(&k->origin_want, size);
 }
 
 void act_keeper_stop(struct act_keeper *k)

@@ -12,6 +12,11 @@
  * the same whenever the kernel reports a dead link (NBD_CMD_LINK_DEAD) on
  * one of those devices.  Devices whose connection is alive are left alone
  * (the kernel answers ENOSPC: no dead socket to replace).
+ *
+ * When the export serves a larger origin (`csnap resize`, or a resize it
+ * missed while away), the keeper grows the activated origin's nbd device
+ * and its dm-linear table to that size (act_grow_origin); snapshot
+ * volumes keep theirs.
  */
 #ifndef CSNAP_ACTIVATE_KEEPER_H
 #define CSNAP_ACTIVATE_KEEPER_H
@@ -27,6 +32,10 @@ struct act_keeper;
  * dead-connection timeout fails its I/O by then anyway).  */
 int act_keeper_start(const struct csnap_uuid *store, const char *addr, uint16_t port,
 		     unsigned give_up_s, struct act_keeper **out);
+/* The export serves the origin at SIZE bytes: activated origin devices
+ * smaller than that are grown on the keeper's next tick (within about a
+ * quarter of a second), off the caller's thread.  NULL K is fine.  */
+void act_keeper_origin_size(struct act_keeper *k, uint64_t size);
 /* Stops and joins the thread (within about half a second, or the
  * handshake timeout if one is under way).  NULL is fine.  */
 void act_keeper_stop(struct act_keeper *k);

@@ -286,6 +286,27 @@ int nbdnl_reconfigure(int index, int fd, const char *backend)
 	return 0;
 }
 
+int nbdnl_resize(int index, const char *backend, uint64_t size, uint64_t block_size)
+{
+	struct nlreq r;
+	int rc = nbd_req(&r, NBD_CMD_RECONFIGURE);
+
+	if (rc < 0)
+		return rc;
+	/* no NBD_ATTR_SOCKETS: the connection is left as it is; since
+	 * Linux 5.3 RECONFIGURE takes the sizes as CONNECT does */
+	put_u32(&r, NBD_ATTR_INDEX, (uint32_t)index);
+	put_attr(&r, NBD_ATTR_BACKEND_IDENTIFIER, backend, strlen(backend) + 1);
+	put_u64(&r, NBD_ATTR_SIZE_BYTES, size);
+	if (block_size)
+		put_u64(&r, NBD_ATTR_BLOCK_SIZE_BYTES, block_size);
+	rc = nl_call(&r, 0, NULL, NULL);
+	if (rc < 0)
+		return err_set(-rc, "nbd%d resize to %llu bytes: %s", index,
+			       (unsigned long long)size, strerror(-rc));
+	return 0;
+}
+
 int nbdnl_disconnect(int index)
 {
 	struct nlreq r;

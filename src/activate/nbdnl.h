@@ -33,6 +33,9 @@ int nbdnl_connect(const struct nbdnl_connect *c);
  * kernel checks BACKEND against the one given at CONNECT.  -ENOSPC: the
  * old connection is not dead (yet).  */
 int nbdnl_reconfigure(int index, int fd, const char *backend);
+/* RECONFIGURE device INDEX (whose backend must be BACKEND) to SIZE bytes,
+ * its connection untouched; BLOCK_SIZE 0 keeps the logical block size.  */
+int nbdnl_resize(int index, const char *backend, uint64_t size, uint64_t block_size);
 /* DISCONNECT device INDEX: the kernel sends NBD_CMD_DISC and drops its
  * socket.  */
 int nbdnl_disconnect(int index);

@@ -219,6 +219,8 @@ static int on_origin_resized(void *arg, uint64_t size)
 	log_info("export: origin resized from %llu to %llu bytes",
 		 (unsigned long long)ex->env.origin_size, (unsigned long long)size);
 	ex->env.origin_size = size;
+	/* the activated origin's kernel devices follow, on the keeper's thread */
+	act_keeper_origin_size(ex->keeper, size);
 	return 0;
 }
 
@@ -599,6 +601,8 @@ int export_run(const struct export_opts *o)
 	    (rc = listen_all(ex, o)) < 0 ||
 	    (rc = start_keeper(ex, o)) < 0)
 		goto out;
+	/* a resize while no export ran here: grow what was activated before */
+	act_keeper_origin_size(ex->keeper, ex->env.origin_size);
 	session_start(ex->admin);
 	ex->poll.fn = poll_fn;
 	ex->poll.arg = ex;

@@ -225,6 +225,7 @@ int cnt_save(struct store *s)
 {
 	struct store_counters *c = &s->cnt;
 
+	bool below_zero = false;
 	for (uint32_t i = 0; c->valid && i < c->nblocks; i++) {
 		if (!(c->dirty & (1u << i)))
 			continue;
@@ -236,15 +237,21 @@ int cnt_save(struct store *s)
 		uint8_t *p = b->data + CNT_HDR_SIZE;
 		memset(p, 0, CSNAP_META_BLOCK_SIZE - CNT_HDR_SIZE);
 		for (uint32_t k = i * CNT_PER_BLOCK; k < s->st.nslots && k < (i + 1) * CNT_PER_BLOCK; k++) {
-			/* a counter counts exceptions, each its own data chunk:
-			 * far below 2^48 (data_chunks bounds it) */
-			CSNAP_ASSERT(c->uniq[k] <= LE48_MAX && c->shared[k] <= LE48_MAX);
-			put_le48(p + (k % CNT_PER_BLOCK) * CNT_ESIZE + CE_UNIQUE, c->uniq[k]);
-			put_le48(p + (k % CNT_PER_BLOCK) * CNT_ESIZE + CE_SHARED, c->shared[k]);
+			/* A counter counts exceptions, each its own data chunk:
+			 * far below 2^48.  One above it went below zero: the
+			 * loaded counters added up but were not the tree's (a
+			 * damaged store).  Saved as 2^48 - 1, more than any tree
+			 * holds, so the next load refuses them too.  */
+			uint64_t u = c->uniq[k], sh = c->shared[k];
+			below_zero |= u > LE48_MAX || sh > LE48_MAX;
+			put_le48(p + (k % CNT_PER_BLOCK) * CNT_ESIZE + CE_UNIQUE, u > LE48_MAX ? LE48_MAX : u);
+			put_le48(p + (k % CNT_PER_BLOCK) * CNT_ESIZE + CE_SHARED, sh > LE48_MAX ? LE48_MAX : sh);
 		}
 		bm_put(s->bm, b);
 	}
 	c->dirty = 0;
+	if (below_zero)
+		damaged(s, "a counter went below zero: the counters did not match the tree");
 	return 0;
 }
 

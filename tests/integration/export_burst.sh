@@ -23,7 +23,7 @@ pid=$!
 FAIL_LOGS+=("$dir/export.err")
 wait_for 10 test -S "$dir/s" || fail "no socket"
 
-"$py" "$src/tests/integration/export_burst.py" "$dir/s" "$pid" || fail "burst not answered"
+"$py" "$src/tests/integration/export_burst.py" "$dir/s" "$pid" || fail "burst not answered or read back wrong"
 
 # What was acknowledged is on the disk: write i put 128 KiB - 28 bytes
 # of the value i at offset i * 128 KiB.

@@ -210,6 +210,39 @@ check "fio verify across the master hand-over: exit 0" [ $frc -eq 0 ]
 check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
 srv2=$(node_spawn 2 server "$C" server --grace-ms 300 s)
 
+section "csnap resize grows the activated origin, not the snapshot"
+MiB=1048576
+osz=$(blockdev --getsize64 /dev/mapper/csnap-s-origin)
+ssz=$(blockdev --getsize64 /dev/mapper/csnap-s-snap1)
+ofile=$(losetup -nO BACK-FILE "$origin")
+info "origin $osz bytes, snap1 $ssz bytes, origin file $ofile"
+truncate -s $((192 * MiB)) "$ofile" && losetup -c "$origin"
+check "origin loop device extended to 192 MiB" [ "$(blockdev --getsize64 "$origin")" -eq $((192 * MiB)) ]
+check "activated origin still at its old size before the resize" [ "$osz" -eq $((128 * MiB)) ]
+out=$(n1 "$C" resize s 2>&1); rc=$?
+info "$out"
+check "csnap resize s: exit 0" [ $rc -eq 0 ]
+check "/dev/mapper/csnap-s-origin grows to 192 MiB without deactivate" \
+  wait_for 20 sh -c "[ \$(blockdev --getsize64 /dev/mapper/csnap-s-origin) -eq $((192 * MiB)) ]"
+onb=$(basename "$(dirname "$nbd")")
+check "its $onb too" [ "$(blockdev --getsize64 "/dev/$onb")" -eq $((192 * MiB)) ]
+tbl=$(dmsetup table csnap-s-origin 2>/dev/null)
+check "dm-linear table has the new length: $tbl" sh -c "echo '$tbl' | grep -Eq '^0 393216 linear 43:[0-9]+ 0$'"
+# both nodes' exports run on this one kernel: whichever keeper comes first
+# grows the device, the other finds it grown already
+check "an export says it resized the device" wait_for 10 grep -q \
+  "activated origin resized to $((192 * MiB)) bytes" "$(node_log 1 export)" "$(node_log 2 export)"
+head -c $MiB /dev/urandom >/tmp/newrange
+check "write 1 MiB at 160 MiB through the dm device" \
+  dd if=/tmp/newrange of=/dev/mapper/csnap-s-origin bs=$MiB seek=160 oflag=direct conv=notrunc status=none
+check "read it back through the dm device" sh -c \
+  "dd if=/dev/mapper/csnap-s-origin bs=$MiB skip=160 count=1 iflag=direct status=none | cmp -s - /tmp/newrange"
+check "it is on the origin device at that offset" sh -c \
+  "dd if=$origin bs=$MiB skip=160 count=1 iflag=direct status=none | cmp -s - /tmp/newrange"
+check "snapshot device keeps its size ($ssz)" [ "$(blockdev --getsize64 /dev/mapper/csnap-s-snap1)" -eq "$ssz" ]
+check "filesystem on the origin still readable" grep -q "after snapshot" /mnt/o/dir/note
+check "no I/O error in the kernel log" [ "$(io_errors)" -eq "$e0" ]
+
 section "deactivate after umount"
 umount /mnt/o
 out=$(deact s origin 2>&1); rc=$?

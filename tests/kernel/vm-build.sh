@@ -38,7 +38,7 @@ copy_bin() {   # copy_bin PATH [NAME]: a binary into /bin with its libraries
 }
 export PATH=$PATH:/usr/sbin:/sbin
 for n in bash sanlock fio mke2fs fsfreeze blkid losetup setsid dmsetup udevadm \
-         timeout stat mktemp date sleep; do
+         timeout stat mktemp date sleep blockdev; do
   b=$(command -v "$n") || die "missing $n (scripts/install-deps.sh installs it)"
   copy_bin "$b"
 done
