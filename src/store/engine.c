@@ -244,6 +244,7 @@ int store_abort(struct store *s)
 	ret = sm_open(s->bm, META_T_DBITMAP, e->dbitmap_start, e->data_chunks, &s->dsm);
 	if (ret >= 0)
 		ret = sm_open(s->bm, META_T_MBITMAP, e->mbitmap_start, e->meta_blocks, &s->msm);
+	s->tree.sm = s->msm;	/* never the closed one, even when this fails */
 	if (ret >= 0)
 		ret = st_load(&s->st, s->bm, e->table_start, s->sb.max_snapshots);
 	if (ret >= 0)
@@ -252,7 +253,6 @@ int store_abort(struct store *s)
 		ret = cnt_load(s);
 	if (ret < 0)
 		return err_prefix(-ret, "store abort");
-	s->tree.sm = s->msm;
 	s->tree.changed = false;
 	s->header_dirty = false;
 	store_recompute_live(s);

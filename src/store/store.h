@@ -115,7 +115,9 @@ int store_upgrade(const char *path, uint32_t *from,
 int store_commit(struct store *s);
 /* Abandons every change since the last commit (e.g. a copy-out failed):
  * the store is back at the last committed state.  Chunks handed out by
- * the abandoned operations must not be used.  */
+ * the abandoned operations must not be used.  If it fails (the committed
+ * metadata does not read back), the store is unusable: only
+ * store_close_nockpt() may follow.  */
 int store_abort(struct store *s);
 /* Writes committed metadata to its home location and empties the journal
  * (bounded replay time).  store_commit() does it by itself when the journal

@@ -121,8 +121,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fi_write(&img);
 	o.readonly = flags & 2;
 	if (store_open(img.path, &o, &s) == 0) {
-		fo_run(s, &in);
-		store_close(s);
+		if (fo_run(s, &in))
+			store_close_nockpt(s);
+		else
+			store_close(s);
 	} else {
 		FUZZ_CHECK(err_get()[0] && !strchr(err_get(), '\n'), "refusal without a reason");
 	}

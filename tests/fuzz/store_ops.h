@@ -28,7 +28,9 @@ static inline uint32_t fo_snap(struct store *s, struct fuzz_in *in)
 	return k < 0xf0 ? list[k % n].id : k;	/* mostly a real id */
 }
 
-static inline void fo_run(struct store *s, struct fuzz_in *in)
+/* 1 when the store is left unusable (a failed abort): close it without
+ * a checkpoint.  */
+static inline int fo_run(struct store *s, struct fuzz_in *in)
 {
 	struct store_copy cp[FO_MAX_COUNT];
 	chunk_t dst[FO_MAX_COUNT], out[FO_MAX_COUNT];
@@ -77,7 +79,10 @@ static inline void fo_run(struct store *s, struct fuzz_in *in)
 			break;
 		}
 		case 9:
-			(void)(count & 1 ? store_checkpoint(s) : store_abort(s));
+			if (count & 1)
+				(void)store_checkpoint(s);
+			else if (store_abort(s) < 0)
+				return 1;	/* unusable: only a close may follow */
 			break;
 		case 10:
 			(void)store_snapshot_set_priority(s, fo_snap(s, in), (int32_t)first);
@@ -89,6 +94,7 @@ static inline void fo_run(struct store *s, struct fuzz_in *in)
 			break;
 		}
 	}
+	return 0;
 }
 
 #endif
