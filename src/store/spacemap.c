@@ -187,7 +187,13 @@ int sm_alloc(struct spacemap *sm, uint64_t *out)
 		if (bit < 0)
 			continue;	/* free ones are before the hint: next round */
 		uint64_t unit = blk * SM_BITS_PER_BLOCK + (uint64_t)bit;
-		CSNAP_ASSERT(unit < sm->nbits);	/* bits past nbits are always set */
+		/* bits past nbits are always set: a clear one is a damaged
+		 * bitmap block (its checksum can be right), not ours to hand out */
+		if (unit >= sm->nbits)
+			return err_set(EIO, "space map: block %llu marks unit %llu free, past the "
+				       "last unit %llu (damaged bitmap)",
+				       (unsigned long long)(sm->start + blk), (unsigned long long)unit,
+				       (unsigned long long)sm->nbits - 1);
 		ret = set_bit(sm, unit, true);
 		if (ret < 0)
 			return ret;
