@@ -111,38 +111,45 @@ static int sb_sanity(const struct csnap_sb *sb)
 	if (e->version != CSNAP_ENGINE_VERSION)
 		return err_set(EINVAL, "unsupported engine version %u", e->version);
 	uint64_t first = sb->meta_offset / bs, last = sb->store_size / bs;
-	const struct { const char *what; uint64_t start, n; } areas[] = {
-		{ "journal", e->journal_start, e->journal_blocks },
-		{ "engine header", e->header_block, 1 },
-		{ "snapshot table", e->table_start, e->table_blocks },
-		{ "data bitmap", e->dbitmap_start, e->dbitmap_blocks },
-		{ "tree bitmap", e->mbitmap_start, e->mbitmap_blocks },
-		{ "tree area", e->meta_start, e->meta_blocks },
+	const struct { const char *what; uint64_t start, n; bool may_follow_data; } areas[] = {
+		{ "journal", e->journal_start, e->journal_blocks, false },
+		{ "engine header", e->header_block, 1, false },
+		{ "snapshot table", e->table_start, e->table_blocks, false },
+		{ "data bitmap", e->dbitmap_start, e->dbitmap_blocks, true },
+		{ "tree bitmap", e->mbitmap_start, e->mbitmap_blocks, false },
+		{ "tree", e->meta_start, e->meta_blocks, false },
 	};
 	for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++)
 		if (areas[i].start < first || areas[i].n == 0 || areas[i].n > last ||
 		    areas[i].start > last - areas[i].n)
 			return err_set(EINVAL, "%s area out of bounds", areas[i].what);
+	/* Checked first: the overlap test below multiplies data_chunks. */
+	if (e->data_offset % sb->chunk_size || e->data_offset < sb->meta_offset ||
+	    e->data_offset > sb->store_size ||
+	    e->data_chunks > (sb->store_size - e->data_offset) / sb->chunk_size)
+		return err_set(EINVAL, "data area out of bounds");
 	/* The engine writes each area believing it owns it: areas that
-	 * overlap each other or the data chunks would overwrite each other. */
+	 * overlap each other or the data chunks would overwrite each other.
+	 * mkstore lays every area out before the data chunks and only
+	 * `csnap grow` moves one, the data bitmap, behind them: any other
+	 * layout is not one csnap writes, so it is damage. */
+	uint64_t dfirst = e->data_offset / bs;
+	uint64_t dend = dfirst + e->data_chunks * (sb->chunk_size / bs);
 	for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
 		for (size_t k = i + 1; k < sizeof areas / sizeof areas[0]; k++)
 			if (areas[i].start < areas[k].start + areas[k].n &&
 			    areas[k].start < areas[i].start + areas[i].n)
 				return err_set(EINVAL, "%s and %s areas overlap", areas[i].what,
 					       areas[k].what);
-		/* (a data bitmap moved by `csnap grow` lies after the data) */
-		uint64_t dfirst = e->data_offset / bs;
-		uint64_t dend = dfirst + e->data_chunks * (sb->chunk_size / bs);
-		if (e->data_chunks && dfirst < areas[i].start + areas[i].n && areas[i].start < dend)
-			return err_set(EINVAL, "data area overlaps the %s area", areas[i].what);
+		if (!e->data_chunks)
+			continue;
+		if (areas[i].start + areas[i].n > dfirst &&
+		    !(areas[i].may_follow_data && areas[i].start >= dend))
+			return err_set(EINVAL, "%s area %s the data area", areas[i].what,
+				       areas[i].start < dend ? "overlaps" : "lies after");
 	}
 	if (e->journal_blocks < 8 || e->journal_tail >= e->journal_blocks)
 		return err_set(EINVAL, "invalid journal geometry");
-	if (e->data_offset % sb->chunk_size || e->data_offset < sb->meta_offset ||
-	    e->data_offset > sb->store_size ||
-	    e->data_chunks > (sb->store_size - e->data_offset) / sb->chunk_size)
-		return err_set(EINVAL, "data area out of bounds");
 	if (sb->mask_bits == 0)
 		return err_set(EINVAL, "mask width is zero");
 	if (e->leaf_entry_size != BE_MASK + sb->mask_bits / 8)

@@ -84,6 +84,15 @@ static void check_geometry(const struct csnap_sb *sb)
 		   e->data_offset <= sb->store_size &&
 		   e->data_chunks <= (sb->store_size - e->data_offset) / sb->chunk_size,
 		   "data area");
+	/* only the data bitmap (moved by store_grow) may lie behind the data */
+	uint64_t dfirst = e->data_offset / META_BLOCK_SIZE;
+	FUZZ_CHECK(!e->data_chunks ||
+		   (e->journal_start + e->journal_blocks <= dfirst && e->header_block < dfirst &&
+		    e->table_start + e->table_blocks <= dfirst &&
+		    e->mbitmap_start + e->mbitmap_blocks <= dfirst &&
+		    (e->dbitmap_start + e->dbitmap_blocks <= dfirst ||
+		     e->dbitmap_start >= dfirst + e->data_chunks * (sb->chunk_size / META_BLOCK_SIZE))),
+		   "an area inside or after the data");
 	FUZZ_CHECK(e->leaf_entry_size == 16 + sb->mask_bits / 8, "leaf entry size");
 }
 

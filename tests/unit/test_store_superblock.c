@@ -74,7 +74,18 @@ static void test_overlapping_areas(void **state)
 	bad.engine.data_offset = sb.meta_offset;
 	csnap_sb_encode(&bad, 0, blk);
 	assert_int_equal(csnap_sb_decode(blk, 0, &out), -EINVAL);
-	assert_non_null(strstr(err_get(), "data area overlaps the journal"));
+	assert_non_null(strstr(err_get(), "journal area overlaps the data area"));
+	bad = sb;	/* the tree area after the data (only the data bitmap may be) */
+	bad.engine.data_chunks = 1;
+	bad.engine.meta_start = sb.engine.data_offset / 4096 + sb.chunk_size / 4096;
+	csnap_sb_encode(&bad, 0, blk);
+	assert_int_equal(csnap_sb_decode(blk, 0, &out), -EINVAL);
+	assert_non_null(strstr(err_get(), "tree area lies after the data area"));
+	bad = sb;	/* ...which store_grow does with the data bitmap */
+	bad.engine.data_chunks = 1;
+	bad.engine.dbitmap_start = sb.engine.data_offset / 4096 + sb.chunk_size / 4096;
+	csnap_sb_encode(&bad, 0, blk);
+	TU_OK(csnap_sb_decode(blk, 0, &out));
 	bad = sb;	/* the snapshot table inside the journal */
 	bad.engine.table_start = sb.engine.journal_start + 1;
 	csnap_sb_encode(&bad, 0, blk);
