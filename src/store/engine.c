@@ -184,6 +184,12 @@ static void close_store(struct store *s, bool checkpoint)
 {
 	if (!s)
 		return;
+	if (checkpoint && store_commit_inflight(s)) {
+		/* Home writes would run ahead of the journal: the next
+		 * opener replays what became durable.  */
+		log_warn("store: closed with a commit in flight: no checkpoint");
+		checkpoint = false;
+	}
 	if (checkpoint && s->j && !s->readonly && journal_checkpoint(s->j) < 0)
 		log_error("store: checkpoint at close failed: %s (the journal will be replayed)",
 			  err_get());
@@ -210,12 +216,13 @@ void store_close_nockpt(struct store *s)
 	close_store(s, false);
 }
 
-int store_commit(struct store *s)
+/* What every commit does before the journal stages the transaction:
+ * queued frees into the bitmaps, the counters and the header into their
+ * blocks.  */
+static int commit_prepare(struct store *s)
 {
 	int ret;
 
-	if (s->readonly)
-		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
 	cnt_check_sum(s);
 	ret = sm_apply_frees(s->dsm);
 	if (ret >= 0)
@@ -224,9 +231,63 @@ int store_commit(struct store *s)
 		ret = cnt_save(s);
 	if (ret >= 0 && (s->tree.changed || s->header_dirty))
 		ret = store_save_header(s);
+	return ret;
+}
+
+int store_commit(struct store *s)
+{
+	int ret;
+
+	if (s->readonly)
+		return bm_dirty_count(s->bm) ? err_set(EROFS, "store opened read-only") : 0;
+	if (journal_inflight(s->j))
+		return err_set(EBUSY, "a commit is in flight: end it first");
+	ret = commit_prepare(s);
 	if (ret >= 0)
 		ret = journal_commit(s->j);
 	return ret;
+}
+
+int store_commit_begin(struct store *s, struct store_commit_io *io)
+{
+	memset(io, 0, sizeof *io);
+	if (s->readonly)
+		return err_set(EROFS, "store opened read-only");
+	if (journal_inflight(s->j))
+		return err_set(EBUSY, "a commit is in flight: end it first");
+	/* A data chunk freed here would be free for the next transaction's
+	 * copy-outs before this one is durable: after a crash the last
+	 * durable state would still use it, overwritten.  (A freed tree
+	 * block is safe: its new content goes through the journal and home
+	 * only after both commits.)  */
+	if (sm_pending_frees(s->dsm))
+		return err_set(EAGAIN, "the transaction frees data chunks: commit it with store_commit()");
+	int ret = commit_prepare(s);
+	if (ret < 0)
+		return ret;
+	struct journal_io jio;
+	ret = journal_commit_begin(s->j, &jio);
+	if (ret < 0)
+		return ret;
+	io->n = jio.n;
+	for (unsigned i = 0; i < jio.n; i++) {
+		io->buf[i] = jio.buf[i];
+		io->len[i] = jio.len[i];
+		io->off[i] = jio.off[i];
+	}
+	/* after the begin the open transaction is a new, empty one */
+	CSNAP_ASSERT(!store_txn_pending(s));
+	return 0;
+}
+
+int store_commit_end(struct store *s, int io_result)
+{
+	return journal_commit_end(s->j, io_result);
+}
+
+bool store_commit_inflight(const struct store *s)
+{
+	return s->j && journal_inflight(s->j);
 }
 
 int store_abort(struct store *s)
