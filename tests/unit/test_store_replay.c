@@ -373,7 +373,9 @@ static void replay_cuts(bool pipelined)
 	struct io_dev *dev;
 	struct io_log *log = io_log_new();
 	struct store *s;
-	struct store_open_opts o = { .cache_bytes = 64 * 4096 };
+	/* pipelined: a cache small enough that lookups during a flight
+	 * evict (the in-flight transaction's blocks must stay)  */
+	struct store_open_opts o = { .cache_bytes = (pipelined ? 12 : 64) * 4096 };
 	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
 	io_dev_set_log(dev, log);
 	TU_OK(store_open_dev(dev, &o, &s));
