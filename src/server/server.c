@@ -455,10 +455,11 @@ int server_run(const struct server_opts *o)
 	hb_stopping();
 	uint64_t copyouts, copy_jobs;
 	copy_stats(s, &copyouts, &copy_jobs);
-	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits (%llu pipelined)",
+	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits "
+		 "(%llu pipelined, %llu copy-outs started while one was in flight)",
 		 (unsigned long long)s->stat_queries, (unsigned long long)copyouts,
 		 (unsigned long long)copy_jobs, (unsigned long long)s->stat_commits,
-		 (unsigned long long)s->stat_pipelined);
+		 (unsigned long long)s->stat_pipelined, (unsigned long long)copy_overlapped(s));
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);

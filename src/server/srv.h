@@ -196,6 +196,8 @@ void copy_batch_reset(struct srv *s);
 /* Wait for every job in flight to finish (orderly shutdown).  */
 void copy_drain(struct srv *s);
 void copy_stats(const struct srv *s, uint64_t *copyouts, uint64_t *jobs);
+/* Copy-outs queued while a pipelined commit was in flight (overlap).  */
+uint64_t copy_overlapped(const struct srv *s);
 int copy_init(struct srv *s);
 void copy_free(struct srv *s);
 
