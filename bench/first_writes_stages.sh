@@ -14,7 +14,8 @@
 # the batch) -> last read done (the last one-write io_submit: each copy
 # job submits its store write when its read completes) -> last write done
 # (the data fdatasync starts once nothing is in flight) -> data fdatasync,
-# journal pwrite, journal fdatasync (src/store/journal.c) -> replies.
+# journal write, journal fdatasync (src/server/commit.c: pipelined, on the
+# ioengine, the flushes on its worker thread) -> replies.
 # Medians and 90th percentiles per stage.  The traced pass runs slower
 # than an untraced one; compare stages with each other, not the IOPS.
 # Needs perf with tracepoint access (root or perf_event_paranoid <= 1).
@@ -64,7 +65,10 @@ python3 - "$tmp/trace.txt" <<'PY'
 import re, statistics, sys
 ev = []
 for line in open(sys.argv[1]):
-    m = re.match(r'\s*([\d.]+) \(\s*([\d.]+) ms\): (\w+)\(.*\)\s+= (-?\d+)', line)
+    # "TIME (DUR ms): [COMM/TID ]NAME(ARGS) = RET" (the thread is named
+    # when the process has several: the ioengine's flush worker runs the
+    # fdatasyncs of a pipelined commit)
+    m = re.match(r'\s*([\d.]+) \(\s*([\d.]+) ms\):\s+(?:\S+/\d+\s+)?(\w+)\(.*\)\s+= (-?\d+)', line)
     if m:
         ev.append((float(m[1]), float(m[2]), m[3], int(m[4])))
 cycles, cur, state = [], None, 'idle'
@@ -79,10 +83,12 @@ for t, d, name, ret in ev:
     elif state == 'copy' and name == 'fdatasync':
         cur.update(sync1=t, s1=d)
         state = 'data'
-    elif state == 'data' and name == 'pwrite64':
+    elif state == 'data' and name in ('pwrite64', 'io_submit') and 'jw' not in cur:
+        # the journal write: a pwrite on the loop (plain commit) or an
+        # io_submit (pipelined commit, src/server/commit.c)
         cur['jw'] = d
     elif state == 'data' and name == 'fdatasync':
-        cur.update(s2=d, s2end=t + d)
+        cur.update(s2=d, s2start=t, s2end=t + d)
         state = 'journal'
     elif state == 'journal' and name == 'sendto':
         cur['send'] = t
@@ -98,7 +104,8 @@ rows = [
     ("reads submitted -> last read done", [c['last_single'] - c['sub'] for c in cycles], "ms"),
     ("last read done -> last store write done", [c['sync1'] - c['last_single'] for c in cycles], "ms"),
     ("fdatasync (copied data)", [c['s1'] for c in cycles], "ms"),
-    ("journal pwrite", [c['jw'] for c in cycles], "ms"),
+    ("data flush done -> journal flush starts (journal write)",
+     [c['s2start'] - c['sync1'] - c['s1'] for c in cycles], "ms"),
     ("fdatasync (journal)", [c['s2'] for c in cycles], "ms"),
     ("commit done -> replies sent", [c['send'] - c['s2end'] for c in cycles], "ms"),
     ("replies sent -> next queries in", [b['recv'] - a['send'] for a, b in pairs], "ms"),
