@@ -1,6 +1,7 @@
 /*
  * src/export/nbd_conn.h - internals shared by the NBD server's files:
- * nbd_server.c (sockets, connections, buffered I/O), nbd_handshake.c
+ * nbd_server.c (exports, buffers), nbd_listen.c (accept), nbd_conn.c
+ * (a connection's buffered socket I/O), nbd_handshake.c
  * (option haggling), nbd_transmit.c (commands) and nbd_tls.c (TLS under
  * the connection's I/O).  Not a public interface.
  *
@@ -161,7 +162,7 @@ struct nbd_conn {
 	struct nbd_conn *next, *prev;
 };
 
-/* nbd_server.c */
+/* nbd_conn.c */
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o);
 /* Queue a copy of LEN bytes.  Returns 0 or -ENOMEM (then kills C). */
 int nbd_conn_send_copy(struct nbd_conn *c, const void *data, size_t len);
@@ -170,6 +171,8 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why);
 void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
+
+/* nbd_server.c */
 struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name);
 /* What peers can make us log at will goes through this limit.  */
 struct log_limit *nbd_server_peer_log(struct nbd_server *srv);
