@@ -2,10 +2,15 @@
  * tests/unit/store_testutil.h - helpers shared by the store unit tests:
  * scratch store files under /var/tmp (ext4, so O_DIRECT is real), a
  * one-call mkstore, sparse copies, and the clean check every test ends
- * with.  Include it after <cmocka.h>.
+ * with.
  */
 #ifndef CSNAP_TESTS_STORE_TESTUTIL_H
 #define CSNAP_TESTS_STORE_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include "ioengine/ioengine.h"
 #include "src/store/store.h"
