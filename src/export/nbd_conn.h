@@ -91,6 +91,12 @@ struct nbd_req {
 	uint16_t flags;
 	uint32_t wire_err;
 	uint64_t len;		/* the request's length (vr.len: up to 32 bits) */
+	/* TRIM/WRITE_ZEROES of 4 GiB or more (extended headers): the volume
+	 * gets it in pieces of NBD_TX_PIECE, one after the other; vr.off and
+	 * vr.len describe the current piece (nbd_transmit.c).  */
+	uint64_t piece_done;	/* bytes of the pieces before it */
+	bool in_submit;		/* inside volume_submit() of a piece */
+	bool again;		/* a piece done at once: submit the next */
 	const char *err_msg;	/* structured error chunk text (static), or NULL */
 	size_t buf_size;	/* capacity of vr.buf (buffer cache class) */
 	size_t bs_len;		/* BLOCK_STATUS: bytes of chunks built in vr.buf */
