@@ -170,6 +170,9 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why);
 void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
+/* The handshake is over: the connection moves to a loop of the pool
+ * (round robin; nothing without loop threads).  */
+void nbd_conn_enter_tx(struct nbd_conn *c);
 struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name);
 /* What peers can make us log at will goes through this limit.  */
 struct log_limit *nbd_server_peer_log(struct nbd_server *srv);

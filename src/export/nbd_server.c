@@ -16,6 +16,13 @@
  * nbd_tls_buffered(), and a 0 ms timer (tls_more) comes back for it when
  * the rounds of one wakeup run out.
  *
+ * Loop threads (nbd_server_set_threads, loop.h): a connection is accepted
+ * and shakes hands on the main loop, and moves to a loop of the pool when
+ * it enters transmission (nbd_conn_enter_tx); c->lp is always the loop
+ * its watch is on.  Everything here runs under the export lock, so other
+ * loops' callbacks may queue replies and kick a connection of any loop
+ * (the kick wakes that loop).
+ *
  * Peers cannot exhaust descriptors: connections are capped below the
  * descriptor limit, the oldest one still in the handshake is shed when too
  * many wait, accept() failing for want of a descriptor sheds a connection
@@ -86,6 +93,7 @@ struct nbd_server {
 	unsigned nbufs[BUF_CLASSES];
 	enum nbd_tls_mode tls_mode;	/* for TCP listeners added from now */
 	struct nbd_tls_creds *tls_creds;
+	struct loop_pool *pool;		/* more than one loop thread, or NULL */
 };
 
 static void conn_readable(struct nbd_conn *c);
@@ -113,6 +121,7 @@ void *nbd_buf_get(struct nbd_server *srv, size_t len, size_t *cap)
 	unsigned k = buf_class(len ? len : 1);
 	struct cached_buf *b;
 
+	CSNAP_ASSERT(loop_locked());	/* one cache for every loop thread */
 	*cap = (size_t)1 << (k + BUF_MIN_SHIFT);
 	if (k < BUF_CLASSES && (b = srv->bufs[k])) {
 		srv->bufs[k] = b->next;
@@ -385,6 +394,7 @@ static size_t out_len(const struct nbd_out *o)
 
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
 {
+	CSNAP_ASSERT(loop_locked());	/* shared by the loop threads */
 	CSNAP_ASSERT(!o->queued);	/* a request answered twice */
 	if (c->dead) {
 		o->sent(c, o);
@@ -818,6 +828,46 @@ static void accept_event(void *arg, uint32_t events)
 	}
 }
 
+void nbd_conn_enter_tx(struct nbd_conn *c)
+{
+	struct evloop *to;
+	uint32_t ev = c->watch.events;
+	bool more = c->tls_more.armed;
+
+	if (!c->srv->pool || c->dead)
+		return;
+	CSNAP_ASSERT(loop_locked());
+	CSNAP_ASSERT(!c->hs_timer.armed);	/* the handshake is over */
+	to = loop_pool_pick(c->srv->pool);
+	if (to == c->lp)
+		return;
+	/* A kick already queued runs on the old loop: harmless, every loop
+	 * runs under the same lock and uses c->lp from then on.  */
+	evloop_timer_cancel(c->lp, &c->tls_more);
+	evloop_watch_del(c->lp, &c->watch);
+	c->lp = to;
+	if (evloop_watch_add(to, &c->watch, c->fd, ev, conn_event, c) < 0) {
+		/* kill wants a watch of C->lp or none: it has none */
+		nbd_conn_kill(c, err_get());
+		return;
+	}
+	if (more)
+		evloop_timer_arm(to, &c->tls_more, 0);
+}
+
+int nbd_server_set_threads(struct nbd_server *srv, unsigned nthreads, unsigned io_depth)
+{
+	CSNAP_ASSERT(!srv->pool && !srv->conns);
+	if (nthreads <= 1)
+		return 0;
+	return loop_pool_start(srv->lp, nthreads, io_depth, &srv->pool);
+}
+
+unsigned nbd_server_io_pending(const struct nbd_server *srv)
+{
+	return io_engine_pending(loop_io(srv->lp)) + (srv->pool ? loop_pool_pending(srv->pool) : 0);
+}
+
 /* ---- listeners -------------------------------------------------------- */
 
 static int add_listener(struct nbd_server *srv, int fd, bool is_unix, const char *path,
@@ -975,6 +1025,39 @@ int nbd_server_set_tls(struct nbd_server *srv, const struct nbd_tls_opts *o)
 	return 0;
 }
 
+/* Shutdown with loop threads: the connections they serve are freed by
+ * their own loops (the kick of a dead connection whose requests are
+ * done), so the threads go on until none is left or nothing moves any
+ * more; then they stop, and what remains is the main loop's.  */
+static void drain_pool(struct nbd_server *srv)
+{
+	unsigned idle = 0;
+
+	for (;;) {
+		bool remote = false;
+
+		for (struct nbd_conn *c = srv->conns; c; c = c->next)
+			remote |= c->lp != srv->lp;
+		if (!remote)
+			break;
+		if (nbd_server_io_pending(srv) == 0 && ++idle > 200) {
+			log_error("nbd: connections of the loop threads still open at shutdown");
+			break;
+		}
+		io_engine_submit(loop_io(srv->lp));
+		io_engine_reap(loop_io(srv->lp), 0);
+		loop_unlock();
+		usleep(5000);
+		loop_lock();
+	}
+	/* Those left (stuck) go back to the main loop, which outlives this. */
+	for (struct nbd_conn *c = srv->conns; c; c = c->next)
+		c->lp = srv->lp;
+	loop_pool_stop(srv->pool);
+	srv->pool = NULL;
+	loop_bind_thread(NULL);
+}
+
 void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
@@ -991,6 +1074,8 @@ void nbd_server_destroy(struct nbd_server *srv)
 	}
 	for (struct nbd_conn *c = srv->conns; c; c = c->next)
 		nbd_conn_kill(c, NULL);
+	if (srv->pool)
+		drain_pool(srv);
 	/* Volume requests still in flight hold their connections: let the
 	 * loop's I/O finish, which frees them.  */
 	while (srv->conns) {
