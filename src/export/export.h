@@ -38,6 +38,6 @@ struct export_file_opts {
 int export_run_file(const struct export_file_opts *o);
 
 /* Loop threads when neither the option nor the store says.  */
-#define EXPORT_THREADS_DEFAULT	1
+#define EXPORT_THREADS_DEFAULT	4
 
 #endif

@@ -31,11 +31,22 @@ static void io_ready(void *arg, uint32_t events)
 		log_error("export: reaping I/O completions: %s", err_get());
 }
 
+static void lock_cb(void *arg);
+static void unlock_cb(void *arg);
+static bool threaded;
+
+/* The end of a turn: nothing of the shared state is held on the stack,
+ * so with loop threads the others may run during io_submit.  */
 static void io_submit_turn(void *arg)
 {
 	struct loop_io *li = arg;
+	int rc;
 
-	if (io_engine_submit(li->io) < 0)
+	if (__atomic_load_n(&threaded, __ATOMIC_RELAXED))
+		rc = io_engine_submit_unlocked(li->io, unlock_cb, lock_cb, NULL);
+	else
+		rc = io_engine_submit(li->io);
+	if (rc < 0)
 		log_error("export: submitting I/O: %s", err_get());
 }
 
@@ -92,7 +103,6 @@ static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool lock_mine;			/* this thread holds it */
 static __thread struct io_engine *thread_io;	/* loop_bind_thread() */
 /* A pool runs (set and cleared with the lock held by the only thread).  */
-static bool threaded;
 
 struct io_engine *loop_thread_io(void)
 {
@@ -210,12 +220,13 @@ fail:
 	return rc;
 }
 
-struct evloop *loop_pool_pick(struct loop_pool *p)
+struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index)
 {
 	unsigned i = p->next;
 
 	CSNAP_ASSERT(loop_locked());
 	p->next = (i + 1) % (p->n + 1);
+	*index = i;
 	return i ? p->w[i - 1].lp : p->main;
 }
 

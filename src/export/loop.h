@@ -60,8 +60,8 @@ struct loop_pool;
 int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 		    struct loop_pool **out);
 /* The loop for a new connection: round robin over all of them, MAIN's
- * included.  */
-struct evloop *loop_pool_pick(struct loop_pool *p);
+ * included (*INDEX: which, 0 for MAIN's).  */
+struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index);
 /* I/O queued or in flight on the engines of the pool's own threads. */
 unsigned loop_pool_pending(const struct loop_pool *p);
 /* Stops and joins the threads, then completes the I/O still on their

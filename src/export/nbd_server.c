@@ -833,12 +833,14 @@ void nbd_conn_enter_tx(struct nbd_conn *c)
 	struct evloop *to;
 	uint32_t ev = c->watch.events;
 	bool more = c->tls_more.armed;
+	unsigned index;
 
 	if (!c->srv->pool || c->dead)
 		return;
 	CSNAP_ASSERT(loop_locked());
 	CSNAP_ASSERT(!c->hs_timer.armed);	/* the handshake is over */
-	to = loop_pool_pick(c->srv->pool);
+	to = loop_pool_pick(c->srv->pool, &index);
+	log_debug("nbd %s: on loop thread %u", c->peer, index);
 	if (to == c->lp)
 		return;
 	/* A kick already queued runs on the old loop: harmless, every loop
