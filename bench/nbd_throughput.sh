@@ -46,6 +46,7 @@ set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 csnap=$build/csnap
 size=${SIZE:-1G}
 runtime=${RUNTIME:-10}
@@ -147,11 +148,8 @@ bench_target() {
     printf 'round %d  %-15s %-12s %10s IOPS %9s MiB/s\n' "$round" "$target" "$job" $r
   done
 }
-# median FIELD(1 iops, 2 MiB/s) of a result entry
-median() {
-  tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+# median_field ENTRY FIELD(1 iops, 2 MiB/s): the median of a result entry
+median_field() { tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | median; }
 
 targets=${TARGETS:-"nbdkit nbdkit-nocache csnap-file csnap-origin csnap-cow"}
 store_up=0
@@ -228,7 +226,7 @@ for t in $targets; do
   for job in $jobs; do
     [ -n "${result[$t,$job]:-}" ] || continue
     printf '%-15s %-12s %10.0f IOPS %9.1f MiB/s\n' "$t" "$job" \
-      "$(median "${result[$t,$job]}" 1)" "$(median "${result[$t,$job]}" 2)"
+      "$(median_field "${result[$t,$job]}" 1)" "$(median_field "${result[$t,$job]}" 2)"
   done
 done
 
@@ -241,7 +239,7 @@ for t in $targets; do
     line=$(printf '%-15s %-12s' "$t" "$job")
     for base in limit qemu-nbd nbdkit nbdkit-nocache; do
       [ -n "${result[$base,$job]:-}" ] || continue
-      line+=$(awk -v a="$(median "${result[$t,$job]}" 1)" -v b="$(median "${result[$base,$job]}" 1)" -v n="$base" \
+      line+=$(awk -v a="$(median_field "${result[$t,$job]}" 1)" -v b="$(median_field "${result[$base,$job]}" 1)" -v n="$base" \
               'BEGIN { printf "  vs %s %.2f", n, (b > 0 ? a / b : 0) }')
     done
     echo "$line"
