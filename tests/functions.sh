@@ -149,6 +149,18 @@ start_export_each() {
   start_export 1 "$sock1" --socket "$sock1" s
   start_export 2 "$sock2" --socket "$sock2" s
 }
+
+# cluster_2node [FILL]: the usual two-node cluster: a 128 MiB store, a
+# 32 MiB origin of FILL (origin_fill; default zero), a master and a
+# standby, an export on each node ($sock1, $sock2); d=$CLUSTER_DIR.
+cluster_2node() {
+  cluster_start 2 128M
+  origin_fill "${1:-zero}" 32M
+  store_init
+  d=$CLUSTER_DIR
+  master_standby
+  start_export_each
+}
 # file_export NAME SIZE: `csnap export --file` (no cluster) of a sparse
 # SIZE-byte file in a new directory $dir (/var/tmp/csnap-NAME.*), socket
 # $dir/s, pid $pid, stderr $dir/export.err (shown by fail); both go on
