@@ -32,7 +32,7 @@ cleanup() {
   [ -z "$perf_pid" ] || kill "$perf_pid" 2>/dev/null || true
   [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$tmp"
+  [ -n "${STAGES_KEEP:-}" ] && echo "trace kept in $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -50,6 +50,13 @@ done
 [ -n "$json" ] || { cat "$tmp/bench.txt" >&2; echo "first_writes_stages: no-snapshot pass not seen" >&2; exit 1; }
 server=$(pgrep -n -f "^$build/csnap server") ||
   { echo "first_writes_stages: no csnap server of $build running" >&2; exit 1; }
+# A pipelined commit's fdatasyncs run on the ioengine's flush worker,
+# which starts at the first one: attach once it exists (perf follows the
+# threads present at attach), or after 2 s (plain commits have none).
+for _ in $(seq 20); do
+  [ "$(ls "/proc/$server/task" 2>/dev/null | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
 perf trace -p "$server" -o "$tmp/trace.txt" \
   -e fdatasync,pwrite64,io_submit,epoll_wait,sendto,recvfrom >/dev/null 2>&1 &
 perf_pid=$!

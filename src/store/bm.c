@@ -6,7 +6,8 @@
  * first); only pinned blocks of a writable store are dirtied; every pin is
  * released once; DIRTY and pinned blocks are never evicted or dropped; a
  * HOME_PENDING block is written home before it is evicted, and its
- * committed image is kept aside while it is dirty again; the dirty list
+ * committed image is kept aside while it is dirty again; while the home
+ * is held (a pipelined commit in flight) no block is written home at all; the dirty list
  * holds exactly ndirty blocks; installed (read-only replay) blocks stay in
  * memory until bm_destroy().  struct bm_entry (callers see only the struct
  * bm_block in it) and the child-pointer cache are private to this file.
