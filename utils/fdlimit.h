@@ -4,7 +4,7 @@
  * to open what it needs itself: sanlock sockets, devices, the master).
  *
  * Three layers, used together by the master (src/server/conn.c) and the
- * export (src/export/nbd_server.c):
+ * export (src/export/nbd_listen.c):
  *  - fd_limit_raise(): the soft RLIMIT_NOFILE raised to the hard limit at
  *    start-up (the default soft limit, 1024, is far below what a server
  *    may use; the hard limit is what the administrator allows).

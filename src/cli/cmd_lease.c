@@ -38,8 +38,9 @@ int cli_lease_area(const char *store, struct lease_area *a)
 }
 
 /* An existing store's lease area: refuse (-EBUSY) when any host holds its
- * delta lease or never released it (it may have crashed while using the
- * store: `csnap lease init --force` clears that deliberately).  */
+ * delta lease or never released it, naming the host and what to run there
+ * (`csnap lease leave`; a host that crashed for good: `csnap lease init
+ * --force` clears that deliberately).  */
 int cli_refuse_if_leases_held(const char *path, const struct csnap_sb *old)
 {
 	struct lease_area a;
@@ -55,9 +56,10 @@ int cli_refuse_if_leases_held(const char *path, const struct csnap_sb *old)
 	for (int i = 0; i < n; i++) {
 		if (hosts[i].timestamp) {
 			rc = err_set(EBUSY, "%s: host_id %u (%s) holds or did not release its lease "
-				     "in this store; stop csnap there first, or clear the leases "
-				     "with `csnap lease init --force`", path, hosts[i].host_id,
-				     hosts[i].name[0] ? hosts[i].name : "?");
+				     "in this store: stop csnap on that host and run `csnap lease "
+				     "leave %s` there first (a host gone for good: `csnap lease "
+				     "init --force %s` clears every lease)", path, hosts[i].host_id,
+				     hosts[i].name[0] ? hosts[i].name : "name unknown", path, path);
 			break;
 		}
 	}

@@ -14,9 +14,21 @@
 #include "src/cli/admin_util.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 
-static int cmd_resize(int argc, char **argv)
+/* What differs between resize and grow: the request and the words of the
+ * answer (the formats stay literal: -Wformat-nonliteral).  */
+struct grow_words {
+	uint16_t type;		/* PROTO_ORIGIN_RESIZE or PROTO_STORE_GROW */
+	const char *op;		/* in errors */
+	const char *key;	/* JSON: old_KEY, new_KEY */
+	const char *same;	/* "SAME unchanged: N bytesSAME_WHY" */
+	const char *same_why;
+	const char *changed;	/* "CHANGED from A to B bytes" */
+};
+
+static int grow_common(int argc, char **argv, const struct grow_words *w)
 {
 	struct admin_args a;
 	struct admin_conn ac;
@@ -24,18 +36,18 @@ static int cmd_resize(int argc, char **argv)
 	if (r)
 		return r;
 	struct proto_msg m, rep;
-	proto_msg_init(&m, PROTO_ORIGIN_RESIZE, 0);
+	proto_msg_init(&m, w->type, 0);
 	/* the master reads the device's size: sending it again is harmless */
-	r = admin_call_ok(&a, &ac, &m, &rep, "resize", true);
+	r = admin_call_ok(&a, &ac, &m, &rep, w->op, true);
 	if (!r) {
 		const struct proto_resize *z = &rep.u.resize;
 		if (a.json)
-			printf("{\"old_size\": %" PRIu64 ", \"new_size\": %" PRIu64 "}\n",
-			       z->old_size, z->new_size);
+			printf("{\"old_%s\": %" PRIu64 ", \"new_%s\": %" PRIu64 "}\n", w->key,
+			       z->old_size, w->key, z->new_size);
 		else if (z->new_size == z->old_size)
-			printf("origin size unchanged: %" PRIu64 " bytes\n", z->new_size);
+			printf("%s unchanged: %" PRIu64 " bytes%s\n", w->same, z->new_size, w->same_why);
 		else
-			printf("origin resized from %" PRIu64 " to %" PRIu64 " bytes\n", z->old_size,
+			printf("%s from %" PRIu64 " to %" PRIu64 " bytes\n", w->changed, z->old_size,
 			       z->new_size);
 		proto_msg_free(&rep);
 	}
@@ -43,32 +55,20 @@ static int cmd_resize(int argc, char **argv)
 	return r;
 }
 
+static int cmd_resize(int argc, char **argv)
+{
+	static const struct grow_words w = { PROTO_ORIGIN_RESIZE, "resize", "size", "origin size",
+					     "", "origin resized" };
+
+	return grow_common(argc, argv, &w);
+}
+
 static int cmd_grow(int argc, char **argv)
 {
-	struct admin_args a;
-	struct admin_conn ac;
-	int r = admin_open(argc, argv, 1, &a, NULL, NULL, &ac);
-	if (r)
-		return r;
-	struct proto_msg m, rep;
-	proto_msg_init(&m, PROTO_STORE_GROW, 0);
-	/* the master reads the device's size: sending it again is harmless */
-	r = admin_call_ok(&a, &ac, &m, &rep, "grow", true);
-	if (!r) {
-		const struct proto_resize *z = &rep.u.resize;
-		if (a.json)
-			printf("{\"old_data_bytes\": %" PRIu64 ", \"new_data_bytes\": %" PRIu64 "}\n",
-			       z->old_size, z->new_size);
-		else if (z->new_size == z->old_size)
-			printf("data area unchanged: %" PRIu64 " bytes (the store device did not grow)\n",
-			       z->new_size);
-		else
-			printf("data area grown from %" PRIu64 " to %" PRIu64 " bytes\n", z->old_size,
-			       z->new_size);
-		proto_msg_free(&rep);
-	}
-	admin_close(&ac);
-	return r;
+	static const struct grow_words w = { PROTO_STORE_GROW, "grow", "data_bytes", "data area",
+					     " (the store device did not grow)", "data area grown" };
+
+	return grow_common(argc, argv, &w);
 }
 
 CLI_COMMAND(grow, "grow", "STORE [--json] [--master ADDR:PORT]",

@@ -1,6 +1,7 @@
 /*
  * src/export/nbd_conn.h - internals shared by the NBD server's files:
- * nbd_server.c (sockets, connections, buffered I/O), nbd_handshake.c
+ * nbd_server.c (exports, buffers), nbd_listen.c (accept), nbd_conn.c
+ * (a connection's buffered socket I/O), nbd_handshake.c
  * (option haggling), nbd_transmit.c (commands) and nbd_tls.c (TLS under
  * the connection's I/O).  Not a public interface.
  *
@@ -90,6 +91,12 @@ struct nbd_req {
 	uint16_t flags;
 	uint32_t wire_err;
 	uint64_t len;		/* the request's length (vr.len: up to 32 bits) */
+	/* TRIM/WRITE_ZEROES of 4 GiB or more (extended headers): the volume
+	 * gets it in pieces of NBD_TX_PIECE, one after the other; vr.off and
+	 * vr.len describe the current piece (nbd_transmit.c).  */
+	uint64_t piece_done;	/* bytes of the pieces before it */
+	bool in_submit;		/* inside volume_submit() of a piece */
+	bool again;		/* a piece done at once: submit the next */
 	const char *err_msg;	/* structured error chunk text (static), or NULL */
 	size_t buf_size;	/* capacity of vr.buf (buffer cache class) */
 	size_t bs_len;		/* BLOCK_STATUS: bytes of chunks built in vr.buf */
@@ -161,7 +168,7 @@ struct nbd_conn {
 	struct nbd_conn *next, *prev;
 };
 
-/* nbd_server.c */
+/* nbd_conn.c */
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o);
 /* Queue a copy of LEN bytes.  Returns 0 or -ENOMEM (then kills C). */
 int nbd_conn_send_copy(struct nbd_conn *c, const void *data, size_t len);
@@ -170,6 +177,11 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why);
 void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
+/* The handshake is over: the connection moves to a loop of the pool
+ * (round robin; nothing without loop threads).  */
+void nbd_conn_enter_tx(struct nbd_conn *c);
+
+/* nbd_server.c */
 struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name);
 /* What peers can make us log at will goes through this limit.  */
 struct log_limit *nbd_server_peer_log(struct nbd_server *srv);

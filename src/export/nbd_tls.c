@@ -5,7 +5,7 @@
  * NBD_OPT_STARTTLS, and the record layer that replaces recv()/sendmsg()
  * once the handshake is done.  The protocol decisions (what is refused
  * before TLS) are in nbd_handshake.c; flow control and parsing stay in
- * nbd_server.c, unchanged for TLS.
+ * nbd_conn.c, unchanged for TLS.
  *
  * Invariants:
  *  - Non-blocking throughout: GnuTLS reads and writes the socket through

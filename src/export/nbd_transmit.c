@@ -24,6 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Volumes take 32-bit lengths: a longer TRIM or WRITE_ZEROES (extended
+ * headers) goes to the volume in pieces of this many bytes, a multiple of
+ * any chunk size.  */
+#define NBD_TX_PIECE	(1u << 30)
+
 #define KNOWN_CMD_FLAGS (NBD_CMD_FLAG_FUA | NBD_CMD_FLAG_NO_HOLE | NBD_CMD_FLAG_DF | \
 			 NBD_CMD_FLAG_REQ_ONE | NBD_CMD_FLAG_FAST_ZERO)
 
@@ -168,6 +173,23 @@ static void reply_error(struct nbd_conn *c, struct nbd_req *r, uint32_t wire_err
 	nbd_tx_reply(c, r);
 }
 
+static void submit_pieces(struct nbd_conn *c, struct nbd_req *r);
+
+/* Moves R to its next piece; false when the last one is done.  */
+static bool next_piece(struct nbd_req *r)
+{
+	uint64_t done = r->piece_done + r->vr.len, left;
+
+	CSNAP_ASSERT(done <= r->len);	/* pieces never overrun */
+	left = r->len - done;
+	if (!left)
+		return false;
+	r->piece_done = done;
+	r->vr.off += r->vr.len;
+	r->vr.len = left < NBD_TX_PIECE ? (uint32_t)left : NBD_TX_PIECE;
+	return true;
+}
+
 static void req_done(struct vol_req *vr, int err)
 {
 	struct nbd_req *r = (struct nbd_req *)vr;
@@ -177,10 +199,22 @@ static void req_done(struct vol_req *vr, int err)
 		nbd_tx_release(c, r);
 		return;
 	}
+	if (r->len > UINT32_MAX && err >= 0 && next_piece(r)) {
+		if (r->in_submit)
+			r->again = true;	/* submit_pieces() goes on */
+		else
+			submit_pieces(c, r);
+		return;
+	}
+	vr->off -= r->piece_done;	/* the reply names the request's offset */
 	if (err < 0) {
-		log_warn("nbd %s: %s of %u bytes at %llu on %s failed: %s", c->peer,
-			 r->cmd == NBD_CMD_READ ? "read" : r->cmd == NBD_CMD_FLUSH ? "flush" : "write",
-			 vr->len, (unsigned long long)vr->off, c->vol->name, strerror(-err));
+		/* (the request's length: vr->len is the failed piece's) */
+		log_warn("nbd %s: %s of %llu bytes at %llu on %s failed: %s", c->peer,
+			 r->cmd == NBD_CMD_READ ? "read" : r->cmd == NBD_CMD_FLUSH ? "flush" :
+			 r->cmd == NBD_CMD_TRIM ? "trim" :
+			 r->cmd == NBD_CMD_WRITE_ZEROES ? "write zeroes" : "write",
+			 (unsigned long long)r->len, (unsigned long long)vr->off, c->vol->name,
+			 strerror(-err));
 		r->wire_err = nbd_errno_to_wire(-err);
 		r->err_msg = strerror(-err);
 	}
@@ -232,14 +266,7 @@ static uint32_t validate(const struct nbd_conn *c, const struct nbd_req *r, cons
 			return NBD_EPERM;
 		if (len == 0)
 			return NBD_EINVAL;
-		if (!in_range)
-			return NBD_ENOSPC;
-		if (len > UINT32_MAX) {
-			/* extended headers: volumes take 32-bit lengths */
-			*msg = "trim and write zeroes of 4 GiB or more are not supported";
-			return NBD_EINVAL;
-		}
-		return 0;
+		return in_range ? 0 : NBD_ENOSPC;	/* 4 GiB or more: in pieces */
 	case NBD_CMD_FLUSH:
 		return off || len ? NBD_EINVAL : 0;
 	case NBD_CMD_BLOCK_STATUS:
@@ -278,7 +305,29 @@ static void submit(struct nbd_conn *c, struct nbd_req *r)
 	}
 	r->vr.flags = r->flags & NBD_CMD_FLAG_FUA ? VOL_REQ_FUA : 0;
 	r->vr.done = req_done;
+	if (r->len > UINT32_MAX) {
+		r->vr.len = NBD_TX_PIECE;
+		submit_pieces(c, r);
+		return;
+	}
 	volume_submit(c->vol, &r->vr);
+}
+
+/* Submits R's pieces from the current one on.  A piece the volume
+ * completes at once (an advisory trim) comes back through req_done()
+ * inside volume_submit(): it sets R->again instead of recursing (a 16 TiB
+ * trim would nest 16,384 calls).  R may be over when volume_submit()
+ * returns: a released request stays on the connection's free list until
+ * the connection is freed, which only a deferred kick does, so R stays
+ * valid here.  */
+static void submit_pieces(struct nbd_conn *c, struct nbd_req *r)
+{
+	do {
+		r->again = false;
+		r->in_submit = true;
+		volume_submit(c->vol, &r->vr);
+		r->in_submit = false;
+	} while (r->again);
 }
 
 void nbd_tx_header(struct nbd_conn *c)
@@ -309,7 +358,8 @@ void nbd_tx_header(struct nbd_conn *c)
 	r->vr.off = nbd_get64(h + 16);
 	r->len = ext ? nbd_get64(h + 24) : nbd_get32(h + 24);
 	/* vr.len is 32 bits: validate() refuses what would not fit (payloads
-	 * are bounded far below; block status clips its hint).  */
+	 * are bounded far below; block status clips its hint; trim and write
+	 * zeroes go to the volume in pieces).  */
 	r->vr.len = r->len > UINT32_MAX ? UINT32_MAX : (uint32_t)r->len;
 	/* A payload follows: compact writes, or any extended request with
 	 * NBD_CMD_FLAG_PAYLOAD_LEN (read and dropped if the command takes

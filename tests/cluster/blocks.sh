@@ -27,7 +27,11 @@
 #   master_server_pid I           pid of node I's `csnap server`
 #   blocks_writer_check SECS      fail if one writer alone has had no write
 #                                 acknowledged for SECS (call it often), saying
-#                                 where its writes are (blocks_where)
+#                                 where its writes are (blocks_where), or if
+#                                 one has exited (blocks_writers_alive)
+#   blocks_writers_alive          fail if a writer exited before blocks_stop_writers,
+#                                 with its status and a kernel OOM kill if dmesg
+#                                 shows one
 #   blocks_where W                writer W's process, its own stall report
 #                                 (cluster_blocks.py), and its node's export's
 #                                 state dump (SIGUSR1: requests in flight,
@@ -132,6 +136,7 @@ declare -A _wlines _wsince
 blocks_writer_check() {
   local w n now d=$CLUSTER_DIR
   now=$(now_ms)
+  blocks_writers_alive
   for w in 1 2; do
     n=$(wc -l <"$d/w$w.log")
     if [ "$n" != "${_wlines[$w]:-}" ]; then
@@ -142,6 +147,23 @@ blocks_writer_check() {
            "$(awk -v s="$(tail -n 1 "$d/w$w.log" | cut -d' ' -f1)" '$1 > s' "$d/w$w.log.start" | tail -n 8 | tr '\n' ';'))" \
            "$(blocks_where "$w")"
     fi
+  done
+}
+
+# A writer that exited before it was told to: say how at once (issue 9's
+# "stalled writer" was the kernel's OOM killer: SIGKILL, status 137, while
+# the other writer kept the soak's progress going for minutes).
+blocks_writers_alive() {
+  local w pid rc
+  for w in 1 2; do
+    [ "$w" = 1 ] && pid=$BLOCKS_W1 || pid=$BLOCKS_W2
+    kill -0 "$pid" 2>/dev/null && continue
+    [ -e "$CLUSTER_DIR/stop" ] && continue
+    rc=0
+    wait "$pid" || rc=$?
+    fail "writer $w (pid $pid) exited with status $rc$([ "$rc" = 137 ] && echo " (SIGKILL)"):" \
+         "$(grep -v '^writes' "$CLUSTER_DIR/writer$w.out" | tail -n 3)" \
+         "$(dmesg 2>/dev/null | grep -E "(Killed process|Out of memory).* $pid " | tail -n 1)"
   done
 }
 

@@ -3,8 +3,12 @@
 #   tests/fuzz/run.sh short [TARGET...]        what `make check` runs: every
 #        regression input in tests/fuzz/regress/TARGET/ and seed in
 #        tests/fuzz/corpus/TARGET/, then a fixed number of fuzzing runs
-#        (seed FUZZ_SEED, default 1, so the run is the same every time),
-#        capped at FUZZ_SHORT_SECS (default 15) seconds per target.
+#        (seed FUZZ_SEED, default 1), capped at FUZZ_SHORT_SECS (default
+#        15) seconds per target.  The same binary and seed run the same
+#        inputs on any machine (see "Same inputs everywhere" below; a
+#        slower machine runs fewer of them), so a short run that passes
+#        here passes in CI; each target's line ends with its coverage,
+#        which shows whether two runs went alike.
 #   tests/fuzz/run.sh long SECONDS [TARGET...] `make fuzz`: each target for
 #        SECONDS, growing its working corpus build-fuzz/corpus/TARGET;
 #        crashes land in build-fuzz/crashes/TARGET/; the time fuzzed is
@@ -12,7 +16,7 @@
 #   tests/fuzz/run.sh seeds [TARGET...]        regenerates the committed seeds
 #        (each target writes its own when CSNAP_FUZZ_SEEDS is set).
 # Exit status: 0 when no target failed.  A failure prints the input that
-# failed (hex) and how to reproduce it (docs/fuzzing.md).
+# failed (gzip | base64) and how to reproduce it (docs/fuzzing.md).
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${CSNAP_FUZZ_BUILD:-$src/build-fuzz}/fuzz
@@ -53,19 +57,43 @@ short_runs() {
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
+# The whole failing input on one line (gzip, base64): the test runner
+# shows a failing script's last 80 lines, and a hex dump of a 4 KiB
+# superblock or a 16 KiB NBD session does not fit in them.
 show_failure() {
   local t=$1 dir=$2
   for f in "$dir"/crash-* "$dir"/leak-* "$dir"/timeout-* "$dir"/oom-*; do
     [ -f "$f" ] || continue
-    echo "fuzz_$t: failing input ($(stat -c %s "$f") bytes), hex:"
-    od -An -tx1 -v "$f" | head -40
-    echo "reproduce: save it as a file and run build-fuzz/fuzz/fuzz_$t FILE"
+    echo "fuzz_$t: failing input ($(stat -c %s "$f") bytes), gzip | base64 on one line:"
+    gzip -9n <"$f" | base64 -w0
+    echo
+    echo "reproduce: echo LINE | base64 -d | gunzip >FILE; build-fuzz/fuzz/fuzz_$t FILE"
   done
 }
 
+# Same inputs everywhere.  libFuzzer copies the operands of the
+# comparisons it traces into its mutation dictionary, and some of them are
+# addresses (pointer-overflow checks, loop ends): with address space
+# randomisation, or a stack moved by a longer environment, argument list
+# or program path, the same seed mutated differently on every run and
+# machine (CI found a defect the same seed never reached here).  So the
+# short run has randomisation off (setarch -R, where the kernel allows
+# it), a fixed environment, paths of fixed length (relative to the
+# source tree, a work directory of mktemp's fixed length) and no corpus
+# reload timer.  What still varies a little: targets with threads or
+# timers (the store targets' I/O engine, nbd's and server_conn's event
+# loops).
+norand=()
+if setarch "$(uname -m)" -R true 2>/dev/null; then
+  norand=(setarch "$(uname -m)" -R)
+fi
+fixed_env=(env -i PATH=/usr/bin:/bin "ASAN_OPTIONS=$ASAN_OPTIONS" "UBSAN_OPTIONS=$UBSAN_OPTIONS")
+[ -n "${CSNAP_FUZZ_LOG:-}" ] && fixed_env+=("CSNAP_FUZZ_LOG=$CSNAP_FUZZ_LOG")
 fail=0
 case $mode in
 short)
+  cd "$src" || exit 1
+  [ -z "${CSNAP_FUZZ_BUILD:-}" ] && bin=build-fuzz/fuzz
   for t in "${targets[@]}"; do
     exe=$bin/fuzz_$t
     if [ ! -x "$exe" ]; then
@@ -76,22 +104,25 @@ short)
     work=$(mktemp -d /tmp/csnap-fuzz-short.XXXXXX)
     mkdir -p "$work/new"
     dirs=()
-    for d in "$src/tests/fuzz/regress/$t" "$src/tests/fuzz/corpus/$t"; do
+    for d in "tests/fuzz/regress/$t" "tests/fuzz/corpus/$t"; do
       [ -d "$d" ] && dirs+=("$d")
     done
     t0=$SECONDS
     # new inputs go to $work/new, never into the committed directories
-    "$exe" -runs="$(short_runs "$t")" -seed="${FUZZ_SEED:-1}" \
+    "${fixed_env[@]}" "${norand[@]}" "$exe" -runs="$(short_runs "$t")" \
+      -seed="${FUZZ_SEED:-1}" -reload=0 \
       -max_total_time="${FUZZ_SHORT_SECS:-15}" -max_len="$(max_len "$t")" \
       -timeout=25 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$work/" "$work/new" "${dirs[@]}" >"$work/log" 2>&1
     rc=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
+    cov=$(sed -n 's/^#[0-9]*[[:space:]]*DONE *\(cov: [0-9]* ft: [0-9]*\).*/\1/p' "$work/log")
     if [ $rc -eq 0 ]; then
-      echo "ok   fuzz_$t: ${runs:-?} runs in $((SECONDS - t0)) s"
+      echo "ok   fuzz_$t: ${runs:-?} runs in $((SECONDS - t0)) s (seed ${FUZZ_SEED:-1}, ${cov:-cov ?}${norand[*]:+, no ASLR})"
     else
       echo "FAIL fuzz_$t (exit $rc)"
-      grep -vE '^(INFO|#[0-9]+ )' "$work/log" | tail -60
+      # without libFuzzer's progress lines ("#123<TAB>NEW ...")
+      grep -vE '^(INFO|#[0-9]+[[:space:]])' "$work/log" | tail -40
       show_failure "$t" "$work"
       fail=1
     fi
@@ -120,7 +151,7 @@ long)
       echo "ok   fuzz_$t: ${runs:-?} runs in $dt s"
     else
       echo "FAIL fuzz_$t (exit $rc): see $crashes/last.log"
-      grep -vE '^(INFO|#[0-9]+ )' "$crashes/last.log" | tail -40
+      grep -vE '^(INFO|#[0-9]+[[:space:]])' "$crashes/last.log" | tail -40
       fail=1
     fi
   done

@@ -15,7 +15,9 @@ which write produced a block, and that no block is torn or misplaced.
       in LOG.start for every write started.  With FLUSH_LOG, also
       send an NBD FLUSH after every 50 acknowledged writes (one at a time,
       beside the writes) and log "t_sent t_ack" for each acknowledged one:
-      it covers every write acknowledged before t_sent.
+      it covers every write acknowledged before t_sent.  Fails (exit 1)
+      if its resident memory grows by more than $BLOCKS_RSS_MAX_MB
+      (default 256) after its first 2000 writes: a leak in the writer.
   cluster_blocks.py verify URI BLOCKS T0 T1 LOG...
       read the volume (a snapshot created between monotonic times T0 and
       T1, or the origin with T0 = T1 = inf) and check every block: intact,
@@ -76,6 +78,43 @@ def stall_report(h, writer, inflight, waited):
           f"{unread[0]} bytes unread in its socket", file=sys.stderr, flush=True)
 
 
+class SlotBuffers:
+    """The write buffers, one per in-flight slot and size, reused.
+
+    python3-libnbd 1.14 keeps every buffer passed to aio_pwrite alive
+    after the command is retired (aio_command_completed), so a fresh
+    nbd.Buffer per write leaks its size: 4 KiB a write, 8.8 GiB after two
+    million writes, when the kernel's OOM killer killed the soak's writer
+    (kill_soak.sh SEED=5150, docs/RELIABILITY.md).  A slot's buffer is
+    refilled in place only after its write was acknowledged."""
+
+    def __init__(self, nbd, slots):
+        self.nbd = nbd
+        self.free = list(range(slots))
+        self.bufs = [{} for _ in range(slots)]
+
+    def take(self, data):
+        """A free slot and its buffer holding DATA."""
+        i = self.free.pop()
+        pair = self.bufs[i].get(len(data))
+        if pair is None:
+            ba = bytearray(len(data))
+            pair = self.bufs[i][len(data)] = (ba, self.nbd.Buffer.from_buffer(ba))
+        pair[0][:] = data       # same length: in place
+        return i, pair[1]
+
+    def give(self, i):
+        self.free.append(i)
+
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     """Writes random blocks of [FIRST, FIRST + COUNT), 8 in flight.  With
     BLOCKS_SPAN=1 in the environment one write in 4 covers two blocks
@@ -90,7 +129,12 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
     rng = random.Random(writer * 7919 + os.getpid())
     span = os.environ.get("BLOCKS_SPAN") == "1"
     seq = writer << 40          # sequences of different writers never meet
-    inflight = {}               # cookie -> (blocks, seq, t_start, buffer)
+    inflight = {}               # cookie -> (blocks, seq, t_start, slot)
+    slots = SlotBuffers(nbd, 8)
+    # A writer whose memory grows with its writes is killed by the kernel
+    # one day (and then looks like a stalled export): fail first, saying so.
+    rss_max = int(os.environ.get("BLOCKS_RSS_MAX_MB", "256")) * 1024
+    rss_base = None
     busy = set()
     log = open(log_path, "w", buffering=1)
     slog = open(log_path + ".start", "w", buffering=1)
@@ -109,12 +153,11 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
                 continue
             seq += 1
             busy.update(blocks)
-            buf = nbd.Buffer.from_bytearray(bytearray(b"".join(
-                make_block(b, seq, writer) for b in blocks)))
+            slot, buf = slots.take(b"".join(make_block(b, seq, writer) for b in blocks))
             t = time.monotonic()
             for b in blocks:
                 slog.write(f"{seq} {b} {t:.6f}\n")
-            inflight[h.aio_pwrite(buf, blocks[0] * BS)] = (blocks, seq, t, buf)
+            inflight[h.aio_pwrite(buf, blocks[0] * BS)] = (blocks, seq, t, slot)
         h.poll(1000)    # bounded, so a stall is reported (stall_report)
         now = time.monotonic()
         if now - last_ack > 10 and now - said > 10:
@@ -127,7 +170,8 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
             except nbd.Error as e:
                 print(f"FAIL: write of blocks {inflight[c][0]} failed: {e}", file=sys.stderr)
                 sys.exit(1)
-            blocks, s, t, _ = inflight.pop(c)
+            blocks, s, t, slot = inflight.pop(c)
+            slots.give(slot)
             last_ack = time.monotonic()
             for b in blocks:
                 log.write(f"{s} {b} {t:.6f} {last_ack:.6f}\n")
@@ -135,6 +179,14 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
             written += 1
             if written % 2000 == 0:
                 print(f"writes {written}", flush=True)
+                rss = rss_kib()
+                if rss_base is None:
+                    rss_base = rss     # after the first 2000: warm
+                elif rss - rss_base > rss_max:
+                    print(f"FAIL: writer {writer}: memory grew by {(rss - rss_base) // 1024} MiB "
+                          f"over {written - 2000} writes (BLOCKS_RSS_MAX_MB={rss_max // 1024}): "
+                          f"a leak in the test's writer", file=sys.stderr, flush=True)
+                    sys.exit(1)
         if flog and flush and h.aio_command_completed(flush[0]):
             flog.write(f"{flush[1]:.6f} {time.monotonic():.6f}\n")
             flush = None
@@ -153,7 +205,8 @@ def cmd_write(uri, first, count, writer, stop_file, log_path, flush_path=None):
         if flush and h.aio_command_completed(flush[0]):
             flog.write(f"{flush[1]:.6f} {time.monotonic():.6f}\n")
             flush = None
-    print(f"ok: {written} writes", flush=True)
+    grew = rss_kib() - rss_base if rss_base is not None else 0
+    print(f"ok: {written} writes, memory grew by {grew} KiB after the first 2000", flush=True)
 
 
 # Logs hold one line "seq block t_start t_ack" per acknowledged write, in

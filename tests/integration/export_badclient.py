@@ -17,97 +17,15 @@ import time
 
 import nbd
 
+import nbdwire
+from nbdwire import *  # noqa: F401,F403 (the wire constants and helpers)
+
 sock_path, export = sys.argv[1], sys.argv[2].encode()
 ro_sock_path, ro_export = sys.argv[3], sys.argv[4].encode()
 
-NBDMAGIC = 0x4E42444D41474943
-IHAVEOPT = 0x49484156454F5054
-REPMAGIC = 0x0003E889045565A9
-REQ_MAGIC = 0x25609513
-REPLY_MAGIC = 0x67446698
-OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_INFO, OPT_GO = 1, 2, 3, 6, 7
-OPT_STRUCTURED_REPLY, OPT_STARTTLS = 8, 5
-REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
-ERR = 1 << 31
-REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG = ERR | 1, ERR | 3, ERR | 6, ERR | 9
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_CACHE, CMD_ZEROES, CMD_BLOCK_STATUS = range(8)
-EPERM, EINVAL, ENOSPC = 1, 22, 28
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if cond:
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-def recvall(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError("server closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
-
-
-def closed_by_server(s):
-    """True if the server closes the connection (EOF or reset) within 5 s."""
-    s.settimeout(5)
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
-
 
 def connect(client_flags=3, path=None):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path or sock_path)
-    s.settimeout(10)
-    magic, opt, flags = struct.unpack(">QQH", recvall(s, 18))
-    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", client_flags))
-    return s
-
-
-def send_opt(s, opt, data=b"", length=None):
-    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data) if length is None else length) + data)
-
-
-def read_reply(s):
-    magic, opt, rtype, length = struct.unpack(">QIII", recvall(s, 20))
-    assert magic == REPMAGIC, "bad reply magic"
-    return opt, rtype, recvall(s, length)
-
-
-def go(s, name):
-    send_opt(s, OPT_GO, struct.pack(">I", len(name)) + name + struct.pack(">H", 0))
-    info = {}
-    while True:
-        opt, rtype, data = read_reply(s)
-        if rtype == REP_INFO:
-            info[struct.unpack(">H", data[:2])[0]] = data[2:]
-        else:
-            return rtype, info
-
-
-def request(s, cmd, off, length, flags=0, cookie=7, payload=b""):
-    s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, flags, cmd, cookie, off, length) + payload)
-
-
-def reply(s, datalen=0):
-    magic, err, cookie = struct.unpack(">IIQ", recvall(s, 16))
-    assert magic == REPLY_MAGIC
-    data = recvall(s, datalen) if err == 0 and datalen else b""
-    return err, cookie, data
+    return nbdwire.connect(path or sock_path, client_flags=client_flags)
 
 
 # A healthy client that must be unaffected by everything below.
@@ -125,14 +43,7 @@ s.sendall(struct.pack(">QII", 0x1234, OPT_LIST, 0))
 check(closed_by_server(s), "bad option magic closes the connection")
 
 s = connect()
-send_opt(s, OPT_LIST)
-names = []
-while True:
-    opt, rtype, data = read_reply(s)
-    if rtype != REP_SERVER:
-        break
-    n = struct.unpack(">I", data[:4])[0]
-    names.append(data[4:4 + n])
+rtype, names = list_exports(s)
 check(rtype == REP_ACK and export in names, "NBD_OPT_LIST lists the export")
 send_opt(s, OPT_LIST, b"x")
 check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_LIST with data: ERR_INVALID")
@@ -304,5 +215,5 @@ good.pwrite(b"still ok", 8)
 good.flush()
 check(good.pread(16, 0) == b"healthy!still ok", "the healthy connection still writes")
 good.shutdown()
-print("%d failures" % failures)
-sys.exit(1 if failures else 0)
+print("%d failures" % nbdwire.failures)
+sys.exit(1 if nbdwire.failures else 0)

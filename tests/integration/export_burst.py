@@ -15,31 +15,18 @@ READ, and reads it all back.
 """
 import os, signal, socket, struct, sys, time
 
+from nbdwire import (CMD_DISC, CMD_FLUSH, CMD_READ, CMD_WRITE, OPT_EXPORT_NAME, REPLY_MAGIC,
+                     connect, recvall, req, send_opt)
+
 STAGE = 256 * 1024
 N = 64
 TOTAL = 128 * 1024          # one request, header included
 HDR = 28
 sock_path, pid = sys.argv[1], int(sys.argv[2])
 
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sock_path)
-s.settimeout(10)
-
-def recv_exact(n):
-    b = b''
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            sys.exit(f"export_burst: connection closed after {len(b)} of {n} bytes")
-        b += c
-    return b
-
-hello = recv_exact(18)
-assert hello[:16] == b'NBDMAGICIHAVEOPT', hello
-s.sendall(struct.pack('>I', 3))     # fixed newstyle, no zeroes
-name = b''
-s.sendall(b'IHAVEOPT' + struct.pack('>II', 1, len(name)) + name)  # EXPORT_NAME
-size, flags = struct.unpack('>QH', recv_exact(10))
+s = connect(sock_path)
+send_opt(s, OPT_EXPORT_NAME, b'')   # the default export
+size, flags = struct.unpack('>QH', recvall(s, 10))
 assert size >= N * TOTAL, size
 
 # Room for the whole burst in this end's send buffer (root may force it),
@@ -48,7 +35,7 @@ s.setsockopt(socket.SOL_SOCKET, 32, 64 * 1024 * 1024)   # SO_SNDBUFFORCE
 burst = bytearray()
 for i in range(N):
     payload = bytes([i & 0xff]) * (TOTAL - HDR)
-    burst += struct.pack('>IHHQQI', 0x25609513, 0, 1, 1000 + i, i * TOTAL, len(payload))
+    burst += req(CMD_WRITE, 1000 + i, i * TOTAL, len(payload))
     burst += payload
 assert len(burst) == 32 * STAGE
 
@@ -62,8 +49,8 @@ seen = set()
 t0 = time.monotonic()
 try:
     while len(seen) < N:
-        magic, err, handle = struct.unpack('>IIQ', recv_exact(16))
-        assert magic == 0x67446698, hex(magic)
+        magic, err, handle = struct.unpack('>IIQ', recvall(s, 16))
+        assert magic == REPLY_MAGIC, hex(magic)
         if err:
             sys.exit(f"export_burst: write {handle - 1000} failed: error {err}")
         seen.add(handle)
@@ -92,11 +79,11 @@ for n in sizes:
 end = off
 burst = bytearray()
 for i, (h, o, data) in enumerate(wr):
-    burst += struct.pack('>IHHQQI', 0x25609513, 0, 1, h, o, len(data)) + data
+    burst += req(CMD_WRITE, h, o, len(data)) + data
     if i == 3:
-        burst += struct.pack('>IHHQQI', 0x25609513, 0, 3, 4000, 0, 0)    # FLUSH
+        burst += req(CMD_FLUSH, 4000, 0, 0)
     if i == 6:  # a READ of phase 1's data (write 5), answered in the burst
-        burst += struct.pack('>IHHQQI', 0x25609513, 0, 0, 4001, 5 * TOTAL, 4096)
+        burst += req(CMD_READ, 4001, 5 * TOTAL, 4096)
 os.kill(pid, signal.SIGSTOP)
 try:
     s.sendall(burst)
@@ -105,11 +92,11 @@ finally:
 want = {h for h, _, _ in wr} | {4000, 4001}
 try:
     while want:
-        magic, err, handle = struct.unpack('>IIQ', recv_exact(16))
-        assert magic == 0x67446698, hex(magic)
+        magic, err, handle = struct.unpack('>IIQ', recvall(s, 16))
+        assert magic == REPLY_MAGIC, hex(magic)
         if err:
             sys.exit(f"export_burst: phase 2 request {handle} failed: error {err}")
-        if handle == 4001 and recv_exact(4096) != bytes([5]) * 4096:
+        if handle == 4001 and recvall(s, 4096) != bytes([5]) * 4096:
             sys.exit("export_burst: phase 2 read of write 5 returned wrong data")
         if handle not in want:
             sys.exit(f"export_burst: phase 2: unexpected or repeated handle {handle}")
@@ -121,14 +108,14 @@ got = bytearray()
 o = BASE
 while o < end:
     n = min(1 << 20, end - o)
-    s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, 0, 6000, o, n))
-    magic, err, handle = struct.unpack('>IIQ', recv_exact(16))
-    assert magic == 0x67446698 and err == 0 and handle == 6000, (hex(magic), err, handle)
-    got += recv_exact(n)
+    s.sendall(req(CMD_READ, 6000, o, n))
+    magic, err, handle = struct.unpack('>IIQ', recvall(s, 16))
+    assert magic == REPLY_MAGIC and err == 0 and handle == 6000, (hex(magic), err, handle)
+    got += recvall(s, n)
     o += n
 if bytes(got) != rnd:
     bad = next(i for i in range(len(rnd)) if got[i] != rnd[i])
     sys.exit(f"export_burst: phase 2 data differs at byte {bad} of {len(rnd)}")
 print(f"export_burst: {len(sizes)} writes of 1 byte to 1 MiB, a flush and a read "
       f"in one burst answered and read back")
-s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, 2, 1, 0, 0))   # DISC
+s.sendall(req(CMD_DISC, 1, 0, 0))

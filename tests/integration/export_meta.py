@@ -24,83 +24,14 @@ environment): block status now fails with an error naming the reason,
 and the same connection still reads.
 """
 import shutil
-import socket
 import subprocess
 import struct
 import sys
 
 import nbd
 
-NBDMAGIC = 0x4E42444D41474943
-IHAVEOPT = 0x49484156454F5054
-REPMAGIC = 0x0003E889045565A9
-REQ_MAGIC = 0x25609513
-SIMPLE_MAGIC = 0x67446698
-CHUNK_MAGIC = 0x668E33EF
-OPT_EXPORT_NAME, OPT_GO, OPT_STRUCTURED_REPLY, OPT_LIST_META, OPT_SET_META, OPT_EXTENDED = 1, 7, 8, 9, 10, 11
-EXT_REQ_MAGIC, EXT_REPLY_MAGIC = 0x21E41C71, 0x6E8A278C
-REP_ACK, REP_INFO, REP_META = 1, 3, 4
-ERR = 1 << 31
-REP_ERR_INVALID, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG, REP_ERR_EXT_HEADER_REQD = ERR | 3, ERR | 6, ERR | 9, ERR | 10
-CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM, CMD_ZEROES, CMD_BLOCK_STATUS = 0, 1, 2, 3, 4, 6, 7
-FLAG_DONE = 1
-FLAG_DF, FLAG_REQ_ONE, FLAG_PAYLOAD_LEN = 4, 8, 32
-TYPE_NONE, TYPE_OFFSET_DATA, TYPE_BLOCK_STATUS, TYPE_BLOCK_STATUS_EXT = 0, 1, 5, 6
-TYPE_ERROR = (1 << 15) + 1
-EINVAL = 22
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if cond:
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-def recvall(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError("server closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
-
-
-def closed_by_server(s):
-    s.settimeout(5)
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except socket.timeout:
-        return False
-
-
-def connect(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    s.settimeout(10)
-    magic, opt, _ = struct.unpack(">QQH", recvall(s, 18))
-    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", 3))
-    return s
-
-
-def send_opt(s, opt, data=b""):
-    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data)) + data)
-
-
-def read_reply(s):
-    magic, _, rtype, length = struct.unpack(">QIII", recvall(s, 20))
-    assert magic == REPMAGIC, "bad reply magic"
-    return rtype, recvall(s, length)
+import nbdwire
+from nbdwire import *  # noqa: F401,F403 (the wire constants and helpers)
 
 
 def meta_data(export, queries, count=None):
@@ -116,42 +47,10 @@ def meta(s, opt, export, queries, count=None, raw=None):
     send_opt(s, opt, raw if raw is not None else meta_data(export, queries, count))
     ctx = {}
     while True:
-        rtype, data = read_reply(s)
+        _, rtype, data = read_reply(s)
         if rtype != REP_META:
             return rtype, ctx, data
         ctx[data[4:]] = struct.unpack(">I", data[:4])[0]
-
-
-def go(s, name):
-    send_opt(s, OPT_GO, struct.pack(">I", len(name)) + name + struct.pack(">H", 0))
-    while True:
-        rtype, data = read_reply(s)
-        if rtype != REP_INFO:
-            return rtype
-
-
-def request(s, cmd, off, length, flags=0, cookie=7):
-    s.sendall(struct.pack(">IHHQQI", REQ_MAGIC, flags, cmd, cookie, off, length))
-
-
-def chunk(s):
-    """One structured chunk: (flags, type, cookie, payload)."""
-    magic = struct.unpack(">I", recvall(s, 4))[0]
-    assert magic == CHUNK_MAGIC, "expected a structured chunk, got magic %#x" % magic
-    flags, rtype, cookie, length = struct.unpack(">HHQI", recvall(s, 16))
-    return flags, rtype, cookie, recvall(s, length)
-
-
-def ext_request(s, cmd, off, length, flags=0, cookie=7, payload=b""):
-    s.sendall(struct.pack(">IHHQQQ", EXT_REQ_MAGIC, flags, cmd, cookie, off, length) + payload)
-
-
-def ext_chunk(s):
-    """One extended reply chunk: (flags, type, cookie, offset, payload)."""
-    magic, flags, rtype, cookie, off, length = struct.unpack(">IHHQQQ", recvall(s, 32))
-    assert magic == EXT_REPLY_MAGIC, "expected an extended reply, got magic %#x" % magic
-    assert length < 1 << 32, "reply length %d" % length
-    return flags, rtype, cookie, off, recvall(s, length)
 
 
 def extended(sock, snaps, size, ref):
@@ -160,16 +59,16 @@ def extended(sock, snaps, size, ref):
     origin, snap0 = b"origin", snaps[0].encode()
     s = connect(sock)
     send_opt(s, OPT_EXTENDED, b"x")
-    check(read_reply(s)[0] == REP_ERR_INVALID, "NBD_OPT_EXTENDED_HEADERS with data: ERR_INVALID")
+    check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_EXTENDED_HEADERS with data: ERR_INVALID")
     send_opt(s, OPT_EXTENDED)
-    check(read_reply(s)[0] == REP_ACK, "NBD_OPT_EXTENDED_HEADERS: ACK")
+    check(read_reply(s)[1] == REP_ACK, "NBD_OPT_EXTENDED_HEADERS: ACK")
     send_opt(s, OPT_STRUCTURED_REPLY)
-    check(read_reply(s)[0] == REP_ERR_EXT_HEADER_REQD,
+    check(read_reply(s)[1] == REP_ERR_EXT_HEADER_REQD,
           "STRUCTURED_REPLY after EXTENDED_HEADERS: ERR_EXT_HEADER_REQD")
     rtype, ctx, _ = meta(s, OPT_SET_META, origin, [b"base:allocation", b"csnap:changed:" + snap0])
     alloc_id, changed_id = ctx.get(b"base:allocation"), ctx.get(b"csnap:changed:" + snap0)
     check(rtype == REP_ACK and len(ctx) == 2, "SET_META_CONTEXT with extended headers only")
-    check(go(s, origin) == REP_ACK, "GO origin")
+    check(go(s, origin)[0] == REP_ACK, "GO origin")
 
     ext_request(s, CMD_READ, 4096, 8192, cookie=1)
     flags, rtype, cookie, off, p = ext_chunk(s)
@@ -238,7 +137,7 @@ def extended(sock, snaps, size, ref):
 def structured(path):
     s = connect(path)
     send_opt(s, OPT_STRUCTURED_REPLY)
-    assert read_reply(s)[0] == REP_ACK
+    assert read_reply(s)[1] == REP_ACK
     return s
 
 
@@ -257,9 +156,9 @@ def hostile(sock, snaps):
     check(rtype == REP_ERR_INVALID and not ctx and b"STRUCTURED_REPLY" in msg,
           "SET_META_CONTEXT before structured replies: ERR_INVALID")
     send_opt(s, OPT_STRUCTURED_REPLY, b"x")
-    check(read_reply(s)[0] == REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY with data: ERR_INVALID")
+    check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY with data: ERR_INVALID")
     send_opt(s, OPT_STRUCTURED_REPLY)
-    check(read_reply(s)[0] == REP_ACK, "NBD_OPT_STRUCTURED_REPLY: ACK")
+    check(read_reply(s)[1] == REP_ACK, "NBD_OPT_STRUCTURED_REPLY: ACK")
 
     want = {b"base:allocation"} | {b"csnap:changed:" + n.encode() for n in snaps}
     rtype, ctx, _ = meta(s, OPT_LIST_META, origin, [])
@@ -330,7 +229,7 @@ def hostile(sock, snaps):
     s = structured(sock)
     rtype, ctx, _ = meta(s, OPT_SET_META, origin, [b"base:allocation"])
     check(rtype == REP_ACK and ctx == {b"base:allocation": ctx.get(b"base:allocation")}, "SET for origin")
-    check(go(s, snap0) == REP_ACK, "GO to a snapshot export")
+    check(go(s, snap0)[0] == REP_ACK, "GO to a snapshot export")
     request(s, CMD_BLOCK_STATUS, 0, 4096, cookie=1)
     flags, rtype, cookie, p = chunk(s)
     err = struct.unpack(">I", p[:4])[0] if rtype == TYPE_ERROR else 0
@@ -357,7 +256,7 @@ def hostile(sock, snaps):
     rtype, ctx, _ = meta(s, OPT_SET_META, origin, [b"base:allocation", b"csnap:changed:" + snap0])
     alloc_id, changed_id = ctx.get(b"base:allocation"), ctx.get(b"csnap:changed:" + snap0)
     check(rtype == REP_ACK and len(ctx) == 2 and alloc_id != changed_id, "SET two contexts: distinct ids")
-    check(go(s, origin) == REP_ACK, "GO origin")
+    check(go(s, origin)[0] == REP_ACK, "GO origin")
     request(s, CMD_READ, 0, 65536, cookie=3)
     flags, rtype, cookie, p = chunk(s)
     check(flags & FLAG_DONE and rtype == TYPE_OFFSET_DATA and cookie == 3 and
@@ -404,7 +303,7 @@ def hostile(sock, snaps):
 
     check(good.pread(65536, 0) == ref, "the healthy connection still reads")
     good.shutdown()
-    return failures
+    return nbdwire.failures
 
 
 def backup(uri, context, base, out):
@@ -443,7 +342,7 @@ def backup(uri, context, base, out):
     h.shutdown()
     print("changed", total)
     print("extents", extents)
-    return failures
+    return nbdwire.failures
 
 
 def deleted(uri, snap, csnap, store):
@@ -466,7 +365,7 @@ def deleted(uri, snap, csnap, store):
     check(msg is not None, "block status since a deleted snapshot fails (%s)" % msg)
     check(len(h.pread(4096, 0)) == 4096, "the connection still reads")
     h.shutdown()
-    return failures
+    return nbdwire.failures
 
 
 if __name__ == "__main__":

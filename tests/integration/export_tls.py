@@ -27,77 +27,10 @@ import struct
 import sys
 import time
 
-NBDMAGIC = 0x4E42444D41474943
-IHAVEOPT = 0x49484156454F5054
-REPMAGIC = 0x0003E889045565A9
-OPT_EXPORT_NAME, OPT_ABORT, OPT_LIST, OPT_STARTTLS, OPT_INFO, OPT_GO = 1, 2, 3, 5, 6, 7
-OPT_STRUCTURED_REPLY = 8
-REP_ACK, REP_SERVER, REP_INFO = 1, 2, 3
-ERR = 1 << 31
-REP_ERR_UNSUP, REP_ERR_INVALID, REP_ERR_TLS_REQD = ERR | 1, ERR | 3, ERR | 5
-REQ_MAGIC, REPLY_MAGIC, CMD_READ, CMD_WRITE, CMD_DISC = 0x25609513, 0x67446698, 0, 1, 2
+import nbdwire
+from nbdwire import *  # noqa: F401,F403 (the wire constants and helpers)
+
 DEADLINE_S = 10        # NBD_HANDSHAKE_MS (src/export/nbd_conn.h)
-
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if cond:
-        print("ok:", what)
-    else:
-        failures += 1
-        print("FAIL:", what, file=sys.stderr)
-
-
-def recvall(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError("server closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
-
-
-def closed_by_server(s, timeout=5):
-    """True if the server closes the connection (EOF or reset) in time."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
-        return True
-    except socket.timeout:
-        return False
-
-
-def connect(host, port=None):
-    if port is None:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(host)
-    else:
-        s = socket.create_connection((host, port))
-    s.settimeout(10)
-    magic, opt, _ = struct.unpack(">QQH", recvall(s, 18))
-    assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
-    s.sendall(struct.pack(">I", 3))     # fixed newstyle, no zeroes
-    return s
-
-
-def send_opt(s, opt, data=b""):
-    s.sendall(struct.pack(">QII", IHAVEOPT, opt, len(data)) + data)
-
-
-def read_reply(s):
-    magic, opt, rtype, length = struct.unpack(">QIII", recvall(s, 20))
-    assert magic == REPMAGIC, "bad reply magic"
-    return opt, rtype, recvall(s, length)
-
-
-def name_opt(name):
-    return struct.pack(">I", len(name)) + name + struct.pack(">H", 0)
 
 
 def require(host, port):
@@ -159,10 +92,6 @@ def pump(t, out, want):
     return bytes(got)
 
 
-def req(cmd, cookie, off, length):
-    return struct.pack(">IHHQQI", REQ_MAGIC, 0, cmd, cookie, off, length)
-
-
 def replies(data, lengths):
     """Simple replies in DATA, in any order: {cookie: (error, payload)};
     LENGTHS: the payload length of each cookie."""
@@ -210,13 +139,7 @@ def hostile(host, port, certdir, unix_sock):
     check(t.version() is not None, "TLS handshake with a client certificate (%s)" % t.version())
     send_opt(t, OPT_STARTTLS)
     check(read_reply(t)[1] == REP_ERR_INVALID, "STARTTLS inside TLS: ERR_INVALID")
-    send_opt(t, OPT_LIST)
-    names = []
-    while True:
-        _, rtype, data = read_reply(t)
-        if rtype != REP_SERVER:
-            break
-        names.append(data[4:4 + struct.unpack(">I", data[:4])[0]])
+    rtype, names = list_exports(t)
     check(rtype == REP_ACK and b"origin" in names, "LIST over TLS lists the origin")
     send_opt(t, OPT_GO, name_opt(b"origin"))
     while True:
@@ -279,4 +202,4 @@ if __name__ == "__main__":
         require(sys.argv[2], int(sys.argv[3]))
     else:
         hostile(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5])
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if nbdwire.failures else 0)

@@ -79,7 +79,9 @@ grep -q "master for store" "$(node_log 1 server)" && fail "server became master 
 ok "server refuses: $(grep -m1 "csnap upgrade" "$(node_log 1 server)")"
 node_kill_procs 1 KILL
 node_run 1 "$C" lease join -c "$(node_conf 1)" s >/dev/null || fail "lease join"
-refused "upgrade with a host in the lockspace" "holds or did not release" "$C" upgrade "$CLUSTER_STORE"
+refused "upgrade with a host in the lockspace (the refusal names it and what to run there)" \
+  "(node1) holds or did not release .* run \`csnap lease leave $CLUSTER_STORE\` there first" \
+  "$C" upgrade "$CLUSTER_STORE"
 node_run 1 "$C" lease leave -c "$(node_conf 1)" s >/dev/null || fail "lease leave"
 run "upgrade with the cluster stopped" "$C" upgrade "$CLUSTER_STORE"
 start_master 1

@@ -2,7 +2,8 @@
  * tests/unit/test_export_origin.c - the origin volume's unique-chunk memory
  * (src/export/volume_origin.c), driven through the real volume, dio and
  * async ioengine on a temp origin file, with the session to the master
- * replaced at link level by tests/unit/session_fake.h.  The tests play the
+ * replaced at link level by tests/unit/session_fake.h (the setting:
+ * tests/unit/volume_env.h).  The tests play the
  * master: they answer ORIGIN_WRITE queries, send barriers, break and make
  * connections.
  *
@@ -43,6 +44,7 @@
 #define ORIGIN_SIZE	(NCHUNKS * CS)
 
 #include "tests/unit/session_fake.h"
+#include "tests/unit/volume_env.h"
 
 static const struct proto_identify_ok ident = {
 	.chunk_size = CS,
@@ -53,53 +55,12 @@ static const struct proto_identify_ok ident = {
 
 /* ---- environment ------------------------------------------------------- */
 
-struct env {
-	char opath[64];
-	struct io_dev *odev;
-	struct evloop *lp;
-	struct dio *origin;
-	struct master_target tgt;
-	struct volume *vol;
-	struct session *s;
-};
-
-struct wr {
-	struct vol_req req;
-	int calls;
-	int err;
-};
-
-static void wr_done(struct vol_req *req, int err)
-{
-	struct wr *w = (struct wr *)req;
-
-	w->calls++;
-	w->err = err;
-}
-
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof *e);
-	struct csvol_env ce = { 0 };
-	char *buf = malloc(ORIGIN_SIZE);
-	int fd;
+	struct csvol_env ce;
 
-	snprintf(e->opath, sizeof e->opath, "/var/tmp/origin-vol.XXXXXX");
-	fd = mkstemp(e->opath);
-	assert_true(fd >= 0);
-	memset(buf, 'O', ORIGIN_SIZE);
-	assert_int_equal(write(fd, buf, ORIGIN_SIZE), (ssize_t)ORIGIN_SIZE);
-	close(fd);
-	free(buf);
-	assert_int_equal(io_dev_open(e->opath, IO_DEV_RDWR, &e->odev), 0);
-	assert_int_equal(loop_create(64, &e->lp), 0);
-	assert_int_equal(dio_create(loop_io(e->lp), e->odev, &e->origin), 0);
-	ce.lp = e->lp;
-	ce.tgt = &e->tgt;
-	ce.origin = e->origin;
-	ce.chunk_size = CS;
-	ce.chunk_shift = SHIFT;
-	ce.origin_size = ORIGIN_SIZE;
+	env_open(e, "origin-vol", 0, &ce);
 	assert_int_equal(volume_origin_create(&ce, &e->vol), 0);
 	e->s = the_sess;
 	assert_non_null(e->s);
@@ -114,52 +75,14 @@ static int teardown(void **state)
 
 	volume_origin_shutdown(e->vol);
 	volume_put(e->vol);
-	dio_destroy(e->origin);
-	loop_destroy(e->lp);
-	io_dev_close(e->odev);
-	unlink(e->opath);
-	free(e);
+	env_close(e);
 	return 0;
 }
 
-/* Turns the loop until COND holds (bounded).  */
-#define RUN_UNTIL(e, cond)                                                     \
-	do {                                                                   \
-		for (int i_ = 0; i_ < 500 && !(cond); i_++)                    \
-			assert_true(evloop_run_once((e)->lp, 10) >= 0);        \
-	} while (0)
-
-/* Lets the device I/O in flight finish, and a few more turns run (a write
- * wrongly let through would reach the disk meanwhile).  */
-static void settle(struct env *e)
-{
-	for (int i = 0; i < 500 && dio_inflight(e->origin); i++)
-		assert_true(evloop_run_once(e->lp, 10) >= 0);
-	for (int i = 0; i < 5; i++)
-		assert_true(evloop_run_once(e->lp, 1) >= 0);
-	assert_int_equal(dio_inflight(e->origin), 0);
-}
-
 /* A write of chunks FIRST..LAST filled with C.  */
-static struct wr *start_write(struct env *e, unsigned first, unsigned last, int c)
+static struct vio *start_write(struct env *e, unsigned first, unsigned last, int c)
 {
-	struct wr *w = calloc(1, sizeof *w);
-	size_t len = (size_t)(last - first + 1) * CS;
-
-	w->req.op = VOL_WRITE;
-	w->req.off = (uint64_t)first * CS;
-	w->req.len = (uint32_t)len;
-	w->req.buf = io_buf_alloc(len);
-	memset(w->req.buf, c, len);
-	w->req.done = wr_done;
-	volume_submit(e->vol, &w->req);
-	return w;
-}
-
-static void free_write(struct wr *w)
-{
-	io_buf_free(w->req.buf);
-	free(w);
+	return vio_start(e, VOL_WRITE, (uint64_t)first * CS, (size_t)(last - first + 1) * CS, c);
 }
 
 /* The byte every position of origin chunk CHUNK holds (fails if mixed). */
@@ -193,8 +116,8 @@ static struct sreq *take_query(struct env *e, uint64_t start, uint32_t count)
 /* Chunk 1 is written after asking, then remembered as unique.  */
 static void make_chunk1_unique(struct env *e)
 {
-	struct wr *w = start_write(e, 1, 1, 'A');
-	struct wr *again;
+	struct vio *w = start_write(e, 1, 1, 'A');
+	struct vio *again;
 
 	answer_ok(take_query(e, 1, 1));
 	RUN_UNTIL(e, w->calls);
@@ -207,8 +130,26 @@ static void make_chunk1_unique(struct env *e)
 	RUN_UNTIL(e, again->calls);
 	assert_int_equal(again->err, 0);
 	assert_int_equal(chunk_fill(e, 1), 'a');
-	free_write(w);
-	free_write(again);
+	vio_free(w);
+	vio_free(again);
+}
+
+/* W (chunks 1-2, filled with C) got its answer for chunk 2 after its
+ * memory of chunk 1 went stale: chunk 1 still holds the snapshot's data
+ * and W asked for it again (after log entry MARK); answered, W writes
+ * both chunks.  */
+static void asked_again(struct env *e, struct vio *w, unsigned mark, int c)
+{
+	assert_int_equal(chunk_fill(e, 1), 'a');
+	assert_int_equal(w->calls, 0);
+	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
+	answer_ok(take_query(e, 1, 1));
+	RUN_UNTIL(e, w->calls);
+	assert_int_equal(w->calls, 1);
+	assert_int_equal(w->err, 0);
+	assert_int_equal(chunk_fill(e, 1), c);
+	assert_int_equal(chunk_fill(e, 2), c);
+	vio_free(w);
 }
 
 /* W spans chunks 1 (remembered unique) and 2 (not): it asks for chunk 2
@@ -217,7 +158,7 @@ static void make_chunk1_unique(struct env *e)
 static void test_span_after_barrier(void **state)
 {
 	struct env *e = *state;
-	struct wr *w;
+	struct vio *w;
 	struct sreq *q2;
 	struct proto_msg barrier;
 	unsigned mark;
@@ -239,17 +180,7 @@ static void test_span_after_barrier(void **state)
 	mark = e->s->nlog;
 	answer_ok(q2);
 	settle(e);
-	/* Chunk 1 still holds the snapshot's data, and W asks for it. */
-	assert_int_equal(chunk_fill(e, 1), 'a');
-	assert_int_equal(w->calls, 0);
-	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
-	answer_ok(take_query(e, 1, 1));
-	RUN_UNTIL(e, w->calls);
-	assert_int_equal(w->calls, 1);
-	assert_int_equal(w->err, 0);
-	assert_int_equal(chunk_fill(e, 1), 'B');
-	assert_int_equal(chunk_fill(e, 2), 'B');
-	free_write(w);
+	asked_again(e, w, mark, 'B');
 }
 
 /* The same with a lost connection instead of the barrier: the question
@@ -258,7 +189,7 @@ static void test_span_after_barrier(void **state)
 static void test_span_after_master_change(void **state)
 {
 	struct env *e = *state;
-	struct wr *w;
+	struct vio *w;
 	unsigned mark;
 
 	make_chunk1_unique(e);
@@ -270,16 +201,7 @@ static void test_span_after_master_change(void **state)
 	mark = e->s->nlog;
 	answer_ok(take_query(e, 2, 1));
 	settle(e);
-	assert_int_equal(chunk_fill(e, 1), 'a');
-	assert_int_equal(w->calls, 0);
-	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
-	answer_ok(take_query(e, 1, 1));
-	RUN_UNTIL(e, w->calls);
-	assert_int_equal(w->calls, 1);
-	assert_int_equal(w->err, 0);
-	assert_int_equal(chunk_fill(e, 1), 'C');
-	assert_int_equal(chunk_fill(e, 2), 'C');
-	free_write(w);
+	asked_again(e, w, mark, 'C');
 }
 
 /* Nothing happened while W waited: the answer for chunk 2 is enough, W
@@ -287,7 +209,7 @@ static void test_span_after_master_change(void **state)
 static void test_span_unchanged(void **state)
 {
 	struct env *e = *state;
-	struct wr *w;
+	struct vio *w;
 
 	make_chunk1_unique(e);
 	w = start_write(e, 1, 2, 'D');
@@ -298,7 +220,7 @@ static void test_span_unchanged(void **state)
 	assert_false(waiting(e->s, PROTO_ORIGIN_WRITE));
 	assert_int_equal(chunk_fill(e, 1), 'D');
 	assert_int_equal(chunk_fill(e, 2), 'D');
-	free_write(w);
+	vio_free(w);
 }
 
 int main(void)

@@ -43,6 +43,7 @@
 #define STORE_CHUNKS	8u
 
 #include "tests/unit/session_fake.h"
+#include "tests/unit/volume_env.h"
 
 /* ---- master side, played by the tests ---------------------------------- */
 
@@ -75,31 +76,6 @@ static void answer_read(struct sreq *rq, bool origin, uint64_t store_chunk)
 
 /* ---- environment ------------------------------------------------------- */
 
-struct env {
-	char opath[64], spath[64];
-	struct io_dev *odev, *sdev;
-	struct evloop *lp;
-	struct dio *origin, *store;
-	struct master_target tgt;
-	struct volume *vol;
-	struct session *s;
-	int ready;
-};
-
-struct rd {
-	struct vol_req req;
-	int calls;
-	int err;
-};
-
-static void rd_done(struct vol_req *req, int err)
-{
-	struct rd *r = (struct rd *)req;
-
-	r->calls++;
-	r->err = err;
-}
-
 static void on_ready(void *arg, struct volume *vol, int err, const char *why)
 {
 	struct env *e = arg;
@@ -110,39 +86,12 @@ static void on_ready(void *arg, struct volume *vol, int err, const char *why)
 	e->ready++;
 }
 
-static void mkfile(char *path, size_t pathlen, const char *name, size_t size, int fill)
-{
-	char *buf = malloc(size);
-	int fd;
-
-	snprintf(path, pathlen, "/var/tmp/%s.XXXXXX", name);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	memset(buf, fill, size);
-	assert_int_equal(write(fd, buf, size), (ssize_t)size);
-	close(fd);
-	free(buf);
-}
-
 static int setup(void **state)
 {
 	struct env *e = calloc(1, sizeof *e);
-	struct csvol_env ce = { 0 };
+	struct csvol_env ce;
 
-	mkfile(e->opath, sizeof e->opath, "snaplocks-origin", ORIGIN_SIZE, 'O');
-	mkfile(e->spath, sizeof e->spath, "snaplocks-store", DATA_OFF + STORE_CHUNKS * CS, 'S');
-	assert_int_equal(io_dev_open(e->opath, IO_DEV_RDWR, &e->odev), 0);
-	assert_int_equal(io_dev_open(e->spath, IO_DEV_RDWR, &e->sdev), 0);
-	assert_int_equal(loop_create(64, &e->lp), 0);
-	assert_int_equal(dio_create(loop_io(e->lp), e->odev, &e->origin), 0);
-	assert_int_equal(dio_create(loop_io(e->lp), e->sdev, &e->store), 0);
-	ce.lp = e->lp;
-	ce.tgt = &e->tgt;
-	ce.origin = e->origin;
-	ce.store = e->store;
-	ce.chunk_size = CS;
-	ce.chunk_shift = SHIFT;
-	ce.origin_size = ORIGIN_SIZE;
+	env_open(e, "snaplocks", DATA_OFF + STORE_CHUNKS * CS, &ce);
 	ce.data_offset = DATA_OFF;
 	ce.store_chunks = STORE_CHUNKS;
 	ce.cache_entries = 64;
@@ -163,55 +112,16 @@ static int teardown(void **state)
 	volume_snap_shutdown(e->vol);
 	volume_detach(e->vol);
 	volume_put(e->vol);
-	dio_destroy(e->origin);
-	dio_destroy(e->store);
-	loop_destroy(e->lp);
-	io_dev_close(e->odev);
-	io_dev_close(e->sdev);
-	unlink(e->opath);
-	unlink(e->spath);
-	free(e);
+	env_close(e);
 	return 0;
 }
 
-/* Turns the loop until COND holds or the device is idle for a while. */
-#define RUN_UNTIL(e, cond)                                                     \
-	do {                                                                   \
-		for (int i_ = 0; i_ < 500 && !(cond); i_++)                    \
-			assert_true(evloop_run_once((e)->lp, 10) >= 0);        \
-	} while (0)
-
-/* Lets the device I/O in flight finish.  */
-static void settle(struct env *e)
+static struct vio *start_read(struct env *e, uint64_t chunk)
 {
-	for (int i = 0; i < 500 && (dio_inflight(e->origin) || dio_inflight(e->store)); i++)
-		assert_true(evloop_run_once(e->lp, 10) >= 0);
-	for (int i = 0; i < 3; i++)
-		assert_true(evloop_run_once(e->lp, 0) >= 0);
-	assert_int_equal(dio_inflight(e->origin) + dio_inflight(e->store), 0);
+	return vio_start(e, VOL_READ, chunk * CS, CS, 0);
 }
 
-static struct rd *start_read(struct env *e, uint64_t chunk)
-{
-	struct rd *r = calloc(1, sizeof *r);
-
-	r->req.op = VOL_READ;
-	r->req.off = chunk * CS;
-	r->req.len = CS;
-	r->req.buf = io_buf_alloc(CS);
-	memset(r->req.buf, 0, CS);
-	r->req.done = rd_done;
-	volume_submit(e->vol, &r->req);
-	return r;
-}
-
-static void free_read(struct rd *r)
-{
-	io_buf_free(r->req.buf);
-	free(r);
-}
-
-static void assert_filled(const struct rd *r, int c)
+static void assert_filled(const struct vio *r, int c)
 {
 	const unsigned char *b = r->req.buf;
 
@@ -225,7 +135,7 @@ static void assert_filled(const struct rd *r, int c)
 static void test_release_after_read(void **state)
 {
 	struct env *e = *state;
-	struct rd *r = start_read(e, 3);
+	struct vio *r = start_read(e, 3);
 	struct sreq *rq = take(e->s, PROTO_SNAP_READ);
 
 	assert_non_null(rq);
@@ -248,7 +158,7 @@ static void test_release_after_read(void **state)
 	assert_int_equal(count_log(e->s, PROTO_SNAP_READ_DONE, ONCE), 1);
 	assert_int_equal(count_log(e->s, PROTO_SNAP_READ_DONE, ONEWAY), 0);
 	assert_int_equal(session_pending(e->s), 0);
-	free_read(r);
+	vio_free(r);
 }
 
 /* A chunk answered with a store location holds no lock: nothing to give
@@ -256,7 +166,7 @@ static void test_release_after_read(void **state)
 static void test_store_read_needs_no_release(void **state)
 {
 	struct env *e = *state;
-	struct rd *r = start_read(e, 4);
+	struct vio *r = start_read(e, 4);
 
 	answer_read(take(e->s, PROTO_SNAP_READ), false, 2);
 	RUN_UNTIL(e, r->calls);
@@ -265,7 +175,7 @@ static void test_store_read_needs_no_release(void **state)
 	assert_filled(r, 'S');
 	assert_int_equal(count_log(e->s, PROTO_SNAP_READ_DONE, ONCE) +
 			 count_log(e->s, PROTO_SNAP_READ_DONE, ONEWAY), 0);
-	free_read(r);
+	vio_free(r);
 }
 
 /* Read A holds a lock whose release got no ack; read B's query is
@@ -275,7 +185,7 @@ static void test_store_read_needs_no_release(void **state)
 static void test_reupload_before_resend(void **state)
 {
 	struct env *e = *state;
-	struct rd *a = start_read(e, 1), *b;
+	struct vio *a = start_read(e, 1), *b;
 	unsigned mark;
 	int up, again;
 
@@ -315,8 +225,8 @@ static void test_reupload_before_resend(void **state)
 	assert_int_equal(b->err, 0);
 	assert_filled(b, 'S');
 	assert_int_equal(count_log(e->s, PROTO_SNAP_READ_DONE, ONEWAY), 0);
-	free_read(a);
-	free_read(b);
+	vio_free(a);
+	vio_free(b);
 }
 
 /* The new master refuses the re-upload as stale: the read starts again,
@@ -325,7 +235,7 @@ static void test_reupload_before_resend(void **state)
 static void test_stale_restarts(void **state)
 {
 	struct env *e = *state;
-	struct rd *r = start_read(e, 2);
+	struct vio *r = start_read(e, 2);
 	struct sreq *rq;
 	unsigned mark;
 
@@ -349,7 +259,7 @@ static void test_stale_restarts(void **state)
 	assert_filled(r, 'S');
 	assert_int_equal(find_log(e->s, mark, PROTO_SNAP_READ_DONE, ONCE), -1);
 	assert_int_equal(count_log(e->s, PROTO_SNAP_READ_DONE, ONEWAY), 0);
-	free_read(r);
+	vio_free(r);
 }
 
 /* The session goes for good while a read waits for its locks' verdict:
@@ -357,7 +267,7 @@ static void test_stale_restarts(void **state)
 static void test_session_gone_fails(void **state)
 {
 	struct env *e = *state;
-	struct rd *r = start_read(e, 5);
+	struct vio *r = start_read(e, 5);
 
 	answer_read(take(e->s, PROTO_SNAP_READ), true, 0);
 	RUN_UNTIL(e, waiting(e->s, PROTO_SNAP_READ_DONE));
@@ -367,7 +277,7 @@ static void test_session_gone_fails(void **state)
 	volume_snap_shutdown(e->vol);
 	assert_int_equal(r->calls, 1);
 	assert_int_equal(r->err, -EIO);
-	free_read(r);
+	vio_free(r);
 }
 
 int main(void)
