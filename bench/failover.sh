@@ -24,9 +24,9 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${build:-$src/build}" && pwd)
 T=$build/tools
 . "$src/tests/cluster/lib.sh"
+. "$src/bench/lib.sh"
 export LEASE_POLL_MS=${LEASE_POLL_MS:-50}
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; }'; }
 minmax() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }
 report() {  # NAME FILE
   printf '%-10s median %6s ms  (range %s ms, %d runs)\n' "$1" "$(median <"$2")" \

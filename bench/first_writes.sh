@@ -76,6 +76,7 @@ store_bytes=$(( (copies + 1) * bytes + (512 << 20) ))
 export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
 # shellcheck source=../tests/cluster/lib.sh
 . "$src/tests/cluster/lib.sh"
+. "$src/bench/lib.sh"
 cluster_start 1 "$store_bytes"
 dir=$CLUSTER_DIR
 origin=$CLUSTER_ORIGIN
@@ -148,10 +149,6 @@ note() {
   printf 'round %d  %-16s %-8s %4d snapshot(s) %8s IOPS\n' "$round" "$1" "$2" "$3" "$4"
   result[$1,$2,$3]+="$4;"
   printf 'fw\t%s\t%s\t%d\t%d\t%s\n' "$1" "$2" "$3" "$round" "$4" >>"$results"
-}
-median() {
-  tr ';' '\n' <<<"$1" | awk 'NF' | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 # snapshots wanted before kind number I (0-based) at count L
 want_snaps() { if [ "$1" = 0 ]; then echo 0; else echo $(( $1 + $2 )); fi; }
@@ -244,7 +241,7 @@ done
 for n in $names; do
   for k in "${kinds[@]}"; do
     for l in "${levels[@]}"; do
-      printf '%-16s %-8s %4d snapshot(s) %8.0f IOPS\n' "$n" "$k" "$l" "$(median "${result[$n,$k,$l]}")"
+      printf '%-16s %-8s %4d snapshot(s) %8.0f IOPS\n' "$n" "$k" "$l" "$(median_list "${result[$n,$k,$l]}")"
     done
   done
 done
@@ -258,7 +255,7 @@ echo
 case " $targets " in *" csnap "*)
   first=${levels[0]} last=${levels[-1]}
   for k in "${kinds[@]}"; do
-    c() { median "${result[csnap,$k,$1]}"; }
+    c() { median_list "${result[csnap,$k,$1]}"; }
     [ "$first" = "$last" ] || echo "csnap $k $last/$first snapshots: $(ratio "$(c "$last")" "$(c "$first")")"
     if [ "$first" = 0 ]; then
       for l in "${levels[@]:1}"; do echo "csnap $k $l snapshot(s) / none: $(ratio "$(c "$l")" "$(c 0)")"; done
@@ -267,7 +264,7 @@ case " $targets " in *" csnap "*)
       [ "$n" = csnap ] && continue
       for l in "${levels[@]}"; do
         printf 'csnap / %-16s %-8s at %4d snapshot(s): %s\n' "$n" "$k" "$l" \
-          "$(ratio "$(c "$l")" "$(median "${result[$n,$k,$l]}")")"
+          "$(ratio "$(c "$l")" "$(median_list "${result[$n,$k,$l]}")")"
       done
     done
   done ;;

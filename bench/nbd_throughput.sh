@@ -24,6 +24,9 @@
 #                  device, like csnap's O_DIRECT)
 #   csnap-file     csnap export --file (the NBD server and dio, no store)
 #   csnap-origin   csnap export of a store's origin, no snapshot
+#   csnap-file-t1, csnap-origin-t1
+#                  the same with one loop thread (--threads 1): what the
+#                  loop threads (export_threads, default 4) bring
 #   csnap-cow      csnap origin export, first writes after a snapshot
 #                  (a fresh snapshot before each job: every chunk a job
 #                  touches first is copied out once; csnap-origin jobs
@@ -43,6 +46,7 @@ set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/bench/lib.sh"
 csnap=$build/csnap
 size=${SIZE:-1G}
 runtime=${RUNTIME:-10}
@@ -144,11 +148,8 @@ bench_target() {
     printf 'round %d  %-15s %-12s %10s IOPS %9s MiB/s\n' "$round" "$target" "$job" $r
   done
 }
-# median FIELD(1 iops, 2 MiB/s) of a result entry
-median() {
-  tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | sort -n |
-    awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
+# median_field ENTRY FIELD(1 iops, 2 MiB/s): the median of a result entry
+median_field() { tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | median; }
 
 targets=${TARGETS:-"nbdkit nbdkit-nocache csnap-file csnap-origin csnap-cow"}
 store_up=0
@@ -160,6 +161,11 @@ start_store() {
   wait_log 1 server 'master for store' 60 || { echo "no master" >&2; exit 1; }
   node_spawn 1 export "$csnap" export --socket "$dir/csnap.sock" s >/dev/null
   wait_for_socket "$dir/csnap.sock"
+  case " $targets " in *" csnap-origin-t1 "*)
+    # a second export of the same store, one loop thread
+    node_spawn 1 export-t1 "$csnap" export --threads 1 --socket "$dir/csnap-t1.sock" s >/dev/null
+    wait_for_socket "$dir/csnap-t1.sock" ;;
+  esac
   sleep 1	# the server's lock re-upload window after takeover
   store_up=1
 }
@@ -188,13 +194,16 @@ for t in $targets; do
       command -v nbdkit >/dev/null || { echo "nbdkit is required" >&2; exit 1; }
       nbdkit -f -U "$sock" file file="$origin" cache=none & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$j"; stop_server ;;
-    csnap-file)
-      "$csnap" export --file "$origin" --socket "$sock" >/dev/null & pids+=($!)
+    csnap-file|csnap-file-t1)
+      th=""; [ $t = csnap-file-t1 ] && th="--threads 1"
+      # shellcheck disable=SC2086
+      "$csnap" export --file "$origin" --socket "$sock" $th >/dev/null & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock" "$j"; stop_server ;;
-    csnap-origin)
+    csnap-origin|csnap-origin-t1)
       [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
       start_store
-      bench_target $t "nbd+unix:///origin?socket=$dir/csnap.sock" "$j" ;;
+      s=csnap.sock; [ $t = csnap-origin-t1 ] && s=csnap-t1.sock
+      bench_target $t "nbd+unix:///origin?socket=$dir/$s" "$j" ;;
     csnap-cow)
       [ $have_cluster = 1 ] || { echo "$t: skipped (sanlock not installed)"; continue; }
       case " $cow_jobs " in *" $j "*) ;; *) continue ;; esac
@@ -217,7 +226,7 @@ for t in $targets; do
   for job in $jobs; do
     [ -n "${result[$t,$job]:-}" ] || continue
     printf '%-15s %-12s %10.0f IOPS %9.1f MiB/s\n' "$t" "$job" \
-      "$(median "${result[$t,$job]}" 1)" "$(median "${result[$t,$job]}" 2)"
+      "$(median_field "${result[$t,$job]}" 1)" "$(median_field "${result[$t,$job]}" 2)"
   done
 done
 
@@ -230,7 +239,7 @@ for t in $targets; do
     line=$(printf '%-15s %-12s' "$t" "$job")
     for base in limit qemu-nbd nbdkit nbdkit-nocache; do
       [ -n "${result[$base,$job]:-}" ] || continue
-      line+=$(awk -v a="$(median "${result[$t,$job]}" 1)" -v b="$(median "${result[$base,$job]}" 1)" -v n="$base" \
+      line+=$(awk -v a="$(median_field "${result[$t,$job]}" 1)" -v b="$(median_field "${result[$base,$job]}" 1)" -v n="$base" \
               'BEGIN { printf "  vs %s %.2f", n, (b > 0 ? a / b : 0) }')
     done
     echo "$line"

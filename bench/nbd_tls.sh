@@ -18,6 +18,7 @@
 # Output: one line per measurement, then the medians.  The machine is
 # shared: compare the figures of one run, not across runs.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 build=$(cd "${1:-build}" && pwd)
 base=${2:+$(cd "$2" && pwd)}
@@ -95,7 +96,6 @@ done
 for r in $(seq "$repeat"); do tls_round; done
 
 echo "== medians of $repeat rounds"
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 sed 's/ [0-9.]* IOPS.*//; s/ [0-9.]* MiB\/s.*//' "$w/results" | sort -u | while read -r key; do
   line="$key"
   for unit in IOPS MiB/s us/read 's$'; do

@@ -51,11 +51,11 @@ epid=$!
 for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || { echo "profile_export: no socket" >&2; exit 1; }
 
-# export's counters: "run_ns wait_ns switches"
+# export's counters: "run_ns wait_ns switches", summed over its threads
+# (the loop threads; /proc/PID/schedstat alone is the main thread's)
 ecounters() {
-  local s
-  read -r -a s <"/proc/$epid/schedstat"
-  echo "${s[0]} ${s[1]} $(awk '/ctxt_switches/ { n += $2 } END { print n }' "/proc/$epid/status")"
+  echo "$(cat /proc/"$epid"/task/*/schedstat | awk '{ r += $1; w += $2 } END { printf "%d %d", r, w }') \
+$(cat /proc/"$epid"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }')"
 }
 have_perf=0
 command -v perf >/dev/null 2>&1 && perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1 && have_perf=1

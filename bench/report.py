@@ -33,6 +33,7 @@ eng = defaultdict(list)                               # eng[(exc, snaps)] = [(lo
 prof = defaultdict(dict)                              # prof[(job, target)][key] = value
 kp = defaultdict(lambda: defaultdict(list))           # kp[system][n] = [iops]
 sr = defaultdict(list)                                # sr[method] = [(bytes, MB/s)]
+rb = {}                                               # rb[what] = (origin MiB, value)
 rss = []                                              # [(step, exc, cache_kib, rss_kib, peak_kib)]
 for line in open(raw):
     f = line.rstrip("\n").split("\t")
@@ -48,6 +49,8 @@ for line in open(raw):
         prof[(f[2], f[1])][f[3]] = f[4]
     elif f[0] == "sr":
         sr[f[1]].append((int(f[3]), float(f[4])))
+    elif f[0] == "rb":
+        rb[f[1]] = (int(f[2]), float(f[3]))
     elif f[0] == "rss":
         rss.append((f[1], int(f[2]), int(f[3]), int(f[4]), int(f[5])))
     elif f[0] == "eng":
@@ -296,6 +299,29 @@ if sr:
                                                  fr(ratio(med([x[1] for x in sr.get("compress", [])]), copy))),
                     "(peer)", ""))
     md.append("")
+
+# --- rollback ----------------------------------------------------------------
+if rb:
+    mib = next(iter(rb.values()))[0]
+    merge, roll = rb.get("merge", (0, None))[1], rb.get("rollback", (0, None))[1]
+    md.append("## Rollback (build/bench/rollback: a 10 %% changed %d MiB origin back to a snapshot)" % mib)
+    md.append("")
+    md.append("The engine's rollback as the master runs it (128-chunk steps, one later snapshot "
+              "sharing the changed chunks, so each is copied out for it first) against the least "
+              "`lvconvert --merge` does (store -> origin, one flush, no metadata); same files, same "
+              "64 KiB synchronous O_DIRECT I/O (bench/README.md).")
+    md.append("")
+    md.append("| | seconds |")
+    md.append("|---|---|")
+    md.append("| merge copy | %s |" % (fr(merge) if merge is not None else "not measured"))
+    md.append("| rollback | %s |" % (fr(roll) if roll is not None else "not measured"))
+    if "start_ms" in rb:
+        md.append("| origin reads the snapshot after | %s ms |" % fr(rb["start_ms"][1]))
+    md.append("")
+    js["rollback"] = {"origin_mib": mib, "merge_s": merge, "rollback_s": roll,
+                      "start_ms": rb.get("start_ms", (0, None))[1]}
+    summary.append(("rollback of a 10 %% changed %d MiB origin, / merge copy" % mib,
+                    fr(ratio(roll, merge)) if merge and roll else "not measured", "(peer)", ""))
 
 # --- kernel peers ----------------------------------------------------------
 if kp:

@@ -33,6 +33,10 @@
 #                            10 %-changed incremental (plain and
 #                            --compress) against raw copying of the same
 #                            ranges between the two clusters' exports;
+#   build/bench/rollback     rolling a 10 %-changed origin (quick: 256 MiB,
+#                            full: 1 GiB) back to a snapshot, with one
+#                            later snapshot, 128-chunk steps (the master's
+#                            default), against merge-style copying;
 #   bench/kernel_peers.sh    (full mode only) 4K random writes on the origin
 #                            with 0..64 snapshots: csnap, dm-snapshot and
 #                            dm-thin in the kernel VM of make check-kernel.
@@ -58,10 +62,11 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   mode=quick repeat=3 fw_repeat=1 runtime=2 fw_runtime=4 size=256M snaps="0 1 256" qcaches=none
   nbd_targets="limit qemu-nbd csnap-origin" eng_max=1 eng_min=1 eng_runs=3 rss_nexc=1000000 sr_size=64M sr_rounds=1
+  rb_mib=256
 else
   mode=full repeat=3 fw_repeat=3 runtime=10 fw_runtime=10 size=1G snaps="0 1 16 64 256" qcaches="none writeback"
   nbd_targets="limit qemu-nbd nbdkit nbdkit-nocache csnap-origin" eng_max=10 eng_min=10 eng_runs=3 rss_nexc=10000000
-  sr_size=512M sr_rounds=3
+  sr_size=512M sr_rounds=3 rb_mib=1024
 fi
 jobs="randwrite4k randread4k write1m read1m randwrite4k-mc4 randread4k-mc4"
 kinds="chunk4k rand4k seq1m"
@@ -109,6 +114,19 @@ NEXC=$rss_nexc CACHE=64M RESULTS=$raw bash "$src/bench/server_rss.sh" "$build" |
 
 echo "== bench ($mode): send | receive of a 10 % incremental ($sr_size origin)"
 SIZE=$sr_size PCT=10 ROUNDS=$sr_rounds RESULTS=$raw bash "$src/bench/send_receive.sh" "$build"
+
+echo "== bench ($mode): rollback of a 10 % changed ${rb_mib} MiB origin against merge copying"
+if "$build/bench/rollback" "$DIR" "$rb_mib" 10 1 128 >"$out/rollback.txt"; then
+  cat "$out/rollback.txt"
+  awk -v mib="$rb_mib" '
+    $1 == "merge" { printf "rb\tmerge\t%s\t%s\n", mib, $3 }
+    $1 == "rollback" && $3 == "s" { printf "rb\trollback\t%s\t%s\n", mib, $2 }
+    $1 == "origin" && $2 == "reads" { printf "rb\tstart_ms\t%s\t%s\n", mib, $5 }
+  ' "$out/rollback.txt" >>"$raw"
+else
+  echo "bench: rollback failed (latest.md reports it as not measured)"
+fi
+rm -f "$out/rollback.txt"
 
 if [ $mode = full ]; then
   echo "== bench ($mode): kernel peers (dm-snapshot, dm-thin, csnap on nbd) in the qemu VM"

@@ -40,6 +40,7 @@ export DIR=${DIR:-/var/tmp}
 export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
 # shellcheck source=../tests/cluster/lib.sh
 . "$src/tests/cluster/lib.sh"
+. "$src/bench/lib.sh"
 cb=$(numfmt --from=iec "$chunk")
 origin_bytes=$(( (nexc + 4096) * cb ))
 store_bytes=$(( (nexc + 8192) * cb + nexc / 20 * 4096 + (512 << 20) ))
@@ -47,14 +48,6 @@ cluster_start 1 "$store_bytes"
 truncate -s "$origin_bytes" "$CLUSTER_ORIGIN"
 dir=$CLUSTER_DIR
 
-# stats FILE -> "median max" (ms, from microseconds, one per line)
-stats() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.1f %.1f", v[int((NR + 1) / 2)] / 1000, v[NR] / 1000 }'; }
-# timed FILE CMD...: append the wall time of CMD in microseconds to FILE
-timed() {
-  local f=$1 t0 t1; shift
-  t0=$(date +%s%N); "$@" >/dev/null; t1=$(date +%s%N)
-  echo $(( (t1 - t0) / 1000 )) >>"$f"
-}
 cs() { node_run 1 "$csnap" "$@"; }
 
 # run_creates TAG EXPORT(0|1): server (+ one origin export), N creates,

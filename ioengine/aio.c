@@ -341,9 +341,15 @@ void io_engine_pump(struct io_engine *eng)
 		}
 		if (n == 0)
 			continue;
+		/* The iocbs and the queue are this engine's, driven by this
+		 * thread only: other threads may run meanwhile.  */
+		if (eng->sys_unlock)
+			eng->sys_unlock(eng->sys_arg);
 		do
 			r = io_submit(eng->ctx, (long)n, eng->iocbs);
 		while (r == -EINTR);
+		if (eng->sys_lock)
+			eng->sys_lock(eng->sys_arg);
 		i = r > 0 ? (unsigned)r : 0;
 		for (unsigned k = 0; k < i; k++)
 			((struct io_req *)eng->iocbs[k]->data)->state = IO_REQ_INFLIGHT;
@@ -363,6 +369,18 @@ void io_engine_pump(struct io_engine *eng)
 		if (r == -EAGAIN)
 			break;	/* retry when something completes */
 	}
+}
+
+int io_engine_submit_unlocked(struct io_engine *eng, void (*unlock)(void *arg),
+			      void (*lock)(void *arg), void *arg)
+{
+	eng->sys_unlock = unlock;
+	eng->sys_lock = lock;
+	eng->sys_arg = arg;
+	io_engine_pump(eng);
+	eng->sys_unlock = NULL;
+	eng->sys_lock = NULL;
+	return 0;
 }
 
 int io_engine_submit(struct io_engine *eng)

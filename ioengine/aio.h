@@ -72,6 +72,10 @@ struct io_engine {
 	struct io_list flush_wait;		/* flushes waiting on writes */
 	unsigned nflush_wait;
 	bool reaping;				/* inside io_engine_reap */
+	/* io_engine_submit_unlocked(): around io_submit, during that call */
+	void (*sys_unlock)(void *arg);
+	void (*sys_lock)(void *arg);
+	void *sys_arg;
 	struct freelist free;			/* recycled requests */
 
 	/* flush worker: wq and wdone are guarded by lock */

@@ -117,6 +117,15 @@ int io_engine_submit(struct io_engine *eng);
 int io_engine_reap(struct io_engine *eng, int timeout_ms);
 /* Requests queued or in flight.  */
 unsigned io_engine_pending(const struct io_engine *eng);
+/* io_engine_submit() for threads sharing their state under one lock, each
+ * driving its own engine (the export's loop threads): UNLOCK(ARG) right
+ * before each io_submit() system call, LOCK(ARG) right after, so the
+ * others run while the kernel takes the batch (virtio: tens of
+ * microseconds).  Gates are asked before UNLOCK.  Only from a point where
+ * the caller holds nothing that the others could change under it (the
+ * loop's after-turn hook), never from a completion callback.  */
+int io_engine_submit_unlocked(struct io_engine *eng, void (*unlock)(void *arg),
+			      void (*lock)(void *arg), void *arg);
 
 /* ---- recording (power-cut tests) -------------------------------------- */
 

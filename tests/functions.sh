@@ -149,6 +149,38 @@ start_export_each() {
   start_export 1 "$sock1" --socket "$sock1" s
   start_export 2 "$sock2" --socket "$sock2" s
 }
+
+# cluster_2node [FILL]: the usual two-node cluster: a 128 MiB store, a
+# 32 MiB origin of FILL (origin_fill; default zero), a master and a
+# standby, an export on each node ($sock1, $sock2); d=$CLUSTER_DIR.
+cluster_2node() {
+  cluster_start 2 128M
+  origin_fill "${1:-zero}" 32M
+  store_init
+  d=$CLUSTER_DIR
+  master_standby
+  start_export_each
+}
+# file_export NAME SIZE: `csnap export --file` (no cluster) of a sparse
+# SIZE-byte file in a new directory $dir (/var/tmp/csnap-NAME.*), socket
+# $dir/s, pid $pid, stderr $dir/export.err (shown by fail); both go on
+# exit.  A script that stops the export itself clears pid.
+file_export() {
+  dir=$(mktemp -d "/var/tmp/csnap-$1.XXXXXX")
+  pid=
+  trap _file_export_cleanup EXIT
+  truncate -s "$2" "$dir/origin.img"
+  "$C" -v export --file "$dir/origin.img" --socket "$dir/s" >"$dir/export.out" 2>"$dir/export.err" &
+  pid=$!
+  FAIL_LOGS+=("$dir/export.err")
+  wait_for 10 test -S "$dir/s" || fail "no socket at $dir/s"
+}
+_file_export_cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+
 requires_libnbd() { requires_run python3-libnbd "$py" -c 'import nbd'; }
 
 export_sock() { echo "$(node_dir "$1")/run/s.sock"; }

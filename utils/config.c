@@ -214,6 +214,12 @@ static int store_key(struct config_store *st, const char *key, const char *v)
 		st->export_port = n;
 		return 0;
 	}
+	if (!strcmp(key, "export_threads")) {
+		if (parse_u64(v, 1, EXPORT_THREADS_MAX, &n))
+			return -EINVAL;
+		st->export_threads = n;
+		return 0;
+	}
 	if (!strcmp(key, "store_full")) {
 		if (!strcmp(v, "release"))
 			st->store_full = STORE_FULL_RELEASE;

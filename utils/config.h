@@ -17,6 +17,9 @@
 #define CONFIG_MAX_STORES 64
 #define CONFIG_PATH_MAX   PATH_MAX	/* device and origin paths, ... */
 #define CONFIG_NAME_MAX   64
+/* `csnap export` loop threads (export_threads, --threads): a connection
+ * uses one, and 2 CPUs per thread is already more than a host gives.  */
+#define EXPORT_THREADS_MAX 64
 
 enum export_kind { EXPORT_UNIX = 0, EXPORT_TCP = 1 };
 enum store_full_policy { STORE_FULL_RELEASE = 0, STORE_FULL_FAIL = 1 };
@@ -46,6 +49,7 @@ struct config_store {
 	char export_address[CONFIG_NAME_MAX];	/* default: global address */
 	uint16_t export_port;			/* default 10809 */
 	struct config_tls export_tls;		/* TCP exports only */
+	unsigned export_threads;		/* loop threads (0: default) */
 	enum store_full_policy store_full;
 	uint64_t cache_bytes;		/* server metadata cache bound */
 	uint32_t heartbeat_ms;		/* agent kills a master silent this

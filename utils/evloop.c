@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -43,6 +44,15 @@ struct evloop {
 	void *after_arg;
 	void *userdata;
 	bool stop;
+	/* evloop_set_lock(): the lock every turn holds but for its wait, and
+	 * the eventfd other threads write to wake the wait.  */
+	void (*lock)(void *arg);
+	void (*unlock)(void *arg);
+	void *lock_arg;
+	int wake_fd;
+	struct evloop_watch wake_w;
+	pthread_t owner;	/* the thread in evloop_run(), if owned */
+	bool owned;
 };
 
 static uint64_t slot_data(const struct evloop *lp, uint32_t slot)
@@ -65,6 +75,7 @@ int evloop_create(struct evloop **out)
 	}
 	lp->free_slot = SLOT_NONE;
 	lp->defer_tail = &lp->defer_head;
+	lp->wake_fd = -1;
 	*out = lp;
 	return 0;
 }
@@ -73,6 +84,10 @@ void evloop_destroy(struct evloop *lp)
 {
 	if (!lp)
 		return;
+	if (lp->wake_fd >= 0) {
+		evloop_watch_del(lp, &lp->wake_w);
+		close(lp->wake_fd);
+	}
 	/* A watch still registered would name freed slots.  */
 	CSNAP_ASSERT(lp->nwatches == 0);
 	close(lp->epfd);
@@ -94,6 +109,49 @@ void evloop_set_after(struct evloop *lp, void (*fn)(void *arg), void *arg)
 {
 	lp->after = fn;
 	lp->after_arg = arg;
+}
+
+static void wake_read(void *arg, uint32_t events)
+{
+	struct evloop *lp = arg;
+	uint64_t v;
+
+	(void)events;
+	if (read(lp->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		CSNAP_ASSERT(errno == EINTR);
+}
+
+int evloop_set_lock(struct evloop *lp, void (*lock)(void *arg), void (*unlock)(void *arg),
+		    void *arg)
+{
+	int rc;
+
+	CSNAP_ASSERT(lp->wake_fd < 0 && lock && unlock);
+	lp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (lp->wake_fd < 0)
+		return err_set(errno, "eventfd: %s", strerror(errno));
+	if ((rc = evloop_watch_add(lp, &lp->wake_w, lp->wake_fd, EPOLLIN, wake_read, lp)) < 0) {
+		close(lp->wake_fd);
+		lp->wake_fd = -1;
+		return rc;
+	}
+	lp->lock = lock;
+	lp->unlock = unlock;
+	lp->lock_arg = arg;
+	return 0;
+}
+
+/* Work given to the loop from another thread: its wait may have been
+ * computed without it (a timer, deferred work, a stop).  */
+static void wake_other(struct evloop *lp)
+{
+	uint64_t one = 1;
+
+	if (lp->wake_fd < 0 || (lp->owned && pthread_equal(lp->owner, pthread_self())))
+		return;
+	/* EAGAIN: the counter is full, the loop is woken anyway.  */
+	if (write(lp->wake_fd, &one, sizeof one) < 0)
+		CSNAP_ASSERT(errno == EAGAIN || errno == EINTR);
 }
 
 /* ---- watches ------------------------------------------------------------ */
@@ -192,6 +250,7 @@ void evloop_defer(struct evloop *lp, struct evloop_deferred *d)
 	d->next = NULL;
 	*lp->defer_tail = d;
 	lp->defer_tail = &d->next;
+	wake_other(lp);
 }
 
 static void run_deferred(struct evloop *lp)
@@ -235,6 +294,8 @@ void evloop_timer_arm_at(struct evloop *lp, struct evloop_timer *t, int64_t due_
 	t->next = *p;
 	*p = t;
 	t->armed = true;
+	if (lp->timers == t)
+		wake_other(lp);
 }
 
 void evloop_timer_arm(struct evloop *lp, struct evloop_timer *t, unsigned ms)
@@ -330,11 +391,18 @@ void evloop_signals_del(struct evloop *lp, struct evloop_signals *s)
 int evloop_run_once(struct evloop *lp, int max_wait_ms)
 {
 	struct epoll_event evs[EVLOOP_MAX_EVENTS];
-	int n = epoll_wait(lp->epfd, evs, EVLOOP_MAX_EVENTS, next_wait(lp, max_wait_ms));
+	int wait = next_wait(lp, max_wait_ms);
+	int n, e;
 
+	if (lp->unlock)
+		lp->unlock(lp->lock_arg);
+	n = epoll_wait(lp->epfd, evs, EVLOOP_MAX_EVENTS, wait);
+	e = errno;
+	if (lp->lock)
+		lp->lock(lp->lock_arg);
 	if (n < 0) {
-		if (errno != EINTR)
-			return err_set(errno, "epoll_wait: %s", strerror(errno));
+		if (e != EINTR)
+			return err_set(e, "epoll_wait: %s", strerror(e));
 		n = 0;
 	}
 	for (int i = 0; i < n && !lp->stop; i++) {
@@ -361,18 +429,23 @@ int evloop_run_once(struct evloop *lp, int max_wait_ms)
 
 int evloop_run(struct evloop *lp)
 {
-	while (!lp->stop) {
-		int rc = evloop_run_once(lp, -1);
+	int rc = 0;
 
+	lp->owner = pthread_self();
+	lp->owned = true;
+	while (!lp->stop) {
+		rc = evloop_run_once(lp, -1);
 		if (rc < 0)
-			return rc;
+			break;
 	}
-	return 0;
+	lp->owned = false;
+	return rc < 0 ? rc : 0;
 }
 
 void evloop_stop(struct evloop *lp)
 {
 	lp->stop = true;
+	wake_other(lp);
 }
 
 bool evloop_stopping(const struct evloop *lp)

@@ -7,7 +7,13 @@
  * Invariants:
  *  - Single-threaded: everything runs on the thread that calls
  *    evloop_run(); another thread wakes the loop only through a file
- *    descriptor it watches (an eventfd, a pipe).
+ *    descriptor it watches (an eventfd, a pipe).  Unless evloop_set_lock()
+ *    gave it a lock: then every turn holds that lock except during its
+ *    wait (epoll_wait), the caller of evloop_run()/evloop_run_once() holds
+ *    it, and any thread holding it may use the loop's calls; deferring
+ *    work, arming the first timer or stopping from a thread other than the
+ *    one in evloop_run() wakes the wait (an eventfd), so the work is not
+ *    left until the next event.
  *  - A watch (struct evloop_watch, owned and placed by the caller) is
  *    registered from evloop_watch_add() to evloop_watch_del().  Each
  *    registration gets a slot and the slot's generation is in the epoll
@@ -102,6 +108,13 @@ void evloop_timer_cancel(struct evloop *lp, struct evloop_timer *t);
 int evloop_signals_add(struct evloop *lp, struct evloop_signals *s, const int *signos,
 		       void (*fn)(void *arg, int signo), void *arg);
 void evloop_signals_del(struct evloop *lp, struct evloop_signals *s);
+
+/* Several loops, one lock (one loop per thread sharing one state): LOCK
+ * and UNLOCK take and release it; each turn releases it for its wait.
+ * Adds an eventfd watch (the wake) until evloop_destroy().  Call once,
+ * before evloop_run().  */
+int evloop_set_lock(struct evloop *lp, void (*lock)(void *arg), void (*unlock)(void *arg),
+		    void *arg);
 
 /* FN(ARG) after every turn (NULL: none): the owner's group work.  */
 void evloop_set_after(struct evloop *lp, void (*fn)(void *arg), void *arg);

@@ -28,13 +28,14 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 		{ "unuse", no_argument, NULL, 'U' },
 		{ intopt ? intopt : "-", required_argument, NULL, 'P' },
 		{ nargs & ADMIN_FROM ? "from" : "-", required_argument, NULL, 'F' },
+		{ nargs & ADMIN_DELETE ? "delete" : "-", no_argument, NULL, 'D' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 	uint64_t n;
 	bool opt_last = nargs & ADMIN_OPTIONAL_LAST, names = nargs & ADMIN_NAMES;
 
-	nargs &= ~(ADMIN_OPTIONAL_LAST | ADMIN_NAMES | ADMIN_FROM);
+	nargs &= ~(ADMIN_OPTIONAL_LAST | ADMIN_NAMES | ADMIN_FROM | ADMIN_DELETE);
 	memset(a, 0, sizeof *a);
 	a->timeout_ms = 30000;
 	optind = 1;
@@ -62,6 +63,7 @@ int admin_parse(int argc, char **argv, int nargs, struct admin_args *a,
 				return cli_usage("invalid snapshot name '%s' (--from)", optarg);
 			a->from = optarg;
 			break;
+		case 'D': a->delete_snap = true; break;
 		case 'u': a->usecount_set = true; a->usecount_delta = 1; break;
 		case 'U': a->usecount_set = true; a->usecount_delta = -1; break;
 		case 'P': {

@@ -23,6 +23,7 @@ struct admin_args {
 	uint16_t master_port;
 	int timeout_ms;		/* --timeout SECONDS */
 	const char *from;	/* --from SNAPSHOT (with ADMIN_FROM) */
+	bool delete_snap;	/* --delete (with ADMIN_DELETE) */
 	bool usecount_set;	/* --use / --unuse */
 	int32_t usecount_delta;
 };
@@ -35,6 +36,8 @@ struct admin_args {
 #define ADMIN_NAMES		0x200
 /* NARGS | ADMIN_FROM: --from SNAPSHOT is accepted (a->from).  */
 #define ADMIN_FROM		0x400
+/* NARGS | ADMIN_DELETE: --delete is accepted (a->delete_snap).  */
+#define ADMIN_DELETE		0x800
 
 /* Parses options and exactly NARGS positionals.  INTOPT names one extra
  * integer option ("priority") stored in *INTVAL.  Returns 0, or a cli exit

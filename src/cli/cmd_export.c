@@ -10,7 +10,8 @@
  *   csnap export --file PATH [--name NAME] [--readonly]
  *                [--socket PATH] [--tcp [ADDR:]PORT]
  *       serve a plain file or device as it is (no store, no snapshots).
- *   Both take --tls off|on|require, --tls-psk FILE, --tls-certificates DIR
+ *   Both take --threads N (loop threads serving the connections; the
+ *   store's export_threads) and --tls off|on|require, --tls-psk FILE, --tls-certificates DIR
  *   and --tls-verify-peer (TLS on the TCP listener), which override the
  *   store's export_tls* settings key by key.
  *
@@ -42,6 +43,7 @@ static int cmd_export(int argc, char **argv)
 		{ "tls-psk", required_argument, NULL, 'P' },
 		{ "tls-certificates", required_argument, NULL, 'C' },
 		{ "tls-verify-peer", no_argument, NULL, 'V' },
+		{ "threads", required_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct config_tls tls;	/* large (paths): off the stack */
@@ -51,6 +53,9 @@ static int cmd_export(int argc, char **argv)
 	struct export_opts eo;
 	struct export_file_opts fo;
 	bool readonly = false;
+	unsigned threads = 0;
+	char *end;
+	unsigned long n;
 	int c;
 
 	optind = 1;
@@ -63,6 +68,12 @@ static int cmd_export(int argc, char **argv)
 		case 's': sock = optarg; break;
 		case 't': tcp = optarg; break;
 		case 'm': master = optarg; break;
+		case 'j':
+			n = strtoul(optarg, &end, 10);
+			if (end == optarg || *end || n < 1 || n > EXPORT_THREADS_MAX)
+				return cli_usage("--threads takes 1 to 64");
+			threads = (unsigned)n;
+			break;
 		case 'T': key = "export_tls"; goto tls_key;
 		case 'P': key = "export_tls_psk"; goto tls_key;
 		case 'C': key = "export_tls_certificates"; goto tls_key;
@@ -83,7 +94,8 @@ static int cmd_export(int argc, char **argv)
 		if (!sock && !tcp)
 			return cli_usage("--file needs --socket PATH or --tcp [ADDRESS:]PORT");
 		fo = (struct export_file_opts){ .path = file, .name = name, .readonly = readonly,
-						.sock = sock, .tcp = tcp, .tls = &tls };
+						.sock = sock, .tcp = tcp, .tls = &tls,
+						.threads = threads };
 		return export_run_file(&fo);
 	}
 	if (optind != argc - 1)
@@ -91,10 +103,11 @@ static int cmd_export(int argc, char **argv)
 	if (!conf)
 		conf = getenv("CSNAP_CONF") ? getenv("CSNAP_CONF") : "/etc/csnap/csnap.conf";
 	eo = (struct export_opts){ .conf = conf, .store = argv[optind], .sock = sock,
-				   .tcp = tcp, .master = master, .tls = &tls };
+				   .tcp = tcp, .master = master, .tls = &tls,
+				   .threads = threads };
 	return export_run(&eo);
 }
 
 CLI_COMMAND(export, "export",
-	    "[-c CONF] [--socket PATH|--tcp [ADDR:]PORT] [--master ADDR:PORT] [TLS] STORE | --file PATH [--name NAME] [--readonly] --socket PATH|--tcp [ADDR:]PORT [TLS]; TLS: [--tls off|on|require] [--tls-psk FILE] [--tls-certificates DIR] [--tls-verify-peer]",
+	    "[-c CONF] [--socket PATH|--tcp [ADDR:]PORT] [--master ADDR:PORT] [--threads N] [TLS] STORE | --file PATH [--name NAME] [--readonly] --socket PATH|--tcp [ADDR:]PORT [--threads N] [TLS]; TLS: [--tls off|on|require] [--tls-psk FILE] [--tls-certificates DIR] [--tls-verify-peer]",
 	    "serve the origin and snapshots (or a plain file) over NBD", cmd_export)

@@ -1,5 +1,5 @@
 /*
- * src/cli/cmd_snapshot.c - `csnap snapshot create|delete|rename|list|set`: admin
+ * src/cli/cmd_snapshot.c - `csnap snapshot create|delete|rename|rollback|list|set`: admin
  * requests sent to the store's master, found through the lease-owner
  * record (or given with --master ADDR:PORT).
  */
@@ -126,6 +126,37 @@ static int cmd_rename(int argc, char **argv)
 	return r;
 }
 
+static int cmd_rollback(int argc, char **argv)
+{
+	struct admin_args a;
+	struct admin_conn ac;
+	int r = admin_open(argc, argv, 2 | ADMIN_NAMES | ADMIN_DELETE, &a, NULL, NULL, &ac);
+	if (r)
+		return r;
+	struct proto_msg m, rep;
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 0);
+	if (a.delete_snap)
+		m.flags |= PROTO_F_DELETE;
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", a.args[1]);
+	/* Not repeated after a lost connection: a retry of a rollback that
+	 * started would be refused as "running" and mislead.  */
+	r = admin_call_ok(&a, &ac, &m, &rep, "snapshot rollback", false);
+	if (!r) {
+		const struct proto_rollback *rb = &rep.u.rollback;
+		if (a.json)
+			printf("{\"snapshot\": \"%s\", \"deleted\": %s, \"origin_chunks\": %llu}\n",
+			       rb->name, a.delete_snap ? "true" : "false",
+			       (unsigned long long)rb->origin_chunks);
+		else
+			printf("rollback to snapshot %s started%s: the origin reads its content now; "
+			       "its data moves back in the background (csnap status shows how far)\n",
+			       rb->name, a.delete_snap ? " (snapshot deleted)" : "");
+		proto_msg_free(&rep);
+	}
+	admin_close(&ac);
+	return r;
+}
+
 static int cmd_set(int argc, char **argv)
 {
 	struct admin_args a;
@@ -185,6 +216,8 @@ CLI_COMMAND(snap_delete, "snapshot delete", "STORE NAME [--master ADDR:PORT]",
 	    "delete a snapshot", cmd_delete)
 CLI_COMMAND(snap_rename, "snapshot rename", "STORE OLD NEW [--master ADDR:PORT]",
 	    "rename a snapshot (exports serve it under NEW within a second)", cmd_rename)
+CLI_COMMAND(snap_rollback, "snapshot rollback", "STORE NAME [--delete] [--master ADDR:PORT]",
+	    "make the origin read a snapshot's content now (moved back in the background)", cmd_rollback)
 CLI_COMMAND(snap_list, "snapshot list", "STORE [--json] [--master ADDR:PORT]",
 	    "list snapshots with their usage", cmd_list)
 CLI_COMMAND(snap_set, "snapshot set", "STORE NAME [--priority P] [--use|--unuse]",

@@ -1,7 +1,8 @@
 /*
  * src/cli/cmd_status.c - `csnap status STORE [--json]`: the store as its
  * master sees it: size, free space, chunk size, per-snapshot unique and
- * shared usage, the master's host and address, connected clients.
+ * shared usage, the master's host and address, connected clients, and a
+ * running rollback's progress.
  */
 #include "src/cli/cli.h"
 #include "src/cli/admin_util.h"
@@ -33,6 +34,16 @@ static int cmd_status(int argc, char **argv)
 		admin_close(&ac);
 		return 1;
 	}
+	/* A running rollback (a master older than SNAP_ROLLBACK closes the
+	 * connection: the error says so, the rest is still printed).  */
+	struct proto_msg rq;
+	struct proto_rollback rb = { 0 };
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 0);
+	m.flags = PROTO_F_QUERY;
+	if (admin_call_ok(&a, &ac, &m, &rq, "status (rollback)", false) == 0) {
+		rb = rq.u.rollback;
+		proto_msg_free(&rq);
+	}
 	const struct proto_status *s = &st.u.status;
 	char uuid[CSNAP_UUID_STR_LEN];
 	csnap_uuid_unparse(&s->store, uuid);
@@ -60,7 +71,17 @@ static int cmd_status(int argc, char **argv)
 			admin_json_str(stdout, c->peer);
 			printf("}");
 		}
-		printf("%s],\n \"snapshot_list\": ", s->nclients ? "\n " : "");
+		printf("%s],\n \"rollback\": ", s->nclients ? "\n " : "");
+		if (rb.flags & PROTO_RB_ACTIVE) {
+			printf("{\"snapshot\": ");
+			admin_json_str(stdout, rb.name);
+			printf(", \"chunk\": %llu, \"chunks\": %llu, \"started\": %llu}",
+			       (unsigned long long)rb.cursor, (unsigned long long)rb.origin_chunks,
+			       (unsigned long long)rb.started);
+		} else {
+			printf("null");
+		}
+		printf(",\n \"snapshot_list\": ");
 		admin_print_snapshots(&sl.u.snap_list, s->chunk_size, true, stdout);
 		printf("}\n");
 	} else {
@@ -80,6 +101,9 @@ static int cmd_status(int argc, char **argv)
 		printf("snapshots    %u of %u\n", s->nsnapshots, s->max_snapshots);
 		if (sl.u.snap_list.n)
 			admin_print_snapshots(&sl.u.snap_list, s->chunk_size, false, stdout);
+		if (rb.flags & PROTO_RB_ACTIVE)
+			printf("rollback to %s: chunk %llu of %llu\n", rb.name,
+			       (unsigned long long)rb.cursor, (unsigned long long)rb.origin_chunks);
 		printf("clients      %u\n", s->nclients);
 		for (uint32_t i = 0; i < s->nclients; i++) {
 			const struct proto_client_info *c = &s->clients[i];

@@ -9,6 +9,8 @@
 #include "src/export/dio.h"
 
 #include "ioengine/ioengine.h"
+#include "src/export/loop.h"
+#include "utils/assert.h"
 #include "utils/err.h"
 #include "utils/freelist.h"
 
@@ -60,6 +62,18 @@ struct dio_op {
 	uint64_t zpos;
 	bool issuing;			/* zero_next() is on the stack */
 };
+
+/* The engine to queue on: the running loop thread's (loop.h: with several
+ * loop threads, the I/O completes on the thread that queued it), else
+ * the one the dio was created with.  The locks and lists here are shared
+ * state: the export lock guards them.  */
+static struct io_engine *eng_of(const struct dio *d)
+{
+	struct io_engine *e = loop_thread_io();
+
+	CSNAP_ASSERT(loop_locked());
+	return e ? e : d->eng;
+}
 
 static uint64_t down(uint64_t x, unsigned a) { return x - x % a; }
 static uint64_t up(uint64_t x, unsigned a) { return down(x + a - 1, a); }
@@ -162,7 +176,7 @@ void dio_read_gated(struct dio *d, void *buf, size_t len, uint64_t off,
 	op->off = off;
 	op->len = len;
 	if (off % a == 0 && len % a == 0 && (uintptr_t)buf % a == 0) {
-		rc = io_engine_read_gated(d->eng, d->dev, buf, len, off, gate, gate_arg,
+		rc = io_engine_read_gated(eng_of(d), d->dev, buf, len, off, gate, gate_arg,
 					  read_done, op);
 	} else {
 		uint64_t s = down(off, a), e = up(off + len, a);
@@ -173,7 +187,7 @@ void dio_read_gated(struct dio *d, void *buf, size_t len, uint64_t off,
 			op_finish(op, -ENOMEM);
 			return;
 		}
-		rc = io_engine_read_gated(d->eng, d->dev, op->bounce, e - s, s, gate, gate_arg,
+		rc = io_engine_read_gated(eng_of(d), d->dev, op->bounce, e - s, s, gate, gate_arg,
 					  read_done, op);
 	}
 	if (rc < 0)
@@ -274,7 +288,7 @@ static void write_finish(struct dio_op *op, int err)
 		op_finish(op, err);
 		return;
 	}
-	rc = io_engine_flush(op->d->eng, op->d->dev, flush_done, op);
+	rc = io_engine_flush(eng_of(op->d), op->d->dev, flush_done, op);
 	if (rc < 0)
 		op_finish(op, rc);
 }
@@ -292,7 +306,7 @@ static void write_issue(struct dio_op *op)
 	const void *src = op->bounce ? op->bounce : op->src;
 	int rc;
 
-	rc = io_engine_write_gated(d->eng, d->dev, src, op->lk_end - op->lk_start,
+	rc = io_engine_write_gated(eng_of(d), d->dev, src, op->lk_end - op->lk_start,
 				   op->lk_start, op->gate, op->gate_arg, write_done, op);
 	if (rc < 0)
 		write_finish(op, rc);
@@ -345,7 +359,7 @@ static void write_start(struct dio_op *op)
 	tail = op->off + op->len != e && !(head && e - s == a);
 	op->pending = (unsigned)head + (unsigned)tail;
 	if (head) {
-		rc = io_engine_read(d->eng, d->dev, op->bounce, a, s, edge_done, op);
+		rc = io_engine_read(eng_of(d), d->dev, op->bounce, a, s, edge_done, op);
 		if (rc < 0) {
 			op->pending -= 1 + tail;
 			write_finish(op, rc);
@@ -353,7 +367,7 @@ static void write_start(struct dio_op *op)
 		}
 	}
 	if (tail) {
-		rc = io_engine_read(d->eng, d->dev, (char *)op->bounce + (e - a - s), a,
+		rc = io_engine_read(eng_of(d), d->dev, (char *)op->bounce + (e - a - s), a,
 				    e - a, edge_done, op);
 		if (rc < 0) {
 			op->err = rc;
@@ -445,7 +459,7 @@ static void zero_next(struct dio_op *z)
 		op_finish(z, z->err);
 		return;
 	}
-	rc = io_engine_flush(d->eng, d->dev, flush_done, z);
+	rc = io_engine_flush(eng_of(d), d->dev, flush_done, z);
 	if (rc < 0)
 		op_finish(z, rc);
 }
@@ -490,7 +504,7 @@ void dio_flush(struct dio *d, dio_done_fn done, void *arg)
 		done(arg, -ENOMEM);
 		return;
 	}
-	rc = io_engine_flush(d->eng, d->dev, flush_done, op);
+	rc = io_engine_flush(eng_of(d), d->dev, flush_done, op);
 	if (rc < 0)
 		op_finish(op, rc);
 }

@@ -347,8 +347,8 @@ static void on_signal(void *arg, int signo)
 
 	if (signo == SIGUSR1) {
 		/* Where every unanswered request is (a stalled client).  */
-		log_info("export: SIGUSR1: %u I/O requests pending in the engine",
-			 io_engine_pending(loop_io(ex->lp)));
+		log_info("export: SIGUSR1: %u I/O requests pending in the engines",
+			 ex->srv ? nbd_server_io_pending(ex->srv) : io_engine_pending(loop_io(ex->lp)));
 		if (ex->srv)
 			nbd_server_log_state(ex->srv);
 		return;
@@ -593,6 +593,9 @@ int export_run(const struct export_opts *o)
 	    (rc = watch_signals(ex)) < 0 ||
 	    (rc = open_store(ex, o)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
+	    (rc = nbd_server_set_threads(ex->srv, o->threads ? o->threads :
+					 ex->st->export_threads ? ex->st->export_threads :
+					 EXPORT_THREADS_DEFAULT, 512)) < 0 ||
 	    (rc = volume_origin_create(&ex->env, &ex->origin)) < 0 ||
 	    (rc = nbd_server_add(ex->srv, ex->origin)) < 0 ||
 	    (rc = setup_tls(ex, o->tls, &ex->st->export_tls)) < 0 ||
@@ -635,6 +638,8 @@ int export_run_file(const struct export_file_opts *o)
 	    (rc = loop_create(256, &ex->lp)) < 0 ||
 	    (rc = watch_signals(ex)) < 0 ||
 	    (rc = nbd_server_create(ex->lp, &ex->srv)) < 0 ||
+	    (rc = nbd_server_set_threads(ex->srv, o->threads ? o->threads :
+					 EXPORT_THREADS_DEFAULT, 256)) < 0 ||
 	    (rc = volume_file_open(ex->lp, o->name, o->path, o->readonly, &vol)) < 0 ||
 	    (rc = nbd_server_add(ex->srv, vol)) < 0 ||
 	    (rc = setup_tls(ex, o->tls, NULL)) < 0 ||

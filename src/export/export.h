@@ -18,6 +18,7 @@ struct export_opts {
 	const char *master;	/* "ADDR:PORT": skip the lease lookup (tests) */
 	/* --tls*: override the store's export_tls* key by key (NULL: none) */
 	const struct config_tls *tls;
+	unsigned threads;	/* --threads: overrides export_threads (0: no) */
 };
 
 /* Runs until SIGINT/SIGTERM.  Returns an exit status.  */
@@ -31,8 +32,12 @@ struct export_file_opts {
 	const char *sock;	/* at least one of sock, tcp */
 	const char *tcp;
 	const struct config_tls *tls;	/* TLS on TCP (NULL: off) */
+	unsigned threads;	/* loop threads (0: the default) */
 };
 
 int export_run_file(const struct export_file_opts *o);
+
+/* Loop threads when neither the option nor the store says.  */
+#define EXPORT_THREADS_DEFAULT	4
 
 #endif

@@ -188,6 +188,7 @@ static size_t out_len(const struct nbd_out *o)
 
 void nbd_conn_queue(struct nbd_conn *c, struct nbd_out *o)
 {
+	CSNAP_ASSERT(loop_locked());	/* shared by the loop threads */
 	CSNAP_ASSERT(!o->queued);	/* a request answered twice */
 	if (c->dead) {
 		o->sent(c, o);
@@ -530,4 +531,33 @@ void nbd_conn_start(struct nbd_server *srv, const struct listener *l, int fd,
 	log_debug("nbd %s: connected", c->peer);
 	evloop_timer_arm(srv->lp, &c->hs_timer, NBD_HANDSHAKE_MS);
 	nbd_hs_greet(c);
+}
+
+void nbd_conn_enter_tx(struct nbd_conn *c)
+{
+	struct evloop *to;
+	uint32_t ev = c->watch.events;
+	bool more = c->tls_more.armed;
+	unsigned index;
+
+	if (!c->srv->pool || c->dead)
+		return;
+	CSNAP_ASSERT(loop_locked());
+	CSNAP_ASSERT(!c->hs_timer.armed);	/* the handshake is over */
+	to = loop_pool_pick(c->srv->pool, &index);
+	log_debug("nbd %s: on loop thread %u", c->peer, index);
+	if (to == c->lp)
+		return;
+	/* A kick already queued runs on the old loop: harmless, every loop
+	 * runs under the same lock and uses c->lp from then on.  */
+	evloop_timer_cancel(c->lp, &c->tls_more);
+	evloop_watch_del(c->lp, &c->watch);
+	c->lp = to;
+	if (evloop_watch_add(to, &c->watch, c->fd, ev, conn_event, c) < 0) {
+		/* kill wants a watch of C->lp or none: it has none */
+		nbd_conn_kill(c, err_get());
+		return;
+	}
+	if (more)
+		evloop_timer_arm(to, &c->tls_more, 0);
 }

@@ -177,6 +177,9 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why);
 void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
+/* The handshake is over: the connection moves to a loop of the pool
+ * (round robin; nothing without loop threads).  */
+void nbd_conn_enter_tx(struct nbd_conn *c);
 
 /* nbd_server.c */
 struct volume *nbd_server_lookup(struct nbd_server *srv, const char *name);

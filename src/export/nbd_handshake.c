@@ -181,6 +181,7 @@ static void enter_transmission(struct nbd_conn *c, struct volume *vol)
 	c->hdr_want = nbd_req_hdr_size(c);
 	log_debug("nbd %s: serving export %s%s", c->peer, vol->name,
 		  c->extended ? " (extended headers)" : c->structured ? " (structured replies)" : "");
+	nbd_conn_enter_tx(c);
 }
 
 static void opt_export_name(struct nbd_conn *c)

@@ -43,6 +43,7 @@ void *nbd_buf_get(struct nbd_server *srv, size_t len, size_t *cap)
 	unsigned k = buf_class(len ? len : 1);
 	struct cached_buf *b;
 
+	CSNAP_ASSERT(loop_locked());	/* one cache for every loop thread */
 	*cap = (size_t)1 << (k + BUF_MIN_SHIFT);
 	if (k < BUF_CLASSES && (b = srv->bufs[k])) {
 		srv->bufs[k] = b->next;
@@ -205,6 +206,52 @@ int nbd_server_set_tls(struct nbd_server *srv, const struct nbd_tls_opts *o)
 	return 0;
 }
 
+int nbd_server_set_threads(struct nbd_server *srv, unsigned nthreads, unsigned io_depth)
+{
+	CSNAP_ASSERT(!srv->pool && !srv->conns);
+	if (nthreads <= 1)
+		return 0;
+	return loop_pool_start(srv->lp, nthreads, io_depth, &srv->pool);
+}
+
+unsigned nbd_server_io_pending(const struct nbd_server *srv)
+{
+	return io_engine_pending(loop_io(srv->lp)) + (srv->pool ? loop_pool_pending(srv->pool) : 0);
+}
+
+/* Shutdown with loop threads: the connections they serve are freed by
+ * their own loops (the kick of a dead connection whose requests are
+ * done), so the threads go on until none is left or nothing moves any
+ * more; then they stop, and what remains is the main loop's.  */
+static void drain_pool(struct nbd_server *srv)
+{
+	unsigned idle = 0;
+
+	for (;;) {
+		bool remote = false;
+
+		for (struct nbd_conn *c = srv->conns; c; c = c->next)
+			remote |= c->lp != srv->lp;
+		if (!remote)
+			break;
+		if (nbd_server_io_pending(srv) == 0 && ++idle > 200) {
+			log_error("nbd: connections of the loop threads still open at shutdown");
+			break;
+		}
+		io_engine_submit(loop_io(srv->lp));
+		io_engine_reap(loop_io(srv->lp), 0);
+		loop_unlock();
+		usleep(5000);
+		loop_lock();
+	}
+	/* Those left (stuck) go back to the main loop, which outlives this. */
+	for (struct nbd_conn *c = srv->conns; c; c = c->next)
+		c->lp = srv->lp;
+	loop_pool_stop(srv->pool);
+	srv->pool = NULL;
+	loop_bind_thread(NULL);
+}
+
 void nbd_server_destroy(struct nbd_server *srv)
 {
 	if (!srv)
@@ -221,6 +268,8 @@ void nbd_server_destroy(struct nbd_server *srv)
 	}
 	for (struct nbd_conn *c = srv->conns; c; c = c->next)
 		nbd_conn_kill(c, NULL);
+	if (srv->pool)
+		drain_pool(srv);
 	/* Volume requests still in flight hold their connections: let the
 	 * loop's I/O finish, which frees them.  */
 	while (srv->conns) {

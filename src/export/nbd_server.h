@@ -41,6 +41,12 @@ int nbd_server_create(struct evloop *lp, struct nbd_server **out);
 /* Loads the credentials now (a bad file fails here, with its name, not at
  * the first client) and applies them to the TCP listeners added after.  */
 int nbd_server_set_tls(struct nbd_server *srv, const struct nbd_tls_opts *o);
+/* Serve connections in transmission on NTHREADS loop threads (loop.h),
+ * each with an ioengine of IO_DEPTH; 1: the main loop only.  Before any
+ * connection; the calling thread then holds the export lock.  */
+int nbd_server_set_threads(struct nbd_server *srv, unsigned nthreads, unsigned io_depth);
+/* Device I/O queued or in flight on every loop's engine.  */
+unsigned nbd_server_io_pending(const struct nbd_server *srv);
 /* Closes listeners and connections; waits for their I/O to finish.  */
 void nbd_server_destroy(struct nbd_server *srv);
 

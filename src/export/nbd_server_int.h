@@ -9,6 +9,13 @@
  * included until freed); a connection on the list is live (holds a
  * descriptor) unless c->dead; listeners[0..nlisteners) are watched
  * except while accept_timer is armed after a descriptor shortage.
+ *
+ * Loop threads (nbd_server_set_threads, loop.h): a connection is accepted
+ * and shakes hands on the main loop (srv->lp), and moves to a loop of the
+ * pool when it enters transmission (nbd_conn_enter_tx); c->lp is always
+ * the loop its watch is on.  Everything here runs under the export lock,
+ * so other loops' callbacks may queue replies and kick a connection of
+ * any loop (the kick wakes that loop).
  */
 #ifndef CSNAP_EXPORT_NBD_SERVER_INT_H
 #define CSNAP_EXPORT_NBD_SERVER_INT_H
@@ -60,6 +67,7 @@ struct nbd_server {
 	unsigned nbufs[BUF_CLASSES];
 	enum nbd_tls_mode tls_mode;	/* for TCP listeners added from now */
 	struct nbd_tls_creds *tls_creds;
+	struct loop_pool *pool;		/* more than one loop thread, or NULL */
 };
 
 /* nbd_listen.c */

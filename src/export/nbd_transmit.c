@@ -208,9 +208,13 @@ static void req_done(struct vol_req *vr, int err)
 	}
 	vr->off -= r->piece_done;	/* the reply names the request's offset */
 	if (err < 0) {
-		log_warn("nbd %s: %s of %u bytes at %llu on %s failed: %s", c->peer,
-			 r->cmd == NBD_CMD_READ ? "read" : r->cmd == NBD_CMD_FLUSH ? "flush" : "write",
-			 vr->len, (unsigned long long)vr->off, c->vol->name, strerror(-err));
+		/* (the request's length: vr->len is the failed piece's) */
+		log_warn("nbd %s: %s of %llu bytes at %llu on %s failed: %s", c->peer,
+			 r->cmd == NBD_CMD_READ ? "read" : r->cmd == NBD_CMD_FLUSH ? "flush" :
+			 r->cmd == NBD_CMD_TRIM ? "trim" :
+			 r->cmd == NBD_CMD_WRITE_ZEROES ? "write zeroes" : "write",
+			 (unsigned long long)r->len, (unsigned long long)vr->off, c->vol->name,
+			 strerror(-err));
 		r->wire_err = nbd_errno_to_wire(-err);
 		r->err_msg = strerror(-err);
 	}

@@ -221,6 +221,7 @@ static uint16_t flags_allowed(uint16_t type)
 	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
 	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
 	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID | PROTO_F_FROM;
+	case PROTO_SNAP_ROLLBACK: return PROTO_F_DELETE | PROTO_F_QUERY;
 	default:		return 0;
 	}
 }
@@ -245,7 +246,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_CHANGED] = "changed", [PROTO_PING] = "ping",
 		[PROTO_SNAP_ADDED] = "snap-added", [PROTO_SNAP_RENAME] = "snap-rename",
 		[PROTO_ORIGIN_RESIZE] = "origin-resize", [PROTO_ORIGIN_SIZE] = "origin-size",
-		[PROTO_STORE_GROW] = "store-grow",
+		[PROTO_STORE_GROW] = "store-grow", [PROTO_SNAP_ROLLBACK] = "snap-rollback",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -402,6 +403,30 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 	case PROTO_SNAP_DELETE:
 		if (reply)
 			return 0;
+		if (!proto_name_valid(m->u.snap_name.name))
+			return err_set(EINVAL, "invalid snapshot name");
+		wr_str(w, m->u.snap_name.name);
+		return 0;
+	case PROTO_SNAP_ROLLBACK:
+		if (reply) {
+			const struct proto_rollback *rb = &m->u.rollback;
+			if (rb->flags & ~(uint32_t)PROTO_RB_ACTIVE)
+				return err_set(EINVAL, "unknown rollback flags 0x%x", rb->flags);
+			if (rb->flags ? !proto_name_valid(rb->name) || rb->cursor > rb->origin_chunks
+				      : rb->name[0] || rb->cursor || rb->origin_chunks || rb->started)
+				return err_set(EINVAL, "invalid rollback progress");
+			wr_u32(w, rb->flags);
+			wr_str(w, rb->name);
+			wr_u64(w, rb->cursor);
+			wr_u64(w, rb->origin_chunks);
+			wr_u64(w, rb->started);
+			return 0;
+		}
+		if (m->flags & PROTO_F_QUERY) {
+			if (m->flags & PROTO_F_DELETE)
+				return err_set(EINVAL, "a rollback query deletes nothing");
+			return 0;
+		}
 		if (!proto_name_valid(m->u.snap_name.name))
 			return err_set(EINVAL, "invalid snapshot name");
 		wr_str(w, m->u.snap_name.name);
@@ -759,6 +784,30 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 	case PROTO_SNAP_DELETE:
 		if (!reply)
 			rd_name(r, m->u.snap_name.name, "snapshot name");
+		return;
+	case PROTO_SNAP_ROLLBACK:
+		if (reply) {
+			struct proto_rollback *rb = &m->u.rollback;
+			rb->flags = rd_u32(r, "rollback flags");
+			rd_str(r, rb->name, PROTO_NAME_MAX, "snapshot name");
+			rb->cursor = rd_u64(r, "rollback cursor");
+			rb->origin_chunks = rd_u64(r, "origin chunks");
+			rb->started = rd_u64(r, "rollback start");
+			if (!r->bad && (rb->flags & ~(uint32_t)PROTO_RB_ACTIVE))
+				rd_fail(r, "unknown rollback flags");
+			else if (!r->bad && (rb->flags ? !proto_name_valid(rb->name) ||
+							 rb->cursor > rb->origin_chunks
+						       : rb->name[0] || rb->cursor || rb->origin_chunks ||
+							 rb->started))
+				rd_fail(r, "invalid rollback progress");
+			return;
+		}
+		if (m->flags & PROTO_F_QUERY) {
+			if (m->flags & PROTO_F_DELETE)
+				rd_fail(r, "a rollback query deletes nothing");
+			return;
+		}
+		rd_name(r, m->u.snap_name.name, "snapshot name");
 		return;
 	case PROTO_SNAP_LIST:
 		if (reply) {

@@ -99,7 +99,11 @@ enum proto_type {
 					 * recorded): serve the new size, ack */
 	PROTO_STORE_GROW	= 22,	/* admin volume only: add the grown
 					 * store device's space to the data area */
-	PROTO_TYPE_MAX		= 22,
+	PROTO_SNAP_ROLLBACK	= 23,	/* admin volume only: the origin takes
+					 * a snapshot's content (or, with
+					 * PROTO_F_QUERY, the running rollback's
+					 * progress) */
+	PROTO_TYPE_MAX		= 23,
 };
 #define PROTO_REPLY		0x8000
 
@@ -156,6 +160,13 @@ enum proto_type {
 					 * request id (PROTO_SNAP_REQ_ID); a
 					 * master older than the flag refuses
 					 * the request */
+#define PROTO_F_DELETE		0x0001	/* SNAP_ROLLBACK: the snapshot ends
+					 * with the start (its content is the
+					 * origin's from then on) */
+#define PROTO_F_QUERY		0x0002	/* SNAP_ROLLBACK: no name, change
+					 * nothing, report the running
+					 * rollback (a master older than the
+					 * type closes the connection) */
 #define PROTO_F_MASK		0x0003
 
 /* IDENTIFY volume kinds.  */
@@ -278,6 +289,17 @@ struct proto_resize {			/* ORIGIN_RESIZE reply, ORIGIN_SIZE
 	uint64_t new_size;		/* bytes */
 };
 
+#define PROTO_RB_ACTIVE		0x1	/* proto_rollback.flags: one runs */
+struct proto_rollback {			/* SNAP_ROLLBACK reply */
+	uint32_t flags;			/* PROTO_RB_*; 0: none runs (then the
+					 * rest is zero) */
+	char name[PROTO_NAME_MAX + 1];	/* the snapshot rolled back to, as
+					 * named at the start */
+	uint64_t cursor;		/* origin chunks below it are done */
+	uint64_t origin_chunks;		/* the cursor's end */
+	uint64_t started;		/* seconds since the epoch */
+};
+
 struct proto_snap_set {
 	char name[PROTO_NAME_MAX + 1];
 	uint32_t mask;			/* PROTO_SET_* */
@@ -364,7 +386,8 @@ struct proto_msg {
 		struct proto_extents extents;
 		struct proto_barrier barrier;
 		struct proto_snap_create snap_create;
-		struct proto_snap_name snap_name;
+		struct proto_snap_name snap_name;	/* SNAP_DELETE, SNAP_ROLLBACK */
+		struct proto_rollback rollback;
 		struct proto_snap_set snap_set;
 		struct proto_snap_rename snap_rename;
 		struct proto_snapinfo snapinfo;	/* CREATE / SET / RENAME replies,

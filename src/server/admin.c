@@ -198,7 +198,7 @@ static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
 /* In use by a client: a snapshot connection that is not passive (an
  * export opening every new snapshot to learn its size does not count
  * until it sends a data request for an NBD client).  */
-static bool snapshot_has_clients(const struct srv *s, uint32_t id)
+bool admin_snap_in_use(const struct srv *s, uint32_t id)
 {
 	for (const struct conn *c = s->conns; c; c = c->next)
 		if (c->state == CONN_READY && c->volume == PROTO_VOL_SNAPSHOT &&
@@ -223,7 +223,7 @@ bool admin_quiet_or_park(struct srv *s, struct req *r)
 }
 
 /* Commit, then reply with M (or the error).  */
-static void commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
+void admin_commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 {
 	int e = srv_commit_now(s);
 	if (e == -EAGAIN) {
@@ -462,7 +462,7 @@ static void clone_start(struct srv *s, struct req *r)
 		reply_err(s, r, ENOENT, "no such snapshot to copy (--from)");
 		return;
 	}
-	if (snapshot_has_clients(s, parent.id)) {
+	if (admin_snap_in_use(s, parent.id)) {
 		reply_err(s, r, EBUSY, "the snapshot to copy (--from) is in use by connected clients");
 		return;
 	}
@@ -586,7 +586,7 @@ void admin_snap_create(struct srv *s, struct req *r)
 			 sn.name, sn.id);
 		proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
 		fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
-		commit_and_reply(s, r, &m);
+		admin_commit_and_reply(s, r, &m);
 		return;
 	}
 	if (s->admin->barrier_active || s->admin->added_req || s->admin->clone_req) {
@@ -638,7 +638,7 @@ static void reply_snapinfo(struct srv *s, struct req *r, uint16_t type, uint32_t
 	struct proto_msg m;
 	proto_msg_init(&m, type | PROTO_REPLY, r->m.id);
 	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
-	commit_and_reply(s, r, &m);
+	admin_commit_and_reply(s, r, &m);
 }
 
 void admin_snap_delete(struct srv *s, struct req *r)
@@ -647,7 +647,7 @@ void admin_snap_delete(struct srv *s, struct req *r)
 	const char *name = r->m.u.snap_name.name;
 	if (!find_live_snapshot(s, r, name, &sn))
 		return;
-	if (snapshot_has_clients(s, sn.id)) {
+	if (admin_snap_in_use(s, sn.id)) {
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
 		return;
 	}
@@ -670,7 +670,7 @@ void admin_snap_delete(struct srv *s, struct req *r)
 	log_info("snapshot %s (id %u) deleted", sn.name, sn.id);
 	struct proto_msg m;
 	proto_msg_init(&m, PROTO_SNAP_DELETE | PROTO_REPLY, r->m.id);
-	commit_and_reply(s, r, &m);
+	admin_commit_and_reply(s, r, &m);
 }
 
 void admin_snap_set(struct srv *s, struct req *r)
@@ -710,7 +710,7 @@ void admin_snap_rename(struct srv *s, struct req *r)
 		reply_err(s, r, EEXIST, "a snapshot with the new name exists");
 		return;
 	}
-	if (snapshot_has_clients(s, sn.id)) {
+	if (admin_snap_in_use(s, sn.id)) {
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
 		return;
 	}
@@ -926,7 +926,7 @@ void admin_tick(struct srv *s)
 static bool victim_in_use(void *arg, uint32_t id)
 {
 	/* Also a snapshot whose cut-off clients may still hold a grant.  */
-	return snapshot_has_clients(arg, id) || srv_snap_grants_until(arg, id) > csnap_now_ms();
+	return admin_snap_in_use(arg, id) || srv_snap_grants_until(arg, id) > csnap_now_ms();
 }
 
 int admin_store_full(struct srv *s, bool meta)

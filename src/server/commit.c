@@ -91,7 +91,7 @@ void srv_req_done(struct srv *s, struct req *r)
 
 bool srv_batch_open(struct srv *s)
 {
-	if (s->quiesce || admin_barrier_active(s))
+	if (s->quiesce || admin_barrier_active(s) || rb_batch_closed(s))
 		return false;
 	return copy_batch_open(s);
 }
@@ -361,6 +361,7 @@ void srv_turn_end(struct srv *s)
 	copy_flush(s);
 	commit_step(s);
 	admin_poll(s);
+	rb_poll(s);
 	reprocess(s);
 	copy_flush(s);
 }
@@ -374,7 +375,8 @@ int srv_init(struct srv *s, const struct server_opts *o)
 	s->fdres.spare = -1;
 	chunkset_init(&s->locks);
 	chunkset_init(&s->busy);
-	if (dp_init(s) < 0 || copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0) {
+	if (dp_init(s) < 0 || copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0 ||
+	    rb_init(s) < 0) {
 		srv_free(s);
 		return err_set(ENOMEM, "out of memory");
 	}
@@ -383,6 +385,7 @@ int srv_init(struct srv *s, const struct server_opts *o)
 
 void srv_free(struct srv *s)
 {
+	rb_free(s);
 	grants_free(s);
 	inval_free(s);
 	admin_free(s);

@@ -374,6 +374,13 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 		c->closing = true;
 		return;
 	}
+	char busy[PROTO_STR_MAX + 1];
+	/* EAGAIN: the export tries again, and gets in when it has ended */
+	if (id->volume == PROTO_VOL_ORIGIN && rb_refuses_origin(s, busy, sizeof busy)) {
+		conn_reply_error(c, m, EAGAIN, busy);
+		c->closing = true;
+		return;
+	}
 	struct proto_msg ok;
 	proto_msg_init(&ok, PROTO_IDENTIFY | PROTO_REPLY, m->id);
 	ok.u.identify_ok.chunk_size = s->chunk_size;

@@ -173,7 +173,7 @@ void dp_origin_write(struct srv *s, struct req *r)
 	 * bring the snapshot back), clients may still re-upload read locks
 	 * (takeover), or the open batch is closing.  */
 	if (admin_barrier_active(s) || s->txn_unsafe || csnap_now_ms() < s->grace_until_ms ||
-	    ranges_busy(&s->busy, rs) || !srv_batch_open(s)) {
+	    ranges_busy(&s->busy, rs) || rb_busy(s, rs) || !srv_batch_open(s)) {
 		srv_park(s, r);
 		return;
 	}
@@ -198,6 +198,17 @@ retry:;
 				if (how == 1)
 					goto retry;
 				return;
+			}
+			if (e == -EAGAIN) {
+				/* a chunk a rollback has still to move here
+				 * (rollback.c): moved first, then asked again */
+				if (rb_full(s)) {
+					reply_err(s, r, ENOSPC, "snapshot store is full: the rollback "
+						  "cannot move these chunks back yet");
+					return;
+				}
+				if ((e = rb_origin_wait(s, first, n)) == 0)
+					goto park;
 			}
 			if (e < 0) {
 				log_error("origin write query: %s", err_get());

@@ -64,6 +64,7 @@ static const struct route routes[] = {
 	{ PROTO_SNAP_RENAME,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_snap_rename,	NULL },
 	{ PROTO_ORIGIN_RESIZE,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_origin_resize,	NULL },
 	{ PROTO_STORE_GROW,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_store_grow,	NULL },
+	{ PROTO_SNAP_ROLLBACK,	VOL(PROTO_VOL_ADMIN),	 0,		  admin_snap_rollback,	NULL },
 	{ PROTO_SNAP_LIST,	VOL_ANY,		 0,		  admin_snap_list,	NULL },
 	{ PROTO_STATUS,		VOL_ANY,		 0,		  admin_status,		NULL },
 	{ PROTO_CHANGED,	VOL_ANY,		 0,		  admin_changed,	NULL },
@@ -135,6 +136,13 @@ void route_process(struct srv *s, struct req *r)
 	}
 	if ((rt->flags & R_GRANT) && !srv_may_grant(s)) {
 		srv_park(s, r);
+		return;
+	}
+	char why[PROTO_STR_MAX + 1];
+	if ((rt->flags & R_DATA) && r->c->volume == PROTO_VOL_SNAPSHOT &&
+	    rb_snap_blocked(s, r->c->snap_id, why, sizeof why)) {
+		conn_reply_error(r->c, &r->m, EBUSY, why);
+		srv_req_done(s, r);
 		return;
 	}
 	rt->request(s, r);

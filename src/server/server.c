@@ -256,9 +256,11 @@ static int loop_timeout(const struct srv *s)
 
 	if (s->grace_until_ms)
 		due = s->grace_until_ms;
-	int64_t admin_due = admin_due_ms(s);
+	int64_t admin_due = admin_due_ms(s), rb_due = rb_due_ms(s);
 	if (admin_due && (!due || admin_due < due))
 		due = admin_due;
+	if (rb_due && (!due || rb_due < due))
+		due = rb_due;
 	if (!due)
 		return TICK_MS;
 	int64_t left = due - csnap_now_ms();

@@ -14,6 +14,7 @@
  *               write moved chunks (before the writer is answered)
  *   grants.c    clients' grants: when they have certainly run out (before
  *               a snapshot commit, a moved-chunk answer, a delete)
+ *   rollback.c  SNAP_ROLLBACK and the background steps of a rollback
  *
  * Single-threaded: everything runs on the loop thread.
  *
@@ -278,6 +279,39 @@ void admin_free(struct srv *s);
  * with no copy in flight (nothing uncommitted that needs data).  */
 int admin_store_full(struct srv *s, bool meta);
 
+/* Used by a client (a data request on one of its connections).  */
+bool admin_snap_in_use(const struct srv *s, uint32_t id);
+/* Commits, then answers R with M (or the commit's error; after a late
+ * commit when the lease's renewal is late).  */
+void admin_commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m);
+
+/* ---- rollback (rollback.c) ------------------------------------------------ */
+
+int rb_init(struct srv *s);
+void rb_free(struct srv *s);
+/* SNAP_ROLLBACK (route.c's table).  */
+void admin_snap_rollback(struct srv *s, struct req *r);
+/* End of a loop turn: the next step of a running rollback, if the store
+ * is quiet.  */
+void rb_poll(struct srv *s);
+/* When rb_poll wants to run next (0: when something happens).  */
+int64_t rb_due_ms(const struct srv *s);
+/* A rollback step holds these chunks: origin writes over them wait.  */
+bool rb_busy(const struct srv *s, const struct proto_ranges *rs);
+/* store_origin_write() said -EAGAIN for [FIRST, +N): its pending chunks
+ * are rolled back before the next background step.  0 or -errno.  */
+int rb_origin_wait(struct srv *s, uint64_t first, uint32_t n);
+/* The store was full at the last step (policy fail): origin writes over
+ * pending chunks fail with ENOSPC rather than wait.  */
+bool rb_full(const struct srv *s);
+/* A step's copy-outs are uncommitted: no other copy-out may join.  */
+bool rb_batch_closed(const struct srv *s);
+/* Snapshot SNAP_ID reads the running rollback's source (taken after its
+ * start): no data request until it ends (WHY: the reason).  */
+bool rb_snap_blocked(const struct srv *s, uint32_t snap_id, char *why, size_t len);
+/* A rollback runs: origin clients are refused (WHY: the reason).  */
+bool rb_refuses_origin(const struct srv *s, char *why, size_t len);
+
 /* ---- the server --------------------------------------------------------- */
 
 struct srv {
@@ -347,6 +381,7 @@ struct srv {
 	struct admin_state *admin;	/* admin.c: barrier, SNAP_ADDED */
 	struct inval_state *inval;	/* invalidate.c */
 	struct grants *grants;		/* grants.c */
+	struct rb_state *rb;		/* rollback.c */
 
 	/* stats */
 	uint64_t stat_queries, stat_commits;

@@ -106,6 +106,7 @@ void store_rollback_get(const struct store *s, struct store_rollback *out)
 	const struct store_snapshot *rb = &s->st.slot[s->rb_slot];
 	out->active = true;
 	out->snap_id = rb->parent_id;
+	out->source_id = rb->id;
 	memcpy(out->name, rb->name, sizeof out->name);
 	out->started = rb->ctime;
 	out->cursor = rb->rb_cursor;

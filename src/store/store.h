@@ -321,6 +321,9 @@ int store_rollback_start(struct store *s, uint32_t id, bool delete_snap);
 struct store_rollback {
 	bool active;
 	uint32_t snap_id;	/* the snapshot rolled back to (may be deleted) */
+	uint32_t source_id;	/* the source's id: snapshots with snap_id or an
+				 * id above this read its exceptions at pending
+				 * chunks (taken after the start) */
 	char name[STORE_SNAP_NAME_MAX + 1];	/* its name at the start */
 	uint64_t started;	/* seconds since the epoch */
 	chunk_t cursor;		/* origin chunks below it are done */

@@ -102,7 +102,10 @@ static int sb_sanity(const struct csnap_sb *sb)
 	    sb->lease_offset < CSNAP_SB_BACKUP_OFFSET + bs)
 		return err_set(EINVAL, "invalid lease area (offset %llu, align %u)",
 			       (unsigned long long)sb->lease_offset, sb->lease_align);
-	if (sb->meta_offset < sb->lease_offset + csnap_lease_area_size(sb->lease_align) ||
+	/* (a difference, not a sum: a lease offset near 2^64 wrapped the
+	 * lease area's end to below the metadata) */
+	if (sb->meta_offset < sb->lease_offset ||
+	    sb->meta_offset - sb->lease_offset < csnap_lease_area_size(sb->lease_align) ||
 	    sb->meta_offset % sb->chunk_size || sb->meta_offset > sb->store_size)
 		return err_set(EINVAL, "invalid metadata offset %llu",
 			       (unsigned long long)sb->meta_offset);

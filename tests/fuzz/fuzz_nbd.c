@@ -4,10 +4,15 @@
  * and transmission requests, through the real connection state machine,
  * socket I/O, flow control and event loop.
  *
- * One NBD server, created once, listens on a unix socket and exports three
+ * One NBD server, created once, listens on a unix socket and exports four
  * in-memory volumes: "disk" (rw, DISK_SIZE, the default export; requests
- * touching its last 512 bytes fail with EIO), "ro" (read-only) and "snap"
- * (a snapshot, so csnap:changed:snap can be negotiated).  "disk" answers
+ * touching its last 512 bytes fail with EIO), "ro" (read-only), "snap"
+ * (a snapshot, so csnap:changed:snap can be negotiated) and "big" (over
+ * 4 GiB and sparse: reads give zeroes, writes are dropped; it reaches
+ * the trims and write zeroes of 4 GiB or more, which go to a volume in
+ * pieces; it completes some requests inside submit(), as the volume
+ * contract allows, alternating from one GiB to the next; its last 512
+ * bytes fail with EIO too).  "disk" answers
  * csnap:changed queries with every odd 64 KiB chunk changed, a page of at
  * most max_ranges ranges at a time, and fails the ones asked in its last
  * chunk (the reply's error path).  Each
@@ -18,7 +23,8 @@
  * it.  A connection not over within 10 s (of time the harness ran) is a
  * hang.
  * The volumes check the contract every request must meet (volume.h):
- * within the volume, len > 0 except flush, no write to "ro".
+ * within the volume, len > 0 except flush, no write to "ro", a request
+ * not submitted again before it completed.
  *
  * Input: byte 0 = piece size / 8 (0: all at once), then the client's
  * bytes from the first one after the server's greeting (client flags).
@@ -46,6 +52,7 @@
 
 #define DISK_SIZE	(1u << 20)
 #define RO_SIZE		(64u * 1024)
+#define BIG_SIZE	((5ull << 30) + (3u << 16))
 #define HANG_MS		10000
 /* The hang limit counts time the harness ran, not time it waited to be
  * scheduled (a fuzzer at nice 19 on a loaded machine can wait longer than
@@ -59,7 +66,7 @@
 
 struct memvol {
 	struct volume vol;
-	uint8_t *data;
+	uint8_t *data;		/* NULL: sparse ("big") */
 	struct vol_req *pending[1024];
 	unsigned npending;
 	struct vol_changed_req *changed[1024];
@@ -90,6 +97,26 @@ static void memvol_changed_answer(struct memvol *m, struct vol_changed_req *q)
 	q->done(q, 0, NULL);
 }
 
+static void memvol_finish(struct memvol *m, struct vol_req *req)
+{
+	int err = 0;
+
+	if (req->op != VOL_FLUSH && !(m->vol.flags & VOL_READONLY) &&
+	    req->off + req->len > m->vol.size - 512)
+		err = -EIO;
+	else if (req->op == VOL_READ && !m->data)
+		memset(req->buf, 0, req->len);
+	else if (!m->data)
+		;	/* sparse: writes, trims and zeroes are dropped */
+	else if (req->op == VOL_READ)
+		memcpy(req->buf, m->data + req->off, req->len);
+	else if (req->op == VOL_WRITE)
+		memcpy(m->data + req->off, req->buf, req->len);
+	else if (req->op == VOL_ZEROES || req->op == VOL_TRIM)
+		memset(m->data + req->off, 0, req->len);
+	req->done(req, err);
+}
+
 static void memvol_complete(void *arg)
 {
 	struct memvol *m = arg;
@@ -103,19 +130,9 @@ static void memvol_complete(void *arg)
 
 	while (m->npending) {
 		struct vol_req *req = m->pending[0];
-		int err = 0;
 
 		memmove(m->pending, m->pending + 1, --m->npending * sizeof *m->pending);
-		if (req->op != VOL_FLUSH && !(m->vol.flags & VOL_READONLY) &&
-		    req->off + req->len > m->vol.size - 512)
-			err = -EIO;
-		else if (req->op == VOL_READ)
-			memcpy(req->buf, m->data + req->off, req->len);
-		else if (req->op == VOL_WRITE)
-			memcpy(m->data + req->off, req->buf, req->len);
-		else if (req->op == VOL_ZEROES || req->op == VOL_TRIM)
-			memset(m->data + req->off, 0, req->len);
-		req->done(req, err);
+		memvol_finish(m, req);
 	}
 }
 
@@ -133,6 +150,12 @@ static void memvol_submit(struct volume *vol, struct vol_req *req)
 	FUZZ_CHECK(req->op == VOL_FLUSH || req->op == VOL_TRIM || req->op == VOL_ZEROES ||
 		   req->buf, "no buffer");
 	FUZZ_CHECK(m->npending < 1024, "more requests in flight than flow control allows");
+	for (unsigned i = 0; i < m->npending; i++)
+		FUZZ_CHECK(m->pending[i] != req, "a request submitted again before it completed");
+	if (!m->data && ((req->off >> 16) ^ (req->off >> 30)) & 1) {
+		memvol_finish(m, req);	/* at once, inside submit() */
+		return;
+	}
 	m->pending[m->npending++] = req;
 	evloop_defer(lp, &m->done);
 }
@@ -165,9 +188,9 @@ static struct volume *memvol_new(const char *name, uint64_t size, unsigned flags
 {
 	struct memvol *m = calloc(1, sizeof *m);
 
-	if (!m || !(m->data = calloc(1, size)))
+	if (!m || (size <= DISK_SIZE && !(m->data = calloc(1, size))))
 		abort();
-	m->vol.ops = strcmp(name, "ro") ? &csvol_ops : &memvol_ops;
+	m->vol.ops = strcmp(name, "ro") && strcmp(name, "big") ? &csvol_ops : &memvol_ops;
 	snprintf(m->vol.name, sizeof m->vol.name, "%s", name);
 	snprintf(m->vol.description, sizeof m->vol.description, "fuzz volume %s", name);
 	m->vol.size = size;
@@ -459,6 +482,23 @@ static void make_seeds(const char *dir)
 	ext_request(&s, NBD_CMD_FLAG_REQ_ONE, NBD_CMD_BLOCK_STATUS, 65536, 4096, 0);
 	ext_request(&s, 0, NBD_CMD_DISC, 0, 0, 0);
 	save(dir, i++, &s);
+	/* extended headers on "big": trims and write zeroes of 4 GiB or
+	 * more, in pieces (the last one failing), and around them */
+	memset(&s, 0, sizeof s);
+	put(&s, "\0", 1);
+	put32(&s, NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
+	option(&s, NBD_OPT_EXTENDED_HEADERS, NULL, 0);
+	go(&s, NBD_OPT_GO, "big");
+	ext_request(&s, 0, NBD_CMD_TRIM, 0, 1ULL << 32, 0);
+	ext_request(&s, NBD_CMD_FLAG_FUA, NBD_CMD_WRITE_ZEROES, 4096, (1ULL << 32) + 1, 0);
+	ext_request(&s, 0, NBD_CMD_TRIM, 1ULL << 16, BIG_SIZE - (1ULL << 16), 0);
+	ext_request(&s, NBD_CMD_FLAG_NO_HOLE, NBD_CMD_WRITE_ZEROES, 0, BIG_SIZE - 512, 0);
+	ext_request(&s, 0, NBD_CMD_TRIM, 512, BIG_SIZE, 0);
+	ext_request(&s, 0, NBD_CMD_READ, BIG_SIZE - 4096, 4096, 0);
+	ext_request(&s, NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_WRITE, 3ULL << 30, 100, 100);
+	ext_request(&s, 0, NBD_CMD_FLUSH, 0, 0, 0);
+	ext_request(&s, 0, NBD_CMD_DISC, 0, 0, 0);
+	save(dir, i++, &s);
 	exit(0);
 }
 
@@ -466,7 +506,7 @@ static void make_seeds(const char *dir)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct volume *disk, *ro, *snap;
+	struct volume *disk, *ro, *snap, *big;
 
 	(void)argc;
 	(void)argv;
@@ -483,12 +523,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	disk = memvol_new("disk", DISK_SIZE, 0);
 	ro = memvol_new("ro", RO_SIZE, VOL_READONLY);
 	snap = memvol_new("snap", RO_SIZE, VOL_SNAPSHOT);
+	big = memvol_new("big", BIG_SIZE, 0);
 	if (nbd_server_add(srv, disk) < 0 || nbd_server_add(srv, ro) < 0 ||
-	    nbd_server_add(srv, snap) < 0)
+	    nbd_server_add(srv, snap) < 0 || nbd_server_add(srv, big) < 0)
 		abort();
 	volume_put(disk);
 	volume_put(ro);
 	volume_put(snap);
+	volume_put(big);
 	return 0;
 }
 

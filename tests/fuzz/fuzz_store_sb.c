@@ -62,7 +62,8 @@ static void check_geometry(const struct csnap_sb *sb)
 	FUZZ_CHECK(sb->max_snapshots >= 1 && sb->max_snapshots <= CSNAP_MAX_SNAPSHOTS_LIMIT,
 		   "max snapshots %u", sb->max_snapshots);
 	FUZZ_CHECK(sb->lease_offset >= CSNAP_SB_BACKUP_OFFSET + CSNAP_META_BLOCK_SIZE &&
-		   sb->lease_offset + csnap_lease_area_size(sb->lease_align) <= sb->meta_offset &&
+		   inside(sb->lease_offset, csnap_lease_area_size(sb->lease_align), 0,
+			  sb->meta_offset) &&
 		   sb->meta_offset % META_BLOCK_SIZE == 0 && sb->meta_offset <= sb->store_size,
 		   "lease area / meta offset");
 	if (e->version == 0)	/* mkstore in progress: the engine refuses it */

@@ -43,14 +43,7 @@ s.sendall(struct.pack(">QII", 0x1234, OPT_LIST, 0))
 check(closed_by_server(s), "bad option magic closes the connection")
 
 s = connect()
-send_opt(s, OPT_LIST)
-names = []
-while True:
-    opt, rtype, data = read_reply(s)
-    if rtype != REP_SERVER:
-        break
-    n = struct.unpack(">I", data[:4])[0]
-    names.append(data[4:4 + n])
+rtype, names = list_exports(s)
 check(rtype == REP_ACK and export in names, "NBD_OPT_LIST lists the export")
 send_opt(s, OPT_LIST, b"x")
 check(read_reply(s)[1] == REP_ERR_INVALID, "NBD_OPT_LIST with data: ERR_INVALID")

@@ -9,24 +9,9 @@
 set -eo pipefail
 here=$src/tests/integration
 
-dir=$(mktemp -d /var/tmp/csnap-export-bigreq.XXXXXX)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-truncate -s $(( (4 << 30) + (256 << 10) )) "$dir/origin.img"
-sock=$dir/origin.sock
-"$C" -v export --file "$dir/origin.img" --socket "$sock" >"$dir/export.out" 2>"$dir/export.err" &
-pid=$!
-FAIL_LOGS+=("$dir/export.err")
-wait_for 10 test -S "$sock" || fail "no socket at $sock"
-
+file_export export-bigreq $(( (4 << 30) + (256 << 10) ))
 t0=$(date +%s)
-$py "$here/export_bigreq.py" "$sock" || fail "trim and write zeroes of 4 GiB or more"
+$py "$here/export_bigreq.py" "$dir/s" || fail "trim and write zeroes of 4 GiB or more"
 echo "ok  4 GiB requests done in $(( $(date +%s) - t0 )) s"
 kill "$pid"
 wait "$pid" || fail "export did not exit cleanly on SIGTERM"

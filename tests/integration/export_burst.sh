@@ -8,20 +8,7 @@
 set -eo pipefail
 requires python3
 
-dir=$(mktemp -d /var/tmp/csnap-export-burst.XXXXXX)
-pid=
-cleanup() {
-  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-truncate -s 16M "$dir/origin.img"
-"$C" -v export --file "$dir/origin.img" --socket "$dir/s" 2>"$dir/export.err" &
-pid=$!
-FAIL_LOGS+=("$dir/export.err")
-wait_for 10 test -S "$dir/s" || fail "no socket"
+file_export export-burst 16M
 
 "$py" "$src/tests/integration/export_burst.py" "$dir/s" "$pid" || fail "burst not answered or read back wrong"
 

@@ -15,12 +15,7 @@
 requires_libnbd
 
 
-cluster_start 2 128M
-origin_fill A 32M
-store_init
-d=$CLUSTER_DIR
-master_standby
-start_export_each
+cluster_2node A
 node_run 1 "$C" snapshot create s s1 >/dev/null || fail "create s1"
 node_run 1 "$C" snapshot create s s2 >/dev/null || fail "create s2"
 for s in s1 s2; do

@@ -14,12 +14,7 @@
 requires_libnbd
 
 
-cluster_start 2 128M
-origin_fill zero 32M
-store_init
-d=$CLUSTER_DIR
-master_standby
-start_export_each
+cluster_2node
 # Both exports' origin sessions are up (they are the ones told).
 wait_for 20 bash -c "[ \$(grep -c 'origin host' '$(node_log 1 server)') -ge 2 ]" ||
   fail "exports not connected to the master"

@@ -11,20 +11,7 @@
 set -eo pipefail
 requires python3
 
-dir=$(mktemp -d /var/tmp/csnap-export-state.XXXXXX)
-pid=
-cleanup() {
-  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-truncate -s 32M "$dir/origin.img"
-"$C" -v export --file "$dir/origin.img" --socket "$dir/s" 2>"$dir/export.err" &
-pid=$!
-FAIL_LOGS+=("$dir/export.err")
-wait_for 10 test -S "$dir/s" || fail "no socket"
+file_export export-state 32M
 
 "$py" - "$dir/s" "$pid" "$dir/export.err" <<'PY' || fail "state dump"
 import os, re, signal, socket, struct, sys, time

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Concurrent unaligned I/O against an NBD export, checked against a model.
 
-usage: export_stress.py URI SIZE_LIMIT SEED [ROUNDS]
+usage: export_stress.py URI SIZE_LIMIT SEED [ROUNDS [CONNECTIONS]]
 
-Several libnbd connections issue batches of concurrent writes that share
+Several libnbd connections (3 unless told) issue batches of concurrent writes that share
 device sectors but never bytes (so read-modify-write races would lose
 data), plus zeroing and trims, then compare random unaligned reads and the
 whole export with an in-memory model.  The model starts from what the
@@ -19,10 +19,11 @@ uri = sys.argv[1]
 limit = int(sys.argv[2])
 seed = int(sys.argv[3])
 rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 60
+nconns = int(sys.argv[5]) if len(sys.argv) > 5 else 3
 rng = random.Random(seed)
 
 conns = []
-for _ in range(3):
+for _ in range(nconns):
     h = nbd.NBD()
     h.connect_uri(uri)
     conns.append(h)

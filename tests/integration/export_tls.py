@@ -139,13 +139,7 @@ def hostile(host, port, certdir, unix_sock):
     check(t.version() is not None, "TLS handshake with a client certificate (%s)" % t.version())
     send_opt(t, OPT_STARTTLS)
     check(read_reply(t)[1] == REP_ERR_INVALID, "STARTTLS inside TLS: ERR_INVALID")
-    send_opt(t, OPT_LIST)
-    names = []
-    while True:
-        _, rtype, data = read_reply(t)
-        if rtype != REP_SERVER:
-            break
-        names.append(data[4:4 + struct.unpack(">I", data[:4])[0]])
+    rtype, names = list_exports(t)
     check(rtype == REP_ACK and b"origin" in names, "LIST over TLS lists the origin")
     send_opt(t, OPT_GO, name_opt(b"origin"))
     while True:

@@ -115,6 +115,17 @@ def go(s, name):
             return rtype, info
 
 
+def list_exports(s):
+    """NBD_OPT_LIST: (final reply type, [export names])."""
+    send_opt(s, OPT_LIST)
+    names = []
+    while True:
+        _, rtype, data = read_reply(s)
+        if rtype != REP_SERVER:
+            return rtype, names
+        names.append(data[4:4 + struct.unpack(">I", data[:4])[0]])
+
+
 def req(cmd, cookie, off, length, flags=0):
     """A compact (28-byte) request header."""
     return struct.pack(">IHHQQI", REQ_MAGIC, flags, cmd, cookie, off, length)

@@ -15,12 +15,7 @@
 requires_libnbd
 requires nbdinfo
 
-cluster_start 2 128M
-origin_fill zero 32M
-store_init
-d=$CLUSTER_DIR
-master_standby
-start_export_each
+cluster_2node
 
 MiB=$((1 << 20))
 # wr SOCKET EXPORT MIB MARKER: 1 MiB of MARKER (8 bytes) at MIB MiB

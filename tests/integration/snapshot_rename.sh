@@ -12,12 +12,7 @@ requires_libnbd
 requires nbdinfo
 requires qemu-img
 
-cluster_start 2 128M
-origin_fill zero 32M
-store_init
-d=$CLUSTER_DIR
-master_standby
-start_export_each
+cluster_2node
 
 owrite() {	# owrite MARKER: 1 MiB at offset 1 MiB of the origin, via node 1
   $py - "nbd+unix:///origin?socket=$sock1" "$1" <<'PY' || fail "origin write $1"

@@ -87,6 +87,24 @@ static struct proto_client *connect_as(uint8_t volume, const char *snap, uint16_
 	return c;
 }
 
+static struct proto_client *connect_or_die(uint8_t volume, const char *snap)
+{
+	struct proto_client *c = connect_as(volume, snap, 0, 30000);
+
+	if (!c)
+		die("connect");
+	return c;
+}
+
+static struct io_dev *open_or_die(const char *path, int flags, const char *what)
+{
+	struct io_dev *d;
+
+	if (io_dev_open(path, flags, &d) < 0)
+		die(what);
+	return d;
+}
+
 static void call(struct proto_client *c, struct proto_msg *m, struct proto_msg *rep, const char *what)
 {
 	if (proto_client_call(c, m, rep) < 0)
@@ -145,9 +163,7 @@ static int do_owrite(int argc, char **argv, bool write_data)
 		return 2;
 	uint64_t chunk = strtoull(argv[0], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[1], NULL, 0);
-	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_ORIGIN, NULL);
 	struct proto_msg m, rep;
 	struct proto_range r;
 	proto_msg_init(&m, PROTO_ORIGIN_WRITE, 0);
@@ -157,9 +173,7 @@ static int do_owrite(int argc, char **argv, bool write_data)
 	call(c, &m, &rep, "origin write query");
 	printf("replied %llu\n", (unsigned long long)now_ns());
 	if (write_data) {
-		struct io_dev *o;
-		if (io_dev_open(origin_path, IO_DEV_RDWR, &o) < 0)
-			die("open origin");
+		struct io_dev *o = open_or_die(origin_path, IO_DEV_RDWR, "open origin");
 		fill(o, chunk * ident.chunk_size, (size_t)count * ident.chunk_size,
 		     (int)strtol(argv[2], NULL, 0));
 		io_dev_close(o);
@@ -175,12 +189,9 @@ static int do_sread(int argc, char **argv)
 		return 2;
 	uint64_t chunk = strtoull(argv[1], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
-	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
-	if (!c)
-		die("connect");
-	struct io_dev *o, *s;
-	if (io_dev_open(origin_path, IO_DEV_RDONLY, &o) < 0 || io_dev_open(store_path, IO_DEV_RDONLY, &s) < 0)
-		die("open devices");
+	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
+	struct io_dev *o = open_or_die(origin_path, IO_DEV_RDONLY, "open origin");
+	struct io_dev *s = open_or_die(store_path, IO_DEV_RDONLY, "open store");
 	struct proto_msg m, rep, done, drep;
 	struct proto_range r;
 	proto_msg_init(&m, PROTO_SNAP_READ, 0);
@@ -214,12 +225,8 @@ static int do_swrite(int argc, char **argv)
 	uint64_t chunk = strtoull(argv[1], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
 	int byte = (int)strtol(argv[3], NULL, 0);
-	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
-	if (!c)
-		die("connect");
-	struct io_dev *s;
-	if (io_dev_open(store_path, IO_DEV_RDWR, &s) < 0)
-		die("open store");
+	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
+	struct io_dev *s = open_or_die(store_path, IO_DEV_RDWR, "open store");
 	struct proto_msg m, rep;
 	struct proto_range r;
 	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
@@ -243,12 +250,8 @@ static int do_swpart(int argc, char **argv)
 		return 2;
 	uint64_t chunk = strtoull(argv[1], NULL, 0);
 	int byte = (int)strtol(argv[2], NULL, 0);
-	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, argv[0], 0, 30000);
-	if (!c)
-		die("connect");
-	struct io_dev *s;
-	if (io_dev_open(store_path, IO_DEV_RDWR, &s) < 0)
-		die("open store");
+	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
+	struct io_dev *s = open_or_die(store_path, IO_DEV_RDWR, "open store");
 	struct proto_msg m, rep;
 	struct proto_range r;
 	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
@@ -274,9 +277,7 @@ static int do_oidle(int argc, char **argv)
 {
 	if (argc != 1)
 		return 2;
-	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_ORIGIN, NULL);
 	proto_client_set_handler(c, ignore_barrier, NULL);
 	printf("idle\n");
 	while (access(argv[0], F_OK) != 0) {
@@ -305,9 +306,7 @@ static int do_screate(int argc, char **argv)
 	unsigned long long rid = strtoull(argv[1], NULL, 10);
 	if (!rid || !proto_name_valid(argv[0]))
 		return 2;
-	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_ADMIN, NULL);
 	struct proto_msg m, rep;
 	proto_msg_init(&m, PROTO_SNAP_CREATE, 0);
 	m.flags = PROTO_F_REQ_ID;
@@ -339,9 +338,7 @@ static int do_hold(int argc, char **argv)
 	const char *snap = argv[0], *trigger = argv[3], *gate = argc == 5 ? argv[4] : NULL;
 	uint64_t chunk = strtoull(argv[1], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
-	struct proto_client *c = connect_as(PROTO_VOL_SNAPSHOT, snap, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, snap);
 	struct proto_msg m, rep;
 	struct proto_range r;
 	proto_msg_init(&m, PROTO_SNAP_READ, 0);
@@ -467,9 +464,7 @@ static int do_raw(int argc, char **argv)
 {
 	if (argc != 1)
 		return 2;
-	struct proto_client *c = connect_as(PROTO_VOL_ORIGIN, NULL, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_ORIGIN, NULL);
 	FILE *f = fopen(argv[0], "r");
 	if (!f)
 		die("open hex file");
@@ -497,9 +492,7 @@ static int do_changed(int argc, char **argv)
 {
 	if (argc != 2)
 		return 2;
-	struct proto_client *c = connect_as(PROTO_VOL_ADMIN, NULL, 0, 30000);
-	if (!c)
-		die("connect");
+	struct proto_client *c = connect_or_die(PROTO_VOL_ADMIN, NULL);
 	uint64_t start = 0;
 	while (start != UINT64_MAX) {
 		struct proto_msg m, rep;

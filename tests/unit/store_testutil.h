@@ -1,10 +1,16 @@
 /*
  * tests/unit/store_testutil.h - helpers shared by the store unit tests:
- * scratch store files under /var/tmp (ext4, so O_DIRECT is real) and a
- * one-call mkstore.
+ * scratch store files under /var/tmp (ext4, so O_DIRECT is real), a
+ * one-call mkstore, sparse copies, and the clean check every test ends
+ * with.
  */
 #ifndef CSNAP_TESTS_STORE_TESTUTIL_H
 #define CSNAP_TESTS_STORE_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
 #include "ioengine/ioengine.h"
 #include "src/store/store.h"
@@ -64,6 +70,32 @@ static inline char *tu_mkstore(const char *tag, uint64_t store_size, uint32_t ch
 	}
 	io_dev_close(dev);
 	return path;
+}
+
+/* A sparse copy of FROM at TO (the cut tests replay onto copies).  */
+static inline void tu_copy_file(const char *from, const char *to)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof cmd, "cp --sparse=always %s %s", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The store at PATH (closed) checks clean from scratch; then it is
+ * removed and PATH freed.  */
+static inline void tu_check_remove(char *path)
+{
+	assert_int_equal(store_check(path, stderr), 0);
+	unlink(path);
+	free(path);
+}
+
+/* S checks clean open, then closed (tu_check_remove).  */
+static inline void tu_close_check_remove(struct store *s, char *path)
+{
+	assert_int_equal(store_check_open(s, stderr), 0);
+	store_close(s);
+	tu_check_remove(path);
 }
 
 #define TU_OK(expr) do { int tu_r_ = (int)(expr); \

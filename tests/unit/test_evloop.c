@@ -2,7 +2,10 @@
  * tests/unit/test_evloop.c - utils/evloop: fd watches on pipes and
  * socketpairs, deleting (and freeing, and reusing the slot of) another
  * watch from a callback of the same batch, timer order, deferred work,
- * the after-turn hook, signals and stop.
+ * the after-turn hook, signals and stop; a loop with a lock (several
+ * loops sharing one state): callbacks run with the lock held, and work
+ * given to it from another thread (deferred, a timer, stop) wakes its
+ * wait.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 #include "utils/evloop.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -359,6 +363,118 @@ static void test_stop_and_signals(void **state)
 	evloop_destroy(s.lp);
 }
 
+/* ---- a loop with a lock, driven from another thread ---- */
+
+struct locked {
+	pthread_mutex_t m;
+	bool held;		/* by the loop's thread, through the callbacks */
+	struct evloop *lp;
+	struct evloop_deferred d;
+	struct evloop_timer t;
+	int deferred_runs, timer_runs;
+	bool held_in_cb;	/* every callback saw the lock held */
+};
+
+static void lk_lock(void *arg)
+{
+	struct locked *l = arg;
+
+	pthread_mutex_lock(&l->m);
+	l->held = true;
+}
+
+static void lk_unlock(void *arg)
+{
+	struct locked *l = arg;
+
+	l->held = false;
+	pthread_mutex_unlock(&l->m);
+}
+
+static void lk_deferred(void *arg)
+{
+	struct locked *l = arg;
+
+	l->held_in_cb &= l->held;
+	l->deferred_runs++;
+}
+
+static void lk_timer(void *arg)
+{
+	struct locked *l = arg;
+
+	l->held_in_cb &= l->held;
+	l->timer_runs++;
+}
+
+static void *lk_loop_thread(void *arg)
+{
+	struct locked *l = arg;
+	intptr_t rc;
+
+	lk_lock(l);
+	rc = evloop_run(l->lp);
+	lk_unlock(l);
+	return (void *)rc;
+}
+
+/* Waits (lock released) until *COUNTER reaches WANT; false after 5 s.
+ * Without the wake the loop would sleep forever: it has no timer and no
+ * event when the work is given.  */
+static bool lk_wait(struct locked *l, int *counter, int want)
+{
+	for (int i = 0; i < 5000; i++) {
+		bool done;
+
+		lk_lock(l);
+		done = *counter >= want;
+		lk_unlock(l);
+		if (done)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static void test_lock_and_wake(void **state)
+{
+	struct locked l = { .held_in_cb = true };
+	pthread_t th;
+	void *ret;
+
+	(void)state;
+	pthread_mutex_init(&l.m, NULL);
+	assert_int_equal(evloop_create(&l.lp), 0);
+	assert_int_equal(evloop_set_lock(l.lp, lk_lock, lk_unlock, &l), 0);
+	l.d.fn = lk_deferred;
+	l.d.arg = &l;
+	l.t.fn = lk_timer;
+	l.t.arg = &l;
+	assert_int_equal(pthread_create(&th, NULL, lk_loop_thread, &l), 0);
+	usleep(20000);		/* let it go to sleep */
+
+	lk_lock(&l);
+	evloop_defer(l.lp, &l.d);
+	lk_unlock(&l);
+	assert_true(lk_wait(&l, &l.deferred_runs, 1));
+
+	lk_lock(&l);
+	evloop_timer_arm(l.lp, &l.t, 10);
+	lk_unlock(&l);
+	assert_true(lk_wait(&l, &l.timer_runs, 1));
+
+	lk_lock(&l);
+	evloop_stop(l.lp);
+	lk_unlock(&l);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_null(ret);
+	assert_true(l.held_in_cb);
+	assert_int_equal(l.deferred_runs, 1);
+	assert_int_equal(l.timer_runs, 1);
+	evloop_destroy(l.lp);
+	pthread_mutex_destroy(&l.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +483,7 @@ int main(void)
 		cmocka_unit_test(test_timers),
 		cmocka_unit_test(test_deferred_and_after),
 		cmocka_unit_test(test_stop_and_signals),
+		cmocka_unit_test(test_lock_and_wake),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -134,6 +134,24 @@ static void make_chunk1_unique(struct env *e)
 	vio_free(again);
 }
 
+/* W (chunks 1-2, filled with C) got its answer for chunk 2 after its
+ * memory of chunk 1 went stale: chunk 1 still holds the snapshot's data
+ * and W asked for it again (after log entry MARK); answered, W writes
+ * both chunks.  */
+static void asked_again(struct env *e, struct vio *w, unsigned mark, int c)
+{
+	assert_int_equal(chunk_fill(e, 1), 'a');
+	assert_int_equal(w->calls, 0);
+	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
+	answer_ok(take_query(e, 1, 1));
+	RUN_UNTIL(e, w->calls);
+	assert_int_equal(w->calls, 1);
+	assert_int_equal(w->err, 0);
+	assert_int_equal(chunk_fill(e, 1), c);
+	assert_int_equal(chunk_fill(e, 2), c);
+	vio_free(w);
+}
+
 /* W spans chunks 1 (remembered unique) and 2 (not): it asks for chunk 2
  * only, and the answer comes after a snapshot barrier.  The snapshot
  * shares chunk 1 now: W must ask for it before writing it.  */
@@ -162,17 +180,7 @@ static void test_span_after_barrier(void **state)
 	mark = e->s->nlog;
 	answer_ok(q2);
 	settle(e);
-	/* Chunk 1 still holds the snapshot's data, and W asks for it. */
-	assert_int_equal(chunk_fill(e, 1), 'a');
-	assert_int_equal(w->calls, 0);
-	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
-	answer_ok(take_query(e, 1, 1));
-	RUN_UNTIL(e, w->calls);
-	assert_int_equal(w->calls, 1);
-	assert_int_equal(w->err, 0);
-	assert_int_equal(chunk_fill(e, 1), 'B');
-	assert_int_equal(chunk_fill(e, 2), 'B');
-	vio_free(w);
+	asked_again(e, w, mark, 'B');
 }
 
 /* The same with a lost connection instead of the barrier: the question
@@ -193,16 +201,7 @@ static void test_span_after_master_change(void **state)
 	mark = e->s->nlog;
 	answer_ok(take_query(e, 2, 1));
 	settle(e);
-	assert_int_equal(chunk_fill(e, 1), 'a');
-	assert_int_equal(w->calls, 0);
-	assert_true(find_log(e->s, mark, PROTO_ORIGIN_WRITE, SENT) >= 0);
-	answer_ok(take_query(e, 1, 1));
-	RUN_UNTIL(e, w->calls);
-	assert_int_equal(w->calls, 1);
-	assert_int_equal(w->err, 0);
-	assert_int_equal(chunk_fill(e, 1), 'C');
-	assert_int_equal(chunk_fill(e, 2), 'C');
-	vio_free(w);
+	asked_again(e, w, mark, 'C');
 }
 
 /* Nothing happened while W waited: the answer for chunk 2 is enough, W

@@ -47,7 +47,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 46
+#define NSAMPLES 50
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -252,6 +252,24 @@ static void sample(int i, struct proto_msg *m)
 		m->type = PROTO_STORE_GROW | PROTO_REPLY;
 		m->u.resize = (struct proto_resize){ 5ULL << 30, 9ULL << 30 };
 		break;
+	case 46:
+		m->type = PROTO_SNAP_ROLLBACK;
+		m->flags = PROTO_F_DELETE;
+		strcpy(m->u.snap_name.name, "nightly");
+		break;
+	case 47:
+		m->type = PROTO_SNAP_ROLLBACK;
+		m->flags = PROTO_F_QUERY;
+		break;
+	case 48:
+		m->type = PROTO_SNAP_ROLLBACK | PROTO_REPLY;
+		m->u.rollback = (struct proto_rollback){ .flags = PROTO_RB_ACTIVE, .name = "nightly",
+							 .cursor = 77, .origin_chunks = 16384,
+							 .started = 1700000000 };
+		break;
+	case 49:
+		m->type = PROTO_SNAP_ROLLBACK | PROTO_REPLY;
+		break;
 	}
 }
 
@@ -298,6 +316,43 @@ static void test_roundtrip_all(void **state)
 		proto_buf_free(&a);
 		proto_buf_free(&b);
 	}
+}
+
+/* SNAP_ROLLBACK: what neither side may send.  */
+static void test_rollback_invalid(void **state)
+{
+	struct proto_msg m, d;
+	struct proto_buf b;
+	(void)state;
+
+	proto_buf_init(&b);
+	sample(46, &m);
+	m.flags |= PROTO_F_QUERY;		/* a query deletes nothing */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(46, &m);
+	m.u.snap_name.name[0] = '\0';		/* a rollback needs a name */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(48, &m);
+	m.u.rollback.cursor = m.u.rollback.origin_chunks + 1;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(49, &m);
+	m.u.rollback.cursor = 1;		/* none runs: all zero */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(48, &m);
+	m.u.rollback.flags |= 0x80;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	assert_int_equal(b.len, 0);
+	proto_buf_free(&b);
+	/* the decoder checks the same: a reply claiming progress past the
+	 * end, made by hand (cursor is the u64 after flags and the name) */
+	sample(48, &m);
+	encode_ok(&m, &b);
+	size_t cur = PROTO_HDR_SIZE + 4 + 4 + 2 + strlen("nightly");
+	put_le64(b.data + cur, 16385);
+	put_le32(b.data + PH_CRC, 0);
+	put_le32(b.data + PH_CRC, crc32c(0, b.data, b.len));
+	assert_int_equal(decode_buf(b.data, b.len, &d), -EBADMSG);
+	proto_buf_free(&b);
 }
 
 /* Spot-check field values, not only byte equality.  */
@@ -984,6 +1039,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip_all),
 		cmocka_unit_test(test_fields),
+		cmocka_unit_test(test_rollback_invalid),
 		cmocka_unit_test(test_lock_stale_status),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_header_rejects),

@@ -68,15 +68,6 @@ static void expect(struct store *s, uint32_t id, uint64_t u, uint64_t sh)
 	assert_int_equal(store_counters_verify(s, stderr), 0);
 }
 
-static void done(struct store *s, char *path)
-{
-	assert_int_equal(store_check_open(s, stderr), 0);
-	store_close(s);
-	assert_int_equal(store_check(path, stderr), 0);
-	unlink(path);
-	free(path);
-}
-
 static void test_figures(void **state)
 {
 	(void)state;
@@ -118,7 +109,7 @@ static void test_figures(void **state)
 	expect(s, b, 10, 0);
 	reopen(&s, path);
 	expect(s, b, 10, 0);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* A clone's walk sets its bit beside its parent's: {a} becomes {a,c}
@@ -145,7 +136,7 @@ static void test_clone(void **state)
 	expect(s, c, 0, 15);
 	reopen(&s, path);
 	expect(s, c, 0, 15);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* 400 snapshots: two counter blocks, slots past the first block's 338 */
@@ -177,7 +168,7 @@ static void test_many_blocks(void **state)
 	reopen(&s, path);
 	assert_int_equal(s->cnt.block[0], b0);
 	expect(s, id[399], 1, 3);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* Makes S look like a store made before the counters existed: header
@@ -225,7 +216,7 @@ static void test_absent_then_rebuilt(void **state)
 	assert_true(store_counters_valid(s));
 	expect(s, a, 11, 4);
 	expect(s, b, 6, 4);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static void test_wrong_counters_reported(void **state)
@@ -269,7 +260,7 @@ static void test_wrong_counters_reported(void **state)
 	reopen(&s, path);
 	expect(s, a, 10, 5);
 	expect(s, b, 5, 5);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* A version-1 store (no counters) used by the old code, then `csnap
@@ -309,7 +300,7 @@ static void test_upgrade_builds_counters(void **state)
 	assert_true(store_counters_valid(s));
 	expect(s, a, 11, 4);
 	expect(s, b, 6, 4);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* A forged exception naming only a bit past the snapshot table (mask 64

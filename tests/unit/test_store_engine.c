@@ -28,15 +28,6 @@ static struct store *open_new(const char *tag, uint64_t size, uint64_t origin_ch
 	return s;
 }
 
-static void done(struct store *s, char *path)
-{
-	assert_int_equal(store_check_open(s, stderr), 0);
-	store_close(s);
-	assert_int_equal(store_check(path, stderr), 0);
-	unlink(path);
-	free(path);
-}
-
 static void test_shared_copy(void **state)
 {
 	(void)state;
@@ -135,7 +126,7 @@ static void test_shared_copy(void **state)
 	cur = 1000;
 	assert_int_equal(store_changed(s, a, STORE_ORIGIN_ID, &cur, ch, 16), 0);
 	assert_int_equal(cur, STORE_CHUNK_END);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static void test_delete_cleanup(void **state)
@@ -190,7 +181,7 @@ static void test_delete_cleanup(void **state)
 	assert_int_equal(i1.data_free, i0.data_free);
 	assert_int_equal(i1.meta_free, i0.meta_free);
 	assert_int_equal(store_cleanup(s, 10), 0);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static bool in_use_one(void *arg, uint32_t id) { return id == *(uint32_t *)arg; }
@@ -264,7 +255,7 @@ static void test_full_and_victims(void **state)
 	TU_OK(store_commit(s));
 	store_get_info(s, &after);
 	assert_int_equal(after.data_free, info.data_free);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* Issue 9, defect 2: a 128 MiB store's tree area is ~110 blocks; the old
@@ -323,7 +314,7 @@ static void large_writes(uint32_t chunk, uint32_t piece, uint64_t total)
 	assert_true(i1.data_free < piece);
 	TU_OK(store_commit(s));
 	free(cp);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static void test_room_estimate(void **state)
@@ -366,7 +357,7 @@ static void test_txn_room(void **state)
 	store_get_info(s, &i1);
 	assert_int_equal(i1.exceptions, big);
 	free(cp);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* The bound is a bound: no request runs the tree area out halfway.  */
@@ -383,7 +374,7 @@ static void test_tree_need_bounds(void **state)
 	assert_true(store_tree_need(s, 4096, 1) >= 4096 / 84);
 	/* every touched full leaf may split */
 	assert_true(store_tree_need(s, 100, 100) >= 100);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static void test_bad_arguments(void **state)
@@ -425,7 +416,7 @@ static void test_bad_arguments(void **state)
 	TU_OK(store_snapshot_read(s, id, 0, 4, loc));
 	assert_int_equal(store_origin_write(s, 0, 1, cp, &n), -EROFS);
 	assert_int_equal(store_snapshot_create(s, "z", 0, &id), -EROFS);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static void test_abort(void **state)
@@ -467,7 +458,7 @@ static void test_abort(void **state)
 	TU_OK(store_origin_write(s, 30, 10, cp, &n));
 	assert_int_equal(n, 8);
 	TU_OK(store_commit(s));
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 static int pulses;
@@ -499,7 +490,7 @@ static void test_progress_pulses(void **state)
 	assert_true(store_usage(s, u, 8) >= 1);	/* the counters: no walk */
 	assert_true(u[0].known);
 	assert_int_equal(u[0].unique, 2048);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* A create's request id is kept with the snapshot, across reopening.  */
@@ -523,7 +514,7 @@ static void test_request_id(void **state)
 	assert_memory_equal(sn.req_id, rid, sizeof rid);
 	TU_OK(store_snapshot_find(s, "b", &sn));
 	assert_memory_equal(sn.req_id, zero, sizeof zero);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 /* Rename keeps id, mapping and request id; it is refused for a taken,
@@ -584,7 +575,7 @@ static void test_rename(void **state)
 	assert_memory_equal(before, after, sizeof before);
 	TU_OK(store_snapshot_find(s, "k1", &sn));
 	assert_int_equal(sn.id, c);
-	done(s, path);
+	tu_close_check_remove(s, path);
 }
 
 int main(void)

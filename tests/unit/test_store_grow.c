@@ -145,13 +145,6 @@ static void test_grow(void **state)
 	free(path);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "cp --sparse=always %s %s", from, to);
-	assert_int_equal(system(cmd), 0);
-}
-
 static void test_grow_cuts(void **state)
 {
 	(void)state;
@@ -172,7 +165,7 @@ static void test_grow_cuts(void **state)
 	char base[256], target[256];
 	snprintf(base, sizeof base, "%s.base", path);
 	snprintf(target, sizeof target, "%s.cut", path);
-	copy_file(path, base);
+	tu_copy_file(path, base);
 
 	struct io_dev *dev;
 	struct io_log *log = io_log_new();
@@ -188,7 +181,7 @@ static void test_grow_cuts(void **state)
 	unsigned old = 0, grown = 0;
 	size_t nlog = io_log_count(log);
 	for (size_t end = 0; end <= nlog; end++) {
-		copy_file(base, target);
+		tu_copy_file(base, target);
 		TU_OK(io_dev_open(target, IO_DEV_RDWR, &dev));
 		TU_OK(io_log_replay(log, dev, end));
 		io_dev_close(dev);
@@ -255,9 +248,7 @@ static void test_resize_refusals(void **state)
 	TU_OK(store_open(path, &ro, &s));
 	assert_int_equal(store_origin_resize(s, 200 * CHUNK), -EROFS);
 	store_close(s);
-	assert_int_equal(store_check(path, stderr), 0);
-	unlink(path);
-	free(path);
+	tu_check_remove(path);
 }
 
 int main(void)

@@ -192,9 +192,7 @@ static void test_rollback_contract(void **state)
 	assert_false(rb.active);
 	check_clean(s);
 	store_close(s);
-	assert_int_equal(store_check(path, stderr), 0);
-	unlink(path);
-	free(path);
+	tu_check_remove(path);
 }
 
 /* An aborted transaction takes back a start, or a step's halves: the
@@ -256,9 +254,7 @@ static void test_rollback_abort(void **state)
 	store_rollback_get(s, &rb);
 	assert_false(rb.active);
 	store_close(s);
-	assert_int_equal(store_check(path, stderr), 0);
-	unlink(path);
-	free(path);
+	tu_check_remove(path);
 }
 
 int main(void)

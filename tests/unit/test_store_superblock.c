@@ -86,6 +86,11 @@ static void test_overlapping_areas(void **state)
 	bad.engine.dbitmap_start = sb.engine.data_offset / 4096 + sb.chunk_size / 4096;
 	csnap_sb_encode(&bad, 0, blk);
 	TU_OK(csnap_sb_decode(blk, 0, &out));
+	bad = sb;	/* a lease area whose end wraps past 2^64 to before the metadata */
+	bad.lease_offset = 0 - (uint64_t)sb.lease_align;
+	csnap_sb_encode(&bad, 0, blk);
+	assert_int_equal(csnap_sb_decode(blk, 0, &out), -EINVAL);
+	assert_non_null(strstr(err_get(), "invalid metadata offset"));
 	bad = sb;	/* the snapshot table inside the journal */
 	bad.engine.table_start = sb.engine.journal_start + 1;
 	csnap_sb_encode(&bad, 0, blk);

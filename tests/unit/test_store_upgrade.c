@@ -164,13 +164,6 @@ static void test_future_refused(void **state)
 	free(path);
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	char cmd[512];
-	snprintf(cmd, sizeof cmd, "cp --sparse=always %s %s", from, to);
-	assert_int_equal(system(cmd), 0);
-}
-
 /* Replays the first END entries of LOG onto a copy of BASE and requires a
  * version-1 or fully upgraded store with contents DG and a clean check.
  * Returns the version found.  */
@@ -181,7 +174,7 @@ static uint32_t cut_at(struct io_log *log, size_t end, const char *base, const c
 	struct store *s;
 	struct store_open_opts ro = { .readonly = true };
 
-	copy_file(base, target);
+	tu_copy_file(base, target);
 	TU_OK(io_dev_open(target, IO_DEV_RDWR, &t));
 	TU_OK(io_log_replay(log, t, end));
 	io_dev_close(t);
@@ -212,7 +205,7 @@ static void test_upgrade_cuts(void **state)
 	char base[256], target[256];
 	snprintf(base, sizeof base, "%s.base", path);
 	snprintf(target, sizeof target, "%s.cut", path);
-	copy_file(path, base);
+	tu_copy_file(path, base);
 
 	struct io_dev *dev;
 	struct io_log *log = io_log_new();

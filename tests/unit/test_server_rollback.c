@@ -1,0 +1,417 @@
+/*
+ * tests/unit/test_server_rollback.c - the server's part of a rollback
+ * (src/server/rollback.c) driven through the real routing and group commit
+ * with fake connections (tests/unit/server_fake.h) and the real engine:
+ *  - SNAP_ROLLBACK is answered once the start is committed; the
+ *    background steps then make the origin S's content, a snapshot T taken
+ *    after the change keeps its content (its chunks were copied out before
+ *    being overwritten), S is kept and shares the origin again, and the
+ *    check is clean (teardown);
+ *  - with --delete S is gone from the start and the origin still ends as
+ *    its content;
+ *  - refused with a clear reason: a second rollback while one runs, a
+ *    delete of S while it runs, a rollback while an origin client is
+ *    connected or while S has a client that used it, data requests on S
+ *    while it runs; a query reports the progress;
+ *  - an origin write over a chunk still to move parks, the chunk is moved
+ *    first (out of cursor order), and the write is answered only after
+ *    that, with S's content copied out for S;
+ *  - a master change in the middle (engine closed and reopened: journal
+ *    replay, the server's step state lost) resumes from the cursor.
+ */
+#include "tests/unit/server_fake.h"
+
+#include "utils/clock.h"
+
+#include <unistd.h>
+
+/* Origin chunks 10..29 change after S: pattern NEW.  */
+#define CH_FIRST	10
+#define CH_N		20
+#define NEW		0xc3
+
+static uint8_t old_byte(uint64_t chunk)
+{
+	return (uint8_t)((chunk & 0xff) ^ 0x5a);	/* fs_setup's pattern */
+}
+
+static void origin_fill(struct fake_srv *f, uint64_t chunk, uint8_t byte)
+{
+	uint8_t buf[FS_CHUNK];
+	int fd = open(f->origin_path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	memset(buf, byte, sizeof buf);
+	assert_int_equal(pwrite(fd, buf, sizeof buf, (off_t)(chunk * FS_CHUNK)), (ssize_t)sizeof buf);
+	close(fd);
+}
+
+/* Every byte of origin chunk CHUNK is BYTE.  */
+static void origin_is(struct fake_srv *f, uint64_t chunk, uint8_t byte)
+{
+	uint8_t buf[FS_CHUNK];
+	int fd = open(f->origin_path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)(chunk * FS_CHUNK)), (ssize_t)sizeof buf);
+	close(fd);
+	for (size_t i = 0; i < sizeof buf; i++)
+		if (buf[i] != byte)
+			fail_msg("origin chunk %llu byte %zu is 0x%02x, not 0x%02x",
+				 (unsigned long long)chunk, i, buf[i], byte);
+}
+
+/* Snapshot SNAP reads BYTE at CHUNK (wherever it lives).  */
+static void snap_is(struct fake_srv *f, uint32_t snap, uint64_t chunk, uint8_t byte)
+{
+	chunk_t where;
+	uint8_t buf[FS_CHUNK];
+
+	TU_OK(store_snapshot_read(f->s.st, snap, chunk, 1, &where));
+	if (where == STORE_ON_ORIGIN) {
+		origin_is(f, chunk, byte);
+		return;
+	}
+	int fd = open(f->store_path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)store_chunk_offset(f->s.st, where)),
+			 (ssize_t)sizeof buf);
+	close(fd);
+	for (size_t i = 0; i < sizeof buf; i++)
+		if (buf[i] != byte)
+			fail_msg("snapshot %u chunk %llu (store chunk %llu) byte %zu is 0x%02x, not 0x%02x",
+				 snap, (unsigned long long)chunk, (unsigned long long)where, i, buf[i], byte);
+}
+
+static uint32_t mksnap(struct fake_srv *f, const char *name)
+{
+	uint32_t id;
+
+	TU_OK(store_snapshot_create(f->s.st, name, 0, &id));
+	TU_OK(srv_commit_now(&f->s));
+	return id;
+}
+
+/* S of the original origin; chunks CH_FIRST.. written through an origin
+ * client (copied out for S) to NEW; T taken after that.  The origin
+ * client is gone again.  */
+static void setup_changed(struct fake_srv *f, uint32_t *s_id, uint32_t *t_id)
+{
+	*s_id = mksnap(f, "S");
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 1, CH_FIRST, CH_N);
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 1, 0);
+	for (uint64_t c = CH_FIRST; c < CH_FIRST + CH_N; c++)
+		origin_fill(f, c, NEW);
+	/* long gone: its grant ran out (a rollback waits for the grants of
+	 * departed origin clients, see test_rollback_refused) */
+	o->granted_ms = 0;
+	fs_drop(o);
+	*t_id = mksnap(f, "T");
+}
+
+static void send_rollback(struct conn *c, uint64_t id, const char *name, uint16_t flags)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, id);
+	m.flags = flags;
+	if (name)
+		snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", name);
+	fs_send(c, &m);
+}
+
+static bool running(struct fake_srv *f)
+{
+	struct store_rollback rb;
+
+	store_rollback_get(f->s.st, &rb);
+	return rb.active;
+}
+
+/* Loop turns until the rollback has ended.  */
+static void run_to_end(struct fake_srv *f)
+{
+	for (int i = 0; i < 1000 && running(f); i++)
+		fs_settle(f);
+	assert_false(running(f));
+	fs_settle(f);
+}
+
+/* After a rollback to S (id S_ID unless deleted): the origin is S's
+ * content, T kept the changed content.  */
+static void check_after(struct fake_srv *f, uint32_t s_id, uint32_t t_id)
+{
+	for (uint64_t c = 0; c < 64; c++) {
+		origin_is(f, c, old_byte(c));
+		if (s_id)
+			snap_is(f, s_id, c, old_byte(c));
+		snap_is(f, t_id, c, c >= CH_FIRST && c < CH_FIRST + CH_N ? NEW : old_byte(c));
+	}
+}
+
+static void test_rollback(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct proto_msg m;
+
+	send_rollback(adm, 1, "S", 0);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_true(m.u.rollback.flags & PROTO_RB_ACTIVE);
+	assert_string_equal(m.u.rollback.name, "S");
+	proto_msg_free(&m);
+	/* answered after the commit: durable */
+	assert_false(store_txn_pending(f->s.st));
+	assert_true(running(f));
+	/* the origin reads S's content at once (the engine's answer) */
+	chunk_t where;
+	TU_OK(store_origin_read(f->s.st, CH_FIRST, 1, &where));
+	assert_true(where != STORE_ON_ORIGIN);
+
+	run_to_end(f);
+	check_after(f, s_id, t_id);
+	struct store_snapshot sn;
+	TU_OK(store_snapshot_find(f->s.st, "S", &sn));
+	assert_int_equal(sn.id, s_id);
+	/* S shares the origin everywhere again */
+	for (uint64_t c = CH_FIRST; c < CH_FIRST + CH_N; c++) {
+		TU_OK(store_snapshot_read(f->s.st, s_id, c, 1, &where));
+		assert_true(where == STORE_ON_ORIGIN);
+	}
+	/* a query now: none runs */
+	send_rollback(adm, 2, NULL, PROTO_F_QUERY);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.status, 0);
+	assert_int_equal(m.u.rollback.flags, 0);
+	proto_msg_free(&m);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_rollback_delete(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct store_snapshot sn;
+
+	send_rollback(adm, 1, "S", PROTO_F_DELETE);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	assert_true(store_snapshot_find(f->s.st, "S", &sn) < 0);
+	run_to_end(f);
+	check_after(f, 0, t_id);
+	assert_true(store_snapshot_find(f->s.st, "S", &sn) < 0);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_rollback_refused(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct proto_msg m;
+
+	/* no such snapshot */
+	send_rollback(adm, 1, "nope", 0);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, ENOENT);
+	/* an origin client is connected (it would read the old content) */
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	send_rollback(adm, 2, "S", 0);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.status, EBUSY);
+	assert_non_null(strstr(m.error, "origin is exported"));
+	proto_msg_free(&m);
+	fs_drop(o);
+	/* S in use by a client */
+	struct conn *sc = fs_conn(f, PROTO_VOL_SNAPSHOT, s_id);
+	fs_send_range(sc, PROTO_SNAP_READ, 3, 0, 1);
+	assert_true(fs_recv(sc, &m));
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	fs_send_range(sc, PROTO_SNAP_READ_DONE, 4, 0, 1);
+	fs_expect(sc, PROTO_SNAP_READ_DONE, 4, 0);
+	send_rollback(adm, 5, "S", 0);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 5, EBUSY);
+	sc->eof = true;		/* it closed it itself: no grant left */
+	fs_drop(sc);
+	assert_false(running(f));
+	/* a departed origin client's grant may still run: the start waits
+	 * for it (it could still write chunks it was told are unique) */
+	o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	proto_msg_init(&m, PROTO_PING, 50);
+	fs_send(o, &m);
+	fs_expect(o, PROTO_PING, 50, 0);
+	int64_t t0 = csnap_now_ms();
+	fs_drop(o);
+	send_rollback(adm, 6, "S", 0);
+	fs_expect_nothing(adm);
+	assert_false(running(f));
+	while (!fs_recv(adm, &m)) {
+		assert_true(csnap_now_ms() - t0 < 10000);
+		usleep(20000);
+		grants_tick(&f->s);
+		fs_settle(f);
+	}
+	assert_true(csnap_now_ms() - t0 >= PROTO_GRANT_WAIT_MS);
+	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	/* started; steps run at the end of a turn: stop them for a while */
+	f->s.grace_until_ms = INT64_MAX;
+	assert_true(running(f));
+	/* a second one, to S or to T */
+	send_rollback(adm, 7, "T", 0);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.status, EBUSY);
+	assert_non_null(strstr(m.error, "rollback to snapshot \"S\" is running"));
+	proto_msg_free(&m);
+	/* deleting S */
+	proto_msg_init(&m, PROTO_SNAP_DELETE, 8);
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "S");
+	fs_send(adm, &m);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.status, EBUSY);
+	assert_non_null(strstr(m.error, "rolled back"));
+	proto_msg_free(&m);
+	/* S's data while it runs (S reads the source's chunks, which the
+	 * steps free); T (older than the start) is served */
+	sc = fs_conn(f, PROTO_VOL_SNAPSHOT, s_id);
+	fs_send_range(sc, PROTO_SNAP_READ, 9, CH_FIRST, 1);
+	assert_true(fs_recv(sc, &m));
+	assert_int_equal(m.status, EBUSY);
+	assert_non_null(strstr(m.error, "usable when the rollback ends"));
+	proto_msg_free(&m);
+	struct conn *tc = fs_conn(f, PROTO_VOL_SNAPSHOT, t_id);
+	fs_send_range(tc, PROTO_SNAP_READ, 10, CH_FIRST, 1);
+	assert_true(fs_recv(tc, &m));
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	fs_send_range(tc, PROTO_SNAP_READ_DONE, 11, CH_FIRST, 1);
+	fs_expect(tc, PROTO_SNAP_READ_DONE, 11, 0);
+	/* progress */
+	send_rollback(adm, 12, NULL, PROTO_F_QUERY);
+	assert_true(fs_recv(adm, &m));
+	assert_int_equal(m.status, 0);
+	assert_true(m.u.rollback.flags & PROTO_RB_ACTIVE);
+	assert_string_equal(m.u.rollback.name, "S");
+	assert_int_equal(m.u.rollback.origin_chunks, 256);
+	proto_msg_free(&m);
+
+	f->s.grace_until_ms = 0;
+	run_to_end(f);
+	check_after(f, s_id, t_id);
+	/* served again */
+	fs_send_range(sc, PROTO_SNAP_READ, 13, CH_FIRST, 1);
+	assert_true(fs_recv(sc, &m));
+	assert_int_equal(m.status, 0);
+	proto_msg_free(&m);
+	fs_drop(sc);
+	fs_drop(tc);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_rollback_write_parks(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	const uint64_t c = CH_FIRST + CH_N - 1;	/* the last changed chunk */
+
+	send_rollback(adm, 1, "S", 0);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	/* an origin client (an export that asks before reading) writes a
+	 * chunk still to move: parked, nothing answered */
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	fs_send_range(o, PROTO_ORIGIN_WRITE, 2, c, 1);
+	fs_expect_nothing(o);
+	assert_int_equal(f->s.waiting.n, 1);
+	origin_is(f, c, NEW);
+	/* one turn: that chunk's step, then the write (S's copy-out) */
+	fs_settle(f);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 2, 0);
+	/* moved before the answer, and S keeps its content when the client
+	 * now writes */
+	origin_is(f, c, old_byte(c));
+	snap_is(f, s_id, c, old_byte(c));
+	snap_is(f, t_id, c, NEW);
+	origin_fill(f, c, 0x11);
+	snap_is(f, s_id, c, old_byte(c));
+	snap_is(f, t_id, c, NEW);
+
+	fs_drop(o);
+	run_to_end(f);
+	for (uint64_t k = 0; k < 64; k++) {
+		origin_is(f, k, k == c ? 0x11 : old_byte(k));
+		snap_is(f, s_id, k, old_byte(k));
+		snap_is(f, t_id, k, k >= CH_FIRST && k < CH_FIRST + CH_N ? NEW : old_byte(k));
+	}
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
+static void test_rollback_resume(void **state)
+{
+	(void)state;
+	/* one chunk per step, so the rollback is in the middle after a few
+	 * turns */
+	setenv("CSNAP_ROLLBACK_STEP", "1", 1);
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	unsetenv("CSNAP_ROLLBACK_STEP");
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct srv *s = &f->s;
+
+	send_rollback(adm, 1, "S", 0);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	fs_drop(adm);
+	for (int i = 0; i < 5; i++)
+		srv_turn_end(s);
+	struct store_rollback rb;
+	store_rollback_get(s->st, &rb);
+	assert_true(rb.active);
+	assert_true(rb.cursor > CH_FIRST && rb.cursor < CH_FIRST + CH_N);
+	/* the master goes (its open transaction, if any, is lost) and a new
+	 * one opens the store: journal replay, fresh step state */
+	assert_false(copy_pending(s));
+	store_close_nockpt(s->st);
+	rb_free(s);
+	TU_OK(store_open(f->store_path, NULL, &s->st));
+	s->sdev = store_dev(s->st);
+	store_get_info(s->st, &s->info);
+	TU_OK(rb_init(s));
+	struct store_rollback rb2;
+	store_rollback_get(s->st, &rb2);
+	assert_true(rb2.active);
+	assert_true(rb2.cursor >= rb.cursor - 1 && rb2.cursor <= rb.cursor);
+	run_to_end(f);
+	check_after(f, s_id, t_id);
+	fs_teardown(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rollback),
+		cmocka_unit_test(test_rollback_delete),
+		cmocka_unit_test(test_rollback_refused),
+		cmocka_unit_test(test_rollback_write_parks),
+		cmocka_unit_test(test_rollback_resume),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
