@@ -6,7 +6,8 @@
 # pass is traced, and splits the trace into group-commit cycles.
 #
 #   bench/first_writes_stages.sh [BUILD_DIR]
-#   env: KIND (chunk4k, default; or seq1m), SIZE (default 256M), and any
+#   env: KIND (chunk4k, default; or seq1m), SIZE (default 256M), STAGES_KEEP=1
+#        (keep the trace and print where), and any
 #        other first_writes.sh variable except SNAPS/KINDS/TARGETS.
 #
 # A cycle runs from the first query received after a commit's replies to
