@@ -33,6 +33,7 @@ static void io_ready(void *arg, uint32_t events)
 
 static void lock_cb(void *arg);
 static void unlock_cb(void *arg);
+/* A pool runs (set and cleared with the lock held by the only thread).  */
 static bool threaded;
 
 /* The end of a turn: nothing of the shared state is held on the stack,
@@ -102,7 +103,6 @@ struct io_engine *loop_io(struct evloop *lp)
 static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool lock_mine;			/* this thread holds it */
 static __thread struct io_engine *thread_io;	/* loop_bind_thread() */
-/* A pool runs (set and cleared with the lock held by the only thread).  */
 
 struct io_engine *loop_thread_io(void)
 {
