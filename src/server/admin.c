@@ -727,6 +727,11 @@ void admin_snap_rename(struct srv *s, struct req *r)
 
 /* ---- list, status, changed ----------------------------------------------- */
 
+/* A CHANGED walk's share of the master's time per request: 10 ms is about
+ * 100 K exceptions here, so a whole-store diff costs one round trip per
+ * 100 K exceptions and every other request waits at most this long.  */
+#define CHANGED_WALK_NS		(10 * 1000 * 1000)
+
 void admin_snap_list(struct srv *s, struct req *r)
 {
 	unsigned max = PROTO_MAX_SNAPSHOTS;
@@ -770,6 +775,12 @@ void admin_snap_list(struct srv *s, struct req *r)
 			if ((r->m.flags & PROTO_F_REQ_IDS) && memcmp(sn[i].req_id, zero, sizeof zero)) {
 				si->flags |= PROTO_SNAP_REQ_ID;
 				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
+			}
+			/* (the exports poll without usage: they never see it) */
+			if (!(r->m.flags & PROTO_F_NO_USAGE) && sn[i].parent_id) {
+				CSNAP_ASSERT(sn[i].parent_id != sn[i].id);
+				si->flags |= PROTO_SNAP_PARENT;
+				si->parent_id = sn[i].parent_id;
 			}
 		}
 		conn_send(r->c, &m);
@@ -857,9 +868,23 @@ void admin_changed(struct srv *s, struct req *r)
 		reply_err(s, r, ENOMEM, "server out of memory");
 		return;
 	}
+	/* One request walks for at most CHANGED_WALK_NS (store_changed stops
+	 * itself every 8 K entries): where nothing changed after the asked
+	 * chunk the walk would otherwise cover every exception to the end of
+	 * the store while the master answers nobody (14-20 s at 10 M
+	 * exceptions).  The reply's cursor says where to go on; clients ask
+	 * again (the CLI) or report "unchanged up to there" (NBD block
+	 * status, which may describe less than was asked).  */
+	const int64_t walk_end = csnap_now_ns() + (s->o.changed_walk_ns > 0 ? s->o.changed_walk_ns
+									      : CHANGED_WALK_NS);
 	chunk_t cursor = q->start;
 	uint64_t next = STORE_CHUNK_END;
 	while (cursor != STORE_CHUNK_END) {
+		if (cursor != q->start && csnap_now_ns() >= walk_end) {
+			CSNAP_ASSERT(cursor > q->start);	/* the reply's cursor advances */
+			next = cursor;
+			break;
+		}
 		int n = store_changed(s->st, a.id, b.id, &cursor, buf, 4096);
 		if (n < 0) {
 			free(rs->r);
