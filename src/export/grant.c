@@ -4,7 +4,9 @@
  */
 #include "src/export/grant.h"
 
+#include "src/export/loop.h"
 #include "src/proto/proto.h"
+#include "utils/assert.h"
 #include "utils/clock.h"
 
 #include <string.h>
@@ -24,8 +26,11 @@ bool grant_valid(const struct grant *g)
 	return csnap_boot_ns() < g->until_ns;
 }
 
+/* With loop threads a grant is read by every thread's gates and renewed
+ * or dropped by the master's session: all under the export lock.  */
 void grant_renew(struct grant *g, int64_t sent_ns)
 {
+	CSNAP_ASSERT(loop_locked());
 	int64_t until = sent_ns + (int64_t)PROTO_GRANT_MS * 1000000;
 
 	if (until > g->until_ns)
@@ -34,12 +39,14 @@ void grant_renew(struct grant *g, int64_t sent_ns)
 
 void grant_drop(struct grant *g)
 {
+	CSNAP_ASSERT(loop_locked());
 	g->until_ns = 0;
 	g->epoch++;
 }
 
 bool grant_gate_ok(const struct grant *g, uint64_t epoch)
 {
+	CSNAP_ASSERT(loop_locked());
 	return epoch == g->epoch && grant_valid(g);
 }
 

@@ -146,9 +146,8 @@ static void unlock_cb(void *arg)
 }
 
 struct loop_worker {
-	struct evloop *lp;
+	struct evloop *lp;	/* NULL until a connection needs it */
 	pthread_t thread;
-	bool started;
 };
 
 struct loop_pool {
@@ -156,6 +155,8 @@ struct loop_pool {
 	struct loop_worker *w;
 	unsigned n;		/* threads besides MAIN's */
 	unsigned next;		/* round robin: 0 = MAIN, i = w[i - 1] */
+	unsigned io_depth;
+	bool failed;		/* a thread could not start: warned once */
 };
 
 static void *worker_main(void *arg)
@@ -173,6 +174,28 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* A worker's loop, engine and thread come with its first connection: an
+ * export that never has more than one client keeps one libaio context
+ * (each reserves io_depth of the system's fs.aio-max-nr).  */
+static int worker_start(struct loop_pool *p, struct loop_worker *w)
+{
+	int rc;
+
+	if ((rc = loop_create(p->io_depth, &w->lp)) < 0)
+		return rc;
+	if ((rc = evloop_set_lock(w->lp, lock_cb, unlock_cb, NULL)) < 0)
+		goto fail;
+	if ((rc = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
+		rc = err_set(rc, "pthread_create: %s", strerror(rc));
+		goto fail;
+	}
+	return 0;
+fail:
+	loop_destroy(w->lp);
+	w->lp = NULL;
+	return rc;
+}
+
 int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 		    struct loop_pool **out)
 {
@@ -185,49 +208,42 @@ int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 		return err_set(ENOMEM, "out of memory");
 	}
 	p->main = main;
-	if ((rc = evloop_set_lock(main, lock_cb, unlock_cb, NULL)) < 0)
-		goto fail;
-	for (; p->n < nthreads - 1; p->n++) {
-		struct loop_worker *w = &p->w[p->n];
-
-		if ((rc = loop_create(io_depth, &w->lp)) < 0)
-			goto fail;
-		if ((rc = evloop_set_lock(w->lp, lock_cb, unlock_cb, NULL)) < 0) {
-			loop_destroy(w->lp);
-			goto fail;
-		}
+	p->n = nthreads - 1;
+	p->io_depth = io_depth;
+	if ((rc = evloop_set_lock(main, lock_cb, unlock_cb, NULL)) < 0) {
+		free(p->w);
+		free(p);
+		return rc;
 	}
 	loop_lock();
-	threaded = true;
+	__atomic_store_n(&threaded, true, __ATOMIC_RELAXED);
 	loop_bind_thread(main);
-	for (unsigned i = 0; i < p->n; i++) {
-		if ((rc = pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i])) != 0) {
-			rc = err_set(rc, "starting a loop thread: %s", strerror(rc));
-			loop_pool_stop(p);
-			loop_lock();	/* as the caller expects it */
-			return rc;
-		}
-		p->w[i].started = true;
-	}
 	log_info("export: %u loop threads", nthreads);
 	*out = p;
 	return 0;
-fail:
-	while (p->n)
-		loop_destroy(p->w[--p->n].lp);
-	free(p->w);
-	free(p);
-	return rc;
 }
 
 struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index)
 {
 	unsigned i = p->next;
+	struct loop_worker *w;
+	int rc;
 
 	CSNAP_ASSERT(loop_locked());
 	p->next = (i + 1) % (p->n + 1);
 	*index = i;
-	return i ? p->w[i - 1].lp : p->main;
+	if (i == 0)
+		return p->main;
+	w = &p->w[i - 1];
+	if (!w->lp && (rc = worker_start(p, w)) < 0) {
+		if (!p->failed)
+			log_warn("export: cannot start loop thread %u (%s): its connections go to "
+				 "the main loop", i, err_get());
+		p->failed = true;
+		*index = 0;
+		return p->main;
+	}
+	return w->lp;
 }
 
 unsigned loop_pool_pending(const struct loop_pool *p)
@@ -236,7 +252,8 @@ unsigned loop_pool_pending(const struct loop_pool *p)
 
 	CSNAP_ASSERT(loop_locked());
 	for (unsigned i = 0; i < p->n; i++)
-		n += io_engine_pending(loop_io(p->w[i].lp));
+		if (p->w[i].lp)
+			n += io_engine_pending(loop_io(p->w[i].lp));
 	return n;
 }
 
@@ -246,10 +263,11 @@ void loop_pool_stop(struct loop_pool *p)
 		return;
 	CSNAP_ASSERT(lock_mine);
 	for (unsigned i = 0; i < p->n; i++)
-		evloop_stop(p->w[i].lp);
+		if (p->w[i].lp)
+			evloop_stop(p->w[i].lp);
 	loop_unlock();
 	for (unsigned i = 0; i < p->n; i++)
-		if (p->w[i].started)
+		if (p->w[i].lp)
 			pthread_join(p->w[i].thread, NULL);
 	loop_lock();
 	/* Alone now: what the threads left on their engines completes here. */

@@ -53,14 +53,16 @@ void loop_unlock(void);
 bool loop_locked(void);
 
 struct loop_pool;
-/* Starts NTHREADS - 1 more loops, each on its own thread with an engine
+/* Up to NTHREADS - 1 more loops, each on its own thread with an engine
  * of IO_DEPTH, sharing MAIN's state under the export lock, which the
  * calling thread (MAIN's) holds from now on: it is released while MAIN
- * waits in evloop_run().  */
+ * waits in evloop_run().  Each extra loop starts with the first
+ * connection given to it (loop_pool_pick).  */
 int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 		    struct loop_pool **out);
 /* The loop for a new connection: round robin over all of them, MAIN's
- * included (*INDEX: which, 0 for MAIN's).  */
+ * included (*INDEX: which, 0 for MAIN's); MAIN's if a thread cannot be
+ * started (logged once).  */
 struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index);
 /* I/O queued or in flight on the engines of the pool's own threads. */
 unsigned loop_pool_pending(const struct loop_pool *p);

@@ -173,6 +173,7 @@ blocks_stop_writers() {
   wait "$BLOCKS_W1" || fail "writer 1: $(tail -2 "$d/writer1.out")"
   wait "$BLOCKS_W2" || fail "writer 2: $(tail -2 "$d/writer2.out")"
   echo "writes: node1 $(wc -l <"$d/w1.log"), node2 $(wc -l <"$d/w2.log")"
+  echo "writer 1: $(grep '^ok: ' "$d/writer1.out"); writer 2: $(grep '^ok: ' "$d/writer2.out")"
 }
 
 blocks_verify() {

@@ -630,6 +630,29 @@ static void make_seeds(const char *dir)
 	seed_save(dir, i++, 5, 2 << 5, &b);
 	/* the same, the origin client never acks: cut off at the timeout */
 	seed_save(dir, i++, 5 | 0x08, 2 << 5, &b);
+	/* admin rolls the origin back to snapshot a while an origin client
+	 * writes; progress queries; a second rollback is refused */
+	b.len = 0;
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 10);
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "a");
+	enc(&b, &m);
+	seed_to = 1;
+	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 3);
+	seed_to = 0;
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 11);
+	m.flags = PROTO_F_QUERY;
+	enc(&b, &m);
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 12);
+	m.flags = PROTO_F_DELETE;
+	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "b");
+	enc(&b, &m);
+	seed_to = 1;
+	ranges(&b, PROTO_ORIGIN_WRITE, 0, 11, 2);
+	seed_to = 0;
+	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 13);
+	m.flags = PROTO_F_QUERY;
+	enc(&b, &m);
+	seed_save(dir, i++, 5, 2 << 5, &b);
 	proto_buf_free(&b);
 	exit(0);
 }

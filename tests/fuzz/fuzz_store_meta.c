@@ -7,7 +7,8 @@
  * check.
  *
  * Input: byte 0 flags (bit 0: keep patched bytes raw, no checksum
- * repair; bit 1: open read-only), byte 1 the number of patches (mod 32),
+ * repair; bit 1: open read-only; bit 2: the program may use the later
+ * operations, store_ops.h), byte 1 the number of patches (mod 32),
  * then per patch le16 block index (mod the image's metadata blocks: 0 and
  * 1 are the superblock copies), le16 offset, u8 length - 1 (mod 64) and
  * the bytes; the rest is a program of store operations (store_ops.h).
@@ -42,6 +43,28 @@ static const uint8_t ops[] = {
 	8, 0, 0, 1, 0,		/* changed #0 vs origin */
 	10, 1, 0, 0, 1,		/* priority, victim */
 	9, 0, 0, 1,		/* checkpoint */
+	11, 0, 0, 0,		/* info, check */
+};
+
+/* The later operations (flags bit 2): clone, rollback and the rest.  */
+static const uint8_t later_ops[] = {
+	3, 5, 0, 8,		/* create */
+	0, 0, 0, 7,		/* origin write 0..7 */
+	6, 0, 0, 0,		/* commit */
+	14, 0, 0, 1, 0,		/* rollback to #0, keeping it */
+	6, 0, 0, 0,
+	14, 0, 0, 15,		/* rollback steps (no snapshot named) */
+	14, 0, 0, 15,
+	14, 0, 0, 15,
+	15, 0, 0, 1,		/* origin read */
+	12, 7, 0, 8, 1,		/* clone snapshot #1 */
+	13, 0, 0, 15,		/* clone steps */
+	6, 0, 0, 0,
+	13, 0, 0, 15,
+	15, 8, 0, 3,		/* origin resize by 8 chunks */
+	15, 9, 0, 0, 0,		/* rename #0 */
+	15, 1, 0, 2, 0,		/* use count of #0 */
+	6, 0, 0, 0,
 	11, 0, 0, 0,		/* info, check */
 };
 
@@ -85,6 +108,10 @@ static void make_seeds(const char *dir)
 		n += sizeof ops;
 		fuzz_write_seed(dir, (int)i, b, n);
 	}
+	b[0] = 4;
+	b[1] = 0;
+	memcpy(b + 2, later_ops, sizeof later_ops);
+	fuzz_write_seed(dir, (int)(sizeof p / sizeof p[0]), b, 2 + sizeof later_ops);
 	exit(0);
 }
 
@@ -121,7 +148,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fi_write(&img);
 	o.readonly = flags & 2;
 	if (store_open(img.path, &o, &s) == 0) {
-		if (fo_run(s, &in))
+		if (fo_run(s, &in, flags & 4))
 			store_close_nockpt(s);
 		else
 			store_close(s);

@@ -5,6 +5,13 @@
  * on chunks and snapshots the input picks.  Errors are expected (the
  * metadata may be refused at any point); crashes, sanitizer reports and
  * broken invariants (CSNAP_ASSERT) are not.
+ *
+ * Program: per operation u8 op, le16 first chunk, u8 count, then the
+ * snapshots it names (u8 each).  Ops 0-11 always; with EXTENDED (so that
+ * inputs written before the later ops decode as they did) 12-15 too:
+ * clone, clone step, rollback (start, or one step as the server takes
+ * it: next, prepare, commit, finish) and by count % 4 origin resize,
+ * rename, origin read, use count.
  */
 #ifndef CSNAP_TESTS_FUZZ_STORE_OPS_H
 #define CSNAP_TESTS_FUZZ_STORE_OPS_H
@@ -30,16 +37,17 @@ static inline uint32_t fo_snap(struct store *s, struct fuzz_in *in)
 
 /* 1 when the store is left unusable (a failed abort): close it without
  * a checkpoint.  */
-static inline int fo_run(struct store *s, struct fuzz_in *in)
+static inline int fo_run(struct store *s, struct fuzz_in *in, bool extended)
 {
-	struct store_copy cp[FO_MAX_COUNT];
+	struct store_copy cp[FO_MAX_COUNT], mv[FO_MAX_COUNT];
+	struct store_rollback rb;
 	chunk_t dst[FO_MAX_COUNT], out[FO_MAX_COUNT];
 	struct store_usage use[FI_MAXSNAP];
 	struct store_info info;
 	uint32_t n, id;
 
 	for (int k = 0; k < FO_MAX_OPS && in->n; k++) {
-		uint8_t op = fuzz_u8(in) % 12;
+		uint8_t op = fuzz_u8(in) % (extended ? 16 : 12);
 		chunk_t first = fuzz_u16(in) % (FI_OCHUNKS + 4);
 		uint32_t count = 1 + fuzz_u8(in) % FO_MAX_COUNT;
 		char name[16];
@@ -91,6 +99,48 @@ static inline int fo_run(struct store *s, struct fuzz_in *in)
 		case 11:
 			store_get_info(s, &info);
 			(void)store_check_open(s, NULL);
+			break;
+		case 12:
+			snprintf(name, sizeof name, "c%u", (unsigned)first);
+			(void)store_snapshot_clone(s, name, fo_snap(s, in), (int32_t)count - 8, NULL,
+						   &id);
+			break;
+		case 13:
+			(void)store_clone_step(s, count * 4);
+			break;
+		case 14: {
+			chunk_t adv;
+			uint32_t nc, nm;
+
+			store_rollback_get(s, &rb);
+			if (!rb.active) {
+				(void)store_rollback_start(s, fo_snap(s, in), count & 1);
+				break;
+			}
+			if (store_rollback_next(s, out, count, &n, &adv) >= 0 &&
+			    store_rollback_prepare(s, out, n, cp, &nc, mv, &nm) >= 0 &&
+			    store_commit(s) >= 0)
+				(void)store_rollback_finish(s, mv, nm, adv);
+			break;
+		}
+		case 15:
+			switch (count % 4) {
+			case 0:
+				store_get_info(s, &info);
+				(void)store_origin_resize(s, info.sb.origin_size +
+							     (uint64_t)(first % 64) * info.chunk_size);
+				break;
+			case 1:
+				snprintf(name, sizeof name, "r%u", (unsigned)first);
+				(void)store_snapshot_rename(s, fo_snap(s, in), name);
+				break;
+			case 2:
+				(void)store_origin_read(s, first, count, out);
+				break;
+			case 3:
+				(void)store_snapshot_set_usecount(s, fo_snap(s, in), first % 4);
+				break;
+			}
 			break;
 		}
 	}

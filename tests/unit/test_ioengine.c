@@ -9,6 +9,8 @@
 #include <cmocka.h>
 
 #include "ioengine/internal.h"
+#define IOT_NAME "ioengine-test"
+#include "tests/unit/ioengine_testutil.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -19,51 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[] = "/var/tmp/ioengine-test-XXXXXX";
-
-static void path_in_tmp(char *out, size_t n, const char *name)
-{
-	snprintf(out, n, "%s/%s", tmpdir, name);
-}
-
 static void fill(void *buf, size_t len, unsigned seed)
 {
 	unsigned char *p = buf;
 
 	for (size_t i = 0; i < len; i++)
 		p[i] = (unsigned char)((i * 131 + seed * 7919 + (i >> 9)) & 0xff);
-}
-
-static struct io_dev *open_new(const char *name, uint64_t size)
-{
-	char path[256];
-	struct io_dev *dev;
-
-	path_in_tmp(path, sizeof path, name);
-	unlink(path);
-	assert_int_equal(io_dev_open(path, IO_DEV_RDWR | IO_DEV_CREATE, &dev), 0);
-	if (size) {
-		assert_int_equal(ftruncate(io_dev_fd(dev), (off_t)size), 0);
-		assert_int_equal(io_dev_refresh_size(dev), 0);
-	}
-	return dev;
-}
-
-/* Whole file contents through a separate buffered descriptor.  */
-static void *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY);
-	void *buf;
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	*len = (size_t)st.st_size;
-	buf = malloc(*len + 1);
-	assert_non_null(buf);
-	assert_int_equal(pread(fd, buf, *len, 0), (ssize_t)*len);
-	close(fd);
-	return buf;
 }
 
 static void copy_file(const char *from, const char *to)
@@ -409,16 +372,6 @@ static void test_blockdev(void **state)
 	loopdev[0] = '\0';
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return -1;
-	}
-	return 0;
-}
-
 static int teardown(void **state)
 {
 	char cmd[300];
@@ -429,8 +382,7 @@ static int teardown(void **state)
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot detach %s\n", loopdev);
 	}
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 int main(void)
@@ -447,5 +399,5 @@ int main(void)
 		cmocka_unit_test(test_blockdev),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, teardown);
 }

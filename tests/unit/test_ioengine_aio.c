@@ -11,6 +11,8 @@
 #include <cmocka.h>
 
 #include "ioengine/aio.h"
+#define IOT_NAME "ioengine-aio"
+#include "tests/unit/ioengine_testutil.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -21,8 +23,6 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static char tmpdir[] = "/var/tmp/ioengine-aio-XXXXXX";
 
 #define BLK 4096u
 
@@ -69,41 +69,6 @@ static void fill(void *buf, size_t len, unsigned seed)
 
 	for (size_t i = 0; i < len / 4; i++)
 		p[i] = seed * 2654435761u + (uint32_t)i;
-}
-
-static struct io_dev *open_path(const char *path, uint64_t size)
-{
-	struct io_dev *dev;
-
-	unlink(path);
-	assert_int_equal(io_dev_open(path, IO_DEV_RDWR | IO_DEV_CREATE, &dev), 0);
-	assert_int_equal(ftruncate(io_dev_fd(dev), (off_t)size), 0);
-	assert_int_equal(io_dev_refresh_size(dev), 0);
-	return dev;
-}
-
-static struct io_dev *open_new(const char *name, uint64_t size)
-{
-	char path[256];
-
-	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-	return open_path(path, size);
-}
-
-static void *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY);
-	void *buf;
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	*len = (size_t)st.st_size;
-	buf = malloc(*len + 1);
-	assert_non_null(buf);
-	assert_int_equal(pread(fd, buf, *len, 0), (ssize_t)*len);
-	close(fd);
-	return buf;
 }
 
 /* Many concurrent writes then reads and writes mixed, more requests than
@@ -752,23 +717,10 @@ static void test_powercut_concurrent(void **state)
 	io_dev_close(dev);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	if (!mkdtemp(tmpdir)) {
-		perror("mkdtemp");
-		return -1;
-	}
-	return 0;
-}
-
 static int teardown(void **state)
 {
-	char cmd[300];
-
 	(void)state;
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tmpdir_remove();
 }
 
 int main(void)
@@ -787,5 +739,5 @@ int main(void)
 		cmocka_unit_test(test_powercut_concurrent),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, tmpdir_setup, teardown);
 }
