@@ -14,7 +14,8 @@
 # the batch) -> last read done (the last one-write io_submit: each copy
 # job submits its store write when its read completes) -> last write done
 # (the data fdatasync starts once nothing is in flight) -> data fdatasync,
-# journal pwrite, journal fdatasync (src/store/journal.c) -> replies.
+# journal write, journal fdatasync (src/server/commit.c: pipelined, on the
+# ioengine, the flushes on its worker thread) -> replies.
 # Medians and 90th percentiles per stage.  The traced pass runs slower
 # than an untraced one; compare stages with each other, not the IOPS.
 # Needs perf with tracepoint access (root or perf_event_paranoid <= 1).
@@ -31,7 +32,7 @@ cleanup() {
   [ -z "$perf_pid" ] || kill "$perf_pid" 2>/dev/null || true
   [ -z "$bench_pid" ] || kill "$bench_pid" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -rf "$tmp"
+  [ -n "${STAGES_KEEP:-}" ] && echo "trace kept in $tmp" >&2 || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -49,6 +50,13 @@ done
 [ -n "$json" ] || { cat "$tmp/bench.txt" >&2; echo "first_writes_stages: no-snapshot pass not seen" >&2; exit 1; }
 server=$(pgrep -n -f "^$build/csnap server") ||
   { echo "first_writes_stages: no csnap server of $build running" >&2; exit 1; }
+# A pipelined commit's fdatasyncs run on the ioengine's flush worker,
+# which starts at the first one: attach once it exists (perf follows the
+# threads present at attach), or after 2 s (plain commits have none).
+for _ in $(seq 20); do
+  [ "$(ls "/proc/$server/task" 2>/dev/null | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
 perf trace -p "$server" -o "$tmp/trace.txt" \
   -e fdatasync,pwrite64,io_submit,epoll_wait,sendto,recvfrom >/dev/null 2>&1 &
 perf_pid=$!
@@ -64,7 +72,10 @@ python3 - "$tmp/trace.txt" <<'PY'
 import re, statistics, sys
 ev = []
 for line in open(sys.argv[1]):
-    m = re.match(r'\s*([\d.]+) \(\s*([\d.]+) ms\): (\w+)\(.*\)\s+= (-?\d+)', line)
+    # "TIME (DUR ms): [COMM/TID ]NAME(ARGS) = RET" (the thread is named
+    # when the process has several: the ioengine's flush worker runs the
+    # fdatasyncs of a pipelined commit)
+    m = re.match(r'\s*([\d.]+) \(\s*([\d.]+) ms\):\s+(?:\S+/\d+\s+)?(\w+)\(.*\)\s+= (-?\d+)', line)
     if m:
         ev.append((float(m[1]), float(m[2]), m[3], int(m[4])))
 cycles, cur, state = [], None, 'idle'
@@ -79,10 +90,12 @@ for t, d, name, ret in ev:
     elif state == 'copy' and name == 'fdatasync':
         cur.update(sync1=t, s1=d)
         state = 'data'
-    elif state == 'data' and name == 'pwrite64':
+    elif state == 'data' and name in ('pwrite64', 'io_submit') and 'jw' not in cur:
+        # the journal write: a pwrite on the loop (plain commit) or an
+        # io_submit (pipelined commit, src/server/commit.c)
         cur['jw'] = d
     elif state == 'data' and name == 'fdatasync':
-        cur.update(s2=d, s2end=t + d)
+        cur.update(s2=d, s2start=t, s2end=t + d)
         state = 'journal'
     elif state == 'journal' and name == 'sendto':
         cur['send'] = t
@@ -98,7 +111,8 @@ rows = [
     ("reads submitted -> last read done", [c['last_single'] - c['sub'] for c in cycles], "ms"),
     ("last read done -> last store write done", [c['sync1'] - c['last_single'] for c in cycles], "ms"),
     ("fdatasync (copied data)", [c['s1'] for c in cycles], "ms"),
-    ("journal pwrite", [c['jw'] for c in cycles], "ms"),
+    ("data flush done -> journal flush starts (journal write)",
+     [c['s2start'] - c['sync1'] - c['s1'] for c in cycles], "ms"),
     ("fdatasync (journal)", [c['s2'] for c in cycles], "ms"),
     ("commit done -> replies sent", [c['send'] - c['s2end'] for c in cycles], "ms"),
     ("replies sent -> next queries in", [b['recv'] - a['send'] for a, b in pairs], "ms"),

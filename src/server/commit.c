@@ -10,6 +10,16 @@
  * after_commit go out only after a commit succeeded; nothing commits while
  * a copy-out is queued or in flight (its data would be missing) or while
  * the master lease is not certainly ours.
+ *
+ * Pipelined commits (srv.flight): a transaction of data-path changes only
+ * (no reply waits on after_commit, no deletion, no data chunk freed) is
+ * staged by store_commit_begin() and its I/O runs on the ioengine - flush
+ * of the copied data, journal write, flush - while the loop goes on and
+ * the next transaction's copy-outs start.  At most one is in flight; its
+ * busy chunks stay busy (nothing touching them is answered) until
+ * store_commit_end() says it is durable, and the next commit of either
+ * kind starts only after that, so commits stay in order and an answer
+ * never precedes the durability of what it depends on.
  */
 #include "src/server/srv.h"
 
@@ -179,9 +189,172 @@ void srv_reply_after_commit(struct srv *s, struct req *r, const struct proto_msg
 	req_list_push(&s->after_commit, r);
 }
 
+/* ---- pipelined commit ----------------------------------------------- */
+
+bool srv_commit_inflight(const struct srv *s)
+{
+	return s->flight.active;
+}
+
+/* The flight's I/O is over (or failed): the transaction is durable, or the
+ * server stops.  Its chunks stop being busy; parked requests run again. */
+static void flight_finish(struct srv *s)
+{
+	struct commit_flight *f = &s->flight;
+
+	CSNAP_ASSERT(f->active && f->pending == 0);
+	f->active = false;
+	/* After a fatal stop nothing more is written (the end may
+	 * checkpoint); the next master replays what became durable.  */
+	if (s->fatal || !s->st)
+		return;
+	int r = store_commit_end(s->st, f->err);
+	if (r < 0) {
+		srv_fatal(s, r, err_get());
+		return;
+	}
+	s->commits++;
+	s->stat_commits++;
+	s->stat_pipelined++;
+	store_get_info(s->st, &s->info);
+	size_t pos = 0;
+	uint64_t key;
+	uint32_t n;
+	while (chunkset_next(&f->busy, &pos, &key, &n)) {
+		uint32_t g = chunkset_sub(&s->busy, key, n);
+		CSNAP_ASSERT(g == n);	/* srv.busy holds the flight's chunks */
+		(void)g;
+	}
+	chunkset_clear(&f->busy);
+	srv_kick(s);
+}
+
+static void flight_io_done(void *arg, ssize_t result);
+
+/* Starts the flight's next step: 1 journal write, 2 flush, 3 done.  */
+static void flight_next(struct srv *s)
+{
+	struct commit_flight *f = &s->flight;
+	int r;
+
+	f->step++;
+	if (!f->err && (s->fatal || lease_fenced()))
+		f->err = -ENOLCK;
+	if (f->err || f->step > 2) {
+		flight_finish(s);
+		return;
+	}
+	if (f->step == 1) {
+		for (unsigned i = 0; i < f->io.n; i++) {
+			r = io_engine_write(s->eng, s->sdev, f->io.buf[i], f->io.len[i], f->io.off[i],
+					    flight_io_done, s);
+			if (r < 0) {
+				f->err = r;
+				break;
+			}
+			f->pending++;
+		}
+	} else {
+		r = io_engine_flush(s->eng, s->sdev, flight_io_done, s);
+		if (r < 0)
+			f->err = r;
+		else
+			f->pending++;
+	}
+	if (f->pending == 0) {
+		flight_finish(s);
+		return;
+	}
+	if ((r = io_engine_submit(s->eng)) < 0 && !f->err)
+		f->err = r;
+}
+
+static void flight_io_done(void *arg, ssize_t result)
+{
+	struct srv *s = arg;
+	struct commit_flight *f = &s->flight;
+
+	if (result < 0 && !f->err) {
+		log_error("commit: %s", err_get());
+		f->err = (int)result;
+	}
+	CSNAP_ASSERT(f->pending > 0);
+	if (--f->pending == 0)
+		flight_next(s);
+}
+
+/* Begins a pipelined commit of the open transaction.  False when it may
+ * not be pipelined (the caller commits the plain way); true when it was
+ * started, or must wait (a late lease renewal), or failed fatally.  */
+static bool flight_begin(struct srv *s)
+{
+	struct commit_flight *f = &s->flight;
+
+	CSNAP_ASSERT(!f->active && !copy_pending(s) && !s->after_commit.n);
+	if (lease_ok(s) < 0)
+		return true;	/* retried every turn, like srv_commit_now */
+	/* the transaction's busy chunks, to release when it is durable */
+	CSNAP_ASSERT(f->busy.used == 0);
+	size_t pos = 0;
+	uint64_t key;
+	uint32_t n;
+	while (chunkset_next(&s->busy, &pos, &key, &n))
+		if (chunkset_add(&f->busy, key, n) < 0) {
+			chunkset_clear(&f->busy);
+			return false;
+		}
+	int r = store_commit_begin(s->st, &f->io);
+	if (r < 0) {
+		chunkset_clear(&f->busy);
+		if (r == -EAGAIN)
+			return false;	/* it frees data chunks */
+		srv_fatal(s, r, err_get());
+		return true;
+	}
+	copy_batch_done(s);
+	if (f->io.n == 0) {	/* nothing was staged: nothing to wait for */
+		CSNAP_ASSERT(!store_commit_inflight(s->st));
+		chunkset_clear(&f->busy);
+		chunkset_clear(&s->busy);
+		srv_kick(s);
+		return true;
+	}
+	f->active = true;
+	f->err = 0;
+	f->step = 0;
+	f->pending = 0;
+	/* step 0: the copied data durable before the journal points at it */
+	r = io_engine_flush(s->eng, s->sdev, flight_io_done, s);
+	if (r < 0) {
+		f->err = r;
+		flight_finish(s);
+		return true;
+	}
+	f->pending = 1;
+	if ((r = io_engine_submit(s->eng)) < 0)
+		f->err = r;
+	return true;
+}
+
+/* Waits for the flight to end (the plain commit and the stop need it). */
+static int flight_wait(struct srv *s)
+{
+	while (s->flight.active) {
+		int r = io_engine_reap(s->eng, 1000);
+		if (r < 0) {
+			srv_fatal(s, r, err_get());
+			return r;
+		}
+	}
+	return 0;
+}
+
 int srv_commit_now(struct srv *s)
 {
 	int r;
+	/* commits stay in order: the one in flight first */
+	if ((r = flight_wait(s)) < 0)
+		return r;
 	if (copy_pending(s))
 		return err_set(EBUSY, "copy-outs in flight");
 	/* A failed copy leaves exceptions without their data: that
@@ -224,6 +397,8 @@ void srv_close_store(struct srv *s)
 {
 	if (!s->st)
 		return;
+	/* the journal's staged images are the flight's write buffers */
+	flight_wait(s);
 	/* A checkpoint overwrites metadata home blocks: like a commit, only
 	 * while the lease is certainly ours (a master paused after its
 	 * drain could otherwise write over a successor's blocks).  */
@@ -286,7 +461,7 @@ static void do_abort(struct srv *s)
 
 static void commit_step(struct srv *s)
 {
-	if (copy_pending(s) || s->fatal)
+	if (s->flight.active || copy_pending(s) || s->fatal)
 		return;
 	/* The abort reopens the engine, whose close and journal replay
 	 * write metadata home: like a commit, only while the lease is
@@ -297,8 +472,15 @@ static void commit_step(struct srv *s)
 			do_abort(s);
 		return;
 	}
-	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
+	if (store_txn_pending(s->st) || s->busy.used || s->after_commit.n) {
+		/* data-path changes only: pipelined (a deletion's commit
+		 * releases the origin writes held by txn_unsafe, and replies
+		 * on after_commit belong to the plain commit) */
+		if (s->pipeline && s->eng && store_txn_pending(s->st) && !s->after_commit.n &&
+		    !s->txn_unsafe && flight_begin(s))
+			return;
 		srv_commit_now(s);
+	}
 }
 
 static void reprocess(struct srv *s)
@@ -340,7 +522,7 @@ void srv_grace_check(struct srv *s)
 void srv_checkpoint(struct srv *s)
 {
 	if (s->commits == s->ckpt_commits || s->fatal || s->stopping || copy_pending(s) ||
-	    store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
+	    s->flight.active || store_txn_pending(s->st) || s->busy.used || s->after_commit.n)
 		return;
 	if (lease_ok(s) < 0)
 		return;
@@ -376,6 +558,7 @@ int srv_init(struct srv *s, const struct server_opts *o)
 	chunkset_init(&s->locks);
 	chunkset_init(&s->olocks);
 	chunkset_init(&s->busy);
+	chunkset_init(&s->flight.busy);
 	if (dp_init(s) < 0 || copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0 ||
 	    rb_init(s) < 0) {
 		srv_free(s);
@@ -395,4 +578,5 @@ void srv_free(struct srv *s)
 	chunkset_free(&s->locks);
 	chunkset_free(&s->olocks);
 	chunkset_free(&s->busy);
+	chunkset_free(&s->flight.busy);
 }

@@ -41,6 +41,7 @@ struct copy_state {
 	int64_t batch_start_ms;		/* first copy of the open batch */
 	bool failed;			/* a copy failed: abort the txn */
 	uint64_t stat_copyouts, stat_jobs;
+	uint64_t stat_overlap;		/* copy-outs queued while a commit was in flight */
 };
 
 int copy_init(struct srv *s)
@@ -199,6 +200,8 @@ int copy_start(struct srv *s, const struct store_copy *copies, uint32_t n)
 	}
 	memcpy(cs->q + cs->n, copies, n * sizeof *copies);
 	cs->n += n;
+	if (srv_commit_inflight(s))
+		cs->stat_overlap += n;
 	if (!cs->in_batch)
 		cs->batch_start_ms = csnap_now_ms();
 	cs->in_batch += n;
@@ -257,6 +260,11 @@ void copy_stats(const struct srv *s, uint64_t *copyouts, uint64_t *jobs)
 {
 	*copyouts = s->copy->stat_copyouts;
 	*jobs = s->copy->stat_jobs;
+}
+
+uint64_t copy_overlapped(const struct srv *s)
+{
+	return s->copy->stat_overlap;
 }
 
 /* Origin sources first, by origin chunk; then store sources by chunk.  */

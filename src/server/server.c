@@ -202,6 +202,7 @@ static int open_store(struct srv *s)
 	if (r < 0)
 		return r;
 	s->iofd = io_engine_eventfd(s->eng);
+	s->pipeline = true;	/* commits' I/O on the engine (commit.c) */
 	return evloop_watch_add(s->lp, &s->io_watch, s->iofd, EPOLLIN, io_ready, s);
 }
 
@@ -314,7 +315,7 @@ static bool drained(struct srv *s, int64_t deadline)
 {
 	if (csnap_now_ms() >= deadline + 10000)
 		return true;	/* the lease never came back: give up */
-	if (copy_pending(s) || store_txn_pending(s->st) || s->after_commit.n)
+	if (copy_pending(s) || srv_commit_inflight(s) || store_txn_pending(s->st) || s->after_commit.n)
 		return false;
 	if (!s->waiting.n)
 		return true;
@@ -456,9 +457,11 @@ int server_run(const struct server_opts *o)
 	hb_stopping();
 	uint64_t copyouts, copy_jobs;
 	copy_stats(s, &copyouts, &copy_jobs);
-	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits",
+	log_info("served %llu requests; %llu chunks copied out in %llu reads; %llu commits "
+		 "(%llu pipelined, %llu copy-outs started while one was in flight)",
 		 (unsigned long long)s->stat_queries, (unsigned long long)copyouts,
-		 (unsigned long long)copy_jobs, (unsigned long long)s->stat_commits);
+		 (unsigned long long)copy_jobs, (unsigned long long)s->stat_commits,
+		 (unsigned long long)s->stat_pipelined, (unsigned long long)copy_overlapped(s));
 	if (s->fatal) {
 		/* No writes at all: the lease may belong to someone else now. */
 		close_all_conns(s);

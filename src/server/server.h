@@ -38,6 +38,9 @@ struct server_opts {
 	int drain_timeout_ms;		/* SIGTERM: bound on finishing work */
 	unsigned copy_depth;		/* copy-out I/Os in flight */
 	uint64_t cache_bytes;		/* engine metadata cache */
+	int64_t changed_walk_ns;	/* one CHANGED query walks the tree at
+					 * most about this long before answering
+					 * with a cursor (0: CHANGED_WALK_NS) */
 	bool join;			/* join the lockspace if not joined */
 };
 

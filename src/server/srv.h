@@ -203,6 +203,8 @@ void copy_batch_reset(struct srv *s);
 /* Wait for every job in flight to finish (orderly shutdown).  */
 void copy_drain(struct srv *s);
 void copy_stats(const struct srv *s, uint64_t *copyouts, uint64_t *jobs);
+/* Copy-outs queued while a pipelined commit was in flight (overlap).  */
+uint64_t copy_overlapped(const struct srv *s);
 int copy_init(struct srv *s);
 void copy_free(struct srv *s);
 
@@ -396,6 +398,22 @@ struct srv {
 	uint64_t commits;		/* commit counter */
 	uint64_t ckpt_commits;		/* `commits` at the last checkpoint */
 	int64_t grace_until_ms;		/* lock re-upload window */
+	/* Pipelined group commit (commit.c): a data-path transaction's
+	 * flush, journal write and flush run on the ioengine while the next
+	 * transaction's copy-outs proceed.  Its busy chunks stay in `busy`
+	 * (and are kept in flight.busy to be released) until it is durable,
+	 * so everything that waits for "no uncommitted copy-out" waits for
+	 * it too.  */
+	bool pipeline;			/* allowed (server_run; tests choose) */
+	struct commit_flight {
+		bool active;
+		int err;		/* first failure of its I/O */
+		unsigned step;		/* 0 data flush, 1 journal write, 2 flush */
+		unsigned pending;	/* its I/Os not completed */
+		struct store_commit_io io;
+		struct chunkset busy;	/* its chunks (also in srv.busy) */
+	} flight;
+	uint64_t stat_pipelined;	/* commits that went through the flight */
 
 	/* each file's own state */
 	struct dp_state *dp;		/* datapath.c: kept locks */
@@ -428,6 +446,8 @@ void srv_abort_txn(struct srv *s, int err);
  * renewal is late so the commit must wait (nothing is lost: it is retried
  * every loop turn), or another negative errno after srv_fatal().  */
 int srv_commit_now(struct srv *s);
+/* A pipelined commit is in flight (its replies are not sent yet).  */
+bool srv_commit_inflight(const struct srv *s);
 /* Closes the engine at an orderly stop (s->st becomes NULL).  It writes
  * committed metadata home (a checkpoint) only while the master lease
  * still allows commits; otherwise it writes nothing: the journal already

@@ -6,7 +6,8 @@
  * first); only pinned blocks of a writable store are dirtied; every pin is
  * released once; DIRTY and pinned blocks are never evicted or dropped; a
  * HOME_PENDING block is written home before it is evicted, and its
- * committed image is kept aside while it is dirty again; the dirty list
+ * committed image is kept aside while it is dirty again; while the home
+ * is held (a pipelined commit in flight) no block is written home at all; the dirty list
  * holds exactly ndirty blocks; installed (read-only replay) blocks stay in
  * memory until bm_destroy().  struct bm_entry (callers see only the struct
  * bm_block in it) and the child-pointer cache are private to this file.
@@ -92,6 +93,7 @@ struct bm {
 	struct bm_entry *dirty;		/* list of DIRTY blocks */
 	size_t ndirty, npending;
 	size_t npinned, ninstalled;	/* blocks with pins; BM_INSTALLED blocks */
+	bool hold_home;			/* bm_hold_home(): a commit is in flight */
 	uint64_t epoch;			/* bm_epoch() */
 	struct arena *arenas;
 	struct arena **amap;		/* open addressing on mem >> 21 */
@@ -504,6 +506,8 @@ static int write_home_one(struct bm *bm, struct bm_entry *b)
 	CSNAP_ASSERT(b->state & BM_HOME_PENDING);
 	/* no steal: an image changed by the open transaction never goes home */
 	CSNAP_ASSERT(!(b->state & BM_DIRTY) || b->home_copy);
+	/* write-ahead: nothing goes home while a commit is not yet durable */
+	CSNAP_ASSERT(!bm->hold_home);
 
 	if (bm->readonly)
 		return 0;
@@ -536,7 +540,7 @@ static int evict(struct bm *bm)
 			lru_unlink(b);
 			lru_front(bm, b);
 		} else if (!b->refs && !(b->state & (BM_DIRTY | BM_INSTALLED)) &&
-			   !((b->state & BM_HOME_PENDING) && bm->readonly)) {
+			   !((b->state & BM_HOME_PENDING) && (bm->readonly || bm->hold_home))) {
 			if (b->state & BM_HOME_PENDING) {
 				int ret = write_home_one(bm, b);
 				if (ret < 0)
@@ -560,10 +564,10 @@ static int new_entry(struct bm *bm, uint64_t blocknr, struct bm_entry **out)
 	/* the budget: after one CLOCK pass the cache is below its capacity
 	 * unless every block in it is one it may not evict (changed in the
 	 * open transaction, pinned, installed by replay, or committed but not
-	 * home on a read-only store) */
+	 * home on a read-only store or while a commit is in flight) */
 	CSNAP_ASSERT(bm->count < bm->capacity ||
 		     bm->count <= bm->ndirty + bm->npinned + bm->ninstalled +
-				  (bm->readonly ? bm->npending : 0));
+				  (bm->readonly || bm->hold_home ? bm->npending : 0));
 	if ((bm->count + 1) * 2 > bm->nslots && (ret = slots_grow(bm)) < 0)
 		return ret;
 	b = calloc(1, sizeof *b);
@@ -690,12 +694,20 @@ void bm_dirty(struct bm *bm, struct bm_block *pb)
 	if ((b->state & BM_HOME_PENDING) && !b->home_copy) {
 		/* keep the committed image for a checkpoint */
 		b->home_copy = io_buf_alloc(META_BLOCK_SIZE);
-		if (b->home_copy)
+		if (b->home_copy) {
 			memcpy(b->home_copy, b->pub.data, META_BLOCK_SIZE);
-		else
+		} else if (bm->hold_home) {
+			/* its commit may not be durable yet: writing it home
+			 * could leave half a transaction after a crash.  Dying
+			 * leaves the last durable state to the next opener.  */
+			log_error("bm: out of memory keeping block %llu while a commit is in flight",
+				  (unsigned long long)b->pub.blocknr);
+			abort();
+		} else {
 			log_error("bm: out of memory; writing block %llu home early",
-				  (unsigned long long)b->pub.blocknr),
+				  (unsigned long long)b->pub.blocknr);
 			write_home_one(bm, b);
+		}
 	}
 	/* a committed image not yet home is kept aside (or is home now) */
 	CSNAP_ASSERT(!(b->state & BM_HOME_PENDING) || b->home_copy);
@@ -766,10 +778,17 @@ int bm_abort(struct bm *bm)
 	return 0;
 }
 
+void bm_hold_home(struct bm *bm, bool hold)
+{
+	bm->hold_home = hold;
+}
+
 int bm_write_home(struct bm *bm)
 {
 	if (bm->readonly || !bm->npending)
 		return 0;
+	if (bm->hold_home)
+		return err_set(EBUSY, "a commit is in flight: committed blocks may not go home yet");
 	for (struct bm_entry *b = bm->lru.lru_next; b != &bm->lru; b = b->lru_next)
 		if (b->state & BM_HOME_PENDING) {
 			int ret = write_home_one(bm, b);

@@ -141,6 +141,12 @@ void bm_mark_committed(struct bm *bm);
 /* Abandons the open transaction: dirty blocks go back to their committed
  * image (dropped, or restored from home_copy).  -EBUSY if one is pinned. */
 int bm_abort(struct bm *bm);
+/* While held, no HOME_PENDING block is written home (eviction skips them,
+ * bm_write_home() fails with -EBUSY): the journal holds it from the moment
+ * a transaction is marked committed until its journal write is durable
+ * (journal_commit_begin/end), so the next transaction may change blocks
+ * meanwhile without any of the first one reaching home too early.  */
+void bm_hold_home(struct bm *bm, bool hold);
 /* Writes every HOME_PENDING block home (no flush); they become clean.  */
 int bm_write_home(struct bm *bm);
 /* Without a journal (mkstore, tests): seals every dirty block with

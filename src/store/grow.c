@@ -94,7 +94,7 @@ int store_grow(struct store *s, uint64_t *added)
 	*added = 0;
 	if (s->readonly)
 		return err_set(EROFS, "store opened read-only");
-	if (store_txn_pending(s))
+	if (store_txn_pending(s) || store_commit_inflight(s))
 		return err_set(EBUSY, "the store has uncommitted changes: commit first");
 	if ((ret = io_dev_refresh_size(s->dev)) < 0)
 		return ret;

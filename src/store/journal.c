@@ -32,6 +32,8 @@ struct journal {
 	/* staging for one commit */
 	uint8_t *stage;
 	size_t stage_cap, stage_n;
+	bool inflight;		/* journal_commit_begin() without its end */
+	bool failed;		/* a begun commit failed: no more commits */
 };
 
 /* head, tail and used agree (a read-only journal does not track used).  */
@@ -232,6 +234,9 @@ int journal_checkpoint(struct journal *j)
 
 	if (j->readonly)
 		return err_set(EROFS, "store opened read-only");
+	if (j->inflight || j->failed)
+		return err_set(EBUSY, "journal checkpoint: %s",
+			       j->failed ? "an earlier commit failed" : "a commit is in flight");
 	if (j->used == 0)
 		return 0;
 	ret = bm_write_home(j->bm);
@@ -275,7 +280,11 @@ static int stage_block(void *arg, struct bm_block *b)
 	return 0;
 }
 
-int journal_commit(struct journal *j)
+/* Stages the open transaction as sequence last_seq + 1 at the head
+ * (checkpointing first if the journal lacks room): descriptors and block
+ * images in j->stage, sealed.  *N gets its dirty blocks (0: nothing to
+ * commit, nothing staged).  */
+static int stage_txn(struct journal *j, size_t *n_out)
 {
 	size_t n = bm_dirty_count(j->bm);
 	size_t ndesc = (n + JOURNAL_DESC_ENTRIES - 1) / JOURNAL_DESC_ENTRIES;
@@ -283,10 +292,15 @@ int journal_commit(struct journal *j)
 	uint64_t seq = j->last_seq + 1;
 	int ret;
 
+	*n_out = n;
 	if (n == 0)
 		return 0;
 	if (j->readonly)
 		return err_set(EROFS, "store opened read-only");
+	if (j->failed)
+		return err_set(EIO, "an earlier commit failed: the store must be reopened");
+	if (j->inflight)
+		return err_set(EBUSY, "a commit is in flight");
 	if (total > j->nblocks - 1)
 		return err_set(EFBIG, "transaction of %zu blocks exceeds the journal (%llu blocks)",
 			       n, (unsigned long long)j->nblocks);
@@ -319,36 +333,103 @@ int journal_commit(struct journal *j)
 		if (blk == c.desc)
 			put_le32(blk + JD_FLAGS, JD_LAST);
 	}
-	uint64_t pos = j->head;
 	for (size_t i = 0; i < j->stage_n; i++) {
 		uint8_t *blk = j->stage + i * META_BLOCK_SIZE;
-		uint64_t at = j->start + (pos + i) % j->nblocks;
+		uint64_t at = j->start + (j->head + i) % j->nblocks;
 		/* descriptors are the staged blocks whose type is not yet set */
 		if (get_le32(blk + META_TYPE) == 0)
 			bm_seal(j->bm, blk, at, META_T_JDESC, seq);
 	}
-	/* write in at most two pieces (wrap-around) */
-	uint64_t first = j->nblocks - pos;
+	return 0;
+}
+
+/* The writes of the staged transaction: at most two pieces (wrap-around). */
+static void stage_io(const struct journal *j, struct journal_io *io)
+{
+	uint64_t first = j->nblocks - j->head;
+
+	memset(io, 0, sizeof *io);
 	if (first > j->stage_n)
 		first = j->stage_n;
-	ret = io_dev_pwrite(j->dev, j->stage, first * META_BLOCK_SIZE,
-			    (j->start + pos) * META_BLOCK_SIZE);
-	if (ret >= 0 && first < j->stage_n)
-		ret = io_dev_pwrite(j->dev, j->stage + first * META_BLOCK_SIZE,
-				    (j->stage_n - first) * META_BLOCK_SIZE,
-				    j->start * META_BLOCK_SIZE);
-	if (ret >= 0)
-		ret = io_dev_flush(j->dev);
-	if (ret < 0)
-		return err_prefix(-ret, "journal commit %llu", (unsigned long long)seq);
-	bm_mark_committed(j->bm);
-	CSNAP_ASSERT(seq == j->last_seq + 1 && bm_dirty_count(j->bm) == 0);
+	io->buf[0] = j->stage;
+	io->len[0] = first * META_BLOCK_SIZE;
+	io->off[0] = (j->start + j->head) * META_BLOCK_SIZE;
+	io->n = 1;
+	if (first < j->stage_n) {
+		io->buf[1] = j->stage + first * META_BLOCK_SIZE;
+		io->len[1] = (j->stage_n - first) * META_BLOCK_SIZE;
+		io->off[1] = j->start * META_BLOCK_SIZE;
+		io->n = 2;
+	}
+}
+
+/* The staged transaction is durable: it is the last committed one.  */
+static int txn_durable(struct journal *j)
+{
+	uint64_t seq = j->last_seq + 1;
+
 	j->last_seq = seq;
 	bm_set_committed_seq(j->bm, seq);
-	j->head = (pos + j->stage_n) % j->nblocks;
+	j->head = (j->head + j->stage_n) % j->nblocks;
 	j->used += j->stage_n;
 	CSNAP_ASSERT(positions_ok(j));
 	if (j->used > j->nblocks / 2)
 		return journal_checkpoint(j);
 	return 0;
 }
+
+int journal_commit(struct journal *j)
+{
+	size_t n;
+	struct journal_io io;
+	int ret = stage_txn(j, &n);
+
+	if (ret < 0 || n == 0)
+		return ret;
+	stage_io(j, &io);
+	for (unsigned i = 0; i < io.n && ret >= 0; i++)
+		ret = io_dev_pwrite(j->dev, io.buf[i], io.len[i], io.off[i]);
+	if (ret >= 0)
+		ret = io_dev_flush(j->dev);
+	if (ret < 0)
+		return err_prefix(-ret, "journal commit %llu", (unsigned long long)(j->last_seq + 1));
+	bm_mark_committed(j->bm);
+	CSNAP_ASSERT(bm_dirty_count(j->bm) == 0);
+	return txn_durable(j);
+}
+
+int journal_commit_begin(struct journal *j, struct journal_io *io)
+{
+	size_t n;
+	int ret = stage_txn(j, &n);
+
+	memset(io, 0, sizeof *io);
+	if (ret < 0 || n == 0)
+		return ret;
+	stage_io(j, io);
+	/* The images are in the stage: the blocks may change again, in the
+	 * next transaction, but none may go home before this one is
+	 * durable (write-ahead).  */
+	bm_mark_committed(j->bm);
+	bm_hold_home(j->bm, true);
+	j->inflight = true;
+	return 0;
+}
+
+int journal_commit_end(struct journal *j, int result)
+{
+	CSNAP_ASSERT(j->inflight);
+	j->inflight = false;
+	if (result < 0) {
+		/* The blocks are marked committed in memory but may not be
+		 * on disk: nothing of it may go home, and nothing more may be
+		 * committed; the next opener replays what is durable.  */
+		j->failed = true;
+		return err_set(-result, "journal commit %llu failed: %s",
+			       (unsigned long long)(j->last_seq + 1), strerror(-result));
+	}
+	bm_hold_home(j->bm, false);
+	return txn_durable(j);
+}
+
+bool journal_inflight(const struct journal *j) { return j->inflight; }

@@ -35,6 +35,27 @@ void journal_close(struct journal *j);
 
 /* Commits the open transaction (no-op without dirty blocks).  */
 int journal_commit(struct journal *j);
+
+/* The same in two halves, for a caller that does the journal's I/O
+ * asynchronously and meanwhile goes on changing blocks (the next
+ * transaction).  journal_commit_begin() stages the open transaction and
+ * fills IO with the writes to make (io->n == 0: nothing to commit, no
+ * commit in flight); from then on the transaction's blocks count as
+ * committed in memory but none is written home (bm_hold_home).  The
+ * caller writes the pieces, flushes the device, and reports the result
+ * with journal_commit_end() (which may checkpoint).  Only one commit is
+ * in flight: commits and checkpoints fail with -EBUSY meanwhile.  After a
+ * failed end the journal refuses every further commit (-EIO): the store
+ * must be closed without a checkpoint and reopened (replay).  */
+struct journal_io {
+	void *buf[2];		/* 4096-aligned, valid until the end */
+	size_t len[2];
+	uint64_t off[2];	/* byte offsets on the device */
+	unsigned n;
+};
+int journal_commit_begin(struct journal *j, struct journal_io *io);
+int journal_commit_end(struct journal *j, int result);
+bool journal_inflight(const struct journal *j);
 int journal_checkpoint(struct journal *j);
 
 uint64_t journal_last_seq(const struct journal *j);	/* last committed */

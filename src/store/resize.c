@@ -33,6 +33,8 @@ int store_origin_resize(struct store *s, uint64_t new_size)
 
 	if (s->readonly)
 		return err_set(EROFS, "store opened read-only");
+	if (store_commit_inflight(s))
+		return err_set(EBUSY, "a commit is in flight: end it first");
 	if (new_size < old)
 		return err_set(EINVAL, "the origin cannot shrink (%" PRIu64 " -> %" PRIu64 " bytes)",
 			       old, new_size);

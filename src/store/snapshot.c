@@ -393,6 +393,11 @@ int store_cleanup(struct store *s, unsigned budget)
 	return more ? 1 : 0;
 }
 
+/* Entries one store_changed() call examines at most: about 40 leaves, so
+ * a caller that bounds its time (the master's CHANGED) gets control back
+ * within milliseconds even when those leaves must be read from disk.  */
+#define CHANGED_SLICE	8192u
+
 int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 		  chunk_t *out, unsigned max)
 {
@@ -432,7 +437,7 @@ int store_changed(struct store *s, uint32_t a, uint32_t b, chunk_t *cursor,
 				*cursor = STORE_CHUNK_END;
 				break;
 			}
-			if (n == max || examined >= 65536) {
+			if (n == max || examined >= CHANGED_SLICE) {
 				*cursor = o;
 				break;
 			}

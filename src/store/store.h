@@ -113,6 +113,29 @@ int store_upgrade(const char *path, uint32_t *from,
 /* Group commit: makes every change since the last commit durable as one
  * atomic transaction (journal write + flush).  No-op without changes.  */
 int store_commit(struct store *s);
+/* Group commit in two halves, so that the next transaction's changes (and
+ * copy-outs) can proceed while this one's I/O is in flight.
+ * store_commit_begin() closes the open transaction and stages it: IO gets
+ * the journal writes to make (io->n == 0: nothing to commit, nothing in
+ * flight); a new, empty transaction opens at once.  The caller then makes
+ * the copied data durable (flush), writes IO's pieces, flushes again and
+ * calls store_commit_end() with the result; only then is the transaction
+ * durable (answer the writes that waited for it).  Meanwhile lookups see
+ * it, changes go into the new transaction, store_abort() drops only the
+ * new one, and store_commit(), store_checkpoint(), store_grow() and
+ * store_origin_resize() fail with -EBUSY.  -EAGAIN (nothing done): the
+ * transaction frees data chunks, which the next one could reuse before
+ * this one is durable: use store_commit().  A failed end (or I/O result
+ * < 0) leaves the store unusable: only store_close_nockpt() may follow.  */
+struct store_commit_io {
+	void *buf[2];
+	size_t len[2];
+	uint64_t off[2];
+	unsigned n;
+};
+int store_commit_begin(struct store *s, struct store_commit_io *io);
+int store_commit_end(struct store *s, int io_result);
+bool store_commit_inflight(const struct store *s);
 /* Abandons every change since the last commit (e.g. a copy-out failed):
  * the store is back at the last committed state.  Chunks handed out by
  * the abandoned operations must not be used.  If it fails (the committed

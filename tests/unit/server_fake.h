@@ -246,10 +246,10 @@ static inline void fs_settle(struct fake_srv *f)
 	for (int i = 0; i < 1000; i++) {
 		srv_turn_end(s);
 		/* a clone's walk goes on by itself (admin_due_ms: no sleep) */
-		if (!copy_pending(s) && !s->kick && !store_txn_pending(s->st) && !s->busy.used &&
-		    !store_clone_pending(s->st, NULL))
+		if (!copy_pending(s) && !srv_commit_inflight(s) && !s->kick &&
+		    !store_txn_pending(s->st) && !s->busy.used && !store_clone_pending(s->st, NULL))
 			return;
-		if (copy_pending(s) && io_engine_reap(s->eng, 1000) < 0)
+		if ((copy_pending(s) || srv_commit_inflight(s)) && io_engine_reap(s->eng, 1000) < 0)
 			fail_msg("ioengine: %s", err_get());
 	}
 	fail_msg("the server did not settle");

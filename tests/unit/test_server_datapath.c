@@ -14,7 +14,12 @@
  *    answered only after the snapshot's other client acknowledged the
  *    INVALIDATE of the old location, and the moved chunk holds the data;
  *  - store full: policy "fail" answers ENOSPC and keeps the snapshot,
- *    policy "release" drops the snapshot and answers the write.
+ *    policy "release" drops the snapshot and answers the write;
+ *  - pipelined commits: while one transaction's flush, journal write and
+ *    flush are in flight, the next one's copy-outs run; an origin write
+ *    is answered only once the journal flush of its copy-out's commit is
+ *    done (checked on the store device's recorded writes), a writer of a
+ *    chunk in the flight waits for it, and a failed flush answers nothing.
  */
 #include "tests/unit/server_fake.h"
 
@@ -268,6 +273,153 @@ static void test_store_full_release(void **state)
 	fs_teardown(f);
 }
 
+/* Ends loop turns (reaping copy-outs) until a pipelined commit is in
+ * flight.  */
+static void until_flight(struct fake_srv *f)
+{
+	struct srv *s = &f->s;
+	for (int i = 0; i < 1000 && !srv_commit_inflight(s); i++) {
+		srv_turn_end(s);
+		if (!srv_commit_inflight(s) && copy_pending(s) && io_engine_reap(s->eng, 1000) < 0)
+			fail_msg("ioengine: %s", err_get());
+	}
+	assert_true(srv_commit_inflight(s));
+}
+
+/* Index of the first recorded entry from FROM that is OP (within the
+ * journal area when JOURNAL), or the count if none.  */
+static size_t log_find(struct io_log *log, size_t from, enum io_log_op op, const struct srv *s,
+		       bool journal)
+{
+	const struct csnap_sb_engine *e = &s->info.sb.engine;
+	uint64_t js = e->journal_start * 4096, je = (e->journal_start + e->journal_blocks) * 4096;
+	size_t n = io_log_count(log);
+	for (size_t i = from; i < n; i++) {
+		const struct io_log_entry *x = io_log_get(log, i);
+		if (x->op == op && (op == IO_LOG_FLUSH || journal == (x->off >= js && x->off < je)))
+			return i;
+	}
+	return n;
+}
+
+static void test_origin_write_pipelined(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct srv *s = &f->s;
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *a = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct conn *b = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	struct io_log *log = io_log_new();
+
+	s->pipeline = true;
+	io_dev_set_log(s->sdev, log);
+	fs_send_range(a, PROTO_ORIGIN_WRITE, 1, 10, 2);
+	until_flight(f);
+	/* A's copy-outs are on the store, its commit in flight: no answer */
+	fs_expect_nothing(a);
+	assert_true(store_commit_inflight(s->st) && !store_txn_pending(s->st));
+	assert_true(chunkset_get(&s->busy, 10) && chunkset_get(&s->busy, 11));
+	/* B: a fresh chunk, copied out into the next transaction at once
+	 * (the overlap), and a chunk of the flight, which waits for it */
+	fs_send_range(b, PROTO_ORIGIN_WRITE, 2, 40, 1);
+	fs_send_range(b, PROTO_ORIGIN_WRITE, 3, 11, 1);
+	srv_turn_end(s);
+	/* (the flight's completions run only when the test reaps them) */
+	assert_true(srv_commit_inflight(s));
+	assert_true(store_txn_pending(s->st));	/* chunk 40's exception */
+	assert_true(chunkset_get(&s->busy, 40) && copy_pending(s));
+	fs_expect_nothing(b);
+	/* Every reply to A comes after its commit's journal flush, which
+	 * comes after the flush of its copied data.  */
+	size_t at_reply = 0;
+	for (int i = 0; i < 1000 && !at_reply; i++) {
+		if (srv_commit_inflight(s) || copy_pending(s))
+			if (io_engine_reap(s->eng, 1000) < 0)
+				fail_msg("ioengine: %s", err_get());
+		srv_turn_end(s);
+		if (a->out.off != a->out.len)
+			at_reply = io_log_count(log);
+	}
+	assert_true(at_reply > 0);
+	size_t copyw = log_find(log, 0, IO_LOG_WRITE, s, false);
+	size_t f1 = log_find(log, copyw, IO_LOG_FLUSH, s, false);
+	size_t jw = log_find(log, f1, IO_LOG_WRITE, s, true);
+	size_t f2 = log_find(log, jw, IO_LOG_FLUSH, s, false);
+	assert_true(copyw < f1 && f1 < jw && jw < f2 && f2 < at_reply);
+	fs_expect(a, PROTO_ORIGIN_WRITE, 1, 0);
+	fs_settle(f);
+	/* chunk 11 with the flight, chunk 40 with the next commit */
+	fs_expect(b, PROTO_ORIGIN_WRITE, 3, 0);
+	fs_expect(b, PROTO_ORIGIN_WRITE, 2, 0);
+	assert_int_equal(s->busy.used, 0);
+	assert_true(s->stat_pipelined >= 2);
+	fs_check_copied(f, snap, 10);
+	fs_check_copied(f, snap, 11);
+	fs_check_copied(f, snap, 40);
+	/* A plain commit (an admin change) waits for a flight in progress */
+	fs_send_range(a, PROTO_ORIGIN_WRITE, 4, 50, 1);
+	until_flight(f);
+	TU_OK(srv_commit_now(s));
+	assert_false(srv_commit_inflight(s) || store_commit_inflight(s->st));
+	fs_settle(f);
+	fs_expect(a, PROTO_ORIGIN_WRITE, 4, 0);
+	io_dev_set_log(s->sdev, NULL);
+	io_log_free(log);
+	fs_drop(a);
+	fs_drop(b);
+	fs_teardown(f);
+}
+
+/* The flush of a pipelined commit fails: nothing is answered, the server
+ * stops, and the store opens again at the last durable transaction. */
+static void test_pipelined_flush_fails(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	struct srv *s = &f->s;
+	uint32_t snap = mksnap(f, "s1", 0);
+	struct conn *a = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+
+	s->pipeline = true;
+	/* the copy-out's own write goes through; the data flush fails */
+	io_dev_inject_fault(s->sdev, IO_FAULT_FLUSH, 0, 0, EIO);
+	fs_send_range(a, PROTO_ORIGIN_WRITE, 1, 10, 1);
+	for (int i = 0; i < 100 && !s->fatal; i++) {
+		srv_turn_end(s);
+		if ((copy_pending(s) || srv_commit_inflight(s)) && io_engine_reap(s->eng, 1000) < 0)
+			fail_msg("ioengine: %s", err_get());
+	}
+	assert_true(s->fatal);
+	assert_false(srv_commit_inflight(s));
+	fs_expect_nothing(a);
+	io_dev_clear_faults(s->sdev);
+	/* the fatal stop: no checkpoint, the next opener replays */
+	fs_drop(a);
+	struct req *r;
+	while ((r = req_list_pop(&s->waiting)))
+		srv_req_done(s, r);
+	admin_shutdown(s);
+	store_close_nockpt(s->st);
+	s->st = NULL;
+	struct store *st;
+	TU_OK(store_open(f->store_path, NULL, &st));
+	chunk_t where;
+	TU_OK(store_snapshot_read(st, snap, 10, 1, &where));
+	assert_true(where == STORE_ON_ORIGIN);	/* the exception was never durable */
+	store_close(st);
+	assert_int_equal(store_check(f->store_path, stderr), 0);
+	io_engine_destroy(s->eng);
+	io_dev_close(s->odev);
+	srv_free(s);
+	unlink(f->store_path);
+	unlink(f->origin_path);
+	free(f->store_path);
+	free(f->origin_path);
+	free(f);
+	fs_cur = NULL;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +429,8 @@ int main(void)
 		cmocka_unit_test(test_snap_write_invalidates),
 		cmocka_unit_test(test_store_full_fail),
 		cmocka_unit_test(test_store_full_release),
+		cmocka_unit_test(test_origin_write_pipelined),
+		cmocka_unit_test(test_pipelined_flush_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,13 +88,56 @@ static int find_idx(uint32_t id)
 	return -1;
 }
 
+/* Pipelined commits (store_commit_begin/end), as the master runs them:
+ * the commit's I/O is done a few operations later, which meanwhile go
+ * into the next transaction.  Its own random sequence, so the run's
+ * operations are the same as without it.  */
+static struct { bool on; struct store_commit_io io; } pl;
+static unsigned pl_seed = 4242;
+static unsigned long pl_begun, pl_ops;
+
+static void pl_end(struct store *s)
+{
+	if (!pl.on)
+		return;
+	struct io_dev *d = store_dev(s);
+	TU_OK(io_dev_flush(d));
+	for (unsigned i = 0; i < pl.io.n; i++)
+		TU_OK(io_dev_pwrite(d, pl.io.buf[i], pl.io.len[i], pl.io.off[i]));
+	TU_OK(io_dev_flush(d));
+	TU_OK(store_commit_end(s, 0));
+	pl.on = false;
+}
+
+/* Every plain commit ends the one in flight first (the master's order). */
+static int commit(struct store *s)
+{
+	pl_end(s);
+	return store_commit(s);
+}
+
+/* A commit, pipelined half of the time.  */
+static void commit_maybe_pipelined(struct store *s)
+{
+	pl_end(s);
+	int r = rand_r(&pl_seed) % 2 ? -EAGAIN : store_commit_begin(s, &pl.io);
+	if (r == -EAGAIN) {	/* plain, or it frees data chunks */
+		TU_OK(store_commit(s));
+		return;
+	}
+	TU_OK(r);
+	assert_false(store_txn_pending(s));
+	pl.on = pl.io.n > 0;
+	pl_begun += pl.on;
+}
+
 static void drain_cleanup(struct store *s)
 {
 	int r;
 	while ((r = store_cleanup(s, 1000)) > 0)
 		;
 	TU_OK(r);
-	TU_OK(store_commit(s));
+	TU_OK(commit(s));
 }
 
 /* Store-full policy as the server does it: release a victim, free, retry. */
@@ -150,7 +193,7 @@ static void rollback_step(struct store *s, const chunk_t *chunks, uint32_t n, ch
 	TU_OK(r);
 	assert_true(nmv <= n && ncp <= nmv);
 	do_copies(cp, ncp);
-	TU_OK(store_commit(s));		/* copy-outs durable before the origin changes */
+	TU_OK(commit(s));		/* copy-outs durable before the origin changes */
 	M.rolled |= nmv > 0;
 	for (uint32_t i = 0; i < nmv; i++) {
 		assert_int_equal(mv[i].dst, STORE_ON_ORIGIN);
@@ -166,7 +209,7 @@ static void rollback_step(struct store *s, const chunk_t *chunks, uint32_t n, ch
 	}
 	TU_OK(store_rollback_finish(s, mv, nmv, advance));
 	if (rand() % 2)
-		TU_OK(store_commit(s));
+		TU_OK(commit(s));
 }
 
 static bool rollback_active(struct store *s)
@@ -296,7 +339,7 @@ static void do_origin_write(struct store *s, uint64_t first, uint32_t n)
 	/* the copies must be durable before the exceptions commit; the
 	 * simulated data needs no flush, the metadata commit is tested */
 	if (ncp && rand() % 8 == 0)
-		TU_OK(store_commit(s));
+		TU_OK(commit(s));
 	for (uint32_t i = 0; i < n; i++)
 		M.phys[first + i] = M.origin[first + i] = ++M.ver;
 }
@@ -411,7 +454,7 @@ static void do_grow(struct store *s, const char *path)
 	struct store_info info;
 	uint64_t added;
 
-	TU_OK(store_commit(s));
+	TU_OK(commit(s));
 	store_get_info(s, &info);
 	if (truncate(path, (off_t)(info.sb.store_size + (1u << 20))) < 0)
 		fail_msg("truncate %s", path);
@@ -435,6 +478,7 @@ static void do_resize(struct store *s)
 
 	if (M.ochunks == ORIGIN_CHUNKS)
 		return;
+	pl_end(s);
 	assert_int_equal(store_origin_resize(s, (M.ochunks - 1) * CHUNK), -EINVAL);
 	uint64_t n = M.ochunks + 1 + (uint64_t)(rand() % 4);
 	M.ochunks = n < ORIGIN_CHUNKS ? n : ORIGIN_CHUNKS;
@@ -525,6 +569,11 @@ static void test_model(void **state)
 		      info.data_chunks, info.meta_blocks);
 
 	for (unsigned long op = 0; op < nops; op++) {
+		if (pl.on) {
+			pl_ops++;
+			if (rand_r(&pl_seed) % 4 == 0)
+				pl_end(s);
+		}
 		int k = rand() % 100;
 		uint32_t n = 1 + (uint32_t)(rand() % MAXRANGE);
 		uint64_t first = (uint64_t)(rand() % (M.ochunks - n + 1));
@@ -634,10 +683,10 @@ static void test_model(void **state)
 				do_resize(s);
 			if (rand() % 400 == 0)
 				do_grow(s, path);
-			TU_OK(store_commit(s));
+			commit_maybe_pipelined(s);
 		} else {
 			/* commit, close and reopen: everything must persist */
-			TU_OK(store_commit(s));
+			TU_OK(commit(s));
 			store_close(s);
 			TU_OK(store_open(path, &o, &s));
 			stat_ops[4]++;
@@ -671,7 +720,7 @@ static void test_model(void **state)
 	}
 	while (M.clone_idx >= 0)
 		do_clone(s, nops);
-	TU_OK(store_commit(s));
+	TU_OK(commit(s));
 	verify_all(s);
 	print_message("origin writes %llu, snapshot writes %llu, creates %llu, deletes %llu, "
 		      "renames %llu, reopens %llu, victims released %llu, resizes %llu (origin %" PRIu64
@@ -685,6 +734,10 @@ static void test_model(void **state)
 	if (nops >= 100000)
 		assert_true(M.max_depth >= MAX_DEPTH && stat_ops[7] >= 50 && stat_ops[10] > 0 &&
 			    stat_ops[12] >= 50 && stat_ops[13] >= 3);
+	print_message("pipelined commits %lu, operations while one was in flight %lu\n",
+		      pl_begun, pl_ops);
+	if (nops >= 100000)
+		assert_true(pl_begun >= 500 && pl_ops >= 1000);
 	print_message("rollbacks started %llu, finished %llu; steps %llu, steps for writes %llu; "
 		      "%llu operations during one; deletes refused %llu\n", stat_ops[ST_RB_START],
 		      stat_ops[ST_RB_DONE], stat_ops[ST_RB_STEP], stat_ops[ST_RB_WSTEP],
@@ -697,11 +750,11 @@ static void test_model(void **state)
 	}
 	/* a store in the middle of a rollback checks clean; then finish it */
 	if (rollback_active(s)) {
-		TU_OK(store_commit(s));
+		TU_OK(commit(s));
 		assert_int_equal(store_check_open(s, stderr), 0);
 		while (rollback_active(s))
 			rollback_background(s);
-		TU_OK(store_commit(s));
+		TU_OK(commit(s));
 		verify_all(s);
 	}
 	store_get_info(s, &info);

@@ -297,11 +297,73 @@ static void copy_file(const char *from, const char *to)
 	assert_int_equal(system(cmd), 0);
 }
 
-static void test_replay_cuts(void **state)
+/* The pipelined commit (store_commit_begin/end) as the master runs it:
+ * while transaction I's journal write and flushes are in flight, the
+ * next transaction's changes go on (and now and then are aborted, as a
+ * failed copy-out makes the master do).  Counts for the summary.  */
+static unsigned pl_begun, pl_ops, pl_aborts, pl_fallbacks;
+static bool pl_quiet;	/* no changes while this commit is in flight */
+
+static void commit_pipelined(struct store *s, struct io_dev *dev, uint32_t *ids, unsigned *nids,
+			     uint32_t *digest_out)
 {
-	(void)state;
+	struct store_commit_io io;
+	int e = store_commit_begin(s, &io);
+	if (e == -EAGAIN) {	/* frees data chunks: the plain commit */
+		pl_fallbacks++;
+		TU_OK(store_commit(s));
+		*digest_out = digest(s);
+		return;
+	}
+	TU_OK(e);
+	assert_false(store_txn_pending(s));
+	*digest_out = digest(s);	/* what this commit makes durable */
+	if (io.n == 0)
+		return;
+	assert_true(store_commit_inflight(s));
+	pl_begun++;
+	assert_int_equal(store_commit(s), -EBUSY);
+	assert_int_equal(store_checkpoint(s), -EBUSY);
+	/* the next transaction, while this one is in flight */
+	uint32_t ids0[16];
+	unsigned nids0 = *nids;
+	uint32_t last_clone0 = last_clone;
+	__typeof__(step) step0 = step;
+	memcpy(ids0, ids, sizeof ids0);
+	unsigned k = pl_quiet ? 0 : (unsigned)(rand() % 8);
+	random_ops(s, k, ids, nids);
+	pl_ops += k;
+	/* a lookup-heavy moment: evictions must not write the in-flight
+	 * transaction's blocks home */
+	digest(s);
+	if (k && rand() % 6 == 0) {
+		TU_OK(store_abort(s));
+		assert_false(store_txn_pending(s));
+		assert_int_equal(digest(s), *digest_out);
+		memcpy(ids, ids0, sizeof ids0);
+		*nids = nids0;
+		last_clone = last_clone0;
+		step = step0;
+		pl_aborts++;
+	}
+	/* the master: data flush, journal write, flush */
+	TU_OK(io_dev_flush(dev));
+	for (unsigned i = 0; i < io.n; i++)
+		TU_OK(io_dev_pwrite(dev, io.buf[i], io.len[i], io.off[i]));
+	TU_OK(io_dev_flush(dev));
+	TU_OK(store_commit_end(s, 0));
+	assert_false(store_commit_inflight(s));
+}
+
+static void replay_cuts(bool pipelined)
+{
 	log_set_level(LOG_LEVEL_WARN);
-	srand(777);
+	srand(pipelined ? 778 : 777);
+	ochunks = OCHUNKS - 32;
+	resizes = grows = renames = clones_started = clone_steps = cuts_in_walk = 0;
+	rb_starts = rb_steps = rb_done = 0;
+	last_clone = 0;
+	memset(&step, 0, sizeof step);
 	char *path = tu_mkstore("replay", STORE_SIZE, CHUNK, ochunks * CHUNK, 64);
 	char base[256], target[256];
 	snprintf(base, sizeof base, "%s.base", path);
@@ -311,7 +373,9 @@ static void test_replay_cuts(void **state)
 	struct io_dev *dev;
 	struct io_log *log = io_log_new();
 	struct store *s;
-	struct store_open_opts o = { .cache_bytes = 64 * 4096 };
+	/* pipelined: a cache small enough that lookups during a flight
+	 * evict (the in-flight transaction's blocks must stay)  */
+	struct store_open_opts o = { .cache_bytes = (pipelined ? 12 : 64) * 4096 };
 	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
 	io_dev_set_log(dev, log);
 	TU_OK(store_open_dev(dev, &o, &s));
@@ -324,19 +388,27 @@ static void test_replay_cuts(void **state)
 	for (int i = 1; i <= NCOMMITS; i++) {
 		rb_phase = (i / 25) % 3 == 0;
 		random_ops(s, 1 + (unsigned)(rand() % 10), ids, &nids);
+		/* pipelined: the origin or store device grows only after a
+		 * commit that left the next transaction empty */
+		bool resize_now = pipelined && rand() % 25 == 0, grow_now = pipelined && rand() % 60 == 0;
+		pl_quiet = resize_now || grow_now;
 		rec[i].before = io_log_count(log);
-		TU_OK(store_commit(s));
+		if (pipelined) {
+			commit_pipelined(s, dev, ids, &nids, &rec[i].digest);
+		} else {
+			TU_OK(store_commit(s));
+			rec[i].digest = digest(s);
+		}
 		rec[i].after = io_log_count(log);
-		rec[i].digest = digest(s);
 		/* between commits: the origin grows, the store device grows */
-		if (rand() % 25 == 0 && ochunks < OCHUNKS) {
+		if ((pipelined ? resize_now : rand() % 25 == 0) && ochunks < OCHUNKS) {
 			ochunks += 1 + (uint64_t)(rand() % 8);
 			if (ochunks > OCHUNKS)
 				ochunks = OCHUNKS;
 			TU_OK(store_origin_resize(s, ochunks * CHUNK));
 			resizes++;
 		}
-		if (rand() % 60 == 0) {
+		if (pipelined ? grow_now : rand() % 60 == 0) {
 			struct stat st;
 			uint64_t added;
 			assert_int_equal(stat(path, &st), 0);
@@ -364,8 +436,9 @@ static void test_replay_cuts(void **state)
 	assert_true(rb_starts >= 5 && rb_done >= 4 && rb_steps >= 40);
 	unsigned cuts = 0, mid_rollback = 0, mid_step = 0;
 	for (size_t k = 1; k <= nflush; k++) {
-		/* every flush early on, then a random sample: hundreds of cuts */
-		if (k > 60 && rand() % 3)
+		/* every flush early on, then a random sample: hundreds of cuts
+		 * (the pipelined run has more flushes: a sparser sample) */
+		if (k > 60 && rand() % (pipelined ? 5 : 3))
 			continue;
 		size_t end = io_log_flush_end(log, k);
 		copy_file(base, target);
@@ -418,6 +491,12 @@ static void test_replay_cuts(void **state)
 	assert_true(cuts >= 200);
 	assert_true(cuts_in_walk >= 50);
 	assert_true(mid_rollback >= 50 && mid_step >= 20);
+	if (pipelined) {
+		print_message("pipelined: %u commits begun, %u operations while one was in flight, "
+			      "%u of those aborted, %u commits freeing data (plain)\n",
+			      pl_begun, pl_ops, pl_aborts, pl_fallbacks);
+		assert_true(pl_begun >= 200 && pl_ops >= 500 && pl_aborts >= 20);
+	}
 	io_log_free(log);
 	free(rec);
 	unlink(base);
@@ -426,10 +505,26 @@ static void test_replay_cuts(void **state)
 	free(path);
 }
 
+static void test_replay_cuts(void **state)
+{
+	(void)state;
+	replay_cuts(false);
+}
+
+/* The same with every commit pipelined: a cut anywhere shows the last
+ * durable transaction or the one in flight, never a change of the
+ * transaction that was being built meanwhile.  */
+static void test_replay_cuts_pipelined(void **state)
+{
+	(void)state;
+	replay_cuts(true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_replay_cuts),
+		cmocka_unit_test(test_replay_cuts_pipelined),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
