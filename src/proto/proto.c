@@ -291,6 +291,11 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 	wr_u64(w, s->shared_chunks);
 	if (s->flags & PROTO_SNAP_REQ_ID)
 		wr_bytes(w, s->req_id, PROTO_REQ_ID_LEN);
+	if (s->flags & PROTO_SNAP_PARENT) {
+		if (s->parent_id == 0 || s->parent_id == s->id)
+			return err_set(EINVAL, "invalid parent snapshot id %u", s->parent_id);
+		wr_u32(w, s->parent_id);
+	}
 	return 0;
 }
 
@@ -673,6 +678,11 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 		rd_fail(r, "unknown snapshot flags");
 	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
 		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");
+	if (!r->bad && (s->flags & PROTO_SNAP_PARENT)) {
+		s->parent_id = rd_u32(r, "parent snapshot id");
+		if (!r->bad && (s->parent_id == 0 || s->parent_id == s->id))
+			rd_fail(r, "invalid parent snapshot id");
+	}
 }
 
 static void rd_name(struct rd *r, char *dst, const char *what)

@@ -214,7 +214,12 @@ enum proto_where {
 					 * in a SNAP_LIST reply that carries
 					 * usage (no PROTO_F_NO_USAGE), so the
 					 * exports' polling never sees it */
-#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN)
+#define PROTO_SNAP_PARENT	0x8	/* parent_id follows: a snapshot of a
+					 * snapshot (create --from).  Only in a
+					 * SNAP_LIST reply that carries usage,
+					 * as PROTO_SNAP_USAGE_UNKNOWN */
+#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN | \
+				 PROTO_SNAP_PARENT)
 
 struct proto_range {
 	uint64_t start;		/* first chunk (origin/snapshot chunk index) */
@@ -340,6 +345,8 @@ struct proto_snapinfo {
 						 * create request's id (for a
 						 * received snapshot, its source;
 						 * src/send/ident.h) */
+	uint32_t parent_id;		/* with PROTO_SNAP_PARENT: the snapshot
+					 * it was made from (may be deleted) */
 };
 
 struct proto_snap_list {		/* SNAP_LIST reply */

@@ -796,6 +796,12 @@ void admin_snap_list(struct srv *s, struct req *r)
 				si->flags |= PROTO_SNAP_REQ_ID;
 				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
 			}
+			/* (the exports poll without usage: they never see it) */
+			if (!(r->m.flags & PROTO_F_NO_USAGE) && sn[i].parent_id) {
+				CSNAP_ASSERT(sn[i].parent_id != sn[i].id);
+				si->flags |= PROTO_SNAP_PARENT;
+				si->parent_id = sn[i].parent_id;
+			}
 		}
 		conn_send(r->c, &m);
 		srv_req_done(s, r);

@@ -116,7 +116,7 @@ for k in $(seq 1 "$KILLS"); do
   wait_for 60 newer || fail "round $k: no new master after killing node$m's"
   fo=$(( $(now_ms) - t0 ))
   ev "new master, $fo ms after the kill"
-  [ "$fo" -gt 2000 ] && echo "round $k: the master change took $fo ms (at $(mono))"
+  [ "$fo" -gt 2000 ] && echo "round $k: the master change took $fo ms (at $(mono), $(date +%T.%N))"
   [ "$fo" -gt "$longest_fo" ] && longest_fo=$fo
   [ $((k % 10)) = 0 ] && echo "round $k: $(progress) writes, $nsnap creates, $ndel deletes, $nexp export kills, $nagent agent kills, longest master change $longest_fo ms"
 done

@@ -35,12 +35,13 @@ static struct proto_extent sample_extents[3] = {
 	{ 1ULL << 40, 3, PROTO_AT_STORE, 1ULL << 33 },
 };
 static struct proto_snapinfo sample_snaps[3] = {
-	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50, { 0 } },
-	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS) */
-	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40,
-	  { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff } },
+	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50, { 0 }, 0 },
+	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS), made from
+	 * snapshot 3 (create --from) */
+	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_PARENT, "b@x:y+z_", 1, -3, 0, 0,
+	  1ULL << 40, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff }, 3 },
 	/* usage unknown (a store without valid usage counters) */
-	{ 2, PROTO_SNAP_USAGE_UNKNOWN, "X", 1764000001, 0, 0, 0, 0, { 0 } },
+	{ 2, PROTO_SNAP_USAGE_UNKNOWN, "X", 1764000001, 0, 0, 0, 0, { 0 }, 0 },
 };
 static struct proto_client_info sample_clients[2] = {
 	{ 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" },
@@ -431,6 +432,8 @@ static void test_fields(void **state)
 	encode_ok(&m, &a);
 	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
 	assert_int_equal(d.u.snap_list.s[1].priority, -3);
+	assert_int_equal(d.u.snap_list.s[1].parent_id, 3);
+	assert_int_equal(d.u.snap_list.s[0].parent_id, 0);
 	assert_string_equal(d.u.snap_list.s[0].name, "daily-2026.11.24");
 	proto_msg_free(&d);
 	proto_buf_free(&a);
@@ -732,6 +735,12 @@ static void test_encode_rejects(void **state)
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(34, &m);
 	strcpy(m.u.snapinfo.name, "-x");
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(34, &m);		/* a parent that cannot be */
+	m.u.snapinfo.flags |= PROTO_SNAP_PARENT;
+	m.u.snapinfo.parent_id = m.u.snapinfo.id;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	m.u.snapinfo.parent_id = 0;
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(32, &m);
 	m.flags = PROTO_F_RECONNECT;	/* PING takes no flags */
