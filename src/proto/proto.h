@@ -103,7 +103,12 @@ enum proto_type {
 					 * a snapshot's content (or, with
 					 * PROTO_F_QUERY, the running rollback's
 					 * progress) */
-	PROTO_TYPE_MAX		= 23,
+	PROTO_ORIGIN_READ	= 24,	/* origin, while a rollback runs: where
+					 * are these chunks? (reply as
+					 * SNAP_READ's; AT_STORE extents are
+					 * read-locked until ORIGIN_READ_DONE) */
+	PROTO_ORIGIN_READ_DONE	= 25,	/* origin: release those read locks */
+	PROTO_TYPE_MAX		= 25,
 };
 #define PROTO_REPLY		0x8000
 
@@ -167,7 +172,17 @@ enum proto_type {
 					 * nothing, report the running
 					 * rollback (a master older than the
 					 * type closes the connection) */
-#define PROTO_F_MASK		0x0003
+#define PROTO_F_ROLLBACK_OK	0x0004	/* IDENTIFY (origin): the client asks
+					 * before reading while a rollback runs
+					 * (ORIGIN_READ); the reply then carries
+					 * identify_ok.state */
+#define PROTO_F_RB_START	0x0001	/* BARRIER: a rollback starts with it:
+					 * from the acknowledgement on, origin
+					 * reads ask (ORIGIN_READ) */
+#define PROTO_F_RB_END		0x0002	/* BARRIER (seq 0): the rollback has
+					 * ended: read the origin directly;
+					 * answered at once, nothing drained */
+#define PROTO_F_MASK		0x0007
 
 /* IDENTIFY volume kinds.  */
 enum proto_volume {
@@ -250,7 +265,12 @@ struct proto_identify_ok {
 	uint64_t store_data_offset;	/* byte offset of store chunk 0; store
 					 * chunk X is at offset + X * chunk_size */
 	uint64_t generation;		/* master generation (changes on failover) */
+	/* Only in a reply to an IDENTIFY with PROTO_F_ROLLBACK_OK (then
+	 * has_state; on the wire: a trailing le32): */
+	bool has_state;
+	uint32_t state;			/* PROTO_STATE_* */
 };
+#define PROTO_STATE_ROLLBACK	0x1	/* a rollback runs: ask before reads */
 
 struct proto_ranges {			/* ORIGIN_WRITE, SNAP_READ, SNAP_READ_DONE,
 					 * SNAP_WRITE, LOCK_UPLOAD */

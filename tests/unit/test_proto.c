@@ -48,7 +48,7 @@ static struct proto_client_info sample_clients[2] = {
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 50
+#define NSAMPLES 56
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -83,7 +83,7 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 4:
 		m->type = PROTO_IDENTIFY | PROTO_REPLY;
-		m->u.identify_ok = (struct proto_identify_ok){ 65536, 3, 1ULL << 34, 1ULL << 34, 1 << 24, 99 };
+		m->u.identify_ok = (struct proto_identify_ok){ 65536, 3, 1ULL << 34, 1ULL << 34, 1 << 24, 99, false, 0 };
 		break;
 	case 5: case 6: case 7: case 8: case 9: {
 		static const uint16_t t[] = { PROTO_ORIGIN_WRITE, PROTO_SNAP_READ, PROTO_SNAP_READ_DONE,
@@ -271,6 +271,30 @@ static void sample(int i, struct proto_msg *m)
 	case 49:
 		m->type = PROTO_SNAP_ROLLBACK | PROTO_REPLY;
 		break;
+	case 50: case 51:
+		m->type = i == 50 ? PROTO_ORIGIN_READ : PROTO_ORIGIN_READ_DONE;
+		m->u.ranges.n = 3;
+		m->u.ranges.r = sample_ranges;
+		break;
+	case 52:
+		m->type = PROTO_ORIGIN_READ | PROTO_REPLY;
+		m->u.extents.n = 3;
+		m->u.extents.e = sample_extents;
+		break;
+	case 53:
+		m->type = PROTO_IDENTIFY | PROTO_REPLY;
+		m->u.identify_ok = (struct proto_identify_ok){ 65536, 0, 1ULL << 34, 1ULL << 34, 1 << 24, 99,
+							       true, PROTO_STATE_ROLLBACK };
+		break;
+	case 54:
+		m->type = PROTO_BARRIER;
+		m->flags = PROTO_F_RB_START;
+		m->u.barrier.seq = 7;
+		break;
+	case 55:
+		m->type = PROTO_BARRIER;
+		m->flags = PROTO_F_RB_END;
+		break;
 	}
 }
 
@@ -319,7 +343,8 @@ static void test_roundtrip_all(void **state)
 	}
 }
 
-/* SNAP_ROLLBACK: what neither side may send.  */
+/* SNAP_ROLLBACK, the rollback flags and states: what neither side may
+ * send.  */
 static void test_rollback_invalid(void **state)
 {
 	struct proto_msg m, d;
@@ -342,7 +367,21 @@ static void test_rollback_invalid(void **state)
 	sample(48, &m);
 	m.u.rollback.flags |= 0x80;
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(54, &m);
+	m.flags |= PROTO_F_RB_END;		/* start and end at once */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(53, &m);
+	m.u.identify_ok.state = 0x8;		/* unknown state */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	assert_int_equal(b.len, 0);
+	proto_buf_free(&b);
+	/* an identify reply without the state (an older master) decodes as
+	 * "no state" */
+	sample(53, &m);
+	m.u.identify_ok.has_state = false;
+	encode_ok(&m, &b);
+	assert_int_equal(decode_buf(b.data, b.len, &d), 0);
+	assert_false(d.u.identify_ok.has_state);
 	proto_buf_free(&b);
 	/* the decoder checks the same: a reply claiming progress past the
 	 * end, made by hand (cursor is the u64 after flags and the name) */
@@ -482,6 +521,15 @@ static void test_truncated(void **state)
 			put_le32(p + 4, (uint32_t)(cut - PROTO_HDR_SIZE));
 			put_le32(p + 16, 0);
 			put_le32(p + 16, crc32c(0, p, cut));
+			/* an identify reply without its optional trailing
+			 * state is what an older master sends: valid */
+			if (m.type == (PROTO_IDENTIFY | PROTO_REPLY) && m.u.identify_ok.has_state &&
+			    cut == a.len - 4) {
+				assert_int_equal(decode_buf(p, cut, &d), 0);
+				assert_false(d.u.identify_ok.has_state);
+				free(p);
+				continue;
+			}
 			assert_int_equal(decode_buf(p, cut, &d), -EBADMSG);
 			free(p);
 		}
