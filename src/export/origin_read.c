@@ -11,7 +11,8 @@
  * Invariants:
  *  - A read goes straight to the origin device only while the master last
  *    said no rollback runs (IDENTIFY reply, or a BARRIER with
- *    PROTO_F_RB_END); before the first answer reads wait, from a BARRIER
+ *    PROTO_F_RB_END) or refused the session for good (nothing to follow);
+ *    before the first answer reads wait, from a BARRIER
  *    with PROTO_F_RB_START (acknowledged only after `ask` is set) on they
  *    ask.  Losing the master keeps what the last one said.
  *  - A read from a store chunk is issued only under the grant of the
@@ -262,6 +263,14 @@ void orr_connected(struct origin_reader *rd, const struct proto_identify_ok *ok)
 		log_info("origin: %s", ask_now ? "a rollback runs: reads ask the master" :
 			 "reads go to the origin directly");
 	rd->ask = ask_now;
+	rd->known = true;
+	release_held(rd);
+}
+
+void orr_refused(struct origin_reader *rd)
+{
+	if (rd->known)
+		return;
 	rd->known = true;
 	release_held(rd);
 }

@@ -34,6 +34,9 @@ void orr_submit(struct origin_reader *rd, struct vol_req *req);
 /* The origin session identified (again): OK says whether a rollback runs
  * (a master without rollbacks does not say: none runs).  */
 void orr_connected(struct origin_reader *rd, const struct proto_identify_ok *ok);
+/* The master refused the origin session for good (another store, say):
+ * reads go to the origin directly, as before rollbacks existed.  */
+void orr_refused(struct origin_reader *rd);
 /* BARRIER flags: PROTO_F_RB_START (ask from now on), PROTO_F_RB_END.  */
 void orr_barrier(struct origin_reader *rd, uint16_t flags);
 /* The session is going away: held reads fail (-ESHUTDOWN).  */

@@ -281,8 +281,11 @@ static void on_disconnected(void *arg)
 
 static void on_refused(void *arg, int err, const char *why)
 {
-	(void)arg; (void)err;
+	struct origin_vol *ov = arg;
+
+	(void)err;
 	log_error("origin: the master refused this export: %s", why);
+	orr_refused(&ov->rd);
 }
 
 static const struct session_ops origin_session_ops = {

@@ -15,6 +15,8 @@
  *  - an answer that does not cover the asked chunks fails the read (EIO);
  *  - a read from the store whose connection was lost before it finished
  *    is read again from the start, after asking the new master;
+ *  - a master without rollbacks, or one that refuses the session for
+ *    good, lets the waiting reads go straight to the origin;
  *  - a BARRIER with PROTO_F_RB_END makes reads go straight to the origin,
  *    one with PROTO_F_RB_START makes them ask again (and is acknowledged
  *    like any barrier).
@@ -238,11 +240,30 @@ static void test_older_master(void **state)
 	vio_free(v);
 }
 
+/* A master that refuses the session for good (another store): reads
+ * waiting for its answer go to the origin, as before rollbacks.  */
+static void test_refused(void **state)
+{
+	struct env *e = *state;
+	struct vio *v = start_read(e, 1, 1);
+
+	settle(e);
+	assert_int_equal(v->calls, 0);
+	e->s->ops->refused(e->s->arg, -ESTALE, "this server serves another store");
+	RUN_UNTIL(e, v->calls);
+	assert_int_equal(v->calls, 1);
+	assert_int_equal(v->err, 0);
+	read_is(v, 0, 'O');
+	assert_int_equal(count_log(e->s, PROTO_ORIGIN_READ, SENT), 0);
+	vio_free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reads_during_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_master, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
