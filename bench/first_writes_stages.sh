@@ -6,7 +6,8 @@
 # pass is traced, and splits the trace into group-commit cycles.
 #
 #   bench/first_writes_stages.sh [BUILD_DIR]
-#   env: KIND (chunk4k, default; or seq1m), SIZE (default 256M), and any
+#   env: KIND (chunk4k, default; or seq1m), SIZE (default 256M), STAGES_KEEP=1
+#        (keep the trace and print where), and any
 #        other first_writes.sh variable except SNAPS/KINDS/TARGETS.
 #
 # A cycle runs from the first query received after a commit's replies to
@@ -53,9 +54,10 @@ server=$(pgrep -n -f "^$build/csnap server") ||
 # A pipelined commit's fdatasyncs run on the ioengine's flush worker,
 # which starts at the first one: attach once it exists (perf follows the
 # threads present at attach), or after 2 s (plain commits have none).
-for _ in $(seq 20); do
-  [ "$(ls "/proc/$server/task" 2>/dev/null | wc -l)" -ge 2 ] && break
-  sleep 0.1
+ntask=$(ls "/proc/$server/task" 2>/dev/null | wc -l)
+for _ in $(seq 100); do
+  [ "$(ls "/proc/$server/task" 2>/dev/null | wc -l)" -gt "$ntask" ] && break
+  sleep 0.02
 done
 perf trace -p "$server" -o "$tmp/trace.txt" \
   -e fdatasync,pwrite64,io_submit,epoll_wait,sendto,recvfrom >/dev/null 2>&1 &

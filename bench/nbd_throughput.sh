@@ -25,8 +25,9 @@
 #   csnap-file     csnap export --file (the NBD server and dio, no store)
 #   csnap-origin   csnap export of a store's origin, no snapshot
 #   csnap-file-t1, csnap-origin-t1
-#                  the same with one loop thread (--threads 1): what the
-#                  loop threads (export_threads, default 4) bring
+#                  the same with one loop thread (--threads 1; csnap-file
+#                  and csnap-origin run --threads 4): what the loop
+#                  threads (export_threads) bring
 #   csnap-cow      csnap origin export, first writes after a snapshot
 #                  (a fresh snapshot before each job: every chunk a job
 #                  touches first is copied out once; csnap-origin jobs
@@ -159,7 +160,7 @@ start_store() {
   "$csnap" lease init --io-timeout "$CLUSTER_IO_TIMEOUT" "$CLUSTER_STORE" >/dev/null
   node_spawn 1 server "$csnap" server s >/dev/null
   wait_log 1 server 'master for store' 60 || { echo "no master" >&2; exit 1; }
-  node_spawn 1 export "$csnap" export --socket "$dir/csnap.sock" s >/dev/null
+  node_spawn 1 export "$csnap" export --threads 4 --socket "$dir/csnap.sock" s >/dev/null
   wait_for_socket "$dir/csnap.sock"
   case " $targets " in *" csnap-origin-t1 "*)
     # a second export of the same store, one loop thread
@@ -195,7 +196,7 @@ for t in $targets; do
       nbdkit -f -U "$sock" file file="$origin" cache=none & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///?socket=$sock" "$j"; stop_server ;;
     csnap-file|csnap-file-t1)
-      th=""; [ $t = csnap-file-t1 ] && th="--threads 1"
+      th="--threads 4"; [ $t = csnap-file-t1 ] && th="--threads 1"
       # shellcheck disable=SC2086
       "$csnap" export --file "$origin" --socket "$sock" $th >/dev/null & pids+=($!)
       wait_for_socket "$sock"; bench_target $t "nbd+unix:///origin?socket=$sock" "$j"; stop_server ;;

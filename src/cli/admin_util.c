@@ -292,13 +292,17 @@ void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 			else
 				fprintf(f, "\"unique_chunks\": null, \"shared_chunks\": null, "
 					"\"unique_bytes\": null, \"shared_bytes\": null, ");
-			fprintf(f, "\"usage_known\": %s}", known ? "true" : "false");
+			fprintf(f, "\"usage_known\": %s, \"parent_id\": ", known ? "true" : "false");
+			if (s->flags & PROTO_SNAP_PARENT)
+				fprintf(f, "%u}", s->parent_id);
+			else
+				fprintf(f, "null}");
 		}
 		fprintf(f, "%s]\n", l->n ? "\n" : "");
 		return;
 	}
-	fprintf(f, "%-5s %-24s %-20s %8s %5s %12s %12s %14s %14s\n", "ID", "NAME", "CREATED (UTC)",
-		"PRIORITY", "USE", "UNIQUE", "SHARED", "UNIQUE_CHUNKS", "SHARED_CHUNKS");
+	fprintf(f, "%-5s %-24s %-20s %8s %5s %12s %12s %14s %14s %s\n", "ID", "NAME", "CREATED (UTC)",
+		"PRIORITY", "USE", "UNIQUE", "SHARED", "UNIQUE_CHUNKS", "SHARED_CHUNKS", "FROM");
 	for (uint32_t i = 0; i < l->n; i++) {
 		const struct proto_snapinfo *s = &l->s[i];
 		char when[32] = "?", ub[24] = "unknown", sb[24] = "unknown", uc[24] = "unknown", sc[24] = "unknown";
@@ -312,8 +316,17 @@ void admin_print_snapshots(const struct proto_snap_list *l, uint32_t chunk_size,
 			snprintf(uc, sizeof uc, "%llu", (unsigned long long)s->unique_chunks);
 			snprintf(sc, sizeof sc, "%llu", (unsigned long long)s->shared_chunks);
 		}
-		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s %14s %14s\n", s->id, s->name, when,
-			s->priority, s->usecount, ub, sb, uc, sc);
+		/* FROM: the snapshot it was made from ("origin" for a snapshot
+		 * of the origin; "#ID" once that snapshot has been deleted) */
+		char from[PROTO_NAME_MAX + 16] = "origin";
+		if (s->flags & PROTO_SNAP_PARENT) {
+			snprintf(from, sizeof from, "#%u", s->parent_id);
+			for (uint32_t k = 0; k < l->n; k++)
+				if (l->s[k].id == s->parent_id)
+					snprintf(from, sizeof from, "%s", l->s[k].name);
+		}
+		fprintf(f, "%-5u %-24s %-20s %8d %5u %12s %12s %14s %14s %s\n", s->id, s->name, when,
+			s->priority, s->usecount, ub, sb, uc, sc, from);
 	}
 }
 

@@ -33,6 +33,7 @@ static void io_ready(void *arg, uint32_t events)
 
 static void lock_cb(void *arg);
 static void unlock_cb(void *arg);
+/* A pool runs (set and cleared with the lock held by the only thread).  */
 static bool threaded;
 
 /* The end of a turn: nothing of the shared state is held on the stack,
@@ -102,7 +103,6 @@ struct io_engine *loop_io(struct evloop *lp)
 static pthread_mutex_t export_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread bool lock_mine;			/* this thread holds it */
 static __thread struct io_engine *thread_io;	/* loop_bind_thread() */
-/* A pool runs (set and cleared with the lock held by the only thread).  */
 
 struct io_engine *loop_thread_io(void)
 {
@@ -154,7 +154,7 @@ struct loop_pool {
 	struct evloop *main;
 	struct loop_worker *w;
 	unsigned n;		/* threads besides MAIN's */
-	unsigned next;		/* round robin: 0 = MAIN, i = w[i - 1] */
+	unsigned *users;	/* [0..n]: connections on MAIN's (0), w[i - 1]'s */
 	unsigned io_depth;
 	bool failed;		/* a thread could not start: warned once */
 };
@@ -203,7 +203,10 @@ int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 	int rc;
 
 	CSNAP_ASSERT(nthreads >= 2 && !threaded);
-	if (!p || !(p->w = calloc(nthreads - 1, sizeof *p->w))) {
+	if (!p || !(p->w = calloc(nthreads - 1, sizeof *p->w)) ||
+	    !(p->users = calloc(nthreads, sizeof *p->users))) {
+		if (p)
+			free(p->w);
 		free(p);
 		return err_set(ENOMEM, "out of memory");
 	}
@@ -211,6 +214,7 @@ int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 	p->n = nthreads - 1;
 	p->io_depth = io_depth;
 	if ((rc = evloop_set_lock(main, lock_cb, unlock_cb, NULL)) < 0) {
+		free(p->users);
 		free(p->w);
 		free(p);
 		return rc;
@@ -225,25 +229,33 @@ int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 
 struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index)
 {
-	unsigned i = p->next;
+	unsigned i = 0;
 	struct loop_worker *w;
 	int rc;
 
 	CSNAP_ASSERT(loop_locked());
-	p->next = (i + 1) % (p->n + 1);
-	*index = i;
-	if (i == 0)
-		return p->main;
-	w = &p->w[i - 1];
-	if (!w->lp && (rc = worker_start(p, w)) < 0) {
+	/* The least used; MAIN's on a tie, so a lone client is served where
+	 * the master's answers arrive, as with one thread.  */
+	for (unsigned k = 1; k <= p->n; k++)
+		if (p->users[k] < p->users[i])
+			i = k;
+	if (i && !(w = &p->w[i - 1])->lp && (rc = worker_start(p, w)) < 0) {
 		if (!p->failed)
 			log_warn("export: cannot start loop thread %u (%s): its connections go to "
 				 "the main loop", i, err_get());
 		p->failed = true;
-		*index = 0;
-		return p->main;
+		i = 0;
 	}
-	return w->lp;
+	p->users[i]++;
+	*index = i;
+	return i ? p->w[i - 1].lp : p->main;
+}
+
+void loop_pool_unpick(struct loop_pool *p, unsigned index)
+{
+	CSNAP_ASSERT(loop_locked());
+	CSNAP_ASSERT(index <= p->n && p->users[index] > 0);
+	p->users[index]--;
 }
 
 unsigned loop_pool_pending(const struct loop_pool *p)
@@ -275,6 +287,7 @@ void loop_pool_stop(struct loop_pool *p)
 		loop_destroy(p->w[i].lp);
 	__atomic_store_n(&threaded, false, __ATOMIC_RELAXED);
 	loop_unlock();
+	free(p->users);
 	free(p->w);
 	free(p);
 }

@@ -60,10 +60,12 @@ struct loop_pool;
  * connection given to it (loop_pool_pick).  */
 int loop_pool_start(struct evloop *main, unsigned nthreads, unsigned io_depth,
 		    struct loop_pool **out);
-/* The loop for a new connection: round robin over all of them, MAIN's
- * included (*INDEX: which, 0 for MAIN's); MAIN's if a thread cannot be
- * started (logged once).  */
+/* The loop for a new connection: the one with the fewest connections,
+ * MAIN's on a tie (*INDEX: which, 0 for MAIN's); MAIN's if a thread
+ * cannot be started (logged once).  loop_pool_unpick() when the
+ * connection is gone.  */
 struct evloop *loop_pool_pick(struct loop_pool *p, unsigned *index);
+void loop_pool_unpick(struct loop_pool *p, unsigned index);
 /* I/O queued or in flight on the engines of the pool's own threads. */
 unsigned loop_pool_pending(const struct loop_pool *p);
 /* Stops and joins the threads, then completes the I/O still on their

@@ -52,6 +52,8 @@ void nbd_conn_free(struct nbd_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->nconns--;
+	if (c->pool_index >= 0 && srv->pool)
+		loop_pool_unpick(srv->pool, (unsigned)c->pool_index);
 	evloop_timer_cancel(c->lp, &c->hs_timer);
 	evloop_timer_cancel(c->lp, &c->tls_more);
 	nbd_tls_free(c);
@@ -491,6 +493,7 @@ void nbd_conn_start(struct nbd_server *srv, const struct listener *l, int fd,
 	}
 	c->srv = srv;
 	c->lp = srv->lp;
+	c->pool_index = -1;
 	c->fd = fd;
 	c->out_tail = &c->out_head;
 	c->kick.fn = conn_kick_fn;
@@ -544,7 +547,9 @@ void nbd_conn_enter_tx(struct nbd_conn *c)
 		return;
 	CSNAP_ASSERT(loop_locked());
 	CSNAP_ASSERT(!c->hs_timer.armed);	/* the handshake is over */
+	CSNAP_ASSERT(c->pool_index < 0);	/* picked once */
 	to = loop_pool_pick(c->srv->pool, &index);
+	c->pool_index = (int)index;
 	log_debug("nbd %s: on loop thread %u", c->peer, index);
 	if (to == c->lp)
 		return;

@@ -111,6 +111,7 @@ struct nbd_req {
 struct nbd_conn {
 	struct nbd_server *srv;
 	struct evloop *lp;
+	int pool_index;			/* loop_pool_pick()'s, -1: none */
 	struct evloop_watch watch;
 	struct evloop_deferred kick;	/* flush output, resume input */
 	struct evloop_timer hs_timer;	/* handshake must finish in time */
@@ -178,7 +179,7 @@ void nbd_conn_drain(struct nbd_conn *c);
 /* Re-evaluate flow control and flush output at the end of the batch. */
 void nbd_conn_kick(struct nbd_conn *c);
 /* The handshake is over: the connection moves to a loop of the pool
- * (round robin; nothing without loop threads).  */
+ * (the least used, loop_pool_pick; nothing without loop threads).  */
 void nbd_conn_enter_tx(struct nbd_conn *c);
 
 /* nbd_server.c */

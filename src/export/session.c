@@ -143,7 +143,10 @@ static void *connect_thread(void *arg)
 				   s->volume == PROTO_VOL_SNAPSHOT ? s->snapshot : NULL,
 				   t->host_id, t->client_name,
 				   (s->lost ? PROTO_F_RECONNECT : 0) |
-				   (s->conn_passive ? PROTO_F_PASSIVE : 0), &s->res_ok);
+				   (s->conn_passive ? PROTO_F_PASSIVE : 0) |
+				   /* volume_origin.c asks before reads while a
+				    * rollback runs */
+				   (s->volume == PROTO_VOL_ORIGIN ? PROTO_F_ROLLBACK_OK : 0), &s->res_ok);
 	if (rc < 0) {
 		s->res_err = rc;
 		/* A reply that refuses (ENOENT: no such snapshot) is final;

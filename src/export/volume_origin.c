@@ -1,7 +1,9 @@
 /*
  * src/export/volume_origin.c - the origin volume of a csnap store.
  *
- * Reads go straight to the origin device.  A write may change a chunk that
+ * Reads go straight to the origin device, except while a rollback runs
+ * (origin_read.c: then they ask the master where each chunk is).  A
+ * write may change a chunk that
  * a snapshot still shares, so before writing chunks not known to be
  * unique it asks the master (ORIGIN_WRITE); the master copies them out,
  * commits, and answers; then the write goes to the origin.  The answer is
@@ -41,6 +43,7 @@
 #include "src/export/dio.h"
 #include "src/export/grant.h"
 #include "src/export/loop.h"
+#include "src/export/origin_read.h"
 #include "src/export/session.h"
 #include "utils/err.h"
 #include "utils/assert.h"
@@ -81,6 +84,7 @@ struct origin_vol {
 					 * flush answers only the one it was for */
 	struct grant grant;		/* the bitmap and admitted writes count
 					 * only while it lasts (grant.h) */
+	struct origin_reader rd;	/* reads (origin_read.c) */
 	uint64_t queries_sent, bitmap_hits, grant_refused;
 	unsigned writes_open;		/* writes submitted, not yet answered:
 					 * admitted + waiting for a query + being
@@ -195,6 +199,14 @@ static void on_server_request(void *arg, const struct proto_msg *req)
 		session_reply(ov->sess, &m);
 		return;
 	}
+	if (req->type == PROTO_BARRIER && (req->flags & PROTO_F_RB_END)) {
+		/* the rollback is over: nothing to drain */
+		struct proto_msg m;
+		orr_barrier(&ov->rd, req->flags);
+		proto_msg_init(&m, PROTO_BARRIER | PROTO_REPLY, req->id);
+		session_reply(ov->sess, &m);
+		return;
+	}
 	if (req->type != PROTO_BARRIER) {
 		struct proto_msg m;
 
@@ -203,7 +215,9 @@ static void on_server_request(void *arg, const struct proto_msg *req)
 		return;
 	}
 	/* From now on every write asks; the master holds those answers
-	 * until the snapshot exists.  */
+	 * until the snapshot exists (or the rollback started; then reads
+	 * ask too, before we acknowledge).  */
+	orr_barrier(&ov->rd, req->flags);
 	chunk_bitmap_clear_all(&ov->unique);
 	ov->barrier_pending = true;
 	ov->barrier_id = req->id;
@@ -237,6 +251,7 @@ static void on_connected(void *arg, const struct proto_identify_ok *ok, bool aga
 	struct origin_vol *ov = arg;
 
 	grant_ping_start(&ov->grant);
+	orr_connected(&ov->rd, ok);
 	if (again)
 		log_where(ov, "at this master change");
 	/* a resize this export did not hear of (it was away) */
@@ -266,8 +281,11 @@ static void on_disconnected(void *arg)
 
 static void on_refused(void *arg, int err, const char *why)
 {
-	(void)arg; (void)err;
+	struct origin_vol *ov = arg;
+
+	(void)err;
 	log_error("origin: the master refused this export: %s", why);
+	orr_refused(&ov->rd);
 }
 
 static const struct session_ops origin_session_ops = {
@@ -472,7 +490,7 @@ static void origin_submit(struct volume *vol, struct vol_req *req)
 
 	switch (req->op) {
 	case VOL_READ:
-		dio_read(ov->env.origin, req->buf, req->len, req->off, req_done, req);
+		orr_submit(&ov->rd, req);
 		return;
 	case VOL_WRITE:
 	case VOL_ZEROES:
@@ -506,6 +524,7 @@ void volume_origin_shutdown(struct volume *vol)
 
 	grant_ping_stop(&ov->grant);
 	grant_set_session(&ov->grant, NULL);
+	orr_shutdown(&ov->rd);
 	session_destroy(ov->sess);
 	ov->sess = NULL;
 }
@@ -515,10 +534,12 @@ static void origin_destroy(struct volume *vol)
 	struct origin_vol *ov = (struct origin_vol *)vol;
 
 	log_info("origin: %llu writes asked the master, %llu went straight to the disk, "
-		 "%llu waited past the grant and asked again",
-		 (unsigned long long)ov->queries_sent, (unsigned long long)ov->bitmap_hits,
-		 (unsigned long long)ov->grant_refused);
+		 "%llu waited past the grant and asked again; %llu reads asked (rollback), "
+		 "%llu of them read again", (unsigned long long)ov->queries_sent,
+		 (unsigned long long)ov->bitmap_hits, (unsigned long long)ov->grant_refused,
+		 (unsigned long long)ov->rd.asked, (unsigned long long)ov->rd.again);
 	grant_ping_stop(&ov->grant);
+	orr_shutdown(&ov->rd);
 	session_destroy(ov->sess);
 	chunk_bitmap_free(&ov->unique);
 	free(ov);
@@ -577,6 +598,7 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 	ov->vol.pref_block = env->chunk_size < 65536 ? env->chunk_size : 65536;
 	ov->vol.refs = 1;
 	grant_init(&ov->grant, env->lp);
+	orr_init(&ov->rd, &ov->env, &ov->grant);
 	ov->test_stray = getenv("CSNAP_TEST_STRAY_FILE");
 	rc = chunk_bitmap_init(&ov->unique, (env->origin_size + env->chunk_size - 1) >> env->chunk_shift);
 	if (rc < 0) {
@@ -591,6 +613,7 @@ int volume_origin_create(const struct csvol_env *env, struct volume **out)
 		return rc;
 	}
 	grant_set_session(&ov->grant, ov->sess);
+	orr_set_session(&ov->rd, ov->sess);
 	session_start(ov->sess);
 	*out = &ov->vol;
 	return 0;

@@ -218,7 +218,8 @@ static uint16_t flags_allowed(uint16_t type)
 {
 	switch (type) {
 	case PROTO_SNAP_WRITE:	return PROTO_F_FULL_CHUNKS;
-	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE;
+	case PROTO_IDENTIFY:	return PROTO_F_RECONNECT | PROTO_F_PASSIVE | PROTO_F_ROLLBACK_OK;
+	case PROTO_BARRIER:	return PROTO_F_RB_START | PROTO_F_RB_END;
 	case PROTO_SNAP_LIST:	return PROTO_F_NO_USAGE | PROTO_F_REQ_IDS;
 	case PROTO_SNAP_CREATE:	return PROTO_F_REQ_ID | PROTO_F_FROM;
 	case PROTO_SNAP_ROLLBACK: return PROTO_F_DELETE | PROTO_F_QUERY;
@@ -247,6 +248,7 @@ const char *proto_type_name(uint16_t type)
 		[PROTO_SNAP_ADDED] = "snap-added", [PROTO_SNAP_RENAME] = "snap-rename",
 		[PROTO_ORIGIN_RESIZE] = "origin-resize", [PROTO_ORIGIN_SIZE] = "origin-size",
 		[PROTO_STORE_GROW] = "store-grow", [PROTO_SNAP_ROLLBACK] = "snap-rollback",
+		[PROTO_ORIGIN_READ] = "origin-read", [PROTO_ORIGIN_READ_DONE] = "origin-read-done",
 	};
 	uint16_t t = type & (uint16_t)~PROTO_REPLY;
 	if (t == 0 || t > PROTO_TYPE_MAX)
@@ -289,6 +291,11 @@ static int enc_snapinfo(struct wr *w, const struct proto_snapinfo *s)
 	wr_u64(w, s->shared_chunks);
 	if (s->flags & PROTO_SNAP_REQ_ID)
 		wr_bytes(w, s->req_id, PROTO_REQ_ID_LEN);
+	if (s->flags & PROTO_SNAP_PARENT) {
+		if (s->parent_id == 0 || s->parent_id == s->id)
+			return err_set(EINVAL, "invalid parent snapshot id %u", s->parent_id);
+		wr_u32(w, s->parent_id);
+	}
 	return 0;
 }
 
@@ -326,6 +333,11 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			wr_u64(w, o->volume_size);
 			wr_u64(w, o->store_data_offset);
 			wr_u64(w, o->generation);
+			if (o->has_state) {
+				if (o->state & ~(uint32_t)PROTO_STATE_ROLLBACK)
+					return err_set(EINVAL, "unknown volume state 0x%x", o->state);
+				wr_u32(w, o->state);
+			}
 			return 0;
 		} else {
 			const struct proto_identify *id = &m->u.identify;
@@ -345,12 +357,14 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 		}
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
+	case PROTO_ORIGIN_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
 	case PROTO_INVALIDATE:
 		if (reply)
 			return 0;
 		/* fallthrough */
 	case PROTO_SNAP_READ:
+	case PROTO_ORIGIN_READ:
 	case PROTO_SNAP_WRITE:
 		if (!reply) {
 			return enc_ranges(w, &m->u.ranges);
@@ -371,8 +385,11 @@ static int enc_body(struct wr *w, const struct proto_msg *m, uint16_t t, bool re
 			return 0;
 		}
 	case PROTO_BARRIER:
-		if (!reply)
+		if (!reply) {
+			if ((m->flags & PROTO_F_RB_START) && (m->flags & PROTO_F_RB_END))
+				return err_set(EINVAL, "a barrier cannot start and end a rollback");
 			wr_u64(w, m->u.barrier.seq);
+		}
 		return 0;
 	case PROTO_PING:
 		return 0;
@@ -661,6 +678,11 @@ static void dec_snapinfo(struct rd *r, struct proto_snapinfo *s)
 		rd_fail(r, "unknown snapshot flags");
 	if (!r->bad && (s->flags & PROTO_SNAP_REQ_ID))
 		rd_bytes(r, s->req_id, PROTO_REQ_ID_LEN, "snapshot request id");
+	if (!r->bad && (s->flags & PROTO_SNAP_PARENT)) {
+		s->parent_id = rd_u32(r, "parent snapshot id");
+		if (!r->bad && (s->parent_id == 0 || s->parent_id == s->id))
+			rd_fail(r, "invalid parent snapshot id");
+	}
 }
 
 static void rd_name(struct rd *r, char *dst, const char *what)
@@ -708,6 +730,13 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			o->volume_size = rd_u64(r, "volume size");
 			o->store_data_offset = rd_u64(r, "data offset");
 			o->generation = rd_u64(r, "generation");
+			/* a trailing state only for a client that asked */
+			if (!r->bad && r->len - r->off == 4) {
+				o->has_state = true;
+				o->state = rd_u32(r, "volume state");
+				if (o->state & ~(uint32_t)PROTO_STATE_ROLLBACK)
+					rd_fail(r, "unknown volume state");
+			}
 			if (!r->bad && (o->chunk_size < 512 || (o->chunk_size & (o->chunk_size - 1))))
 				rd_fail(r, "chunk size not a power of two >= 512");
 			return;
@@ -729,12 +758,14 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 		}
 	case PROTO_ORIGIN_WRITE:
 	case PROTO_SNAP_READ_DONE:
+	case PROTO_ORIGIN_READ_DONE:
 	case PROTO_LOCK_UPLOAD:
 	case PROTO_INVALIDATE:
 		if (reply)
 			return;
 		/* fallthrough */
 	case PROTO_SNAP_READ:
+	case PROTO_ORIGIN_READ:
 	case PROTO_SNAP_WRITE:
 		if (!reply) {
 			dec_ranges(r, &m->u.ranges);
@@ -756,8 +787,11 @@ static void dec_body(struct rd *r, struct proto_msg *m, uint16_t t, bool reply)
 			return;
 		}
 	case PROTO_BARRIER:
-		if (!reply)
+		if (!reply) {
 			m->u.barrier.seq = rd_u64(r, "barrier sequence");
+			if (!r->bad && (m->flags & PROTO_F_RB_START) && (m->flags & PROTO_F_RB_END))
+				rd_fail(r, "a barrier cannot start and end a rollback");
+		}
 		return;
 	case PROTO_PING:
 		return;
@@ -972,10 +1006,10 @@ void proto_msg_free(struct proto_msg *m)
 		return;
 	switch (t) {
 	case PROTO_ORIGIN_WRITE: case PROTO_SNAP_READ_DONE: case PROTO_LOCK_UPLOAD:
-	case PROTO_INVALIDATE:
+	case PROTO_INVALIDATE: case PROTO_ORIGIN_READ_DONE:
 		if (!reply) { free(m->u.ranges.r); m->u.ranges.r = NULL; m->u.ranges.n = 0; }
 		break;
-	case PROTO_SNAP_READ: case PROTO_SNAP_WRITE:
+	case PROTO_SNAP_READ: case PROTO_SNAP_WRITE: case PROTO_ORIGIN_READ:
 		if (!reply) { free(m->u.ranges.r); m->u.ranges.r = NULL; m->u.ranges.n = 0; }
 		else { free(m->u.extents.e); m->u.extents.e = NULL; m->u.extents.n = 0; }
 		break;

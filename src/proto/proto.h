@@ -103,7 +103,12 @@ enum proto_type {
 					 * a snapshot's content (or, with
 					 * PROTO_F_QUERY, the running rollback's
 					 * progress) */
-	PROTO_TYPE_MAX		= 23,
+	PROTO_ORIGIN_READ	= 24,	/* origin, while a rollback runs: where
+					 * are these chunks? (reply as
+					 * SNAP_READ's; AT_STORE extents are
+					 * read-locked until ORIGIN_READ_DONE) */
+	PROTO_ORIGIN_READ_DONE	= 25,	/* origin: release those read locks */
+	PROTO_TYPE_MAX		= 25,
 };
 #define PROTO_REPLY		0x8000
 
@@ -167,7 +172,17 @@ enum proto_type {
 					 * nothing, report the running
 					 * rollback (a master older than the
 					 * type closes the connection) */
-#define PROTO_F_MASK		0x0003
+#define PROTO_F_ROLLBACK_OK	0x0004	/* IDENTIFY (origin): the client asks
+					 * before reading while a rollback runs
+					 * (ORIGIN_READ); the reply then carries
+					 * identify_ok.state */
+#define PROTO_F_RB_START	0x0001	/* BARRIER: a rollback starts with it:
+					 * from the acknowledgement on, origin
+					 * reads ask (ORIGIN_READ) */
+#define PROTO_F_RB_END		0x0002	/* BARRIER (seq 0): the rollback has
+					 * ended: read the origin directly;
+					 * answered at once, nothing drained */
+#define PROTO_F_MASK		0x0007
 
 /* IDENTIFY volume kinds.  */
 enum proto_volume {
@@ -199,7 +214,12 @@ enum proto_where {
 					 * in a SNAP_LIST reply that carries
 					 * usage (no PROTO_F_NO_USAGE), so the
 					 * exports' polling never sees it */
-#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN)
+#define PROTO_SNAP_PARENT	0x8	/* parent_id follows: a snapshot of a
+					 * snapshot (create --from).  Only in a
+					 * SNAP_LIST reply that carries usage,
+					 * as PROTO_SNAP_USAGE_UNKNOWN */
+#define PROTO_SNAP_KNOWN_FLAGS	(PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_USAGE_UNKNOWN | \
+				 PROTO_SNAP_PARENT)
 
 struct proto_range {
 	uint64_t start;		/* first chunk (origin/snapshot chunk index) */
@@ -245,7 +265,12 @@ struct proto_identify_ok {
 	uint64_t store_data_offset;	/* byte offset of store chunk 0; store
 					 * chunk X is at offset + X * chunk_size */
 	uint64_t generation;		/* master generation (changes on failover) */
+	/* Only in a reply to an IDENTIFY with PROTO_F_ROLLBACK_OK (then
+	 * has_state; on the wire: a trailing le32): */
+	bool has_state;
+	uint32_t state;			/* PROTO_STATE_* */
 };
+#define PROTO_STATE_ROLLBACK	0x1	/* a rollback runs: ask before reads */
 
 struct proto_ranges {			/* ORIGIN_WRITE, SNAP_READ, SNAP_READ_DONE,
 					 * SNAP_WRITE, LOCK_UPLOAD */
@@ -320,6 +345,8 @@ struct proto_snapinfo {
 						 * create request's id (for a
 						 * received snapshot, its source;
 						 * src/send/ident.h) */
+	uint32_t parent_id;		/* with PROTO_SNAP_PARENT: the snapshot
+					 * it was made from (may be deleted) */
 };
 
 struct proto_snap_list {		/* SNAP_LIST reply */

@@ -251,8 +251,11 @@ static void barrier_start(struct srv *s, struct req *r)
 	s->admin->barrier_pending = 0;
 	s->admin->barrier_deadline_ms = csnap_now_ms() + s->o.barrier_timeout_ms;
 	struct proto_msg m;
+	bool rb = r->m.type == PROTO_SNAP_ROLLBACK;
 	proto_msg_init(&m, PROTO_BARRIER, s->admin->barrier_seq);
 	m.u.barrier.seq = s->admin->barrier_seq;
+	if (rb)
+		m.flags = PROTO_F_RB_START;	/* origin reads ask from now on */
 	for (struct conn *c = s->conns; c; c = c->next) {
 		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead)
 			continue;
@@ -260,8 +263,19 @@ static void barrier_start(struct srv *s, struct req *r)
 		s->admin->barrier_pending++;
 		conn_send(c, &m);
 	}
-	log_info("snapshot %s: barrier %llu sent to %u origin client(s)",
-		 r->m.u.snap_create.name, (unsigned long long)s->admin->barrier_seq, s->admin->barrier_pending);
+	log_info("%s %s: barrier %llu sent to %u origin client(s)", rb ? "rollback to" : "snapshot",
+		 rb ? r->m.u.snap_name.name : r->m.u.snap_create.name,
+		 (unsigned long long)s->admin->barrier_seq, s->admin->barrier_pending);
+}
+
+bool admin_barrier_for(struct srv *s, struct req *r)
+{
+	if (s->admin->barrier_active || s->admin->added_req || s->admin->clone_req) {
+		srv_park(s, r);
+		return false;
+	}
+	barrier_start(s, r);
+	return true;
 }
 
 static void barrier_end(struct srv *s)
@@ -396,14 +410,20 @@ void admin_poll(struct srv *s)
 	int64_t now = csnap_now_ms();
 	if (now < grants_horizon(s)) {
 		if (!s->admin->grant_wait_logged)
-			log_info("snapshot %s: waiting %lld ms for the grants of departed origin "
+			log_info("barrier %llu: waiting %lld ms for the grants of departed origin "
 				 "clients (or of the previous master) to run out",
-				 s->admin->barrier_req->m.u.snap_create.name,
+				 (unsigned long long)s->admin->barrier_seq,
 				 (long long)(grants_horizon(s) - now));
 		s->admin->grant_wait_logged = true;
 		return;
 	}
 	s->admin->grant_wait_logged = false;
+	if (s->admin->barrier_req->m.type == PROTO_SNAP_ROLLBACK) {
+		struct req *rb = s->admin->barrier_req;
+		barrier_end(s);
+		rb_barrier_done(s, rb);
+		return;
+	}
 	struct req *r = s->admin->barrier_req;
 	CSNAP_ASSERT(r && !r->parked);	/* barrier_req is set while the barrier is */
 	const struct proto_snap_create *sc = &r->m.u.snap_create;
@@ -775,6 +795,12 @@ void admin_snap_list(struct srv *s, struct req *r)
 			if ((r->m.flags & PROTO_F_REQ_IDS) && memcmp(sn[i].req_id, zero, sizeof zero)) {
 				si->flags |= PROTO_SNAP_REQ_ID;
 				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
+			}
+			/* (the exports poll without usage: they never see it) */
+			if (!(r->m.flags & PROTO_F_NO_USAGE) && sn[i].parent_id) {
+				CSNAP_ASSERT(sn[i].parent_id != sn[i].id);
+				si->flags |= PROTO_SNAP_PARENT;
+				si->parent_id = sn[i].parent_id;
 			}
 		}
 		conn_send(r->c, &m);

@@ -556,6 +556,7 @@ int srv_init(struct srv *s, const struct server_opts *o)
 	s->lm.sock = -1;
 	s->fdres.spare = -1;
 	chunkset_init(&s->locks);
+	chunkset_init(&s->olocks);
 	chunkset_init(&s->busy);
 	chunkset_init(&s->flight.busy);
 	if (dp_init(s) < 0 || copy_init(s) < 0 || admin_init(s) < 0 || inval_init(s) < 0 || grants_init(s) < 0 ||
@@ -575,6 +576,7 @@ void srv_free(struct srv *s)
 	copy_free(s);
 	dp_free(s);
 	chunkset_free(&s->locks);
+	chunkset_free(&s->olocks);
 	chunkset_free(&s->busy);
 	chunkset_free(&s->flight.busy);
 }

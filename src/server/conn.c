@@ -217,15 +217,17 @@ static struct conn *oldest_unident(struct srv *s)
 	return old;
 }
 
-/* Room for one more connection: shed the oldest unidentified one when
+/* Room for one more connection, FD: shed the oldest unidentified one when
  * over a limit.  False: refuse the new one.  */
-static bool make_room(struct srv *s)
+static bool make_room(struct srv *s, int fd)
 {
 	unsigned max_unident = s->max_conns / 2 < CONN_MAX_UNIDENT ? s->max_conns / 2
 								   : CONN_MAX_UNIDENT;
 
 	if (s->nconns < s->max_conns && s->nunident < (max_unident ? max_unident : 1))
 		return true;
+	if (fd_peer_gone(fd))
+		return false;
 	struct conn *old = oldest_unident(s);
 	if (!old) {
 		log_limited(&s->peer_log, LOG_LEVEL_WARN,
@@ -276,7 +278,7 @@ int conn_accept(struct srv *s)
 				continue;
 			return 0;
 		}
-		if (!make_room(s)) {
+		if (!make_room(s, fd)) {
 			close(fd);
 			continue;
 		}
@@ -375,8 +377,9 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 		return;
 	}
 	char busy[PROTO_STR_MAX + 1];
-	/* EAGAIN: the export tries again, and gets in when it has ended */
-	if (id->volume == PROTO_VOL_ORIGIN && rb_refuses_origin(s, busy, sizeof busy)) {
+	bool rb_ok = id->volume == PROTO_VOL_ORIGIN && (m->flags & PROTO_F_ROLLBACK_OK);
+	/* EAGAIN: an older export tries again, and gets in when it ended */
+	if (id->volume == PROTO_VOL_ORIGIN && !rb_ok && rb_refuses_origin(s, busy, sizeof busy)) {
 		conn_reply_error(c, m, EAGAIN, busy);
 		c->closing = true;
 		return;
@@ -389,6 +392,11 @@ static void on_identify(struct conn *c, struct proto_msg *m)
 	ok.u.identify_ok.store_data_offset = store_chunk_offset(s->st, 0);
 	ok.u.identify_ok.generation = s->epoch;
 	c->snap_chunks = s->info.origin_chunks;
+	if (rb_ok) {
+		c->rb_ok = true;
+		ok.u.identify_ok.has_state = true;
+		ok.u.identify_ok.state = rb_origin_state(s);
+	}
 	if (id->volume == PROTO_VOL_SNAPSHOT) {
 		struct store_snapshot snap;
 		if (store_snapshot_find(s->st, id->snapshot, &snap) < 0 ||

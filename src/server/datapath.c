@@ -280,10 +280,17 @@ static int extent_add(struct proto_extents *es, uint32_t *cap, uint64_t chunk,
 	return 0;
 }
 
+/* One more lock on CHUNK in HELD (a connection's) and ALL (the sum of
+ * every holder's).  */
+static void lock_in(struct chunkset *held, struct chunkset *all, uint64_t chunk)
+{
+	if (chunkset_add(held, chunk, 1) == 0 && chunkset_add(all, chunk, 1) < 0)
+		chunkset_sub(held, chunk, 1);
+}
+
 static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
 {
-	if (chunkset_add(&c->locks, chunk, 1) == 0 && chunkset_add(&s->locks, chunk, 1) < 0)
-		chunkset_sub(&c->locks, chunk, 1);
+	lock_in(&c->locks, &s->locks, chunk);
 }
 
 void dp_snap_read(struct srv *s, struct req *r)
@@ -335,17 +342,18 @@ void dp_snap_read(struct srv *s, struct req *r)
 	srv_req_done(s, r);
 }
 
-/* Releases up to the locks C holds on the ranges.  Returns chunks freed. */
-static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_ranges *rs)
+/* Releases up to the locks HELD has on the ranges (ALL: the sum of every
+ * holder's).  Returns chunks freed. */
+static uint64_t unlock_ranges(struct chunkset *held, struct chunkset *all,
+			      const struct proto_ranges *rs)
 {
 	uint64_t freed = 0;
-	for (uint32_t i = 0; i < rs->n && c->locks.used; i++) {
-		for (uint64_t k = 0; k < rs->r[i].count && c->locks.used; k++) {
+	for (uint32_t i = 0; i < rs->n && held->used; i++) {
+		for (uint64_t k = 0; k < rs->r[i].count && held->used; k++) {
 			uint64_t chunk = rs->r[i].start + k;
-			uint32_t t = chunkset_sub(&c->locks, chunk, 1);
+			uint32_t t = chunkset_sub(held, chunk, 1);
 			if (t) {
-				/* s->locks is the sum of every holder's */
-				uint32_t g = chunkset_sub(&s->locks, chunk, t);
+				uint32_t g = chunkset_sub(all, chunk, t);
 				CSNAP_ASSERT(g == t);
 				(void)g;
 				freed += t;
@@ -355,7 +363,7 @@ static uint64_t unlock_ranges(struct srv *s, struct conn *c, const struct proto_
 	return freed;
 }
 
-void dp_snap_read_done(struct srv *s, struct req *r)
+static void read_done(struct srv *s, struct req *r, struct chunkset *held, struct chunkset *all)
 {
 	uint64_t total = 0;
 	for (uint32_t i = 0; i < r->m.u.ranges.n; i++)
@@ -364,9 +372,77 @@ void dp_snap_read_done(struct srv *s, struct req *r)
 		reply_err(s, r, E2BIG, "too many chunks in one release (split it)");
 		return;
 	}
-	if (unlock_ranges(s, r->c, &r->m.u.ranges))
+	if (unlock_ranges(held, all, &r->m.u.ranges))
 		srv_kick(s);
 	reply_ok(s, r);
+}
+
+void dp_snap_read_done(struct srv *s, struct req *r)
+{
+	read_done(s, r, &r->c->locks, &s->locks);
+}
+
+void dp_origin_read_done(struct srv *s, struct req *r)
+{
+	read_done(s, r, &r->c->olocks, &s->olocks);
+}
+
+/* While a rollback runs the origin's content at a chunk still to move is
+ * a store chunk X (store_origin_read): the answer says so and locks the
+ * chunk until ORIGIN_READ_DONE, so the step that moves it does not free
+ * X (and a copy-out reuse it) under the reader.  A chunk a step is moving
+ * waits for that step (no new lock can then hold it up for ever).  With
+ * no rollback every chunk is "on the origin".  */
+void dp_origin_read(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	struct conn *c = r->c;
+	uint64_t total;
+
+	if (!ranges_in(rs, s->info.origin_chunks, &total)) {
+		reply_err(s, r, EINVAL, "chunk range beyond the end of the origin");
+		return;
+	}
+	if (total > PROTO_MAX_RANGES) {
+		reply_err(s, r, E2BIG, "too many chunks in one origin read request");
+		return;
+	}
+	if (rb_busy(s, rs)) {
+		srv_park(s, r);
+		return;
+	}
+	struct proto_msg m;
+	uint32_t cap = 0;
+	proto_msg_init(&m, PROTO_ORIGIN_READ | PROTO_REPLY, r->m.id);
+	for (uint32_t i = 0; i < rs->n; i++) {
+		uint64_t first = rs->r[i].start;
+		uint32_t n = rs->r[i].count;
+		while (n) {
+			uint32_t k = n > DP_PIECE ? DP_PIECE : n;
+			int e = store_origin_read(s->st, first, k, dp_chunks);
+			if (e < 0) {
+				free(m.u.extents.e);
+				reply_err(s, r, EIO, err_get());
+				return;
+			}
+			for (uint32_t j = 0; j < k; j++) {
+				bool at_store = dp_chunks[j] != STORE_ON_ORIGIN;
+				if (at_store)
+					lock_in(&c->olocks, &s->olocks, first + j);
+				if (extent_add(&m.u.extents, &cap, first + j,
+					       at_store ? PROTO_AT_STORE : PROTO_AT_ORIGIN, dp_chunks[j]) < 0) {
+					free(m.u.extents.e);
+					reply_err(s, r, ENOMEM, "server out of memory");
+					return;
+				}
+			}
+			first += k;
+			n -= k;
+		}
+	}
+	conn_send(c, &m);
+	free(m.u.extents.e);
+	srv_req_done(s, r);
 }
 
 /* Re-upload of read locks after a master change (or a dropped
@@ -530,14 +606,14 @@ retry:;
 	srv_req_done(s, r);
 }
 
-static void release_all(struct srv *s, struct chunkset *held)
+static void release_all(struct srv *s, struct chunkset *held, struct chunkset *all)
 {
 	size_t pos = 0;
 	uint64_t key;
 	uint32_t n;
 	bool any = false;
 	while (chunkset_next(held, &pos, &key, &n)) {
-		uint32_t g = chunkset_sub(&s->locks, key, n);
+		uint32_t g = chunkset_sub(all, key, n);
 		CSNAP_ASSERT(g == n);	/* s->locks is the sum of every holder's */
 		(void)g;
 		any = true;
@@ -549,17 +625,22 @@ static void release_all(struct srv *s, struct chunkset *held)
 
 void dp_conn_gone(struct srv *s, struct conn *c)
 {
+	/* Origin-read locks go at once: the export reads again whatever it
+	 * read under a connection it lost (volume_origin.c), and a new
+	 * master steps only once the old one's grants have run out.  */
+	release_all(s, &c->olocks, &s->olocks);
+	chunkset_free(&c->olocks);
 	if (!c->locks.used)
 		return;
 	if (s->stopping || s->fatal || s->o.grace_ms <= 0) {
-		release_all(s, &c->locks);
+		release_all(s, &c->locks, &s->locks);
 		return;
 	}
 	/* The reader may only have lost its connection: it reconnects and
 	 * re-uploads.  Until then (bounded) its locks still hold writers. */
 	struct lock_orphan *o = calloc(1, sizeof *o);
 	if (!o) {
-		release_all(s, &c->locks);
+		release_all(s, &c->locks, &s->locks);
 		return;
 	}
 	o->locks = c->locks;
@@ -581,7 +662,7 @@ void dp_tick(struct srv *s)
 			p = &o->next;
 			continue;
 		}
-		release_all(s, &o->locks);
+		release_all(s, &o->locks, &s->locks);
 		chunkset_free(&o->locks);
 		*p = o->next;
 		free(o);

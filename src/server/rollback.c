@@ -201,20 +201,15 @@ static void reply_err(struct srv *s, struct req *r, int err, const char *why)
 	srv_req_done(s, r);
 }
 
-void admin_snap_rollback(struct srv *s, struct req *r)
+/* Refusals that hold before and after the barrier: 0 or answered.  */
+static int start_check(struct srv *s, struct req *r, struct store_snapshot *sn)
 {
-	const char *name = r->m.u.snap_name.name;
-	struct store_snapshot sn;
 	struct store_rollback rb;
 	char why[300];
 
-	if (r->m.flags & PROTO_F_QUERY) {
-		reply_progress(s, r);
-		return;
-	}
-	if (store_snapshot_find(s->st, name, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE)) {
+	if (store_snapshot_find(s->st, r->m.u.snap_name.name, sn) < 0 || !(sn->flags & STORE_SNAP_LIVE)) {
 		reply_err(s, r, ENOENT, "no such snapshot");
-		return;
+		return -1;
 	}
 	store_rollback_get(s->st, &rb);
 	if (rb.active) {
@@ -222,33 +217,55 @@ void admin_snap_rollback(struct srv *s, struct req *r)
 			 "wait for it to finish", rb.name, (unsigned long long)rb.cursor,
 			 (unsigned long long)rb.origin_chunks);
 		reply_err(s, r, EBUSY, why);
-		return;
+		return -1;
 	}
-	unsigned origins = srv_origin_clients(s);
-	if (origins) {
-		snprintf(why, sizeof why, "the origin is exported (%u origin client%s connected): stop "
-			 "the origin's exports first (a rollback with the origin exported is not built yet)",
-			 origins, origins == 1 ? "" : "s");
+	/* An older export would read the origin device directly.  */
+	for (const struct conn *c = s->conns; c; c = c->next) {
+		if (c->state != CONN_READY || c->volume != PROTO_VOL_ORIGIN || c->dead || c->rb_ok)
+			continue;
+		snprintf(why, sizeof why, "origin client %s (%s) cannot follow a rollback (an older csnap "
+			 "export): stop or upgrade it first", c->peer, c->name);
 		reply_err(s, r, EBUSY, why);
-		return;
+		return -1;
 	}
 	/* Its clients cache where its chunks are; the rollback hands them to
 	 * the source, whose exceptions the steps free.  */
-	if (admin_snap_in_use(s, sn.id)) {
+	if (admin_snap_in_use(s, sn->id)) {
 		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
+		return -1;
+	}
+	return 0;
+}
+
+void admin_snap_rollback(struct srv *s, struct req *r)
+{
+	struct store_snapshot sn;
+
+	if (r->m.flags & PROTO_F_QUERY) {
+		reply_progress(s, r);
 		return;
 	}
-	/* A client cut off a moment ago (of the snapshot, or of the origin,
-	 * which may still write chunks it was told are unique, maybe pending
-	 * ones after the start) may not know it yet: not before its grant
-	 * has run out.  */
-	int64_t now = csnap_now_ms();
-	if (srv_snap_grants_until(s, sn.id) > now || grants_horizon(s) > now) {
+	if (start_check(s, r, &sn) < 0)
+		return;
+	/* A client of the snapshot cut off a moment ago may not know it yet
+	 * (the barrier waits for departed origin clients' grants).  */
+	if (srv_snap_grants_until(s, sn.id) > csnap_now_ms()) {
 		grants_wait(s);
 		srv_park(s, r);
 		return;
 	}
-	if (admin_quiet_or_park(s, r))
+	/* Like a snapshot create: every export drains its origin writes,
+	 * forgets which chunks it knew to be unique (some will be pending)
+	 * and asks before reading from then on.  */
+	admin_barrier_for(s, r);
+}
+
+void rb_barrier_done(struct srv *s, struct req *r)
+{
+	struct store_snapshot sn;
+
+	/* things may have changed while the barrier was up */
+	if (start_check(s, r, &sn) < 0)
 		return;
 	bool del = r->m.flags & PROTO_F_DELETE;
 	int e = store_rollback_start(s->st, sn.id, del);
@@ -267,6 +284,26 @@ void admin_snap_rollback(struct srv *s, struct req *r)
 	m.u.rollback.started = (uint64_t)time(NULL);
 	admin_commit_and_reply(s, r, &m);
 	srv_kick(s);
+}
+
+uint32_t rb_origin_state(const struct srv *s)
+{
+	struct store_rollback rb;
+
+	store_rollback_get(s->st, &rb);
+	return rb.active ? PROTO_STATE_ROLLBACK : 0;
+}
+
+/* The end is committed: exports read the origin directly again.  */
+static void announce_end(struct srv *s)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, PROTO_BARRIER, 0);
+	m.flags = PROTO_F_RB_END;
+	for (struct conn *c = s->conns; c; c = c->next)
+		if (c->state == CONN_READY && c->volume == PROTO_VOL_ORIGIN && c->rb_ok && !c->dead)
+			conn_send(c, &m);
 }
 
 /* ---- steps ---------------------------------------------------------------- */
@@ -448,13 +485,15 @@ static int step_move(struct srv *s)
 	return 0;
 }
 
+/* A snapshot reader may be reading the old origin content, or an origin
+ * reader the source chunk, of a chunk of the step.  */
 static bool locked(const struct srv *s)
 {
 	const struct rb_state *rb = s->rb;
-	if (!s->locks.used)
+	if (!s->locks.used && !s->olocks.used)
 		return false;
 	for (uint32_t i = 0; i < rb->n; i++)
-		if (chunkset_get(&s->locks, rb->chunks[i]))
+		if (chunkset_get(&s->locks, rb->chunks[i]) || chunkset_get(&s->olocks, rb->chunks[i]))
 			return true;
 	return false;
 }
@@ -471,8 +510,11 @@ static int step_commit(struct srv *s)
 /* May a new step start now?  */
 static bool can_start(const struct srv *s)
 {
+	/* grants: an export of a previous master (or one cut off) may still
+	 * read a source chunk under a lock this master does not know */
 	return !copy_pending(s) && !copy_failed(s) && !s->busy.used && !store_txn_pending(s->st) &&
 	       !s->grace_until_ms && !s->lease_late && !admin_barrier_active(s) &&
+	       csnap_now_ms() >= grants_horizon(s) &&
 	       !(s->rb->full_until_ms && csnap_now_ms() < s->rb->full_until_ms);
 }
 
@@ -549,6 +591,7 @@ void rb_poll(struct srv *s)
 		srv_kick(s);	/* origin writes that waited for these chunks */
 		store_rollback_get(s->st, &info);
 		if (!info.active) {
+			announce_end(s);
 			chunkset_clear(&rb->urgent);
 			rb->was_active = false;
 			log_info("rollback to snapshot %s done: %llu chunks moved onto the origin, "
@@ -571,7 +614,10 @@ int64_t rb_due_ms(const struct srv *s)
 	 * and the tick bring.  */
 	if (!s->st || s->fatal || s->stopping || rb->phase != RB_IDLE || !rb->was_active)
 		return 0;
-	if (rb->full_until_ms && csnap_now_ms() < rb->full_until_ms)
+	int64_t now = csnap_now_ms();
+	if (rb->full_until_ms && now < rb->full_until_ms)
 		return rb->full_until_ms;
-	return can_start(s) ? csnap_now_ms() : 0;
+	if (grants_horizon(s) > now)
+		return grants_horizon(s);
+	return can_start(s) ? now : 0;
 }

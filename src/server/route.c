@@ -56,6 +56,8 @@ static const struct route routes[] = {
 	{ PROTO_SNAP_READ_DONE,	VOL(PROTO_VOL_SNAPSHOT), R_DATA | R_GRANT, dp_snap_read_done, NULL },
 	{ PROTO_SNAP_WRITE,	VOL(PROTO_VOL_SNAPSHOT), R_DATA | R_GRANT, dp_snap_write,	NULL },
 	{ PROTO_LOCK_UPLOAD,	VOL(PROTO_VOL_SNAPSHOT), R_DATA | R_GRANT, dp_lock_upload,	NULL },
+	{ PROTO_ORIGIN_READ,	VOL(PROTO_VOL_ORIGIN),	 R_DATA | R_GRANT, dp_origin_read,	NULL },
+	{ PROTO_ORIGIN_READ_DONE, VOL(PROTO_VOL_ORIGIN), R_DATA,	  dp_origin_read_done,	NULL },
 	{ PROTO_PING,		VOL_DATA,		 0,		  ping,			NULL },
 	/* admin requests come from any authenticated client */
 	{ PROTO_SNAP_CREATE,	VOL_ANY,		 0,		  admin_snap_create,	NULL },

@@ -124,6 +124,12 @@ struct conn {
 	char name[PROTO_STR_MAX + 1];
 	/* read locks this connection holds (snapshot volumes) */
 	struct chunkset locks;
+	/* origin volumes: it asks before reads while a rollback runs
+	 * (IDENTIFY with PROTO_F_ROLLBACK_OK), and the origin-read locks it
+	 * holds (ORIGIN_READ, rollback.c); zeroed by calloc, freed when it
+	 * goes (dp_conn_gone) */
+	bool rb_ok;
+	struct chunkset olocks;
 	/* barrier */
 	uint64_t barrier_seq;	/* ack pending for this seq, 0 none */
 	uint64_t added_id;	/* SNAP_ADDED ack pending for this id, 0 none */
@@ -211,6 +217,11 @@ void dp_snap_read(struct srv *s, struct req *r);
 void dp_snap_read_done(struct srv *s, struct req *r);
 void dp_snap_write(struct srv *s, struct req *r);
 void dp_lock_upload(struct srv *s, struct req *r);
+/* ORIGIN_READ / ORIGIN_READ_DONE (origin clients, while a rollback runs):
+ * where the origin's chunks are; "at store chunk X" locks X's origin
+ * chunk against the rollback step that would free X.  */
+void dp_origin_read(struct srv *s, struct req *r);
+void dp_origin_read_done(struct srv *s, struct req *r);
 /* Connection going away: its read locks are kept for grace_ms (the
  * client may be reconnecting and will re-upload them), then released. */
 void dp_conn_gone(struct srv *s, struct conn *c);
@@ -281,6 +292,11 @@ void admin_free(struct srv *s);
  * with no copy in flight (nothing uncommitted that needs data).  */
 int admin_store_full(struct srv *s, bool meta);
 
+/* Raise the barrier for R (a SNAP_ROLLBACK; flag RB_START on it); when
+ * every origin client acknowledged and no grant of a departed one is
+ * left, admin_poll() calls rb_barrier_done(s, R).  Park R instead if a
+ * barrier or a create is in progress (false).  */
+bool admin_barrier_for(struct srv *s, struct req *r);
 /* Used by a client (a data request on one of its connections).  */
 bool admin_snap_in_use(const struct srv *s, uint32_t id);
 /* Commits, then answers R with M (or the commit's error; after a late
@@ -293,6 +309,10 @@ int rb_init(struct srv *s);
 void rb_free(struct srv *s);
 /* SNAP_ROLLBACK (route.c's table).  */
 void admin_snap_rollback(struct srv *s, struct req *r);
+/* The rollback's barrier is down (admin_barrier_for): start it.  */
+void rb_barrier_done(struct srv *s, struct req *r);
+/* The identify reply's state for an origin client (PROTO_STATE_*).  */
+uint32_t rb_origin_state(const struct srv *s);
 /* End of a loop turn: the next step of a running rollback, if the store
  * is quiet.  */
 void rb_poll(struct srv *s);
@@ -311,7 +331,8 @@ bool rb_batch_closed(const struct srv *s);
 /* Snapshot SNAP_ID reads the running rollback's source (taken after its
  * start): no data request until it ends (WHY: the reason).  */
 bool rb_snap_blocked(const struct srv *s, uint32_t snap_id, char *why, size_t len);
-/* A rollback runs: origin clients are refused (WHY: the reason).  */
+/* A rollback runs: origin clients that cannot follow it (no
+ * PROTO_F_ROLLBACK_OK) are refused (WHY: the reason).  */
 bool rb_refuses_origin(const struct srv *s, char *why, size_t len);
 
 /* ---- the server --------------------------------------------------------- */
@@ -363,6 +384,7 @@ struct srv {
 
 	/* data path state */
 	struct chunkset locks;		/* read lock counts, all connections */
+	struct chunkset olocks;		/* origin-read lock counts (rollback) */
 	struct chunkset busy;		/* chunks with uncommitted copy-outs */
 	struct req_list waiting;	/* parked requests */
 	struct req_list after_commit;	/* replies waiting for a commit */

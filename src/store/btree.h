@@ -83,6 +83,9 @@ int btree_next(struct btree *t, struct btree_cursor *c);
  * was last found in, so most lookups go straight to the leaf.  */
 const uint8_t *btree_peek(struct btree *t, uint64_t origin, uint64_t store,
 			  uint32_t *idx, uint32_t *nr);
+/* Where btree_peek will first look for ORIGIN (its finger), or NULL: for a
+ * caller to prefetch while it does other work first.  Only an address.  */
+const void *btree_peek_first_line(const struct btree *t, uint64_t origin);
 void btree_cursor_put(struct btree *t, struct btree_cursor *c);
 static inline uint8_t *btree_entry(const struct btree *t, const struct btree_cursor *c)
 { return c->leaf->data + BTREE_NODE_HDR + (size_t)c->idx * t->esize; }

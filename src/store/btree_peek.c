@@ -242,6 +242,11 @@ static void finger_fill(struct btree *t, struct btree_finger *f, uint64_t o,
 					       (uint32_t)(blk - t->meta_start) };
 }
 
+const void *btree_peek_first_line(const struct btree *t, uint64_t o)
+{
+	return t->fingers ? &t->fingers[(size_t)(o >> FINGER_SHIFT) & t->finger_mask] : NULL;
+}
+
 const uint8_t *btree_peek(struct btree *t, uint64_t o, uint64_t s,
 			  uint32_t *idx, uint32_t *nr)
 {

@@ -68,6 +68,21 @@ static const uint8_t later_ops[] = {
 	11, 0, 0, 0,		/* info, check */
 };
 
+/* The pipelined commit (flags bit 2, op 6 with an even count): changes
+ * while a commit is in flight, then its end.  */
+static const uint8_t pipelined_ops[] = {
+	0, 20, 0, 3,		/* origin write 20..23 */
+	6, 0, 0, 1,		/* commit begin */
+	0, 30, 0, 3,		/* origin write meanwhile */
+	3, 6, 0, 8,		/* create meanwhile */
+	6, 0, 0, 1,		/* commit end */
+	1, 3, 0, 1, 1,		/* write snapshot #1 */
+	6, 0, 0, 1,		/* begin */
+	9, 0, 0, 1,		/* abort (the new transaction only) */
+	6, 0, 0, 0,		/* end */
+	6, 0, 0, 1,		/* begin, ended by the program's end */
+};
+
 static void make_seeds(const char *dir)
 {
 	const struct csnap_sb_engine *e = &img.sb.engine;
@@ -112,6 +127,8 @@ static void make_seeds(const char *dir)
 	b[1] = 0;
 	memcpy(b + 2, later_ops, sizeof later_ops);
 	fuzz_write_seed(dir, (int)(sizeof p / sizeof p[0]), b, 2 + sizeof later_ops);
+	memcpy(b + 2, pipelined_ops, sizeof pipelined_ops);
+	fuzz_write_seed(dir, (int)(sizeof p / sizeof p[0]) + 1, b, 2 + sizeof pipelined_ops);
 	exit(0);
 }
 

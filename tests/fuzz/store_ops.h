@@ -11,7 +11,10 @@
  * inputs written before the later ops decode as they did) 12-15 too:
  * clone, clone step, rollback (start, or one step as the server takes
  * it: next, prepare, commit, finish) and by count % 4 origin resize,
- * rename, origin read, use count.
+ * rename, origin read, use count; and op 6 with an even count is the
+ * pipelined commit: store_commit_begin(), the operations after it, then
+ * at the next such op (or the program's end) its journal writes, flush
+ * and store_commit_end().
  */
 #ifndef CSNAP_TESTS_FUZZ_STORE_OPS_H
 #define CSNAP_TESTS_FUZZ_STORE_OPS_H
@@ -35,12 +38,27 @@ static inline uint32_t fo_snap(struct store *s, struct fuzz_in *in)
 	return k < 0xf0 ? list[k % n].id : k;	/* mostly a real id */
 }
 
+/* Finishes a pipelined commit as the master does: the journal writes
+ * store_commit_begin() staged, a flush, store_commit_end().  1 when it
+ * left the store unusable.  */
+static inline int fo_commit_end(struct store *s, const struct store_commit_io *io)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < io->n && r >= 0; i++)
+		r = io_dev_pwrite(store_dev(s), io->buf[i], io->len[i], io->off[i]);
+	if (r >= 0)
+		r = io_dev_flush(store_dev(s));
+	return store_commit_end(s, r) < 0 || r < 0;
+}
+
 /* 1 when the store is left unusable (a failed abort): close it without
  * a checkpoint.  */
 static inline int fo_run(struct store *s, struct fuzz_in *in, bool extended)
 {
 	struct store_copy cp[FO_MAX_COUNT], mv[FO_MAX_COUNT];
 	struct store_rollback rb;
+	struct store_commit_io cio;
 	chunk_t dst[FO_MAX_COUNT], out[FO_MAX_COUNT];
 	struct store_usage use[FI_MAXSNAP];
 	struct store_info info;
@@ -73,7 +91,14 @@ static inline int fo_run(struct store *s, struct fuzz_in *in, bool extended)
 			(void)store_cleanup(s, count * 8);
 			break;
 		case 6:
-			(void)store_commit(s);
+			if (extended && store_commit_inflight(s)) {
+				if (fo_commit_end(s, &cio))
+					return 1;
+			} else if (extended && !(count & 1)) {
+				(void)store_commit_begin(s, &cio);
+			} else {
+				(void)store_commit(s);
+			}
 			break;
 		case 7:
 			(void)store_usage(s, use, FI_MAXSNAP);
@@ -144,6 +169,8 @@ static inline int fo_run(struct store *s, struct fuzz_in *in, bool extended)
 			break;
 		}
 	}
+	if (store_commit_inflight(s))
+		return fo_commit_end(s, &cio);
 	return 0;
 }
 

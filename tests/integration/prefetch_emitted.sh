@@ -6,7 +6,8 @@
 # way until 2026-12-01 (lookups then paid two cache misses in a row per
 # leaf; bench/README.md).  Nothing else notices, so this looks for the
 # prefetch instructions in btree_peek.o: at least one per call site of
-# prefetch_guess (two in the descent, one in the finger path).
+# prefetch_guess (two in the descent, one in the finger path), and the
+# finger prefetch at the top of store_snapshot_read (engine.o).
 # san: yes
 . "$(dirname "$0")/../functions.sh"
 
@@ -24,4 +25,9 @@ sites=$((sites - 1))	# one of them is the definition
 n=$(objdump -d "$obj" | grep -E -c "[[:space:]]$insn[[:space:]]") || true
 [ "$n" -ge "$sites" ] ||
   fail "btree_peek.o holds $n prefetch instructions for $sites prefetch_guess calls (the compiler dropped them?)"
-echo "ok: $n prefetch instructions for $sites prefetch_guess calls"
+# store_snapshot_read prefetches the finger before its checks
+eobj=$build/obj/src/store/engine.o
+[ -f "$eobj" ] || fail "$eobj not built"
+m=$(objdump -d "$eobj" | awk '/<store_snapshot_read>:/,/^$/' | grep -E -c "[[:space:]]$insn[[:space:]]") || true
+[ "$m" -ge 1 ] || fail "store_snapshot_read in engine.o holds no prefetch instruction"
+echo "ok: $n prefetch instructions for $sites prefetch_guess calls, $m in store_snapshot_read"

@@ -105,6 +105,19 @@ expect "$sock2" c2 2 C1C1C1C1
 expect "$sock2" c2 3 K1WK1WK1
 expect "$sock1" c1 3 C1YC1YC1
 
+# snapshot list says what each was made from (last column, FROM)
+from_of() { node_run 2 "$C" snapshot list s | awk -v n="$1" '$2 == n { print $NF }'; }
+[ "$(from_of k1)" = origin ] || fail "list: k1 FROM is '$(from_of k1)', not origin"
+[ "$(from_of c1)" = k1 ] || fail "list: c1 FROM is '$(from_of c1)', not k1"
+[ "$(from_of c2)" = c1 ] || fail "list: c2 FROM is '$(from_of c2)', not c1"
+node_run 2 "$C" snapshot list s --json | python3 -c '
+import json, sys
+snaps = {s["name"]: s for s in json.load(sys.stdin)}
+assert snaps["c2"]["parent_id"] == snaps["c1"]["id"], snaps
+assert snaps["k1"]["parent_id"] is None, snaps
+' || fail "list --json: parent_id wrong"
+echo "snapshot list shows each clone's parent"
+
 refused "--from a missing snapshot" c3 --from nosuch
 refused "name taken" c1 --from k1
 refused "--from an invalid name" c3 --from 'bad/name'
@@ -126,6 +139,10 @@ for s in "$sock1" "$sock2"; do
   expect "$s" c2 3 K1WK1WK1
   expect "$s" c2 4 zero
 done
+k1_id=$(node_run 2 "$C" snapshot list s --json | python3 -c '
+import json, sys
+print([s["parent_id"] for s in json.load(sys.stdin) if s["name"] == "c1"][0])')
+[ "$(from_of c1)" = "#$k1_id" ] || fail "list: c1 FROM is '$(from_of c1)' after k1 was deleted, not #$k1_id"
 echo "c1 and c2 stay right after k1 is deleted"
 
 node_kill_procs 1 TERM

@@ -35,19 +35,20 @@ static struct proto_extent sample_extents[3] = {
 	{ 1ULL << 40, 3, PROTO_AT_STORE, 1ULL << 33 },
 };
 static struct proto_snapinfo sample_snaps[3] = {
-	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50, { 0 } },
-	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS) */
-	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID, "b@x:y+z_", 1, -3, 0, 0, 1ULL << 40,
-	  { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff } },
+	{ 1, 0, "daily-2026.11.24", 1764000000, 5, 2, 100, 50, { 0 }, 0 },
+	/* with its request id (a SNAP_LIST with PROTO_F_REQ_IDS), made from
+	 * snapshot 3 (create --from) */
+	{ 7, PROTO_SNAP_BUSY | PROTO_SNAP_REQ_ID | PROTO_SNAP_PARENT, "b@x:y+z_", 1, -3, 0, 0,
+	  1ULL << 40, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0xff }, 3 },
 	/* usage unknown (a store without valid usage counters) */
-	{ 2, PROTO_SNAP_USAGE_UNKNOWN, "X", 1764000001, 0, 0, 0, 0, { 0 } },
+	{ 2, PROTO_SNAP_USAGE_UNKNOWN, "X", 1764000001, 0, 0, 0, 0, { 0 }, 0 },
 };
 static struct proto_client_info sample_clients[2] = {
 	{ 1, PROTO_VOL_ORIGIN, 0, "node1/export", "127.0.0.11:4000" },
 	{ 2000, PROTO_VOL_SNAPSHOT, 7, "", "[::1]:1" },
 };
 
-#define NSAMPLES 50
+#define NSAMPLES 56
 
 /* Fills M with sample number I (one of every shape).  */
 static void sample(int i, struct proto_msg *m)
@@ -82,7 +83,7 @@ static void sample(int i, struct proto_msg *m)
 		break;
 	case 4:
 		m->type = PROTO_IDENTIFY | PROTO_REPLY;
-		m->u.identify_ok = (struct proto_identify_ok){ 65536, 3, 1ULL << 34, 1ULL << 34, 1 << 24, 99 };
+		m->u.identify_ok = (struct proto_identify_ok){ 65536, 3, 1ULL << 34, 1ULL << 34, 1 << 24, 99, false, 0 };
 		break;
 	case 5: case 6: case 7: case 8: case 9: {
 		static const uint16_t t[] = { PROTO_ORIGIN_WRITE, PROTO_SNAP_READ, PROTO_SNAP_READ_DONE,
@@ -270,6 +271,30 @@ static void sample(int i, struct proto_msg *m)
 	case 49:
 		m->type = PROTO_SNAP_ROLLBACK | PROTO_REPLY;
 		break;
+	case 50: case 51:
+		m->type = i == 50 ? PROTO_ORIGIN_READ : PROTO_ORIGIN_READ_DONE;
+		m->u.ranges.n = 3;
+		m->u.ranges.r = sample_ranges;
+		break;
+	case 52:
+		m->type = PROTO_ORIGIN_READ | PROTO_REPLY;
+		m->u.extents.n = 3;
+		m->u.extents.e = sample_extents;
+		break;
+	case 53:
+		m->type = PROTO_IDENTIFY | PROTO_REPLY;
+		m->u.identify_ok = (struct proto_identify_ok){ 65536, 0, 1ULL << 34, 1ULL << 34, 1 << 24, 99,
+							       true, PROTO_STATE_ROLLBACK };
+		break;
+	case 54:
+		m->type = PROTO_BARRIER;
+		m->flags = PROTO_F_RB_START;
+		m->u.barrier.seq = 7;
+		break;
+	case 55:
+		m->type = PROTO_BARRIER;
+		m->flags = PROTO_F_RB_END;
+		break;
 	}
 }
 
@@ -318,7 +343,8 @@ static void test_roundtrip_all(void **state)
 	}
 }
 
-/* SNAP_ROLLBACK: what neither side may send.  */
+/* SNAP_ROLLBACK, the rollback flags and states: what neither side may
+ * send.  */
 static void test_rollback_invalid(void **state)
 {
 	struct proto_msg m, d;
@@ -341,7 +367,21 @@ static void test_rollback_invalid(void **state)
 	sample(48, &m);
 	m.u.rollback.flags |= 0x80;
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(54, &m);
+	m.flags |= PROTO_F_RB_END;		/* start and end at once */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(53, &m);
+	m.u.identify_ok.state = 0x8;		/* unknown state */
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	assert_int_equal(b.len, 0);
+	proto_buf_free(&b);
+	/* an identify reply without the state (an older master) decodes as
+	 * "no state" */
+	sample(53, &m);
+	m.u.identify_ok.has_state = false;
+	encode_ok(&m, &b);
+	assert_int_equal(decode_buf(b.data, b.len, &d), 0);
+	assert_false(d.u.identify_ok.has_state);
 	proto_buf_free(&b);
 	/* the decoder checks the same: a reply claiming progress past the
 	 * end, made by hand (cursor is the u64 after flags and the name) */
@@ -392,6 +432,8 @@ static void test_fields(void **state)
 	encode_ok(&m, &a);
 	assert_int_equal(decode_buf(a.data, a.len, &d), 0);
 	assert_int_equal(d.u.snap_list.s[1].priority, -3);
+	assert_int_equal(d.u.snap_list.s[1].parent_id, 3);
+	assert_int_equal(d.u.snap_list.s[0].parent_id, 0);
 	assert_string_equal(d.u.snap_list.s[0].name, "daily-2026.11.24");
 	proto_msg_free(&d);
 	proto_buf_free(&a);
@@ -479,6 +521,15 @@ static void test_truncated(void **state)
 			put_le32(p + 4, (uint32_t)(cut - PROTO_HDR_SIZE));
 			put_le32(p + 16, 0);
 			put_le32(p + 16, crc32c(0, p, cut));
+			/* an identify reply without its optional trailing
+			 * state is what an older master sends: valid */
+			if (m.type == (PROTO_IDENTIFY | PROTO_REPLY) && m.u.identify_ok.has_state &&
+			    cut == a.len - 4) {
+				assert_int_equal(decode_buf(p, cut, &d), 0);
+				assert_false(d.u.identify_ok.has_state);
+				free(p);
+				continue;
+			}
 			assert_int_equal(decode_buf(p, cut, &d), -EBADMSG);
 			free(p);
 		}
@@ -684,6 +735,12 @@ static void test_encode_rejects(void **state)
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(34, &m);
 	strcpy(m.u.snapinfo.name, "-x");
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	sample(34, &m);		/* a parent that cannot be */
+	m.u.snapinfo.flags |= PROTO_SNAP_PARENT;
+	m.u.snapinfo.parent_id = m.u.snapinfo.id;
+	assert_int_equal(proto_encode(&m, &b), -EINVAL);
+	m.u.snapinfo.parent_id = 0;
 	assert_int_equal(proto_encode(&m, &b), -EINVAL);
 	sample(32, &m);
 	m.flags = PROTO_F_RECONNECT;	/* PING takes no flags */

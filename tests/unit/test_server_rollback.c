@@ -10,12 +10,17 @@
  *  - with --delete S is gone from the start and the origin still ends as
  *    its content;
  *  - refused with a clear reason: a second rollback while one runs, a
- *    delete of S while it runs, a rollback while an origin client is
- *    connected or while S has a client that used it, data requests on S
+ *    delete of S while it runs, a rollback while an origin client of an
+ *    older csnap is connected or while S has a client that used it, data requests on S
  *    while it runs; a query reports the progress;
  *  - an origin write over a chunk still to move parks, the chunk is moved
  *    first (out of cursor order), and the write is answered only after
  *    that, with S's content copied out for S;
+ *  - with an origin client that follows rollbacks: the start waits for
+ *    its acknowledgement of the barrier (flag RB_START); its ORIGIN_READ
+ *    of a chunk still to move is answered with S's store chunk, locked,
+ *    and the steps wait for that lock before freeing it; the end is
+ *    announced to it (BARRIER with RB_END);
  *  - a master change in the middle (engine closed and reopened: journal
  *    replay, the server's step state lost) resumes from the cursor.
  */
@@ -111,6 +116,14 @@ static void setup_changed(struct fake_srv *f, uint32_t *s_id, uint32_t *t_id)
 	*t_id = mksnap(f, "T");
 }
 
+static void send_ack(struct conn *c, uint16_t type, uint64_t id)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, (uint16_t)(type | PROTO_REPLY), id);
+	fs_send(c, &m);
+}
+
 static void send_rollback(struct conn *c, uint64_t id, const char *name, uint16_t flags)
 {
 	struct proto_msg m;
@@ -120,6 +133,18 @@ static void send_rollback(struct conn *c, uint64_t id, const char *name, uint16_
 	if (name)
 		snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", name);
 	fs_send(c, &m);
+}
+
+/* Starts a rollback to NAME with no step run yet (the lock re-upload
+ * window holds them: the caller ends it with f->s.grace_until_ms = 0).
+ * With no origin client the barrier is down at the end of the turn.  */
+static void start_rollback(struct fake_srv *f, struct conn *adm, uint64_t id, const char *name,
+			   uint16_t flags)
+{
+	f->s.grace_until_ms = INT64_MAX;
+	send_rollback(adm, id, name, flags);
+	srv_turn_end(&f->s);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, id, 0);
 }
 
 static bool running(struct fake_srv *f)
@@ -160,7 +185,9 @@ static void test_rollback(void **state)
 	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
 	struct proto_msg m;
 
+	f->s.grace_until_ms = INT64_MAX;	/* no step yet */
 	send_rollback(adm, 1, "S", 0);
+	srv_turn_end(&f->s);	/* the barrier (no origin client) */
 	assert_true(fs_recv(adm, &m));
 	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
 	assert_int_equal(m.status, 0);
@@ -174,7 +201,9 @@ static void test_rollback(void **state)
 	chunk_t where;
 	TU_OK(store_origin_read(f->s.st, CH_FIRST, 1, &where));
 	assert_true(where != STORE_ON_ORIGIN);
+	origin_is(f, CH_FIRST, NEW);
 
+	f->s.grace_until_ms = 0;
 	run_to_end(f);
 	check_after(f, s_id, t_id);
 	struct store_snapshot sn;
@@ -204,9 +233,9 @@ static void test_rollback_delete(void **state)
 	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
 	struct store_snapshot sn;
 
-	send_rollback(adm, 1, "S", PROTO_F_DELETE);
-	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	start_rollback(f, adm, 1, "S", PROTO_F_DELETE);
 	assert_true(store_snapshot_find(f->s.st, "S", &sn) < 0);
+	f->s.grace_until_ms = 0;
 	run_to_end(f);
 	check_after(f, 0, t_id);
 	assert_true(store_snapshot_find(f->s.st, "S", &sn) < 0);
@@ -226,12 +255,13 @@ static void test_rollback_refused(void **state)
 	/* no such snapshot */
 	send_rollback(adm, 1, "nope", 0);
 	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, ENOENT);
-	/* an origin client is connected (it would read the old content) */
+	/* an origin client of an older csnap (it would read the origin
+	 * device directly) */
 	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
 	send_rollback(adm, 2, "S", 0);
 	assert_true(fs_recv(adm, &m));
 	assert_int_equal(m.status, EBUSY);
-	assert_non_null(strstr(m.error, "origin is exported"));
+	assert_non_null(strstr(m.error, "cannot follow a rollback"));
 	proto_msg_free(&m);
 	fs_drop(o);
 	/* S in use by a client */
@@ -255,6 +285,7 @@ static void test_rollback_refused(void **state)
 	fs_expect(o, PROTO_PING, 50, 0);
 	int64_t t0 = csnap_now_ms();
 	fs_drop(o);
+	f->s.grace_until_ms = INT64_MAX;	/* no step until the checks below */
 	send_rollback(adm, 6, "S", 0);
 	fs_expect_nothing(adm);
 	assert_false(running(f));
@@ -268,8 +299,6 @@ static void test_rollback_refused(void **state)
 	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
 	assert_int_equal(m.status, 0);
 	proto_msg_free(&m);
-	/* started; steps run at the end of a turn: stop them for a while */
-	f->s.grace_until_ms = INT64_MAX;
 	assert_true(running(f));
 	/* a second one, to S or to T */
 	send_rollback(adm, 7, "T", 0);
@@ -332,8 +361,8 @@ static void test_rollback_write_parks(void **state)
 	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
 	const uint64_t c = CH_FIRST + CH_N - 1;	/* the last changed chunk */
 
-	send_rollback(adm, 1, "S", 0);
-	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	start_rollback(f, adm, 1, "S", 0);
+	f->s.grace_until_ms = 0;
 	/* an origin client (an export that asks before reading) writes a
 	 * chunk still to move: parked, nothing answered */
 	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
@@ -364,6 +393,94 @@ static void test_rollback_write_parks(void **state)
 	fs_teardown(f);
 }
 
+/* The next message on C must be a BARRIER with FLAGS; returns its id.  */
+static uint64_t expect_barrier(struct conn *c, uint16_t flags)
+{
+	struct proto_msg m;
+
+	if (!fs_recv(c, &m))
+		fail_msg("no barrier sent");
+	if (m.type != PROTO_BARRIER || m.flags != flags)
+		fail_msg("expected a barrier with flags 0x%x, got type 0x%x flags 0x%x", flags, m.type,
+			 m.flags);
+	uint64_t id = m.id;
+	proto_msg_free(&m);
+	return id;
+}
+
+/* Where origin client C is told chunk CHUNK is (PROTO_AT_*, *SC: the
+ * store chunk).  */
+static uint8_t origin_where(struct conn *c, uint64_t id, uint64_t chunk, uint64_t *sc)
+{
+	struct proto_msg m;
+
+	fs_send_range(c, PROTO_ORIGIN_READ, id, chunk, 1);
+	if (!fs_recv(c, &m))
+		fail_msg("no answer to origin-read %llu", (unsigned long long)id);
+	assert_int_equal(m.type, PROTO_ORIGIN_READ | PROTO_REPLY);
+	assert_int_equal(m.status, 0);
+	assert_int_equal(m.u.extents.n, 1);
+	uint8_t where = m.u.extents.e[0].where;
+	*sc = m.u.extents.e[0].store_chunk;
+	proto_msg_free(&m);
+	return where;
+}
+
+static void test_rollback_online(void **state)
+{
+	(void)state;
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+	uint32_t s_id, t_id;
+	setup_changed(f, &s_id, &t_id);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	const uint64_t c = CH_FIRST + 3;
+	uint64_t sc;
+
+	o->rb_ok = true;	/* identified with PROTO_F_ROLLBACK_OK */
+	assert_int_equal(rb_origin_state(&f->s), 0);
+	assert_int_equal(origin_where(o, 1, c, &sc), PROTO_AT_ORIGIN);
+	/* the barrier tells the export to ask before reading; the start
+	 * waits for its acknowledgement */
+	f->s.grace_until_ms = INT64_MAX;
+	send_rollback(adm, 2, "S", 0);
+	uint64_t bid = expect_barrier(o, PROTO_F_RB_START);
+	fs_settle(f);
+	fs_expect_nothing(adm);
+	assert_false(running(f));
+	send_ack(o, PROTO_BARRIER, bid);
+	fs_settle(f);
+	fs_expect(adm, PROTO_SNAP_ROLLBACK, 2, 0);
+	assert_int_equal(rb_origin_state(&f->s), PROTO_STATE_ROLLBACK);
+	/* a chunk still to move reads from S's store chunk, locked */
+	assert_int_equal(origin_where(o, 3, c, &sc), PROTO_AT_STORE);
+	assert_int_equal(chunkset_get(&f->s.olocks, c), 1);
+	assert_int_equal(origin_where(o, 4, 0, &sc), PROTO_AT_ORIGIN);
+	assert_int_equal(chunkset_get(&f->s.olocks, 0), 0);
+	/* the steps stop before freeing that store chunk */
+	f->s.grace_until_ms = 0;
+	for (int i = 0; i < 20; i++)
+		fs_settle(f);
+	assert_true(running(f));
+	struct store_rollback rb;
+	store_rollback_get(f->s.st, &rb);
+	assert_true(rb.cursor <= c);
+	origin_is(f, CH_FIRST + CH_N - 1, NEW);
+	fs_expect_nothing(o);
+	/* released: the rollback ends, and the export hears it */
+	fs_send_range(o, PROTO_ORIGIN_READ_DONE, 5, c, 1);
+	fs_expect(o, PROTO_ORIGIN_READ_DONE, 5, 0);
+	assert_int_equal(f->s.olocks.used, 0);
+	run_to_end(f);
+	check_after(f, s_id, t_id);
+	expect_barrier(o, PROTO_F_RB_END);
+	assert_int_equal(rb_origin_state(&f->s), 0);
+	assert_int_equal(origin_where(o, 6, c, &sc), PROTO_AT_ORIGIN);
+	fs_drop(o);
+	fs_drop(adm);
+	fs_teardown(f);
+}
+
 static void test_rollback_resume(void **state)
 {
 	(void)state;
@@ -377,8 +494,8 @@ static void test_rollback_resume(void **state)
 	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
 	struct srv *s = &f->s;
 
-	send_rollback(adm, 1, "S", 0);
-	fs_expect(adm, PROTO_SNAP_ROLLBACK, 1, 0);
+	start_rollback(f, adm, 1, "S", 0);
+	f->s.grace_until_ms = 0;
 	fs_drop(adm);
 	for (int i = 0; i < 5; i++)
 		srv_turn_end(s);
@@ -411,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_rollback_delete),
 		cmocka_unit_test(test_rollback_refused),
 		cmocka_unit_test(test_rollback_write_parks),
+		cmocka_unit_test(test_rollback_online),
 		cmocka_unit_test(test_rollback_resume),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
