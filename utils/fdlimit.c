@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -84,4 +85,11 @@ bool fd_reserve_shed(struct fd_reserve *r, int lfd, int err)
 	/* Shed one: the caller accepts again.  Nothing pending (EAGAIN) or
 	 * still no descriptor: back off.  */
 	return fd >= 0;
+}
+
+bool fd_peer_gone(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }

@@ -50,5 +50,10 @@ void fd_reserve_close(struct fd_reserve *r);
 bool fd_reserve_shed(struct fd_reserve *r, int lfd, int err);
 /* Is ERR (positive errno) a shortage of descriptors or memory for one?  */
 bool fd_shortage(int err);
+/* The peer of socket FD has closed or reset it already (no wait).  A
+ * daemon at its connection limit refuses such a connection from its accept
+ * queue rather than shed a live one for it: a flood's leftovers, queued
+ * behind a real client, would otherwise push that client out.  */
+bool fd_peer_gone(int fd);
 
 #endif

@@ -38,9 +38,6 @@ struct export_file_opts {
 int export_run_file(const struct export_file_opts *o);
 
 /* Loop threads when neither the option nor the store says.  */
-/* 1 until the whole-cluster power-cut test (cluster_powercut.sh) has run
- * clean with loop threads many times: one of its runs with 4 found a
- * snapshot block damaged, not yet explained (docs/export.md).  */
-#define EXPORT_THREADS_DEFAULT	1
+#define EXPORT_THREADS_DEFAULT	4
 
 #endif

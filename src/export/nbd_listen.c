@@ -61,9 +61,9 @@ static bool accept_failed(struct nbd_server *srv, struct listener *l, int err)
 	return false;
 }
 
-/* Room for one more connection: sheds the oldest connection still in the
- * handshake when over a limit.  False: refuse the new one.  */
-static bool make_room(struct nbd_server *srv)
+/* Room for one more connection, FD: sheds the oldest connection still in
+ * the handshake when over a limit.  False: refuse the new one.  */
+static bool make_room(struct nbd_server *srv, int fd)
 {
 	unsigned max_hs = srv->max_conns / 2 < NBD_MAX_HANDSHAKING ? srv->max_conns / 2
 								   : NBD_MAX_HANDSHAKING;
@@ -82,6 +82,8 @@ static bool make_room(struct nbd_server *srv)
 	}
 	if (live < srv->max_conns && hs < (max_hs ? max_hs : 1))
 		return true;
+	if (fd_peer_gone(fd))
+		return false;
 	if (!old) {
 		log_limited(&srv->peer_log, LOG_LEVEL_WARN,
 			    "nbd: refusing connection: %u connections open (limit %u)", srv->nconns,
@@ -114,7 +116,7 @@ static void accept_event(void *arg, uint32_t events)
 				continue;
 			return;
 		}
-		if (!make_room(srv)) {
+		if (!make_room(srv, fd)) {
 			close(fd);
 			continue;
 		}

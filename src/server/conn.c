@@ -217,15 +217,17 @@ static struct conn *oldest_unident(struct srv *s)
 	return old;
 }
 
-/* Room for one more connection: shed the oldest unidentified one when
+/* Room for one more connection, FD: shed the oldest unidentified one when
  * over a limit.  False: refuse the new one.  */
-static bool make_room(struct srv *s)
+static bool make_room(struct srv *s, int fd)
 {
 	unsigned max_unident = s->max_conns / 2 < CONN_MAX_UNIDENT ? s->max_conns / 2
 								   : CONN_MAX_UNIDENT;
 
 	if (s->nconns < s->max_conns && s->nunident < (max_unident ? max_unident : 1))
 		return true;
+	if (fd_peer_gone(fd))
+		return false;
 	struct conn *old = oldest_unident(s);
 	if (!old) {
 		log_limited(&s->peer_log, LOG_LEVEL_WARN,
@@ -276,7 +278,7 @@ int conn_accept(struct srv *s)
 				continue;
 			return 0;
 		}
-		if (!make_room(s)) {
+		if (!make_room(s, fd)) {
 			close(fd);
 			continue;
 		}

@@ -33,7 +33,7 @@
 #
 # Variables: CLUSTER_DIR, CLUSTER_N, CLUSTER_STORE, CLUSTER_ORIGIN,
 # CLUSTER_IO_TIMEOUT (default 1: hosts are dead ~68 s after they stop),
-# CLUSTER_EXPORT_THREADS (the nodes' export_threads, default 1).
+# CLUSTER_EXPORT_THREADS (the nodes' export_threads, default 4).
 # Tests that need real sanlock call cluster_require first (cluster_start
 # does): like `requires` below, a missing sanlock or root is a skip (exit
 # 77) on a developer's machine and a failure where every dependency must be
@@ -118,7 +118,7 @@ origin = $origin
 server = yes
 server_port = 0
 export = unix
-export_threads = ${CLUSTER_EXPORT_THREADS:-1}
+export_threads = ${CLUSTER_EXPORT_THREADS:-4}
 CONF
 }
 

@@ -15,6 +15,12 @@ usage: hostile_conns.py idle HOST PORT N SECONDS PID
          connections the daemon closed:
            rss_growth_kib KIB
            closed N
+       hostile_conns.py burst HOST PORT N PID CMD...
+         With PID stopped (SIGSTOP): opens N//10 connections, starts CMD (a
+         real client: it connects behind them), opens the rest, closes all
+         N, resumes PID (SIGCONT).  PID then finds in its accept queue a
+         real client among N connections whose peer is gone.  Exits with
+         CMD's status.
 """
 import errno
 import os
@@ -97,9 +103,41 @@ def bigmsg(host, port, n, pid):
     print("closed %d" % closed, flush=True)
 
 
+def burst(host, port, n, pid, cmd):
+    import signal
+    import subprocess
+
+    def opened(k):
+        socks = []
+        for _ in range(k):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            try:
+                s.connect((host, port))
+            except BlockingIOError:
+                pass
+            socks.append(s)
+        time.sleep(0.3)     # handshakes done by the kernel
+        return socks
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        socks = opened(n // 10)
+        client = subprocess.Popen(cmd)
+        time.sleep(0.5)
+        socks += opened(n - n // 10)
+        for s in socks:
+            s.close()
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sys.exit(client.wait(timeout=60))
+
+
 cmd = sys.argv[1]
 if cmd == "idle":
     idle(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6]))
+elif cmd == "burst":
+    burst(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6:])
 elif cmd == "bigmsg":
     bigmsg(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
 else:

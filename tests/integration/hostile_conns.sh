@@ -62,6 +62,11 @@ cs 1 snapshot list s | grep -q during-flood || fail "snapshot made during the fl
 grew=$(( $(size "$log") - before ))
 echo "master log grew by $grew bytes"
 [ "$grew" -lt 65536 ] || fail "master log grew by $grew bytes"
+# A real client queued among connections whose peers are gone (the master
+# stopped meanwhile) is not shed for them (proto_client does not retry).
+node_run 1 $py "$H" burst "$(node_addr 1)" "$port" 120 "$pid" \
+  "$PC" --master "$(node_addr 1):$port" "$CLUSTER_STORE" "$CLUSTER_ORIGIN" usage 1 \
+  >"$CLUSTER_DIR/mburst.out" 2>&1 || { cat "$CLUSTER_DIR/mburst.out"; fail "admin client among gone peers"; }
 
 echo "== reserved and unprintable snapshot names"
 out=$(cs 1 snapshot create s origin 2>&1) && fail "a snapshot named origin was created"
@@ -113,6 +118,12 @@ cpu=$(sed -n 's/^cpu_ms //p' "$CLUSTER_DIR/eidle.out")
 [ "$cpu" -lt $((HOLD * 400)) ] || fail "export used ${cpu} ms of CPU in ${HOLD} s of idle connections (spinning?)"
 kill -0 $epid 2>/dev/null || fail "export exited"
 nbdinfo --size "nbd://127.0.0.1:$eport/origin" | grep -qx 16777216 || fail "nbdinfo after the flood"
+# The accept queue full of connections whose peers are gone, a real client
+# among them (the export stopped meanwhile): accepting them must not shed
+# the real one (under load the flood's leftovers did this after it ended).
+$py "$H" burst 127.0.0.1 "$eport" 120 "$epid" nbdinfo --size "nbd://127.0.0.1:$eport/origin" \
+  >"$CLUSTER_DIR/burst.out" 2>&1 || { cat "$CLUSTER_DIR/burst.out"; fail "nbdinfo among gone peers"; }
+grep -qx 16777216 "$CLUSTER_DIR/burst.out" || fail "nbdinfo among gone peers: $(cat "$CLUSTER_DIR/burst.out")"
 grew=$(( $(size "$CLUSTER_DIR/export.err") - before ))
 echo "export log grew by $grew bytes"
 [ "$grew" -lt 65536 ] || fail "export log grew by $grew bytes"
