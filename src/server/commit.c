@@ -337,7 +337,7 @@ static bool flight_begin(struct srv *s)
 }
 
 /* Waits for the flight to end (the plain commit and the stop need it). */
-static int flight_wait(struct srv *s)
+int srv_commit_flight_wait(struct srv *s)
 {
 	while (s->flight.active) {
 		int r = io_engine_reap(s->eng, 1000);
@@ -353,7 +353,7 @@ int srv_commit_now(struct srv *s)
 {
 	int r;
 	/* commits stay in order: the one in flight first */
-	if ((r = flight_wait(s)) < 0)
+	if ((r = srv_commit_flight_wait(s)) < 0)
 		return r;
 	if (copy_pending(s))
 		return err_set(EBUSY, "copy-outs in flight");
@@ -398,7 +398,7 @@ void srv_close_store(struct srv *s)
 	if (!s->st)
 		return;
 	/* the journal's staged images are the flight's write buffers */
-	flight_wait(s);
+	srv_commit_flight_wait(s);
 	/* A checkpoint overwrites metadata home blocks: like a commit, only
 	 * while the lease is certainly ours (a master paused after its
 	 * drain could otherwise write over a successor's blocks).  */

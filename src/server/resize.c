@@ -62,7 +62,9 @@ void admin_origin_resize(struct srv *s, struct req *r)
 		return;
 	}
 	uint64_t new_size = io_dev_size(s->odev);
-	if ((rc = store_origin_resize(s->st, new_size)) < 0) {
+	/* the engine writes the superblock only between commits */
+	if ((rc = srv_commit_flight_wait(s)) < 0 ||
+	    (rc = store_origin_resize(s->st, new_size)) < 0) {
 		char why[300];
 		snprintf(why, sizeof why, "%s", err_get());
 		conn_reply_error(r->c, &r->m, -rc, why);

@@ -448,6 +448,10 @@ void srv_abort_txn(struct srv *s, int err);
 int srv_commit_now(struct srv *s);
 /* A pipelined commit is in flight (its replies are not sent yet).  */
 bool srv_commit_inflight(const struct srv *s);
+/* Waits until no pipelined commit is in flight (reaping the engine): for
+ * the engine calls that refuse to run during one (store_origin_resize).
+ * Negative errno after a fatal error.  */
+int srv_commit_flight_wait(struct srv *s);
 /* Closes the engine at an orderly stop (s->st becomes NULL).  It writes
  * committed metadata home (a checkpoint) only while the master lease
  * still allows commits; otherwise it writes nothing: the journal already

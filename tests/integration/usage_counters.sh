@@ -44,11 +44,11 @@ pc 1 swrite s2 5 1 0x55 | grep -q 'swrite done' || fail "snapshot write"	# unsha
 expect s1 3 0
 expect s2 3 0
 # the text list: exact counts in the added columns, sizes in the old ones
-cs 1 snapshot list s | head -1 | grep -q 'UNIQUE  *SHARED  *UNIQUE_CHUNKS  *SHARED_CHUNKS$' ||
+cs 1 snapshot list s | head -1 | grep -q 'UNIQUE  *SHARED  *UNIQUE_CHUNKS  *SHARED_CHUNKS  *FROM$' ||
   fail "list header: $(cs 1 snapshot list s | head -1)"
-cs 1 snapshot list s | grep -q '^1 .*s1 .* 192.0 KiB .* 0 B  *3  *0$' ||
+cs 1 snapshot list s | grep -q '^1 .*s1 .* 192.0 KiB .* 0 B  *3  *0  *origin$' ||
   fail "list s1: $(cs 1 snapshot list s)"
-cs 1 status s | grep -q ' s2 .* 3  *0$' || fail "status: $(cs 1 status s)"
+cs 1 status s | grep -q ' s2 .* 3  *0  *origin$' || fail "status: $(cs 1 status s)"
 ok "exact figures through copy-out, sharing and unsharing"
 
 "$C" check --repair-counters "$CLUSTER_STORE" >"$CLUSTER_DIR/rc.out" 2>&1 &&
@@ -86,7 +86,7 @@ grep -q "usage counters: counter block 0" "$CLUSTER_DIR/ck.out" || fail "check s
 ok "check reports the damage: $(grep 'usage counters' "$CLUSTER_DIR/ck.out")"
 start_master 1 --grace-ms 0
 [ "$(usage s1)" = "None None False" ] || fail "damaged counters shown as $(usage s1)"
-cs 1 snapshot list s | grep -q '^1 .*s1 .* unknown  *unknown  *unknown  *unknown$' ||
+cs 1 snapshot list s | grep -q '^1 .*s1 .* unknown  *unknown  *unknown  *unknown  *origin$' ||
   fail "list with damaged counters: $(cs 1 snapshot list s)"
 ok "the master serves the store, usage unknown"
 stop_cluster_node

@@ -364,6 +364,18 @@ static void test_origin_write_pipelined(void **state)
 	assert_false(srv_commit_inflight(s) || store_commit_inflight(s->st));
 	fs_settle(f);
 	fs_expect(a, PROTO_ORIGIN_WRITE, 4, 0);
+	/* So does `csnap resize` (a superblock write; it was refused with
+	 * "a commit is in flight" in a loaded make check) */
+	fs_send_range(a, PROTO_ORIGIN_WRITE, 5, 60, 1);
+	until_flight(f);
+	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct proto_msg rm;
+	proto_msg_init(&rm, PROTO_ORIGIN_RESIZE, 6);
+	fs_send(adm, &rm);
+	fs_expect(adm, PROTO_ORIGIN_RESIZE, 6, 0);
+	fs_settle(f);
+	fs_expect(a, PROTO_ORIGIN_WRITE, 5, 0);
+	fs_drop(adm);
 	io_dev_set_log(s->sdev, NULL);
 	io_log_free(log);
 	fs_drop(a);
