@@ -16,7 +16,9 @@
  *     flush of the same file that completed before T, from any process;
  *   - a random subset of the other writes issued before T (none, all, or
  *     each with probability 1/2, some torn: only some of their 4 KiB
- *     sectors), in completion order;
+ *     sectors), in completion order; a write never completed (its
+ *     process was killed) is applied only to the sectors no durable
+ *     write issued after it overwrote (overwritten_later());
  * and on them:
  *   - the store engine opens them (read-only: journal replayed in memory)
  *     and its full consistency check finds nothing;
@@ -384,6 +386,26 @@ static long compare_live(uint64_t lease_lo, uint64_t lease_hi)
 }
 
 
+/* Whether the 4 KiB sector at off of file i was overwritten, in the
+ * durable prefix W[i][0..dp), by a completed write issued after t0.  An
+ * unfinished write (its process was killed) can land only before that
+ * process is gone: the kernel completes a dying process's in-flight aio
+ * (exit_aio, from exit_mm) before it closes its descriptors (exit_files),
+ * so before sanlock sees it die and frees the lease a new master needs.
+ * Any write issued after it to the same sector (here: the new master
+ * reusing a store chunk the dead master's uncommitted copy-out had
+ * written) therefore lands on top of it, never under it.  */
+static bool overwritten_later(int i, size_t dp, uint64_t off, int64_t t0)
+{
+	for (size_t k = 0; k < dp; k++) {
+		const struct wr *w = &W[i][k];
+
+		if (!w->unfinished && w->t0 > t0 && w->off < off + BS && off < w->off + w->len)
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned cuts = 200, seed = 1, restart_every = 10;
@@ -529,6 +551,9 @@ int main(int argc, char **argv)
 					struct undo e = { fd[i], w->off + o, n, malloc(n) };
 
 					if (tear && rand() % 2)
+						continue;
+					if (w->unfinished && k < dp[i] &&
+					    overwritten_later(i, dp[i], w->off + o, w->t0))
 						continue;
 					if (!e.old || pread(fd[i], e.old, n, (off_t)e.off) != (ssize_t)n)
 						die("undo read");
