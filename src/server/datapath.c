@@ -293,41 +293,41 @@ static void lock_chunk(struct srv *s, struct conn *c, uint64_t chunk)
 	lock_in(&c->locks, &s->locks, chunk);
 }
 
-void dp_snap_read(struct srv *s, struct req *r)
+/* Answers a SNAP_READ (ORIGIN false: the connection's snapshot) or an
+ * ORIGIN_READ (ORIGIN true) with where each asked chunk is, and takes the
+ * read locks the answer promises: a snapshot reader locks the chunks it
+ * will read on the origin (an origin write copies them out only after the
+ * lock is released), an origin reader during a rollback the store chunks
+ * it will read (a rollback step frees them only after that).  */
+static void reply_locations(struct srv *s, struct req *r, bool origin)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
 	struct conn *c = r->c;
-	uint64_t total;
-
-	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
-		return;
-	/* A chunk with an uncommitted change: its old location is still
-	 * right, but simpler and as fast to answer after the commit.  */
-	if (ranges_busy(&s->busy, rs)) {
-		srv_park(s, r);
-		return;
-	}
 	struct proto_msg m;
 	uint32_t cap = 0;
-	proto_msg_init(&m, PROTO_SNAP_READ | PROTO_REPLY, r->m.id);
+
+	proto_msg_init(&m, (uint16_t)((origin ? PROTO_ORIGIN_READ : PROTO_SNAP_READ) | PROTO_REPLY),
+		       r->m.id);
 	for (uint32_t i = 0; i < rs->n; i++) {
 		uint64_t first = rs->r[i].start;
 		uint32_t n = rs->r[i].count;	/* <= PROTO_MAX_RANGES <= DP_PIECE * 2 */
 		while (n) {
 			uint32_t k = n > DP_PIECE ? DP_PIECE : n;
-			int e = store_snapshot_read(s->st, c->snap_id, first, k, dp_chunks);
+			int e = origin ? store_origin_read(s->st, first, k, dp_chunks)
+				       : store_snapshot_read(s->st, c->snap_id, first, k, dp_chunks);
 			if (e < 0) {
 				free(m.u.extents.e);
 				reply_err(s, r, EIO, err_get());
 				return;
 			}
 			for (uint32_t j = 0; j < k; j++) {
-				bool on_origin = dp_chunks[j] == STORE_ON_ORIGIN;
-				if (on_origin)
+				bool at_store = dp_chunks[j] != STORE_ON_ORIGIN;
+				if (origin && at_store)
+					lock_in(&c->olocks, &s->olocks, first + j);
+				else if (!origin && !at_store)
 					lock_chunk(s, c, first + j);
 				if (extent_add(&m.u.extents, &cap, first + j,
-					       on_origin ? PROTO_AT_ORIGIN : PROTO_AT_STORE,
-					       dp_chunks[j]) < 0) {
+					       at_store ? PROTO_AT_STORE : PROTO_AT_ORIGIN, dp_chunks[j]) < 0) {
 					free(m.u.extents.e);
 					reply_err(s, r, ENOMEM, "server out of memory");
 					return;
@@ -340,6 +340,22 @@ void dp_snap_read(struct srv *s, struct req *r)
 	conn_send(c, &m);
 	free(m.u.extents.e);
 	srv_req_done(s, r);
+}
+
+void dp_snap_read(struct srv *s, struct req *r)
+{
+	const struct proto_ranges *rs = &r->m.u.ranges;
+	uint64_t total;
+
+	if (!snap_ranges_ok(s, r, PROTO_MAX_RANGES, "too many chunks in one snapshot request", &total))
+		return;
+	/* A chunk with an uncommitted change: its old location is still
+	 * right, but simpler and as fast to answer after the commit.  */
+	if (ranges_busy(&s->busy, rs)) {
+		srv_park(s, r);
+		return;
+	}
+	reply_locations(s, r, false);
 }
 
 /* Releases up to the locks HELD has on the ranges (ALL: the sum of every
@@ -396,7 +412,6 @@ void dp_origin_read_done(struct srv *s, struct req *r)
 void dp_origin_read(struct srv *s, struct req *r)
 {
 	const struct proto_ranges *rs = &r->m.u.ranges;
-	struct conn *c = r->c;
 	uint64_t total;
 
 	if (!ranges_in(rs, s->info.origin_chunks, &total)) {
@@ -411,38 +426,7 @@ void dp_origin_read(struct srv *s, struct req *r)
 		srv_park(s, r);
 		return;
 	}
-	struct proto_msg m;
-	uint32_t cap = 0;
-	proto_msg_init(&m, PROTO_ORIGIN_READ | PROTO_REPLY, r->m.id);
-	for (uint32_t i = 0; i < rs->n; i++) {
-		uint64_t first = rs->r[i].start;
-		uint32_t n = rs->r[i].count;
-		while (n) {
-			uint32_t k = n > DP_PIECE ? DP_PIECE : n;
-			int e = store_origin_read(s->st, first, k, dp_chunks);
-			if (e < 0) {
-				free(m.u.extents.e);
-				reply_err(s, r, EIO, err_get());
-				return;
-			}
-			for (uint32_t j = 0; j < k; j++) {
-				bool at_store = dp_chunks[j] != STORE_ON_ORIGIN;
-				if (at_store)
-					lock_in(&c->olocks, &s->olocks, first + j);
-				if (extent_add(&m.u.extents, &cap, first + j,
-					       at_store ? PROTO_AT_STORE : PROTO_AT_ORIGIN, dp_chunks[j]) < 0) {
-					free(m.u.extents.e);
-					reply_err(s, r, ENOMEM, "server out of memory");
-					return;
-				}
-			}
-			first += k;
-			n -= k;
-		}
-	}
-	conn_send(c, &m);
-	free(m.u.extents.e);
-	srv_req_done(s, r);
+	reply_locations(s, r, true);
 }
 
 /* Re-upload of read locks after a master change (or a dropped
