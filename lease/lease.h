@@ -189,9 +189,8 @@ int lease_master_acquire(struct lease_master *m);
  * each sleeps a random 0-1 s.  From the leader record on disk and the local
  * daemon's view of the hosts.  */
 struct lease_turn {
-	bool owner_live;	/* held by a live host (current generation):
-				 * sanlock would refuse, do not ask */
-	bool takeable;		/* free, or its owner is dead: a ballot wins it */
+	bool takeable;		/* looks free from here: released (leader or
+				 * the owner's dblock) or its owner dead */
 	uint64_t lver;		/* the leader's version on disk */
 	int rank;		/* when takeable: live hosts before us in line */
 };

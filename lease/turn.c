@@ -23,15 +23,20 @@
  * before.  Correctness never depends on the turns: sanlock's paxos alone
  * decides who holds the lease.
  *
- * While a live host holds the lease with the generation it has now, asking
- * sanlock is pointless (it refuses, SANLK_ACQUIRE_IDLIVE), so the standby
- * only reads the leader.  In every other state (owner failing, dead, or of
- * an older generation; the leader unreadable) it asks sanlock, which knows
- * best; only an owner that sanlock already reports dead is treated like a
- * free lease, because all standbys learn that at the same moment too.
+ * A standby only ever defers asking, it never skips sanlock: whenever the
+ * lease does not look free from here it asks as before, and sanlock
+ * decides.  The lease looks free when the leader is released (timestamp
+ * 0), when its owner released it through its own dblock (sanlock does so
+ * when the leader was last written by another host, e.g. after a
+ * contested ballot), or when the local daemon reports the owner dead: all
+ * standbys learn each of these at about the same moment.  If this reading
+ * is wrong either way, a standby asks at most a few turns late or, as
+ * before, at once.
  */
 #include "lease/lease_internal.h"
 #include "utils/assert.h"
+#include "utils/crc32c.h"
+#include "utils/endian.h"
 #include "utils/err.h"
 
 #include <errno.h>
@@ -66,22 +71,55 @@ int lease_turn_rank(uint32_t me, uint64_t last_owner, const struct sanlk_host *h
 	return rank;
 }
 
-int lease_master_turn(const struct lease_master *m, struct lease_turn *t)
+/* Whether the owner released the lease through its dblock (see
+ * DBLOCK_FL_RELEASED): only ever when another host wrote the leader.  */
+static bool owner_dblock_released(const struct lease_area *a, const struct sanlock_leader *l)
 {
-	uint8_t *sec = lease_io_alloc(m->area.sector_size);
-	struct sanlk_host *hs = NULL;
-	struct sanlock_leader l;
-	int n = 0, rc;
+	uint32_t ss = a->sector_size;
+	uint8_t *sec;
+	bool released = false;
 
-	memset(t, 0, sizeof *t);
+	if (l->write_id == l->owner_id || l->owner_id < 1 || l->owner_id > LEASE_MAX_HOSTS)
+		return false;
+	if (!(sec = lease_io_alloc(ss)))
+		return false;
+	if (lease_io_read(a->path, lease_area_master_offset(a) + (l->owner_id + 1) * ss, sec, ss) == 0 &&
+	    get_le32(sec + DBL_CSUM) == ~crc32c(1, sec, DBLOCK_CHECKSUM_LEN) &&
+	    get_le64(sec + DBL_LVER) == l->lver)
+		released = (get_le32(sec + DBL_FLAGS) & DBLOCK_FL_RELEASED) != 0;
+	free(sec);
+	return released;
+}
+
+int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f)
+{
+	uint8_t *sec = lease_io_alloc(a->sector_size);
+	struct sanlock_leader l;
+	int rc;
+
+	memset(f, 0, sizeof *f);
 	if (!sec)
 		return err_set(ENOMEM, "out of memory");
-	rc = lease_io_read(m->area.path, lease_area_master_offset(&m->area), sec,
-			   m->area.sector_size);
+	rc = lease_io_read(a->path, lease_area_master_offset(a), sec, a->sector_size);
 	if (rc == 0 && (lease_leader_decode(sec, &l) < 0 || l.magic != SANLOCK_PAXOS_MAGIC))
 		rc = err_set(EBADMSG, "master lease leader record is damaged");
 	free(sec);
 	if (rc < 0)
+		return rc;
+	f->lver = l.lver;
+	f->owner_id = l.owner_id;
+	f->released = l.timestamp == 0 || l.owner_id == 0 || owner_dblock_released(a, &l);
+	return 0;
+}
+
+int lease_master_turn(const struct lease_master *m, struct lease_turn *t)
+{
+	struct lease_free_disk f;
+	struct sanlk_host *hs = NULL;
+	int n = 0, rc;
+
+	memset(t, 0, sizeof *t);
+	if ((rc = lease_master_free_disk(&m->area, &f)) < 0)
 		return rc;
 	/* The daemon's view of the hosts: liveness and current generations. */
 	rc = sanlock_get_hosts(m->area.lockspace, 0, &hs, &n, 0);
@@ -89,19 +127,13 @@ int lease_master_turn(const struct lease_master *m, struct lease_turn *t)
 		free(hs);
 		return lease_sanlock_error(rc, "listing the lockspace's hosts");
 	}
-	t->lver = l.lver;
-	bool held = l.timestamp != 0 && l.owner_id != 0;
-	bool owner_live = false, owner_dead = false;
-	for (int i = 0; held && i < n; i++) {
-		if (hs[i].host_id != l.owner_id)
-			continue;
-		uint32_t st = hs[i].flags & SANLK_HOST_MASK;
-		owner_live = st == SANLK_HOST_LIVE && hs[i].generation == l.owner_generation;
-		owner_dead = st == SANLK_HOST_DEAD;
-	}
-	t->owner_live = owner_live;
-	t->takeable = !held || owner_dead;
-	t->rank = t->takeable ? lease_turn_rank(m->host_id, l.owner_id, hs, n) : 0;
+	bool owner_dead = false;
+	for (int i = 0; !f.released && i < n; i++)
+		if (hs[i].host_id == f.owner_id)
+			owner_dead = (hs[i].flags & SANLK_HOST_MASK) == SANLK_HOST_DEAD;
+	t->lver = f.lver;
+	t->takeable = f.released || owner_dead;
+	t->rank = t->takeable ? lease_turn_rank(m->host_id, f.owner_id, hs, n) : 0;
 	free(hs);
 	return 0;
 }

@@ -131,21 +131,17 @@ static int load_superblock(struct srv *s)
 	return r;
 }
 
-/* Whether this standby should ask sanlock for the master lease now: not
- * while a live host holds it, and, once it is freed, only when our turn
- * has come (lease/turn.c: standbys asking at once collide and sleep up to
- * 1 s).  Where the leader or the hosts cannot be read, ask: sanlock
- * decides in any case.  */
+/* Whether this standby should ask sanlock for the master lease now: at
+ * once, unless the lease looks free and it is not yet our turn
+ * (lease/turn.c: standbys asking at once collide and sleep up to 1 s).
+ * Where the leader or the hosts cannot be read, ask: sanlock decides in
+ * any case.  */
 static bool standby_may_ask(struct srv *s, uint64_t *free_lver, int64_t *free_seen_ms)
 {
 	struct lease_turn t;
 	int64_t now = csnap_now_ms();
 
-	if (lease_master_turn(&s->lm, &t) < 0)
-		return true;
-	if (t.owner_live)
-		return false;
-	if (!t.takeable)
+	if (lease_master_turn(&s->lm, &t) < 0 || !t.takeable)
 		return true;
 	if (*free_seen_ms == 0 || *free_lver != t.lver) {
 		*free_lver = t.lver;
