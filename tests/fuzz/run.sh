@@ -34,11 +34,20 @@ if [ ${#targets[@]} -eq 0 ]; then
   done
 fi
 
+# The committed corpus and regression inputs a target uses: its own, but
+# nbd_threads (fuzz_nbd on loop threads) takes nbd's input and shares its.
+inputs_of() {
+  case $1 in
+    nbd_threads) echo nbd ;;
+    *) echo "$1" ;;
+  esac
+}
+
 # Per target: largest input, and runs in the short mode (the store
 # targets open a whole store per input: far fewer).
 max_len() {
   case $1 in
-    nbd) echo 16384 ;;
+    nbd|nbd_threads) echo 16384 ;;
     store_sb) echo 4096 ;;
     config|agent_proto) echo 2048 ;;
     proto|server_conn|send_stream) echo 8192 ;;
@@ -50,6 +59,7 @@ short_runs() {
     store_meta|store_journal) echo 600 ;;
     server_conn) echo 300 ;;
     nbd|send_stream) echo 20000 ;;
+    nbd_threads) echo 5000 ;;
     *) echo 100000 ;;
   esac
 }
@@ -104,7 +114,7 @@ short)
     work=$(mktemp -d /tmp/csnap-fuzz-short.XXXXXX)
     mkdir -p "$work/new"
     dirs=()
-    for d in "tests/fuzz/regress/$t" "tests/fuzz/corpus/$t"; do
+    for d in "tests/fuzz/regress/$(inputs_of "$t")" "tests/fuzz/corpus/$(inputs_of "$t")"; do
       [ -d "$d" ] && dirs+=("$d")
     done
     t0=$SECONDS
@@ -135,7 +145,7 @@ long)
     corpus=$src/build-fuzz/corpus/$t crashes=$src/build-fuzz/crashes/$t
     mkdir -p "$corpus" "$crashes"
     dirs=("$corpus")
-    for d in "$src/tests/fuzz/corpus/$t" "$src/tests/fuzz/regress/$t"; do
+    for d in "$src/tests/fuzz/corpus/$(inputs_of "$t")" "$src/tests/fuzz/regress/$(inputs_of "$t")"; do
       [ -d "$d" ] && dirs+=("$d")
     done
     echo "== fuzz_$t for $secs s (corpus $corpus)"
@@ -158,6 +168,10 @@ long)
   ;;
 seeds)
   for t in "${targets[@]}"; do
+    if [ "$(inputs_of "$t")" != "$t" ]; then
+      echo "fuzz_$t: uses the seeds of fuzz_$(inputs_of "$t")"
+      continue
+    fi
     d=$src/tests/fuzz/corpus/$t
     tmp=$(mktemp -d /tmp/csnap-fuzz-seeds.XXXXXX)
     # -runs=0: a target that writes no seeds does nothing at all
