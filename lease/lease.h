@@ -184,6 +184,18 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
  * again.  -ENOTCONN: this node has not joined the lockspace.  -ENOLCK:
  * this process is fenced.  */
 int lease_master_acquire(struct lease_master *m);
+/* Whose turn it is to try for the master lease (lease/turn.c): standbys
+ * that all ask sanlock the moment the lease is freed collide in paxos and
+ * each sleeps a random 0-1 s.  From the leader record on disk and the local
+ * daemon's view of the hosts.  */
+struct lease_turn {
+	bool owner_live;	/* held by a live host (current generation):
+				 * sanlock would refuse, do not ask */
+	bool takeable;		/* free, or its owner is dead: a ballot wins it */
+	uint64_t lver;		/* the leader's version on disk */
+	int rank;		/* when takeable: live hosts before us in line */
+};
+int lease_master_turn(const struct lease_master *m, struct lease_turn *t);
 /* Orderly release, after the caller stopped all writes and called
  * lease_master_unpublish().  */
 int lease_master_release(struct lease_master *m);

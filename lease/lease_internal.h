@@ -25,6 +25,9 @@ void *lease_io_alloc(size_t len);
 void lease_fill_lockspace(const struct lease_area *a, uint32_t host_id,
 			  struct sanlk_lockspace *ls);
 void lease_fill_master(const struct lease_area *a, struct sanlk_resource *res);
+/* Our place in line for a freed master lease (lease/turn.c): how many
+ * live hosts in HS come before host ME in host_id order after LAST_OWNER.  */
+int lease_turn_rank(uint32_t me, uint64_t last_owner, const struct sanlk_host *hs, int n);
 uint32_t lease_sanlock_size_flags(const struct lease_area *a);
 
 /* Checks the daemon named by $SANLOCK_RUN_DIR answers.  */

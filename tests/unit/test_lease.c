@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sanlock_admin.h>
 #include <sanlock_rv.h>
 #include <signal.h>
 #include <stdio.h>
@@ -414,6 +415,49 @@ static int64_t mono_now_ns(void)
 }
 
 /* Last: fencing is irreversible for the process.  */
+/* The order in which standbys try for a freed master lease: live hosts
+ * after the last owner, wrapping, the last owner's host last; hosts that
+ * are not live do not hold anyone up.  */
+static void test_turn_rank(void **state)
+{
+	(void)state;
+	struct sanlk_host hs[] = {
+		{ .host_id = 1, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 2, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 3, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 7, .flags = SANLK_HOST_FAIL },
+		{ .host_id = LEASE_MAX_HOSTS, .flags = SANLK_HOST_LIVE },
+	};
+	int n = (int)(sizeof hs / sizeof hs[0]);
+
+	/* master 1 gone: 2 first, then 3, then 2000, 1 (the old master) last */
+	assert_int_equal(lease_turn_rank(2, 1, hs, n), 0);
+	assert_int_equal(lease_turn_rank(3, 1, hs, n), 1);
+	assert_int_equal(lease_turn_rank(LEASE_MAX_HOSTS, 1, hs, n), 2);
+	assert_int_equal(lease_turn_rank(1, 1, hs, n), 3);
+	/* a failing host holds nobody up: 8 comes right after 3 */
+	assert_int_equal(lease_turn_rank(8, 3, hs, n), 0);
+	/* wrapping: after 2000 comes 1 */
+	assert_int_equal(lease_turn_rank(1, LEASE_MAX_HOSTS, hs, n), 0);
+	assert_int_equal(lease_turn_rank(3, LEASE_MAX_HOSTS, hs, n), 2);
+	/* never held (owner 0): lowest host_id first */
+	assert_int_equal(lease_turn_rank(1, 0, hs, n), 0);
+	assert_int_equal(lease_turn_rank(2, 0, hs, n), 1);
+	/* we are not in the daemon's list yet: still ranked among the others */
+	assert_int_equal(lease_turn_rank(5, 3, hs, n), 0);
+	assert_int_equal(lease_turn_rank(5, 1, hs, n), 2);
+	/* every rank is distinct among the live hosts */
+	static const uint64_t lasts[] = { 0, 1, 2, 3, 4, 7, 1999, LEASE_MAX_HOSTS };
+	for (size_t k = 0; k < sizeof lasts / sizeof lasts[0]; k++) {
+		uint64_t last = lasts[k];
+		int seen = 0;
+		for (int i = 0; i < n; i++)
+			if (hs[i].flags == SANLK_HOST_LIVE)
+				seen |= 1 << lease_turn_rank((uint32_t)hs[i].host_id, last, hs, n);
+		assert_int_equal(seen, 0xf);
+	}
+}
+
 static void test_commit_and_fencing(void **state)
 {
 	struct lease_master m;
@@ -456,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_init_and_leaders),
 		cmocka_unit_test(test_no_daemon),
 		cmocka_unit_test(test_commit_and_fencing),
+		cmocka_unit_test(test_turn_rank),
 	};
 
 	/* Never talk to a real daemon from unit tests.  */
