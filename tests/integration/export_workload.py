@@ -26,6 +26,8 @@ import time
 
 import nbd
 
+from cluster_blocks import rss_kib     # this process's VmRSS in KiB
+
 origin_uri, snap_uri, snap_ref, stop_file, seed = sys.argv[1:6]
 rng = random.Random(int(seed))
 ref = open(snap_ref, "rb").read()
@@ -43,14 +45,6 @@ for off in range(32 << 20, size, 32 << 20):
 def fail(msg):
     print("FAIL:", msg, file=sys.stderr, flush=True)
     sys.exit(1)
-
-
-def rss_kib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def wait(h, cmds):
