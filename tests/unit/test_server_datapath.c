@@ -420,16 +420,7 @@ static void test_pipelined_flush_fails(void **state)
 	TU_OK(store_snapshot_read(st, snap, 10, 1, &where));
 	assert_true(where == STORE_ON_ORIGIN);	/* the exception was never durable */
 	store_close(st);
-	assert_int_equal(store_check(f->store_path, stderr), 0);
-	io_engine_destroy(s->eng);
-	io_dev_close(s->odev);
-	srv_free(s);
-	unlink(f->store_path);
-	unlink(f->origin_path);
-	free(f->store_path);
-	free(f->origin_path);
-	free(f);
-	fs_cur = NULL;
+	fs_free(f);
 }
 
 int main(void)
