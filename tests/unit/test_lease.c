@@ -542,6 +542,12 @@ static void test_turn_rank(void **state)
 	/* we are not in the daemon's list yet: still ranked among the others */
 	assert_int_equal(lease_turn_rank(5, 3, hs, n), 0);
 	assert_int_equal(lease_turn_rank(5, 1, hs, n), 2);
+	/* not in the list and after every live host: rank n */
+	struct sanlk_host live2[] = {
+		{ .host_id = 1, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 2, .flags = SANLK_HOST_LIVE },
+	};
+	assert_int_equal(lease_turn_rank(9, 0, live2, 2), 2);
 	/* every rank is distinct among the live hosts */
 	static const uint64_t lasts[] = { 0, 1, 2, 3, 4, 7, 1999, LEASE_MAX_HOSTS };
 	for (size_t k = 0; k < sizeof lasts / sizeof lasts[0]; k++) {
