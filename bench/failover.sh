@@ -11,20 +11,11 @@
 #
 #   bench/failover.sh [--rounds N] [--crash] [BUILD_DIR]
 set -u
-rounds=5 crash=0 build=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) rounds=$2; shift ;;
-    --crash) crash=1 ;;
-    *) build=$1 ;;
-  esac
-  shift
-done
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${build:-$src/build}" && pwd)
+. "$src/bench/lib.sh"
+failover_args 5 "$@"
 T=$build/tools
 . "$src/tests/cluster/lib.sh"
-. "$src/bench/lib.sh"
 export LEASE_POLL_MS=${LEASE_POLL_MS:-50}
 
 minmax() { sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s..%s", lo, hi }'; }

@@ -21,17 +21,9 @@
 #
 #   bench/failover_io.sh [--rounds N] [--crash] [BUILD_DIR]
 set -u
-rounds=3 crash=0 build=
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --rounds) rounds=$2; shift ;;
-    --crash) crash=1 ;;
-    *) build=$1 ;;
-  esac
-  shift
-done
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=$(cd "${build:-$src/build}" && pwd)
+. "$src/bench/lib.sh"
+failover_args 3 "$@"
 C=$build/csnap
 py=/usr/bin/python3
 $py -c 'import nbd' 2>/dev/null || { echo "SKIP: python3-libnbd not installed"; exit 77; }

@@ -27,24 +27,18 @@ set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
-csnap=$build/csnap
-fill=$build/bench/store_fill
-pc=$build/tools/proto_client
+. "$src/bench/lib.sh"
+fill_tools
 nexc=${NEXC:-10000000}
 cache=${CACHE:-64M}
 fillsnaps=${FILL_SNAPS:-1}
 sweeps=${SWEEPS:-2000}
 export DIR=${DIR:-/var/tmp}
-for x in "$fill" "$pc"; do [ -x "$x" ] || { echo "server_rss: $x missing (make)" >&2; exit 1; }; done
 
 export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
 # shellcheck source=../tests/cluster/lib.sh
 . "$src/tests/cluster/lib.sh"
-cb=4096
-origin_bytes=$(( (nexc + 4096) * cb ))
-store_bytes=$(( (nexc + 8192) * cb + nexc / 20 * 4096 + (512 << 20) ))
-cluster_start 1 "$store_bytes"
-truncate -s "$origin_bytes" "$CLUSTER_ORIGIN"
+fill_cluster_start "$nexc" 4096
 printf 'cache_size = %s\n' "$cache" >>"$(node_conf 1)"	# ([store s] is the last section)
 
 "$csnap" mkstore --chunk-size 4K --max-snapshots 256 "$CLUSTER_STORE" "$CLUSTER_ORIGIN" >/dev/null

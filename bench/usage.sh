@@ -29,26 +29,20 @@ set -euo pipefail
 
 build=$(cd "${1:-build}" && pwd)
 src=$(cd "$(dirname "$0")/.." && pwd)
-csnap=$build/csnap
-fill=$build/bench/store_fill
-pc=$build/tools/proto_client
+. "$src/bench/lib.sh"
+fill_tools
 nexcs=${NEXC:-"1000000 10000000"}
 fillsnaps=${FILL_SNAPS:-16}
 n=${N:-21}
 chunk=${CHUNK:-4K}
 export DIR=${DIR:-/var/tmp}
-[ -x "$fill" ] || { echo "usage: $fill missing (make)" >&2; exit 1; }
 
 export CLUSTER_IO_TIMEOUT=${CLUSTER_IO_TIMEOUT:-10}
 # shellcheck source=../tests/cluster/lib.sh
 . "$src/tests/cluster/lib.sh"
-. "$src/bench/lib.sh"
-cb=$(numfmt --from=iec "$chunk")
 max=0
 for x in $nexcs; do [ "$x" -gt "$max" ] && max=$x; done
-store_bytes=$(( (max + 8192) * cb + max / 20 * 4096 + (512 << 20) ))
-cluster_start 1 "$store_bytes"
-truncate -s $(( (max + 4096) * cb )) "$CLUSTER_ORIGIN"
+fill_cluster_start "$max" "$(numfmt --from=iec "$chunk")"
 dir=$CLUSTER_DIR
 
 cs() { node_run 1 "$csnap" "$@"; }

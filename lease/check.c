@@ -27,7 +27,6 @@
 #include <string.h>
 
 #define SANLOCK_REQUEST_MAGIC	0x08292011u
-#define DBLOCK_CHECKSUM_LEN	48	/* sanlock's paxos_dblock.h */
 
 enum fault { LF_OK, LF_BLANK, LF_MAGIC, LF_CSUM, LF_SPACE, LF_NAME };
 

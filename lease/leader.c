@@ -38,6 +38,7 @@ int lease_leader_decode(const uint8_t *sec, struct sanlock_leader *l)
 	memcpy(l->resource_name, sec + LDR_RESOURCE_NAME, LEASE_NAME_LEN);
 	l->timestamp = get_le64(sec + LDR_TIMESTAMP);
 	l->io_timeout = get_le16(sec + LDR_IO_TIMEOUT);
+	l->write_id = get_le64(sec + LDR_WRITE_ID);
 	return 0;
 }
 
@@ -56,5 +57,6 @@ void lease_leader_encode(const struct sanlock_leader *l, uint8_t *sec)
 	memcpy(sec + LDR_RESOURCE_NAME, l->resource_name, strnlen(l->resource_name, LEASE_NAME_LEN));
 	put_le64(sec + LDR_TIMESTAMP, l->timestamp);
 	put_le16(sec + LDR_IO_TIMEOUT, (uint16_t)l->io_timeout);
+	put_le64(sec + LDR_WRITE_ID, l->write_id);
 	put_le32(sec + LDR_CSUM, lease_leader_checksum(sec));
 }

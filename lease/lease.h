@@ -184,6 +184,17 @@ int lease_master_open(struct lease_master *m, const struct lease_area *a,
  * again.  -ENOTCONN: this node has not joined the lockspace.  -ENOLCK:
  * this process is fenced.  */
 int lease_master_acquire(struct lease_master *m);
+/* Whose turn it is to try for the master lease (lease/turn.c): standbys
+ * that all ask sanlock the moment the lease is freed collide in paxos and
+ * each sleeps a random 0-1 s.  From the leader record on disk and the local
+ * daemon's view of the hosts.  */
+struct lease_turn {
+	bool takeable;		/* looks free from here: released (leader or
+				 * the owner's dblock) or its owner dead */
+	uint64_t lver;		/* the leader's version on disk */
+	int rank;		/* when takeable: live hosts before us in line */
+};
+int lease_master_turn(const struct lease_master *m, struct lease_turn *t);
 /* Orderly release, after the caller stopped all writes and called
  * lease_master_unpublish().  */
 int lease_master_release(struct lease_master *m);

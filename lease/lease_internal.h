@@ -25,6 +25,16 @@ void *lease_io_alloc(size_t len);
 void lease_fill_lockspace(const struct lease_area *a, uint32_t host_id,
 			  struct sanlk_lockspace *ls);
 void lease_fill_master(const struct lease_area *a, struct sanlk_resource *res);
+/* Our place in line for a freed master lease (lease/turn.c): how many
+ * live hosts in HS come before host ME in host_id order after LAST_OWNER.  */
+int lease_turn_rank(uint32_t me, uint64_t last_owner, const struct sanlk_host *hs, int n);
+/* The master lease as the disk shows it: released (leader timestamp 0,
+ * or the owner's dblock flagged released for the leader's version).  */
+struct lease_free_disk {
+	bool released;
+	uint64_t lver, owner_id;
+};
+int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f);
 uint32_t lease_sanlock_size_flags(const struct lease_area *a);
 
 /* Checks the daemon named by $SANLOCK_RUN_DIR answers.  */
@@ -70,6 +80,8 @@ enum {
 	LDR_TIMESTAMP = 152,	/* le64 last renewal, monotonic seconds; 0: free */
 	LDR_CSUM = 168,		/* le32 sanlock's crc32c of bytes [0, LDR_CSUM) */
 	LDR_IO_TIMEOUT = 174,	/* le16 seconds */
+	LDR_WRITE_ID = 176,	/* le64 host_id that wrote the record (not
+				 * checksummed: information only) */
 };
 #define SANLOCK_LEADER_CSUM_LEN	LDR_CSUM	/* bytes covered by the checksum */
 
@@ -85,7 +97,22 @@ struct sanlock_leader {
 	char resource_name[LEASE_NAME_LEN + 1];
 	uint64_t timestamp;
 	uint32_t io_timeout;
+	uint64_t write_id;
 };
+
+/* sanlock's paxos "dblock" (paxos_dblock.h): one sector per host after
+ * the master lease's leader and request records (host_id N at sector
+ * N + 1), its ballot state.  A host that releases the lease while the
+ * leader record was last written by another host (two standbys ran the
+ * same ballot) cannot clear the leader; it sets DBLOCK_FL_RELEASED in its
+ * own dblock instead, and the lease is free.  */
+enum {
+	DBL_LVER = 40,		/* le64 lease version of the ballot */
+	DBL_CSUM = 48,		/* le32 checksum of bytes [0, DBL_CSUM) */
+	DBL_FLAGS = 52,		/* le32 DBLOCK_FL_* (not checksummed) */
+};
+#define DBLOCK_CHECKSUM_LEN	DBL_CSUM
+#define DBLOCK_FL_RELEASED	0x1u
 
 /* Decodes one sector.  -EBADMSG if not a leader record with a good
  * checksum.  */

@@ -35,6 +35,10 @@
 #   start_export_each             nodes 1 and 2 each export store s, on $sock1
 #                                 and $sock2 ($CLUSTER_DIR/nodeI.sock)
 #   requires_libnbd               python3-libnbd must be there (as `requires`)
+#   requires_fio_nbd              fio with its nbd engine must be there
+#   scratch_dir NAME              a new directory $dir (/var/tmp/csnap-NAME.*) and
+#                                 an empty array pids; on exit the processes in
+#                                 pids are killed and waited for, $dir removed
 #   export_sock I                 the socket of node I's export from csnap.conf
 #   export_listed SOCKET NAME     the export on SOCKET lists NAME (nbdinfo)
 #   wait_exported SOCKET NAME     wait up to 20 s for export_listed; fail if not
@@ -182,6 +186,19 @@ _file_export_cleanup() {
 }
 
 requires_libnbd() { requires_run python3-libnbd "$py" -c 'import nbd'; }
+requires_fio_nbd() { requires fio; requires_run "fio's nbd engine" sh -c 'fio --enghelp | grep -qw nbd'; }
+
+scratch_dir() {
+  dir=$(mktemp -d "/var/tmp/csnap-$1.XXXXXX")
+  pids=()
+  trap _scratch_cleanup EXIT
+}
+_scratch_cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
 
 export_sock() { echo "$(node_dir "$1")/run/s.sock"; }
 export_listed() { nbdinfo --list "nbd+unix://?socket=$1" 2>/dev/null | grep -q "export=\"$2\""; }

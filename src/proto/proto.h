@@ -13,7 +13,7 @@
  *                   requests and match replies in any order
  *     le32 crc      crc32c of the header (crc field zero) and the payload
  *     le32 reserved must be zero
- *   payload, `len` bytes, layout per type (see proto.c).
+ *   payload, `len` bytes, layout per type (the codec pairs: codec.h).
  *
  * Requests go client -> server, except PROTO_BARRIER and PROTO_SNAP_ADDED,
  * which the server sends to origin clients, and PROTO_INVALIDATE, which it

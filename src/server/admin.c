@@ -1,8 +1,11 @@
 /*
- * src/server/admin.c - administrative requests: snapshot create (with the
- * cluster-wide barrier), delete, list, priority / use count, status,
- * changed-chunk lists; background cleanup of deleted snapshots; the
- * store-full policy.
+ * src/server/admin.c - snapshot creation: SNAP_CREATE with the
+ * cluster-wide barrier (which a rollback raises too), SNAP_ADDED to the
+ * exports, snapshots of snapshots, and the timer of these; the admin
+ * files' state and the helpers they share (admin_int.h).  The other
+ * admin requests are in admin_snap.c (delete, set, rename) and
+ * admin_query.c (list, status, changed); freeing deleted snapshots and
+ * the store-full policy in admin_space.c.
  *
  * Snapshot creation barrier: the master sends BARRIER to every origin
  * client; each drains the origin writes it already started and forgets
@@ -32,15 +35,9 @@
  * A new master resumes a walk it finds, and a retry of the create with
  * the same request id adopts it.  When the walk is done the exports are
  * told (SNAP_ADDED) as for any create, then the creator is answered.
- *
- * Changes that need a quiet store (delete, set, rename) wait until no
- * copy-out is in flight, then change the engine and commit at once.
- * Exports learn of deletes and renames from their one-second snapshot
- * list (export.c): a renamed snapshot is withdrawn under its old name and
- * exported under the new one.  A rename, like a delete, is refused while
- * NBD clients use the snapshot, so none loses its volume to it.
  */
 #include "src/server/srv.h"
+#include "src/server/admin_int.h"
 
 #include "utils/assert.h"
 #include "utils/err.h"
@@ -51,9 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#define CLEANUP_BUDGET	65536
 #define CLONE_BUDGET	65536	/* exceptions per walk step of a clone */
 /* SNAP_ADDED: an export answers in milliseconds (it only adds a name); one
  * that has not within this is not waited for (it lists the snapshot within
@@ -169,16 +164,17 @@ void admin_shutdown(struct srv *s)
 	}
 }
 
-static void reply_err(struct srv *s, struct req *r, int err, const char *why)
+/* ---- helpers the admin files share ---------------------------------------- */
+
+void admin_reply_err(struct srv *s, struct req *r, int err, const char *why)
 {
 	conn_reply_error(r->c, &r->m, err, why);
 	srv_req_done(s, r);
 }
 
-static void fill_snapinfo(struct srv *s, const struct store_snapshot *sn,
-			  const struct store_usage *u, struct proto_snapinfo *out)
+void admin_fill_snapinfo(const struct store_snapshot *sn, const struct store_usage *u,
+			 struct proto_snapinfo *out)
 {
-	(void)s;
 	memset(out, 0, sizeof *out);
 	out->id = sn->id;
 	/* being deleted, or a snapshot of a snapshot still being made */
@@ -207,19 +203,28 @@ bool admin_snap_in_use(const struct srv *s, uint32_t id)
 	return false;
 }
 
+bool admin_snap_unused(struct srv *s, struct req *r, uint32_t id, const char *busy_why)
+{
+	if (admin_snap_in_use(s, id)) {
+		admin_reply_err(s, r, EBUSY, busy_why);
+		return false;
+	}
+	if (srv_snap_grants_until(s, id) > csnap_now_ms()) {
+		grants_wait(s);
+		srv_park(s, r);
+		return false;
+	}
+	return !admin_quiet_or_park(s, r);
+}
+
 /* Park until no copy-out is in flight; closes the batch meanwhile.  */
-static bool need_quiet(struct srv *s, struct req *r)
+bool admin_quiet_or_park(struct srv *s, struct req *r)
 {
 	if (!copy_pending(s) && !copy_failed(s) && !s->busy.used)
 		return false;
 	s->quiesce++;
 	srv_park(s, r);
 	return true;
-}
-
-bool admin_quiet_or_park(struct srv *s, struct req *r)
-{
-	return need_quiet(s, r);
 }
 
 /* Commit, then reply with M (or the error).  */
@@ -229,7 +234,7 @@ void admin_commit_and_reply(struct srv *s, struct req *r, struct proto_msg *m)
 	if (e == -EAGAIN) {
 		srv_reply_after_commit(s, r, m);
 	} else if (e < 0) {
-		reply_err(s, r, -e, err_get());
+		admin_reply_err(s, r, -e, err_get());
 	} else {
 		conn_send(r->c, m);
 		srv_req_done(s, r);
@@ -434,7 +439,7 @@ void admin_poll(struct srv *s)
 		char why[300];
 		snprintf(why, sizeof why, "%s", err_get());
 		barrier_end(s);
-		reply_err(s, r, -e, why);
+		admin_reply_err(s, r, -e, why);
 		return;
 	}
 	barrier_end(s);
@@ -442,14 +447,14 @@ void admin_poll(struct srv *s)
 	struct proto_msg m;
 	store_snapshot_get(s->st, id, &sn);
 	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
-	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	admin_fill_snapinfo(&sn, NULL, &m.u.snapinfo);
 	log_info("snapshot %s created (id %u, priority %d)", sn.name, sn.id, sn.priority);
 	int e2 = srv_commit_now(s);
 	if (e2 == -EAGAIN) {
 		/* Committed later; the exports list it within a second.  */
 		srv_reply_after_commit(s, r, &m);
 	} else if (e2 < 0) {
-		reply_err(s, r, -e2, err_get());
+		admin_reply_err(s, r, -e2, err_get());
 	} else {
 		added_start(s, r, &m);
 	}
@@ -479,27 +484,19 @@ static void clone_start(struct srv *s, struct req *r)
 		return;
 	}
 	if (store_snapshot_find(s->st, sc->from, &parent) < 0 || !(parent.flags & STORE_SNAP_LIVE)) {
-		reply_err(s, r, ENOENT, "no such snapshot to copy (--from)");
-		return;
-	}
-	if (admin_snap_in_use(s, parent.id)) {
-		reply_err(s, r, EBUSY, "the snapshot to copy (--from) is in use by connected clients");
+		admin_reply_err(s, r, ENOENT, "no such snapshot to copy (--from)");
 		return;
 	}
 	/* A client cut off a moment ago may still write chunks of the
 	 * parent it cached as its own: not before its grant ran out.  */
-	if (srv_snap_grants_until(s, parent.id) > csnap_now_ms()) {
-		grants_wait(s);
-		srv_park(s, r);
-		return;
-	}
-	if (need_quiet(s, r))
+	if (!admin_snap_unused(s, r, parent.id,
+			       "the snapshot to copy (--from) is in use by connected clients"))
 		return;
 	uint32_t id;
 	int e = store_snapshot_clone(s->st, sc->name, parent.id, sc->priority,
 				     r->m.flags & PROTO_F_REQ_ID ? sc->req_id : NULL, &id);
 	if (e < 0) {
-		reply_err(s, r, -e, err_get());
+		admin_reply_err(s, r, -e, err_get());
 		return;
 	}
 	s->admin->clone_req = r;
@@ -519,7 +516,7 @@ static void clone_done(struct srv *s, uint32_t id)
 	s->admin->clone_req = NULL;
 	if (store_snapshot_get(s->st, id, &sn) < 0) {
 		if (r)
-			reply_err(s, r, EIO, err_get());
+			admin_reply_err(s, r, EIO, err_get());
 		return;
 	}
 	log_info("snapshot %s created from snapshot %u (id %u, priority %d)", sn.name, sn.parent_id,
@@ -528,7 +525,7 @@ static void clone_done(struct srv *s, uint32_t id)
 	if (!r)
 		return;		/* resumed after a failover, nobody asked yet */
 	proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
-	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+	admin_fill_snapinfo(&sn, NULL, &m.u.snapinfo);
 	if (s->admin->added_req || s->admin->barrier_req) {
 		/* cannot happen (creates park behind a clone); answer plainly */
 		conn_send(r->c, &m);
@@ -566,10 +563,10 @@ static void clone_step(struct srv *s)
 			srv_kick(s);
 			if (r && store_snapshot_get(s->st, id, &sn) == 0) {
 				proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
-				fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+				admin_fill_snapinfo(&sn, NULL, &m.u.snapinfo);
 				srv_reply_after_commit(s, r, &m);
 			} else if (r) {
-				reply_err(s, r, EIO, err_get());
+				admin_reply_err(s, r, EIO, err_get());
 			}
 			return;
 		}
@@ -592,20 +589,20 @@ void admin_snap_create(struct srv *s, struct req *r)
 	struct store_snapshot sn;
 	if (store_snapshot_find(s->st, r->m.u.snap_create.name, &sn) == 0) {
 		if (!same_request(&sn, r)) {
-			reply_err(s, r, EEXIST, "a snapshot with that name exists");
+			admin_reply_err(s, r, EEXIST, "a snapshot with that name exists");
 			return;
 		}
 		if (s->admin->barrier_active || s->admin->added_req) {
 			srv_park(s, r);		/* answered as the first attempt would be */
 			return;
 		}
-		if (need_quiet(s, r))
+		if (admin_quiet_or_park(s, r))
 			return;		/* the commit below waits for copy-outs in flight */
 		struct proto_msg m;
 		log_info("snapshot %s: create retried with the same request id: done already (id %u)",
 			 sn.name, sn.id);
 		proto_msg_init(&m, PROTO_SNAP_CREATE | PROTO_REPLY, r->m.id);
-		fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
+		admin_fill_snapinfo(&sn, NULL, &m.u.snapinfo);
 		admin_commit_and_reply(s, r, &m);
 		return;
 	}
@@ -635,309 +632,7 @@ void admin_snap_create(struct srv *s, struct req *r)
 	barrier_start(s, r);
 }
 
-/* ---- delete, set --------------------------------------------------------- */
-
-/* Looks up a live snapshot by name for an admin request; answers ENOENT
- * itself when there is none.  */
-static bool find_live_snapshot(struct srv *s, struct req *r, const char *name,
-			       struct store_snapshot *sn)
-{
-	if (store_snapshot_find(s->st, name, sn) < 0 || !(sn->flags & STORE_SNAP_LIVE)) {
-		reply_err(s, r, ENOENT, "no such snapshot");
-		return false;
-	}
-	return true;
-}
-
-/* Commits the change just made to snapshot ID and answers with its new
- * description (what `snapshot set` and `rename` print).  */
-static void reply_snapinfo(struct srv *s, struct req *r, uint16_t type, uint32_t id)
-{
-	struct store_snapshot sn;
-	store_snapshot_get(s->st, id, &sn);
-	struct proto_msg m;
-	proto_msg_init(&m, type | PROTO_REPLY, r->m.id);
-	fill_snapinfo(s, &sn, NULL, &m.u.snapinfo);
-	admin_commit_and_reply(s, r, &m);
-}
-
-void admin_snap_delete(struct srv *s, struct req *r)
-{
-	struct store_snapshot sn;
-	const char *name = r->m.u.snap_name.name;
-	if (!find_live_snapshot(s, r, name, &sn))
-		return;
-	if (admin_snap_in_use(s, sn.id)) {
-		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
-		return;
-	}
-	/* A client cut off a moment ago may not know it yet and still write
-	 * to chunks of the snapshot it cached: they must not be freed (and
-	 * reused) before its grant has run out.  */
-	if (srv_snap_grants_until(s, sn.id) > csnap_now_ms()) {
-		grants_wait(s);
-		srv_park(s, r);
-		return;
-	}
-	if (need_quiet(s, r))
-		return;
-	int e = store_snapshot_delete(s->st, sn.id);
-	if (e < 0) {
-		reply_err(s, r, -e, err_get());
-		return;
-	}
-	s->txn_unsafe = true;
-	log_info("snapshot %s (id %u) deleted", sn.name, sn.id);
-	struct proto_msg m;
-	proto_msg_init(&m, PROTO_SNAP_DELETE | PROTO_REPLY, r->m.id);
-	admin_commit_and_reply(s, r, &m);
-}
-
-void admin_snap_set(struct srv *s, struct req *r)
-{
-	const struct proto_snap_set *ss = &r->m.u.snap_set;
-	struct store_snapshot sn;
-	if (!find_live_snapshot(s, r, ss->name, &sn))
-		return;
-	if (need_quiet(s, r))
-		return;
-	int e = 0;
-	if (ss->mask & PROTO_SET_PRIORITY)
-		e = store_snapshot_set_priority(s->st, sn.id, ss->priority);
-	if (e == 0 && (ss->mask & PROTO_SET_USECOUNT)) {
-		int64_t n = (int64_t)sn.usecount + ss->usecount_delta;
-		if (n < 0)
-			n = 0;
-		if (n > UINT32_MAX)
-			n = UINT32_MAX;
-		e = store_snapshot_set_usecount(s->st, sn.id, (uint32_t)n);
-	}
-	if (e < 0) {
-		reply_err(s, r, -e, err_get());
-		return;
-	}
-	reply_snapinfo(s, r, PROTO_SNAP_SET, sn.id);
-}
-
-void admin_snap_rename(struct srv *s, struct req *r)
-{
-	const struct proto_snap_rename *rn = &r->m.u.snap_rename;
-	struct store_snapshot sn, other;
-	if (!find_live_snapshot(s, r, rn->name, &sn))
-		return;
-	if (strcmp(rn->name, rn->new_name) != 0 &&
-	    store_snapshot_find(s->st, rn->new_name, &other) == 0) {
-		reply_err(s, r, EEXIST, "a snapshot with the new name exists");
-		return;
-	}
-	if (admin_snap_in_use(s, sn.id)) {
-		reply_err(s, r, EBUSY, "snapshot is in use by connected clients");
-		return;
-	}
-	if (need_quiet(s, r))
-		return;
-	int e = store_snapshot_rename(s->st, sn.id, rn->new_name);
-	if (e < 0) {
-		reply_err(s, r, -e, err_get());
-		return;
-	}
-	log_info("snapshot %s (id %u) renamed to %s", sn.name, sn.id, rn->new_name);
-	reply_snapinfo(s, r, PROTO_SNAP_RENAME, sn.id);
-}
-
-/* ---- list, status, changed ----------------------------------------------- */
-
-/* A CHANGED walk's share of the master's time per request: 10 ms is about
- * 100 K exceptions here, so a whole-store diff costs one round trip per
- * 100 K exceptions and every other request waits at most this long.  */
-#define CHANGED_WALK_NS		(10 * 1000 * 1000)
-
-void admin_snap_list(struct srv *s, struct req *r)
-{
-	unsigned max = PROTO_MAX_SNAPSHOTS;
-	struct store_snapshot *sn = calloc(max, sizeof *sn);
-	struct store_usage *u = calloc(max, sizeof *u);
-	struct proto_msg m;
-	proto_msg_init(&m, PROTO_SNAP_LIST | PROTO_REPLY, r->m.id);
-	m.u.snap_list.s = calloc(max, sizeof *m.u.snap_list.s);
-	if (!sn || !u || !m.u.snap_list.s) {
-		free(sn);
-		free(u);
-		free(m.u.snap_list.s);
-		reply_err(s, r, ENOMEM, "server out of memory");
-		return;
-	}
-	int n = store_snapshot_list(s->st, sn, max);
-	/* The exports poll the list every second for new names: they ask
-	 * without usage (the counters cost O(snapshots), but an older
-	 * export refuses PROTO_SNAP_USAGE_UNKNOWN).  */
-	int nu = n < 0 ? n : (r->m.flags & PROTO_F_NO_USAGE) ? 0 : store_usage(s->st, u, max);
-	if (n < 0 || nu < 0) {
-		reply_err(s, r, EIO, err_get());
-	} else {
-		if ((unsigned)n > max)
-			n = (int)max;
-		int ku = 0;
-		for (int i = 0; i < n; i++) {
-			if (!(sn[i].flags & STORE_SNAP_LIVE))
-				continue;
-			/* both ordered by id, u[] the live subset of sn[] */
-			const struct store_usage *uu = NULL;
-			while (ku < nu && ku < (int)max && u[ku].id < sn[i].id)
-				ku++;
-			if (ku < nu && ku < (int)max && u[ku].id == sn[i].id)
-				uu = &u[ku];
-			struct proto_snapinfo *si = &m.u.snap_list.s[m.u.snap_list.n++];
-			fill_snapinfo(s, &sn[i], uu, si);
-			/* Only to a client that asked: an older one refuses the
-			 * flag.  csnap receive checks a snapshot's source by it. */
-			static const uint8_t zero[PROTO_REQ_ID_LEN];
-			if ((r->m.flags & PROTO_F_REQ_IDS) && memcmp(sn[i].req_id, zero, sizeof zero)) {
-				si->flags |= PROTO_SNAP_REQ_ID;
-				memcpy(si->req_id, sn[i].req_id, PROTO_REQ_ID_LEN);
-			}
-			/* (the exports poll without usage: they never see it) */
-			if (!(r->m.flags & PROTO_F_NO_USAGE) && sn[i].parent_id) {
-				CSNAP_ASSERT(sn[i].parent_id != sn[i].id);
-				si->flags |= PROTO_SNAP_PARENT;
-				si->parent_id = sn[i].parent_id;
-			}
-		}
-		conn_send(r->c, &m);
-		srv_req_done(s, r);
-	}
-	free(sn);
-	free(u);
-	free(m.u.snap_list.s);
-}
-
-void admin_status(struct srv *s, struct req *r)
-{
-	struct proto_msg m;
-	struct proto_status *st = &m.u.status;
-	proto_msg_init(&m, PROTO_STATUS | PROTO_REPLY, r->m.id);
-	store_get_info(s->st, &s->info);
-	st->store = s->uuid;
-	st->chunk_size = s->chunk_size;
-	st->max_snapshots = s->info.sb.max_snapshots;
-	st->nsnapshots = s->info.snapshots;
-	st->store_chunks = s->info.data_chunks;
-	st->free_chunks = s->info.data_free <= s->info.data_chunks ? s->info.data_free : s->info.data_chunks;
-	st->origin_size = s->origin_size;
-	st->master_host_id = (uint16_t)s->o.host_id;
-	st->master_port = s->port;
-	st->generation = s->epoch;
-	snprintf(st->master_address, sizeof st->master_address, "%s", s->address);
-	snprintf(st->master_node, sizeof st->master_node, "%s", s->o.node_name ? s->o.node_name : "");
-	unsigned n = 0;
-	for (struct conn *c = s->conns; c; c = c->next)
-		if (c->state == CONN_READY)
-			n++;
-	if (n > PROTO_MAX_CLIENTS)
-		n = PROTO_MAX_CLIENTS;
-	st->clients = calloc(n ? n : 1, sizeof *st->clients);
-	if (!st->clients) {
-		reply_err(s, r, ENOMEM, "server out of memory");
-		return;
-	}
-	/* As many as fit in one message (many clients with long names do
-	 * not): an unsendable reply would cost the asker its connection.  */
-	size_t room = PROTO_MAX_PAYLOAD - PROTO_STATUS_FIXED_MAX;
-	for (struct conn *c = s->conns; c && st->nclients < n; c = c->next) {
-		if (c->state != CONN_READY)
-			continue;
-		struct proto_client_info *ci = &st->clients[st->nclients];
-		ci->host_id = c->host_id;
-		ci->volume = c->volume;
-		ci->snap_id = c->snap_id;
-		snprintf(ci->name, sizeof ci->name, "%s", c->name);
-		snprintf(ci->peer, sizeof ci->peer, "%s", c->peer);
-		size_t sz = proto_client_info_size(ci);
-		if (sz > room)
-			break;
-		room -= sz;
-		st->nclients++;
-	}
-	conn_send(r->c, &m);
-	free(st->clients);
-	srv_req_done(s, r);
-}
-
-void admin_changed(struct srv *s, struct req *r)
-{
-	const struct proto_changed *q = &r->m.u.changed;
-	struct store_snapshot a, b;
-	if (store_snapshot_find(s->st, q->from, &a) < 0) {
-		reply_err(s, r, ENOENT, "no such snapshot");
-		return;
-	}
-	if (!q->to[0])
-		b.id = STORE_ORIGIN_ID;		/* against the live origin */
-	else if (store_snapshot_find(s->st, q->to, &b) < 0) {
-		reply_err(s, r, ENOENT, "no such snapshot");
-		return;
-	}
-	struct proto_msg m;
-	proto_msg_init(&m, PROTO_CHANGED | PROTO_REPLY, r->m.id);
-	struct proto_ranges *rs = &m.u.changed_reply.ranges;
-	rs->r = calloc(q->max_ranges, sizeof *rs->r);
-	chunk_t *buf = calloc(4096, sizeof *buf);
-	if (!rs->r || !buf) {
-		free(rs->r);
-		free(buf);
-		reply_err(s, r, ENOMEM, "server out of memory");
-		return;
-	}
-	/* One request walks for at most CHANGED_WALK_NS (store_changed stops
-	 * itself every 8 K entries): where nothing changed after the asked
-	 * chunk the walk would otherwise cover every exception to the end of
-	 * the store while the master answers nobody (14-20 s at 10 M
-	 * exceptions).  The reply's cursor says where to go on; clients ask
-	 * again (the CLI) or report "unchanged up to there" (NBD block
-	 * status, which may describe less than was asked).  */
-	const int64_t walk_end = csnap_now_ns() + (s->o.changed_walk_ns > 0 ? s->o.changed_walk_ns
-									      : CHANGED_WALK_NS);
-	chunk_t cursor = q->start;
-	uint64_t next = STORE_CHUNK_END;
-	while (cursor != STORE_CHUNK_END) {
-		if (cursor != q->start && csnap_now_ns() >= walk_end) {
-			CSNAP_ASSERT(cursor > q->start);	/* the reply's cursor advances */
-			next = cursor;
-			break;
-		}
-		int n = store_changed(s->st, a.id, b.id, &cursor, buf, 4096);
-		if (n < 0) {
-			free(rs->r);
-			free(buf);
-			reply_err(s, r, EIO, err_get());
-			return;
-		}
-		int i;
-		for (i = 0; i < n; i++) {
-			struct proto_range *last = rs->n ? &rs->r[rs->n - 1] : NULL;
-			if (last && last->start + last->count == buf[i] && last->count < UINT32_MAX) {
-				last->count++;
-				continue;
-			}
-			if (rs->n == q->max_ranges)
-				break;
-			rs->r[rs->n++] = (struct proto_range){ buf[i], 1 };
-		}
-		if (i < n) {
-			next = buf[i];
-			break;
-		}
-		if (n == 0 && cursor != STORE_CHUNK_END)
-			continue;
-	}
-	m.u.changed_reply.next = next;
-	conn_send(r->c, &m);
-	free(rs->r);
-	free(buf);
-	srv_req_done(s, r);
-}
-
-/* ---- timer: barrier timeout, cleanup -------------------------------------- */
+/* ---- timer: barrier timeout ---------------------------------------------- */
 
 void admin_tick(struct srv *s)
 {
@@ -955,82 +650,5 @@ void admin_tick(struct srv *s)
 			}
 		}
 	}
-	/* Free chunks of deleted snapshots in the background, when quiet. */
-	if (!copy_pending(s) && !s->busy.used && !copy_failed(s) && !s->fatal &&
-	    s->info.snapshots_deleting) {
-		int more = store_cleanup(s->st, CLEANUP_BUDGET);
-		if (more < 0)
-			log_error("cleanup of deleted snapshots: %s", err_get());
-		(void)srv_commit_now(s);	/* -EAGAIN: the loop commits later */
-		store_get_info(s->st, &s->info);
-	}
-}
-
-/* ---- store full ------------------------------------------------------------ */
-
-static bool victim_in_use(void *arg, uint32_t id)
-{
-	/* Also a snapshot whose cut-off clients may still hold a grant.  */
-	return admin_snap_in_use(arg, id) || srv_snap_grants_until(arg, id) > csnap_now_ms();
-}
-
-int admin_store_full(struct srv *s, bool meta)
-{
-	const char *what = meta ? "SNAPSHOT STORE METADATA AREA FULL" : "SNAPSHOT STORE FULL";
-
-	if (s->o.store_full == STORE_FULL_FAIL) {
-		log_warn("snapshot store %s: failing the write with ENOSPC (store_full = fail)",
-			 meta ? "metadata area full" : "full");
-		return 0;
-	}
-	/* First finish freeing what deleted snapshots left behind.  */
-	store_get_info(s->st, &s->info);
-	if (s->info.snapshots_deleting) {
-		int more;
-		do
-			more = store_cleanup(s->st, CLEANUP_BUDGET);
-		while (more > 0);
-		if (more < 0)
-			return more;
-		int e = srv_commit_now(s);
-		if (e == -EAGAIN)
-			return 1;	/* retried after the commit */
-		if (e < 0)
-			return e;
-		store_get_info(s->st, &s->info);
-		if (s->info.data_free > 0)
-			return 1;
-	}
-	/* Lowest priority, oldest first, skipping snapshots in use (use
-	 * count, or an NBD client on them through some export).  */
-	uint32_t id;
-	struct store_snapshot sn;
-	if (store_pick_victim(s->st, victim_in_use, s, &id) < 0 ||
-	    store_snapshot_get(s->st, id, &sn) < 0) {
-		log_error("%s and no snapshot may be released (all in use): "
-			  "origin writes fail with ENOSPC", what);
-		return 0;
-	}
-	char when[32] = "?";
-	time_t t = (time_t)sn.ctime;
-	struct tm tm;
-	if (gmtime_r(&t, &tm))
-		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	log_error("%s: releasing snapshot %s (id %u, priority %d, created %s) "
-		  "to make room for origin writes", what, sn.name, sn.id, sn.priority, when);
-	int e = store_snapshot_delete(s->st, id);
-	if (e < 0)
-		return e;
-	s->txn_unsafe = true;
-	int more;
-	do
-		more = store_cleanup(s->st, CLEANUP_BUDGET);
-	while (more > 0);
-	if (more < 0)
-		return more;
-	e = srv_commit_now(s);
-	if (e < 0 && e != -EAGAIN)
-		return e;
-	store_get_info(s->st, &s->info);
-	return 1;
+	admin_cleanup_tick(s);
 }

@@ -61,6 +61,7 @@ void server_opts_defaults(struct server_opts *o)
 	o->store_full = STORE_FULL_RELEASE;
 	o->grace_ms = 100;
 	o->standby_retry_ms = 50;
+	o->standby_turn_ms = 250;
 	o->barrier_timeout_ms = 30000;
 	o->drain_timeout_ms = 10000;
 	o->copy_depth = 64;
@@ -130,6 +131,25 @@ static int load_superblock(struct srv *s)
 	return r;
 }
 
+/* Whether this standby should ask sanlock for the master lease now: at
+ * once, unless the lease looks free and it is not yet our turn
+ * (lease/turn.c: standbys asking at once collide and sleep up to 1 s).
+ * Where the leader or the hosts cannot be read, ask: sanlock decides in
+ * any case.  */
+static bool standby_may_ask(struct srv *s, uint64_t *free_lver, int64_t *free_seen_ms)
+{
+	struct lease_turn t;
+	int64_t now = csnap_now_ms();
+
+	if (lease_master_turn(&s->lm, &t) < 0 || !t.takeable)
+		return true;
+	if (*free_seen_ms == 0 || *free_lver != t.lver) {
+		*free_lver = t.lver;
+		*free_seen_ms = now;
+	}
+	return now - *free_seen_ms >= (int64_t)t.rank * s->o.standby_turn_ms;
+}
+
 /* Waits for the master lease.  Returns 1 when we hold it, 0 if asked to
  * stop while standby, negative errno on failure.  */
 static int wait_for_master(struct srv *s)
@@ -150,10 +170,16 @@ static int wait_for_master(struct srv *s)
 		return r;
 	if ((r = lease_master_open(&s->lm, &s->area, s->o.host_id, FENCE_SIGNAL)) < 0)
 		return r;
+	uint64_t free_lver = 0;		/* the freed lease version we wait our turn for */
+	int64_t free_seen_ms = 0;	/* when we first saw it */
 	for (;;) {
-		r = lease_master_acquire(&s->lm);
-		if (r == 0)
-			return 1;
+		if (standby_may_ask(s, &free_lver, &free_seen_ms)) {
+			r = lease_master_acquire(&s->lm);
+			if (r == 0)
+				return 1;
+		} else {
+			r = -EBUSY;
+		}
 		if (r != -EBUSY && r != -EAGAIN && r != -ENOTCONN)
 			return r;
 		if (said != r) {

@@ -33,6 +33,10 @@ struct server_opts {
 					 * chunks copied out meanwhile are
 					 * refused as stale) */
 	int standby_retry_ms;		/* standby: master lease retry period */
+	int standby_turn_ms;		/* standby: a freed master lease is
+					 * tried by one host per turn
+					 * (lease/turn.c); more than a retry
+					 * period plus a paxos ballot */
 	int barrier_timeout_ms;		/* origin clients that do not ack a
 					 * snapshot barrier in time are cut off */
 	int drain_timeout_ms;		/* SIGTERM: bound on finishing work */

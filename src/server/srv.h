@@ -7,8 +7,10 @@
  *   route.c     what each volume may send and which handler takes it
  *   datapath.c  origin writes (copy-out), snapshot reads/writes, read locks
  *   copy.c      copy-out jobs on the async ioengine
- *   admin.c     snapshot create (barrier) / delete / list / set, status,
- *               changed-chunk lists, the store-full policy
+ *   admin.c     snapshot create: the barrier, SNAP_ADDED, clones
+ *   admin_snap.c  snapshot delete / set / rename
+ *   admin_query.c snapshot list, status, changed-chunk lists
+ *   admin_space.c cleanup of deleted snapshots, the store-full policy
  *   chunkset.c  hash multiset of chunk numbers (locks, busy chunks)
  *   invalidate.c  telling a snapshot's other clients that a snapshot
  *               write moved chunks (before the writer is answered)
@@ -249,7 +251,7 @@ void inval_conn_gone(struct srv *s, struct conn *c);
 void inval_req_gone(struct srv *s, struct req *r);
 void inval_tick(struct srv *s);
 
-/* ---- admin (admin.c) ---------------------------------------------------- */
+/* ---- admin (admin*.c; their shared helpers: admin_int.h) ---------------- */
 
 /* Request handlers (route.c's table), like dp_*.  */
 void admin_snap_create(struct srv *s, struct req *r);

@@ -34,7 +34,15 @@ struct journal {
 	size_t stage_cap, stage_n;
 	bool inflight;		/* journal_commit_begin() without its end */
 	bool failed;		/* a begun commit failed: no more commits */
+	/* replay reads the log through this window of neighbouring blocks
+	 * (REPLAY_READ_BLOCKS per read instead of one at a time) */
+	uint8_t *win;
+	uint64_t win_first;	/* journal position of win's first block */
+	uint64_t win_n;		/* blocks in win; 0: empty */
 };
+
+#define REPLAY_READ_BLOCKS 64	/* 256 KiB per journal read */
+#define REPLAY_WRITE_BLOCKS 64	/* at most 256 KiB per home write */
 
 /* head, tail and used agree (a read-only journal does not track used).  */
 static bool positions_ok(const struct journal *j)
@@ -47,10 +55,27 @@ uint64_t journal_last_seq(const struct journal *j) { return j->last_seq; }
 uint64_t journal_replayed(const struct journal *j) { return j->replayed; }
 uint64_t journal_used(const struct journal *j) { return j->used; }
 
+/* One journal block at POS (wrapping) into BUF, through the window.  */
 static int jread(struct journal *j, uint64_t pos, void *buf)
 {
-	return io_dev_pread(j->dev, buf, META_BLOCK_SIZE,
-			    (j->start + pos % j->nblocks) * META_BLOCK_SIZE);
+	uint64_t p = pos % j->nblocks;
+
+	if (!j->win && !(j->win = io_buf_alloc((size_t)REPLAY_READ_BLOCKS * META_BLOCK_SIZE)))
+		return -ENOMEM;
+	if (p < j->win_first || p >= j->win_first + j->win_n) {
+		/* the window never wraps: it ends at the journal's end */
+		uint64_t n = j->nblocks - p < REPLAY_READ_BLOCKS ? j->nblocks - p : REPLAY_READ_BLOCKS;
+		j->win_n = 0;
+		int ret = io_dev_pread(j->dev, j->win, n * META_BLOCK_SIZE,
+				       (j->start + p) * META_BLOCK_SIZE);
+		if (ret < 0)
+			return ret;
+		j->win_first = p;
+		j->win_n = n;
+	}
+	CSNAP_ASSERT(p >= j->win_first && p - j->win_first < j->win_n && j->win_n <= REPLAY_READ_BLOCKS);
+	memcpy(buf, j->win + (p - j->win_first) * META_BLOCK_SIZE, META_BLOCK_SIZE);
+	return 0;
 }
 
 /* A block image in the log is a sealed metadata block of this store
@@ -139,9 +164,133 @@ static int write_sb_tail(struct journal *j)
 	return csnap_sb_write(j->dev, j->sb);
 }
 
+/* The newest image of each home block a read-write replay writes.  A
+ * killed master leaves hundreds of transactions, mostly rewriting the
+ * same few blocks (engine header, bitmap, the leaves in use): each home
+ * is written once, with its last image, in block order, neighbours in
+ * one write.  The result on disk is what writing every transaction in
+ * turn gives; the journal is not touched, so a replay cut short is simply
+ * run again.  Open addressing on home + 1 (0 = empty slot).  */
+struct replay_set {
+	uint64_t *keys;		/* home + 1 */
+	uint32_t *idx;		/* its image in images */
+	size_t cap;		/* power of two, at least twice n */
+	uint8_t *images;
+	size_t n, icap;
+};
+
+static size_t set_pos(const struct replay_set *rs, uint64_t home)
+{
+	size_t m = rs->cap - 1, i = (size_t)((home * 0x9e3779b97f4a7c15ull) >> 17) & m;
+
+	while (rs->keys[i] && rs->keys[i] != home + 1)
+		i = (i + 1) & m;
+	return i;
+}
+
+static int set_grow(struct replay_set *rs)
+{
+	struct replay_set o = *rs;
+	size_t cap = o.cap ? o.cap * 2 : 1024;
+
+	rs->keys = calloc(cap, sizeof *rs->keys);
+	rs->idx = malloc(cap * sizeof *rs->idx);
+	if (!rs->keys || !rs->idx) {
+		free(rs->keys);
+		free(rs->idx);
+		rs->keys = o.keys;
+		rs->idx = o.idx;
+		return -ENOMEM;
+	}
+	rs->cap = cap;
+	for (size_t i = 0; i < o.cap; i++)
+		if (o.keys[i]) {
+			size_t p = set_pos(rs, o.keys[i] - 1);
+			rs->keys[p] = o.keys[i];
+			rs->idx[p] = o.idx[i];
+		}
+	free(o.keys);
+	free(o.idx);
+	return 0;
+}
+
+static int set_put(struct replay_set *rs, const uint8_t *im)
+{
+	uint64_t home = get_le64(im + META_BLOCKNR);
+
+	if (2 * (rs->n + 1) > rs->cap && set_grow(rs) < 0)
+		return -ENOMEM;
+	size_t p = set_pos(rs, home);
+	if (!rs->keys[p]) {
+		if (rs->n == rs->icap) {
+			size_t ic = rs->icap ? rs->icap * 2 : 256;
+			uint8_t *ni = realloc(rs->images, ic * META_BLOCK_SIZE);
+			if (!ni)
+				return -ENOMEM;
+			rs->images = ni;
+			rs->icap = ic;
+		}
+		rs->keys[p] = home + 1;
+		rs->idx[p] = (uint32_t)rs->n++;
+	}
+	memcpy(rs->images + (size_t)rs->idx[p] * META_BLOCK_SIZE, im, META_BLOCK_SIZE);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Writes every home in the set, in block order, runs of neighbours
+ * (at most REPLAY_WRITE_BLOCKS) in one write.  */
+static int set_write(struct journal *j, struct replay_set *rs)
+{
+	uint64_t *homes = malloc((rs->n ? rs->n : 1) * sizeof *homes);
+	uint8_t *buf = io_buf_alloc((size_t)REPLAY_WRITE_BLOCKS * META_BLOCK_SIZE);
+	size_t k = 0;
+	int ret = 0;
+
+	if (!homes || !buf) {
+		free(homes);
+		io_buf_free(buf);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < rs->cap; i++)
+		if (rs->keys[i])
+			homes[k++] = rs->keys[i] - 1;
+	CSNAP_ASSERT(k == rs->n);
+	qsort(homes, k, sizeof *homes, cmp_u64);
+	for (size_t i = 0; i < k && ret >= 0;) {
+		size_t run = 0;
+		while (i + run < k && run < REPLAY_WRITE_BLOCKS &&
+		       homes[i + run] == homes[i] + run) {
+			const uint8_t *im = rs->images +
+				(size_t)rs->idx[set_pos(rs, homes[i + run])] * META_BLOCK_SIZE;
+			CSNAP_ASSERT(get_le64(im + META_BLOCKNR) == homes[i + run]);
+			memcpy(buf + run * META_BLOCK_SIZE, im, META_BLOCK_SIZE);
+			run++;
+		}
+		ret = io_dev_pwrite(j->dev, buf, run * META_BLOCK_SIZE, homes[i] * META_BLOCK_SIZE);
+		i += run;
+	}
+	free(homes);
+	io_buf_free(buf);
+	return ret;
+}
+
+static void set_free(struct replay_set *rs)
+{
+	free(rs->keys);
+	free(rs->idx);
+	free(rs->images);
+}
+
 static int replay(struct journal *j)
 {
 	uint64_t pos = j->tail, seq = j->sb->engine.journal_tail_seq;
+	struct replay_set rs = { 0 };
 	int ret = 0;
 
 	bm_set_committed_seq(j->bm, UINT64_MAX);
@@ -152,30 +301,27 @@ static int replay(struct journal *j)
 			break;
 		for (size_t i = 0; i < n && ret >= 0; i++) {
 			uint8_t *im = images + i * META_BLOCK_SIZE;
-			uint64_t home = get_le64(im + META_BLOCKNR);
 			if (j->readonly)
-				ret = bm_install(j->bm, home, im);
-			else {
-				/* io_dev_pwrite wants aligned memory */
-				uint8_t *buf = io_buf_alloc(META_BLOCK_SIZE);
-				if (!buf) {
-					ret = -ENOMEM;
-					break;
-				}
-				memcpy(buf, im, META_BLOCK_SIZE);
-				ret = io_dev_pwrite(j->dev, buf, META_BLOCK_SIZE,
-						    home * META_BLOCK_SIZE);
-				io_buf_free(buf);
-			}
+				ret = bm_install(j->bm, get_le64(im + META_BLOCKNR), im);
+			else
+				ret = set_put(&rs, im);
 		}
 		free(images);
 		if (ret < 0)
-			return err_prefix(-ret, "journal replay");
+			break;
 		j->replayed++;
 		seq++;
 		if (j->replayed > j->nblocks)	/* cannot happen with sane seqs */
 			break;
 	}
+	io_buf_free(j->win);
+	j->win = NULL;
+	j->win_n = 0;
+	if (ret >= 0 && rs.n)
+		ret = set_write(j, &rs);
+	set_free(&rs);
+	if (ret < 0)
+		return err_prefix(-ret, "journal replay");
 	j->last_seq = seq - 1;
 	j->head = pos;
 	bm_set_committed_seq(j->bm, j->last_seq);
@@ -225,6 +371,7 @@ void journal_close(struct journal *j)
 	if (!j)
 		return;
 	io_buf_free(j->stage);
+	io_buf_free(j->win);
 	free(j);
 }
 

@@ -353,17 +353,28 @@ static void meta(struct seed *s, uint32_t opt, const char *export, const char *c
 	option(s, opt, d, (uint32_t)len);
 }
 
-static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint32_t len)
+/* A request header, compact or (EXT) extended, its cookie from where it
+ * starts in the seed.  */
+static void request_header(struct seed *s, bool ext, uint16_t flags, uint16_t cmd, uint64_t off,
+			   uint64_t len)
 {
-	uint8_t r[NBD_REQUEST_SIZE];
+	uint8_t r[NBD_EXT_REQUEST_SIZE];
 
-	nbd_put32(r, NBD_REQUEST_MAGIC);
+	nbd_put32(r, ext ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC);
 	nbd_put16(r + 4, flags);
 	nbd_put16(r + 6, cmd);
 	nbd_put64(r + 8, 0x1122334455667788ULL + s->n);
 	nbd_put64(r + 16, off);
-	nbd_put32(r + 24, len);
-	put(s, r, sizeof r);
+	if (ext)
+		nbd_put64(r + 24, len);
+	else
+		nbd_put32(r + 24, (uint32_t)len);
+	put(s, r, ext ? NBD_EXT_REQUEST_SIZE : NBD_REQUEST_SIZE);
+}
+
+static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint32_t len)
+{
+	request_header(s, false, flags, cmd, off, len);
 	if (cmd == NBD_CMD_WRITE) {
 		memset(s->b + s->n, 0xab, len);
 		s->n += len;
@@ -375,15 +386,7 @@ static void request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, 
 static void ext_request(struct seed *s, uint16_t flags, uint16_t cmd, uint64_t off, uint64_t len,
 			uint32_t pay)
 {
-	uint8_t r[NBD_EXT_REQUEST_SIZE];
-
-	nbd_put32(r, NBD_EXTENDED_REQUEST_MAGIC);
-	nbd_put16(r + 4, flags);
-	nbd_put16(r + 6, cmd);
-	nbd_put64(r + 8, 0x1122334455667788ULL + s->n);
-	nbd_put64(r + 16, off);
-	nbd_put64(r + 24, len);
-	put(s, r, sizeof r);
+	request_header(s, true, flags, cmd, off, len);
 	memset(s->b + s->n, 0xcd, pay);
 	s->n += pay;
 }

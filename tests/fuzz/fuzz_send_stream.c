@@ -210,6 +210,22 @@ static void program(struct fuzz_in *in, struct mem *m)
 	FUZZ_CHECK(e < 0, "stream with byte %zu flipped accepted", at);
 }
 
+/* The seed DIR/NAME-I: the byte LEAD (none if 0), then N bytes at P.  */
+static void seed_write(const char *dir, const char *name, size_t i, int lead, const void *p,
+		       size_t n)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s-%zu", dir, name, i);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		abort();
+	if (lead)
+		fputc(lead, f);
+	fwrite(p, 1, n, f);
+	fclose(f);
+}
+
 static void write_seeds(const char *dir)
 {
 	static const uint8_t progs[][24] = {
@@ -247,27 +263,9 @@ static void write_seeds(const char *dir)
 		ss_write_data(&w, 65536, d, 100);
 		ss_write_end(&w);
 		ss_writer_close(&w);
-		char path[512];
-		snprintf(path, sizeof path, "%s/stream-%zu", dir, i);
-		FILE *f = fopen(path, "wb");
-		if (!f)
-			abort();
-		fputc('R', f);
-		fwrite(m.p, 1, m.n, f);
-		fclose(f);
-		snprintf(path, sizeof path, "%s/fixed-%zu", dir, i);
-		f = fopen(path, "wb");
-		if (!f)
-			abort();
-		fputc('F', f);
-		fwrite(m.p, 1, m.n, f);
-		fclose(f);
-		snprintf(path, sizeof path, "%s/program-%zu", dir, i);
-		f = fopen(path, "wb");
-		if (!f)
-			abort();
-		fwrite(all, 1, sizeof all, f);
-		fclose(f);
+		seed_write(dir, "stream", i, 'R', m.p, m.n);
+		seed_write(dir, "fixed", i, 'F', m.p, m.n);
+		seed_write(dir, "program", i, 0, all, sizeof all);
 		free(m.p);
 		(void)in;
 	}

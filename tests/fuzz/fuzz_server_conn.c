@@ -516,6 +516,27 @@ static void ranges(struct proto_buf *b, uint16_t type, uint16_t flags, uint64_t 
 	enc(b, &m);
 }
 
+/* ranges() sent on connection TO (the messages around it go to 0).  */
+static void ranges_on(struct proto_buf *b, unsigned to, uint16_t type, uint16_t flags, uint64_t id,
+		      uint32_t k)
+{
+	seed_to = to;
+	ranges(b, type, flags, id, k);
+	seed_to = 0;
+}
+
+/* A request of TYPE with no body, or (NAME) a snapshot's name.  */
+static void req(struct proto_buf *b, uint16_t type, uint16_t flags, uint64_t id, const char *name)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, type, id);
+	m.flags = flags;
+	if (name)
+		snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "%s", name);
+	enc(b, &m);
+}
+
 static void make_seeds(const char *dir)
 {
 	struct proto_buf b;
@@ -526,8 +547,7 @@ static void make_seeds(const char *dir)
 	proto_buf_init(&b);
 	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 3);
 	ranges(&b, PROTO_ORIGIN_WRITE, 0, 11, 1);
-	proto_msg_init(&m, PROTO_PING, 12);
-	enc(&b, &m);
+	req(&b, PROTO_PING, 0, 12, NULL);
 	seed_save(dir, i++, 2, 0, &b);
 	/* origin, pipelined, in 7-byte pieces, then a snapshot create: the
 	 * barrier and SNAP_ADDED come back to this connection */
@@ -559,26 +579,20 @@ static void make_seeds(const char *dir)
 	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "daily");
 	memset(m.u.snap_create.req_id, 7, PROTO_REQ_ID_LEN);
 	enc(&b, &m);
-	proto_msg_init(&m, PROTO_SNAP_LIST, 11);
-	enc(&b, &m);
+	req(&b, PROTO_SNAP_LIST, 0, 11, NULL);
 	proto_msg_init(&m, PROTO_SNAP_SET, 12);
 	snprintf(m.u.snap_set.name, sizeof m.u.snap_set.name, "b");
 	m.u.snap_set.mask = PROTO_SET_PRIORITY | PROTO_SET_USECOUNT;
 	m.u.snap_set.priority = -1;
 	m.u.snap_set.usecount_delta = 1;
 	enc(&b, &m);
-	proto_msg_init(&m, PROTO_STATUS, 13);
-	enc(&b, &m);
+	req(&b, PROTO_STATUS, 0, 13, NULL);
 	proto_msg_init(&m, PROTO_CHANGED, 14);
 	snprintf(m.u.changed.from, sizeof m.u.changed.from, "a");
 	m.u.changed.max_ranges = 100;
 	enc(&b, &m);
-	proto_msg_init(&m, PROTO_SNAP_DELETE, 15);
-	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "b");
-	enc(&b, &m);
-	proto_msg_init(&m, PROTO_SNAP_LIST, 16);
-	m.flags = PROTO_F_NO_USAGE;
-	enc(&b, &m);
+	req(&b, PROTO_SNAP_DELETE, 0, 15, "b");
+	req(&b, PROTO_SNAP_LIST, PROTO_F_NO_USAGE, 16, NULL);
 	seed_save(dir, i++, 5, 0, &b);
 	/* no help: the input's own AUTH (wrong MAC) */
 	b.len = 0;
@@ -596,62 +610,38 @@ static void make_seeds(const char *dir)
 	/* origin with the lease late: grants held, commits wait */
 	b.len = 0;
 	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 3);
-	proto_msg_init(&m, PROTO_PING, 11);
-	enc(&b, &m);
+	req(&b, PROTO_PING, 0, 11, NULL);
 	seed_save(dir, i++, 2 | 0x80, 0, &b);
 	/* two clients of snapshot a: a write that moves chunks makes the
 	 * master invalidate them at the other, which then reads */
 	b.len = 0;
 	ranges(&b, PROTO_SNAP_READ, 0, 10, 2);
-	seed_to = 1;
-	ranges(&b, PROTO_SNAP_READ, 0, 10, 3);
-	seed_to = 0;
+	ranges_on(&b, 1, PROTO_SNAP_READ, 0, 10, 3);
 	ranges(&b, PROTO_SNAP_WRITE, 0, 11, 3);
-	seed_to = 1;
-	ranges(&b, PROTO_SNAP_READ, 0, 11, 3);
-	ranges(&b, PROTO_SNAP_READ_DONE, 0, 12, 3);
-	seed_to = 0;
+	ranges_on(&b, 1, PROTO_SNAP_READ, 0, 11, 3);
+	ranges_on(&b, 1, PROTO_SNAP_READ_DONE, 0, 12, 3);
 	seed_save(dir, i++, 3, 3 << 5, &b);
 	/* admin creates a snapshot while an origin client writes: the
 	 * barrier and SNAP_ADDED go to the origin client */
 	b.len = 0;
-	seed_to = 1;
-	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 2);
-	seed_to = 0;
+	ranges_on(&b, 1, PROTO_ORIGIN_WRITE, 0, 10, 2);
 	proto_msg_init(&m, PROTO_SNAP_CREATE, 10);
 	snprintf(m.u.snap_create.name, sizeof m.u.snap_create.name, "hourly");
 	enc(&b, &m);
-	seed_to = 1;
-	ranges(&b, PROTO_ORIGIN_WRITE, 0, 11, 3);
-	seed_to = 0;
-	proto_msg_init(&m, PROTO_SNAP_DELETE, 11);
-	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "a");
-	enc(&b, &m);
+	ranges_on(&b, 1, PROTO_ORIGIN_WRITE, 0, 11, 3);
+	req(&b, PROTO_SNAP_DELETE, 0, 11, "a");
 	seed_save(dir, i++, 5, 2 << 5, &b);
 	/* the same, the origin client never acks: cut off at the timeout */
 	seed_save(dir, i++, 5 | 0x08, 2 << 5, &b);
 	/* admin rolls the origin back to snapshot a while an origin client
 	 * writes; progress queries; a second rollback is refused */
 	b.len = 0;
-	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 10);
-	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "a");
-	enc(&b, &m);
-	seed_to = 1;
-	ranges(&b, PROTO_ORIGIN_WRITE, 0, 10, 3);
-	seed_to = 0;
-	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 11);
-	m.flags = PROTO_F_QUERY;
-	enc(&b, &m);
-	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 12);
-	m.flags = PROTO_F_DELETE;
-	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "b");
-	enc(&b, &m);
-	seed_to = 1;
-	ranges(&b, PROTO_ORIGIN_WRITE, 0, 11, 2);
-	seed_to = 0;
-	proto_msg_init(&m, PROTO_SNAP_ROLLBACK, 13);
-	m.flags = PROTO_F_QUERY;
-	enc(&b, &m);
+	req(&b, PROTO_SNAP_ROLLBACK, 0, 10, "a");
+	ranges_on(&b, 1, PROTO_ORIGIN_WRITE, 0, 10, 3);
+	req(&b, PROTO_SNAP_ROLLBACK, PROTO_F_QUERY, 11, NULL);
+	req(&b, PROTO_SNAP_ROLLBACK, PROTO_F_DELETE, 12, "b");
+	ranges_on(&b, 1, PROTO_ORIGIN_WRITE, 0, 11, 2);
+	req(&b, PROTO_SNAP_ROLLBACK, PROTO_F_QUERY, 13, NULL);
 	seed_save(dir, i++, 5, 2 << 5, &b);
 	proto_buf_free(&b);
 	exit(0);

@@ -7,18 +7,11 @@
 . "$(dirname "$0")/../functions.sh"
 set -eo pipefail
 here=$src/tests/integration
-requires nbdinfo nbdcopy fio qemu-img
+requires nbdinfo nbdcopy qemu-img
 requires_libnbd
-requires_run "fio's nbd engine" sh -c 'fio --enghelp | grep -qw nbd'
+requires_fio_nbd
 
-dir=$(mktemp -d /var/tmp/csnap-export-plain.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+scratch_dir export-plain
 
 # spawn_export LOG ARGS... : starts csnap export in the background (no
 # cluster: a plain file), its stderr shown by fail.

@@ -16,18 +16,10 @@
 . "$(dirname "$0")/../functions.sh"
 set -eo pipefail
 here=$src/tests/integration
-requires fio
 requires_libnbd
-requires_run "fio's nbd engine" sh -c 'fio --enghelp | grep -qw nbd'
+requires_fio_nbd
 
-dir=$(mktemp -d /var/tmp/csnap-export-threads.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+scratch_dir export-threads
 
 truncate -s 64M "$dir/origin.img"
 sock=$dir/origin.sock

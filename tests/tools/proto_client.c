@@ -149,12 +149,39 @@ static void describe(struct io_dev *d, uint64_t off, char *out, size_t n)
 	io_buf_free(buf);
 }
 
-static void ranges1(struct proto_msg *m, struct proto_range *r, uint64_t chunk, uint32_t count)
+/* A request of TYPE (and FLAGS) for the one range CHUNK, COUNT; its reply
+ * in REP (exits as call() does on an error).  */
+static void query(struct proto_client *c, uint16_t type, uint16_t flags, uint64_t chunk,
+		  uint32_t count, struct proto_msg *rep, const char *what)
 {
-	r->start = chunk;
-	r->count = count;
-	m->u.ranges.n = 1;
-	m->u.ranges.r = r;
+	struct proto_msg m;
+	struct proto_range r = { .start = chunk, .count = count };
+	proto_msg_init(&m, type, 0);
+	m.flags = flags;
+	m.u.ranges.n = 1;
+	m.u.ranges.r = &r;
+	call(c, &m, rep, what);
+}
+
+/* Waits for the next request from the server (a barrier, an INVALIDATE)
+ * until STOP_FILE exists: 1 with it in REQ (the caller frees it), 0 once
+ * STOP_FILE exists, -1 if the connection is lost.  Stray replies are
+ * dropped.  */
+static int next_request(struct proto_client *c, const char *stop_file, struct proto_msg *req)
+{
+	while (access(stop_file, F_OK) != 0) {
+		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		int e = proto_client_recv(c, req, false);
+		if (e < 0)
+			return -1;
+		if (e == 1 && !(req->type & PROTO_REPLY))
+			return 1;
+		if (e == 1)
+			proto_msg_free(req);
+	}
+	return 0;
 }
 
 static int do_owrite(int argc, char **argv, bool write_data)
@@ -164,13 +191,10 @@ static int do_owrite(int argc, char **argv, bool write_data)
 	uint64_t chunk = strtoull(argv[0], NULL, 0);
 	uint32_t count = (uint32_t)strtoul(argv[1], NULL, 0);
 	struct proto_client *c = connect_or_die(PROTO_VOL_ORIGIN, NULL);
-	struct proto_msg m, rep;
-	struct proto_range r;
-	proto_msg_init(&m, PROTO_ORIGIN_WRITE, 0);
-	ranges1(&m, &r, chunk, count);
+	struct proto_msg rep;
 	printf("sent %llu\n", (unsigned long long)now_ns());
 	fflush(stdout);
-	call(c, &m, &rep, "origin write query");
+	query(c, PROTO_ORIGIN_WRITE, 0, chunk, count, &rep, "origin write query");
 	printf("replied %llu\n", (unsigned long long)now_ns());
 	if (write_data) {
 		struct io_dev *o = open_or_die(origin_path, IO_DEV_RDWR, "open origin");
@@ -192,11 +216,8 @@ static int do_sread(int argc, char **argv)
 	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
 	struct io_dev *o = open_or_die(origin_path, IO_DEV_RDONLY, "open origin");
 	struct io_dev *s = open_or_die(store_path, IO_DEV_RDONLY, "open store");
-	struct proto_msg m, rep, done, drep;
-	struct proto_range r;
-	proto_msg_init(&m, PROTO_SNAP_READ, 0);
-	ranges1(&m, &r, chunk, count);
-	call(c, &m, &rep, "snapshot read query");
+	struct proto_msg rep, drep;
+	query(c, PROTO_SNAP_READ, 0, chunk, count, &rep, "snapshot read query");
 	for (uint32_t i = 0; i < rep.u.extents.n; i++) {
 		const struct proto_extent *e = &rep.u.extents.e[i];
 		for (uint32_t k = 0; k < e->count; k++) {
@@ -208,9 +229,7 @@ static int do_sread(int argc, char **argv)
 			       st ? "store" : "origin");
 		}
 	}
-	proto_msg_init(&done, PROTO_SNAP_READ_DONE, 0);
-	ranges1(&done, &r, chunk, count);
-	call(c, &done, &drep, "release");
+	query(c, PROTO_SNAP_READ_DONE, 0, chunk, count, &drep, "release");
 	proto_msg_free(&rep);
 	io_dev_close(o);
 	io_dev_close(s);
@@ -218,29 +237,36 @@ static int do_sread(int argc, char **argv)
 	return 0;
 }
 
+/* A snapshot write of COUNT chunks from CHUNK of SNAP, as an export does
+ * it: asks the master for store chunks, then writes them.  PART: only the
+ * first 4 KiB of one chunk (the master fills the rest with the old data);
+ * else whole chunks (PROTO_F_FULL_CHUNKS).  */
+static void snap_write(const char *snap, uint64_t chunk, uint32_t count, int byte, bool part)
+{
+	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, snap);
+	struct io_dev *s = open_or_die(store_path, IO_DEV_RDWR, "open store");
+	struct proto_msg rep;
+	query(c, PROTO_SNAP_WRITE, part ? 0 : PROTO_F_FULL_CHUNKS, chunk, count, &rep,
+	      "snapshot write query");
+	if (part && (rep.u.extents.n != 1 || rep.u.extents.e[0].where != PROTO_AT_STORE))
+		die("unexpected snapshot write reply");
+	for (uint32_t i = 0; i < rep.u.extents.n; i++) {
+		const struct proto_extent *e = &rep.u.extents.e[i];
+		fill(s, store_off(e->store_chunk), part ? 4096 : (size_t)e->count * ident.chunk_size,
+		     byte);
+	}
+	proto_msg_free(&rep);
+	io_dev_close(s);
+	proto_client_close(c);
+}
+
 static int do_swrite(int argc, char **argv)
 {
 	if (argc != 4)
 		return 2;
-	uint64_t chunk = strtoull(argv[1], NULL, 0);
-	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
-	int byte = (int)strtol(argv[3], NULL, 0);
-	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
-	struct io_dev *s = open_or_die(store_path, IO_DEV_RDWR, "open store");
-	struct proto_msg m, rep;
-	struct proto_range r;
-	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
-	m.flags = PROTO_F_FULL_CHUNKS;
-	ranges1(&m, &r, chunk, count);
-	call(c, &m, &rep, "snapshot write query");
-	for (uint32_t i = 0; i < rep.u.extents.n; i++) {
-		const struct proto_extent *e = &rep.u.extents.e[i];
-		fill(s, store_off(e->store_chunk), (size_t)e->count * ident.chunk_size, byte);
-	}
+	snap_write(argv[0], strtoull(argv[1], NULL, 0), (uint32_t)strtoul(argv[2], NULL, 0),
+		   (int)strtol(argv[3], NULL, 0), false);
 	printf("swrite done\n");
-	proto_msg_free(&rep);
-	io_dev_close(s);
-	proto_client_close(c);
 	return 0;
 }
 
@@ -248,22 +274,8 @@ static int do_swpart(int argc, char **argv)
 {
 	if (argc != 3)
 		return 2;
-	uint64_t chunk = strtoull(argv[1], NULL, 0);
-	int byte = (int)strtol(argv[2], NULL, 0);
-	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, argv[0]);
-	struct io_dev *s = open_or_die(store_path, IO_DEV_RDWR, "open store");
-	struct proto_msg m, rep;
-	struct proto_range r;
-	proto_msg_init(&m, PROTO_SNAP_WRITE, 0);
-	ranges1(&m, &r, chunk, 1);
-	call(c, &m, &rep, "snapshot write query");
-	if (rep.u.extents.n != 1 || rep.u.extents.e[0].where != PROTO_AT_STORE)
-		die("unexpected snapshot write reply");
-	fill(s, store_off(rep.u.extents.e[0].store_chunk), 4096, byte);
+	snap_write(argv[0], strtoull(argv[1], NULL, 0), 1, (int)strtol(argv[2], NULL, 0), true);
 	printf("swpart done\n");
-	proto_msg_free(&rep);
-	io_dev_close(s);
-	proto_client_close(c);
 	return 0;
 }
 
@@ -280,21 +292,14 @@ static int do_oidle(int argc, char **argv)
 	struct proto_client *c = connect_or_die(PROTO_VOL_ORIGIN, NULL);
 	proto_client_set_handler(c, ignore_barrier, NULL);
 	printf("idle\n");
-	while (access(argv[0], F_OK) != 0) {
-		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		struct proto_msg any;
-		int e = proto_client_recv(c, &any, false);
-		if (e == 1) {
-			if (!(any.type & PROTO_REPLY))
-				ignore_barrier(NULL, c, &any);
-			proto_msg_free(&any);
-		} else if (e < 0) {
-			printf("cut off\n");
-			break;
-		}
+	struct proto_msg req;
+	int e;
+	while ((e = next_request(c, argv[0], &req)) == 1) {
+		ignore_barrier(NULL, c, &req);
+		proto_msg_free(&req);
 	}
+	if (e < 0)
+		printf("cut off\n");
 	proto_client_close(c);
 	return 0;
 }
@@ -340,10 +345,7 @@ static int do_hold(int argc, char **argv)
 	uint32_t count = (uint32_t)strtoul(argv[2], NULL, 0);
 	struct proto_client *c = connect_or_die(PROTO_VOL_SNAPSHOT, snap);
 	struct proto_msg m, rep;
-	struct proto_range r;
-	proto_msg_init(&m, PROTO_SNAP_READ, 0);
-	ranges1(&m, &r, chunk, count);
-	call(c, &m, &rep, "snapshot read query");
+	query(c, PROTO_SNAP_READ, 0, chunk, count, &rep, "snapshot read query");
 	uint64_t nlocked = 0;
 	for (uint32_t i = 0; i < rep.u.extents.n && nheld < 4096; i++)
 		if (rep.u.extents.e[i].where == PROTO_AT_ORIGIN) {
@@ -354,25 +356,20 @@ static int do_hold(int argc, char **argv)
 	proto_msg_free(&rep);
 	printf("locked %llu\n", (unsigned long long)nlocked);
 	fflush(stdout);
-	while (access(trigger, F_OK) != 0) {
-		struct pollfd p = { .fd = proto_client_fd(c), .events = POLLIN };
-		if (poll(&p, 1, 100) <= 0)
-			continue;
-		struct proto_msg any;
-		int e = proto_client_recv(c, &any, false);
+	for (;;) {
+		struct proto_msg req;
+		int e = next_request(c, trigger, &req);
+		if (e == 0)
+			break;
 		if (e == 1) {
-			if (!(any.type & PROTO_REPLY)) {
-				/* INVALIDATE: no cache here, acknowledge.  */
-				struct proto_msg ack;
-				proto_msg_init(&ack, (uint16_t)(any.type | PROTO_REPLY), any.id);
-				if (proto_client_reply(c, &ack) < 0 || proto_client_flush(c, true) < 0)
-					die("acknowledge");
-			}
-			proto_msg_free(&any);
+			/* INVALIDATE: no cache here, acknowledge.  */
+			struct proto_msg ack;
+			proto_msg_init(&ack, (uint16_t)(req.type | PROTO_REPLY), req.id);
+			if (proto_client_reply(c, &ack) < 0 || proto_client_flush(c, true) < 0)
+				die("acknowledge");
+			proto_msg_free(&req);
 			continue;
 		}
-		if (e == 0)
-			continue;
 		/* Master gone: find the new one, re-identify, re-upload.  */
 		printf("disconnected\n");
 		fflush(stdout);

@@ -211,18 +211,63 @@ static inline bool fs_recv(struct conn *c, struct proto_msg *m)
 	return r == 1;
 }
 
-/* The next message must be the answer to request ID of TYPE with STATUS. */
+/* The next message must be the answer to request ID of TYPE with STATUS;
+ * it is left in M for the caller's checks (free it with proto_msg_free()). */
+static inline void fs_reply(struct conn *c, uint16_t type, uint64_t id, uint32_t status,
+			    struct proto_msg *m)
+{
+	if (!fs_recv(c, m))
+		fail_msg("no answer to %s id %llu", proto_type_name(type), (unsigned long long)id);
+	if (m->type != (type | PROTO_REPLY) || m->id != id || m->status != status)
+		fail_msg("expected %s reply id %llu status %u, got type 0x%x id %llu status %u (%s)",
+			 proto_type_name(type), (unsigned long long)id, status, m->type,
+			 (unsigned long long)m->id, m->status, m->error);
+}
+
+/* The same, checked and freed. */
 static inline void fs_expect(struct conn *c, uint16_t type, uint64_t id, uint32_t status)
 {
 	struct proto_msg m;
 
-	if (!fs_recv(c, &m))
-		fail_msg("no answer to %s id %llu", proto_type_name(type), (unsigned long long)id);
-	if (m.type != (type | PROTO_REPLY) || m.id != id || m.status != status)
-		fail_msg("expected %s reply id %llu status %u, got type 0x%x id %llu status %u (%s)",
-			 proto_type_name(type), (unsigned long long)id, status, m.type,
-			 (unsigned long long)m.id, m.status, m.error);
+	fs_reply(c, type, id, status, &m);
 	proto_msg_free(&m);
+}
+
+/* The next message must refuse request ID of TYPE with STATUS, saying
+ * WHY (its error text contains it).  */
+static inline void fs_expect_refused(struct conn *c, uint16_t type, uint64_t id, uint32_t status,
+				     const char *why)
+{
+	struct proto_msg m;
+
+	fs_reply(c, type, id, status, &m);
+	if (!strstr(m.error, why))
+		fail_msg("%s id %llu refused with \"%s\", not saying \"%s\"", proto_type_name(type),
+			 (unsigned long long)id, m.error, why);
+	proto_msg_free(&m);
+}
+
+/* C must have been sent a server request of TYPE; returns its id.  */
+static inline uint64_t fs_expect_request(struct conn *c, uint16_t type)
+{
+	struct proto_msg m;
+
+	if (!fs_recv(c, &m))
+		fail_msg("no %s sent", proto_type_name(type));
+	if (m.type != type)
+		fail_msg("expected %s, got type 0x%x", proto_type_name(type), m.type);
+	uint64_t id = m.id;
+	proto_msg_free(&m);
+	return id;
+}
+
+/* C acknowledges the server's request ID of TYPE.  */
+static inline void fs_ack(struct conn *c, uint16_t type, uint64_t id)
+{
+	struct proto_msg m;
+
+	proto_msg_init(&m, (uint16_t)(type | PROTO_REPLY), id);
+	fs_send(c, &m);
 }
 
 static inline void fs_expect_nothing(struct conn *c)
@@ -255,25 +300,51 @@ static inline void fs_settle(struct fake_srv *f)
 	fail_msg("the server did not settle");
 }
 
+/* Every byte of the chunk at OFF in file PATH is BYTE; WHAT names that
+ * chunk in the failure.  */
+static inline void fs_file_chunk_is(const char *path, uint64_t off, uint8_t byte, const char *what)
+{
+	uint8_t buf[FS_CHUNK];
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)off), (ssize_t)sizeof buf);
+	close(fd);
+	for (size_t i = 0; i < sizeof buf; i++)
+		if (buf[i] != byte)
+			fail_msg("%s byte %zu is 0x%02x, not 0x%02x", what, i, buf[i], byte);
+}
+
 /* The store chunk holding snapshot SNAP's copy of origin chunk CHUNK has
  * the origin's pattern for it.  */
 static inline void fs_check_copied(struct fake_srv *f, uint32_t snap, uint64_t chunk)
 {
-	struct srv *s = &f->s;
 	chunk_t where;
+	char what[80];
 
-	TU_OK(store_snapshot_read(s->st, snap, chunk, 1, &where));
+	TU_OK(store_snapshot_read(f->s.st, snap, chunk, 1, &where));
 	assert_true(where != STORE_ON_ORIGIN);
-	int fd = open(f->store_path, O_RDONLY);
-	assert_true(fd >= 0);
-	uint8_t buf[FS_CHUNK];
-	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)store_chunk_offset(s->st, where)),
-			 (ssize_t)sizeof buf);
-	close(fd);
-	for (size_t i = 0; i < sizeof buf; i++)
-		if (buf[i] != (uint8_t)((chunk & 0xff) ^ 0x5a))
-			fail_msg("store chunk %llu (origin chunk %llu) byte %zu is 0x%02x",
-				 (unsigned long long)where, (unsigned long long)chunk, i, buf[i]);
+	snprintf(what, sizeof what, "store chunk %llu (origin chunk %llu)", (unsigned long long)where,
+		 (unsigned long long)chunk);
+	fs_file_chunk_is(f->store_path, store_chunk_offset(f->s.st, where),
+			 (uint8_t)((chunk & 0xff) ^ 0x5a), what);
+}
+
+/* After the store was closed: it must check clean; frees F.  */
+static inline void fs_free(struct fake_srv *f)
+{
+	struct srv *s = &f->s;
+
+	assert_int_equal(store_check(f->store_path, stderr), 0);
+	io_engine_destroy(s->eng);
+	io_dev_close(s->odev);
+	srv_free(s);
+	unlink(f->store_path);
+	unlink(f->origin_path);
+	free(f->store_path);
+	free(f->origin_path);
+	free(f);
+	fs_cur = NULL;
 }
 
 static inline void fs_teardown(struct fake_srv *f)
@@ -294,16 +365,7 @@ static inline void fs_teardown(struct fake_srv *f)
 	if (!copy_failed(s))
 		TU_OK(srv_commit_now(s));
 	store_close(s->st);
-	assert_int_equal(store_check(f->store_path, stderr), 0);
-	io_engine_destroy(s->eng);
-	io_dev_close(s->odev);
-	srv_free(s);
-	unlink(f->store_path);
-	unlink(f->origin_path);
-	free(f->store_path);
-	free(f->origin_path);
-	free(f);
-	fs_cur = NULL;
+	fs_free(f);
 }
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * tests/unit/store_testutil.h - helpers shared by the store unit tests:
  * scratch store files under /var/tmp (ext4, so O_DIRECT is real), a
- * one-call mkstore, sparse copies, and the clean check every test ends
- * with.
+ * one-call mkstore, sparse copies, the clean check every test ends
+ * with, and the cut-point harness (tu_cuts_*).
  */
 #ifndef CSNAP_TESTS_STORE_TESTUTIL_H
 #define CSNAP_TESTS_STORE_TESTUTIL_H
@@ -100,5 +100,56 @@ static inline void tu_close_check_remove(struct store *s, char *path)
 
 #define TU_OK(expr) do { int tu_r_ = (int)(expr); \
 	if (tu_r_ < 0) fail_msg("%s: %d %s", #expr, tu_r_, err_get()); } while (0)
+
+/* Cut-point tests: the writes and flushes of one operation on a store
+ * file, replayed up to each point it could have been cut at (power
+ * loss), each time onto a fresh copy of the file as it was before.  */
+struct tu_cuts {
+	char base[256];		/* the file before the operation */
+	char target[256];	/* where tu_cut() replays */
+	struct io_log *log;	/* the operation's writes and flushes */
+};
+
+/* Copies PATH to PATH.base and returns PATH open read-write with its
+ * writes and flushes logged: run the operation on it, then
+ * tu_cuts_stop().  */
+static inline struct io_dev *tu_cuts_start(struct tu_cuts *c, const char *path)
+{
+	struct io_dev *dev;
+
+	snprintf(c->base, sizeof c->base, "%s.base", path);
+	snprintf(c->target, sizeof c->target, "%s.cut", path);
+	tu_copy_file(path, c->base);
+	c->log = io_log_new();
+	assert_non_null(c->log);
+	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
+	io_dev_set_log(dev, c->log);
+	return dev;
+}
+
+static inline void tu_cuts_stop(struct io_dev *dev)
+{
+	io_dev_set_log(dev, NULL);
+	io_dev_close(dev);
+}
+
+/* c->target becomes the base with the first END logged entries replayed
+ * (0 .. io_log_count(c->log)).  */
+static inline void tu_cut(struct tu_cuts *c, size_t end)
+{
+	struct io_dev *t;
+
+	tu_copy_file(c->base, c->target);
+	TU_OK(io_dev_open(c->target, IO_DEV_RDWR, &t));
+	TU_OK(io_log_replay(c->log, t, end));
+	io_dev_close(t);
+}
+
+static inline void tu_cuts_free(struct tu_cuts *c)
+{
+	io_log_free(c->log);
+	unlink(c->base);
+	unlink(c->target);
+}
 
 #endif

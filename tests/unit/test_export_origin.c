@@ -61,21 +61,9 @@ static int setup(void **state)
 	struct csvol_env ce;
 
 	env_open(e, "origin-vol", 0, &ce);
-	assert_int_equal(volume_origin_create(&ce, &e->vol), 0);
-	e->s = the_sess;
-	assert_non_null(e->s);
+	env_origin_create(e, &ce);
 	fake_connect(e->s, &ident, false);
 	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	volume_origin_shutdown(e->vol);
-	volume_put(e->vol);
-	env_close(e);
 	return 0;
 }
 
@@ -226,9 +214,9 @@ static void test_span_unchanged(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_span_unchanged, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_span_after_barrier, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_span_after_master_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_span_unchanged, setup, env_origin_teardown),
+		cmocka_unit_test_setup_teardown(test_span_after_barrier, setup, env_origin_teardown),
+		cmocka_unit_test_setup_teardown(test_span_after_master_change, setup, env_origin_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

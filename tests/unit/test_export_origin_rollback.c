@@ -73,20 +73,8 @@ static int setup(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, buf, CS, 7 * CS), (ssize_t)CS);
 	close(fd);
-	assert_int_equal(volume_origin_create(&ce, &e->vol), 0);
-	e->s = the_sess;
-	assert_non_null(e->s);
+	env_origin_create(e, &ce);
 	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct env *e = *state;
-
-	volume_origin_shutdown(e->vol);
-	volume_put(e->vol);
-	env_close(e);
 	return 0;
 }
 
@@ -261,9 +249,9 @@ static void test_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_reads_during_rollback, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_older_master, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reads_during_rollback, setup, env_origin_teardown),
+		cmocka_unit_test_setup_teardown(test_older_master, setup, env_origin_teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, env_origin_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

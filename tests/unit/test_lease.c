@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sanlock_admin.h>
 #include <sanlock_rv.h>
 #include <signal.h>
 #include <stdio.h>
@@ -414,6 +415,151 @@ static int64_t mono_now_ns(void)
 }
 
 /* Last: fencing is irreversible for the process.  */
+/* Writes sector SEC of the master lease (0 leader, 1 request, N+1 host
+ * N's dblock).  */
+static void put_master_sector(const struct lease_area *a, uint64_t sec, const uint8_t *buf)
+{
+	int fd = open(a->path, O_WRONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, 512, (off_t)(lease_area_master_offset(a) + sec * 512)), 512);
+	close(fd);
+}
+
+static void put_dblock(const struct lease_area *a, uint64_t host, uint64_t lver, uint32_t flags)
+{
+	uint8_t d[512];
+
+	memset(d, 0, sizeof d);
+	put_le64(d, 4003);			/* mbal */
+	put_le64(d + DBL_LVER, lver);
+	put_le32(d + DBL_CSUM, ~crc32c(1, d, DBLOCK_CHECKSUM_LEN));
+	put_le32(d + DBL_FLAGS, flags);
+	put_master_sector(a, host + 1, d);
+}
+
+/* Whether the master lease looks free on disk: a released leader, or a
+ * leader still naming an owner that released through its own dblock
+ * (what sanlock does when another host wrote the leader, e.g. after two
+ * standbys ran the same ballot: the soak's first master change hung on
+ * this when it was not recognised).  */
+static void test_free_on_disk(void **state)
+{
+	struct csnap_uuid u = test_uuid();
+	struct lease_area a;
+	struct lease_free_disk f;
+	struct sanlock_leader l;
+	uint8_t sec[512];
+	(void)state;
+
+	make_file(4 * MiB);
+	assert_int_equal(lease_area_setup(&a, tmpfile_path, MiB, MiB, 512, &u), 0);
+	assert_int_equal(lease_master_free_disk(&a, &f), -EBADMSG);	/* no leader yet */
+
+	memset(&l, 0, sizeof l);
+	l.magic = SANLOCK_PAXOS_MAGIC;
+	l.version = 0x00060001;
+	l.sector_size = 512;
+	l.max_hosts = LEASE_MAX_HOSTS;
+	l.owner_id = 1;
+	l.owner_generation = 1;
+	l.lver = 5;
+	snprintf(l.space_name, sizeof l.space_name, "%s", a.lockspace);
+	snprintf(l.resource_name, sizeof l.resource_name, "master");
+	l.timestamp = 994;
+	l.write_id = 3;			/* host 3 committed host 1 as owner */
+	memset(sec, 0, sizeof sec);
+	lease_leader_encode(&l, sec);
+	put_master_sector(&a, 0, sec);
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_false(f.released);
+	assert_int_equal(f.lver, 5);
+	assert_int_equal(f.owner_id, 1);
+
+	put_dblock(&a, 1, 5, 0);		/* owner's ballot, not released */
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_false(f.released);
+	put_dblock(&a, 1, 4, DBLOCK_FL_RELEASED);	/* released an older version */
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_false(f.released);
+	put_dblock(&a, 1, 5, DBLOCK_FL_RELEASED);
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_true(f.released);
+
+	/* a damaged dblock is not taken as a release */
+	sec[0] = 0;
+	int fd = open(a.path, O_RDWR);
+	assert_int_equal(pread(fd, sec, 512, (off_t)(lease_area_master_offset(&a) + 2 * 512)), 512);
+	sec[0] ^= 1;
+	assert_int_equal(pwrite(fd, sec, 512, (off_t)(lease_area_master_offset(&a) + 2 * 512)), 512);
+	close(fd);
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_false(f.released);
+
+	/* the owner wrote the leader itself: it clears the leader to release */
+	put_dblock(&a, 1, 5, DBLOCK_FL_RELEASED);
+	l.write_id = 1;
+	lease_leader_encode(&l, sec);
+	put_master_sector(&a, 0, sec);
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_false(f.released);
+	l.timestamp = 0;
+	lease_leader_encode(&l, sec);
+	put_master_sector(&a, 0, sec);
+	assert_int_equal(lease_master_free_disk(&a, &f), 0);
+	assert_true(f.released);
+	unlink(tmpfile_path);
+}
+
+/* The order in which standbys try for a freed master lease: live hosts
+ * after the last owner, wrapping, the last owner's host last; hosts that
+ * are not live do not hold anyone up.  */
+static void test_turn_rank(void **state)
+{
+	(void)state;
+	struct sanlk_host hs[] = {
+		{ .host_id = 1, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 2, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 3, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 7, .flags = SANLK_HOST_FAIL },
+		{ .host_id = LEASE_MAX_HOSTS, .flags = SANLK_HOST_LIVE },
+	};
+	int n = (int)(sizeof hs / sizeof hs[0]);
+
+	/* master 1 gone: 2 first, then 3, then 2000, 1 (the old master) last */
+	assert_int_equal(lease_turn_rank(2, 1, hs, n), 0);
+	assert_int_equal(lease_turn_rank(3, 1, hs, n), 1);
+	assert_int_equal(lease_turn_rank(LEASE_MAX_HOSTS, 1, hs, n), 2);
+	assert_int_equal(lease_turn_rank(1, 1, hs, n), 3);
+	/* a failing host holds nobody up: 8 comes right after 3 */
+	assert_int_equal(lease_turn_rank(8, 3, hs, n), 0);
+	/* wrapping: after 2000 comes 1 */
+	assert_int_equal(lease_turn_rank(1, LEASE_MAX_HOSTS, hs, n), 0);
+	assert_int_equal(lease_turn_rank(3, LEASE_MAX_HOSTS, hs, n), 2);
+	/* never held (owner 0): lowest host_id first */
+	assert_int_equal(lease_turn_rank(1, 0, hs, n), 0);
+	assert_int_equal(lease_turn_rank(2, 0, hs, n), 1);
+	/* we are not in the daemon's list yet: still ranked among the others */
+	assert_int_equal(lease_turn_rank(5, 3, hs, n), 0);
+	assert_int_equal(lease_turn_rank(5, 1, hs, n), 2);
+	/* not in the list and after every live host: rank n */
+	struct sanlk_host live2[] = {
+		{ .host_id = 1, .flags = SANLK_HOST_LIVE },
+		{ .host_id = 2, .flags = SANLK_HOST_LIVE },
+	};
+	assert_int_equal(lease_turn_rank(9, 0, live2, 2), 2);
+	/* every rank is distinct among the live hosts */
+	static const uint64_t lasts[] = { 0, 1, 2, 3, 4, 7, 1999, LEASE_MAX_HOSTS };
+	for (size_t k = 0; k < sizeof lasts / sizeof lasts[0]; k++) {
+		uint64_t last = lasts[k];
+		int seen = 0;
+		for (int i = 0; i < n; i++)
+			if (hs[i].flags == SANLK_HOST_LIVE)
+				seen |= 1 << lease_turn_rank((uint32_t)hs[i].host_id, last, hs, n);
+		assert_int_equal(seen, 0xf);
+	}
+}
+
 static void test_commit_and_fencing(void **state)
 {
 	struct lease_master m;
@@ -456,6 +602,8 @@ int main(void)
 		cmocka_unit_test(test_init_and_leaders),
 		cmocka_unit_test(test_no_daemon),
 		cmocka_unit_test(test_commit_and_fencing),
+		cmocka_unit_test(test_turn_rank),
+		cmocka_unit_test(test_free_on_disk),
 	};
 
 	/* Never talk to a real daemon from unit tests.  */

@@ -68,28 +68,6 @@ static void send_create(struct conn *c, uint64_t id, const char *name)
 	fs_send(c, &m);
 }
 
-/* C must have been sent a server request of TYPE; returns its id.  */
-static uint64_t expect_request(struct conn *c, uint16_t type)
-{
-	struct proto_msg m;
-
-	if (!fs_recv(c, &m))
-		fail_msg("no %s sent", proto_type_name(type));
-	if (m.type != type)
-		fail_msg("expected %s, got type 0x%x", proto_type_name(type), m.type);
-	uint64_t id = m.id;
-	proto_msg_free(&m);
-	return id;
-}
-
-static void send_ack(struct conn *c, uint16_t type, uint64_t id)
-{
-	struct proto_msg m;
-
-	proto_msg_init(&m, (uint16_t)(type | PROTO_REPLY), id);
-	fs_send(c, &m);
-}
-
 static bool has_snapshot(struct fake_srv *f, const char *name, uint32_t *id)
 {
 	struct store_snapshot sn;
@@ -113,15 +91,27 @@ static void send_clone(struct conn *c, uint64_t id, const char *name, const char
 	fs_send(c, &m);
 }
 
+/* A fake server with an admin client and two origin clients (O2 first
+ * in the server's list: connections are added at its head).  */
+static struct fake_srv *setup_two_origins(struct conn **adm, struct conn **o1, struct conn **o2)
+{
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+
+	*adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	*o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	*o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
+	return f;
+}
+
 /* A snapshot s1 of the origin with chunks 0..9 copied out; returns its id. */
 static uint32_t snapshot_with_copies(struct fake_srv *f, struct conn *adm, struct conn *o1)
 {
 	uint32_t snap = 0;
 
 	send_create(adm, 1, "s1");
-	send_ack(o1, PROTO_BARRIER, expect_request(o1, PROTO_BARRIER));
+	fs_ack(o1, PROTO_BARRIER, fs_expect_request(o1, PROTO_BARRIER));
 	fs_settle(f);
-	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_ack(o1, PROTO_SNAP_ADDED, fs_expect_request(o1, PROTO_SNAP_ADDED));
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 1, 0);
 	assert_true(has_snapshot(f, "s1", &snap));
@@ -164,7 +154,7 @@ static void test_clone(void **state)
 	assert_int_equal(store_clone_pending(f->s.st, NULL), 0);
 	/* Every export is told, the creator answered once they acked.  */
 	fs_expect_nothing(adm);
-	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_ack(o1, PROTO_SNAP_ADDED, fs_expect_request(o1, PROTO_SNAP_ADDED));
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 5, 0);
 	fs_expect(w, PROTO_SNAP_WRITE, 6, 0);
@@ -187,11 +177,11 @@ static void test_clone(void **state)
 	send_clone(adm, 8, "c2", "c1", 0x21);	/* the retry: adopted */
 	fs_settle(f);
 	assert_int_equal(store_clone_pending(f->s.st, NULL), 0);
-	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_ack(o1, PROTO_SNAP_ADDED, fs_expect_request(o1, PROTO_SNAP_ADDED));
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 8, 0);
 	/* then c3 ran */
-	send_ack(o1, PROTO_SNAP_ADDED, expect_request(o1, PROTO_SNAP_ADDED));
+	fs_ack(o1, PROTO_SNAP_ADDED, fs_expect_request(o1, PROTO_SNAP_ADDED));
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 7, 0);
 	uint32_t c3 = 0;
@@ -207,49 +197,45 @@ static void test_clone(void **state)
 static void test_barrier(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
-	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
-	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
-	uint32_t snap;
+	struct conn *adm, *o1, *o2;
+	struct fake_srv *f = setup_two_origins(&adm, &o1, &o2);
+	uint32_t snap = 0;
 
 	send_create(adm, 1, "s1");
-	uint64_t b1 = expect_request(o1, PROTO_BARRIER);
-	uint64_t b2 = expect_request(o2, PROTO_BARRIER);
+	uint64_t b1 = fs_expect_request(o1, PROTO_BARRIER);
+	uint64_t b2 = fs_expect_request(o2, PROTO_BARRIER);
 	assert_true(admin_barrier_active(&f->s));
 	/* An origin write during the barrier is held.  */
 	fs_send_range(o1, PROTO_ORIGIN_WRITE, 5, 3, 1);
 	fs_settle(f);
 	fs_expect_nothing(o1);
 	/* One ack is not enough.  */
-	send_ack(o1, PROTO_BARRIER, b1);
+	fs_ack(o1, PROTO_BARRIER, b1);
 	fs_settle(f);
 	assert_false(has_snapshot(f, "s1", &snap));
 	fs_expect_nothing(o1);
 	/* A stale ack (wrong barrier) counts for nothing.  */
-	send_ack(o2, PROTO_BARRIER, b2 + 100);
+	fs_ack(o2, PROTO_BARRIER, b2 + 100);
 	fs_settle(f);
 	assert_false(has_snapshot(f, "s1", &snap));
-	send_ack(o2, PROTO_BARRIER, b2);
+	fs_ack(o2, PROTO_BARRIER, b2);
 	fs_settle(f);
 	assert_true(has_snapshot(f, "s1", &snap));
 	assert_false(admin_barrier_active(&f->s));
 	/* Every export is told, and the creator waits for them.  */
-	uint64_t a1 = expect_request(o1, PROTO_SNAP_ADDED);
-	uint64_t a2 = expect_request(o2, PROTO_SNAP_ADDED);
+	uint64_t a1 = fs_expect_request(o1, PROTO_SNAP_ADDED);
+	uint64_t a2 = fs_expect_request(o2, PROTO_SNAP_ADDED);
 	fs_expect_nothing(adm);
 	/* The held write saw the new snapshot: its chunk was copied.  */
 	fs_expect(o1, PROTO_ORIGIN_WRITE, 5, 0);
 	fs_check_copied(f, snap, 3);
-	send_ack(o1, PROTO_SNAP_ADDED, a1);
+	fs_ack(o1, PROTO_SNAP_ADDED, a1);
 	fs_settle(f);
 	fs_expect_nothing(adm);
-	send_ack(o2, PROTO_SNAP_ADDED, a2);
+	fs_ack(o2, PROTO_SNAP_ADDED, a2);
 	fs_settle(f);
 	struct proto_msg m;
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.type, PROTO_SNAP_CREATE | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
+	fs_reply(adm, PROTO_SNAP_CREATE, 1, 0, &m);
 	assert_string_equal(m.u.snapinfo.name, "s1");
 	assert_int_equal(m.u.snapinfo.id, snap);
 	proto_msg_free(&m);
@@ -262,20 +248,18 @@ static void test_barrier(void **state)
 static void test_barrier_departed_client_grant(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
-	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
-	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
-	uint32_t snap;
+	struct conn *adm, *o1, *o2;
+	struct fake_srv *f = setup_two_origins(&adm, &o1, &o2);
+	uint32_t snap = 0;
 
 	/* O2 holds a grant: it was told chunk 9 is unique to write.  */
 	int64_t before = csnap_now_ms();
 	fs_send_range(o2, PROTO_ORIGIN_WRITE, 1, 9, 1);
 	fs_expect(o2, PROTO_ORIGIN_WRITE, 1, 0);
 	send_create(adm, 2, "s1");
-	uint64_t b1 = expect_request(o1, PROTO_BARRIER);
-	(void)expect_request(o2, PROTO_BARRIER);
-	send_ack(o1, PROTO_BARRIER, b1);
+	uint64_t b1 = fs_expect_request(o1, PROTO_BARRIER);
+	(void)fs_expect_request(o2, PROTO_BARRIER);
+	fs_ack(o1, PROTO_BARRIER, b1);
 	/* O2 goes away without acking; it may still write chunk 9 until
 	 * its grant runs out, so no snapshot before then.  */
 	fs_drop(o2);
@@ -294,7 +278,7 @@ static void test_barrier_departed_client_grant(void **state)
 		assert_true(csnap_now_ms() < due + 10000);	/* bounded */
 		usleep(20000);
 	}
-	(void)expect_request(o1, PROTO_SNAP_ADDED);
+	(void)fs_expect_request(o1, PROTO_SNAP_ADDED);
 	fs_drop(o1);	/* not waited for once gone */
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 2, 0);
@@ -305,24 +289,22 @@ static void test_barrier_departed_client_grant(void **state)
 static void test_added_close_while_sending(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
-	struct conn *o1 = fs_conn(f, PROTO_VOL_ORIGIN, 0);
-	struct conn *o2 = fs_conn(f, PROTO_VOL_ORIGIN, 0);	/* first in the list */
-	uint32_t snap;
+	struct conn *adm, *o1, *o2;	/* o2 first in the list */
+	struct fake_srv *f = setup_two_origins(&adm, &o1, &o2);
+	uint32_t snap = 0;
 
 	send_create(adm, 1, "s1");
-	send_ack(o1, PROTO_BARRIER, expect_request(o1, PROTO_BARRIER));
-	send_ack(o2, PROTO_BARRIER, expect_request(o2, PROTO_BARRIER));
+	fs_ack(o1, PROTO_BARRIER, fs_expect_request(o1, PROTO_BARRIER));
+	fs_ack(o2, PROTO_BARRIER, fs_expect_request(o2, PROTO_BARRIER));
 	f->close_on = o2;
 	f->close_on_type = PROTO_SNAP_ADDED;
 	fs_settle(f);
 	assert_true(has_snapshot(f, "s1", &snap));
 	assert_true(o2->dead);
 	/* O1 was told too, and the creator waits for it.  */
-	uint64_t a1 = expect_request(o1, PROTO_SNAP_ADDED);
+	uint64_t a1 = fs_expect_request(o1, PROTO_SNAP_ADDED);
 	fs_expect_nothing(adm);
-	send_ack(o1, PROTO_SNAP_ADDED, a1);
+	fs_ack(o1, PROTO_SNAP_ADDED, a1);
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_CREATE, 1, 0);
 	conn_put(o2);
@@ -352,16 +334,13 @@ static void test_routing(void **state)
 	/* Admin requests from a data volume are allowed.  */
 	proto_msg_init(&m, PROTO_STATUS, 4);
 	fs_send(o, &m);
-	assert_true(fs_recv(o, &m));
-	assert_int_equal(m.type, PROTO_STATUS | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
-	proto_msg_free(&m);
+	fs_expect(o, PROTO_STATUS, 4, 0);
 	proto_msg_init(&m, PROTO_PING, 5);
 	fs_send(o, &m);
 	fs_expect(o, PROTO_PING, 5, 0);
 	/* An ack nobody waits for from the wrong volume, a server-to-client
 	 * message, a handshake message: protocol errors, connection closed. */
-	send_ack(adm, PROTO_BARRIER, 1);
+	fs_ack(adm, PROTO_BARRIER, 1);
 	assert_true(adm->dead);
 	assert_int_equal(f->fails, 1);
 	conn_put(adm);
@@ -400,9 +379,7 @@ static void test_status_many_long_names(void **state)
 	proto_msg_init(&m, PROTO_STATUS, 1);
 	fs_send(cs[0], &m);
 	assert_false(cs[0]->dead);
-	assert_true(fs_recv(cs[0], &m));
-	assert_int_equal(m.type, PROTO_STATUS | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
+	fs_reply(cs[0], PROTO_STATUS, 1, 0, &m);
 	assert_true(m.u.status.nclients > 3000);
 	assert_true(m.u.status.nclients < PROTO_MAX_CLIENTS);
 	assert_int_equal(strlen(m.u.status.clients[0].name), PROTO_STR_MAX);
@@ -423,7 +400,6 @@ static void test_create_late_commit_discarded(void **state)
 	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	struct srv *s = &f->s;
 	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
-	struct proto_msg m;
 	uint32_t snap;
 
 	s->lm.valid_until_ns = 0;	/* renewal late: commits wait */
@@ -456,10 +432,7 @@ static void test_create_late_commit_discarded(void **state)
 	fs_settle(f);
 	fs_expect(o1, PROTO_ORIGIN_WRITE, 7, EIO);
 	assert_false(has_snapshot(f, "late", &snap));
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.type, PROTO_SNAP_CREATE | PROTO_REPLY);
-	assert_int_equal(m.status, EIO);
-	proto_msg_free(&m);
+	fs_expect(adm, PROTO_SNAP_CREATE, 1, EIO);
 	fs_expect_nothing(adm);
 	fs_drop(adm);
 	fs_drop(o1);

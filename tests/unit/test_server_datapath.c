@@ -82,8 +82,7 @@ static void test_origin_write_waits_for_read_lock(void **state)
 
 	/* The reader learns chunk 5 is on the origin: a read lock.  */
 	fs_send_range(r, PROTO_SNAP_READ, 1, 5, 1);
-	assert_true(fs_recv(r, &m));
-	assert_int_equal(m.type, PROTO_SNAP_READ | PROTO_REPLY);
+	fs_reply(r, PROTO_SNAP_READ, 1, 0, &m);
 	assert_int_equal(m.u.extents.n, 1);
 	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_ORIGIN);
 	proto_msg_free(&m);
@@ -164,7 +163,7 @@ static void test_snap_write_invalidates(void **state)
 	assert_true(shared != STORE_ON_ORIGIN && shared == c2);
 	/* The reader caches where chunk 4 of s1 lives.  */
 	fs_send_range(rd, PROTO_SNAP_READ, 2, 4, 1);
-	assert_true(fs_recv(rd, &m));
+	fs_reply(rd, PROTO_SNAP_READ, 2, 0, &m);
 	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
 	assert_int_equal(m.u.extents.e[0].store_chunk, shared);
 	proto_msg_free(&m);
@@ -185,9 +184,7 @@ static void test_snap_write_invalidates(void **state)
 	proto_msg_init(&m, PROTO_INVALIDATE | PROTO_REPLY, inv);
 	fs_send(rd, &m);
 	fs_settle(f);
-	assert_true(fs_recv(w, &m));
-	assert_int_equal(m.type, PROTO_SNAP_WRITE | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
+	fs_reply(w, PROTO_SNAP_WRITE, 3, 0, &m);
 	assert_int_equal(m.u.extents.e[0].where, PROTO_AT_STORE);
 	chunk_t own = m.u.extents.e[0].store_chunk;
 	proto_msg_free(&m);
@@ -261,12 +258,9 @@ static void test_store_full_release(void **state)
 	assert_int_equal(fill(f, o, 4096, &done), ENOSPC);
 	fs_drop(r);
 	/* Now "keep" may go: the policy releases it and writes succeed.  */
-	struct proto_msg m;
 	fs_send_range(o, PROTO_ORIGIN_WRITE, 9000, done, 1);
 	fs_settle(f);
-	assert_true(fs_recv(o, &m));
-	assert_int_equal(m.status, 0);
-	proto_msg_free(&m);
+	fs_expect(o, PROTO_ORIGIN_WRITE, 9000, 0);
 	struct store_snapshot sn;
 	assert_true(store_snapshot_get(f->s.st, keep, &sn) < 0 || !(sn.flags & STORE_SNAP_LIVE));
 	fs_drop(o);
@@ -420,16 +414,7 @@ static void test_pipelined_flush_fails(void **state)
 	TU_OK(store_snapshot_read(st, snap, 10, 1, &where));
 	assert_true(where == STORE_ON_ORIGIN);	/* the exception was never durable */
 	store_close(st);
-	assert_int_equal(store_check(f->store_path, stderr), 0);
-	io_engine_destroy(s->eng);
-	io_dev_close(s->odev);
-	srv_free(s);
-	unlink(f->store_path);
-	unlink(f->origin_path);
-	free(f->store_path);
-	free(f->origin_path);
-	free(f);
-	fs_cur = NULL;
+	fs_free(f);
 }
 
 int main(void)

@@ -54,38 +54,26 @@ static void origin_fill(struct fake_srv *f, uint64_t chunk, uint8_t byte)
 /* Every byte of origin chunk CHUNK is BYTE.  */
 static void origin_is(struct fake_srv *f, uint64_t chunk, uint8_t byte)
 {
-	uint8_t buf[FS_CHUNK];
-	int fd = open(f->origin_path, O_RDONLY);
+	char what[64];
 
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)(chunk * FS_CHUNK)), (ssize_t)sizeof buf);
-	close(fd);
-	for (size_t i = 0; i < sizeof buf; i++)
-		if (buf[i] != byte)
-			fail_msg("origin chunk %llu byte %zu is 0x%02x, not 0x%02x",
-				 (unsigned long long)chunk, i, buf[i], byte);
+	snprintf(what, sizeof what, "origin chunk %llu", (unsigned long long)chunk);
+	fs_file_chunk_is(f->origin_path, chunk * FS_CHUNK, byte, what);
 }
 
 /* Snapshot SNAP reads BYTE at CHUNK (wherever it lives).  */
 static void snap_is(struct fake_srv *f, uint32_t snap, uint64_t chunk, uint8_t byte)
 {
 	chunk_t where;
-	uint8_t buf[FS_CHUNK];
+	char what[96];
 
 	TU_OK(store_snapshot_read(f->s.st, snap, chunk, 1, &where));
 	if (where == STORE_ON_ORIGIN) {
 		origin_is(f, chunk, byte);
 		return;
 	}
-	int fd = open(f->store_path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(pread(fd, buf, sizeof buf, (off_t)store_chunk_offset(f->s.st, where)),
-			 (ssize_t)sizeof buf);
-	close(fd);
-	for (size_t i = 0; i < sizeof buf; i++)
-		if (buf[i] != byte)
-			fail_msg("snapshot %u chunk %llu (store chunk %llu) byte %zu is 0x%02x, not 0x%02x",
-				 snap, (unsigned long long)chunk, (unsigned long long)where, i, buf[i], byte);
+	snprintf(what, sizeof what, "snapshot %u chunk %llu (store chunk %llu)", snap,
+		 (unsigned long long)chunk, (unsigned long long)where);
+	fs_file_chunk_is(f->store_path, store_chunk_offset(f->s.st, where), byte, what);
 }
 
 static uint32_t mksnap(struct fake_srv *f, const char *name)
@@ -97,11 +85,13 @@ static uint32_t mksnap(struct fake_srv *f, const char *name)
 	return id;
 }
 
-/* S of the original origin; chunks CH_FIRST.. written through an origin
- * client (copied out for S) to NEW; T taken after that.  The origin
- * client is gone again.  */
-static void setup_changed(struct fake_srv *f, uint32_t *s_id, uint32_t *t_id)
+/* A fake server with S of the original origin; chunks CH_FIRST.. written
+ * through an origin client (copied out for S) to NEW; T taken after that.
+ * The origin client is gone again; an admin client is there (*ADM).  */
+static struct fake_srv *setup_changed(uint32_t *s_id, uint32_t *t_id, struct conn **adm)
 {
+	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
+
 	*s_id = mksnap(f, "S");
 	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
 	fs_send_range(o, PROTO_ORIGIN_WRITE, 1, CH_FIRST, CH_N);
@@ -114,14 +104,8 @@ static void setup_changed(struct fake_srv *f, uint32_t *s_id, uint32_t *t_id)
 	o->granted_ms = 0;
 	fs_drop(o);
 	*t_id = mksnap(f, "T");
-}
-
-static void send_ack(struct conn *c, uint16_t type, uint64_t id)
-{
-	struct proto_msg m;
-
-	proto_msg_init(&m, (uint16_t)(type | PROTO_REPLY), id);
-	fs_send(c, &m);
+	*adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	return f;
 }
 
 static void send_rollback(struct conn *c, uint64_t id, const char *name, uint16_t flags)
@@ -179,18 +163,15 @@ static void check_after(struct fake_srv *f, uint32_t s_id, uint32_t t_id)
 static void test_rollback(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
 	struct proto_msg m;
 
 	f->s.grace_until_ms = INT64_MAX;	/* no step yet */
 	send_rollback(adm, 1, "S", 0);
 	srv_turn_end(&f->s);	/* the barrier (no origin client) */
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
+	fs_reply(adm, PROTO_SNAP_ROLLBACK, 1, 0, &m);
 	assert_true(m.u.rollback.flags & PROTO_RB_ACTIVE);
 	assert_string_equal(m.u.rollback.name, "S");
 	proto_msg_free(&m);
@@ -216,8 +197,7 @@ static void test_rollback(void **state)
 	}
 	/* a query now: none runs */
 	send_rollback(adm, 2, NULL, PROTO_F_QUERY);
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.status, 0);
+	fs_reply(adm, PROTO_SNAP_ROLLBACK, 2, 0, &m);
 	assert_int_equal(m.u.rollback.flags, 0);
 	proto_msg_free(&m);
 	fs_drop(adm);
@@ -227,10 +207,9 @@ static void test_rollback(void **state)
 static void test_rollback_delete(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
 	struct store_snapshot sn;
 
 	start_rollback(f, adm, 1, "S", PROTO_F_DELETE);
@@ -246,10 +225,9 @@ static void test_rollback_delete(void **state)
 static void test_rollback_refused(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
 	struct proto_msg m;
 
 	/* no such snapshot */
@@ -259,17 +237,12 @@ static void test_rollback_refused(void **state)
 	 * device directly) */
 	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
 	send_rollback(adm, 2, "S", 0);
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.status, EBUSY);
-	assert_non_null(strstr(m.error, "cannot follow a rollback"));
-	proto_msg_free(&m);
+	fs_expect_refused(adm, PROTO_SNAP_ROLLBACK, 2, EBUSY, "cannot follow a rollback");
 	fs_drop(o);
 	/* S in use by a client */
 	struct conn *sc = fs_conn(f, PROTO_VOL_SNAPSHOT, s_id);
 	fs_send_range(sc, PROTO_SNAP_READ, 3, 0, 1);
-	assert_true(fs_recv(sc, &m));
-	assert_int_equal(m.status, 0);
-	proto_msg_free(&m);
+	fs_expect(sc, PROTO_SNAP_READ, 3, 0);
 	fs_send_range(sc, PROTO_SNAP_READ_DONE, 4, 0, 1);
 	fs_expect(sc, PROTO_SNAP_READ_DONE, 4, 0);
 	send_rollback(adm, 5, "S", 0);
@@ -297,42 +270,31 @@ static void test_rollback_refused(void **state)
 	}
 	assert_true(csnap_now_ms() - t0 >= PROTO_GRANT_WAIT_MS);
 	assert_int_equal(m.type, PROTO_SNAP_ROLLBACK | PROTO_REPLY);
+	assert_int_equal(m.id, 6);
 	assert_int_equal(m.status, 0);
 	proto_msg_free(&m);
 	assert_true(running(f));
 	/* a second one, to S or to T */
 	send_rollback(adm, 7, "T", 0);
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.status, EBUSY);
-	assert_non_null(strstr(m.error, "rollback to snapshot \"S\" is running"));
-	proto_msg_free(&m);
+	fs_expect_refused(adm, PROTO_SNAP_ROLLBACK, 7, EBUSY, "rollback to snapshot \"S\" is running");
 	/* deleting S */
 	proto_msg_init(&m, PROTO_SNAP_DELETE, 8);
 	snprintf(m.u.snap_name.name, sizeof m.u.snap_name.name, "S");
 	fs_send(adm, &m);
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.status, EBUSY);
-	assert_non_null(strstr(m.error, "rolled back"));
-	proto_msg_free(&m);
+	fs_expect_refused(adm, PROTO_SNAP_DELETE, 8, EBUSY, "rolled back");
 	/* S's data while it runs (S reads the source's chunks, which the
 	 * steps free); T (older than the start) is served */
 	sc = fs_conn(f, PROTO_VOL_SNAPSHOT, s_id);
 	fs_send_range(sc, PROTO_SNAP_READ, 9, CH_FIRST, 1);
-	assert_true(fs_recv(sc, &m));
-	assert_int_equal(m.status, EBUSY);
-	assert_non_null(strstr(m.error, "usable when the rollback ends"));
-	proto_msg_free(&m);
+	fs_expect_refused(sc, PROTO_SNAP_READ, 9, EBUSY, "usable when the rollback ends");
 	struct conn *tc = fs_conn(f, PROTO_VOL_SNAPSHOT, t_id);
 	fs_send_range(tc, PROTO_SNAP_READ, 10, CH_FIRST, 1);
-	assert_true(fs_recv(tc, &m));
-	assert_int_equal(m.status, 0);
-	proto_msg_free(&m);
+	fs_expect(tc, PROTO_SNAP_READ, 10, 0);
 	fs_send_range(tc, PROTO_SNAP_READ_DONE, 11, CH_FIRST, 1);
 	fs_expect(tc, PROTO_SNAP_READ_DONE, 11, 0);
 	/* progress */
 	send_rollback(adm, 12, NULL, PROTO_F_QUERY);
-	assert_true(fs_recv(adm, &m));
-	assert_int_equal(m.status, 0);
+	fs_reply(adm, PROTO_SNAP_ROLLBACK, 12, 0, &m);
 	assert_true(m.u.rollback.flags & PROTO_RB_ACTIVE);
 	assert_string_equal(m.u.rollback.name, "S");
 	assert_int_equal(m.u.rollback.origin_chunks, 256);
@@ -343,9 +305,7 @@ static void test_rollback_refused(void **state)
 	check_after(f, s_id, t_id);
 	/* served again */
 	fs_send_range(sc, PROTO_SNAP_READ, 13, CH_FIRST, 1);
-	assert_true(fs_recv(sc, &m));
-	assert_int_equal(m.status, 0);
-	proto_msg_free(&m);
+	fs_expect(sc, PROTO_SNAP_READ, 13, 0);
 	fs_drop(sc);
 	fs_drop(tc);
 	fs_drop(adm);
@@ -355,10 +315,9 @@ static void test_rollback_refused(void **state)
 static void test_rollback_write_parks(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
 	const uint64_t c = CH_FIRST + CH_N - 1;	/* the last changed chunk */
 
 	start_rollback(f, adm, 1, "S", 0);
@@ -415,10 +374,7 @@ static uint8_t origin_where(struct conn *c, uint64_t id, uint64_t chunk, uint64_
 	struct proto_msg m;
 
 	fs_send_range(c, PROTO_ORIGIN_READ, id, chunk, 1);
-	if (!fs_recv(c, &m))
-		fail_msg("no answer to origin-read %llu", (unsigned long long)id);
-	assert_int_equal(m.type, PROTO_ORIGIN_READ | PROTO_REPLY);
-	assert_int_equal(m.status, 0);
+	fs_reply(c, PROTO_ORIGIN_READ, id, 0, &m);
 	assert_int_equal(m.u.extents.n, 1);
 	uint8_t where = m.u.extents.e[0].where;
 	*sc = m.u.extents.e[0].store_chunk;
@@ -429,10 +385,9 @@ static uint8_t origin_where(struct conn *c, uint64_t id, uint64_t chunk, uint64_
 static void test_rollback_online(void **state)
 {
 	(void)state;
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
 	struct conn *o = fs_conn(f, PROTO_VOL_ORIGIN, 0);
 	const uint64_t c = CH_FIRST + 3;
 	uint64_t sc;
@@ -448,7 +403,7 @@ static void test_rollback_online(void **state)
 	fs_settle(f);
 	fs_expect_nothing(adm);
 	assert_false(running(f));
-	send_ack(o, PROTO_BARRIER, bid);
+	fs_ack(o, PROTO_BARRIER, bid);
 	fs_settle(f);
 	fs_expect(adm, PROTO_SNAP_ROLLBACK, 2, 0);
 	assert_int_equal(rb_origin_state(&f->s), PROTO_STATE_ROLLBACK);
@@ -487,11 +442,10 @@ static void test_rollback_resume(void **state)
 	/* one chunk per step, so the rollback is in the middle after a few
 	 * turns */
 	setenv("CSNAP_ROLLBACK_STEP", "1", 1);
-	struct fake_srv *f = fs_setup(16, 256, STORE_FULL_FAIL);
-	unsetenv("CSNAP_ROLLBACK_STEP");
 	uint32_t s_id, t_id;
-	setup_changed(f, &s_id, &t_id);
-	struct conn *adm = fs_conn(f, PROTO_VOL_ADMIN, 0);
+	struct conn *adm;
+	struct fake_srv *f = setup_changed(&s_id, &t_id, &adm);
+	unsetenv("CSNAP_ROLLBACK_STEP");
 	struct srv *s = &f->s;
 
 	start_rollback(f, adm, 1, "S", 0);

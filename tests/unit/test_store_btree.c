@@ -55,29 +55,68 @@ static void scan_equals_model(struct btree *t)
 	assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 }
 
-static void test_btree_model(void **state)
-{
-	(void)state;
-	srand(4242);
-	const uint64_t meta_start = 16, meta_blocks = 8000;
-	char *path = tu_tmpfile("bt", (meta_start + meta_blocks) * 4096);
+/* A b-tree on a scratch file: its nodes in the META_BLOCKS blocks from
+ * block META_START, their space map at block 2, a block cache of CACHE.  */
+#define META_START 16
+struct bt_env {
+	char *path;
+	uint64_t meta_blocks;
 	struct io_dev *dev;
 	struct bm *bm;
 	struct spacemap *sm;
 	struct btree t;
+};
+
+static void bt_open(struct bt_env *e, const char *name, uint64_t meta_blocks, uint32_t cache)
+{
+	e->meta_blocks = meta_blocks;
+	e->path = tu_tmpfile(name, (META_START + meta_blocks) * 4096);
+	TU_OK(io_dev_open(e->path, IO_DEV_RDWR, &e->dev));
+	TU_OK(bm_create(e->dev, 5, cache, false, &e->bm));
+	TU_OK(sm_format(e->bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
+	TU_OK(bm_flush_home(e->bm));
+	TU_OK(sm_open(e->bm, META_T_MBITMAP, 2, meta_blocks, &e->sm));
+	btree_init(&e->t, e->bm, e->sm, META_START, MASKB);
+	TU_OK(btree_create(&e->t));
+}
+
+/* Everything written home, and the same tree under a new cache of CACHE
+ * blocks (what the old one held is gone).  */
+static void bt_recache(struct bt_env *e, uint32_t cache)
+{
+	TU_OK(sm_apply_frees(e->sm));
+	TU_OK(bm_flush_home(e->bm));
+	sm_close(e->sm);
+	bm_destroy(e->bm);
+	TU_OK(bm_create(e->dev, 5, cache, false, &e->bm));
+	TU_OK(sm_open(e->bm, META_T_MBITMAP, 2, e->meta_blocks, &e->sm));
+	e->t.bm = e->bm;
+	e->t.sm = e->sm;
+}
+
+static void bt_close(struct bt_env *e)
+{
+	btree_release(&e->t);
+	sm_close(e->sm);
+	bm_destroy(e->bm);
+	io_dev_close(e->dev);
+	unlink(e->path);
+	free(e->path);
+}
+
+static void test_btree_model(void **state)
+{
+	(void)state;
+	srand(4242);
+	struct bt_env e;
+	struct btree *t = &e.t;
 
 	/* origin chunks clustered (many exceptions per chunk), store unique */
 	for (size_t i = 0; i < NKEYS; i++)
 		keys[i] = (struct key){ (uint64_t)(rand() % 9000), i * 7 + 3 };
 	qsort(keys, NKEYS, sizeof keys[0], kcmp);
 
-	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
-	TU_OK(bm_create(dev, 5, 100000, false, &bm));
-	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
-	TU_OK(bm_flush_home(bm));
-	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
-	btree_init(&t, bm, sm, meta_start, MASKB);
-	TU_OK(btree_create(&t));
+	bt_open(&e, "bt", 8000, 100000);
 
 	/* insert in random order */
 	size_t *perm = malloc(NKEYS * sizeof *perm);
@@ -92,22 +131,22 @@ static void test_btree_model(void **state)
 		size_t i = perm[k];
 		uint8_t mask[MASKB];
 		put_le64(mask, keys[i].o ^ keys[i].s);
-		TU_OK(btree_insert(&t, keys[i].o, keys[i].s, mask));
+		TU_OK(btree_insert(t, keys[i].o, keys[i].s, mask));
 		present[i] = true;
 		if (k % 20000 == 0)
-			assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+			assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 	}
 	uint8_t m0[MASKB] = { 0 };
-	assert_int_equal(btree_insert(&t, keys[10].o, keys[10].s, m0), -EEXIST);
-	assert_int_equal(t.count, NKEYS);
-	assert_true(t.height >= 3);
-	scan_equals_model(&t);
+	assert_int_equal(btree_insert(t, keys[10].o, keys[10].s, m0), -EEXIST);
+	assert_int_equal(t->count, NKEYS);
+	assert_true(t->height >= 3);
+	scan_equals_model(t);
 
 	/* seeks land on the first key >= the probe */
 	for (int n = 0; n < 2000; n++) {
 		struct btree_cursor c;
 		uint64_t o = (uint64_t)(rand() % 9100);
-		TU_OK(btree_seek(&t, o, 0, &c));
+		TU_OK(btree_seek(t, o, 0, &c));
 		struct key probe = { o, 0 };
 		size_t lo = 0, hi = NKEYS;
 		while (lo < hi) {
@@ -121,52 +160,41 @@ static void test_btree_model(void **state)
 			assert_false(c.valid);
 		else {
 			assert_true(c.valid);
-			assert_int_equal(be_store(btree_entry(&t, &c)), keys[lo].s);
+			assert_int_equal(be_store(btree_entry(t, &c)), keys[lo].s);
 		}
-		btree_cursor_put(&t, &c);
+		btree_cursor_put(t, &c);
 	}
 
 	/* through the disk and a small cache */
-	TU_OK(sm_apply_frees(sm));
-	TU_OK(bm_flush_home(bm));
-	sm_close(sm);
-	bm_destroy(bm);
-	TU_OK(bm_create(dev, 5, 64, false, &bm));
-	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
-	t.bm = bm;
-	t.sm = sm;
-	scan_equals_model(&t);
+	bt_recache(&e, 64);
+	scan_equals_model(t);
 
 	/* delete three quarters in random order (merges), then all */
 	for (size_t k = 0; k < NKEYS; k++) {
 		size_t i = perm[k];
 		if (k < NKEYS * 3 / 4 || rand() % 2) {
-			TU_OK(btree_delete(&t, keys[i].o, keys[i].s));
+			TU_OK(btree_delete(t, keys[i].o, keys[i].s));
 			present[i] = false;
 		}
 		if (k % 15000 == 0)
-			assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+			assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 	}
-	assert_int_equal(btree_delete(&t, keys[perm[0]].o, keys[perm[0]].s), -ENOENT);
-	scan_equals_model(&t);
+	assert_int_equal(btree_delete(t, keys[perm[0]].o, keys[perm[0]].s), -ENOENT);
+	scan_equals_model(t);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (present[i]) {
-			TU_OK(btree_delete(&t, keys[i].o, keys[i].s));
+			TU_OK(btree_delete(t, keys[i].o, keys[i].s));
 			present[i] = false;
 		}
-	scan_equals_model(&t);
-	assert_int_equal(t.height, 1);
-	assert_int_equal(t.count, 0);
-	assert_int_equal(t.nodes, 1);
-	TU_OK(sm_apply_frees(sm));
-	assert_int_equal(sm_free_count(sm), meta_blocks - 1);	/* every node came back */
+	scan_equals_model(t);
+	assert_int_equal(t->height, 1);
+	assert_int_equal(t->count, 0);
+	assert_int_equal(t->nodes, 1);
+	TU_OK(sm_apply_frees(e.sm));
+	assert_int_equal(sm_free_count(e.sm), e.meta_blocks - 1);	/* every node came back */
 
 	free(perm);
-	sm_close(sm);
-	bm_destroy(bm);
-	io_dev_close(dev);
-	unlink(path);
-	free(path);
+	bt_close(&e);
 }
 
 /* An internal node's first key goes stale when its first child is removed
@@ -174,65 +202,51 @@ static void test_btree_model(void **state)
 static void test_stale_first_key(void **state)
 {
 	(void)state;
-	const uint64_t meta_start = 16, meta_blocks = 512;
-	char *path = tu_tmpfile("bt2", (meta_start + meta_blocks) * 4096);
-	struct io_dev *dev;
-	struct bm *bm;
-	struct spacemap *sm;
-	struct btree t;
+	struct bt_env e;
+	struct btree *t = &e.t;
 	uint8_t mask[MASKB] = { 1 };
 
-	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
-	TU_OK(bm_create(dev, 5, 4096, false, &bm));
-	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
-	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
-	btree_init(&t, bm, sm, meta_start, MASKB);
-	TU_OK(btree_create(&t));
+	bt_open(&e, "bt2", 512, 4096);
 	for (uint64_t k = 1000; k < 2000; k++)
-		TU_OK(btree_insert(&t, k, k, mask));
-	assert_int_equal(t.height, 2);
+		TU_OK(btree_insert(t, k, k, mask));
+	assert_int_equal(t->height, 2);
 	/* empty the first leaf (it held 1000 .. 1000+cap-1) */
-	for (uint64_t k = 1000; k < 1000 + t.leaf_cap; k++)
-		TU_OK(btree_delete(&t, k, k));
-	assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+	for (uint64_t k = 1000; k < 1000 + t->leaf_cap; k++)
+		TU_OK(btree_delete(t, k, k));
+	assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 	/* keys below everything: all into child 0, then splits there */
-	for (uint64_t k = 0; k < 2 * t.leaf_cap; k++)
-		TU_OK(btree_insert(&t, k, k, mask));
-	assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+	for (uint64_t k = 0; k < 2 * t->leaf_cap; k++)
+		TU_OK(btree_insert(t, k, k, mask));
+	assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 	struct btree_cursor c;
 	uint64_t n = 0, prev = 0;
-	TU_OK(btree_seek(&t, 0, 0, &c));
+	TU_OK(btree_seek(t, 0, 0, &c));
 	while (c.valid) {
-		uint64_t o = be_origin(btree_entry(&t, &c));
+		uint64_t o = be_origin(btree_entry(t, &c));
 		assert_true(n == 0 || o > prev);
 		prev = o;
 		n++;
-		TU_OK(btree_next(&t, &c));
+		TU_OK(btree_next(t, &c));
 	}
-	btree_cursor_put(&t, &c);
-	assert_int_equal(n, t.count);
+	btree_cursor_put(t, &c);
+	assert_int_equal(n, t->count);
 	for (uint64_t k = 0; k < 2000; k += 7) {
 		uint32_t idx, nr;
-		const uint8_t *lf = btree_peek(&t, k, 0, &idx, &nr);
-		bool there = k < 2 * t.leaf_cap || k >= 1000 + t.leaf_cap;
+		const uint8_t *lf = btree_peek(t, k, 0, &idx, &nr);
+		bool there = k < 2 * t->leaf_cap || k >= 1000 + t->leaf_cap;
 		assert_non_null(lf);
 		if (there && idx < nr) {
-			assert_int_equal(get_le64(lf + BTREE_NODE_HDR + (size_t)idx * t.esize), k);
+			assert_int_equal(get_le64(lf + BTREE_NODE_HDR + (size_t)idx * t->esize), k);
 		} else if (there) {
 			/* (k, 0) sorts before the separator (k, k): the fast path
 			 * may end at the leaf before; the cursor goes on */
-			TU_OK(btree_seek(&t, k, 0, &c));
+			TU_OK(btree_seek(t, k, 0, &c));
 			assert_true(c.valid);
-			assert_int_equal(be_origin(btree_entry(&t, &c)), k);
-			btree_cursor_put(&t, &c);
+			assert_int_equal(be_origin(btree_entry(t, &c)), k);
+			btree_cursor_put(t, &c);
 		}
 	}
-	btree_release(&t);
-	sm_close(sm);
-	bm_destroy(bm);
-	io_dev_close(dev);
-	unlink(path);
-	free(path);
+	bt_close(&e);
 }
 
 /* btree_peek (fingers or not) agrees with the model: its leaf holds the
@@ -263,61 +277,40 @@ static void test_peek_fingers(void **state)
 	(void)state;
 	enum { N = 6000 };
 	static bool there[N];
-	const uint64_t meta_start = 16, meta_blocks = 1024;
-	char *path = tu_tmpfile("bt3", (meta_start + meta_blocks) * 4096);
-	struct io_dev *dev;
-	struct bm *bm;
-	struct spacemap *sm;
-	struct btree t;
+	struct bt_env e;
+	struct btree *t = &e.t;
 	uint8_t mask[MASKB] = { 1 };
 
 	srand(77);
-	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
-	TU_OK(bm_create(dev, 5, 4096, false, &bm));
-	TU_OK(sm_format(bm, META_T_MBITMAP, 2, meta_blocks, NULL, NULL));
-	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
-	btree_init(&t, bm, sm, meta_start, MASKB);
-	TU_OK(btree_create(&t));
+	bt_open(&e, "bt3", 1024, 4096);
 	for (uint64_t k = 0; k < N; k++) {
-		TU_OK(btree_insert(&t, k, k, mask));
+		TU_OK(btree_insert(t, k, k, mask));
 		there[k] = true;
 	}
-	assert_true(t.height >= 2);
-	peek_equals_model(&t, N, there);
-	peek_equals_model(&t, N, there);	/* now through the fingers */
-	uint64_t nodes0 = t.nodes;
+	assert_true(t->height >= 2);
+	peek_equals_model(t, N, there);
+	peek_equals_model(t, N, there);	/* now through the fingers */
+	uint64_t nodes0 = t->nodes;
 	for (int round = 0; round < 4; round++) {
 		for (uint64_t k = 0; k < N; k++)
 			if (there[k] && rand() % 3) {
-				TU_OK(btree_delete(&t, k, k));
+				TU_OK(btree_delete(t, k, k));
 				there[k] = false;
 			}
-		peek_equals_model(&t, N, there);
+		peek_equals_model(t, N, there);
 	}
-	assert_true(t.nodes < nodes0 / 4);	/* leaves were merged and freed */
-	assert_int_equal(btree_verify(&t, stderr, NULL, NULL, NULL), 0);
+	assert_true(t->nodes < nodes0 / 4);	/* leaves were merged and freed */
+	assert_int_equal(btree_verify(t, stderr, NULL, NULL, NULL), 0);
 
 	/* written home, a new cache under the same tree */
-	TU_OK(sm_apply_frees(sm));
-	TU_OK(bm_flush_home(bm));
-	sm_close(sm);
-	bm_destroy(bm);
-	TU_OK(bm_create(dev, 5, 4096, false, &bm));
-	TU_OK(sm_open(bm, META_T_MBITMAP, 2, meta_blocks, &sm));
-	t.bm = bm;
-	t.sm = sm;
+	bt_recache(&e, 4096);
 	for (uint64_t k = 0; k < N; k++) {	/* load every node */
 		struct btree_cursor c;
-		TU_OK(btree_seek(&t, k, 0, &c));
-		btree_cursor_put(&t, &c);
+		TU_OK(btree_seek(t, k, 0, &c));
+		btree_cursor_put(t, &c);
 	}
-	peek_equals_model(&t, N, there);
-	btree_release(&t);
-	sm_close(sm);
-	bm_destroy(bm);
-	io_dev_close(dev);
-	unlink(path);
-	free(path);
+	peek_equals_model(t, N, there);
+	bt_close(&e);
 }
 
 int main(void)

@@ -162,32 +162,21 @@ static void test_grow_cuts(void **state)
 	grow_file(path, 4u << 20);
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
-	char base[256], target[256];
-	snprintf(base, sizeof base, "%s.base", path);
-	snprintf(target, sizeof target, "%s.cut", path);
-	tu_copy_file(path, base);
-
-	struct io_dev *dev;
-	struct io_log *log = io_log_new();
-	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
-	io_dev_set_log(dev, log);
+	struct tu_cuts cuts;
+	struct io_dev *dev = tu_cuts_start(&cuts, path);
 	TU_OK(store_open_dev(dev, NULL, &s));
 	TU_OK(store_grow(s, &added));
 	store_close(s);
-	io_dev_set_log(dev, NULL);
-	io_dev_close(dev);
+	tu_cuts_stop(dev);
 	assert_true(added > 0);
 
 	unsigned old = 0, grown = 0;
-	size_t nlog = io_log_count(log);
+	size_t nlog = io_log_count(cuts.log);
 	for (size_t end = 0; end <= nlog; end++) {
-		tu_copy_file(base, target);
-		TU_OK(io_dev_open(target, IO_DEV_RDWR, &dev));
-		TU_OK(io_log_replay(log, dev, end));
-		io_dev_close(dev);
-		assert_int_equal(truncate(target, st.st_size), 0);
+		tu_cut(&cuts, end);
+		assert_int_equal(truncate(cuts.target, st.st_size), 0);
 		struct store_open_opts ro = { .readonly = true };
-		TU_OK(store_open(target, &ro, &s));
+		TU_OK(store_open(cuts.target, &ro, &s));
 		uint64_t n = data_chunks(s);
 		assert_true(n == n0 || n == n0 + added);
 		n == n0 ? old++ : grown++;
@@ -195,20 +184,18 @@ static void test_grow_cuts(void **state)
 		assert_int_equal(store_check_open(s, stderr), 0);
 		store_close(s);
 		/* read-write: it takes new exceptions if it grew */
-		TU_OK(store_open(target, NULL, &s));
+		TU_OK(store_open(cuts.target, NULL, &s));
 		struct store_copy cp[16];
 		uint32_t nc;
 		int r = store_origin_write(s, OCHUNKS - 16, 16, cp, &nc);
 		assert_true(r == 0 || (r == -ENOSPC && n == n0));
 		TU_OK(store_commit(s));
 		store_close(s);
-		assert_int_equal(store_check(target, stderr), 0);
+		assert_int_equal(store_check(cuts.target, stderr), 0);
 	}
 	print_message("%zu cut points: %u left the old store, %u the grown one\n", nlog + 1, old, grown);
 	assert_true(old > 0 && grown > 0);
-	io_log_free(log);
-	unlink(base);
-	unlink(target);
+	tu_cuts_free(&cuts);
 	unlink(path);
 	free(path);
 }

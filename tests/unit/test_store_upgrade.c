@@ -167,17 +167,13 @@ static void test_future_refused(void **state)
 /* Replays the first END entries of LOG onto a copy of BASE and requires a
  * version-1 or fully upgraded store with contents DG and a clean check.
  * Returns the version found.  */
-static uint32_t cut_at(struct io_log *log, size_t end, const char *base, const char *target,
-		       uint32_t dg)
+static uint32_t cut_at(struct tu_cuts *c, size_t end, uint32_t dg)
 {
-	struct io_dev *t;
+	const char *target = c->target;
 	struct store *s;
 	struct store_open_opts ro = { .readonly = true };
 
-	tu_copy_file(base, target);
-	TU_OK(io_dev_open(target, IO_DEV_RDWR, &t));
-	TU_OK(io_log_replay(log, t, end));
-	io_dev_close(t);
+	tu_cut(c, end);
 	uint32_t v = sb_version(target, NULL);
 	assert_true(v == 1 || v == CSNAP_FORMAT_VERSION);
 	TU_OK(store_open(target, &ro, &s));
@@ -202,33 +198,23 @@ static void test_upgrade_cuts(void **state)
 	(void)state;
 	uint32_t dg;
 	char *path = v1_store(&dg);
-	char base[256], target[256];
-	snprintf(base, sizeof base, "%s.base", path);
-	snprintf(target, sizeof target, "%s.cut", path);
-	tu_copy_file(path, base);
-
-	struct io_dev *dev;
-	struct io_log *log = io_log_new();
+	struct tu_cuts cuts;
 	uint32_t from;
-	TU_OK(io_dev_open(path, IO_DEV_RDWR, &dev));
-	io_dev_set_log(dev, log);
+	struct io_dev *dev = tu_cuts_start(&cuts, path);
 	TU_OK(store_upgrade_dev(dev, &from, NULL, NULL));
-	io_dev_set_log(dev, NULL);
-	io_dev_close(dev);
+	tu_cuts_stop(dev);
 	assert_int_equal(from, 1);
 
 	/* every flush boundary, and every write (a cut between the two
 	 * superblock copies' writes included) */
 	unsigned seen[CSNAP_FORMAT_VERSION + 1] = { 0 };
-	size_t n = io_log_count(log);
+	size_t n = io_log_count(cuts.log);
 	for (size_t end = 0; end <= n; end++)
-		seen[cut_at(log, end, base, target, dg)]++;
+		seen[cut_at(&cuts, end, dg)]++;
 	print_message("%zu cut points: %u left version 1, %u version %u\n", n + 1, seen[1],
 		      seen[CSNAP_FORMAT_VERSION], CSNAP_FORMAT_VERSION);
 	assert_true(seen[1] > 0 && seen[CSNAP_FORMAT_VERSION] > 0);
-	io_log_free(log);
-	unlink(base);
-	unlink(target);
+	tu_cuts_free(&cuts);
 	unlink(path);
 	free(path);
 }

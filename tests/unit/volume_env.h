@@ -10,7 +10,8 @@
  * ORIGIN_SIZE before including it.  env_open() fills the csvol_env fields
  * every volume needs; the test adds its own, creates the volume and sets
  * e->vol and e->s; env_close() undoes env_open() (the volume is the
- * test's to shut down first).
+ * test's to shut down first).  An origin volume's tests use
+ * env_origin_create() and env_origin_teardown() for that.
  */
 #ifndef CSNAP_TESTS_VOLUME_ENV_H
 #define CSNAP_TESTS_VOLUME_ENV_H
@@ -135,6 +136,27 @@ static void env_close(struct env *e)
 		unlink(e->spath);
 	}
 	free(e);
+}
+
+/* Creates the origin volume on CE: e->vol, and e->s the (fake) session
+ * it opened.  */
+static inline void env_origin_create(struct env *e, struct csvol_env *ce)
+{
+	assert_int_equal(volume_origin_create(ce, &e->vol), 0);
+	e->s = the_sess;
+	assert_non_null(e->s);
+}
+
+/* The cmocka teardown of an origin volume's test: the volume shut down
+ * and put, then env_close().  */
+static inline int env_origin_teardown(void **state)
+{
+	struct env *e = *state;
+
+	volume_origin_shutdown(e->vol);
+	volume_put(e->vol);
+	env_close(e);
+	return 0;
 }
 
 /* Turns the loop until COND holds (bounded).  */
