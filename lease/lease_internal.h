@@ -32,7 +32,7 @@ int lease_turn_rank(uint32_t me, uint64_t last_owner, const struct sanlk_host *h
  * or the owner's dblock flagged released for the leader's version).  */
 struct lease_free_disk {
 	bool released;
-	uint64_t lver, owner_id;
+	uint64_t lver, owner_id, owner_generation;
 };
 int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f);
 uint32_t lease_sanlock_size_flags(const struct lease_area *a);
