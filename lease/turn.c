@@ -95,18 +95,11 @@ static bool owner_dblock_released(const struct lease_area *a, const struct sanlo
 
 int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f)
 {
-	uint8_t *sec = lease_io_alloc(a->sector_size);
 	struct sanlock_leader l;
 	int rc;
 
 	memset(f, 0, sizeof *f);
-	if (!sec)
-		return err_set(ENOMEM, "out of memory");
-	rc = lease_io_read(a->path, lease_area_master_offset(a), sec, a->sector_size);
-	if (rc == 0 && (lease_leader_decode(sec, &l) < 0 || l.magic != SANLOCK_PAXOS_MAGIC))
-		rc = err_set(EBADMSG, "master lease leader record is damaged");
-	free(sec);
-	if (rc < 0)
+	if ((rc = lease_master_leader_read(a, &l)) < 0)
 		return rc;
 	f->lver = l.lver;
 	f->owner_id = l.owner_id;
