@@ -30,8 +30,7 @@
  *      version 1, opened with old_format): what maintaining them costs.
  * A program, not a test: it prints figures and ratios, asserts nothing.
  */
-#include "ioengine/ioengine.h"
-#include "src/store/store.h"
+#include "bench/bench.h"
 #include "utils/err.h"
 #include "utils/log.h"
 
@@ -44,13 +43,6 @@
 #include <unistd.h>
 
 #define CHUNK 4096u
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* CPU time of this thread: lookups are CPU-bound, and the build machine
  * is shared, so per-core throughput is measured on CPU time.  */
@@ -74,11 +66,7 @@ static long rss_kib(void)
 	return v;
 }
 
-static void die(const char *what)
-{
-	fprintf(stderr, "engine bench: %s: %s\n", what, err_get());
-	exit(1);
-}
+static void die(const char *what) { bench_die("engine bench", what); }
 
 struct result { double ins, ins_cpu, look, create_ms, commit_ms, clone_ms, clone_cpu_ms; unsigned clone_steps; long rss; };
 
@@ -89,30 +77,9 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	uint64_t origin_chunks = nexc + 1024;
 	/* data + worst-case tree area + journal + lease area, sparse */
 	uint64_t store_size = (origin_chunks + 4096) * CHUNK + origin_chunks / 20 * 4096 + (256ull << 20);
-	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)store_size) < 0) {
-		perror(path);
-		exit(1);
-	}
-	close(fd);
-	struct io_dev *dev;
-	if (io_dev_open(path, IO_DEV_RDWR, &dev) < 0)
-		die("open");
-	struct csnap_sb sb;
-	memset(&sb, 0, sizeof sb);
-	for (int i = 0; i < 16; i++)
-		sb.uuid[i] = (uint8_t)(i * 7 + 1);
-	sb.chunk_size = CHUNK;
-	sb.store_size = store_size;
-	sb.origin_size = origin_chunks * CHUNK;
-	strcpy(sb.origin_id, "bench");
-	sb.max_snapshots = 256;
-	csnap_sb_lease_layout(&sb, 512);
-	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
 	bool no_counters = getenv("ENGINE_NO_COUNTERS") && atoi(getenv("ENGINE_NO_COUNTERS"));
-	if (store_format_as(dev, &sb, no_counters ? 1 : CSNAP_FORMAT_VERSION) < 0)
-		die("format");
-	io_dev_close(dev);
+	bench_mkstore("engine bench", path, store_size, CHUNK, origin_chunks * CHUNK, 256,
+		      no_counters ? 1 : CSNAP_FORMAT_VERSION);
 
 	struct store_open_opts o = { .cache_bytes = 1ull << 30, .old_format = no_counters };
 	struct store *s;
@@ -134,7 +101,7 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	struct store_copy cp[64];
 	uint32_t ncp;
 	unsigned limit = store_txn_limit(s) / 2;
-	double t0 = now(), c0 = cpu_now();
+	double t0 = bench_now(), c0 = cpu_now();
 	for (uint64_t c = 0; c < nexc; c += 64) {
 		uint32_t n = nexc - c < 64 ? (uint32_t)(nexc - c) : 64;
 		if (store_origin_write(s, c, n, cp, &ncp) < 0 || ncp != n)
@@ -144,7 +111,7 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	}
 	if (store_commit(s) < 0)
 		die("commit");
-	double t_ins = now() - t0, c_ins = cpu_now() - c0;
+	double t_ins = bench_now() - t0, c_ins = cpu_now() - c0;
 
 	/* best of 5 rounds of 1 M lookups: the build machine is shared and
 	 * other processes' bursts only ever slow a round down */
@@ -172,19 +139,19 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 
 	/* one more snapshot while the store holds nexc exceptions */
 	uint32_t id;
-	t0 = now();
+	t0 = bench_now();
 	if (store_snapshot_create(s, "extra", 0, &id) < 0)
 		die("create");
-	double t_create = now() - t0;
-	t0 = now();
+	double t_create = bench_now() - t0;
+	t0 = bench_now();
 	if (store_commit(s) < 0)
 		die("commit");
-	double t_commit = now() - t0;
+	double t_commit = bench_now() - t0;
 
 	/* a snapshot of a snapshot: the walk over every exception */
 	unsigned steps = 1;
 	int cr;
-	t0 = now();
+	t0 = bench_now();
 	c0 = cpu_now();
 	if (store_snapshot_clone(s, "clone", ids[0], 0, NULL, &id) < 0)
 		die("clone");
@@ -195,7 +162,7 @@ static struct result run(const char *dir, uint64_t nexc, unsigned nsnap)
 	}
 	if (cr < 0 || store_commit(s) < 0)
 		die("clone step");
-	double t_clone = now() - t0, c_clone = cpu_now() - c0;
+	double t_clone = bench_now() - t0, c_clone = cpu_now() - c0;
 
 	struct result r = { (double)nexc / t_ins, (double)nexc / c_ins, (double)nlook / t_look, t_create * 1e3,
 			    t_commit * 1e3, t_clone * 1e3, c_clone * 1e3, steps, rss_kib() };

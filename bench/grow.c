@@ -9,7 +9,7 @@
  * filesystem the store would live on (O_DIRECT); it is removed at the end.
  * There is no peer: lvextend + resize2fs-style growth is not comparable.
  */
-#include "ioengine/ioengine.h"
+#include "bench/bench.h"
 #include "src/store/store.h"
 #include "utils/clock.h"
 #include "utils/err.h"
@@ -20,11 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void die(const char *what)
-{
-	fprintf(stderr, "grow: %s: %s\n", what, err_get());
-	exit(1);
-}
+static void die(const char *what) { bench_die("grow", what); }
 
 int main(int argc, char **argv)
 {
@@ -34,28 +30,7 @@ int main(int argc, char **argv)
 	}
 	const char *path = argv[1];
 	uint64_t size = strtoull(argv[2], NULL, 0) << 30, grow = strtoull(argv[3], NULL, 0) << 30;
-	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0) {
-		perror(path);
-		return 1;
-	}
-	close(fd);
-	struct csnap_sb sb;
-	memset(&sb, 0, sizeof sb);
-	for (int i = 0; i < 16; i++)
-		sb.uuid[i] = (uint8_t)(i + 1);
-	sb.chunk_size = 64 << 10;
-	sb.store_size = size;
-	sb.origin_size = 1ull << 40;
-	strcpy(sb.origin_id, "size:bench");
-	sb.max_snapshots = 256;
-	sb.ctime = 1;
-	csnap_sb_lease_layout(&sb, 512);
-	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
-	struct io_dev *dev;
-	if (io_dev_open(path, IO_DEV_RDWR, &dev) < 0 || store_format(dev, &sb) < 0)
-		die("format");
-	io_dev_close(dev);
+	bench_mkstore("grow", path, size, 64 << 10, 1ull << 40, 256, CSNAP_FORMAT_VERSION);
 	struct store *s;
 	struct store_info info;
 	if (store_open(path, NULL, &s) < 0)

@@ -15,64 +15,13 @@
  * prints figures and asserts nothing; tests/unit/test_store_replay checks
  * what a replay produces.
  */
-#include "ioengine/ioengine.h"
-#include "src/store/store.h"
-#include "utils/err.h"
+#include "bench/bench.h"
 #include "utils/log.h"
-
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #define CHUNK (64u << 10)
 #define ORIGIN_CHUNKS 65536ull
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "replay bench: %s: %s\n", what, err_get());
-	exit(1);
-}
-
-static char *make_store(const char *dir)
-{
-	static char path[512];
-	uint64_t store_size = ORIGIN_CHUNKS * CHUNK / 2;
-	snprintf(path, sizeof path, "%s/csnap-bench-replay-%d", dir, (int)getpid());
-	int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)store_size) < 0) {
-		perror(path);
-		exit(1);
-	}
-	close(fd);
-	struct io_dev *dev;
-	struct csnap_sb sb;
-	if (io_dev_open(path, IO_DEV_RDWR, &dev) < 0)
-		die("open");
-	memset(&sb, 0, sizeof sb);
-	for (int i = 0; i < 16; i++)
-		sb.uuid[i] = (uint8_t)(i * 5 + 3);
-	sb.chunk_size = CHUNK;
-	sb.store_size = store_size;
-	sb.origin_size = ORIGIN_CHUNKS * CHUNK;
-	strcpy(sb.origin_id, "bench");
-	sb.max_snapshots = 64;
-	csnap_sb_lease_layout(&sb, 512);
-	sb.meta_offset = sb.lease_offset + csnap_lease_area_size(sb.lease_align);
-	if (store_format(dev, &sb) < 0)
-		die("format");
-	io_dev_close(dev);
-	return path;
-}
+static void die(const char *what) { bench_die("replay bench", what); }
 
 int main(int argc, char **argv)
 {
@@ -87,7 +36,10 @@ int main(int argc, char **argv)
 	printf("replay bench: %u transactions of %u random first writes, %d rounds\n",
 	       ntxn, per, rounds);
 	for (int r = 0; r < rounds; r++) {
-		char *path = make_store(dir);
+		char path[512];
+		snprintf(path, sizeof path, "%s/csnap-bench-replay-%d", dir, (int)getpid());
+		bench_mkstore("replay bench", path, ORIGIN_CHUNKS * CHUNK / 2, CHUNK,
+			      ORIGIN_CHUNKS * CHUNK, 64, CSNAP_FORMAT_VERSION);
 		struct store *s;
 		uint32_t id;
 		if (store_open(path, &o, &s) < 0)
@@ -106,10 +58,10 @@ int main(int argc, char **argv)
 				die("commit");
 		}
 		store_close_nockpt(s);
-		double t0 = now();
+		double t0 = bench_now();
 		if (store_open(path, &o, &s) < 0)
 			die("store_open (replay)");
-		double t = now() - t0;
+		double t = bench_now() - t0;
 		store_close(s);
 		unlink(path);
 		printf("round %d: store_open with replay %.1f ms\n", r + 1, t * 1e3);

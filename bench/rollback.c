@@ -32,7 +32,7 @@
  * test: it prints figures and the ratio; it fails only if the content or
  * the check is wrong.
  */
-#include "ioengine/ioengine.h"
+#include "bench/bench.h"
 #include "src/store/store.h"
 #include "utils/err.h"
 #include "utils/log.h"
@@ -47,18 +47,7 @@
 #define CHUNK	(64u << 10)
 #define STEP_MAX	4096u
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "rollback bench: %s: %s\n", what, err_get());
-	exit(1);
-}
+static void die(const char *what) { bench_die("rollback bench", what); }
 
 #define OK(x) do { if ((x) < 0) die(#x); } while (0)
 
@@ -193,7 +182,7 @@ int main(int argc, char **argv)
 	}
 
 	/* merge copy: S's chunks onto the origin, one flush; then restore */
-	double t0 = now();
+	double t0 = bench_now();
 	uint64_t merged = 0;
 	for (uint64_t c = 0; c < nch; c++)
 		if (loc[c] != STORE_ON_ORIGIN) {
@@ -201,7 +190,7 @@ int main(int argc, char **argv)
 			merged++;
 		}
 	OK(io_dev_flush(origin));
-	double t_merge = now() - t0;
+	double t_merge = bench_now() - t0;
 	for (uint64_t c = 0; c < nch; c++)
 		if (changed[c]) {
 			stamp(buf, c, 2);
@@ -210,10 +199,10 @@ int main(int argc, char **argv)
 	OK(io_dev_flush(origin));
 
 	/* rollback */
-	t0 = now();
+	t0 = bench_now();
 	OK(store_rollback_start(st, s_id, false));
 	OK(store_commit(st));
-	double t_start = now() - t0;
+	double t_start = bench_now() - t0;
 	uint64_t steps = 0, moved = 0, copied = 0;
 	for (;;) {
 		static chunk_t list[STEP_MAX];
@@ -238,7 +227,7 @@ int main(int argc, char **argv)
 		if (advance == STORE_CHUNK_END)
 			break;
 	}
-	double t_rb = now() - t0;
+	double t_rb = bench_now() - t0;
 	struct store_rollback rb;
 	store_rollback_get(st, &rb);
 	if (rb.active) {

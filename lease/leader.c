@@ -8,8 +8,10 @@
 #include "lease/lease_internal.h"
 #include "utils/crc32c.h"
 #include "utils/endian.h"
+#include "utils/err.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* sanlock computes a plain reflected CRC-32C register seeded with ~1 and
@@ -59,4 +61,18 @@ void lease_leader_encode(const struct sanlock_leader *l, uint8_t *sec)
 	put_le16(sec + LDR_IO_TIMEOUT, (uint16_t)l->io_timeout);
 	put_le64(sec + LDR_WRITE_ID, l->write_id);
 	put_le32(sec + LDR_CSUM, lease_leader_checksum(sec));
+}
+
+int lease_master_leader_read(const struct lease_area *a, struct sanlock_leader *l)
+{
+	uint8_t *sec = lease_io_alloc(a->sector_size);
+	int rc;
+
+	if (!sec)
+		return err_set(ENOMEM, "out of memory");
+	rc = lease_io_read(a->path, lease_area_master_offset(a), sec, a->sector_size);
+	if (rc == 0 && (lease_leader_decode(sec, l) < 0 || l->magic != SANLOCK_PAXOS_MAGIC))
+		rc = err_set(EBADMSG, "master lease leader record is damaged");
+	free(sec);
+	return rc;
 }

@@ -191,10 +191,24 @@ int lease_master_acquire(struct lease_master *m);
 struct lease_turn {
 	bool takeable;		/* looks free from here: released (leader or
 				 * the owner's dblock) or its owner dead */
+	bool owner_live;	/* held by a host the local daemon sees live,
+				 * in the generation that holds it */
 	uint64_t lver;		/* the leader's version on disk */
-	int rank;		/* when takeable: live hosts before us in line */
+	int rank;		/* live hosts before us in line after the
+				 * (last) owner */
 };
 int lease_master_turn(const struct lease_master *m, struct lease_turn *t);
+/* A standby's memory between polls (zero it once).  */
+struct lease_turns {
+	uint64_t free_lver;	/* the freed version we wait our turn for */
+	int64_t free_seen_ms;	/* when we first saw it freed */
+	int64_t asked_ms;	/* when we last asked sanlock */
+};
+/* Whether to ask sanlock now: T (NULL: could not be read) at NOW_MS;
+ * once freed, rank x TURN_MS after we first saw it; while a live host
+ * holds it, every HELD_ASK_MS; otherwise at once.  */
+bool lease_turn_ask(struct lease_turns *w, const struct lease_turn *t, int64_t now_ms,
+		    int turn_ms, int held_ask_ms);
 /* Orderly release, after the caller stopped all writes and called
  * lease_master_unpublish().  */
 int lease_master_release(struct lease_master *m);

@@ -32,7 +32,7 @@ int lease_turn_rank(uint32_t me, uint64_t last_owner, const struct sanlk_host *h
  * or the owner's dblock flagged released for the leader's version).  */
 struct lease_free_disk {
 	bool released;
-	uint64_t lver, owner_id;
+	uint64_t lver, owner_id, owner_generation;
 };
 int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f);
 uint32_t lease_sanlock_size_flags(const struct lease_area *a);
@@ -121,6 +121,9 @@ int lease_leader_decode(const uint8_t *sec, struct sanlock_leader *l);
  * are left as they are) and seals it with sanlock's checksum:
  * decode(encode(l)) == l.  */
 void lease_leader_encode(const struct sanlock_leader *l, uint8_t *sec);
+/* Reads and decodes the master paxos lease's leader record; -EBADMSG if
+ * it is not one with a good checksum.  */
+int lease_master_leader_read(const struct lease_area *a, struct sanlock_leader *l);
 /* sanlock's checksum of a leader record (its crc32c variant).  */
 uint32_t lease_leader_checksum(const uint8_t *sec);
 

@@ -23,15 +23,17 @@
  * before.  Correctness never depends on the turns: sanlock's paxos alone
  * decides who holds the lease.
  *
- * A standby only ever defers asking, it never skips sanlock: whenever the
- * lease does not look free from here it asks as before, and sanlock
- * decides.  The lease looks free when the leader is released (timestamp
- * 0), when its owner released it through its own dblock (sanlock does so
- * when the leader was last written by another host, e.g. after a
- * contested ballot), or when the local daemon reports the owner dead: all
- * standbys learn each of these at about the same moment.  If this reading
- * is wrong either way, a standby asks at most a few turns late or, as
- * before, at once.
+ * The lease looks free when the leader is released (timestamp 0), when
+ * its owner released it through its own dblock (sanlock does so when the
+ * leader was last written by another host, e.g. after a contested
+ * ballot), or when the local daemon reports the owner dead: all standbys
+ * learn each of these at about the same moment.  While a live host holds
+ * it, sanlock would refuse: a standby asks only once a second then (an ask
+ * that reaches the daemon just after the release would be a ballot out of
+ * turn), in case this reading is wrong.  In every other state (the owner
+ * failing or unknown, the leader unreadable) it asks at every poll and
+ * sanlock decides, as before.  So a wrong reading costs at most a second
+ * or a few turns, never the lease.
  */
 #include "lease/lease_internal.h"
 #include "utils/assert.h"
@@ -93,21 +95,15 @@ static bool owner_dblock_released(const struct lease_area *a, const struct sanlo
 
 int lease_master_free_disk(const struct lease_area *a, struct lease_free_disk *f)
 {
-	uint8_t *sec = lease_io_alloc(a->sector_size);
 	struct sanlock_leader l;
 	int rc;
 
 	memset(f, 0, sizeof *f);
-	if (!sec)
-		return err_set(ENOMEM, "out of memory");
-	rc = lease_io_read(a->path, lease_area_master_offset(a), sec, a->sector_size);
-	if (rc == 0 && (lease_leader_decode(sec, &l) < 0 || l.magic != SANLOCK_PAXOS_MAGIC))
-		rc = err_set(EBADMSG, "master lease leader record is damaged");
-	free(sec);
-	if (rc < 0)
+	if ((rc = lease_master_leader_read(a, &l)) < 0)
 		return rc;
 	f->lver = l.lver;
 	f->owner_id = l.owner_id;
+	f->owner_generation = l.owner_generation;
 	f->released = l.timestamp == 0 || l.owner_id == 0 || owner_dblock_released(a, &l);
 	return 0;
 }
@@ -127,13 +123,44 @@ int lease_master_turn(const struct lease_master *m, struct lease_turn *t)
 		free(hs);
 		return lease_sanlock_error(rc, "listing the lockspace's hosts");
 	}
-	bool owner_dead = false;
-	for (int i = 0; !f.released && i < n; i++)
-		if (hs[i].host_id == f.owner_id)
-			owner_dead = (hs[i].flags & SANLK_HOST_MASK) == SANLK_HOST_DEAD;
+	bool owner_dead = false, owner_live = false;
+	for (int i = 0; !f.released && i < n; i++) {
+		if (hs[i].host_id != f.owner_id)
+			continue;
+		uint32_t st = hs[i].flags & SANLK_HOST_MASK;
+		owner_dead = st == SANLK_HOST_DEAD;
+		owner_live = st == SANLK_HOST_LIVE && hs[i].generation == f.owner_generation;
+	}
 	t->lver = f.lver;
 	t->takeable = f.released || owner_dead;
-	t->rank = t->takeable ? lease_turn_rank(m->host_id, f.owner_id, hs, n) : 0;
+	t->owner_live = owner_live;
+	t->rank = lease_turn_rank(m->host_id, f.owner_id, hs, n);
 	free(hs);
 	return 0;
+}
+
+bool lease_turn_ask(struct lease_turns *w, const struct lease_turn *t, int64_t now_ms,
+		    int turn_ms, int held_ask_ms)
+{
+	bool ask;
+
+	if (!t || (!t->takeable && !t->owner_live)) {
+		ask = true;		/* unknown, or the owner failing: sanlock decides */
+	} else if (t->takeable) {
+		if (w->free_seen_ms == 0 || w->free_lver != t->lver) {
+			w->free_lver = t->lver;
+			w->free_seen_ms = now_ms;
+		}
+		ask = now_ms - w->free_seen_ms >= (int64_t)t->rank * turn_ms;
+	} else {
+		/* held by a live host: sanlock would refuse; ask now and then
+		 * in case this reading is wrong, never at every poll (an ask
+		 * that reaches the daemon just after the release is a ballot
+		 * out of turn) */
+		ask = w->asked_ms == 0 || now_ms - w->asked_ms >= held_ask_ms;
+	}
+	if (ask)
+		w->asked_ms = now_ms;
+	CSNAP_ASSERT(!ask || w->asked_ms == now_ms);
+	return ask;
 }

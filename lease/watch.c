@@ -88,18 +88,11 @@ int lease_hosts_watch(const struct lease_area *a, struct lease_host *h, int n, i
 int lease_master_disk(const struct lease_area *a, const struct lease_host *h, int n,
 		      struct lease_master_disk *out)
 {
-	uint8_t *sec = lease_io_alloc(a->sector_size);
 	struct sanlock_leader l;
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	if (!sec)
-		return err_set(ENOMEM, "out of memory");
-	rc = lease_io_read(a->path, lease_area_master_offset(a), sec, a->sector_size);
-	if (rc == 0 && lease_leader_decode(sec, &l) < 0)
-		rc = err_set(EBADMSG, "master lease leader record is damaged");
-	free(sec);
-	if (rc < 0)
+	if ((rc = lease_master_leader_read(a, &l)) < 0)
 		return rc;
 	out->lver = l.lver;
 	out->host_id = l.owner_id;

@@ -46,6 +46,7 @@
 
 #define TICK_MS			250
 #define FENCE_SIGNAL		SIGUSR1
+#define STANDBY_HELD_ASK_MS	1000	/* a standby asks for a lease a live host holds */
 
 /* The engine of a fenced master: kept (reachable, so leak checkers stay
  * quiet) instead of closed, because closing writes metadata.  */
@@ -131,25 +132,6 @@ static int load_superblock(struct srv *s)
 	return r;
 }
 
-/* Whether this standby should ask sanlock for the master lease now: at
- * once, unless the lease looks free and it is not yet our turn
- * (lease/turn.c: standbys asking at once collide and sleep up to 1 s).
- * Where the leader or the hosts cannot be read, ask: sanlock decides in
- * any case.  */
-static bool standby_may_ask(struct srv *s, uint64_t *free_lver, int64_t *free_seen_ms)
-{
-	struct lease_turn t;
-	int64_t now = csnap_now_ms();
-
-	if (lease_master_turn(&s->lm, &t) < 0 || !t.takeable)
-		return true;
-	if (*free_seen_ms == 0 || *free_lver != t.lver) {
-		*free_lver = t.lver;
-		*free_seen_ms = now;
-	}
-	return now - *free_seen_ms >= (int64_t)t.rank * s->o.standby_turn_ms;
-}
-
 /* Waits for the master lease.  Returns 1 when we hold it, 0 if asked to
  * stop while standby, negative errno on failure.  */
 static int wait_for_master(struct srv *s)
@@ -170,10 +152,15 @@ static int wait_for_master(struct srv *s)
 		return r;
 	if ((r = lease_master_open(&s->lm, &s->area, s->o.host_id, FENCE_SIGNAL)) < 0)
 		return r;
-	uint64_t free_lver = 0;		/* the freed lease version we wait our turn for */
-	int64_t free_seen_ms = 0;	/* when we first saw it */
+	/* Standbys take turns for a freed lease (lease/turn.c): asking at
+	 * once, they collide in paxos and sleep up to 1 s.  Where the disk
+	 * cannot be read, ask: sanlock decides in any case.  */
+	struct lease_turns turns = { 0 };
 	for (;;) {
-		if (standby_may_ask(s, &free_lver, &free_seen_ms)) {
+		struct lease_turn t;
+		bool known = lease_master_turn(&s->lm, &t) == 0;
+		if (lease_turn_ask(&turns, known ? &t : NULL, csnap_now_ms(), s->o.standby_turn_ms,
+				   STANDBY_HELD_ASK_MS)) {
 			r = lease_master_acquire(&s->lm);
 			if (r == 0)
 				return 1;

@@ -415,6 +415,45 @@ static int64_t mono_now_ns(void)
 }
 
 /* Last: fencing is irreversible for the process.  */
+/* When a standby asks sanlock: at once when its turn for a freed lease
+ * has come (rank x turn after it first saw that version freed), once a
+ * second while a live host holds it, at every poll otherwise.  */
+static void test_turn_ask(void **state)
+{
+	(void)state;
+	struct lease_turns w = { 0 };
+	struct lease_turn held = { .owner_live = true, .lver = 7, .rank = 1 };
+	struct lease_turn freed = { .takeable = true, .lver = 7, .rank = 1 };
+	struct lease_turn failing = { .lver = 7, .rank = 1 };
+
+	/* held by a live host: the first poll asks, then once a second */
+	assert_true(lease_turn_ask(&w, &held, 1000, 250, 1000));
+	assert_false(lease_turn_ask(&w, &held, 1050, 250, 1000));
+	assert_false(lease_turn_ask(&w, &held, 1999, 250, 1000));
+	assert_true(lease_turn_ask(&w, &held, 2000, 250, 1000));
+	/* freed: rank 1 waits one turn from when it first saw it */
+	assert_false(lease_turn_ask(&w, &freed, 2100, 250, 1000));
+	assert_false(lease_turn_ask(&w, &freed, 2349, 250, 1000));
+	assert_true(lease_turn_ask(&w, &freed, 2350, 250, 1000));
+	/* rank 0 asks at once */
+	freed.rank = 0;
+	freed.lver = 8;
+	assert_true(lease_turn_ask(&w, &freed, 2400, 250, 1000));
+	/* a new freed version starts a new wait */
+	freed.rank = 2;
+	freed.lver = 9;
+	assert_false(lease_turn_ask(&w, &freed, 3000, 250, 1000));
+	assert_false(lease_turn_ask(&w, &freed, 3499, 250, 1000));
+	assert_true(lease_turn_ask(&w, &freed, 3500, 250, 1000));
+	/* the owner failing or unknown, or nothing could be read: every poll */
+	assert_true(lease_turn_ask(&w, &failing, 3550, 250, 1000));
+	assert_true(lease_turn_ask(&w, &failing, 3560, 250, 1000));
+	assert_true(lease_turn_ask(&w, NULL, 3570, 250, 1000));
+	/* held again: counted from the last ask */
+	assert_false(lease_turn_ask(&w, &held, 4000, 250, 1000));
+	assert_true(lease_turn_ask(&w, &held, 4570, 250, 1000));
+}
+
 /* Writes sector SEC of the master lease (0 leader, 1 request, N+1 host
  * N's dblock).  */
 static void put_master_sector(const struct lease_area *a, uint64_t sec, const uint8_t *buf)
@@ -604,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_commit_and_fencing),
 		cmocka_unit_test(test_turn_rank),
 		cmocka_unit_test(test_free_on_disk),
+		cmocka_unit_test(test_turn_ask),
 	};
 
 	/* Never talk to a real daemon from unit tests.  */
